@@ -1,0 +1,429 @@
+//! Configuration read once per cold start: the `LICENSEWATCH_*` environment variables (this module) and the
+//! TOML policy file ([`crate::policy`]). Every missing or invalid value is reported together, by name.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use url::Url;
+
+use crate::cloud::{Cloud, Endpoints};
+use crate::secret::SecretString;
+
+/// Where credentials for the app registration come from.
+#[derive(Debug, Clone)]
+pub enum CredentialSource {
+    /// `LICENSEWATCH_CLIENT_SECRET`.
+    ClientSecret(SecretString),
+    /// `LICENSEWATCH_CLIENT_CERT`: a PEM file holding the private key and the certificate.
+    CertificateFile(PathBuf),
+    /// `LICENSEWATCH_SECRET_ARN`: an AWS Secrets Manager secret whose JSON uses the same names as the variables.
+    SecretsManager { arn: String },
+}
+
+/// Where small transactional state lives (`LICENSEWATCH_STATE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateLocation {
+    /// `sqlite:PATH`
+    Sqlite(PathBuf),
+    /// `dynamodb:TABLE`
+    DynamoDb(String),
+}
+
+/// Where raw audit records are archived (`LICENSEWATCH_ARCHIVE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveLocation {
+    /// `file:DIR`
+    Directory(PathBuf),
+    /// `s3://BUCKET/PREFIX`
+    S3 { bucket: String, prefix: String },
+}
+
+/// The typed environment configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `LICENSEWATCH_TENANT_ID` (may come from the Secrets Manager secret instead).
+    pub tenant_id: Option<String>,
+    /// `LICENSEWATCH_CLIENT_ID` (may come from the Secrets Manager secret instead).
+    pub client_id: Option<String>,
+    /// The credential, or where to fetch it.
+    pub credential: CredentialSource,
+    /// `LICENSEWATCH_CLOUD`.
+    pub cloud: Cloud,
+    /// Service roots: the cloud's, overridden by `LICENSEWATCH_GRAPH_URL`, `_LOGIN_URL`, `_MANAGE_URL`.
+    pub endpoints: Endpoints,
+    /// `LICENSEWATCH_STATE`.
+    pub state: StateLocation,
+    /// `LICENSEWATCH_ARCHIVE`.
+    pub archive: ArchiveLocation,
+    /// `LICENSEWATCH_NOW`: a fixed "now" for reproducible runs.
+    pub now: Option<DateTime<Utc>>,
+    /// `LICENSEWATCH_CONFIG`: the policy file path.
+    pub policy_path: PathBuf,
+    /// Whether `LICENSEWATCH_CONFIG` was set explicitly (then the file must exist).
+    pub policy_path_explicit: bool,
+}
+
+/// One problem with one variable or key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The variable (`LICENSEWATCH_CLOUD`) or policy key (`notify.admins`).
+    pub name: String,
+    /// What is wrong, without echoing secret values.
+    pub problem: String,
+}
+
+/// All configuration problems found in one pass.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// Every problem, in the order found.
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl ConfigError {
+    /// An error with a single problem.
+    pub fn single(name: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            problems: vec![ConfigProblem {
+                name: name.into(),
+                problem: problem.into(),
+            }],
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration ({} problem(s)):", self.problems.len())?;
+        for p in &self.problems {
+            writeln!(f, "  - {}: {}", p.name, p.problem)?;
+        }
+        Ok(())
+    }
+}
+
+/// Collects problems so that all of them are reported at once.
+#[derive(Default)]
+pub(crate) struct Problems(pub(crate) Vec<ConfigProblem>);
+
+impl Problems {
+    pub(crate) fn add(&mut self, name: impl Into<String>, problem: impl Into<String>) {
+        self.0.push(ConfigProblem {
+            name: name.into(),
+            problem: problem.into(),
+        });
+    }
+}
+
+/// Environment variable names (public contract).
+pub mod vars {
+    pub const TENANT_ID: &str = "LICENSEWATCH_TENANT_ID";
+    pub const CLIENT_ID: &str = "LICENSEWATCH_CLIENT_ID";
+    pub const CLIENT_SECRET: &str = "LICENSEWATCH_CLIENT_SECRET";
+    pub const CLIENT_CERT: &str = "LICENSEWATCH_CLIENT_CERT";
+    pub const SECRET_ARN: &str = "LICENSEWATCH_SECRET_ARN";
+    pub const CLOUD: &str = "LICENSEWATCH_CLOUD";
+    pub const GRAPH_URL: &str = "LICENSEWATCH_GRAPH_URL";
+    pub const LOGIN_URL: &str = "LICENSEWATCH_LOGIN_URL";
+    pub const MANAGE_URL: &str = "LICENSEWATCH_MANAGE_URL";
+    pub const STATE: &str = "LICENSEWATCH_STATE";
+    pub const ARCHIVE: &str = "LICENSEWATCH_ARCHIVE";
+    pub const NOW: &str = "LICENSEWATCH_NOW";
+    pub const CONFIG: &str = "LICENSEWATCH_CONFIG";
+}
+
+impl Settings {
+    /// Reads the process environment. Call once at start-up.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads configuration through `lookup`, so tests never touch the (global) process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| lookup(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let mut problems = Problems::default();
+
+        let secret_arn = get(vars::SECRET_ARN);
+        let tenant_id = get(vars::TENANT_ID);
+        let client_id = get(vars::CLIENT_ID);
+        if secret_arn.is_none() {
+            if tenant_id.is_none() {
+                problems.add(vars::TENANT_ID, "is required (the directory/tenant id of the app registration)");
+            }
+            if client_id.is_none() {
+                problems.add(vars::CLIENT_ID, "is required (the application/client id of the app registration)");
+            }
+        }
+        if let Some(t) = &tenant_id {
+            if !is_valid_tenant(t) {
+                problems.add(vars::TENANT_ID, format!("'{t}' is not a tenant GUID or domain name"));
+            }
+        }
+        if let Some(c) = &client_id {
+            if uuid::Uuid::parse_str(c).is_err() {
+                problems.add(vars::CLIENT_ID, format!("'{c}' is not a GUID"));
+            }
+        }
+
+        let secret = lookup(vars::CLIENT_SECRET).map(SecretString::new).filter(|s| !s.is_empty());
+        let cert = get(vars::CLIENT_CERT);
+        let credential = match (secret, cert, secret_arn) {
+            (Some(_), Some(_), _) => {
+                problems.add(
+                    vars::CLIENT_SECRET,
+                    format!("set together with {}: choose one credential", vars::CLIENT_CERT),
+                );
+                None
+            }
+            (Some(s), None, _) => Some(CredentialSource::ClientSecret(s)),
+            (None, Some(path), _) => {
+                let path = PathBuf::from(path);
+                if !path.is_file() {
+                    problems.add(vars::CLIENT_CERT, format!("file '{}' does not exist", path.display()));
+                }
+                Some(CredentialSource::CertificateFile(path))
+            }
+            (None, None, Some(arn)) => {
+                if !arn.starts_with("arn:") {
+                    problems.add(vars::SECRET_ARN, format!("'{arn}' is not an ARN"));
+                }
+                Some(CredentialSource::SecretsManager { arn })
+            }
+            (None, None, None) => {
+                problems.add(
+                    vars::CLIENT_SECRET,
+                    format!(
+                        "no credential: set {} or {} (or {} on AWS)",
+                        vars::CLIENT_SECRET,
+                        vars::CLIENT_CERT,
+                        vars::SECRET_ARN
+                    ),
+                );
+                None
+            }
+        };
+
+        let cloud = match get(vars::CLOUD).map(|c| c.parse::<Cloud>()) {
+            None => Cloud::Global,
+            Some(Ok(c)) => c,
+            Some(Err(e)) => {
+                problems.add(vars::CLOUD, e);
+                Cloud::Global
+            }
+        };
+        let mut endpoints = cloud.endpoints();
+        for (var, slot) in [
+            (vars::GRAPH_URL, &mut endpoints.graph),
+            (vars::LOGIN_URL, &mut endpoints.login),
+            (vars::MANAGE_URL, &mut endpoints.manage),
+        ] {
+            if let Some(raw) = get(var) {
+                match parse_base_url(&raw) {
+                    Ok(u) => *slot = u,
+                    Err(e) => problems.add(var, e),
+                }
+            }
+        }
+
+        let state = match get(vars::STATE) {
+            None => StateLocation::Sqlite(PathBuf::from("./licensewatch.db")),
+            Some(raw) => match parse_state(&raw) {
+                Ok(s) => s,
+                Err(e) => {
+                    problems.add(vars::STATE, e);
+                    StateLocation::Sqlite(PathBuf::from("./licensewatch.db"))
+                }
+            },
+        };
+        let archive = match get(vars::ARCHIVE) {
+            None => ArchiveLocation::Directory(PathBuf::from("./audit-archive")),
+            Some(raw) => match parse_archive(&raw) {
+                Ok(a) => a,
+                Err(e) => {
+                    problems.add(vars::ARCHIVE, e);
+                    ArchiveLocation::Directory(PathBuf::from("./audit-archive"))
+                }
+            },
+        };
+        let now = match get(vars::NOW) {
+            None => None,
+            Some(raw) => match DateTime::parse_from_rfc3339(&raw) {
+                Ok(t) => Some(t.with_timezone(&Utc)),
+                Err(e) => {
+                    problems.add(vars::NOW, format!("'{raw}' is not an RFC 3339 time ({e})"));
+                    None
+                }
+            },
+        };
+        let (policy_path, policy_path_explicit) = match get(vars::CONFIG) {
+            Some(p) => (PathBuf::from(p), true),
+            None => (PathBuf::from("./licensewatch.toml"), false),
+        };
+
+        match credential {
+            Some(credential) if problems.0.is_empty() => Ok(Settings {
+                tenant_id,
+                client_id,
+                credential,
+                cloud,
+                endpoints,
+                state,
+                archive,
+                now,
+                policy_path,
+                policy_path_explicit,
+            }),
+            _ => Err(ConfigError { problems: problems.0 }),
+        }
+    }
+}
+
+/// A tenant is named by its GUID or one of its verified domains.
+pub fn is_valid_tenant(t: &str) -> bool {
+    uuid::Uuid::parse_str(t).is_ok()
+        || (t.contains('.')
+            && t.len() <= 253
+            && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+}
+
+fn parse_base_url(raw: &str) -> Result<Url, String> {
+    let u = Url::parse(raw).map_err(|e| format!("'{raw}' is not a URL ({e})"))?;
+    if u.scheme() != "https" && u.scheme() != "http" {
+        return Err(format!("'{raw}' must be an http(s) URL"));
+    }
+    if u.query().is_some() || u.fragment().is_some() {
+        return Err(format!("'{raw}' must not carry a query or fragment"));
+    }
+    Ok(u)
+}
+
+fn parse_state(raw: &str) -> Result<StateLocation, String> {
+    if let Some(path) = raw.strip_prefix("sqlite:") {
+        if path.is_empty() {
+            return Err("sqlite: needs a path, e.g. sqlite:./licensewatch.db".into());
+        }
+        Ok(StateLocation::Sqlite(PathBuf::from(path)))
+    } else if let Some(table) = raw.strip_prefix("dynamodb:") {
+        let ok = (3..=255).contains(&table.len())
+            && table.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+        if !ok {
+            return Err(format!("'{table}' is not a valid DynamoDB table name"));
+        }
+        Ok(StateLocation::DynamoDb(table.to_string()))
+    } else {
+        Err(format!("'{raw}' must be sqlite:PATH or dynamodb:TABLE"))
+    }
+}
+
+fn parse_archive(raw: &str) -> Result<ArchiveLocation, String> {
+    if let Some(dir) = raw.strip_prefix("file:") {
+        if dir.is_empty() {
+            return Err("file: needs a directory, e.g. file:./audit-archive".into());
+        }
+        Ok(ArchiveLocation::Directory(PathBuf::from(dir)))
+    } else if let Some(rest) = raw.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let ok = (3..=63).contains(&bucket.len())
+            && bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || ".-".contains(c));
+        if !ok {
+            return Err(format!("'{bucket}' is not a valid S3 bucket name"));
+        }
+        Ok(ArchiveLocation::S3 {
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+        })
+    } else {
+        Err(format!("'{raw}' must be file:DIR or s3://BUCKET/PREFIX"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    const TENANT: &str = "11111111-2222-3333-4444-555555555555";
+    const CLIENT: &str = "66666666-7777-8888-9999-000000000000";
+
+    #[test]
+    fn empty_environment_names_tenant_client_and_credential() {
+        let err = settings(&[]).unwrap_err();
+        let names: Vec<_> = err.problems.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, vec![vars::TENANT_ID, vars::CLIENT_ID, vars::CLIENT_SECRET]);
+        let text = err.to_string();
+        assert!(text.contains("LICENSEWATCH_TENANT_ID") && text.contains("LICENSEWATCH_CLIENT_ID"));
+    }
+
+    #[test]
+    fn every_bad_variable_is_reported_together() {
+        let err = settings(&[
+            (vars::TENANT_ID, TENANT),
+            (vars::CLIENT_ID, "not-a-guid"),
+            (vars::CLIENT_SECRET, "s3cr3t-value"),
+            (vars::CLOUD, "mars"),
+            (vars::GRAPH_URL, "ftp://x"),
+            (vars::STATE, "postgres:x"),
+            (vars::ARCHIVE, "s3://UPPER/x"),
+            (vars::NOW, "yesterday"),
+        ])
+        .unwrap_err();
+        let names: Vec<_> = err.problems.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                vars::CLIENT_ID,
+                vars::CLOUD,
+                vars::GRAPH_URL,
+                vars::STATE,
+                vars::ARCHIVE,
+                vars::NOW
+            ]
+        );
+        assert!(err.to_string().contains("mars"));
+        assert!(!err.to_string().contains("s3cr3t-value"));
+    }
+
+    #[test]
+    fn overrides_replace_cloud_endpoints() {
+        let s = settings(&[
+            (vars::TENANT_ID, TENANT),
+            (vars::CLIENT_ID, CLIENT),
+            (vars::CLIENT_SECRET, "x"),
+            (vars::CLOUD, "usgov"),
+            (vars::GRAPH_URL, "http://127.0.0.1:9000"),
+            (vars::STATE, "dynamodb:lw-state"),
+            (vars::ARCHIVE, "s3://lw-archive/audit/"),
+            (vars::NOW, "2026-11-21T09:00:00+01:00"),
+        ])
+        .expect("valid");
+        assert_eq!(s.endpoints.graph.as_str(), "http://127.0.0.1:9000/");
+        assert_eq!(s.endpoints.login.as_str(), "https://login.microsoftonline.us/");
+        assert_eq!(s.state, StateLocation::DynamoDb("lw-state".into()));
+        assert_eq!(
+            s.archive,
+            ArchiveLocation::S3 {
+                bucket: "lw-archive".into(),
+                prefix: "audit".into()
+            }
+        );
+        assert_eq!(s.now.map(|n| n.to_rfc3339()), Some("2026-11-21T08:00:00+00:00".into()));
+    }
+
+    #[test]
+    fn secret_arn_alone_is_enough_and_debug_hides_secrets() {
+        let s = settings(&[(vars::SECRET_ARN, "arn:aws:secretsmanager:eu-west-1:123:secret:lw")]).expect("ok");
+        assert!(matches!(s.credential, CredentialSource::SecretsManager { .. }));
+        let s = settings(&[
+            (vars::TENANT_ID, TENANT),
+            (vars::CLIENT_ID, CLIENT),
+            (vars::CLIENT_SECRET, "do-not-print-me"),
+        ])
+        .expect("ok");
+        assert!(!format!("{s:?}").contains("do-not-print-me"));
+    }
+}

@@ -1,0 +1,49 @@
+//! [`CoreError`]: what a use case reports, rolled up from each area's error, with the one question every trigger
+//! adapter asks: can a retry help?
+
+use crate::config::ConfigError;
+use crate::credentials::CredentialError;
+use crate::http::ApiError;
+
+/// The error of a licensewatch use case.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// Configuration is wrong: fix it, do not retry.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Credentials could not be resolved.
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+    /// A Microsoft API call failed.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// Local or cloud state could not be read or written.
+    #[error("state store: {message}")]
+    Store {
+        /// What failed.
+        message: String,
+        /// Whether trying again may help.
+        retryable: bool,
+    },
+    /// Input from a caller was wrong (names the field).
+    #[error("bad input: {0}")]
+    BadInput(String),
+}
+
+impl CoreError {
+    /// True when the same call may succeed later (schedule retry, SQS redelivery).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            CoreError::Config(_) | CoreError::BadInput(_) => false,
+            CoreError::Credentials(CredentialError::SecretsManager(_)) => true,
+            CoreError::Credentials(_) => false,
+            CoreError::Api(e) => e.is_retryable(),
+            CoreError::Store { retryable, .. } => *retryable,
+        }
+    }
+
+    /// `Retryable` or `Permanent`, as reported to Lambda in the error type.
+    pub fn kind(&self) -> &'static str {
+        if self.is_retryable() { "Retryable" } else { "Permanent" }
+    }
+}

@@ -1,0 +1,258 @@
+//! Graph resource shapes licensewatch reads (only the properties it selects), in Graph's own JSON names.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// The `$select` used for every user listing: the licence fields are not in Graph's default property set.
+pub const USER_SELECT: &str = "id,userPrincipalName,displayName,mail,accountEnabled,userType,usageLocation,\
+createdDateTime,assignedLicenses,assignedPlans,licenseAssignmentStates,onPremisesSyncEnabled,proxyAddresses";
+
+/// `user` (subset).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    /// Object id.
+    pub id: String,
+    /// UPN.
+    #[serde(default)]
+    pub user_principal_name: String,
+    /// Display name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Primary SMTP address.
+    #[serde(default)]
+    pub mail: Option<String>,
+    /// Sign-in allowed.
+    #[serde(default = "yes")]
+    pub account_enabled: bool,
+    /// `Member` or `Guest`.
+    #[serde(default)]
+    pub user_type: Option<String>,
+    /// Two-letter country code (required before licences can be assigned).
+    #[serde(default)]
+    pub usage_location: Option<String>,
+    /// When the account was created.
+    #[serde(default)]
+    pub created_date_time: Option<DateTime<Utc>>,
+    /// Licences (SKU + disabled plans).
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub assigned_licenses: Vec<AssignedLicense>,
+    /// Service plans with their status.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub assigned_plans: Vec<AssignedPlan>,
+    /// Per-SKU assignment state (direct or by group) and errors.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub license_assignment_states: Vec<LicenseAssignmentState>,
+    /// Synced from on-premises AD.
+    #[serde(default)]
+    pub on_premises_sync_enabled: Option<bool>,
+    /// `SMTP:` (primary) and `smtp:` addresses.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub proxy_addresses: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// `assignedLicense`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignedLicense {
+    /// SKU GUID.
+    pub sku_id: String,
+    /// Disabled service plan GUIDs.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub disabled_plans: Vec<String>,
+}
+
+/// `assignedPlan`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignedPlan {
+    /// Reset by Microsoft whenever a plan changes in the background: not the first-assignment date.
+    #[serde(default)]
+    pub assigned_date_time: Option<DateTime<Utc>>,
+    /// Enabled, Warning, Suspended, Deleted, LockedOut.
+    #[serde(default)]
+    pub capability_status: String,
+    /// e.g. `exchange`.
+    #[serde(default)]
+    pub service: String,
+    /// Service plan GUID.
+    #[serde(default)]
+    pub service_plan_id: String,
+}
+
+/// `licenseAssignmentState`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LicenseAssignmentState {
+    /// SKU GUID.
+    pub sku_id: String,
+    /// Group id when inherited, null when direct.
+    #[serde(default)]
+    pub assigned_by_group: Option<String>,
+    /// Active, ActiveWithError, Disabled, Error.
+    #[serde(default)]
+    pub state: String,
+    /// Null or "None" on success, else CountViolation, MutuallyExclusiveViolation, ...
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Disabled plans for this assignment.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub disabled_plans: Vec<String>,
+    /// Last processing time.
+    #[serde(default)]
+    pub last_updated_date_time: Option<DateTime<Utc>>,
+}
+
+impl LicenseAssignmentState {
+    /// The error, with Graph's two spellings of success (null and "None") folded to `None`.
+    pub fn error_code(&self) -> Option<&str> {
+        match self.error.as_deref() {
+            None | Some("") => None,
+            Some(e) if e.eq_ignore_ascii_case("none") => None,
+            Some(e) => Some(e),
+        }
+    }
+}
+
+/// `subscribedSku`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscribedSku {
+    /// `{tenant}_{sku}`.
+    #[serde(default)]
+    pub id: String,
+    /// SKU GUID.
+    pub sku_id: String,
+    /// e.g. ENTERPRISEPACK.
+    #[serde(default)]
+    pub sku_part_number: String,
+    /// `User` or `Company`.
+    #[serde(default)]
+    pub applies_to: String,
+    /// Enabled, Warning, Suspended, LockedOut.
+    #[serde(default)]
+    pub capability_status: String,
+    /// Seats assigned.
+    #[serde(default)]
+    pub consumed_units: i64,
+    /// Seats bought, by lifecycle state.
+    #[serde(default)]
+    pub prepaid_units: PrepaidUnits,
+    /// Plans in the SKU.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub service_plans: Vec<ServicePlanInfo>,
+}
+
+/// `licenseUnitsDetail`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PrepaidUnits {
+    /// Active seats.
+    #[serde(default)]
+    pub enabled: i64,
+    /// Seats in the lockedOut state.
+    #[serde(default)]
+    pub locked_out: i64,
+    /// Seats in the suspended state.
+    #[serde(default)]
+    pub suspended: i64,
+    /// Seats in the warning (grace) state.
+    #[serde(default)]
+    pub warning: i64,
+}
+
+/// `servicePlanInfo`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePlanInfo {
+    /// Plan GUID.
+    pub service_plan_id: String,
+    /// e.g. EXCHANGE_S_ENTERPRISE.
+    #[serde(default)]
+    pub service_plan_name: String,
+    /// Success, Disabled, PendingInput...
+    #[serde(default)]
+    pub provisioning_status: String,
+    /// `User` or `Company`.
+    #[serde(default)]
+    pub applies_to: String,
+}
+
+/// `group` (subset).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    /// Object id.
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Licences the group assigns.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub assigned_licenses: Vec<AssignedLicense>,
+}
+
+/// A member returned by `membersWithLicenseErrors` (a directoryObject; users carry these fields).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryObject {
+    /// Object id.
+    pub id: String,
+    /// `#microsoft.graph.user` etc.
+    #[serde(default, rename = "@odata.type")]
+    pub odata_type: Option<String>,
+    /// UPN when the object is a user.
+    #[serde(default)]
+    pub user_principal_name: Option<String>,
+}
+
+/// `assignLicense` request body.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignLicenseRequest {
+    /// Licences to add (with disabled plans).
+    pub add_licenses: Vec<AssignedLicense>,
+    /// SKU GUIDs to remove.
+    pub remove_licenses: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_subscribed_skus_sample_parses() {
+        let text = include_str!("../../tests/fixtures/graph_subscribedSkus.json");
+        #[derive(Deserialize)]
+        struct Page {
+            value: Vec<SubscribedSku>,
+        }
+        let page: Page = serde_json::from_str(text).expect("sample parses");
+        assert_eq!(page.value.len(), 2);
+        assert_eq!(page.value[0].prepaid_units.enabled, 25);
+        assert_eq!(page.value[1].capability_status, "Suspended");
+    }
+
+    #[test]
+    fn error_none_and_null_both_mean_success() {
+        let s: LicenseAssignmentState =
+            serde_json::from_str(r#"{"skuId":"x","assignedByGroup":null,"state":"Active","error":"None"}"#).expect("ok");
+        assert_eq!(s.error_code(), None);
+        let s: LicenseAssignmentState =
+            serde_json::from_str(r#"{"skuId":"x","assignedByGroup":"g2","state":"Error","error":"CountViolation"}"#)
+                .expect("ok");
+        assert_eq!(s.error_code(), Some("CountViolation"));
+    }
+}

@@ -1,0 +1,441 @@
+//! The HTTP call loop shared by the Graph and Management Activity API clients: bearer token, `client-request-id`,
+//! per-request timeout, the [`crate::retry`] rules, one token refresh on 401, and Microsoft's error body turned into
+//! a typed [`ApiError`] that knows whether a retry can help.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{RequestBuilder, StatusCode};
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use crate::auth::{Audience, AuthError, TokenProvider};
+use crate::retry::{Retrier, RetryKind, RetryPolicy, parse_retry_after};
+
+/// Which Microsoft service answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// Microsoft Graph.
+    Graph,
+    /// Office 365 Management Activity API.
+    Management,
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Service::Graph => "Microsoft Graph",
+            Service::Management => "Management Activity API",
+        })
+    }
+}
+
+/// A failed call to Graph or the Management Activity API, after the retry policy gave up.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Throttled (429/503/504 or 403 AF429) until the retry budget ran out.
+    #[error("{service} throttled the request ({status}, code {code}); retry-after {retry_after:?}")]
+    Throttled {
+        service: Service,
+        status: u16,
+        code: String,
+        retry_after: Option<Duration>,
+        request_id: Option<String>,
+    },
+    /// A server error that persisted.
+    #[error("{service} server error {status} ({code}: {message}) request-id {request_id:?}")]
+    Unavailable {
+        service: Service,
+        status: u16,
+        code: String,
+        message: String,
+        request_id: Option<String>,
+    },
+    /// 401 even after one token refresh.
+    #[error("{service} rejected the access token ({code}: {message})")]
+    Unauthorized {
+        service: Service,
+        code: String,
+        message: String,
+    },
+    /// 403: a permission or role is missing.
+    #[error("{service} denied access ({code}: {message}); check the app's permissions")]
+    Forbidden {
+        service: Service,
+        code: String,
+        message: String,
+        request_id: Option<String>,
+    },
+    /// 404.
+    #[error("{service}: not found ({code}: {message})")]
+    NotFound {
+        service: Service,
+        code: String,
+        message: String,
+        request_id: Option<String>,
+    },
+    /// Any other 4xx: the request itself is wrong.
+    #[error("{service} refused the request ({status}, {code}: {message}) request-id {request_id:?}")]
+    Rejected {
+        service: Service,
+        status: u16,
+        code: String,
+        message: String,
+        request_id: Option<String>,
+    },
+    /// No answer within the request timeout, repeatedly.
+    #[error("{service} did not answer in time")]
+    Timeout { service: Service },
+    /// Connection-level failure, repeatedly.
+    #[error("cannot reach {service}: {source}")]
+    Transport {
+        service: Service,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A 2xx whose body was not the JSON expected (truncated, wrong shape), repeatedly.
+    #[error("{service} sent an unreadable response for {what}: {detail}")]
+    MalformedBody {
+        service: Service,
+        what: String,
+        detail: String,
+    },
+    /// A paging link was seen twice in one listing.
+    #[error("{service} paging loop: a next-page link repeated after {pages} page(s)")]
+    PaginationLoop { service: Service, pages: u32 },
+    /// The configured page cap was reached.
+    #[error("{service} listing exceeded the page cap of {cap} pages")]
+    PageCapReached { service: Service, cap: u32 },
+    /// A next-page link pointed somewhere the bearer token must not go.
+    #[error("{service} returned a next-page link to an untrusted host ({host}); refusing to follow it")]
+    UntrustedLink { service: Service, host: String },
+    /// The caller's deadline (e.g. the Lambda's remaining time) is too close for another attempt.
+    #[error("stopped calling {service}: the run's deadline is near")]
+    DeadlineReached { service: Service },
+    /// Getting a token failed.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+}
+
+impl ApiError {
+    /// True when trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ApiError::Throttled { .. }
+            | ApiError::Unavailable { .. }
+            | ApiError::Timeout { .. }
+            | ApiError::Transport { .. }
+            | ApiError::MalformedBody { .. }
+            | ApiError::DeadlineReached { .. } => true,
+            ApiError::Auth(e) => e.is_retryable(),
+            _ => false,
+        }
+    }
+
+    /// Microsoft's error code, when the service gave one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ApiError::Throttled { code, .. }
+            | ApiError::Unavailable { code, .. }
+            | ApiError::Unauthorized { code, .. }
+            | ApiError::Forbidden { code, .. }
+            | ApiError::NotFound { code, .. }
+            | ApiError::Rejected { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Microsoft's message, when the service gave one.
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            ApiError::Unavailable { message, .. }
+            | ApiError::Unauthorized { message, .. }
+            | ApiError::Forbidden { message, .. }
+            | ApiError::NotFound { message, .. }
+            | ApiError::Rejected { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+}
+
+/// `{"error": {"code", "message", "innerError": {"request-id", "date"}}}` (Graph and Management API alike).
+#[derive(Debug, Default, Deserialize)]
+struct ErrorEnvelope {
+    #[serde(default)]
+    error: ErrorDetail,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ErrorDetail {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default, rename = "innerError", alias = "innererror")]
+    inner: Option<InnerError>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct InnerError {
+    #[serde(default, rename = "request-id")]
+    request_id: Option<String>,
+}
+
+/// A successful response, fully read.
+#[derive(Debug)]
+pub struct RawResponse {
+    /// Status code.
+    pub status: StatusCode,
+    /// Response headers.
+    pub headers: HeaderMap,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+/// A body that could not be understood; retried as transient.
+#[derive(Debug)]
+pub struct BodyProblem(pub String);
+
+/// Everything a client needs to make calls: one per cold start, cheap to clone.
+#[derive(Clone)]
+pub struct Caller {
+    pub(crate) http: reqwest::Client,
+    pub(crate) tokens: Arc<TokenProvider>,
+    pub(crate) policy: RetryPolicy,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) service: Service,
+    pub(crate) audience: Audience,
+}
+
+impl fmt::Debug for Caller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Caller")
+            .field("service", &self.service)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds the one reqwest client of a cold start (rustls, no proxy surprises, gzip off: bodies are JSON).
+pub fn build_http_client(policy: &RetryPolicy) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(policy.request_timeout)
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("licensewatch/", env!("CARGO_PKG_VERSION")))
+        .pool_max_idle_per_host(16)
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+impl Caller {
+    /// Runs one logical call: `make` builds the request afresh for each attempt; `parse` turns a 2xx into `T`
+    /// (a [`BodyProblem`] is retried like a transient error).
+    pub async fn call<T>(
+        &self,
+        what: &str,
+        make: impl Fn() -> RequestBuilder,
+        parse: impl Fn(RawResponse) -> Result<T, BodyProblem>,
+    ) -> Result<T, ApiError> {
+        let mut retrier = Retrier::new(&self.policy, self.deadline);
+        let mut refreshed = false;
+        loop {
+            if let Some(d) = self.deadline {
+                if Instant::now() >= d {
+                    return Err(ApiError::DeadlineReached { service: self.service });
+                }
+            }
+            let token = self.tokens.token(self.audience).await?;
+            let request_id = uuid::Uuid::new_v4().to_string();
+            let mut req = make()
+                .bearer_auth(token.expose())
+                .header("client-request-id", &request_id)
+                .timeout(self.policy.request_timeout);
+            if retrier.attempt() > 1 {
+                req = req.header("retry-attempt", (retrier.attempt() - 1).to_string());
+            }
+            let sent = req.send().await;
+            let (kind, retry_after, err) = match sent {
+                Err(e) => {
+                    let err = if e.is_timeout() {
+                        ApiError::Timeout { service: self.service }
+                    } else {
+                        ApiError::Transport {
+                            service: self.service,
+                            source: e,
+                        }
+                    };
+                    (RetryKind::Transient, None, err)
+                }
+                Ok(resp) => {
+                    let status = resp.status();
+                    let headers = resp.headers().clone();
+                    let body = match resp.bytes().await {
+                        Ok(b) => b.to_vec(),
+                        Err(e) => {
+                            tracing::warn!(service = %self.service, what, error = %e, "response body cut off");
+                            let err = ApiError::MalformedBody {
+                                service: self.service,
+                                what: what.to_string(),
+                                detail: "the connection closed before the body was complete".into(),
+                            };
+                            if retrier.wait(RetryKind::Transient, None).await {
+                                continue;
+                            }
+                            return Err(err);
+                        }
+                    };
+                    if status.is_success() {
+                        match parse(RawResponse { status, headers, body }) {
+                            Ok(v) => return Ok(v),
+                            Err(BodyProblem(detail)) => (
+                                RetryKind::Transient,
+                                None,
+                                ApiError::MalformedBody {
+                                    service: self.service,
+                                    what: what.to_string(),
+                                    detail,
+                                },
+                            ),
+                        }
+                    } else if status == StatusCode::UNAUTHORIZED && !refreshed {
+                        // A token revoked or expired early: fetch a new one once, then try again at once.
+                        refreshed = true;
+                        self.tokens.invalidate(self.audience).await;
+                        tracing::info!(service = %self.service, what, "401: refreshing the token once");
+                        continue;
+                    } else {
+                        let classified = self.classify(status, &headers, &body);
+                        match classified {
+                            (Some(kind), ra, err) => (kind, ra, err),
+                            (None, _, err) => return Err(err),
+                        }
+                    }
+                }
+            };
+            tracing::warn!(
+                service = %self.service,
+                what,
+                attempt = retrier.attempt(),
+                retry_after_ms = retry_after.map(|d| d.as_millis() as u64),
+                error = %err,
+                "call failed; applying retry policy"
+            );
+            if !retrier.wait(kind, retry_after).await {
+                if let Some(d) = self.deadline {
+                    let wait = retry_after.unwrap_or(Duration::ZERO);
+                    if Instant::now() + wait >= d && err.is_retryable() {
+                        return Err(ApiError::DeadlineReached { service: self.service });
+                    }
+                }
+                return Err(err);
+            }
+        }
+    }
+
+    /// Maps a non-2xx answer to an error and, when retrying can help, the kind of retry.
+    fn classify(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> (Option<RetryKind>, Option<Duration>, ApiError) {
+        let env: ErrorEnvelope = serde_json::from_slice(body).unwrap_or_default();
+        let code = if env.error.code.is_empty() {
+            status.canonical_reason().unwrap_or("unknown").to_string()
+        } else {
+            env.error.code
+        };
+        let message = truncate(&env.error.message, 300);
+        let request_id = env
+            .error
+            .inner
+            .and_then(|i| i.request_id)
+            .or_else(|| header_str(headers, "request-id"));
+        let retry_after = headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let service = self.service;
+        let s = status.as_u16();
+        let throttled = matches!(s, 429 | 503 | 504) || (s == 403 && code == "AF429");
+        if throttled {
+            if let Some(scope) = header_str(headers, "x-ms-throttle-scope") {
+                tracing::info!(%service, throttle_scope = %scope, "throttled");
+            }
+            return (
+                Some(RetryKind::Throttled),
+                retry_after,
+                ApiError::Throttled {
+                    service,
+                    status: s,
+                    code,
+                    retry_after,
+                    request_id,
+                },
+            );
+        }
+        match s {
+            500..=599 => (
+                Some(RetryKind::ServerError),
+                None,
+                ApiError::Unavailable {
+                    service,
+                    status: s,
+                    code,
+                    message,
+                    request_id,
+                },
+            ),
+            401 => (None, None, ApiError::Unauthorized { service, code, message }),
+            403 => (
+                None,
+                None,
+                ApiError::Forbidden {
+                    service,
+                    code,
+                    message,
+                    request_id,
+                },
+            ),
+            404 => (
+                None,
+                None,
+                ApiError::NotFound {
+                    service,
+                    code,
+                    message,
+                    request_id,
+                },
+            ),
+            _ => (
+                None,
+                None,
+                ApiError::Rejected {
+                    service,
+                    status: s,
+                    code,
+                    message,
+                    request_id,
+                },
+            ),
+        }
+    }
+}
+
+fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(str::to_string)
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        s.to_string()
+    } else {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &s[..end])
+    }
+}
+
+/// Parses a JSON body into `T`, describing the problem without echoing the body.
+pub fn json_body<T: serde::de::DeserializeOwned>(raw: &RawResponse) -> Result<T, BodyProblem> {
+    serde_json::from_slice(&raw.body).map_err(|e| BodyProblem(format!("invalid JSON: {e}")))
+}

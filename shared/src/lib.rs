@@ -1,0 +1,23 @@
+//! licensewatch core: everything that is not Lambda glue.
+//!
+//! - [`config`], [`policy`], [`secret`], [`cloud`]: configuration from the environment and the policy file.
+//! - [`auth`]: client-credentials tokens (secret or certificate) for Graph and the Management Activity API.
+//! - [`retry`], [`http`]: the one retry policy and the call loop shared by the Microsoft clients.
+//! - [`graph`], [`mgmt`]: Microsoft Graph and Management Activity API adapters.
+//! - [`credentials`]: resolving configuration into a ready [`credentials::Microsoft`] (incl. Secrets Manager).
+//! - [`clock`]: time as a port.
+//! - [`error`]: [`error::CoreError`] with its retryable/permanent classification.
+
+pub mod auth;
+pub mod clock;
+pub mod cloud;
+pub mod config;
+pub mod credentials;
+pub mod error;
+pub mod graph;
+pub mod http;
+pub mod mgmt;
+pub mod policy;
+pub mod retry;
+pub mod secret;
+pub mod telemetry;

@@ -1,0 +1,457 @@
+//! The policy file (TOML, `LICENSEWATCH_CONFIG`, default `./licensewatch.toml`): tenant behaviour, check thresholds,
+//! notification audiences and channels, remediation limits and webhook secrets. Every key is optional; unknown keys
+//! are errors that name the key, and all problems are reported together.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::config::{ConfigError, Problems};
+
+/// The whole policy file.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(default)]
+pub struct Policy {
+    /// `[tenant]`: the single tenant (when `[[tenants]]` is absent).
+    pub tenant: TenantPolicy,
+    /// `[[tenants]]`: several tenants (managed-service providers).
+    pub tenants: Vec<TenantEntry>,
+    /// `[check]`
+    pub check: CheckPolicy,
+    /// `[grace]`: grace periods in days (defaults from Microsoft's documents).
+    pub grace: GracePolicy,
+    /// `[notify]`
+    pub notify: NotifyPolicy,
+    /// `[audit]`
+    pub audit: AuditPolicy,
+    /// `[remediation]`
+    pub remediation: RemediationPolicy,
+    /// `[webhook]`
+    pub webhook: WebhookPolicy,
+}
+
+/// `[tenant]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct TenantPolicy {
+    /// Exchange Online Delayed Delicensing is enabled for this tenant.
+    pub delayed_delicensing: bool,
+    /// IANA time zone used when dates are shown to people.
+    pub time_zone: String,
+}
+
+impl Default for TenantPolicy {
+    fn default() -> Self {
+        Self {
+            delayed_delicensing: false,
+            time_zone: "UTC".into(),
+        }
+    }
+}
+
+/// One entry of `[[tenants]]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct TenantEntry {
+    /// Tenant GUID or domain.
+    pub id: String,
+    /// As `tenant.delayed_delicensing`.
+    pub delayed_delicensing: bool,
+    /// As `tenant.time_zone`; empty means UTC.
+    pub time_zone: String,
+}
+
+/// `[check]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CheckPolicy {
+    /// A run that sees at least this many removals raises `mass_delicensing` ...
+    pub mass_delicensing_min_users: u32,
+    /// ... or this share (percent) of licensed users.
+    pub mass_delicensing_percent: f64,
+    /// Warn when a SKU has this many seats or fewer left.
+    pub sku_low_seats: i64,
+}
+
+impl Default for CheckPolicy {
+    fn default() -> Self {
+        Self {
+            mass_delicensing_min_users: 50,
+            mass_delicensing_percent: 5.0,
+            sku_low_seats: 5,
+        }
+    }
+}
+
+/// `[grace]`: every period is configurable; defaults follow Microsoft's published behaviour.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct GracePolicy {
+    /// Days a never-licensed mailbox keeps working.
+    pub never_licensed_days: i64,
+    /// Days data is kept after access ends for a never-licensed mailbox.
+    pub never_licensed_retention_days: i64,
+    /// Days data is kept after a licence is removed (Delayed Delicensing off).
+    pub removed_retention_days: i64,
+    /// Days access continues after a removal with Delayed Delicensing on.
+    pub delayed_access_days: i64,
+    /// Days from removal to data deletion with Delayed Delicensing on.
+    pub delayed_retention_days: i64,
+}
+
+impl Default for GracePolicy {
+    fn default() -> Self {
+        Self {
+            never_licensed_days: 30,
+            never_licensed_retention_days: 30,
+            removed_retention_days: 30,
+            delayed_access_days: 30,
+            delayed_retention_days: 60,
+        }
+    }
+}
+
+/// `[notify]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct NotifyPolicy {
+    /// Admin mail addresses (digest and alerts).
+    pub admins: Vec<String>,
+    /// Mailbox that sends through Graph `sendMail`.
+    pub sender: String,
+    /// Whether users get their own notice.
+    pub notify_users: bool,
+    /// Days-left thresholds for admin notices.
+    pub admin_thresholds_days: Vec<i64>,
+    /// Days-left thresholds for user notices.
+    pub user_thresholds_days: Vec<i64>,
+    /// `[[notify.webhooks]]`
+    pub webhooks: Vec<WebhookChannel>,
+}
+
+impl Default for NotifyPolicy {
+    fn default() -> Self {
+        Self {
+            admins: vec![],
+            sender: String::new(),
+            notify_users: true,
+            admin_thresholds_days: vec![21, 14, 7, 3, 1, 0],
+            user_thresholds_days: vec![12, 7, 2],
+            webhooks: vec![],
+        }
+    }
+}
+
+/// The kind of an outgoing webhook channel.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookKind {
+    /// JSON body signed per Standard Webhooks.
+    #[default]
+    Generic,
+    /// Microsoft Teams Workflows incoming webhook (Adaptive Card).
+    Teams,
+    /// Slack incoming webhook.
+    Slack,
+}
+
+/// One `[[notify.webhooks]]` entry.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct WebhookChannel {
+    /// generic | teams | slack
+    pub kind: WebhookKind,
+    /// Destination URL.
+    pub url: String,
+    /// Environment variable holding a `whsec_` secret (generic only).
+    pub secret_env: String,
+}
+
+/// `[audit]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct AuditPolicy {
+    /// First run: how far back to read directory audits (days).
+    pub first_run_days: i64,
+    /// Each run re-lists this many hours of Management API content (late blobs).
+    pub relist_hours: i64,
+    /// Management Activity API content types.
+    pub content_types: Vec<String>,
+    /// `PublisherIdentifier` (your own tenant GUID); defaults to the monitored tenant.
+    pub publisher_id: String,
+    /// Parallel blob downloads.
+    pub max_parallel_blobs: usize,
+}
+
+impl Default for AuditPolicy {
+    fn default() -> Self {
+        Self {
+            first_run_days: 30,
+            relist_hours: 24,
+            content_types: vec!["Audit.AzureActiveDirectory".into()],
+            publisher_id: String::new(),
+            max_parallel_blobs: 8,
+        }
+    }
+}
+
+/// `[remediation]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct RemediationPolicy {
+    /// Let license-check queue reprocess requests by itself.
+    pub auto_reprocess: bool,
+    /// Allow the `remove` action.
+    pub allow_remove: bool,
+    /// SKUs that may be assigned (GUIDs or part numbers); empty = any SKU the tenant owns.
+    pub sku_allow_list: Vec<String>,
+    /// Blast-radius budget per tenant.
+    pub max_actions_per_hour: u32,
+}
+
+impl Default for RemediationPolicy {
+    fn default() -> Self {
+        Self {
+            auto_reprocess: false,
+            allow_remove: false,
+            sku_allow_list: vec![],
+            max_actions_per_hour: 50,
+        }
+    }
+}
+
+/// `[webhook]`: the reprocess-user endpoint.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct WebhookPolicy {
+    /// Environment variables holding `whsec_` secrets; several = rotation.
+    pub secrets_env: Vec<String>,
+    /// Optional environment variable for the `X-Hub-Signature-256` scheme.
+    pub github_style_secret_env: String,
+    /// Allowed clock difference for `webhook-timestamp`.
+    pub tolerance_seconds: i64,
+}
+
+impl Default for WebhookPolicy {
+    fn default() -> Self {
+        Self {
+            secrets_env: vec![],
+            github_style_secret_env: String::new(),
+            tolerance_seconds: 300,
+        }
+    }
+}
+
+impl Policy {
+    /// Loads the policy from `path`. A missing file gives the defaults unless `required` (explicitly configured).
+    pub fn load(path: &Path, required: bool) -> Result<Self, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(Self::default()),
+            Err(e) => Err(ConfigError::single(
+                crate::config::vars::CONFIG,
+                format!("cannot read '{}': {e}", path.display()),
+            )),
+        }
+    }
+
+    /// Parses and validates policy text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let value: toml::Value = toml::from_str(text)
+            .map_err(|e| ConfigError::single("policy file", format!("not valid TOML: {}", e.message())))?;
+        let mut unknown = Vec::new();
+        let parsed: Result<Policy, _> = serde_ignored::deserialize(value, |path| unknown.push(path.to_string()));
+        let mut problems = Problems::default();
+        for key in unknown {
+            problems.add(key, "unknown key");
+        }
+        let policy = match parsed {
+            Ok(p) => p,
+            Err(e) => {
+                problems.add("policy file", e.to_string());
+                return Err(ConfigError { problems: problems.0 });
+            }
+        };
+        policy.validate(&mut problems);
+        if problems.0.is_empty() {
+            Ok(policy)
+        } else {
+            Err(ConfigError { problems: problems.0 })
+        }
+    }
+
+    fn validate(&self, p: &mut Problems) {
+        check_tz(p, "tenant.time_zone", &self.tenant.time_zone);
+        for (i, t) in self.tenants.iter().enumerate() {
+            if !crate::config::is_valid_tenant(&t.id) {
+                p.add(format!("tenants[{i}].id"), format!("'{}' is not a tenant GUID or domain", t.id));
+            }
+            if !t.time_zone.is_empty() {
+                check_tz(p, &format!("tenants[{i}].time_zone"), &t.time_zone);
+            }
+        }
+        if !(0.0..=100.0).contains(&self.check.mass_delicensing_percent) {
+            p.add("check.mass_delicensing_percent", "must be between 0 and 100");
+        }
+        if self.check.sku_low_seats < 0 {
+            p.add("check.sku_low_seats", "must not be negative");
+        }
+        let g = &self.grace;
+        for (k, v) in [
+            ("grace.never_licensed_days", g.never_licensed_days),
+            ("grace.never_licensed_retention_days", g.never_licensed_retention_days),
+            ("grace.removed_retention_days", g.removed_retention_days),
+            ("grace.delayed_access_days", g.delayed_access_days),
+            ("grace.delayed_retention_days", g.delayed_retention_days),
+        ] {
+            if !(0..=3650).contains(&v) {
+                p.add(k, "must be between 0 and 3650 days");
+            }
+        }
+        for (i, a) in self.notify.admins.iter().enumerate() {
+            if !looks_like_mail(a) {
+                p.add(format!("notify.admins[{i}]"), format!("'{a}' is not a mail address"));
+            }
+        }
+        if !self.notify.sender.is_empty() && !looks_like_mail(&self.notify.sender) {
+            p.add("notify.sender", format!("'{}' is not a mail address", self.notify.sender));
+        }
+        for (k, list) in [
+            ("notify.admin_thresholds_days", &self.notify.admin_thresholds_days),
+            ("notify.user_thresholds_days", &self.notify.user_thresholds_days),
+        ] {
+            if list.iter().any(|d| !(0..=365).contains(d)) {
+                p.add(k, "thresholds must be between 0 and 365 days");
+            }
+        }
+        for (i, w) in self.notify.webhooks.iter().enumerate() {
+            match url::Url::parse(&w.url) {
+                Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
+                _ => p.add(format!("notify.webhooks[{i}].url"), format!("'{}' is not an http(s) URL", w.url)),
+            }
+            if w.kind == WebhookKind::Generic && w.secret_env.is_empty() {
+                p.add(
+                    format!("notify.webhooks[{i}].secret_env"),
+                    "a generic webhook needs the name of the variable holding its whsec_ secret",
+                );
+            }
+        }
+        if self.audit.first_run_days < 0 || self.audit.first_run_days > 365 {
+            p.add("audit.first_run_days", "must be between 0 and 365");
+        }
+        if !(0..=168).contains(&self.audit.relist_hours) {
+            p.add("audit.relist_hours", "must be between 0 and 168 (the API keeps 7 days)");
+        }
+        if !(1..=64).contains(&self.audit.max_parallel_blobs) {
+            p.add("audit.max_parallel_blobs", "must be between 1 and 64");
+        }
+        if !self.audit.publisher_id.is_empty() && uuid::Uuid::parse_str(&self.audit.publisher_id).is_err() {
+            p.add("audit.publisher_id", "must be a tenant GUID");
+        }
+        if !(1..=86_400).contains(&self.webhook.tolerance_seconds) {
+            p.add("webhook.tolerance_seconds", "must be between 1 and 86400");
+        }
+    }
+}
+
+fn check_tz(p: &mut Problems, key: &str, tz: &str) {
+    if tz.parse::<chrono_tz::Tz>().is_err() {
+        p.add(key, format!("'{tz}' is not an IANA time zone (e.g. Europe/Berlin)"));
+    }
+}
+
+fn looks_like_mail(a: &str) -> bool {
+    let Some((local, domain)) = a.split_once('@') else {
+        return false;
+    };
+    !local.is_empty() && domain.contains('.') && !a.chars().any(char::is_whitespace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_documented_defaults() {
+        let p = Policy::parse("").expect("valid");
+        assert_eq!(p, Policy::default());
+        assert_eq!(p.notify.admin_thresholds_days, vec![21, 14, 7, 3, 1, 0]);
+        assert_eq!(p.notify.user_thresholds_days, vec![12, 7, 2]);
+        assert_eq!(p.check.mass_delicensing_min_users, 50);
+        assert_eq!(p.webhook.tolerance_seconds, 300);
+    }
+
+    #[test]
+    fn full_example_parses() {
+        let text = r#"
+[tenant]
+delayed_delicensing = true
+time_zone = "Europe/Berlin"
+[check]
+mass_delicensing_min_users = 10
+mass_delicensing_percent = 2.5
+sku_low_seats = 3
+[notify]
+admins = ["it@contoso.com"]
+sender = "licensewatch@contoso.com"
+notify_users = false
+admin_thresholds_days = [7, 1]
+user_thresholds_days = [3]
+[[notify.webhooks]]
+kind = "teams"
+url = "https://contoso.webhook.office.com/x"
+[[notify.webhooks]]
+kind = "generic"
+url = "https://hooks.contoso.com/lw"
+secret_env = "LW_HOOK_SECRET"
+[remediation]
+auto_reprocess = true
+allow_remove = false
+sku_allow_list = ["ENTERPRISEPACK"]
+max_actions_per_hour = 10
+[webhook]
+secrets_env = ["LW_WEBHOOK_NEW", "LW_WEBHOOK_OLD"]
+github_style_secret_env = "LW_JIRA"
+tolerance_seconds = 120
+"#;
+        let p = Policy::parse(text).expect("valid");
+        assert!(p.tenant.delayed_delicensing);
+        assert_eq!(p.notify.webhooks.len(), 2);
+        assert_eq!(p.notify.webhooks[0].kind, WebhookKind::Teams);
+        assert_eq!(p.webhook.secrets_env.len(), 2);
+    }
+
+    #[test]
+    fn unknown_keys_are_all_named() {
+        let err = Policy::parse("[check]\nmass_delicensing_min = 3\n[notfy]\nadmins = []\n[[notify.webhooks]]\nkind='slack'\nurl='https://x.y'\ncolour='red'\n")
+            .unwrap_err();
+        let names: Vec<_> = err.problems.iter().map(|p| p.name.clone()).collect();
+        assert!(names.contains(&"check.mass_delicensing_min".to_string()), "{names:?}");
+        assert!(names.contains(&"notfy".to_string()), "{names:?}");
+        assert!(names.iter().any(|n| n.contains("colour")), "{names:?}");
+    }
+
+    #[test]
+    fn invalid_values_are_all_named() {
+        let err = Policy::parse(
+            "[tenant]\ntime_zone='Mars/Olympus'\n[notify]\nadmins=['nobody']\nuser_thresholds_days=[-1]\n[webhook]\ntolerance_seconds=0\n",
+        )
+        .unwrap_err();
+        let names: Vec<_> = err.problems.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "tenant.time_zone",
+                "notify.admins[0]",
+                "notify.user_thresholds_days",
+                "webhook.tolerance_seconds"
+            ]
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let err = Policy::parse("[check]\nsku_low_seats = 'five'\n").unwrap_err();
+        assert!(err.to_string().contains("sku_low_seats"), "{err}");
+    }
+}
