@@ -74,19 +74,24 @@ impl CertificateCredential {
     pub fn from_pem(pem: &str) -> Result<Self, AuthError> {
         let cert_b64 = pem_block(pem, "CERTIFICATE")
             .ok_or_else(|| AuthError::Certificate("no CERTIFICATE block in the PEM".into()))?;
-        let der = STANDARD
-            .decode(cert_b64.as_bytes())
-            .map_err(|_| AuthError::Certificate("the CERTIFICATE block is not valid base64".into()))?;
+        let der = STANDARD.decode(cert_b64.as_bytes()).map_err(|_| {
+            AuthError::Certificate("the CERTIFICATE block is not valid base64".into())
+        })?;
         let thumbprint_s256 = URL_SAFE_NO_PAD.encode(Sha256::digest(&der));
         let key_pem = ["PRIVATE KEY", "RSA PRIVATE KEY"]
             .iter()
             .find_map(|label| {
-                pem_block(pem, label).map(|b| format!("-----BEGIN {label}-----\n{b}\n-----END {label}-----\n"))
+                pem_block(pem, label)
+                    .map(|b| format!("-----BEGIN {label}-----\n{b}\n-----END {label}-----\n"))
             })
             .ok_or_else(|| AuthError::Certificate("no PRIVATE KEY block in the PEM".into()))?;
-        let key = EncodingKey::from_rsa_pem(key_pem.as_bytes())
-            .map_err(|e| AuthError::Certificate(format!("the private key is not a usable RSA key ({e})")))?;
-        Ok(Self { key, thumbprint_s256 })
+        let key = EncodingKey::from_rsa_pem(key_pem.as_bytes()).map_err(|e| {
+            AuthError::Certificate(format!("the private key is not a usable RSA key ({e})"))
+        })?;
+        Ok(Self {
+            key,
+            thumbprint_s256,
+        })
     }
 
     /// The base64url SHA-256 thumbprint sent as the `x5t#S256` header.
@@ -132,7 +137,12 @@ fn pem_block(pem: &str, label: &str) -> Option<String> {
     let end = format!("-----END {label}-----");
     let start = pem.find(&begin)? + begin.len();
     let stop = start + pem[start..].find(&end)?;
-    Some(pem[start..stop].chars().filter(|c| !c.is_whitespace()).collect())
+    Some(
+        pem[start..stop]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect(),
+    )
 }
 
 /// The app's credential.
@@ -196,7 +206,10 @@ impl TokenProvider {
     ) -> Self {
         let e = cloud.endpoints();
         let scope = |u: &Url| format!("{}/.default", u.as_str().trim_end_matches('/'));
-        let scopes = HashMap::from([(Audience::Graph, scope(&e.graph)), (Audience::Management, scope(&e.manage))]);
+        let scopes = HashMap::from([
+            (Audience::Graph, scope(&e.graph)),
+            (Audience::Management, scope(&e.manage)),
+        ]);
         Self {
             http,
             login,
@@ -228,10 +241,10 @@ impl TokenProvider {
     pub async fn token(&self, audience: Audience) -> Result<SecretString, AuthError> {
         // Holding the lock while fetching makes concurrent callers share one token request.
         let mut cache = self.cache.lock().await;
-        if let Some(c) = cache.get(&audience) {
-            if Instant::now() < c.refresh_at {
-                return Ok(c.token.clone());
-            }
+        if let Some(c) = cache.get(&audience)
+            && Instant::now() < c.refresh_at
+        {
+            return Ok(c.token.clone());
         }
         let (token, lifetime) = self.fetch(audience).await?;
         // Refresh 5 minutes early, or at half-life for short-lived tokens.
@@ -271,10 +284,15 @@ impl TokenProvider {
                     form.push(("client_assertion", c.assertion(&self.client_id, &url)?));
                 }
             }
-            self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.requests
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let resp = self.http.post(&url).form(&form).send().await;
             let (kind, retry_after, problem) = match resp {
-                Err(e) => (RetryKind::Transient, None, format!("token endpoint unreachable: {e}")),
+                Err(e) => (
+                    RetryKind::Transient,
+                    None,
+                    format!("token endpoint unreachable: {e}"),
+                ),
                 Ok(r) => {
                     let status = r.status().as_u16();
                     let ra = r
@@ -285,11 +303,14 @@ impl TokenProvider {
                     let body = r.bytes().await.unwrap_or_default();
                     let parsed: Option<TokenResponse> = serde_json::from_slice(&body).ok();
                     match (status, parsed) {
-                        (200, Some(TokenResponse {
-                            access_token: Some(t),
-                            expires_in,
-                            ..
-                        })) => {
+                        (
+                            200,
+                            Some(TokenResponse {
+                                access_token: Some(t),
+                                expires_in,
+                                ..
+                            }),
+                        ) => {
                             let secs = match expires_in {
                                 Some(serde_json::Value::Number(n)) => n.as_u64(),
                                 Some(serde_json::Value::String(s)) => s.parse().ok(),
@@ -298,15 +319,33 @@ impl TokenProvider {
                             .unwrap_or(3599);
                             return Ok((SecretString::new(t), Duration::from_secs(secs)));
                         }
-                        (200, _) => (RetryKind::Transient, None, "200 without an access_token".to_string()),
-                        (429 | 503 | 504, _) => (RetryKind::Throttled, ra, format!("token endpoint returned {status}")),
-                        (500..=599, _) => (RetryKind::ServerError, None, format!("token endpoint returned {status}")),
+                        (200, _) => (
+                            RetryKind::Transient,
+                            None,
+                            "200 without an access_token".to_string(),
+                        ),
+                        (429 | 503 | 504, _) => (
+                            RetryKind::Throttled,
+                            ra,
+                            format!("token endpoint returned {status}"),
+                        ),
+                        (500..=599, _) => (
+                            RetryKind::ServerError,
+                            None,
+                            format!("token endpoint returned {status}"),
+                        ),
                         (_, p) => {
                             let (error, description) = p
-                                .map(|p| (p.error.unwrap_or_default(), p.error_description.unwrap_or_default()))
+                                .map(|p| {
+                                    (
+                                        p.error.unwrap_or_default(),
+                                        p.error_description.unwrap_or_default(),
+                                    )
+                                })
                                 .unwrap_or_default();
                             // AADSTS descriptions carry trace ids and timestamps; the first line is the useful part.
-                            let description = description.lines().next().unwrap_or_default().to_string();
+                            let description =
+                                description.lines().next().unwrap_or_default().to_string();
                             return Err(AuthError::Rejected {
                                 status,
                                 error,
@@ -318,11 +357,13 @@ impl TokenProvider {
             };
             tracing::warn!(attempt = retrier.attempt(), problem, "token request failed");
             if !retrier.wait(kind, retry_after).await {
-                return Err(if kind == RetryKind::Transient && problem.starts_with("200") {
-                    AuthError::Malformed(problem)
-                } else {
-                    AuthError::Unavailable(problem)
-                });
+                return Err(
+                    if kind == RetryKind::Transient && problem.starts_with("200") {
+                        AuthError::Malformed(problem)
+                    } else {
+                        AuthError::Unavailable(problem)
+                    },
+                );
             }
         }
     }

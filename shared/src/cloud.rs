@@ -80,7 +80,10 @@ impl FromStr for Cloud {
             "usgov" => Ok(Cloud::UsGov),
             "usgovdod" => Ok(Cloud::UsGovDod),
             "china" => Ok(Cloud::China),
-            other => Err(format!("unknown cloud '{other}' (expected one of {})", Self::NAMES)),
+            other => Err(format!(
+                "unknown cloud '{other}' (expected one of {})",
+                Self::NAMES
+            )),
         }
     }
 }
@@ -109,12 +112,18 @@ mod tests {
             }
             assert_eq!(c.to_string().parse::<Cloud>(), Ok(c));
         }
-        assert_eq!(Cloud::UsGovDod.endpoints().graph.as_str(), "https://dod-graph.microsoft.us/");
+        assert_eq!(
+            Cloud::UsGovDod.endpoints().graph.as_str(),
+            "https://dod-graph.microsoft.us/"
+        );
     }
 
     #[test]
     fn unknown_cloud_is_rejected_with_the_valid_names() {
         let err = "azure-germany".parse::<Cloud>().unwrap_err();
-        assert!(err.contains("azure-germany") && err.contains("usgovdod"), "{err}");
+        assert!(
+            err.contains("azure-germany") && err.contains("usgovdod"),
+            "{err}"
+        );
     }
 }

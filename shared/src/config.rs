@@ -94,7 +94,11 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "invalid configuration ({} problem(s)):", self.problems.len())?;
+        writeln!(
+            f,
+            "invalid configuration ({} problem(s)):",
+            self.problems.len()
+        )?;
         for p in &self.problems {
             writeln!(f, "  - {}: {}", p.name, p.problem)?;
         }
@@ -140,7 +144,11 @@ impl Settings {
 
     /// Reads configuration through `lookup`, so tests never touch the (global) process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| lookup(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            lookup(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let mut problems = Problems::default();
 
         let secret_arn = get(vars::SECRET_ARN);
@@ -148,30 +156,44 @@ impl Settings {
         let client_id = get(vars::CLIENT_ID);
         if secret_arn.is_none() {
             if tenant_id.is_none() {
-                problems.add(vars::TENANT_ID, "is required (the directory/tenant id of the app registration)");
+                problems.add(
+                    vars::TENANT_ID,
+                    "is required (the directory/tenant id of the app registration)",
+                );
             }
             if client_id.is_none() {
-                problems.add(vars::CLIENT_ID, "is required (the application/client id of the app registration)");
+                problems.add(
+                    vars::CLIENT_ID,
+                    "is required (the application/client id of the app registration)",
+                );
             }
         }
-        if let Some(t) = &tenant_id {
-            if !is_valid_tenant(t) {
-                problems.add(vars::TENANT_ID, format!("'{t}' is not a tenant GUID or domain name"));
-            }
+        if let Some(t) = &tenant_id
+            && !is_valid_tenant(t)
+        {
+            problems.add(
+                vars::TENANT_ID,
+                format!("'{t}' is not a tenant GUID or domain name"),
+            );
         }
-        if let Some(c) = &client_id {
-            if uuid::Uuid::parse_str(c).is_err() {
-                problems.add(vars::CLIENT_ID, format!("'{c}' is not a GUID"));
-            }
+        if let Some(c) = &client_id
+            && uuid::Uuid::parse_str(c).is_err()
+        {
+            problems.add(vars::CLIENT_ID, format!("'{c}' is not a GUID"));
         }
 
-        let secret = lookup(vars::CLIENT_SECRET).map(SecretString::new).filter(|s| !s.is_empty());
+        let secret = lookup(vars::CLIENT_SECRET)
+            .map(SecretString::new)
+            .filter(|s| !s.is_empty());
         let cert = get(vars::CLIENT_CERT);
         let credential = match (secret, cert, secret_arn) {
             (Some(_), Some(_), _) => {
                 problems.add(
                     vars::CLIENT_SECRET,
-                    format!("set together with {}: choose one credential", vars::CLIENT_CERT),
+                    format!(
+                        "set together with {}: choose one credential",
+                        vars::CLIENT_CERT
+                    ),
                 );
                 None
             }
@@ -179,7 +201,10 @@ impl Settings {
             (None, Some(path), _) => {
                 let path = PathBuf::from(path);
                 if !path.is_file() {
-                    problems.add(vars::CLIENT_CERT, format!("file '{}' does not exist", path.display()));
+                    problems.add(
+                        vars::CLIENT_CERT,
+                        format!("file '{}' does not exist", path.display()),
+                    );
                 }
                 Some(CredentialSource::CertificateFile(path))
             }
@@ -273,7 +298,9 @@ impl Settings {
                 policy_path,
                 policy_path_explicit,
             }),
-            _ => Err(ConfigError { problems: problems.0 }),
+            _ => Err(ConfigError {
+                problems: problems.0,
+            }),
         }
     }
 }
@@ -283,7 +310,8 @@ pub fn is_valid_tenant(t: &str) -> bool {
     uuid::Uuid::parse_str(t).is_ok()
         || (t.contains('.')
             && t.len() <= 253
-            && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'))
 }
 
 fn parse_base_url(raw: &str) -> Result<Url, String> {
@@ -305,7 +333,9 @@ fn parse_state(raw: &str) -> Result<StateLocation, String> {
         Ok(StateLocation::Sqlite(PathBuf::from(path)))
     } else if let Some(table) = raw.strip_prefix("dynamodb:") {
         let ok = (3..=255).contains(&table.len())
-            && table.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+            && table
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
         if !ok {
             return Err(format!("'{table}' is not a valid DynamoDB table name"));
         }
@@ -324,7 +354,9 @@ fn parse_archive(raw: &str) -> Result<ArchiveLocation, String> {
     } else if let Some(rest) = raw.strip_prefix("s3://") {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         let ok = (3..=63).contains(&bucket.len())
-            && bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || ".-".contains(c));
+            && bucket
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || ".-".contains(c));
         if !ok {
             return Err(format!("'{bucket}' is not a valid S3 bucket name"));
         }
@@ -343,7 +375,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -354,7 +389,10 @@ mod tests {
     fn empty_environment_names_tenant_client_and_credential() {
         let err = settings(&[]).unwrap_err();
         let names: Vec<_> = err.problems.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, vec![vars::TENANT_ID, vars::CLIENT_ID, vars::CLIENT_SECRET]);
+        assert_eq!(
+            names,
+            vec![vars::TENANT_ID, vars::CLIENT_ID, vars::CLIENT_SECRET]
+        );
         let text = err.to_string();
         assert!(text.contains("LICENSEWATCH_TENANT_ID") && text.contains("LICENSEWATCH_CLIENT_ID"));
     }
@@ -402,7 +440,10 @@ mod tests {
         ])
         .expect("valid");
         assert_eq!(s.endpoints.graph.as_str(), "http://127.0.0.1:9000/");
-        assert_eq!(s.endpoints.login.as_str(), "https://login.microsoftonline.us/");
+        assert_eq!(
+            s.endpoints.login.as_str(),
+            "https://login.microsoftonline.us/"
+        );
         assert_eq!(s.state, StateLocation::DynamoDb("lw-state".into()));
         assert_eq!(
             s.archive,
@@ -411,13 +452,23 @@ mod tests {
                 prefix: "audit".into()
             }
         );
-        assert_eq!(s.now.map(|n| n.to_rfc3339()), Some("2026-11-21T08:00:00+00:00".into()));
+        assert_eq!(
+            s.now.map(|n| n.to_rfc3339()),
+            Some("2026-11-21T08:00:00+00:00".into())
+        );
     }
 
     #[test]
     fn secret_arn_alone_is_enough_and_debug_hides_secrets() {
-        let s = settings(&[(vars::SECRET_ARN, "arn:aws:secretsmanager:eu-west-1:123:secret:lw")]).expect("ok");
-        assert!(matches!(s.credential, CredentialSource::SecretsManager { .. }));
+        let s = settings(&[(
+            vars::SECRET_ARN,
+            "arn:aws:secretsmanager:eu-west-1:123:secret:lw",
+        )])
+        .expect("ok");
+        assert!(matches!(
+            s.credential,
+            CredentialSource::SecretsManager { .. }
+        ));
         let s = settings(&[
             (vars::TENANT_ID, TENANT),
             (vars::CLIENT_ID, CLIENT),

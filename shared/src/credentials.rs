@@ -56,7 +56,11 @@ struct SecretDocument {
 
 impl Microsoft {
     /// Resolves the credential and builds the clients. `publisher_id` defaults to the tenant id.
-    pub async fn connect(settings: &Settings, policy: RetryPolicy, publisher_id: &str) -> Result<Self, CredentialError> {
+    pub async fn connect(
+        settings: &Settings,
+        policy: RetryPolicy,
+        publisher_id: &str,
+    ) -> Result<Self, CredentialError> {
         let (tenant_id, client_id, credential) = match &settings.credential {
             CredentialSource::ClientSecret(s) => (
                 settings.tenant_id.clone(),
@@ -65,7 +69,10 @@ impl Microsoft {
             ),
             CredentialSource::CertificateFile(path) => {
                 let pem = std::fs::read_to_string(path).map_err(|e| {
-                    ConfigError::single(vars::CLIENT_CERT, format!("cannot read '{}': {e}", path.display()))
+                    ConfigError::single(
+                        vars::CLIENT_CERT,
+                        format!("cannot read '{}': {e}", path.display()),
+                    )
                 })?;
                 (
                     settings.tenant_id.clone(),
@@ -112,7 +119,8 @@ impl Microsoft {
                     .into_iter()
                     .map(|n| crate::config::ConfigProblem {
                         name: n.into(),
-                        problem: "is required (in the environment or the Secrets Manager secret)".into(),
+                        problem: "is required (in the environment or the Secrets Manager secret)"
+                            .into(),
                     })
                     .collect(),
             }
@@ -120,7 +128,14 @@ impl Microsoft {
         }
         let tenant_id = tenant_id.unwrap_or_default();
         let client_id = client_id.unwrap_or_default();
-        Ok(Self::build(settings, policy, &tenant_id, &client_id, credential, publisher_id))
+        Ok(Self::build(
+            settings,
+            policy,
+            &tenant_id,
+            &client_id,
+            credential,
+            publisher_id,
+        ))
     }
 
     /// Builds clients from an already-resolved credential (tests, the demo).
@@ -150,10 +165,17 @@ impl Microsoft {
             service,
             audience,
         };
-        let publisher = if publisher_id.is_empty() { tenant_id } else { publisher_id };
+        let publisher = if publisher_id.is_empty() {
+            tenant_id
+        } else {
+            publisher_id
+        };
         Self {
             tenant_id: tenant_id.to_string(),
-            graph: GraphClient::new(caller(Service::Graph, Audience::Graph), &settings.endpoints.graph),
+            graph: GraphClient::new(
+                caller(Service::Graph, Audience::Graph),
+                &settings.endpoints.graph,
+            ),
             management: ManagementClient::new(
                 caller(Service::Management, Audience::Management),
                 &settings.endpoints.manage,
@@ -166,19 +188,32 @@ impl Microsoft {
 }
 
 async fn read_secret(arn: &str) -> Result<SecretDocument, CredentialError> {
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
     let client = aws_sdk_secretsmanager::Client::new(&conf);
     let out = client
         .get_secret_value()
         .secret_id(arn)
         .send()
         .await
-        .map_err(|e| CredentialError::SecretsManager(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string()))?;
-    let text = out
-        .secret_string()
-        .ok_or_else(|| ConfigError::single(vars::SECRET_ARN, "the secret has no SecretString (binary secrets are not supported)"))?;
+        .map_err(|e| {
+            CredentialError::SecretsManager(
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+            )
+        })?;
+    let text = out.secret_string().ok_or_else(|| {
+        ConfigError::single(
+            vars::SECRET_ARN,
+            "the secret has no SecretString (binary secrets are not supported)",
+        )
+    })?;
     serde_json::from_str(text).map_err(|e| {
         // serde's message names the field and position, never the value.
-        ConfigError::single(vars::SECRET_ARN, format!("the secret is not the expected JSON object ({e})")).into()
+        ConfigError::single(
+            vars::SECRET_ARN,
+            format!("the secret is not the expected JSON object ({e})"),
+        )
+        .into()
     })
 }

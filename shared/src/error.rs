@@ -44,6 +44,10 @@ impl CoreError {
 
     /// `Retryable` or `Permanent`, as reported to Lambda in the error type.
     pub fn kind(&self) -> &'static str {
-        if self.is_retryable() { "Retryable" } else { "Permanent" }
+        if self.is_retryable() {
+            "Retryable"
+        } else {
+            "Permanent"
+        }
     }
 }

@@ -77,7 +77,9 @@ pub enum ApiError {
         request_id: Option<String>,
     },
     /// Any other 4xx: the request itself is wrong.
-    #[error("{service} refused the request ({status}, {code}: {message}) request-id {request_id:?}")]
+    #[error(
+        "{service} refused the request ({status}, {code}: {message}) request-id {request_id:?}"
+    )]
     Rejected {
         service: Service,
         status: u16,
@@ -109,7 +111,9 @@ pub enum ApiError {
     #[error("{service} listing exceeded the page cap of {cap} pages")]
     PageCapReached { service: Service, cap: u32 },
     /// A next-page link pointed somewhere the bearer token must not go.
-    #[error("{service} returned a next-page link to an untrusted host ({host}); refusing to follow it")]
+    #[error(
+        "{service} returned a next-page link to an untrusted host ({host}); refusing to follow it"
+    )]
     UntrustedLink { service: Service, host: String },
     /// The caller's deadline (e.g. the Lambda's remaining time) is too close for another attempt.
     #[error("stopped calling {service}: the run's deadline is near")]
@@ -241,10 +245,12 @@ impl Caller {
         let mut retrier = Retrier::new(&self.policy, self.deadline);
         let mut refreshed = false;
         loop {
-            if let Some(d) = self.deadline {
-                if Instant::now() >= d {
-                    return Err(ApiError::DeadlineReached { service: self.service });
-                }
+            if let Some(d) = self.deadline
+                && Instant::now() >= d
+            {
+                return Err(ApiError::DeadlineReached {
+                    service: self.service,
+                });
             }
             let token = self.tokens.token(self.audience).await?;
             let request_id = uuid::Uuid::new_v4().to_string();
@@ -259,7 +265,9 @@ impl Caller {
             let (kind, retry_after, err) = match sent {
                 Err(e) => {
                     let err = if e.is_timeout() {
-                        ApiError::Timeout { service: self.service }
+                        ApiError::Timeout {
+                            service: self.service,
+                        }
                     } else {
                         ApiError::Transport {
                             service: self.service,
@@ -287,7 +295,11 @@ impl Caller {
                         }
                     };
                     if status.is_success() {
-                        match parse(RawResponse { status, headers, body }) {
+                        match parse(RawResponse {
+                            status,
+                            headers,
+                            body,
+                        }) {
                             Ok(v) => return Ok(v),
                             Err(BodyProblem(detail)) => (
                                 RetryKind::Transient,
@@ -326,7 +338,9 @@ impl Caller {
                 if let Some(d) = self.deadline {
                     let wait = retry_after.unwrap_or(Duration::ZERO);
                     if Instant::now() + wait >= d && err.is_retryable() {
-                        return Err(ApiError::DeadlineReached { service: self.service });
+                        return Err(ApiError::DeadlineReached {
+                            service: self.service,
+                        });
                     }
                 }
                 return Err(err);
@@ -335,7 +349,12 @@ impl Caller {
     }
 
     /// Maps a non-2xx answer to an error and, when retrying can help, the kind of retry.
-    fn classify(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> (Option<RetryKind>, Option<Duration>, ApiError) {
+    fn classify(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> (Option<RetryKind>, Option<Duration>, ApiError) {
         let env: ErrorEnvelope = serde_json::from_slice(body).unwrap_or_default();
         let code = if env.error.code.is_empty() {
             status.canonical_reason().unwrap_or("unknown").to_string()
@@ -383,7 +402,15 @@ impl Caller {
                     request_id,
                 },
             ),
-            401 => (None, None, ApiError::Unauthorized { service, code, message }),
+            401 => (
+                None,
+                None,
+                ApiError::Unauthorized {
+                    service,
+                    code,
+                    message,
+                },
+            ),
             403 => (
                 None,
                 None,
@@ -420,7 +447,9 @@ impl Caller {
 }
 
 fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
-    h.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(str::to_string)
+    h.get(name)
+        .and_then(|v: &HeaderValue| v.to_str().ok())
+        .map(str::to_string)
 }
 
 fn truncate(s: &str, max: usize) -> String {

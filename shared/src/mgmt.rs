@@ -52,12 +52,19 @@ pub struct Window {
 
 /// The windows to list for `[from, to)` at `now`: clamped to the API's 7-day availability (the part before it is
 /// returned as a gap) and split into consecutive windows of at most 24 h whose boundaries meet exactly.
-pub fn plan_windows(from: DateTime<Utc>, to: DateTime<Utc>, now: DateTime<Utc>) -> (Vec<Window>, Option<Window>) {
+pub fn plan_windows(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> (Vec<Window>, Option<Window>) {
     // A small margin so a request is never refused for starting a few seconds too early.
     let earliest = (now - RETENTION + Duration::minutes(5))
         .duration_trunc(Duration::seconds(1))
         .unwrap_or(now - RETENTION);
-    let to = to.min(now).duration_trunc(Duration::seconds(1)).unwrap_or(to);
+    let to = to
+        .min(now)
+        .duration_trunc(Duration::seconds(1))
+        .unwrap_or(to);
     let from = from.duration_trunc(Duration::seconds(1)).unwrap_or(from);
     let gap = (from < earliest).then(|| Window {
         start: from,
@@ -129,7 +136,11 @@ impl ManagementClient {
         let url = self.op_url("subscriptions/list", &[]);
         let http = self.caller.http.clone();
         self.caller
-            .call("subscriptions/list", || http.get(&url), |raw: RawResponse| json_body(&raw))
+            .call(
+                "subscriptions/list",
+                || http.get(&url),
+                |raw: RawResponse| json_body(&raw),
+            )
             .await
     }
 
@@ -140,7 +151,11 @@ impl ManagementClient {
         self.caller
             .call(
                 "subscriptions/start",
-                || http.post(&url).header("content-type", "application/json").body("{}"),
+                || {
+                    http.post(&url)
+                        .header("content-type", "application/json")
+                        .body("{}")
+                },
                 |_raw: RawResponse| Ok(()),
             )
             .await
@@ -151,7 +166,9 @@ impl ManagementClient {
         let subs = self.list_subscriptions().await?;
         let enabled = subs.iter().any(|s| {
             s.content_type.eq_ignore_ascii_case(content_type)
-                && s.status.as_deref().is_some_and(|st| st.eq_ignore_ascii_case("enabled"))
+                && s.status
+                    .as_deref()
+                    .is_some_and(|st| st.eq_ignore_ascii_case("enabled"))
         });
         if enabled {
             return Ok(false);
@@ -274,7 +291,9 @@ mod tests {
     use chrono::TimeZone;
 
     fn t(d: u32, h: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, d, h, 0, 0).single().expect("valid")
+        Utc.with_ymd_and_hms(2026, 11, d, h, 0, 0)
+            .single()
+            .expect("valid")
     }
 
     #[test]

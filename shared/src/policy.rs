@@ -257,10 +257,12 @@ impl Policy {
 
     /// Parses and validates policy text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let value: toml::Value = toml::from_str(text)
-            .map_err(|e| ConfigError::single("policy file", format!("not valid TOML: {}", e.message())))?;
+        let value: toml::Value = toml::from_str(text).map_err(|e| {
+            ConfigError::single("policy file", format!("not valid TOML: {}", e.message()))
+        })?;
         let mut unknown = Vec::new();
-        let parsed: Result<Policy, _> = serde_ignored::deserialize(value, |path| unknown.push(path.to_string()));
+        let parsed: Result<Policy, _> =
+            serde_ignored::deserialize(value, |path| unknown.push(path.to_string()));
         let mut problems = Problems::default();
         for key in unknown {
             problems.add(key, "unknown key");
@@ -269,14 +271,18 @@ impl Policy {
             Ok(p) => p,
             Err(e) => {
                 problems.add("policy file", e.to_string());
-                return Err(ConfigError { problems: problems.0 });
+                return Err(ConfigError {
+                    problems: problems.0,
+                });
             }
         };
         policy.validate(&mut problems);
         if problems.0.is_empty() {
             Ok(policy)
         } else {
-            Err(ConfigError { problems: problems.0 })
+            Err(ConfigError {
+                problems: problems.0,
+            })
         }
     }
 
@@ -284,14 +290,20 @@ impl Policy {
         check_tz(p, "tenant.time_zone", &self.tenant.time_zone);
         for (i, t) in self.tenants.iter().enumerate() {
             if !crate::config::is_valid_tenant(&t.id) {
-                p.add(format!("tenants[{i}].id"), format!("'{}' is not a tenant GUID or domain", t.id));
+                p.add(
+                    format!("tenants[{i}].id"),
+                    format!("'{}' is not a tenant GUID or domain", t.id),
+                );
             }
             if !t.time_zone.is_empty() {
                 check_tz(p, &format!("tenants[{i}].time_zone"), &t.time_zone);
             }
         }
         if !(0.0..=100.0).contains(&self.check.mass_delicensing_percent) {
-            p.add("check.mass_delicensing_percent", "must be between 0 and 100");
+            p.add(
+                "check.mass_delicensing_percent",
+                "must be between 0 and 100",
+            );
         }
         if self.check.sku_low_seats < 0 {
             p.add("check.sku_low_seats", "must not be negative");
@@ -299,7 +311,10 @@ impl Policy {
         let g = &self.grace;
         for (k, v) in [
             ("grace.never_licensed_days", g.never_licensed_days),
-            ("grace.never_licensed_retention_days", g.never_licensed_retention_days),
+            (
+                "grace.never_licensed_retention_days",
+                g.never_licensed_retention_days,
+            ),
             ("grace.removed_retention_days", g.removed_retention_days),
             ("grace.delayed_access_days", g.delayed_access_days),
             ("grace.delayed_retention_days", g.delayed_retention_days),
@@ -310,15 +325,27 @@ impl Policy {
         }
         for (i, a) in self.notify.admins.iter().enumerate() {
             if !looks_like_mail(a) {
-                p.add(format!("notify.admins[{i}]"), format!("'{a}' is not a mail address"));
+                p.add(
+                    format!("notify.admins[{i}]"),
+                    format!("'{a}' is not a mail address"),
+                );
             }
         }
         if !self.notify.sender.is_empty() && !looks_like_mail(&self.notify.sender) {
-            p.add("notify.sender", format!("'{}' is not a mail address", self.notify.sender));
+            p.add(
+                "notify.sender",
+                format!("'{}' is not a mail address", self.notify.sender),
+            );
         }
         for (k, list) in [
-            ("notify.admin_thresholds_days", &self.notify.admin_thresholds_days),
-            ("notify.user_thresholds_days", &self.notify.user_thresholds_days),
+            (
+                "notify.admin_thresholds_days",
+                &self.notify.admin_thresholds_days,
+            ),
+            (
+                "notify.user_thresholds_days",
+                &self.notify.user_thresholds_days,
+            ),
         ] {
             if list.iter().any(|d| !(0..=365).contains(d)) {
                 p.add(k, "thresholds must be between 0 and 365 days");
@@ -327,7 +354,10 @@ impl Policy {
         for (i, w) in self.notify.webhooks.iter().enumerate() {
             match url::Url::parse(&w.url) {
                 Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
-                _ => p.add(format!("notify.webhooks[{i}].url"), format!("'{}' is not an http(s) URL", w.url)),
+                _ => p.add(
+                    format!("notify.webhooks[{i}].url"),
+                    format!("'{}' is not an http(s) URL", w.url),
+                ),
             }
             if w.kind == WebhookKind::Generic && w.secret_env.is_empty() {
                 p.add(
@@ -340,12 +370,17 @@ impl Policy {
             p.add("audit.first_run_days", "must be between 0 and 365");
         }
         if !(0..=168).contains(&self.audit.relist_hours) {
-            p.add("audit.relist_hours", "must be between 0 and 168 (the API keeps 7 days)");
+            p.add(
+                "audit.relist_hours",
+                "must be between 0 and 168 (the API keeps 7 days)",
+            );
         }
         if !(1..=64).contains(&self.audit.max_parallel_blobs) {
             p.add("audit.max_parallel_blobs", "must be between 1 and 64");
         }
-        if !self.audit.publisher_id.is_empty() && uuid::Uuid::parse_str(&self.audit.publisher_id).is_err() {
+        if !self.audit.publisher_id.is_empty()
+            && uuid::Uuid::parse_str(&self.audit.publisher_id).is_err()
+        {
             p.add("audit.publisher_id", "must be a tenant GUID");
         }
         if !(1..=86_400).contains(&self.webhook.tolerance_seconds) {
@@ -356,7 +391,10 @@ impl Policy {
 
 fn check_tz(p: &mut Problems, key: &str, tz: &str) {
     if tz.parse::<chrono_tz::Tz>().is_err() {
-        p.add(key, format!("'{tz}' is not an IANA time zone (e.g. Europe/Berlin)"));
+        p.add(
+            key,
+            format!("'{tz}' is not an IANA time zone (e.g. Europe/Berlin)"),
+        );
     }
 }
 
@@ -426,7 +464,10 @@ tolerance_seconds = 120
         let err = Policy::parse("[check]\nmass_delicensing_min = 3\n[notfy]\nadmins = []\n[[notify.webhooks]]\nkind='slack'\nurl='https://x.y'\ncolour='red'\n")
             .unwrap_err();
         let names: Vec<_> = err.problems.iter().map(|p| p.name.clone()).collect();
-        assert!(names.contains(&"check.mass_delicensing_min".to_string()), "{names:?}");
+        assert!(
+            names.contains(&"check.mass_delicensing_min".to_string()),
+            "{names:?}"
+        );
         assert!(names.contains(&"notfy".to_string()), "{names:?}");
         assert!(names.iter().any(|n| n.contains("colour")), "{names:?}");
     }

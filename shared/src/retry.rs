@@ -150,10 +150,10 @@ impl<'a> Retrier<'a> {
         if wake > self.started + self.policy.budget {
             return false;
         }
-        if let Some(d) = self.deadline {
-            if wake >= d {
-                return false;
-            }
+        if let Some(d) = self.deadline
+            && wake >= d
+        {
+            return false;
         }
         tokio::time::sleep(delay).await;
         self.attempts += 1;
@@ -170,7 +170,10 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
         let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(30)));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(30))
+        );
         assert_eq!(parse_retry_after("soon", now), None);
     }
 
@@ -180,7 +183,10 @@ mod tests {
         for n in 0..20 {
             let d = p.backoff(n);
             assert!(d <= p.max_delay, "{d:?}");
-            let window = p.base_delay.saturating_mul(2u32.saturating_pow(n.min(16))).min(p.max_delay);
+            let window = p
+                .base_delay
+                .saturating_mul(2u32.saturating_pow(n.min(16)))
+                .min(p.max_delay);
             assert!(d >= window / 2, "attempt {n}: {d:?} < half of {window:?}");
         }
     }
@@ -195,7 +201,13 @@ mod tests {
 
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut r = Retrier::new(&p, Some(deadline));
-        assert!(!r.wait(RetryKind::Throttled, Some(Duration::from_secs(60))).await);
-        assert!(r.wait(RetryKind::Throttled, Some(Duration::from_secs(1))).await);
+        assert!(
+            !r.wait(RetryKind::Throttled, Some(Duration::from_secs(60)))
+                .await
+        );
+        assert!(
+            r.wait(RetryKind::Throttled, Some(Duration::from_secs(1)))
+                .await
+        );
     }
 }

@@ -32,7 +32,10 @@ impl GraphClient {
     /// A client for the Graph root `graph_root` (e.g. `https://graph.microsoft.com`; `/v1.0` is added).
     pub fn new(caller: Caller, graph_root: &Url) -> Self {
         let mut base = graph_root.clone();
-        base.set_path(&format!("{}/v1.0/", graph_root.path().trim_end_matches('/')));
+        base.set_path(&format!(
+            "{}/v1.0/",
+            graph_root.path().trim_end_matches('/')
+        ));
         Self {
             caller,
             base,
@@ -67,12 +70,20 @@ impl GraphClient {
         let url = self.url(relative);
         let http = self.caller.http.clone();
         self.caller
-            .call(relative, || http.get(&url), |raw: RawResponse| json_body(&raw))
+            .call(
+                relative,
+                || http.get(&url),
+                |raw: RawResponse| json_body(&raw),
+            )
             .await
     }
 
     /// POST a JSON body and parse the JSON answer (`null` for an empty 2xx body such as 202).
-    pub async fn post<B: serde::Serialize, T: DeserializeOwned>(&self, relative: &str, body: &B) -> Result<T, ApiError> {
+    pub async fn post<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        relative: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
         let url = self.url(relative);
         let http = self.caller.http.clone();
         let payload = serde_json::to_vec(body).map_err(|e| ApiError::MalformedBody {
@@ -160,7 +171,11 @@ impl<T: DeserializeOwned> Pager<T> {
         let page: PageBody<T> = self
             .client
             .caller
-            .call("page", || http.get(&url), |raw: RawResponse| json_body(&raw))
+            .call(
+                "page",
+                || http.get(&url),
+                |raw: RawResponse| json_body(&raw),
+            )
             .await
             .inspect_err(|_| {
                 // Keep the position so that a caller may retry this same page.

@@ -247,12 +247,15 @@ mod tests {
 
     #[test]
     fn error_none_and_null_both_mean_success() {
-        let s: LicenseAssignmentState =
-            serde_json::from_str(r#"{"skuId":"x","assignedByGroup":null,"state":"Active","error":"None"}"#).expect("ok");
+        let s: LicenseAssignmentState = serde_json::from_str(
+            r#"{"skuId":"x","assignedByGroup":null,"state":"Active","error":"None"}"#,
+        )
+        .expect("ok");
         assert_eq!(s.error_code(), None);
-        let s: LicenseAssignmentState =
-            serde_json::from_str(r#"{"skuId":"x","assignedByGroup":"g2","state":"Error","error":"CountViolation"}"#)
-                .expect("ok");
+        let s: LicenseAssignmentState = serde_json::from_str(
+            r#"{"skuId":"x","assignedByGroup":"g2","state":"Error","error":"CountViolation"}"#,
+        )
+        .expect("ok");
         assert_eq!(s.error_code(), Some("CountViolation"));
     }
 }
