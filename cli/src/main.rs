@@ -1,1 +1,232 @@
-fn main() {}
+//! `licensewatch`: runs the licensewatch functions locally (same handlers as on AWS) and the simulated tenant.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use licensewatch_core::config::{ConfigError, Settings};
+use licensewatch_core::policy::Policy;
+use licensewatch_core::telemetry::{self, LogFormat};
+use licensewatch_sim::Scenario;
+
+/// Watch Microsoft 365 licences: warn before mailboxes are cut off, explain every licence change, keep the audit
+/// trail, and fix licence errors from your ticketing system.
+#[derive(Debug, Parser)]
+#[command(name = "licensewatch", version, about, long_about = None)]
+struct Cli {
+    /// Machine-readable output: one JSON document on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run everything against the built-in simulated tenant and narrate what happens over 35 days.
+    Demo,
+    /// Snapshot licences, diff with the previous run, and report findings (license-check).
+    Check {
+        /// Also write the findings as CSV.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
+    /// Send grace-period notices that are due (grace-period-notify).
+    Notify {
+        /// Print what would be sent; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Archive new audit records and derive licence events (audit-fetch).
+    AuditFetch,
+    /// Compare one day of the source with the archive.
+    AuditVerify {
+        /// The day, YYYY-MM-DD.
+        #[arg(long)]
+        day: String,
+    },
+    /// List licence-change events from the audit archive.
+    LicenseEvents {
+        /// Only this user.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Since when a user really has each licence (licensewatch's own first-seen history).
+    History {
+        /// The user (UPN or id).
+        #[arg(long)]
+        user: String,
+    },
+    /// Reprocess or change a user's licences (reprocess-user).
+    Reprocess {
+        /// The user (UPN or id).
+        #[arg(long)]
+        user: String,
+        /// reprocess | assign | remove | copy_from
+        #[arg(long, default_value = "reprocess")]
+        action: String,
+        /// Show the Graph request; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Serve the signed remediation webhook on a local port.
+    Serve {
+        /// Port (0 = any free port).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
+    /// Serve the simulated Microsoft 365 tenant.
+    Sim {
+        /// Port (0 = any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Address to bind.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: String,
+        /// Scenario file (JSON or TOML); default: the built-in story.
+        #[arg(long, conflicts_with = "users")]
+        scenario: Option<PathBuf>,
+        /// Generate a tenant of N users instead.
+        #[arg(long)]
+        users: Option<usize>,
+        /// Tenant GUID (default: the scenario's).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Write an HTML (and CSV) report from the state store.
+    Report {
+        /// HTML file to write.
+        #[arg(long)]
+        html: PathBuf,
+        /// Directory for CSV tables.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(LogFormat::Text, "warn");
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("licensewatch: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads the environment and the policy file, reporting every problem of both together.
+fn load_config() -> Result<(Settings, Policy), String> {
+    let settings = Settings::from_env();
+    let policy_path = std::env::var("LICENSEWATCH_CONFIG").ok();
+    let path = PathBuf::from(
+        policy_path
+            .clone()
+            .unwrap_or_else(|| "./licensewatch.toml".into()),
+    );
+    let policy = Policy::load(&path, policy_path.is_some());
+    match (settings, policy) {
+        (Ok(s), Ok(p)) => Ok((s, p)),
+        (s, p) => {
+            let mut problems = Vec::new();
+            if let Err(e) = s {
+                problems.extend(e.problems);
+            }
+            if let Err(e) = p {
+                problems.extend(e.problems);
+            }
+            Err(ConfigError { problems }.to_string())
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Sim {
+            port,
+            bind,
+            scenario,
+            users,
+            tenant,
+        } => run_sim(port, &bind, scenario, users, tenant).await,
+        Command::Check { .. }
+        | Command::Notify { .. }
+        | Command::AuditFetch
+        | Command::AuditVerify { .. }
+        | Command::LicenseEvents { .. }
+        | Command::History { .. }
+        | Command::Reprocess { .. }
+        | Command::Serve { .. }
+        | Command::Report { .. }
+        | Command::Demo => {
+            // Configuration is checked first so that a misconfigured run always says what to fix.
+            if !matches!(cli.command, Command::Demo) {
+                load_config()?;
+            }
+            Err(format!(
+                "'{}' is not available in this build yet (see the project's open issues)",
+                command_name(&cli.command)
+            ))
+        }
+    }
+}
+
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Demo => "demo",
+        Command::Check { .. } => "check",
+        Command::Notify { .. } => "notify",
+        Command::AuditFetch => "audit-fetch",
+        Command::AuditVerify { .. } => "audit-verify",
+        Command::LicenseEvents { .. } => "license-events",
+        Command::History { .. } => "history",
+        Command::Reprocess { .. } => "reprocess",
+        Command::Serve { .. } => "serve",
+        Command::Sim { .. } => "sim",
+        Command::Report { .. } => "report",
+    }
+}
+
+async fn run_sim(
+    port: u16,
+    bind: &str,
+    scenario: Option<PathBuf>,
+    users: Option<usize>,
+    tenant: Option<String>,
+) -> Result<(), String> {
+    let base = match &scenario {
+        Some(path) => Scenario::load(path).map_err(|e| e.to_string())?,
+        None => Scenario::default_story(),
+    };
+    let tenant_id = match tenant {
+        Some(t) => {
+            uuid::Uuid::parse_str(&t).map_err(|_| format!("--tenant '{t}' is not a GUID"))?;
+            t
+        }
+        None => base.tenant_id.clone(),
+    };
+    let mut scenario = match users {
+        Some(n) => Scenario::generated(n, &tenant_id, base.now),
+        None => base,
+    };
+    scenario.tenant_id = tenant_id;
+    let addr: SocketAddr = format!("{bind}:{port}")
+        .parse()
+        .map_err(|_| format!("--bind '{bind}' with --port {port} is not a socket address"))?;
+    let handle = licensewatch_sim::start(scenario, addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    println!(
+        "{}",
+        serde_json::json!({"base_url": handle.base_url, "tenant_id": handle.tenant_id})
+    );
+    eprintln!(
+        "simulated tenant {} at {} (Graph {0}/v1.0, token {0}/{1}/oauth2/v2.0/token, control {0}/_sim/); Ctrl-C stops it",
+        handle.tenant_id, handle.base_url
+    );
+    tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
+    Ok(())
+}

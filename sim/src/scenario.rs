@@ -1,0 +1,296 @@
+//! Scenario files (JSON or TOML): the SKUs, groups, users, audit history and clock a simulated tenant starts from.
+//! Also the built-in default scenario (the seeds' story) and the generator for large tenants (`--users N`).
+
+use std::path::Path;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A whole scenario.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Tenant GUID.
+    pub tenant_id: String,
+    /// Initial domain (UPN suffix of generated users).
+    #[serde(default = "default_domain")]
+    pub domain: String,
+    /// The simulated "now" at start.
+    pub now: DateTime<Utc>,
+    /// Usage location the directory gives users without one (group licensing inherits it).
+    #[serde(default = "default_location")]
+    pub default_usage_location: String,
+    /// When set, only this app registration gets tokens.
+    #[serde(default)]
+    pub app: Option<AppRegistration>,
+    /// Seconds-to-days: how long directory audits are kept (Entra P1/P2: 30 days).
+    #[serde(default = "default_audit_retention")]
+    pub directory_audit_retention_days: i64,
+    /// Seed for late blobs, duplicates and record order.
+    #[serde(default)]
+    pub seed: u64,
+    /// Subscriptions.
+    pub skus: Vec<SkuSpec>,
+    /// Pairs of service plans that cannot be assigned together.
+    #[serde(default)]
+    pub conflicts: Vec<[String; 2]>,
+    /// Licensing groups.
+    #[serde(default)]
+    pub groups: Vec<GroupSpec>,
+    /// Users.
+    #[serde(default)]
+    pub users: Vec<UserSpec>,
+    /// Audit history before `now`.
+    #[serde(default)]
+    pub audit: Vec<AuditSpec>,
+}
+
+fn default_domain() -> String {
+    "contoso.onmicrosoft.com".into()
+}
+fn default_location() -> String {
+    "US".into()
+}
+fn default_audit_retention() -> i64 {
+    30
+}
+
+/// An app registration that the token endpoint accepts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppRegistration {
+    /// Application id.
+    pub client_id: String,
+    /// Accepted client secret (certificate assertions are accepted for this client id too).
+    pub client_secret: String,
+    /// Display name used in audit records for this app's changes.
+    #[serde(default = "default_app_name")]
+    pub display_name: String,
+}
+
+fn default_app_name() -> String {
+    "licensewatch".into()
+}
+
+/// A subscription.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkuSpec {
+    /// SKU GUID.
+    pub sku_id: String,
+    /// Part number (String_Id).
+    pub sku_part_number: String,
+    /// Active seats.
+    pub enabled: i64,
+    /// Seats in warning.
+    #[serde(default)]
+    pub warning: i64,
+    /// Seats suspended.
+    #[serde(default)]
+    pub suspended: i64,
+    /// Seats locked out.
+    #[serde(default)]
+    pub locked_out: i64,
+    /// Plans.
+    pub service_plans: Vec<PlanSpec>,
+}
+
+/// A service plan inside a SKU.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanSpec {
+    /// Plan GUID.
+    pub id: String,
+    /// Plan name.
+    pub name: String,
+    /// Graph's `service` (e.g. `exchange`, `SharePoint`, `TeamspaceAPI`).
+    pub service: String,
+}
+
+/// A licence (SKU plus disabled plans).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LicenseSpec {
+    /// SKU GUID.
+    pub sku_id: String,
+    /// Disabled plan GUIDs.
+    #[serde(default)]
+    pub disabled_plans: Vec<String>,
+}
+
+/// A licensing group.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    /// Group id.
+    pub id: String,
+    /// Display name.
+    pub display_name: String,
+    /// Licences assigned to members.
+    #[serde(default)]
+    pub licenses: Vec<LicenseSpec>,
+}
+
+/// A user.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UserSpec {
+    /// Object id.
+    pub id: String,
+    /// UPN.
+    pub upn: String,
+    /// Display name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Primary SMTP (also gives an `SMTP:` proxy address unless `proxy_addresses` is set).
+    #[serde(default)]
+    pub mail: Option<String>,
+    /// Proxy addresses.
+    #[serde(default)]
+    pub proxy_addresses: Option<Vec<String>>,
+    /// Sign-in allowed.
+    #[serde(default = "yes")]
+    pub account_enabled: bool,
+    /// Member or Guest.
+    #[serde(default = "member")]
+    pub user_type: String,
+    /// Usage location.
+    #[serde(default)]
+    pub usage_location: Option<String>,
+    /// Creation time.
+    pub created: DateTime<Utc>,
+    /// Synced from on-premises AD (hybrid).
+    #[serde(default)]
+    pub on_premises_sync: Option<bool>,
+    /// Direct licences.
+    #[serde(default)]
+    pub licenses: Vec<LicenseSpec>,
+    /// Group memberships.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn member() -> String {
+    "Member".into()
+}
+
+/// A historical audit event (the state already reflects it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSpec {
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// assign | remove | failed_assignment
+    pub kind: AuditKind,
+    /// User id or UPN.
+    pub user: String,
+    /// SKUs involved.
+    pub sku_ids: Vec<String>,
+    /// Who did it (UPN); absent = the group-based licensing service.
+    #[serde(default)]
+    pub actor: Option<String>,
+    /// Failure reason (failed_assignment).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Kinds of historical audit events.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    /// Licences added.
+    Assign,
+    /// Licences removed.
+    Remove,
+    /// An assignment that failed (nothing changed).
+    FailedAssignment,
+}
+
+/// Errors loading a scenario.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// Unreadable file.
+    #[error("cannot read scenario '{path}': {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Bad content (names the field).
+    #[error("scenario '{path}' is invalid: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl Scenario {
+    /// Loads a `.json` or `.toml` scenario.
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        let parsed: Result<Scenario, String> = if path.extension().is_some_and(|e| e == "toml") {
+            toml::from_str(&text).map_err(|e| e.to_string())
+        } else {
+            serde_json::from_str(&text).map_err(|e| e.to_string())
+        };
+        parsed.map_err(|message| ScenarioError::Invalid { path: p, message })
+    }
+
+    /// The built-in scenario telling the seeds' story.
+    pub fn default_story() -> Self {
+        serde_json::from_str(include_str!("../scenarios/default.json")).unwrap_or_else(|e| {
+            // The file is part of the crate and covered by tests; this cannot fail in a released build.
+            unreachable!("built-in scenario is invalid: {e}")
+        })
+    }
+
+    /// A generated tenant of `n` users (fast: 100,000 in well under a second), with a realistic mix: most users
+    /// licensed with E3, some unlicensed mailboxes, some disabled, some guests.
+    pub fn generated(n: usize, tenant_id: &str, now: DateTime<Utc>) -> Self {
+        let mut s = Self::default_story();
+        s.tenant_id = tenant_id.to_string();
+        s.now = now;
+        s.users.clear();
+        s.audit.clear();
+        s.groups.clear();
+        let e3 = "6fd2c87f-b296-42f0-b197-1e91e994b900".to_string();
+        for sku in &mut s.skus {
+            if sku.sku_id == e3 {
+                sku.enabled = n as i64;
+            }
+        }
+        s.users.reserve(n);
+        for i in 0..n {
+            let upn = format!("user{i:06}@{}", s.domain);
+            let mut u = UserSpec {
+                id: format!("{:08x}-0000-4000-8000-{:012x}", i, i),
+                upn: upn.clone(),
+                display_name: Some(format!("User {i}")),
+                mail: Some(upn),
+                account_enabled: true,
+                user_type: "Member".into(),
+                usage_location: Some("US".into()),
+                created: now - Duration::days(400 + (i % 365) as i64),
+                ..Default::default()
+            };
+            match i % 50 {
+                0 => u.created = now - Duration::days((i % 29) as i64 + 1),
+                1 => u.account_enabled = false,
+                2 => {
+                    u.user_type = "Guest".into();
+                    u.upn = format!("guest{i}_fabrikam.com#EXT#@{}", s.domain);
+                }
+                _ => u.licenses.push(LicenseSpec {
+                    sku_id: e3.clone(),
+                    disabled_plans: vec![],
+                }),
+            }
+            s.users.push(u);
+        }
+        s
+    }
+}

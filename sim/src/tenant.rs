@@ -1,0 +1,750 @@
+//! The simulated tenant's state and rules: seats, direct and group-based assignment (all-or-none), conflicting
+//! plans, usage location, reprocessing, and the audit trail every licence change leaves in both audit sources.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use serde_json::{Value, json};
+
+use crate::scenario::{AuditKind, LicenseSpec, PlanSpec, Scenario, SkuSpec, UserSpec};
+
+/// The display name Microsoft uses for group-based licensing changes.
+pub const GROUP_LICENSING_APP: &str = "Microsoft Azure AD Group-Based Licensing";
+
+/// One licence assignment of a user (direct or through a group).
+#[derive(Debug, Clone)]
+pub struct Assignment {
+    /// SKU.
+    pub sku_id: String,
+    /// Disabled plans.
+    pub disabled_plans: Vec<String>,
+    /// Group that assigns it, None when direct.
+    pub by_group: Option<String>,
+    /// `Active` or `Error`.
+    pub state: &'static str,
+    /// None on success.
+    pub error: Option<String>,
+    /// Last processed.
+    pub updated: DateTime<Utc>,
+}
+
+/// A user.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// Scenario data.
+    pub spec: UserSpec,
+    /// Assignments.
+    pub assignments: Vec<Assignment>,
+    /// When each plan was (re)assigned; Microsoft resets these on background changes.
+    pub plan_dates: HashMap<String, DateTime<Utc>>,
+    /// Plans that were removed (shown as `Deleted` in assignedPlans).
+    pub deleted_plans: BTreeMap<String, String>,
+}
+
+/// A licensing group.
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub display_name: String,
+    /// Licences.
+    pub licenses: Vec<LicenseSpec>,
+    /// Member user ids, in join order.
+    pub members: Vec<String>,
+}
+
+/// One audit record pair source.
+#[derive(Debug, Clone)]
+pub struct DirectoryAudit {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The Graph JSON.
+    pub json: Value,
+}
+
+/// A Management Activity API content blob.
+#[derive(Debug, Clone)]
+pub struct Blob {
+    /// contentId.
+    pub content_id: String,
+    /// contentType.
+    pub content_type: String,
+    /// contentCreated (the listing's time axis).
+    pub created: DateTime<Utc>,
+    /// When it first shows up in listings (late blobs: after `created`).
+    pub visible_from: DateTime<Utc>,
+    /// Records.
+    pub records: Vec<Value>,
+}
+
+/// A licence write the sim performed, for read-back by tests.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LicenseWrite {
+    /// Sim time.
+    pub at: DateTime<Utc>,
+    /// Route used.
+    pub operation: String,
+    /// Target user or group.
+    pub target: String,
+    /// Outcome.
+    pub ok: bool,
+    /// Details.
+    pub detail: Value,
+}
+
+/// A Graph-style failure of a licence operation.
+#[derive(Debug, Clone)]
+pub struct LicenseError {
+    /// HTTP status.
+    pub status: u16,
+    /// Graph error code.
+    pub code: &'static str,
+    /// Message.
+    pub message: String,
+}
+
+/// The tenant.
+#[derive(Debug)]
+pub struct Tenant {
+    /// Tenant id.
+    pub tenant_id: String,
+    /// Initial domain.
+    pub domain: String,
+    /// The simulated clock.
+    pub now: DateTime<Utc>,
+    /// Default usage location.
+    pub default_usage_location: String,
+    /// Directory audit retention.
+    pub audit_retention: Duration,
+    /// App registration restriction.
+    pub app: Option<crate::scenario::AppRegistration>,
+    /// SKUs by id, in scenario order.
+    pub skus: Vec<SkuSpec>,
+    /// Plan conflicts.
+    pub conflicts: Vec<[String; 2]>,
+    /// Groups.
+    pub groups: Vec<Group>,
+    /// Users, in a stable order (paging walks this vector).
+    pub users: Vec<User>,
+    index: HashMap<String, usize>,
+    /// Directory audits, oldest first.
+    pub directory_audits: Vec<DirectoryAudit>,
+    /// Management API blobs.
+    pub blobs: Vec<Blob>,
+    /// Subscriptions started (content type → enabled).
+    pub subscriptions: BTreeMap<String, bool>,
+    /// Mail sent through sendMail.
+    pub mail: Vec<Value>,
+    /// Licence writes.
+    pub writes: Vec<LicenseWrite>,
+    seed: u64,
+    counter: u64,
+}
+
+fn lcg(x: u64) -> u64 {
+    x.wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+}
+
+impl Tenant {
+    /// Builds the tenant from a scenario: licences are applied as they stand (group processing runs in member
+    /// order, so seats run out for the last members), and the audit history is written at its own times.
+    pub fn from_scenario(s: Scenario) -> Self {
+        let mut t = Tenant {
+            tenant_id: s.tenant_id.clone(),
+            domain: s.domain.clone(),
+            now: s.now,
+            default_usage_location: s.default_usage_location.clone(),
+            audit_retention: Duration::days(s.directory_audit_retention_days),
+            app: s.app.clone(),
+            skus: s.skus.clone(),
+            conflicts: s.conflicts.clone(),
+            groups: s
+                .groups
+                .iter()
+                .map(|g| Group {
+                    id: g.id.clone(),
+                    display_name: g.display_name.clone(),
+                    licenses: g.licenses.clone(),
+                    members: vec![],
+                })
+                .collect(),
+            users: Vec::with_capacity(s.users.len()),
+            index: HashMap::with_capacity(s.users.len() * 2),
+            directory_audits: vec![],
+            blobs: vec![],
+            subscriptions: BTreeMap::new(),
+            mail: vec![],
+            writes: vec![],
+            seed: s.seed,
+            counter: 0,
+        };
+        for spec in s.users {
+            t.insert_user(spec, false);
+        }
+        for a in s.audit {
+            let Some(i) = t.find_user(&a.user) else {
+                continue;
+            };
+            let actor = a.actor.clone();
+            let lic: Vec<LicenseSpec> = a
+                .sku_ids
+                .iter()
+                .map(|s| LicenseSpec {
+                    sku_id: s.clone(),
+                    disabled_plans: vec![],
+                })
+                .collect();
+            match a.kind {
+                AuditKind::Assign => t.audit_change(a.at, i, actor.as_deref(), &[], &lic, None),
+                AuditKind::Remove => t.audit_change(a.at, i, actor.as_deref(), &lic, &[], None),
+                AuditKind::FailedAssignment => {
+                    let reason = a
+                        .reason
+                        .clone()
+                        .unwrap_or_else(|| "License assignment failed.".into());
+                    t.audit_change(a.at, i, actor.as_deref(), &[], &lic, Some(&reason))
+                }
+            }
+        }
+        t
+    }
+
+    /// Adds a user; with `audit`, its licences are assigned now and logged.
+    pub fn insert_user(&mut self, mut spec: UserSpec, audit: bool) -> usize {
+        if spec.proxy_addresses.is_none() {
+            spec.proxy_addresses = Some(spec.mail.iter().map(|m| format!("SMTP:{m}")).collect());
+        }
+        let i = self.users.len();
+        self.index.insert(spec.id.to_ascii_lowercase(), i);
+        self.index.insert(spec.upn.to_ascii_lowercase(), i);
+        let direct = std::mem::take(&mut spec.licenses);
+        let groups = spec.groups.clone();
+        self.users.push(User {
+            spec,
+            assignments: vec![],
+            plan_dates: HashMap::new(),
+            deleted_plans: BTreeMap::new(),
+        });
+        if !direct.is_empty() {
+            let _ = self.assign_direct(i, &direct, &[], None, audit);
+        }
+        for g in groups {
+            if let Some(gi) = self.groups.iter().position(|x| x.id == g) {
+                self.groups[gi].members.push(self.users[i].spec.id.clone());
+                self.process_group_for_user(gi, i, audit);
+            }
+        }
+        i
+    }
+
+    /// Finds a user by id or UPN (case-insensitive).
+    pub fn find_user(&self, key: &str) -> Option<usize> {
+        self.index.get(&key.to_ascii_lowercase()).copied()
+    }
+
+    /// Finds a SKU.
+    pub fn sku(&self, sku_id: &str) -> Option<&SkuSpec> {
+        self.skus
+            .iter()
+            .find(|s| s.sku_id.eq_ignore_ascii_case(sku_id))
+    }
+
+    /// Seats in use: one per user holding at least one active assignment of the SKU.
+    pub fn consumed(&self, sku_id: &str) -> i64 {
+        self.users.iter().filter(|u| u.holds(sku_id)).count() as i64
+    }
+
+    fn next_id(&mut self) -> u64 {
+        self.counter += 1;
+        self.counter
+    }
+
+    fn plans_of(&self, lic: &LicenseSpec) -> Vec<PlanSpec> {
+        self.sku(&lic.sku_id)
+            .map(|s| {
+                s.service_plans
+                    .iter()
+                    .filter(|p| {
+                        !lic.disabled_plans
+                            .iter()
+                            .any(|d| d.eq_ignore_ascii_case(&p.id))
+                    })
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The first conflict between `lic` and the user's other active licences, as (new plan, existing plan).
+    fn conflict_for(&self, ui: usize, lic: &LicenseSpec) -> Option<(String, String)> {
+        let new_plans = self.plans_of(lic);
+        let u = &self.users[ui];
+        for a in u
+            .assignments
+            .iter()
+            .filter(|a| a.state == "Active" && a.sku_id != lic.sku_id)
+        {
+            let existing = self.plans_of(&LicenseSpec {
+                sku_id: a.sku_id.clone(),
+                disabled_plans: a.disabled_plans.clone(),
+            });
+            for n in &new_plans {
+                for e in &existing {
+                    let hit = self.conflicts.iter().any(|[x, y]| {
+                        (x.eq_ignore_ascii_case(&n.id) && y.eq_ignore_ascii_case(&e.id))
+                            || (y.eq_ignore_ascii_case(&n.id) && x.eq_ignore_ascii_case(&e.id))
+                    });
+                    if hit {
+                        return Some((n.name.clone(), e.name.clone()));
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Direct assignment (`POST /users/{id}/assignLicense`): all of the request applies or none of it.
+    pub fn assign_direct(
+        &mut self,
+        ui: usize,
+        add: &[LicenseSpec],
+        remove: &[String],
+        actor: Option<&str>,
+        audit: bool,
+    ) -> Result<(), LicenseError> {
+        let now = self.now;
+        let before = self.users[ui].active_licenses();
+        let fail = |t: &mut Self, e: LicenseError| {
+            if audit {
+                let lic: Vec<LicenseSpec> = add.to_vec();
+                t.audit_change(now, ui, actor, &[], &lic, Some(&e.message));
+            }
+            Err(e)
+        };
+        for l in add {
+            let Some(sku) = self.sku(&l.sku_id) else {
+                return fail(
+                    self,
+                    LicenseError {
+                        status: 400,
+                        code: "Request_BadRequest",
+                        message: format!(
+                            "License {} does not correspond to a valid company License.",
+                            l.sku_id
+                        ),
+                    },
+                );
+            };
+            let (sku_id, enabled) = (sku.sku_id.clone(), sku.enabled + sku.warning);
+            if self.users[ui]
+                .spec
+                .usage_location
+                .as_deref()
+                .unwrap_or("")
+                .is_empty()
+            {
+                return fail(
+                    self,
+                    LicenseError {
+                        status: 400,
+                        code: "Request_BadRequest",
+                        message: "License assignment cannot be done for user with invalid usage location.".into(),
+                    },
+                );
+            }
+            if !self.users[ui].holds(&sku_id) && self.consumed(&sku_id) >= enabled {
+                return fail(
+                    self,
+                    LicenseError {
+                        status: 400,
+                        code: "Request_BadRequest",
+                        message: format!(
+                            "Subscription with SKU {sku_id} does not have any available licenses."
+                        ),
+                    },
+                );
+            }
+            if let Some((n, e)) = self.conflict_for(ui, l) {
+                return fail(
+                    self,
+                    LicenseError {
+                        status: 400,
+                        code: "Request_BadRequest",
+                        message: format!(
+                            "License assignment failed because service plans {n},{e} are mutually exclusive."
+                        ),
+                    },
+                );
+            }
+        }
+        for r in remove {
+            let has = self.users[ui]
+                .assignments
+                .iter()
+                .any(|a| a.by_group.is_none() && a.sku_id.eq_ignore_ascii_case(r));
+            if !has {
+                return fail(
+                    self,
+                    LicenseError {
+                        status: 400,
+                        code: "Request_BadRequest",
+                        message: format!(
+                            "User does not have a corresponding license {r} assigned directly."
+                        ),
+                    },
+                );
+            }
+        }
+        let u = &mut self.users[ui];
+        u.assignments.retain(|a| {
+            !(a.by_group.is_none() && remove.iter().any(|r| r.eq_ignore_ascii_case(&a.sku_id)))
+        });
+        for l in add {
+            u.assignments
+                .retain(|a| !(a.by_group.is_none() && a.sku_id.eq_ignore_ascii_case(&l.sku_id)));
+            u.assignments.push(Assignment {
+                sku_id: l.sku_id.to_ascii_lowercase(),
+                disabled_plans: l.disabled_plans.clone(),
+                by_group: None,
+                state: "Active",
+                error: None,
+                updated: now,
+            });
+        }
+        self.settle_plans(ui, &before, actor, audit);
+        // Groups whose licences were blocked by seats or conflicts may now succeed or fail differently.
+        Ok(())
+    }
+
+    /// Re-runs group licensing for one member (all-or-none for each group).
+    pub fn process_group_for_user(&mut self, gi: usize, ui: usize, audit: bool) {
+        let now = self.now;
+        let before = self.users[ui].active_licenses();
+        let gid = self.groups[gi].id.clone();
+        let licenses = self.groups[gi].licenses.clone();
+        // Drop this group's assignments first so its own seats do not count against it.
+        self.users[ui]
+            .assignments
+            .retain(|a| a.by_group.as_deref() != Some(gid.as_str()));
+        let mut failures: Vec<(usize, &'static str)> = Vec::new();
+        let location = self.users[ui]
+            .spec
+            .usage_location
+            .clone()
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| self.default_usage_location.clone());
+        for (k, l) in licenses.iter().enumerate() {
+            let Some(sku) = self.sku(&l.sku_id) else {
+                failures.push((k, "Other"));
+                continue;
+            };
+            let capacity = sku.enabled + sku.warning;
+            if location.is_empty() {
+                failures.push((k, "ProhibitedInUsageLocationViolation"));
+            } else if !self.users[ui].holds(&l.sku_id) && self.consumed(&l.sku_id) >= capacity {
+                failures.push((k, "CountViolation"));
+            } else if self.conflict_for(ui, l).is_some() {
+                failures.push((k, "MutuallyExclusiveViolation"));
+            }
+        }
+        let u = &mut self.users[ui];
+        for (k, l) in licenses.iter().enumerate() {
+            let error = if failures.is_empty() {
+                None
+            } else {
+                Some(
+                    failures
+                        .iter()
+                        .find(|(i, _)| *i == k)
+                        .map(|(_, e)| *e)
+                        .unwrap_or("Other")
+                        .to_string(),
+                )
+            };
+            u.assignments.push(Assignment {
+                sku_id: l.sku_id.to_ascii_lowercase(),
+                disabled_plans: l.disabled_plans.clone(),
+                by_group: Some(gid.clone()),
+                state: if error.is_some() { "Error" } else { "Active" },
+                error,
+                updated: now,
+            });
+        }
+        self.settle_plans(ui, &before, Some(GROUP_LICENSING_APP), audit);
+    }
+
+    /// Reprocesses every group assignment of a user.
+    pub fn reprocess_user(&mut self, ui: usize) {
+        let uid = self.users[ui].spec.id.clone();
+        let groups: Vec<usize> = (0..self.groups.len())
+            .filter(|&g| self.groups[g].members.contains(&uid))
+            .collect();
+        for g in groups {
+            self.process_group_for_user(g, ui, true);
+        }
+    }
+
+    /// Reprocesses every member of a group.
+    pub fn reprocess_group(&mut self, gi: usize) {
+        let members = self.groups[gi].members.clone();
+        for m in members {
+            if let Some(ui) = self.find_user(&m) {
+                self.process_group_for_user(gi, ui, true);
+            }
+        }
+    }
+
+    /// Updates plan dates and deleted plans after a change and writes the audit trail when the SKU set changed.
+    fn settle_plans(
+        &mut self,
+        ui: usize,
+        before: &[LicenseSpec],
+        actor: Option<&str>,
+        audit: bool,
+    ) {
+        let now = self.now;
+        let after = self.users[ui].active_licenses();
+        let before_plans: Vec<PlanSpec> = before.iter().flat_map(|l| self.plans_of(l)).collect();
+        let after_plans: Vec<PlanSpec> = after.iter().flat_map(|l| self.plans_of(l)).collect();
+        let u = &mut self.users[ui];
+        for p in &after_plans {
+            u.plan_dates.entry(p.id.clone()).or_insert(now);
+            u.deleted_plans.remove(&p.id);
+        }
+        for p in &before_plans {
+            if !after_plans.iter().any(|a| a.id == p.id) {
+                u.plan_dates.remove(&p.id);
+                u.deleted_plans.insert(p.id.clone(), p.service.clone());
+            }
+        }
+        if audit && before != after.as_slice() {
+            self.audit_change(now, ui, actor, before, &after, None);
+        }
+    }
+
+    /// Writes "Change user license" + "Update user" to both audit sources. With `failure`, the change did not
+    /// happen: the records carry result `failure` and the reason; `new` is what was attempted.
+    pub fn audit_change(
+        &mut self,
+        at: DateTime<Utc>,
+        ui: usize,
+        actor: Option<&str>,
+        old: &[LicenseSpec],
+        new: &[LicenseSpec],
+        failure: Option<&str>,
+    ) {
+        let n = self.next_id();
+        let user = self.users[ui].spec.clone();
+        let fmt_list = |ls: &[LicenseSpec], t: &Self| -> Vec<String> {
+            ls.iter()
+                .map(|l| {
+                    let name = t
+                        .sku(&l.sku_id)
+                        .map(|s| s.sku_part_number.clone())
+                        .unwrap_or_default();
+                    format!(
+                        "[SkuName={name}, AccountId={}, SkuId={}, DisabledPlans=[{}]]",
+                        t.tenant_id,
+                        l.sku_id,
+                        l.disabled_plans.join(", ")
+                    )
+                })
+                .collect()
+        };
+        let (old_s, new_s) = (fmt_list(old, self), fmt_list(new, self));
+        let old_json = serde_json::to_string_pretty(&old_s)
+            .unwrap_or_default()
+            .replace('\n', "\r\n");
+        let new_json = serde_json::to_string_pretty(&new_s)
+            .unwrap_or_default()
+            .replace('\n', "\r\n");
+        let (initiated_by, actor_upn) = match actor {
+            Some(a) if a != GROUP_LICENSING_APP && a.contains('@') => (
+                json!({"user": {"id": self.find_user(a).map(|i| self.users[i].spec.id.clone()),
+                    "displayName": null, "userPrincipalName": a, "ipAddress": "203.0.113.10"}, "app": null}),
+                a.to_string(),
+            ),
+            Some(a) if a != GROUP_LICENSING_APP => (
+                json!({"user": null, "app": {"appId": null, "displayName": a, "servicePrincipalId": null, "servicePrincipalName": a}}),
+                a.to_string(),
+            ),
+            _ => (
+                json!({"user": null, "app": {"appId": null, "displayName": GROUP_LICENSING_APP, "servicePrincipalId": null, "servicePrincipalName": null}}),
+                GROUP_LICENSING_APP.to_string(),
+            ),
+        };
+        let (result, reason) = match failure {
+            Some(r) => ("failure", r.to_string()),
+            None => ("success", String::new()),
+        };
+        let correlation = format!("{:08x}-5a5a-4a4a-8b8b-{:012x}", n, self.seed);
+        let target = |props: Value| {
+            json!([{"id": user.id, "displayName": null, "type": "User", "userPrincipalName": user.upn,
+                "groupType": null, "modifiedProperties": props}])
+        };
+        let stamp = at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+        let change = json!({
+            "id": format!("Directory_{correlation}_CUL_{n}"), "category": "UserManagement",
+            "correlationId": correlation, "result": result, "resultReason": reason,
+            "activityDisplayName": "Change user license", "activityDateTime": stamp,
+            "loggedByService": "Core Directory", "operationType": "Update",
+            "initiatedBy": initiated_by, "targetResources": target(json!([])),
+            "additionalDetails": []
+        });
+        let update = json!({
+            "id": format!("Directory_{correlation}_UU_{n}"), "category": "UserManagement",
+            "correlationId": correlation, "result": result, "resultReason": reason,
+            "activityDisplayName": "Update user", "activityDateTime": stamp,
+            "loggedByService": "Core Directory", "operationType": "Update",
+            "initiatedBy": initiated_by,
+            "targetResources": target(json!([
+                {"displayName": "AssignedLicense", "oldValue": old_json, "newValue": new_json},
+                {"displayName": "Included Updated Properties", "oldValue": null, "newValue": "\"AssignedLicense\""}
+            ])),
+            "additionalDetails": [{"key": "UserType", "value": user.user_type}]
+        });
+        self.directory_audits
+            .push(DirectoryAudit { at, json: change });
+        self.directory_audits
+            .push(DirectoryAudit { at, json: update });
+
+        let creation = at.format("%Y-%m-%dT%H:%M:%S").to_string();
+        let status = if failure.is_some() {
+            "Failure"
+        } else {
+            "Success"
+        };
+        let base = |op: &str, id: String, props: Value| {
+            json!({
+                "CreationTime": creation, "Id": id, "Operation": op,
+                "OrganizationId": self.tenant_id, "RecordType": 8, "ResultStatus": status,
+                "UserKey": format!("{}@{}", actor_upn, self.tenant_id), "UserType": 0, "Version": 1,
+                "Workload": "AzureActiveDirectory", "ObjectId": user.upn, "UserId": actor_upn,
+                "AzureActiveDirectoryEventType": 1,
+                "ExtendedProperties": [
+                    {"Name": "additionalDetails", "Value": "{}"},
+                    {"Name": "extendedAuditEventCategory", "Value": "User"},
+                    {"Name": "resultReason", "Value": reason}
+                ],
+                "ModifiedProperties": props,
+                "Actor": [{"ID": actor_upn, "Type": 5}],
+                "ActorContextId": self.tenant_id, "InterSystemsId": correlation,
+                "IntraSystemId": format!("{n:032x}"), "SupportTicketId": "",
+                "Target": [{"ID": format!("User_{}", user.id), "Type": 2}, {"ID": user.id, "Type": 2},
+                           {"ID": user.upn, "Type": 5}],
+                "TargetContextId": self.tenant_id
+            })
+        };
+        let mut records = vec![
+            base(
+                "Change user license.",
+                format!("{:08x}-c0de-4c0d-8c0d-{:012x}", n, 1),
+                json!([]),
+            ),
+            base(
+                "Update user.",
+                format!("{:08x}-c0de-4c0d-8c0d-{:012x}", n, 2),
+                json!([
+                    {"Name": "AssignedLicense", "NewValue": new_json, "OldValue": old_json},
+                    {"Name": "Included Updated Properties", "NewValue": "AssignedLicense", "OldValue": ""},
+                    {"Name": "TargetId.UserType", "NewValue": user.user_type, "OldValue": ""}
+                ]),
+            ),
+        ];
+        for r in records.drain(..) {
+            self.add_management_record("Audit.AzureActiveDirectory", at, r);
+        }
+    }
+
+    /// Places a record into a blob: blobs are per content type and hour of the event, available about an hour
+    /// later. Some blobs show up in listings late, some records are also repeated in the next blob.
+    pub fn add_management_record(&mut self, content_type: &str, at: DateTime<Utc>, record: Value) {
+        let bucket = at.duration_trunc(Duration::hours(1)).unwrap_or(at);
+        let created = bucket + Duration::minutes(65);
+        let x = lcg(self.seed ^ self.counter.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        self.counter += 1;
+        let duplicate = x % 7 == 0;
+        self.put_in_blob(content_type, created, record.clone());
+        if duplicate {
+            self.put_in_blob(content_type, created + Duration::hours(1), record);
+        }
+    }
+
+    fn put_in_blob(&mut self, content_type: &str, created: DateTime<Utc>, record: Value) {
+        let now = self.now;
+        // Blobs are immutable once they can be listed: a record for a sealed blob starts a new one.
+        if let Some(b) = self.blobs.iter_mut().rev().find(|b| {
+            b.content_type == content_type && b.created == created && b.visible_from > now
+        }) {
+            b.records.push(record);
+            return;
+        }
+        let n = self.next_id();
+        let created = if created <= now {
+            now + Duration::minutes(5)
+        } else {
+            created
+        };
+        let late = lcg(self.seed.wrapping_add(n)) % 5 == 0;
+        let visible_from = if late {
+            created + Duration::hours(3)
+        } else {
+            created
+        };
+        self.blobs.push(Blob {
+            content_id: format!(
+                "{}${}${}{:06}",
+                created.format("%Y%m%d%H%M%S"),
+                content_type.replace('.', ""),
+                self.tenant_id.replace('-', ""),
+                n
+            ),
+            content_type: content_type.to_string(),
+            created,
+            visible_from,
+            records: vec![record],
+        });
+    }
+
+    /// Records in a blob in a deterministic, non-chronological order.
+    pub fn blob_records(&self, blob: &Blob) -> Vec<Value> {
+        let mut r = blob.records.clone();
+        let mut x = lcg(self.seed ^ blob.records.len() as u64);
+        for i in (1..r.len()).rev() {
+            x = lcg(x);
+            r.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        r
+    }
+
+    /// Advances the clock.
+    pub fn advance(&mut self, by: Duration) {
+        self.now += by;
+    }
+}
+
+impl User {
+    /// True when the user holds the SKU through at least one active assignment.
+    pub fn holds(&self, sku_id: &str) -> bool {
+        self.assignments
+            .iter()
+            .any(|a| a.state == "Active" && a.sku_id.eq_ignore_ascii_case(sku_id))
+    }
+
+    /// Active licences, one per SKU, sorted by SKU id.
+    pub fn active_licenses(&self) -> Vec<LicenseSpec> {
+        let mut out: Vec<LicenseSpec> = Vec::new();
+        for a in self.assignments.iter().filter(|a| a.state == "Active") {
+            if !out.iter().any(|l| l.sku_id == a.sku_id) {
+                out.push(LicenseSpec {
+                    sku_id: a.sku_id.clone(),
+                    disabled_plans: a.disabled_plans.clone(),
+                });
+            }
+        }
+        out.sort_by(|a, b| a.sku_id.cmp(&b.sku_id));
+        out
+    }
+}
