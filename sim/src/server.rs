@@ -1585,6 +1585,7 @@ async fn ctl_group_members(
                 .assignments
                 .retain(|a| a.by_group.as_deref() != Some(gid.as_str()));
             let after = t.users[ui].active_licenses();
+            t.count_seats(&before, &after);
             if before != after {
                 let now = t.now;
                 t.audit_change(now, ui, None, &before, &after, None);

@@ -140,6 +140,8 @@ pub struct Tenant {
     pub writes: Vec<LicenseWrite>,
     seed: u64,
     counter: u64,
+    /// Seats in use per SKU (lower-case id), kept in step with every change.
+    seats_used: HashMap<String, i64>,
 }
 
 fn lcg(x: u64) -> u64 {
@@ -179,6 +181,7 @@ impl Tenant {
             writes: vec![],
             seed: s.seed,
             counter: 0,
+            seats_used: HashMap::new(),
         };
         for spec in s.users {
             t.insert_user(spec, false);
@@ -253,7 +256,30 @@ impl Tenant {
 
     /// Seats in use: one per user holding at least one active assignment of the SKU.
     pub fn consumed(&self, sku_id: &str) -> i64 {
-        self.users.iter().filter(|u| u.holds(sku_id)).count() as i64
+        self.seats_used
+            .get(&sku_id.to_ascii_lowercase())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Moves seat counts from the SKUs in `before` to those in `after` (one user's active licences).
+    pub fn count_seats(&mut self, before: &[LicenseSpec], after: &[LicenseSpec]) {
+        for l in before {
+            if !after.iter().any(|a| a.sku_id == l.sku_id) {
+                *self
+                    .seats_used
+                    .entry(l.sku_id.to_ascii_lowercase())
+                    .or_insert(0) -= 1;
+            }
+        }
+        for l in after {
+            if !before.iter().any(|b| b.sku_id == l.sku_id) {
+                *self
+                    .seats_used
+                    .entry(l.sku_id.to_ascii_lowercase())
+                    .or_insert(0) += 1;
+            }
+        }
     }
 
     fn next_id(&mut self) -> u64 {
@@ -506,6 +532,7 @@ impl Tenant {
     ) {
         let now = self.now;
         let after = self.users[ui].active_licenses();
+        self.count_seats(before, &after);
         let before_plans: Vec<PlanSpec> = before.iter().flat_map(|l| self.plans_of(l)).collect();
         let after_plans: Vec<PlanSpec> = after.iter().flat_map(|l| self.plans_of(l)).collect();
         let u = &mut self.users[ui];
