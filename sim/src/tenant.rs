@@ -692,7 +692,7 @@ impl Tenant {
         let created = bucket + Duration::minutes(65);
         let x = lcg(self.seed ^ self.counter.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         self.counter += 1;
-        let duplicate = x % 7 == 0;
+        let duplicate = x.is_multiple_of(7);
         self.put_in_blob(content_type, created, record.clone());
         if duplicate {
             self.put_in_blob(content_type, created + Duration::hours(1), record);
@@ -714,7 +714,7 @@ impl Tenant {
         } else {
             created
         };
-        let late = lcg(self.seed.wrapping_add(n)) % 5 == 0;
+        let late = lcg(self.seed.wrapping_add(n)).is_multiple_of(5);
         let visible_from = if late {
             created + Duration::hours(3)
         } else {

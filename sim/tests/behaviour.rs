@@ -162,7 +162,7 @@ async fn user_paging_follows_documented_rules() {
     let (_, first) = c.get("/v1.0/users").await;
     assert!(first["value"][0].get("assignedLicenses").is_none());
     assert!(first["value"][0]["userPrincipalName"].is_string());
-    let mut next = Some(format!("/v1.0/users?$select=id,assignedLicenses&$top=7"));
+    let mut next = Some("/v1.0/users?$select=id,assignedLicenses&$top=7".to_string());
     let (mut pages, mut ids) = (0, Vec::new());
     while let Some(url) = next.take() {
         let (s, page) = c.get(&url).await;

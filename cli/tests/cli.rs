@@ -1,0 +1,138 @@
+//! The `licensewatch` command as a user runs it: a real process with a controlled environment.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn licensewatch() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_licensewatch"));
+    // Never inherit the developer's configuration.
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    c.current_dir(std::env::temp_dir());
+    c
+}
+
+#[test]
+fn help_lists_every_subcommand() {
+    let out = licensewatch().arg("--help").output().expect("runs");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for sub in [
+        "demo",
+        "check",
+        "notify",
+        "audit-fetch",
+        "reprocess",
+        "serve",
+        "sim",
+        "report",
+        "license-events",
+        "history",
+    ] {
+        assert!(text.contains(sub), "--help lacks {sub}:\n{text}");
+    }
+}
+
+#[test]
+fn check_without_configuration_names_tenant_and_client() {
+    let out = licensewatch().arg("check").output().expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("LICENSEWATCH_TENANT_ID"), "{err}");
+    assert!(err.contains("LICENSEWATCH_CLIENT_ID"), "{err}");
+}
+
+#[test]
+fn bad_cloud_and_unknown_policy_key_are_named_together() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let policy = dir.path().join("licensewatch.toml");
+    std::fs::write(
+        &policy,
+        "[check]\nmass_delicensing_percent = 5.0\nsku_low_seat = 3\n",
+    )
+    .expect("write");
+    let out = licensewatch()
+        .args(["check", "--json"])
+        .env(
+            "LICENSEWATCH_TENANT_ID",
+            "11111111-2222-3333-4444-555555555555",
+        )
+        .env(
+            "LICENSEWATCH_CLIENT_ID",
+            "66666666-7777-8888-9999-000000000000",
+        )
+        .env("LICENSEWATCH_CLIENT_SECRET", "not-shown-anywhere")
+        .env("LICENSEWATCH_CLOUD", "germany")
+        .env("LICENSEWATCH_CONFIG", &policy)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("LICENSEWATCH_CLOUD") && err.contains("germany"),
+        "{err}"
+    );
+    assert!(err.contains("check.sku_low_seat"), "{err}");
+    assert!(
+        !err.contains("not-shown-anywhere"),
+        "the secret leaked: {err}"
+    );
+}
+
+fn first_line_of_sim(args: &[&str]) -> serde_json::Value {
+    let mut child = licensewatch()
+        .arg("sim")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("reads");
+    let parsed: serde_json::Value = serde_json::from_str(&line).expect("first line is JSON");
+    // The server really answers at that address.
+    let base = parsed["base_url"].as_str().expect("base_url").to_string();
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let status = rt.block_on(async {
+        reqwest::get(format!("{base}/v1.0/users"))
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    });
+    assert_eq!(status, 401, "Graph answers (and wants a token)");
+    let _ = child.kill();
+    let _ = child.wait();
+    parsed
+}
+
+#[test]
+fn sim_prints_its_address_as_json_then_serves() {
+    let v = first_line_of_sim(&["--port", "0"]);
+    assert!(
+        v["base_url"]
+            .as_str()
+            .expect("url")
+            .starts_with("http://127.0.0.1:")
+    );
+    assert_eq!(v["tenant_id"], "48a80680-7326-48cd-9935-b556b81d3a4e");
+    let v = first_line_of_sim(&[
+        "--port",
+        "0",
+        "--users",
+        "100000",
+        "--tenant",
+        "0d7a3c4e-1111-4222-8333-944455556666",
+    ]);
+    assert_eq!(v["tenant_id"], "0d7a3c4e-1111-4222-8333-944455556666");
+}
+
+#[test]
+fn sim_rejects_a_missing_scenario_file_clearly() {
+    let out = licensewatch()
+        .args(["sim", "--scenario", "/nonexistent/scenario.json"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/scenario.json"));
+}
