@@ -5,6 +5,7 @@
 //! - [`retry`], [`http`]: the one retry policy and the call loop shared by the Microsoft clients.
 //! - [`graph`], [`mgmt`]: Microsoft Graph and Management Activity API adapters.
 //! - [`credentials`]: resolving configuration into a ready [`credentials::Microsoft`] (incl. Secrets Manager).
+//! - [`domain`]: pure licensing rules (grace-period maths).
 //! - [`clock`]: time as a port.
 //! - [`error`]: [`error::CoreError`] with its retryable/permanent classification.
 
@@ -13,6 +14,7 @@ pub mod clock;
 pub mod cloud;
 pub mod config;
 pub mod credentials;
+pub mod domain;
 pub mod error;
 pub mod graph;
 pub mod http;
