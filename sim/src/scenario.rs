@@ -294,3 +294,51 @@ impl Scenario {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_story_round_trips_through_a_toml_file() {
+        let s = Scenario::default_story();
+        let dir = std::env::temp_dir().join(format!("lw-sim-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("story.toml");
+        std::fs::write(&path, toml::to_string(&s).expect("toml")).expect("write");
+        let back = Scenario::load(&path).expect("loads");
+        assert_eq!(back.users.len(), s.users.len());
+        assert_eq!(back.skus.len(), s.skus.len());
+        assert_eq!(back.now, s.now);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn unknown_scenario_field_is_named() {
+        let dir = std::env::temp_dir().join(format!("lw-sim-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("bad.json");
+        std::fs::write(
+            &path,
+            r#"{"tenant_id":"x","now":"2026-11-21T00:00:00Z","skus":[],"userz":[]}"#,
+        )
+        .expect("write");
+        let err = Scenario::load(&path).expect_err("invalid").to_string();
+        assert!(err.contains("userz"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn generated_tenant_has_the_requested_size_and_mix() {
+        let now = Scenario::default_story().now;
+        let s = Scenario::generated(1000, "0d7a3c4e-1111-4222-8333-944455556666", now);
+        assert_eq!(s.users.len(), 1000);
+        assert!(s.users.iter().any(|u| u.user_type == "Guest"));
+        assert!(s.users.iter().any(|u| !u.account_enabled));
+        assert!(
+            s.users
+                .iter()
+                .any(|u| u.licenses.is_empty() && u.user_type == "Member")
+        );
+    }
+}
