@@ -118,6 +118,19 @@ pub struct LicenseSpec {
     pub disabled_plans: Vec<String>,
 }
 
+impl LicenseSpec {
+    /// Licences for these SKUs with no plan disabled.
+    pub fn plain(sku_ids: &[String]) -> Vec<LicenseSpec> {
+        sku_ids
+            .iter()
+            .map(|s| LicenseSpec {
+                sku_id: s.clone(),
+                disabled_plans: vec![],
+            })
+            .collect()
+    }
+}
+
 /// A licensing group.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -247,13 +247,7 @@ async fn inject_faults(State(s): State<Arc<Shared>>, req: Request, next: Next) -
                     "TooManyRequests",
                     "Too many requests from Identifier:simulated under category:throttled.",
                 );
-                if let Some(v) = f
-                    .retry_after
-                    .as_deref()
-                    .and_then(|v| HeaderValue::from_str(v).ok())
-                {
-                    r.headers_mut().insert("Retry-After", v);
-                }
+                set_retry_after(&mut r, &f);
                 r.headers_mut().insert(
                     "x-ms-throttle-scope",
                     HeaderValue::from_static("Tenant_Application/ReadWrite/sim"),
@@ -280,13 +274,7 @@ async fn inject_faults(State(s): State<Arc<Shared>>, req: Request, next: Next) -
                     "serviceNotAvailable",
                     "The service is temporarily unavailable.",
                 );
-                if let Some(v) = f
-                    .retry_after
-                    .as_deref()
-                    .and_then(|v| HeaderValue::from_str(v).ok())
-                {
-                    r.headers_mut().insert("Retry-After", v);
-                }
+                set_retry_after(&mut r, &f);
                 failure = Some(r);
             }
             FaultKind::Truncate => truncate = true,
@@ -314,6 +302,16 @@ async fn inject_faults(State(s): State<Arc<Shared>>, req: Request, next: Next) -
         return Response::from_parts(parts, Body::from(cut));
     }
     resp
+}
+
+fn set_retry_after(r: &mut Response, f: &Fault) {
+    if let Some(v) = f
+        .retry_after
+        .as_deref()
+        .and_then(|v| HeaderValue::from_str(v).ok())
+    {
+        r.headers_mut().insert("Retry-After", v);
+    }
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
@@ -1490,14 +1488,7 @@ async fn ctl_failed_assignment(
         return user_not_found(&id);
     };
     let actor = b.actor.unwrap_or_else(|| format!("admin@{}", t.domain));
-    let lic: Vec<LicenseSpec> = b
-        .sku_ids
-        .iter()
-        .map(|s| LicenseSpec {
-            sku_id: s.clone(),
-            disabled_plans: vec![],
-        })
-        .collect();
+    let lic = LicenseSpec::plain(&b.sku_ids);
     let now = t.now;
     t.audit_change(now, ui, Some(&actor), &[], &lic, Some(&b.reason));
     StatusCode::NO_CONTENT.into_response()

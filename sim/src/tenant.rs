@@ -191,14 +191,7 @@ impl Tenant {
                 continue;
             };
             let actor = a.actor.clone();
-            let lic: Vec<LicenseSpec> = a
-                .sku_ids
-                .iter()
-                .map(|s| LicenseSpec {
-                    sku_id: s.clone(),
-                    disabled_plans: vec![],
-                })
-                .collect();
+            let lic = LicenseSpec::plain(&a.sku_ids);
             match a.kind {
                 AuditKind::Assign => t.audit_change(a.at, i, actor.as_deref(), &[], &lic, None),
                 AuditKind::Remove => t.audit_change(a.at, i, actor.as_deref(), &lic, &[], None),
