@@ -17,9 +17,9 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use crate::faults::{Fault, FaultKind, Faults};
 use crate::scenario::{LicenseSpec, Scenario, UserSpec};
@@ -595,69 +595,152 @@ fn select_set(q: &ODataQuery) -> Option<HashSet<String>> {
     })
 }
 
-/// Graph's default user properties (licence fields need `$select`).
-const DEFAULT_USER_PROPS: [&str; 11] = [
-    "businessPhones",
+/// Every user property the sim serves, in output order. The first 11 are Graph's default set (licence fields
+/// need `$select`).
+const USER_PROPS: [&str; 20] = [
+    "id",
+    "userPrincipalName",
     "displayName",
-    "givenName",
-    "jobTitle",
     "mail",
+    "businessPhones",
+    "givenName",
+    "surname",
+    "jobTitle",
     "mobilePhone",
     "officeLocation",
     "preferredLanguage",
-    "surname",
-    "userPrincipalName",
-    "id",
+    "accountEnabled",
+    "userType",
+    "usageLocation",
+    "createdDateTime",
+    "onPremisesSyncEnabled",
+    "proxyAddresses",
+    "assignedLicenses",
+    "assignedPlans",
+    "licenseAssignmentStates",
 ];
 
-fn render_user(t: &Tenant, ui: usize, select: Option<&HashSet<String>>) -> Value {
-    let u = &t.users[ui];
-    let s = &u.spec;
-    let want = |k: &str| match select {
-        Some(sel) => sel.contains(&k.to_ascii_lowercase()) || k == "id",
-        None => DEFAULT_USER_PROPS.contains(&k),
-    };
-    let mut m = Map::new();
-    let mut put = |k: &str, v: Value| {
-        if want(k) {
-            m.insert(k.to_string(), v);
+/// Which of [`USER_PROPS`] a request wants, worked out once per request rather than per user and property.
+#[derive(Debug, Clone, Copy)]
+struct UserFields(u32);
+
+impl UserFields {
+    fn from_select(select: Option<&HashSet<String>>) -> Self {
+        let mut bits = 1; // `id` is always returned
+        for (i, name) in USER_PROPS.iter().enumerate() {
+            let wanted = match select {
+                Some(sel) => sel.contains(&name.to_ascii_lowercase()),
+                None => i < 11,
+            };
+            if wanted {
+                bits |= 1 << i;
+            }
         }
-    };
-    put("id", json!(s.id));
-    put("userPrincipalName", json!(s.upn));
-    put("displayName", json!(s.display_name));
-    put("mail", json!(s.mail));
-    put("businessPhones", json!([]));
-    put("givenName", Value::Null);
-    put("surname", Value::Null);
-    put("jobTitle", Value::Null);
-    put("mobilePhone", Value::Null);
-    put("officeLocation", Value::Null);
-    put("preferredLanguage", Value::Null);
-    put("accountEnabled", json!(s.account_enabled));
-    put("userType", json!(s.user_type));
-    put("usageLocation", json!(s.usage_location));
-    put(
-        "createdDateTime",
-        json!(s.created.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
-    );
-    put("onPremisesSyncEnabled", json!(s.on_premises_sync));
-    put(
-        "proxyAddresses",
-        json!(s.proxy_addresses.clone().unwrap_or_default()),
-    );
-    if want("assignedLicenses") {
-        let l: Vec<Value> = u
-            .active_licenses()
-            .iter()
-            .map(|l| json!({"disabledPlans": l.disabled_plans, "skuId": l.sku_id}))
-            .collect();
-        m.insert("assignedLicenses".into(), json!(l));
+        Self(bits)
     }
-    if want("assignedPlans") {
-        let mut plans = Vec::new();
-        for l in u.active_licenses() {
-            if let Some(sku) = t.sku(&l.sku_id) {
+
+    fn has(self, name: &str) -> bool {
+        USER_PROPS
+            .iter()
+            .position(|p| *p == name)
+            .is_some_and(|i| self.0 & (1 << i) != 0)
+    }
+}
+
+fn graph_time(d: &DateTime<Utc>) -> String {
+    d.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LicenseOut<'a> {
+    disabled_plans: &'a [String],
+    sku_id: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PlanOut<'a> {
+    assigned_date_time: String,
+    capability_status: &'a str,
+    service: &'a str,
+    service_plan_id: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StateOut<'a> {
+    assigned_by_group: Option<&'a str>,
+    disabled_plans: &'a [String],
+    error: &'a str,
+    last_updated_date_time: String,
+    sku_id: &'a str,
+    state: &'a str,
+}
+
+/// One user as Graph renders it, serialised straight to the response bytes (no intermediate JSON tree).
+struct UserView<'a> {
+    t: &'a Tenant,
+    ui: usize,
+    fields: UserFields,
+}
+
+impl Serialize for UserView<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (t, f) = (self.t, self.fields);
+        let u = &t.users[self.ui];
+        let s = &u.spec;
+        let none: Option<&str> = None;
+        let mut m = ser.serialize_map(None)?;
+        macro_rules! put {
+            ($k:literal, $v:expr) => {
+                if f.has($k) {
+                    m.serialize_entry($k, &$v)?;
+                }
+            };
+        }
+        put!("id", s.id);
+        put!("userPrincipalName", s.upn);
+        put!("displayName", s.display_name);
+        put!("mail", s.mail);
+        put!("businessPhones", [(); 0]);
+        put!("givenName", none);
+        put!("surname", none);
+        put!("jobTitle", none);
+        put!("mobilePhone", none);
+        put!("officeLocation", none);
+        put!("preferredLanguage", none);
+        put!("accountEnabled", s.account_enabled);
+        put!("userType", s.user_type);
+        put!("usageLocation", s.usage_location);
+        put!("createdDateTime", graph_time(&s.created));
+        put!("onPremisesSyncEnabled", s.on_premises_sync);
+        put!(
+            "proxyAddresses",
+            s.proxy_addresses.as_deref().unwrap_or_default()
+        );
+        let active = if f.has("assignedLicenses") || f.has("assignedPlans") {
+            u.active_licenses()
+        } else {
+            Vec::new()
+        };
+        if f.has("assignedLicenses") {
+            let out: Vec<LicenseOut> = active
+                .iter()
+                .map(|l| LicenseOut {
+                    disabled_plans: &l.disabled_plans,
+                    sku_id: &l.sku_id,
+                })
+                .collect();
+            m.serialize_entry("assignedLicenses", &out)?;
+        }
+        if f.has("assignedPlans") {
+            let mut plans = Vec::new();
+            for l in &active {
+                let Some(sku) = t.sku(&l.sku_id) else {
+                    continue;
+                };
                 let status = if sku.enabled == 0 && sku.warning > 0 {
                     "Warning"
                 } else {
@@ -668,36 +751,61 @@ fn render_user(t: &Tenant, ui: usize, select: Option<&HashSet<String>>) -> Value
                     .iter()
                     .filter(|p| !l.disabled_plans.contains(&p.id))
                 {
-                    let at = u.plan_dates.get(&p.id).copied().unwrap_or(t.now);
-                    plans.push(
-                        json!({"assignedDateTime": at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                        "capabilityStatus": status, "service": p.service, "servicePlanId": p.id}),
-                    );
+                    plans.push(PlanOut {
+                        assigned_date_time: graph_time(
+                            &u.plan_dates.get(&p.id).copied().unwrap_or(t.now),
+                        ),
+                        capability_status: status,
+                        service: &p.service,
+                        service_plan_id: &p.id,
+                    });
                 }
             }
+            for (id, service) in &u.deleted_plans {
+                plans.push(PlanOut {
+                    assigned_date_time: graph_time(&t.now),
+                    capability_status: "Deleted",
+                    service,
+                    service_plan_id: id,
+                });
+            }
+            m.serialize_entry("assignedPlans", &plans)?;
         }
-        for (id, service) in &u.deleted_plans {
-            plans.push(
-                json!({"assignedDateTime": t.now.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                "capabilityStatus": "Deleted", "service": service, "servicePlanId": id}),
-            );
+        if f.has("licenseAssignmentStates") {
+            let states: Vec<StateOut> = u
+                .assignments
+                .iter()
+                .map(|a| StateOut {
+                    assigned_by_group: a.by_group.as_deref(),
+                    disabled_plans: &a.disabled_plans,
+                    error: a.error.as_deref().unwrap_or("None"),
+                    last_updated_date_time: graph_time(&a.updated),
+                    sku_id: &a.sku_id,
+                    state: a.state,
+                })
+                .collect();
+            m.serialize_entry("licenseAssignmentStates", &states)?;
         }
-        m.insert("assignedPlans".into(), json!(plans));
+        m.end()
     }
-    if want("licenseAssignmentStates") {
-        let states: Vec<Value> = u
-            .assignments
-            .iter()
-            .map(|a| {
-                json!({"assignedByGroup": a.by_group, "disabledPlans": a.disabled_plans,
-                "error": a.error.clone().unwrap_or_else(|| "None".into()),
-                "lastUpdatedDateTime": a.updated.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                "skuId": a.sku_id, "state": a.state})
-            })
-            .collect();
-        m.insert("licenseAssignmentStates".into(), json!(states));
-    }
-    Value::Object(m)
+}
+
+fn render_user(t: &Tenant, ui: usize, select: Option<&HashSet<String>>) -> Value {
+    let view = UserView {
+        t,
+        ui,
+        fields: UserFields::from_select(select),
+    };
+    serde_json::to_value(view).unwrap_or(Value::Null)
+}
+
+#[derive(Serialize)]
+struct UserPage<'a> {
+    #[serde(rename = "@odata.context")]
+    context: String,
+    value: Vec<UserView<'a>>,
+    #[serde(rename = "@odata.nextLink", skip_serializing_if = "Option::is_none")]
+    next_link: Option<String>,
 }
 
 async fn list_users(State(s): State<Arc<Shared>>, Query(q): Query<ODataQuery>) -> Response {
@@ -716,19 +824,21 @@ async fn list_users(State(s): State<Arc<Shared>>, Query(q): Query<ODataQuery>) -
         Ok(o) => o,
         Err(r) => return r,
     };
-    let sel = select_set(&q);
+    let fields = UserFields::from_select(select_set(&q).as_ref());
     let t = s.tenant();
     let end = (offset + top).min(t.users.len());
-    let value: Vec<Value> = (offset.min(end)..end)
-        .map(|i| render_user(&t, i, sel.as_ref()))
-        .collect();
-    let mut body =
-        json!({"@odata.context": format!("{}/v1.0/$metadata#users", s.base_url), "value": value});
-    if end < t.users.len() {
-        body["@odata.nextLink"] = json!(next_link(&s.base_url, "/v1.0/users", &q, "u", end, top));
-    }
+    let page = UserPage {
+        context: format!("{}/v1.0/$metadata#users", s.base_url),
+        value: (offset.min(end)..end)
+            .map(|ui| UserView { t: &t, ui, fields })
+            .collect(),
+        next_link: (end < t.users.len())
+            .then(|| next_link(&s.base_url, "/v1.0/users", &q, "u", end, top)),
+    };
+    let body = serde_json::to_vec(&page).unwrap_or_default();
+    drop(page);
     drop(t);
-    Json(body).into_response()
+    ([("content-type", "application/json")], body).into_response()
 }
 
 fn user_not_found(id: &str) -> Response {
@@ -1463,11 +1573,16 @@ async fn ctl_user_licenses(
     let Some(ui) = t.find_user(&id) else {
         return user_not_found(&id);
     };
-    let actor = b.actor.unwrap_or_else(|| format!("admin@{}", t.domain));
+    let actor = admin_or(b.actor, &t);
     match t.assign_direct(ui, &b.add, &b.remove, Some(&actor), true) {
         Ok(()) => Json(render_user(&t, ui, None)).into_response(),
         Err(e) => graph_error(StatusCode::BAD_REQUEST, e.code, &e.message),
     }
+}
+
+/// The actor named by a control call, or the tenant's admin account.
+fn admin_or(actor: Option<String>, t: &Tenant) -> String {
+    actor.unwrap_or_else(|| format!("admin@{}", t.domain))
 }
 
 #[derive(Deserialize)]
@@ -1487,7 +1602,7 @@ async fn ctl_failed_assignment(
     let Some(ui) = t.find_user(&id) else {
         return user_not_found(&id);
     };
-    let actor = b.actor.unwrap_or_else(|| format!("admin@{}", t.domain));
+    let actor = admin_or(b.actor, &t);
     let lic = LicenseSpec::plain(&b.sku_ids);
     let now = t.now;
     t.audit_change(now, ui, Some(&actor), &[], &lic, Some(&b.reason));
