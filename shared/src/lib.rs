@@ -22,4 +22,6 @@ pub mod mgmt;
 pub mod policy;
 pub mod retry;
 pub mod secret;
+pub mod store;
 pub mod telemetry;
+pub mod usecases;

@@ -78,7 +78,13 @@ pub fn strongest(
             e.kind != EvidenceKind::Created
                 || now - e.at < Duration::days(grace.never_licensed_days)
         })
-        .min_by_key(|e| (e.kind, std::cmp::Reverse(e.at)))
+        .min_by_key(|e| {
+            // Of two removals the latest started the current case; of two failed assignments (or sightings) the
+            // earliest is closest to when the mailbox began running without a licence.
+            let later_first = matches!(e.kind, EvidenceKind::AuditRemoval | EvidenceKind::SnapshotDiff);
+            let t = e.at.timestamp_millis();
+            (e.kind, if later_first { -t } else { t })
+        })
         .copied()
 }
 
@@ -210,6 +216,15 @@ mod tests {
         assert_eq!(
             strongest(&old, now, &g).map(|e| e.kind),
             Some(EvidenceKind::FirstSeen)
+        );
+        // Of two failed assignments, the earliest dates the case.
+        let failed = [
+            ev(EvidenceKind::AuditFailedAssignment, t(10, 24, 0)),
+            ev(EvidenceKind::AuditFailedAssignment, t(11, 2, 0)),
+        ];
+        assert_eq!(
+            strongest(&failed, now, &g).map(|e| e.at),
+            Some(t(10, 24, 0))
         );
         // Of two removals, the latest one started the current case.
         let removals = [

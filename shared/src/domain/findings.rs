@@ -1,0 +1,133 @@
+//! Findings: the public `check --json` contract (BRIEF section 5). Every finding has `kind` and `severity`; user
+//! findings carry `user_id` and `user_principal_name`; SKU findings carry `sku_id` and `sku_part_number`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::grace::{CaseKind, EvidenceKind};
+
+/// How urgent a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Act now.
+    Critical,
+    /// Act soon.
+    Warning,
+    /// For the record.
+    Info,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Severity.
+    pub severity: Severity,
+    /// Kind and fields.
+    #[serde(flatten)]
+    pub detail: Detail,
+}
+
+/// What blocked a group licence reported as `Other`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cause {
+    /// The sibling SKU that failed.
+    pub sku_id: String,
+    /// Its part number.
+    pub sku_part_number: String,
+    /// Its error (CountViolation, MutuallyExclusiveViolation, ...).
+    pub error: String,
+}
+
+/// The kinds of finding and their fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Detail {
+    /// A member mailbox without an enabled Exchange plan.
+    UnlicensedMailbox {
+        user_id: String,
+        user_principal_name: String,
+        case_id: String,
+        case_type: CaseKind,
+        grace_started_at: DateTime<Utc>,
+        grace_evidence: EvidenceKind,
+        access_ends_at: DateTime<Utc>,
+        data_deleted_at: DateTime<Utc>,
+        days_left: i64,
+        /// Said when the evidence is weak (`first_seen`): the real deadline may be earlier.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// A licence assignment in `Error` or `ActiveWithError`.
+    LicenseAssignmentError {
+        user_id: String,
+        user_principal_name: String,
+        sku_id: String,
+        sku_part_number: String,
+        state: String,
+        error: String,
+        assigned_by_group: Option<String>,
+        group_display_name: Option<String>,
+        cause: Option<Cause>,
+    },
+    /// A SKU with no or few seats left, or seats lapsing.
+    SkuCapacity {
+        sku_id: String,
+        sku_part_number: String,
+        enabled: i64,
+        consumed: i64,
+        available: i64,
+        warning: i64,
+        suspended: i64,
+        /// Users in CountViolation for this SKU.
+        users_in_count_violation: usize,
+        reason: String,
+    },
+    /// A SKU left a user since the previous snapshot.
+    LicenseRemoved {
+        user_id: String,
+        user_principal_name: String,
+        sku_id: String,
+        sku_part_number: String,
+        observed_at: DateTime<Utc>,
+        actor: Option<String>,
+        explained: bool,
+    },
+    /// A SKU joined a user since the previous snapshot.
+    LicenseAdded {
+        user_id: String,
+        user_principal_name: String,
+        sku_id: String,
+        sku_part_number: String,
+        observed_at: DateTime<Utc>,
+        actor: Option<String>,
+        explained: bool,
+    },
+    /// Many removals in one run.
+    MassDelicensing {
+        removed_count: usize,
+        threshold: usize,
+        sample_users: Vec<String>,
+    },
+    /// A disabled account still consuming licences.
+    LicensedDisabledAccount {
+        user_id: String,
+        user_principal_name: String,
+        sku_ids: Vec<String>,
+    },
+}
+
+impl Finding {
+    /// The `kind` string.
+    pub fn kind(&self) -> &'static str {
+        match self.detail {
+            Detail::UnlicensedMailbox { .. } => "unlicensed_mailbox",
+            Detail::LicenseAssignmentError { .. } => "license_assignment_error",
+            Detail::SkuCapacity { .. } => "sku_capacity",
+            Detail::LicenseRemoved { .. } => "license_removed",
+            Detail::LicenseAdded { .. } => "license_added",
+            Detail::MassDelicensing { .. } => "mass_delicensing",
+            Detail::LicensedDisabledAccount { .. } => "licensed_disabled_account",
+        }
+    }
+}

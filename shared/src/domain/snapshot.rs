@@ -1,0 +1,251 @@
+//! The compact per-run licence snapshot and the diff between two runs.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::graph::types::User;
+
+/// `EXCHANGE_S_FOUNDATION`: an Exchange plan bundled with non-mailbox SKUs (Power BI, Teams Exploratory...). It is
+/// reported with `service = "exchange"` but gives no mailbox, so it must not count as a mailbox licence.
+pub const EXCHANGE_FOUNDATION_PLAN: &str = "113feb6c-3fe4-4440-bddc-54d774bf0318";
+
+/// One licence assignment state, as kept in a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignmentSnap {
+    /// SKU GUID (lower case).
+    pub sku_id: String,
+    /// Group id when inherited.
+    pub group: Option<String>,
+    /// Active, ActiveWithError, Disabled, Error.
+    pub state: String,
+    /// Error code; None on success.
+    pub error: Option<String>,
+}
+
+/// One user, as kept in a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSnapshot {
+    /// Object id.
+    pub id: String,
+    /// UPN.
+    pub upn: String,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Primary SMTP address.
+    pub mail: Option<String>,
+    /// Sign-in allowed.
+    pub account_enabled: bool,
+    /// `userType == Guest`.
+    pub guest: bool,
+    /// Has a mailbox: `mail` and an `SMTP:` proxy address.
+    pub mailbox: bool,
+    /// Holds an enabled Exchange mailbox plan.
+    pub exchange_enabled: bool,
+    /// Account creation time.
+    pub created: Option<DateTime<Utc>>,
+    /// SKU → disabled plans (both sorted, lower case).
+    pub licenses: BTreeMap<String, Vec<String>>,
+    /// Assignment states.
+    pub states: Vec<AssignmentSnap>,
+}
+
+impl UserSnapshot {
+    /// Distils what licensewatch keeps from a Graph user.
+    pub fn from_graph(u: &User) -> Self {
+        let mut licenses = BTreeMap::new();
+        for l in &u.assigned_licenses {
+            let mut disabled: Vec<String> = l.disabled_plans.iter().map(|p| p.to_ascii_lowercase()).collect();
+            disabled.sort();
+            licenses.insert(l.sku_id.to_ascii_lowercase(), disabled);
+        }
+        let mailbox = u.mail.as_deref().is_some_and(|m| !m.trim().is_empty())
+            && u.proxy_addresses.iter().any(|p| p.starts_with("SMTP:"));
+        let exchange_enabled = u.assigned_plans.iter().any(|p| {
+            p.service.eq_ignore_ascii_case("exchange")
+                && p.capability_status.eq_ignore_ascii_case("enabled")
+                && !p.service_plan_id.eq_ignore_ascii_case(EXCHANGE_FOUNDATION_PLAN)
+        });
+        Self {
+            id: u.id.clone(),
+            upn: u.user_principal_name.clone(),
+            display_name: u.display_name.clone(),
+            mail: u.mail.clone(),
+            account_enabled: u.account_enabled,
+            guest: u.user_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("guest")),
+            mailbox,
+            exchange_enabled,
+            created: u.created_date_time,
+            licenses,
+            states: u
+                .license_assignment_states
+                .iter()
+                .map(|s| AssignmentSnap {
+                    sku_id: s.sku_id.to_ascii_lowercase(),
+                    group: s.assigned_by_group.clone(),
+                    state: s.state.clone(),
+                    error: s.error_code().map(str::to_string),
+                })
+                .collect(),
+        }
+    }
+
+    /// A member mailbox that could be in a grace period: enabled, not a guest, with a mailbox.
+    pub fn is_member_mailbox(&self) -> bool {
+        self.account_enabled && !self.guest && self.mailbox
+    }
+}
+
+/// One SKU's capacity at snapshot time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkuSnap {
+    /// SKU GUID (lower case).
+    pub sku_id: String,
+    /// Part number.
+    pub part_number: String,
+    /// Enabled units.
+    pub enabled: i64,
+    /// Consumed units.
+    pub consumed: i64,
+    /// Warning units.
+    pub warning: i64,
+    /// Suspended units.
+    pub suspended: i64,
+}
+
+impl SkuSnap {
+    /// Seats that can still be assigned.
+    pub fn available(&self) -> i64 {
+        self.enabled - self.consumed
+    }
+}
+
+/// A whole run's snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Tenant id.
+    pub tenant_id: String,
+    /// When it was taken.
+    pub taken_at: DateTime<Utc>,
+    /// Users, sorted by id.
+    pub users: Vec<UserSnapshot>,
+    /// SKUs.
+    pub skus: Vec<SkuSnap>,
+}
+
+/// A SKU that joined or left a user between two snapshots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LicenseChange {
+    /// User id.
+    pub user_id: String,
+    /// UPN.
+    pub upn: String,
+    /// SKU.
+    pub sku_id: String,
+    /// True for added, false for removed.
+    pub added: bool,
+}
+
+impl Snapshot {
+    /// Finds a user by id (users are sorted by id).
+    pub fn user(&self, id: &str) -> Option<&UserSnapshot> {
+        self.users.binary_search_by(|u| u.id.as_str().cmp(id)).ok().map(|i| &self.users[i])
+    }
+
+    /// Licences added and removed since `previous` (users that disappeared lose all their licences).
+    pub fn diff(&self, previous: &Snapshot) -> Vec<LicenseChange> {
+        let mut out = Vec::new();
+        for u in &self.users {
+            let before = previous.user(&u.id).map(|p| &p.licenses);
+            for sku in u.licenses.keys() {
+                if before.is_none_or(|b| !b.contains_key(sku)) {
+                    out.push(LicenseChange {
+                        user_id: u.id.clone(),
+                        upn: u.upn.clone(),
+                        sku_id: sku.clone(),
+                        added: true,
+                    });
+                }
+            }
+            if let Some(b) = before {
+                for sku in b.keys().filter(|s| !u.licenses.contains_key(*s)) {
+                    out.push(LicenseChange {
+                        user_id: u.id.clone(),
+                        upn: u.upn.clone(),
+                        sku_id: sku.clone(),
+                        added: false,
+                    });
+                }
+            }
+        }
+        for p in &previous.users {
+            if self.user(&p.id).is_none() {
+                for sku in p.licenses.keys() {
+                    out.push(LicenseChange {
+                        user_id: p.id.clone(),
+                        upn: p.upn.clone(),
+                        sku_id: sku.clone(),
+                        added: false,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(json: serde_json::Value) -> UserSnapshot {
+        UserSnapshot::from_graph(&serde_json::from_value(json).expect("user"))
+    }
+
+    #[test]
+    fn mailbox_and_exchange_follow_the_documented_rules() {
+        let u = user(serde_json::json!({"id":"a","userPrincipalName":"a@x","mail":"a@x.com","proxyAddresses":["SMTP:a@x.com"],
+            "assignedPlans":[{"service":"exchange","capabilityStatus":"Deleted","servicePlanId":"efb87545-963c-4e0d-99df-69c6916d9eb0"},
+                             {"service":"exchange","capabilityStatus":"Enabled","servicePlanId":EXCHANGE_FOUNDATION_PLAN}]}));
+        assert!(u.mailbox && u.is_member_mailbox());
+        assert!(!u.exchange_enabled, "deleted plans and Exchange Foundation give no mailbox licence");
+        let u = user(serde_json::json!({"id":"b","mail":"b@x.com","proxyAddresses":["smtp:b@x.com"]}));
+        assert!(!u.mailbox, "only a primary SMTP: address counts");
+        let g = user(serde_json::json!({"id":"c","mail":"c@x.com","proxyAddresses":["SMTP:c@x.com"],"userType":"Guest"}));
+        assert!(!g.is_member_mailbox());
+    }
+
+    #[test]
+    fn diff_reports_added_removed_and_vanished_users() {
+        let mk = |users: Vec<(&str, Vec<&str>)>| Snapshot {
+            tenant_id: "t".into(),
+            taken_at: DateTime::<Utc>::MIN_UTC,
+            users: users
+                .into_iter()
+                .map(|(id, skus)| UserSnapshot {
+                    id: id.into(),
+                    upn: format!("{id}@x"),
+                    display_name: None,
+                    mail: None,
+                    account_enabled: true,
+                    guest: false,
+                    mailbox: false,
+                    exchange_enabled: false,
+                    created: None,
+                    licenses: skus.into_iter().map(|s| (s.to_string(), vec![])).collect(),
+                    states: vec![],
+                })
+                .collect(),
+            skus: vec![],
+        };
+        let before = mk(vec![("a", vec!["e3"]), ("b", vec!["e3", "pbi"]), ("c", vec!["e5"])]);
+        let after = mk(vec![("a", vec!["e3", "ems"]), ("b", vec!["pbi"])]);
+        let mut d: Vec<(String, String, bool)> = after.diff(&before).into_iter().map(|c| (c.user_id, c.sku_id, c.added)).collect();
+        d.sort();
+        assert_eq!(
+            d,
+            vec![("a".into(), "ems".into(), true), ("b".into(), "e3".into(), false), ("c".into(), "e5".into(), false)]
+        );
+    }
+}

@@ -1,0 +1,134 @@
+//! State that outlives a run: snapshots, first-seen licence history, grace cases, licence events and the local
+//! remediation queue, behind the [`StateStore`] and [`RemediationQueue`] traits (SQLite locally; DynamoDB/S3 on AWS).
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::grace::{Deadlines, Evidence};
+use crate::domain::license_event::LicenseEvent;
+use crate::domain::snapshot::Snapshot;
+use crate::error::CoreError;
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened, read or written.
+    #[error("state store: {0}")]
+    Database(String),
+    /// Stored data could not be decoded.
+    #[error("state store holds unreadable data: {0}")]
+    Corrupt(String),
+    /// The database is busy (another run holds it); retry later.
+    #[error("state store is busy: {0}")]
+    Busy(String),
+}
+
+impl From<StoreError> for CoreError {
+    fn from(e: StoreError) -> Self {
+        let retryable = matches!(e, StoreError::Busy(_));
+        CoreError::Store {
+            message: e.to_string(),
+            retryable,
+        }
+    }
+}
+
+/// A mailbox in a grace period, followed across runs under a stable id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraceCase {
+    /// Stable per tenant and user.
+    pub case_id: String,
+    /// Tenant.
+    pub tenant_id: String,
+    /// User id.
+    pub user_id: String,
+    /// UPN.
+    pub user_principal_name: String,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// The user's mailbox address.
+    pub mail: Option<String>,
+    /// Every piece of evidence gathered so far.
+    pub evidence: Vec<Evidence>,
+    /// The deadlines from the strongest evidence.
+    pub deadlines: Deadlines,
+    /// What is blocking a licence, if known (e.g. a group error), to tell admins what to do.
+    pub blocked_by: Option<String>,
+    /// First run that opened it.
+    pub opened_at: DateTime<Utc>,
+    /// Last run that updated it.
+    pub updated_at: DateTime<Utc>,
+    /// When an enabled Exchange plan came back (or the mailbox went away).
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Why it closed.
+    pub close_reason: Option<String>,
+}
+
+/// One change in a user's licence history, written only when something changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// User id.
+    pub user_id: String,
+    /// UPN at the time.
+    pub user_principal_name: String,
+    /// SKU.
+    pub sku_id: String,
+    /// `added` or `removed`.
+    pub change: String,
+    /// When licensewatch first saw it.
+    pub at: DateTime<Utc>,
+    /// True for the first run's baseline: the licence existed before licensewatch watched.
+    pub baseline: bool,
+}
+
+/// A remediation request put on the queue (by license-check or the webhook).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemediationRequest {
+    /// Unique id.
+    pub remediation_id: String,
+    /// Tenant.
+    pub tenant_id: String,
+    /// User id or UPN.
+    pub user: String,
+    /// reprocess | assign | remove | copy_from
+    pub action: String,
+    /// SKUs for assign/remove.
+    pub sku_ids: Vec<String>,
+    /// Why it was requested.
+    pub reason: String,
+    /// When.
+    pub requested_at: DateTime<Utc>,
+}
+
+/// Durable state.
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// The newest snapshot of the tenant.
+    async fn latest_snapshot(&self, tenant_id: &str) -> Result<Option<Snapshot>, StoreError>;
+    /// Saves a run's snapshot.
+    async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError>;
+    /// Appends history entries.
+    async fn append_history(&self, tenant_id: &str, entries: &[HistoryEntry]) -> Result<(), StoreError>;
+    /// A user's history (by id or UPN), oldest first.
+    async fn history(&self, tenant_id: &str, user: &str) -> Result<Vec<HistoryEntry>, StoreError>;
+    /// Grace cases; `open_only` skips closed ones.
+    async fn grace_cases(&self, tenant_id: &str, open_only: bool) -> Result<Vec<GraceCase>, StoreError>;
+    /// Inserts or replaces a case.
+    async fn put_grace_case(&self, case: &GraceCase) -> Result<(), StoreError>;
+    /// Licence events, optionally for one user (id or UPN), oldest first.
+    async fn license_events(&self, tenant_id: &str, user: Option<&str>) -> Result<Vec<LicenseEvent>, StoreError>;
+    /// Stores licence events; an event whose record ids were stored before is skipped. Returns how many were new.
+    async fn put_license_events(&self, tenant_id: &str, events: &[LicenseEvent]) -> Result<usize, StoreError>;
+}
+
+/// Where remediation requests go (in-process/SQLite locally, SQS on AWS).
+#[async_trait]
+pub trait RemediationQueue: Send + Sync {
+    /// Queues one request durably.
+    async fn enqueue(&self, request: &RemediationRequest) -> Result<(), StoreError>;
+    /// Requests still waiting (local queue only; SQS delivers them to the worker instead).
+    async fn pending(&self, tenant_id: &str) -> Result<Vec<RemediationRequest>, StoreError>;
+}

@@ -1,0 +1,250 @@
+//! The embedded SQLite state store (`LICENSEWATCH_STATE=sqlite:PATH`). One connection behind a mutex: runs are
+//! short and sequential, and SQLite's WAL mode lets a second process read while one writes.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use flate2::Compression;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{GraceCase, HistoryEntry, RemediationQueue, RemediationRequest, StateStore, StoreError};
+use crate::domain::license_event::LicenseEvent;
+use crate::domain::snapshot::Snapshot;
+
+/// SQLite-backed [`StateStore`] and [`RemediationQueue`].
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+fn db(e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(code, _)
+            if matches!(code.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
+        {
+            StoreError::Busy(e.to_string())
+        }
+        other => StoreError::Database(other.to_string()),
+    }
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA busy_timeout = 5000;
+CREATE TABLE IF NOT EXISTS snapshots (
+    tenant_id TEXT NOT NULL, taken_at TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY (tenant_id, taken_at));
+CREATE TABLE IF NOT EXISTS license_history (
+    tenant_id TEXT NOT NULL, user_id TEXT NOT NULL, upn TEXT NOT NULL, sku_id TEXT NOT NULL,
+    change TEXT NOT NULL, at TEXT NOT NULL, baseline INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS license_history_user ON license_history (tenant_id, user_id);
+CREATE TABLE IF NOT EXISTS grace_cases (
+    case_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, user_id TEXT NOT NULL, open INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS license_events (
+    tenant_id TEXT NOT NULL, record_key TEXT NOT NULL, at TEXT NOT NULL, user_id TEXT, upn TEXT, body TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, record_key));
+CREATE TABLE IF NOT EXISTS remediation_queue (
+    remediation_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, body TEXT NOT NULL, taken INTEGER NOT NULL DEFAULT 0);
+";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Database(format!("cannot create '{}': {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path).map_err(db)?;
+        conn.execute_batch(SCHEMA).map_err(db)?;
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    /// An in-memory database (tests).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        let conn = Connection::open_in_memory().map_err(db)?;
+        conn.execute_batch(SCHEMA).map_err(db)?;
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn ts(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[async_trait]
+impl StateStore for SqliteStore {
+    async fn latest_snapshot(&self, tenant_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        let blob: Option<Vec<u8>> = self
+            .conn()
+            .query_row(
+                "SELECT body FROM snapshots WHERE tenant_id = ?1 ORDER BY taken_at DESC LIMIT 1",
+                params![tenant_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        let Some(blob) = blob else { return Ok(None) };
+        let mut json = Vec::new();
+        GzDecoder::new(&blob[..]).read_to_end(&mut json).map_err(corrupt)?;
+        serde_json::from_slice(&json).map(Some).map_err(corrupt)
+    }
+
+    async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
+        serde_json::to_writer(&mut enc, snapshot).map_err(corrupt)?;
+        let blob = enc.finish().and_then(|mut v| v.flush().map(|_| v)).map_err(corrupt)?;
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO snapshots (tenant_id, taken_at, body) VALUES (?1, ?2, ?3)",
+                params![snapshot.tenant_id, ts(&snapshot.taken_at), blob],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn append_history(&self, tenant_id: &str, entries: &[HistoryEntry]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db)?;
+        {
+            let mut st = tx
+                .prepare("INSERT INTO license_history (tenant_id, user_id, upn, sku_id, change, at, baseline) VALUES (?1,?2,?3,?4,?5,?6,?7)")
+                .map_err(db)?;
+            for e in entries {
+                st.execute(params![tenant_id, e.user_id, e.user_principal_name, e.sku_id, e.change, ts(&e.at), e.baseline])
+                    .map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)
+    }
+
+    async fn history(&self, tenant_id: &str, user: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare(
+                "SELECT user_id, upn, sku_id, change, at, baseline FROM license_history
+                 WHERE tenant_id = ?1 AND (user_id = ?2 COLLATE NOCASE OR upn = ?2 COLLATE NOCASE) ORDER BY at, rowid",
+            )
+            .map_err(db)?;
+        let rows = st
+            .query_map(params![tenant_id, user], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?, r.get::<_, bool>(5)?))
+            })
+            .map_err(db)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (user_id, upn, sku_id, change, at, baseline) = row.map_err(db)?;
+            out.push(HistoryEntry {
+                user_id,
+                user_principal_name: upn,
+                sku_id,
+                change,
+                at: chrono::DateTime::parse_from_rfc3339(&at).map_err(corrupt)?.to_utc(),
+                baseline,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn grace_cases(&self, tenant_id: &str, open_only: bool) -> Result<Vec<GraceCase>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare("SELECT body FROM grace_cases WHERE tenant_id = ?1 AND (open = 1 OR ?2 = 0) ORDER BY case_id")
+            .map_err(db)?;
+        let rows = st.query_map(params![tenant_id, open_only], |r| r.get::<_, String>(0)).map_err(db)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(serde_json::from_str(&row.map_err(db)?).map_err(corrupt)?);
+        }
+        Ok(out)
+    }
+
+    async fn put_grace_case(&self, case: &GraceCase) -> Result<(), StoreError> {
+        let body = serde_json::to_string(case).map_err(corrupt)?;
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO grace_cases (case_id, tenant_id, user_id, open, body) VALUES (?1,?2,?3,?4,?5)",
+                params![case.case_id, case.tenant_id, case.user_id, case.closed_at.is_none(), body],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn license_events(&self, tenant_id: &str, user: Option<&str>) -> Result<Vec<LicenseEvent>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare(
+                "SELECT body FROM license_events WHERE tenant_id = ?1
+                 AND (?2 IS NULL OR user_id = ?2 COLLATE NOCASE OR upn = ?2 COLLATE NOCASE) ORDER BY at, record_key",
+            )
+            .map_err(db)?;
+        let rows = st.query_map(params![tenant_id, user], |r| r.get::<_, String>(0)).map_err(db)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(serde_json::from_str(&row.map_err(db)?).map_err(corrupt)?);
+        }
+        Ok(out)
+    }
+
+    async fn put_license_events(&self, tenant_id: &str, events: &[LicenseEvent]) -> Result<usize, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db)?;
+        let mut new = 0;
+        {
+            let mut st = tx
+                .prepare("INSERT OR IGNORE INTO license_events (tenant_id, record_key, at, user_id, upn, body) VALUES (?1,?2,?3,?4,?5,?6)")
+                .map_err(db)?;
+            for e in events {
+                let key = format!("{}|{}", e.source, e.record_ids.join(","));
+                let body = serde_json::to_string(e).map_err(corrupt)?;
+                new += st
+                    .execute(params![tenant_id, key, ts(&e.at), e.user_id, e.user_principal_name, body])
+                    .map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)?;
+        Ok(new)
+    }
+}
+
+#[async_trait]
+impl RemediationQueue for SqliteStore {
+    async fn enqueue(&self, request: &RemediationRequest) -> Result<(), StoreError> {
+        let body = serde_json::to_string(request).map_err(corrupt)?;
+        self.conn()
+            .execute(
+                "INSERT OR IGNORE INTO remediation_queue (remediation_id, tenant_id, body) VALUES (?1, ?2, ?3)",
+                params![request.remediation_id, request.tenant_id, body],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn pending(&self, tenant_id: &str) -> Result<Vec<RemediationRequest>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare("SELECT body FROM remediation_queue WHERE tenant_id = ?1 AND taken = 0 ORDER BY rowid")
+            .map_err(db)?;
+        let rows = st.query_map(params![tenant_id], |r| r.get::<_, String>(0)).map_err(db)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(serde_json::from_str(&row.map_err(db)?).map_err(corrupt)?);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,3 @@
+//! One module per job; each takes its ports explicitly and never reads the environment or the real clock.
+
+pub mod check_licenses;
