@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use licensewatch_core::config::{ConfigError, Settings};
-use licensewatch_core::policy::Policy;
 use licensewatch_core::telemetry::{self, LogFormat};
 use licensewatch_sim::Scenario;
+
+mod check;
 
 /// Watch Microsoft 365 licences: warn before mailboxes are cut off, explain every licence change, keep the audit
 /// trail, and fix licence errors from your ticketing system.
@@ -31,6 +31,9 @@ enum Command {
         /// Also write the findings as CSV.
         #[arg(long)]
         csv: Option<PathBuf>,
+        /// A newer copy of Microsoft's licensing CSV (default: the embedded copy).
+        #[arg(long)]
+        licensing_csv: Option<PathBuf>,
     },
     /// Send grace-period notices that are due (grace-period-notify).
     Notify {
@@ -118,31 +121,6 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Loads the environment and the policy file, reporting every problem of both together.
-fn load_config() -> Result<(Settings, Policy), String> {
-    let settings = Settings::from_env();
-    let policy_path = std::env::var("LICENSEWATCH_CONFIG").ok();
-    let path = PathBuf::from(
-        policy_path
-            .clone()
-            .unwrap_or_else(|| "./licensewatch.toml".into()),
-    );
-    let policy = Policy::load(&path, policy_path.is_some());
-    match (settings, policy) {
-        (Ok(s), Ok(p)) => Ok((s, p)),
-        (s, p) => {
-            let mut problems = Vec::new();
-            if let Err(e) = s {
-                problems.extend(e.problems);
-            }
-            if let Err(e) = p {
-                problems.extend(e.problems);
-            }
-            Err(ConfigError { problems }.to_string())
-        }
-    }
-}
-
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Sim {
@@ -152,19 +130,19 @@ async fn run(cli: Cli) -> Result<(), String> {
             users,
             tenant,
         } => run_sim(port, &bind, scenario, users, tenant).await,
-        Command::Check { .. }
-        | Command::Notify { .. }
+        Command::Check { csv, licensing_csv } => check::run(cli.json, csv, licensing_csv).await,
+        Command::History { user } => check::history(cli.json, &user).await,
+        Command::Notify { .. }
         | Command::AuditFetch
         | Command::AuditVerify { .. }
         | Command::LicenseEvents { .. }
-        | Command::History { .. }
         | Command::Reprocess { .. }
         | Command::Serve { .. }
         | Command::Report { .. }
         | Command::Demo => {
             // Configuration is checked first so that a misconfigured run always says what to fix.
             if !matches!(cli.command, Command::Demo) {
-                load_config()?;
+                licensewatch_core::runtime::load_config().map_err(|e| e.to_string())?;
             }
             Err(format!(
                 "'{}' is not available in this build yet (see the project's open issues)",

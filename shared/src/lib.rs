@@ -21,6 +21,7 @@ pub mod http;
 pub mod mgmt;
 pub mod policy;
 pub mod retry;
+pub mod runtime;
 pub mod secret;
 pub mod store;
 pub mod telemetry;

@@ -23,7 +23,8 @@ pub struct SkuName {
 }
 
 fn clean(s: &str) -> String {
-    s.trim_matches(|c: char| c.is_whitespace() || c == '\u{a0}' || c == '\u{feff}').to_string()
+    s.trim_matches(|c: char| c.is_whitespace() || c == '\u{a0}' || c == '\u{feff}')
+        .to_string()
 }
 
 impl Catalog {
@@ -35,7 +36,9 @@ impl Catalog {
 
     /// Parses a licensing CSV (header `Product_Display_Name,String_Id,GUID,Service_Plan_Name,Service_Plan_Id,...`).
     pub fn parse(text: &str) -> Result<Self, String> {
-        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(text.as_bytes());
         let headers: Vec<String> = reader
             .headers()
             .map_err(|e| format!("cannot read the CSV header: {e}"))?
@@ -48,7 +51,11 @@ impl Catalog {
                 .position(|h| h == name)
                 .ok_or_else(|| format!("the CSV has no '{name}' column"))
         };
-        let (display, string_id, guid) = (col("Product_Display_Name")?, col("String_Id")?, col("GUID")?);
+        let (display, string_id, guid) = (
+            col("Product_Display_Name")?,
+            col("String_Id")?,
+            col("GUID")?,
+        );
         let (plan_name, plan_id) = (col("Service_Plan_Name")?, col("Service_Plan_Id")?);
         let mut c = Catalog::default();
         for (i, row) in reader.records().enumerate() {
@@ -88,7 +95,9 @@ impl Catalog {
 
     /// A service plan's name, if known.
     pub fn plan(&self, plan_id: &str) -> Option<&str> {
-        self.plans.get(&plan_id.to_ascii_lowercase()).map(String::as_str)
+        self.plans
+            .get(&plan_id.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     /// Number of SKUs known.
@@ -108,7 +117,10 @@ mod tests {
         let e3 = c.sku("6FD2C87F-B296-42F0-B197-1E91E994B900").expect("E3");
         assert_eq!(e3.part_number, "ENTERPRISEPACK");
         assert_eq!(e3.display_name, "Office 365 E3");
-        assert_eq!(c.plan("efb87545-963c-4e0d-99df-69c6916d9eb0"), Some("EXCHANGE_S_ENTERPRISE"));
+        assert_eq!(
+            c.plan("efb87545-963c-4e0d-99df-69c6916d9eb0"),
+            Some("EXCHANGE_S_ENTERPRISE")
+        );
     }
 
     #[test]
@@ -117,7 +129,11 @@ mod tests {
             "Product_Display_Name,String_Id,GUID,Service_Plan_Name,Service_Plan_Id\nX,\"X_SKU\t\u{a0}\",11111111-1111-1111-1111-111111111111,P,22222222-2222-2222-2222-222222222222\n",
         )
         .expect("parses");
-        assert_eq!(c.sku("11111111-1111-1111-1111-111111111111").map(|s| s.part_number.as_str()), Some("X_SKU"));
+        assert_eq!(
+            c.sku("11111111-1111-1111-1111-111111111111")
+                .map(|s| s.part_number.as_str()),
+            Some("X_SKU")
+        );
         let err = Catalog::parse("Name,GUID\nx,y\n").expect_err("bad header");
         assert!(err.contains("Product_Display_Name"), "{err}");
     }

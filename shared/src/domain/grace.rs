@@ -41,6 +41,27 @@ pub enum CaseKind {
     LicenseRemoved,
 }
 
+impl std::fmt::Display for EvidenceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EvidenceKind::AuditRemoval => "audit_removal",
+            EvidenceKind::AuditFailedAssignment => "audit_failed_assignment",
+            EvidenceKind::SnapshotDiff => "snapshot_diff",
+            EvidenceKind::Created => "created",
+            EvidenceKind::FirstSeen => "first_seen",
+        })
+    }
+}
+
+impl std::fmt::Display for CaseKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CaseKind::NeverLicensed => "never licensed",
+            CaseKind::LicenseRemoved => "licence removed",
+        })
+    }
+}
+
 /// A dated grace case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deadlines {
@@ -81,7 +102,10 @@ pub fn strongest(
         .min_by_key(|e| {
             // Of two removals the latest started the current case; of two failed assignments (or sightings) the
             // earliest is closest to when the mailbox began running without a licence.
-            let later_first = matches!(e.kind, EvidenceKind::AuditRemoval | EvidenceKind::SnapshotDiff);
+            let later_first = matches!(
+                e.kind,
+                EvidenceKind::AuditRemoval | EvidenceKind::SnapshotDiff
+            );
             let t = e.at.timestamp_millis();
             (e.kind, if later_first { -t } else { t })
         })

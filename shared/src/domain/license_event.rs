@@ -36,7 +36,12 @@ impl LicenseEvent {
 
     /// True when the event concerns this user (by id or UPN).
     pub fn concerns(&self, user_id: &str, upn: &str) -> bool {
-        self.user_id.as_deref().is_some_and(|i| i.eq_ignore_ascii_case(user_id))
-            || self.user_principal_name.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(upn))
+        self.user_id
+            .as_deref()
+            .is_some_and(|i| i.eq_ignore_ascii_case(user_id))
+            || self
+                .user_principal_name
+                .as_deref()
+                .is_some_and(|u| u.eq_ignore_ascii_case(upn))
     }
 }

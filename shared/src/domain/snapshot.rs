@@ -56,7 +56,11 @@ impl UserSnapshot {
     pub fn from_graph(u: &User) -> Self {
         let mut licenses = BTreeMap::new();
         for l in &u.assigned_licenses {
-            let mut disabled: Vec<String> = l.disabled_plans.iter().map(|p| p.to_ascii_lowercase()).collect();
+            let mut disabled: Vec<String> = l
+                .disabled_plans
+                .iter()
+                .map(|p| p.to_ascii_lowercase())
+                .collect();
             disabled.sort();
             licenses.insert(l.sku_id.to_ascii_lowercase(), disabled);
         }
@@ -65,7 +69,9 @@ impl UserSnapshot {
         let exchange_enabled = u.assigned_plans.iter().any(|p| {
             p.service.eq_ignore_ascii_case("exchange")
                 && p.capability_status.eq_ignore_ascii_case("enabled")
-                && !p.service_plan_id.eq_ignore_ascii_case(EXCHANGE_FOUNDATION_PLAN)
+                && !p
+                    .service_plan_id
+                    .eq_ignore_ascii_case(EXCHANGE_FOUNDATION_PLAN)
         });
         Self {
             id: u.id.clone(),
@@ -73,7 +79,10 @@ impl UserSnapshot {
             display_name: u.display_name.clone(),
             mail: u.mail.clone(),
             account_enabled: u.account_enabled,
-            guest: u.user_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("guest")),
+            guest: u
+                .user_type
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case("guest")),
             mailbox,
             exchange_enabled,
             created: u.created_date_time,
@@ -150,7 +159,10 @@ pub struct LicenseChange {
 impl Snapshot {
     /// Finds a user by id (users are sorted by id).
     pub fn user(&self, id: &str) -> Option<&UserSnapshot> {
-        self.users.binary_search_by(|u| u.id.as_str().cmp(id)).ok().map(|i| &self.users[i])
+        self.users
+            .binary_search_by(|u| u.id.as_str().cmp(id))
+            .ok()
+            .map(|i| &self.users[i])
     }
 
     /// Licences added and removed since `previous` (users that disappeared lose all their licences).
@@ -205,14 +217,22 @@ mod tests {
 
     #[test]
     fn mailbox_and_exchange_follow_the_documented_rules() {
-        let u = user(serde_json::json!({"id":"a","userPrincipalName":"a@x","mail":"a@x.com","proxyAddresses":["SMTP:a@x.com"],
+        let u = user(
+            serde_json::json!({"id":"a","userPrincipalName":"a@x","mail":"a@x.com","proxyAddresses":["SMTP:a@x.com"],
             "assignedPlans":[{"service":"exchange","capabilityStatus":"Deleted","servicePlanId":"efb87545-963c-4e0d-99df-69c6916d9eb0"},
-                             {"service":"exchange","capabilityStatus":"Enabled","servicePlanId":EXCHANGE_FOUNDATION_PLAN}]}));
+                             {"service":"exchange","capabilityStatus":"Enabled","servicePlanId":EXCHANGE_FOUNDATION_PLAN}]}),
+        );
         assert!(u.mailbox && u.is_member_mailbox());
-        assert!(!u.exchange_enabled, "deleted plans and Exchange Foundation give no mailbox licence");
-        let u = user(serde_json::json!({"id":"b","mail":"b@x.com","proxyAddresses":["smtp:b@x.com"]}));
+        assert!(
+            !u.exchange_enabled,
+            "deleted plans and Exchange Foundation give no mailbox licence"
+        );
+        let u =
+            user(serde_json::json!({"id":"b","mail":"b@x.com","proxyAddresses":["smtp:b@x.com"]}));
         assert!(!u.mailbox, "only a primary SMTP: address counts");
-        let g = user(serde_json::json!({"id":"c","mail":"c@x.com","proxyAddresses":["SMTP:c@x.com"],"userType":"Guest"}));
+        let g = user(
+            serde_json::json!({"id":"c","mail":"c@x.com","proxyAddresses":["SMTP:c@x.com"],"userType":"Guest"}),
+        );
         assert!(!g.is_member_mailbox());
     }
 
@@ -239,13 +259,25 @@ mod tests {
                 .collect(),
             skus: vec![],
         };
-        let before = mk(vec![("a", vec!["e3"]), ("b", vec!["e3", "pbi"]), ("c", vec!["e5"])]);
+        let before = mk(vec![
+            ("a", vec!["e3"]),
+            ("b", vec!["e3", "pbi"]),
+            ("c", vec!["e5"]),
+        ]);
         let after = mk(vec![("a", vec!["e3", "ems"]), ("b", vec!["pbi"])]);
-        let mut d: Vec<(String, String, bool)> = after.diff(&before).into_iter().map(|c| (c.user_id, c.sku_id, c.added)).collect();
+        let mut d: Vec<(String, String, bool)> = after
+            .diff(&before)
+            .into_iter()
+            .map(|c| (c.user_id, c.sku_id, c.added))
+            .collect();
         d.sort();
         assert_eq!(
             d,
-            vec![("a".into(), "ems".into(), true), ("b".into(), "e3".into(), false), ("c".into(), "e5".into(), false)]
+            vec![
+                ("a".into(), "ems".into(), true),
+                ("b".into(), "e3".into(), false),
+                ("c".into(), "e5".into(), false)
+            ]
         );
     }
 }

@@ -111,17 +111,33 @@ pub trait StateStore: Send + Sync {
     /// Saves a run's snapshot.
     async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError>;
     /// Appends history entries.
-    async fn append_history(&self, tenant_id: &str, entries: &[HistoryEntry]) -> Result<(), StoreError>;
+    async fn append_history(
+        &self,
+        tenant_id: &str,
+        entries: &[HistoryEntry],
+    ) -> Result<(), StoreError>;
     /// A user's history (by id or UPN), oldest first.
     async fn history(&self, tenant_id: &str, user: &str) -> Result<Vec<HistoryEntry>, StoreError>;
     /// Grace cases; `open_only` skips closed ones.
-    async fn grace_cases(&self, tenant_id: &str, open_only: bool) -> Result<Vec<GraceCase>, StoreError>;
+    async fn grace_cases(
+        &self,
+        tenant_id: &str,
+        open_only: bool,
+    ) -> Result<Vec<GraceCase>, StoreError>;
     /// Inserts or replaces a case.
     async fn put_grace_case(&self, case: &GraceCase) -> Result<(), StoreError>;
     /// Licence events, optionally for one user (id or UPN), oldest first.
-    async fn license_events(&self, tenant_id: &str, user: Option<&str>) -> Result<Vec<LicenseEvent>, StoreError>;
+    async fn license_events(
+        &self,
+        tenant_id: &str,
+        user: Option<&str>,
+    ) -> Result<Vec<LicenseEvent>, StoreError>;
     /// Stores licence events; an event whose record ids were stored before is skipped. Returns how many were new.
-    async fn put_license_events(&self, tenant_id: &str, events: &[LicenseEvent]) -> Result<usize, StoreError>;
+    async fn put_license_events(
+        &self,
+        tenant_id: &str,
+        events: &[LicenseEvent],
+    ) -> Result<usize, StoreError>;
 }
 
 /// Where remediation requests go (in-process/SQLite locally, SQS on AWS).

@@ -11,7 +11,9 @@ use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{GraceCase, HistoryEntry, RemediationQueue, RemediationRequest, StateStore, StoreError};
+use super::{
+    GraceCase, HistoryEntry, RemediationQueue, RemediationRequest, StateStore, StoreError,
+};
 use crate::domain::license_event::LicenseEvent;
 use crate::domain::snapshot::Snapshot;
 
@@ -29,7 +31,10 @@ impl std::fmt::Debug for SqliteStore {
 fn db(e: rusqlite::Error) -> StoreError {
     match e {
         rusqlite::Error::SqliteFailure(code, _)
-            if matches!(code.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
+            if matches!(
+                code.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
         {
             StoreError::Busy(e.to_string())
         }
@@ -63,19 +68,24 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Database(format!("cannot create '{}': {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Database(format!("cannot create '{}': {e}", dir.display()))
+            })?;
         }
         let conn = Connection::open(path).map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
     }
 
     /// An in-memory database (tests).
     pub fn in_memory() -> Result<Self, StoreError> {
         let conn = Connection::open_in_memory().map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -101,14 +111,19 @@ impl StateStore for SqliteStore {
             .map_err(db)?;
         let Some(blob) = blob else { return Ok(None) };
         let mut json = Vec::new();
-        GzDecoder::new(&blob[..]).read_to_end(&mut json).map_err(corrupt)?;
+        GzDecoder::new(&blob[..])
+            .read_to_end(&mut json)
+            .map_err(corrupt)?;
         serde_json::from_slice(&json).map(Some).map_err(corrupt)
     }
 
     async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
         let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
         serde_json::to_writer(&mut enc, snapshot).map_err(corrupt)?;
-        let blob = enc.finish().and_then(|mut v| v.flush().map(|_| v)).map_err(corrupt)?;
+        let blob = enc
+            .finish()
+            .and_then(|mut v| v.flush().map(|_| v))
+            .map_err(corrupt)?;
         self.conn()
             .execute(
                 "INSERT OR REPLACE INTO snapshots (tenant_id, taken_at, body) VALUES (?1, ?2, ?3)",
@@ -118,7 +133,11 @@ impl StateStore for SqliteStore {
         Ok(())
     }
 
-    async fn append_history(&self, tenant_id: &str, entries: &[HistoryEntry]) -> Result<(), StoreError> {
+    async fn append_history(
+        &self,
+        tenant_id: &str,
+        entries: &[HistoryEntry],
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(db)?;
         {
@@ -126,8 +145,16 @@ impl StateStore for SqliteStore {
                 .prepare("INSERT INTO license_history (tenant_id, user_id, upn, sku_id, change, at, baseline) VALUES (?1,?2,?3,?4,?5,?6,?7)")
                 .map_err(db)?;
             for e in entries {
-                st.execute(params![tenant_id, e.user_id, e.user_principal_name, e.sku_id, e.change, ts(&e.at), e.baseline])
-                    .map_err(db)?;
+                st.execute(params![
+                    tenant_id,
+                    e.user_id,
+                    e.user_principal_name,
+                    e.sku_id,
+                    e.change,
+                    ts(&e.at),
+                    e.baseline
+                ])
+                .map_err(db)?;
             }
         }
         tx.commit().map_err(db)
@@ -143,7 +170,14 @@ impl StateStore for SqliteStore {
             .map_err(db)?;
         let rows = st
             .query_map(params![tenant_id, user], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?, r.get::<_, bool>(5)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, bool>(5)?,
+                ))
             })
             .map_err(db)?;
         let mut out = Vec::new();
@@ -154,19 +188,27 @@ impl StateStore for SqliteStore {
                 user_principal_name: upn,
                 sku_id,
                 change,
-                at: chrono::DateTime::parse_from_rfc3339(&at).map_err(corrupt)?.to_utc(),
+                at: chrono::DateTime::parse_from_rfc3339(&at)
+                    .map_err(corrupt)?
+                    .to_utc(),
                 baseline,
             });
         }
         Ok(out)
     }
 
-    async fn grace_cases(&self, tenant_id: &str, open_only: bool) -> Result<Vec<GraceCase>, StoreError> {
+    async fn grace_cases(
+        &self,
+        tenant_id: &str,
+        open_only: bool,
+    ) -> Result<Vec<GraceCase>, StoreError> {
         let conn = self.conn();
         let mut st = conn
             .prepare("SELECT body FROM grace_cases WHERE tenant_id = ?1 AND (open = 1 OR ?2 = 0) ORDER BY case_id")
             .map_err(db)?;
-        let rows = st.query_map(params![tenant_id, open_only], |r| r.get::<_, String>(0)).map_err(db)?;
+        let rows = st
+            .query_map(params![tenant_id, open_only], |r| r.get::<_, String>(0))
+            .map_err(db)?;
         let mut out = Vec::new();
         for row in rows {
             out.push(serde_json::from_str(&row.map_err(db)?).map_err(corrupt)?);
@@ -185,7 +227,11 @@ impl StateStore for SqliteStore {
         Ok(())
     }
 
-    async fn license_events(&self, tenant_id: &str, user: Option<&str>) -> Result<Vec<LicenseEvent>, StoreError> {
+    async fn license_events(
+        &self,
+        tenant_id: &str,
+        user: Option<&str>,
+    ) -> Result<Vec<LicenseEvent>, StoreError> {
         let conn = self.conn();
         let mut st = conn
             .prepare(
@@ -193,7 +239,9 @@ impl StateStore for SqliteStore {
                  AND (?2 IS NULL OR user_id = ?2 COLLATE NOCASE OR upn = ?2 COLLATE NOCASE) ORDER BY at, record_key",
             )
             .map_err(db)?;
-        let rows = st.query_map(params![tenant_id, user], |r| r.get::<_, String>(0)).map_err(db)?;
+        let rows = st
+            .query_map(params![tenant_id, user], |r| r.get::<_, String>(0))
+            .map_err(db)?;
         let mut out = Vec::new();
         for row in rows {
             out.push(serde_json::from_str(&row.map_err(db)?).map_err(corrupt)?);
@@ -201,7 +249,11 @@ impl StateStore for SqliteStore {
         Ok(out)
     }
 
-    async fn put_license_events(&self, tenant_id: &str, events: &[LicenseEvent]) -> Result<usize, StoreError> {
+    async fn put_license_events(
+        &self,
+        tenant_id: &str,
+        events: &[LicenseEvent],
+    ) -> Result<usize, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(db)?;
         let mut new = 0;
@@ -213,7 +265,14 @@ impl StateStore for SqliteStore {
                 let key = format!("{}|{}", e.source, e.record_ids.join(","));
                 let body = serde_json::to_string(e).map_err(corrupt)?;
                 new += st
-                    .execute(params![tenant_id, key, ts(&e.at), e.user_id, e.user_principal_name, body])
+                    .execute(params![
+                        tenant_id,
+                        key,
+                        ts(&e.at),
+                        e.user_id,
+                        e.user_principal_name,
+                        body
+                    ])
                     .map_err(db)?;
             }
         }
@@ -240,7 +299,9 @@ impl RemediationQueue for SqliteStore {
         let mut st = conn
             .prepare("SELECT body FROM remediation_queue WHERE tenant_id = ?1 AND taken = 0 ORDER BY rowid")
             .map_err(db)?;
-        let rows = st.query_map(params![tenant_id], |r| r.get::<_, String>(0)).map_err(db)?;
+        let rows = st
+            .query_map(params![tenant_id], |r| r.get::<_, String>(0))
+            .map_err(db)?;
         let mut out = Vec::new();
         for row in rows {
             out.push(serde_json::from_str(&row.map_err(db)?).map_err(corrupt)?);

@@ -107,8 +107,18 @@ struct Page<T> {
 
 /// The stable case id of a user's grace case in a tenant.
 pub fn case_id(tenant_id: &str, user_id: &str) -> String {
-    let h = Sha256::digest(format!("{}|{}", tenant_id.to_ascii_lowercase(), user_id.to_ascii_lowercase()));
-    format!("gc-{}", h.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>())
+    let h = Sha256::digest(format!(
+        "{}|{}",
+        tenant_id.to_ascii_lowercase(),
+        user_id.to_ascii_lowercase()
+    ));
+    format!(
+        "gc-{}",
+        h.iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
 }
 
 /// Runs license-check for one tenant. `progress` is called after each page with the users read so far.
@@ -121,7 +131,9 @@ pub async fn check_licenses(
     let now = deps.clock.now();
     let skus: Page<SubscribedSku> = deps.graph.get("subscribedSkus").await?;
     let mut users: Vec<UserSnapshot> = Vec::new();
-    let mut pager = deps.graph.pages::<User>(&format!("users?$select={USER_SELECT}&$top=999"));
+    let mut pager = deps
+        .graph
+        .pages::<User>(&format!("users?$select={USER_SELECT}&$top=999"));
     while let Some(page) = pager.next_page().await? {
         // Each page is distilled and dropped at once: memory holds compact snapshots, never the raw tenant JSON.
         users.extend(page.iter().map(UserSnapshot::from_graph));
@@ -171,13 +183,20 @@ pub async fn check_licenses(
             }
             let error = s.error.clone().unwrap_or_else(|| "Unknown".into());
             if error == "CountViolation" {
-                count_violations.entry(s.sku_id.clone()).or_default().push(u);
+                count_violations
+                    .entry(s.sku_id.clone())
+                    .or_default()
+                    .push(u);
             }
             let cause = (error == "Other")
                 .then(|| {
                     u.states
                         .iter()
-                        .find(|o| o.group == s.group && o.sku_id != s.sku_id && o.error.as_deref().is_some_and(|e| e != "Other"))
+                        .find(|o| {
+                            o.group == s.group
+                                && o.sku_id != s.sku_id
+                                && o.error.as_deref().is_some_and(|e| e != "Other")
+                        })
                         .map(|o| Cause {
                             sku_id: o.sku_id.clone(),
                             sku_part_number: part(&o.sku_id),
@@ -223,18 +242,26 @@ pub async fn check_licenses(
         let cv = count_violations.get(&s.sku_id).map_or(0, Vec::len);
         let available = s.available();
         let (severity, reason) = if available <= 0 && cv > 0 {
-            (Severity::Critical, format!("no seats left and {cv} user(s) waiting in CountViolation"))
+            (
+                Severity::Critical,
+                format!("no seats left and {cv} user(s) waiting in CountViolation"),
+            )
         } else if available <= 0 && s.enabled > 0 {
             (Severity::Warning, "no seats left".to_string())
         } else if cv > 0 {
             (
                 Severity::Warning,
-                format!("{available} seat(s) free but {cv} user(s) still in CountViolation: reprocess them"),
+                format!(
+                    "{available} seat(s) free but {cv} user(s) still in CountViolation: reprocess them"
+                ),
             )
         } else if s.warning > 0 || s.suspended > 0 {
             (
                 Severity::Warning,
-                format!("{} seat(s) in warning and {} suspended: a subscription is lapsing", s.warning, s.suspended),
+                format!(
+                    "{} seat(s) in warning and {} suspended: a subscription is lapsing",
+                    s.warning, s.suspended
+                ),
             )
         } else if s.enabled > 0 && available <= policy.check.sku_low_seats {
             (Severity::Warning, format!("only {available} seat(s) left"))
@@ -257,14 +284,21 @@ pub async fn check_licenses(
         });
     }
 
-    let changes = previous.as_ref().map(|p| snapshot.diff(p)).unwrap_or_default();
+    let changes = previous
+        .as_ref()
+        .map(|p| snapshot.diff(p))
+        .unwrap_or_default();
     if let Some(prev) = &previous {
         for c in &changes {
             let event = explaining_event(&events, c, prev.taken_at, now);
             let explained = event.is_some();
             let actor = event.and_then(|e| e.actor.clone());
-            let (user_id, user_principal_name, sku_id, sku_part_number) =
-                (c.user_id.clone(), c.upn.clone(), c.sku_id.clone(), part(&c.sku_id));
+            let (user_id, user_principal_name, sku_id, sku_part_number) = (
+                c.user_id.clone(),
+                c.upn.clone(),
+                c.sku_id.clone(),
+                part(&c.sku_id),
+            );
             let detail = if c.added {
                 Detail::LicenseAdded {
                     user_id,
@@ -286,30 +320,59 @@ pub async fn check_licenses(
                     explained,
                 }
             };
-            let severity = if c.added || explained { Severity::Info } else { Severity::Warning };
+            let severity = if c.added || explained {
+                Severity::Info
+            } else {
+                Severity::Warning
+            };
             findings.push(Finding { severity, detail });
         }
-        let removed_users: BTreeSet<&str> = changes.iter().filter(|c| !c.added).map(|c| c.upn.as_str()).collect();
+        let removed_users: BTreeSet<&str> = changes
+            .iter()
+            .filter(|c| !c.added)
+            .map(|c| c.upn.as_str())
+            .collect();
         let licensed_before = prev.users.iter().filter(|u| !u.licenses.is_empty()).count();
-        let by_share = ((policy.check.mass_delicensing_percent / 100.0) * licensed_before as f64).ceil() as usize;
-        let threshold = (policy.check.mass_delicensing_min_users as usize).min(by_share).max(1);
+        let by_share = ((policy.check.mass_delicensing_percent / 100.0) * licensed_before as f64)
+            .ceil() as usize;
+        let threshold = (policy.check.mass_delicensing_min_users as usize)
+            .min(by_share)
+            .max(1);
         if removed_users.len() >= threshold {
             findings.push(Finding {
                 severity: Severity::Critical,
                 detail: Detail::MassDelicensing {
                     removed_count: removed_users.len(),
                     threshold,
-                    sample_users: removed_users.iter().take(10).map(|s| s.to_string()).collect(),
+                    sample_users: removed_users
+                        .iter()
+                        .take(10)
+                        .map(|s| s.to_string())
+                        .collect(),
                 },
             });
         }
     }
 
-    let grace_cases = follow_grace_cases(deps, tenant, policy, &snapshot, previous.as_ref(), &events, &groups, now).await?;
+    let grace_cases = follow_grace_cases(
+        deps,
+        tenant,
+        policy,
+        &snapshot,
+        previous.as_ref(),
+        &events,
+        &groups,
+        now,
+    )
+    .await?;
     for case in grace_cases.0.iter() {
         let d = case.deadlines;
         let days_left = d.days_left(now);
-        let severity = if d.access_gone(now) || days_left <= 3 { Severity::Critical } else { Severity::Warning };
+        let severity = if d.access_gone(now) || days_left <= 3 {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
         findings.push(Finding {
             severity,
             detail: Detail::UnlicensedMailbox {
@@ -356,7 +419,9 @@ pub async fn check_licenses(
             })
             .collect(),
     };
-    deps.store.append_history(&tenant.tenant_id, &history).await?;
+    deps.store
+        .append_history(&tenant.tenant_id, &history)
+        .await?;
 
     let remediations_queued = if policy.remediation.auto_reprocess {
         queue_reprocess(deps, tenant, policy, &snapshot, &count_violations, now).await?
@@ -394,12 +459,29 @@ pub async fn check_licenses(
 
 fn user_key(f: &Finding) -> String {
     match &f.detail {
-        Detail::UnlicensedMailbox { user_principal_name, .. }
-        | Detail::LicenseAssignmentError { user_principal_name, .. }
-        | Detail::LicenseRemoved { user_principal_name, .. }
-        | Detail::LicenseAdded { user_principal_name, .. }
-        | Detail::LicensedDisabledAccount { user_principal_name, .. } => user_principal_name.to_ascii_lowercase(),
-        Detail::SkuCapacity { sku_part_number, .. } => sku_part_number.clone(),
+        Detail::UnlicensedMailbox {
+            user_principal_name,
+            ..
+        }
+        | Detail::LicenseAssignmentError {
+            user_principal_name,
+            ..
+        }
+        | Detail::LicenseRemoved {
+            user_principal_name,
+            ..
+        }
+        | Detail::LicenseAdded {
+            user_principal_name,
+            ..
+        }
+        | Detail::LicensedDisabledAccount {
+            user_principal_name,
+            ..
+        } => user_principal_name.to_ascii_lowercase(),
+        Detail::SkuCapacity {
+            sku_part_number, ..
+        } => sku_part_number.clone(),
         Detail::MassDelicensing { .. } => String::new(),
     }
 }
@@ -407,7 +489,9 @@ fn user_key(f: &Finding) -> String {
 /// Group id → display name for the groups Graph reports with licence errors (and their members' groups).
 async fn groups_with_errors(graph: &GraphClient) -> Result<HashMap<String, String>, CoreError> {
     let mut names = HashMap::new();
-    let mut pager = graph.pages::<Group>("groups?$filter=hasMembersWithLicenseErrors eq true&$select=id,displayName");
+    let mut pager = graph.pages::<Group>(
+        "groups?$filter=hasMembersWithLicenseErrors eq true&$select=id,displayName",
+    );
     let mut ids = Vec::new();
     loop {
         match pager.next_page().await {
@@ -420,8 +504,11 @@ async fn groups_with_errors(graph: &GraphClient) -> Result<HashMap<String, Strin
             Ok(None) => break,
             // Some tenants refuse this filter (a known Graph issue): fall back to the names we can list.
             Err(e) if e.code().is_some_and(|c| c.contains("UnsupportedQuery")) => {
-                tracing::warn!("hasMembersWithLicenseErrors filter refused; listing groups instead");
-                let mut all = graph.pages::<Group>("groups?$select=id,displayName,assignedLicenses&$top=999");
+                tracing::warn!(
+                    "hasMembersWithLicenseErrors filter refused; listing groups instead"
+                );
+                let mut all =
+                    graph.pages::<Group>("groups?$select=id,displayName,assignedLicenses&$top=999");
                 while let Some(page) = all.next_page().await? {
                     for g in page.into_iter().filter(|g| !g.assigned_licenses.is_empty()) {
                         names.insert(g.id, g.display_name.unwrap_or_default());
@@ -433,7 +520,9 @@ async fn groups_with_errors(graph: &GraphClient) -> Result<HashMap<String, Strin
         }
     }
     for id in ids {
-        let mut members = graph.pages::<DirectoryObject>(&format!("groups/{id}/membersWithLicenseErrors?$select=id,userPrincipalName"));
+        let mut members = graph.pages::<DirectoryObject>(&format!(
+            "groups/{id}/membersWithLicenseErrors?$select=id,userPrincipalName"
+        ));
         let mut n = 0;
         while let Some(page) = members.next_page().await? {
             n += page.len();
@@ -457,9 +546,13 @@ fn explaining_event<'e>(
             && e.at > from
             && e.at <= now
             && e.concerns(&change.user_id, &change.upn)
-            && if change.added { &e.added_sku_ids } else { &e.removed_sku_ids }
-                .iter()
-                .any(|s| s.eq_ignore_ascii_case(&change.sku_id))
+            && if change.added {
+                &e.added_sku_ids
+            } else {
+                &e.removed_sku_ids
+            }
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(&change.sku_id))
     })
 }
 
@@ -485,11 +578,18 @@ async fn follow_grace_cases(
     let mut counts = CaseCounts::default();
     let mut open = Vec::new();
     let mut seen = HashSet::new();
-    for u in snapshot.users.iter().filter(|u| u.is_member_mailbox() && !u.exchange_enabled) {
+    for u in snapshot
+        .users
+        .iter()
+        .filter(|u| u.is_member_mailbox() && !u.exchange_enabled)
+    {
         seen.insert(u.id.clone());
         let prior = existing.get(&u.id);
         let mut evidence: Vec<Evidence> = prior.map(|c| c.evidence.clone()).unwrap_or_default();
-        let mine: Vec<&LicenseEvent> = events.iter().filter(|e| e.concerns(&u.id, &u.upn)).collect();
+        let mine: Vec<&LicenseEvent> = events
+            .iter()
+            .filter(|e| e.concerns(&u.id, &u.upn))
+            .collect();
         // Only what happened since the user last successfully got a licence can explain the current state.
         let last_grant = mine
             .iter()
@@ -498,17 +598,32 @@ async fn follow_grace_cases(
             .max();
         for e in mine.iter().filter(|e| last_grant.is_none_or(|g| e.at > g)) {
             if !e.failed() && !e.removed_sku_ids.is_empty() {
-                evidence.push(Evidence { kind: EvidenceKind::AuditRemoval, at: e.at });
+                evidence.push(Evidence {
+                    kind: EvidenceKind::AuditRemoval,
+                    at: e.at,
+                });
             }
             if e.failed() && !e.added_sku_ids.is_empty() {
-                evidence.push(Evidence { kind: EvidenceKind::AuditFailedAssignment, at: e.at });
+                evidence.push(Evidence {
+                    kind: EvidenceKind::AuditFailedAssignment,
+                    at: e.at,
+                });
             }
         }
-        if previous.and_then(|p| p.user(&u.id)).is_some_and(|p| p.exchange_enabled) {
-            evidence.push(Evidence { kind: EvidenceKind::SnapshotDiff, at: now });
+        if previous
+            .and_then(|p| p.user(&u.id))
+            .is_some_and(|p| p.exchange_enabled)
+        {
+            evidence.push(Evidence {
+                kind: EvidenceKind::SnapshotDiff,
+                at: now,
+            });
         }
         if let Some(created) = u.created {
-            evidence.push(Evidence { kind: EvidenceKind::Created, at: created });
+            evidence.push(Evidence {
+                kind: EvidenceKind::Created,
+                at: created,
+            });
         }
         evidence.push(Evidence {
             kind: EvidenceKind::FirstSeen,
@@ -516,17 +631,30 @@ async fn follow_grace_cases(
         });
         evidence.sort_by_key(|e| (e.kind, e.at));
         evidence.dedup();
-        let Some(best) = grace::strongest(&evidence, now, &policy.grace) else { continue };
+        let Some(best) = grace::strongest(&evidence, now, &policy.grace) else {
+            continue;
+        };
         let deadlines = grace::deadlines(best, tenant.delayed_delicensing, &policy.grace);
         let blocked_by = u
             .states
             .iter()
             .find(|s| s.error.as_deref().is_some_and(|e| e != "Other"))
             .map(|s| {
-                let group = s.group.as_ref().map(|g| groups.get(g).cloned().unwrap_or_else(|| g.clone()));
+                let group = s
+                    .group
+                    .as_ref()
+                    .map(|g| groups.get(g).cloned().unwrap_or_else(|| g.clone()));
                 match group {
-                    Some(g) => format!("group '{g}': {} on SKU {}", s.error.clone().unwrap_or_default(), s.sku_id),
-                    None => format!("{} on SKU {}", s.error.clone().unwrap_or_default(), s.sku_id),
+                    Some(g) => format!(
+                        "group '{g}': {} on SKU {}",
+                        s.error.clone().unwrap_or_default(),
+                        s.sku_id
+                    ),
+                    None => format!(
+                        "{} on SKU {}",
+                        s.error.clone().unwrap_or_default(),
+                        s.sku_id
+                    ),
                 }
             });
         if prior.is_none() {
@@ -598,7 +726,10 @@ async fn queue_reprocess(
                 user: u.id.clone(),
                 action: "reprocess".into(),
                 sku_ids: vec![],
-                reason: format!("{} seat(s) free on {} while the user is in CountViolation", free, s.part_number),
+                reason: format!(
+                    "{} seat(s) free on {} while the user is in CountViolation",
+                    free, s.part_number
+                ),
                 requested_at: now,
             };
             deps.queue.enqueue(&request).await?;

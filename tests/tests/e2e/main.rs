@@ -1,1 +1,4 @@
+//! Cross-function flows over real HTTP against the simulated tenant, with a temporary SQLite store.
 
+mod helpers;
+mod license_check;

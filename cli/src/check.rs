@@ -1,0 +1,277 @@
+//! `licensewatch check` and `licensewatch history`: the license-check use case with local adapters.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use licensewatch_core::domain::findings::{Detail, Finding, Severity};
+use licensewatch_core::runtime::{Runtime, load_config};
+use licensewatch_core::store::StateStore;
+use licensewatch_core::usecases::check_licenses::{CheckReport, check_licenses};
+
+async fn runtime(licensing_csv: Option<PathBuf>) -> Result<Runtime, String> {
+    let (settings, policy) = load_config().map_err(|e| e.to_string())?;
+    let catalog = Runtime::catalog(licensing_csv.as_deref()).map_err(|e| e.to_string())?;
+    Runtime::build(settings, policy, catalog)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Runs license-check once.
+pub async fn run(
+    json: bool,
+    csv: Option<PathBuf>,
+    licensing_csv: Option<PathBuf>,
+) -> Result<(), String> {
+    let rt = runtime(licensing_csv).await?;
+    let tty = std::io::stderr().is_terminal();
+    let progress = move |n: usize| {
+        if tty {
+            eprint!("\rreading users: {n}");
+        }
+    };
+    let report = check_licenses(&rt.check_deps(), &rt.tenant_run(), &rt.policy, &progress)
+        .await
+        .map_err(|e| format!("{e} ({})", e.kind()))?;
+    if tty {
+        eprintln!();
+    }
+    if let Some(path) = csv {
+        write_csv(&path, &report).map_err(|e| format!("cannot write '{}': {e}", path.display()))?;
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        print_human(&rt, &report);
+    }
+    Ok(())
+}
+
+fn label(rt: &Runtime, sku_id: &str, part: &str) -> String {
+    rt.catalog.sku_label(sku_id, part)
+}
+
+/// One line per finding, for people.
+pub fn describe(rt: &Runtime, f: &Finding) -> String {
+    let tz: chrono_tz::Tz = rt.policy.tenant.time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let day = |t: &chrono::DateTime<chrono::Utc>| {
+        t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
+    };
+    match &f.detail {
+        Detail::UnlicensedMailbox {
+            user_principal_name,
+            case_type,
+            grace_evidence,
+            access_ends_at,
+            data_deleted_at,
+            days_left,
+            ..
+        } => format!(
+            "{user_principal_name}: mailbox without an Exchange licence ({case_type}, evidence {grace_evidence}); access ends {}, data deleted {}; {days_left} day(s) left",
+            day(access_ends_at),
+            day(data_deleted_at)
+        ),
+        Detail::LicenseAssignmentError {
+            user_principal_name,
+            sku_id,
+            sku_part_number,
+            error,
+            group_display_name,
+            cause,
+            ..
+        } => {
+            let via = group_display_name
+                .as_deref()
+                .map(|g| format!(" via group '{g}'"))
+                .unwrap_or_default();
+            let why = cause
+                .as_ref()
+                .map(|c| {
+                    format!(
+                        " (blocked by {} {})",
+                        label(rt, &c.sku_id, &c.sku_part_number),
+                        c.error
+                    )
+                })
+                .unwrap_or_default();
+            format!(
+                "{user_principal_name}: {} {error}{via}{why}",
+                label(rt, sku_id, sku_part_number)
+            )
+        }
+        Detail::SkuCapacity {
+            sku_id,
+            sku_part_number,
+            enabled,
+            consumed,
+            reason,
+            ..
+        } => format!(
+            "{}: {consumed}/{enabled} seats used; {reason}",
+            label(rt, sku_id, sku_part_number)
+        ),
+        Detail::LicenseRemoved {
+            user_principal_name,
+            sku_id,
+            sku_part_number,
+            actor,
+            explained,
+            ..
+        }
+        | Detail::LicenseAdded {
+            user_principal_name,
+            sku_id,
+            sku_part_number,
+            actor,
+            explained,
+            ..
+        } => {
+            let verb = if f.kind() == "license_added" {
+                "gained"
+            } else {
+                "lost"
+            };
+            let who = match (explained, actor) {
+                (true, Some(a)) => format!(" (by {a})"),
+                (true, None) => " (audited)".into(),
+                (false, _) => " (no audit record explains it yet)".into(),
+            };
+            format!(
+                "{user_principal_name} {verb} {}{who}",
+                label(rt, sku_id, sku_part_number)
+            )
+        }
+        Detail::MassDelicensing {
+            removed_count,
+            threshold,
+            sample_users,
+        } => format!(
+            "{removed_count} users lost licences in one run (threshold {threshold}), e.g. {}",
+            sample_users.join(", ")
+        ),
+        Detail::LicensedDisabledAccount {
+            user_principal_name,
+            sku_ids,
+            ..
+        } => format!(
+            "{user_principal_name}: disabled account still holds {}",
+            sku_ids
+                .iter()
+                .map(|s| label(rt, s, ""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn print_human(rt: &Runtime, report: &CheckReport) {
+    println!(
+        "licensewatch check: tenant {} at {}: {} users, {} critical, {} warning, {} info",
+        report.tenant_id,
+        report.run_at.to_rfc3339(),
+        report.users_scanned,
+        report.counts.critical,
+        report.counts.warning,
+        report.counts.info
+    );
+    for sev in [Severity::Critical, Severity::Warning, Severity::Info] {
+        let items: Vec<&Finding> = report
+            .findings
+            .iter()
+            .filter(|f| f.severity == sev)
+            .collect();
+        if items.is_empty() {
+            continue;
+        }
+        println!("\n{} ({})", format!("{sev:?}").to_uppercase(), items.len());
+        for f in items {
+            println!("  [{}] {}", f.kind(), describe(rt, f));
+        }
+    }
+    if !report.disabled_mailboxes.is_empty() {
+        println!("\nShared or resource mailboxes on disabled accounts (not grace cases):");
+        for m in &report.disabled_mailboxes {
+            println!(
+                "  {}{}",
+                m.user_principal_name,
+                if m.licensed { " (licensed)" } else { "" }
+            );
+        }
+    }
+    if report.first_run {
+        println!("\nFirst run: licence changes are reported from the next run on.");
+    }
+}
+
+fn write_csv(path: &std::path::Path, report: &CheckReport) -> std::io::Result<()> {
+    let mut w = csv::Writer::from_path(path)?;
+    w.write_record([
+        "kind",
+        "severity",
+        "user_principal_name",
+        "sku_id",
+        "detail_json",
+    ])?;
+    for f in &report.findings {
+        let v = serde_json::to_value(f).unwrap_or_default();
+        let s = |k: &str| {
+            v.get(k)
+                .and_then(|x| x.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        w.write_record([
+            f.kind().to_string(),
+            s("severity"),
+            s("user_principal_name"),
+            s("sku_id"),
+            v.to_string(),
+        ])?;
+    }
+    w.flush()
+}
+
+/// Prints a user's licence history as licensewatch saw it.
+pub async fn history(json: bool, user: &str) -> Result<(), String> {
+    let (settings, policy) = load_config().map_err(|e| e.to_string())?;
+    let tenant = settings.tenant_id.clone().unwrap_or_default();
+    let store = match &settings.state {
+        licensewatch_core::config::StateLocation::Sqlite(p) => {
+            licensewatch_core::store::sqlite::SqliteStore::open(p).map_err(|e| e.to_string())?
+        }
+        other => {
+            return Err(format!(
+                "history needs a local state store; {other:?} is not supported in this build"
+            ));
+        }
+    };
+    let _ = policy;
+    let entries = store
+        .history(&tenant, user)
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        println!("{}", serde_json::json!({"user": user, "history": entries}));
+        return Ok(());
+    }
+    if entries.is_empty() {
+        println!("no licence history for {user} (has `licensewatch check` run?)");
+        return Ok(());
+    }
+    let catalog = licensewatch_core::domain::catalog::Catalog::embedded();
+    for e in entries {
+        let since = if e.baseline {
+            format!("held before {} (first run)", e.at.to_rfc3339())
+        } else {
+            format!("{} {}", e.change, e.at.to_rfc3339())
+        };
+        println!(
+            "{}  {}  {since}",
+            e.user_principal_name,
+            catalog.sku_label(&e.sku_id, "")
+        );
+    }
+    Ok(())
+}

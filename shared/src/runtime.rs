@@ -1,0 +1,154 @@
+//! Everything a run needs, built once per process (CLI) or cold start (Lambda) from the environment and the policy
+//! file: Microsoft clients, state store, clock and SKU catalog. Handlers borrow it; use cases get its ports.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::clock::{Clock, FixedClock, SystemClock};
+use crate::config::{ConfigError, ConfigProblem, Settings, StateLocation};
+use crate::credentials::Microsoft;
+use crate::domain::catalog::Catalog;
+use crate::error::CoreError;
+use crate::policy::Policy;
+use crate::retry::RetryPolicy;
+use crate::store::sqlite::SqliteStore;
+use crate::usecases::check_licenses::{CheckDeps, TenantRun};
+
+/// The long-lived parts of a run.
+pub struct Runtime {
+    /// Environment configuration.
+    pub settings: Settings,
+    /// Policy file.
+    pub policy: Policy,
+    /// Graph and Management API clients.
+    pub microsoft: Microsoft,
+    /// State store (also the local remediation queue).
+    pub store: Arc<SqliteStore>,
+    /// Time (`LICENSEWATCH_NOW` fixes it).
+    pub clock: Arc<dyn Clock>,
+    /// SKU names.
+    pub catalog: Arc<Catalog>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads the environment and the policy file, reporting the problems of both together.
+pub fn load_config() -> Result<(Settings, Policy), ConfigError> {
+    let settings = Settings::from_env();
+    let (path, explicit) = match &settings {
+        Ok(s) => (s.policy_path.clone(), s.policy_path_explicit),
+        Err(_) => match std::env::var(crate::config::vars::CONFIG) {
+            Ok(p) if !p.trim().is_empty() => (p.into(), true),
+            _ => ("./licensewatch.toml".into(), false),
+        },
+    };
+    let policy = Policy::load(&path, explicit);
+    match (settings, policy) {
+        (Ok(s), Ok(p)) => Ok((s, p)),
+        (s, p) => {
+            let mut problems: Vec<ConfigProblem> = Vec::new();
+            if let Err(e) = s {
+                problems.extend(e.problems);
+            }
+            if let Err(e) = p {
+                problems.extend(e.problems);
+            }
+            Err(ConfigError { problems })
+        }
+    }
+}
+
+impl Runtime {
+    /// Builds the runtime from configuration already loaded.
+    pub async fn build(
+        settings: Settings,
+        policy: Policy,
+        catalog: Catalog,
+    ) -> Result<Self, CoreError> {
+        let microsoft = Microsoft::connect(
+            &settings,
+            RetryPolicy::default(),
+            &policy.audit.publisher_id,
+        )
+        .await?;
+        Self::with_microsoft(settings, policy, microsoft, catalog)
+    }
+
+    /// Builds the runtime around existing Microsoft clients (tests, the demo).
+    pub fn with_microsoft(
+        settings: Settings,
+        policy: Policy,
+        microsoft: Microsoft,
+        catalog: Catalog,
+    ) -> Result<Self, CoreError> {
+        let store = match &settings.state {
+            StateLocation::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
+            StateLocation::DynamoDb(table) => {
+                return Err(ConfigError::single(
+                    crate::config::vars::STATE,
+                    format!("dynamodb:{table} needs the AWS adapters, which this build does not include yet"),
+                )
+                .into());
+            }
+        };
+        let clock: Arc<dyn Clock> = match settings.now {
+            Some(t) => Arc::new(FixedClock::at(t)),
+            None => Arc::new(SystemClock),
+        };
+        Ok(Self {
+            settings,
+            policy,
+            microsoft,
+            store,
+            clock,
+            catalog: Arc::new(catalog),
+        })
+    }
+
+    /// Loads a newer licensing CSV, or the embedded one.
+    pub fn catalog(path: Option<&Path>) -> Result<Catalog, ConfigError> {
+        match path {
+            None => Ok(Catalog::embedded()),
+            Some(p) => std::fs::read_to_string(p)
+                .map_err(|e| e.to_string())
+                .and_then(|t| Catalog::parse(&t))
+                .map_err(|e| {
+                    ConfigError::single("--licensing-csv", format!("'{}': {e}", p.display()))
+                }),
+        }
+    }
+
+    /// The ports license-check uses.
+    pub fn check_deps(&self) -> CheckDeps<'_> {
+        CheckDeps {
+            graph: &self.microsoft.graph,
+            store: self.store.as_ref(),
+            queue: self.store.as_ref(),
+            clock: self.clock.as_ref(),
+            catalog: &self.catalog,
+        }
+    }
+
+    /// The tenant settings for the configured tenant (`[tenant]`, or its `[[tenants]]` entry).
+    pub fn tenant_run(&self) -> TenantRun {
+        let id = self.microsoft.tenant_id.clone();
+        let delayed = self
+            .policy
+            .tenants
+            .iter()
+            .find(|t| t.id.eq_ignore_ascii_case(&id))
+            .map_or(self.policy.tenant.delayed_delicensing, |t| {
+                t.delayed_delicensing
+            });
+        TenantRun {
+            tenant_id: id,
+            delayed_delicensing: delayed,
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! `TestEnv`: the simulated tenant on a free port, real Microsoft clients pointed at it, a temporary SQLite store
+//! and a fixed clock that moves with the simulator's.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use licensewatch_core::auth::Credential;
+use licensewatch_core::clock::FixedClock;
+use licensewatch_core::config::Settings;
+use licensewatch_core::credentials::Microsoft;
+use licensewatch_core::domain::catalog::Catalog;
+use licensewatch_core::policy::Policy;
+use licensewatch_core::retry::RetryPolicy;
+use licensewatch_core::runtime::Runtime;
+use licensewatch_core::secret::SecretString;
+use licensewatch_core::usecases::check_licenses::{CheckReport, check_licenses};
+use licensewatch_sim::{Scenario, SimHandle};
+use serde_json::{Value, json};
+
+pub const E3: &str = "6fd2c87f-b296-42f0-b197-1e91e994b900";
+pub const FACULTY: &str = "94763226-9b3c-4e75-a931-5c89701abe66";
+pub const STUDENT: &str = "314c4481-f395-4525-be8b-2ec4bb1e9d91";
+
+pub fn upn(nick: &str) -> String {
+    format!("{nick}@contoso.onmicrosoft.com")
+}
+
+pub struct TestEnv {
+    pub sim: SimHandle,
+    pub rt: Runtime,
+    pub clock: Arc<FixedClock>,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl TestEnv {
+    pub async fn spawn() -> Self {
+        Self::with_policy(Policy::default()).await
+    }
+
+    pub async fn with_policy(policy: Policy) -> Self {
+        let scenario = Scenario::default_story();
+        let now = scenario.now;
+        let sim = licensewatch_sim::start(scenario, "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("sim");
+        let dir = tempfile::tempdir().expect("tmp");
+        let vars: HashMap<&str, String> = HashMap::from([
+            ("LICENSEWATCH_TENANT_ID", sim.tenant_id.clone()),
+            (
+                "LICENSEWATCH_CLIENT_ID",
+                "0f0f0f0f-1111-2222-3333-444455556666".to_string(),
+            ),
+            ("LICENSEWATCH_CLIENT_SECRET", "test-secret".to_string()),
+            ("LICENSEWATCH_GRAPH_URL", sim.base_url.clone()),
+            ("LICENSEWATCH_LOGIN_URL", sim.base_url.clone()),
+            ("LICENSEWATCH_MANAGE_URL", sim.base_url.clone()),
+            (
+                "LICENSEWATCH_STATE",
+                format!("sqlite:{}", dir.path().join("state.db").display()),
+            ),
+        ]);
+        let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("settings");
+        let ms = Microsoft::build(
+            &settings,
+            RetryPolicy::quick(),
+            &sim.tenant_id,
+            "0f0f0f0f-1111-2222-3333-444455556666",
+            Credential::Secret(SecretString::new("test-secret")),
+            "",
+        );
+        let mut rt =
+            Runtime::with_microsoft(settings, policy, ms, Catalog::embedded()).expect("runtime");
+        let clock = Arc::new(FixedClock::at(now));
+        rt.clock = clock.clone();
+        Self {
+            sim,
+            rt,
+            clock,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        use licensewatch_core::clock::Clock;
+        self.clock.now()
+    }
+
+    /// Moves the simulator's clock and ours together.
+    pub async fn advance(&self, by: Duration) {
+        self.control("/_sim/clock", json!({"advance_minutes": by.num_minutes()}))
+            .await;
+        self.clock.advance(by);
+    }
+
+    pub async fn control(&self, path: &str, body: Value) -> u16 {
+        self.http
+            .post(format!("{}{}", self.sim.base_url, path))
+            .json(&body)
+            .send()
+            .await
+            .expect("control call")
+            .status()
+            .as_u16()
+    }
+
+    pub async fn check(&self) -> CheckReport {
+        check_licenses(
+            &self.rt.check_deps(),
+            &self.rt.tenant_run(),
+            &self.rt.policy,
+            &|_| {},
+        )
+        .await
+        .expect("check runs")
+    }
+
+    pub async fn requests(&self) -> Vec<Value> {
+        self.http
+            .get(format!("{}/_sim/requests", self.sim.base_url))
+            .send()
+            .await
+            .expect("requests")
+            .json::<Vec<Value>>()
+            .await
+            .expect("json")
+    }
+}
+
+/// The findings of one kind, as JSON (the public contract).
+pub fn of_kind(report: &CheckReport, kind: &str) -> Vec<Value> {
+    report
+        .findings
+        .iter()
+        .filter(|f| f.kind() == kind)
+        .map(|f| serde_json::to_value(f).expect("finding serialises"))
+        .collect()
+}
+
+pub fn for_user(findings: &[Value], upn: &str) -> Vec<Value> {
+    findings
+        .iter()
+        .filter(|f| f["user_principal_name"] == upn)
+        .cloned()
+        .collect()
+}
