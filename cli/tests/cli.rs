@@ -136,3 +136,76 @@ fn sim_rejects_a_missing_scenario_file_clearly() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/scenario.json"));
 }
+
+#[test]
+fn check_json_prints_one_document_and_exits_zero_with_findings() {
+    let mut sim = licensewatch()
+        .args(["sim", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sim starts");
+    let mut line = String::new();
+    BufReader::new(sim.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("line");
+    let info: serde_json::Value = serde_json::from_str(&line).expect("json");
+    let base = info["base_url"].as_str().expect("url").to_string();
+    let dir = tempfile::tempdir().expect("tmp");
+    let run = |args: &[&str]| {
+        licensewatch()
+            .args(args)
+            .env(
+                "LICENSEWATCH_TENANT_ID",
+                info["tenant_id"].as_str().expect("tenant"),
+            )
+            .env(
+                "LICENSEWATCH_CLIENT_ID",
+                "66666666-7777-8888-9999-000000000000",
+            )
+            .env("LICENSEWATCH_CLIENT_SECRET", "sim-accepts-any")
+            .env("LICENSEWATCH_GRAPH_URL", &base)
+            .env("LICENSEWATCH_LOGIN_URL", &base)
+            .env("LICENSEWATCH_MANAGE_URL", &base)
+            .env("LICENSEWATCH_NOW", "2026-11-21T09:00:00Z")
+            .env(
+                "LICENSEWATCH_STATE",
+                format!("sqlite:{}", dir.path().join("lw.db").display()),
+            )
+            .output()
+            .expect("runs")
+    };
+    let csv = dir.path().join("findings.csv");
+    let out = run(&["check", "--json", "--csv", csv.to_str().expect("path")]);
+    let _ = sim.kill();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is exactly one JSON document");
+    let findings = doc["findings"].as_array().expect("findings");
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["kind"] == "unlicensed_mailbox" && f["severity"] == "critical")
+    );
+    assert!(
+        findings
+            .iter()
+            .all(|f| f["kind"].is_string() && f["severity"].is_string())
+    );
+    let text = std::fs::read_to_string(&csv).expect("csv written");
+    assert_eq!(text.lines().count(), findings.len() + 1);
+    assert!(text.starts_with("kind,severity,user_principal_name,sku_id,detail_json"));
+
+    // Human output names SKUs by their product names, and history knows the baseline.
+    let out = run(&["history", "--user", "alex.wilber@contoso.onmicrosoft.com"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Office 365 E3") && text.contains("first run"),
+        "{text}"
+    );
+}

@@ -1,4 +1,5 @@
 //! Cross-function flows over real HTTP against the simulated tenant, with a temporary SQLite store.
 
+mod handlers;
 mod helpers;
 mod license_check;
