@@ -178,6 +178,7 @@ fn check_json_prints_one_document_and_exits_zero_with_findings() {
     let csv = dir.path().join("findings.csv");
     let out = run(&["check", "--json", "--csv", csv.to_str().expect("path")]);
     let _ = sim.kill();
+    let _ = sim.wait();
     assert!(
         out.status.success(),
         "{}",
