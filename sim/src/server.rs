@@ -803,9 +803,10 @@ fn render_user(t: &Tenant, ui: usize, select: Option<&HashSet<String>>) -> Value
 struct UserPage<'a> {
     #[serde(rename = "@odata.context")]
     context: String,
-    value: Vec<UserView<'a>>,
+    // Graph sends the next link before the items.
     #[serde(rename = "@odata.nextLink", skip_serializing_if = "Option::is_none")]
     next_link: Option<String>,
+    value: Vec<UserView<'a>>,
 }
 
 async fn list_users(State(s): State<Arc<Shared>>, Query(q): Query<ODataQuery>) -> Response {

@@ -1,7 +1,5 @@
 //! The compact per-run licence snapshot and the diff between two runs.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +20,16 @@ pub struct AssignmentSnap {
     pub state: String,
     /// Error code; None on success.
     pub error: Option<String>,
+}
+
+/// One licence of a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LicenseSnap {
+    /// SKU GUID (lower case).
+    pub sku_id: String,
+    /// Disabled plans (sorted, lower case).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disabled_plans: Vec<String>,
 }
 
 /// One user, as kept in a snapshot.
@@ -45,8 +53,8 @@ pub struct UserSnapshot {
     pub exchange_enabled: bool,
     /// Account creation time.
     pub created: Option<DateTime<Utc>>,
-    /// SKU → disabled plans (both sorted, lower case).
-    pub licenses: BTreeMap<String, Vec<String>>,
+    /// Licences, sorted by SKU id (a sorted Vec: a BTreeMap node per user would cost ~0.5 KB each).
+    pub licenses: Vec<LicenseSnap>,
     /// Assignment states.
     pub states: Vec<AssignmentSnap>,
 }
@@ -54,16 +62,24 @@ pub struct UserSnapshot {
 impl UserSnapshot {
     /// Distils what licensewatch keeps from a Graph user.
     pub fn from_graph(u: &User) -> Self {
-        let mut licenses = BTreeMap::new();
-        for l in &u.assigned_licenses {
-            let mut disabled: Vec<String> = l
-                .disabled_plans
-                .iter()
-                .map(|p| p.to_ascii_lowercase())
-                .collect();
-            disabled.sort();
-            licenses.insert(l.sku_id.to_ascii_lowercase(), disabled);
-        }
+        let mut licenses: Vec<LicenseSnap> = u
+            .assigned_licenses
+            .iter()
+            .map(|l| {
+                let mut disabled_plans: Vec<String> = l
+                    .disabled_plans
+                    .iter()
+                    .map(|p| p.to_ascii_lowercase())
+                    .collect();
+                disabled_plans.sort();
+                LicenseSnap {
+                    sku_id: l.sku_id.to_ascii_lowercase(),
+                    disabled_plans,
+                }
+            })
+            .collect();
+        licenses.sort_by(|a, b| a.sku_id.cmp(&b.sku_id));
+        licenses.dedup_by(|a, b| a.sku_id == b.sku_id);
         let mailbox = u.mail.as_deref().is_some_and(|m| !m.trim().is_empty())
             && u.proxy_addresses.iter().any(|p| p.starts_with("SMTP:"));
         let exchange_enabled = u.assigned_plans.iter().any(|p| {
@@ -98,6 +114,18 @@ impl UserSnapshot {
                 })
                 .collect(),
         }
+    }
+
+    /// The SKU ids the user holds.
+    pub fn sku_ids(&self) -> impl Iterator<Item = &String> {
+        self.licenses.iter().map(|l| &l.sku_id)
+    }
+
+    /// True when the user holds the SKU.
+    pub fn holds(&self, sku_id: &str) -> bool {
+        self.licenses
+            .binary_search_by(|l| l.sku_id.as_str().cmp(sku_id))
+            .is_ok()
     }
 
     /// A member mailbox that could be in a grace period: enabled, not a guest, with a mailbox.
@@ -143,6 +171,69 @@ pub struct Snapshot {
     pub skus: Vec<SkuSnap>,
 }
 
+/// What a run needs of the previous snapshot, read from the same stored document but keeping only ids, UPNs, SKU
+/// ids and the Exchange flag: holding two full snapshots of a large tenant would double a run's memory.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PreviousRun {
+    /// When it was taken.
+    pub taken_at: DateTime<Utc>,
+    /// Users, sorted by id.
+    pub users: Vec<PreviousUser>,
+}
+
+/// A user of the previous snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PreviousUser {
+    /// Object id.
+    pub id: String,
+    /// UPN.
+    pub upn: String,
+    /// Held an enabled Exchange mailbox plan.
+    pub exchange_enabled: bool,
+    /// SKU ids (disabled plans are skipped while reading).
+    #[serde(deserialize_with = "map_keys")]
+    pub licenses: Vec<String>,
+}
+
+fn map_keys<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct SkuOnly {
+        sku_id: String,
+    }
+    Ok(Vec::<SkuOnly>::deserialize(d)?
+        .into_iter()
+        .map(|l| l.sku_id)
+        .collect())
+}
+
+impl PreviousRun {
+    /// Finds a user by id.
+    pub fn user(&self, id: &str) -> Option<&PreviousUser> {
+        self.users
+            .binary_search_by(|u| u.id.as_str().cmp(id))
+            .ok()
+            .map(|i| &self.users[i])
+    }
+}
+
+impl From<&Snapshot> for PreviousRun {
+    fn from(s: &Snapshot) -> Self {
+        PreviousRun {
+            taken_at: s.taken_at,
+            users: s
+                .users
+                .iter()
+                .map(|u| PreviousUser {
+                    id: u.id.clone(),
+                    upn: u.upn.clone(),
+                    exchange_enabled: u.exchange_enabled,
+                    licenses: u.sku_ids().cloned().collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// A SKU that joined or left a user between two snapshots.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LicenseChange {
@@ -166,40 +257,31 @@ impl Snapshot {
     }
 
     /// Licences added and removed since `previous` (users that disappeared lose all their licences).
-    pub fn diff(&self, previous: &Snapshot) -> Vec<LicenseChange> {
+    pub fn diff(&self, previous: &PreviousRun) -> Vec<LicenseChange> {
+        let change = |id: &str, upn: &str, sku: &str, added: bool| LicenseChange {
+            user_id: id.to_string(),
+            upn: upn.to_string(),
+            sku_id: sku.to_string(),
+            added,
+        };
         let mut out = Vec::new();
         for u in &self.users {
             let before = previous.user(&u.id).map(|p| &p.licenses);
-            for sku in u.licenses.keys() {
-                if before.is_none_or(|b| !b.contains_key(sku)) {
-                    out.push(LicenseChange {
-                        user_id: u.id.clone(),
-                        upn: u.upn.clone(),
-                        sku_id: sku.clone(),
-                        added: true,
-                    });
+            for sku in u.sku_ids() {
+                if before.is_none_or(|b| !b.contains(sku)) {
+                    out.push(change(&u.id, &u.upn, sku, true));
                 }
             }
             if let Some(b) = before {
-                for sku in b.keys().filter(|s| !u.licenses.contains_key(*s)) {
-                    out.push(LicenseChange {
-                        user_id: u.id.clone(),
-                        upn: u.upn.clone(),
-                        sku_id: sku.clone(),
-                        added: false,
-                    });
+                for sku in b.iter().filter(|s| !u.holds(s)) {
+                    out.push(change(&u.id, &u.upn, sku, false));
                 }
             }
         }
         for p in &previous.users {
             if self.user(&p.id).is_none() {
-                for sku in p.licenses.keys() {
-                    out.push(LicenseChange {
-                        user_id: p.id.clone(),
-                        upn: p.upn.clone(),
-                        sku_id: sku.clone(),
-                        added: false,
-                    });
+                for sku in &p.licenses {
+                    out.push(change(&p.id, &p.upn, sku, false));
                 }
             }
         }
@@ -253,7 +335,13 @@ mod tests {
                     mailbox: false,
                     exchange_enabled: false,
                     created: None,
-                    licenses: skus.into_iter().map(|s| (s.to_string(), vec![])).collect(),
+                    licenses: skus
+                        .into_iter()
+                        .map(|s| LicenseSnap {
+                            sku_id: s.to_string(),
+                            disabled_plans: vec![],
+                        })
+                        .collect(),
                     states: vec![],
                 })
                 .collect(),
@@ -266,7 +354,7 @@ mod tests {
         ]);
         let after = mk(vec![("a", vec!["e3", "ems"]), ("b", vec!["pbi"])]);
         let mut d: Vec<(String, String, bool)> = after
-            .diff(&before)
+            .diff(&PreviousRun::from(&before))
             .into_iter()
             .map(|c| (c.user_id, c.sku_id, c.added))
             .collect();

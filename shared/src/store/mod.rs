@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::grace::{Deadlines, Evidence};
 use crate::domain::license_event::LicenseEvent;
-use crate::domain::snapshot::Snapshot;
+use crate::domain::snapshot::{PreviousRun, Snapshot};
 use crate::error::CoreError;
 
 /// A store failure.
@@ -106,8 +106,8 @@ pub struct RemediationRequest {
 /// Durable state.
 #[async_trait]
 pub trait StateStore: Send + Sync {
-    /// The newest snapshot of the tenant.
-    async fn latest_snapshot(&self, tenant_id: &str) -> Result<Option<Snapshot>, StoreError>;
+    /// What a run needs of the tenant's newest snapshot.
+    async fn previous_run(&self, tenant_id: &str) -> Result<Option<PreviousRun>, StoreError>;
     /// Saves a run's snapshot.
     async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError>;
     /// Appends history entries.
@@ -124,8 +124,8 @@ pub trait StateStore: Send + Sync {
         tenant_id: &str,
         open_only: bool,
     ) -> Result<Vec<GraceCase>, StoreError>;
-    /// Inserts or replaces a case.
-    async fn put_grace_case(&self, case: &GraceCase) -> Result<(), StoreError>;
+    /// Inserts or replaces cases, all or none.
+    async fn put_grace_cases(&self, cases: &[GraceCase]) -> Result<(), StoreError>;
     /// Licence events, optionally for one user (id or UPN), oldest first.
     async fn license_events(
         &self,

@@ -1,7 +1,7 @@
 //! The embedded SQLite state store (`LICENSEWATCH_STATE=sqlite:PATH`). One connection behind a mutex: runs are
 //! short and sequential, and SQLite's WAL mode lets a second process read while one writes.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -15,7 +15,7 @@ use super::{
     GraceCase, HistoryEntry, RemediationQueue, RemediationRequest, StateStore, StoreError,
 };
 use crate::domain::license_event::LicenseEvent;
-use crate::domain::snapshot::Snapshot;
+use crate::domain::snapshot::{PreviousRun, Snapshot};
 
 /// SQLite-backed [`StateStore`] and [`RemediationQueue`].
 pub struct SqliteStore {
@@ -48,6 +48,7 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
 PRAGMA busy_timeout = 5000;
 CREATE TABLE IF NOT EXISTS snapshots (
     tenant_id TEXT NOT NULL, taken_at TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY (tenant_id, taken_at));
@@ -99,7 +100,7 @@ fn ts(t: &chrono::DateTime<chrono::Utc>) -> String {
 
 #[async_trait]
 impl StateStore for SqliteStore {
-    async fn latest_snapshot(&self, tenant_id: &str) -> Result<Option<Snapshot>, StoreError> {
+    async fn previous_run(&self, tenant_id: &str) -> Result<Option<PreviousRun>, StoreError> {
         let blob: Option<Vec<u8>> = self
             .conn()
             .query_row(
@@ -110,19 +111,22 @@ impl StateStore for SqliteStore {
             .optional()
             .map_err(db)?;
         let Some(blob) = blob else { return Ok(None) };
-        let mut json = Vec::new();
-        GzDecoder::new(&blob[..])
-            .read_to_end(&mut json)
-            .map_err(corrupt)?;
-        serde_json::from_slice(&json).map(Some).map_err(corrupt)
+        let reader = std::io::BufReader::with_capacity(1 << 16, GzDecoder::new(&blob[..]));
+        serde_json::from_reader(reader).map(Some).map_err(corrupt)
     }
 
     async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
-        let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
+        // Buffered: serde_json writes token by token, and each unbuffered write would run the compressor.
+        let mut enc = std::io::BufWriter::with_capacity(
+            1 << 16,
+            GzEncoder::new(Vec::new(), Compression::fast()),
+        );
         serde_json::to_writer(&mut enc, snapshot).map_err(corrupt)?;
+        enc.flush().map_err(corrupt)?;
         let blob = enc
+            .into_inner()
+            .map_err(|e| corrupt(e.error()))?
             .finish()
-            .and_then(|mut v| v.flush().map(|_| v))
             .map_err(corrupt)?;
         self.conn()
             .execute(
@@ -216,15 +220,28 @@ impl StateStore for SqliteStore {
         Ok(out)
     }
 
-    async fn put_grace_case(&self, case: &GraceCase) -> Result<(), StoreError> {
-        let body = serde_json::to_string(case).map_err(corrupt)?;
-        self.conn()
-            .execute(
-                "INSERT OR REPLACE INTO grace_cases (case_id, tenant_id, user_id, open, body) VALUES (?1,?2,?3,?4,?5)",
-                params![case.case_id, case.tenant_id, case.user_id, case.closed_at.is_none(), body],
-            )
-            .map_err(db)?;
-        Ok(())
+    async fn put_grace_cases(&self, cases: &[GraceCase]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db)?;
+        {
+            let mut st = tx
+                .prepare(
+                    "INSERT OR REPLACE INTO grace_cases (case_id, tenant_id, user_id, open, body) VALUES (?1,?2,?3,?4,?5)",
+                )
+                .map_err(db)?;
+            for case in cases {
+                let body = serde_json::to_string(case).map_err(corrupt)?;
+                st.execute(params![
+                    case.case_id,
+                    case.tenant_id,
+                    case.user_id,
+                    case.closed_at.is_none(),
+                    body
+                ])
+                .map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)
     }
 
     async fn license_events(

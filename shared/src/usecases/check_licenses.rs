@@ -12,7 +12,7 @@ use crate::domain::catalog::Catalog;
 use crate::domain::findings::{Cause, Detail, Finding, Severity};
 use crate::domain::grace::{self, Evidence, EvidenceKind};
 use crate::domain::license_event::LicenseEvent;
-use crate::domain::snapshot::{LicenseChange, SkuSnap, Snapshot, UserSnapshot};
+use crate::domain::snapshot::{LicenseChange, PreviousRun, SkuSnap, Snapshot, UserSnapshot};
 use crate::error::CoreError;
 use crate::graph::GraphClient;
 use crate::graph::types::{DirectoryObject, Group, SubscribedSku, USER_SELECT, User};
@@ -141,6 +141,11 @@ pub async fn check_licenses(
     }
     users.sort_by(|a, b| a.id.cmp(&b.id));
     users.dedup_by(|a, b| a.id == b.id);
+    tracing::debug!(
+        users = users.len(),
+        pages = pager.pages_fetched(),
+        "users read"
+    );
     let groups = groups_with_errors(deps.graph).await?;
 
     let snapshot = Snapshot {
@@ -160,8 +165,13 @@ pub async fn check_licenses(
             .collect(),
         users,
     };
-    let previous = deps.store.latest_snapshot(&tenant.tenant_id).await?;
+    let previous = deps.store.previous_run(&tenant.tenant_id).await?;
     let events = deps.store.license_events(&tenant.tenant_id, None).await?;
+    tracing::debug!(
+        previous = previous.is_some(),
+        events = events.len(),
+        "state read"
+    );
     let part = |sku: &str| -> String {
         snapshot
             .skus
@@ -225,7 +235,7 @@ pub async fn check_licenses(
                 detail: Detail::LicensedDisabledAccount {
                     user_id: u.id.clone(),
                     user_principal_name: u.upn.clone(),
-                    sku_ids: u.licenses.keys().cloned().collect(),
+                    sku_ids: u.sku_ids().cloned().collect(),
                 },
             });
         }
@@ -354,6 +364,7 @@ pub async fn check_licenses(
         }
     }
 
+    tracing::debug!(findings = findings.len(), "findings built");
     let grace_cases = follow_grace_cases(
         deps,
         tenant,
@@ -392,36 +403,49 @@ pub async fn check_licenses(
         });
     }
 
-    let history: Vec<HistoryEntry> = match &previous {
-        None => snapshot
-            .users
-            .iter()
-            .flat_map(|u| {
-                u.licenses.keys().map(move |sku| HistoryEntry {
-                    user_id: u.id.clone(),
-                    user_principal_name: u.upn.clone(),
-                    sku_id: sku.clone(),
-                    change: "added".into(),
+    // History is written in chunks so that a first run over a large tenant never holds a second copy of it.
+    let mut history_written = 0;
+    match &previous {
+        None => {
+            for chunk in snapshot.users.chunks(5_000) {
+                let entries: Vec<HistoryEntry> = chunk
+                    .iter()
+                    .flat_map(|u| {
+                        u.sku_ids().map(move |sku| HistoryEntry {
+                            user_id: u.id.clone(),
+                            user_principal_name: u.upn.clone(),
+                            sku_id: sku.clone(),
+                            change: "added".into(),
+                            at: now,
+                            baseline: true,
+                        })
+                    })
+                    .collect();
+                deps.store
+                    .append_history(&tenant.tenant_id, &entries)
+                    .await?;
+                history_written += entries.len();
+            }
+        }
+        Some(_) => {
+            let entries: Vec<HistoryEntry> = changes
+                .iter()
+                .map(|c| HistoryEntry {
+                    user_id: c.user_id.clone(),
+                    user_principal_name: c.upn.clone(),
+                    sku_id: c.sku_id.clone(),
+                    change: if c.added { "added" } else { "removed" }.into(),
                     at: now,
-                    baseline: true,
+                    baseline: false,
                 })
-            })
-            .collect(),
-        Some(_) => changes
-            .iter()
-            .map(|c| HistoryEntry {
-                user_id: c.user_id.clone(),
-                user_principal_name: c.upn.clone(),
-                sku_id: c.sku_id.clone(),
-                change: if c.added { "added" } else { "removed" }.into(),
-                at: now,
-                baseline: false,
-            })
-            .collect(),
-    };
-    deps.store
-        .append_history(&tenant.tenant_id, &history)
-        .await?;
+                .collect();
+            deps.store
+                .append_history(&tenant.tenant_id, &entries)
+                .await?;
+            history_written = entries.len();
+        }
+    }
+    tracing::debug!(entries = history_written, "history written");
 
     let remediations_queued = if policy.remediation.auto_reprocess {
         queue_reprocess(deps, tenant, policy, &snapshot, &count_violations, now).await?
@@ -430,6 +454,7 @@ pub async fn check_licenses(
     };
 
     deps.store.save_snapshot(&snapshot).await?;
+    tracing::debug!("snapshot saved");
 
     findings.sort_by(|a, b| {
         (a.severity, a.kind(), user_key(a)).cmp(&(b.severity, b.kind(), user_key(b)))
@@ -563,7 +588,7 @@ async fn follow_grace_cases(
     tenant: &TenantRun,
     policy: &Policy,
     snapshot: &Snapshot,
-    previous: Option<&Snapshot>,
+    previous: Option<&PreviousRun>,
     events: &[LicenseEvent],
     groups: &HashMap<String, String>,
     now: DateTime<Utc>,
@@ -675,9 +700,9 @@ async fn follow_grace_cases(
             closed_at: None,
             close_reason: None,
         };
-        deps.store.put_grace_case(&case).await?;
         open.push(case);
     }
+    let mut closed = Vec::new();
     for (user_id, mut case) in existing {
         if seen.contains(&user_id) {
             continue;
@@ -691,9 +716,12 @@ async fn follow_grace_cases(
         case.closed_at = Some(now);
         case.close_reason = Some(reason.to_string());
         case.updated_at = now;
-        deps.store.put_grace_case(&case).await?;
-        counts.closed += 1;
+        closed.push(case);
     }
+    counts.closed = closed.len();
+    // One transaction for the whole run: a crash leaves the previous run's cases, never half of this one's.
+    closed.extend(open.iter().cloned());
+    deps.store.put_grace_cases(&closed).await?;
     counts.open = open.len();
     Ok((open, counts))
 }
