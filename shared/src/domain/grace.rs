@@ -87,17 +87,18 @@ impl EvidenceKind {
     }
 }
 
-/// Picks the strongest usable evidence. `created` counts only when the account is younger than the grace period.
+/// Picks the strongest usable evidence. `created` counts only when the account was younger than the grace period at
+/// `reference` (when licensewatch first saw the case), so a case keeps its dates as time passes.
 pub fn strongest(
     candidates: &[Evidence],
-    now: DateTime<Utc>,
+    reference: DateTime<Utc>,
     grace: &GracePolicy,
 ) -> Option<Evidence> {
     candidates
         .iter()
         .filter(|e| {
             e.kind != EvidenceKind::Created
-                || now - e.at < Duration::days(grace.never_licensed_days)
+                || reference - e.at < Duration::days(grace.never_licensed_days)
         })
         .min_by_key(|e| {
             // Of two removals the latest started the current case; of two failed assignments (or sightings) the

@@ -103,6 +103,60 @@ pub struct RemediationRequest {
     pub requested_at: DateTime<Utc>,
 }
 
+/// Where a notice stands in the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerStatus {
+    /// Recorded before sending: if the run dies now, the next run sends it (never skipped).
+    Intended,
+    /// Recorded after the channel accepted it.
+    Sent,
+}
+
+/// One notice for one (case, deadline, threshold, audience, channel, recipient).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// The stable notice key (also the generic webhook's `webhook-id` ingredient).
+    pub key: String,
+    /// Tenant.
+    pub tenant_id: String,
+    /// Case (or alert) id.
+    pub case_id: String,
+    /// User concerned.
+    pub user_principal_name: String,
+    /// `admin` or `user`.
+    pub audience: String,
+    /// `threshold`, `access_gone`, `resolved` or `alert`.
+    pub kind: String,
+    /// Days-left threshold, for `threshold` notices.
+    pub threshold_days: Option<i64>,
+    /// The deadline the notice is about.
+    pub deadline: Option<DateTime<Utc>>,
+    /// Channel name.
+    pub channel: String,
+    /// Recipient (address, webhook host, console).
+    pub recipient: String,
+    /// Status.
+    pub status: LedgerStatus,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A critical condition raised by license-check, alerted once per occurrence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Occurrence id: the condition plus when it was first seen.
+    pub alert_id: String,
+    /// The condition (e.g. `sku_exhausted:<sku>`): while it holds, it is the same occurrence.
+    pub condition: String,
+    /// `mass_delicensing` or `sku_exhausted`.
+    pub kind: String,
+    /// One line for people.
+    pub summary: String,
+    /// First seen.
+    pub raised_at: DateTime<Utc>,
+}
+
 /// Durable state.
 #[async_trait]
 pub trait StateStore: Send + Sync {
@@ -132,6 +186,33 @@ pub trait StateStore: Send + Sync {
         tenant_id: &str,
         user: Option<&str>,
     ) -> Result<Vec<LicenseEvent>, StoreError>;
+    /// Ledger statuses of these keys (absent keys were never recorded).
+    async fn ledger_status(
+        &self,
+        keys: &[String],
+    ) -> Result<std::collections::HashMap<String, LedgerStatus>, StoreError>;
+    /// Records entries (insert or update), all or none.
+    async fn ledger_put(&self, entries: &[LedgerEntry]) -> Result<(), StoreError>;
+    /// Of these case ids, the ones that had an admin notice sent.
+    async fn notified_cases(
+        &self,
+        tenant_id: &str,
+    ) -> Result<std::collections::HashSet<String>, StoreError>;
+    /// Makes the open alerts match the conditions that hold now: a new condition opens an occurrence, a condition
+    /// that no longer holds closes its occurrence. Returns the open occurrences.
+    async fn sync_alerts(
+        &self,
+        tenant_id: &str,
+        current: &[Alert],
+    ) -> Result<Vec<Alert>, StoreError>;
+    /// Open alert occurrences.
+    async fn open_alerts(&self, tenant_id: &str) -> Result<Vec<Alert>, StoreError>;
+    /// Occurrences raised since `since`, open or closed (a short one must still be alerted once).
+    async fn recent_alerts(
+        &self,
+        tenant_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Alert>, StoreError>;
     /// Stores licence events; an event whose record ids were stored before is skipped. Returns how many were new.
     async fn put_license_events(
         &self,

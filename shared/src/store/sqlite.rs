@@ -11,8 +11,11 @@ use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use std::collections::{HashMap, HashSet};
+
 use super::{
-    GraceCase, HistoryEntry, RemediationQueue, RemediationRequest, StateStore, StoreError,
+    Alert, GraceCase, HistoryEntry, LedgerEntry, LedgerStatus, RemediationQueue,
+    RemediationRequest, StateStore, StoreError,
 };
 use crate::domain::license_event::LicenseEvent;
 use crate::domain::snapshot::{PreviousRun, Snapshot};
@@ -61,6 +64,12 @@ CREATE TABLE IF NOT EXISTS grace_cases (
 CREATE TABLE IF NOT EXISTS license_events (
     tenant_id TEXT NOT NULL, record_key TEXT NOT NULL, at TEXT NOT NULL, user_id TEXT, upn TEXT, body TEXT NOT NULL,
     PRIMARY KEY (tenant_id, record_key));
+CREATE TABLE IF NOT EXISTS notice_ledger (
+    key TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, case_id TEXT NOT NULL, audience TEXT NOT NULL,
+    status TEXT NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS notice_ledger_case ON notice_ledger (tenant_id, case_id);
+CREATE TABLE IF NOT EXISTS alerts (
+    alert_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, condition TEXT NOT NULL, open INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS remediation_queue (
     remediation_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, body TEXT NOT NULL, taken INTEGER NOT NULL DEFAULT 0);
 ";
@@ -87,6 +96,51 @@ impl SqliteStore {
         Ok(Self {
             conn: Mutex::new(conn),
         })
+    }
+
+    fn apply_alerts(
+        &self,
+        tenant_id: &str,
+        open: &[Alert],
+        current: &[Alert],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db)?;
+        for a in open {
+            if !current.iter().any(|c| c.condition == a.condition) {
+                tx.execute(
+                    "UPDATE alerts SET open = 0 WHERE alert_id = ?1",
+                    params![a.alert_id],
+                )
+                .map_err(db)?;
+            }
+        }
+        for c in current {
+            if !open.iter().any(|a| a.condition == c.condition) {
+                let body = serde_json::to_string(c).map_err(corrupt)?;
+                tx.execute(
+                    "INSERT OR IGNORE INTO alerts (alert_id, tenant_id, condition, open, body) VALUES (?1,?2,?3,1,?4)",
+                    params![c.alert_id, tenant_id, c.condition, body],
+                )
+                .map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)
+    }
+
+    fn alerts_where(&self, tenant_id: &str, open_only: bool) -> Result<Vec<Alert>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare("SELECT body FROM alerts WHERE tenant_id = ?1 AND (open = 1 OR ?2 = 0) ORDER BY alert_id")
+            .map_err(db)?;
+        let rows = st
+            .query_map(params![tenant_id, open_only], |r| r.get::<_, String>(0))
+            .map_err(db)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(serde_json::from_str(&r.map_err(db)?).map_err(corrupt)?);
+        }
+        Ok(out)
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -264,6 +318,104 @@ impl StateStore for SqliteStore {
             out.push(serde_json::from_str(&row.map_err(db)?).map_err(corrupt)?);
         }
         Ok(out)
+    }
+
+    async fn ledger_status(
+        &self,
+        keys: &[String],
+    ) -> Result<HashMap<String, LedgerStatus>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare("SELECT status FROM notice_ledger WHERE key = ?1")
+            .map_err(db)?;
+        let mut out = HashMap::new();
+        for k in keys {
+            let status: Option<String> = st
+                .query_row(params![k], |r| r.get(0))
+                .optional()
+                .map_err(db)?;
+            if let Some(s) = status {
+                out.insert(
+                    k.clone(),
+                    if s == "sent" {
+                        LedgerStatus::Sent
+                    } else {
+                        LedgerStatus::Intended
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ledger_put(&self, entries: &[LedgerEntry]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db)?;
+        {
+            let mut st = tx
+                .prepare(
+                    "INSERT OR REPLACE INTO notice_ledger (key, tenant_id, case_id, audience, status, body) VALUES (?1,?2,?3,?4,?5,?6)",
+                )
+                .map_err(db)?;
+            for e in entries {
+                let status = match e.status {
+                    LedgerStatus::Intended => "intended",
+                    LedgerStatus::Sent => "sent",
+                };
+                let body = serde_json::to_string(e).map_err(corrupt)?;
+                st.execute(params![
+                    e.key,
+                    e.tenant_id,
+                    e.case_id,
+                    e.audience,
+                    status,
+                    body
+                ])
+                .map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)
+    }
+
+    async fn notified_cases(&self, tenant_id: &str) -> Result<HashSet<String>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare("SELECT DISTINCT case_id FROM notice_ledger WHERE tenant_id = ?1 AND audience = 'admin' AND status = 'sent'")
+            .map_err(db)?;
+        let rows = st
+            .query_map(params![tenant_id], |r| r.get::<_, String>(0))
+            .map_err(db)?;
+        let mut out = HashSet::new();
+        for r in rows {
+            out.insert(r.map_err(db)?);
+        }
+        Ok(out)
+    }
+
+    async fn sync_alerts(
+        &self,
+        tenant_id: &str,
+        current: &[Alert],
+    ) -> Result<Vec<Alert>, StoreError> {
+        let open = self.open_alerts(tenant_id).await?;
+        self.apply_alerts(tenant_id, &open, current)?;
+        self.open_alerts(tenant_id).await
+    }
+
+    async fn open_alerts(&self, tenant_id: &str) -> Result<Vec<Alert>, StoreError> {
+        self.alerts_where(tenant_id, true)
+    }
+
+    async fn recent_alerts(
+        &self,
+        tenant_id: &str,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Alert>, StoreError> {
+        Ok(self
+            .alerts_where(tenant_id, false)?
+            .into_iter()
+            .filter(|a| a.raised_at >= since)
+            .collect())
     }
 
     async fn put_license_events(

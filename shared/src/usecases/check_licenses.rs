@@ -17,7 +17,9 @@ use crate::error::CoreError;
 use crate::graph::GraphClient;
 use crate::graph::types::{DirectoryObject, Group, SubscribedSku, USER_SELECT, User};
 use crate::policy::Policy;
-use crate::store::{GraceCase, HistoryEntry, RemediationQueue, RemediationRequest, StateStore};
+use crate::store::{
+    Alert, GraceCase, HistoryEntry, RemediationQueue, RemediationRequest, StateStore,
+};
 
 /// The ports license-check uses.
 pub struct CheckDeps<'a> {
@@ -365,6 +367,42 @@ pub async fn check_licenses(
     }
 
     tracing::debug!(findings = findings.len(), "findings built");
+    // Critical conditions become alert occurrences that grace-period-notify sends once each.
+    let alerts: Vec<Alert> = findings
+        .iter()
+        .filter_map(|f| match &f.detail {
+            Detail::MassDelicensing { removed_count, .. } => {
+                let condition = format!("mass_delicensing:{}", now.to_rfc3339());
+                Some(Alert {
+                    alert_id: condition.clone(),
+                    condition,
+                    kind: "mass_delicensing".into(),
+                    summary: format!("{removed_count} users lost licences in one run"),
+                    raised_at: now,
+                })
+            }
+            Detail::SkuCapacity {
+                sku_id,
+                sku_part_number,
+                reason,
+                ..
+            } if f.severity == Severity::Critical => {
+                let condition = format!("sku_exhausted:{sku_id}");
+                Some(Alert {
+                    alert_id: format!("{condition}:{}", now.to_rfc3339()),
+                    condition,
+                    kind: "sku_exhausted".into(),
+                    summary: format!(
+                        "{}: {reason}",
+                        deps.catalog.sku_label(sku_id, sku_part_number)
+                    ),
+                    raised_at: now,
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    deps.store.sync_alerts(&tenant.tenant_id, &alerts).await?;
     let grace_cases = follow_grace_cases(
         deps,
         tenant,
@@ -656,7 +694,9 @@ async fn follow_grace_cases(
         });
         evidence.sort_by_key(|e| (e.kind, e.at));
         evidence.dedup();
-        let Some(best) = grace::strongest(&evidence, now, &policy.grace) else {
+        let Some(best) =
+            grace::strongest(&evidence, prior.map_or(now, |c| c.opened_at), &policy.grace)
+        else {
             continue;
         };
         let deadlines = grace::deadlines(best, tenant.delayed_delicensing, &policy.grace);

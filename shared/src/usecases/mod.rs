@@ -1,3 +1,4 @@
 //! One module per job; each takes its ports explicitly and never reads the environment or the real clock.
 
 pub mod check_licenses;
+pub mod notify_grace_period;

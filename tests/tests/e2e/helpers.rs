@@ -15,12 +15,23 @@ use licensewatch_core::retry::RetryPolicy;
 use licensewatch_core::runtime::Runtime;
 use licensewatch_core::secret::SecretString;
 use licensewatch_core::usecases::check_licenses::{CheckReport, check_licenses};
+use licensewatch_core::usecases::notify_grace_period::{
+    NotifyDeps, NotifyReport, Step, notify_grace_period,
+};
 use licensewatch_sim::{Scenario, SimHandle};
 use serde_json::{Value, json};
 
 pub const E3: &str = "6fd2c87f-b296-42f0-b197-1e91e994b900";
 pub const FACULTY: &str = "94763226-9b3c-4e75-a931-5c89701abe66";
 pub const STUDENT: &str = "314c4481-f395-4525-be8b-2ec4bb1e9d91";
+
+/// A policy that notifies `it-team@contoso.com` by mail from the IT admin's mailbox.
+pub fn notify_policy() -> Policy {
+    let mut p = Policy::default();
+    p.notify.admins = vec!["it-team@contoso.com".into()];
+    p.notify.sender = upn("it.admin");
+    p
+}
 
 pub fn upn(nick: &str) -> String {
     format!("{nick}@contoso.onmicrosoft.com")
@@ -115,6 +126,52 @@ impl TestEnv {
         )
         .await
         .expect("check runs")
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{}", self.sim.base_url, path))
+            .send()
+            .await
+            .expect("get")
+            .json::<Value>()
+            .await
+            .expect("json")
+    }
+
+    /// Mail the simulator recorded through sendMail.
+    pub async fn mail(&self) -> Vec<Value> {
+        self.get("/_sim/mail")
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Runs grace-period-notify with these channels and crash hook.
+    pub async fn notify_with(
+        &self,
+        channels: &[Box<dyn licensewatch_core::notify::Channel>],
+        crash: &(dyn Fn(Step) -> Result<(), licensewatch_core::error::CoreError> + Sync),
+        dry_run: bool,
+    ) -> Result<NotifyReport, licensewatch_core::error::CoreError> {
+        let deps = NotifyDeps {
+            store: self.rt.store.as_ref(),
+            clock: self.clock.as_ref(),
+            channels,
+            retry: RetryPolicy::quick(),
+            crash,
+        };
+        notify_grace_period(&deps, &self.sim.tenant_id, &self.rt.policy, dry_run).await
+    }
+
+    /// The mail channel (sender = the IT admin's mailbox, admins = it-team@contoso.com) plus a quiet console.
+    pub fn mail_channels(&self) -> Vec<Box<dyn licensewatch_core::notify::Channel>> {
+        vec![Box::new(licensewatch_core::notify::MailChannel::new(
+            self.rt.microsoft.graph.clone(),
+            self.rt.policy.notify.sender.clone(),
+            self.rt.policy.notify.admins.clone(),
+        ))]
     }
 
     pub async fn requests(&self) -> Vec<Value> {

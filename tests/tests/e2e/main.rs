@@ -3,3 +3,4 @@
 mod handlers;
 mod helpers;
 mod license_check;
+mod notify;

@@ -1,0 +1,538 @@
+//! grace-period-notify: for every open grace case, the notice that is due now for each audience (the most urgent
+//! threshold reached, never a burst of stale ones), access-gone alerts, "resolved" notes, and license-check's
+//! critical alerts; one admin digest per channel and recipient per run, short notices to users. A durable ledger
+//! (intended before sending, sent after) means a rerun sends nothing twice and a crash never skips a notice.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::clock::Clock;
+use crate::error::CoreError;
+use crate::notify::{Audience, Channel, Message, html_escape};
+use crate::policy::Policy;
+use crate::retry::RetryPolicy;
+use crate::store::{Alert, GraceCase, LedgerEntry, LedgerStatus, StateStore};
+
+/// Points where a test can make the run die, to prove nothing is lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Before the notices are recorded as intended.
+    BeforeIntent,
+    /// After recording intent, before sending.
+    AfterIntent,
+    /// After the channel accepted the message, before recording it as sent.
+    AfterSend,
+    /// After recording it as sent.
+    AfterRecord,
+}
+
+/// The ports grace-period-notify uses.
+pub struct NotifyDeps<'a> {
+    /// State (cases, alerts, ledger).
+    pub store: &'a dyn StateStore,
+    /// Time.
+    pub clock: &'a dyn Clock,
+    /// Channels, in order.
+    pub channels: &'a [Box<dyn Channel>],
+    /// Retries for a failing channel.
+    pub retry: RetryPolicy,
+    /// Crash injection for tests; production passes [`no_crash`].
+    pub crash: &'a (dyn Fn(Step) -> Result<(), CoreError> + Sync),
+}
+
+/// The production crash hook: never crashes.
+pub fn no_crash(_: Step) -> Result<(), CoreError> {
+    Ok(())
+}
+
+/// One notice in the report (`licensewatch notify --json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentNotice {
+    /// Case (or alert) id.
+    pub case_id: String,
+    /// User.
+    pub user_principal_name: String,
+    /// `admin` or `user`.
+    pub audience: String,
+    /// Threshold, for threshold notices.
+    pub threshold_days: Option<i64>,
+    /// Channel.
+    pub channel: String,
+    /// Recipient.
+    pub recipient: String,
+    /// The deadline it is about.
+    pub deadline: Option<DateTime<Utc>>,
+    /// `threshold`, `access_gone`, `resolved`, `alert`.
+    pub kind: String,
+}
+
+/// A channel that failed after its retries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedDelivery {
+    /// Channel.
+    pub channel: String,
+    /// Recipient.
+    pub recipient: String,
+    /// Why.
+    pub error: String,
+    /// Notices that will be tried again next run.
+    pub notices: usize,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NotifyReport {
+    /// Delivered notices.
+    pub sent: Vec<SentNotice>,
+    /// Notices due but already sent earlier.
+    pub skipped_already_sent: usize,
+    /// Deliveries that failed (their notices stay due).
+    pub failed: Vec<FailedDelivery>,
+    /// With `--dry-run`: what would be sent.
+    pub would_send: Vec<SentNotice>,
+    /// True for a dry run.
+    pub dry_run: bool,
+}
+
+/// A notice due this run, before it is fanned out to channels and recipients.
+#[derive(Debug, Clone)]
+struct Due {
+    case_id: String,
+    upn: String,
+    display_name: Option<String>,
+    mail: Option<String>,
+    audience: Audience,
+    kind: &'static str,
+    threshold: Option<i64>,
+    deadline: Option<DateTime<Utc>>,
+    case: Option<GraceCase>,
+    alert: Option<Alert>,
+}
+
+impl Due {
+    fn key(&self, channel: &str, recipient: &str) -> String {
+        format!(
+            "{}|{}|{}|{}|{}|{channel}|{recipient}",
+            self.case_id,
+            self.deadline
+                .map(|d| d.to_rfc3339())
+                .unwrap_or_else(|| "-".into()),
+            self.kind,
+            self.threshold
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "-".into()),
+            self.audience.as_str()
+        )
+    }
+}
+
+/// The most urgent threshold reached: the smallest threshold that `days_left` is at or below.
+pub fn due_threshold(days_left: i64, thresholds: &[i64]) -> Option<i64> {
+    thresholds.iter().copied().filter(|t| days_left <= *t).min()
+}
+
+fn plan(
+    cases: &[GraceCase],
+    alerts: &[Alert],
+    notified: &HashSet<String>,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Vec<Due> {
+    let mut due = Vec::new();
+    let base = |c: &GraceCase, audience, kind, threshold, deadline| Due {
+        case_id: c.case_id.clone(),
+        upn: c.user_principal_name.clone(),
+        display_name: c.display_name.clone(),
+        mail: c.mail.clone(),
+        audience,
+        kind,
+        threshold,
+        deadline,
+        case: Some(c.clone()),
+        alert: None,
+    };
+    for c in cases {
+        let d = &c.deadlines;
+        if let Some(closed) = c.closed_at {
+            if notified.contains(&c.case_id) && now - closed < Duration::days(30) {
+                due.push(base(c, Audience::Admin, "resolved", None, None));
+            }
+            continue;
+        }
+        if d.access_gone(now) {
+            due.push(base(
+                c,
+                Audience::Admin,
+                "access_gone",
+                None,
+                Some(d.access_ends_at),
+            ));
+        }
+        let Some(next) = d.next_deadline(now) else {
+            continue;
+        };
+        let days_left = d.days_left(now);
+        if let Some(t) = due_threshold(days_left, &policy.notify.admin_thresholds_days) {
+            due.push(base(c, Audience::Admin, "threshold", Some(t), Some(next)));
+        }
+        // Users are told only while they can still read their mailbox.
+        if policy.notify.notify_users
+            && !d.access_gone(now)
+            && c.mail.is_some()
+            && let Some(t) = due_threshold(days_left, &policy.notify.user_thresholds_days)
+        {
+            due.push(base(c, Audience::User, "threshold", Some(t), Some(next)));
+        }
+    }
+    for a in alerts {
+        due.push(Due {
+            case_id: a.alert_id.clone(),
+            upn: String::new(),
+            display_name: None,
+            mail: None,
+            audience: Audience::Admin,
+            kind: "alert",
+            threshold: None,
+            deadline: None,
+            case: None,
+            alert: Some(a.clone()),
+        });
+    }
+    due.sort_by_key(|d| {
+        (
+            d.kind != "alert",
+            d.deadline.unwrap_or(DateTime::<Utc>::MAX_UTC),
+            d.upn.clone(),
+        )
+    });
+    due
+}
+
+fn what_to_do(c: &GraceCase) -> String {
+    match &c.blocked_by {
+        Some(b) if b.contains("group") => {
+            format!("fix the group licensing error ({b}), then reprocess the user")
+        }
+        Some(b) => format!("resolve {b}, then assign a licence with Exchange Online"),
+        None => "assign a licence that includes Exchange Online".into(),
+    }
+}
+
+fn render_admin(
+    items: &[&Due],
+    tz: chrono_tz::Tz,
+    now: DateTime<Utc>,
+) -> (String, String, String, serde_json::Value) {
+    let day = |t: &DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string();
+    let critical = items.iter().any(|d| {
+        d.kind == "alert" || d.kind == "access_gone" || d.threshold.is_some_and(|t| t <= 3)
+    });
+    let subject = format!(
+        "{}licensewatch: {} item(s) about Microsoft 365 mailboxes and licences",
+        if critical { "[CRITICAL] " } else { "" },
+        items.len()
+    );
+    let mut text = String::new();
+    let mut rows = String::new();
+    let mut data = Vec::new();
+    for d in items {
+        let (line, cells) = match (&d.case, &d.alert) {
+            (_, Some(a)) => (
+                format!("ALERT: {}", a.summary),
+                vec![
+                    html_escape("alert"),
+                    html_escape(&a.summary),
+                    String::new(),
+                    String::new(),
+                ],
+            ),
+            (Some(c), _) => {
+                let who = match &d.display_name {
+                    Some(n) => format!("{n} <{}>", d.upn),
+                    None => d.upn.clone(),
+                };
+                let dl = &c.deadlines;
+                let state = match d.kind {
+                    "resolved" => {
+                        format!("resolved: {}", c.close_reason.clone().unwrap_or_default())
+                    }
+                    "access_gone" => format!(
+                        "ACCESS ENDED {}; data deleted {} unless a licence is assigned",
+                        day(&dl.access_ends_at),
+                        day(&dl.data_deleted_at)
+                    ),
+                    _ => format!(
+                        "{} day(s) left: access ends {}, data deleted {}",
+                        dl.days_left(now),
+                        day(&dl.access_ends_at),
+                        day(&dl.data_deleted_at)
+                    ),
+                };
+                let todo = if d.kind == "resolved" {
+                    String::new()
+                } else {
+                    what_to_do(c)
+                };
+                (
+                    format!(
+                        "{who}: {} ({} evidence) - {state}. {todo}",
+                        dl.case, dl.evidence.kind
+                    ),
+                    vec![
+                        html_escape(&who),
+                        html_escape(&format!("{} / {}", dl.case, dl.evidence.kind)),
+                        html_escape(&state),
+                        html_escape(&todo),
+                    ],
+                )
+            }
+            _ => continue,
+        };
+        text.push_str(&format!("- {line}\n"));
+        rows.push_str(&format!(
+            "<tr>{}</tr>",
+            cells
+                .iter()
+                .map(|c| format!("<td>{c}</td>"))
+                .collect::<String>()
+        ));
+        data.push(
+            serde_json::json!({"case_id": d.case_id, "user_principal_name": d.upn, "kind": d.kind,
+            "threshold_days": d.threshold, "deadline": d.deadline}),
+        );
+    }
+    let html = format!(
+        "<html><body><h2>{}</h2><table border=\"1\" cellpadding=\"4\"><tr><th>Mailbox</th><th>Case</th><th>Deadlines</th><th>What to do</th></tr>{rows}</table></body></html>",
+        html_escape(&subject)
+    );
+    (subject, text, html, serde_json::json!({"items": data}))
+}
+
+fn render_user(d: &Due, tz: chrono_tz::Tz, now: DateTime<Utc>) -> (String, String, String) {
+    let Some(c) = &d.case else {
+        return (String::new(), String::new(), String::new());
+    };
+    let end = c
+        .deadlines
+        .access_ends_at
+        .with_timezone(&tz)
+        .format("%A %Y-%m-%d %H:%M %Z")
+        .to_string();
+    let name = d.display_name.clone().unwrap_or_else(|| d.upn.clone());
+    let subject = format!(
+        "Your mailbox will stop working in {} day(s)",
+        c.deadlines.days_left(now)
+    );
+    let text = format!(
+        "Hello {name},\n\nyour mailbox {} has no Microsoft 365 licence with Exchange Online. It will stop working on {end}. \
+Your IT team has been told; please contact them and mention this message.\n",
+        d.mail.clone().unwrap_or_default()
+    );
+    let html = format!(
+        "<html><body><p>{}</p></body></html>",
+        html_escape(&text).replace('\n', "<br>")
+    );
+    (subject, text, html)
+}
+
+/// Runs grace-period-notify for one tenant.
+pub async fn notify_grace_period(
+    deps: &NotifyDeps<'_>,
+    tenant_id: &str,
+    policy: &Policy,
+    dry_run: bool,
+) -> Result<NotifyReport, CoreError> {
+    let now = deps.clock.now();
+    let tz: chrono_tz::Tz = policy.tenant.time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let cases = deps.store.grace_cases(tenant_id, false).await?;
+    let alerts = deps
+        .store
+        .recent_alerts(tenant_id, now - Duration::days(7))
+        .await?;
+    let notified = deps.store.notified_cases(tenant_id).await?;
+    let due = plan(&cases, &alerts, &notified, policy, now);
+    let mut report = NotifyReport {
+        dry_run,
+        ..Default::default()
+    };
+
+    // One delivery = one message to one recipient on one channel, carrying one or more ledger entries.
+    struct Delivery<'c> {
+        channel: &'c dyn Channel,
+        recipient: String,
+        items: Vec<Due>,
+    }
+    let mut deliveries: Vec<Delivery> = Vec::new();
+    for ch in deps.channels {
+        let admin_items: Vec<Due> = due
+            .iter()
+            .filter(|d| d.audience == Audience::Admin)
+            .cloned()
+            .collect();
+        if !admin_items.is_empty() {
+            for r in ch.admin_recipients() {
+                deliveries.push(Delivery {
+                    channel: ch.as_ref(),
+                    recipient: r,
+                    items: admin_items.clone(),
+                });
+            }
+        }
+        if ch.reaches_users() {
+            for d in due.iter().filter(|d| d.audience == Audience::User) {
+                let recipient = if ch.name() == "console" {
+                    "console".to_string()
+                } else {
+                    d.mail.clone().unwrap_or_default()
+                };
+                deliveries.push(Delivery {
+                    channel: ch.as_ref(),
+                    recipient,
+                    items: vec![d.clone()],
+                });
+            }
+        }
+    }
+
+    for delivery in deliveries {
+        let ch = delivery.channel;
+        let keys: Vec<String> = delivery
+            .items
+            .iter()
+            .map(|d| d.key(ch.name(), &delivery.recipient))
+            .collect();
+        let status = deps.store.ledger_status(&keys).await?;
+        let pending: Vec<(&Due, &String)> = delivery
+            .items
+            .iter()
+            .zip(keys.iter())
+            .filter(|(_, k)| status.get(*k) != Some(&LedgerStatus::Sent))
+            .collect();
+        report.skipped_already_sent += keys.len() - pending.len();
+        if pending.is_empty() {
+            continue;
+        }
+        let notices: Vec<SentNotice> = pending
+            .iter()
+            .map(|(d, _)| SentNotice {
+                case_id: d.case_id.clone(),
+                user_principal_name: d.upn.clone(),
+                audience: d.audience.as_str().into(),
+                threshold_days: d.threshold,
+                channel: ch.name().into(),
+                recipient: delivery.recipient.clone(),
+                deadline: d.deadline,
+                kind: d.kind.into(),
+            })
+            .collect();
+        if dry_run {
+            report.would_send.extend(notices);
+            continue;
+        }
+        // The message id is derived from its notice keys, so a resend after a crash carries the same webhook-id.
+        let digest = Sha256::digest(
+            pending
+                .iter()
+                .map(|(_, k)| k.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        let id = format!(
+            "msg_{}",
+            digest
+                .iter()
+                .take(12)
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        let items: Vec<&Due> = pending.iter().map(|(d, _)| *d).collect();
+        let (subject, text, html, data) = match items[0].audience {
+            Audience::Admin => render_admin(&items, tz, now),
+            Audience::User => {
+                let (s, t, h) = render_user(items[0], tz, now);
+                (s, t, h, serde_json::json!({"case_id": items[0].case_id}))
+            }
+        };
+        let message = Message {
+            id,
+            audience: items[0].audience,
+            to: Some(delivery.recipient.clone()),
+            subject,
+            text,
+            html,
+            data,
+            timestamp: now.timestamp(),
+        };
+        let entries = |st: LedgerStatus| -> Vec<LedgerEntry> {
+            pending
+                .iter()
+                .map(|(d, k)| LedgerEntry {
+                    key: (*k).clone(),
+                    tenant_id: tenant_id.to_string(),
+                    case_id: d.case_id.clone(),
+                    user_principal_name: d.upn.clone(),
+                    audience: d.audience.as_str().into(),
+                    kind: d.kind.into(),
+                    threshold_days: d.threshold,
+                    deadline: d.deadline,
+                    channel: ch.name().into(),
+                    recipient: delivery.recipient.clone(),
+                    status: st,
+                    updated_at: now,
+                })
+                .collect()
+        };
+        (deps.crash)(Step::BeforeIntent)?;
+        deps.store
+            .ledger_put(&entries(LedgerStatus::Intended))
+            .await?;
+        (deps.crash)(Step::AfterIntent)?;
+        let mut attempt = 0;
+        let result = loop {
+            match ch.deliver(&delivery.recipient, &message).await {
+                Ok(()) => break Ok(()),
+                Err(e) if e.retryable && attempt < 2 => {
+                    tokio::time::sleep(deps.retry.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        match result {
+            Ok(()) => {
+                (deps.crash)(Step::AfterSend)?;
+                deps.store.ledger_put(&entries(LedgerStatus::Sent)).await?;
+                (deps.crash)(Step::AfterRecord)?;
+                report.sent.extend(notices);
+            }
+            Err(e) => {
+                tracing::warn!(channel = ch.name(), error = %e, "notice delivery failed; it stays due for the next run");
+                report.failed.push(FailedDelivery {
+                    channel: ch.name().into(),
+                    recipient: delivery.recipient.clone(),
+                    error: e.detail,
+                    notices: notices.len(),
+                });
+            }
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_most_urgent_reached_threshold_is_due() {
+        let t = [21, 14, 7, 3, 1, 0];
+        assert_eq!(due_threshold(30, &t), None);
+        assert_eq!(due_threshold(21, &t), Some(21));
+        assert_eq!(due_threshold(10, &t), Some(14));
+        assert_eq!(due_threshold(2, &t), Some(3));
+        assert_eq!(due_threshold(0, &t), Some(0));
+    }
+}

@@ -1,0 +1,359 @@
+//! grace-period-notify end to end: a 35-day timeline against the simulated tenant, reruns, crashes at every step,
+//! failing channels, signed webhooks and escaped templates.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::Duration;
+use licensewatch_core::error::CoreError;
+use licensewatch_core::notify::{Channel, ConsoleChannel, WebhookChannel};
+use licensewatch_core::policy::WebhookKind;
+use licensewatch_core::signing::{StandardHeaders, WebhookSecret, verify_standard};
+use licensewatch_core::usecases::notify_grace_period::{SentNotice, Step, no_crash};
+use serde_json::json;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::*;
+
+fn key(
+    n: &SentNotice,
+) -> (
+    String,
+    Option<String>,
+    String,
+    Option<i64>,
+    String,
+    String,
+    String,
+) {
+    (
+        n.case_id.clone(),
+        n.deadline.map(|d| d.to_rfc3339()),
+        n.kind.clone(),
+        n.threshold_days,
+        n.audience.clone(),
+        n.channel.clone(),
+        n.recipient.clone(),
+    )
+}
+
+#[tokio::test]
+async fn a_35_day_timeline_sends_exactly_the_expected_notices() {
+    let env = TestEnv::with_policy(notify_policy()).await;
+    let channels = env.mail_channels();
+    let mut all: Vec<(i64, SentNotice)> = Vec::new();
+    for day in 0..35 {
+        env.check().await;
+        let r = env
+            .notify_with(&channels, &no_crash, false)
+            .await
+            .expect("notify");
+        assert!(r.failed.is_empty(), "{:?}", r.failed);
+        all.extend(r.sent.into_iter().map(|n| (day, n)));
+        if day == 0 {
+            // Rerunning the same day sends nothing.
+            let again = env
+                .notify_with(&channels, &no_crash, false)
+                .await
+                .expect("rerun");
+            assert!(again.sent.is_empty(), "{:?}", again.sent);
+            assert!(again.skipped_already_sent > 0);
+        }
+        env.advance(Duration::days(1)).await;
+    }
+    // Never the same notice twice.
+    let keys: Vec<_> = all.iter().map(|(_, n)| key(n)).collect();
+    let unique: BTreeSet<_> = keys.iter().cloned().collect();
+    assert_eq!(keys.len(), unique.len(), "a notice was sent twice");
+
+    // Megan Bowen: migrated 2026-10-24 10:00 without a licence, so access ends 2026-11-23 10:00 and her data is
+    // deleted 2026-12-23 10:00. Runs happen daily at 09:00 from 2026-11-21.
+    let megan: Vec<(i64, &str, &str, Option<i64>, String)> = all
+        .iter()
+        .filter(|(_, n)| n.user_principal_name == upn("megan.bowen"))
+        .map(|(day, n)| {
+            (
+                *day,
+                n.audience.as_str(),
+                n.kind.as_str(),
+                n.threshold_days,
+                n.deadline
+                    .map(|d| d.format("%m-%d").to_string())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    let a = "11-23".to_string();
+    let b = "12-23".to_string();
+    assert_eq!(
+        megan,
+        vec![
+            (0, "admin", "threshold", Some(3), a.clone()),
+            (0, "user", "threshold", Some(2), a.clone()),
+            (1, "admin", "threshold", Some(1), a.clone()),
+            (2, "admin", "threshold", Some(0), a.clone()),
+            (3, "admin", "access_gone", None, a.clone()),
+            (11, "admin", "threshold", Some(21), b.clone()),
+            (18, "admin", "threshold", Some(14), b.clone()),
+            (25, "admin", "threshold", Some(7), b.clone()),
+            (29, "admin", "threshold", Some(3), b.clone()),
+            (31, "admin", "threshold", Some(1), b.clone()),
+            (32, "admin", "threshold", Some(0), b.clone()),
+        ]
+    );
+    // Admins get at most one digest per run; the mail reached the simulated tenant.
+    let mail = env.mail().await;
+    let mut per_run: HashMap<String, usize> = HashMap::new();
+    for m in &mail {
+        let to = m["message"]["toRecipients"][0]["emailAddress"]["address"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if to == "it-team@contoso.com" {
+            *per_run
+                .entry(m["at"].as_str().unwrap_or("").to_string())
+                .or_default() += 1;
+        }
+    }
+    assert!(per_run.values().all(|&n| n == 1), "{per_run:?}");
+    assert!(mail.iter().any(
+        |m| m["message"]["toRecipients"][0]["emailAddress"]["address"] == "megan.bowen@contoso.com"
+    ));
+}
+
+#[tokio::test]
+async fn a_crash_at_any_step_loses_nothing_and_repeats_at_most_the_message_in_flight() {
+    // The clean run says what one day's notices are.
+    let clean = TestEnv::with_policy(notify_policy()).await;
+    clean.check().await;
+    let expected = clean
+        .notify_with(&clean.mail_channels(), &no_crash, false)
+        .await
+        .expect("clean");
+    let expected_keys: BTreeSet<_> = expected.sent.iter().map(key).collect();
+    let expected_mail = clean.mail().await.len();
+    assert!(expected_mail >= 2);
+
+    for step in [
+        Step::BeforeIntent,
+        Step::AfterIntent,
+        Step::AfterSend,
+        Step::AfterRecord,
+    ] {
+        let env = TestEnv::with_policy(notify_policy()).await;
+        env.check().await;
+        let channels = env.mail_channels();
+        let crash = move |s: Step| -> Result<(), CoreError> {
+            if s == step {
+                Err(CoreError::BadInput(format!("injected crash at {s:?}")))
+            } else {
+                Ok(())
+            }
+        };
+        assert!(
+            env.notify_with(&channels, &crash, false).await.is_err(),
+            "{step:?}"
+        );
+        let after = env
+            .notify_with(&channels, &no_crash, false)
+            .await
+            .expect("rerun");
+        let third = env
+            .notify_with(&channels, &no_crash, false)
+            .await
+            .expect("third");
+        assert!(
+            third.sent.is_empty(),
+            "{step:?}: all settled after the rerun"
+        );
+        let mail = env.mail().await.len();
+        let delivered_in_crash = match step {
+            Step::BeforeIntent | Step::AfterIntent => 0,
+            Step::AfterSend | Step::AfterRecord => 1,
+        };
+        // Nothing skipped: every expected notice went out in the crashed run or the rerun.
+        let rerun_keys: BTreeSet<_> = after.sent.iter().map(key).collect();
+        let missing: Vec<_> = expected_keys.difference(&rerun_keys).collect();
+        match step {
+            Step::AfterRecord => assert!(
+                !missing.is_empty() && mail == expected_mail,
+                "{step:?}: recorded one is not resent"
+            ),
+            Step::AfterSend => assert_eq!(
+                mail,
+                expected_mail + 1,
+                "{step:?}: only the message in flight repeats"
+            ),
+            _ => {
+                assert!(missing.is_empty(), "{step:?}: {missing:?}");
+                assert_eq!(mail, expected_mail, "{step:?}");
+            }
+        }
+        assert!(
+            mail >= expected_mail && mail <= expected_mail + delivered_in_crash,
+            "{step:?}: {mail} vs {expected_mail}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failing_channel_does_not_block_the_others_and_stays_due() {
+    let env = TestEnv::with_policy(notify_policy()).await;
+    env.check().await;
+    let mut channels = env.mail_channels();
+    // Nothing listens on port 9: connection refused.
+    channels.insert(
+        0,
+        Box::new(WebhookChannel::new(
+            reqwest::Client::new(),
+            WebhookKind::Slack,
+            "http://127.0.0.1:9/hook".into(),
+            None,
+        )),
+    );
+    let r = env
+        .notify_with(&channels, &no_crash, false)
+        .await
+        .expect("runs");
+    assert_eq!(r.failed.len(), 1);
+    assert_eq!(r.failed[0].channel, "slack");
+    assert!(r.sent.iter().any(|n| n.channel == "mail"));
+    let again = env
+        .notify_with(&channels, &no_crash, false)
+        .await
+        .expect("runs");
+    assert_eq!(again.failed.len(), 1, "the failed notices are tried again");
+    assert!(again.sent.is_empty(), "mail is not repeated");
+}
+
+#[tokio::test]
+async fn generic_webhooks_are_signed_verifiably_with_a_stable_id() {
+    let env = TestEnv::with_policy(notify_policy()).await;
+    env.check().await;
+    let hook = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&hook)
+        .await;
+    let secret_text = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let channels: Vec<Box<dyn Channel>> = vec![Box::new(WebhookChannel::new(
+        reqwest::Client::new(),
+        WebhookKind::Generic,
+        format!("{}/lw", hook.uri()),
+        Some(WebhookSecret::parse(secret_text).expect("secret")),
+    ))];
+    let r = env
+        .notify_with(&channels, &no_crash, false)
+        .await
+        .expect("runs");
+    assert!(!r.sent.is_empty());
+    let reqs = hook.received_requests().await.unwrap_or_default();
+    assert_eq!(reqs.len(), 1, "one digest");
+    let h = |n: &str| {
+        reqs[0]
+            .headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (id, ts, sig) = (
+        h("webhook-id").expect("id"),
+        h("webhook-timestamp").expect("ts"),
+        h("webhook-signature").expect("sig"),
+    );
+    let headers = StandardHeaders {
+        id: Some(&id),
+        timestamp: Some(&ts),
+        signature: Some(&sig),
+    };
+    let now: i64 = ts.parse().expect("int");
+    assert_eq!(
+        verify_standard(
+            &[WebhookSecret::parse(secret_text).expect("s")],
+            &headers,
+            &reqs[0].body,
+            now,
+            300
+        ),
+        Ok(0)
+    );
+    // An independent implementation (Python's hmac) agrees.
+    let script = "import base64,hashlib,hmac,sys\nkey=base64.b64decode(sys.argv[1].split('_',1)[1])\nbody=open(sys.argv[4],'rb').read()\nmsg=sys.argv[2].encode()+b'.'+sys.argv[3].encode()+b'.'+body\nprint('v1,'+base64.b64encode(hmac.new(key,msg,hashlib.sha256).digest()).decode())";
+    let dir = tempfile::tempdir().expect("tmp");
+    let body_path = dir.path().join("body");
+    std::fs::write(&body_path, &reqs[0].body).expect("write");
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            script,
+            secret_text,
+            &id,
+            &ts,
+            body_path.to_str().expect("p"),
+        ])
+        .output()
+        .expect("python3 runs");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), sig);
+    let body: serde_json::Value = serde_json::from_slice(&reqs[0].body).expect("json body");
+    assert_eq!(body["id"], id.as_str(), "the body names the same stable id");
+}
+
+#[tokio::test]
+async fn templates_use_real_data_and_escape_user_text() {
+    let env = TestEnv::with_policy(notify_policy()).await;
+    assert_eq!(
+        env.control("/_sim/users", json!({"id": "bad00000-0000-4000-8000-000000000001", "upn": "evil@contoso.onmicrosoft.com",
+            "display_name": "<script>alert(1)</script> & Co", "mail": "evil@contoso.com", "created": "2026-10-25T12:00:00Z"})).await,
+        201
+    );
+    env.check().await;
+    let console = ConsoleChannel::new(true);
+    let channels: Vec<Box<dyn Channel>> = env.mail_channels();
+    env.notify_with(&channels, &no_crash, false)
+        .await
+        .expect("runs");
+    let mail = env.mail().await;
+    let digest = mail
+        .iter()
+        .find(|m| {
+            m["message"]["toRecipients"][0]["emailAddress"]["address"] == "it-team@contoso.com"
+        })
+        .expect("digest");
+    let html = digest["message"]["body"]["content"].as_str().expect("html");
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co"),
+        "{html}"
+    );
+    assert!(!html.contains("<script>"));
+    assert!(html.contains("megan.bowen@contoso.onmicrosoft.com") && html.contains("2026-11-23"));
+    assert!(html.contains("assign a licence") || html.contains("reprocess"));
+    // The console channel renders the same notices as text.
+    let channels: Vec<Box<dyn Channel>> = vec![Box::new(console)];
+    let r = env
+        .notify_with(&channels, &no_crash, true)
+        .await
+        .expect("dry run");
+    assert!(r.dry_run && r.sent.is_empty() && !r.would_send.is_empty());
+}
+
+#[tokio::test]
+async fn dry_run_sends_and_records_nothing() {
+    let env = TestEnv::with_policy(notify_policy()).await;
+    env.check().await;
+    let channels = env.mail_channels();
+    let dry = env
+        .notify_with(&channels, &no_crash, true)
+        .await
+        .expect("dry");
+    assert!(!dry.would_send.is_empty());
+    assert!(env.mail().await.is_empty());
+    let real = env
+        .notify_with(&channels, &no_crash, false)
+        .await
+        .expect("real");
+    assert_eq!(
+        real.sent.len(),
+        dry.would_send.len(),
+        "the dry run wrote no ledger entries"
+    );
+}
