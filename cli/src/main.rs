@@ -9,6 +9,7 @@ use licensewatch_core::telemetry::{self, LogFormat};
 use licensewatch_sim::Scenario;
 
 mod check;
+mod notify;
 
 /// Watch Microsoft 365 licences: warn before mailboxes are cut off, explain every licence change, keep the audit
 /// trail, and fix licence errors from your ticketing system.
@@ -132,8 +133,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         } => run_sim(port, &bind, scenario, users, tenant).await,
         Command::Check { csv, licensing_csv } => check::run(cli.json, csv, licensing_csv).await,
         Command::History { user } => check::history(cli.json, &user).await,
-        Command::Notify { .. }
-        | Command::AuditFetch
+        Command::Notify { dry_run } => notify::run(cli.json, dry_run).await,
+        Command::AuditFetch
         | Command::AuditVerify { .. }
         | Command::LicenseEvents { .. }
         | Command::Reprocess { .. }

@@ -152,6 +152,8 @@ fn check_json_prints_one_document_and_exits_zero_with_findings() {
     let info: serde_json::Value = serde_json::from_str(&line).expect("json");
     let base = info["base_url"].as_str().expect("url").to_string();
     let dir = tempfile::tempdir().expect("tmp");
+    let policy = dir.path().join("licensewatch.toml");
+    std::fs::write(&policy, "[notify]\nadmins = [\"it-team@contoso.com\"]\nsender = \"it.admin@contoso.onmicrosoft.com\"\n").expect("policy");
     let run = |args: &[&str]| {
         licensewatch()
             .args(args)
@@ -172,13 +174,36 @@ fn check_json_prints_one_document_and_exits_zero_with_findings() {
                 "LICENSEWATCH_STATE",
                 format!("sqlite:{}", dir.path().join("lw.db").display()),
             )
+            .env("LICENSEWATCH_CONFIG", &policy)
             .output()
             .expect("runs")
     };
     let csv = dir.path().join("findings.csv");
     let out = run(&["check", "--json", "--csv", csv.to_str().expect("path")]);
+    let notified = run(&["notify", "--json"]);
     let _ = sim.kill();
     let _ = sim.wait();
+    assert!(
+        notified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&notified.stderr)
+    );
+    let n: serde_json::Value =
+        serde_json::from_slice(&notified.stdout).expect("notify prints one JSON document");
+    let sent = n["sent"].as_array().expect("sent");
+    assert!(
+        sent.iter()
+            .any(|s| s["channel"] == "mail" && s["audience"] == "admin"),
+        "{n:#}"
+    );
+    assert!(
+        sent.iter()
+            .any(|s| s["channel"] == "console" && s["audience"] == "user")
+    );
+    assert!(sent.iter().all(|s| s["case_id"].is_string()
+        && s.get("threshold_days").is_some()
+        && s.get("deadline").is_some()));
+    assert_eq!(n["skipped_already_sent"], 0);
     assert!(
         out.status.success(),
         "{}",

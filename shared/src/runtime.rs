@@ -135,6 +135,35 @@ impl Runtime {
         }
     }
 
+    /// The configured notification channels (mail, webhooks; webhook secrets read from the environment), plus the
+    /// console when `console` is given (local runs).
+    pub fn notify_channels(
+        &self,
+        console: Option<Box<dyn crate::notify::Channel>>,
+    ) -> Result<Vec<Box<dyn crate::notify::Channel>>, ConfigError> {
+        let http = crate::http::build_http_client(&RetryPolicy::default());
+        let mut channels =
+            crate::notify::build_channels(&self.policy, &self.microsoft.graph, &http, &|k| {
+                std::env::var(k).ok()
+            })?;
+        channels.extend(console);
+        Ok(channels)
+    }
+
+    /// The ports grace-period-notify uses.
+    pub fn notify_deps<'a>(
+        &'a self,
+        channels: &'a [Box<dyn crate::notify::Channel>],
+    ) -> crate::usecases::notify_grace_period::NotifyDeps<'a> {
+        crate::usecases::notify_grace_period::NotifyDeps {
+            store: self.store.as_ref(),
+            clock: self.clock.as_ref(),
+            channels,
+            retry: RetryPolicy::default(),
+            crash: &crate::usecases::notify_grace_period::no_crash,
+        }
+    }
+
     /// The tenant settings for the configured tenant (`[tenant]`, or its `[[tenants]]` entry).
     pub fn tenant_run(&self) -> TenantRun {
         let id = self.microsoft.tenant_id.clone();

@@ -1,1 +1,21 @@
-fn main() {}
+//! grace-period-notify Lambda: wiring only.
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use licensewatch_core::runtime::{Runtime, load_config};
+use licensewatch_core::telemetry::{self, LogFormat};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    telemetry::init(LogFormat::Json, "info");
+    // Built once per cold start and lent to every invocation.
+    let (settings, policy) = load_config()?;
+    let rt = Runtime::build(settings, policy, Runtime::catalog(None)?).await?;
+    let channels = rt.notify_channels(None)?;
+    let (rt, channels) = (&rt, &channels);
+    lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| async move {
+        grace_period_notify::handle(rt, channels, ev.payload)
+            .await
+            .map_err(grace_period_notify::Failure)
+    }))
+    .await
+}

@@ -75,3 +75,26 @@ async fn an_unreachable_tenant_is_a_retryable_error() {
     let d: lambda_runtime::Diagnostic = license_check::Failure(err).into();
     assert_eq!(d.error_type, "Retryable");
 }
+
+#[tokio::test]
+async fn grace_period_notify_handles_a_scheduled_event_once_per_day() {
+    let env = TestEnv::with_policy(notify_policy()).await;
+    env.check().await;
+    let channels = env.mail_channels();
+    let ev = || {
+        event(include_str!(
+            "../../fixtures/events/eventbridge-schedule.json"
+        ))
+    };
+    let s = grace_period_notify::handle(&env.rt, &channels, ev())
+        .await
+        .expect("ok");
+    assert!(s.sent > 0);
+    assert!(s.failed_channels.is_empty());
+    // EventBridge may deliver the same schedule twice: the second invocation sends nothing.
+    let again = grace_period_notify::handle(&env.rt, &channels, ev())
+        .await
+        .expect("ok");
+    assert_eq!(again.sent, 0);
+    assert_eq!(again.skipped_already_sent, s.sent);
+}
