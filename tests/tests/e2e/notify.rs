@@ -8,6 +8,7 @@ use licensewatch_core::error::CoreError;
 use licensewatch_core::notify::{Channel, ConsoleChannel, WebhookChannel};
 use licensewatch_core::policy::WebhookKind;
 use licensewatch_core::signing::{StandardHeaders, WebhookSecret, verify_standard};
+use licensewatch_core::store::StateStore;
 use licensewatch_core::usecases::notify_grace_period::{SentNotice, Step, no_crash};
 use serde_json::json;
 use wiremock::matchers::method;
@@ -356,4 +357,76 @@ async fn dry_run_sends_and_records_nothing() {
         dry.would_send.len(),
         "the dry run wrote no ledger entries"
     );
+}
+
+#[tokio::test]
+async fn a_closed_case_gets_a_resolved_note_and_a_moved_deadline_gets_new_notices() {
+    let env = TestEnv::with_policy(notify_policy()).await;
+    env.check().await;
+    let channels = env.mail_channels();
+    let first = env
+        .notify_with(&channels, &no_crash, false)
+        .await
+        .expect("day 0");
+    let lee_before: Vec<_> = first
+        .sent
+        .iter()
+        .filter(|n| n.user_principal_name == upn("lee.gu") && n.audience == "admin")
+        .cloned()
+        .collect();
+    assert_eq!(lee_before.len(), 1);
+
+    // Megan gets a licence: her case closes and admins hear it is resolved, once.
+    env.control(
+        &format!("/_sim/users/{}/licenses", upn("megan.bowen")),
+        json!({"add": [{"sku_id": E3}]}),
+    )
+    .await;
+    // Better evidence arrives for Lee: the failed assignment at migration time moves her deadline.
+    env.rt
+        .store
+        .put_license_events(
+            &env.sim.tenant_id,
+            &[licensewatch_core::domain::license_event::LicenseEvent {
+                at: chrono::DateTime::parse_from_rfc3339("2026-10-22T08:00:00Z")
+                    .expect("t")
+                    .to_utc(),
+                actor: Some(upn("it.admin")),
+                user_id: None,
+                user_principal_name: Some(upn("lee.gu")),
+                added_sku_ids: vec![E3.into()],
+                removed_sku_ids: vec![],
+                result: "failure".into(),
+                reason: Some("Subscription does not have any available licenses.".into()),
+                source: "directory_audit".into(),
+                record_ids: vec!["lee-failed".into()],
+            }],
+        )
+        .await
+        .expect("event");
+    env.advance(Duration::hours(2)).await;
+    env.check().await;
+    let r = env
+        .notify_with(&channels, &no_crash, false)
+        .await
+        .expect("later");
+    let resolved: Vec<_> = r.sent.iter().filter(|n| n.kind == "resolved").collect();
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0].user_principal_name, upn("megan.bowen"));
+    let lee_after: Vec<_> = r
+        .sent
+        .iter()
+        .filter(|n| n.user_principal_name == upn("lee.gu") && n.audience == "admin")
+        .collect();
+    assert_eq!(lee_after.len(), 1, "the new deadline is notified");
+    assert_ne!(lee_after[0].deadline, lee_before[0].deadline);
+    assert_eq!(
+        lee_after[0].deadline.map(|d| d.to_rfc3339()),
+        Some("2026-11-21T08:00:00+00:00".to_string())
+    );
+    let again = env
+        .notify_with(&channels, &no_crash, false)
+        .await
+        .expect("rerun");
+    assert!(again.sent.is_empty());
 }
