@@ -10,6 +10,7 @@ use licensewatch_sim::Scenario;
 
 mod check;
 mod notify;
+mod serve;
 
 /// Watch Microsoft 365 licences: warn before mailboxes are cut off, explain every licence change, keep the audit
 /// trail, and fix licence errors from your ticketing system.
@@ -70,6 +71,12 @@ enum Command {
         /// reprocess | assign | remove | copy_from
         #[arg(long, default_value = "reprocess")]
         action: String,
+        /// SKU id or part number (repeat for several), for assign and remove.
+        #[arg(long = "sku")]
+        sku_ids: Vec<String>,
+        /// The user whose licences copy_from copies.
+        #[arg(long)]
+        template_user: Option<String>,
         /// Show the Graph request; change nothing.
         #[arg(long)]
         dry_run: bool,
@@ -79,6 +86,9 @@ enum Command {
         /// Port (0 = any free port).
         #[arg(long, default_value_t = 8080)]
         port: u16,
+        /// Address to bind.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: String,
     },
     /// Serve the simulated Microsoft 365 tenant.
     Sim {
@@ -134,11 +144,17 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Check { csv, licensing_csv } => check::run(cli.json, csv, licensing_csv).await,
         Command::History { user } => check::history(cli.json, &user).await,
         Command::Notify { dry_run } => notify::run(cli.json, dry_run).await,
+        Command::Serve { port, bind } => serve::serve(port, &bind).await,
+        Command::Reprocess {
+            user,
+            action,
+            sku_ids,
+            template_user,
+            dry_run,
+        } => serve::reprocess(cli.json, user, action, sku_ids, template_user, dry_run).await,
         Command::AuditFetch
         | Command::AuditVerify { .. }
         | Command::LicenseEvents { .. }
-        | Command::Reprocess { .. }
-        | Command::Serve { .. }
         | Command::Report { .. }
         | Command::Demo => {
             // Configuration is checked first so that a misconfigured run always says what to fix.

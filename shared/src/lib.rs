@@ -28,3 +28,4 @@ pub mod signing;
 pub mod store;
 pub mod telemetry;
 pub mod usecases;
+pub mod webhook;

@@ -164,6 +164,44 @@ impl Runtime {
         }
     }
 
+    /// Webhook verification from `[webhook]` and the environment (fails closed without a secret).
+    pub fn webhook_auth(&self) -> Result<crate::webhook::WebhookAuth, ConfigError> {
+        crate::webhook::WebhookAuth::from_policy(&self.policy, &|k| std::env::var(k).ok())
+    }
+
+    /// The endpoint's ports.
+    pub fn webhook_deps<'a>(
+        &'a self,
+        auth: &'a crate::webhook::WebhookAuth,
+    ) -> crate::webhook::WebhookDeps<'a> {
+        crate::webhook::WebhookDeps {
+            auth,
+            store: self.store.as_ref(),
+            queue: self.store.as_ref(),
+            clock: self.clock.as_ref(),
+            policy: &self.policy,
+            tenant_id: &self.microsoft.tenant_id,
+            graph: &self.microsoft.graph,
+        }
+    }
+
+    /// The worker's ports.
+    pub fn worker_deps<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        callback_secret: Option<&'a crate::signing::WebhookSecret>,
+    ) -> crate::usecases::reprocess_user::WorkerDeps<'a> {
+        crate::usecases::reprocess_user::WorkerDeps {
+            graph: &self.microsoft.graph,
+            store: self.store.as_ref(),
+            clock: self.clock.as_ref(),
+            http,
+            callback_secret,
+            verify_attempts: 5,
+            verify_delay: std::time::Duration::from_millis(500),
+        }
+    }
+
     /// The tenant settings for the configured tenant (`[tenant]`, or its `[[tenants]]` entry).
     pub fn tenant_run(&self) -> TenantRun {
         let id = self.microsoft.tenant_id.clone();

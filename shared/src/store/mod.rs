@@ -101,6 +101,91 @@ pub struct RemediationRequest {
     pub reason: String,
     /// When.
     pub requested_at: DateTime<Utc>,
+    /// Disabled plans per SKU, for `assign`.
+    #[serde(default)]
+    pub disabled_plans: std::collections::BTreeMap<String, Vec<String>>,
+    /// The user whose licences `copy_from` copies.
+    #[serde(default)]
+    pub template_user: Option<String>,
+    /// The ticket that asked for it, if any.
+    #[serde(default)]
+    pub ticket: Option<Ticket>,
+}
+
+/// The ticketing-system reference of a remediation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    /// e.g. servicenow, jira.
+    #[serde(default)]
+    pub system: String,
+    /// The ticket id.
+    pub id: String,
+    /// Where to post the outcome (signed).
+    #[serde(default)]
+    pub callback_url: Option<String>,
+}
+
+/// A remediation and where it stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemediationRecord {
+    /// The request.
+    pub request: RemediationRequest,
+    /// `system|ticket|action`, when a ticket asked for it (idempotency key).
+    pub ticket_key: Option<String>,
+    /// SHA-256 of the request body, to tell a retry from a conflicting request.
+    pub body_hash: String,
+    /// queued | dry_run | succeeded | failed | rejected
+    pub status: String,
+    /// Outcome details.
+    pub detail: serde_json::Value,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The result of registering a remediation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// Stored as new.
+    New,
+    /// The same ticket and action arrived within 24 h: this is the first one.
+    Existing(Box<RemediationRecord>),
+}
+
+/// Remediation records, ticket idempotency and seen webhook ids.
+#[async_trait]
+pub trait RemediationStore: Send + Sync {
+    /// Stores the record unless the same ticket key was stored within 24 h (then returns that one).
+    async fn claim(&self, record: &RemediationRecord) -> Result<Claim, StoreError>;
+    /// A remediation by id.
+    async fn remediation(
+        &self,
+        remediation_id: &str,
+    ) -> Result<Option<RemediationRecord>, StoreError>;
+    /// Sets status and detail.
+    async fn set_status(
+        &self,
+        remediation_id: &str,
+        status: &str,
+        detail: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Deletes a record whose request never became durable (so a retry is not taken for a duplicate).
+    async fn forget(&self, remediation_id: &str) -> Result<(), StoreError>;
+    /// Remediations created for the tenant since `since` (blast-radius budget).
+    async fn actions_since(
+        &self,
+        tenant_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<usize, StoreError>;
+    /// Records a webhook id; returns the remediation id it was first seen with, if any.
+    async fn remember_webhook_id(
+        &self,
+        webhook_id: &str,
+        remediation_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError>;
 }
 
 /// Where a notice stands in the ledger.
@@ -228,4 +313,6 @@ pub trait RemediationQueue: Send + Sync {
     async fn enqueue(&self, request: &RemediationRequest) -> Result<(), StoreError>;
     /// Requests still waiting (local queue only; SQS delivers them to the worker instead).
     async fn pending(&self, tenant_id: &str) -> Result<Vec<RemediationRequest>, StoreError>;
+    /// Marks a request done (local queue only).
+    async fn ack(&self, remediation_id: &str) -> Result<(), StoreError>;
 }

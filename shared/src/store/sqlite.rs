@@ -14,8 +14,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{HashMap, HashSet};
 
 use super::{
-    Alert, GraceCase, HistoryEntry, LedgerEntry, LedgerStatus, RemediationQueue,
-    RemediationRequest, StateStore, StoreError,
+    Alert, Claim, GraceCase, HistoryEntry, LedgerEntry, LedgerStatus, RemediationQueue,
+    RemediationRecord, RemediationRequest, RemediationStore, StateStore, StoreError,
 };
 use crate::domain::license_event::LicenseEvent;
 use crate::domain::snapshot::{PreviousRun, Snapshot};
@@ -70,6 +70,10 @@ CREATE TABLE IF NOT EXISTS notice_ledger (
 CREATE INDEX IF NOT EXISTS notice_ledger_case ON notice_ledger (tenant_id, case_id);
 CREATE TABLE IF NOT EXISTS alerts (
     alert_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, condition TEXT NOT NULL, open INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS remediations (
+    remediation_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, ticket_key TEXT, created_at TEXT NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS remediations_ticket ON remediations (ticket_key);
+CREATE TABLE IF NOT EXISTS webhook_ids (webhook_id TEXT PRIMARY KEY, remediation_id TEXT NOT NULL, seen_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS remediation_queue (
     remediation_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, body TEXT NOT NULL, taken INTEGER NOT NULL DEFAULT 0);
 ";
@@ -463,6 +467,16 @@ impl RemediationQueue for SqliteStore {
         Ok(())
     }
 
+    async fn ack(&self, remediation_id: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE remediation_queue SET taken = 1 WHERE remediation_id = ?1",
+                params![remediation_id],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
     async fn pending(&self, tenant_id: &str) -> Result<Vec<RemediationRequest>, StoreError> {
         let conn = self.conn();
         let mut st = conn
@@ -476,5 +490,135 @@ impl RemediationQueue for SqliteStore {
             out.push(serde_json::from_str(&row.map_err(db)?).map_err(corrupt)?);
         }
         Ok(out)
+    }
+}
+
+#[async_trait]
+impl RemediationStore for SqliteStore {
+    async fn claim(&self, record: &RemediationRecord) -> Result<Claim, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db)?;
+        if let Some(key) = &record.ticket_key {
+            let since = ts(&(record.created_at - chrono::Duration::hours(24)));
+            let existing: Option<String> = tx
+                .query_row(
+                    "SELECT body FROM remediations WHERE ticket_key = ?1 AND created_at > ?2 ORDER BY created_at LIMIT 1",
+                    params![key, since],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db)?;
+            if let Some(body) = existing {
+                return Ok(Claim::Existing(Box::new(
+                    serde_json::from_str(&body).map_err(corrupt)?,
+                )));
+            }
+        }
+        let body = serde_json::to_string(record).map_err(corrupt)?;
+        tx.execute(
+            "INSERT INTO remediations (remediation_id, tenant_id, ticket_key, created_at, body) VALUES (?1,?2,?3,?4,?5)",
+            params![record.request.remediation_id, record.request.tenant_id, record.ticket_key, ts(&record.created_at), body],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(Claim::New)
+    }
+
+    async fn remediation(
+        &self,
+        remediation_id: &str,
+    ) -> Result<Option<RemediationRecord>, StoreError> {
+        let body: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT body FROM remediations WHERE remediation_id = ?1",
+                params![remediation_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        body.map(|b| serde_json::from_str(&b).map_err(corrupt))
+            .transpose()
+    }
+
+    async fn set_status(
+        &self,
+        remediation_id: &str,
+        status: &str,
+        detail: &serde_json::Value,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        let Some(mut rec) = self.remediation(remediation_id).await? else {
+            return Err(StoreError::Database(format!(
+                "no remediation {remediation_id}"
+            )));
+        };
+        rec.status = status.to_string();
+        rec.detail = detail.clone();
+        rec.updated_at = now;
+        let body = serde_json::to_string(&rec).map_err(corrupt)?;
+        self.conn()
+            .execute(
+                "UPDATE remediations SET body = ?2 WHERE remediation_id = ?1",
+                params![remediation_id, body],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn forget(&self, remediation_id: &str) -> Result<(), StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "DELETE FROM remediations WHERE remediation_id = ?1",
+            params![remediation_id],
+        )
+        .map_err(db)?;
+        conn.execute(
+            "DELETE FROM webhook_ids WHERE remediation_id = ?1",
+            params![remediation_id],
+        )
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn actions_since(
+        &self,
+        tenant_id: &str,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize, StoreError> {
+        let n: i64 = self
+            .conn()
+            .query_row(
+                "SELECT COUNT(*) FROM remediations WHERE tenant_id = ?1 AND created_at > ?2",
+                params![tenant_id, ts(&since)],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        Ok(n.max(0) as usize)
+    }
+
+    async fn remember_webhook_id(
+        &self,
+        webhook_id: &str,
+        remediation_id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        let conn = self.conn();
+        let inserted = conn
+            .execute(
+                "INSERT OR IGNORE INTO webhook_ids (webhook_id, remediation_id, seen_at) VALUES (?1, ?2, ?3)",
+                params![webhook_id, remediation_id, ts(&now)],
+            )
+            .map_err(db)?;
+        if inserted == 1 {
+            return Ok(None);
+        }
+        conn.query_row(
+            "SELECT remediation_id FROM webhook_ids WHERE webhook_id = ?1",
+            params![webhook_id],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db)
     }
 }

@@ -799,6 +799,9 @@ async fn queue_reprocess(
                     free, s.part_number
                 ),
                 requested_at: now,
+                disabled_plans: Default::default(),
+                template_user: None,
+                ticket: None,
             };
             deps.queue.enqueue(&request).await?;
             queued += 1;

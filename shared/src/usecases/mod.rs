@@ -2,3 +2,4 @@
 
 pub mod check_licenses;
 pub mod notify_grace_period;
+pub mod reprocess_user;

@@ -4,3 +4,4 @@ mod handlers;
 mod helpers;
 mod license_check;
 mod notify;
+mod webhook;

@@ -1,0 +1,184 @@
+//! `licensewatch serve`: the signed remediation endpoint on a local port, with an in-process worker draining the
+//! local queue; and `licensewatch reprocess`, the worker run once from the command line.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use licensewatch_core::runtime::{Runtime, load_config};
+use licensewatch_core::store::{
+    RemediationQueue, RemediationRecord, RemediationRequest, RemediationStore,
+};
+use licensewatch_core::usecases::reprocess_user::process;
+use licensewatch_core::webhook::{HttpRequest, MAX_BODY, WebhookAuth, handle};
+
+struct App {
+    rt: Runtime,
+    auth: WebhookAuth,
+}
+
+async fn runtime() -> Result<Runtime, String> {
+    let (settings, policy) = load_config().map_err(|e| e.to_string())?;
+    Runtime::build(
+        settings,
+        policy,
+        Runtime::catalog(None).map_err(|e| e.to_string())?,
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// Serves until Ctrl-C.
+pub async fn serve(port: u16, bind: &str) -> Result<(), String> {
+    let rt = runtime().await?;
+    let auth = rt.webhook_auth().map_err(|e| e.to_string())?;
+    let app = Arc::new(App { rt, auth });
+    let addr: SocketAddr = format!("{bind}:{port}")
+        .parse()
+        .map_err(|_| format!("cannot bind {bind}:{port}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    println!(
+        "{}",
+        serde_json::json!({"base_url": format!("http://{local}")})
+    );
+    tokio::spawn(worker(app.clone()));
+    let router = axum::Router::new().fallback(endpoint).with_state(app);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn endpoint(State(app): State<Arc<App>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    // The limit applies while reading, so an oversized or endless body never fills memory.
+    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                axum::Json(serde_json::json!({"error": "body larger than 64 KiB"})),
+            )
+                .into_response();
+        }
+    };
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (k.as_str().to_string(), v.to_string()))
+        })
+        .collect();
+    let request = HttpRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        headers,
+        body: &bytes,
+    };
+    let resp = handle(&app.rt.webhook_deps(&app.auth), &request).await;
+    let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(resp.body)).into_response()
+}
+
+/// Drains the local queue: permanent outcomes are acknowledged, retryable failures wait for the next pass.
+async fn worker(app: Arc<App>) {
+    let http = reqwest::Client::new();
+    let tenant = app.rt.tenant_run().tenant_id;
+    loop {
+        match app.rt.store.pending(&tenant).await {
+            Ok(requests) => {
+                for r in requests {
+                    let deps = app.rt.worker_deps(&http, app.auth.callback_secret());
+                    match process(&deps, &r, &app.rt.policy, false).await {
+                        Ok(outcome) => {
+                            tracing::info!(remediation = %r.remediation_id, status = outcome.status, "remediation done");
+                            let _ = app.rt.store.ack(&r.remediation_id).await;
+                        }
+                        Err(e) => {
+                            tracing::warn!(remediation = %r.remediation_id, error = %e, "remediation will be retried")
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the local queue"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// `licensewatch reprocess`: one remediation, now, without the webhook.
+pub async fn reprocess(
+    json: bool,
+    user: String,
+    action: String,
+    sku_ids: Vec<String>,
+    template_user: Option<String>,
+    dry_run: bool,
+) -> Result<(), String> {
+    let rt = runtime().await?;
+    if !licensewatch_core::usecases::reprocess_user::ACTIONS.contains(&action.as_str()) {
+        return Err(format!(
+            "--action '{action}' is not one of reprocess, assign, remove, copy_from"
+        ));
+    }
+    if action == "remove" && !rt.policy.remediation.allow_remove {
+        return Err("--action remove is disabled by remediation.allow_remove = false".into());
+    }
+    let now = rt.clock.now();
+    let request = RemediationRequest {
+        remediation_id: format!("rem_{}", uuid::Uuid::new_v4().simple()),
+        tenant_id: rt.tenant_run().tenant_id,
+        user,
+        action,
+        sku_ids,
+        reason: "licensewatch reprocess".into(),
+        requested_at: now,
+        disabled_plans: BTreeMap::new(),
+        template_user,
+        ticket: None,
+    };
+    if !dry_run {
+        rt.store
+            .claim(&RemediationRecord {
+                request: request.clone(),
+                ticket_key: None,
+                body_hash: String::new(),
+                status: "queued".into(),
+                detail: serde_json::Value::Null,
+                created_at: now,
+                updated_at: now,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let http = reqwest::Client::new();
+    let outcome = process(&rt.worker_deps(&http, None), &request, &rt.policy, dry_run)
+        .await
+        .map_err(|e| format!("{e} ({})", e.kind()))?;
+    let doc = serde_json::json!({"remediation_id": request.remediation_id, "status": outcome.status, "detail": outcome.detail});
+    if json {
+        println!("{doc}");
+    } else {
+        println!(
+            "{}: {}\n{}",
+            request.remediation_id,
+            outcome.status,
+            serde_json::to_string_pretty(&outcome.detail).unwrap_or_default()
+        );
+    }
+    if outcome.status == "failed" {
+        return Err("the remediation failed (see detail)".into());
+    }
+    Ok(())
+}

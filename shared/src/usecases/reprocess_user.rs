@@ -1,0 +1,330 @@
+//! reprocess-user's worker: preflight, the Graph call, verification until the user's licence states settle, the
+//! stored outcome and the signed callback to the ticketing system. Used by the SQS handler, the local in-process
+//! worker of `licensewatch serve`, and `licensewatch reprocess`.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::clock::Clock;
+use crate::error::CoreError;
+use crate::graph::GraphClient;
+use crate::graph::types::{AssignedLicense, SubscribedSku, User};
+use crate::http::ApiError;
+use crate::policy::Policy;
+use crate::signing::WebhookSecret;
+use crate::store::{RemediationRequest, RemediationStore};
+
+/// The actions a remediation can take.
+pub const ACTIONS: [&str; 4] = ["reprocess", "assign", "remove", "copy_from"];
+
+/// The exact Graph request a remediation sends (also what a dry run returns).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct GraphCall {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path under `/v1.0/`.
+    pub path: String,
+    /// JSON body (null for none).
+    pub body: Value,
+}
+
+/// How a remediation ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// `succeeded`, `failed` or `dry_run`.
+    pub status: &'static str,
+    /// Details (the Graph request, final states or the reason).
+    pub detail: Value,
+}
+
+/// The ports the worker uses.
+pub struct WorkerDeps<'a> {
+    /// Graph.
+    pub graph: &'a GraphClient,
+    /// Remediation records.
+    pub store: &'a dyn RemediationStore,
+    /// Time.
+    pub clock: &'a dyn Clock,
+    /// For ticket callbacks.
+    pub http: &'a reqwest::Client,
+    /// Signs callbacks (the first configured webhook secret).
+    pub callback_secret: Option<&'a WebhookSecret>,
+    /// How many times to re-read the user while licence states settle.
+    pub verify_attempts: u32,
+    /// Pause between re-reads.
+    pub verify_delay: Duration,
+}
+
+#[derive(Deserialize)]
+struct Page<T> {
+    value: Vec<T>,
+}
+
+const USER_FIELDS: &str =
+    "id,userPrincipalName,usageLocation,assignedLicenses,licenseAssignmentStates";
+
+fn fail(reason: impl Into<String>) -> Outcome {
+    Outcome {
+        status: "failed",
+        detail: json!({"reason": reason.into()}),
+    }
+}
+
+fn escape_path(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+async fn read_user(graph: &GraphClient, who: &str) -> Result<Option<User>, ApiError> {
+    match graph
+        .get::<User>(&format!("users/{}?$select={USER_FIELDS}", escape_path(who)))
+        .await
+    {
+        Ok(u) => Ok(Some(u)),
+        Err(ApiError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Resolves SKU ids or part numbers against the tenant's subscriptions.
+fn resolve_sku<'s>(skus: &'s [SubscribedSku], wanted: &str) -> Option<&'s SubscribedSku> {
+    skus.iter().find(|s| {
+        s.sku_id.eq_ignore_ascii_case(wanted) || s.sku_part_number.eq_ignore_ascii_case(wanted)
+    })
+}
+
+/// Preflight: checks the request against the tenant and the policy and builds the Graph call, or says why not.
+pub async fn plan(
+    graph: &GraphClient,
+    req: &RemediationRequest,
+    policy: &Policy,
+) -> Result<Result<(User, GraphCall), Outcome>, ApiError> {
+    let Some(user) = read_user(graph, &req.user).await? else {
+        return Ok(Err(fail(format!("user '{}' does not exist", req.user))));
+    };
+    let path_user = escape_path(&user.id);
+    let call = match req.action.as_str() {
+        "reprocess" => GraphCall {
+            method: "POST",
+            path: format!("users/{path_user}/reprocessLicenseAssignment"),
+            body: Value::Null,
+        },
+        "remove" => {
+            let remove: Vec<String> = req.sku_ids.clone();
+            GraphCall {
+                method: "POST",
+                path: format!("users/{path_user}/assignLicense"),
+                body: json!({"addLicenses": [], "removeLicenses": remove}),
+            }
+        }
+        "assign" | "copy_from" => {
+            if user.usage_location.as_deref().unwrap_or("").is_empty() {
+                return Ok(Err(fail(
+                    "the user has no usageLocation: set it before assigning a licence",
+                )));
+            }
+            let wanted: Vec<AssignedLicense> = if req.action == "assign" {
+                req.sku_ids
+                    .iter()
+                    .map(|s| AssignedLicense {
+                        sku_id: s.clone(),
+                        disabled_plans: req.disabled_plans.get(s).cloned().unwrap_or_default(),
+                    })
+                    .collect()
+            } else {
+                let template = req.template_user.as_deref().unwrap_or_default();
+                let Some(t) = read_user(graph, template).await? else {
+                    return Ok(Err(fail(format!(
+                        "template user '{template}' does not exist"
+                    ))));
+                };
+                // Only the template's direct licences: group licences come with group membership.
+                t.assigned_licenses
+                    .iter()
+                    .filter(|l| {
+                        t.license_assignment_states.iter().any(|s| {
+                            s.sku_id.eq_ignore_ascii_case(&l.sku_id)
+                                && s.assigned_by_group.is_none()
+                        })
+                    })
+                    .cloned()
+                    .collect()
+            };
+            if wanted.is_empty() {
+                return Ok(Err(fail("nothing to assign")));
+            }
+            let skus: Page<SubscribedSku> = graph.get("subscribedSkus").await?;
+            let mut add = Vec::new();
+            for l in wanted {
+                let Some(sku) = resolve_sku(&skus.value, &l.sku_id) else {
+                    return Ok(Err(fail(format!("the tenant owns no SKU '{}'", l.sku_id))));
+                };
+                let allow = &policy.remediation.sku_allow_list;
+                if !allow.is_empty()
+                    && !allow.iter().any(|a| {
+                        a.eq_ignore_ascii_case(&sku.sku_id)
+                            || a.eq_ignore_ascii_case(&sku.sku_part_number)
+                    })
+                {
+                    return Ok(Err(fail(format!(
+                        "{} is not in remediation.sku_allow_list",
+                        sku.sku_part_number
+                    ))));
+                }
+                let holds = user
+                    .assigned_licenses
+                    .iter()
+                    .any(|a| a.sku_id.eq_ignore_ascii_case(&sku.sku_id));
+                if !holds && sku.prepaid_units.enabled - sku.consumed_units <= 0 {
+                    return Ok(Err(fail(format!(
+                        "no free seats on {}",
+                        sku.sku_part_number
+                    ))));
+                }
+                let conflict = user.license_assignment_states.iter().any(|s| {
+                    s.sku_id.eq_ignore_ascii_case(&sku.sku_id)
+                        && s.error_code() == Some("MutuallyExclusiveViolation")
+                });
+                if conflict {
+                    return Ok(Err(fail(format!(
+                        "{} conflicts with a plan the user already has",
+                        sku.sku_part_number
+                    ))));
+                }
+                add.push(json!({"skuId": sku.sku_id, "disabledPlans": l.disabled_plans}));
+            }
+            GraphCall {
+                method: "POST",
+                path: format!("users/{path_user}/assignLicense"),
+                body: json!({"addLicenses": add, "removeLicenses": []}),
+            }
+        }
+        other => return Ok(Err(fail(format!("unknown action '{other}'")))),
+    };
+    Ok(Ok((user, call)))
+}
+
+/// Runs one remediation: preflight, call, verify, record, callback. `Err` only for retryable failures (throttling,
+/// outages): the queue delivers the message again. Permanent failures are recorded as `failed`.
+pub async fn process(
+    deps: &WorkerDeps<'_>,
+    req: &RemediationRequest,
+    policy: &Policy,
+    dry_run: bool,
+) -> Result<Outcome, CoreError> {
+    let outcome = match plan(deps.graph, req, policy).await? {
+        Err(refused) => refused,
+        Ok((_, call)) if dry_run => Outcome {
+            status: "dry_run",
+            detail: json!({"graph_request": call}),
+        },
+        Ok((user, call)) => execute(deps, &user, req, &call).await?,
+    };
+    if !dry_run {
+        let now = deps.clock.now();
+        match deps
+            .store
+            .set_status(&req.remediation_id, outcome.status, &outcome.detail, now)
+            .await
+        {
+            Ok(()) => {}
+            // Requests queued by license-check have no record yet: nothing to update.
+            Err(e) => tracing::debug!(error = %e, "no remediation record to update"),
+        }
+        callback(deps, req, &outcome).await;
+    }
+    Ok(outcome)
+}
+
+async fn execute(
+    deps: &WorkerDeps<'_>,
+    user: &User,
+    req: &RemediationRequest,
+    call: &GraphCall,
+) -> Result<Outcome, CoreError> {
+    match deps.graph.post::<_, Value>(&call.path, &call.body).await {
+        Ok(_) => {}
+        Err(e) if e.is_retryable() => return Err(e.into()),
+        Err(e) => {
+            return Ok(Outcome {
+                status: "failed",
+                detail: json!({"graph_request": call, "reason": e.message().unwrap_or_default(), "code": e.code()}),
+            });
+        }
+    }
+    // Group processing is asynchronous in Microsoft 365: read the states back until they settle.
+    let mut last = Value::Null;
+    for attempt in 0..deps.verify_attempts.max(1) {
+        if attempt > 0 {
+            tokio::time::sleep(deps.verify_delay).await;
+        }
+        let Some(now) = read_user(deps.graph, &user.id).await? else {
+            return Ok(fail("the user disappeared during verification"));
+        };
+        let errors: Vec<Value> = now
+            .license_assignment_states
+            .iter()
+            .filter(|s| s.error_code().is_some())
+            .map(|s| json!({"skuId": s.sku_id, "error": s.error_code(), "assignedByGroup": s.assigned_by_group}))
+            .collect();
+        let done = match req.action.as_str() {
+            "reprocess" => errors.is_empty(),
+            "remove" => req.sku_ids.iter().all(|s| {
+                !now.assigned_licenses
+                    .iter()
+                    .any(|a| a.sku_id.eq_ignore_ascii_case(s))
+            }),
+            _ => call.body["addLicenses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .all(|a| {
+                    now.assigned_licenses
+                        .iter()
+                        .any(|l| Some(l.sku_id.as_str()) == a["skuId"].as_str())
+                }),
+        };
+        last = json!({"graph_request": call, "assigned_sku_ids": now.assigned_licenses.iter().map(|l| &l.sku_id).collect::<Vec<_>>(), "errors": errors});
+        if done {
+            return Ok(Outcome {
+                status: "succeeded",
+                detail: last,
+            });
+        }
+    }
+    last["reason"] = json!("the user's licence states did not settle as expected");
+    Ok(Outcome {
+        status: "failed",
+        detail: last,
+    })
+}
+
+async fn callback(deps: &WorkerDeps<'_>, req: &RemediationRequest, outcome: &Outcome) {
+    let Some(url) = req.ticket.as_ref().and_then(|t| t.callback_url.clone()) else {
+        return;
+    };
+    let body = serde_json::to_vec(
+        &json!({"remediation_id": req.remediation_id, "status": outcome.status,
+        "detail": outcome.detail, "ticket": req.ticket}),
+    )
+    .unwrap_or_default();
+    let id = format!("cb_{}", req.remediation_id);
+    let ts = deps.clock.now().timestamp();
+    let mut r = deps
+        .http
+        .post(&url)
+        .header("content-type", "application/json")
+        .timeout(Duration::from_secs(15));
+    if let Some(secret) = deps.callback_secret {
+        r = r
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", secret.sign(&id, ts, &body));
+    }
+    match r.body(body).send().await {
+        Ok(resp) if resp.status().is_success() => {}
+        Ok(resp) => tracing::warn!(status = resp.status().as_u16(), "ticket callback refused"),
+        Err(e) => tracing::warn!(timeout = e.is_timeout(), "ticket callback failed"),
+    }
+}

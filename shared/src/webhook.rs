@@ -1,0 +1,510 @@
+//! The reprocess-user HTTP endpoint, independent of how the request arrived (Lambda function URL / HTTP API, or the
+//! local `licensewatch serve`). Authentication comes before anything else: nothing is parsed, stored, queued or
+//! sent to Graph until a signature over the raw body holds.
+//!
+//! Routes: `POST /remediations` (signed) → 202 `{remediation_id, status}`; `GET /remediations/{id}`; `GET /healthz`.
+
+use std::collections::BTreeMap;
+
+use chrono::Duration;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::clock::Clock;
+use crate::config::{ConfigError, ConfigProblem};
+use crate::graph::GraphClient;
+use crate::policy::Policy;
+use crate::secret::SecretString;
+use crate::signing::{SignatureError, StandardHeaders, WebhookSecret, verify_hub, verify_standard};
+use crate::store::{
+    Claim, RemediationQueue, RemediationRecord, RemediationRequest, RemediationStore, Ticket,
+};
+use crate::usecases::reprocess_user::{ACTIONS, plan};
+
+/// The largest body accepted (enforced while reading by the server adapters, and again here).
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Verification settings, resolved at start-up; with no secret the endpoint does not start (fails closed).
+#[derive(Clone)]
+pub struct WebhookAuth {
+    secrets: Vec<WebhookSecret>,
+    hub_secret: Option<SecretString>,
+    tolerance_seconds: i64,
+}
+
+impl std::fmt::Debug for WebhookAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookAuth")
+            .field("secrets", &self.secrets.len())
+            .field("hub", &self.hub_secret.is_some())
+            .finish()
+    }
+}
+
+impl WebhookAuth {
+    /// Reads the secrets named by `[webhook]` through `lookup` (the environment).
+    pub fn from_policy(
+        policy: &Policy,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let mut secrets = Vec::new();
+        for name in &policy.webhook.secrets_env {
+            match lookup(name).map(|v| WebhookSecret::parse(&v)) {
+                Some(Ok(s)) => secrets.push(s),
+                Some(Err(e)) => problems.push(ConfigProblem {
+                    name: name.clone(),
+                    problem: format!("{e} (webhook.secrets_env)"),
+                }),
+                None => problems.push(ConfigProblem {
+                    name: name.clone(),
+                    problem: "is not set (named by webhook.secrets_env)".into(),
+                }),
+            }
+        }
+        let hub_secret = match policy.webhook.github_style_secret_env.as_str() {
+            "" => None,
+            name => match lookup(name).filter(|v| v.len() >= 16) {
+                Some(v) => Some(SecretString::new(v)),
+                None => {
+                    problems.push(ConfigProblem {
+                        name: name.into(),
+                        problem: "is not set or shorter than 16 characters (webhook.github_style_secret_env)".into(),
+                    });
+                    None
+                }
+            },
+        };
+        if secrets.is_empty() && hub_secret.is_none() && problems.is_empty() {
+            problems.push(ConfigProblem {
+                name: "webhook.secrets_env".into(),
+                problem: "no webhook secret is configured: the endpoint refuses to run unsigned"
+                    .into(),
+            });
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+        Ok(Self {
+            secrets,
+            hub_secret,
+            tolerance_seconds: policy.webhook.tolerance_seconds,
+        })
+    }
+
+    /// The secret callbacks are signed with.
+    pub fn callback_secret(&self) -> Option<&WebhookSecret> {
+        self.secrets.first()
+    }
+}
+
+/// A request as received.
+#[derive(Debug, Clone)]
+pub struct HttpRequest<'a> {
+    /// GET, POST...
+    pub method: &'a str,
+    /// Path without the query.
+    pub path: &'a str,
+    /// Headers (names in any case; repeated names allowed, and refused where they matter).
+    pub headers: Vec<(String, String)>,
+    /// Raw body bytes, exactly as signed.
+    pub body: &'a [u8],
+}
+
+impl HttpRequest<'_> {
+    fn header(&self, name: &str) -> Result<Option<&str>, ()> {
+        let mut found: Option<&str> = None;
+        for (k, v) in &self.headers {
+            if k.eq_ignore_ascii_case(name) {
+                if found.is_some_and(|f| f != v) {
+                    return Err(());
+                }
+                found = Some(v);
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// JSON body.
+    pub body: Value,
+}
+
+fn respond(status: u16, body: Value) -> HttpResponse {
+    HttpResponse { status, body }
+}
+
+fn error(status: u16, message: &str) -> HttpResponse {
+    respond(status, json!({"error": message}))
+}
+
+/// What the endpoint needs.
+pub struct WebhookDeps<'a> {
+    /// Secrets and tolerance.
+    pub auth: &'a WebhookAuth,
+    /// Remediation records.
+    pub store: &'a dyn RemediationStore,
+    /// Where accepted requests go.
+    pub queue: &'a dyn RemediationQueue,
+    /// Time.
+    pub clock: &'a dyn Clock,
+    /// Policy (`[remediation]`).
+    pub policy: &'a Policy,
+    /// The tenant this endpoint serves.
+    pub tenant_id: &'a str,
+    /// Graph, for dry runs (preflight only, no writes).
+    pub graph: &'a GraphClient,
+}
+
+/// Why a request was rejected, for logs and metrics.
+fn reject(reason: &str, response: HttpResponse) -> HttpResponse {
+    tracing::warn!(reason, status = response.status, "webhook rejected");
+    response
+}
+
+/// Handles one request.
+pub async fn handle(deps: &WebhookDeps<'_>, req: &HttpRequest<'_>) -> HttpResponse {
+    match (req.method, req.path.trim_end_matches('/')) {
+        ("GET", "/healthz") => respond(200, json!({"status": "ok"})),
+        ("GET", p) if p.starts_with("/remediations/") => {
+            let id = &p["/remediations/".len()..];
+            match deps.store.remediation(id).await {
+                Ok(Some(r)) => respond(
+                    200,
+                    json!({"remediation_id": id, "status": r.status, "detail": r.detail}),
+                ),
+                Ok(None) => error(404, "no such remediation"),
+                Err(e) => {
+                    tracing::error!(error = %e, "store");
+                    error(500, "internal error")
+                }
+            }
+        }
+        ("POST", "/remediations") => match accept(deps, req).await {
+            Ok(r) | Err(r) => r,
+        },
+        (_, "/remediations") | (_, "/healthz") => error(405, "method not allowed"),
+        _ => error(404, "not found"),
+    }
+}
+
+fn authenticate(
+    deps: &WebhookDeps<'_>,
+    req: &HttpRequest<'_>,
+) -> Result<Option<String>, HttpResponse> {
+    let unauthorized = |reason: &str| reject(reason, error(401, "unauthorized"));
+    let get = |n: &str| req.header(n).map_err(|_| unauthorized("duplicate_header"));
+    let (id, ts, sig) = (
+        get("webhook-id")?,
+        get("webhook-timestamp")?,
+        get("webhook-signature")?,
+    );
+    if id.is_some() || ts.is_some() || sig.is_some() {
+        let now = deps.clock.now().timestamp();
+        let headers = StandardHeaders {
+            id,
+            timestamp: ts,
+            signature: sig,
+        };
+        return match verify_standard(
+            &deps.auth.secrets,
+            &headers,
+            req.body,
+            now,
+            deps.auth.tolerance_seconds,
+        ) {
+            Ok(i) => {
+                tracing::info!(key_index = i, "webhook signature verified");
+                Ok(id.map(|i| format!("sw:{i}")))
+            }
+            Err(SignatureError::InvalidId) => {
+                Err(reject("invalid_id", error(400, "invalid webhook-id")))
+            }
+            Err(e) => Err(unauthorized(match e {
+                SignatureError::TimestampTooOld | SignatureError::TimestampInFuture => "timestamp",
+                SignatureError::InvalidTimestamp => "invalid_timestamp",
+                SignatureError::MissingHeader(_) => "missing_header",
+                _ => "signature",
+            })),
+        };
+    }
+    if let (Some(secret), Some(h)) = (&deps.auth.hub_secret, get("x-hub-signature-256")?) {
+        return verify_hub(secret.expose().as_bytes(), h, req.body)
+            .map(|_| None)
+            .map_err(|_| unauthorized("signature"));
+    }
+    Err(unauthorized("missing_signature"))
+}
+
+/// A validated request body.
+struct ParsedBody {
+    user: String,
+    action: String,
+    sku_ids: Vec<String>,
+    disabled_plans: BTreeMap<String, Vec<String>>,
+    template_user: Option<String>,
+    ticket: Option<Ticket>,
+    dry_run: bool,
+}
+
+/// Validates the JSON body, naming the field that is wrong.
+fn parse_body(body: &[u8]) -> Result<ParsedBody, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))?;
+    let obj = v.as_object().ok_or("the body must be a JSON object")?;
+    const KNOWN: [&str; 7] = [
+        "user",
+        "action",
+        "sku_ids",
+        "disabled_plans",
+        "template_user",
+        "ticket",
+        "dry_run",
+    ];
+    if let Some(k) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(format!("unknown field '{k}'"));
+    }
+    let user = obj
+        .get("user")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .ok_or("field 'user' is required (UPN or object id)")?;
+    let action = obj
+        .get("action")
+        .and_then(Value::as_str)
+        .unwrap_or("reprocess");
+    if !ACTIONS.contains(&action) {
+        return Err(format!(
+            "field 'action': '{action}' is not one of {}",
+            ACTIONS.join(", ")
+        ));
+    }
+    let sku_ids: Vec<String> = match obj.get("sku_ids") {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|s| {
+                s.as_str()
+                    .map(str::to_string)
+                    .ok_or("field 'sku_ids' must be a list of strings".to_string())
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err("field 'sku_ids' must be a list of strings".into()),
+    };
+    if matches!(action, "assign" | "remove") && sku_ids.is_empty() {
+        return Err(format!("field 'sku_ids' is required for action '{action}'"));
+    }
+    let disabled_plans: BTreeMap<String, Vec<String>> = match obj.get("disabled_plans") {
+        None | Some(Value::Null) => BTreeMap::new(),
+        Some(d) => serde_json::from_value(d.clone())
+            .map_err(|_| "field 'disabled_plans' must map SKU ids to lists of plan ids")?,
+    };
+    let template_user = obj
+        .get("template_user")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string);
+    if action == "copy_from" && template_user.is_none() {
+        return Err("field 'template_user' is required for action 'copy_from'".into());
+    }
+    let ticket = match obj.get("ticket") {
+        None | Some(Value::Null) => None,
+        Some(t) => {
+            let t: Ticket = serde_json::from_value(t.clone()).map_err(|_| "field 'ticket' must be {\"system\", \"id\", \"callback_url\"} with a string 'id'")?;
+            if let Some(url) = &t.callback_url {
+                match url::Url::parse(url) {
+                    Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
+                    _ => return Err("field 'ticket.callback_url' must be an http(s) URL".into()),
+                }
+            }
+            Some(t)
+        }
+    };
+    let dry_run = match obj.get("dry_run") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err("field 'dry_run' must be true or false".into()),
+    };
+    Ok(ParsedBody {
+        user: user.to_string(),
+        action: action.to_string(),
+        sku_ids,
+        disabled_plans,
+        template_user,
+        ticket,
+        dry_run,
+    })
+}
+
+async fn accept(
+    deps: &WebhookDeps<'_>,
+    req: &HttpRequest<'_>,
+) -> Result<HttpResponse, HttpResponse> {
+    if req.body.len() > MAX_BODY {
+        return Err(reject("too_large", error(413, "body larger than 64 KiB")));
+    }
+    let replay_key = authenticate(deps, req)?;
+    let content_type = req.header("content-type").ok().flatten().unwrap_or("");
+    if !content_type
+        .to_ascii_lowercase()
+        .starts_with("application/json")
+    {
+        return Err(reject(
+            "content_type",
+            error(415, "send Content-Type: application/json"),
+        ));
+    }
+    let ParsedBody {
+        user,
+        action,
+        sku_ids,
+        disabled_plans,
+        template_user,
+        ticket,
+        dry_run,
+    } = parse_body(req.body).map_err(|m| reject("bad_input", error(400, &m)))?;
+    let internal = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "webhook internal error");
+        error(500, "internal error")
+    };
+    let now = deps.clock.now();
+    let remediation_id = format!("rem_{}", uuid::Uuid::new_v4().simple());
+    if let Some(key) = &replay_key
+        && let Some(first) = deps
+            .store
+            .remember_webhook_id(key, &remediation_id, now)
+            .await
+            .map_err(|e| internal(&e))?
+    {
+        let status = deps
+            .store
+            .remediation(&first)
+            .await
+            .map_err(|e| internal(&e))?
+            .map(|r| r.status)
+            .unwrap_or_else(|| "queued".into());
+        return Ok(respond(
+            200,
+            json!({"remediation_id": first, "status": status, "duplicate": true}),
+        ));
+    }
+    let forget = |id: String| async move {
+        let _ = deps.store.forget(&id).await;
+    };
+    if action == "remove" && !deps.policy.remediation.allow_remove {
+        forget(remediation_id).await;
+        return Err(reject(
+            "policy",
+            error(
+                403,
+                "action 'remove' is disabled (remediation.allow_remove = false)",
+            ),
+        ));
+    }
+    let allow = &deps.policy.remediation.sku_allow_list;
+    if let Some(s) = sku_ids
+        .iter()
+        .find(|s| !allow.is_empty() && !allow.iter().any(|a| a.eq_ignore_ascii_case(s)))
+    {
+        forget(remediation_id).await;
+        return Err(reject(
+            "policy",
+            error(
+                403,
+                &format!("SKU '{s}' is not in remediation.sku_allow_list"),
+            ),
+        ));
+    }
+    let request = RemediationRequest {
+        remediation_id: remediation_id.clone(),
+        tenant_id: deps.tenant_id.to_string(),
+        user,
+        action: action.clone(),
+        sku_ids,
+        reason: ticket
+            .as_ref()
+            .map(|t| format!("ticket {} {}", t.system, t.id))
+            .unwrap_or_else(|| "webhook".into()),
+        requested_at: now,
+        disabled_plans,
+        template_user,
+        ticket: ticket.clone(),
+    };
+    if dry_run {
+        forget(remediation_id.clone()).await;
+        return match plan(deps.graph, &request, deps.policy).await {
+            Ok(Ok((_, call))) => Ok(respond(
+                202,
+                json!({"remediation_id": remediation_id, "status": "dry_run", "detail": {"graph_request": call}}),
+            )),
+            Ok(Err(refused)) => Ok(respond(
+                202,
+                json!({"remediation_id": remediation_id, "status": "rejected", "detail": refused.detail}),
+            )),
+            Err(e) if e.is_retryable() => {
+                Err(error(503, "Microsoft Graph is unavailable; try again"))
+            }
+            Err(e) => Err(internal(&e)),
+        };
+    }
+    let used = deps
+        .store
+        .actions_since(deps.tenant_id, now - Duration::hours(1))
+        .await
+        .map_err(|e| internal(&e))?;
+    if used >= deps.policy.remediation.max_actions_per_hour as usize {
+        forget(remediation_id).await;
+        return Err(reject(
+            "budget",
+            error(
+                429,
+                "remediation.max_actions_per_hour is spent; try again later",
+            ),
+        ));
+    }
+    let body_hash = format!("{:x}", Sha256::digest(req.body));
+    let record = RemediationRecord {
+        request: request.clone(),
+        ticket_key: ticket
+            .as_ref()
+            .map(|t| format!("{}|{}|{action}", t.system.to_ascii_lowercase(), t.id)),
+        body_hash: body_hash.clone(),
+        status: "queued".into(),
+        detail: Value::Null,
+        created_at: now,
+        updated_at: now,
+    };
+    match deps.store.claim(&record).await.map_err(|e| internal(&e))? {
+        Claim::Existing(first) => {
+            forget(remediation_id).await;
+            if first.body_hash == body_hash {
+                return Ok(respond(
+                    200,
+                    json!({"remediation_id": first.request.remediation_id, "status": first.status, "duplicate": true}),
+                ));
+            }
+            return Err(reject(
+                "conflict",
+                error(
+                    409,
+                    "this ticket already asked for this action with a different request",
+                ),
+            ));
+        }
+        Claim::New => {}
+    }
+    // Only answer 2xx once the request is durable; otherwise let the sender retry.
+    if let Err(e) = deps.queue.enqueue(&request).await {
+        forget(remediation_id).await;
+        return Err(internal(&e));
+    }
+    Ok(respond(
+        202,
+        json!({"remediation_id": remediation_id, "status": "queued"}),
+    ))
+}
