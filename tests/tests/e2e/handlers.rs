@@ -98,3 +98,102 @@ async fn grace_period_notify_handles_a_scheduled_event_once_per_day() {
     assert_eq!(again.sent, 0);
     assert_eq!(again.skipped_already_sent, s.sent);
 }
+
+fn reprocess_deps(env: TestEnv) -> (reprocess_user::Deps, licensewatch_sim::SimHandle) {
+    let mut policy = env.rt.policy.clone();
+    policy.webhook.secrets_env = vec!["LW_NEW".into()];
+    let auth = licensewatch_core::webhook::WebhookAuth::from_policy(&policy, &|_| {
+        Some("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD".into())
+    })
+    .expect("auth");
+    let sim = env.sim.clone();
+    (
+        reprocess_user::Deps {
+            rt: env.into_runtime(),
+            auth,
+            http: reqwest::Client::new(),
+        },
+        sim,
+    )
+}
+
+#[tokio::test]
+async fn reprocess_user_takes_a_function_url_request_signed_over_the_decoded_body() {
+    use base64::Engine;
+    let env = TestEnv::spawn().await;
+    let now = env.now().timestamp();
+    let (deps, _sim) = reprocess_deps(env);
+    let body = br#"{"user":"teacher11@contoso.onmicrosoft.com","action":"reprocess","ticket":{"system":"servicenow","id":"INC42"}}"#;
+    let secret =
+        licensewatch_core::signing::WebhookSecret::parse("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")
+            .expect("s");
+    let mut ev: serde_json::Value =
+        serde_json::from_str(include_str!("../../fixtures/events/function-url-post.json"))
+            .expect("fixture");
+    ev["body"] = base64::engine::general_purpose::STANDARD
+        .encode(body)
+        .into();
+    ev["headers"]["webhook-id"] = "msg_fn_url".into();
+    ev["headers"]["webhook-timestamp"] = now.to_string().into();
+    ev["headers"]["webhook-signature"] = secret.sign("msg_fn_url", now, body).into();
+    let out = reprocess_user::handle_event(&deps, ev.clone())
+        .await
+        .expect("response");
+    assert_eq!(out["statusCode"], 202, "{out}");
+    let answer: serde_json::Value =
+        serde_json::from_str(out["body"].as_str().expect("body")).expect("json");
+    assert_eq!(answer["status"], "queued");
+    // The same event with the body not base64-decoded fails the signature: verification is on the raw bytes.
+    ev["isBase64Encoded"] = false.into();
+    ev["headers"]["webhook-id"] = "msg_fn_url2".into();
+    let out = reprocess_user::handle_event(&deps, ev)
+        .await
+        .expect("response");
+    assert_eq!(out["statusCode"], 401);
+}
+
+#[tokio::test]
+async fn reprocess_user_sqs_batches_report_only_retryable_failures() {
+    let env = TestEnv::spawn().await;
+    let now = env.now();
+    env.control(
+        &format!("/_sim/skus/{FACULTY}/seats"),
+        serde_json::json!({"enabled": 12}),
+    )
+    .await;
+    let (deps, sim) = reprocess_deps(env);
+    let request = |id: &str, user: &str| {
+        serde_json::to_string(&licensewatch_core::store::RemediationRequest {
+            remediation_id: id.into(),
+            tenant_id: sim.tenant_id.clone(),
+            user: upn(user),
+            action: "reprocess".into(),
+            sku_ids: vec![],
+            reason: "test".into(),
+            requested_at: now,
+            disabled_plans: Default::default(),
+            template_user: None,
+            ticket: None,
+        })
+        .expect("json")
+    };
+    let mut ev: serde_json::Value =
+        serde_json::from_str(include_str!("../../fixtures/events/sqs-batch.json"))
+            .expect("fixture");
+    ev["Records"][0]["body"] = request("rem_ok", "teacher11").into();
+    ev["Records"][2]["body"] = request("rem_throttled", "teacher12").into();
+    // The third message meets a Graph outage: it must come back; the unreadable second one must not.
+    let http = reqwest::Client::new();
+    http.post(format!("{}/_sim/faults", sim.base_url))
+        .json(&serde_json::json!({"route": "/v1.0/users/teacher12", "kind": "unavailable"}))
+        .send()
+        .await
+        .expect("fault");
+    let out = reprocess_user::handle_event(&deps, ev)
+        .await
+        .expect("batch response");
+    assert_eq!(
+        out,
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": "d9144555-9a4f-4ec3-99a0-fc4e625a8db2"}]})
+    );
+}

@@ -94,6 +94,12 @@ impl TestEnv {
         }
     }
 
+    /// Gives up the test environment's runtime (the simulator keeps running in this process).
+    pub fn into_runtime(self) -> Runtime {
+        std::mem::forget(self._dir);
+        self.rt
+    }
+
     pub fn now(&self) -> DateTime<Utc> {
         use licensewatch_core::clock::Clock;
         self.clock.now()
