@@ -235,3 +235,111 @@ fn check_json_prints_one_document_and_exits_zero_with_findings() {
         "{text}"
     );
 }
+
+#[test]
+fn serve_accepts_a_signed_request_and_its_worker_fixes_the_user() {
+    use licensewatch_core::signing::WebhookSecret;
+    const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    let first_json = |child: &mut std::process::Child| -> serde_json::Value {
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("line");
+        serde_json::from_str(&line).expect("first line is JSON")
+    };
+    let mut sim = licensewatch()
+        .args(["sim", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sim");
+    let info = first_json(&mut sim);
+    let base = info["base_url"].as_str().expect("url").to_string();
+    let dir = tempfile::tempdir().expect("tmp");
+    let policy = dir.path().join("licensewatch.toml");
+    std::fs::write(
+        &policy,
+        "[webhook]\nsecrets_env = [\"LW_WEBHOOK_SECRET\"]\n",
+    )
+    .expect("policy");
+    let mut serve = licensewatch()
+        .args(["serve", "--port", "0"])
+        .env(
+            "LICENSEWATCH_TENANT_ID",
+            info["tenant_id"].as_str().expect("tenant"),
+        )
+        .env(
+            "LICENSEWATCH_CLIENT_ID",
+            "66666666-7777-8888-9999-000000000000",
+        )
+        .env("LICENSEWATCH_CLIENT_SECRET", "sim-accepts-any")
+        .env("LICENSEWATCH_GRAPH_URL", &base)
+        .env("LICENSEWATCH_LOGIN_URL", &base)
+        .env("LICENSEWATCH_MANAGE_URL", &base)
+        .env(
+            "LICENSEWATCH_STATE",
+            format!("sqlite:{}", dir.path().join("lw.db").display()),
+        )
+        .env("LICENSEWATCH_CONFIG", &policy)
+        .env("LW_WEBHOOK_SECRET", SECRET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let endpoint = first_json(&mut serve)["base_url"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let result = rt.block_on(async {
+        let http = reqwest::Client::new();
+        assert_eq!(http.get(format!("{endpoint}/healthz")).send().await.expect("healthz").status().as_u16(), 200);
+        http.post(format!("{base}/_sim/skus/94763226-9b3c-4e75-a931-5c89701abe66/seats"))
+            .json(&serde_json::json!({"enabled": 12}))
+            .send()
+            .await
+            .expect("free seats");
+        let body = br#"{"user":"teacher11@contoso.onmicrosoft.com","action":"reprocess","ticket":{"system":"jira","id":"IT-7"}}"#;
+        let ts = chrono::Utc::now().timestamp();
+        let sig = WebhookSecret::parse(SECRET).expect("secret").sign("msg_serve_1", ts, body);
+        let post = |id: &'static str, sig: String, body: Vec<u8>| {
+            http.post(format!("{endpoint}/remediations"))
+                .header("content-type", "application/json")
+                .header("webhook-id", id)
+                .header("webhook-timestamp", ts.to_string())
+                .header("webhook-signature", sig)
+                .body(body)
+                .send()
+        };
+        let r = post("msg_serve_1", sig.clone(), body.to_vec()).await.expect("post");
+        assert_eq!(r.status().as_u16(), 202);
+        let accepted: serde_json::Value = r.json().await.expect("json");
+        let id = accepted["remediation_id"].as_str().expect("id").to_string();
+        // Unsigned and oversized requests are refused over HTTP too.
+        let r = post("msg_serve_2", "v1,AAAA".into(), body.to_vec()).await.expect("post");
+        assert_eq!(r.status().as_u16(), 401);
+        let r = post("msg_serve_3", sig, vec![b' '; 100 * 1024]).await.expect("post");
+        assert_eq!(r.status().as_u16(), 413);
+        // The in-process worker reprocesses the user and verifies the result.
+        for _ in 0..100 {
+            let s: serde_json::Value = http
+                .get(format!("{endpoint}/remediations/{id}"))
+                .send()
+                .await
+                .expect("status")
+                .json()
+                .await
+                .expect("json");
+            if s["status"] != "queued" {
+                return s;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        serde_json::json!({"status": "timeout"})
+    });
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let _ = sim.kill();
+    let _ = sim.wait();
+    assert_eq!(result["status"], "succeeded", "{result}");
+}
