@@ -89,6 +89,9 @@ enum Command {
         /// Address to bind.
         #[arg(long, default_value = "127.0.0.1")]
         bind: String,
+        /// Accept and queue only; leave the queue to another worker (e.g. on AWS, SQS).
+        #[arg(long)]
+        no_worker: bool,
     },
     /// Serve the simulated Microsoft 365 tenant.
     Sim {
@@ -144,7 +147,11 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Check { csv, licensing_csv } => check::run(cli.json, csv, licensing_csv).await,
         Command::History { user } => check::history(cli.json, &user).await,
         Command::Notify { dry_run } => notify::run(cli.json, dry_run).await,
-        Command::Serve { port, bind } => serve::serve(port, &bind).await,
+        Command::Serve {
+            port,
+            bind,
+            no_worker,
+        } => serve::serve(port, &bind, !no_worker).await,
         Command::Reprocess {
             user,
             action,

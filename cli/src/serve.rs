@@ -33,7 +33,7 @@ async fn runtime() -> Result<Runtime, String> {
 }
 
 /// Serves until Ctrl-C.
-pub async fn serve(port: u16, bind: &str) -> Result<(), String> {
+pub async fn serve(port: u16, bind: &str, with_worker: bool) -> Result<(), String> {
     let rt = runtime().await?;
     let auth = rt.webhook_auth().map_err(|e| e.to_string())?;
     let app = Arc::new(App { rt, auth });
@@ -48,7 +48,9 @@ pub async fn serve(port: u16, bind: &str) -> Result<(), String> {
         "{}",
         serde_json::json!({"base_url": format!("http://{local}")})
     );
-    tokio::spawn(worker(app.clone()));
+    if with_worker {
+        tokio::spawn(worker(app.clone()));
+    }
     let router = axum::Router::new().fallback(endpoint).with_state(app);
     axum::serve(listener, router)
         .with_graceful_shutdown(async {

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Duration;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -17,7 +16,7 @@ use crate::policy::Policy;
 use crate::secret::SecretString;
 use crate::signing::{SignatureError, StandardHeaders, WebhookSecret, verify_hub, verify_standard};
 use crate::store::{
-    Claim, RemediationQueue, RemediationRecord, RemediationRequest, RemediationStore, Ticket,
+    Admitted, RemediationQueue, RemediationRecord, RemediationRequest, RemediationStore, Ticket,
 };
 use crate::usecases::reprocess_user::{ACTIONS, plan};
 
@@ -374,30 +373,7 @@ async fn accept(
     };
     let now = deps.clock.now();
     let remediation_id = format!("rem_{}", uuid::Uuid::new_v4().simple());
-    if let Some(key) = &replay_key
-        && let Some(first) = deps
-            .store
-            .remember_webhook_id(key, &remediation_id, now)
-            .await
-            .map_err(|e| internal(&e))?
-    {
-        let status = deps
-            .store
-            .remediation(&first)
-            .await
-            .map_err(|e| internal(&e))?
-            .map(|r| r.status)
-            .unwrap_or_else(|| "queued".into());
-        return Ok(respond(
-            200,
-            json!({"remediation_id": first, "status": status, "duplicate": true}),
-        ));
-    }
-    let forget = |id: String| async move {
-        let _ = deps.store.forget(&id).await;
-    };
     if action == "remove" && !deps.policy.remediation.allow_remove {
-        forget(remediation_id).await;
         return Err(reject(
             "policy",
             error(
@@ -411,7 +387,6 @@ async fn accept(
         .iter()
         .find(|s| !allow.is_empty() && !allow.iter().any(|a| a.eq_ignore_ascii_case(s)))
     {
-        forget(remediation_id).await;
         return Err(reject(
             "policy",
             error(
@@ -436,7 +411,6 @@ async fn accept(
         ticket: ticket.clone(),
     };
     if dry_run {
-        forget(remediation_id.clone()).await;
         return match plan(deps.graph, &request, deps.policy).await {
             Ok(Ok((_, call))) => Ok(respond(
                 202,
@@ -452,21 +426,6 @@ async fn accept(
             Err(e) => Err(internal(&e)),
         };
     }
-    let used = deps
-        .store
-        .actions_since(deps.tenant_id, now - Duration::hours(1))
-        .await
-        .map_err(|e| internal(&e))?;
-    if used >= deps.policy.remediation.max_actions_per_hour as usize {
-        forget(remediation_id).await;
-        return Err(reject(
-            "budget",
-            error(
-                429,
-                "remediation.max_actions_per_hour is spent; try again later",
-            ),
-        ));
-    }
     let body_hash = format!("{:x}", Sha256::digest(req.body));
     let record = RemediationRecord {
         request: request.clone(),
@@ -479,15 +438,37 @@ async fn accept(
         created_at: now,
         updated_at: now,
     };
-    match deps.store.claim(&record).await.map_err(|e| internal(&e))? {
-        Claim::Existing(first) => {
-            forget(remediation_id).await;
-            if first.body_hash == body_hash {
-                return Ok(respond(
-                    200,
-                    json!({"remediation_id": first.request.remediation_id, "status": first.status, "duplicate": true}),
-                ));
-            }
+    match deps
+        .store
+        .admit(
+            replay_key.as_deref(),
+            &record,
+            deps.policy.remediation.max_actions_per_hour,
+        )
+        .await
+        .map_err(|e| internal(&e))?
+    {
+        Admitted::New => {}
+        Admitted::ReplayedWebhook(first) => {
+            let status = deps
+                .store
+                .remediation(&first)
+                .await
+                .map_err(|e| internal(&e))?
+                .map(|r| r.status)
+                .unwrap_or_else(|| "queued".into());
+            return Ok(respond(
+                200,
+                json!({"remediation_id": first, "status": status, "duplicate": true}),
+            ));
+        }
+        Admitted::SameTicket(first) if first.body_hash == body_hash => {
+            return Ok(respond(
+                200,
+                json!({"remediation_id": first.request.remediation_id, "status": first.status, "duplicate": true}),
+            ));
+        }
+        Admitted::SameTicket(_) => {
             return Err(reject(
                 "conflict",
                 error(
@@ -496,11 +477,19 @@ async fn accept(
                 ),
             ));
         }
-        Claim::New => {}
+        Admitted::OverBudget => {
+            return Err(reject(
+                "budget",
+                error(
+                    429,
+                    "remediation.max_actions_per_hour is spent; try again later",
+                ),
+            ));
+        }
     }
     // Only answer 2xx once the request is durable; otherwise let the sender retry.
     if let Err(e) = deps.queue.enqueue(&request).await {
-        forget(remediation_id).await;
+        let _ = deps.store.forget(&remediation_id).await;
         return Err(internal(&e));
     }
     Ok(respond(

@@ -153,6 +153,19 @@ pub enum Claim {
     Existing(Box<RemediationRecord>),
 }
 
+/// The outcome of [`RemediationStore::admit`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Admitted {
+    /// Stored.
+    New,
+    /// This webhook id was seen before, with this remediation.
+    ReplayedWebhook(String),
+    /// The same ticket and action arrived within 24 h: the first remediation.
+    SameTicket(Box<RemediationRecord>),
+    /// The tenant's hourly budget is spent.
+    OverBudget,
+}
+
 /// Remediation records, ticket idempotency and seen webhook ids.
 #[async_trait]
 pub trait RemediationStore: Send + Sync {
@@ -173,19 +186,15 @@ pub trait RemediationStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Deletes a record whose request never became durable (so a retry is not taken for a duplicate).
     async fn forget(&self, remediation_id: &str) -> Result<(), StoreError>;
-    /// Remediations created for the tenant since `since` (blast-radius budget).
-    async fn actions_since(
+    /// Admits a webhook remediation in one transaction: refuses a replayed webhook id, returns the first
+    /// remediation of the same ticket and action within 24 h, spends one action of the tenant's hourly budget, and
+    /// stores the record. Nothing is written unless the result is `Admitted::New`.
+    async fn admit(
         &self,
-        tenant_id: &str,
-        since: DateTime<Utc>,
-    ) -> Result<usize, StoreError>;
-    /// Records a webhook id; returns the remediation id it was first seen with, if any.
-    async fn remember_webhook_id(
-        &self,
-        webhook_id: &str,
-        remediation_id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<String>, StoreError>;
+        webhook_key: Option<&str>,
+        record: &RemediationRecord,
+        max_per_hour: u32,
+    ) -> Result<Admitted, StoreError>;
 }
 
 /// Where a notice stands in the ledger.

@@ -14,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{HashMap, HashSet};
 
 use super::{
-    Alert, Claim, GraceCase, HistoryEntry, LedgerEntry, LedgerStatus, RemediationQueue,
+    Admitted, Alert, Claim, GraceCase, HistoryEntry, LedgerEntry, LedgerStatus, RemediationQueue,
     RemediationRecord, RemediationRequest, RemediationStore, StateStore, StoreError,
 };
 use crate::domain::license_event::LicenseEvent;
@@ -73,6 +73,8 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE TABLE IF NOT EXISTS remediations (
     remediation_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, ticket_key TEXT, created_at TEXT NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS remediations_ticket ON remediations (ticket_key);
+CREATE INDEX IF NOT EXISTS remediations_tenant_time ON remediations (tenant_id, created_at);
+CREATE TABLE IF NOT EXISTS action_budget (tenant_id TEXT NOT NULL, bucket TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (tenant_id, bucket));
 CREATE TABLE IF NOT EXISTS webhook_ids (webhook_id TEXT PRIMARY KEY, remediation_id TEXT NOT NULL, seen_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS remediation_queue (
     remediation_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, body TEXT NOT NULL, taken INTEGER NOT NULL DEFAULT 0);
@@ -459,10 +461,9 @@ impl RemediationQueue for SqliteStore {
     async fn enqueue(&self, request: &RemediationRequest) -> Result<(), StoreError> {
         let body = serde_json::to_string(request).map_err(corrupt)?;
         self.conn()
-            .execute(
-                "INSERT OR IGNORE INTO remediation_queue (remediation_id, tenant_id, body) VALUES (?1, ?2, ?3)",
-                params![request.remediation_id, request.tenant_id, body],
-            )
+            .prepare_cached("INSERT OR IGNORE INTO remediation_queue (remediation_id, tenant_id, body) VALUES (?1, ?2, ?3)")
+            .map_err(db)?
+            .execute(params![request.remediation_id, request.tenant_id, body])
             .map_err(db)?;
         Ok(())
     }
@@ -501,11 +502,11 @@ impl RemediationStore for SqliteStore {
         if let Some(key) = &record.ticket_key {
             let since = ts(&(record.created_at - chrono::Duration::hours(24)));
             let existing: Option<String> = tx
-                .query_row(
+                .prepare_cached(
                     "SELECT body FROM remediations WHERE ticket_key = ?1 AND created_at > ?2 ORDER BY created_at LIMIT 1",
-                    params![key, since],
-                    |r| r.get(0),
                 )
+                .map_err(db)?
+                .query_row(params![key, since], |r| r.get(0))
                 .optional()
                 .map_err(db)?;
             if let Some(body) = existing {
@@ -515,10 +516,11 @@ impl RemediationStore for SqliteStore {
             }
         }
         let body = serde_json::to_string(record).map_err(corrupt)?;
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO remediations (remediation_id, tenant_id, ticket_key, created_at, body) VALUES (?1,?2,?3,?4,?5)",
-            params![record.request.remediation_id, record.request.tenant_id, record.ticket_key, ts(&record.created_at), body],
         )
+        .map_err(db)?
+        .execute(params![record.request.remediation_id, record.request.tenant_id, record.ticket_key, ts(&record.created_at), body])
         .map_err(db)?;
         tx.commit().map_err(db)?;
         Ok(Claim::New)
@@ -581,44 +583,76 @@ impl RemediationStore for SqliteStore {
         Ok(())
     }
 
-    async fn actions_since(
+    async fn admit(
         &self,
-        tenant_id: &str,
-        since: chrono::DateTime<chrono::Utc>,
-    ) -> Result<usize, StoreError> {
-        let n: i64 = self
-            .conn()
-            .query_row(
-                "SELECT COUNT(*) FROM remediations WHERE tenant_id = ?1 AND created_at > ?2",
-                params![tenant_id, ts(&since)],
-                |r| r.get(0),
-            )
-            .map_err(db)?;
-        Ok(n.max(0) as usize)
-    }
-
-    async fn remember_webhook_id(
-        &self,
-        webhook_id: &str,
-        remediation_id: &str,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<String>, StoreError> {
-        let conn = self.conn();
-        let inserted = conn
-            .execute(
-                "INSERT OR IGNORE INTO webhook_ids (webhook_id, remediation_id, seen_at) VALUES (?1, ?2, ?3)",
-                params![webhook_id, remediation_id, ts(&now)],
-            )
-            .map_err(db)?;
-        if inserted == 1 {
-            return Ok(None);
+        webhook_key: Option<&str>,
+        record: &RemediationRecord,
+        max_per_hour: u32,
+    ) -> Result<Admitted, StoreError> {
+        let now = record.created_at;
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db)?;
+        if let Some(key) = webhook_key {
+            let seen: Option<String> = tx
+                .prepare_cached("SELECT remediation_id FROM webhook_ids WHERE webhook_id = ?1")
+                .map_err(db)?
+                .query_row(params![key], |r| r.get(0))
+                .optional()
+                .map_err(db)?;
+            if let Some(id) = seen {
+                return Ok(Admitted::ReplayedWebhook(id));
+            }
         }
-        conn.query_row(
-            "SELECT remediation_id FROM webhook_ids WHERE webhook_id = ?1",
-            params![webhook_id],
-            |r| r.get(0),
+        if let Some(ticket) = &record.ticket_key {
+            let since = ts(&(now - chrono::Duration::hours(24)));
+            let first: Option<String> = tx
+                .prepare_cached(
+                    "SELECT body FROM remediations WHERE ticket_key = ?1 AND created_at > ?2 ORDER BY created_at LIMIT 1",
+                )
+                .map_err(db)?
+                .query_row(params![ticket, since], |r| r.get(0))
+                .optional()
+                .map_err(db)?;
+            if let Some(body) = first {
+                return Ok(Admitted::SameTicket(Box::new(
+                    serde_json::from_str(&body).map_err(corrupt)?,
+                )));
+            }
+        }
+        let tenant = &record.request.tenant_id;
+        let bucket = now.format("%Y-%m-%dT%H").to_string();
+        let used: i64 = tx
+            .prepare_cached("SELECT n FROM action_budget WHERE tenant_id = ?1 AND bucket = ?2")
+            .map_err(db)?
+            .query_row(params![tenant, bucket], |r| r.get(0))
+            .optional()
+            .map_err(db)?
+            .unwrap_or(0);
+        if used >= i64::from(max_per_hour) {
+            return Ok(Admitted::OverBudget);
+        }
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO action_budget (tenant_id, bucket, n) VALUES (?1, ?2, ?3)",
         )
-        .optional()
-        .map_err(db)
+        .map_err(db)?
+        .execute(params![tenant, bucket, used + 1])
+        .map_err(db)?;
+        if let Some(key) = webhook_key {
+            tx.prepare_cached(
+                "INSERT INTO webhook_ids (webhook_id, remediation_id, seen_at) VALUES (?1, ?2, ?3)",
+            )
+            .map_err(db)?
+            .execute(params![key, record.request.remediation_id, ts(&now)])
+            .map_err(db)?;
+        }
+        let body = serde_json::to_string(record).map_err(corrupt)?;
+        tx.prepare_cached(
+            "INSERT INTO remediations (remediation_id, tenant_id, ticket_key, created_at, body) VALUES (?1,?2,?3,?4,?5)",
+        )
+        .map_err(db)?
+        .execute(params![record.request.remediation_id, tenant, record.ticket_key, ts(&now), body])
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(Admitted::New)
     }
 }

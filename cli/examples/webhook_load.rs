@@ -1,0 +1,99 @@
+//! Load generator for `licensewatch serve` (benchmark, not a test): signed valid requests or bad signatures from
+//! `--concurrency` connections for `--seconds`, reporting requests/s, p50/p99 latency and status counts.
+//!
+//! cargo run --release -p licensewatch --example webhook_load -- --url http://127.0.0.1:8080 \
+//!     --secret whsec_... --mode valid --seconds 60 --concurrency 64
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use licensewatch_core::signing::WebhookSecret;
+
+fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
+}
+
+#[tokio::main]
+async fn main() {
+    let url = format!("{}/remediations", arg("--url", "http://127.0.0.1:8080"));
+    let secret = WebhookSecret::parse(&arg("--secret", "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"))
+        .expect("--secret");
+    let valid = arg("--mode", "valid") == "valid";
+    let seconds: u64 = arg("--seconds", "60").parse().expect("--seconds");
+    let concurrency: usize = arg("--concurrency", "64").parse().expect("--concurrency");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .expect("client");
+    let counter = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let (http, url, secret, counter) =
+            (http.clone(), url.clone(), secret.clone(), counter.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(1 << 16);
+            let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
+            while Instant::now() < deadline {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let body = format!(
+                    r#"{{"user":"user{:06}@contoso.onmicrosoft.com","action":"reprocess","ticket":{{"system":"load","id":"T{w}-{n}"}}}}"#,
+                    n % 100_000
+                );
+                let id = format!("msg_load_{w}_{n}");
+                let ts = chrono::Utc::now().timestamp();
+                let sig = if valid { secret.sign(&id, ts, body.as_bytes()) } else { "v1,bm90IGEgcmVhbCBzaWduYXR1cmUgYXQgYWxsIQ==".into() };
+                let t0 = Instant::now();
+                let r = http
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("webhook-id", id)
+                    .header("webhook-timestamp", ts.to_string())
+                    .header("webhook-signature", sig)
+                    .body(body)
+                    .send()
+                    .await;
+                let status = match r {
+                    Ok(r) => {
+                        let s = r.status().as_u16();
+                        let _ = r.bytes().await;
+                        s
+                    }
+                    Err(_) => 0,
+                };
+                lat.push(t0.elapsed().as_micros() as u32);
+                *statuses.entry(status).or_default() += 1;
+            }
+            (lat, statuses)
+        }));
+    }
+    let started = Instant::now();
+    let mut lat = Vec::new();
+    let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
+    for t in tasks {
+        let (l, s) = t.await.expect("task");
+        lat.extend(l);
+        for (k, v) in s {
+            *statuses.entry(k).or_default() += v;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
+    println!(
+        "{}",
+        serde_json::json!({"mode": if valid {"valid"} else {"bad_signature"}, "requests": lat.len(), "seconds": elapsed,
+            "requests_per_s": (lat.len() as f64 / elapsed).round(), "p50_ms": pct(0.50), "p99_ms": pct(0.99),
+            "statuses": statuses})
+    );
+}
