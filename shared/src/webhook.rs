@@ -497,3 +497,43 @@ async fn accept(
         json!({"remediation_id": remediation_id, "status": "queued"}),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(secrets: &[&str], hub: &str) -> Policy {
+        let mut p = Policy::default();
+        p.webhook.secrets_env = secrets.iter().map(|s| s.to_string()).collect();
+        p.webhook.github_style_secret_env = hub.into();
+        p
+    }
+
+    #[test]
+    fn the_endpoint_fails_closed_without_a_usable_secret() {
+        let none = WebhookAuth::from_policy(&policy(&[], ""), &|_| None)
+            .expect_err("no secret configured");
+        assert_eq!(none.problems[0].name, "webhook.secrets_env");
+        for bad in ["", "whsec_", "whsec_not*base64", "whsec_c2hvcnQ="] {
+            let err =
+                WebhookAuth::from_policy(&policy(&["LW_SECRET"], ""), &|_| Some(bad.to_string()))
+                    .expect_err("unusable secret");
+            assert_eq!(err.problems[0].name, "LW_SECRET", "{bad:?}");
+            assert!(
+                !err.to_string().contains("whsec_c2"),
+                "the secret value is not echoed"
+            );
+        }
+        let unset =
+            WebhookAuth::from_policy(&policy(&["LW_SECRET"], ""), &|_| None).expect_err("unset");
+        assert!(unset.problems[0].problem.contains("not set"));
+        let short_hub = WebhookAuth::from_policy(&policy(&[], "LW_HUB"), &|_| Some("short".into()))
+            .expect_err("short");
+        assert_eq!(short_hub.problems[0].name, "LW_HUB");
+        let ok = WebhookAuth::from_policy(&policy(&["LW_SECRET"], ""), &|_| {
+            Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into())
+        })
+        .expect("valid");
+        assert!(!format!("{ok:?}").contains("MfKQ"));
+    }
+}
