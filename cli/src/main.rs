@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use licensewatch_core::telemetry::{self, LogFormat};
 use licensewatch_sim::Scenario;
 
+mod audit;
 mod check;
 mod notify;
 mod serve;
@@ -159,11 +160,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             template_user,
             dry_run,
         } => serve::reprocess(cli.json, user, action, sku_ids, template_user, dry_run).await,
-        Command::AuditFetch
-        | Command::AuditVerify { .. }
-        | Command::LicenseEvents { .. }
-        | Command::Report { .. }
-        | Command::Demo => {
+        Command::AuditFetch => audit::fetch(cli.json).await,
+        Command::LicenseEvents { user } => audit::events(cli.json, user).await,
+        Command::AuditVerify { .. } | Command::Report { .. } | Command::Demo => {
             // Configuration is checked first so that a misconfigured run always says what to fix.
             if !matches!(cli.command, Command::Demo) {
                 licensewatch_core::runtime::load_config().map_err(|e| e.to_string())?;

@@ -9,6 +9,7 @@
 //! - [`clock`]: time as a port.
 //! - [`error`]: [`error::CoreError`] with its retryable/permanent classification.
 
+pub mod archive;
 pub mod auth;
 pub mod clock;
 pub mod cloud;

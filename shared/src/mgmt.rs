@@ -86,6 +86,7 @@ pub struct ManagementClient {
     caller: Caller,
     feed: Url,
     publisher_id: String,
+    tenant_id: String,
 }
 
 impl ManagementClient {
@@ -101,6 +102,7 @@ impl ManagementClient {
             caller,
             feed,
             publisher_id: publisher_id.to_string(),
+            tenant_id: tenant_id.to_string(),
         }
     }
 
@@ -108,6 +110,11 @@ impl ManagementClient {
     pub fn with_deadline(mut self, deadline: tokio::time::Instant) -> Self {
         self.caller.deadline = Some(deadline);
         self
+    }
+
+    /// The tenant whose feed this is.
+    pub fn tenant_id(&self) -> &str {
+        &self.tenant_id
     }
 
     fn with_publisher(&self, url: &str) -> String {

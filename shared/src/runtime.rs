@@ -202,6 +202,36 @@ impl Runtime {
         }
     }
 
+    /// The audit archive from `LICENSEWATCH_ARCHIVE`.
+    pub fn audit_archive(&self) -> Result<crate::archive::FileArchive, ConfigError> {
+        match &self.settings.archive {
+            crate::config::ArchiveLocation::Directory(dir) => {
+                Ok(crate::archive::FileArchive::new(dir.clone()))
+            }
+            crate::config::ArchiveLocation::S3 { bucket, .. } => Err(ConfigError::single(
+                crate::config::vars::ARCHIVE,
+                format!(
+                    "s3://{bucket} needs the AWS adapters, which this build does not include yet"
+                ),
+            )),
+        }
+    }
+
+    /// audit-fetch's ports.
+    pub fn audit_deps<'a>(
+        &'a self,
+        archive: &'a dyn crate::archive::AuditArchive,
+    ) -> crate::usecases::fetch_audit::AuditDeps<'a> {
+        crate::usecases::fetch_audit::AuditDeps {
+            graph: &self.microsoft.graph,
+            management: &self.microsoft.management,
+            state: self.store.as_ref(),
+            store: self.store.as_ref(),
+            archive,
+            clock: self.clock.as_ref(),
+        }
+    }
+
     /// The tenant settings for the configured tenant (`[tenant]`, or its `[[tenants]]` entry).
     pub fn tenant_run(&self) -> TenantRun {
         let id = self.microsoft.tenant_id.clone();

@@ -1,1 +1,21 @@
-fn main() {}
+//! audit-fetch Lambda: wiring only.
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use licensewatch_core::runtime::{Runtime, load_config};
+use licensewatch_core::telemetry::{self, LogFormat};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    telemetry::init(LogFormat::Json, "info");
+    // Built once per cold start and lent to every invocation.
+    let (settings, policy) = load_config()?;
+    let rt = Runtime::build(settings, policy, Runtime::catalog(None)?).await?;
+    let archive = rt.audit_archive()?;
+    let (rt, archive) = (&rt, &archive);
+    lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| async move {
+        audit_fetch::handle(rt, archive, ev.payload)
+            .await
+            .map_err(audit_fetch::Failure)
+    }))
+    .await
+}

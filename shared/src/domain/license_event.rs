@@ -297,7 +297,7 @@ pub fn merge(records: &[LicenseRecord]) -> Vec<LicenseEvent> {
             record_ids: ids,
         });
     }
-    out.sort_by(|a, b| a.at.cmp(&b.at));
+    out.sort_by_key(|e| e.at);
     out
 }
 

@@ -325,3 +325,40 @@ pub trait RemediationQueue: Send + Sync {
     /// Marks a request done (local queue only).
     async fn ack(&self, remediation_id: &str) -> Result<(), StoreError>;
 }
+
+/// A gap: part of a source that was no longer available when licensewatch asked for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gap {
+    /// `directory_audit` or `management_api:<content type>`.
+    pub source: String,
+    /// Start of the missing range.
+    pub from: DateTime<Utc>,
+    /// End of the missing range.
+    pub to: DateTime<Utc>,
+}
+
+/// audit-fetch's book-keeping: cursors, the record and blob dedupe index, and gaps.
+#[async_trait]
+pub trait AuditState: Send + Sync {
+    /// A cursor's value.
+    async fn cursor(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// Moves a cursor (only after the data before it is archived).
+    async fn set_cursor(&self, name: &str, value: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Which of these record ids were archived before.
+    async fn seen_records(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError>;
+    /// Marks record ids archived.
+    async fn mark_records(&self, ids: &[String], now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Whether a blob was fully archived before.
+    async fn blob_done(&self, content_id: &str) -> Result<bool, StoreError>;
+    /// Marks a blob fully archived.
+    async fn mark_blob(&self, content_id: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Drops index entries older than `before` (the sources no longer serve them).
+    async fn expire_index(&self, before: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Records a gap.
+    async fn record_gap(&self, gap: &Gap) -> Result<(), StoreError>;
+    /// Every gap recorded.
+    async fn gaps(&self) -> Result<Vec<Gap>, StoreError>;
+}

@@ -14,8 +14,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{HashMap, HashSet};
 
 use super::{
-    Admitted, Alert, Claim, GraceCase, HistoryEntry, LedgerEntry, LedgerStatus, RemediationQueue,
-    RemediationRecord, RemediationRequest, RemediationStore, StateStore, StoreError,
+    Admitted, Alert, AuditState, Claim, Gap, GraceCase, HistoryEntry, LedgerEntry, LedgerStatus,
+    RemediationQueue, RemediationRecord, RemediationRequest, RemediationStore, StateStore,
+    StoreError,
 };
 use crate::domain::license_event::LicenseEvent;
 use crate::domain::snapshot::{PreviousRun, Snapshot};
@@ -74,6 +75,10 @@ CREATE TABLE IF NOT EXISTS remediations (
     remediation_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, ticket_key TEXT, created_at TEXT NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS remediations_ticket ON remediations (ticket_key);
 CREATE INDEX IF NOT EXISTS remediations_tenant_time ON remediations (tenant_id, created_at);
+CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_seen (record_id TEXT PRIMARY KEY, seen_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blob_seen (content_id TEXT PRIMARY KEY, seen_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_gaps (source TEXT NOT NULL, from_at TEXT NOT NULL, to_at TEXT NOT NULL, PRIMARY KEY (source, from_at));
 CREATE TABLE IF NOT EXISTS action_budget (tenant_id TEXT NOT NULL, bucket TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (tenant_id, bucket));
 CREATE TABLE IF NOT EXISTS webhook_ids (webhook_id TEXT PRIMARY KEY, remediation_id TEXT NOT NULL, seen_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS remediation_queue (
@@ -654,5 +659,152 @@ impl RemediationStore for SqliteStore {
         .map_err(db)?;
         tx.commit().map_err(db)?;
         Ok(Admitted::New)
+    }
+}
+
+fn parse_ts(s: &str) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.to_utc())
+        .map_err(corrupt)
+}
+
+#[async_trait]
+impl AuditState for SqliteStore {
+    async fn cursor(
+        &self,
+        name: &str,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+        let v: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT value FROM cursors WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        v.map(|v| parse_ts(&v)).transpose()
+    }
+
+    async fn set_cursor(
+        &self,
+        name: &str,
+        value: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO cursors (name, value) VALUES (?1, ?2)",
+                params![name, ts(&value)],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn seen_records(&self, ids: &[String]) -> Result<HashSet<String>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached("SELECT 1 FROM audit_seen WHERE record_id = ?1")
+            .map_err(db)?;
+        let mut out = HashSet::new();
+        for id in ids {
+            if st.exists(params![id]).map_err(db)? {
+                out.insert(id.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn mark_records(
+        &self,
+        ids: &[String],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db)?;
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO audit_seen (record_id, seen_at) VALUES (?1, ?2)",
+                )
+                .map_err(db)?;
+            let at = ts(&now);
+            for id in ids {
+                st.execute(params![id, at]).map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)
+    }
+
+    async fn blob_done(&self, content_id: &str) -> Result<bool, StoreError> {
+        self.conn()
+            .prepare_cached("SELECT 1 FROM blob_seen WHERE content_id = ?1")
+            .map_err(db)?
+            .exists(params![content_id])
+            .map_err(db)
+    }
+
+    async fn mark_blob(
+        &self,
+        content_id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT OR IGNORE INTO blob_seen (content_id, seen_at) VALUES (?1, ?2)",
+                params![content_id, ts(&now)],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn expire_index(&self, before: chrono::DateTime<chrono::Utc>) -> Result<(), StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "DELETE FROM audit_seen WHERE seen_at < ?1",
+            params![ts(&before)],
+        )
+        .map_err(db)?;
+        conn.execute(
+            "DELETE FROM blob_seen WHERE seen_at < ?1",
+            params![ts(&before)],
+        )
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn record_gap(&self, gap: &Gap) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO audit_gaps (source, from_at, to_at) VALUES (?1, ?2, ?3)",
+                params![gap.source, ts(&gap.from), ts(&gap.to)],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn gaps(&self) -> Result<Vec<Gap>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare("SELECT source, from_at, to_at FROM audit_gaps ORDER BY from_at")
+            .map_err(db)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(db)?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (source, from, to) = r.map_err(db)?;
+            out.push(Gap {
+                source,
+                from: parse_ts(&from)?,
+                to: parse_ts(&to)?,
+            });
+        }
+        Ok(out)
     }
 }

@@ -197,3 +197,33 @@ async fn reprocess_user_sqs_batches_report_only_retryable_failures() {
         serde_json::json!({"batchItemFailures": [{"itemIdentifier": "d9144555-9a4f-4ec3-99a0-fc4e625a8db2"}]})
     );
 }
+
+#[tokio::test]
+async fn audit_fetch_handles_a_scheduled_event() {
+    let env = TestEnv::spawn().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let archive = licensewatch_core::archive::FileArchive::new(dir.path());
+    let r = audit_fetch::handle(
+        &env.rt,
+        &archive,
+        event(include_str!(
+            "../../fixtures/events/eventbridge-schedule.json"
+        )),
+    )
+    .await
+    .expect("ok");
+    assert_eq!(r.records_archived, 10);
+    let again = audit_fetch::handle(
+        &env.rt,
+        &archive,
+        event(include_str!(
+            "../../fixtures/events/eventbridge-schedule.json"
+        )),
+    )
+    .await
+    .expect("ok");
+    assert_eq!(
+        again.records_archived, 0,
+        "a repeated schedule archives nothing twice"
+    );
+}

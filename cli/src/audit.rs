@@ -1,0 +1,95 @@
+//! `licensewatch audit-fetch` and `licensewatch license-events`.
+
+use licensewatch_core::runtime::{Runtime, load_config};
+use licensewatch_core::store::StateStore;
+use licensewatch_core::usecases::fetch_audit::fetch_audit;
+
+async fn runtime() -> Result<Runtime, String> {
+    let (settings, policy) = load_config().map_err(|e| e.to_string())?;
+    Runtime::build(
+        settings,
+        policy,
+        Runtime::catalog(None).map_err(|e| e.to_string())?,
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// Archives new audit records and derives licence events.
+pub async fn fetch(json: bool) -> Result<(), String> {
+    let rt = runtime().await?;
+    let archive = rt.audit_archive().map_err(|e| e.to_string())?;
+    let report = fetch_audit(&rt.audit_deps(&archive), &rt.policy)
+        .await
+        .map_err(|e| format!("{e} ({})", e.kind()))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        println!(
+            "licensewatch audit-fetch: {} record(s) archived, {} duplicate(s) skipped, {} blob(s), {} new licence event(s)",
+            report.records_archived,
+            report.duplicates_skipped,
+            report.blobs_fetched,
+            report.license_events
+        );
+        for g in &report.gaps {
+            println!(
+                "  GAP {}: {} .. {} is no longer available from Microsoft",
+                g.source, g.from, g.to
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Lists licence-change events.
+pub async fn events(json: bool, user: Option<String>) -> Result<(), String> {
+    let rt = runtime().await?;
+    let tenant = rt.tenant_run().tenant_id;
+    let events = rt
+        .store
+        .license_events(&tenant, user.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        println!("{}", serde_json::json!({"events": events}));
+        return Ok(());
+    }
+    for e in &events {
+        let names = |ids: &[String]| {
+            ids.iter()
+                .map(|s| rt.catalog.sku_label(s, ""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "{}  {}  {}{}{}  by {}  [{}]{}",
+            e.at.to_rfc3339(),
+            e.user_principal_name
+                .as_deref()
+                .or(e.user_id.as_deref())
+                .unwrap_or("?"),
+            if e.added_sku_ids.is_empty() {
+                String::new()
+            } else {
+                format!("+{} ", names(&e.added_sku_ids))
+            },
+            if e.removed_sku_ids.is_empty() {
+                String::new()
+            } else {
+                format!("-{} ", names(&e.removed_sku_ids))
+            },
+            e.result,
+            e.actor.as_deref().unwrap_or("?"),
+            e.source,
+            e.reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}

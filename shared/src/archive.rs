@@ -1,0 +1,135 @@
+//! The audit archive: raw records as gzip NDJSON objects, partitioned by source, content type and day of the
+//! record, named from their record ids so that a retried write of the same batch is harmless, and never
+//! overwritten. A local directory by default (`LICENSEWATCH_ARCHIVE=file:DIR`).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use sha2::{Digest, Sha256};
+
+use crate::store::StoreError;
+
+/// Immutable object storage for archived records.
+#[async_trait]
+pub trait AuditArchive: Send + Sync {
+    /// Writes `bytes` at `key` unless an object is already there. Returns true when it wrote.
+    async fn put_new(&self, key: &str, bytes: Vec<u8>) -> Result<bool, StoreError>;
+    /// Every key under `prefix`.
+    async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    /// An object's bytes.
+    async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError>;
+}
+
+/// A directory on disk.
+#[derive(Debug, Clone)]
+pub struct FileArchive {
+    root: PathBuf,
+}
+
+impl FileArchive {
+    /// An archive rooted at `root` (created when needed).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+}
+
+fn io(e: std::io::Error) -> StoreError {
+    StoreError::Database(format!("archive: {e}"))
+}
+
+#[async_trait]
+impl AuditArchive for FileArchive {
+    async fn put_new(&self, key: &str, bytes: Vec<u8>) -> Result<bool, StoreError> {
+        let path = self.root.join(key);
+        if path.exists() {
+            return Ok(false);
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        // Write beside the target and rename: a crash leaves either nothing or the whole object.
+        let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(&bytes).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        drop(f);
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        Ok(true)
+    }
+
+    async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.root.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if let Ok(rel) = p.strip_prefix(&self.root) {
+                    let key = rel.to_string_lossy().replace('\\', "/");
+                    if key.starts_with(prefix) && key.ends_with(".ndjson.gz") {
+                        out.push(key);
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        std::fs::read(self.root.join(key)).map_err(io)
+    }
+}
+
+/// Encodes records as gzip NDJSON and names the object: `{source}/{content_type}/{YYYY}/{MM}/{DD}/{hash}.ndjson.gz`,
+/// where the hash covers the record ids, so the same batch always gets the same name.
+pub fn encode_batch(
+    source: &str,
+    content_type: &str,
+    day: &str,
+    ids: &[String],
+    records: &[serde_json::Value],
+) -> (String, Vec<u8>) {
+    let mut h = Sha256::new();
+    for id in ids {
+        h.update(id.as_bytes());
+        h.update(b"\n");
+    }
+    let hash: String = h
+        .finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let key = format!(
+        "{source}/{content_type}/{}/{hash}.ndjson.gz",
+        day.replace('-', "/")
+    );
+    let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+    for r in records {
+        let _ = serde_json::to_writer(&mut enc, r);
+        let _ = enc.write_all(b"\n");
+    }
+    (key, enc.finish().unwrap_or_default())
+}
+
+/// Decodes an archived object back into records.
+pub fn decode_batch(bytes: &[u8]) -> Result<Vec<serde_json::Value>, StoreError> {
+    use std::io::BufRead;
+    let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(bytes));
+    let mut out = Vec::new();
+    for line in reader.lines() {
+        let line = line.map_err(io)?;
+        if !line.trim().is_empty() {
+            out.push(serde_json::from_str(&line).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,195 @@
+//! audit-fetch end to end against the simulated tenant: both sources archived exactly once (read back from the
+//! archive), late blobs, duplicates, faults, an aborted run, gaps, and licence events used as grace evidence.
+
+use std::collections::HashMap;
+
+use chrono::Duration;
+use licensewatch_core::archive::{AuditArchive, FileArchive, decode_batch};
+use licensewatch_core::store::StateStore;
+use licensewatch_core::usecases::fetch_audit::{AuditReport, fetch_audit};
+use serde_json::json;
+
+use crate::helpers::*;
+
+async fn fetch(
+    env: &TestEnv,
+    archive: &FileArchive,
+) -> Result<AuditReport, licensewatch_core::error::CoreError> {
+    fetch_audit(&env.rt.audit_deps(archive), &env.rt.policy).await
+}
+
+/// Every archived record id with how many times it is in the archive.
+async fn archived(archive: &FileArchive, prefix: &str) -> HashMap<String, usize> {
+    let mut ids = HashMap::new();
+    for key in archive.keys(prefix).await.expect("keys") {
+        for r in decode_batch(&archive.get(&key).await.expect("object")).expect("gzip ndjson") {
+            let id = r["id"]
+                .as_str()
+                .or(r["Id"].as_str())
+                .expect("record id")
+                .to_string();
+            *ids.entry(id).or_default() += 1;
+        }
+    }
+    ids
+}
+
+async fn changes(env: &TestEnv, n: usize) {
+    for i in 1..=n {
+        let who = upn(&format!("teacher{i:02}"));
+        env.control(
+            &format!("/_sim/users/{who}/licenses"),
+            json!({"add": [{"sku_id": E3}]}),
+        )
+        .await;
+        env.advance(Duration::minutes(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn both_sources_are_archived_exactly_once_across_runs_late_blobs_and_duplicates() {
+    let env = TestEnv::spawn().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let archive = FileArchive::new(dir.path());
+    let first = fetch(&env, &archive).await.expect("first run");
+    assert_eq!(
+        first.records_archived, 10,
+        "the directory history within 30 days"
+    );
+    assert!(first.gaps.is_empty());
+    changes(&env, 10).await;
+    env.advance(Duration::hours(2)).await;
+    let second = fetch(&env, &archive).await.expect("second run");
+    assert!(second.blobs_fetched > 0);
+    // Late blobs appear in a later listing of windows already listed.
+    env.advance(Duration::hours(6)).await;
+    let third = fetch(&env, &archive).await.expect("third run");
+    let fourth = fetch(&env, &archive).await.expect("fourth run");
+    assert_eq!(fourth.records_archived, 0, "nothing new");
+    assert!(third.records_archived + second.records_archived > 0);
+    assert!(
+        second.duplicates_skipped + third.duplicates_skipped > 0,
+        "overlap and Microsoft's duplicates are dropped"
+    );
+
+    let dir_ids = archived(&archive, "directory_audit/").await;
+    assert!(
+        dir_ids.values().all(|&n| n == 1),
+        "each directory record once"
+    );
+    assert_eq!(
+        dir_ids.len(),
+        10 + 10 * 2,
+        "history + a Change/Update pair per change"
+    );
+    let mgmt_ids = archived(&archive, "management_api/").await;
+    assert!(
+        mgmt_ids.values().all(|&n| n == 1),
+        "each Management API record once"
+    );
+    // Every Management API record the sim produced for the ten changes (2 each) is there, late blobs included.
+    // + the scenario's six historical changes (2 records each), whose blobs became available at start.
+    let expected: usize = 10 * 2 + 6 * 2;
+    assert_eq!(mgmt_ids.len(), expected);
+    // Licence events from both sources: the ten assignments, by the simulated admin.
+    let events = env
+        .rt
+        .store
+        .license_events(&env.sim.tenant_id, Some(&upn("teacher03")))
+        .await
+        .expect("events");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.source == "directory_audit" && e.added_sku_ids == vec![E3.to_string()])
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.source == "management_api" && e.added_sku_ids == vec![E3.to_string()])
+    );
+}
+
+#[tokio::test]
+async fn faults_and_an_aborted_run_lose_and_duplicate_nothing() {
+    let env = TestEnv::spawn().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let archive = FileArchive::new(dir.path());
+    changes(&env, 6).await;
+    env.advance(Duration::hours(5)).await;
+    // Throttling and a server error on the way are retried.
+    env.control(
+        "/_sim/faults",
+        json!({"route": "activity/feed/audit", "kind": "af429", "count": 1}),
+    )
+    .await;
+    env.control(
+        "/_sim/faults",
+        json!({"route": "subscriptions/content", "kind": "server_error", "count": 1}),
+    )
+    .await;
+    // The run dies midway: every blob download after the first few fails for good.
+    env.control(
+        "/_sim/faults",
+        json!({"route": "activity/feed/audit", "kind": "truncate"}),
+    )
+    .await;
+    assert!(fetch(&env, &archive).await.is_err(), "the run aborts");
+    let cleared = reqwest::Client::new()
+        .delete(format!("{}/_sim/faults", env.sim.base_url))
+        .send()
+        .await
+        .expect("clear");
+    assert_eq!(cleared.status().as_u16(), 204);
+    let rerun = fetch(&env, &archive).await.expect("the rerun completes");
+    assert!(rerun.blobs_fetched > 0);
+    let again = fetch(&env, &archive).await.expect("third");
+    assert_eq!(again.records_archived, 0);
+    let ids = archived(&archive, "").await;
+    assert!(
+        ids.values().all(|&n| n == 1),
+        "no record twice: {:?}",
+        ids.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
+    );
+    let mgmt = archived(&archive, "management_api/").await;
+    assert_eq!(
+        mgmt.len(),
+        6 * 2 + 6 * 2,
+        "no record lost (six changes + six historical ones)"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_range_is_reported_as_a_gap() {
+    let env = TestEnv::spawn().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let archive = FileArchive::new(dir.path());
+    fetch(&env, &archive).await.expect("first");
+    // Nine days without a run: the Management API keeps seven.
+    env.advance(Duration::days(9)).await;
+    let r = fetch(&env, &archive).await.expect("catch-up");
+    let gap = r
+        .gaps
+        .iter()
+        .find(|g| g.source.starts_with("management_api"))
+        .expect("a gap");
+    assert!(gap.to - gap.from >= Duration::days(1), "{gap:?}");
+    assert!(gap.to <= env.now() - Duration::days(6));
+}
+
+#[tokio::test]
+async fn audit_events_date_grace_cases() {
+    let env = TestEnv::spawn().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let archive = FileArchive::new(dir.path());
+    let r = fetch(&env, &archive).await.expect("fetch");
+    assert_eq!(r.license_events, 5);
+    let report = env.check().await;
+    let ul = of_kind(&report, "unlicensed_mailbox");
+    let megan = &for_user(&ul, &upn("megan.bowen"))[0];
+    assert_eq!(megan["grace_evidence"], "audit_failed_assignment");
+    assert_eq!(megan["grace_started_at"], "2026-10-24T10:12:00Z");
+    let pradeep = &for_user(&ul, &upn("pradeep.gupta"))[0];
+    assert_eq!(pradeep["grace_evidence"], "audit_removal");
+    assert_eq!(pradeep["access_ends_at"], "2026-11-19T14:03:00Z");
+}
