@@ -112,7 +112,7 @@ pub fn encode_batch(
         "{source}/{content_type}/{}/{hash}.ndjson.gz",
         day.replace('-', "/")
     );
-    let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+    let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
     for r in records {
         let _ = serde_json::to_writer(&mut enc, r);
         let _ = enc.write_all(b"\n");

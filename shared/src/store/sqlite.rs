@@ -702,13 +702,22 @@ impl AuditState for SqliteStore {
 
     async fn seen_records(&self, ids: &[String]) -> Result<HashSet<String>, StoreError> {
         let conn = self.conn();
-        let mut st = conn
-            .prepare_cached("SELECT 1 FROM audit_seen WHERE record_id = ?1")
-            .map_err(db)?;
         let mut out = HashSet::new();
-        for id in ids {
-            if st.exists(params![id]).map_err(db)? {
-                out.insert(id.clone());
+        // One query per 500 ids instead of one per id.
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let mut st = conn
+                .prepare_cached(&format!(
+                    "SELECT record_id FROM audit_seen WHERE record_id IN ({marks})"
+                ))
+                .map_err(db)?;
+            let rows = st
+                .query_map(rusqlite::params_from_iter(chunk.iter()), |r| {
+                    r.get::<_, String>(0)
+                })
+                .map_err(db)?;
+            for r in rows {
+                out.insert(r.map_err(db)?);
             }
         }
         Ok(out)
