@@ -93,3 +93,44 @@ pub async fn events(json: bool, user: Option<String>) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Re-lists one day from the sources and compares it with the archive.
+pub async fn verify(json: bool, day: &str) -> Result<(), String> {
+    let day = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .map_err(|_| format!("--day '{day}' is not YYYY-MM-DD"))?;
+    let rt = runtime().await?;
+    let archive = rt.audit_archive().map_err(|e| e.to_string())?;
+    let checks = licensewatch_core::usecases::fetch_audit::verify_day(
+        &rt.audit_deps(&archive),
+        &rt.policy,
+        day,
+    )
+    .await
+    .map_err(|e| format!("{e} ({})", e.kind()))?;
+    let complete = checks
+        .iter()
+        .all(|c| c.missing_records.is_empty() && c.blobs_missing.is_empty());
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"day": day.to_string(), "complete": complete, "sources": checks})
+        );
+    } else {
+        for c in &checks {
+            println!(
+                "{}: {} record(s) at the source, {} archived, {} missing; {} blob(s) listed, {} not archived",
+                c.source,
+                c.source_records,
+                c.archived_records,
+                c.missing_records.len(),
+                c.blobs_listed,
+                c.blobs_missing.len()
+            );
+        }
+    }
+    if complete {
+        Ok(())
+    } else {
+        Err(format!("the archive misses records for {day}"))
+    }
+}

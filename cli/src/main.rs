@@ -162,7 +162,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         } => serve::reprocess(cli.json, user, action, sku_ids, template_user, dry_run).await,
         Command::AuditFetch => audit::fetch(cli.json).await,
         Command::LicenseEvents { user } => audit::events(cli.json, user).await,
-        Command::AuditVerify { .. } | Command::Report { .. } | Command::Demo => {
+        Command::AuditVerify { day } => audit::verify(cli.json, &day).await,
+        Command::Report { .. } | Command::Demo => {
             // Configuration is checked first so that a misconfigured run always says what to fix.
             if !matches!(cli.command, Command::Demo) {
                 licensewatch_core::runtime::load_config().map_err(|e| e.to_string())?;

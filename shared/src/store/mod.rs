@@ -301,6 +301,8 @@ pub trait StateStore: Send + Sync {
     ) -> Result<Vec<Alert>, StoreError>;
     /// Open alert occurrences.
     async fn open_alerts(&self, tenant_id: &str) -> Result<Vec<Alert>, StoreError>;
+    /// Records a one-off alert occurrence (e.g. an audit gap); the same `alert_id` is stored once.
+    async fn raise_alert(&self, tenant_id: &str, alert: &Alert) -> Result<(), StoreError>;
     /// Occurrences raised since `since`, open or closed (a short one must still be alerted once).
     async fn recent_alerts(
         &self,

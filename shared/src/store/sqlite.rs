@@ -413,6 +413,18 @@ impl StateStore for SqliteStore {
         self.open_alerts(tenant_id).await
     }
 
+    async fn raise_alert(&self, tenant_id: &str, alert: &Alert) -> Result<(), StoreError> {
+        let body = serde_json::to_string(alert).map_err(corrupt)?;
+        // Closed at once: it is a single occurrence, not a condition that license-check keeps in step.
+        self.conn()
+            .execute(
+                "INSERT OR IGNORE INTO alerts (alert_id, tenant_id, condition, open, body) VALUES (?1,?2,?3,0,?4)",
+                params![alert.alert_id, tenant_id, alert.condition, body],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
     async fn open_alerts(&self, tenant_id: &str) -> Result<Vec<Alert>, StoreError> {
         self.alerts_where(tenant_id, true)
     }

@@ -175,6 +175,18 @@ async fn an_expired_range_is_reported_as_a_gap() {
         .expect("a gap");
     assert!(gap.to - gap.from >= Duration::days(1), "{gap:?}");
     assert!(gap.to <= env.now() - Duration::days(6));
+    // The gap is an alert that grace-period-notify sends once.
+    let alerts = env
+        .rt
+        .store
+        .recent_alerts(&env.sim.tenant_id, env.now() - Duration::days(1))
+        .await
+        .expect("alerts");
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.kind == "audit_gap" && a.summary.contains("management_api"))
+    );
 }
 
 #[tokio::test]
@@ -192,4 +204,42 @@ async fn audit_events_date_grace_cases() {
     let pradeep = &for_user(&ul, &upn("pradeep.gupta"))[0];
     assert_eq!(pradeep["grace_evidence"], "audit_removal");
     assert_eq!(pradeep["access_ends_at"], "2026-11-19T14:03:00Z");
+}
+
+#[tokio::test]
+async fn audit_verify_compares_a_day_of_the_source_with_the_archive() {
+    use licensewatch_core::usecases::fetch_audit::verify_day;
+    let env = TestEnv::spawn().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let archive = FileArchive::new(dir.path());
+    changes(&env, 3).await;
+    env.advance(Duration::hours(5)).await;
+    let day = env.now().date_naive();
+    // Before any fetch, everything of the day is missing.
+    let before = verify_day(&env.rt.audit_deps(&archive), &env.rt.policy, day)
+        .await
+        .expect("verify");
+    let mgmt = before
+        .iter()
+        .find(|c| c.source.starts_with("management_api"))
+        .expect("mgmt");
+    assert!(
+        mgmt.source_records > 0 && mgmt.archived_records == 0 && !mgmt.blobs_missing.is_empty()
+    );
+    fetch(&env, &archive).await.expect("fetch");
+    let after = verify_day(&env.rt.audit_deps(&archive), &env.rt.policy, day)
+        .await
+        .expect("verify");
+    for c in &after {
+        assert!(
+            c.missing_records.is_empty() && c.blobs_missing.is_empty(),
+            "{c:?}"
+        );
+        assert_eq!(c.archived_records, c.source_records);
+    }
+    assert!(
+        after
+            .iter()
+            .any(|c| c.source == "directory_audit" && c.source_records == 6)
+    );
 }
