@@ -1,23 +1,11 @@
 //! `licensewatch audit-fetch` and `licensewatch license-events`.
 
-use licensewatch_core::runtime::{Runtime, load_config};
 use licensewatch_core::store::StateStore;
 use licensewatch_core::usecases::fetch_audit::fetch_audit;
 
-async fn runtime() -> Result<Runtime, String> {
-    let (settings, policy) = load_config().map_err(|e| e.to_string())?;
-    Runtime::build(
-        settings,
-        policy,
-        Runtime::catalog(None).map_err(|e| e.to_string())?,
-    )
-    .await
-    .map_err(|e| e.to_string())
-}
-
 /// Archives new audit records and derives licence events.
 pub async fn fetch(json: bool) -> Result<(), String> {
-    let rt = runtime().await?;
+    let rt = crate::runtime(None).await?;
     let archive = rt.audit_archive().map_err(|e| e.to_string())?;
     let report = fetch_audit(&rt.audit_deps(&archive), &rt.policy)
         .await
@@ -47,7 +35,7 @@ pub async fn fetch(json: bool) -> Result<(), String> {
 
 /// Lists licence-change events.
 pub async fn events(json: bool, user: Option<String>) -> Result<(), String> {
-    let rt = runtime().await?;
+    let rt = crate::runtime(None).await?;
     let tenant = rt.tenant_run().tenant_id;
     let events = rt
         .store
@@ -98,7 +86,7 @@ pub async fn events(json: bool, user: Option<String>) -> Result<(), String> {
 pub async fn verify(json: bool, day: &str) -> Result<(), String> {
     let day = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
         .map_err(|_| format!("--day '{day}' is not YYYY-MM-DD"))?;
-    let rt = runtime().await?;
+    let rt = crate::runtime(None).await?;
     let archive = rt.audit_archive().map_err(|e| e.to_string())?;
     let checks = licensewatch_core::usecases::fetch_audit::verify_day(
         &rt.audit_deps(&archive),

@@ -8,21 +8,13 @@ use licensewatch_core::runtime::{Runtime, load_config};
 use licensewatch_core::store::StateStore;
 use licensewatch_core::usecases::check_licenses::{CheckReport, check_licenses};
 
-async fn runtime(licensing_csv: Option<PathBuf>) -> Result<Runtime, String> {
-    let (settings, policy) = load_config().map_err(|e| e.to_string())?;
-    let catalog = Runtime::catalog(licensing_csv.as_deref()).map_err(|e| e.to_string())?;
-    Runtime::build(settings, policy, catalog)
-        .await
-        .map_err(|e| e.to_string())
-}
-
 /// Runs license-check once.
 pub async fn run(
     json: bool,
     csv: Option<PathBuf>,
     licensing_csv: Option<PathBuf>,
 ) -> Result<(), String> {
-    let rt = runtime(licensing_csv).await?;
+    let rt = crate::runtime(licensing_csv.as_deref()).await?;
     let tty = std::io::stderr().is_terminal();
     let progress = move |n: usize| {
         if tty {

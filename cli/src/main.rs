@@ -136,6 +136,18 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Loads the configuration and builds the runtime every command shares (the licensing CSV may be replaced).
+pub(crate) async fn runtime(
+    licensing_csv: Option<&std::path::Path>,
+) -> Result<licensewatch_core::runtime::Runtime, String> {
+    use licensewatch_core::runtime::{Runtime, load_config};
+    let (settings, policy) = load_config().map_err(|e| e.to_string())?;
+    let catalog = Runtime::catalog(licensing_csv).map_err(|e| e.to_string())?;
+    Runtime::build(settings, policy, catalog)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Sim {

@@ -1,19 +1,11 @@
 //! `licensewatch notify`: the grace-period-notify use case with the configured channels plus the console.
 
 use licensewatch_core::notify::ConsoleChannel;
-use licensewatch_core::runtime::{Runtime, load_config};
 use licensewatch_core::usecases::notify_grace_period::notify_grace_period;
 
 /// Sends the notices that are due (or, with `dry_run`, shows them).
 pub async fn run(json: bool, dry_run: bool) -> Result<(), String> {
-    let (settings, policy) = load_config().map_err(|e| e.to_string())?;
-    let rt = Runtime::build(
-        settings,
-        policy,
-        Runtime::catalog(None).map_err(|e| e.to_string())?,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let rt = crate::runtime(None).await?;
     // The console shows every notice locally; with --json it stays quiet so stdout holds one JSON document.
     let channels = rt
         .notify_channels(Some(Box::new(ConsoleChannel::new(json))))

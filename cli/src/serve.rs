@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use licensewatch_core::runtime::{Runtime, load_config};
+use licensewatch_core::runtime::Runtime;
 use licensewatch_core::store::{
     RemediationQueue, RemediationRecord, RemediationRequest, RemediationStore,
 };
@@ -21,20 +21,9 @@ struct App {
     auth: WebhookAuth,
 }
 
-async fn runtime() -> Result<Runtime, String> {
-    let (settings, policy) = load_config().map_err(|e| e.to_string())?;
-    Runtime::build(
-        settings,
-        policy,
-        Runtime::catalog(None).map_err(|e| e.to_string())?,
-    )
-    .await
-    .map_err(|e| e.to_string())
-}
-
 /// Serves until Ctrl-C.
 pub async fn serve(port: u16, bind: &str, with_worker: bool) -> Result<(), String> {
-    let rt = runtime().await?;
+    let rt = crate::runtime(None).await?;
     let auth = rt.webhook_auth().map_err(|e| e.to_string())?;
     let app = Arc::new(App { rt, auth });
     let addr: SocketAddr = format!("{bind}:{port}")
@@ -128,7 +117,7 @@ pub async fn reprocess(
     template_user: Option<String>,
     dry_run: bool,
 ) -> Result<(), String> {
-    let rt = runtime().await?;
+    let rt = crate::runtime(None).await?;
     if !licensewatch_core::usecases::reprocess_user::ACTIONS.contains(&action.as_str()) {
         return Err(format!(
             "--action '{action}' is not one of reprocess, assign, remove, copy_from"
