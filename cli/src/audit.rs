@@ -1,13 +1,11 @@
 //! `licensewatch audit-fetch` and `licensewatch license-events`.
 
-use licensewatch_core::store::StateStore;
 use licensewatch_core::usecases::fetch_audit::fetch_audit;
 
 /// Archives new audit records and derives licence events.
 pub async fn fetch(json: bool) -> Result<(), String> {
     let rt = crate::runtime(None).await?;
-    let archive = rt.audit_archive().map_err(|e| e.to_string())?;
-    let report = fetch_audit(&rt.audit_deps(&archive), &rt.policy)
+    let report = fetch_audit(&rt.audit_deps(), &rt.policy)
         .await
         .map_err(|e| format!("{e} ({})", e.kind()))?;
     if json {
@@ -87,9 +85,8 @@ pub async fn verify(json: bool, day: &str) -> Result<(), String> {
     let day = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
         .map_err(|_| format!("--day '{day}' is not YYYY-MM-DD"))?;
     let rt = crate::runtime(None).await?;
-    let archive = rt.audit_archive().map_err(|e| e.to_string())?;
     let checks = licensewatch_core::usecases::fetch_audit::verify_day(
-        &rt.audit_deps(&archive),
+        &rt.audit_deps(),
         &rt.policy,
         day,
     )

@@ -10,9 +10,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use licensewatch_core::runtime::Runtime;
-use licensewatch_core::store::{
-    RemediationQueue, RemediationRecord, RemediationRequest, RemediationStore,
-};
+use licensewatch_core::store::{RemediationRecord, RemediationRequest};
 use licensewatch_core::usecases::reprocess_user::process;
 use licensewatch_core::webhook::{HttpRequest, MAX_BODY, WebhookAuth, handle};
 

@@ -62,6 +62,10 @@ pub struct Settings {
     pub policy_path: PathBuf,
     /// Whether `LICENSEWATCH_CONFIG` was set explicitly (then the file must exist).
     pub policy_path_explicit: bool,
+    /// `LICENSEWATCH_QUEUE_URL`: the SQS remediation queue (AWS); unset = the state store's local queue.
+    pub queue_url: Option<String>,
+    /// `LICENSEWATCH_TENANT_QUEUE_URL`: the SQS queue a scheduled run fans tenants out to (AWS, many tenants).
+    pub tenant_queue_url: Option<String>,
 }
 
 /// One problem with one variable or key.
@@ -134,6 +138,8 @@ pub mod vars {
     pub const ARCHIVE: &str = "LICENSEWATCH_ARCHIVE";
     pub const NOW: &str = "LICENSEWATCH_NOW";
     pub const CONFIG: &str = "LICENSEWATCH_CONFIG";
+    pub const QUEUE_URL: &str = "LICENSEWATCH_QUEUE_URL";
+    pub const TENANT_QUEUE_URL: &str = "LICENSEWATCH_TENANT_QUEUE_URL";
 }
 
 impl Settings {
@@ -285,8 +291,38 @@ impl Settings {
             None => (PathBuf::from("./licensewatch.toml"), false),
         };
 
+        let mut queue_urls = [None, None];
+        for (var, slot) in [vars::QUEUE_URL, vars::TENANT_QUEUE_URL]
+            .into_iter()
+            .zip(queue_urls.iter_mut())
+        {
+            if let Some(raw) = get(var) {
+                match parse_base_url(&raw) {
+                    Ok(_) => *slot = Some(raw),
+                    Err(e) => problems.add(var, e),
+                }
+            }
+        }
+        let [queue_url, tenant_queue_url] = queue_urls;
+        if queue_url.is_some() && matches!(state, StateLocation::Sqlite(_)) {
+            problems.add(
+                vars::QUEUE_URL,
+                format!("an SQS queue needs {}=dynamodb:TABLE: the worker that reads it records outcomes there", vars::STATE),
+            );
+        }
+        if matches!(state, StateLocation::DynamoDb(_))
+            && !matches!(archive, ArchiveLocation::S3 { .. })
+        {
+            problems.add(
+                vars::ARCHIVE,
+                format!("{}=dynamodb:TABLE keeps snapshots in S3: set {}=s3://BUCKET/PREFIX", vars::STATE, vars::ARCHIVE),
+            );
+        }
+
         match credential {
             Some(credential) if problems.0.is_empty() => Ok(Settings {
+                queue_url,
+                tenant_queue_url,
                 tenant_id,
                 client_id,
                 credential,

@@ -7,10 +7,12 @@
 //! - [`credentials`]: resolving configuration into a ready [`credentials::Microsoft`] (incl. Secrets Manager).
 //! - [`domain`]: pure licensing rules (grace-period maths).
 //! - [`clock`]: time as a port.
+//! - [`store`], [`archive`], [`aws`]: durable state (SQLite locally; DynamoDB, S3 and SQS on AWS).
 //! - [`error`]: [`error::CoreError`] with its retryable/permanent classification.
 
 pub mod archive;
 pub mod auth;
+pub mod aws;
 pub mod clock;
 pub mod cloud;
 pub mod config;

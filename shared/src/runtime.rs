@@ -11,6 +11,9 @@ use crate::domain::catalog::Catalog;
 use crate::error::CoreError;
 use crate::policy::Policy;
 use crate::retry::RetryPolicy;
+use crate::archive::{AuditArchive, FileArchive};
+use crate::config::ArchiveLocation;
+use crate::store::Backend;
 use crate::store::sqlite::SqliteStore;
 use crate::usecases::check_licenses::{CheckDeps, TenantRun};
 
@@ -22,8 +25,12 @@ pub struct Runtime {
     pub policy: Policy,
     /// Graph and Management API clients.
     pub microsoft: Microsoft,
-    /// State store (also the local remediation queue).
-    pub store: Arc<SqliteStore>,
+    /// State store and remediation queue: SQLite locally; DynamoDB, S3 and SQS on AWS.
+    pub store: Arc<dyn Backend>,
+    /// The audit archive: a directory locally, S3 on AWS.
+    pub archive: Arc<dyn AuditArchive>,
+    /// Where a scheduled run fans tenants out to (AWS, many tenants).
+    pub tenant_queue: Option<crate::aws::sqs::SqsQueue>,
     /// Time (`LICENSEWATCH_NOW` fixes it).
     pub clock: Arc<dyn Clock>,
     /// SKU names.
@@ -77,25 +84,73 @@ impl Runtime {
             &policy.audit.publisher_id,
         )
         .await?;
-        Self::with_microsoft(settings, policy, microsoft, catalog)
+        Self::with_microsoft(settings, policy, microsoft, catalog).await
     }
 
     /// Builds the runtime around existing Microsoft clients (tests, the demo).
-    pub fn with_microsoft(
+    pub async fn with_microsoft(
         settings: Settings,
         policy: Policy,
         microsoft: Microsoft,
         catalog: Catalog,
     ) -> Result<Self, CoreError> {
-        let store = match &settings.state {
-            StateLocation::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
-            StateLocation::DynamoDb(table) => {
+        let needs_aws = matches!(settings.state, StateLocation::DynamoDb(_))
+            || matches!(settings.archive, ArchiveLocation::S3 { .. })
+            || settings.tenant_queue_url.is_some();
+        let aws = if needs_aws {
+            Some(crate::aws::sdk_config().await)
+        } else {
+            None
+        };
+        let objects = match (&settings.archive, &aws) {
+            (ArchiveLocation::S3 { bucket, prefix }, Some(conf)) => Some(
+                crate::aws::s3::S3Objects::new(conf, bucket, prefix),
+            ),
+            _ => None,
+        };
+        let archive: Arc<dyn AuditArchive> = match (&settings.archive, &objects) {
+            (ArchiveLocation::Directory(dir), _) => Arc::new(FileArchive::new(dir.clone())),
+            (ArchiveLocation::S3 { .. }, Some(o)) => {
+                Arc::new(crate::aws::s3::S3Archive::new(o.clone()))
+            }
+            (ArchiveLocation::S3 { .. }, None) => {
                 return Err(ConfigError::single(
-                    crate::config::vars::STATE,
-                    format!("dynamodb:{table} needs the AWS adapters, which this build does not include yet"),
+                    crate::config::vars::ARCHIVE,
+                    "S3 is not configured",
                 )
                 .into());
             }
+        };
+        let store: Arc<dyn Backend> = match (&settings.state, &aws, &objects) {
+            (StateLocation::Sqlite(path), _, _) => Arc::new(SqliteStore::open(path)?),
+            (StateLocation::DynamoDb(table), Some(conf), Some(objects)) => {
+                // Snapshots and run records sit beside the audit archive, under their own prefix.
+                let queue = settings
+                    .queue_url
+                    .as_deref()
+                    .map(|u| crate::aws::sqs::SqsQueue::new(conf, u));
+                Arc::new(crate::aws::dynamo::DynamoStore::new(
+                    conf,
+                    table,
+                    objects.under("state"),
+                    queue,
+                    &microsoft.tenant_id,
+                ))
+            }
+            (StateLocation::DynamoDb(_), _, _) => {
+                return Err(ConfigError::single(
+                    crate::config::vars::STATE,
+                    format!(
+                        "dynamodb needs {}=s3://BUCKET/PREFIX for snapshots",
+                        crate::config::vars::ARCHIVE
+                    ),
+                )
+                .into());
+            }
+        };
+        let tenant_queue = match (&settings.tenant_queue_url, &aws) {
+            (Some(u), Some(conf)) => Some(crate::aws::sqs::SqsQueue::new(conf, u)),
+            _ => None,
         };
         let clock: Arc<dyn Clock> = match settings.now {
             Some(t) => Arc::new(FixedClock::at(t)),
@@ -106,6 +161,8 @@ impl Runtime {
             policy,
             microsoft,
             store,
+            archive,
+            tenant_queue,
             clock,
             catalog: Arc::new(catalog),
         })
@@ -202,25 +259,15 @@ impl Runtime {
         }
     }
 
-    /// The audit archive from `LICENSEWATCH_ARCHIVE`.
-    pub fn audit_archive(&self) -> Result<crate::archive::FileArchive, ConfigError> {
-        match &self.settings.archive {
-            crate::config::ArchiveLocation::Directory(dir) => {
-                Ok(crate::archive::FileArchive::new(dir.clone()))
-            }
-            crate::config::ArchiveLocation::S3 { bucket, .. } => Err(ConfigError::single(
-                crate::config::vars::ARCHIVE,
-                format!(
-                    "s3://{bucket} needs the AWS adapters, which this build does not include yet"
-                ),
-            )),
-        }
+    /// audit-fetch's ports.
+    pub fn audit_deps(&self) -> crate::usecases::fetch_audit::AuditDeps<'_> {
+        self.audit_deps_with(self.archive.as_ref())
     }
 
-    /// audit-fetch's ports.
-    pub fn audit_deps<'a>(
+    /// audit-fetch's ports with another archive (tests, benchmarks).
+    pub fn audit_deps_with<'a>(
         &'a self,
-        archive: &'a dyn crate::archive::AuditArchive,
+        archive: &'a dyn AuditArchive,
     ) -> crate::usecases::fetch_audit::AuditDeps<'a> {
         crate::usecases::fetch_audit::AuditDeps {
             graph: &self.microsoft.graph,

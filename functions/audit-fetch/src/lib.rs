@@ -1,7 +1,6 @@
 //! audit-fetch Lambda handler: an EventBridge schedule (e.g. every 15 minutes) → the audit-fetch use case → summary.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use licensewatch_core::archive::AuditArchive;
 use licensewatch_core::error::CoreError;
 use licensewatch_core::runtime::Runtime;
 use licensewatch_core::usecases::fetch_audit::{AuditReport, fetch_audit};
@@ -10,10 +9,9 @@ use licensewatch_core::usecases::fetch_audit::{AuditReport, fetch_audit};
 /// archive write, so the retry (or the next schedule) continues where this one stopped.
 pub async fn handle(
     rt: &Runtime,
-    archive: &dyn AuditArchive,
     _event: EventBridgeEvent<serde_json::Value>,
 ) -> Result<AuditReport, CoreError> {
-    let report = fetch_audit(&rt.audit_deps(archive), &rt.policy).await?;
+    let report = fetch_audit(&rt.audit_deps(), &rt.policy).await?;
     tracing::info!(
         records_archived = report.records_archived,
         duplicates_skipped = report.duplicates_skipped,

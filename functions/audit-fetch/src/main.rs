@@ -10,10 +10,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // Built once per cold start and lent to every invocation.
     let (settings, policy) = load_config()?;
     let rt = Runtime::build(settings, policy, Runtime::catalog(None)?).await?;
-    let archive = rt.audit_archive()?;
-    let (rt, archive) = (&rt, &archive);
+    let rt = &rt;
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| async move {
-        audit_fetch::handle(rt, archive, ev.payload)
+        audit_fetch::handle(rt, ev.payload)
             .await
             .map_err(audit_fetch::Failure)
     }))

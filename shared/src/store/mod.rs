@@ -3,6 +3,8 @@
 
 pub mod sqlite;
 
+use std::io::Write;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -251,9 +253,58 @@ pub struct Alert {
     pub raised_at: DateTime<Utc>,
 }
 
+/// What one license-check run saw, kept for the report (capacity, errors and changes over time).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Tenant.
+    pub tenant_id: String,
+    /// Run time.
+    pub run_at: DateTime<Utc>,
+    /// Users read.
+    pub users_scanned: usize,
+    /// Users holding at least one licence.
+    pub licensed_users: usize,
+    /// SKU capacity at run time.
+    pub skus: Vec<crate::domain::snapshot::SkuSnap>,
+    /// The run's findings.
+    pub findings: Vec<crate::domain::findings::Finding>,
+}
+
+/// Everything a deployment stores, behind one object: the SQLite file locally, DynamoDB + S3 + SQS on AWS.
+pub trait Backend: StateStore + RemediationStore + RemediationQueue + AuditState {}
+
+impl<T: StateStore + RemediationStore + RemediationQueue + AuditState> Backend for T {}
+
+/// Gzipped JSON, as snapshots and run records are stored.
+pub(crate) fn gzip_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(e.to_string());
+    // Buffered: serde_json writes token by token, and each unbuffered write would run the compressor.
+    let mut enc = std::io::BufWriter::with_capacity(
+        1 << 16,
+        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()),
+    );
+    serde_json::to_writer(&mut enc, value).map_err(|e| corrupt(&e))?;
+    enc.flush().map_err(|e| corrupt(&e))?;
+    enc.into_inner()
+        .map_err(|e| corrupt(e.error()))?
+        .finish()
+        .map_err(|e| corrupt(&e))
+}
+
+/// Reads what [`gzip_json`] wrote.
+pub(crate) fn gunzip_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    let reader =
+        std::io::BufReader::with_capacity(1 << 16, flate2::read::GzDecoder::new(bytes));
+    serde_json::from_reader(reader).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
 /// Durable state.
 #[async_trait]
 pub trait StateStore: Send + Sync {
+    /// Saves what a license-check run saw (for the report).
+    async fn save_run(&self, run: &RunRecord) -> Result<(), StoreError>;
+    /// Run records, oldest first; `limit` keeps the newest ones.
+    async fn runs(&self, tenant_id: &str, limit: usize) -> Result<Vec<RunRecord>, StoreError>;
     /// What a run needs of the tenant's newest snapshot.
     async fn previous_run(&self, tenant_id: &str) -> Result<Option<PreviousRun>, StoreError>;
     /// Saves a run's snapshot.

@@ -1,22 +1,18 @@
 //! The embedded SQLite state store (`LICENSEWATCH_STATE=sqlite:PATH`). One connection behind a mutex: runs are
 //! short and sequential, and SQLite's WAL mode lets a second process read while one writes.
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use flate2::Compression;
-use flate2::read::GzDecoder;
-use flate2::write::GzEncoder;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use std::collections::{HashMap, HashSet};
 
 use super::{
     Admitted, Alert, AuditState, Claim, Gap, GraceCase, HistoryEntry, LedgerEntry, LedgerStatus,
-    RemediationQueue, RemediationRecord, RemediationRequest, RemediationStore, StateStore,
-    StoreError,
+    RemediationQueue, RemediationRecord, RemediationRequest, RemediationStore, RunRecord,
+    StateStore, StoreError,
 };
 use crate::domain::license_event::LicenseEvent;
 use crate::domain::snapshot::{PreviousRun, Snapshot};
@@ -54,6 +50,8 @@ const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
 PRAGMA busy_timeout = 5000;
+CREATE TABLE IF NOT EXISTS check_runs (
+    tenant_id TEXT NOT NULL, run_at TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY (tenant_id, run_at));
 CREATE TABLE IF NOT EXISTS snapshots (
     tenant_id TEXT NOT NULL, taken_at TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY (tenant_id, taken_at));
 CREATE TABLE IF NOT EXISTS license_history (
@@ -176,23 +174,38 @@ impl StateStore for SqliteStore {
             .optional()
             .map_err(db)?;
         let Some(blob) = blob else { return Ok(None) };
-        let reader = std::io::BufReader::with_capacity(1 << 16, GzDecoder::new(&blob[..]));
-        serde_json::from_reader(reader).map(Some).map_err(corrupt)
+        super::gunzip_json(&blob).map(Some)
+    }
+
+    async fn save_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        let blob = super::gzip_json(run)?;
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO check_runs (tenant_id, run_at, body) VALUES (?1, ?2, ?3)",
+                params![run.tenant_id, ts(&run.run_at), blob],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn runs(&self, tenant_id: &str, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare("SELECT body FROM check_runs WHERE tenant_id = ?1 ORDER BY run_at DESC LIMIT ?2")
+            .map_err(db)?;
+        let rows = st
+            .query_map(params![tenant_id, limit as i64], |r| r.get::<_, Vec<u8>>(0))
+            .map_err(db)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(super::gunzip_json(&r.map_err(db)?)?);
+        }
+        out.reverse();
+        Ok(out)
     }
 
     async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
-        // Buffered: serde_json writes token by token, and each unbuffered write would run the compressor.
-        let mut enc = std::io::BufWriter::with_capacity(
-            1 << 16,
-            GzEncoder::new(Vec::new(), Compression::fast()),
-        );
-        serde_json::to_writer(&mut enc, snapshot).map_err(corrupt)?;
-        enc.flush().map_err(corrupt)?;
-        let blob = enc
-            .into_inner()
-            .map_err(|e| corrupt(e.error()))?
-            .finish()
-            .map_err(corrupt)?;
+        let blob = super::gzip_json(snapshot)?;
         self.conn()
             .execute(
                 "INSERT OR REPLACE INTO snapshots (tenant_id, taken_at, body) VALUES (?1, ?2, ?3)",

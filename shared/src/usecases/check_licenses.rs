@@ -505,6 +505,20 @@ pub async fn check_licenses(
             Severity::Info => counts.info += 1,
         }
     }
+    deps.store
+        .save_run(&crate::store::RunRecord {
+            tenant_id: tenant.tenant_id.clone(),
+            run_at: now,
+            users_scanned: snapshot.users.len(),
+            licensed_users: snapshot
+                .users
+                .iter()
+                .filter(|u| !u.licenses.is_empty())
+                .count(),
+            skus: snapshot.skus.clone(),
+            findings: findings.clone(),
+        })
+        .await?;
     tracing::info!(tenant = %tenant.tenant_id, users = snapshot.users.len(), findings = findings.len(), "license-check done");
     Ok(CheckReport {
         tenant_id: tenant.tenant_id.clone(),

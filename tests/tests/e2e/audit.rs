@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use chrono::Duration;
 use licensewatch_core::archive::{AuditArchive, FileArchive, decode_batch};
-use licensewatch_core::store::StateStore;
 use licensewatch_core::usecases::fetch_audit::{AuditReport, fetch_audit};
 use serde_json::json;
 
@@ -15,7 +14,7 @@ async fn fetch(
     env: &TestEnv,
     archive: &FileArchive,
 ) -> Result<AuditReport, licensewatch_core::error::CoreError> {
-    fetch_audit(&env.rt.audit_deps(archive), &env.rt.policy).await
+    fetch_audit(&env.rt.audit_deps_with(archive), &env.rt.policy).await
 }
 
 /// Every archived record id with how many times it is in the archive.
@@ -216,7 +215,7 @@ async fn audit_verify_compares_a_day_of_the_source_with_the_archive() {
     env.advance(Duration::hours(5)).await;
     let day = env.now().date_naive();
     // Before any fetch, everything of the day is missing.
-    let before = verify_day(&env.rt.audit_deps(&archive), &env.rt.policy, day)
+    let before = verify_day(&env.rt.audit_deps_with(&archive), &env.rt.policy, day)
         .await
         .expect("verify");
     let mgmt = before
@@ -227,7 +226,7 @@ async fn audit_verify_compares_a_day_of_the_source_with_the_archive() {
         mgmt.source_records > 0 && mgmt.archived_records == 0 && !mgmt.blobs_missing.is_empty()
     );
     fetch(&env, &archive).await.expect("fetch");
-    let after = verify_day(&env.rt.audit_deps(&archive), &env.rt.policy, day)
+    let after = verify_day(&env.rt.audit_deps_with(&archive), &env.rt.policy, day)
         .await
         .expect("verify");
     for c in &after {

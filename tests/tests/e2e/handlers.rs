@@ -201,11 +201,8 @@ async fn reprocess_user_sqs_batches_report_only_retryable_failures() {
 #[tokio::test]
 async fn audit_fetch_handles_a_scheduled_event() {
     let env = TestEnv::spawn().await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let archive = licensewatch_core::archive::FileArchive::new(dir.path());
     let r = audit_fetch::handle(
         &env.rt,
-        &archive,
         event(include_str!(
             "../../fixtures/events/eventbridge-schedule.json"
         )),
@@ -215,7 +212,6 @@ async fn audit_fetch_handles_a_scheduled_event() {
     assert_eq!(r.records_archived, 10);
     let again = audit_fetch::handle(
         &env.rt,
-        &archive,
         event(include_str!(
             "../../fixtures/events/eventbridge-schedule.json"
         )),

@@ -71,6 +71,10 @@ impl TestEnv {
                 "LICENSEWATCH_STATE",
                 format!("sqlite:{}", dir.path().join("state.db").display()),
             ),
+            (
+                "LICENSEWATCH_ARCHIVE",
+                format!("file:{}", dir.path().join("archive").display()),
+            ),
         ]);
         let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("settings");
         let ms = Microsoft::build(
@@ -82,7 +86,9 @@ impl TestEnv {
             "",
         );
         let mut rt =
-            Runtime::with_microsoft(settings, policy, ms, Catalog::embedded()).expect("runtime");
+            Runtime::with_microsoft(settings, policy, ms, Catalog::embedded())
+                .await
+                .expect("runtime");
         let clock = Arc::new(FixedClock::at(now));
         rt.clock = clock.clone();
         Self {

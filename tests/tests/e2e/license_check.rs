@@ -3,7 +3,6 @@
 use chrono::{DateTime, Duration, Utc};
 use licensewatch_core::domain::license_event::LicenseEvent;
 use licensewatch_core::policy::Policy;
-use licensewatch_core::store::{RemediationQueue, StateStore};
 use serde_json::json;
 
 use crate::helpers::*;

@@ -8,7 +8,6 @@ use licensewatch_core::error::CoreError;
 use licensewatch_core::notify::{Channel, ConsoleChannel, WebhookChannel};
 use licensewatch_core::policy::WebhookKind;
 use licensewatch_core::signing::{StandardHeaders, WebhookSecret, verify_standard};
-use licensewatch_core::store::StateStore;
 use licensewatch_core::usecases::notify_grace_period::{SentNotice, Step, no_crash};
 use serde_json::json;
 use wiremock::matchers::method;

@@ -4,7 +4,6 @@
 use chrono::Duration;
 use licensewatch_core::policy::Policy;
 use licensewatch_core::signing::{WebhookSecret, sign_hub};
-use licensewatch_core::store::{RemediationQueue, RemediationStore};
 use licensewatch_core::usecases::reprocess_user::process;
 use licensewatch_core::webhook::{HttpRequest, HttpResponse, WebhookAuth, handle};
 use serde_json::{Value, json};

@@ -1,0 +1,63 @@
+//! The AWS adapters behind the store, archive and queue traits: DynamoDB for small transactional state, S3 for
+//! snapshots, run records and the audit archive, SQS for remediation and tenant fan-out messages.
+//!
+//! Endpoints, region and credentials come from the standard AWS chain (`AWS_REGION`, `AWS_ENDPOINT_URL`, the
+//! Lambda role), so the same code talks to AWS in a Lambda and to moto in tests.
+
+pub mod dynamo;
+pub mod s3;
+pub mod sqs;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+use crate::store::StoreError;
+
+/// The shared AWS configuration, loaded once per process.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+/// Maps an SDK error to a store error that knows whether a retry can help: throttling, timeouts, connection
+/// failures and 5xx are retryable (`Busy`); everything else (missing table, access denied, bad request) is not.
+pub(crate) fn sdk_error<E, R>(what: &str, e: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let retryable = match &e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(s) => {
+            let code = s.err().code().unwrap_or_default();
+            code.contains("Throttl")
+                || code == "ProvisionedThroughputExceededException"
+                || code == "RequestLimitExceeded"
+                || code == "InternalServerError"
+                || code == "ServiceUnavailable"
+                || code == "SlowDown"
+                || code == "TransactionConflictException"
+                || code == "ConditionalRequestConflict"
+        }
+        _ => false,
+    };
+    let message = format!(
+        "{what}: {}",
+        aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+    );
+    if retryable {
+        StoreError::Busy(message)
+    } else {
+        StoreError::Database(message)
+    }
+}
+
+/// The error code of a service error, if it is one.
+pub(crate) fn error_code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<String> {
+    match e {
+        SdkError::ServiceError(s) => s.err().code().map(str::to_string),
+        _ => None,
+    }
+}
