@@ -375,6 +375,7 @@ impl Caller {
         let s = status.as_u16();
         let throttled = matches!(s, 429 | 503 | 504) || (s == 403 && code == "AF429");
         if throttled {
+            THROTTLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if let Some(scope) = header_str(headers, "x-ms-throttle-scope") {
                 tracing::info!(%service, throttle_scope = %scope, "throttled");
             }
@@ -467,4 +468,12 @@ fn truncate(s: &str, max: usize) -> String {
 /// Parses a JSON body into `T`, describing the problem without echoing the body.
 pub fn json_body<T: serde::de::DeserializeOwned>(raw: &RawResponse) -> Result<T, BodyProblem> {
     serde_json::from_slice(&raw.body).map_err(|e| BodyProblem(format!("invalid JSON: {e}")))
+}
+
+/// Throttling answers met by this process (for the `GraphThrottles` metric: read before and after a run).
+static THROTTLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many throttling answers (429, 503, 504, AF429) this process has met so far.
+pub fn throttles_seen() -> u64 {
+    THROTTLES.load(std::sync::atomic::Ordering::Relaxed)
 }

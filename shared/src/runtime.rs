@@ -35,6 +35,8 @@ pub struct Runtime {
     pub clock: Arc<dyn Clock>,
     /// SKU names.
     pub catalog: Arc<Catalog>,
+    /// The AWS configuration, when state, archive or queues live there.
+    pub aws: Option<aws_config::SdkConfig>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -102,6 +104,17 @@ impl Runtime {
         } else {
             None
         };
+        Self::with_aws(settings, policy, microsoft, catalog, aws)
+    }
+
+    /// Builds the runtime with an AWS configuration given by the caller (tests against a local emulator).
+    pub fn with_aws(
+        settings: Settings,
+        policy: Policy,
+        microsoft: Microsoft,
+        catalog: Catalog,
+        aws: Option<aws_config::SdkConfig>,
+    ) -> Result<Self, CoreError> {
         let objects = match (&settings.archive, &aws) {
             (ArchiveLocation::S3 { bucket, prefix }, Some(conf)) => Some(
                 crate::aws::s3::S3Objects::new(conf, bucket, prefix),
@@ -165,7 +178,40 @@ impl Runtime {
             tenant_queue,
             clock,
             catalog: Arc::new(catalog),
+            aws,
         })
+    }
+
+    /// A runtime for another tenant of the policy's `[[tenants]]` (the fan-out): same app registration, state and
+    /// archive, clients for that tenant. A tenant the policy does not list is refused.
+    pub async fn for_tenant(&self, tenant_id: &str) -> Result<Self, CoreError> {
+        if !self
+            .policy
+            .tenants
+            .iter()
+            .any(|t| t.id.eq_ignore_ascii_case(tenant_id))
+        {
+            return Err(CoreError::BadInput(format!(
+                "tenant '{tenant_id}' is not listed in the policy's [[tenants]]"
+            )));
+        }
+        let mut settings = self.settings.clone();
+        settings.tenant_id = Some(tenant_id.to_string());
+        let microsoft = Microsoft::connect(
+            &settings,
+            RetryPolicy::default(),
+            &self.policy.audit.publisher_id,
+        )
+        .await?;
+        let mut rt = Self::with_aws(
+            settings,
+            self.policy.clone(),
+            microsoft,
+            (*self.catalog).clone(),
+            self.aws.clone(),
+        )?;
+        rt.clock = self.clock.clone();
+        Ok(rt)
     }
 
     /// Loads a newer licensing CSV, or the embedded one.

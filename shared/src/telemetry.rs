@@ -29,3 +29,132 @@ pub fn init(format: LogFormat, default_level: &str) {
         LogFormat::Text => builder.compact().with_target(false).try_init(),
     };
 }
+
+/// The span every Lambda invocation runs in: its JSON log lines carry the request id and the tenant.
+pub fn invocation_span(function: &str, request_id: &str, tenant: &str) -> tracing::Span {
+    tracing::info_span!("invocation", function, request_id, tenant)
+}
+
+/// CloudWatch embedded-metric-format (EMF) metrics for one invocation: counts per metric name, with the function
+/// and tenant as dimensions (plus an optional extra dimension such as a finding kind). Printed as JSON lines on
+/// stdout, which CloudWatch Logs turns into metrics without any API call.
+#[derive(Debug)]
+pub struct Metrics {
+    function: String,
+    tenant: String,
+    /// (extra dimension, metric name, value)
+    values: Vec<(Option<(String, String)>, String, f64)>,
+}
+
+/// The metrics namespace in CloudWatch.
+pub const METRICS_NAMESPACE: &str = "licensewatch";
+
+impl Metrics {
+    /// Metrics of `function` for `tenant`.
+    pub fn new(function: &str, tenant: &str) -> Self {
+        Self {
+            function: function.to_string(),
+            tenant: tenant.to_string(),
+            values: Vec::new(),
+        }
+    }
+
+    /// Adds a count.
+    pub fn count(&mut self, name: &str, value: usize) {
+        self.values.push((None, name.to_string(), value as f64));
+    }
+
+    /// Adds a count under one more dimension (e.g. `Kind`).
+    pub fn count_with(&mut self, name: &str, value: usize, dimension: &[(&str, &str)]) {
+        let extra = dimension
+            .first()
+            .map(|(k, v)| (k.to_string(), v.to_string()));
+        self.values.push((extra, name.to_string(), value as f64));
+    }
+
+    /// The EMF documents, one per dimension set, at `timestamp_ms`.
+    pub fn render(&self, timestamp_ms: i64) -> Vec<serde_json::Value> {
+        let mut sets: Vec<Option<(String, String)>> = Vec::new();
+        for (d, _, _) in &self.values {
+            if !sets.contains(d) {
+                sets.push(d.clone());
+            }
+        }
+        sets.into_iter()
+            .map(|set| {
+                let mut dims = vec!["Function".to_string(), "Tenant".to_string()];
+                let mut doc = serde_json::Map::new();
+                doc.insert("Function".into(), self.function.clone().into());
+                doc.insert("Tenant".into(), self.tenant.clone().into());
+                if let Some((k, v)) = &set {
+                    dims.push(k.clone());
+                    doc.insert(k.clone(), v.clone().into());
+                }
+                let mut defs = Vec::new();
+                for (d, name, value) in &self.values {
+                    if *d == set {
+                        defs.push(serde_json::json!({"Name": name, "Unit": "Count"}));
+                        doc.insert(name.clone(), serde_json::json!(value));
+                    }
+                }
+                doc.insert(
+                    "_aws".into(),
+                    serde_json::json!({
+                        "Timestamp": timestamp_ms,
+                        "CloudWatchMetrics": [{
+                            "Namespace": METRICS_NAMESPACE,
+                            "Dimensions": [dims],
+                            "Metrics": defs,
+                        }]
+                    }),
+                );
+                serde_json::Value::Object(doc)
+            })
+            .collect()
+    }
+
+    /// Prints the documents on stdout when running in Lambda (or when `LICENSEWATCH_METRICS=emf`); elsewhere
+    /// the CLI's own output stays clean.
+    pub fn emit(&self) {
+        let wanted = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()
+            || std::env::var("LICENSEWATCH_METRICS").is_ok_and(|v| v == "emf");
+        if !wanted || self.values.is_empty() {
+            return;
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        for doc in self.render(now) {
+            println!("{doc}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_documents_declare_every_metric_under_its_dimensions() {
+        let mut m = Metrics::new("license-check", "t1");
+        m.count("UsersScanned", 30);
+        m.count_with("Findings", 2, &[("Kind", "unlicensed_mailbox")]);
+        m.count_with("Findings", 1, &[("Kind", "sku_capacity")]);
+        let docs = m.render(1_700_000_000_000);
+        assert_eq!(docs.len(), 3);
+        let plain = &docs[0];
+        assert_eq!(plain["UsersScanned"], 30.0);
+        assert_eq!(
+            plain["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0],
+            serde_json::json!(["Function", "Tenant"])
+        );
+        assert_eq!(plain["_aws"]["CloudWatchMetrics"][0]["Namespace"], "licensewatch");
+        let kind = &docs[1];
+        assert_eq!(kind["Kind"], "unlicensed_mailbox");
+        assert_eq!(kind["Findings"], 2.0);
+        assert_eq!(
+            kind["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],
+            "Findings"
+        );
+        assert_eq!(docs[2]["Findings"], 1.0);
+        assert_eq!(kind["_aws"]["Timestamp"], 1_700_000_000_000i64);
+    }
+}

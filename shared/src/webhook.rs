@@ -132,10 +132,16 @@ pub struct HttpResponse {
     pub status: u16,
     /// JSON body.
     pub body: Value,
+    /// Why it was rejected (for the `WebhookRejects` metric), when it was.
+    pub reject_reason: Option<String>,
 }
 
 fn respond(status: u16, body: Value) -> HttpResponse {
-    HttpResponse { status, body }
+    HttpResponse {
+        status,
+        body,
+        reject_reason: None,
+    }
 }
 
 fn error(status: u16, message: &str) -> HttpResponse {
@@ -161,8 +167,9 @@ pub struct WebhookDeps<'a> {
 }
 
 /// Why a request was rejected, for logs and metrics.
-fn reject(reason: &str, response: HttpResponse) -> HttpResponse {
+fn reject(reason: &str, mut response: HttpResponse) -> HttpResponse {
     tracing::warn!(reason, status = response.status, "webhook rejected");
+    response.reject_reason = Some(reason.to_string());
     response
 }
 

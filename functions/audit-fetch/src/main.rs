@@ -3,6 +3,7 @@
 use lambda_runtime::{LambdaEvent, service_fn};
 use licensewatch_core::runtime::{Runtime, load_config};
 use licensewatch_core::telemetry::{self, LogFormat};
+use tracing::Instrument;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -12,7 +13,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let rt = Runtime::build(settings, policy, Runtime::catalog(None)?).await?;
     let rt = &rt;
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| async move {
+        let span = telemetry::invocation_span(
+            "audit-fetch",
+            &ev.context.request_id,
+            &rt.microsoft.tenant_id,
+        );
         audit_fetch::handle(rt, ev.payload)
+            .instrument(span)
             .await
             .map_err(audit_fetch::Failure)
     }))

@@ -4,6 +4,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use licensewatch_core::error::CoreError;
 use licensewatch_core::notify::Channel;
 use licensewatch_core::runtime::Runtime;
+use licensewatch_core::telemetry::Metrics;
 use licensewatch_core::usecases::notify_grace_period::notify_grace_period;
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +33,11 @@ pub async fn handle(
     for f in &report.failed {
         tracing::error!(channel = %f.channel, notices = f.notices, error = %f.error, "notice channel failed");
     }
+    let mut metrics = Metrics::new("grace-period-notify", &tenant);
+    metrics.count("NoticesSent", report.sent.len());
+    metrics.count("NoticesSkippedAlreadySent", report.skipped_already_sent);
+    metrics.count("NoticeChannelFailures", report.failed.len());
+    metrics.emit();
     Ok(Summary {
         tenant_id: tenant,
         sent: report.sent.len(),

@@ -3,6 +3,7 @@
 use lambda_runtime::{LambdaEvent, service_fn};
 use licensewatch_core::runtime::{Runtime, load_config};
 use licensewatch_core::telemetry::{self, LogFormat};
+use tracing::Instrument;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -13,7 +14,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let channels = rt.notify_channels(None)?;
     let (rt, channels) = (&rt, &channels);
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| async move {
+        let span = telemetry::invocation_span(
+            "grace-period-notify",
+            &ev.context.request_id,
+            &rt.microsoft.tenant_id,
+        );
         grace_period_notify::handle(rt, channels, ev.payload)
+            .instrument(span)
             .await
             .map_err(grace_period_notify::Failure)
     }))

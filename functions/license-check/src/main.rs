@@ -3,6 +3,7 @@
 use lambda_runtime::{LambdaEvent, service_fn};
 use licensewatch_core::runtime::{Runtime, load_config};
 use licensewatch_core::telemetry::{self, LogFormat};
+use tracing::Instrument;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -10,11 +11,20 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let (settings, policy) = load_config()?;
     // Built once per cold start and lent to every invocation.
     let rt = Runtime::build(settings, policy, Runtime::catalog(None)?).await?;
-    let rt = &rt;
-    lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| async move {
-        license_check::handle(rt, ev.payload)
-            .await
-            .map_err(license_check::Failure)
-    }))
+    let deps = license_check::Deps::new(rt);
+    let deps = &deps;
+    lambda_runtime::run(service_fn(
+        move |ev: LambdaEvent<serde_json::Value>| async move {
+            let span = telemetry::invocation_span(
+                "license-check",
+                &ev.context.request_id,
+                &deps.rt.microsoft.tenant_id,
+            );
+            license_check::handle_event(deps, ev.payload)
+                .instrument(span)
+                .await
+                .map_err(license_check::Failure)
+        },
+    ))
     .await
 }

@@ -9,6 +9,7 @@ use base64::Engine;
 use licensewatch_core::error::CoreError;
 use licensewatch_core::runtime::Runtime;
 use licensewatch_core::store::RemediationRequest;
+use licensewatch_core::telemetry::Metrics;
 use licensewatch_core::usecases::reprocess_user::{WorkerDeps, process};
 use licensewatch_core::webhook::{HttpRequest, WebhookAuth, handle};
 use serde_json::Value;
@@ -70,6 +71,12 @@ pub async fn handle_http(
         body: &body,
     };
     let resp = handle(&deps.rt.webhook_deps(&deps.auth), &req).await;
+    let mut metrics = Metrics::new("reprocess-user", &deps.rt.microsoft.tenant_id);
+    match &resp.reject_reason {
+        Some(reason) => metrics.count_with("WebhookRejects", 1, &[("Reason", reason.as_str())]),
+        None => metrics.count("WebhookRequests", 1),
+    }
+    metrics.emit();
     let mut out = ApiGatewayV2httpResponse::default();
     out.status_code = i64::from(resp.status);
     out.headers.insert(
@@ -87,6 +94,7 @@ pub async fn handle_sqs(
     event: SqsEvent,
 ) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
+    let mut metrics = Metrics::new("reprocess-user", &rt.microsoft.tenant_id);
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
         let parsed: Result<RemediationRequest, _> =
@@ -101,6 +109,7 @@ pub async fn handle_sqs(
         };
         match process(worker, &request, &rt.policy, false).await {
             Ok(outcome) => {
+                metrics.count_with("Remediations", 1, &[("Status", outcome.status)]);
                 tracing::info!(remediation = %request.remediation_id, status = outcome.status, "remediation done")
             }
             Err(e) if e.is_retryable() && !id.is_empty() => {
@@ -114,6 +123,7 @@ pub async fn handle_sqs(
             }
         }
     }
+    metrics.emit();
     response
 }
 

@@ -3,6 +3,7 @@
 use lambda_runtime::{LambdaEvent, service_fn};
 use licensewatch_core::runtime::{Runtime, load_config};
 use licensewatch_core::telemetry::{self, LogFormat};
+use tracing::Instrument;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -19,7 +20,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let deps = &deps;
     lambda_runtime::run(service_fn(
         move |ev: LambdaEvent<serde_json::Value>| async move {
+            let span = telemetry::invocation_span(
+                "reprocess-user",
+                &ev.context.request_id,
+                &deps.rt.microsoft.tenant_id,
+            );
             reprocess_user::handle_event(deps, ev.payload)
+                .instrument(span)
                 .await
                 .map_err(reprocess_user::Failure)
         },

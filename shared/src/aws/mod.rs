@@ -19,6 +19,45 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
+/// A configuration for a local AWS emulator (moto in server mode): fixed test credentials, a region, and every
+/// service at `endpoint`, so nothing ever reaches real AWS or the instance-metadata service.
+pub async fn emulator_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "emulator",
+        ))
+        .load()
+        .await
+}
+
+/// Creates a bucket and a queue as the template does (tests against the emulator). Returns the queue URL.
+pub async fn create_bucket_and_queue(
+    conf: &aws_config::SdkConfig,
+    bucket: &str,
+    queue: &str,
+) -> Result<String, StoreError> {
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(conf)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(|e| sdk_error("s3 CreateBucket", e))?;
+    let sqs = aws_sdk_sqs::Client::new(conf);
+    let out = sqs
+        .create_queue()
+        .queue_name(queue)
+        .send()
+        .await
+        .map_err(|e| sdk_error("sqs CreateQueue", e))?;
+    Ok(out.queue_url().unwrap_or_default().to_string())
+}
+
 /// Maps an SDK error to a store error that knows whether a retry can help: throttling, timeouts, connection
 /// failures and 5xx are retryable (`Busy`); everything else (missing table, access denied, bad request) is not.
 pub(crate) fn sdk_error<E, R>(what: &str, e: SdkError<E, R>) -> StoreError
