@@ -9,7 +9,7 @@ use licensewatch_core::archive::AuditArchive;
 use licensewatch_core::aws::dynamo::{DynamoStore, create_table};
 use licensewatch_core::aws::s3::{S3Archive, S3Objects};
 use licensewatch_core::aws::sqs::SqsQueue;
-use licensewatch_core::aws::{create_bucket_and_queue, emulator_config};
+use licensewatch_core::aws::{create_bucket, create_queue, emulator_config};
 use licensewatch_core::domain::license_event::LicenseEvent;
 use licensewatch_core::domain::snapshot::{SkuSnap, Snapshot};
 use licensewatch_core::store::{
@@ -39,9 +39,8 @@ async fn aws() -> Aws {
     let table = format!("lw-{id}");
     let bucket = format!("lw-{id}");
     create_table(&conf, &table).await.expect("create table");
-    let queue_url = create_bucket_and_queue(&conf, &bucket, &format!("lw-{id}"))
-        .await
-        .expect("bucket and queue");
+    create_bucket(&conf, &bucket).await.expect("bucket");
+    let queue_url = create_queue(&conf, &format!("lw-{id}")).await.expect("queue");
     Aws {
         conf,
         table,

@@ -32,12 +32,8 @@ pub async fn emulator_config(endpoint: &str) -> aws_config::SdkConfig {
         .await
 }
 
-/// Creates a bucket and a queue as the template does (tests against the emulator). Returns the queue URL.
-pub async fn create_bucket_and_queue(
-    conf: &aws_config::SdkConfig,
-    bucket: &str,
-    queue: &str,
-) -> Result<String, StoreError> {
+/// Creates a bucket (tests against the emulator; the template creates the real one).
+pub async fn create_bucket(conf: &aws_config::SdkConfig, bucket: &str) -> Result<(), StoreError> {
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(conf)
             .force_path_style(true)
@@ -48,10 +44,14 @@ pub async fn create_bucket_and_queue(
         .send()
         .await
         .map_err(|e| sdk_error("s3 CreateBucket", e))?;
-    let sqs = aws_sdk_sqs::Client::new(conf);
-    let out = sqs
+    Ok(())
+}
+
+/// Creates a queue and returns its URL (tests against the emulator).
+pub async fn create_queue(conf: &aws_config::SdkConfig, name: &str) -> Result<String, StoreError> {
+    let out = aws_sdk_sqs::Client::new(conf)
         .create_queue()
-        .queue_name(queue)
+        .queue_name(name)
         .send()
         .await
         .map_err(|e| sdk_error("sqs CreateQueue", e))?;

@@ -37,6 +37,49 @@ pub fn upn(nick: &str) -> String {
     format!("{nick}@contoso.onmicrosoft.com")
 }
 
+/// A table, a bucket and two queues in moto (`LICENSEWATCH_TEST_MOTO_URL`, started by `scripts/test.sh`).
+pub struct AwsResources {
+    pub conf: aws_config::SdkConfig,
+    pub table: String,
+    pub bucket: String,
+    pub queue_url: String,
+    pub tenant_queue_url: String,
+}
+
+impl AwsResources {
+    pub async fn create() -> Self {
+        let url = std::env::var("LICENSEWATCH_TEST_MOTO_URL").expect(
+            "LICENSEWATCH_TEST_MOTO_URL is not set: run the tests with ./scripts/test.sh, which installs and starts moto",
+        );
+        let conf = licensewatch_core::aws::emulator_config(&url).await;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let table = format!("lw-{id}");
+        licensewatch_core::aws::dynamo::create_table(&conf, &table)
+            .await
+            .expect("table");
+        licensewatch_core::aws::create_bucket(&conf, &table)
+            .await
+            .expect("bucket");
+        let queue = |name: String| {
+            let conf = conf.clone();
+            async move {
+                licensewatch_core::aws::create_queue(&conf, &name)
+                    .await
+                    .expect("queue")
+            }
+        };
+        let queue_url = queue(format!("rem-{id}")).await;
+        let tenant_queue_url = queue(format!("ten-{id}")).await;
+        Self {
+            conf,
+            bucket: table.clone(),
+            table,
+            queue_url,
+            tenant_queue_url,
+        }
+    }
+}
+
 pub struct TestEnv {
     pub sim: SimHandle,
     pub rt: Runtime,
@@ -51,6 +94,16 @@ impl TestEnv {
     }
 
     pub async fn with_policy(policy: Policy) -> Self {
+        Self::build(policy, None).await
+    }
+
+    /// The same environment with state in DynamoDB, snapshots and the archive in S3 and remediation messages on
+    /// SQS, all in moto.
+    pub async fn on_aws(policy: Policy, aws: &AwsResources) -> Self {
+        Self::build(policy, Some(aws)).await
+    }
+
+    async fn build(policy: Policy, aws: Option<&AwsResources>) -> Self {
         let scenario = Scenario::default_story();
         let now = scenario.now;
         let sim = licensewatch_sim::start(scenario, "127.0.0.1:0".parse().expect("addr"))
@@ -76,6 +129,13 @@ impl TestEnv {
                 format!("file:{}", dir.path().join("archive").display()),
             ),
         ]);
+        let mut vars = vars;
+        if let Some(aws) = aws {
+            vars.insert("LICENSEWATCH_STATE", format!("dynamodb:{}", aws.table));
+            vars.insert("LICENSEWATCH_ARCHIVE", format!("s3://{}/audit", aws.bucket));
+            vars.insert("LICENSEWATCH_QUEUE_URL", aws.queue_url.clone());
+            vars.insert("LICENSEWATCH_TENANT_QUEUE_URL", aws.tenant_queue_url.clone());
+        }
         let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("settings");
         let ms = Microsoft::build(
             &settings,
@@ -85,10 +145,14 @@ impl TestEnv {
             Credential::Secret(SecretString::new("test-secret")),
             "",
         );
-        let mut rt =
-            Runtime::with_microsoft(settings, policy, ms, Catalog::embedded())
-                .await
-                .expect("runtime");
+        let mut rt = Runtime::with_aws(
+            settings,
+            policy,
+            ms,
+            Catalog::embedded(),
+            aws.map(|a| a.conf.clone()),
+        )
+        .expect("runtime");
         let clock = Arc::new(FixedClock::at(now));
         rt.clock = clock.clone();
         Self {

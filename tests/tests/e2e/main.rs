@@ -1,6 +1,7 @@
-//! Cross-function flows over real HTTP against the simulated tenant, with a temporary SQLite store.
+//! Cross-function flows over real HTTP against the simulated tenant, with a temporary SQLite store (or moto's DynamoDB, S3 and SQS in `aws`).
 
 mod audit;
+mod aws;
 mod handlers;
 mod helpers;
 mod license_check;

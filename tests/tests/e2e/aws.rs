@@ -1,0 +1,199 @@
+//! The four Lambda handlers sharing moto's DynamoDB, S3 and SQS and the simulated tenant, fed real event JSON.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use base64::Engine;
+use licensewatch_core::aws::sqs::SqsQueue;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+fn schedule() -> EventBridgeEvent<Value> {
+    serde_json::from_str(include_str!("../../fixtures/events/eventbridge-schedule.json"))
+        .expect("fixture")
+}
+
+/// Wraps received SQS messages in the event Lambda's event source mapping would deliver.
+fn sqs_event(messages: &[(String, String)]) -> Value {
+    let template: Value =
+        serde_json::from_str(include_str!("../../fixtures/events/sqs-batch.json")).expect("fixture");
+    let mut record = template["Records"][0].clone();
+    let records: Vec<Value> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, (_, body))| {
+            record["messageId"] = format!("moto-{i}").into();
+            record["body"] = body.clone().into();
+            record.clone()
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+fn function_url(method: &str, path: &str, body: &[u8], headers: &[(&str, String)]) -> Value {
+    let mut ev: Value =
+        serde_json::from_str(include_str!("../../fixtures/events/function-url-post.json"))
+            .expect("fixture");
+    ev["rawPath"] = path.into();
+    ev["requestContext"]["http"]["method"] = method.into();
+    ev["requestContext"]["http"]["path"] = path.into();
+    ev["body"] = base64::engine::general_purpose::STANDARD
+        .encode(body)
+        .into();
+    for (k, v) in headers {
+        ev["headers"][*k] = v.clone().into();
+    }
+    ev
+}
+
+async fn drain(queue: &SqsQueue) -> Vec<(String, String)> {
+    let mut all = Vec::new();
+    loop {
+        let batch = queue.receive(0).await.expect("receive");
+        if batch.is_empty() {
+            return all;
+        }
+        for (handle, _) in &batch {
+            queue.delete(handle).await.expect("delete");
+        }
+        all.extend(batch);
+    }
+}
+
+#[tokio::test]
+async fn the_four_functions_share_dynamodb_s3_and_sqs() {
+    let aws = AwsResources::create().await;
+    let mut policy = notify_policy();
+    policy.webhook.secrets_env = vec!["LW_NEW".into()];
+    let env = TestEnv::on_aws(policy, &aws).await;
+    let tenant = env.sim.tenant_id.clone();
+
+    // audit-fetch archives into S3, once.
+    let first = audit_fetch::handle(&env.rt, schedule()).await.expect("audit-fetch");
+    assert!(first.records_archived > 0, "{first:?}");
+    let objects = env.rt.archive.keys("").await.expect("keys");
+    assert!(!objects.is_empty(), "objects were written to the bucket");
+    let again = audit_fetch::handle(&env.rt, schedule()).await.expect("again");
+    assert_eq!(again.records_archived, 0, "nothing is archived twice");
+    assert_eq!(env.rt.archive.keys("").await.expect("keys"), objects);
+
+    // license-check keeps its cases in DynamoDB and its snapshot in S3.
+    let summary = license_check::handle(&env.rt, schedule()).await.expect("license-check");
+    assert_eq!(summary.status, "ok");
+    assert_eq!(summary.findings_by_kind.get("unlicensed_mailbox"), Some(&8));
+    let cases = env.rt.store.grace_cases(&tenant, true).await.expect("cases");
+    assert_eq!(cases.len(), 8);
+    assert!(env.rt.store.previous_run(&tenant).await.expect("snapshot").is_some());
+    let second = license_check::handle(&env.rt, schedule()).await.expect("again");
+    assert_eq!(second.grace_cases.opened, 0, "the cases are found again in DynamoDB");
+
+    // grace-period-notify: the ledger in DynamoDB stops a repeated schedule from sending twice.
+    let channels = env.mail_channels();
+    let sent = grace_period_notify::handle(&env.rt, &channels, schedule())
+        .await
+        .expect("notify");
+    assert!(sent.sent > 0);
+    let resent = grace_period_notify::handle(&env.rt, &channels, schedule())
+        .await
+        .expect("notify again");
+    assert_eq!((resent.sent, resent.skipped_already_sent), (0, sent.sent));
+
+    // reprocess-user: a signed ticket webhook is admitted in DynamoDB and queued on SQS; the SQS trigger then does
+    // the work, and the status is read back over the same function URL.
+    env.control(&format!("/_sim/skus/{FACULTY}/seats"), json!({"enabled": 12}))
+        .await;
+    let now = env.now().timestamp();
+    let queue = SqsQueue::new(&aws.conf, &aws.queue_url);
+    let auth = licensewatch_core::webhook::WebhookAuth::from_policy(&env.rt.policy, &|_| {
+        Some(SECRET.into())
+    })
+    .expect("auth");
+    let deps = reprocess_user::Deps {
+        rt: env.into_runtime(),
+        auth,
+        http: reqwest::Client::new(),
+    };
+    let body = br#"{"user":"teacher11@contoso.onmicrosoft.com","action":"reprocess","ticket":{"system":"servicenow","id":"INC77"}}"#;
+    let secret = licensewatch_core::signing::WebhookSecret::parse(SECRET).expect("secret");
+    let signed = |id: &str| {
+        vec![
+            ("webhook-id", id.to_string()),
+            ("webhook-timestamp", now.to_string()),
+            ("webhook-signature", secret.sign(id, now, body)),
+        ]
+    };
+    let out = reprocess_user::handle_event(&deps, function_url("POST", "/remediations", body, &signed("msg_aws_1")))
+        .await
+        .expect("http");
+    assert_eq!(out["statusCode"], 202, "{out}");
+    let answer: Value = serde_json::from_str(out["body"].as_str().expect("body")).expect("json");
+    let id = answer["remediation_id"].as_str().expect("id").to_string();
+    // The ticketing system retries the same delivery: same answer, no second message.
+    let retry = reprocess_user::handle_event(&deps, function_url("POST", "/remediations", body, &signed("msg_aws_1")))
+        .await
+        .expect("http");
+    let retry_answer: Value =
+        serde_json::from_str(retry["body"].as_str().expect("body")).expect("json");
+    assert_eq!(retry_answer["remediation_id"], id.as_str());
+
+    let messages = drain(&queue).await;
+    assert_eq!(messages.len(), 1, "one message on the remediation queue");
+    let batch = reprocess_user::handle_event(&deps, sqs_event(&messages))
+        .await
+        .expect("sqs");
+    assert_eq!(batch["batchItemFailures"], json!([]), "{batch}");
+
+    let status = reprocess_user::handle_event(&deps, function_url("GET", &format!("/remediations/{id}"), b"", &[]))
+        .await
+        .expect("http");
+    assert_eq!(status["statusCode"], 200);
+    let status: Value = serde_json::from_str(status["body"].as_str().expect("body")).expect("json");
+    assert_eq!(status["status"], "succeeded", "{status}");
+    assert_eq!(tenant, deps.rt.microsoft.tenant_id);
+}
+
+#[tokio::test]
+async fn a_schedule_fans_out_one_message_per_tenant_and_each_runs_in_its_own_invocation() {
+    let aws = AwsResources::create().await;
+    let env = TestEnv::on_aws(licensewatch_core::policy::Policy::default(), &aws).await;
+    let tenant = env.sim.tenant_id.clone();
+    let mut rt = env.into_runtime();
+    // A managed-service provider lists its tenants; the simulated one is listed.
+    rt.policy.tenants = vec![licensewatch_core::policy::TenantEntry {
+        id: tenant.clone(),
+        ..Default::default()
+    }];
+    let deps = license_check::Deps::new(rt);
+
+    let out = license_check::handle_event(&deps, serde_json::to_value(schedule()).expect("json"))
+        .await
+        .expect("fan-out");
+    assert_eq!(out["status"], "fanned_out");
+    assert_eq!(out["fanned_out"], 1);
+    assert_eq!(
+        deps.rt.store.runs(&tenant, 10).await.expect("runs").len(),
+        0,
+        "the scheduled invocation itself checks nobody"
+    );
+
+    let tenant_queue = SqsQueue::new(&aws.conf, &aws.tenant_queue_url);
+    let messages = drain(&tenant_queue).await;
+    assert_eq!(messages.len(), 1);
+    let message: Value = serde_json::from_str(&messages[0].1).expect("json");
+    assert_eq!(message["tenant_id"], tenant.as_str());
+
+    let mut unknown = messages.clone();
+    unknown.push((String::new(), json!({"tenant_id": "11111111-2222-3333-4444-555555555555"}).to_string()));
+    let batch = license_check::handle_event(&deps, sqs_event(&unknown))
+        .await
+        .expect("tenant batch");
+    assert_eq!(
+        batch["batchItemFailures"],
+        json!([]),
+        "an unlisted tenant is refused for good, not retried"
+    );
+    let runs = deps.rt.store.runs(&tenant, 10).await.expect("runs");
+    assert_eq!(runs.len(), 1, "the tenant ran once, from its message");
+    assert_eq!(runs[0].users_scanned, 42);
+}
