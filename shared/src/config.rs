@@ -139,6 +139,7 @@ pub mod vars {
     pub const NOW: &str = "LICENSEWATCH_NOW";
     pub const CONFIG: &str = "LICENSEWATCH_CONFIG";
     pub const QUEUE_URL: &str = "LICENSEWATCH_QUEUE_URL";
+    pub const POLICY_TOML: &str = "LICENSEWATCH_POLICY_TOML";
     pub const TENANT_QUEUE_URL: &str = "LICENSEWATCH_TENANT_QUEUE_URL";
 }
 

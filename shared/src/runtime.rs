@@ -57,7 +57,20 @@ pub fn load_config() -> Result<(Settings, Policy), ConfigError> {
             _ => ("./licensewatch.toml".into(), false),
         },
     };
-    let policy = Policy::load(&path, explicit);
+    // On Lambda the policy travels in the environment (the template's `PolicyToml` parameter); a file named by
+    // LICENSEWATCH_CONFIG still wins.
+    let inline = std::env::var(crate::config::vars::POLICY_TOML)
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    let policy = match inline {
+        Some(text) if !explicit => Policy::parse(&text).map_err(|mut e| {
+            for p in &mut e.problems {
+                p.name = format!("{} ({})", crate::config::vars::POLICY_TOML, p.name);
+            }
+            e
+        }),
+        _ => Policy::load(&path, explicit),
+    };
     match (settings, policy) {
         (Ok(s), Ok(p)) => Ok((s, p)),
         (s, p) => {

@@ -82,12 +82,15 @@ impl Metrics {
         }
         sets.into_iter()
             .map(|set| {
+                // Two dimension sets: per tenant, and per function across tenants (what the alarms watch).
                 let mut dims = vec!["Function".to_string(), "Tenant".to_string()];
+                let mut across = vec!["Function".to_string()];
                 let mut doc = serde_json::Map::new();
                 doc.insert("Function".into(), self.function.clone().into());
                 doc.insert("Tenant".into(), self.tenant.clone().into());
                 if let Some((k, v)) = &set {
                     dims.push(k.clone());
+                    across.push(k.clone());
                     doc.insert(k.clone(), v.clone().into());
                 }
                 let mut defs = Vec::new();
@@ -103,7 +106,7 @@ impl Metrics {
                         "Timestamp": timestamp_ms,
                         "CloudWatchMetrics": [{
                             "Namespace": METRICS_NAMESPACE,
-                            "Dimensions": [dims],
+                            "Dimensions": [dims, across],
                             "Metrics": defs,
                         }]
                     }),
@@ -143,8 +146,8 @@ mod tests {
         let plain = &docs[0];
         assert_eq!(plain["UsersScanned"], 30.0);
         assert_eq!(
-            plain["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0],
-            serde_json::json!(["Function", "Tenant"])
+            plain["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            serde_json::json!([["Function", "Tenant"], ["Function"]])
         );
         assert_eq!(plain["_aws"]["CloudWatchMetrics"][0]["Namespace"], "licensewatch");
         let kind = &docs[1];
