@@ -85,13 +85,10 @@ pub async fn verify(json: bool, day: &str) -> Result<(), String> {
     let day = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
         .map_err(|_| format!("--day '{day}' is not YYYY-MM-DD"))?;
     let rt = crate::runtime(None).await?;
-    let checks = licensewatch_core::usecases::fetch_audit::verify_day(
-        &rt.audit_deps(),
-        &rt.policy,
-        day,
-    )
-    .await
-    .map_err(|e| format!("{e} ({})", e.kind()))?;
+    let checks =
+        licensewatch_core::usecases::fetch_audit::verify_day(&rt.audit_deps(), &rt.policy, day)
+            .await
+            .map_err(|e| format!("{e} ({})", e.kind()))?;
     let complete = checks
         .iter()
         .all(|c| c.missing_records.is_empty() && c.blobs_missing.is_empty());

@@ -10,7 +10,9 @@ use licensewatch_sim::Scenario;
 
 mod audit;
 mod check;
+mod demo;
 mod notify;
+mod report;
 mod serve;
 
 /// Watch Microsoft 365 licences: warn before mailboxes are cut off, explain every licence change, keep the audit
@@ -28,7 +30,17 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run everything against the built-in simulated tenant and narrate what happens over 35 days.
-    Demo,
+    Demo {
+        /// Keep the demo's state (SQLite + audit archive) in this directory instead of a temporary one.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Also write the HTML report of the demo's final state.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// Also write the report's CSV tables into this directory.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
     /// Snapshot licences, diff with the previous run, and report findings (license-check).
     Check {
         /// Also write the findings as CSV.
@@ -175,32 +187,12 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::AuditFetch => audit::fetch(cli.json).await,
         Command::LicenseEvents { user } => audit::events(cli.json, user).await,
         Command::AuditVerify { day } => audit::verify(cli.json, &day).await,
-        Command::Report { .. } | Command::Demo => {
-            // Configuration is checked first so that a misconfigured run always says what to fix.
-            if !matches!(cli.command, Command::Demo) {
-                licensewatch_core::runtime::load_config().map_err(|e| e.to_string())?;
-            }
-            Err(format!(
-                "'{}' is not available in this build yet (see the project's open issues)",
-                command_name(&cli.command)
-            ))
-        }
-    }
-}
-
-fn command_name(c: &Command) -> &'static str {
-    match c {
-        Command::Demo => "demo",
-        Command::Check { .. } => "check",
-        Command::Notify { .. } => "notify",
-        Command::AuditFetch => "audit-fetch",
-        Command::AuditVerify { .. } => "audit-verify",
-        Command::LicenseEvents { .. } => "license-events",
-        Command::History { .. } => "history",
-        Command::Reprocess { .. } => "reprocess",
-        Command::Serve { .. } => "serve",
-        Command::Sim { .. } => "sim",
-        Command::Report { .. } => "report",
+        Command::Demo {
+            state_dir,
+            html,
+            csv,
+        } => demo::run(cli.json, state_dir, html, csv).await,
+        Command::Report { html, csv } => report::run(cli.json, &html, csv.as_deref()).await,
     }
 }
 

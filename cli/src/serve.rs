@@ -14,9 +14,15 @@ use licensewatch_core::store::{RemediationRecord, RemediationRequest};
 use licensewatch_core::usecases::reprocess_user::process;
 use licensewatch_core::webhook::{HttpRequest, MAX_BODY, WebhookAuth, handle};
 
-struct App {
-    rt: Runtime,
-    auth: WebhookAuth,
+/// The endpoint's state: the runtime and the webhook secrets.
+pub(crate) struct App {
+    pub(crate) rt: Runtime,
+    pub(crate) auth: WebhookAuth,
+}
+
+/// The HTTP endpoint (every path goes to the shared webhook handler).
+pub(crate) fn router(app: Arc<App>) -> axum::Router {
+    axum::Router::new().fallback(endpoint).with_state(app)
 }
 
 /// Serves until Ctrl-C.
@@ -38,8 +44,7 @@ pub async fn serve(port: u16, bind: &str, with_worker: bool) -> Result<(), Strin
     if with_worker {
         tokio::spawn(worker(app.clone()));
     }
-    let router = axum::Router::new().fallback(endpoint).with_state(app);
-    axum::serve(listener, router)
+    axum::serve(listener, router(app))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
@@ -80,28 +85,37 @@ async fn endpoint(State(app): State<Arc<App>>, req: Request) -> Response {
     (status, axum::Json(resp.body)).into_response()
 }
 
-/// Drains the local queue: permanent outcomes are acknowledged, retryable failures wait for the next pass.
-async fn worker(app: Arc<App>) {
-    let http = reqwest::Client::new();
+/// One pass over the local queue: permanent outcomes are acknowledged, retryable failures wait for the next pass.
+/// Returns (remediation id, status) of each request handled.
+pub(crate) async fn drain_once(app: &App, http: &reqwest::Client) -> Vec<(String, String)> {
     let tenant = app.rt.tenant_run().tenant_id;
-    loop {
-        match app.rt.store.pending(&tenant).await {
-            Ok(requests) => {
-                for r in requests {
-                    let deps = app.rt.worker_deps(&http, app.auth.callback_secret());
-                    match process(&deps, &r, &app.rt.policy, false).await {
-                        Ok(outcome) => {
-                            tracing::info!(remediation = %r.remediation_id, status = outcome.status, "remediation done");
-                            let _ = app.rt.store.ack(&r.remediation_id).await;
-                        }
-                        Err(e) => {
-                            tracing::warn!(remediation = %r.remediation_id, error = %e, "remediation will be retried")
-                        }
+    let mut done = Vec::new();
+    match app.rt.store.pending(&tenant).await {
+        Ok(requests) => {
+            for r in requests {
+                let deps = app.rt.worker_deps(http, app.auth.callback_secret());
+                match process(&deps, &r, &app.rt.policy, false).await {
+                    Ok(outcome) => {
+                        tracing::info!(remediation = %r.remediation_id, status = outcome.status, "remediation done");
+                        let _ = app.rt.store.ack(&r.remediation_id).await;
+                        done.push((r.remediation_id.clone(), outcome.status.to_string()));
+                    }
+                    Err(e) => {
+                        tracing::warn!(remediation = %r.remediation_id, error = %e, "remediation will be retried")
                     }
                 }
             }
-            Err(e) => tracing::error!(error = %e, "cannot read the local queue"),
         }
+        Err(e) => tracing::error!(error = %e, "cannot read the local queue"),
+    }
+    done
+}
+
+/// Drains the local queue forever.
+async fn worker(app: Arc<App>) {
+    let http = reqwest::Client::new();
+    loop {
+        drain_once(&app, &http).await;
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

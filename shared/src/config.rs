@@ -316,7 +316,11 @@ impl Settings {
         {
             problems.add(
                 vars::ARCHIVE,
-                format!("{}=dynamodb:TABLE keeps snapshots in S3: set {}=s3://BUCKET/PREFIX", vars::STATE, vars::ARCHIVE),
+                format!(
+                    "{}=dynamodb:TABLE keeps snapshots in S3: set {}=s3://BUCKET/PREFIX",
+                    vars::STATE,
+                    vars::ARCHIVE
+                ),
             );
         }
 

@@ -4,15 +4,15 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::archive::{AuditArchive, FileArchive};
 use crate::clock::{Clock, FixedClock, SystemClock};
+use crate::config::ArchiveLocation;
 use crate::config::{ConfigError, ConfigProblem, Settings, StateLocation};
 use crate::credentials::Microsoft;
 use crate::domain::catalog::Catalog;
 use crate::error::CoreError;
 use crate::policy::Policy;
 use crate::retry::RetryPolicy;
-use crate::archive::{AuditArchive, FileArchive};
-use crate::config::ArchiveLocation;
 use crate::store::Backend;
 use crate::store::sqlite::SqliteStore;
 use crate::usecases::check_licenses::{CheckDeps, TenantRun};
@@ -129,9 +129,9 @@ impl Runtime {
         aws: Option<aws_config::SdkConfig>,
     ) -> Result<Self, CoreError> {
         let objects = match (&settings.archive, &aws) {
-            (ArchiveLocation::S3 { bucket, prefix }, Some(conf)) => Some(
-                crate::aws::s3::S3Objects::new(conf, bucket, prefix),
-            ),
+            (ArchiveLocation::S3 { bucket, prefix }, Some(conf)) => {
+                Some(crate::aws::s3::S3Objects::new(conf, bucket, prefix))
+            }
             _ => None,
         };
         let archive: Arc<dyn AuditArchive> = match (&settings.archive, &objects) {

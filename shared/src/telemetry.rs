@@ -149,7 +149,10 @@ mod tests {
             plain["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
             serde_json::json!([["Function", "Tenant"], ["Function"]])
         );
-        assert_eq!(plain["_aws"]["CloudWatchMetrics"][0]["Namespace"], "licensewatch");
+        assert_eq!(
+            plain["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "licensewatch"
+        );
         let kind = &docs[1];
         assert_eq!(kind["Kind"], "unlicensed_mailbox");
         assert_eq!(kind["Findings"], 2.0);

@@ -40,7 +40,9 @@ async fn aws() -> Aws {
     let bucket = format!("lw-{id}");
     create_table(&conf, &table).await.expect("create table");
     create_bucket(&conf, &bucket).await.expect("bucket");
-    let queue_url = create_queue(&conf, &format!("lw-{id}")).await.expect("queue");
+    let queue_url = create_queue(&conf, &format!("lw-{id}"))
+        .await
+        .expect("queue");
     Aws {
         conf,
         table,
@@ -58,7 +60,9 @@ impl Aws {
 }
 
 fn at(h: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 21, h, 0, 0).single().expect("time")
+    Utc.with_ymd_and_hms(2026, 11, 21, h, 0, 0)
+        .single()
+        .expect("time")
 }
 
 fn record(id: &str, ticket: Option<&str>, now: DateTime<Utc>) -> RemediationRecord {
@@ -121,7 +125,10 @@ async fn a_replayed_webhook_id_is_admitted_once_even_when_deliveries_race() {
     assert_eq!(new.len(), 1, "exactly one delivery is admitted");
     assert_eq!(replays.len(), 7);
     let first = &replays[0];
-    assert!(replays.iter().all(|r| r == first), "all replays name the admitted remediation");
+    assert!(
+        replays.iter().all(|r| r == first),
+        "all replays name the admitted remediation"
+    );
     assert!(store.remediation(first).await.expect("read").is_some());
 }
 
@@ -167,7 +174,10 @@ async fn the_same_ticket_within_a_day_returns_the_first_remediation() {
     let aws = aws().await;
     let store = aws.store(false);
     let first = record("t1", Some("INC001"), at(8));
-    assert_eq!(store.admit(Some("w1"), &first, 50).await.expect("admit"), Admitted::New);
+    assert_eq!(
+        store.admit(Some("w1"), &first, 50).await.expect("admit"),
+        Admitted::New
+    );
     let second = record("t2", Some("INC001"), at(12));
     match store.admit(Some("w2"), &second, 50).await.expect("admit") {
         Admitted::SameTicket(r) => assert_eq!(r.request.remediation_id, "t1"),
@@ -179,12 +189,19 @@ async fn the_same_ticket_within_a_day_returns_the_first_remediation() {
     );
     // Two days later the same ticket may ask again.
     let later = record("t3", Some("INC001"), at(8) + Duration::days(2));
-    assert_eq!(store.admit(Some("w3"), &later, 50).await.expect("admit"), Admitted::New);
+    assert_eq!(
+        store.admit(Some("w3"), &later, 50).await.expect("admit"),
+        Admitted::New
+    );
 
     // claim() (the queue path) follows the same rule.
     let c1 = record("c1", Some("INC002"), at(9));
     assert_eq!(store.claim(&c1).await.expect("claim"), Claim::New);
-    match store.claim(&record("c2", Some("INC002"), at(9))).await.expect("claim") {
+    match store
+        .claim(&record("c2", Some("INC002"), at(9)))
+        .await
+        .expect("claim")
+    {
         Claim::Existing(r) => assert_eq!(r.request.remediation_id, "c1"),
         Claim::New => panic!("a second claim of the ticket was stored"),
     }
@@ -194,12 +211,19 @@ async fn the_same_ticket_within_a_day_returns_the_first_remediation() {
         .set_status("c1", "succeeded", &serde_json::json!({"ok": true}), at(10))
         .await
         .expect("status");
-    let r = store.remediation("c1").await.expect("read").expect("exists");
+    let r = store
+        .remediation("c1")
+        .await
+        .expect("read")
+        .expect("exists");
     assert_eq!((r.status.as_str(), r.updated_at), ("succeeded", at(10)));
     store.forget("c1").await.expect("forget");
     assert!(store.remediation("c1").await.expect("read").is_none());
     assert_eq!(
-        store.claim(&record("c3", Some("INC002"), at(9))).await.expect("claim"),
+        store
+            .claim(&record("c3", Some("INC002"), at(9)))
+            .await
+            .expect("claim"),
         Claim::New,
         "a forgotten remediation frees its ticket"
     );
@@ -227,12 +251,21 @@ async fn a_sent_notice_never_goes_back_to_intended() {
     let aws = aws().await;
     let store = aws.store(false);
     store
-        .ledger_put(&[ledger("k1", LedgerStatus::Intended), ledger("k2", LedgerStatus::Intended)])
+        .ledger_put(&[
+            ledger("k1", LedgerStatus::Intended),
+            ledger("k2", LedgerStatus::Intended),
+        ])
         .await
         .expect("intend");
-    store.ledger_put(&[ledger("k1", LedgerStatus::Sent)]).await.expect("sent");
+    store
+        .ledger_put(&[ledger("k1", LedgerStatus::Sent)])
+        .await
+        .expect("sent");
     // A slow older run writes its intention again: k1 must stay sent.
-    store.ledger_put(&[ledger("k1", LedgerStatus::Intended)]).await.expect("late");
+    store
+        .ledger_put(&[ledger("k1", LedgerStatus::Intended)])
+        .await
+        .expect("late");
     let status = store
         .ledger_status(&["k1".into(), "k2".into(), "k3".into()])
         .await
@@ -249,11 +282,26 @@ async fn cursors_only_move_forward_and_the_dedupe_index_remembers() {
     let aws = aws().await;
     let store = aws.store(false);
     assert_eq!(store.cursor("directory_audit").await.expect("read"), None);
-    store.set_cursor("directory_audit", at(10)).await.expect("set");
-    store.set_cursor("directory_audit", at(8)).await.expect("older run");
-    assert_eq!(store.cursor("directory_audit").await.expect("read"), Some(at(10)));
-    store.set_cursor("directory_audit", at(11)).await.expect("newer");
-    assert_eq!(store.cursor("directory_audit").await.expect("read"), Some(at(11)));
+    store
+        .set_cursor("directory_audit", at(10))
+        .await
+        .expect("set");
+    store
+        .set_cursor("directory_audit", at(8))
+        .await
+        .expect("older run");
+    assert_eq!(
+        store.cursor("directory_audit").await.expect("read"),
+        Some(at(10))
+    );
+    store
+        .set_cursor("directory_audit", at(11))
+        .await
+        .expect("newer");
+    assert_eq!(
+        store.cursor("directory_audit").await.expect("read"),
+        Some(at(11))
+    );
 
     let ids: Vec<String> = (0..230).map(|i| format!("rec-{i}")).collect();
     store.mark_records(&ids[..150], at(9)).await.expect("mark");
@@ -315,7 +363,13 @@ async fn licence_events_are_stored_once_and_history_is_found_by_upn() {
             .len(),
         3
     );
-    assert!(store.license_events(TENANT, Some("u2")).await.expect("other").is_empty());
+    assert!(
+        store
+            .license_events(TENANT, Some("u2"))
+            .await
+            .expect("other")
+            .is_empty()
+    );
 
     let entries: Vec<HistoryEntry> = [("sku-a", "added", 8), ("sku-a", "removed", 10)]
         .iter()
@@ -328,8 +382,14 @@ async fn licence_events_are_stored_once_and_history_is_found_by_upn() {
             baseline: false,
         })
         .collect();
-    store.append_history(TENANT, &entries).await.expect("history");
-    let by_upn = store.history(TENANT, "adele@contoso.example").await.expect("by upn");
+    store
+        .append_history(TENANT, &entries)
+        .await
+        .expect("history");
+    let by_upn = store
+        .history(TENANT, "adele@contoso.example")
+        .await
+        .expect("by upn");
     let by_id = store.history(TENANT, "u1").await.expect("by id");
     assert_eq!(by_upn, entries);
     assert_eq!(by_id, entries);
@@ -356,9 +416,19 @@ async fn snapshots_and_run_records_live_in_s3_behind_table_pointers() {
     let aws = aws().await;
     let store = aws.store(false);
     assert!(store.previous_run(TENANT).await.expect("none").is_none());
-    store.save_snapshot(&snapshot(at(8), 3)).await.expect("save");
-    store.save_snapshot(&snapshot(at(9), 4)).await.expect("save");
-    let prev = store.previous_run(TENANT).await.expect("read").expect("some");
+    store
+        .save_snapshot(&snapshot(at(8), 3))
+        .await
+        .expect("save");
+    store
+        .save_snapshot(&snapshot(at(9), 4))
+        .await
+        .expect("save");
+    let prev = store
+        .previous_run(TENANT)
+        .await
+        .expect("read")
+        .expect("some");
     assert_eq!(prev.taken_at, at(9), "the newest snapshot");
     for h in [8, 9, 10] {
         store
@@ -404,7 +474,10 @@ async fn alerts_open_once_per_occurrence_and_close_when_the_condition_ends() {
         .sync_alerts(TENANT, &[alert("a2", "sku_exhausted:e3", 9)])
         .await
         .expect("sync");
-    assert_eq!(open.iter().map(|a| a.alert_id.as_str()).collect::<Vec<_>>(), ["a1"]);
+    assert_eq!(
+        open.iter().map(|a| a.alert_id.as_str()).collect::<Vec<_>>(),
+        ["a1"]
+    );
     let open = store.sync_alerts(TENANT, &[]).await.expect("sync");
     assert!(open.is_empty(), "closed when the condition ends");
     store
@@ -416,18 +489,30 @@ async fn alerts_open_once_per_occurrence_and_close_when_the_condition_ends() {
         .await
         .expect("raise twice");
     let recent = store.recent_alerts(TENANT, at(9)).await.expect("recent");
-    assert_eq!(recent.iter().map(|a| a.alert_id.as_str()).collect::<Vec<_>>(), ["gap-1"]);
+    assert_eq!(
+        recent
+            .iter()
+            .map(|a| a.alert_id.as_str())
+            .collect::<Vec<_>>(),
+        ["gap-1"]
+    );
 }
 
 #[tokio::test]
 async fn the_s3_archive_never_overwrites_an_object_even_under_racing_writers() {
     let aws = aws().await;
-    let archive = Arc::new(S3Archive::new(S3Objects::new(&aws.conf, &aws.bucket, "audit")));
+    let archive = Arc::new(S3Archive::new(S3Objects::new(
+        &aws.conf,
+        &aws.bucket,
+        "audit",
+    )));
     let mut tasks = Vec::new();
     for i in 0..6u8 {
         let archive = archive.clone();
         tasks.push(tokio::spawn(async move {
-            archive.put_new("directory_audit/2026/11/21/a.ndjson.gz", vec![i; 16]).await
+            archive
+                .put_new("directory_audit/2026/11/21/a.ndjson.gz", vec![i; 16])
+                .await
         }));
     }
     let mut wrote = Vec::new();
@@ -442,11 +527,19 @@ async fn the_s3_archive_never_overwrites_an_object_even_under_racing_writers() {
         .await
         .expect("get");
     assert_eq!(body, vec![wrote[0]; 16], "the winner's bytes are kept");
-    assert!(archive.put_new("directory_audit/2026/11/21/b.ndjson.gz", vec![1]).await.expect("b"));
+    assert!(
+        archive
+            .put_new("directory_audit/2026/11/21/b.ndjson.gz", vec![1])
+            .await
+            .expect("b")
+    );
     let keys = archive.keys("directory_audit/").await.expect("keys");
     assert_eq!(
         keys,
-        ["directory_audit/2026/11/21/a.ndjson.gz", "directory_audit/2026/11/21/b.ndjson.gz"]
+        [
+            "directory_audit/2026/11/21/a.ndjson.gz",
+            "directory_audit/2026/11/21/b.ndjson.gz"
+        ]
     );
     assert!(archive.get("nope").await.is_err());
 }
@@ -457,7 +550,10 @@ async fn remediation_requests_go_to_sqs_when_a_queue_is_configured() {
     let store = aws.store(true);
     let req = record("q1", None, at(9)).request;
     store.enqueue(&req).await.expect("enqueue");
-    assert!(store.pending(TENANT).await.expect("pending").is_empty(), "SQS delivers, nothing waits locally");
+    assert!(
+        store.pending(TENANT).await.expect("pending").is_empty(),
+        "SQS delivers, nothing waits locally"
+    );
     let queue = SqsQueue::new(&aws.conf, &aws.queue_url);
     let msgs = queue.receive(1).await.expect("receive");
     assert_eq!(msgs.len(), 1);
@@ -469,7 +565,10 @@ async fn remediation_requests_go_to_sqs_when_a_queue_is_configured() {
     let local = aws.store(false);
     local.enqueue(&req).await.expect("enqueue");
     local.enqueue(&req).await.expect("enqueue twice");
-    assert_eq!(local.pending(TENANT).await.expect("pending"), vec![req.clone()]);
+    assert_eq!(
+        local.pending(TENANT).await.expect("pending"),
+        vec![req.clone()]
+    );
     local.ack("q1").await.expect("ack");
     assert!(local.pending(TENANT).await.expect("pending").is_empty());
 }

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use licensewatch_core::telemetry::Metrics;
-use serde_json::Value;
 use licensewatch_core::error::CoreError;
 use licensewatch_core::runtime::Runtime;
+use licensewatch_core::telemetry::Metrics;
 use licensewatch_core::usecases::check_licenses::{BTreeCounts, CaseCounts, check_licenses};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// What the event's `detail` may carry.
 #[derive(Debug, Default, Deserialize)]
@@ -108,14 +108,15 @@ pub async fn handle_tenant_messages(deps: &Deps, event: SqsEvent) -> SqsBatchRes
     let mut response = SqsBatchResponse::default();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
-        let message: TenantMessage =
-            match serde_json::from_str(record.body.as_deref().unwrap_or("")) {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::error!(message_id = %id, error = %e, "unreadable tenant message dropped (expected {{\"tenant_id\": ...}})");
-                    continue;
-                }
-            };
+        let message: TenantMessage = match serde_json::from_str(
+            record.body.as_deref().unwrap_or(""),
+        ) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(message_id = %id, error = %e, "unreadable tenant message dropped (expected {{\"tenant_id\": ...}})");
+                continue;
+            }
+        };
         let span = tracing::info_span!("tenant", tenant = %message.tenant_id);
         let _guard = span.enter();
         let outcome = match runtime_for(deps, &message.tenant_id).await {

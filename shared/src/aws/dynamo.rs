@@ -97,7 +97,9 @@ fn with_doc<T: Serialize>(mut item: Item, value: &T) -> Result<Item, StoreError>
 }
 
 fn attr_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
 }
 
 fn doc<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
@@ -242,10 +244,7 @@ impl DynamoStore {
                 if let Some(mut r) = out.responses {
                     found.extend(r.remove(&self.table).unwrap_or_default());
                 }
-                match out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                {
+                match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
                     Some(rest) if !rest.keys().is_empty() => {
                         pending = rest;
                         tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
@@ -380,7 +379,10 @@ impl DynamoStore {
         webhook_key: Option<&str>,
     ) -> Result<Item, StoreError> {
         let mut item = with_doc(
-            key(format!("remediation#{}", record.request.remediation_id), "-"),
+            key(
+                format!("remediation#{}", record.request.remediation_id),
+                "-",
+            ),
             record,
         )?;
         item.insert("tenant_id".into(), s(&record.request.tenant_id));
@@ -604,9 +606,10 @@ impl StateStore for DynamoStore {
         for i in &items {
             let e: LicenseEvent = doc(i)?;
             let matches = user.is_none_or(|u| {
-                e.user_id.as_deref().is_some_and(|id| id.eq_ignore_ascii_case(u))
-                    || e
-                        .user_principal_name
+                e.user_id
+                    .as_deref()
+                    .is_some_and(|id| id.eq_ignore_ascii_case(u))
+                    || e.user_principal_name
                         .as_deref()
                         .is_some_and(|p| p.eq_ignore_ascii_case(u))
             });
@@ -790,7 +793,8 @@ impl StateStore for DynamoStore {
 #[async_trait]
 impl RemediationQueue for DynamoStore {
     async fn enqueue(&self, request: &RemediationRequest) -> Result<(), StoreError> {
-        let body = serde_json::to_string(request).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let body =
+            serde_json::to_string(request).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         match &self.queue {
             Some(q) => q.send(&body).await,
             None => {
@@ -916,10 +920,7 @@ impl RemediationStore for DynamoStore {
             }
             if let Some(t) = attr_s(&item, "ticket_key") {
                 let ticket = self.get(&format!("ticket#{t}"), "-").await?;
-                if ticket
-                    .as_ref()
-                    .and_then(|i| attr_s(i, "remediation_id"))
-                    == Some(remediation_id)
+                if ticket.as_ref().and_then(|i| attr_s(i, "remediation_id")) == Some(remediation_id)
                 {
                     self.delete(&format!("ticket#{t}"), "-").await?;
                 }

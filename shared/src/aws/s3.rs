@@ -82,9 +82,10 @@ impl S3Objects {
             .await;
         match res {
             Ok(out) => {
-                let data = out.body.collect().await.map_err(|e| {
-                    StoreError::Busy(format!("s3 GetObject body of '{key}': {e}"))
-                })?;
+                let data =
+                    out.body.collect().await.map_err(|e| {
+                        StoreError::Busy(format!("s3 GetObject body of '{key}': {e}"))
+                    })?;
                 Ok(Some(data.into_bytes().to_vec()))
             }
             Err(e) if error_code(&e).as_deref() == Some("NoSuchKey") => Ok(None),

@@ -293,8 +293,7 @@ pub(crate) fn gzip_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> 
 
 /// Reads what [`gzip_json`] wrote.
 pub(crate) fn gunzip_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    let reader =
-        std::io::BufReader::with_capacity(1 << 16, flate2::read::GzDecoder::new(bytes));
+    let reader = std::io::BufReader::with_capacity(1 << 16, flate2::read::GzDecoder::new(bytes));
     serde_json::from_reader(reader).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 

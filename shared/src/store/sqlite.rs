@@ -191,7 +191,9 @@ impl StateStore for SqliteStore {
     async fn runs(&self, tenant_id: &str, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
         let conn = self.conn();
         let mut st = conn
-            .prepare("SELECT body FROM check_runs WHERE tenant_id = ?1 ORDER BY run_at DESC LIMIT ?2")
+            .prepare(
+                "SELECT body FROM check_runs WHERE tenant_id = ?1 ORDER BY run_at DESC LIMIT ?2",
+            )
             .map_err(db)?;
         let rows = st
             .query_map(params![tenant_id, limit as i64], |r| r.get::<_, Vec<u8>>(0))

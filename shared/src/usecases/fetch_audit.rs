@@ -166,7 +166,8 @@ async fn fetch_directory(
 ) -> Result<(), CoreError> {
     const CURSOR: &str = "directory_audits";
     let oldest = now - Duration::days(DIRECTORY_RETENTION_DAYS);
-    let from = match deps.state.cursor(CURSOR).await? {
+    let previous = deps.state.cursor(CURSOR).await?;
+    let from = match previous {
         Some(c) if c < oldest => {
             let gap = Gap {
                 source: "directory_audit".into(),
@@ -214,8 +215,13 @@ async fn fetch_directory(
         )
         .await?;
     }
-    if let Some(n) = newest {
-        deps.state.set_cursor(CURSOR, n).await?;
+    // A quiet tenant has no new record to move the watermark: move it anyway to a day ago (records arrive at most
+    // hours late), or a month without directory changes would look like a gap in the archive.
+    let settled = now - Duration::hours(24);
+    if let Some(next) = newest.max(Some(settled))
+        && previous.is_none_or(|p| next > p)
+    {
+        deps.state.set_cursor(CURSOR, next).await?;
     }
     Ok(())
 }

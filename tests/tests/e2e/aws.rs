@@ -10,14 +10,17 @@ use crate::helpers::*;
 const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 
 fn schedule() -> EventBridgeEvent<Value> {
-    serde_json::from_str(include_str!("../../fixtures/events/eventbridge-schedule.json"))
-        .expect("fixture")
+    serde_json::from_str(include_str!(
+        "../../fixtures/events/eventbridge-schedule.json"
+    ))
+    .expect("fixture")
 }
 
 /// Wraps received SQS messages in the event Lambda's event source mapping would deliver.
 fn sqs_event(messages: &[(String, String)]) -> Value {
     let template: Value =
-        serde_json::from_str(include_str!("../../fixtures/events/sqs-batch.json")).expect("fixture");
+        serde_json::from_str(include_str!("../../fixtures/events/sqs-batch.json"))
+            .expect("fixture");
     let mut record = template["Records"][0].clone();
     let records: Vec<Value> = messages
         .iter()
@@ -70,23 +73,46 @@ async fn the_four_functions_share_dynamodb_s3_and_sqs() {
     let tenant = env.sim.tenant_id.clone();
 
     // audit-fetch archives into S3, once.
-    let first = audit_fetch::handle(&env.rt, schedule()).await.expect("audit-fetch");
+    let first = audit_fetch::handle(&env.rt, schedule())
+        .await
+        .expect("audit-fetch");
     assert!(first.records_archived > 0, "{first:?}");
     let objects = env.rt.archive.keys("").await.expect("keys");
     assert!(!objects.is_empty(), "objects were written to the bucket");
-    let again = audit_fetch::handle(&env.rt, schedule()).await.expect("again");
+    let again = audit_fetch::handle(&env.rt, schedule())
+        .await
+        .expect("again");
     assert_eq!(again.records_archived, 0, "nothing is archived twice");
     assert_eq!(env.rt.archive.keys("").await.expect("keys"), objects);
 
     // license-check keeps its cases in DynamoDB and its snapshot in S3.
-    let summary = license_check::handle(&env.rt, schedule()).await.expect("license-check");
+    let summary = license_check::handle(&env.rt, schedule())
+        .await
+        .expect("license-check");
     assert_eq!(summary.status, "ok");
     assert_eq!(summary.findings_by_kind.get("unlicensed_mailbox"), Some(&8));
-    let cases = env.rt.store.grace_cases(&tenant, true).await.expect("cases");
+    let cases = env
+        .rt
+        .store
+        .grace_cases(&tenant, true)
+        .await
+        .expect("cases");
     assert_eq!(cases.len(), 8);
-    assert!(env.rt.store.previous_run(&tenant).await.expect("snapshot").is_some());
-    let second = license_check::handle(&env.rt, schedule()).await.expect("again");
-    assert_eq!(second.grace_cases.opened, 0, "the cases are found again in DynamoDB");
+    assert!(
+        env.rt
+            .store
+            .previous_run(&tenant)
+            .await
+            .expect("snapshot")
+            .is_some()
+    );
+    let second = license_check::handle(&env.rt, schedule())
+        .await
+        .expect("again");
+    assert_eq!(
+        second.grace_cases.opened, 0,
+        "the cases are found again in DynamoDB"
+    );
 
     // grace-period-notify: the ledger in DynamoDB stops a repeated schedule from sending twice.
     let channels = env.mail_channels();
@@ -101,8 +127,11 @@ async fn the_four_functions_share_dynamodb_s3_and_sqs() {
 
     // reprocess-user: a signed ticket webhook is admitted in DynamoDB and queued on SQS; the SQS trigger then does
     // the work, and the status is read back over the same function URL.
-    env.control(&format!("/_sim/skus/{FACULTY}/seats"), json!({"enabled": 12}))
-        .await;
+    env.control(
+        &format!("/_sim/skus/{FACULTY}/seats"),
+        json!({"enabled": 12}),
+    )
+    .await;
     let now = env.now().timestamp();
     let queue = SqsQueue::new(&aws.conf, &aws.queue_url);
     let auth = licensewatch_core::webhook::WebhookAuth::from_policy(&env.rt.policy, &|_| {
@@ -123,16 +152,22 @@ async fn the_four_functions_share_dynamodb_s3_and_sqs() {
             ("webhook-signature", secret.sign(id, now, body)),
         ]
     };
-    let out = reprocess_user::handle_event(&deps, function_url("POST", "/remediations", body, &signed("msg_aws_1")))
-        .await
-        .expect("http");
+    let out = reprocess_user::handle_event(
+        &deps,
+        function_url("POST", "/remediations", body, &signed("msg_aws_1")),
+    )
+    .await
+    .expect("http");
     assert_eq!(out["statusCode"], 202, "{out}");
     let answer: Value = serde_json::from_str(out["body"].as_str().expect("body")).expect("json");
     let id = answer["remediation_id"].as_str().expect("id").to_string();
     // The ticketing system retries the same delivery: same answer, no second message.
-    let retry = reprocess_user::handle_event(&deps, function_url("POST", "/remediations", body, &signed("msg_aws_1")))
-        .await
-        .expect("http");
+    let retry = reprocess_user::handle_event(
+        &deps,
+        function_url("POST", "/remediations", body, &signed("msg_aws_1")),
+    )
+    .await
+    .expect("http");
     let retry_answer: Value =
         serde_json::from_str(retry["body"].as_str().expect("body")).expect("json");
     assert_eq!(retry_answer["remediation_id"], id.as_str());
@@ -144,9 +179,12 @@ async fn the_four_functions_share_dynamodb_s3_and_sqs() {
         .expect("sqs");
     assert_eq!(batch["batchItemFailures"], json!([]), "{batch}");
 
-    let status = reprocess_user::handle_event(&deps, function_url("GET", &format!("/remediations/{id}"), b"", &[]))
-        .await
-        .expect("http");
+    let status = reprocess_user::handle_event(
+        &deps,
+        function_url("GET", &format!("/remediations/{id}"), b"", &[]),
+    )
+    .await
+    .expect("http");
     assert_eq!(status["statusCode"], 200);
     let status: Value = serde_json::from_str(status["body"].as_str().expect("body")).expect("json");
     assert_eq!(status["status"], "succeeded", "{status}");
@@ -184,7 +222,10 @@ async fn a_schedule_fans_out_one_message_per_tenant_and_each_runs_in_its_own_inv
     assert_eq!(message["tenant_id"], tenant.as_str());
 
     let mut unknown = messages.clone();
-    unknown.push((String::new(), json!({"tenant_id": "11111111-2222-3333-4444-555555555555"}).to_string()));
+    unknown.push((
+        String::new(),
+        json!({"tenant_id": "11111111-2222-3333-4444-555555555555"}).to_string(),
+    ));
     let batch = license_check::handle_event(&deps, sqs_event(&unknown))
         .await
         .expect("tenant batch");

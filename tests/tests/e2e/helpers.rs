@@ -134,7 +134,10 @@ impl TestEnv {
             vars.insert("LICENSEWATCH_STATE", format!("dynamodb:{}", aws.table));
             vars.insert("LICENSEWATCH_ARCHIVE", format!("s3://{}/audit", aws.bucket));
             vars.insert("LICENSEWATCH_QUEUE_URL", aws.queue_url.clone());
-            vars.insert("LICENSEWATCH_TENANT_QUEUE_URL", aws.tenant_queue_url.clone());
+            vars.insert(
+                "LICENSEWATCH_TENANT_QUEUE_URL",
+                aws.tenant_queue_url.clone(),
+            );
         }
         let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("settings");
         let ms = Microsoft::build(

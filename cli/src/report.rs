@@ -1,0 +1,852 @@
+//! `licensewatch report --html FILE [--csv DIR]`: one self-contained page from the state store, worth sending to a
+//! manager: open grace cases with their countdown, licence errors by group with their causes, SKU capacity, licence
+//! changes over time, unexplained changes and audit-archive health. No remote scripts, styles or fonts; inline SVG
+//! charts; readable printed and on a phone. The CSV files hold the same tables.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use licensewatch_core::domain::findings::Detail;
+use licensewatch_core::runtime::Runtime;
+use licensewatch_core::store::{Gap, GraceCase, RunRecord};
+
+/// How many runs the charts cover.
+const RUNS: usize = 120;
+
+/// Everything the report shows.
+#[derive(Debug, Clone)]
+pub struct ReportData {
+    /// Tenant.
+    pub tenant_id: String,
+    /// "Now".
+    pub generated_at: DateTime<Utc>,
+    /// Open grace cases.
+    pub cases: Vec<GraceCase>,
+    /// license-check runs, oldest first.
+    pub runs: Vec<RunRecord>,
+    /// Audit-archive gaps.
+    pub gaps: Vec<Gap>,
+    /// Licence events derived from the audit logs.
+    pub license_events: usize,
+}
+
+/// Reads the report's data from the runtime's store.
+pub async fn load(rt: &Runtime) -> Result<ReportData, String> {
+    let tenant = rt.tenant_run().tenant_id;
+    let store = rt.store.as_ref();
+    let err = |e: licensewatch_core::store::StoreError| e.to_string();
+    let mut cases = store.grace_cases(&tenant, true).await.map_err(err)?;
+    cases.sort_by_key(|c| c.deadlines.access_ends_at);
+    Ok(ReportData {
+        generated_at: rt.clock.now(),
+        cases,
+        runs: store.runs(&tenant, RUNS).await.map_err(err)?,
+        gaps: store.gaps().await.map_err(err)?,
+        license_events: store
+            .license_events(&tenant, None)
+            .await
+            .map_err(err)?
+            .len(),
+        tenant_id: tenant,
+    })
+}
+
+/// `licensewatch report`.
+pub async fn run(json: bool, html: &Path, csv: Option<&Path>) -> Result<(), String> {
+    let rt = crate::runtime(None).await?;
+    let data = load(&rt).await?;
+    if data.runs.is_empty() {
+        return Err(format!(
+            "the state store has no license-check run for tenant {} yet: run 'licensewatch check' first",
+            data.tenant_id
+        ));
+    }
+    let tables = write(&data, Some(html), csv)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"html": html, "csv_dir": csv, "tables": tables})
+        );
+    } else {
+        println!("report written to {}", html.display());
+        if let Some(dir) = csv {
+            println!("CSV tables written to {}", dir.display());
+        }
+    }
+    Ok(())
+}
+
+/// Writes the page and/or the CSV files; returns the table names.
+pub fn write(
+    data: &ReportData,
+    html: Option<&Path>,
+    csv: Option<&Path>,
+) -> Result<Vec<String>, String> {
+    let tables = tables(data);
+    if let Some(path) = html {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create '{}': {e}", dir.display()))?;
+        }
+        std::fs::write(path, render(data, &tables))
+            .map_err(|e| format!("cannot write '{}': {e}", path.display()))?;
+    }
+    if let Some(dir) = csv {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create '{}': {e}", dir.display()))?;
+        for t in &tables {
+            let path = dir.join(format!("{}.csv", t.id));
+            let mut w = csv::Writer::from_path(&path)
+                .map_err(|e| format!("cannot write '{}': {e}", path.display()))?;
+            w.write_record(&t.headers).map_err(|e| e.to_string())?;
+            for r in &t.rows {
+                w.write_record(r).map_err(|e| e.to_string())?;
+            }
+            w.flush().map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(tables.iter().map(|t| t.id.to_string()).collect())
+}
+
+/// One table, shown on the page and written as CSV.
+#[derive(Debug)]
+pub struct Table {
+    /// File and element id.
+    pub id: &'static str,
+    /// Heading.
+    pub title: &'static str,
+    /// Column names.
+    pub headers: Vec<&'static str>,
+    /// Cells as text.
+    pub rows: Vec<Vec<String>>,
+}
+
+fn day(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d").to_string()
+}
+
+fn latest(data: &ReportData) -> Option<&RunRecord> {
+    data.runs.last()
+}
+
+/// The report's tables, computed once for HTML and CSV.
+pub fn tables(data: &ReportData) -> Vec<Table> {
+    let now = data.generated_at;
+    let cases = Table {
+        id: "grace_cases",
+        title: "Mailboxes in a grace period",
+        headers: vec![
+            "user_principal_name",
+            "display_name",
+            "case",
+            "evidence",
+            "access_ends_at",
+            "days_left",
+            "data_deleted_at",
+            "blocked_by",
+        ],
+        rows: data
+            .cases
+            .iter()
+            .map(|c| {
+                let ev = serde_json::to_value(c.deadlines.evidence.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                let case = serde_json::to_value(c.deadlines.case)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                vec![
+                    c.user_principal_name.clone(),
+                    c.display_name.clone().unwrap_or_default(),
+                    case,
+                    ev,
+                    day(&c.deadlines.access_ends_at),
+                    days_left(c.deadlines.access_ends_at, now).to_string(),
+                    day(&c.deadlines.data_deleted_at),
+                    c.blocked_by.clone().unwrap_or_default(),
+                ]
+            })
+            .collect(),
+    };
+
+    let mut groups: BTreeMap<(String, String, String), (Vec<String>, String)> = BTreeMap::new();
+    let mut direct: Vec<Vec<String>> = Vec::new();
+    for f in latest(data)
+        .map(|r| r.findings.as_slice())
+        .unwrap_or_default()
+    {
+        if let Detail::LicenseAssignmentError {
+            user_principal_name,
+            sku_part_number,
+            error,
+            assigned_by_group,
+            group_display_name,
+            cause,
+            ..
+        } = &f.detail
+        {
+            let cause = cause
+                .as_ref()
+                .map(|c| format!("{} on {}", c.error, c.sku_part_number))
+                .unwrap_or_default();
+            match assigned_by_group {
+                Some(g) => {
+                    let name = group_display_name.clone().unwrap_or_else(|| g.clone());
+                    let e = groups
+                        .entry((name, sku_part_number.clone(), error.clone()))
+                        .or_insert_with(|| (Vec::new(), cause));
+                    e.0.push(user_principal_name.clone());
+                }
+                None => direct.push(vec![
+                    "(direct assignment)".into(),
+                    sku_part_number.clone(),
+                    error.clone(),
+                    "1".into(),
+                    user_principal_name.clone(),
+                    cause,
+                ]),
+            }
+        }
+    }
+    let mut error_rows: Vec<Vec<String>> = groups
+        .into_iter()
+        .map(|((g, sku, err), (users, cause))| {
+            vec![g, sku, err, users.len().to_string(), users.join(" "), cause]
+        })
+        .collect();
+    error_rows.extend(direct);
+    let errors = Table {
+        id: "license_errors",
+        title: "Licence errors by group",
+        headers: vec![
+            "group",
+            "sku",
+            "error",
+            "users",
+            "user_principal_names",
+            "cause",
+        ],
+        rows: error_rows,
+    };
+
+    let capacity = Table {
+        id: "sku_capacity",
+        title: "SKU capacity",
+        headers: vec![
+            "sku",
+            "sku_id",
+            "enabled",
+            "consumed",
+            "available",
+            "warning",
+            "suspended",
+        ],
+        rows: latest(data)
+            .map(|r| {
+                r.skus
+                    .iter()
+                    .map(|s| {
+                        vec![
+                            s.part_number.clone(),
+                            s.sku_id.clone(),
+                            s.enabled.to_string(),
+                            s.consumed.to_string(),
+                            s.available().to_string(),
+                            s.warning.to_string(),
+                            s.suspended.to_string(),
+                        ]
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+
+    let changes = Table {
+        id: "license_changes",
+        title: "Licence changes over time",
+        headers: vec![
+            "run_at",
+            "added",
+            "removed",
+            "licensed_users",
+            "users_scanned",
+        ],
+        rows: data
+            .runs
+            .iter()
+            .map(|r| {
+                let (added, removed) = added_removed(r);
+                vec![
+                    r.run_at.to_rfc3339(),
+                    added.to_string(),
+                    removed.to_string(),
+                    r.licensed_users.to_string(),
+                    r.users_scanned.to_string(),
+                ]
+            })
+            .collect(),
+    };
+
+    let mut unexplained = Vec::new();
+    for r in &data.runs {
+        for f in &r.findings {
+            let (change, upn, sku, at, actor, explained) = match &f.detail {
+                Detail::LicenseAdded {
+                    user_principal_name,
+                    sku_part_number,
+                    observed_at,
+                    actor,
+                    explained,
+                    ..
+                } => (
+                    "added",
+                    user_principal_name,
+                    sku_part_number,
+                    observed_at,
+                    actor,
+                    explained,
+                ),
+                Detail::LicenseRemoved {
+                    user_principal_name,
+                    sku_part_number,
+                    observed_at,
+                    actor,
+                    explained,
+                    ..
+                } => (
+                    "removed",
+                    user_principal_name,
+                    sku_part_number,
+                    observed_at,
+                    actor,
+                    explained,
+                ),
+                _ => continue,
+            };
+            if !explained {
+                unexplained.push(vec![
+                    at.to_rfc3339(),
+                    upn.clone(),
+                    sku.clone(),
+                    change.to_string(),
+                    actor.clone().unwrap_or_default(),
+                ]);
+            }
+        }
+    }
+    let unexplained = Table {
+        id: "unexplained_changes",
+        title: "Unexplained licence changes",
+        headers: vec![
+            "observed_at",
+            "user_principal_name",
+            "sku",
+            "change",
+            "actor",
+        ],
+        rows: unexplained,
+    };
+
+    let gaps = Table {
+        id: "audit_gaps",
+        title: "Audit archive gaps",
+        headers: vec!["source", "from", "to"],
+        rows: data
+            .gaps
+            .iter()
+            .map(|g| vec![g.source.clone(), g.from.to_rfc3339(), g.to.to_rfc3339()])
+            .collect(),
+    };
+    vec![cases, errors, capacity, changes, unexplained, gaps]
+}
+
+fn added_removed(r: &RunRecord) -> (usize, usize) {
+    let added = r
+        .findings
+        .iter()
+        .filter(|f| matches!(f.detail, Detail::LicenseAdded { .. }))
+        .count();
+    let removed = r
+        .findings
+        .iter()
+        .filter(|f| matches!(f.detail, Detail::LicenseRemoved { .. }))
+        .count();
+    (added, removed)
+}
+
+fn days_left(deadline: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
+    let secs = (deadline - now).num_seconds();
+    // Whole days, rounded down, so "0" means "today".
+    secs.div_euclid(86_400)
+}
+
+/// Escapes text for HTML content and attribute values.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = r#"
+:root { --ink:#1b1f24; --muted:#5b6570; --line:#d8dee4; --bad:#c62828; --warn:#b26a00; --ok:#2e7d32; --accent:#0b5cad; }
+* { box-sizing: border-box; }
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; color: var(--ink); margin: 0; background: #f6f8fa; }
+main { max-width: 1100px; margin: 0 auto; padding: 16px; }
+header h1 { font-size: 1.5rem; margin: 0 0 4px; }
+header p { margin: 0; color: var(--muted); }
+section { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px; margin: 16px 0; break-inside: avoid; }
+h2 { font-size: 1.15rem; margin: 4px 0 10px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr)); gap: 10px; margin-top: 14px; }
+.card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; }
+.card b { display: block; font-size: 1.6rem; }
+.card span { color: var(--muted); font-size: .85rem; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; width: 100%; font-size: .9rem; }
+th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
+th { background: #f0f3f6; font-weight: 600; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.badge { display: inline-block; min-width: 3.2em; text-align: center; padding: 1px 8px; border-radius: 10px; color: #fff; font-weight: 600; }
+.bad { background: var(--bad); } .warn { background: var(--warn); } .ok { background: var(--ok); }
+.empty { color: var(--muted); font-style: italic; }
+svg { width: 100%; height: auto; display: block; }
+svg text { font: 11px system-ui, sans-serif; fill: var(--ink); }
+.legend span { display: inline-block; margin-right: 14px; font-size: .85rem; }
+.legend i { display: inline-block; width: 10px; height: 10px; margin-right: 4px; border-radius: 2px; }
+footer { color: var(--muted); font-size: .8rem; margin: 20px 0; }
+@media (max-width: 600px) { body { font-size: 14px; } main { padding: 8px; } th, td { padding: 4px 5px; } }
+@media print { body { background: #fff; } section { border: none; padding: 0; } .scroll { overflow: visible; } }
+"#;
+
+/// The whole page.
+pub fn render(data: &ReportData, tables: &[Table]) -> String {
+    let mut h = String::new();
+    let by_id = |id: &str| tables.iter().find(|t| t.id == id);
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>licensewatch report: {}</title><style>{STYLE}</style></head><body><main>",
+        esc(&data.tenant_id)
+    );
+    let soonest = data
+        .cases
+        .iter()
+        .map(|c| days_left(c.deadlines.access_ends_at, data.generated_at))
+        .min();
+    let errors: usize = by_id("license_errors")
+        .map(|t| {
+            t.rows
+                .iter()
+                .filter_map(|r| r[3].parse::<usize>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    let exhausted = latest(data)
+        .map(|r| {
+            r.skus
+                .iter()
+                .filter(|s| s.available() <= 0 && s.enabled > 0)
+                .count()
+        })
+        .unwrap_or(0);
+    let unexplained = by_id("unexplained_changes")
+        .map(|t| t.rows.len())
+        .unwrap_or(0);
+    let _ = write!(
+        h,
+        "<header><h1>Microsoft 365 licence report</h1><p>Tenant {} · generated {} · {} license-check run(s)</p>\
+         <div class=\"cards\" id=\"summary\">{}{}{}{}{}{}</div></header>",
+        esc(&data.tenant_id),
+        esc(&data.generated_at.format("%Y-%m-%d %H:%M UTC").to_string()),
+        data.runs.len(),
+        card(data.cases.len().to_string(), "mailboxes in a grace period"),
+        card(
+            soonest.map_or("–".into(), |d| format!("{d} d")),
+            "until the next mailbox is cut off"
+        ),
+        card(errors.to_string(), "users in licence error"),
+        card(exhausted.to_string(), "SKUs with no seats left"),
+        card(unexplained.to_string(), "unexplained licence changes"),
+        card(data.gaps.len().to_string(), "audit archive gaps"),
+    );
+
+    // Grace cases with a countdown badge.
+    if let Some(t) = by_id("grace_cases") {
+        let _ = write!(h, "<section id=\"{}\"><h2>{}</h2>", t.id, t.title);
+        if t.rows.is_empty() {
+            h.push_str("<p class=\"empty\">No mailbox is in a grace period.</p>");
+        } else {
+            h.push_str("<div class=\"scroll\"><table><thead><tr><th>User</th><th>Case</th><th>Access ends</th><th class=\"num\">Days left</th><th>Data deleted</th><th>Blocked by</th></tr></thead><tbody>");
+            for r in &t.rows {
+                let left: i64 = r[5].parse().unwrap_or(0);
+                let class = if left <= 3 {
+                    "bad"
+                } else if left <= 14 {
+                    "warn"
+                } else {
+                    "ok"
+                };
+                let _ = write!(
+                    h,
+                    "<tr><td>{}<br><small>{}</small></td><td>{}<br><small>{}</small></td><td>{}</td><td class=\"num\"><span class=\"badge {class}\">{}</span></td><td>{}</td><td>{}</td></tr>",
+                    esc(&r[0]),
+                    esc(&r[1]),
+                    esc(&r[2]),
+                    esc(&r[3]),
+                    esc(&r[4]),
+                    esc(&r[5]),
+                    esc(&r[6]),
+                    esc(&r[7])
+                );
+            }
+            h.push_str("</tbody></table></div>");
+        }
+        h.push_str("</section>");
+    }
+
+    if let Some(t) = by_id("license_errors") {
+        table_section(&mut h, t, "No licence assignment is in error.", &[3]);
+    }
+
+    // Capacity bars.
+    if let Some(t) = by_id("sku_capacity") {
+        let _ = write!(h, "<section id=\"{}\"><h2>{}</h2>", t.id, t.title);
+        if let Some(r) = latest(data).filter(|r| !r.skus.is_empty()) {
+            h.push_str(&capacity_svg(r));
+            h.push_str("<div class=\"legend\"><span><i style=\"background:#0b5cad\"></i>consumed</span><span><i style=\"background:#c62828\"></i>full</span><span><i style=\"background:#dfe6ee\"></i>available</span></div>");
+        }
+        table_body(&mut h, t, "No SKU.", &[2, 3, 4, 5, 6]);
+        h.push_str("</section>");
+    }
+
+    // Changes over time.
+    if let Some(t) = by_id("license_changes") {
+        let _ = write!(h, "<section id=\"{}\"><h2>{}</h2>", t.id, t.title);
+        if data.runs.len() >= 2 {
+            h.push_str(&changes_svg(&data.runs));
+            h.push_str("<div class=\"legend\"><span><i style=\"background:#2e7d32\"></i>licences added</span><span><i style=\"background:#c62828\"></i>licences removed</span><span><i style=\"background:#0b5cad\"></i>licensed users</span></div>");
+        } else {
+            h.push_str("<p class=\"empty\">The chart needs two runs or more.</p>");
+        }
+        h.push_str("</section>");
+    }
+
+    if let Some(t) = by_id("unexplained_changes") {
+        table_section(
+            &mut h,
+            t,
+            "Every licence change is explained by the audit log.",
+            &[],
+        );
+    }
+
+    // Audit archive health.
+    if let Some(t) = by_id("audit_gaps") {
+        let _ = write!(
+            h,
+            "<section id=\"{}\"><h2>Audit archive health</h2><p>{} licence event(s) derived from the archived audit logs.</p>",
+            t.id, data.license_events
+        );
+        if t.rows.is_empty() {
+            h.push_str("<p><span class=\"badge ok\">OK</span> No gap: every range Microsoft still served was archived.</p>");
+        } else {
+            h.push_str("<p><span class=\"badge bad\">GAPS</span> These ranges were no longer available from Microsoft when licensewatch asked; export them from the Purview portal if you still can.</p>");
+            table_body(&mut h, t, "", &[]);
+        }
+        h.push_str("</section>");
+    }
+    let _ = write!(
+        h,
+        "<footer>Made by licensewatch from its state store. Days left are whole days until access ends; grace periods follow Microsoft's published rules.</footer></main></body></html>\n"
+    );
+    h
+}
+
+fn card(value: String, label: &str) -> String {
+    format!(
+        "<div class=\"card\"><b>{}</b><span>{}</span></div>",
+        esc(&value),
+        esc(label)
+    )
+}
+
+fn table_section(h: &mut String, t: &Table, empty: &str, numeric: &[usize]) {
+    let _ = write!(h, "<section id=\"{}\"><h2>{}</h2>", t.id, t.title);
+    table_body(h, t, empty, numeric);
+    h.push_str("</section>");
+}
+
+fn table_body(h: &mut String, t: &Table, empty: &str, numeric: &[usize]) {
+    if t.rows.is_empty() {
+        let _ = write!(h, "<p class=\"empty\">{}</p>", esc(empty));
+        return;
+    }
+    h.push_str("<div class=\"scroll\"><table><thead><tr>");
+    for (i, c) in t.headers.iter().enumerate() {
+        let class = if numeric.contains(&i) {
+            " class=\"num\""
+        } else {
+            ""
+        };
+        let _ = write!(h, "<th{class}>{}</th>", esc(&c.replace('_', " ")));
+    }
+    h.push_str("</tr></thead><tbody>");
+    for r in &t.rows {
+        h.push_str("<tr>");
+        for (i, c) in r.iter().enumerate() {
+            let class = if numeric.contains(&i) {
+                " class=\"num\""
+            } else {
+                ""
+            };
+            let _ = write!(h, "<td{class}>{}</td>", esc(c));
+        }
+        h.push_str("</tr>");
+    }
+    h.push_str("</tbody></table></div>");
+}
+
+fn capacity_svg(r: &RunRecord) -> String {
+    let row = 26.0;
+    let label_w = 190.0;
+    let bar_w = 560.0;
+    let height = row * r.skus.len() as f64 + 10.0;
+    let mut s = format!(
+        "<svg id=\"capacity-chart\" viewBox=\"0 0 {} {height}\" role=\"img\" aria-label=\"SKU capacity\">",
+        label_w + bar_w + 120.0
+    );
+    for (i, k) in r.skus.iter().enumerate() {
+        let y = 5.0 + i as f64 * row;
+        let enabled = k.enabled.max(1) as f64;
+        let used = (k.consumed as f64 / enabled).clamp(0.0, 1.0) * bar_w;
+        let colour = if k.available() <= 0 {
+            "#c62828"
+        } else {
+            "#0b5cad"
+        };
+        let _ = write!(
+            s,
+            "<text x=\"0\" y=\"{:.1}\">{}</text><rect x=\"{label_w}\" y=\"{y:.1}\" width=\"{bar_w}\" height=\"18\" fill=\"#dfe6ee\" rx=\"3\"/>\
+             <rect x=\"{label_w}\" y=\"{y:.1}\" width=\"{used:.1}\" height=\"18\" fill=\"{colour}\" rx=\"3\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\">{} / {}</text>",
+            y + 13.0,
+            esc(&k.part_number),
+            label_w + bar_w + 8.0,
+            y + 13.0,
+            k.consumed,
+            k.enabled
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+fn changes_svg(runs: &[RunRecord]) -> String {
+    let (w, h, pad) = (760.0, 220.0, 36.0);
+    let mid = h / 2.0;
+    let n = runs.len() as f64;
+    let step = (w - 2.0 * pad) / n;
+    let counts: Vec<(usize, usize)> = runs.iter().map(added_removed).collect();
+    let max_change = counts
+        .iter()
+        .map(|(a, r)| (*a).max(*r))
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let max_users = runs
+        .iter()
+        .map(|r| r.licensed_users)
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let mut s = format!(
+        "<svg id=\"changes-chart\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"Licence changes over time\">"
+    );
+    let _ = write!(
+        s,
+        "<line x1=\"{pad}\" y1=\"{mid}\" x2=\"{:.1}\" y2=\"{mid}\" stroke=\"#999\" stroke-width=\"1\"/>",
+        w - pad
+    );
+    let scale = (mid - 14.0) / max_change;
+    let bar = (step * 0.7).max(1.0);
+    let mut line = String::new();
+    for (i, ((added, removed), run)) in counts.iter().zip(runs).enumerate() {
+        let x = pad + i as f64 * step + (step - bar) / 2.0;
+        if *added > 0 {
+            let bh = *added as f64 * scale;
+            let _ = write!(
+                s,
+                "<rect class=\"added\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{bar:.1}\" height=\"{bh:.1}\" fill=\"#2e7d32\"><title>{}: {added} added</title></rect>",
+                mid - bh,
+                esc(&day(&run.run_at))
+            );
+        }
+        if *removed > 0 {
+            let bh = *removed as f64 * scale;
+            let _ = write!(
+                s,
+                "<rect class=\"removed\" x=\"{x:.1}\" y=\"{mid:.1}\" width=\"{bar:.1}\" height=\"{bh:.1}\" fill=\"#c62828\"><title>{}: {removed} removed</title></rect>",
+                esc(&day(&run.run_at))
+            );
+        }
+        let ly = h - 14.0 - (run.licensed_users as f64 / max_users) * (h - 28.0);
+        let _ = write!(line, "{:.1},{ly:.1} ", x + bar / 2.0);
+    }
+    let _ = write!(
+        s,
+        "<polyline points=\"{}\" fill=\"none\" stroke=\"#0b5cad\" stroke-width=\"2\"/>",
+        line.trim_end()
+    );
+    if let (Some(first), Some(last)) = (runs.first(), runs.last()) {
+        let _ = write!(
+            s,
+            "<text x=\"{pad}\" y=\"{:.1}\">{}</text><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text><text x=\"2\" y=\"12\">+{}</text><text x=\"2\" y=\"{:.1}\">−{}</text>",
+            h - 2.0,
+            esc(&day(&first.run_at)),
+            w - pad,
+            h - 2.0,
+            esc(&day(&last.run_at)),
+            max_change,
+            h - 18.0,
+            max_change
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use licensewatch_core::domain::findings::{Cause, Finding, Severity};
+    use licensewatch_core::domain::snapshot::SkuSnap;
+
+    fn at(d: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, d, 9, 0, 0)
+            .single()
+            .expect("time")
+    }
+
+    fn data_with(upn: &str, group: &str) -> ReportData {
+        let finding = |detail| Finding {
+            severity: Severity::Warning,
+            detail,
+        };
+        let run = |d: u32, findings: Vec<Finding>| RunRecord {
+            tenant_id: "t".into(),
+            run_at: at(d),
+            users_scanned: 3,
+            licensed_users: 2,
+            skus: vec![SkuSnap {
+                sku_id: "s1".into(),
+                part_number: "STANDARDWOFFPACK_FACULTY".into(),
+                enabled: 10,
+                consumed: 10,
+                warning: 0,
+                suspended: 0,
+            }],
+            findings,
+        };
+        ReportData {
+            tenant_id: "t".into(),
+            generated_at: at(3),
+            cases: vec![],
+            runs: vec![
+                run(1, vec![]),
+                run(
+                    2,
+                    vec![
+                        finding(Detail::LicenseAssignmentError {
+                            user_id: "u".into(),
+                            user_principal_name: upn.into(),
+                            sku_id: "s1".into(),
+                            sku_part_number: "STANDARDWOFFPACK_FACULTY".into(),
+                            state: "Error".into(),
+                            error: "Other".into(),
+                            assigned_by_group: Some("g1".into()),
+                            group_display_name: Some(group.into()),
+                            cause: Some(Cause {
+                                sku_id: "s2".into(),
+                                sku_part_number: "EXCHANGE_S".into(),
+                                error: "CountViolation".into(),
+                            }),
+                        }),
+                        finding(Detail::LicenseRemoved {
+                            user_id: "u".into(),
+                            user_principal_name: upn.into(),
+                            sku_id: "s1".into(),
+                            sku_part_number: "SPE_E3".into(),
+                            observed_at: at(2),
+                            actor: None,
+                            explained: false,
+                        }),
+                    ],
+                ),
+            ],
+            gaps: vec![Gap {
+                source: "directory_audit".into(),
+                from: at(1),
+                to: at(2),
+            }],
+            license_events: 4,
+        }
+    }
+
+    #[test]
+    fn user_text_is_escaped_everywhere() {
+        let evil = "<script>alert('x')</script>@contoso.example";
+        let data = data_with(evil, "Faculty <img src=x onerror=alert(1)>");
+        let page = render(&data, &tables(&data));
+        assert!(
+            !page.contains("<script>alert"),
+            "raw script tag in the page"
+        );
+        assert!(!page.contains("<img src=x"), "raw img tag in the page");
+        assert!(page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
+        assert!(page.contains("Faculty &lt;img src=x onerror=alert(1)&gt;"));
+    }
+
+    #[test]
+    fn the_page_has_every_section_and_no_remote_resource() {
+        let data = data_with("adele@contoso.example", "Faculty");
+        let page = render(&data, &tables(&data));
+        for id in [
+            "summary",
+            "grace_cases",
+            "license_errors",
+            "sku_capacity",
+            "capacity-chart",
+            "license_changes",
+            "changes-chart",
+            "unexplained_changes",
+            "audit_gaps",
+        ] {
+            assert!(page.contains(&format!("id=\"{id}\"")), "missing #{id}");
+        }
+        for remote in ["http://", "https://", "<script", "<link", "@import", "url("] {
+            assert!(
+                !page.contains(remote),
+                "page refers to a remote resource: {remote}"
+            );
+        }
+        assert!(
+            page.contains("CountViolation on EXCHANGE_S"),
+            "the real cause of the group error is shown"
+        );
+        assert!(page.contains("badge bad\">GAPS"));
+    }
+}
