@@ -32,8 +32,8 @@ use serde_json::{Value, json};
 
 use crate::serve::{App, drain_once, router};
 
-/// Simulated days.
-const DAYS: i64 = 35;
+/// Simulated days by default.
+pub const DAYS: i64 = 35;
 /// The day the service desk acts on the group-licensing error.
 const TICKET_DAY: i64 = 3;
 const CLIENT_ID: &str = "0f0f0f0f-1111-2222-3333-444455556666";
@@ -120,6 +120,7 @@ struct Demo {
 /// Runs the demo.
 pub async fn run(
     json_out: bool,
+    days: i64,
     state_dir: Option<PathBuf>,
     html: Option<PathBuf>,
     csv: Option<PathBuf>,
@@ -156,6 +157,7 @@ pub async fn run(
 #[allow(clippy::too_many_arguments)]
 async fn story(
     json_out: bool,
+    days: i64,
     sim: &licensewatch_sim::SimHandle,
     start: DateTime<Utc>,
     dir: &std::path::Path,
@@ -171,7 +173,7 @@ async fn story(
         }
     };
     say(format!(
-        "licensewatch demo: a simulated Microsoft 365 tenant ({}) at {}, watched for {DAYS} days.\n\
+        "licensewatch demo: a simulated Microsoft 365 tenant ({}) at {}, watched for {days} days.\n\
          Every function runs as in production: real HTTP to the simulated Graph and Management API, SQLite state,\n\
          mail recorded by the simulated tenant, a signed webhook from a ticketing system.\n",
         sim.tenant_id, sim.base_url
@@ -188,7 +190,7 @@ async fn story(
     let mut announced_lost: BTreeSet<String> = BTreeSet::new();
     let mut open_before: HashMap<String, DateTime<Utc>> = HashMap::new();
 
-    for day in 0..=DAYS {
+    for day in 0..=days {
         if day > 0 {
             demo.advance(Duration::days(1)).await?;
         }
@@ -407,7 +409,7 @@ async fn story(
     let output = DemoOutput {
         tenant_id: tenant.tenant_id.clone(),
         start,
-        days: DAYS,
+        days,
         timeline,
         saved,
         lost,
@@ -427,7 +429,7 @@ async fn story(
     } else {
         say(String::new());
         say(format!(
-            "After {DAYS} days: {} mailbox(es) saved ({}), {} lost because nobody acted ({}).",
+            "After {days} days: {} mailbox(es) saved ({}), {} lost because nobody acted ({}).",
             output.saved.len(),
             names(&output.saved),
             output.lost.len(),

@@ -31,6 +31,9 @@ struct Cli {
 enum Command {
     /// Run everything against the built-in simulated tenant and narrate what happens over 35 days.
     Demo {
+        /// Simulated days.
+        #[arg(long, default_value_t = demo::DAYS)]
+        days: i64,
         /// Keep the demo's state (SQLite + audit archive) in this directory instead of a temporary one.
         #[arg(long)]
         state_dir: Option<PathBuf>,
@@ -188,10 +191,11 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::LicenseEvents { user } => audit::events(cli.json, user).await,
         Command::AuditVerify { day } => audit::verify(cli.json, &day).await,
         Command::Demo {
+            days,
             state_dir,
             html,
             csv,
-        } => demo::run(cli.json, state_dir, html, csv).await,
+        } => demo::run(cli.json, days, state_dir, html, csv).await,
         Command::Report { html, csv } => report::run(cli.json, &html, csv.as_deref()).await,
     }
 }

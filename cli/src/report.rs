@@ -441,11 +441,13 @@ pub fn render(data: &ReportData, tables: &[Table]) -> String {
          <title>licensewatch report: {}</title><style>{STYLE}</style></head><body><main>",
         esc(&data.tenant_id)
     );
-    let soonest = data
+    let left: Vec<i64> = data
         .cases
         .iter()
         .map(|c| days_left(c.deadlines.access_ends_at, data.generated_at))
-        .min();
+        .collect();
+    let soonest = left.iter().copied().filter(|d| *d >= 0).min();
+    let cut_off = left.iter().filter(|d| **d < 0).count();
     let errors: usize = by_id("license_errors")
         .map(|t| {
             t.rows
@@ -468,11 +470,15 @@ pub fn render(data: &ReportData, tables: &[Table]) -> String {
     let _ = write!(
         h,
         "<header><h1>Microsoft 365 licence report</h1><p>Tenant {} · generated {} · {} license-check run(s)</p>\
-         <div class=\"cards\" id=\"summary\">{}{}{}{}{}{}</div></header>",
+         <div class=\"cards\" id=\"summary\">{}{}{}{}{}{}{}</div></header>",
         esc(&data.tenant_id),
         esc(&data.generated_at.format("%Y-%m-%d %H:%M UTC").to_string()),
         data.runs.len(),
-        card(data.cases.len().to_string(), "mailboxes in a grace period"),
+        card(
+            (data.cases.len() - cut_off).to_string(),
+            "mailboxes in a grace period"
+        ),
+        card(cut_off.to_string(), "mailboxes already cut off"),
         card(
             soonest.map_or("–".into(), |d| format!("{d} d")),
             "until the next mailbox is cut off"
@@ -490,24 +496,33 @@ pub fn render(data: &ReportData, tables: &[Table]) -> String {
             h.push_str("<p class=\"empty\">No mailbox is in a grace period.</p>");
         } else {
             h.push_str("<div class=\"scroll\"><table><thead><tr><th>User</th><th>Case</th><th>Access ends</th><th class=\"num\">Days left</th><th>Data deleted</th><th>Blocked by</th></tr></thead><tbody>");
-            for r in &t.rows {
+            for (r, c) in t.rows.iter().zip(&data.cases) {
                 let left: i64 = r[5].parse().unwrap_or(0);
-                let class = if left <= 3 {
-                    "bad"
-                } else if left <= 14 {
-                    "warn"
+                // Past the access deadline the mailbox is cut off; what remains is the countdown to data deletion.
+                let badge = if left < 0 {
+                    let deleted = days_left(c.deadlines.data_deleted_at, data.generated_at);
+                    format!(
+                        "<span class=\"badge bad\">cut off</span><br><small>data deleted in {} d</small>",
+                        deleted.max(0)
+                    )
                 } else {
-                    "ok"
+                    let class = if left <= 3 {
+                        "bad"
+                    } else if left <= 14 {
+                        "warn"
+                    } else {
+                        "ok"
+                    };
+                    format!("<span class=\"badge {class}\">{left} d</span>")
                 };
                 let _ = write!(
                     h,
-                    "<tr><td>{}<br><small>{}</small></td><td>{}<br><small>{}</small></td><td>{}</td><td class=\"num\"><span class=\"badge {class}\">{}</span></td><td>{}</td><td>{}</td></tr>",
+                    "<tr><td>{}<br><small>{}</small></td><td>{}<br><small>{}</small></td><td>{}</td><td class=\"num\">{badge}</td><td>{}</td><td>{}</td></tr>",
                     esc(&r[0]),
                     esc(&r[1]),
                     esc(&r[2]),
                     esc(&r[3]),
                     esc(&r[4]),
-                    esc(&r[5]),
                     esc(&r[6]),
                     esc(&r[7])
                 );

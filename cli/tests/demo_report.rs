@@ -1,0 +1,314 @@
+//! `licensewatch demo` runs its whole story in a real process, and `licensewatch report` turns the state it leaves
+//! into a page that headless Chromium renders.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn licensewatch() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_licensewatch"));
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    c.current_dir(std::env::temp_dir());
+    c
+}
+
+fn demo(args: &[&str]) -> Value {
+    let out = licensewatch()
+        .args(["demo", "--json"])
+        .args(args)
+        .output()
+        .expect("demo runs");
+    assert!(
+        out.status.success(),
+        "demo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("--json prints one JSON document")
+}
+
+fn upns(list: &Value) -> Vec<String> {
+    list.as_array()
+        .expect("array")
+        .iter()
+        .map(|o| o["user_principal_name"].as_str().expect("upn").to_string())
+        .collect()
+}
+
+fn events<'a>(out: &'a Value, kind: &str) -> Vec<(i64, &'a Value)> {
+    let mut found = Vec::new();
+    for day in out["timeline"].as_array().expect("timeline") {
+        for e in day["events"].as_array().expect("events") {
+            if e["type"] == kind {
+                found.push((day["day"].as_i64().expect("day"), e));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_demo_tells_the_whole_story_in_under_a_minute() {
+    let out = demo(&[]);
+    assert_eq!(out["days"], 35);
+    assert!(
+        out["elapsed_ms"].as_u64().expect("elapsed") < 60_000,
+        "the demo must finish within a minute"
+    );
+
+    // The never-licensed migrated mailboxes are found on day 0 with their deadlines.
+    let opened = events(&out, "grace_case_opened");
+    let first_day: Vec<&str> = opened
+        .iter()
+        .filter(|(d, _)| *d == 0)
+        .map(|(_, e)| e["user_principal_name"].as_str().expect("upn"))
+        .collect();
+    for who in ["megan.bowen", "lee.gu", "teacher11", "teacher12"] {
+        assert!(
+            first_day.iter().any(|u| u.starts_with(who)),
+            "{who} is not found on day 0: {first_day:?}"
+        );
+    }
+
+    // The group-licensing error and its real cause.
+    let groups = out["group_errors"].as_array().expect("groups");
+    let other = groups
+        .iter()
+        .find(|g| g["error"] == "Other")
+        .expect("the 'Other' error of the faculty group");
+    assert_eq!(other["cause"], "CountViolation on STANDARDWOFFPACK_FACULTY");
+    assert!(groups.iter().any(|g| g["error"] == "CountViolation"));
+
+    // A signed webhook from the ticketing system is accepted and the reprocessing succeeds.
+    let hooks = events(&out, "webhook_received");
+    assert_eq!(hooks.len(), 2);
+    assert!(hooks.iter().all(|(_, e)| e["http_status"] == 202));
+    let done = events(&out, "remediation_done");
+    assert_eq!(done.len(), 2);
+    assert!(done.iter().all(|(_, e)| e["status"] == "succeeded"));
+
+    // The teachers are saved before their deadline; megan and lee are lost because nobody acted.
+    let saved = upns(&out["saved"]);
+    assert_eq!(
+        saved,
+        [
+            "teacher11@contoso.onmicrosoft.com",
+            "teacher12@contoso.onmicrosoft.com"
+        ]
+    );
+    for s in out["saved"].as_array().expect("saved") {
+        let day = s["day"].as_i64().expect("day");
+        let ends =
+            chrono::DateTime::parse_from_rfc3339(s["access_ends_at"].as_str().expect("ends"))
+                .expect("time");
+        let start = chrono::DateTime::parse_from_rfc3339(out["start"].as_str().expect("start"))
+            .expect("start");
+        assert!(
+            start + chrono::Duration::days(day) < ends,
+            "saved after the deadline: {s}"
+        );
+    }
+    let lost = upns(&out["lost"]);
+    assert!(lost.contains(&"megan.bowen@contoso.onmicrosoft.com".to_string()));
+    assert!(lost.contains(&"lee.gu@contoso.onmicrosoft.com".to_string()));
+    assert!(
+        !lost.iter().any(|u| u.starts_with("teacher")),
+        "a saved mailbox is never lost"
+    );
+
+    // Admins were told at each threshold before megan's access ended, once per threshold.
+    let megan: Vec<i64> = events(&out, "notice_sent")
+        .iter()
+        .filter(|(_, e)| {
+            e["user_principal_name"] == "megan.bowen@contoso.onmicrosoft.com"
+                && e["audience"] == "admin"
+                && e["kind"] == "threshold"
+                && e["channel"] == "mail"
+        })
+        .filter_map(|(d, e)| (*d <= 2).then(|| e["threshold_days"].as_i64().expect("threshold")))
+        .collect();
+    assert_eq!(megan, [3, 1, 0], "3-, 1- and 0-day warnings, once each");
+    assert!(
+        events(&out, "notice_sent")
+            .iter()
+            .any(
+                |(_, e)| e["user_principal_name"] == "megan.bowen@contoso.onmicrosoft.com"
+                    && e["kind"] == "access_gone"
+            ),
+        "the admins are told when access is gone"
+    );
+    assert!(out["mail_recorded"].as_u64().expect("mail") > 0);
+    assert!(out["audit_records_archived"].as_u64().expect("audit") > 0);
+}
+
+fn chromium() -> String {
+    if let Ok(c) = std::env::var("LICENSEWATCH_CHROMIUM") {
+        return c;
+    }
+    for c in ["chromium", "chromium-browser", "google-chrome"] {
+        if Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            return c.to_string();
+        }
+    }
+    panic!(
+        "no Chromium found: run the tests with ./scripts/test.sh (installs Debian's chromium) or set LICENSEWATCH_CHROMIUM"
+    );
+}
+
+fn screenshot(html: &Path, png: &Path, profile: &Path) {
+    let out = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--window-size=1100,1800",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", html.display()))
+        .env("HOME", profile)
+        .output()
+        .expect("chromium runs");
+    assert!(
+        png.exists(),
+        "chromium wrote no screenshot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// (share of pixels that are not near-white, distinct colours seen)
+fn ink(png_path: &Path) -> (f64, usize) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(png_path).expect("png"),
+    ));
+    let mut reader = decoder.read_info().expect("png header");
+    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut buf).expect("png frame");
+    let channels = info.color_type.samples();
+    let pixels = &buf[..info.buffer_size()];
+    let mut inked = 0usize;
+    let mut colours = std::collections::HashSet::new();
+    let mut total = 0usize;
+    for px in pixels.chunks(channels) {
+        total += 1;
+        let (r, g, b) = (px[0], px[1 % channels], px[2 % channels]);
+        if r < 235 || g < 235 || b < 235 {
+            inked += 1;
+        }
+        colours.insert((r >> 4, g >> 4, b >> 4));
+    }
+    (inked as f64 / total.max(1) as f64, colours.len())
+}
+
+#[test]
+fn the_report_from_the_demo_state_is_complete_and_renders_in_chromium() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let state: PathBuf = dir.path().join("state");
+    let out = demo(&["--state-dir", state.to_str().expect("utf-8")]);
+    let tenant = out["tenant_id"].as_str().expect("tenant").to_string();
+
+    // `licensewatch report` reads the state the demo left, configured like any other run.
+    let html = dir.path().join("report.html");
+    let csv = dir.path().join("csv");
+    let run = licensewatch()
+        .args(["report", "--html"])
+        .arg(&html)
+        .arg("--csv")
+        .arg(&csv)
+        .env("LICENSEWATCH_TENANT_ID", &tenant)
+        .env(
+            "LICENSEWATCH_CLIENT_ID",
+            "0f0f0f0f-1111-2222-3333-444455556666",
+        )
+        .env("LICENSEWATCH_CLIENT_SECRET", "not-used-by-report")
+        .env(
+            "LICENSEWATCH_STATE",
+            format!("sqlite:{}", state.join("state.db").display()),
+        )
+        .env("LICENSEWATCH_NOW", "2026-12-26T09:00:00Z")
+        .output()
+        .expect("report runs");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let page = std::fs::read_to_string(&html).expect("html");
+
+    for id in [
+        "summary",
+        "grace_cases",
+        "license_errors",
+        "sku_capacity",
+        "capacity-chart",
+        "license_changes",
+        "changes-chart",
+        "unexplained_changes",
+        "audit_gaps",
+    ] {
+        assert!(
+            page.contains(&format!("id=\"{id}\"")),
+            "the page lacks #{id}"
+        );
+    }
+    for remote in ["http://", "https://", "<script", "<link", "@import", "url("] {
+        assert!(
+            !page.contains(remote),
+            "the page loads a remote resource ({remote})"
+        );
+    }
+    // The demo's end state is on the page: the faculty group was fixed, the kiosk group's conflict was not, and
+    // diego (cut off on day 20) still counts down to the deletion of his data.
+    assert!(
+        !page.contains("Faculty A1 licensing"),
+        "a fixed group error is not reported"
+    );
+    assert!(page.contains("Kiosk Exchange Plan 1"));
+    assert!(page.contains("MutuallyExclusiveViolation"));
+    assert!(page.contains("diego.siciliani@contoso.onmicrosoft.com"));
+    assert!(page.contains("STANDARDWOFFPACK_FACULTY"));
+    assert!(
+        page.matches("<rect class=\"added\"").count() >= 1,
+        "the chart shows the teachers' new licences"
+    );
+    for table in [
+        "grace_cases",
+        "license_errors",
+        "sku_capacity",
+        "license_changes",
+        "unexplained_changes",
+        "audit_gaps",
+    ] {
+        let text = std::fs::read_to_string(csv.join(format!("{table}.csv")))
+            .unwrap_or_else(|e| panic!("{table}.csv: {e}"));
+        assert!(text.lines().count() >= 1, "{table}.csv has a header");
+    }
+    let changes = std::fs::read_to_string(csv.join("license_changes.csv")).expect("csv");
+    assert_eq!(
+        changes.lines().count(),
+        37,
+        "a header and one row per simulated day"
+    );
+
+    let png = dir.path().join("report.png");
+    screenshot(&html, &png, &dir.path().join("chromium-profile"));
+    let (share, colours) = ink(&png);
+    assert!(
+        share > 0.05,
+        "the screenshot is nearly blank ({share:.3} inked)"
+    );
+    assert!(
+        colours > 8,
+        "the screenshot has too few colours ({colours})"
+    );
+}
