@@ -135,10 +135,14 @@ pub async fn run(
         "licensewatch-demo-{}",
         uuid::Uuid::new_v4().simple()
     ));
+    if !(1..=120).contains(&days) {
+        return Err(format!("--days {days} must be between 1 and 120"));
+    }
     let dir = state_dir.clone().unwrap_or(tmp.clone());
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create '{}': {e}", dir.display()))?;
     let result = story(
         json_out,
+        days,
         &sim,
         start,
         &dir,

@@ -583,10 +583,7 @@ pub fn render(data: &ReportData, tables: &[Table]) -> String {
         }
         h.push_str("</section>");
     }
-    let _ = write!(
-        h,
-        "<footer>Made by licensewatch from its state store. Days left are whole days until access ends; grace periods follow Microsoft's published rules.</footer></main></body></html>\n"
-    );
+    h.push_str("<footer>Made by licensewatch from its state store. Days left are whole days until access ends; grace periods follow Microsoft's published rules.</footer></main></body></html>\n");
     h
 }
 

@@ -126,7 +126,8 @@ fn the_demo_tells_the_whole_story_in_under_a_minute() {
                 && e["kind"] == "threshold"
                 && e["channel"] == "mail"
         })
-        .filter_map(|(d, e)| (*d <= 2).then(|| e["threshold_days"].as_i64().expect("threshold")))
+        .filter(|(d, _)| *d <= 2)
+        .map(|(_, e)| e["threshold_days"].as_i64().expect("threshold"))
         .collect();
     assert_eq!(megan, [3, 1, 0], "3-, 1- and 0-day warnings, once each");
     assert!(

@@ -42,9 +42,11 @@ pub fn invocation_span(function: &str, request_id: &str, tenant: &str) -> tracin
 pub struct Metrics {
     function: String,
     tenant: String,
-    /// (extra dimension, metric name, value)
-    values: Vec<(Option<(String, String)>, String, f64)>,
+    values: Vec<(Dimension, String, f64)>,
 }
+
+/// An extra dimension (name, value) beside `Function` and `Tenant`.
+type Dimension = Option<(String, String)>;
 
 /// The metrics namespace in CloudWatch.
 pub const METRICS_NAMESPACE: &str = "licensewatch";
@@ -74,7 +76,7 @@ impl Metrics {
 
     /// The EMF documents, one per dimension set, at `timestamp_ms`.
     pub fn render(&self, timestamp_ms: i64) -> Vec<serde_json::Value> {
-        let mut sets: Vec<Option<(String, String)>> = Vec::new();
+        let mut sets: Vec<Dimension> = Vec::new();
         for (d, _, _) in &self.values {
             if !sets.contains(d) {
                 sets.push(d.clone());
