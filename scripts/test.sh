@@ -28,7 +28,7 @@ if [ -z "${LICENSEWATCH_TEST_MOTO_URL:-}" ]; then
     "$VENV/bin/pip" install -q 'moto[server]'
   fi
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"${TMPDIR:-/tmp}/licensewatch-moto-$port.log" 2>&1 &
+  "$VENV/bin/python" scripts/moto/serve.py "$port" >"${TMPDIR:-/tmp}/licensewatch-moto-$port.log" 2>&1 &
   moto_pid=$!
   trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
   python3 - "$port" <<'PY'

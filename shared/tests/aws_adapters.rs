@@ -122,7 +122,11 @@ async fn a_replayed_webhook_id_is_admitted_once_even_when_deliveries_race() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert_eq!(new.len(), 1, "exactly one delivery is admitted");
+    assert_eq!(
+        new.len(),
+        1,
+        "exactly one delivery is admitted (replays: {replays:?})"
+    );
     assert_eq!(replays.len(), 7);
     let first = &replays[0];
     assert!(

@@ -108,6 +108,14 @@ fn doc<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// A transaction's idempotency token (at most 36 characters): derived from the remediation id, so retries of
+/// one call share it and different calls never do.
+fn token(remediation_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(remediation_id.as_bytes());
+    digest.iter().take(18).map(|b| format!("{b:02x}")).collect()
+}
+
 fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
     r.map_err(|e| StoreError::Database(format!("dynamodb request: {e}")))
 }
@@ -409,11 +417,18 @@ impl DynamoStore {
         )
     }
 
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
+    /// Runs a transaction; false when a condition failed. `token` makes the SDK's own retries idempotent: a retry
+    /// of a transaction that did commit is answered as a success instead of failing its conditions.
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        token: &str,
+    ) -> Result<bool, StoreError> {
         match self
             .db
             .transact_write_items()
             .set_transact_items(Some(items))
+            .client_request_token(token)
             .send()
             .await
         {
@@ -849,8 +864,11 @@ impl RemediationStore for DynamoStore {
     async fn claim(&self, record: &RemediationRecord) -> Result<Claim, StoreError> {
         let Some(ticket) = &record.ticket_key else {
             let put = self.new_remediation_put(record, None)?;
-            self.transact(vec![TransactWriteItem::builder().put(put).build()])
-                .await?;
+            self.transact(
+                vec![TransactWriteItem::builder().put(put).build()],
+                &token(&record.request.remediation_id),
+            )
+            .await?;
             return Ok(Claim::New);
         };
         let writes = vec![
@@ -861,13 +879,20 @@ impl RemediationStore for DynamoStore {
                 .put(self.new_remediation_put(record, None)?)
                 .build(),
         ];
-        if self.transact(writes).await? {
+        if self
+            .transact(writes, &token(&record.request.remediation_id))
+            .await?
+        {
             return Ok(Claim::New);
         }
         match self
             .first_ticket(ticket, record.created_at - Duration::hours(24))
             .await?
         {
+            // Our own earlier attempt committed (its answer was lost): this is still the new record.
+            Some(first) if first.request.remediation_id == record.request.remediation_id => {
+                Ok(Claim::New)
+            }
             Some(first) => Ok(Claim::Existing(Box::new(first))),
             None => Err(StoreError::Busy(
                 "remediation claim lost a race; retry".into(),
@@ -979,22 +1004,27 @@ impl RemediationStore for DynamoStore {
                 .put(self.new_remediation_put(record, webhook_key)?)
                 .build(),
         );
-        if self.transact(writes).await? {
+        let own = record.request.remediation_id.as_str();
+        if self.transact(writes, &token(own)).await? {
             return Ok(Admitted::New);
         }
-        // Cancelled: find which condition held it back, in the order the contract gives them.
+        // Cancelled: find which condition held it back, in the order the contract gives them. An item naming our
+        // own remediation means an earlier attempt of this very call committed.
         if let Some(w) = webhook_key
             && let Some(item) = self.get(&format!("webhook#{w}"), "-").await?
         {
-            return Ok(Admitted::ReplayedWebhook(
-                attr_s(&item, "remediation_id")
-                    .unwrap_or_default()
-                    .to_string(),
-            ));
+            let id = attr_s(&item, "remediation_id").unwrap_or_default();
+            if id == own {
+                return Ok(Admitted::New);
+            }
+            return Ok(Admitted::ReplayedWebhook(id.to_string()));
         }
         if let Some(t) = &record.ticket_key
             && let Some(first) = self.first_ticket(t, now - Duration::hours(24)).await?
         {
+            if first.request.remediation_id == own {
+                return Ok(Admitted::New);
+            }
             return Ok(Admitted::SameTicket(Box::new(first)));
         }
         if max_per_hour == 0 {
