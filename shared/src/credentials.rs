@@ -61,6 +61,17 @@ impl Microsoft {
         policy: RetryPolicy,
         publisher_id: &str,
     ) -> Result<Self, CredentialError> {
+        Self::connect_with(settings, policy, publisher_id, None).await
+    }
+
+    /// [`Microsoft::connect`] with the AWS configuration for Secrets Manager given by the caller (a local
+    /// emulator in tests); `None` loads the standard AWS chain.
+    pub async fn connect_with(
+        settings: &Settings,
+        policy: RetryPolicy,
+        publisher_id: &str,
+        aws: Option<&aws_config::SdkConfig>,
+    ) -> Result<Self, CredentialError> {
         let (tenant_id, client_id, credential) = match &settings.credential {
             CredentialSource::ClientSecret(s) => (
                 settings.tenant_id.clone(),
@@ -81,7 +92,7 @@ impl Microsoft {
                 )
             }
             CredentialSource::SecretsManager { arn } => {
-                let doc = read_secret(arn).await?;
+                let doc = read_secret(arn, aws).await?;
                 let credential = match (doc.client_secret, doc.client_cert) {
                     (Some(s), _) if !s.is_empty() => Credential::Secret(SecretString::new(s)),
                     (_, Some(pem)) if !pem.is_empty() => {
@@ -187,10 +198,14 @@ impl Microsoft {
     }
 }
 
-async fn read_secret(arn: &str) -> Result<SecretDocument, CredentialError> {
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
+async fn read_secret(
+    arn: &str,
+    aws: Option<&aws_config::SdkConfig>,
+) -> Result<SecretDocument, CredentialError> {
+    let conf = match aws {
+        Some(c) => c.clone(),
+        None => crate::aws::sdk_config().await,
+    };
     let client = aws_sdk_secretsmanager::Client::new(&conf);
     let out = client
         .get_secret_value()

@@ -588,3 +588,73 @@ async fn a_missing_table_is_a_permanent_error_that_names_the_operation() {
     let core: licensewatch_core::error::CoreError = err.into();
     assert!(!core.is_retryable(), "retrying cannot create the table");
 }
+
+#[tokio::test]
+async fn credentials_come_from_secrets_manager_and_never_leak() {
+    use licensewatch_core::config::Settings;
+    use licensewatch_core::credentials::Microsoft;
+    use licensewatch_core::retry::RetryPolicy;
+    let conf = emulator_config(&moto_url()).await;
+    let client = aws_sdk_secretsmanager::Client::new(&conf);
+    let name = format!("lw-{}", uuid::Uuid::new_v4().simple());
+    let created = client
+        .create_secret()
+        .name(&name)
+        .secret_string(
+            serde_json::json!({
+                "LICENSEWATCH_TENANT_ID": TENANT,
+                "LICENSEWATCH_CLIENT_ID": "0f0f0f0f-1111-2222-3333-444455556666",
+                "LICENSEWATCH_CLIENT_SECRET": "s3cr3t-from-the-vault",
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("create secret");
+    let arn = created.arn().expect("arn").to_string();
+    let settings = |arn: &str| {
+        let arn = arn.to_string();
+        Settings::from_lookup(move |k| (k == "LICENSEWATCH_SECRET_ARN").then(|| arn.clone()))
+            .expect("settings")
+    };
+    let ms = Microsoft::connect_with(&settings(&arn), RetryPolicy::quick(), "", Some(&conf))
+        .await
+        .expect("connect");
+    assert_eq!(ms.tenant_id, TENANT, "the tenant comes from the secret");
+
+    // A secret that is not the expected JSON is named by its variable, and its value never appears.
+    let bad = client
+        .create_secret()
+        .name(format!("{name}-bad"))
+        .secret_string("not json s3cr3t-from-the-vault")
+        .send()
+        .await
+        .expect("create");
+    let err = Microsoft::connect_with(
+        &settings(bad.arn().expect("arn")),
+        RetryPolicy::quick(),
+        "",
+        Some(&conf),
+    )
+    .await
+    .expect_err("not JSON");
+    let text = format!("{err} {err:?}");
+    assert!(text.contains("LICENSEWATCH_SECRET_ARN"), "{text}");
+    assert!(
+        !text.contains("s3cr3t"),
+        "the secret's value leaked: {text}"
+    );
+
+    let missing = Microsoft::connect_with(
+        &settings(&format!("{arn}-missing")),
+        RetryPolicy::quick(),
+        "",
+        Some(&conf),
+    )
+    .await
+    .expect_err("no such secret");
+    assert!(
+        missing.to_string().contains("ResourceNotFound"),
+        "{missing}"
+    );
+}
