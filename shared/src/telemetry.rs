@@ -16,18 +16,35 @@ pub enum LogFormat {
 pub fn init(format: LogFormat, default_level: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .flatten_event(true)
+        LogFormat::Json => {
+            tracing::subscriber::set_global_default(json_subscriber(filter, std::io::stderr))
+                .map_err(|e| e.to_string())
+        }
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .compact()
             .with_target(false)
-            .try_init(),
-        LogFormat::Text => builder.compact().with_target(false).try_init(),
+            .try_init()
+            .map_err(|e| e.to_string()),
     };
+}
+
+/// The Lambda log format: one JSON object per line, with the fields of the current span (the invocation's
+/// request id and tenant) on every line.
+pub fn json_subscriber<W>(filter: EnvFilter, writer: W) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .json()
+        .with_current_span(true)
+        .flatten_event(true)
+        .with_target(false)
+        .finish()
 }
 
 /// The span every Lambda invocation runs in: its JSON log lines carry the request id and the tenant.
@@ -136,6 +153,39 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lambda_log_lines_are_json_with_the_request_id_and_tenant() {
+        let logs = Captured::default();
+        let sink = logs.clone();
+        let subscriber = json_subscriber(EnvFilter::new("info"), move || sink.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            let span = invocation_span("license-check", "req-123", "tenant-abc");
+            let _guard = span.enter();
+            tracing::info!(users = 42, "license-check done");
+        });
+        let text = String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf-8");
+        let line: serde_json::Value =
+            serde_json::from_str(text.lines().next().expect("one line")).expect("JSON");
+        assert_eq!(line["message"], "license-check done");
+        assert_eq!(line["users"], 42);
+        assert_eq!(line["span"]["request_id"], "req-123");
+        assert_eq!(line["span"]["tenant"], "tenant-abc");
+        assert_eq!(line["span"]["function"], "license-check");
+    }
 
     #[test]
     fn emf_documents_declare_every_metric_under_its_dimensions() {
