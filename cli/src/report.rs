@@ -384,21 +384,7 @@ fn days_left(deadline: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
     secs.div_euclid(86_400)
 }
 
-/// Escapes text for HTML content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use licensewatch_core::notify::html_escape as esc;
 
 const STYLE: &str = r#"
 :root { --ink:#1b1f24; --muted:#5b6570; --line:#d8dee4; --bad:#c62828; --warn:#b26a00; --ok:#2e7d32; --accent:#0b5cad; }

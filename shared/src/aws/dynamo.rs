@@ -455,6 +455,16 @@ impl DynamoStore {
         }
     }
 
+    /// Every item of a tenant's partition `{tenant}#{what}`, in sort-key order.
+    async fn partition(&self, tenant_id: &str, what: &str) -> Result<Vec<Item>, StoreError> {
+        self.query(
+            &format!("{}#{what}", tenant_id.to_ascii_lowercase()),
+            false,
+            None,
+        )
+        .await
+    }
+
     fn scoped(&self, what: &str) -> String {
         format!("{}#{what}", self.scope)
     }
@@ -572,13 +582,7 @@ impl StateStore for DynamoStore {
         tenant_id: &str,
         open_only: bool,
     ) -> Result<Vec<GraceCase>, StoreError> {
-        let items = self
-            .query(
-                &format!("{}#case", tenant_id.to_ascii_lowercase()),
-                false,
-                None,
-            )
-            .await?;
+        let items = self.partition(tenant_id, "case").await?;
         let mut out = Vec::new();
         for i in &items {
             let c: GraceCase = doc(i)?;
@@ -610,13 +614,7 @@ impl StateStore for DynamoStore {
         tenant_id: &str,
         user: Option<&str>,
     ) -> Result<Vec<LicenseEvent>, StoreError> {
-        let items = self
-            .query(
-                &format!("{}#event", tenant_id.to_ascii_lowercase()),
-                false,
-                None,
-            )
-            .await?;
+        let items = self.partition(tenant_id, "event").await?;
         let mut out = Vec::new();
         for i in &items {
             let e: LicenseEvent = doc(i)?;
@@ -694,13 +692,7 @@ impl StateStore for DynamoStore {
     }
 
     async fn notified_cases(&self, tenant_id: &str) -> Result<HashSet<String>, StoreError> {
-        let items = self
-            .query(
-                &format!("{}#notified", tenant_id.to_ascii_lowercase()),
-                false,
-                None,
-            )
-            .await?;
+        let items = self.partition(tenant_id, "notified").await?;
         Ok(items
             .iter()
             .filter_map(|i| attr_s(i, "sk").map(str::to_string))
@@ -734,13 +726,7 @@ impl StateStore for DynamoStore {
     }
 
     async fn open_alerts(&self, tenant_id: &str) -> Result<Vec<Alert>, StoreError> {
-        let items = self
-            .query(
-                &format!("{}#alert", tenant_id.to_ascii_lowercase()),
-                false,
-                None,
-            )
-            .await?;
+        let items = self.partition(tenant_id, "alert").await?;
         items
             .iter()
             .filter(|i| matches!(i.get("open"), Some(AttributeValue::Bool(true))))
@@ -767,13 +753,7 @@ impl StateStore for DynamoStore {
         tenant_id: &str,
         since: DateTime<Utc>,
     ) -> Result<Vec<Alert>, StoreError> {
-        let items = self
-            .query(
-                &format!("{}#alert", tenant_id.to_ascii_lowercase()),
-                false,
-                None,
-            )
-            .await?;
+        let items = self.partition(tenant_id, "alert").await?;
         let mut out = Vec::new();
         for i in &items {
             let a: Alert = doc(i)?;
@@ -832,13 +812,7 @@ impl RemediationQueue for DynamoStore {
             // SQS delivers to the reprocess-user function; nothing waits here.
             return Ok(Vec::new());
         }
-        let items = self
-            .query(
-                &format!("{}#queue", tenant_id.to_ascii_lowercase()),
-                false,
-                None,
-            )
-            .await?;
+        let items = self.partition(tenant_id, "queue").await?;
         items.iter().map(doc).collect()
     }
 
