@@ -227,27 +227,24 @@ async fn story(
         .map_err(|e| format!("license-check: {e}"))?;
         let mut open_now: HashMap<String, DateTime<Utc>> = HashMap::new();
         for f in &report.findings {
-            match &f.detail {
-                Detail::UnlicensedMailbox {
-                    user_principal_name,
-                    access_ends_at,
-                    days_left,
-                    grace_evidence,
-                    ..
-                } => {
-                    open_now.insert(user_principal_name.clone(), *access_ends_at);
-                    if !open_before.contains_key(user_principal_name) && *access_ends_at > now {
-                        events.push(json!({"type": "grace_case_opened", "user_principal_name": user_principal_name,
+            if let Detail::UnlicensedMailbox {
+                user_principal_name,
+                access_ends_at,
+                days_left,
+                grace_evidence,
+                ..
+            } = &f.detail
+            {
+                open_now.insert(user_principal_name.clone(), *access_ends_at);
+                if !open_before.contains_key(user_principal_name) && *access_ends_at > now {
+                    events.push(json!({"type": "grace_case_opened", "user_principal_name": user_principal_name,
                             "access_ends_at": access_ends_at, "days_left": days_left, "evidence": grace_evidence}));
-                        lines.push(format!(
+                    lines.push(format!(
                             "  license-check {user_principal_name}: mailbox has no Exchange licence; access ends {} ({days_left} day(s) left, from {})",
                             access_ends_at.format("%Y-%m-%d"),
                             evidence_words(&serde_json::to_value(grace_evidence).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
                         ));
-                    }
                 }
-                Detail::LicenseAssignmentError { .. } if day == 0 => {}
-                _ => {}
             }
         }
         if day == 0 {

@@ -294,6 +294,10 @@ fn the_report_from_the_demo_state_is_complete_and_renders_in_chromium() {
             .unwrap_or_else(|e| panic!("{table}.csv: {e}"));
         assert!(text.lines().count() >= 1, "{table}.csv has a header");
     }
+    // 35 days with few directory changes leave no false gap: the directory-audit cursor moves on quiet days.
+    let gaps = std::fs::read_to_string(csv.join("audit_gaps.csv")).expect("csv");
+    assert_eq!(gaps.lines().count(), 1, "no audit gap: {gaps}");
+    assert!(page.contains("No gap"));
     let changes = std::fs::read_to_string(csv.join("license_changes.csv")).expect("csv");
     assert_eq!(
         changes.lines().count(),

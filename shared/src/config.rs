@@ -518,4 +518,45 @@ mod tests {
         .expect("ok");
         assert!(!format!("{s:?}").contains("do-not-print-me"));
     }
+
+    #[test]
+    fn aws_locations_must_come_together() {
+        let base = [
+            (vars::TENANT_ID, TENANT),
+            (vars::CLIENT_ID, CLIENT),
+            (vars::CLIENT_SECRET, "x"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut all = base.to_vec();
+            all.extend_from_slice(extra);
+            settings(&all)
+        };
+        let err =
+            with(&[(vars::QUEUE_URL, "https://sqs.eu-west-1.amazonaws.com/123/q")]).unwrap_err();
+        assert_eq!(err.problems[0].name, vars::QUEUE_URL);
+        assert!(err.problems[0].problem.contains("dynamodb:TABLE"));
+
+        let err = with(&[(vars::STATE, "dynamodb:lw-state")]).unwrap_err();
+        assert_eq!(err.problems[0].name, vars::ARCHIVE);
+        assert!(err.problems[0].problem.contains("s3://"));
+
+        let err = with(&[(vars::TENANT_QUEUE_URL, "not a url")]).unwrap_err();
+        assert_eq!(err.problems[0].name, vars::TENANT_QUEUE_URL);
+
+        let s = with(&[
+            (vars::STATE, "dynamodb:lw-state"),
+            (vars::ARCHIVE, "s3://lw-archive/audit"),
+            (vars::QUEUE_URL, "https://sqs.eu-west-1.amazonaws.com/123/q"),
+            (
+                vars::TENANT_QUEUE_URL,
+                "https://sqs.eu-west-1.amazonaws.com/123/t",
+            ),
+        ])
+        .expect("valid");
+        assert_eq!(
+            s.queue_url.as_deref(),
+            Some("https://sqs.eu-west-1.amazonaws.com/123/q")
+        );
+        assert!(s.tenant_queue_url.is_some());
+    }
 }

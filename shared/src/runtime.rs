@@ -57,20 +57,8 @@ pub fn load_config() -> Result<(Settings, Policy), ConfigError> {
             _ => ("./licensewatch.toml".into(), false),
         },
     };
-    // On Lambda the policy travels in the environment (the template's `PolicyToml` parameter); a file named by
-    // LICENSEWATCH_CONFIG still wins.
-    let inline = std::env::var(crate::config::vars::POLICY_TOML)
-        .ok()
-        .filter(|t| !t.trim().is_empty());
-    let policy = match inline {
-        Some(text) if !explicit => Policy::parse(&text).map_err(|mut e| {
-            for p in &mut e.problems {
-                p.name = format!("{} ({})", crate::config::vars::POLICY_TOML, p.name);
-            }
-            e
-        }),
-        _ => Policy::load(&path, explicit),
-    };
+    let inline = std::env::var(crate::config::vars::POLICY_TOML).ok();
+    let policy = load_policy(inline.as_deref(), &path, explicit);
     match (settings, policy) {
         (Ok(s), Ok(p)) => Ok((s, p)),
         (s, p) => {
@@ -83,6 +71,24 @@ pub fn load_config() -> Result<(Settings, Policy), ConfigError> {
             }
             Err(ConfigError { problems })
         }
+    }
+}
+
+/// The policy: the file named by `LICENSEWATCH_CONFIG` when set, else the inline text of
+/// `LICENSEWATCH_POLICY_TOML` (how the Lambda template passes it), else `./licensewatch.toml` if present.
+pub fn load_policy(
+    inline: Option<&str>,
+    path: &Path,
+    explicit: bool,
+) -> Result<Policy, ConfigError> {
+    match inline.filter(|t| !t.trim().is_empty()) {
+        Some(text) if !explicit => Policy::parse(text).map_err(|mut e| {
+            for p in &mut e.problems {
+                p.name = format!("{} ({})", crate::config::vars::POLICY_TOML, p.name);
+            }
+            e
+        }),
+        _ => Policy::load(path, explicit),
     }
 }
 
@@ -353,5 +359,32 @@ impl Runtime {
             tenant_id: id,
             delayed_delicensing: delayed,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_inline_policy_is_used_unless_a_file_is_named() {
+        let missing = Path::new("/nonexistent/licensewatch.toml");
+        let p = load_policy(Some("[check]\nsku_low_seats = 9\n"), missing, false).expect("inline");
+        assert_eq!(p.check.sku_low_seats, 9);
+        assert_eq!(
+            load_policy(Some("  "), missing, false).expect("blank = default"),
+            Policy::default()
+        );
+        let err = load_policy(Some("[check]\nsku_low_seat = 9\n"), missing, false)
+            .expect_err("unknown key");
+        assert!(
+            err.problems[0].name.starts_with("LICENSEWATCH_POLICY_TOML"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("sku_low_seat"), "{err}");
+        // A file named explicitly wins (and must exist).
+        let err = load_policy(Some("[check]\nsku_low_seats = 9\n"), missing, true)
+            .expect_err("the named file is missing");
+        assert_eq!(err.problems[0].name, "LICENSEWATCH_CONFIG");
     }
 }

@@ -84,10 +84,8 @@ impl Metrics {
     }
 
     /// Adds a count under one more dimension (e.g. `Kind`).
-    pub fn count_with(&mut self, name: &str, value: usize, dimension: &[(&str, &str)]) {
-        let extra = dimension
-            .first()
-            .map(|(k, v)| (k.to_string(), v.to_string()));
+    pub fn count_with(&mut self, name: &str, value: usize, dimension: (&str, &str)) {
+        let extra = Some((dimension.0.to_string(), dimension.1.to_string()));
         self.values.push((extra, name.to_string(), value as f64));
     }
 
@@ -191,8 +189,8 @@ mod tests {
     fn emf_documents_declare_every_metric_under_its_dimensions() {
         let mut m = Metrics::new("license-check", "t1");
         m.count("UsersScanned", 30);
-        m.count_with("Findings", 2, &[("Kind", "unlicensed_mailbox")]);
-        m.count_with("Findings", 1, &[("Kind", "sku_capacity")]);
+        m.count_with("Findings", 2, ("Kind", "unlicensed_mailbox"));
+        m.count_with("Findings", 1, ("Kind", "sku_capacity"));
         let docs = m.render(1_700_000_000_000);
         assert_eq!(docs.len(), 3);
         let plain = &docs[0];

@@ -198,7 +198,7 @@ async fn run(rt: &Runtime) -> Result<Summary, CoreError> {
     }
     let mut metrics = Metrics::new("license-check", &report.tenant_id);
     for (kind, count) in &by_kind {
-        metrics.count_with("Findings", *count, &[("Kind", kind.as_str())]);
+        metrics.count_with("Findings", *count, ("Kind", kind.as_str()));
     }
     metrics.count("UsersScanned", report.users_scanned);
     metrics.count("RemediationsQueued", report.remediations_queued);

@@ -73,7 +73,7 @@ pub async fn handle_http(
     let resp = handle(&deps.rt.webhook_deps(&deps.auth), &req).await;
     let mut metrics = Metrics::new("reprocess-user", &deps.rt.microsoft.tenant_id);
     match &resp.reject_reason {
-        Some(reason) => metrics.count_with("WebhookRejects", 1, &[("Reason", reason.as_str())]),
+        Some(reason) => metrics.count_with("WebhookRejects", 1, ("Reason", reason.as_str())),
         None => metrics.count("WebhookRequests", 1),
     }
     metrics.emit();
@@ -109,7 +109,7 @@ pub async fn handle_sqs(
         };
         match process(worker, &request, &rt.policy, false).await {
             Ok(outcome) => {
-                metrics.count_with("Remediations", 1, &[("Status", outcome.status)]);
+                metrics.count_with("Remediations", 1, ("Status", outcome.status));
                 tracing::info!(remediation = %request.remediation_id, status = outcome.status, "remediation done")
             }
             Err(e) if e.is_retryable() && !id.is_empty() => {

@@ -1121,7 +1121,7 @@ impl AuditState for DynamoStore {
     }
 }
 
-/// Creates the table as `infra/template.yaml` does (tests, and `licensewatch` runs against a fresh account).
+/// Creates the table with the keys `infra/template.yaml` gives it (tests against the emulator).
 pub async fn create_table(conf: &aws_config::SdkConfig, table: &str) -> Result<(), StoreError> {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
