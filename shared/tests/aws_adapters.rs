@@ -339,6 +339,7 @@ fn event(id: &str, at: DateTime<Utc>) -> LicenseEvent {
         reason: None,
         source: "directory_audit".into(),
         record_ids: vec![id.into()],
+        correlation_id: None,
     }
 }
 

@@ -4,9 +4,11 @@
 //!
 //! - [`scenario`]: scenario files, the default story, generated tenants.
 //! - [`tenant`]: state and licensing rules (seats, all-or-none groups, conflicts, audit trail).
+//! - `audit`: the audit records Microsoft writes for licence activity (directory audits and Management API).
 //! - [`faults`]: injected faults.
 //! - [`server`]: the HTTP routes.
 
+mod audit;
 pub mod faults;
 pub mod scenario;
 pub mod server;

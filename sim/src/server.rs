@@ -165,7 +165,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/writes", get(ctl_writes))
         .route("/_sim/requests", get(ctl_requests))
         .route("/_sim/tokens/revoke", post(ctl_revoke))
-        .route("/_sim/audit/generate", post(ctl_generate_audit));
+        .route("/_sim/audit/generate", post(ctl_generate_audit))
+        .route("/_sim/audit/records", post(ctl_audit_records));
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(token_v2))
         .route("/{tenant}/oauth2/token", post(token_v1))
@@ -1044,6 +1045,14 @@ fn group_has_errors(t: &Tenant, gi: usize) -> bool {
     })
 }
 
+/// Keeps only the `$select`ed properties of an entity (and its `id`, which Graph always returns).
+fn selected(mut v: Value, select: Option<&HashSet<String>>) -> Value {
+    if let (Some(sel), Some(m)) = (select, v.as_object_mut()) {
+        m.retain(|k, _| k == "id" || sel.contains(&k.to_ascii_lowercase()));
+    }
+    v
+}
+
 fn render_group(t: &Tenant, gi: usize) -> Value {
     let g = &t.groups[gi];
     json!({"id": g.id, "displayName": g.display_name, "securityEnabled": true, "mailEnabled": false, "groupTypes": [],
@@ -1080,9 +1089,10 @@ async fn list_groups(State(s): State<Arc<Shared>>, Query(q): Query<ODataQuery>) 
         .filter(|&g| !only_errors || group_has_errors(&t, g))
         .collect();
     let end = (offset + top).min(all.len());
+    let select = select_set(&q);
     let value: Vec<Value> = all[offset.min(end)..end]
         .iter()
-        .map(|&g| render_group(&t, g))
+        .map(|&g| selected(render_group(&t, g), select.as_ref()))
         .collect();
     let mut body =
         json!({"@odata.context": format!("{}/v1.0/$metadata#groups", s.base_url), "value": value});
@@ -1102,10 +1112,14 @@ fn group_not_found(id: &str) -> Response {
     )
 }
 
-async fn get_group(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+async fn get_group(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Query(q): Query<ODataQuery>,
+) -> Response {
     let t = s.tenant();
     match t.groups.iter().position(|g| g.id.eq_ignore_ascii_case(&id)) {
-        Some(g) => Json(render_group(&t, g)).into_response(),
+        Some(g) => Json(selected(render_group(&t, g), select_set(&q).as_ref())).into_response(),
         None => group_not_found(&id),
     }
 }
@@ -1140,11 +1154,16 @@ async fn members_with_errors(
         })
         .collect();
     let end = (offset + top).min(members.len());
+    // Members are users: `$select` picks their fields (licence fields included), as for /users.
+    let select = select_set(&q);
     let value: Vec<Value> = members[offset.min(end)..end]
         .iter()
         .map(|&ui| {
-            let u = &t.users[ui].spec;
-            json!({"@odata.type": "#microsoft.graph.user", "id": u.id, "displayName": u.display_name, "userPrincipalName": u.upn})
+            let mut v = render_user(&t, ui, select.as_ref());
+            if let Some(m) = v.as_object_mut() {
+                m.insert("@odata.type".into(), json!("#microsoft.graph.user"));
+            }
+            v
         })
         .collect();
     let mut body = json!({"@odata.context": format!("{}/v1.0/$metadata#directoryObjects", s.base_url), "value": value});
@@ -1707,7 +1726,7 @@ async fn ctl_group_members(
             if !t.groups[gi].members.contains(&uid) {
                 t.groups[gi].members.push(uid);
             }
-            t.process_group_for_user(gi, ui, true);
+            t.process_group(gi, &[ui], true);
         }
     }
     StatusCode::NO_CONTENT.into_response()
@@ -1748,6 +1767,55 @@ fn default_ct() -> String {
 }
 
 /// Fills the feed with synthetic records spread evenly over `blobs` blobs in the last hours (benchmarks).
+/// Records to serve as they are: directory audits (Graph shape) and Management Activity API records, e.g. real
+/// records replayed in tests. Each is placed at its own time (`activityDateTime` / `CreationTime`) or now.
+#[derive(Deserialize)]
+struct CtlRecords {
+    #[serde(default)]
+    directory: Vec<Value>,
+    #[serde(default)]
+    management: Vec<Value>,
+    #[serde(default = "azure_ad_content")]
+    content_type: String,
+}
+
+fn azure_ad_content() -> String {
+    "Audit.AzureActiveDirectory".into()
+}
+
+async fn ctl_audit_records(State(s): State<Arc<Shared>>, Json(b): Json<CtlRecords>) -> Response {
+    let mut t = s.tenant();
+    let now = t.now;
+    let directory = b.directory.len();
+    for r in b.directory {
+        let at = r["activityDateTime"]
+            .as_str()
+            .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+            .map_or(now, |d| d.to_utc());
+        t.directory_audits
+            .push(crate::tenant::DirectoryAudit { at, json: r });
+    }
+    let management = b.management.len();
+    for r in b.management {
+        let at = r["CreationTime"]
+            .as_str()
+            .and_then(|v| {
+                chrono::NaiveDateTime::parse_from_str(
+                    v.trim_end_matches('Z'),
+                    "%Y-%m-%dT%H:%M:%S%.f",
+                )
+                .ok()
+            })
+            .map_or(now, |d| d.and_utc());
+        t.add_management_record(&b.content_type, at, r);
+    }
+    (
+        StatusCode::CREATED,
+        Json(json!({"directory": directory, "management": management})),
+    )
+        .into_response()
+}
+
 async fn ctl_generate_audit(State(s): State<Arc<Shared>>, Json(b): Json<CtlGenerate>) -> Response {
     let mut t = s.tenant();
     let blobs = b.blobs.max(1);

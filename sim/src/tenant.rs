@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::scenario::{AuditKind, LicenseSpec, PlanSpec, Scenario, SkuSpec, UserSpec};
 
@@ -138,7 +138,7 @@ pub struct Tenant {
     pub mail: Vec<Value>,
     /// Licence writes.
     pub writes: Vec<LicenseWrite>,
-    seed: u64,
+    pub(crate) seed: u64,
     counter: u64,
     /// Seats in use per SKU (lower-case id), kept in step with every change.
     seats_used: HashMap<String, i64>,
@@ -224,12 +224,17 @@ impl Tenant {
             deleted_plans: BTreeMap::new(),
         });
         if !direct.is_empty() {
-            let _ = self.assign_direct(i, &direct, &[], None, audit);
+            // A user created with licences is logged as one "Add user" that carries them, not as a licence change.
+            if self.assign_direct(i, &direct, &[], None, false).is_ok() && audit {
+                let now = self.now;
+                let licences = self.users[i].active_licenses();
+                self.audit_add_user(now, i, &licences);
+            }
         }
         for g in groups {
             if let Some(gi) = self.groups.iter().position(|x| x.id == g) {
                 self.groups[gi].members.push(self.users[i].spec.id.clone());
-                self.process_group_for_user(gi, i, audit);
+                self.process_group(gi, &[i], audit);
             }
         }
         i
@@ -275,12 +280,12 @@ impl Tenant {
         }
     }
 
-    fn next_id(&mut self) -> u64 {
+    pub(crate) fn next_id(&mut self) -> u64 {
         self.counter += 1;
         self.counter
     }
 
-    fn plans_of(&self, lic: &LicenseSpec) -> Vec<PlanSpec> {
+    pub(crate) fn plans_of(&self, lic: &LicenseSpec) -> Vec<PlanSpec> {
         self.sku(&lic.sku_id)
             .map(|s| {
                 s.service_plans
@@ -437,8 +442,25 @@ impl Tenant {
         Ok(())
     }
 
-    /// Re-runs group licensing for one member (all-or-none for each group).
-    pub fn process_group_for_user(&mut self, gi: usize, ui: usize, audit: bool) {
+    /// Runs group licensing for some members, logged as Microsoft logs it: "Start applying group based license to
+    /// users", each member's licence change, then "Finish applying group based license to users" with the counts
+    /// (there is no per-user failure record).
+    pub fn process_group(&mut self, gi: usize, members: &[usize], audit: bool) {
+        let now = self.now;
+        if audit {
+            self.audit_group_run(now, gi, None);
+        }
+        let failed = members
+            .iter()
+            .filter(|&&ui| self.process_group_for_user(gi, ui, audit))
+            .count();
+        if audit {
+            self.audit_group_run(now, gi, Some((members.len() - failed, failed)));
+        }
+    }
+
+    /// Re-runs group licensing for one member (all-or-none for each group). True when it failed.
+    fn process_group_for_user(&mut self, gi: usize, ui: usize, audit: bool) -> bool {
         let now = self.now;
         let before = self.users[ui].active_licenses();
         let gid = self.groups[gi].id.clone();
@@ -492,6 +514,7 @@ impl Tenant {
             });
         }
         self.settle_plans(ui, &before, Some(GROUP_LICENSING_APP), audit);
+        !failures.is_empty()
     }
 
     /// Reprocesses every group assignment of a user.
@@ -501,18 +524,18 @@ impl Tenant {
             .filter(|&g| self.groups[g].members.contains(&uid))
             .collect();
         for g in groups {
-            self.process_group_for_user(g, ui, true);
+            self.process_group(g, &[ui], true);
         }
     }
 
     /// Reprocesses every member of a group.
     pub fn reprocess_group(&mut self, gi: usize) {
-        let members = self.groups[gi].members.clone();
-        for m in members {
-            if let Some(ui) = self.find_user(&m) {
-                self.process_group_for_user(gi, ui, true);
-            }
-        }
+        let members: Vec<usize> = self.groups[gi]
+            .members
+            .iter()
+            .filter_map(|m| self.find_user(m))
+            .collect();
+        self.process_group(gi, &members, true);
     }
 
     /// Updates plan dates and deleted plans after a change and writes the audit trail when the SKU set changed.
@@ -541,140 +564,6 @@ impl Tenant {
         }
         if audit && before != after.as_slice() {
             self.audit_change(now, ui, actor, before, &after, None);
-        }
-    }
-
-    /// Writes "Change user license" + "Update user" to both audit sources. With `failure`, the change did not
-    /// happen: the records carry result `failure` and the reason; `new` is what was attempted.
-    pub fn audit_change(
-        &mut self,
-        at: DateTime<Utc>,
-        ui: usize,
-        actor: Option<&str>,
-        old: &[LicenseSpec],
-        new: &[LicenseSpec],
-        failure: Option<&str>,
-    ) {
-        let n = self.next_id();
-        let user = self.users[ui].spec.clone();
-        let fmt_list = |ls: &[LicenseSpec], t: &Self| -> Vec<String> {
-            ls.iter()
-                .map(|l| {
-                    let name = t
-                        .sku(&l.sku_id)
-                        .map(|s| s.sku_part_number.clone())
-                        .unwrap_or_default();
-                    format!(
-                        "[SkuName={name}, AccountId={}, SkuId={}, DisabledPlans=[{}]]",
-                        t.tenant_id,
-                        l.sku_id,
-                        l.disabled_plans.join(", ")
-                    )
-                })
-                .collect()
-        };
-        let (old_s, new_s) = (fmt_list(old, self), fmt_list(new, self));
-        let old_json = serde_json::to_string_pretty(&old_s)
-            .unwrap_or_default()
-            .replace('\n', "\r\n");
-        let new_json = serde_json::to_string_pretty(&new_s)
-            .unwrap_or_default()
-            .replace('\n', "\r\n");
-        let (initiated_by, actor_upn) = match actor {
-            Some(a) if a != GROUP_LICENSING_APP && a.contains('@') => (
-                json!({"user": {"id": self.find_user(a).map(|i| self.users[i].spec.id.clone()),
-                    "displayName": null, "userPrincipalName": a, "ipAddress": "203.0.113.10"}, "app": null}),
-                a.to_string(),
-            ),
-            Some(a) if a != GROUP_LICENSING_APP => (
-                json!({"user": null, "app": {"appId": null, "displayName": a, "servicePrincipalId": null, "servicePrincipalName": a}}),
-                a.to_string(),
-            ),
-            _ => (
-                json!({"user": null, "app": {"appId": null, "displayName": GROUP_LICENSING_APP, "servicePrincipalId": null, "servicePrincipalName": null}}),
-                GROUP_LICENSING_APP.to_string(),
-            ),
-        };
-        let (result, reason) = match failure {
-            Some(r) => ("failure", r.to_string()),
-            None => ("success", String::new()),
-        };
-        let correlation = format!("{:08x}-5a5a-4a4a-8b8b-{:012x}", n, self.seed);
-        let target = |props: Value| {
-            json!([{"id": user.id, "displayName": null, "type": "User", "userPrincipalName": user.upn,
-                "groupType": null, "modifiedProperties": props}])
-        };
-        let stamp = at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
-        let change = json!({
-            "id": format!("Directory_{correlation}_CUL_{n}"), "category": "UserManagement",
-            "correlationId": correlation, "result": result, "resultReason": reason,
-            "activityDisplayName": "Change user license", "activityDateTime": stamp,
-            "loggedByService": "Core Directory", "operationType": "Update",
-            "initiatedBy": initiated_by, "targetResources": target(json!([])),
-            "additionalDetails": []
-        });
-        let update = json!({
-            "id": format!("Directory_{correlation}_UU_{n}"), "category": "UserManagement",
-            "correlationId": correlation, "result": result, "resultReason": reason,
-            "activityDisplayName": "Update user", "activityDateTime": stamp,
-            "loggedByService": "Core Directory", "operationType": "Update",
-            "initiatedBy": initiated_by,
-            "targetResources": target(json!([
-                {"displayName": "AssignedLicense", "oldValue": old_json, "newValue": new_json},
-                {"displayName": "Included Updated Properties", "oldValue": null, "newValue": "\"AssignedLicense\""}
-            ])),
-            "additionalDetails": [{"key": "UserType", "value": user.user_type}]
-        });
-        self.directory_audits
-            .push(DirectoryAudit { at, json: change });
-        self.directory_audits
-            .push(DirectoryAudit { at, json: update });
-
-        let creation = at.format("%Y-%m-%dT%H:%M:%S").to_string();
-        let status = if failure.is_some() {
-            "Failure"
-        } else {
-            "Success"
-        };
-        let base = |op: &str, id: String, props: Value| {
-            json!({
-                "CreationTime": creation, "Id": id, "Operation": op,
-                "OrganizationId": self.tenant_id, "RecordType": 8, "ResultStatus": status,
-                "UserKey": format!("{}@{}", actor_upn, self.tenant_id), "UserType": 0, "Version": 1,
-                "Workload": "AzureActiveDirectory", "ObjectId": user.upn, "UserId": actor_upn,
-                "AzureActiveDirectoryEventType": 1,
-                "ExtendedProperties": [
-                    {"Name": "additionalDetails", "Value": "{}"},
-                    {"Name": "extendedAuditEventCategory", "Value": "User"},
-                    {"Name": "resultReason", "Value": reason}
-                ],
-                "ModifiedProperties": props,
-                "Actor": [{"ID": actor_upn, "Type": 5}],
-                "ActorContextId": self.tenant_id, "InterSystemsId": correlation,
-                "IntraSystemId": format!("{n:032x}"), "SupportTicketId": "",
-                "Target": [{"ID": format!("User_{}", user.id), "Type": 2}, {"ID": user.id, "Type": 2},
-                           {"ID": user.upn, "Type": 5}],
-                "TargetContextId": self.tenant_id
-            })
-        };
-        let mut records = vec![
-            base(
-                "Change user license.",
-                format!("{:08x}-c0de-4c0d-8c0d-{:012x}", n, 1),
-                json!([]),
-            ),
-            base(
-                "Update user.",
-                format!("{:08x}-c0de-4c0d-8c0d-{:012x}", n, 2),
-                json!([
-                    {"Name": "AssignedLicense", "NewValue": new_json, "OldValue": old_json},
-                    {"Name": "Included Updated Properties", "NewValue": "AssignedLicense", "OldValue": ""},
-                    {"Name": "TargetId.UserType", "NewValue": user.user_type, "OldValue": ""}
-                ]),
-            ),
-        ];
-        for r in records.drain(..) {
-            self.add_management_record("Audit.AzureActiveDirectory", at, r);
         }
     }
 

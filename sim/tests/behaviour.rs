@@ -349,7 +349,7 @@ async fn direct_assignment_counts_seats_checks_location_and_conflicts() {
         e["error"]["message"],
         format!("Subscription with SKU {E3} does not have any available licenses.")
     );
-    // The failure is in the audit log with result failure.
+    // The failure is in the audit log with result failure, and, as in real tenants, names no SKU: nothing changed.
     let (_, audits) = c.get("/v1.0/auditLogs/directoryAudits?$filter=activityDisplayName eq 'Change user license'&$top=1").await;
     assert_eq!(audits["value"][0]["result"], "failure");
     assert!(
@@ -358,6 +358,15 @@ async fn direct_assignment_counts_seats_checks_location_and_conflicts() {
             .expect("r")
             .contains("does not have any available licenses")
     );
+    let (_, updates) = c
+        .get("/v1.0/auditLogs/directoryAudits?$filter=activityDisplayName eq 'Update user'&$top=1")
+        .await;
+    assert_eq!(updates["value"][0]["result"], "failure");
+    for record in [&audits["value"][0], &updates["value"][0]] {
+        let text = record.to_string();
+        assert!(!text.contains(E3), "a failure record names no SKU: {text}");
+        assert!(!text.contains("AssignedLicense"), "{text}");
+    }
 
     // Free a seat: assignment works and shows up in assignedPlans with an enabled Exchange plan.
     assert_eq!(
@@ -413,7 +422,7 @@ async fn every_change_leaves_both_audit_trails() {
     assert_eq!(s, 200);
     assert_eq!(
         c.control(
-            &format!("/_sim/users/{}/licenses", upn("alex.wilber")),
+            &format!("/_sim/users/{}/licenses", upn("joni.sherman")),
             json!({"remove": [E3], "actor": upn("it.admin")})
         )
         .await,
@@ -463,7 +472,7 @@ async fn every_change_leaves_both_audit_trails() {
         let (s, records) = c.get(b["contentUri"].as_str().expect("uri")).await;
         assert_eq!(s, 200);
         for r in records.as_array().expect("records") {
-            if r["ObjectId"] == upn("alex.wilber") {
+            if r["ObjectId"] == upn("joni.sherman") {
                 ops.push(r["Operation"].as_str().expect("op").to_string());
                 if r["Operation"] == "Update user." {
                     let mp = &r["ModifiedProperties"][0];
@@ -703,4 +712,148 @@ async fn a_plain_paging_loop_reads_a_100k_user_tenant() {
     assert_eq!(users, 100_000);
     assert_eq!(pages, 101);
     eprintln!("100k users in {pages} pages: {:?}", started.elapsed());
+}
+
+/// Directory audits of one change, newest first, as a client sees them.
+async fn audits_of(c: &Client, activity: &str) -> Vec<Value> {
+    let (_, a) = c
+        .get(&format!(
+            "/v1.0/auditLogs/directoryAudits?$filter=activityDisplayName eq '{activity}'&$top=999"
+        ))
+        .await;
+    a["value"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_large_change_is_split_into_sequence_events_that_reassemble() {
+    let c = Client::new(Scenario::default_story()).await;
+    // alex has E3, EMS and Power BI: the diff of his licences and plans is too long for one event.
+    assert_eq!(
+        c.control(
+            &format!("/_sim/users/{}/licenses", upn("alex.wilber")),
+            json!({"remove": [E3], "actor": upn("it.admin")})
+        )
+        .await,
+        200
+    );
+    let updates = audits_of(&c, "Update user").await;
+    let detail = |r: &Value, k: &str| {
+        r["additionalDetails"]
+            .as_array()
+            .and_then(|d| d.iter().find(|x| x["key"] == k))
+            .and_then(|x| x["value"].as_str())
+            .map(str::to_string)
+    };
+    let mut chunks: Vec<(usize, usize, String, String)> = updates
+        .iter()
+        .filter_map(|r| {
+            Some((
+                detail(r, "seq")?.parse().ok()?,
+                detail(r, "c")?.parse().ok()?,
+                detail(r, "b")?,
+                r["correlationId"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    assert!(chunks.len() >= 2, "{updates:?}");
+    assert_eq!(chunks[0].0, chunks.len(), "the last chunk is listed first");
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c.1 == chunks.len() && c.3 == chunks[0].3)
+    );
+    let change = audits_of(&c, "Change user license").await;
+    assert_eq!(
+        change[0]["correlationId"].as_str(),
+        Some(chunks[0].3.as_str())
+    );
+    assert_eq!(
+        change[0]["targetResources"][0]["modifiedProperties"],
+        json!([])
+    );
+    chunks.sort_by_key(|c| c.0);
+    let doc: Value = serde_json::from_str(&chunks.iter().map(|c| c.2.as_str()).collect::<String>())
+        .expect("the fragments form a JSON document");
+    let props = doc["targetUpdatedProperties"].as_array().expect("props");
+    let lic = props
+        .iter()
+        .find(|p| p["Name"] == "AssignedLicense")
+        .expect("AssignedLicense");
+    assert!(lic["OldValue"].as_str().expect("s").contains(E3));
+    assert!(!lic["NewValue"].as_str().expect("s").contains(E3));
+}
+
+#[tokio::test]
+async fn users_created_licensed_and_group_runs_are_logged_as_microsoft_logs_them() {
+    let c = Client::new(Scenario::default_story()).await;
+    let (s, _) = c
+        .post(
+            "/_sim/users",
+            json!({"id": "0a0a0a0a-0000-4000-8000-00000000a001", "upn": upn("new.starter"),
+                "display_name": "New Starter", "mail": upn("new.starter"), "usage_location": "US", "created": "2026-11-21T09:00:00Z",
+                "licenses": [{"sku_id": E3, "disabled_plans": []}]}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let added = audits_of(&c, "Add user").await;
+    let props = added[0]["targetResources"][0]["modifiedProperties"]
+        .as_array()
+        .expect("props");
+    let lic = props
+        .iter()
+        .find(|p| p["displayName"] == "AssignedLicense")
+        .expect("AssignedLicense at creation");
+    assert!(lic["newValue"].as_str().expect("s").contains(E3));
+    assert!(
+        !audits_of(&c, "Change user license")
+            .await
+            .iter()
+            .any(|r| r["targetResources"][0]["userPrincipalName"] == upn("new.starter")),
+        "creation is not a licence change"
+    );
+
+    // A new faculty member while the faculty SKU has no seat: group licensing fails for them, and the only trace in
+    // the log is the Finish record's count.
+    c.control(
+        &format!("/_sim/skus/{FACULTY}/seats"),
+        json!({"enabled": 0}),
+    )
+    .await;
+    assert_eq!(
+        c.control(
+            &format!("/_sim/groups/{FACULTY_GROUP}/members"),
+            json!({"add": [upn("new.starter")]})
+        )
+        .await,
+        204
+    );
+    assert_eq!(
+        audits_of(&c, "Start applying group based license to users")
+            .await
+            .len(),
+        1
+    );
+    let finish = audits_of(&c, "Finish applying group based license to users").await;
+    assert_eq!(finish[0]["targetResources"][0]["id"], FACULTY_GROUP);
+    assert!(
+        finish[0].to_string().contains(
+            "Users successfully assigned licenses: 0, Users for whom license assignment failed: 1."
+        ),
+        "{}",
+        finish[0]
+    );
+
+    // $select on membersWithLicenseErrors returns the licence fields asked for, and nothing else.
+    let (_, members) = c
+        .get(&format!("/v1.0/groups/{FACULTY_GROUP}/membersWithLicenseErrors?$select=id,userPrincipalName,licenseAssignmentStates"))
+        .await;
+    let m = &members["value"][0];
+    assert!(m["licenseAssignmentStates"].is_array(), "{m}");
+    assert!(m.get("displayName").is_none(), "{m}");
+    let (_, groups) = c.get("/v1.0/groups?$select=id,displayName").await;
+    assert!(groups["value"][0].get("assignedLicenses").is_none());
+    assert!(groups["value"][0]["displayName"].is_string());
+    // Success is "None", not null, in licenseAssignmentStates.
+    let joni = c.user(&upn("joni.sherman")).await;
+    assert_eq!(joni["licenseAssignmentStates"][0]["error"], "None");
 }

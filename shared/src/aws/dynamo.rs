@@ -37,12 +37,12 @@ use serde::de::DeserializeOwned;
 use super::s3::S3Objects;
 use super::sqs::SqsQueue;
 use super::{error_code, sdk_error};
-use crate::domain::license_event::LicenseEvent;
+use crate::domain::license_event::{LicenseEvent, LicenseRecord};
 use crate::domain::snapshot::{PreviousRun, Snapshot};
 use crate::store::{
     Admitted, Alert, AuditState, Claim, Gap, GraceCase, HistoryEntry, LedgerEntry, LedgerStatus,
-    RemediationQueue, RemediationRecord, RemediationRequest, RemediationStore, RunRecord,
-    StateStore, StoreError,
+    PendingParts, RemediationQueue, RemediationRecord, RemediationRequest, RemediationStore,
+    RunRecord, StateStore, StoreError,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -772,16 +772,81 @@ impl StateStore for DynamoStore {
         let pk = format!("{}#event", tenant_id.to_ascii_lowercase());
         let mut new = 0;
         for e in events {
-            let sk = format!("{}|{}", e.source, e.record_ids.join(","));
-            let item = with_doc(key(&pk, sk), e)?;
+            let item = with_doc(key(&pk, e.key()), e)?;
             if self
-                .put(item, Some(("attribute_not_exists(pk)", Vec::new())))
+                .put(item.clone(), Some(("attribute_not_exists(pk)", Vec::new())))
                 .await?
             {
                 new += 1;
+            } else {
+                // Stored before: a later run may have completed the change, so the newer merge replaces it.
+                self.put(item, None).await?;
             }
         }
         Ok(new)
+    }
+
+    async fn put_license_parts(
+        &self,
+        tenant_id: &str,
+        parts: &[LicenseRecord],
+    ) -> Result<(), StoreError> {
+        let tenant = tenant_id.to_ascii_lowercase();
+        for r in parts {
+            let change = r.group_key();
+            // The marker goes first: a crash between the two writes leaves a pending change, never a stored record
+            // that no run will merge.
+            let mut marker = key(format!("{tenant}#lpending"), &change);
+            marker.insert("marker".into(), s(uuid::Uuid::new_v4().to_string()));
+            self.put(marker, None).await?;
+            let item = with_doc(key(format!("{tenant}#lpart#{change}"), &r.id), r)?;
+            self.put(item, None).await?;
+        }
+        Ok(())
+    }
+
+    async fn pending_license_parts(&self, tenant_id: &str) -> Result<PendingParts, StoreError> {
+        let tenant = tenant_id.to_ascii_lowercase();
+        let mut out = PendingParts::default();
+        for m in self.partition(tenant_id, "lpending").await? {
+            let (Some(change), Some(marker)) = (attr_s(&m, "sk"), attr_s(&m, "marker")) else {
+                continue;
+            };
+            for item in self
+                .query(&format!("{tenant}#lpart#{change}"), false, None)
+                .await?
+            {
+                out.records.push(doc(&item)?);
+            }
+            out.changes.push((change.to_string(), marker.to_string()));
+        }
+        Ok(out)
+    }
+
+    async fn settle_license_parts(
+        &self,
+        tenant_id: &str,
+        changes: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let pk = format!("{}#lpending", tenant_id.to_ascii_lowercase());
+        for (change, marker) in changes {
+            let r = self
+                .db
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key(&pk, change)))
+                .condition_expression("marker = :m")
+                .expression_attribute_values(":m", s(marker))
+                .send()
+                .await;
+            match r {
+                Ok(_) => {}
+                // Made pending again by a concurrent run: that run (or the next) merges it.
+                Err(e) if error_code(&e).as_deref() == Some("ConditionalCheckFailedException") => {}
+                Err(e) => return Err(sdk_error("dynamodb DeleteItem", e)),
+            }
+        }
+        Ok(())
     }
 }
 

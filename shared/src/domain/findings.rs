@@ -39,6 +39,40 @@ pub struct Cause {
     pub error: String,
 }
 
+/// Where licensewatch learnt which SKU a failed assignment tried to add.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptSource {
+    /// The failure record itself (its licence list or its reason).
+    AuditRecord,
+    /// The user's `licenseAssignmentStates` (a licence in `Error`).
+    LicenseAssignmentStates,
+    /// A remediation request for the user that asks for the SKU.
+    RemediationRequest,
+    /// No source names it.
+    Unknown,
+}
+
+impl std::fmt::Display for AttemptSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AttemptSource::AuditRecord => "the audit record",
+            AttemptSource::LicenseAssignmentStates => "the user's licence assignment states",
+            AttemptSource::RemediationRequest => "a remediation request",
+            AttemptSource::Unknown => "unknown",
+        })
+    }
+}
+
+/// The SKUs a failed assignment tried to add, and where that is known from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// SKU ids (lower case); empty when unknown.
+    pub sku_ids: Vec<String>,
+    /// The source.
+    pub source: AttemptSource,
+}
+
 /// The kinds of finding and their fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -57,6 +91,13 @@ pub enum Detail {
         /// Said when the evidence is weak (`first_seen`): the real deadline may be earlier.
         #[serde(skip_serializing_if = "Option::is_none")]
         note: Option<String>,
+        /// With `audit_failed_assignment`: the SKUs the failed assignment tried to add, when any source knows them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempted_sku_ids: Option<Vec<String>>,
+        /// Where `attempted_sku_ids` come from: `audit_record`, `license_assignment_states`,
+        /// `remediation_request`, or `unknown` (real failure records name no SKU).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempted_sku_source: Option<AttemptSource>,
     },
     /// A licence assignment in `Error` or `ActiveWithError`.
     LicenseAssignmentError {

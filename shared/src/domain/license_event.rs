@@ -24,14 +24,31 @@ pub struct LicenseEvent {
     pub reason: Option<String>,
     /// `directory_audit` or `management_api`.
     pub source: String,
-    /// Source record ids (dedupe key).
+    /// Source record ids.
     pub record_ids: Vec<String>,
+    /// The change's correlation (directory audit `correlationId`, Management API `InterSystemsId`), when known: the
+    /// records of one change can arrive in different runs, and the event they form is stored under it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
 }
 
 impl LicenseEvent {
     /// True for a change that did not happen.
     pub fn failed(&self) -> bool {
         self.result.eq_ignore_ascii_case("failure") || self.result.eq_ignore_ascii_case("failed")
+    }
+
+    /// The key the event is stored under: its change's correlation when known, so that an event completed by a
+    /// later run replaces the partial one; otherwise its record ids.
+    pub fn key(&self) -> String {
+        match self.correlation_id.as_deref().filter(|c| !c.is_empty()) {
+            Some(c) => format!(
+                "{}|{}|{c}",
+                self.source,
+                self.user_id.as_deref().unwrap_or("")
+            ),
+            None => format!("{}|{}", self.source, self.record_ids.join(",")),
+        }
     }
 
     /// True when the event concerns this user (by id or UPN).
@@ -97,12 +114,28 @@ pub fn skus_in_message(message: &str) -> Vec<String> {
     out
 }
 
-/// One licence-related audit record, from either source, before records of one change are merged.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One chunk of a split ("sequence") directory audit: Microsoft spreads a large licence diff over several events
+/// with one `correlationId`; each carries `seq` (its number), `c` (how many) and `b` (a fragment of a JSON document).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chunk {
+    /// The chunk's number.
+    pub seq: u32,
+    /// How many chunks the change has.
+    pub count: u32,
+    /// The fragment.
+    pub body: String,
+}
+
+/// A licence list: `(sku id, disabled plan ids)`, lower-case.
+pub type Licences = Vec<(String, Vec<String>)>;
+
+/// One licence-related audit record, from either source, before the records of one change are merged. Kept in the
+/// state store until its change is complete, because the parts of one change can arrive in different runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LicenseRecord {
     /// Record id.
     pub id: String,
-    /// Groups the records of one change (directory audit correlationId, Management API InterSystemsId).
+    /// Groups the records of one change (directory audit `correlationId`, Management API `InterSystemsId`).
     pub correlation: String,
     /// When.
     pub at: DateTime<Utc>,
@@ -113,19 +146,38 @@ pub struct LicenseRecord {
     /// Target UPN.
     pub upn: Option<String>,
     /// Licences before (from `AssignedLicense` old value), if the record carries them.
-    pub old: Option<Vec<(String, Vec<String>)>>,
+    pub old: Option<Licences>,
     /// Licences after / attempted.
-    pub new: Option<Vec<(String, Vec<String>)>>,
+    pub new: Option<Licences>,
     /// success or failure.
     pub failed: bool,
     /// Failure reason.
     pub reason: Option<String>,
     /// `directory_audit` or `management_api`.
-    pub source: &'static str,
+    pub source: String,
+    /// Set on a part of a split change.
+    #[serde(default)]
+    pub chunk: Option<Chunk>,
 }
 
-/// Reads a Graph `directoryAudit` that concerns licences ("Change user license", "Update user" with
-/// `AssignedLicense`); other activities give `None`.
+impl LicenseRecord {
+    /// The change this record belongs to: records with one key are merged into one event.
+    pub fn group_key(&self) -> String {
+        let corr = if self.correlation.is_empty() {
+            &self.id
+        } else {
+            &self.correlation
+        };
+        format!("{}|{corr}", self.source)
+    }
+}
+
+const DIRECTORY: &str = "directory_audit";
+const MANAGEMENT: &str = "management_api";
+
+/// Reads a Graph `directoryAudit` that concerns licences: "Change user license", "Update user" with
+/// `AssignedLicense` (or failed, or one chunk of a split change), "Add user" with `AssignedLicense` (licences given at
+/// creation). Anything else, whatever its shape, gives `None`.
 pub fn from_directory_audit(v: &serde_json::Value) -> Option<LicenseRecord> {
     let activity = v["activityDisplayName"].as_str()?;
     let target = v["targetResources"].as_array()?.iter().find(|t| {
@@ -137,7 +189,12 @@ pub fn from_directory_audit(v: &serde_json::Value) -> Option<LicenseRecord> {
     let prop = target["modifiedProperties"]
         .as_array()
         .and_then(|p| p.iter().find(|m| m["displayName"] == "AssignedLicense"));
-    if activity != "Change user license" && !(activity == "Update user" && prop.is_some()) {
+    let failed = v["result"]
+        .as_str()
+        .is_some_and(|r| !r.eq_ignore_ascii_case("success"));
+    let chunk = chunk_of(&v["additionalDetails"]);
+    if !is_licence_write(activity.trim_end_matches('.'), prop.is_some(), failed) && chunk.is_none()
+    {
         return None;
     }
     let initiated = &v["initiatedBy"];
@@ -148,9 +205,6 @@ pub fn from_directory_audit(v: &serde_json::Value) -> Option<LicenseRecord> {
     let at = DateTime::parse_from_rfc3339(v["activityDateTime"].as_str()?)
         .ok()?
         .to_utc();
-    let failed = v["result"]
-        .as_str()
-        .is_some_and(|r| !r.eq_ignore_ascii_case("success"));
     Some(LicenseRecord {
         id: v["id"].as_str()?.to_string(),
         correlation: v["correlationId"].as_str().unwrap_or_default().to_string(),
@@ -158,37 +212,86 @@ pub fn from_directory_audit(v: &serde_json::Value) -> Option<LicenseRecord> {
         actor,
         user_id: target["id"].as_str().map(str::to_string),
         upn: target["userPrincipalName"].as_str().map(str::to_string),
-        old: prop
-            .and_then(|p| p["oldValue"].as_str())
-            .map(parse_assigned_license),
-        new: prop
-            .and_then(|p| p["newValue"].as_str())
-            .map(parse_assigned_license),
+        old: prop.map(|p| licences_in(&p["oldValue"])),
+        new: prop.map(|p| licences_in(&p["newValue"])),
         failed,
         reason: v["resultReason"]
             .as_str()
             .filter(|r| !r.is_empty())
             .map(str::to_string),
-        source: "directory_audit",
+        source: DIRECTORY.into(),
+        chunk,
     })
 }
 
+/// True for an activity (without its trailing period) that writes licences. A failed "Update user" counts even
+/// without `AssignedLicense`: real failure records carry no licence list, because nothing changed.
+fn is_licence_write(activity: &str, has_assigned_license: bool, failed: bool) -> bool {
+    match activity {
+        "Change user license" => true,
+        "Update user" => has_assigned_license || failed,
+        "Add user" => has_assigned_license,
+        _ => false,
+    }
+}
+
+/// The chunk fields of a split event's `additionalDetails` (`seq`, `c`, `b`), when all three are there.
+fn chunk_of(details: &serde_json::Value) -> Option<Chunk> {
+    let get = |k: &str| {
+        details.as_array()?.iter().find_map(|d| {
+            (d["key"].as_str()? == k).then(|| match &d["value"] {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })?
+        })
+    };
+    let seq = get("seq")?.trim().parse().ok()?;
+    let count: u32 = get("c")?.trim().parse().ok()?;
+    (count > 0).then_some(())?;
+    Some(Chunk {
+        seq,
+        count,
+        body: get("b")?,
+    })
+}
+
+/// Licences in an `AssignedLicense` value: usually a string holding a JSON array of strings, sometimes the array
+/// itself; anything else is no licence.
+fn licences_in(value: &serde_json::Value) -> Licences {
+    match value {
+        serde_json::Value::String(s) => parse_assigned_license(s),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .filter_map(|i| i.as_str())
+            .flat_map(|i| parse_assigned_license(&serde_json::Value::from(vec![i]).to_string()))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Reads a Management Activity API record that concerns licences ("Change user license.", "Update user." with
-/// `AssignedLicense`); other operations give `None`.
+/// `AssignedLicense` or failed, "Add user." with `AssignedLicense`). Other operations and shapes this parser does
+/// not know (string lists in `ModifiedProperties`, string `RecordType`) give `None`; the archive keeps them anyway.
 pub fn from_management_record(v: &serde_json::Value) -> Option<LicenseRecord> {
     let op = v["Operation"].as_str()?;
     let prop = v["ModifiedProperties"]
         .as_array()
         .and_then(|p| p.iter().find(|m| m["Name"] == "AssignedLicense"));
-    if op != "Change user license." && !(op == "Update user." && prop.is_some()) {
+    let status = v["ResultStatus"].as_str().unwrap_or("Success");
+    let failed =
+        !(status.eq_ignore_ascii_case("success") || status.eq_ignore_ascii_case("succeeded"));
+    if !is_licence_write(op.trim_end_matches('.'), prop.is_some(), failed) {
         return None;
     }
     // CreationTime has no zone in real data: it is UTC.
     let created = v["CreationTime"].as_str()?;
-    let at =
-        chrono::NaiveDateTime::parse_from_str(created.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S")
-            .ok()?
-            .and_utc();
+    let at = chrono::NaiveDateTime::parse_from_str(
+        created.trim_end_matches('Z'),
+        "%Y-%m-%dT%H:%M:%S%.f",
+    )
+    .ok()?
+    .and_utc();
     let user_id = v["Target"].as_array().and_then(|t| {
         t.iter()
             .filter_map(|x| x["ID"].as_str())
@@ -202,103 +305,326 @@ pub fn from_management_record(v: &serde_json::Value) -> Option<LicenseRecord> {
         .and_then(|e| e["Value"].as_str())
         .filter(|r| !r.is_empty())
         .map(str::to_string);
-    let status = v["ResultStatus"].as_str().unwrap_or("Success");
+    // "Change user license." and its "Update user." share InterSystemsId and IntraSystemId.
+    let correlation = ["InterSystemsId", "IntraSystemId"]
+        .iter()
+        .find_map(|k| v[*k].as_str().filter(|c| !c.is_empty()))
+        .unwrap_or_default();
     Some(LicenseRecord {
         id: v["Id"].as_str()?.to_string(),
-        correlation: v["InterSystemsId"].as_str().unwrap_or_default().to_string(),
+        correlation: correlation.to_string(),
         at,
         actor: v["UserId"].as_str().map(str::to_string),
         user_id,
         upn: v["ObjectId"].as_str().map(str::to_string),
-        old: prop
-            .and_then(|p| p["OldValue"].as_str())
-            .map(parse_assigned_license),
-        new: prop
-            .and_then(|p| p["NewValue"].as_str())
-            .map(parse_assigned_license),
-        failed: !(status.eq_ignore_ascii_case("success")
-            || status.eq_ignore_ascii_case("succeeded")),
+        old: prop.map(|p| licences_in(&p["OldValue"])),
+        new: prop.map(|p| licences_in(&p["NewValue"])),
+        failed,
         reason,
-        source: "management_api",
+        source: MANAGEMENT.into(),
+        chunk: None,
     })
 }
 
-/// Merges the records of each change (same source and correlation) into licence events: large changes are split by
-/// Microsoft over several records, and the "Change user license" record carries no licence list of its own.
-pub fn merge(records: &[LicenseRecord]) -> Vec<LicenseEvent> {
-    let mut groups: std::collections::BTreeMap<(String, &str), Vec<&LicenseRecord>> =
-        Default::default();
+/// The licences a complete set of chunks describes: the fragments, joined in `seq` order, form a JSON document (or
+/// its escaped text) whose `targetUpdatedProperties` hold `AssignedLicense` (or `LicenseAssignmentDetail`).
+/// `None` while a chunk is missing.
+pub fn assemble_chunks(chunks: &[&Chunk]) -> Option<(Licences, Licences)> {
+    let count = chunks.iter().map(|c| c.count).max()?;
+    let mut ordered: Vec<&Chunk> = chunks.to_vec();
+    ordered.sort_by_key(|c| c.seq);
+    ordered.dedup_by_key(|c| c.seq);
+    if ordered.len() != count as usize {
+        return None;
+    }
+    let text: String = ordered.iter().map(|c| c.body.as_str()).collect();
+    let doc: serde_json::Value = serde_json::from_str(&text)
+        .ok()
+        .or_else(|| {
+            // The fragment may be JSON text escaped as a string body.
+            let unescaped: String = serde_json::from_str(&format!("\"{text}\"")).ok()?;
+            serde_json::from_str(&unescaped).ok()
+        })
+        .unwrap_or(serde_json::Value::Null);
+    let props = find_key(&doc, "targetUpdatedProperties")
+        .and_then(|p| p.as_array().cloned())
+        .unwrap_or_default();
+    let named = |name: &str| {
+        props.iter().find(|p| {
+            ["Name", "name", "displayName"]
+                .iter()
+                .any(|k| p[*k].as_str() == Some(name))
+        })
+    };
+    let side = |p: &serde_json::Value, keys: [&str; 2]| -> Licences {
+        keys.iter()
+            .map(|k| &p[*k])
+            .find(|v| !v.is_null())
+            .map(licences_in)
+            .unwrap_or_default()
+    };
+    if let Some(p) = named("AssignedLicense") {
+        return Some((
+            side(p, ["OldValue", "oldValue"]),
+            side(p, ["NewValue", "newValue"]),
+        ));
+    }
+    if let Some(p) = named("LicenseAssignmentDetail") {
+        let details = |keys: [&str; 2]| -> Licences {
+            let v = keys.iter().map(|k| &p[*k]).find(|v| !v.is_null());
+            let v = match v {
+                Some(serde_json::Value::String(s)) => serde_json::from_str(s).unwrap_or_default(),
+                Some(other) => other.clone(),
+                None => serde_json::Value::Null,
+            };
+            v.as_array()
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter_map(|i| {
+                            let sku = i["SkuId"].as_str().or(i["skuId"].as_str())?;
+                            let plans = i["DisabledPlans"]
+                                .as_array()
+                                .or(i["disabledPlans"].as_array())
+                                .map(|ps| {
+                                    ps.iter()
+                                        .filter_map(|p| p.as_str())
+                                        .map(str::to_ascii_lowercase)
+                                        .collect()
+                                })
+                                .unwrap_or_default();
+                            Some((sku.to_ascii_lowercase(), plans))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        return Some((
+            details(["OldValue", "oldValue"]),
+            details(["NewValue", "newValue"]),
+        ));
+    }
+    // Complete, but nothing this parser understands: an event without SKUs, the raw records stay archived.
+    Some((Vec::new(), Vec::new()))
+}
+
+fn find_key<'v>(v: &'v serde_json::Value, key: &str) -> Option<&'v serde_json::Value> {
+    match v {
+        serde_json::Value::Object(m) => m
+            .get(key)
+            .or_else(|| m.values().find_map(|x| find_key(x, key))),
+        serde_json::Value::Array(items) => items.iter().find_map(|x| find_key(x, key)),
+        _ => None,
+    }
+}
+
+/// What merging a set of licence records gave.
+#[derive(Debug, Default)]
+pub struct Merged {
+    /// One event per complete change.
+    pub events: Vec<LicenseEvent>,
+    /// Group keys whose chunks are not all in yet: their records stay pending.
+    pub incomplete: Vec<String>,
+}
+
+/// Merges the records of each change (same source and correlation) into licence events: "Change user license"
+/// carries no licence list of its own (its "Update user" does), and large changes are split by Microsoft over
+/// several chunks that are only complete when every chunk is in.
+pub fn merge(records: &[LicenseRecord]) -> Merged {
+    let mut groups: std::collections::BTreeMap<String, Vec<&LicenseRecord>> = Default::default();
     for r in records {
-        let key = if r.correlation.is_empty() {
-            r.id.clone()
-        } else {
-            r.correlation.clone()
-        };
-        groups.entry((key, r.source)).or_default().push(r);
+        groups.entry(r.group_key()).or_default().push(r);
     }
-    let mut out = Vec::new();
-    for ((_, source), rs) in groups {
-        let mut old: Vec<(String, Vec<String>)> = Vec::new();
-        let mut new: Vec<(String, Vec<String>)> = Vec::new();
-        let mut has_lists = false;
-        for r in &rs {
-            if let Some(o) = &r.old {
-                old.extend(o.iter().cloned());
-                has_lists = true;
-            }
-            if let Some(n) = &r.new {
-                new.extend(n.iter().cloned());
-                has_lists = true;
-            }
-        }
-        let failed = rs.iter().any(|r| r.failed);
-        let reason = rs.iter().find_map(|r| r.reason.clone());
-        let (mut added, mut removed): (Vec<String>, Vec<String>) = if has_lists {
-            (
-                new.iter()
-                    .filter(|(s, _)| !old.iter().any(|(o, _)| o == s))
-                    .map(|(s, _)| s.clone())
-                    .collect(),
-                old.iter()
-                    .filter(|(s, _)| !new.iter().any(|(n, _)| n == s))
-                    .map(|(s, _)| s.clone())
-                    .collect(),
-            )
-        } else if failed {
-            // Only the failure is known: the SKUs the error message names were being assigned.
-            (
-                reason.as_deref().map(skus_in_message).unwrap_or_default(),
-                vec![],
-            )
+    let mut out = Merged::default();
+    for (key, mut rs) in groups {
+        rs.sort_by(|a, b| a.id.cmp(&b.id));
+        rs.dedup_by(|a, b| a.id == b.id);
+        let chunks: Vec<&Chunk> = rs.iter().filter_map(|r| r.chunk.as_ref()).collect();
+        let assembled = if chunks.is_empty() {
+            None
         } else {
-            (vec![], vec![])
+            match assemble_chunks(&chunks) {
+                Some(lists) => Some(lists),
+                None => {
+                    out.incomplete.push(key);
+                    continue;
+                }
+            }
         };
-        added.sort();
-        added.dedup();
-        removed.sort();
-        removed.dedup();
-        let first = rs[0];
-        let mut ids: Vec<String> = rs.iter().map(|r| r.id.clone()).collect();
-        ids.sort();
-        out.push(LicenseEvent {
-            at: rs.iter().map(|r| r.at).min().unwrap_or(first.at),
-            actor: rs.iter().find_map(|r| r.actor.clone()),
-            user_id: rs.iter().find_map(|r| r.user_id.clone()),
-            user_principal_name: rs.iter().find_map(|r| r.upn.clone()),
-            added_sku_ids: added,
-            removed_sku_ids: removed,
-            result: if failed {
-                "failure".into()
-            } else {
-                "success".into()
-            },
-            reason,
-            source: source.to_string(),
-            record_ids: ids,
-        });
+        out.events.push(event_of(&rs, assembled));
     }
-    out.sort_by_key(|e| e.at);
+    out.events.sort_by_key(|e| e.at);
     out
+}
+
+fn event_of(rs: &[&LicenseRecord], assembled: Option<(Licences, Licences)>) -> LicenseEvent {
+    let mut old: Licences = Vec::new();
+    let mut new: Licences = Vec::new();
+    let mut has_lists = false;
+    for r in rs {
+        if let Some(o) = &r.old {
+            old.extend(o.iter().cloned());
+            has_lists = true;
+        }
+        if let Some(n) = &r.new {
+            new.extend(n.iter().cloned());
+            has_lists = true;
+        }
+    }
+    if let Some((o, n)) = assembled {
+        old.extend(o);
+        new.extend(n);
+        has_lists = true;
+    }
+    let failed = rs.iter().any(|r| r.failed);
+    let reason = rs.iter().find_map(|r| r.reason.clone());
+    let (mut added, mut removed): (Vec<String>, Vec<String>) = if failed {
+        // Nothing changed. A failure record may still name what was attempted (in a list or in its reason);
+        // real ones usually do not.
+        let mut tried: Vec<String> = new
+            .iter()
+            .filter(|(s, _)| !old.iter().any(|(o, _)| o == s))
+            .map(|(s, _)| s.clone())
+            .collect();
+        if tried.is_empty() {
+            tried = reason.as_deref().map(skus_in_message).unwrap_or_default();
+        }
+        (tried, vec![])
+    } else if has_lists {
+        (
+            new.iter()
+                .filter(|(s, _)| !old.iter().any(|(o, _)| o == s))
+                .map(|(s, _)| s.clone())
+                .collect(),
+            old.iter()
+                .filter(|(s, _)| !new.iter().any(|(n, _)| n == s))
+                .map(|(s, _)| s.clone())
+                .collect(),
+        )
+    } else {
+        (vec![], vec![])
+    };
+    added.sort();
+    added.dedup();
+    removed.sort();
+    removed.dedup();
+    let first = rs[0];
+    let correlation = rs
+        .iter()
+        .map(|r| r.correlation.clone())
+        .find(|c| !c.is_empty());
+    LicenseEvent {
+        at: rs.iter().map(|r| r.at).min().unwrap_or(first.at),
+        actor: rs.iter().find_map(|r| r.actor.clone()),
+        user_id: rs.iter().find_map(|r| r.user_id.clone()),
+        user_principal_name: rs.iter().find_map(|r| r.upn.clone()),
+        added_sku_ids: added,
+        removed_sku_ids: removed,
+        result: if failed {
+            "failure".into()
+        } else {
+            "success".into()
+        },
+        reason,
+        source: first.source.clone(),
+        record_ids: rs.iter().map(|r| r.id.clone()).collect(),
+        correlation_id: correlation,
+    }
+}
+
+/// A group-based licensing run as the audit log summarises it ("Finish applying group based license to users"):
+/// Microsoft writes no per-user failure record, only these counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupLicensingRun {
+    /// Record id.
+    pub id: String,
+    /// When it finished.
+    pub at: DateTime<Utc>,
+    /// The group's id, when the record names it.
+    pub group_id: Option<String>,
+    /// The group's display name, when the record names it.
+    pub group_name: Option<String>,
+    /// Users who got their licences.
+    pub succeeded: Option<u64>,
+    /// Users for whom the assignment failed.
+    pub failed: u64,
+}
+
+/// Reads a "Finish applying group based license to users" record from either source; `None` for anything else or
+/// when the record holds no failure count.
+pub fn group_licensing_run(v: &serde_json::Value) -> Option<GroupLicensingRun> {
+    const FINISH: &str = "Finish applying group based license to users";
+    let (id, at, group) = if v["activityDisplayName"].as_str() == Some(FINISH) {
+        let group = v["targetResources"].as_array().and_then(|ts| {
+            ts.iter().find(|t| {
+                t["type"]
+                    .as_str()
+                    .or(t["Type"].as_str())
+                    .is_some_and(|k| k.eq_ignore_ascii_case("group"))
+            })
+        });
+        let at = DateTime::parse_from_rfc3339(v["activityDateTime"].as_str()?)
+            .ok()?
+            .to_utc();
+        (
+            v["id"].as_str()?,
+            at,
+            group.map(|g| (g["id"].as_str(), g["displayName"].as_str())),
+        )
+    } else if v["Operation"].as_str().map(|o| o.trim_end_matches('.')) == Some(FINISH) {
+        let at = chrono::NaiveDateTime::parse_from_str(
+            v["CreationTime"].as_str()?.trim_end_matches('Z'),
+            "%Y-%m-%dT%H:%M:%S%.f",
+        )
+        .ok()?
+        .and_utc();
+        let group_id = v["Target"].as_array().and_then(|t| {
+            t.iter()
+                .filter_map(|x| x["ID"].as_str())
+                .map(|id| id.trim_start_matches("Group_"))
+                .find(|id| uuid::Uuid::parse_str(id).is_ok())
+        });
+        (
+            v["Id"].as_str()?,
+            at,
+            Some((group_id.or(v["ObjectId"].as_str()), None)),
+        )
+    } else {
+        return None;
+    };
+    // The counts sit in a modified property's text in practice; look for them in every string of the record.
+    let mut texts = Vec::new();
+    collect_strings(v, &mut texts);
+    let count_after = |needle: &str| {
+        texts.iter().find_map(|t| {
+            let lower = t.to_ascii_lowercase();
+            let at = lower.find(needle)? + needle.len();
+            let digits: String = lower[at..]
+                .trim_start_matches([':', ' ', '='])
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse::<u64>().ok()
+        })
+    };
+    let failed = count_after("license assignment failed")?;
+    Some(GroupLicensingRun {
+        id: id.to_string(),
+        at,
+        group_id: group.and_then(|g| g.0).map(str::to_string),
+        group_name: group.and_then(|g| g.1).map(str::to_string),
+        succeeded: count_after("successfully assigned licenses"),
+        failed,
+    })
+}
+
+fn collect_strings<'v>(v: &'v serde_json::Value, out: &mut Vec<&'v str>) {
+    match v {
+        serde_json::Value::String(s) => out.push(s),
+        serde_json::Value::Array(items) => items.iter().for_each(|i| collect_strings(i, out)),
+        serde_json::Value::Object(m) => m.values().for_each(|i| collect_strings(i, out)),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -361,7 +687,7 @@ mod tests {
             .filter_map(from_directory_audit)
             .collect();
         assert_eq!(recs.len(), 2);
-        let events = merge(&recs);
+        let events = merge(&recs).events;
         assert_eq!(events.len(), 1);
         let e = &events[0];
         assert_eq!(e.removed_sku_ids, vec![E3.to_string()]);
@@ -388,7 +714,8 @@ mod tests {
                 .iter()
                 .filter_map(from_management_record)
                 .collect::<Vec<_>>(),
-        );
+        )
+        .events;
         assert_eq!(events.len(), 1);
         assert_eq!(
             events[0].added_sku_ids,
@@ -407,7 +734,7 @@ mod tests {
             "InterSystemsId": "corr-2", "ResultStatus": "Failure", "UserId": "it.admin@contoso.com", "ObjectId": "m@contoso.com",
             "ExtendedProperties": [{"Name": "resultReason", "Value": format!("Subscription with SKU {E3} does not have any available licenses.")}],
             "ModifiedProperties": []});
-        let events = merge(&[from_management_record(&failed).expect("licence record")]);
+        let events = merge(&[from_management_record(&failed).expect("licence record")]).events;
         assert_eq!(events[0].result, "failure");
         assert_eq!(events[0].added_sku_ids, vec![E3.to_string()]);
         assert!(

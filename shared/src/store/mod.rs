@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::grace::{Deadlines, Evidence};
-use crate::domain::license_event::LicenseEvent;
+use crate::domain::license_event::{LicenseEvent, LicenseRecord};
 use crate::domain::snapshot::{PreviousRun, Snapshot};
 use crate::error::CoreError;
 
@@ -59,6 +59,9 @@ pub struct GraceCase {
     pub deadlines: Deadlines,
     /// What is blocking a licence, if known (e.g. a group error), to tell admins what to do.
     pub blocked_by: Option<String>,
+    /// For a failed assignment: which SKUs it tried to add, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempted: Option<crate::domain::findings::Attempt>,
     /// First run that opened it.
     pub opened_at: DateTime<Utc>,
     /// Last run that updated it.
@@ -359,12 +362,37 @@ pub trait StateStore: Send + Sync {
         tenant_id: &str,
         since: DateTime<Utc>,
     ) -> Result<Vec<Alert>, StoreError>;
-    /// Stores licence events; an event whose record ids were stored before is skipped. Returns how many were new.
+    /// Stores licence events under [`LicenseEvent::key`]: an event stored before under the same key is replaced (a
+    /// later run may have completed it). Returns how many keys were new.
     async fn put_license_events(
         &self,
         tenant_id: &str,
         events: &[LicenseEvent],
     ) -> Result<usize, StoreError>;
+    /// Keeps licence records until their change is merged, and marks their changes pending. Storing a record again
+    /// is harmless (it only makes its change pending again).
+    async fn put_license_parts(
+        &self,
+        tenant_id: &str,
+        parts: &[LicenseRecord],
+    ) -> Result<(), StoreError>;
+    /// The pending changes (each with the marker to settle it by) and every stored record of them.
+    async fn pending_license_parts(&self, tenant_id: &str) -> Result<PendingParts, StoreError>;
+    /// Settles pending changes; a change that a concurrent run made pending again (another marker) stays pending.
+    async fn settle_license_parts(
+        &self,
+        tenant_id: &str,
+        changes: &[(String, String)],
+    ) -> Result<(), StoreError>;
+}
+
+/// Licence records of the changes that are not merged into events yet.
+#[derive(Debug, Default, Clone)]
+pub struct PendingParts {
+    /// `(group key, marker)` of each pending change.
+    pub changes: Vec<(String, String)>,
+    /// Every stored record of those changes.
+    pub records: Vec<LicenseRecord>,
 }
 
 /// Where remediation requests go (in-process/SQLite locally, SQS on AWS).

@@ -11,10 +11,10 @@ use std::collections::{HashMap, HashSet};
 
 use super::{
     Admitted, Alert, AuditState, Claim, Gap, GraceCase, HistoryEntry, LedgerEntry, LedgerStatus,
-    RemediationQueue, RemediationRecord, RemediationRequest, RemediationStore, RunRecord,
-    StateStore, StoreError,
+    PendingParts, RemediationQueue, RemediationRecord, RemediationRequest, RemediationStore,
+    RunRecord, StateStore, StoreError,
 };
-use crate::domain::license_event::LicenseEvent;
+use crate::domain::license_event::{LicenseEvent, LicenseRecord};
 use crate::domain::snapshot::{PreviousRun, Snapshot};
 
 /// SQLite-backed [`StateStore`] and [`RemediationQueue`].
@@ -63,6 +63,11 @@ CREATE TABLE IF NOT EXISTS grace_cases (
 CREATE TABLE IF NOT EXISTS license_events (
     tenant_id TEXT NOT NULL, record_key TEXT NOT NULL, at TEXT NOT NULL, user_id TEXT, upn TEXT, body TEXT NOT NULL,
     PRIMARY KEY (tenant_id, record_key));
+CREATE TABLE IF NOT EXISTS license_parts (
+    tenant_id TEXT NOT NULL, change_key TEXT NOT NULL, record_id TEXT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, change_key, record_id));
+CREATE TABLE IF NOT EXISTS license_pending (
+    tenant_id TEXT NOT NULL, change_key TEXT NOT NULL, marker TEXT NOT NULL, PRIMARY KEY (tenant_id, change_key));
 CREATE TABLE IF NOT EXISTS notice_ledger (
     key TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, case_id TEXT NOT NULL, audience TEXT NOT NULL,
     status TEXT NOT NULL, body TEXT NOT NULL);
@@ -465,26 +470,100 @@ impl StateStore for SqliteStore {
         let tx = conn.transaction().map_err(db)?;
         let mut new = 0;
         {
+            let mut exists = tx
+                .prepare("SELECT 1 FROM license_events WHERE tenant_id = ?1 AND record_key = ?2")
+                .map_err(db)?;
             let mut st = tx
-                .prepare("INSERT OR IGNORE INTO license_events (tenant_id, record_key, at, user_id, upn, body) VALUES (?1,?2,?3,?4,?5,?6)")
+                .prepare("INSERT OR REPLACE INTO license_events (tenant_id, record_key, at, user_id, upn, body) VALUES (?1,?2,?3,?4,?5,?6)")
                 .map_err(db)?;
             for e in events {
-                let key = format!("{}|{}", e.source, e.record_ids.join(","));
+                let key = e.key();
+                if !exists.exists(params![tenant_id, key]).map_err(db)? {
+                    new += 1;
+                }
                 let body = serde_json::to_string(e).map_err(corrupt)?;
-                new += st
-                    .execute(params![
-                        tenant_id,
-                        key,
-                        ts(&e.at),
-                        e.user_id,
-                        e.user_principal_name,
-                        body
-                    ])
-                    .map_err(db)?;
+                st.execute(params![
+                    tenant_id,
+                    key,
+                    ts(&e.at),
+                    e.user_id,
+                    e.user_principal_name,
+                    body
+                ])
+                .map_err(db)?;
             }
         }
         tx.commit().map_err(db)?;
         Ok(new)
+    }
+
+    async fn put_license_parts(
+        &self,
+        tenant_id: &str,
+        parts: &[LicenseRecord],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db)?;
+        {
+            let mut part = tx
+                .prepare("INSERT OR IGNORE INTO license_parts (tenant_id, change_key, record_id, body) VALUES (?1,?2,?3,?4)")
+                .map_err(db)?;
+            let mut pending = tx
+                .prepare("INSERT OR REPLACE INTO license_pending (tenant_id, change_key, marker) VALUES (?1,?2,?3)")
+                .map_err(db)?;
+            for r in parts {
+                let body = serde_json::to_string(r).map_err(corrupt)?;
+                let key = r.group_key();
+                part.execute(params![tenant_id, key, r.id, body])
+                    .map_err(db)?;
+                pending
+                    .execute(params![tenant_id, key, uuid::Uuid::new_v4().to_string()])
+                    .map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)
+    }
+
+    async fn pending_license_parts(&self, tenant_id: &str) -> Result<PendingParts, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare("SELECT change_key, marker FROM license_pending WHERE tenant_id = ?1 ORDER BY change_key")
+            .map_err(db)?;
+        let changes = st
+            .query_map(params![tenant_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(db)?
+            .collect::<Result<Vec<(String, String)>, _>>()
+            .map_err(db)?;
+        let mut parts = conn
+            .prepare("SELECT body FROM license_parts WHERE tenant_id = ?1 AND change_key = ?2")
+            .map_err(db)?;
+        let mut records = Vec::new();
+        for (key, _) in &changes {
+            let rows = parts
+                .query_map(params![tenant_id, key], |r| r.get::<_, String>(0))
+                .map_err(db)?;
+            for row in rows {
+                records.push(serde_json::from_str(&row.map_err(db)?).map_err(corrupt)?);
+            }
+        }
+        Ok(PendingParts { changes, records })
+    }
+
+    async fn settle_license_parts(
+        &self,
+        tenant_id: &str,
+        changes: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db)?;
+        for (key, marker) in changes {
+            tx.execute(
+                "DELETE FROM license_pending WHERE tenant_id = ?1 AND change_key = ?2 AND marker = ?3",
+                params![tenant_id, key, marker],
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)
     }
 }
 

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
 use crate::domain::catalog::Catalog;
-use crate::domain::findings::{Cause, Detail, Finding, Severity};
+use crate::domain::findings::{Attempt, AttemptSource, Cause, Detail, Finding, Severity};
 use crate::domain::grace::{self, Evidence, EvidenceKind};
 use crate::domain::license_event::LicenseEvent;
 use crate::domain::snapshot::{LicenseChange, PreviousRun, SkuSnap, Snapshot, UserSnapshot};
@@ -437,6 +437,8 @@ pub async fn check_licenses(
                 note: (d.evidence.kind == EvidenceKind::FirstSeen).then(|| {
                     "first seen unlicensed by licensewatch; the mailbox may have been unlicensed earlier, so the real deadline may be earlier".to_string()
                 }),
+                attempted_sku_ids: case.attempted.as_ref().map(|a| a.sku_ids.clone()),
+                attempted_sku_source: case.attempted.as_ref().map(|a| a.source),
             },
         });
     }
@@ -633,6 +635,60 @@ fn explaining_event<'e>(
     })
 }
 
+/// Which SKUs a user's failed assignments tried to add: from the failure records when they say (rarely), else the
+/// user's licences in `Error`, else a remediation request asking for SKUs, else unknown.
+fn attempted_skus(
+    events: &[&LicenseEvent],
+    user: &UserSnapshot,
+    requests: &[RemediationRequest],
+) -> Attempt {
+    let mut from_records: Vec<String> = events
+        .iter()
+        .filter(|e| e.failed())
+        .flat_map(|e| e.added_sku_ids.iter().cloned())
+        .collect();
+    from_records.sort();
+    from_records.dedup();
+    if !from_records.is_empty() {
+        return Attempt {
+            sku_ids: from_records,
+            source: AttemptSource::AuditRecord,
+        };
+    }
+    let mut in_error: Vec<String> = user
+        .states
+        .iter()
+        .filter(|s| s.error.is_some())
+        .map(|s| s.sku_id.clone())
+        .collect();
+    in_error.sort();
+    in_error.dedup();
+    if !in_error.is_empty() {
+        return Attempt {
+            sku_ids: in_error,
+            source: AttemptSource::LicenseAssignmentStates,
+        };
+    }
+    let mut requested: Vec<String> = requests
+        .iter()
+        .filter(|r| r.action == "assign")
+        .filter(|r| r.user.eq_ignore_ascii_case(&user.id) || r.user.eq_ignore_ascii_case(&user.upn))
+        .flat_map(|r| r.sku_ids.iter().map(|s| s.to_ascii_lowercase()))
+        .collect();
+    requested.sort();
+    requested.dedup();
+    if !requested.is_empty() {
+        return Attempt {
+            sku_ids: requested,
+            source: AttemptSource::RemediationRequest,
+        };
+    }
+    Attempt {
+        sku_ids: Vec::new(),
+        source: AttemptSource::Unknown,
+    }
+}
+
 /// Opens, updates and closes grace cases. Returns the open cases and the run's counts.
 #[allow(clippy::too_many_arguments)]
 async fn follow_grace_cases(
@@ -645,6 +701,9 @@ async fn follow_grace_cases(
     groups: &HashMap<String, String>,
     now: DateTime<Utc>,
 ) -> Result<(Vec<GraceCase>, CaseCounts), CoreError> {
+    // Remediation requests still waiting (local queue): one may say which SKU an admin wanted the user to get.
+    let requests = deps.queue.pending(&tenant.tenant_id).await?;
+    let requests = requests.as_slice();
     let existing: HashMap<String, GraceCase> = deps
         .store
         .grace_cases(&tenant.tenant_id, true)
@@ -673,14 +732,21 @@ async fn follow_grace_cases(
             .filter(|e| !e.failed() && !e.added_sku_ids.is_empty())
             .map(|e| e.at)
             .max();
-        for e in mine.iter().filter(|e| last_grant.is_none_or(|g| e.at > g)) {
+        let since_grant: Vec<&LicenseEvent> = mine
+            .iter()
+            .copied()
+            .filter(|e| last_grant.is_none_or(|g| e.at > g))
+            .collect();
+        for e in &since_grant {
             if !e.failed() && !e.removed_sku_ids.is_empty() {
                 evidence.push(Evidence {
                     kind: EvidenceKind::AuditRemoval,
                     at: e.at,
                 });
             }
-            if e.failed() && !e.added_sku_ids.is_empty() {
+            // A failed licence write for a user with no Exchange now is evidence whether or not the record names
+            // SKUs: real failure records do not (nothing changed, so nothing was diffed).
+            if e.failed() {
                 evidence.push(Evidence {
                     kind: EvidenceKind::AuditFailedAssignment,
                     at: e.at,
@@ -714,6 +780,8 @@ async fn follow_grace_cases(
             continue;
         };
         let deadlines = grace::deadlines(best, tenant.delayed_delicensing, &policy.grace);
+        let attempted = (best.kind == EvidenceKind::AuditFailedAssignment)
+            .then(|| attempted_skus(&since_grant, u, requests));
         let blocked_by = u
             .states
             .iter()
@@ -749,6 +817,7 @@ async fn follow_grace_cases(
             evidence,
             deadlines,
             blocked_by,
+            attempted,
             opened_at: prior.map_or(now, |c| c.opened_at),
             updated_at: now,
             closed_at: None,

@@ -16,7 +16,8 @@ use serde_json::Value;
 use crate::archive::{AuditArchive, encode_batch};
 use crate::clock::Clock;
 use crate::domain::license_event::{
-    LicenseRecord, from_directory_audit, from_management_record, merge,
+    GroupLicensingRun, LicenseRecord, from_directory_audit, from_management_record,
+    group_licensing_run, merge,
 };
 use crate::error::CoreError;
 use crate::graph::GraphClient;
@@ -57,20 +58,21 @@ pub struct AuditReport {
     pub license_events: usize,
     /// Ranges the sources no longer held when asked.
     pub gaps: Vec<Gap>,
+    /// Split licence changes still waiting for some of their chunks (kept, merged when complete).
+    #[serde(default)]
+    pub license_changes_pending: usize,
 }
 
 /// Runs audit-fetch for one tenant.
 pub async fn fetch_audit(deps: &AuditDeps<'_>, policy: &Policy) -> Result<AuditReport, CoreError> {
     let now = deps.clock.now();
     let mut report = AuditReport::default();
-    let mut licence_records: Vec<LicenseRecord> = Vec::new();
-    fetch_directory(deps, policy, now, &mut report, &mut licence_records).await?;
+    fetch_directory(deps, policy, now, &mut report).await?;
     for ct in &policy.audit.content_types {
-        fetch_management(deps, policy, ct, now, &mut report, &mut licence_records).await?;
+        fetch_management(deps, policy, ct, now, &mut report).await?;
     }
-    let events = merge(&licence_records);
     let tenant = &deps.management_tenant();
-    report.license_events = deps.store.put_license_events(tenant, &events).await?;
+    merge_license_changes(deps, tenant, &mut report).await?;
     deps.state
         .expire_index(now - Duration::days(DIRECTORY_RETENTION_DAYS + 1))
         .await?;
@@ -96,6 +98,79 @@ pub async fn fetch_audit(deps: &AuditDeps<'_>, policy: &Policy) -> Result<AuditR
 impl AuditDeps<'_> {
     fn management_tenant(&self) -> String {
         self.management.tenant_id().to_string()
+    }
+}
+
+/// Turns the pending licence changes into events. Records were stored (and their changes marked pending) before
+/// the batch that held them was archived, so a crash anywhere in a run leaves them pending for the next run; a
+/// split change missing chunks stays pending until they arrive.
+async fn merge_license_changes(
+    deps: &AuditDeps<'_>,
+    tenant: &str,
+    report: &mut AuditReport,
+) -> Result<(), CoreError> {
+    let pending = deps.store.pending_license_parts(tenant).await?;
+    let merged = merge(&pending.records);
+    report.license_events = deps
+        .store
+        .put_license_events(tenant, &merged.events)
+        .await?;
+    let settled: Vec<(String, String)> = pending
+        .changes
+        .into_iter()
+        .filter(|(key, _)| !merged.incomplete.contains(key))
+        .collect();
+    deps.store.settle_license_parts(tenant, &settled).await?;
+    report.license_changes_pending = merged.incomplete.len();
+    Ok(())
+}
+
+/// Keeps the licence records of a batch and raises an alert for each group-licensing run that failed for some
+/// users (Microsoft writes no per-user failure record for those, and sends no alert).
+async fn keep_licence_activity(
+    deps: &AuditDeps<'_>,
+    records: &[Value],
+    parse: fn(&Value) -> Option<LicenseRecord>,
+    now: DateTime<Utc>,
+) -> Result<(), CoreError> {
+    let tenant = deps.management_tenant();
+    let parts: Vec<LicenseRecord> = records.iter().filter_map(parse).collect();
+    if !parts.is_empty() {
+        deps.store.put_license_parts(&tenant, &parts).await?;
+    }
+    for run in records.iter().filter_map(group_licensing_run) {
+        if run.failed > 0 {
+            deps.store
+                .raise_alert(&tenant, &group_licensing_alert(&run, now))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+fn group_licensing_alert(run: &GroupLicensingRun, now: DateTime<Utc>) -> crate::store::Alert {
+    let group = match (&run.group_name, &run.group_id) {
+        (Some(name), _) => format!("group '{name}'"),
+        (None, Some(id)) => format!("group {id}"),
+        (None, None) => "a licensing group".to_string(),
+    };
+    let succeeded = run
+        .succeeded
+        .map(|n| format!(" ({n} succeeded)"))
+        .unwrap_or_default();
+    crate::store::Alert {
+        alert_id: format!("group_license_failed:{}", run.id),
+        condition: format!(
+            "group_license_failed:{}",
+            run.group_id.as_deref().unwrap_or(&run.id)
+        ),
+        kind: "group_license_failed".into(),
+        summary: format!(
+            "group-based licensing failed for {} user(s) of {group}{succeeded} at {}; license-check names them and the cause",
+            run.failed,
+            run.at.format("%Y-%m-%d %H:%M UTC")
+        ),
+        raised_at: now,
     }
 }
 
@@ -162,7 +237,6 @@ async fn fetch_directory(
     policy: &Policy,
     now: DateTime<Utc>,
     report: &mut AuditReport,
-    licence: &mut Vec<LicenseRecord>,
 ) -> Result<(), CoreError> {
     const CURSOR: &str = "directory_audits";
     let oldest = now - Duration::days(DIRECTORY_RETENTION_DAYS);
@@ -199,8 +273,8 @@ async fn fetch_directory(
             {
                 newest = newest.max(Some(t.to_utc()));
             }
-            licence.extend(from_directory_audit(r));
         }
+        keep_licence_activity(deps, &page, from_directory_audit, now).await?;
         archive_batch(
             deps,
             Shape {
@@ -232,7 +306,6 @@ async fn fetch_management(
     content_type: &str,
     now: DateTime<Utc>,
     report: &mut AuditReport,
-    licence: &mut Vec<LicenseRecord>,
 ) -> Result<(), CoreError> {
     let cursor_name = format!("management:{content_type}");
     let source = format!("management_api:{content_type}");
@@ -299,7 +372,7 @@ async fn fetch_management(
                     what: "content blob".into(),
                     detail: e.to_string(),
                 })?;
-            licence.extend(records.iter().filter_map(from_management_record));
+            keep_licence_activity(deps, &records, from_management_record, now).await?;
             archive_batch(
                 deps,
                 Shape {

@@ -31,6 +31,7 @@ fn event(
             .then(|| "Subscription does not have any available licenses.".into()),
         source: "directory_audit".into(),
         record_ids: vec![id.into()],
+        correlation_id: None,
     }
 }
 

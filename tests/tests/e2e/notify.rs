@@ -399,6 +399,7 @@ async fn a_closed_case_gets_a_resolved_note_and_a_moved_deadline_gets_new_notice
                 reason: Some("Subscription does not have any available licenses.".into()),
                 source: "directory_audit".into(),
                 record_ids: vec!["lee-failed".into()],
+                correlation_id: None,
             }],
         )
         .await
