@@ -416,6 +416,89 @@ fn snapshot(taken_at: DateTime<Utc>, consumed: i64) -> Snapshot {
     }
 }
 
+fn part(id: &str, correlation: &str) -> licensewatch_core::domain::license_event::LicenseRecord {
+    licensewatch_core::domain::license_event::LicenseRecord {
+        id: id.into(),
+        correlation: correlation.into(),
+        at: at(5),
+        actor: Some("admin@contoso.example".into()),
+        user_id: Some("u1".into()),
+        upn: None,
+        old: None,
+        new: None,
+        failed: false,
+        reason: None,
+        source: "management_api".into(),
+        chunk: None,
+    }
+}
+
+#[tokio::test]
+async fn licence_parts_stay_pending_until_settled_and_a_completed_event_replaces_the_partial_one() {
+    let aws = aws().await;
+    let store = aws.store(false);
+    store
+        .put_license_parts(TENANT, &[part("cul", "corr-1")])
+        .await
+        .expect("parts");
+    let pending = store.pending_license_parts(TENANT).await.expect("pending");
+    assert_eq!(pending.changes.len(), 1);
+    assert_eq!(pending.records, vec![part("cul", "corr-1")]);
+    // The other half arrives (another run) before the first merge settles: it makes the change pending again, so
+    // settling with the old marker leaves it for the next merge.
+    store
+        .put_license_parts(TENANT, &[part("uu", "corr-1")])
+        .await
+        .expect("parts");
+    store
+        .settle_license_parts(TENANT, &pending.changes)
+        .await
+        .expect("settle");
+    let again = store.pending_license_parts(TENANT).await.expect("pending");
+    assert_eq!(again.changes.len(), 1, "made pending by the later part");
+    let mut ids: Vec<&str> = again.records.iter().map(|r| r.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["cul", "uu"]);
+    store
+        .settle_license_parts(TENANT, &again.changes)
+        .await
+        .expect("settle");
+    assert!(
+        store
+            .pending_license_parts(TENANT)
+            .await
+            .expect("pending")
+            .changes
+            .is_empty()
+    );
+    // One key per change: the completed event replaces the partial one and is not counted as new.
+    let mut partial = event("cul", at(5));
+    partial.correlation_id = Some("corr-1".into());
+    partial.added_sku_ids.clear();
+    assert_eq!(
+        store
+            .put_license_events(TENANT, std::slice::from_ref(&partial))
+            .await
+            .expect("put"),
+        1
+    );
+    let mut complete = partial.clone();
+    complete.record_ids = vec!["cul".into(), "uu".into()];
+    complete.added_sku_ids = vec!["sku-a".into()];
+    assert_eq!(
+        store
+            .put_license_events(TENANT, std::slice::from_ref(&complete))
+            .await
+            .expect("put"),
+        0
+    );
+    let stored = store
+        .license_events(TENANT, Some("u1"))
+        .await
+        .expect("events");
+    assert_eq!(stored, vec![complete]);
+}
+
 #[tokio::test]
 async fn snapshots_and_run_records_live_in_s3_behind_table_pointers() {
     let aws = aws().await;

@@ -206,7 +206,7 @@ pub fn from_directory_audit(v: &serde_json::Value) -> Option<LicenseRecord> {
         .ok()?
         .to_utc();
     Some(LicenseRecord {
-        id: v["id"].as_str()?.to_string(),
+        id: super::record_id(v, "id"),
         correlation: v["correlationId"].as_str().unwrap_or_default().to_string(),
         at,
         actor,
@@ -311,7 +311,7 @@ pub fn from_management_record(v: &serde_json::Value) -> Option<LicenseRecord> {
         .find_map(|k| v[*k].as_str().filter(|c| !c.is_empty()))
         .unwrap_or_default();
     Some(LicenseRecord {
-        id: v["Id"].as_str()?.to_string(),
+        id: super::record_id(v, "Id"),
         correlation: correlation.to_string(),
         at,
         actor: v["UserId"].as_str().map(str::to_string),
@@ -743,5 +743,93 @@ mod tests {
                 .as_deref()
                 .is_some_and(|r| r.contains("available licenses"))
         );
+    }
+
+    #[test]
+    fn a_failure_without_skus_is_a_licence_record_and_other_shapes_are_skipped() {
+        let failed = json!({"id": "f1", "correlationId": "c", "activityDisplayName": "Update user",
+            "activityDateTime": "2026-10-27T09:00:00Z", "result": "failure",
+            "resultReason": "The directory object quota limit for the tenant has been exceeded.",
+            "initiatedBy": {"user": {"userPrincipalName": "it.admin@contoso.com"}},
+            "targetResources": [{"id": "u1", "type": "User", "modifiedProperties": [
+                {"displayName": "TargetId.UserType", "oldValue": null, "newValue": "\"Member\""}]}]});
+        let r = from_directory_audit(&failed).expect("a failed licence write");
+        let e = &merge(&[r]).events[0];
+        assert!(e.failed() && e.added_sku_ids.is_empty());
+        // A successful "Update user" of other properties is not licence activity.
+        let mut ok = failed.clone();
+        ok["result"] = json!("success");
+        assert!(from_directory_audit(&ok).is_none());
+        // String lists in ModifiedProperties, string RecordType, unknown operations: skipped, no panic.
+        for v in [
+            json!({"Id": "x", "Operation": "Update user.", "RecordType": "8", "CreationTime": "2026-11-21T08:00:00",
+                "ModifiedProperties": ["HtmlBody", "CreationTime"]}),
+            json!({"Id": "y", "Operation": "CopilotInteraction", "RecordType": 261}),
+            json!(["not", "an", "object"]),
+            json!(null),
+        ] {
+            assert!(from_management_record(&v).is_none(), "{v}");
+            assert!(group_licensing_run(&v).is_none());
+        }
+    }
+
+    #[test]
+    fn sequence_chunks_assemble_in_seq_order_only_when_complete() {
+        let doc = json!({"targetUpdatedProperties": [{"Name": "AssignedLicense", "OldValue": "[]",
+            "NewValue": list(&[lic(E3, "ENTERPRISEPACK")])}]})
+        .to_string();
+        let (a, b) = doc.split_at(doc.len() / 2);
+        let chunk = |seq: u32, body: &str| Chunk {
+            seq,
+            count: 2,
+            body: body.to_string(),
+        };
+        let (one, two) = (chunk(1, a), chunk(2, b));
+        assert_eq!(assemble_chunks(&[&two]), None, "one of two");
+        let (old, new) = assemble_chunks(&[&two, &one]).expect("complete");
+        assert!(old.is_empty());
+        assert_eq!(new, vec![(E3.to_string(), vec![])]);
+        // The fragments may hold the document as escaped text.
+        let escaped = serde_json::to_string(&doc).expect("s");
+        let escaped = &escaped[1..escaped.len() - 1];
+        let (a, b) = escaped.split_at(escaped.len() / 2);
+        let (one, two) = (chunk(1, a), chunk(2, b));
+        assert_eq!(
+            assemble_chunks(&[&one, &two]).map(|l| l.1),
+            Some(vec![(E3.to_string(), vec![])])
+        );
+    }
+
+    #[test]
+    fn group_licensing_finish_counts_are_read_from_either_source() {
+        let directory = json!({"id": "g1", "activityDisplayName": "Finish applying group based license to users",
+            "activityDateTime": "2026-11-21T09:00:00Z",
+            "targetResources": [{"id": "grp", "displayName": "Faculty", "type": "Group", "modifiedProperties": [
+                {"displayName": "", "newValue": "[Users successfully assigned licenses: 6, Users for whom license assignment failed: 2.]"}]}]});
+        let run = group_licensing_run(&directory).expect("run");
+        assert_eq!((run.succeeded, run.failed), (Some(6), 2));
+        assert_eq!(run.group_name.as_deref(), Some("Faculty"));
+        let management = json!({"Id": "m1", "Operation": "Finish applying group based license to users.",
+            "CreationTime": "2026-11-21T09:00:00", "ObjectId": "11111111-2222-3333-4444-555555555555",
+            "ModifiedProperties": [{"Name": "", "NewValue": "[Users successfully assigned licenses: 0, Users for whom license assignment failed: 0.]"}]});
+        let run = group_licensing_run(&management).expect("run");
+        assert_eq!(run.failed, 0);
+        assert_eq!(
+            run.group_id.as_deref(),
+            Some("11111111-2222-3333-4444-555555555555")
+        );
+    }
+
+    #[test]
+    fn add_user_with_assigned_license_is_a_grant() {
+        let add = json!({"Id": "a1", "Operation": "Add user.", "CreationTime": "2026-11-21T10:00:00",
+            "ObjectId": "new@contoso.com", "UserId": "it.admin@contoso.com", "ResultStatus": "Success",
+            "ModifiedProperties": [{"Name": "AssignedLicense", "OldValue": "[]", "NewValue": list(&[lic(E3, "ENTERPRISEPACK")])}]});
+        let e = &merge(&[from_management_record(&add).expect("record")]).events[0];
+        assert_eq!(e.added_sku_ids, vec![E3.to_string()]);
+        assert_eq!(e.result, "success");
+        let mut no_licence = add.clone();
+        no_licence["ModifiedProperties"] = json!([]);
+        assert!(from_management_record(&no_licence).is_none());
     }
 }

@@ -200,10 +200,10 @@ async fn archive_batch(
     let mut batch_ids = HashSet::new();
     let mut candidates = Vec::new();
     for r in records {
-        let Some(id) = r[id_field].as_str().map(str::to_string) else {
-            tracing::warn!(source, "a record without an id was skipped");
-            continue;
-        };
+        let id = crate::domain::record_id(&r, id_field);
+        if id.starts_with("content-sha256:") {
+            tracing::warn!(source, id = %id, "a record without an id is kept under an id from its content");
+        }
         if batch_ids.insert(id.clone()) {
             candidates.push((id, r));
         } else {
@@ -435,10 +435,7 @@ pub async fn verify_day(
     ));
     let mut ids = HashSet::new();
     while let Some(page) = pager.next_page().await? {
-        ids.extend(
-            page.iter()
-                .filter_map(|r| r["id"].as_str().map(str::to_string)),
-        );
+        ids.extend(page.iter().map(|r| crate::domain::record_id(r, "id")));
     }
     let archived = archived_ids(deps, "directory_audit/", "id").await?;
     out.push(compare(
@@ -468,11 +465,7 @@ pub async fn verify_day(
             }
             let bytes = deps.management.fetch_blob(&b.content_uri).await?;
             let records: Vec<Value> = serde_json::from_slice(&bytes).unwrap_or_default();
-            ids.extend(
-                records
-                    .iter()
-                    .filter_map(|r| r["Id"].as_str().map(str::to_string)),
-            );
+            ids.extend(records.iter().map(|r| crate::domain::record_id(r, "Id")));
         }
         let archived = archived_ids(deps, &format!("management_api/{ct}/"), "Id").await?;
         out.push(compare(
@@ -494,9 +487,7 @@ async fn archived_ids(
     let mut ids = HashSet::new();
     for key in deps.archive.keys(prefix).await? {
         for r in crate::archive::decode_batch(&deps.archive.get(&key).await?)? {
-            if let Some(id) = r[id_field].as_str() {
-                ids.insert(id.to_string());
-            }
+            ids.insert(crate::domain::record_id(&r, id_field));
         }
     }
     Ok(ids)

@@ -97,6 +97,13 @@ impl TestEnv {
         Self::build(policy, None).await
     }
 
+    /// The default story with the simulator's clock (and ours) at `now`.
+    pub async fn at(now: DateTime<Utc>, policy: Policy) -> Self {
+        let mut scenario = Scenario::default_story();
+        scenario.now = now;
+        Self::from_scenario(scenario, policy, None).await
+    }
+
     /// The same environment with state in DynamoDB, snapshots and the archive in S3 and remediation messages on
     /// SQS, all in moto.
     pub async fn on_aws(policy: Policy, aws: &AwsResources) -> Self {
@@ -104,7 +111,10 @@ impl TestEnv {
     }
 
     async fn build(policy: Policy, aws: Option<&AwsResources>) -> Self {
-        let scenario = Scenario::default_story();
+        Self::from_scenario(Scenario::default_story(), policy, aws).await
+    }
+
+    async fn from_scenario(scenario: Scenario, policy: Policy, aws: Option<&AwsResources>) -> Self {
         let now = scenario.now;
         let sim = licensewatch_sim::start(scenario, "127.0.0.1:0".parse().expect("addr"))
             .await

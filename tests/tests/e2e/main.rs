@@ -6,4 +6,5 @@ mod handlers;
 mod helpers;
 mod license_check;
 mod notify;
+mod real_records;
 mod webhook;
