@@ -47,7 +47,7 @@ fn label(rt: &Runtime, sku_id: &str, part: &str) -> String {
 
 /// One line per finding, for people.
 pub fn describe(rt: &Runtime, f: &Finding) -> String {
-    let tz: chrono_tz::Tz = rt.policy.tenant.time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let tz = rt.policy.time_zone_for(&rt.tenant_run().tenant_id);
     let day = |t: &chrono::DateTime<chrono::Utc>| {
         t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
     };

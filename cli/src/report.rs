@@ -22,6 +22,8 @@ pub struct ReportData {
     pub tenant_id: String,
     /// "Now".
     pub generated_at: DateTime<Utc>,
+    /// The tenant's time zone (`[[tenants]].time_zone`, `[tenant].time_zone`): dates are shown in it.
+    pub time_zone: chrono_tz::Tz,
     /// Open grace cases.
     pub cases: Vec<GraceCase>,
     /// license-check runs, oldest first.
@@ -41,6 +43,7 @@ pub async fn load(rt: &Runtime) -> Result<ReportData, String> {
     cases.sort_by_key(|c| c.deadlines.access_ends_at);
     Ok(ReportData {
         generated_at: rt.clock.now(),
+        time_zone: rt.policy.time_zone_for(&tenant),
         cases,
         runs: store.runs(&tenant, RUNS).await.map_err(err)?,
         gaps: store.gaps().await.map_err(err)?,
@@ -123,8 +126,8 @@ pub struct Table {
     pub rows: Vec<Vec<String>>,
 }
 
-fn day(t: &DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d").to_string()
+fn day(t: &DateTime<Utc>, tz: chrono_tz::Tz) -> String {
+    t.with_timezone(&tz).format("%Y-%m-%d").to_string()
 }
 
 fn latest(data: &ReportData) -> Option<&RunRecord> {
@@ -164,9 +167,9 @@ pub fn tables(data: &ReportData) -> Vec<Table> {
                     c.display_name.clone().unwrap_or_default(),
                     case,
                     ev,
-                    day(&c.deadlines.access_ends_at),
+                    day(&c.deadlines.access_ends_at, data.time_zone),
                     days_left(c.deadlines.access_ends_at, now).to_string(),
-                    day(&c.deadlines.data_deleted_at),
+                    day(&c.deadlines.data_deleted_at, data.time_zone),
                     c.blocked_by.clone().unwrap_or_default(),
                 ]
             })
@@ -458,7 +461,11 @@ pub fn render(data: &ReportData, tables: &[Table]) -> String {
         "<header><h1>Microsoft 365 licence report</h1><p>Tenant {} · generated {} · {} license-check run(s)</p>\
          <div class=\"cards\" id=\"summary\">{}{}{}{}{}{}{}</div></header>",
         esc(&data.tenant_id),
-        esc(&data.generated_at.format("%Y-%m-%d %H:%M UTC").to_string()),
+        esc(&data
+            .generated_at
+            .with_timezone(&data.time_zone)
+            .format("%Y-%m-%d %H:%M %Z")
+            .to_string()),
         data.runs.len(),
         card(
             (data.cases.len() - cut_off).to_string(),
@@ -537,7 +544,7 @@ pub fn render(data: &ReportData, tables: &[Table]) -> String {
     if let Some(t) = by_id("license_changes") {
         let _ = write!(h, "<section id=\"{}\"><h2>{}</h2>", t.id, t.title);
         if data.runs.len() >= 2 {
-            h.push_str(&changes_svg(&data.runs));
+            h.push_str(&changes_svg(&data.runs, data.time_zone));
             h.push_str("<div class=\"legend\"><span><i style=\"background:#2e7d32\"></i>licences added</span><span><i style=\"background:#c62828\"></i>licences removed</span><span><i style=\"background:#0b5cad\"></i>licensed users</span></div>");
         } else {
             h.push_str("<p class=\"empty\">The chart needs two runs or more.</p>");
@@ -652,7 +659,7 @@ fn capacity_svg(r: &RunRecord) -> String {
     s
 }
 
-fn changes_svg(runs: &[RunRecord]) -> String {
+fn changes_svg(runs: &[RunRecord], tz: chrono_tz::Tz) -> String {
     let (w, h, pad) = (760.0, 220.0, 36.0);
     let mid = h / 2.0;
     let n = runs.len() as f64;
@@ -689,7 +696,7 @@ fn changes_svg(runs: &[RunRecord]) -> String {
                 s,
                 "<rect class=\"added\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{bar:.1}\" height=\"{bh:.1}\" fill=\"#2e7d32\"><title>{}: {added} added</title></rect>",
                 mid - bh,
-                esc(&day(&run.run_at))
+                esc(&day(&run.run_at, tz))
             );
         }
         if *removed > 0 {
@@ -697,7 +704,7 @@ fn changes_svg(runs: &[RunRecord]) -> String {
             let _ = write!(
                 s,
                 "<rect class=\"removed\" x=\"{x:.1}\" y=\"{mid:.1}\" width=\"{bar:.1}\" height=\"{bh:.1}\" fill=\"#c62828\"><title>{}: {removed} removed</title></rect>",
-                esc(&day(&run.run_at))
+                esc(&day(&run.run_at, tz))
             );
         }
         let ly = h - 14.0 - (run.licensed_users as f64 / max_users) * (h - 28.0);
@@ -713,10 +720,10 @@ fn changes_svg(runs: &[RunRecord]) -> String {
             s,
             "<text x=\"{pad}\" y=\"{:.1}\">{}</text><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text><text x=\"2\" y=\"12\">+{}</text><text x=\"2\" y=\"{:.1}\">−{}</text>",
             h - 2.0,
-            esc(&day(&first.run_at)),
+            esc(&day(&first.run_at, tz)),
             w - pad,
             h - 2.0,
-            esc(&day(&last.run_at)),
+            esc(&day(&last.run_at, tz)),
             max_change,
             h - 18.0,
             max_change
@@ -762,6 +769,7 @@ mod tests {
         ReportData {
             tenant_id: "t".into(),
             generated_at: at(3),
+            time_zone: chrono_tz::UTC,
             cases: vec![],
             runs: vec![
                 run(1, vec![]),
@@ -846,5 +854,26 @@ mod tests {
             "the real cause of the group error is shown"
         );
         assert!(page.contains("badge bad\">GAPS"));
+    }
+
+    #[test]
+    fn dates_are_shown_in_the_tenants_time_zone() {
+        let mut data = data_with("adele@contoso.example", "Faculty");
+        let utc = render(&data, &tables(&data));
+        data.time_zone = chrono_tz::Pacific::Auckland;
+        let auckland = render(&data, &tables(&data));
+        let stamp = |tz: chrono_tz::Tz| {
+            data.generated_at
+                .with_timezone(&tz)
+                .format("%Y-%m-%d %H:%M %Z")
+                .to_string()
+        };
+        assert!(utc.contains(&stamp(chrono_tz::UTC)));
+        assert!(
+            auckland.contains(&stamp(chrono_tz::Pacific::Auckland)),
+            "{}",
+            stamp(chrono_tz::Pacific::Auckland)
+        );
+        assert!(!auckland.contains(&stamp(chrono_tz::UTC)));
     }
 }

@@ -49,6 +49,19 @@ impl Default for TenantPolicy {
     }
 }
 
+impl Policy {
+    /// The time zone dates are shown in for a tenant: its `[[tenants]]` entry's `time_zone` when set, else
+    /// `[tenant].time_zone`, else UTC (both are validated when the policy is read).
+    pub fn time_zone_for(&self, tenant_id: &str) -> chrono_tz::Tz {
+        self.tenants
+            .iter()
+            .find(|t| t.id.eq_ignore_ascii_case(tenant_id) && !t.time_zone.is_empty())
+            .map_or(self.tenant.time_zone.as_str(), |t| t.time_zone.as_str())
+            .parse()
+            .unwrap_or(chrono_tz::UTC)
+    }
+}
+
 /// One entry of `[[tenants]]`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 #[serde(default)]

@@ -346,7 +346,7 @@ pub async fn notify_grace_period(
     dry_run: bool,
 ) -> Result<NotifyReport, CoreError> {
     let now = deps.clock.now();
-    let tz: chrono_tz::Tz = policy.tenant.time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let tz = policy.time_zone_for(tenant_id);
     let cases = deps.store.grace_cases(tenant_id, false).await?;
     let alerts = deps
         .store

@@ -430,3 +430,40 @@ async fn a_closed_case_gets_a_resolved_note_and_a_moved_deadline_gets_new_notice
         .expect("rerun");
     assert!(again.sent.is_empty());
 }
+
+#[tokio::test]
+async fn a_tenants_entry_time_zone_dates_its_notices() {
+    // The monitored tenant's own [[tenants]] entry says Auckland; [tenant] says UTC. The entry wins.
+    let mut policy = notify_policy();
+    let tenant_id = licensewatch_sim::Scenario::default_story().tenant_id;
+    policy.tenants = vec![licensewatch_core::policy::TenantEntry {
+        id: tenant_id.to_ascii_uppercase(),
+        delayed_delicensing: false,
+        time_zone: "Pacific/Auckland".into(),
+    }];
+    let env = TestEnv::with_policy(policy).await;
+    env.check().await;
+    env.notify_with(&env.mail_channels(), &|_| Ok(()), false)
+        .await
+        .expect("notify");
+    let mail = env.mail().await;
+    let megan = mail
+        .iter()
+        .map(|m| m.to_string())
+        .find(|m| m.contains(&upn("megan.bowen")))
+        .expect("a notice about megan");
+    // Megan's access ends 2026-11-23 10:00 UTC (30 days after her account was created), 23:00 in Auckland.
+    assert!(
+        megan.contains("access ends 2026-11-23 23:00 NZDT"),
+        "{megan}"
+    );
+    assert!(!megan.contains(" UTC"), "{megan}");
+    assert_eq!(
+        env.rt.policy.time_zone_for(&tenant_id),
+        chrono_tz::Pacific::Auckland
+    );
+    assert_eq!(
+        env.rt.policy.time_zone_for("another-tenant"),
+        chrono_tz::UTC
+    );
+}
