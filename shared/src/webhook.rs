@@ -418,20 +418,30 @@ async fn accept(
         ticket: ticket.clone(),
     };
     if dry_run {
-        return match plan(deps.graph, &request, deps.policy).await {
-            Ok(Ok((_, call))) => Ok(respond(
-                202,
-                json!({"remediation_id": remediation_id, "status": "dry_run", "detail": {"graph_request": call}}),
-            )),
-            Ok(Err(refused)) => Ok(respond(
-                202,
-                json!({"remediation_id": remediation_id, "status": "rejected", "detail": refused.detail}),
-            )),
+        let (status, detail) = match plan(deps.graph, &request, deps.policy).await {
+            Ok(Ok((_, call))) => ("dry_run", json!({"graph_request": call})),
+            Ok(Err(refused)) => ("rejected", refused.detail),
             Err(e) if e.is_retryable() => {
-                Err(error(503, "Microsoft Graph is unavailable; try again"))
+                return Err(error(503, "Microsoft Graph is unavailable; try again"));
             }
-            Err(e) => Err(internal(&e)),
+            Err(e) => return Err(internal(&e)),
         };
+        // Kept like any remediation, so `GET /remediations/{id}` answers for it; without a ticket key, so it never
+        // stands in for the real request that follows, and outside the action budget, since it changes nothing.
+        let record = RemediationRecord {
+            request,
+            ticket_key: None,
+            body_hash: format!("{:x}", Sha256::digest(req.body)),
+            status: status.into(),
+            detail: detail.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        deps.store.claim(&record).await.map_err(|e| internal(&e))?;
+        return Ok(respond(
+            202,
+            json!({"remediation_id": remediation_id, "status": status, "detail": detail}),
+        ));
     }
     let body_hash = format!("{:x}", Sha256::digest(req.body));
     let record = RemediationRecord {

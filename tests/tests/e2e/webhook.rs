@@ -444,6 +444,30 @@ async fn a_signed_webhook_fixes_a_count_violation_after_seats_are_freed() {
             .is_some_and(|p| p.ends_with("/reprocessLicenseAssignment"))
     );
     assert_eq!(h.graph_writes().await, 0);
+    // The id a dry run handed out answers, with what the dry run found.
+    let dry_id = r.body["remediation_id"].as_str().expect("id").to_string();
+    let st = handle(
+        &h.env.rt.webhook_deps(&h.auth),
+        &HttpRequest {
+            method: "GET",
+            path: &format!("/remediations/{dry_id}"),
+            headers: vec![],
+            body: b"",
+        },
+    )
+    .await;
+    assert_eq!(
+        (st.status, st.body["status"].as_str()),
+        (200, Some("dry_run")),
+        "{:?}",
+        st.body
+    );
+    assert!(
+        st.body["detail"]["graph_request"]["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("/reprocessLicenseAssignment"))
+    );
+    assert_eq!(h.queued().await, 0, "a dry run queues nothing");
 
     h.env
         .control(
