@@ -45,6 +45,23 @@ fn label(rt: &Runtime, sku_id: &str, part: &str) -> String {
     rt.catalog.sku_label(sku_id, part)
 }
 
+/// ", SKU tried: ..." for a failed assignment: the SKUs with where they are known from, or that nobody knows.
+pub fn attempted(
+    rt: &Runtime,
+    skus: Option<&[String]>,
+    source: Option<licensewatch_core::domain::findings::AttemptSource>,
+) -> String {
+    use licensewatch_core::domain::findings::AttemptSource;
+    match (skus, source) {
+        (_, None) => String::new(),
+        (Some(skus), Some(source)) if !skus.is_empty() && source != AttemptSource::Unknown => {
+            let names: Vec<String> = skus.iter().map(|s| label(rt, s, "")).collect();
+            format!(", SKU tried: {} (from {source})", names.join(", "))
+        }
+        _ => ", SKU tried: unknown (the failure record names none)".to_string(),
+    }
+}
+
 /// One line per finding, for people.
 pub fn describe(rt: &Runtime, f: &Finding) -> String {
     let tz = rt.policy.time_zone_for(&rt.tenant_run().tenant_id);
@@ -59,9 +76,12 @@ pub fn describe(rt: &Runtime, f: &Finding) -> String {
             access_ends_at,
             data_deleted_at,
             days_left,
+            attempted_sku_ids,
+            attempted_sku_source,
             ..
         } => format!(
-            "{user_principal_name}: mailbox without an Exchange licence ({case_type}, evidence {grace_evidence}); access ends {}, data deleted {}; {days_left} day(s) left",
+            "{user_principal_name}: mailbox without an Exchange licence ({case_type}, evidence {grace_evidence}{}); access ends {}, data deleted {}; {days_left} day(s) left",
+            attempted(rt, attempted_sku_ids.as_deref(), *attempted_sku_source),
             day(access_ends_at),
             day(data_deleted_at)
         ),

@@ -232,6 +232,8 @@ async fn story(
                 access_ends_at,
                 days_left,
                 grace_evidence,
+                attempted_sku_ids,
+                attempted_sku_source,
                 ..
             } = &f.detail
             {
@@ -240,9 +242,10 @@ async fn story(
                     events.push(json!({"type": "grace_case_opened", "user_principal_name": user_principal_name,
                             "access_ends_at": access_ends_at, "days_left": days_left, "evidence": grace_evidence}));
                     lines.push(format!(
-                            "  license-check {user_principal_name}: mailbox has no Exchange licence; access ends {} ({days_left} day(s) left, from {})",
+                            "  license-check {user_principal_name}: mailbox has no Exchange licence; access ends {} ({days_left} day(s) left, from {}{})",
                             access_ends_at.format("%Y-%m-%d"),
-                            evidence_words(&serde_json::to_value(grace_evidence).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
+                            evidence_words(&serde_json::to_value(grace_evidence).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()),
+                            crate::check::attempted(&demo.app.rt, attempted_sku_ids.as_deref(), *attempted_sku_source)
                         ));
                 }
             }

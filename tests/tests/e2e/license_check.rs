@@ -359,6 +359,25 @@ async fn delayed_delicensing_keeps_access_for_thirty_days() {
     assert_eq!(p["data_deleted_at"], "2027-01-18T14:03:00Z");
     assert_eq!(p["days_left"], 28);
     assert_eq!(p["severity"], "warning");
+    assert_eq!(p["case_type"], "license_removed");
+    // The admins' 21-day notice shows both clocks: access to the mailbox, then its data.
+    let mut env = env;
+    env.rt.policy.notify = notify_policy().notify;
+    env.advance(Duration::days(7)).await;
+    env.check().await;
+    env.notify_with(&env.mail_channels(), &|_| Ok(()), false)
+        .await
+        .expect("notify");
+    let mail: Vec<String> = env.mail().await.iter().map(|m| m.to_string()).collect();
+    let pradeep = mail
+        .iter()
+        .find(|m| m.contains(&upn("pradeep.gupta")))
+        .expect("a notice about pradeep");
+    assert!(
+        pradeep.contains("access ends 2026-12-19 14:03 UTC")
+            && pradeep.contains("data deleted 2027-01-18 14:03 UTC"),
+        "{pradeep}"
+    );
 }
 
 async fn mass_removal(n: usize) -> Vec<serde_json::Value> {
