@@ -21,6 +21,10 @@ pub trait AuditArchive: Send + Sync {
     async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
     /// An object's bytes.
     async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError>;
+    /// Whether an object is at `key`.
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.keys(key).await?.iter().any(|k| k == key))
+    }
 }
 
 /// A directory on disk.
@@ -86,10 +90,13 @@ impl AuditArchive for FileArchive {
     async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
         std::fs::read(self.root.join(key)).map_err(io)
     }
+
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.root.join(key).is_file())
+    }
 }
 
-/// Encodes records as gzip NDJSON and names the object: `{source}/{content_type}/{YYYY}/{MM}/{DD}/{hash}.ndjson.gz`,
-/// where the hash covers the record ids, so the same batch always gets the same name.
+/// Encodes records as gzip NDJSON and names the object (see [`object_key`]).
 pub fn encode_batch(
     source: &str,
     content_type: &str,
@@ -97,6 +104,25 @@ pub fn encode_batch(
     ids: &[String],
     records: &[serde_json::Value],
 ) -> (String, Vec<u8>) {
+    (
+        object_key(source, content_type, day, ids),
+        encode_records(records),
+    )
+}
+
+/// Gzip NDJSON, one record a line.
+pub fn encode_records(records: &[serde_json::Value]) -> Vec<u8> {
+    let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
+    for r in records {
+        let _ = serde_json::to_writer(&mut enc, r);
+        let _ = enc.write_all(b"\n");
+    }
+    enc.finish().unwrap_or_default()
+}
+
+/// An object's name: `{source}/{content_type}/{YYYY}/{MM}/{DD}/{hash}.ndjson.gz`, where the hash covers the record
+/// ids, so the same batch always gets the same name.
+pub fn object_key(source: &str, content_type: &str, day: &str, ids: &[String]) -> String {
     let mut h = Sha256::new();
     for id in ids {
         h.update(id.as_bytes());
@@ -108,16 +134,10 @@ pub fn encode_batch(
         .take(16)
         .map(|b| format!("{b:02x}"))
         .collect();
-    let key = format!(
+    format!(
         "{source}/{content_type}/{}/{hash}.ndjson.gz",
         day.replace('-', "/")
-    );
-    let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
-    for r in records {
-        let _ = serde_json::to_writer(&mut enc, r);
-        let _ = enc.write_all(b"\n");
-    }
-    (key, enc.finish().unwrap_or_default())
+    )
 }
 
 /// Decodes an archived object back into records.

@@ -341,6 +341,7 @@ impl Runtime {
             store: self.store.as_ref(),
             archive,
             clock: self.clock.as_ref(),
+            crash: &crate::usecases::fetch_audit::no_crash,
         }
     }
 

@@ -247,6 +247,7 @@ fn ledger(key: &str, status: LedgerStatus) -> LedgerEntry {
         recipient: "admin@contoso.example".into(),
         status,
         updated_at: at(9),
+        claimed_by: None,
     }
 }
 

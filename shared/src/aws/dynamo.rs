@@ -40,9 +40,9 @@ use super::{error_code, sdk_error};
 use crate::domain::license_event::{LicenseEvent, LicenseRecord};
 use crate::domain::snapshot::{PreviousRun, Snapshot};
 use crate::store::{
-    Admitted, Alert, AuditState, Claim, Gap, GraceCase, HistoryEntry, LedgerEntry, LedgerStatus,
-    PendingParts, RemediationQueue, RemediationRecord, RemediationRequest, RemediationStore,
-    RunRecord, StateStore, StoreError,
+    Admitted, Alert, AuditState, Claim, Gap, GraceCase, HistoryEntry, Lease, LedgerEntry,
+    LedgerStatus, PendingParts, RemediationQueue, RemediationRecord, RemediationRequest,
+    RemediationStore, RunRecord, StateStore, StoreError,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -465,6 +465,15 @@ impl DynamoStore {
         .await
     }
 
+    /// The ids an unconfirmed archive object claimed (from its intent marker).
+    async fn pending_ids(&self, object_key: &str) -> Result<Vec<String>, StoreError> {
+        let Some(marker) = self.get(&self.scoped("objpending"), object_key).await? else {
+            return Ok(Vec::new());
+        };
+        serde_json::from_str(attr_s(&marker, "ids").unwrap_or("[]"))
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
     fn scoped(&self, what: &str) -> String {
         format!("{}#{what}", self.scope)
     }
@@ -668,7 +677,14 @@ impl StateStore for DynamoStore {
         for e in entries {
             let mut item = with_doc(key(format!("ledger#{}", e.key), "-"), e)?;
             let sent = e.status == LedgerStatus::Sent;
-            item.insert("status".into(), s(if sent { "sent" } else { "intended" }));
+            item.insert(
+                "status".into(),
+                s(match e.status {
+                    LedgerStatus::Sent => "sent",
+                    LedgerStatus::Sending => "sending",
+                    LedgerStatus::Intended => "intended",
+                }),
+            );
             if sent {
                 self.put(item, None).await?;
                 if e.audience == "admin" {
@@ -762,6 +778,109 @@ impl StateStore for DynamoStore {
             }
         }
         Ok(out)
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Lease, StoreError> {
+        let pk = format!("lease#{name}");
+        let mut item = key(&pk, "-");
+        item.insert("owner".into(), s(owner));
+        item.insert("until".into(), s(ts(&(now + ttl))));
+        // Expired leases are cleaned up by TTL too, a day after they end.
+        item.insert(
+            "expires_at".into(),
+            n((now + ttl + Duration::days(1)).timestamp()),
+        );
+        let free = self
+            .put(
+                item,
+                Some((
+                    "attribute_not_exists(pk) OR #o = :me OR #u < :now",
+                    vec![
+                        ("#o", s("owner")),
+                        ("#u", s("until")),
+                        (":me", s(owner)),
+                        (":now", s(ts(&now))),
+                    ],
+                )),
+            )
+            .await?;
+        if free {
+            return Ok(Lease::Acquired);
+        }
+        let held = self.get(&pk, "-").await?;
+        let holder = held.as_ref().and_then(|i| attr_s(i, "owner")).unwrap_or("");
+        let until = held
+            .as_ref()
+            .and_then(|i| attr_s(i, "until"))
+            .and_then(|u| DateTime::parse_from_rfc3339(u).ok())
+            .map_or(now + ttl, |u| u.to_utc());
+        Ok(Lease::Held {
+            owner: holder.to_string(),
+            until,
+        })
+    }
+
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StoreError> {
+        let r = self
+            .db
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("lease#{name}"), "-")))
+            .condition_expression("#o = :me")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_values(":me", s(owner))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            // Taken over after it expired: not ours to release.
+            Err(e) if error_code(&e).as_deref() == Some("ConditionalCheckFailedException") => {
+                Ok(())
+            }
+            Err(e) => Err(sdk_error("dynamodb DeleteItem", e)),
+        }
+    }
+
+    async fn ledger_claim(
+        &self,
+        entries: &[LedgerEntry],
+        abandoned_up_to: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut claimed = Vec::new();
+        for e in entries {
+            let owner = e.claimed_by.clone().unwrap_or_default();
+            let mut item = with_doc(key(format!("ledger#{}", e.key), "-"), e)?;
+            item.insert("status".into(), s("sending"));
+            item.insert("claimed_by".into(), s(&owner));
+            item.insert("claimed_at".into(), s(ts(&e.updated_at)));
+            let won = self
+                .put(
+                    item,
+                    Some((
+                        "attribute_not_exists(pk) OR (#st <> :sent AND (#st = :intended OR #by = :me OR #at <= :stale))",
+                        vec![
+                            ("#st", s("status")),
+                            ("#by", s("claimed_by")),
+                            ("#at", s("claimed_at")),
+                            (":sent", s("sent")),
+                            (":intended", s("intended")),
+                            (":me", s(&owner)),
+                            (":stale", s(ts(&abandoned_up_to))),
+                        ],
+                    )),
+                )
+                .await?;
+            if won {
+                claimed.push(e.key.clone());
+            }
+        }
+        Ok(claimed)
     }
 
     async fn put_license_events(
@@ -1131,6 +1250,96 @@ impl AuditState for DynamoStore {
             .filter_map(|i| attr_s(i, "pk").and_then(|p| p.strip_prefix(&prefix)))
             .map(str::to_string)
             .collect())
+    }
+
+    async fn claim_records(
+        &self,
+        object_key: &str,
+        ids: &[String],
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        use futures::StreamExt;
+        // The object's intent first: a crash after some claims leaves it for `unconfirmed_objects`.
+        let mut marker = key(self.scoped("objpending"), object_key);
+        marker.insert(
+            "ids".into(),
+            s(serde_json::to_string(ids).map_err(|e| StoreError::Corrupt(e.to_string()))?),
+        );
+        self.put(marker, None).await?;
+        let prefix = self.scoped("rec#");
+        let unique: Vec<String> = ids
+            .iter()
+            .cloned()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let attempts: Vec<_> = unique
+            .into_iter()
+            .map(|id| {
+                let mut item = key(format!("{prefix}{id}"), "-");
+                item.insert("object".into(), s(object_key));
+                async move {
+                    let won = self
+                        .put(item, Some(("attribute_not_exists(pk)", Vec::new())))
+                        .await?;
+                    Ok::<_, StoreError>(won.then_some(id))
+                }
+            })
+            .collect();
+        let mut claims = futures::stream::iter(attempts).buffer_unordered(16);
+        let mut claimed = Vec::new();
+        while let Some(r) = claims.next().await {
+            claimed.extend(r?);
+        }
+        Ok(claimed)
+    }
+
+    async fn confirm_object(&self, object_key: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let expires = n((now + Duration::days(INDEX_DAYS)).timestamp());
+        for id in self.pending_ids(object_key).await? {
+            let mut item = key(format!("{}{id}", self.scoped("rec#")), "-");
+            item.insert("object".into(), s(object_key));
+            item.insert("expires_at".into(), expires.clone());
+            // Only this object's own claims: an id claimed for another object stays as it is.
+            self.put(
+                item,
+                Some((
+                    "#obj = :k",
+                    vec![("#obj", s("object")), (":k", s(object_key))],
+                )),
+            )
+            .await?;
+        }
+        self.delete(&self.scoped("objpending"), object_key).await
+    }
+
+    async fn unconfirmed_objects(&self) -> Result<Vec<String>, StoreError> {
+        let items = self.query(&self.scoped("objpending"), false, None).await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| attr_s(i, "sk").map(str::to_string))
+            .collect())
+    }
+
+    async fn release_object(&self, object_key: &str) -> Result<(), StoreError> {
+        for id in self.pending_ids(object_key).await? {
+            let r = self
+                .db
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key(format!("{}{id}", self.scoped("rec#")), "-")))
+                .condition_expression("#obj = :k AND attribute_not_exists(expires_at)")
+                .expression_attribute_names("#obj", "object")
+                .expression_attribute_values(":k", s(object_key))
+                .send()
+                .await;
+            match r {
+                Ok(_) => {}
+                Err(e) if error_code(&e).as_deref() == Some("ConditionalCheckFailedException") => {}
+                Err(e) => return Err(sdk_error("dynamodb DeleteItem", e)),
+            }
+        }
+        self.delete(&self.scoped("objpending"), object_key).await
     }
 
     async fn mark_records(&self, ids: &[String], now: DateTime<Utc>) -> Result<(), StoreError> {

@@ -206,8 +206,12 @@ pub trait RemediationStore: Send + Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LedgerStatus {
-    /// Recorded before sending: if the run dies now, the next run sends it (never skipped).
+    /// Recorded before sending by older versions: treated like a stale claim.
     Intended,
+    /// Claimed by one run (`claimed_by`) for sending: no other run sends it unless the claim is stale (the run died
+    /// before it could record the outcome), so two overlapping runs never send one notice twice and a crash never
+    /// skips one.
+    Sending,
     /// Recorded after the channel accepted it.
     Sent,
 }
@@ -239,6 +243,23 @@ pub struct LedgerEntry {
     pub status: LedgerStatus,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// The run that claimed it (`Sending`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_by: Option<String>,
+}
+
+/// The outcome of asking for a lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lease {
+    /// This owner holds it (newly, or renewed).
+    Acquired,
+    /// Another run holds it until `until`.
+    Held {
+        /// The holder.
+        owner: String,
+        /// When it expires unless renewed.
+        until: DateTime<Utc>,
+    },
 }
 
 /// A critical condition raised by license-check, alerted once per occurrence.
@@ -362,6 +383,25 @@ pub trait StateStore: Send + Sync {
         tenant_id: &str,
         since: DateTime<Utc>,
     ) -> Result<Vec<Alert>, StoreError>;
+    /// Takes (or renews) the lease `name` for `owner` until `now + ttl`, unless another owner holds an unexpired one.
+    /// One run of a job per tenant works at a time; a crashed holder blocks no longer than `ttl`.
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<Lease, StoreError>;
+    /// Gives the lease up (only its owner can).
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StoreError>;
+    /// Claims notices for sending (entries with status `Sending` and `claimed_by` set). A notice is claimed unless
+    /// it is sent, or another run claimed it after `abandoned_up_to` (a claim made up to then belongs to a run that
+    /// has since lost the job's lease: it died). Returns the keys claimed.
+    async fn ledger_claim(
+        &self,
+        entries: &[LedgerEntry],
+        abandoned_up_to: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError>;
     /// Stores licence events under [`LicenseEvent::key`]: an event stored before under the same key is replaced (a
     /// later run may have completed it). Returns how many keys were new.
     async fn put_license_events(
@@ -393,6 +433,11 @@ pub struct PendingParts {
     pub changes: Vec<(String, String)>,
     /// Every stored record of those changes.
     pub records: Vec<LicenseRecord>,
+}
+
+/// Job names for [`StateStore::acquire_lease`]: one run of each per tenant at a time.
+pub fn lease_name(job: &str, tenant_id: &str) -> String {
+    format!("{job}:{}", tenant_id.to_ascii_lowercase())
 }
 
 /// Where remediation requests go (in-process/SQLite locally, SQS on AWS).
@@ -429,6 +474,20 @@ pub trait AuditState: Send + Sync {
         &self,
         ids: &[String],
     ) -> Result<std::collections::HashSet<String>, StoreError>;
+    /// Claims record ids for the archive object `object_key`, recording the object's intent first: ids already
+    /// archived or claimed for another object are not returned. Only the returned ids may be written to the object.
+    async fn claim_records(
+        &self,
+        object_key: &str,
+        ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError>;
+    /// The object is written: its claimed ids are archived.
+    async fn confirm_object(&self, object_key: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Objects claimed and never confirmed: a run died between its claim and its confirmation.
+    async fn unconfirmed_objects(&self) -> Result<Vec<String>, StoreError>;
+    /// The object was never written: its claims are dropped, so its records are archived again when read again.
+    async fn release_object(&self, object_key: &str) -> Result<(), StoreError>;
     /// Marks record ids archived.
     async fn mark_records(&self, ids: &[String], now: DateTime<Utc>) -> Result<(), StoreError>;
     /// Whether a blob was fully archived before.

@@ -5,14 +5,14 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use std::collections::{HashMap, HashSet};
 
 use super::{
-    Admitted, Alert, AuditState, Claim, Gap, GraceCase, HistoryEntry, LedgerEntry, LedgerStatus,
-    PendingParts, RemediationQueue, RemediationRecord, RemediationRequest, RemediationStore,
-    RunRecord, StateStore, StoreError,
+    Admitted, Alert, AuditState, Claim, Gap, GraceCase, HistoryEntry, Lease, LedgerEntry,
+    LedgerStatus, PendingParts, RemediationQueue, RemediationRecord, RemediationRequest,
+    RemediationStore, RunRecord, StateStore, StoreError,
 };
 use crate::domain::license_event::{LicenseEvent, LicenseRecord};
 use crate::domain::snapshot::{PreviousRun, Snapshot};
@@ -68,6 +68,10 @@ CREATE TABLE IF NOT EXISTS license_parts (
     PRIMARY KEY (tenant_id, change_key, record_id));
 CREATE TABLE IF NOT EXISTS license_pending (
     tenant_id TEXT NOT NULL, change_key TEXT NOT NULL, marker TEXT NOT NULL, PRIMARY KEY (tenant_id, change_key));
+CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_claims (
+    record_id TEXT PRIMARY KEY, object_key TEXT NOT NULL, claimed_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_claims_object ON audit_claims (object_key);
 CREATE TABLE IF NOT EXISTS notice_ledger (
     key TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, case_id TEXT NOT NULL, audience TEXT NOT NULL,
     status TEXT NOT NULL, body TEXT NOT NULL);
@@ -159,6 +163,29 @@ impl SqliteStore {
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A stored notice may be claimed by `wanted` unless it is sent or another run claimed it after `abandoned_up_to`.
+fn claimable(
+    current: &LedgerEntry,
+    wanted: &LedgerEntry,
+    abandoned_up_to: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    match current.status {
+        LedgerStatus::Sent => false,
+        LedgerStatus::Intended => true,
+        LedgerStatus::Sending => {
+            current.claimed_by == wanted.claimed_by || current.updated_at <= abandoned_up_to
+        }
+    }
+}
+
+fn ledger_status_text(status: LedgerStatus) -> &'static str {
+    match status {
+        LedgerStatus::Intended => "intended",
+        LedgerStatus::Sending => "sending",
+        LedgerStatus::Sent => "sent",
     }
 }
 
@@ -368,10 +395,10 @@ impl StateStore for SqliteStore {
             if let Some(s) = status {
                 out.insert(
                     k.clone(),
-                    if s == "sent" {
-                        LedgerStatus::Sent
-                    } else {
-                        LedgerStatus::Intended
+                    match s.as_str() {
+                        "sent" => LedgerStatus::Sent,
+                        "sending" => LedgerStatus::Sending,
+                        _ => LedgerStatus::Intended,
                     },
                 );
             }
@@ -389,10 +416,7 @@ impl StateStore for SqliteStore {
                 )
                 .map_err(db)?;
             for e in entries {
-                let status = match e.status {
-                    LedgerStatus::Intended => "intended",
-                    LedgerStatus::Sent => "sent",
-                };
+                let status = ledger_status_text(e.status);
                 let body = serde_json::to_string(e).map_err(corrupt)?;
                 st.execute(params![
                     e.key,
@@ -459,6 +483,97 @@ impl StateStore for SqliteStore {
             .into_iter()
             .filter(|a| a.raised_at >= since)
             .collect())
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<Lease, StoreError> {
+        let mut conn = self.conn();
+        // IMMEDIATE: two processes on one database serialise here instead of both reading "free".
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let held: Option<(String, String)> = tx
+            .query_row(
+                "SELECT owner, expires_at FROM leases WHERE name = ?1",
+                params![name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db)?;
+        if let Some((holder, until)) = held
+            && holder != owner
+            && until > ts(&now)
+        {
+            let until = chrono::DateTime::parse_from_rfc3339(&until)
+                .map_err(corrupt)?
+                .to_utc();
+            return Ok(Lease::Held {
+                owner: holder,
+                until,
+            });
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO leases (name, owner, expires_at) VALUES (?1, ?2, ?3)",
+            params![name, owner, ts(&(now + ttl))],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(Lease::Acquired)
+    }
+
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "DELETE FROM leases WHERE name = ?1 AND owner = ?2",
+                params![name, owner],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn ledger_claim(
+        &self,
+        entries: &[LedgerEntry],
+        abandoned_up_to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let mut claimed = Vec::new();
+        {
+            let mut read = tx
+                .prepare("SELECT body FROM notice_ledger WHERE key = ?1")
+                .map_err(db)?;
+            let mut write = tx
+                .prepare("INSERT OR REPLACE INTO notice_ledger (key, tenant_id, case_id, audience, status, body) VALUES (?1,?2,?3,?4,'sending',?5)")
+                .map_err(db)?;
+            for e in entries {
+                let current: Option<String> = read
+                    .query_row(params![e.key], |r| r.get(0))
+                    .optional()
+                    .map_err(db)?;
+                let current: Option<LedgerEntry> = current
+                    .map(|b| serde_json::from_str(&b))
+                    .transpose()
+                    .map_err(corrupt)?;
+                if current.is_some_and(|c| !claimable(&c, e, abandoned_up_to)) {
+                    continue;
+                }
+                let body = serde_json::to_string(e).map_err(corrupt)?;
+                write
+                    .execute(params![e.key, e.tenant_id, e.case_id, e.audience, body])
+                    .map_err(db)?;
+                claimed.push(e.key.clone());
+            }
+        }
+        tx.commit().map_err(db)?;
+        Ok(claimed)
     }
 
     async fn put_license_events(
@@ -827,6 +942,77 @@ impl AuditState for SqliteStore {
             }
         }
         Ok(out)
+    }
+
+    async fn claim_records(
+        &self,
+        object_key: &str,
+        ids: &[String],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let mut claimed = Vec::with_capacity(ids.len());
+        {
+            let mut seen = tx
+                .prepare_cached("SELECT 1 FROM audit_seen WHERE record_id = ?1")
+                .map_err(db)?;
+            let mut claim = tx
+                .prepare_cached("INSERT OR IGNORE INTO audit_claims (record_id, object_key, claimed_at) VALUES (?1, ?2, ?3)")
+                .map_err(db)?;
+            let at = ts(&now);
+            for id in ids {
+                if seen.exists(params![id]).map_err(db)? {
+                    continue;
+                }
+                if claim.execute(params![id, object_key, at]).map_err(db)? == 1 {
+                    claimed.push(id.clone());
+                }
+            }
+        }
+        tx.commit().map_err(db)?;
+        Ok(claimed)
+    }
+
+    async fn confirm_object(
+        &self,
+        object_key: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO audit_seen (record_id, seen_at) SELECT record_id, ?2 FROM audit_claims WHERE object_key = ?1",
+            params![object_key, ts(&now)],
+        )
+        .map_err(db)?;
+        tx.execute(
+            "DELETE FROM audit_claims WHERE object_key = ?1",
+            params![object_key],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    async fn unconfirmed_objects(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare("SELECT DISTINCT object_key FROM audit_claims ORDER BY object_key")
+            .map_err(db)?;
+        let rows = st.query_map([], |r| r.get(0)).map_err(db)?;
+        rows.collect::<Result<Vec<String>, _>>().map_err(db)
+    }
+
+    async fn release_object(&self, object_key: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "DELETE FROM audit_claims WHERE object_key = ?1",
+                params![object_key],
+            )
+            .map_err(db)?;
+        Ok(())
     }
 
     async fn mark_records(

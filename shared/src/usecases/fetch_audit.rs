@@ -1,10 +1,12 @@
 //! audit-fetch: copies the Entra directory audit log (Graph) and the Office 365 Management Activity API into the
 //! archive exactly once, beyond Microsoft's retention, and turns licence records into licence events.
 //!
-//! Order of writes, so that a crash at any point loses nothing and duplicates nothing: archive objects (named from
-//! their record ids, never overwritten) → mark the record ids in the dedupe index → mark the blob done → advance the
-//! cursor. A rerun after a crash re-reads from the old cursor, finds the same objects already written and the same
-//! ids already indexed, and archives only what is missing.
+//! One run per tenant at a time (a lease). Order of writes, so that a crash at any point loses nothing and
+//! duplicates nothing, however the next run batches the records: licence parts (pending) → claim the batch's record
+//! ids for one archive object (the object's intent is recorded first) → write the object (never overwritten) →
+//! confirm the object (its ids become archived) → mark the blob done → advance the cursor. A run starts by settling
+//! what a dead run left: an object that was written is confirmed, one that was not is released, so its records are
+//! archived again when they are read again (the cursor never passed them).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -13,7 +15,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::archive::{AuditArchive, encode_batch};
+use crate::archive::{AuditArchive, encode_records, object_key};
 use crate::clock::Clock;
 use crate::domain::license_event::{
     GroupLicensingRun, LicenseRecord, from_directory_audit, from_management_record,
@@ -25,6 +27,7 @@ use crate::http::ApiError;
 use crate::mgmt::{ManagementClient, RETENTION, plan_windows};
 use crate::policy::Policy;
 use crate::store::{AuditState, Gap, StateStore};
+use crate::usecases::lease::{self, RunLease};
 
 /// How long Entra keeps directory audits (P1/P2).
 pub const DIRECTORY_RETENTION_DAYS: i64 = 30;
@@ -43,6 +46,30 @@ pub struct AuditDeps<'a> {
     pub archive: &'a dyn AuditArchive,
     /// Time.
     pub clock: &'a dyn Clock,
+    /// Called at each write boundary; an error there stops the run as a crash would (tests).
+    pub crash: &'a (dyn Fn(AuditStep) -> Result<(), CoreError> + Sync),
+}
+
+/// audit-fetch's write boundaries, for crash tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditStep {
+    /// A batch's licence parts are stored.
+    AfterLicenceParts,
+    /// Record ids are claimed for an object, which is not written yet.
+    AfterClaim,
+    /// The object is written, not confirmed.
+    AfterObject,
+    /// The object is confirmed.
+    AfterConfirm,
+    /// A Management API blob is marked done.
+    AfterBlob,
+    /// A cursor moved.
+    AfterCursor,
+}
+
+/// The crash hook of production runs: never crashes.
+pub fn no_crash(_: AuditStep) -> Result<(), CoreError> {
+    Ok(())
 }
 
 /// The result of a run (`licensewatch audit-fetch --json`).
@@ -61,15 +88,66 @@ pub struct AuditReport {
     /// Split licence changes still waiting for some of their chunks (kept, merged when complete).
     #[serde(default)]
     pub license_changes_pending: usize,
+    /// Archive objects a dead run left: confirmed (written) or released (not written, archived again).
+    #[serde(default)]
+    pub objects_recovered: usize,
+    /// Set when the run did nothing because another audit-fetch run for the tenant was in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
-/// Runs audit-fetch for one tenant.
+/// Runs audit-fetch for one tenant, unless another run for it is in progress.
 pub async fn fetch_audit(deps: &AuditDeps<'_>, policy: &Policy) -> Result<AuditReport, CoreError> {
+    let tenant = deps.management_tenant();
+    let lease = match lease::take(deps.store, "audit-fetch", &tenant, deps.clock.now()).await? {
+        Ok(lease) => lease,
+        Err(why) => {
+            tracing::warn!(tenant = %tenant, "{why}");
+            return Ok(AuditReport {
+                skipped: Some(why),
+                ..Default::default()
+            });
+        }
+    };
+    let result = fetch_under(deps, policy, &lease).await;
+    let released = lease.release().await;
+    let report = result?;
+    released?;
+    Ok(report)
+}
+
+/// Settles the archive objects a dead run claimed: confirmed when written, released when not.
+async fn recover_objects(deps: &AuditDeps<'_>, now: DateTime<Utc>) -> Result<usize, CoreError> {
+    let objects = deps.state.unconfirmed_objects().await?;
+    for key in &objects {
+        if deps.archive.exists(key).await? {
+            deps.state.confirm_object(key, now).await?;
+        } else {
+            deps.state.release_object(key).await?;
+        }
+    }
+    if !objects.is_empty() {
+        tracing::warn!(
+            objects = objects.len(),
+            "settled archive objects left by an interrupted run"
+        );
+    }
+    Ok(objects.len())
+}
+
+async fn fetch_under(
+    deps: &AuditDeps<'_>,
+    policy: &Policy,
+    lease: &RunLease<'_>,
+) -> Result<AuditReport, CoreError> {
     let now = deps.clock.now();
-    let mut report = AuditReport::default();
-    fetch_directory(deps, policy, now, &mut report).await?;
+    let mut report = AuditReport {
+        objects_recovered: recover_objects(deps, now).await?,
+        ..Default::default()
+    };
+    fetch_directory(deps, policy, now, lease, &mut report).await?;
     for ct in &policy.audit.content_types {
-        fetch_management(deps, policy, ct, now, &mut report).await?;
+        fetch_management(deps, policy, ct, now, lease, &mut report).await?;
     }
     let tenant = &deps.management_tenant();
     merge_license_changes(deps, tenant, &mut report).await?;
@@ -183,12 +261,14 @@ struct Shape<'a> {
     time_field: &'a str,
 }
 
-/// Dedupes, archives (one object per day of records) and indexes a batch.
+/// Dedupes, archives (one object per day of records) and indexes a batch: claim the ids, write the object with the
+/// claimed records only, confirm it.
 async fn archive_batch(
     deps: &AuditDeps<'_>,
     shape: Shape<'_>,
     records: Vec<Value>,
     now: DateTime<Utc>,
+    lease: &RunLease<'_>,
     report: &mut AuditReport,
 ) -> Result<(), CoreError> {
     let Shape {
@@ -198,23 +278,16 @@ async fn archive_batch(
         time_field,
     } = shape;
     let mut batch_ids = HashSet::new();
-    let mut candidates = Vec::new();
+    let mut by_day: BTreeMap<String, Vec<(String, Value)>> = BTreeMap::new();
     for r in records {
         let id = crate::domain::record_id(&r, id_field);
         if id.starts_with("content-sha256:") {
             tracing::warn!(source, id = %id, "a record without an id is kept under an id from its content");
         }
-        if batch_ids.insert(id.clone()) {
-            candidates.push((id, r));
-        } else {
+        if !batch_ids.insert(id.clone()) {
             report.duplicates_skipped += 1;
+            continue;
         }
-    }
-    let ids: Vec<String> = candidates.iter().map(|(i, _)| i.clone()).collect();
-    let seen = deps.state.seen_records(&ids).await?;
-    report.duplicates_skipped += seen.len();
-    let mut by_day: BTreeMap<String, Vec<(String, Value)>> = BTreeMap::new();
-    for (id, r) in candidates.into_iter().filter(|(i, _)| !seen.contains(i)) {
         let day = r[time_field]
             .as_str()
             .map(|t| t.chars().take(10).collect())
@@ -223,19 +296,67 @@ async fn archive_batch(
     }
     for (day, items) in by_day {
         let ids: Vec<String> = items.iter().map(|(i, _)| i.clone()).collect();
-        let records: Vec<Value> = items.into_iter().map(|(_, r)| r).collect();
-        let (key, bytes) = encode_batch(source, content_type, &day, &ids, &records);
-        deps.archive.put_new(&key, bytes).await?;
-        deps.state.mark_records(&ids, now).await?;
-        report.records_archived += ids.len();
+        let key = object_key(source, content_type, &day, &ids);
+        lease.renew(now).await?;
+        let claimed: HashSet<String> = deps
+            .state
+            .claim_records(&key, &ids, now)
+            .await?
+            .into_iter()
+            .collect();
+        report.duplicates_skipped += ids.len() - claimed.len();
+        if claimed.is_empty() {
+            continue;
+        }
+        (deps.crash)(AuditStep::AfterClaim)?;
+        let records: Vec<Value> = items
+            .into_iter()
+            .filter(|(i, _)| claimed.contains(i))
+            .map(|(_, r)| r)
+            .collect();
+        if !deps.archive.put_new(&key, encode_records(&records)).await? {
+            ensure_holds(deps, &key, &claimed).await?;
+        }
+        (deps.crash)(AuditStep::AfterObject)?;
+        deps.state.confirm_object(&key, now).await?;
+        (deps.crash)(AuditStep::AfterConfirm)?;
+        report.records_archived += claimed.len();
     }
     Ok(())
+}
+
+/// An object already at the key this batch claimed for: confirming it is right only if it holds every claimed
+/// record; otherwise stop rather than mark records archived that are not.
+async fn ensure_holds(
+    deps: &AuditDeps<'_>,
+    key: &str,
+    claimed: &HashSet<String>,
+) -> Result<(), CoreError> {
+    let held: HashSet<String> = crate::archive::decode_batch(&deps.archive.get(key).await?)?
+        .iter()
+        .flat_map(|r| {
+            [
+                crate::domain::record_id(r, "id"),
+                crate::domain::record_id(r, "Id"),
+            ]
+        })
+        .collect();
+    if claimed.is_subset(&held) {
+        return Ok(());
+    }
+    Err(CoreError::Store {
+        message: format!(
+            "archive object '{key}' exists but lacks records this run claimed for it; nothing was marked archived"
+        ),
+        retryable: false,
+    })
 }
 
 async fn fetch_directory(
     deps: &AuditDeps<'_>,
     policy: &Policy,
     now: DateTime<Utc>,
+    lease: &RunLease<'_>,
     report: &mut AuditReport,
 ) -> Result<(), CoreError> {
     const CURSOR: &str = "directory_audits";
@@ -275,6 +396,7 @@ async fn fetch_directory(
             }
         }
         keep_licence_activity(deps, &page, from_directory_audit, now).await?;
+        (deps.crash)(AuditStep::AfterLicenceParts)?;
         archive_batch(
             deps,
             Shape {
@@ -285,6 +407,7 @@ async fn fetch_directory(
             },
             page,
             now,
+            lease,
             report,
         )
         .await?;
@@ -296,6 +419,7 @@ async fn fetch_directory(
         && previous.is_none_or(|p| next > p)
     {
         deps.state.set_cursor(CURSOR, next).await?;
+        (deps.crash)(AuditStep::AfterCursor)?;
     }
     Ok(())
 }
@@ -305,6 +429,7 @@ async fn fetch_management(
     policy: &Policy,
     content_type: &str,
     now: DateTime<Utc>,
+    lease: &RunLease<'_>,
     report: &mut AuditReport,
 ) -> Result<(), CoreError> {
     let cursor_name = format!("management:{content_type}");
@@ -373,6 +498,7 @@ async fn fetch_management(
                     detail: e.to_string(),
                 })?;
             keep_licence_activity(deps, &records, from_management_record, now).await?;
+            (deps.crash)(AuditStep::AfterLicenceParts)?;
             archive_batch(
                 deps,
                 Shape {
@@ -383,13 +509,16 @@ async fn fetch_management(
                 },
                 records,
                 now,
+                lease,
                 report,
             )
             .await?;
             deps.state.mark_blob(&blob.content_id, now).await?;
+            (deps.crash)(AuditStep::AfterBlob)?;
         }
         if cursor.is_none_or(|c| w.end > c) {
             deps.state.set_cursor(&cursor_name, w.end).await?;
+            (deps.crash)(AuditStep::AfterCursor)?;
         }
     }
     Ok(())

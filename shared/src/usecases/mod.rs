@@ -2,5 +2,6 @@
 
 pub mod check_licenses;
 pub mod fetch_audit;
+pub mod lease;
 pub mod notify_grace_period;
 pub mod reprocess_user;

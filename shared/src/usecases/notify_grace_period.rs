@@ -15,6 +15,7 @@ use crate::notify::{Audience, Channel, Message, html_escape};
 use crate::policy::Policy;
 use crate::retry::RetryPolicy;
 use crate::store::{Alert, GraceCase, LedgerEntry, LedgerStatus, StateStore};
+use crate::usecases::lease::{self, RunLease};
 
 /// Points where a test can make the run die, to prove nothing is lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +96,9 @@ pub struct NotifyReport {
     pub would_send: Vec<SentNotice>,
     /// True for a dry run.
     pub dry_run: bool,
+    /// Set when the run did nothing because another run of grace-period-notify for the tenant was in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// A notice due this run, before it is fanned out to channels and recipients.
@@ -338,13 +342,62 @@ Your IT team has been told; please contact them and mention this message.\n",
     (subject, text, html)
 }
 
-/// Runs grace-period-notify for one tenant.
+fn sent_notice(d: &Due, channel: &str, recipient: &str) -> SentNotice {
+    SentNotice {
+        case_id: d.case_id.clone(),
+        user_principal_name: d.upn.clone(),
+        audience: d.audience.as_str().into(),
+        threshold_days: d.threshold,
+        channel: channel.into(),
+        recipient: recipient.to_string(),
+        deadline: d.deadline,
+        kind: d.kind.into(),
+    }
+}
+
+/// Runs grace-period-notify for one tenant: one run at a time per tenant (a lease); a dry run sends and writes
+/// nothing, so it needs none.
 pub async fn notify_grace_period(
     deps: &NotifyDeps<'_>,
     tenant_id: &str,
     policy: &Policy,
     dry_run: bool,
 ) -> Result<NotifyReport, CoreError> {
+    if dry_run {
+        return notify_under(deps, tenant_id, policy, None).await;
+    }
+    let lease = match lease::take(
+        deps.store,
+        "grace-period-notify",
+        tenant_id,
+        deps.clock.now(),
+    )
+    .await?
+    {
+        Ok(lease) => lease,
+        Err(why) => {
+            tracing::warn!(tenant = tenant_id, "{why}");
+            return Ok(NotifyReport {
+                skipped: Some(why),
+                ..Default::default()
+            });
+        }
+    };
+    let result = notify_under(deps, tenant_id, policy, Some(&lease)).await;
+    // Released on errors too: a run that returns is not dead, and its claims are released with the lease.
+    let released = lease.release().await;
+    let report = result?;
+    released?;
+    Ok(report)
+}
+
+async fn notify_under(
+    deps: &NotifyDeps<'_>,
+    tenant_id: &str,
+    policy: &Policy,
+    lease: Option<&RunLease<'_>>,
+) -> Result<NotifyReport, CoreError> {
+    let dry_run = lease.is_none();
     let now = deps.clock.now();
     let tz = policy.time_zone_for(tenant_id);
     let cases = deps.store.grace_cases(tenant_id, false).await?;
@@ -415,23 +468,57 @@ pub async fn notify_grace_period(
         if pending.is_empty() {
             continue;
         }
-        let notices: Vec<SentNotice> = pending
-            .iter()
-            .map(|(d, _)| SentNotice {
-                case_id: d.case_id.clone(),
-                user_principal_name: d.upn.clone(),
-                audience: d.audience.as_str().into(),
-                threshold_days: d.threshold,
-                channel: ch.name().into(),
-                recipient: delivery.recipient.clone(),
-                deadline: d.deadline,
-                kind: d.kind.into(),
-            })
-            .collect();
         if dry_run {
-            report.would_send.extend(notices);
+            report.would_send.extend(
+                pending
+                    .iter()
+                    .map(|(d, _)| sent_notice(d, ch.name(), &delivery.recipient)),
+            );
             continue;
         }
+        let Some(lease) = lease else { continue };
+        let entries = |items: &[(&Due, &String)], st: LedgerStatus| -> Vec<LedgerEntry> {
+            items
+                .iter()
+                .map(|(d, k)| LedgerEntry {
+                    key: (*k).clone(),
+                    tenant_id: tenant_id.to_string(),
+                    case_id: d.case_id.clone(),
+                    user_principal_name: d.upn.clone(),
+                    audience: d.audience.as_str().into(),
+                    kind: d.kind.into(),
+                    threshold_days: d.threshold,
+                    deadline: d.deadline,
+                    channel: ch.name().into(),
+                    recipient: delivery.recipient.clone(),
+                    status: st,
+                    updated_at: now,
+                    claimed_by: Some(lease.owner.clone()),
+                })
+                .collect()
+        };
+        // Claim before sending: a notice another live run claimed is left to it; one claimed by a run that has since
+        // lost the lease (it died) is taken over, so a crash never skips a notice.
+        (deps.crash)(Step::BeforeIntent)?;
+        lease.renew(now).await?;
+        let claimed = deps
+            .store
+            .ledger_claim(&entries(&pending, LedgerStatus::Sending), lease.acquired_at)
+            .await?;
+        (deps.crash)(Step::AfterIntent)?;
+        let before = pending.len();
+        let pending: Vec<(&Due, &String)> = pending
+            .into_iter()
+            .filter(|(_, k)| claimed.contains(k))
+            .collect();
+        report.skipped_already_sent += before - pending.len();
+        if pending.is_empty() {
+            continue;
+        }
+        let notices: Vec<SentNotice> = pending
+            .iter()
+            .map(|(d, _)| sent_notice(d, ch.name(), &delivery.recipient))
+            .collect();
         // The message id is derived from its notice keys, so a resend after a crash carries the same webhook-id.
         let digest = Sha256::digest(
             pending
@@ -466,30 +553,6 @@ pub async fn notify_grace_period(
             data,
             timestamp: now.timestamp(),
         };
-        let entries = |st: LedgerStatus| -> Vec<LedgerEntry> {
-            pending
-                .iter()
-                .map(|(d, k)| LedgerEntry {
-                    key: (*k).clone(),
-                    tenant_id: tenant_id.to_string(),
-                    case_id: d.case_id.clone(),
-                    user_principal_name: d.upn.clone(),
-                    audience: d.audience.as_str().into(),
-                    kind: d.kind.into(),
-                    threshold_days: d.threshold,
-                    deadline: d.deadline,
-                    channel: ch.name().into(),
-                    recipient: delivery.recipient.clone(),
-                    status: st,
-                    updated_at: now,
-                })
-                .collect()
-        };
-        (deps.crash)(Step::BeforeIntent)?;
-        deps.store
-            .ledger_put(&entries(LedgerStatus::Intended))
-            .await?;
-        (deps.crash)(Step::AfterIntent)?;
         let mut attempt = 0;
         let result = loop {
             match ch.deliver(&delivery.recipient, &message).await {
@@ -504,7 +567,9 @@ pub async fn notify_grace_period(
         match result {
             Ok(()) => {
                 (deps.crash)(Step::AfterSend)?;
-                deps.store.ledger_put(&entries(LedgerStatus::Sent)).await?;
+                deps.store
+                    .ledger_put(&entries(&pending, LedgerStatus::Sent))
+                    .await?;
                 (deps.crash)(Step::AfterRecord)?;
                 report.sent.extend(notices);
             }

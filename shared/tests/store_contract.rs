@@ -1,0 +1,246 @@
+//! The promises every state store keeps, run against SQLite and against DynamoDB in moto
+//! (`LICENSEWATCH_TEST_MOTO_URL`, started by `scripts/test.sh`): one lease holder at a time, a notice claimed by one
+//! run only, every archived record claimed by one object only, with racing callers.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use licensewatch_core::aws::dynamo::{DynamoStore, create_table};
+use licensewatch_core::aws::s3::S3Objects;
+use licensewatch_core::aws::{create_bucket, emulator_config};
+use licensewatch_core::store::sqlite::SqliteStore;
+use licensewatch_core::store::{Backend, Lease, LedgerEntry, LedgerStatus};
+
+const TENANT: &str = "48a80680-7326-48cd-9935-b556b81d3a4e";
+
+fn at(m: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 21, 9, m, 0)
+        .single()
+        .expect("time")
+}
+
+/// Both stores, fresh.
+async fn stores() -> Vec<(&'static str, Arc<dyn Backend>)> {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sqlite = SqliteStore::open(&dir.keep().join("state.db")).expect("sqlite");
+    let url = std::env::var("LICENSEWATCH_TEST_MOTO_URL").expect(
+        "LICENSEWATCH_TEST_MOTO_URL is not set: run the tests with ./scripts/test.sh, which installs and starts moto",
+    );
+    let conf = emulator_config(&url).await;
+    let name = format!("lw-{}", uuid::Uuid::new_v4().simple());
+    create_table(&conf, &name).await.expect("table");
+    create_bucket(&conf, &name).await.expect("bucket");
+    let dynamo = DynamoStore::new(
+        &conf,
+        &name,
+        S3Objects::new(&conf, &name, "state"),
+        None,
+        TENANT,
+    );
+    vec![("sqlite", Arc::new(sqlite)), ("dynamodb", Arc::new(dynamo))]
+}
+
+#[tokio::test]
+async fn one_lease_holder_at_a_time_and_an_expired_lease_is_taken_over() {
+    for (name, store) in stores().await {
+        let ttl = Duration::minutes(16);
+        // Eight runs start at once: exactly one gets the lease.
+        let racers: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .acquire_lease("audit-fetch:t", &format!("run-{i}"), at(0), ttl)
+                        .await
+                        .expect("lease")
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for r in racers {
+            if r.await.expect("task") == Lease::Acquired {
+                won += 1;
+            }
+        }
+        assert_eq!(won, 1, "{name}");
+        // Another job or tenant is another lease.
+        assert_eq!(
+            store
+                .acquire_lease("grace-period-notify:t", "other", at(0), ttl)
+                .await
+                .expect("lease"),
+            Lease::Acquired,
+            "{name}"
+        );
+        // Before it expires it is held; after, a new run takes it over; its old holder cannot release it.
+        let held = store
+            .acquire_lease("audit-fetch:t", "late", at(10), ttl)
+            .await
+            .expect("lease");
+        assert!(
+            matches!(held, Lease::Held { until, .. } if until == at(16)),
+            "{name}: {held:?}"
+        );
+        assert_eq!(
+            store
+                .acquire_lease("audit-fetch:t", "late", at(17), ttl)
+                .await
+                .expect("lease"),
+            Lease::Acquired,
+            "{name}"
+        );
+        for i in 0..8 {
+            store
+                .release_lease("audit-fetch:t", &format!("run-{i}"))
+                .await
+                .expect("release");
+        }
+        assert!(
+            matches!(
+                store.acquire_lease("audit-fetch:t", "third", at(18), ttl).await.expect("lease"),
+                Lease::Held { ref owner, .. } if owner == "late"
+            ),
+            "{name}"
+        );
+        store
+            .release_lease("audit-fetch:t", "late")
+            .await
+            .expect("release");
+        assert_eq!(
+            store
+                .acquire_lease("audit-fetch:t", "third", at(18), ttl)
+                .await
+                .expect("lease"),
+            Lease::Acquired,
+            "{name}: released"
+        );
+    }
+}
+
+fn notice(key: &str, owner: &str, t: DateTime<Utc>) -> LedgerEntry {
+    LedgerEntry {
+        key: key.into(),
+        tenant_id: TENANT.into(),
+        case_id: "case-1".into(),
+        user_principal_name: "adele@contoso.example".into(),
+        audience: "admin".into(),
+        kind: "threshold".into(),
+        threshold_days: Some(7),
+        deadline: Some(at(30)),
+        channel: "mail".into(),
+        recipient: "it-team@contoso.example".into(),
+        status: LedgerStatus::Sending,
+        updated_at: t,
+        claimed_by: Some(owner.into()),
+    }
+}
+
+#[tokio::test]
+async fn a_notice_is_claimed_by_one_run_and_a_dead_runs_claim_is_taken_over() {
+    for (name, store) in stores().await {
+        // Six runs claim the same notices at once (each believing it may): each notice goes to one of them.
+        let racers: Vec<_> = (0..6)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let owner = format!("run-{i}");
+                    store
+                        .ledger_claim(
+                            &[notice("n1", &owner, at(5)), notice("n2", &owner, at(5))],
+                            at(0),
+                        )
+                        .await
+                        .expect("claim")
+                })
+            })
+            .collect();
+        let mut claims = 0;
+        for r in racers {
+            claims += r.await.expect("task").len();
+        }
+        assert_eq!(claims, 2, "{name}: each notice claimed once");
+        // A run that took the lease at minute 10 may take over claims made up to then (their run died) ...
+        let taken = store
+            .ledger_claim(&[notice("n1", "run-new", at(10))], at(10))
+            .await
+            .expect("claim");
+        assert_eq!(taken, vec!["n1".to_string()], "{name}");
+        // ... but not a claim made after it (a live run).
+        let later = store
+            .ledger_claim(&[notice("n1", "run-other", at(11))], at(9))
+            .await
+            .expect("claim");
+        assert!(later.is_empty(), "{name}");
+        // A sent notice is never claimed again.
+        let mut sent = notice("n1", "run-new", at(10));
+        sent.status = LedgerStatus::Sent;
+        store.ledger_put(&[sent]).await.expect("sent");
+        let again = store
+            .ledger_claim(&[notice("n1", "run-x", at(20))], at(20))
+            .await
+            .expect("claim");
+        assert!(again.is_empty(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn every_record_is_claimed_for_one_archive_object_and_a_dead_objects_claims_are_settled() {
+    for (name, store) in stores().await {
+        let ids: Vec<String> = (0..120).map(|i| format!("rec-{i:03}")).collect();
+        // Four runs claim overlapping batches for different objects at once.
+        let racers: Vec<_> = (0..4)
+            .map(|k| {
+                let store = store.clone();
+                let batch: Vec<String> = ids[k * 20..k * 20 + 60].to_vec();
+                tokio::spawn(async move {
+                    store
+                        .claim_records(&format!("obj-{k}"), &batch, at(1))
+                        .await
+                        .expect("claim")
+                })
+            })
+            .collect();
+        let mut claimed = Vec::new();
+        for r in racers {
+            claimed.extend(r.await.expect("task"));
+        }
+        claimed.sort();
+        let mut unique = claimed.clone();
+        unique.dedup();
+        assert_eq!(claimed, unique, "{name}: no id claimed twice");
+        assert_eq!(
+            claimed.len(),
+            120,
+            "{name}: every id of the batches claimed"
+        );
+        // Two objects were written and confirmed; two were never written (their runs died).
+        store.confirm_object("obj-0", at(2)).await.expect("confirm");
+        store.confirm_object("obj-1", at(2)).await.expect("confirm");
+        let mut left = store.unconfirmed_objects().await.expect("unconfirmed");
+        left.sort();
+        assert_eq!(left, vec!["obj-2", "obj-3"], "{name}");
+        for k in &left {
+            store.release_object(k).await.expect("release");
+        }
+        assert!(store.unconfirmed_objects().await.expect("none").is_empty());
+        // Confirmed ids are archived; released ones can be claimed again, once.
+        let seen = store.seen_records(&ids).await.expect("seen");
+        let again = store
+            .claim_records("obj-retry", &ids, at(3))
+            .await
+            .expect("claim");
+        assert_eq!(seen.len() + again.len(), 120, "{name}");
+        assert!(
+            again.iter().all(|id| !seen.contains(id)),
+            "{name}: an archived id is never claimed again"
+        );
+        assert!(
+            store
+                .claim_records("obj-retry-2", &ids, at(3))
+                .await
+                .expect("claim")
+                .is_empty(),
+            "{name}"
+        );
+    }
+}
