@@ -115,6 +115,55 @@ async fn both_sources_are_archived_exactly_once_across_runs_late_blobs_and_dupli
 }
 
 #[tokio::test]
+async fn faults_and_an_aborted_run_lose_and_duplicate_nothing() {
+    let env = TestEnv::spawn().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let archive = FileArchive::new(dir.path());
+    changes(&env, 6).await;
+    env.advance(Duration::hours(5)).await;
+    // Throttling and a server error on the way are retried.
+    env.control(
+        "/_sim/faults",
+        json!({"route": "activity/feed/audit", "kind": "af429", "count": 1}),
+    )
+    .await;
+    env.control(
+        "/_sim/faults",
+        json!({"route": "subscriptions/content", "kind": "server_error", "count": 1}),
+    )
+    .await;
+    // The run dies midway: every blob download after the first few fails for good.
+    env.control(
+        "/_sim/faults",
+        json!({"route": "activity/feed/audit", "kind": "truncate"}),
+    )
+    .await;
+    assert!(fetch(&env, &archive).await.is_err(), "the run aborts");
+    let cleared = reqwest::Client::new()
+        .delete(format!("{}/_sim/faults", env.sim.base_url))
+        .send()
+        .await
+        .expect("clear");
+    assert_eq!(cleared.status().as_u16(), 204);
+    let rerun = fetch(&env, &archive).await.expect("the rerun completes");
+    assert!(rerun.blobs_fetched > 0);
+    let again = fetch(&env, &archive).await.expect("third");
+    assert_eq!(again.records_archived, 0);
+    let ids = archived(&archive, "").await;
+    assert!(
+        ids.values().all(|&n| n == 1),
+        "no record twice: {:?}",
+        ids.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
+    );
+    let mgmt = archived(&archive, "management_api/").await;
+    assert_eq!(
+        mgmt.len(),
+        6 * 2 + 6 * 2,
+        "no record lost (six changes + six historical ones)"
+    );
+}
+
+#[tokio::test]
 async fn an_expired_range_is_reported_as_a_gap() {
     let env = TestEnv::spawn().await;
     let dir = tempfile::tempdir().expect("tmp");

@@ -2,6 +2,7 @@
 
 mod audit;
 mod aws;
+mod crash;
 mod handlers;
 mod helpers;
 mod license_check;

@@ -1,0 +1,150 @@
+//! Crash at every write boundary of audit-fetch, then rerun against a source that changed in between (new records
+//! that shift the directory's page boundaries, another blob), and read the archive back: nothing lost, nothing
+//! archived twice. The crash hook stops the run exactly where a killed process would stop.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{DateTime, Duration, Utc};
+use licensewatch_core::archive::{AuditArchive, FileArchive, decode_batch};
+use licensewatch_core::error::CoreError;
+use licensewatch_core::usecases::fetch_audit::{AuditReport, AuditStep, fetch_audit};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// A directory audit that is not licence activity.
+fn directory_record(n: usize, at: DateTime<Utc>) -> Value {
+    json!({"id": format!("Directory_crash_{n:05}"), "category": "GroupManagement",
+        "correlationId": format!("c0000000-0000-4000-8000-{n:012}"), "result": "success",
+        "activityDisplayName": "Add member to group",
+        "activityDateTime": at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        "loggedByService": "Core Directory", "operationType": "Assign",
+        "initiatedBy": {"user": {"userPrincipalName": upn("it.admin")}, "app": null},
+        "targetResources": [{"id": "g1", "type": "Group", "modifiedProperties": []}],
+        "additionalDetails": []})
+}
+
+fn management_record(n: usize, at: DateTime<Utc>) -> Value {
+    json!({"CreationTime": at.format("%Y-%m-%dT%H:%M:%S").to_string(),
+        "Id": format!("c7a50000-0000-4000-8000-{n:012}"), "Operation": "UserLoggedIn", "RecordType": 15,
+        "ResultStatus": "Success", "Workload": "AzureActiveDirectory", "UserId": upn("it.admin"),
+        "ModifiedProperties": []})
+}
+
+async fn inject(env: &TestEnv, directory: Vec<Value>, management: Vec<Value>) {
+    assert_eq!(
+        env.control(
+            "/_sim/audit/records",
+            json!({"directory": directory, "management": management}),
+        )
+        .await,
+        201
+    );
+}
+
+async fn run(
+    env: &TestEnv,
+    archive: &FileArchive,
+    crash: &(dyn Fn(AuditStep) -> Result<(), CoreError> + Sync),
+) -> Result<AuditReport, CoreError> {
+    let mut deps = env.rt.audit_deps_with(archive);
+    deps.crash = crash;
+    fetch_audit(&deps, &env.rt.policy).await
+}
+
+async fn archived(archive: &FileArchive) -> HashMap<String, usize> {
+    let mut ids = HashMap::new();
+    for key in archive.keys("").await.expect("keys") {
+        for r in decode_batch(&archive.get(&key).await.expect("object")).expect("decode") {
+            let id = r["id"]
+                .as_str()
+                .or(r["Id"].as_str())
+                .expect("id")
+                .to_string();
+            *ids.entry(id).or_default() += 1;
+        }
+    }
+    ids
+}
+
+/// One crash at the `nth` time the run reaches `step`, a changed source, a rerun; returns (lost, duplicated).
+async fn crash_then_rerun(step: AuditStep, nth: usize) -> (usize, usize) {
+    let env = TestEnv::spawn().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let archive = FileArchive::new(dir.path());
+    let now = env.now();
+    // 1,500 directory records over the last day (two pages of 999), 900 Management API records in three hours.
+    let mut expected: HashSet<String> = HashSet::new();
+    let directory: Vec<Value> = (0..1_500)
+        .map(|n| directory_record(n, now - Duration::minutes(1_440 - n as i64 / 2)))
+        .collect();
+    let management: Vec<Value> = (0..900)
+        .map(|n| management_record(n, now - Duration::minutes(180 - n as i64 / 5)))
+        .collect();
+    for r in directory.iter().chain(&management) {
+        expected.insert(r["id"].as_str().or(r["Id"].as_str()).expect("id").into());
+    }
+    inject(&env, directory, management).await;
+    env.advance(Duration::hours(1)).await;
+
+    let seen = AtomicUsize::new(0);
+    let crash = |s: AuditStep| {
+        if s == step && seen.fetch_add(1, Ordering::SeqCst) + 1 == nth {
+            return Err(CoreError::BadInput(format!("crash at {s:?} #{nth}")));
+        }
+        Ok(())
+    };
+    let first = run(&env, &archive, &crash).await;
+    let reached = seen.load(Ordering::SeqCst) >= nth;
+    assert_eq!(first.is_err(), reached, "{step:?} #{nth}: {first:?}");
+
+    // The source moves on: 400 newer directory records push every page boundary, and a new blob arrives.
+    let later = env.now();
+    let directory: Vec<Value> = (1_500..1_900)
+        .map(|n| directory_record(n, later - Duration::minutes(30)))
+        .collect();
+    let management: Vec<Value> = (900..1_100)
+        .map(|n| management_record(n, later - Duration::minutes(20)))
+        .collect();
+    for r in directory.iter().chain(&management) {
+        expected.insert(r["id"].as_str().or(r["Id"].as_str()).expect("id").into());
+    }
+    inject(&env, directory, management).await;
+    env.advance(Duration::hours(4)).await;
+    run(&env, &archive, &|_| Ok(()))
+        .await
+        .expect("the rerun completes");
+    let settled = run(&env, &archive, &|_| Ok(())).await.expect("a third run");
+    assert_eq!(settled.records_archived, 0, "{step:?} #{nth}: nothing left");
+
+    let ids = archived(&archive).await;
+    let lost = expected.iter().filter(|id| !ids.contains_key(*id)).count();
+    let duplicated = ids.values().filter(|&&n| n > 1).map(|n| n - 1).sum();
+    (lost, duplicated)
+}
+
+#[tokio::test]
+async fn a_crash_at_any_write_boundary_then_a_changed_source_loses_and_duplicates_nothing() {
+    let steps = [
+        AuditStep::AfterLicenceParts,
+        AuditStep::AfterClaim,
+        AuditStep::AfterObject,
+        AuditStep::AfterConfirm,
+        AuditStep::AfterBlob,
+        AuditStep::AfterCursor,
+    ];
+    let mut failures = Vec::new();
+    for step in steps {
+        // The first time (a directory page), and a later time (a Management API blob).
+        for nth in [1, 3] {
+            let (lost, duplicated) = crash_then_rerun(step, nth).await;
+            if lost + duplicated > 0 {
+                failures.push(format!(
+                    "{step:?} #{nth}: {lost} lost, {duplicated} duplicated"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
