@@ -96,6 +96,9 @@ enum Command {
         /// Show the Graph request; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Act even when remediation.max_actions_per_hour is spent (logged; the allow-list still applies).
+        #[arg(long)]
+        override_budget: bool,
     },
     /// Serve the signed remediation webhook on a local port.
     Serve {
@@ -186,7 +189,14 @@ async fn run(cli: Cli) -> Result<(), String> {
             sku_ids,
             template_user,
             dry_run,
-        } => serve::reprocess(cli.json, user, action, sku_ids, template_user, dry_run).await,
+            override_budget,
+        } => {
+            let options = serve::ReprocessOptions {
+                dry_run,
+                override_budget,
+            };
+            serve::reprocess(cli.json, user, action, sku_ids, template_user, options).await
+        }
         Command::AuditFetch => audit::fetch(cli.json).await,
         Command::LicenseEvents { user } => audit::events(cli.json, user).await,
         Command::AuditVerify { day } => audit::verify(cli.json, &day).await,

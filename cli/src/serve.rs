@@ -10,7 +10,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use licensewatch_core::runtime::Runtime;
-use licensewatch_core::store::{RemediationRecord, RemediationRequest};
+use licensewatch_core::store::{Admitted, RemediationRecord, RemediationRequest};
 use licensewatch_core::usecases::reprocess_user::process;
 use licensewatch_core::webhook::{HttpRequest, MAX_BODY, WebhookAuth, handle};
 
@@ -120,23 +120,35 @@ async fn worker(app: Arc<App>) {
     }
 }
 
-/// `licensewatch reprocess`: one remediation, now, without the webhook.
+/// How `licensewatch reprocess` may act.
+pub struct ReprocessOptions {
+    /// Show the Graph request; change nothing.
+    pub dry_run: bool,
+    /// Act even when the action budget is spent (logged).
+    pub override_budget: bool,
+}
+
+/// `licensewatch reprocess`: one remediation, now, without the webhook, within the same rails: the policy
+/// (`allow_remove`, `sku_allow_list`) always, the shared action budget unless explicitly overridden.
 pub async fn reprocess(
     json: bool,
     user: String,
     action: String,
     sku_ids: Vec<String>,
     template_user: Option<String>,
-    dry_run: bool,
+    options: ReprocessOptions,
 ) -> Result<(), String> {
+    let dry_run = options.dry_run;
     let rt = crate::runtime(None).await?;
     if !licensewatch_core::usecases::reprocess_user::ACTIONS.contains(&action.as_str()) {
         return Err(format!(
             "--action '{action}' is not one of reprocess, assign, remove, copy_from"
         ));
     }
-    if action == "remove" && !rt.policy.remediation.allow_remove {
-        return Err("--action remove is disabled by remediation.allow_remove = false".into());
+    if let Some(reason) =
+        licensewatch_core::usecases::reprocess_user::policy_refusal(&rt.policy, &action, &sku_ids)
+    {
+        return Err(format!("refused by the remediation policy: {reason}"));
     }
     let now = rt.clock.now();
     let request = RemediationRequest {
@@ -152,18 +164,40 @@ pub async fn reprocess(
         ticket: None,
     };
     if !dry_run {
-        rt.store
-            .claim(&RemediationRecord {
-                request: request.clone(),
-                ticket_key: None,
-                body_hash: String::new(),
-                status: "queued".into(),
-                detail: serde_json::Value::Null,
-                created_at: now,
-                updated_at: now,
-            })
+        let record = RemediationRecord {
+            request: request.clone(),
+            ticket_key: None,
+            body_hash: String::new(),
+            status: "queued".into(),
+            detail: serde_json::Value::Null,
+            created_at: now,
+            updated_at: now,
+        };
+        let max = rt.policy.remediation.max_actions_per_hour;
+        match rt
+            .store
+            .admit(None, &record, max)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+        {
+            Admitted::OverBudget if options.override_budget => {
+                tracing::warn!(
+                    remediation_id = %request.remediation_id,
+                    max_actions_per_hour = max,
+                    "the action budget is spent; acting anyway because of --override-budget"
+                );
+                eprintln!(
+                    "licensewatch: remediation.max_actions_per_hour ({max}) is spent; acting anyway (--override-budget)"
+                );
+                rt.store.claim(&record).await.map_err(|e| e.to_string())?;
+            }
+            Admitted::OverBudget => {
+                return Err(format!(
+                    "remediation.max_actions_per_hour ({max}) is spent for the last 60 minutes; try later, or pass --override-budget"
+                ));
+            }
+            _ => {}
+        }
     }
     let http = reqwest::Client::new();
     let outcome = process(&rt.worker_deps(&http, None), &request, &rt.policy, dry_run)
@@ -180,8 +214,8 @@ pub async fn reprocess(
             serde_json::to_string_pretty(&outcome.detail).unwrap_or_default()
         );
     }
-    if outcome.status == "failed" {
-        return Err("the remediation failed (see detail)".into());
+    if outcome.status == "failed" || outcome.status == "rejected" {
+        return Err(format!("the remediation {} (see detail)", outcome.status));
     }
     Ok(())
 }

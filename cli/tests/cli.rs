@@ -343,3 +343,102 @@ fn serve_accepts_a_signed_request_and_its_worker_fixes_the_user() {
     let _ = sim.wait();
     assert_eq!(result["status"], "succeeded", "{result}");
 }
+
+#[test]
+fn reprocess_from_the_cli_keeps_the_allow_list_and_the_shared_budget() {
+    let mut sim = licensewatch()
+        .args(["sim", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sim");
+    let mut line = String::new();
+    BufReader::new(sim.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("line");
+    let info: serde_json::Value = serde_json::from_str(&line).expect("json");
+    let base = info["base_url"].as_str().expect("url").to_string();
+    let dir = tempfile::tempdir().expect("tmp");
+    let policy = dir.path().join("licensewatch.toml");
+    std::fs::write(
+        &policy,
+        "[remediation]\nallow_remove = true\nsku_allow_list = [\"STANDARDWOFFPACK_STUDENT\"]\nmax_actions_per_hour = 1\n",
+    )
+    .expect("policy");
+    let run = |args: &[&str]| {
+        licensewatch()
+            .arg("reprocess")
+            .args(args)
+            .env(
+                "LICENSEWATCH_TENANT_ID",
+                info["tenant_id"].as_str().expect("tenant"),
+            )
+            .env(
+                "LICENSEWATCH_CLIENT_ID",
+                "66666666-7777-8888-9999-000000000000",
+            )
+            .env("LICENSEWATCH_CLIENT_SECRET", "sim-accepts-any")
+            .env("LICENSEWATCH_GRAPH_URL", &base)
+            .env("LICENSEWATCH_LOGIN_URL", &base)
+            .env("LICENSEWATCH_MANAGE_URL", &base)
+            .env("LICENSEWATCH_NOW", "2026-11-21T09:00:00Z")
+            .env(
+                "LICENSEWATCH_STATE",
+                format!("sqlite:{}", dir.path().join("lw.db").display()),
+            )
+            .env("LICENSEWATCH_CONFIG", &policy)
+            .output()
+            .expect("runs")
+    };
+    let user = "alex.wilber@contoso.onmicrosoft.com";
+    // The allow-list binds the CLI as it binds the webhook.
+    let removed = run(&[
+        "--user",
+        user,
+        "--action",
+        "remove",
+        "--sku",
+        "6fd2c87f-b296-42f0-b197-1e91e994b900",
+    ]);
+    let err = String::from_utf8_lossy(&removed.stderr).to_string();
+    assert!(!removed.status.success());
+    assert!(err.contains("sku_allow_list"), "{err}");
+    // The budget (1 an hour) is shared: the first action spends it, the second is refused, an explicit override acts.
+    let first = run(&["--user", user]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let second = run(&["--user", user]);
+    let err = String::from_utf8_lossy(&second.stderr).to_string();
+    assert!(!second.status.success());
+    assert!(err.contains("max_actions_per_hour"), "{err}");
+    let forced = run(&["--user", user, "--override-budget"]);
+    let err = String::from_utf8_lossy(&forced.stderr).to_string();
+    assert!(forced.status.success(), "{err}");
+    assert!(
+        err.contains("--override-budget"),
+        "the override is logged: {err}"
+    );
+    let writes = tokio::runtime::Runtime::new().expect("rt").block_on(async {
+        reqwest::get(format!("{base}/_sim/writes"))
+            .await
+            .expect("writes")
+            .json::<Vec<serde_json::Value>>()
+            .await
+            .expect("json")
+    });
+    let _ = sim.kill();
+    let _ = sim.wait();
+    assert_eq!(
+        writes.len(),
+        2,
+        "two reprocess calls, no removal: {writes:#?}"
+    );
+    assert!(
+        writes
+            .iter()
+            .all(|w| w["operation"] == "reprocessLicenseAssignment")
+    );
+}

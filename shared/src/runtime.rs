@@ -252,6 +252,7 @@ impl Runtime {
             graph: &self.microsoft.graph,
             store: self.store.as_ref(),
             queue: self.store.as_ref(),
+            remediations: self.store.as_ref(),
             clock: self.clock.as_ref(),
             catalog: &self.catalog,
         }

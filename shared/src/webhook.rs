@@ -18,7 +18,7 @@ use crate::signing::{SignatureError, StandardHeaders, WebhookSecret, verify_hub,
 use crate::store::{
     Admitted, RemediationQueue, RemediationRecord, RemediationRequest, RemediationStore, Ticket,
 };
-use crate::usecases::reprocess_user::{ACTIONS, plan};
+use crate::usecases::reprocess_user::{ACTIONS, plan, policy_refusal};
 
 /// The largest body accepted (enforced while reading by the server adapters, and again here).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -380,27 +380,8 @@ async fn accept(
     };
     let now = deps.clock.now();
     let remediation_id = format!("rem_{}", uuid::Uuid::new_v4().simple());
-    if action == "remove" && !deps.policy.remediation.allow_remove {
-        return Err(reject(
-            "policy",
-            error(
-                403,
-                "action 'remove' is disabled (remediation.allow_remove = false)",
-            ),
-        ));
-    }
-    let allow = &deps.policy.remediation.sku_allow_list;
-    if let Some(s) = sku_ids
-        .iter()
-        .find(|s| !allow.is_empty() && !allow.iter().any(|a| a.eq_ignore_ascii_case(s)))
-    {
-        return Err(reject(
-            "policy",
-            error(
-                403,
-                &format!("SKU '{s}' is not in remediation.sku_allow_list"),
-            ),
-        ));
+    if let Some(reason) = policy_refusal(deps.policy, &action, &sku_ids) {
+        return Err(reject("policy", error(403, &reason)));
     }
     let request = RemediationRequest {
         remediation_id: remediation_id.clone(),

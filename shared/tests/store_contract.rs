@@ -244,3 +244,60 @@ async fn every_record_is_claimed_for_one_archive_object_and_a_dead_objects_claim
         );
     }
 }
+
+fn remediation(id: &str, t: DateTime<Utc>) -> licensewatch_core::store::RemediationRecord {
+    licensewatch_core::store::RemediationRecord {
+        request: licensewatch_core::store::RemediationRequest {
+            remediation_id: id.into(),
+            tenant_id: TENANT.into(),
+            user: "adele@contoso.example".into(),
+            action: "reprocess".into(),
+            sku_ids: vec![],
+            reason: "test".into(),
+            requested_at: t,
+            disabled_plans: Default::default(),
+            template_user: None,
+            ticket: None,
+        },
+        ticket_key: None,
+        body_hash: "h".into(),
+        status: "queued".into(),
+        detail: serde_json::Value::Null,
+        created_at: t,
+        updated_at: t,
+    }
+}
+
+#[tokio::test]
+async fn the_action_budget_is_a_rolling_sixty_minutes() {
+    use licensewatch_core::store::Admitted;
+    for (name, store) in stores().await {
+        let t = |m: i64| at(0) + Duration::minutes(m);
+        // Two actions at 09:59 spend a budget of two.
+        for i in 0..2 {
+            let r = store
+                .admit(None, &remediation(&format!("a{i}"), t(59)), 2)
+                .await
+                .expect("admit");
+            assert_eq!(r, Admitted::New, "{name}");
+        }
+        // 10:01: a new calendar hour, the same rolling hour.
+        assert_eq!(
+            store
+                .admit(None, &remediation("b", t(61)), 2)
+                .await
+                .expect("admit"),
+            Admitted::OverBudget,
+            "{name}"
+        );
+        // 11:00: sixty minutes after them.
+        assert_eq!(
+            store
+                .admit(None, &remediation("c", t(120)), 2)
+                .await
+                .expect("admit"),
+            Admitted::New,
+            "{name}"
+        );
+    }
+}

@@ -28,7 +28,7 @@ use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, Put, PutRequest, TransactWriteItem, Update, WriteRequest,
+    AttributeValue, KeysAndAttributes, Put, PutRequest, TransactWriteItem, WriteRequest,
 };
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -1118,9 +1118,47 @@ impl RemediationStore for DynamoStore {
         record: &RemediationRecord,
         max_per_hour: u32,
     ) -> Result<Admitted, StoreError> {
+        // The budget item holds the admission times of the last 60 minutes and a version: each admission rewrites
+        // it conditioned on the version it read, in the same transaction as the webhook id, ticket and record.
+        // Losing that race only means reading the window again.
+        for _ in 0..8 {
+            match self.admit_once(webhook_key, record, max_per_hour).await? {
+                Some(outcome) => return Ok(outcome),
+                None => continue,
+            }
+        }
+        Err(StoreError::Busy(
+            "remediation admission lost too many races for the action budget; retry".into(),
+        ))
+    }
+}
+
+impl DynamoStore {
+    /// One admission attempt; `None` when the budget window changed under it (try again).
+    async fn admit_once(
+        &self,
+        webhook_key: Option<&str>,
+        record: &RemediationRecord,
+        max_per_hour: u32,
+    ) -> Result<Option<Admitted>, StoreError> {
         let now = record.created_at;
         let tenant = record.request.tenant_id.to_ascii_lowercase();
-        let bucket = now.format("%Y-%m-%dT%H").to_string();
+        let budget_key = key(format!("{tenant}#budget"), "rolling");
+        let current = self.get(&format!("{tenant}#budget"), "rolling").await?;
+        let version = current
+            .as_ref()
+            .and_then(|i| i.get("version").and_then(|v| v.as_n().ok()).cloned())
+            .and_then(|v| v.parse::<i64>().ok());
+        let window_start = ts(&(now - Duration::minutes(60)));
+        let mut stamps: Vec<String> = current
+            .as_ref()
+            .and_then(|i| attr_s(i, "stamps"))
+            .and_then(|t| serde_json::from_str::<Vec<String>>(t).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|t| *t > window_start)
+            .collect();
+        let over = stamps.len() >= max_per_hour as usize;
         let mut writes = Vec::new();
         if let Some(w) = webhook_key {
             let mut item = key(format!("webhook#{w}"), "-");
@@ -1145,64 +1183,72 @@ impl RemediationStore for DynamoStore {
                     .build(),
             );
         }
-        let budget = build(
-            Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(format!("{tenant}#budget"), bucket)))
-                .update_expression("ADD used :one SET expires_at = :exp")
-                .condition_expression("attribute_not_exists(used) OR used < :max")
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":max", n(i64::from(max_per_hour)))
-                .expression_attribute_values(":exp", n((now + Duration::days(2)).timestamp()))
+        stamps.push(ts(&now));
+        let mut budget = budget_key.clone();
+        budget.insert(
+            "stamps".into(),
+            s(serde_json::to_string(&stamps).map_err(|e| StoreError::Corrupt(e.to_string()))?),
+        );
+        budget.insert("version".into(), n(version.unwrap_or(0) + 1));
+        budget.insert(
+            "expires_at".into(),
+            n((now + Duration::days(2)).timestamp()),
+        );
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(budget));
+        put = match version {
+            Some(v) => put
+                .condition_expression("#v = :v")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":v", n(v)),
+            None => put.condition_expression("attribute_not_exists(pk)"),
+        };
+        writes.push(
+            TransactWriteItem::builder()
+                .put(build(put.build())?)
                 .build(),
-        )?;
-        writes.push(TransactWriteItem::builder().update(budget).build());
+        );
         writes.push(
             TransactWriteItem::builder()
                 .put(self.new_remediation_put(record, webhook_key)?)
                 .build(),
         );
         let own = record.request.remediation_id.as_str();
-        if self.transact(writes, &token(own)).await? {
-            return Ok(Admitted::New);
+        if !over {
+            // One token per window version: a retry after a lost answer repeats the same items.
+            let attempt = format!("{own}#{}", version.unwrap_or(0));
+            match self.transact(writes, &token(&attempt)).await {
+                Ok(true) => return Ok(Some(Admitted::New)),
+                Ok(false) => {}
+                // Another admission's transaction overlapped ours: read the window again.
+                Err(StoreError::Busy(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            }
         }
-        // Cancelled: find which condition held it back, in the order the contract gives them. An item naming our
-        // own remediation means an earlier attempt of this very call committed.
+        // Held back (or over budget): a replayed webhook and a repeated ticket answer first, in the contract's order.
+        // An item naming our own remediation means an earlier attempt of this very call committed.
         if let Some(w) = webhook_key
             && let Some(item) = self.get(&format!("webhook#{w}"), "-").await?
         {
             let id = attr_s(&item, "remediation_id").unwrap_or_default();
             if id == own {
-                return Ok(Admitted::New);
+                return Ok(Some(Admitted::New));
             }
-            return Ok(Admitted::ReplayedWebhook(id.to_string()));
+            return Ok(Some(Admitted::ReplayedWebhook(id.to_string())));
         }
         if let Some(t) = &record.ticket_key
             && let Some(first) = self.first_ticket(t, now - Duration::hours(24)).await?
         {
             if first.request.remediation_id == own {
-                return Ok(Admitted::New);
+                return Ok(Some(Admitted::New));
             }
-            return Ok(Admitted::SameTicket(Box::new(first)));
+            return Ok(Some(Admitted::SameTicket(Box::new(first))));
         }
-        if max_per_hour == 0 {
-            return Ok(Admitted::OverBudget);
+        if over {
+            return Ok(Some(Admitted::OverBudget));
         }
-        let used = self
-            .get(
-                &format!("{tenant}#budget"),
-                &now.format("%Y-%m-%dT%H").to_string(),
-            )
-            .await?
-            .and_then(|i| i.get("used").and_then(|v| v.as_n().ok()).cloned())
-            .and_then(|v| v.parse::<u32>().ok())
-            .unwrap_or(0);
-        if used >= max_per_hour {
-            return Ok(Admitted::OverBudget);
-        }
-        Err(StoreError::Busy(
-            "remediation admission lost a race; retry".into(),
-        ))
+        Ok(None)
     }
 }
 

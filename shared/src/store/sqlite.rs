@@ -68,6 +68,9 @@ CREATE TABLE IF NOT EXISTS license_parts (
     PRIMARY KEY (tenant_id, change_key, record_id));
 CREATE TABLE IF NOT EXISTS license_pending (
     tenant_id TEXT NOT NULL, change_key TEXT NOT NULL, marker TEXT NOT NULL, PRIMARY KEY (tenant_id, change_key));
+CREATE TABLE IF NOT EXISTS action_log (tenant_id TEXT NOT NULL, remediation_id TEXT NOT NULL, at TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, remediation_id));
+CREATE INDEX IF NOT EXISTS action_log_time ON action_log (tenant_id, at);
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_claims (
     record_id TEXT PRIMARY KEY, object_key TEXT NOT NULL, claimed_at TEXT NOT NULL);
@@ -817,7 +820,9 @@ impl RemediationStore for SqliteStore {
     ) -> Result<Admitted, StoreError> {
         let now = record.created_at;
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(db)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
         if let Some(key) = webhook_key {
             let seen: Option<String> = tx
                 .prepare_cached("SELECT remediation_id FROM webhook_ids WHERE webhook_id = ?1")
@@ -846,22 +851,21 @@ impl RemediationStore for SqliteStore {
             }
         }
         let tenant = &record.request.tenant_id;
-        let bucket = now.format("%Y-%m-%dT%H").to_string();
+        // The budget is a rolling 60 minutes, shared by every entry point that admits a remediation.
+        let since = ts(&(now - chrono::Duration::minutes(60)));
         let used: i64 = tx
-            .prepare_cached("SELECT n FROM action_budget WHERE tenant_id = ?1 AND bucket = ?2")
+            .prepare_cached("SELECT COUNT(*) FROM action_log WHERE tenant_id = ?1 AND at > ?2")
             .map_err(db)?
-            .query_row(params![tenant, bucket], |r| r.get(0))
-            .optional()
-            .map_err(db)?
-            .unwrap_or(0);
+            .query_row(params![tenant, since], |r| r.get(0))
+            .map_err(db)?;
         if used >= i64::from(max_per_hour) {
             return Ok(Admitted::OverBudget);
         }
         tx.prepare_cached(
-            "INSERT OR REPLACE INTO action_budget (tenant_id, bucket, n) VALUES (?1, ?2, ?3)",
+            "INSERT INTO action_log (tenant_id, remediation_id, at) VALUES (?1, ?2, ?3)",
         )
         .map_err(db)?
-        .execute(params![tenant, bucket, used + 1])
+        .execute(params![tenant, record.request.remediation_id, ts(&now)])
         .map_err(db)?;
         if let Some(key) = webhook_key {
             tx.prepare_cached(

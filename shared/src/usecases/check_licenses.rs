@@ -18,7 +18,8 @@ use crate::graph::GraphClient;
 use crate::graph::types::{DirectoryObject, Group, SubscribedSku, USER_SELECT, User};
 use crate::policy::Policy;
 use crate::store::{
-    Alert, GraceCase, HistoryEntry, RemediationQueue, RemediationRequest, StateStore,
+    Admitted, Alert, GraceCase, HistoryEntry, RemediationQueue, RemediationRecord,
+    RemediationRequest, RemediationStore, StateStore,
 };
 
 /// The ports license-check uses.
@@ -29,6 +30,8 @@ pub struct CheckDeps<'a> {
     pub store: &'a dyn StateStore,
     /// Where auto-remediation requests go.
     pub queue: &'a dyn RemediationQueue,
+    /// Remediation records and the shared action budget.
+    pub remediations: &'a dyn RemediationStore,
     /// Time.
     pub clock: &'a dyn Clock,
     /// SKU names.
@@ -858,13 +861,12 @@ async fn queue_reprocess(
     count_violations: &HashMap<String, Vec<&UserSnapshot>>,
     now: DateTime<Utc>,
 ) -> Result<usize, CoreError> {
-    let budget = policy.remediation.max_actions_per_hour as usize;
     let mut queued = 0;
     let mut done = HashSet::new();
-    for s in &snapshot.skus {
+    'skus: for s in &snapshot.skus {
         let mut free = s.available();
         for u in count_violations.get(&s.sku_id).into_iter().flatten() {
-            if free <= 0 || queued >= budget {
+            if free <= 0 {
                 break;
             }
             if !done.insert(u.id.clone()) {
@@ -886,6 +888,33 @@ async fn queue_reprocess(
                 template_user: None,
                 ticket: None,
             };
+            if deps
+                .remediations
+                .remediation(&request.remediation_id)
+                .await?
+                .is_none()
+            {
+                // The same budget as the webhook and the CLI: a rolling 60 minutes per tenant.
+                let record = RemediationRecord {
+                    request: request.clone(),
+                    ticket_key: None,
+                    body_hash: String::new(),
+                    status: "queued".into(),
+                    detail: serde_json::Value::Null,
+                    created_at: now,
+                    updated_at: now,
+                };
+                let admitted = deps
+                    .remediations
+                    .admit(None, &record, policy.remediation.max_actions_per_hour)
+                    .await?;
+                if admitted == Admitted::OverBudget {
+                    tracing::warn!(
+                        "remediation.max_actions_per_hour is spent: auto-reprocess stops for this run"
+                    );
+                    break 'skus;
+                }
+            }
             deps.queue.enqueue(&request).await?;
             queued += 1;
             free -= 1;

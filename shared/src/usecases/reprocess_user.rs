@@ -94,12 +94,47 @@ fn resolve_sku<'s>(skus: &'s [SubscribedSku], wanted: &str) -> Option<&'s Subscr
     })
 }
 
+/// True when `remediation.sku_allow_list` is empty or names the SKU (by id or part number).
+fn allowed(policy: &Policy, sku: &SubscribedSku) -> bool {
+    let allow = &policy.remediation.sku_allow_list;
+    allow.is_empty()
+        || allow.iter().any(|a| {
+            a.eq_ignore_ascii_case(&sku.sku_id) || a.eq_ignore_ascii_case(&sku.sku_part_number)
+        })
+}
+
+fn rejected(reason: impl Into<String>) -> Outcome {
+    Outcome {
+        status: "rejected",
+        detail: json!({"reason": reason.into()}),
+    }
+}
+
+/// The remediation policy's rails, the same for every entry point (webhook, queue worker, CLI, auto-reprocess):
+/// `remove` only with `allow_remove`, and every SKU an action adds or removes on `sku_allow_list` (when the list is
+/// not empty). `Some(reason)` when the request is refused. The budget is the store's (`admit`).
+pub fn policy_refusal(policy: &Policy, action: &str, sku_ids: &[String]) -> Option<String> {
+    if action == "remove" && !policy.remediation.allow_remove {
+        return Some("action 'remove' is disabled (remediation.allow_remove = false)".into());
+    }
+    let allow = &policy.remediation.sku_allow_list;
+    sku_ids
+        .iter()
+        .find(|s| !allow.is_empty() && !allow.iter().any(|a| a.eq_ignore_ascii_case(s)))
+        .map(|s| format!("SKU '{s}' is not in remediation.sku_allow_list"))
+}
+
 /// Preflight: checks the request against the tenant and the policy and builds the Graph call, or says why not.
 pub async fn plan(
     graph: &GraphClient,
     req: &RemediationRequest,
     policy: &Policy,
 ) -> Result<Result<(User, GraphCall), Outcome>, ApiError> {
+    // The rails first, whoever asked (webhook, queue, CLI, auto-reprocess): nothing is written for a refused
+    // request. SKUs are checked against the allow-list once resolved (an id or a part number may be listed).
+    if let Some(reason) = policy_refusal(policy, &req.action, &[]) {
+        return Ok(Err(rejected(reason)));
+    }
     let Some(user) = read_user(graph, &req.user).await? else {
         return Ok(Err(fail(format!("user '{}' does not exist", req.user))));
     };
@@ -111,7 +146,20 @@ pub async fn plan(
             body: Value::Null,
         },
         "remove" => {
-            let remove: Vec<String> = req.sku_ids.clone();
+            let skus: Page<SubscribedSku> = graph.get("subscribedSkus").await?;
+            let mut remove = Vec::new();
+            for wanted in &req.sku_ids {
+                let Some(sku) = resolve_sku(&skus.value, wanted) else {
+                    return Ok(Err(fail(format!("the tenant owns no SKU '{wanted}'"))));
+                };
+                if !allowed(policy, sku) {
+                    return Ok(Err(rejected(format!(
+                        "{} is not in remediation.sku_allow_list",
+                        sku.sku_part_number
+                    ))));
+                }
+                remove.push(sku.sku_id.clone());
+            }
             GraphCall {
                 method: "POST",
                 path: format!("users/{path_user}/assignLicense"),
@@ -160,14 +208,8 @@ pub async fn plan(
                 let Some(sku) = resolve_sku(&skus.value, &l.sku_id) else {
                     return Ok(Err(fail(format!("the tenant owns no SKU '{}'", l.sku_id))));
                 };
-                let allow = &policy.remediation.sku_allow_list;
-                if !allow.is_empty()
-                    && !allow.iter().any(|a| {
-                        a.eq_ignore_ascii_case(&sku.sku_id)
-                            || a.eq_ignore_ascii_case(&sku.sku_part_number)
-                    })
-                {
-                    return Ok(Err(fail(format!(
+                if !allowed(policy, sku) {
+                    return Ok(Err(rejected(format!(
                         "{} is not in remediation.sku_allow_list",
                         sku.sku_part_number
                     ))));

@@ -605,3 +605,93 @@ async fn a_remediation_that_cannot_succeed_is_recorded_as_failed_not_retried() {
     assert_eq!(o.status, "failed");
     assert_eq!(h.graph_writes().await, before);
 }
+
+#[tokio::test]
+async fn the_budget_is_a_rolling_hour_not_a_calendar_hour() {
+    let h = Hook::new().await;
+    // Five admissions at 09:59 spend the budget of five ...
+    h.env.advance(Duration::minutes(59)).await;
+    for i in 0..5 {
+        let b = body("teacher11", "reprocess", &format!("INC3{i}"));
+        let r = h
+            .send(h.signed(NEW, &format!("msg_r{i}"), h.now(), &b), &b)
+            .await;
+        assert_eq!(r.status, 202);
+    }
+    // ... and 10:01 is a new calendar hour but the same rolling hour: still spent.
+    h.env.advance(Duration::minutes(2)).await;
+    let b = body("teacher11", "reprocess", "INC399");
+    assert_eq!(
+        h.send(h.signed(NEW, "msg_r8", h.now(), &b), &b)
+            .await
+            .status,
+        429,
+        "twice the budget must not pass around the hour"
+    );
+    // Sixty minutes after the five, the window is free again.
+    h.env.advance(Duration::minutes(59)).await;
+    assert_eq!(
+        h.send(h.signed(NEW, "msg_r9", h.now(), &b), &b)
+            .await
+            .status,
+        202
+    );
+}
+
+#[tokio::test]
+async fn the_rails_hold_for_requests_that_reach_the_worker_from_any_entry_point() {
+    // A queued request (license-check's auto-reprocess, a replayed SQS message, a CLI) that the policy forbids is
+    // rejected by the worker itself, before any Graph write.
+    let mut p = policy();
+    p.remediation.allow_remove = true;
+    p.remediation.sku_allow_list = vec!["STANDARDWOFFPACK_STUDENT".into()];
+    let h = Hook {
+        auth: auth(&p),
+        env: TestEnv::with_policy(p).await,
+    };
+    let http = reqwest::Client::new();
+    let deps = h.env.rt.worker_deps(&http, None);
+    let request = |action: &str, skus: &[&str]| licensewatch_core::store::RemediationRequest {
+        remediation_id: format!("rem_{action}"),
+        tenant_id: h.env.sim.tenant_id.clone(),
+        user: upn("alex.wilber"),
+        action: action.into(),
+        sku_ids: skus.iter().map(|s| s.to_string()).collect(),
+        reason: "test".into(),
+        requested_at: h.env.now(),
+        disabled_plans: Default::default(),
+        template_user: None,
+        ticket: None,
+    };
+    for (action, skus) in [
+        ("remove", vec![E3]),
+        ("remove", vec!["ENTERPRISEPACK"]),
+        ("assign", vec![E3]),
+    ] {
+        let outcome = process(&deps, &request(action, &skus), &h.env.rt.policy, false)
+            .await
+            .expect("processed");
+        assert_eq!(
+            outcome.status, "rejected",
+            "{action} {skus:?}: {:?}",
+            outcome.detail
+        );
+        assert!(
+            outcome.detail["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("sku_allow_list")),
+            "{:?}",
+            outcome.detail
+        );
+    }
+    assert_eq!(h.graph_writes().await, 0);
+    // remove needs allow_remove, whoever asks.
+    let mut strict = h.env.rt.policy.clone();
+    strict.remediation.allow_remove = false;
+    strict.remediation.sku_allow_list.clear();
+    let outcome = process(&deps, &request("remove", &[E3]), &strict, false)
+        .await
+        .expect("processed");
+    assert_eq!(outcome.status, "rejected");
+    assert_eq!(h.graph_writes().await, 0);
+}
