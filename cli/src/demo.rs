@@ -30,7 +30,7 @@ use licensewatch_sim::Scenario;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::serve::{App, drain_once, router};
+use crate::serve::{App, Limits, drain_once, serve_with_limits};
 
 /// Simulated days by default.
 pub const DAYS: i64 = 35;
@@ -576,9 +576,9 @@ async fn setup(
         .await
         .map_err(|e| format!("cannot open the webhook endpoint: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let server = router(app.clone());
+    let server = app.clone();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, server).await;
+        serve_with_limits(listener, server, Limits::default(), std::future::pending()).await;
     });
     Ok(Demo {
         app,

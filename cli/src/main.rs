@@ -111,6 +111,15 @@ enum Command {
         /// Accept and queue only; leave the queue to another worker (e.g. on AWS, SQS).
         #[arg(long)]
         no_worker: bool,
+        /// Seconds a client has to send a request's head; idle keep-alive connections close after it too.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+        header_timeout: u64,
+        /// Seconds a client has to send a request's body.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
+        body_timeout: u64,
+        /// Connections served at once.
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65536))]
+        max_connections: u64,
     },
     /// Serve the simulated Microsoft 365 tenant.
     Sim {
@@ -182,7 +191,17 @@ async fn run(cli: Cli) -> Result<(), String> {
             port,
             bind,
             no_worker,
-        } => serve::serve(port, &bind, !no_worker).await,
+            header_timeout,
+            body_timeout,
+            max_connections,
+        } => {
+            let limits = serve::Limits {
+                header_timeout: std::time::Duration::from_secs(header_timeout),
+                body_timeout: std::time::Duration::from_secs(body_timeout),
+                max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+            };
+            serve::serve(port, &bind, !no_worker, limits).await
+        }
         Command::Reprocess {
             user,
             action,

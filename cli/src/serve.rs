@@ -21,12 +21,37 @@ pub(crate) struct App {
 }
 
 /// The HTTP endpoint (every path goes to the shared webhook handler).
-pub(crate) fn router(app: Arc<App>) -> axum::Router {
-    axum::Router::new().fallback(endpoint).with_state(app)
+fn router_with(app: Arc<App>, limits: Limits) -> axum::Router {
+    axum::Router::new()
+        .fallback(endpoint)
+        .layer(axum::Extension(limits))
+        .with_state(app)
+}
+
+/// Connection limits of the endpoint: a client that is slow or silent holds a connection (and a file descriptor)
+/// for a bounded time, and only so many at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The whole request head must arrive within this time; an idle keep-alive connection is closed after it.
+    pub header_timeout: Duration,
+    /// The body must arrive within this time once the head has.
+    pub body_timeout: Duration,
+    /// Connections served at once; more are closed at once (the operating system queues the rest).
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(20),
+            max_connections: 256,
+        }
+    }
 }
 
 /// Serves until Ctrl-C.
-pub async fn serve(port: u16, bind: &str, with_worker: bool) -> Result<(), String> {
+pub async fn serve(port: u16, bind: &str, with_worker: bool, limits: Limits) -> Result<(), String> {
     let rt = crate::runtime(None).await?;
     let auth = rt.webhook_auth().map_err(|e| e.to_string())?;
     let app = Arc::new(App { rt, auth });
@@ -44,25 +69,83 @@ pub async fn serve(port: u16, bind: &str, with_worker: bool) -> Result<(), Strin
     if with_worker {
         tokio::spawn(worker(app.clone()));
     }
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| e.to_string())
+    serve_with_limits(listener, app, limits, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
+    Ok(())
 }
 
-async fn endpoint(State(app): State<Arc<App>>, req: Request) -> Response {
+/// The accept loop: HTTP/1.1 with a header read timeout (which also closes idle keep-alive connections), a body
+/// timeout in the handler, and a cap on connections served at once.
+pub(crate) async fn serve_with_limits(
+    listener: tokio::net::TcpListener,
+    app: Arc<App>,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let router = router_with(app, limits);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => return,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, max = limits.max_connections, "connection limit reached; closing a new connection");
+            drop(stream);
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .keep_alive(true);
+            if let Err(e) = http
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "connection closed");
+            }
+            drop(slot);
+        });
+    }
+}
+
+async fn endpoint(
+    State(app): State<Arc<App>>,
+    axum::Extension(limits): axum::Extension<Limits>,
+    req: Request,
+) -> Response {
+    use http_body_util::BodyExt;
     let (parts, body) = req.into_parts();
-    // The limit applies while reading, so an oversized or endless body never fills memory.
-    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(b) => b,
+    let refuse = |status: StatusCode, message: &str| {
+        (status, axum::Json(serde_json::json!({"error": message}))).into_response()
+    };
+    // The limit applies while reading, so an oversized or endless body never fills memory; a body that does not
+    // arrive in time, or is malformed (bad chunking), is refused as such.
+    let read = http_body_util::Limited::new(body, MAX_BODY).collect();
+    let bytes = match tokio::time::timeout(limits.body_timeout, read).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return refuse(StatusCode::PAYLOAD_TOO_LARGE, "body larger than 64 KiB");
+        }
+        Ok(Err(_)) => return refuse(StatusCode::BAD_REQUEST, "malformed request body"),
         Err(_) => {
-            return (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                axum::Json(serde_json::json!({"error": "body larger than 64 KiB"})),
-            )
-                .into_response();
+            return refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                "the body did not arrive in time",
+            );
         }
     };
     let headers: Vec<(String, String)> = parts

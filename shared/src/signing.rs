@@ -125,7 +125,11 @@ pub fn verify_standard(
     {
         return Err(SignatureError::InvalidId);
     }
-    if ts.is_empty() || !ts.bytes().all(|b| b.is_ascii_digit()) {
+    // Integer seconds written the one way a sender writes them: digits, no sign, no leading zero.
+    if ts.is_empty()
+        || !ts.bytes().all(|b| b.is_ascii_digit())
+        || (ts.len() > 1 && ts.starts_with('0'))
+    {
         return Err(SignatureError::InvalidTimestamp);
     }
     let ts: i64 = ts.parse().map_err(|_| SignatureError::InvalidTimestamp)?;

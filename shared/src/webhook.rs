@@ -175,7 +175,13 @@ fn reject(reason: &str, mut response: HttpResponse) -> HttpResponse {
 
 /// Handles one request.
 pub async fn handle(deps: &WebhookDeps<'_>, req: &HttpRequest<'_>) -> HttpResponse {
-    match (req.method, req.path.trim_end_matches('/')) {
+    // HEAD answers wherever GET does (the server adapter sends no body for it).
+    let method = if req.method == "HEAD" {
+        "GET"
+    } else {
+        req.method
+    };
+    match (method, req.path.trim_end_matches('/')) {
         ("GET", "/healthz") => respond(200, json!({"status": "ok"})),
         ("GET", p) if p.starts_with("/remediations/") => {
             let id = &p["/remediations/".len()..];
@@ -259,8 +265,80 @@ struct ParsedBody {
 }
 
 /// Validates the JSON body, naming the field that is wrong.
+/// JSON with every object's keys unique at every depth: with a repeated key, which value counts would be the
+/// parser's choice, and a signed body must mean one thing.
+struct UniqueKeys(Value);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UniqueKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<UniqueKeys, E> {
+                Ok(UniqueKeys(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<UniqueKeys, E> {
+                Ok(UniqueKeys(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<UniqueKeys, E> {
+                Ok(UniqueKeys(v.into()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<UniqueKeys, E> {
+                Ok(UniqueKeys(v.into()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<UniqueKeys, E> {
+                Ok(UniqueKeys(Value::String(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<UniqueKeys, E> {
+                Ok(UniqueKeys(Value::String(v)))
+            }
+            fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
+                Ok(UniqueKeys(Value::Null))
+            }
+            fn visit_none<E>(self) -> Result<UniqueKeys, E> {
+                Ok(UniqueKeys(Value::Null))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<UniqueKeys, A::Error> {
+                let mut items = Vec::new();
+                while let Some(UniqueKeys(v)) = a.next_element()? {
+                    items.push(v);
+                }
+                Ok(UniqueKeys(Value::Array(items)))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<UniqueKeys, A::Error> {
+                let mut m = serde_json::Map::new();
+                while let Some(k) = a.next_key::<String>()? {
+                    let UniqueKeys(v) = a.next_value()?;
+                    if m.insert(k.clone(), v).is_some() {
+                        return Err(serde::de::Error::custom(format!("duplicate key '{k}'")));
+                    }
+                }
+                Ok(UniqueKeys(Value::Object(m)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// True for `application/json`, with or without parameters (`; charset=utf-8`), in any case; nothing else.
+fn is_json(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+}
+
 fn parse_body(body: &[u8]) -> Result<ParsedBody, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))?;
+    let UniqueKeys(v) = serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))?;
     let obj = v.as_object().ok_or("the body must be a JSON object")?;
     const KNOWN: [&str; 7] = [
         "user",
@@ -356,10 +434,7 @@ async fn accept(
     }
     let replay_key = authenticate(deps, req)?;
     let content_type = req.header("content-type").ok().flatten().unwrap_or("");
-    if !content_type
-        .to_ascii_lowercase()
-        .starts_with("application/json")
-    {
+    if !is_json(content_type) {
         return Err(reject(
             "content_type",
             error(415, "send Content-Type: application/json"),
@@ -399,6 +474,27 @@ async fn accept(
         ticket: ticket.clone(),
     };
     if dry_run {
+        // A replayed dry run (same webhook-id) answers what the first one found, without reading Graph again.
+        if let Some(key) = replay_key.as_deref()
+            && let Some(first) = deps
+                .store
+                .remember_webhook(key, &remediation_id, now)
+                .await
+                .map_err(|e| internal(&e))?
+        {
+            let stored = deps
+                .store
+                .remediation(&first)
+                .await
+                .map_err(|e| internal(&e))?;
+            let (status, detail) = stored.map_or(("dry_run".to_string(), Value::Null), |r| {
+                (r.status, r.detail)
+            });
+            return Ok(respond(
+                200,
+                json!({"remediation_id": first, "status": status, "detail": detail, "duplicate": true}),
+            ));
+        }
         let (status, detail) = match plan(deps.graph, &request, deps.policy).await {
             Ok(Ok((_, call))) => ("dry_run", json!({"graph_request": call})),
             Ok(Err(refused)) => ("rejected", refused.detail),

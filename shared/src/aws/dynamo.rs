@@ -1058,6 +1058,31 @@ impl RemediationStore for DynamoStore {
         }
     }
 
+    async fn remember_webhook(
+        &self,
+        webhook_key: &str,
+        remediation_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        let pk = format!("webhook#{webhook_key}");
+        let mut item = key(&pk, "-");
+        item.insert("remediation_id".into(), s(remediation_id));
+        item.insert(
+            "expires_at".into(),
+            n((now + Duration::days(IDEMPOTENCY_DAYS)).timestamp()),
+        );
+        if self
+            .put(item, Some(("attribute_not_exists(pk)", Vec::new())))
+            .await?
+        {
+            return Ok(None);
+        }
+        Ok(self
+            .get(&pk, "-")
+            .await?
+            .and_then(|i| attr_s(&i, "remediation_id").map(str::to_string)))
+    }
+
     async fn remediation(
         &self,
         remediation_id: &str,

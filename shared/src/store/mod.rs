@@ -176,6 +176,14 @@ pub enum Admitted {
 pub trait RemediationStore: Send + Sync {
     /// Stores the record unless the same ticket key was stored within 24 h (then returns that one).
     async fn claim(&self, record: &RemediationRecord) -> Result<Claim, StoreError>;
+    /// Remembers a webhook id that carried no admission (a dry run): `None` the first time, else the remediation id
+    /// it was first seen with.
+    async fn remember_webhook(
+        &self,
+        webhook_key: &str,
+        remediation_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError>;
     /// A remediation by id.
     async fn remediation(
         &self,

@@ -755,6 +755,35 @@ impl RemediationStore for SqliteStore {
         Ok(Claim::New)
     }
 
+    async fn remember_webhook(
+        &self,
+        webhook_key: &str,
+        remediation_id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let first: Option<String> = tx
+            .query_row(
+                "SELECT remediation_id FROM webhook_ids WHERE webhook_id = ?1",
+                params![webhook_key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        if first.is_none() {
+            tx.execute(
+                "INSERT INTO webhook_ids (webhook_id, remediation_id, seen_at) VALUES (?1, ?2, ?3)",
+                params![webhook_key, remediation_id, ts(&now)],
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(first)
+    }
+
     async fn remediation(
         &self,
         remediation_id: &str,

@@ -264,6 +264,40 @@ async fn every_bad_request_is_rejected_with_the_right_status_and_no_side_effect(
             br#"{"user":"x@y","action":"remove","sku_ids":["a"]}"#.to_vec(),
             403,
         ),
+        (
+            "415 a media type that only starts like JSON",
+            with("content-type", "application/jsonfoo"),
+            b.clone(),
+            415,
+        ),
+        (
+            "WH-06 zero-padded timestamp",
+            with("webhook-timestamp", &format!("0{now}")),
+            b.clone(),
+            401,
+        ),
+        (
+            "400 duplicate key",
+            h.signed(
+                NEW,
+                "msg_d",
+                now,
+                br#"{"user":"x@y","action":"reprocess","action":"remove"}"#,
+            ),
+            br#"{"user":"x@y","action":"reprocess","action":"remove"}"#.to_vec(),
+            400,
+        ),
+        (
+            "400 duplicate key in the ticket",
+            h.signed(
+                NEW,
+                "msg_d2",
+                now,
+                br#"{"user":"x@y","ticket":{"system":"a","id":"1","id":"2"}}"#,
+            ),
+            br#"{"user":"x@y","ticket":{"system":"a","id":"1","id":"2"}}"#.to_vec(),
+            400,
+        ),
     ];
     // Duplicate header with different values.
     let mut dup = ok.clone();
@@ -694,4 +728,47 @@ async fn the_rails_hold_for_requests_that_reach_the_worker_from_any_entry_point(
         .expect("processed");
     assert_eq!(outcome.status, "rejected");
     assert_eq!(h.graph_writes().await, 0);
+}
+
+#[tokio::test]
+async fn a_replayed_dry_run_has_no_new_effect_and_head_answers_like_get() {
+    let h = Hook::new().await;
+    let now = h.now();
+    let dry = serde_json::to_vec(
+        &json!({"user": upn("teacher11"), "action": "reprocess", "dry_run": true}),
+    )
+    .expect("json");
+    let first = h
+        .send(h.signed(NEW, "msg_dry_replay", now, &dry), &dry)
+        .await;
+    assert_eq!(
+        (first.status, first.body["status"].as_str()),
+        (202, Some("dry_run"))
+    );
+    let reads = h.env.requests().await.len();
+    for _ in 0..20 {
+        let again = h
+            .send(h.signed(NEW, "msg_dry_replay", now, &dry), &dry)
+            .await;
+        assert_eq!(again.status, 200, "{:?}", again.body);
+        assert_eq!(again.body["duplicate"], true);
+        assert_eq!(again.body["remediation_id"], first.body["remediation_id"]);
+        assert_eq!(again.body["status"], "dry_run");
+    }
+    assert_eq!(
+        h.env.requests().await.len(),
+        reads,
+        "a replay reads nothing from Graph"
+    );
+    let head = handle(
+        &h.env.rt.webhook_deps(&h.auth),
+        &HttpRequest {
+            method: "HEAD",
+            path: "/healthz",
+            headers: vec![],
+            body: b"",
+        },
+    )
+    .await;
+    assert_eq!(head.status, 200);
 }
