@@ -109,14 +109,20 @@ fn until_closed(mut s: TcpStream) -> (String, Duration) {
     (String::from_utf8_lossy(&out).to_string(), start.elapsed())
 }
 
+/// One request on a fresh connection; an empty answer when the server closed it first (over its cap).
 fn get(addr: &str, method: &str, path: &str) -> String {
     let mut s = connect(addr);
-    write!(
+    if write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     )
-    .expect("write");
-    until_closed(s).0
+    .is_err()
+    {
+        return String::new();
+    }
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).to_string()
 }
 
 #[test]

@@ -25,6 +25,10 @@ pub trait AuditArchive: Send + Sync {
     async fn exists(&self, key: &str) -> Result<bool, StoreError> {
         Ok(self.keys(key).await?.iter().any(|k| k == key))
     }
+    /// Removes what failed writes left behind; returns how many were removed. Object stores have nothing to do.
+    async fn clean_up(&self) -> Result<usize, StoreError> {
+        Ok(0)
+    }
 }
 
 /// A directory on disk.
@@ -38,10 +42,45 @@ impl FileArchive {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
     }
+
+    /// Removes temporary files a crashed or failed write left behind (`*.tmp-*`), older than `older_than`, so
+    /// they cannot be mistaken for a write in progress. Returns how many were removed.
+    pub fn sweep_temporary(&self, older_than: std::time::Duration) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        let mut stack = vec![self.root.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                    continue;
+                }
+                let temporary = p
+                    .extension()
+                    .and_then(|x| x.to_str())
+                    .is_some_and(|x| x.starts_with("tmp-"));
+                let old = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age >= older_than);
+                if temporary && old {
+                    std::fs::remove_file(&p).map_err(io(&p))?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
 }
 
-fn io(e: std::io::Error) -> StoreError {
-    StoreError::Database(format!("archive: {e}"))
+/// An archive I/O error that names the file or directory.
+fn io(path: &std::path::Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
+    move |e| StoreError::Archive(format!("'{}': {e}", path.display()))
 }
 
 #[async_trait]
@@ -52,15 +91,21 @@ impl AuditArchive for FileArchive {
             return Ok(false);
         }
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
         }
-        // Write beside the target and rename: a crash leaves either nothing or the whole object.
+        // Write beside the target and rename: a crash leaves either nothing or the whole object. A partial
+        // temporary file (a crash, a full disk) is removed here or by the next run's sweep.
         let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        drop(f);
-        std::fs::rename(&tmp, &path).map_err(io)?;
+        let written = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io(&tmp)(e));
+        }
+        std::fs::rename(&tmp, &path).map_err(io(&path))?;
         Ok(true)
     }
 
@@ -88,11 +133,17 @@ impl AuditArchive for FileArchive {
     }
 
     async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
-        std::fs::read(self.root.join(key)).map_err(io)
+        let path = self.root.join(key);
+        std::fs::read(&path).map_err(io(&path))
     }
 
     async fn exists(&self, key: &str) -> Result<bool, StoreError> {
         Ok(self.root.join(key).is_file())
+    }
+
+    async fn clean_up(&self) -> Result<usize, StoreError> {
+        // Ten minutes: far longer than writing one object takes, so a write in progress is never touched.
+        self.sweep_temporary(std::time::Duration::from_secs(600))
     }
 }
 
@@ -146,7 +197,7 @@ pub fn decode_batch(bytes: &[u8]) -> Result<Vec<serde_json::Value>, StoreError> 
     let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(bytes));
     let mut out = Vec::new();
     for line in reader.lines() {
-        let line = line.map_err(io)?;
+        let line = line.map_err(|e| StoreError::Corrupt(format!("archive object: {e}")))?;
         if !line.trim().is_empty() {
             out.push(serde_json::from_str(&line).map_err(|e| StoreError::Corrupt(e.to_string()))?);
         }

@@ -157,6 +157,33 @@ impl Settings {
                 .filter(|v| !v.is_empty())
         };
         let mut problems = Problems::default();
+        // Set but empty is a mistake (a template or shell that lost a value), never "use the default": an empty
+        // LICENSEWATCH_GRAPH_URL must not mean Microsoft's public endpoint, nor an empty LICENSEWATCH_STATE a
+        // database in the working directory.
+        for var in [
+            vars::TENANT_ID,
+            vars::CLIENT_ID,
+            vars::CLIENT_SECRET,
+            vars::CLIENT_CERT,
+            vars::SECRET_ARN,
+            vars::CLOUD,
+            vars::GRAPH_URL,
+            vars::LOGIN_URL,
+            vars::MANAGE_URL,
+            vars::STATE,
+            vars::ARCHIVE,
+            vars::NOW,
+            vars::CONFIG,
+            vars::QUEUE_URL,
+            vars::TENANT_QUEUE_URL,
+        ] {
+            if lookup(var).is_some_and(|v| v.trim().is_empty()) {
+                problems.add(
+                    var,
+                    "is set but empty: give it a value, or unset it to use the default",
+                );
+            }
+        }
 
         let secret_arn = get(vars::SECRET_ARN);
         let tenant_id = get(vars::TENANT_ID);
@@ -465,6 +492,45 @@ mod tests {
         );
         assert!(err.to_string().contains("mars"));
         assert!(!err.to_string().contains("s3cr3t-value"));
+    }
+
+    #[test]
+    fn empty_is_an_error_naming_the_variable_never_a_default() {
+        let err = settings(&[
+            (vars::TENANT_ID, TENANT),
+            (vars::CLIENT_ID, "66666666-7777-8888-9999-000000000000"),
+            (vars::CLIENT_SECRET, "s3cr3t-value"),
+            (vars::STATE, ""),
+            (vars::ARCHIVE, "  "),
+            (vars::GRAPH_URL, ""),
+            (vars::LOGIN_URL, ""),
+            (vars::MANAGE_URL, " "),
+        ])
+        .unwrap_err();
+        let names: Vec<_> = err.problems.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                vars::GRAPH_URL,
+                vars::LOGIN_URL,
+                vars::MANAGE_URL,
+                vars::STATE,
+                vars::ARCHIVE
+            ]
+        );
+        assert!(err.to_string().contains("set but empty"));
+        // An empty secret is not a missing one that another credential could stand in for.
+        let err = settings(&[
+            (vars::TENANT_ID, TENANT),
+            (vars::CLIENT_ID, "66666666-7777-8888-9999-000000000000"),
+            (vars::CLIENT_SECRET, ""),
+            (
+                vars::SECRET_ARN,
+                "arn:aws:secretsmanager:eu-west-1:1:secret:x",
+            ),
+        ])
+        .unwrap_err();
+        assert_eq!(err.problems[0].name, vars::CLIENT_SECRET);
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub enum CoreError {
     #[error(transparent)]
     Api(#[from] ApiError),
     /// Local or cloud state could not be read or written.
-    #[error("state store: {message}")]
+    #[error("{message}")]
     Store {
         /// What failed.
         message: String,

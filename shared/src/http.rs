@@ -36,7 +36,7 @@ impl fmt::Display for Service {
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// Throttled (429/503/504 or 403 AF429) until the retry budget ran out.
-    #[error("{service} throttled the request ({status}, code {code}); retry-after {retry_after:?}")]
+    #[error("{service} throttled the request ({status}, code {code}){}", wait_hint(.retry_after))]
     Throttled {
         service: Service,
         status: u16,
@@ -45,7 +45,7 @@ pub enum ApiError {
         request_id: Option<String>,
     },
     /// A server error that persisted.
-    #[error("{service} server error {status} ({code}: {message}) request-id {request_id:?}")]
+    #[error("{service} answered with server error {status} ({code}: {message}){}", request_id_hint(.request_id))]
     Unavailable {
         service: Service,
         status: u16,
@@ -77,9 +77,7 @@ pub enum ApiError {
         request_id: Option<String>,
     },
     /// Any other 4xx: the request itself is wrong.
-    #[error(
-        "{service} refused the request ({status}, {code}: {message}) request-id {request_id:?}"
-    )]
+    #[error("{service} refused the request ({status}, {code}: {message}){}", request_id_hint(.request_id))]
     Rejected {
         service: Service,
         status: u16,
@@ -88,8 +86,8 @@ pub enum ApiError {
         request_id: Option<String>,
     },
     /// No answer within the request timeout, repeatedly.
-    #[error("{service} did not answer in time")]
-    Timeout { service: Service },
+    #[error("{service} did not answer in time ({url})")]
+    Timeout { service: Service, url: String },
     /// Connection-level failure, repeatedly.
     #[error("cannot reach {service}: {source}")]
     Transport {
@@ -121,6 +119,21 @@ pub enum ApiError {
     /// Getting a token failed.
     #[error(transparent)]
     Auth(#[from] AuthError),
+}
+
+/// "; it asked to wait N s" when the service said how long.
+fn wait_hint(retry_after: &Option<Duration>) -> String {
+    retry_after
+        .map(|d| format!("; it asked to wait {} s", d.as_secs()))
+        .unwrap_or_default()
+}
+
+/// "; request id X" for Microsoft support, when the service gave one.
+fn request_id_hint(request_id: &Option<String>) -> String {
+    request_id
+        .as_deref()
+        .map(|r| format!("; request id {r}"))
+        .unwrap_or_default()
 }
 
 impl ApiError {
@@ -267,6 +280,7 @@ impl Caller {
                     let err = if e.is_timeout() {
                         ApiError::Timeout {
                             service: self.service,
+                            url: e.url().map(|u| u.to_string()).unwrap_or_default(),
                         }
                     } else {
                         ApiError::Transport {

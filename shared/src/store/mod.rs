@@ -26,6 +26,9 @@ pub enum StoreError {
     /// The database is busy (another run holds it); retry later.
     #[error("state store is busy: {0}")]
     Busy(String),
+    /// The audit archive could not be read or written.
+    #[error("audit archive: {0}")]
+    Archive(String),
 }
 
 impl From<StoreError> for CoreError {

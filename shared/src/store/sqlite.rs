@@ -20,11 +20,23 @@ use crate::domain::snapshot::{PreviousRun, Snapshot};
 /// SQLite-backed [`StateStore`] and [`RemediationQueue`].
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Named in every error, so a read-only or missing database says which file.
+    path: String,
 }
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SqliteStore")
+    }
+}
+
+impl SqliteStore {
+    fn db(&self, e: rusqlite::Error) -> StoreError {
+        match db(e) {
+            StoreError::Busy(m) => StoreError::Busy(format!("'{}': {m}", self.path)),
+            StoreError::Database(m) => StoreError::Database(format!("'{}': {m}", self.path)),
+            other => other,
+        }
     }
 }
 
@@ -103,10 +115,15 @@ impl SqliteStore {
                 StoreError::Database(format!("cannot create '{}': {e}", dir.display()))
             })?;
         }
-        let conn = Connection::open(path).map_err(db)?;
-        conn.execute_batch(SCHEMA).map_err(db)?;
+        let named = |e: rusqlite::Error| match db(e) {
+            StoreError::Database(m) => StoreError::Database(format!("'{}': {m}", path.display())),
+            other => other,
+        };
+        let conn = Connection::open(path).map_err(named)?;
+        conn.execute_batch(SCHEMA).map_err(named)?;
         Ok(Self {
             conn: Mutex::new(conn),
+            path: path.display().to_string(),
         })
     }
 
@@ -116,6 +133,7 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA).map_err(db)?;
         Ok(Self {
             conn: Mutex::new(conn),
+            path: ":memory:".into(),
         })
     }
 
@@ -126,14 +144,14 @@ impl SqliteStore {
         current: &[Alert],
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(db)?;
+        let tx = conn.transaction().map_err(|e| self.db(e))?;
         for a in open {
             if !current.iter().any(|c| c.condition == a.condition) {
                 tx.execute(
                     "UPDATE alerts SET open = 0 WHERE alert_id = ?1",
                     params![a.alert_id],
                 )
-                .map_err(db)?;
+                .map_err(|e| self.db(e))?;
             }
         }
         for c in current {
@@ -143,23 +161,23 @@ impl SqliteStore {
                     "INSERT OR IGNORE INTO alerts (alert_id, tenant_id, condition, open, body) VALUES (?1,?2,?3,1,?4)",
                     params![c.alert_id, tenant_id, c.condition, body],
                 )
-                .map_err(db)?;
+                .map_err(|e| self.db(e))?;
             }
         }
-        tx.commit().map_err(db)
+        tx.commit().map_err(|e| self.db(e))
     }
 
     fn alerts_where(&self, tenant_id: &str, open_only: bool) -> Result<Vec<Alert>, StoreError> {
         let conn = self.conn();
         let mut st = conn
             .prepare("SELECT body FROM alerts WHERE tenant_id = ?1 AND (open = 1 OR ?2 = 0) ORDER BY alert_id")
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         let rows = st
             .query_map(params![tenant_id, open_only], |r| r.get::<_, String>(0))
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         let mut out = Vec::new();
         for r in rows {
-            out.push(serde_json::from_str(&r.map_err(db)?).map_err(corrupt)?);
+            out.push(serde_json::from_str(&r.map_err(|e| self.db(e))?).map_err(corrupt)?);
         }
         Ok(out)
     }
@@ -207,7 +225,7 @@ impl StateStore for SqliteStore {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         let Some(blob) = blob else { return Ok(None) };
         super::gunzip_json(&blob).map(Some)
     }
@@ -219,7 +237,7 @@ impl StateStore for SqliteStore {
                 "INSERT OR REPLACE INTO check_runs (tenant_id, run_at, body) VALUES (?1, ?2, ?3)",
                 params![run.tenant_id, ts(&run.run_at), blob],
             )
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         Ok(())
     }
 
@@ -229,13 +247,13 @@ impl StateStore for SqliteStore {
             .prepare(
                 "SELECT body FROM check_runs WHERE tenant_id = ?1 ORDER BY run_at DESC LIMIT ?2",
             )
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         let rows = st
             .query_map(params![tenant_id, limit as i64], |r| r.get::<_, Vec<u8>>(0))
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         let mut out = Vec::new();
         for r in rows {
-            out.push(super::gunzip_json(&r.map_err(db)?)?);
+            out.push(super::gunzip_json(&r.map_err(|e| self.db(e))?)?);
         }
         out.reverse();
         Ok(out)
@@ -248,7 +266,7 @@ impl StateStore for SqliteStore {
                 "INSERT OR REPLACE INTO snapshots (tenant_id, taken_at, body) VALUES (?1, ?2, ?3)",
                 params![snapshot.tenant_id, ts(&snapshot.taken_at), blob],
             )
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         Ok(())
     }
 
@@ -258,11 +276,11 @@ impl StateStore for SqliteStore {
         entries: &[HistoryEntry],
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(db)?;
+        let tx = conn.transaction().map_err(|e| self.db(e))?;
         {
             let mut st = tx
                 .prepare("INSERT INTO license_history (tenant_id, user_id, upn, sku_id, change, at, baseline) VALUES (?1,?2,?3,?4,?5,?6,?7)")
-                .map_err(db)?;
+                .map_err(|e| self.db(e))?;
             for e in entries {
                 st.execute(params![
                     tenant_id,
@@ -273,10 +291,10 @@ impl StateStore for SqliteStore {
                     ts(&e.at),
                     e.baseline
                 ])
-                .map_err(db)?;
+                .map_err(|e| self.db(e))?;
             }
         }
-        tx.commit().map_err(db)
+        tx.commit().map_err(|e| self.db(e))
     }
 
     async fn history(&self, tenant_id: &str, user: &str) -> Result<Vec<HistoryEntry>, StoreError> {
@@ -286,7 +304,7 @@ impl StateStore for SqliteStore {
                 "SELECT user_id, upn, sku_id, change, at, baseline FROM license_history
                  WHERE tenant_id = ?1 AND (user_id = ?2 COLLATE NOCASE OR upn = ?2 COLLATE NOCASE) ORDER BY at, rowid",
             )
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         let rows = st
             .query_map(params![tenant_id, user], |r| {
                 Ok((
@@ -298,10 +316,10 @@ impl StateStore for SqliteStore {
                     r.get::<_, bool>(5)?,
                 ))
             })
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (user_id, upn, sku_id, change, at, baseline) = row.map_err(db)?;
+            let (user_id, upn, sku_id, change, at, baseline) = row.map_err(|e| self.db(e))?;
             out.push(HistoryEntry {
                 user_id,
                 user_principal_name: upn,
@@ -324,26 +342,26 @@ impl StateStore for SqliteStore {
         let conn = self.conn();
         let mut st = conn
             .prepare("SELECT body FROM grace_cases WHERE tenant_id = ?1 AND (open = 1 OR ?2 = 0) ORDER BY case_id")
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         let rows = st
             .query_map(params![tenant_id, open_only], |r| r.get::<_, String>(0))
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         let mut out = Vec::new();
         for row in rows {
-            out.push(serde_json::from_str(&row.map_err(db)?).map_err(corrupt)?);
+            out.push(serde_json::from_str(&row.map_err(|e| self.db(e))?).map_err(corrupt)?);
         }
         Ok(out)
     }
 
     async fn put_grace_cases(&self, cases: &[GraceCase]) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(db)?;
+        let tx = conn.transaction().map_err(|e| self.db(e))?;
         {
             let mut st = tx
                 .prepare(
                     "INSERT OR REPLACE INTO grace_cases (case_id, tenant_id, user_id, open, body) VALUES (?1,?2,?3,?4,?5)",
                 )
-                .map_err(db)?;
+                .map_err(|e| self.db(e))?;
             for case in cases {
                 let body = serde_json::to_string(case).map_err(corrupt)?;
                 st.execute(params![
@@ -353,10 +371,10 @@ impl StateStore for SqliteStore {
                     case.closed_at.is_none(),
                     body
                 ])
-                .map_err(db)?;
+                .map_err(|e| self.db(e))?;
             }
         }
-        tx.commit().map_err(db)
+        tx.commit().map_err(|e| self.db(e))
     }
 
     async fn license_events(
@@ -370,13 +388,13 @@ impl StateStore for SqliteStore {
                 "SELECT body FROM license_events WHERE tenant_id = ?1
                  AND (?2 IS NULL OR user_id = ?2 COLLATE NOCASE OR upn = ?2 COLLATE NOCASE) ORDER BY at, record_key",
             )
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         let rows = st
             .query_map(params![tenant_id, user], |r| r.get::<_, String>(0))
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         let mut out = Vec::new();
         for row in rows {
-            out.push(serde_json::from_str(&row.map_err(db)?).map_err(corrupt)?);
+            out.push(serde_json::from_str(&row.map_err(|e| self.db(e))?).map_err(corrupt)?);
         }
         Ok(out)
     }
@@ -388,13 +406,13 @@ impl StateStore for SqliteStore {
         let conn = self.conn();
         let mut st = conn
             .prepare("SELECT status FROM notice_ledger WHERE key = ?1")
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         let mut out = HashMap::new();
         for k in keys {
             let status: Option<String> = st
                 .query_row(params![k], |r| r.get(0))
                 .optional()
-                .map_err(db)?;
+                .map_err(|e| self.db(e))?;
             if let Some(s) = status {
                 out.insert(
                     k.clone(),
@@ -411,13 +429,13 @@ impl StateStore for SqliteStore {
 
     async fn ledger_put(&self, entries: &[LedgerEntry]) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(db)?;
+        let tx = conn.transaction().map_err(|e| self.db(e))?;
         {
             let mut st = tx
                 .prepare(
                     "INSERT OR REPLACE INTO notice_ledger (key, tenant_id, case_id, audience, status, body) VALUES (?1,?2,?3,?4,?5,?6)",
                 )
-                .map_err(db)?;
+                .map_err(|e| self.db(e))?;
             for e in entries {
                 let status = ledger_status_text(e.status);
                 let body = serde_json::to_string(e).map_err(corrupt)?;
@@ -429,23 +447,23 @@ impl StateStore for SqliteStore {
                     status,
                     body
                 ])
-                .map_err(db)?;
+                .map_err(|e| self.db(e))?;
             }
         }
-        tx.commit().map_err(db)
+        tx.commit().map_err(|e| self.db(e))
     }
 
     async fn notified_cases(&self, tenant_id: &str) -> Result<HashSet<String>, StoreError> {
         let conn = self.conn();
         let mut st = conn
             .prepare("SELECT DISTINCT case_id FROM notice_ledger WHERE tenant_id = ?1 AND audience = 'admin' AND status = 'sent'")
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         let rows = st
             .query_map(params![tenant_id], |r| r.get::<_, String>(0))
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         let mut out = HashSet::new();
         for r in rows {
-            out.insert(r.map_err(db)?);
+            out.insert(r.map_err(|e| self.db(e))?);
         }
         Ok(out)
     }
@@ -468,7 +486,7 @@ impl StateStore for SqliteStore {
                 "INSERT OR IGNORE INTO alerts (alert_id, tenant_id, condition, open, body) VALUES (?1,?2,?3,0,?4)",
                 params![alert.alert_id, tenant_id, alert.condition, body],
             )
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         Ok(())
     }
 
@@ -499,7 +517,7 @@ impl StateStore for SqliteStore {
         // IMMEDIATE: two processes on one database serialise here instead of both reading "free".
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         let held: Option<(String, String)> = tx
             .query_row(
                 "SELECT owner, expires_at FROM leases WHERE name = ?1",
@@ -507,7 +525,7 @@ impl StateStore for SqliteStore {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         if let Some((holder, until)) = held
             && holder != owner
             && until > ts(&now)
@@ -524,8 +542,8 @@ impl StateStore for SqliteStore {
             "INSERT OR REPLACE INTO leases (name, owner, expires_at) VALUES (?1, ?2, ?3)",
             params![name, owner, ts(&(now + ttl))],
         )
-        .map_err(db)?;
-        tx.commit().map_err(db)?;
+        .map_err(|e| self.db(e))?;
+        tx.commit().map_err(|e| self.db(e))?;
         Ok(Lease::Acquired)
     }
 
@@ -535,7 +553,7 @@ impl StateStore for SqliteStore {
                 "DELETE FROM leases WHERE name = ?1 AND owner = ?2",
                 params![name, owner],
             )
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         Ok(())
     }
 
@@ -547,20 +565,20 @@ impl StateStore for SqliteStore {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         let mut claimed = Vec::new();
         {
             let mut read = tx
                 .prepare("SELECT body FROM notice_ledger WHERE key = ?1")
-                .map_err(db)?;
+                .map_err(|e| self.db(e))?;
             let mut write = tx
                 .prepare("INSERT OR REPLACE INTO notice_ledger (key, tenant_id, case_id, audience, status, body) VALUES (?1,?2,?3,?4,'sending',?5)")
-                .map_err(db)?;
+                .map_err(|e| self.db(e))?;
             for e in entries {
                 let current: Option<String> = read
                     .query_row(params![e.key], |r| r.get(0))
                     .optional()
-                    .map_err(db)?;
+                    .map_err(|e| self.db(e))?;
                 let current: Option<LedgerEntry> = current
                     .map(|b| serde_json::from_str(&b))
                     .transpose()
@@ -571,11 +589,11 @@ impl StateStore for SqliteStore {
                 let body = serde_json::to_string(e).map_err(corrupt)?;
                 write
                     .execute(params![e.key, e.tenant_id, e.case_id, e.audience, body])
-                    .map_err(db)?;
+                    .map_err(|e| self.db(e))?;
                 claimed.push(e.key.clone());
             }
         }
-        tx.commit().map_err(db)?;
+        tx.commit().map_err(|e| self.db(e))?;
         Ok(claimed)
     }
 
@@ -585,18 +603,21 @@ impl StateStore for SqliteStore {
         events: &[LicenseEvent],
     ) -> Result<usize, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(db)?;
+        let tx = conn.transaction().map_err(|e| self.db(e))?;
         let mut new = 0;
         {
             let mut exists = tx
                 .prepare("SELECT 1 FROM license_events WHERE tenant_id = ?1 AND record_key = ?2")
-                .map_err(db)?;
+                .map_err(|e| self.db(e))?;
             let mut st = tx
                 .prepare("INSERT OR REPLACE INTO license_events (tenant_id, record_key, at, user_id, upn, body) VALUES (?1,?2,?3,?4,?5,?6)")
-                .map_err(db)?;
+                .map_err(|e| self.db(e))?;
             for e in events {
                 let key = e.key();
-                if !exists.exists(params![tenant_id, key]).map_err(db)? {
+                if !exists
+                    .exists(params![tenant_id, key])
+                    .map_err(|e| self.db(e))?
+                {
                     new += 1;
                 }
                 let body = serde_json::to_string(e).map_err(corrupt)?;
@@ -608,10 +629,10 @@ impl StateStore for SqliteStore {
                     e.user_principal_name,
                     body
                 ])
-                .map_err(db)?;
+                .map_err(|e| self.db(e))?;
             }
         }
-        tx.commit().map_err(db)?;
+        tx.commit().map_err(|e| self.db(e))?;
         Ok(new)
     }
 
@@ -621,47 +642,47 @@ impl StateStore for SqliteStore {
         parts: &[LicenseRecord],
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(db)?;
+        let tx = conn.transaction().map_err(|e| self.db(e))?;
         {
             let mut part = tx
                 .prepare("INSERT OR IGNORE INTO license_parts (tenant_id, change_key, record_id, body) VALUES (?1,?2,?3,?4)")
-                .map_err(db)?;
+                .map_err(|e| self.db(e))?;
             let mut pending = tx
                 .prepare("INSERT OR REPLACE INTO license_pending (tenant_id, change_key, marker) VALUES (?1,?2,?3)")
-                .map_err(db)?;
+                .map_err(|e| self.db(e))?;
             for r in parts {
                 let body = serde_json::to_string(r).map_err(corrupt)?;
                 let key = r.group_key();
                 part.execute(params![tenant_id, key, r.id, body])
-                    .map_err(db)?;
+                    .map_err(|e| self.db(e))?;
                 pending
                     .execute(params![tenant_id, key, uuid::Uuid::new_v4().to_string()])
-                    .map_err(db)?;
+                    .map_err(|e| self.db(e))?;
             }
         }
-        tx.commit().map_err(db)
+        tx.commit().map_err(|e| self.db(e))
     }
 
     async fn pending_license_parts(&self, tenant_id: &str) -> Result<PendingParts, StoreError> {
         let conn = self.conn();
         let mut st = conn
             .prepare("SELECT change_key, marker FROM license_pending WHERE tenant_id = ?1 ORDER BY change_key")
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         let changes = st
             .query_map(params![tenant_id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(db)?
+            .map_err(|e| self.db(e))?
             .collect::<Result<Vec<(String, String)>, _>>()
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         let mut parts = conn
             .prepare("SELECT body FROM license_parts WHERE tenant_id = ?1 AND change_key = ?2")
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         let mut records = Vec::new();
         for (key, _) in &changes {
             let rows = parts
                 .query_map(params![tenant_id, key], |r| r.get::<_, String>(0))
-                .map_err(db)?;
+                .map_err(|e| self.db(e))?;
             for row in rows {
-                records.push(serde_json::from_str(&row.map_err(db)?).map_err(corrupt)?);
+                records.push(serde_json::from_str(&row.map_err(|e| self.db(e))?).map_err(corrupt)?);
             }
         }
         Ok(PendingParts { changes, records })
@@ -673,15 +694,15 @@ impl StateStore for SqliteStore {
         changes: &[(String, String)],
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(db)?;
+        let tx = conn.transaction().map_err(|e| self.db(e))?;
         for (key, marker) in changes {
             tx.execute(
                 "DELETE FROM license_pending WHERE tenant_id = ?1 AND change_key = ?2 AND marker = ?3",
                 params![tenant_id, key, marker],
             )
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         }
-        tx.commit().map_err(db)
+        tx.commit().map_err(|e| self.db(e))
     }
 }
 
@@ -691,9 +712,9 @@ impl RemediationQueue for SqliteStore {
         let body = serde_json::to_string(request).map_err(corrupt)?;
         self.conn()
             .prepare_cached("INSERT OR IGNORE INTO remediation_queue (remediation_id, tenant_id, body) VALUES (?1, ?2, ?3)")
-            .map_err(db)?
+            .map_err(|e| self.db(e))?
             .execute(params![request.remediation_id, request.tenant_id, body])
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         Ok(())
     }
 
@@ -703,7 +724,7 @@ impl RemediationQueue for SqliteStore {
                 "UPDATE remediation_queue SET taken = 1 WHERE remediation_id = ?1",
                 params![remediation_id],
             )
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         Ok(())
     }
 
@@ -711,13 +732,13 @@ impl RemediationQueue for SqliteStore {
         let conn = self.conn();
         let mut st = conn
             .prepare("SELECT body FROM remediation_queue WHERE tenant_id = ?1 AND taken = 0 ORDER BY rowid")
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         let rows = st
             .query_map(params![tenant_id], |r| r.get::<_, String>(0))
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         let mut out = Vec::new();
         for row in rows {
-            out.push(serde_json::from_str(&row.map_err(db)?).map_err(corrupt)?);
+            out.push(serde_json::from_str(&row.map_err(|e| self.db(e))?).map_err(corrupt)?);
         }
         Ok(out)
     }
@@ -727,17 +748,17 @@ impl RemediationQueue for SqliteStore {
 impl RemediationStore for SqliteStore {
     async fn claim(&self, record: &RemediationRecord) -> Result<Claim, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(db)?;
+        let tx = conn.transaction().map_err(|e| self.db(e))?;
         if let Some(key) = &record.ticket_key {
             let since = ts(&(record.created_at - chrono::Duration::hours(24)));
             let existing: Option<String> = tx
                 .prepare_cached(
                     "SELECT body FROM remediations WHERE ticket_key = ?1 AND created_at > ?2 ORDER BY created_at LIMIT 1",
                 )
-                .map_err(db)?
+                .map_err(|e| self.db(e))?
                 .query_row(params![key, since], |r| r.get(0))
                 .optional()
-                .map_err(db)?;
+                .map_err(|e| self.db(e))?;
             if let Some(body) = existing {
                 return Ok(Claim::Existing(Box::new(
                     serde_json::from_str(&body).map_err(corrupt)?,
@@ -748,10 +769,10 @@ impl RemediationStore for SqliteStore {
         tx.prepare_cached(
             "INSERT INTO remediations (remediation_id, tenant_id, ticket_key, created_at, body) VALUES (?1,?2,?3,?4,?5)",
         )
-        .map_err(db)?
+        .map_err(|e| self.db(e))?
         .execute(params![record.request.remediation_id, record.request.tenant_id, record.ticket_key, ts(&record.created_at), body])
-        .map_err(db)?;
-        tx.commit().map_err(db)?;
+        .map_err(|e| self.db(e))?;
+        tx.commit().map_err(|e| self.db(e))?;
         Ok(Claim::New)
     }
 
@@ -764,7 +785,7 @@ impl RemediationStore for SqliteStore {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         let first: Option<String> = tx
             .query_row(
                 "SELECT remediation_id FROM webhook_ids WHERE webhook_id = ?1",
@@ -772,15 +793,15 @@ impl RemediationStore for SqliteStore {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         if first.is_none() {
             tx.execute(
                 "INSERT INTO webhook_ids (webhook_id, remediation_id, seen_at) VALUES (?1, ?2, ?3)",
                 params![webhook_key, remediation_id, ts(&now)],
             )
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         }
-        tx.commit().map_err(db)?;
+        tx.commit().map_err(|e| self.db(e))?;
         Ok(first)
     }
 
@@ -796,7 +817,7 @@ impl RemediationStore for SqliteStore {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         body.map(|b| serde_json::from_str(&b).map_err(corrupt))
             .transpose()
     }
@@ -822,7 +843,7 @@ impl RemediationStore for SqliteStore {
                 "UPDATE remediations SET body = ?2 WHERE remediation_id = ?1",
                 params![remediation_id, body],
             )
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         Ok(())
     }
 
@@ -832,12 +853,12 @@ impl RemediationStore for SqliteStore {
             "DELETE FROM remediations WHERE remediation_id = ?1",
             params![remediation_id],
         )
-        .map_err(db)?;
+        .map_err(|e| self.db(e))?;
         conn.execute(
             "DELETE FROM webhook_ids WHERE remediation_id = ?1",
             params![remediation_id],
         )
-        .map_err(db)?;
+        .map_err(|e| self.db(e))?;
         Ok(())
     }
 
@@ -851,14 +872,14 @@ impl RemediationStore for SqliteStore {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         if let Some(key) = webhook_key {
             let seen: Option<String> = tx
                 .prepare_cached("SELECT remediation_id FROM webhook_ids WHERE webhook_id = ?1")
-                .map_err(db)?
+                .map_err(|e| self.db(e))?
                 .query_row(params![key], |r| r.get(0))
                 .optional()
-                .map_err(db)?;
+                .map_err(|e| self.db(e))?;
             if let Some(id) = seen {
                 return Ok(Admitted::ReplayedWebhook(id));
             }
@@ -869,10 +890,10 @@ impl RemediationStore for SqliteStore {
                 .prepare_cached(
                     "SELECT body FROM remediations WHERE ticket_key = ?1 AND created_at > ?2 ORDER BY created_at LIMIT 1",
                 )
-                .map_err(db)?
+                .map_err(|e| self.db(e))?
                 .query_row(params![ticket, since], |r| r.get(0))
                 .optional()
-                .map_err(db)?;
+                .map_err(|e| self.db(e))?;
             if let Some(body) = first {
                 return Ok(Admitted::SameTicket(Box::new(
                     serde_json::from_str(&body).map_err(corrupt)?,
@@ -884,34 +905,34 @@ impl RemediationStore for SqliteStore {
         let since = ts(&(now - chrono::Duration::minutes(60)));
         let used: i64 = tx
             .prepare_cached("SELECT COUNT(*) FROM action_log WHERE tenant_id = ?1 AND at > ?2")
-            .map_err(db)?
+            .map_err(|e| self.db(e))?
             .query_row(params![tenant, since], |r| r.get(0))
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         if used >= i64::from(max_per_hour) {
             return Ok(Admitted::OverBudget);
         }
         tx.prepare_cached(
             "INSERT INTO action_log (tenant_id, remediation_id, at) VALUES (?1, ?2, ?3)",
         )
-        .map_err(db)?
+        .map_err(|e| self.db(e))?
         .execute(params![tenant, record.request.remediation_id, ts(&now)])
-        .map_err(db)?;
+        .map_err(|e| self.db(e))?;
         if let Some(key) = webhook_key {
             tx.prepare_cached(
                 "INSERT INTO webhook_ids (webhook_id, remediation_id, seen_at) VALUES (?1, ?2, ?3)",
             )
-            .map_err(db)?
+            .map_err(|e| self.db(e))?
             .execute(params![key, record.request.remediation_id, ts(&now)])
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         }
         let body = serde_json::to_string(record).map_err(corrupt)?;
         tx.prepare_cached(
             "INSERT INTO remediations (remediation_id, tenant_id, ticket_key, created_at, body) VALUES (?1,?2,?3,?4,?5)",
         )
-        .map_err(db)?
+        .map_err(|e| self.db(e))?
         .execute(params![record.request.remediation_id, tenant, record.ticket_key, ts(&now), body])
-        .map_err(db)?;
-        tx.commit().map_err(db)?;
+        .map_err(|e| self.db(e))?;
+        tx.commit().map_err(|e| self.db(e))?;
         Ok(Admitted::New)
     }
 }
@@ -936,7 +957,7 @@ impl AuditState for SqliteStore {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         v.map(|v| parse_ts(&v)).transpose()
     }
 
@@ -950,7 +971,7 @@ impl AuditState for SqliteStore {
                 "INSERT OR REPLACE INTO cursors (name, value) VALUES (?1, ?2)",
                 params![name, ts(&value)],
             )
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         Ok(())
     }
 
@@ -964,14 +985,14 @@ impl AuditState for SqliteStore {
                 .prepare_cached(&format!(
                     "SELECT record_id FROM audit_seen WHERE record_id IN ({marks})"
                 ))
-                .map_err(db)?;
+                .map_err(|e| self.db(e))?;
             let rows = st
                 .query_map(rusqlite::params_from_iter(chunk.iter()), |r| {
                     r.get::<_, String>(0)
                 })
-                .map_err(db)?;
+                .map_err(|e| self.db(e))?;
             for r in rows {
-                out.insert(r.map_err(db)?);
+                out.insert(r.map_err(|e| self.db(e))?);
             }
         }
         Ok(out)
@@ -986,26 +1007,30 @@ impl AuditState for SqliteStore {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         let mut claimed = Vec::with_capacity(ids.len());
         {
             let mut seen = tx
                 .prepare_cached("SELECT 1 FROM audit_seen WHERE record_id = ?1")
-                .map_err(db)?;
+                .map_err(|e| self.db(e))?;
             let mut claim = tx
                 .prepare_cached("INSERT OR IGNORE INTO audit_claims (record_id, object_key, claimed_at) VALUES (?1, ?2, ?3)")
-                .map_err(db)?;
+                .map_err(|e| self.db(e))?;
             let at = ts(&now);
             for id in ids {
-                if seen.exists(params![id]).map_err(db)? {
+                if seen.exists(params![id]).map_err(|e| self.db(e))? {
                     continue;
                 }
-                if claim.execute(params![id, object_key, at]).map_err(db)? == 1 {
+                if claim
+                    .execute(params![id, object_key, at])
+                    .map_err(|e| self.db(e))?
+                    == 1
+                {
                     claimed.push(id.clone());
                 }
             }
         }
-        tx.commit().map_err(db)?;
+        tx.commit().map_err(|e| self.db(e))?;
         Ok(claimed)
     }
 
@@ -1015,27 +1040,28 @@ impl AuditState for SqliteStore {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(db)?;
+        let tx = conn.transaction().map_err(|e| self.db(e))?;
         tx.execute(
             "INSERT OR IGNORE INTO audit_seen (record_id, seen_at) SELECT record_id, ?2 FROM audit_claims WHERE object_key = ?1",
             params![object_key, ts(&now)],
         )
-        .map_err(db)?;
+        .map_err(|e| self.db(e))?;
         tx.execute(
             "DELETE FROM audit_claims WHERE object_key = ?1",
             params![object_key],
         )
-        .map_err(db)?;
-        tx.commit().map_err(db)
+        .map_err(|e| self.db(e))?;
+        tx.commit().map_err(|e| self.db(e))
     }
 
     async fn unconfirmed_objects(&self) -> Result<Vec<String>, StoreError> {
         let conn = self.conn();
         let mut st = conn
             .prepare("SELECT DISTINCT object_key FROM audit_claims ORDER BY object_key")
-            .map_err(db)?;
-        let rows = st.query_map([], |r| r.get(0)).map_err(db)?;
-        rows.collect::<Result<Vec<String>, _>>().map_err(db)
+            .map_err(|e| self.db(e))?;
+        let rows = st.query_map([], |r| r.get(0)).map_err(|e| self.db(e))?;
+        rows.collect::<Result<Vec<String>, _>>()
+            .map_err(|e| self.db(e))
     }
 
     async fn release_object(&self, object_key: &str) -> Result<(), StoreError> {
@@ -1044,7 +1070,7 @@ impl AuditState for SqliteStore {
                 "DELETE FROM audit_claims WHERE object_key = ?1",
                 params![object_key],
             )
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         Ok(())
     }
 
@@ -1054,27 +1080,27 @@ impl AuditState for SqliteStore {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(db)?;
+        let tx = conn.transaction().map_err(|e| self.db(e))?;
         {
             let mut st = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO audit_seen (record_id, seen_at) VALUES (?1, ?2)",
                 )
-                .map_err(db)?;
+                .map_err(|e| self.db(e))?;
             let at = ts(&now);
             for id in ids {
-                st.execute(params![id, at]).map_err(db)?;
+                st.execute(params![id, at]).map_err(|e| self.db(e))?;
             }
         }
-        tx.commit().map_err(db)
+        tx.commit().map_err(|e| self.db(e))
     }
 
     async fn blob_done(&self, content_id: &str) -> Result<bool, StoreError> {
         self.conn()
             .prepare_cached("SELECT 1 FROM blob_seen WHERE content_id = ?1")
-            .map_err(db)?
+            .map_err(|e| self.db(e))?
             .exists(params![content_id])
-            .map_err(db)
+            .map_err(|e| self.db(e))
     }
 
     async fn mark_blob(
@@ -1087,7 +1113,7 @@ impl AuditState for SqliteStore {
                 "INSERT OR IGNORE INTO blob_seen (content_id, seen_at) VALUES (?1, ?2)",
                 params![content_id, ts(&now)],
             )
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         Ok(())
     }
 
@@ -1097,12 +1123,12 @@ impl AuditState for SqliteStore {
             "DELETE FROM audit_seen WHERE seen_at < ?1",
             params![ts(&before)],
         )
-        .map_err(db)?;
+        .map_err(|e| self.db(e))?;
         conn.execute(
             "DELETE FROM blob_seen WHERE seen_at < ?1",
             params![ts(&before)],
         )
-        .map_err(db)?;
+        .map_err(|e| self.db(e))?;
         Ok(())
     }
 
@@ -1112,7 +1138,7 @@ impl AuditState for SqliteStore {
                 "INSERT OR REPLACE INTO audit_gaps (source, from_at, to_at) VALUES (?1, ?2, ?3)",
                 params![gap.source, ts(&gap.from), ts(&gap.to)],
             )
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         Ok(())
     }
 
@@ -1120,7 +1146,7 @@ impl AuditState for SqliteStore {
         let conn = self.conn();
         let mut st = conn
             .prepare("SELECT source, from_at, to_at FROM audit_gaps ORDER BY from_at")
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         let rows = st
             .query_map([], |r| {
                 Ok((
@@ -1129,10 +1155,10 @@ impl AuditState for SqliteStore {
                     r.get::<_, String>(2)?,
                 ))
             })
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         let mut out = Vec::new();
         for r in rows {
-            let (source, from, to) = r.map_err(db)?;
+            let (source, from, to) = r.map_err(|e| self.db(e))?;
             out.push(Gap {
                 source,
                 from: parse_ts(&from)?,

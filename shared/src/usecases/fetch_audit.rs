@@ -141,6 +141,13 @@ async fn fetch_under(
     lease: &RunLease<'_>,
 ) -> Result<AuditReport, CoreError> {
     let now = deps.clock.now();
+    let swept = deps.archive.clean_up().await?;
+    if swept > 0 {
+        tracing::warn!(
+            files = swept,
+            "removed partial files left by interrupted archive writes"
+        );
+    }
     let mut report = AuditReport {
         objects_recovered: recover_objects(deps, now).await?,
         ..Default::default()
