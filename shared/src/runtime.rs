@@ -255,6 +255,7 @@ impl Runtime {
             remediations: self.store.as_ref(),
             clock: self.clock.as_ref(),
             catalog: &self.catalog,
+            crash: &crate::usecases::check_licenses::no_crash,
         }
     }
 

@@ -386,12 +386,18 @@ async fn licence_events_are_stored_once_and_history_is_found_by_upn() {
             change: (*change).into(),
             at: at(*h),
             baseline: false,
+            since: Some(at(*h - 1)),
         })
         .collect();
     store
         .append_history(TENANT, &entries)
         .await
         .expect("history");
+    // A rerun of the same run (it died before its snapshot) stores nothing new.
+    store
+        .append_history(TENANT, &entries)
+        .await
+        .expect("history again");
     let by_upn = store
         .history(TENANT, "adele@contoso.example")
         .await

@@ -551,7 +551,8 @@ impl StateStore for DynamoStore {
         let mut items: HashMap<(String, String), Item> = HashMap::new();
         for e in entries {
             let pk = format!("{tenant}#history#{}", e.user_id.to_ascii_lowercase());
-            let sk = format!("{}#{}#{}", ts(&e.at), e.sku_id, e.change);
+            // Keyed by identity, so a rerun of a run that died before its snapshot stores the same items again.
+            let sk = e.identity();
             items.insert((pk.clone(), sk.clone()), with_doc(key(pk, sk), e)?);
             let upn = e.user_principal_name.to_ascii_lowercase();
             let mut map = key(format!("{tenant}#upn"), upn.clone());

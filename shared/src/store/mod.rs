@@ -90,6 +90,25 @@ pub struct HistoryEntry {
     pub at: DateTime<Utc>,
     /// True for the first run's baseline: the licence existed before licensewatch watched.
     pub baseline: bool,
+    /// The previous snapshot the change was seen against (none for the baseline). With the user, the SKU and the
+    /// change it is the entry's identity: a run that died before saving its snapshot and is run again sees the same
+    /// changes against the same snapshot, and they are stored once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+}
+
+impl HistoryEntry {
+    /// The entry's identity (see `since`).
+    pub fn identity(&self) -> String {
+        format!(
+            "{}#{}#{}#{}",
+            self.user_id.to_ascii_lowercase(),
+            self.sku_id.to_ascii_lowercase(),
+            self.change,
+            self.since
+                .map_or_else(|| "baseline".to_string(), |t| t.to_rfc3339())
+        )
+    }
 }
 
 /// A remediation request put on the queue (by license-check or the webhook).

@@ -83,6 +83,8 @@ CREATE TABLE IF NOT EXISTS license_pending (
 CREATE TABLE IF NOT EXISTS action_log (tenant_id TEXT NOT NULL, remediation_id TEXT NOT NULL, at TEXT NOT NULL,
     PRIMARY KEY (tenant_id, remediation_id));
 CREATE INDEX IF NOT EXISTS action_log_time ON action_log (tenant_id, at);
+CREATE TABLE IF NOT EXISTS license_history_keys (tenant_id TEXT NOT NULL, identity TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, identity));
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_claims (
     record_id TEXT PRIMARY KEY, object_key TEXT NOT NULL, claimed_at TEXT NOT NULL);
@@ -281,7 +283,18 @@ impl StateStore for SqliteStore {
             let mut st = tx
                 .prepare("INSERT INTO license_history (tenant_id, user_id, upn, sku_id, change, at, baseline) VALUES (?1,?2,?3,?4,?5,?6,?7)")
                 .map_err(|e| self.db(e))?;
+            let mut first = tx
+                .prepare("INSERT OR IGNORE INTO license_history_keys (tenant_id, identity) VALUES (?1, ?2)")
+                .map_err(|e| self.db(e))?;
             for e in entries {
+                // Stored once per identity: a rerun of a run that died before its snapshot adds nothing.
+                if first
+                    .execute(params![tenant_id, e.identity()])
+                    .map_err(|e| self.db(e))?
+                    == 0
+                {
+                    continue;
+                }
                 st.execute(params![
                     tenant_id,
                     e.user_id,
@@ -329,6 +342,8 @@ impl StateStore for SqliteStore {
                     .map_err(corrupt)?
                     .to_utc(),
                 baseline,
+                // Kept in license_history_keys, where it makes each entry unique; readers do not need it.
+                since: None,
             });
         }
         Ok(out)

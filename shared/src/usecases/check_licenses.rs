@@ -21,6 +21,7 @@ use crate::store::{
     Admitted, Alert, GraceCase, HistoryEntry, RemediationQueue, RemediationRecord,
     RemediationRequest, RemediationStore, StateStore,
 };
+use crate::usecases::lease::{self, RunLease};
 
 /// The ports license-check uses.
 pub struct CheckDeps<'a> {
@@ -36,6 +37,28 @@ pub struct CheckDeps<'a> {
     pub clock: &'a dyn Clock,
     /// SKU names.
     pub catalog: &'a Catalog,
+    /// Called at each write boundary; an error there stops the run as a crash would (tests).
+    pub crash: &'a (dyn Fn(CheckStep) -> Result<(), CoreError> + Sync),
+}
+
+/// license-check's write boundaries, for crash tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckStep {
+    /// Alerts are in step with this run's conditions.
+    AfterAlerts,
+    /// Grace cases are written.
+    AfterCases,
+    /// History is appended.
+    AfterHistory,
+    /// Auto-reprocess requests are queued.
+    AfterQueue,
+    /// The snapshot is saved (the next run diffs against it).
+    AfterSnapshot,
+}
+
+/// The crash hook of production runs: never crashes.
+pub fn no_crash(_: CheckStep) -> Result<(), CoreError> {
+    Ok(())
 }
 
 /// A mailbox on a disabled account (shared or resource mailbox): reported apart, never a grace case.
@@ -72,6 +95,9 @@ pub struct CheckReport {
     pub grace_cases: CaseCounts,
     /// Reprocess requests queued by `auto_reprocess`.
     pub remediations_queued: usize,
+    /// Set when the run did nothing because another license-check run for the tenant was in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// Findings per severity.
@@ -134,6 +160,40 @@ pub async fn check_licenses(
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<CheckReport, CoreError> {
     let now = deps.clock.now();
+    let lease = match lease::take(deps.store, "license-check", &tenant.tenant_id, now).await? {
+        Ok(lease) => lease,
+        Err(why) => {
+            tracing::warn!(tenant = %tenant.tenant_id, "{why}");
+            return Ok(CheckReport {
+                tenant_id: tenant.tenant_id.clone(),
+                run_at: now,
+                first_run: false,
+                users_scanned: 0,
+                pages: 0,
+                findings: Vec::new(),
+                counts: BTreeCounts::default(),
+                disabled_mailboxes: Vec::new(),
+                grace_cases: CaseCounts::default(),
+                remediations_queued: 0,
+                skipped: Some(why),
+            });
+        }
+    };
+    let result = check_under(deps, tenant, policy, progress, &lease).await;
+    let released = lease.release().await;
+    let report = result?;
+    released?;
+    Ok(report)
+}
+
+async fn check_under(
+    deps: &CheckDeps<'_>,
+    tenant: &TenantRun,
+    policy: &Policy,
+    progress: &(dyn Fn(usize) + Sync),
+    lease: &RunLease<'_>,
+) -> Result<CheckReport, CoreError> {
+    let now = deps.clock.now();
     let skus: Page<SubscribedSku> = deps.graph.get("subscribedSkus").await?;
     let mut users: Vec<UserSnapshot> = Vec::new();
     let mut pager = deps
@@ -171,6 +231,22 @@ pub async fn check_licenses(
         users,
     };
     let previous = deps.store.previous_run(&tenant.tenant_id).await?;
+    if let Some(p) = &previous
+        && deps.store.runs(&tenant.tenant_id, 1).await?.is_empty()
+    {
+        // The first run saved its snapshot and died before its baseline history and run record: write the
+        // baseline from that snapshot now (entries already written are stored once).
+        let users: Vec<(&str, &str, Vec<&String>)> = p
+            .users
+            .iter()
+            .map(|u| (u.id.as_str(), u.upn.as_str(), u.licenses.iter().collect()))
+            .collect();
+        let n = write_baseline(deps, &tenant.tenant_id, &users, p.taken_at).await?;
+        tracing::warn!(
+            entries = n,
+            "completed the baseline history of an interrupted first run"
+        );
+    }
     let events = deps.store.license_events(&tenant.tenant_id, None).await?;
     tracing::debug!(
         previous = previous.is_some(),
@@ -405,7 +481,10 @@ pub async fn check_licenses(
             _ => None,
         })
         .collect();
+    // Reading the tenant can take minutes: make sure this run still holds the job before writing.
+    lease.renew(deps.clock.now()).await?;
     deps.store.sync_alerts(&tenant.tenant_id, &alerts).await?;
+    (deps.crash)(CheckStep::AfterAlerts)?;
     let grace_cases = follow_grace_cases(
         deps,
         tenant,
@@ -446,31 +525,21 @@ pub async fn check_licenses(
         });
     }
 
-    // History is written in chunks so that a first run over a large tenant never holds a second copy of it.
-    let mut history_written = 0;
-    match &previous {
+    // History. A first run's baseline is written after its snapshot (a crash in between is repaired by the next
+    // run, below); a later run's changes before it (a crash in between makes the next run see the same changes
+    // against the same snapshot, stored once by their identity).
+    let history_written = match &previous {
         None => {
-            for chunk in snapshot.users.chunks(5_000) {
-                let entries: Vec<HistoryEntry> = chunk
-                    .iter()
-                    .flat_map(|u| {
-                        u.sku_ids().map(move |sku| HistoryEntry {
-                            user_id: u.id.clone(),
-                            user_principal_name: u.upn.clone(),
-                            sku_id: sku.clone(),
-                            change: "added".into(),
-                            at: now,
-                            baseline: true,
-                        })
-                    })
-                    .collect();
-                deps.store
-                    .append_history(&tenant.tenant_id, &entries)
-                    .await?;
-                history_written += entries.len();
-            }
+            deps.store.save_snapshot(&snapshot).await?;
+            (deps.crash)(CheckStep::AfterSnapshot)?;
+            let users: Vec<(&str, &str, Vec<&String>)> = snapshot
+                .users
+                .iter()
+                .map(|u| (u.id.as_str(), u.upn.as_str(), u.sku_ids().collect()))
+                .collect();
+            write_baseline(deps, &tenant.tenant_id, &users, now).await?
         }
-        Some(_) => {
+        Some(p) => {
             let entries: Vec<HistoryEntry> = changes
                 .iter()
                 .map(|c| HistoryEntry {
@@ -480,15 +549,17 @@ pub async fn check_licenses(
                     change: if c.added { "added" } else { "removed" }.into(),
                     at: now,
                     baseline: false,
+                    since: Some(p.taken_at),
                 })
                 .collect();
             deps.store
                 .append_history(&tenant.tenant_id, &entries)
                 .await?;
-            history_written = entries.len();
+            entries.len()
         }
-    }
+    };
     tracing::debug!(entries = history_written, "history written");
+    (deps.crash)(CheckStep::AfterHistory)?;
 
     let remediations_queued = if policy.remediation.auto_reprocess {
         queue_reprocess(deps, tenant, policy, &snapshot, &count_violations, now).await?
@@ -496,8 +567,12 @@ pub async fn check_licenses(
         0
     };
 
-    deps.store.save_snapshot(&snapshot).await?;
-    tracing::debug!("snapshot saved");
+    (deps.crash)(CheckStep::AfterQueue)?;
+    if previous.is_some() {
+        deps.store.save_snapshot(&snapshot).await?;
+        tracing::debug!("snapshot saved");
+        (deps.crash)(CheckStep::AfterSnapshot)?;
+    }
 
     findings.sort_by(|a, b| {
         (a.severity, a.kind(), user_key(a)).cmp(&(b.severity, b.kind(), user_key(b)))
@@ -536,6 +611,7 @@ pub async fn check_licenses(
         disabled_mailboxes,
         grace_cases: grace_cases.1,
         remediations_queued,
+        skipped: None,
     })
 }
 
@@ -636,6 +712,36 @@ fn explaining_event<'e>(
             .iter()
             .any(|s| s.eq_ignore_ascii_case(&change.sku_id))
     })
+}
+
+/// Writes the baseline history (licences that existed before licensewatch watched), in chunks so that a first run
+/// over a large tenant never holds a second copy of it. Returns how many entries it wrote.
+async fn write_baseline(
+    deps: &CheckDeps<'_>,
+    tenant_id: &str,
+    users: &[(&str, &str, Vec<&String>)],
+    at: DateTime<Utc>,
+) -> Result<usize, CoreError> {
+    let mut written = 0;
+    for chunk in users.chunks(5_000) {
+        let entries: Vec<HistoryEntry> = chunk
+            .iter()
+            .flat_map(|(id, upn, skus)| {
+                skus.iter().map(move |sku| HistoryEntry {
+                    user_id: id.to_string(),
+                    user_principal_name: upn.to_string(),
+                    sku_id: (*sku).clone(),
+                    change: "added".into(),
+                    at,
+                    baseline: true,
+                    since: None,
+                })
+            })
+            .collect();
+        deps.store.append_history(tenant_id, &entries).await?;
+        written += entries.len();
+    }
+    Ok(written)
 }
 
 /// Which SKUs a user's failed assignments tried to add: from the failure records when they say (rarely), else the
@@ -848,6 +954,7 @@ async fn follow_grace_cases(
     // One transaction for the whole run: a crash leaves the previous run's cases, never half of this one's.
     closed.extend(open.iter().cloned());
     deps.store.put_grace_cases(&closed).await?;
+    (deps.crash)(CheckStep::AfterCases)?;
     counts.open = open.len();
     Ok((open, counts))
 }

@@ -148,3 +148,122 @@ async fn a_crash_at_any_write_boundary_then_a_changed_source_loses_and_duplicate
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+mod license_check {
+    use super::*;
+    use licensewatch_core::usecases::check_licenses::{CheckReport, CheckStep, check_licenses};
+
+    async fn check(
+        env: &TestEnv,
+        crash: &(dyn Fn(CheckStep) -> Result<(), CoreError> + Sync),
+    ) -> Result<CheckReport, CoreError> {
+        let mut deps = env.rt.check_deps();
+        deps.crash = crash;
+        check_licenses(&deps, &env.rt.tenant_run(), &env.rt.policy, &|_| {}).await
+    }
+
+    async fn remove_e3(env: &TestEnv, nick: &str) {
+        assert_eq!(
+            env.control(
+                &format!("/_sim/users/{}/licenses", upn(nick)),
+                json!({"remove": [E3]}),
+            )
+            .await,
+            200
+        );
+    }
+
+    /// (duplicated, lost) history entries after a crash at `step` in the first run (`first`) or a later one.
+    async fn crash_then_rerun(step: CheckStep, first: bool) -> (usize, usize) {
+        let env = TestEnv::spawn().await;
+        let crash = |s: CheckStep| {
+            if s == step {
+                return Err(CoreError::BadInput(format!("crash at {s:?}")));
+            }
+            Ok(())
+        };
+        if first {
+            assert!(check(&env, &crash).await.is_err());
+        } else {
+            check(&env, &|_| Ok(())).await.expect("baseline");
+            env.advance(Duration::hours(1)).await;
+            remove_e3(&env, "joni.sherman").await;
+            assert!(check(&env, &crash).await.is_err());
+        }
+        // The tenant moves on before the rerun.
+        env.advance(Duration::hours(1)).await;
+        remove_e3(&env, "nestor.wilke").await;
+        check(&env, &|_| Ok(())).await.expect("rerun");
+        env.advance(Duration::hours(1)).await;
+        let quiet = check(&env, &|_| Ok(())).await.expect("third run");
+        assert!(
+            quiet
+                .findings
+                .iter()
+                .all(|f| !matches!(f.kind(), "license_removed" | "license_added")),
+            "{step:?}: the third run sees no change"
+        );
+        // What the history must say. joni lost E3 only when the crash was in a later run; nestor lost it before
+        // the rerun, which licensewatch saw unless the crashed run was a first run that died before its snapshot
+        // (then the rerun is the first run, and nestor never held E3 as far as licensewatch knows).
+        let snapshot_saved = !first
+            || matches!(
+                step,
+                CheckStep::AfterSnapshot | CheckStep::AfterHistory | CheckStep::AfterQueue
+            );
+        let expected = [
+            ("joni.sherman", 1, usize::from(!first)),
+            (
+                "nestor.wilke",
+                usize::from(snapshot_saved),
+                usize::from(snapshot_saved),
+            ),
+            ("grady.archie", 1, 0),
+        ];
+        let mut duplicated = 0;
+        let mut lost = 0;
+        for (nick, baselines, removals) in expected {
+            let h = env
+                .rt
+                .store
+                .history(&env.sim.tenant_id, &upn(nick))
+                .await
+                .expect("history");
+            let e3 = |baseline: bool, change: &str| {
+                h.iter()
+                    .filter(|e| e.sku_id == E3 && e.baseline == baseline && e.change == change)
+                    .count()
+            };
+            for (got, want) in [
+                (e3(true, "added"), baselines),
+                (e3(false, "removed"), removals),
+            ] {
+                duplicated += got.saturating_sub(want);
+                lost += want.saturating_sub(got);
+            }
+        }
+        (duplicated, lost)
+    }
+
+    #[tokio::test]
+    async fn a_crash_at_any_write_boundary_then_a_changed_tenant_keeps_history_exact() {
+        let mut failures = Vec::new();
+        for step in [
+            CheckStep::AfterAlerts,
+            CheckStep::AfterCases,
+            CheckStep::AfterHistory,
+            CheckStep::AfterQueue,
+            CheckStep::AfterSnapshot,
+        ] {
+            for first in [true, false] {
+                let (duplicated, lost) = crash_then_rerun(step, first).await;
+                if duplicated + lost > 0 {
+                    failures.push(format!(
+                        "{step:?} (first run: {first}): {duplicated} duplicated, {lost} lost"
+                    ));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
+}
