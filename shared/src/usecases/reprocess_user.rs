@@ -255,6 +255,23 @@ pub async fn process(
     policy: &Policy,
     dry_run: bool,
 ) -> Result<Outcome, CoreError> {
+    // SQS delivers at least once: a request whose outcome is already recorded is not acted on (nor called back)
+    // again.
+    if !dry_run
+        && let Some(done) = deps
+            .store
+            .remediation(&req.remediation_id)
+            .await?
+            .and_then(|r| {
+                finished(&r.status).map(|status| Outcome {
+                    status,
+                    detail: r.detail,
+                })
+            })
+    {
+        tracing::info!(remediation = %req.remediation_id, status = done.status, "already done; redelivery ignored");
+        return Ok(done);
+    }
     let outcome = match plan(deps.graph, req, policy).await? {
         Err(refused) => refused,
         Ok((_, call)) if dry_run => Outcome {
@@ -277,6 +294,13 @@ pub async fn process(
         callback(deps, req, &outcome).await;
     }
     Ok(outcome)
+}
+
+/// The final statuses, as the `'static` strings outcomes carry; `None` for `queued` and anything unknown.
+fn finished(status: &str) -> Option<&'static str> {
+    ["succeeded", "failed", "rejected"]
+        .into_iter()
+        .find(|s| *s == status)
 }
 
 async fn execute(

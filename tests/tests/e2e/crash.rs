@@ -139,6 +139,8 @@ async fn a_crash_at_any_write_boundary_then_a_changed_source_loses_and_duplicate
         // The first time (a directory page), and a later time (a Management API blob).
         for nth in [1, 3] {
             let (lost, duplicated) = crash_then_rerun(step, nth).await;
+            // The figures docs/RELIABILITY.md reports (`cargo test -p e2e crash -- --nocapture`).
+            eprintln!("audit-fetch crash at {step:?} #{nth}: {lost} lost, {duplicated} duplicated");
             if lost + duplicated > 0 {
                 failures.push(format!(
                     "{step:?} #{nth}: {lost} lost, {duplicated} duplicated"
@@ -257,6 +259,9 @@ mod license_check {
         ] {
             for first in [true, false] {
                 let (duplicated, lost) = crash_then_rerun(step, first).await;
+                eprintln!(
+                    "license-check crash at {step:?} (first run: {first}): {lost} lost, {duplicated} duplicated"
+                );
                 if duplicated + lost > 0 {
                     failures.push(format!(
                         "{step:?} (first run: {first}): {duplicated} duplicated, {lost} lost"
@@ -265,5 +270,62 @@ mod license_check {
             }
         }
         assert!(failures.is_empty(), "{failures:#?}");
+    }
+}
+
+#[tokio::test]
+async fn two_audit_fetch_and_notify_runs_at_once_on_aws_do_their_work_once() {
+    let aws = AwsResources::create().await;
+    let env = TestEnv::on_aws(notify_policy(), &aws).await;
+    let now = env.now();
+    let directory: Vec<Value> = (0..1_200)
+        .map(|n| directory_record(n, now - Duration::minutes(600 - n as i64 / 2)))
+        .collect();
+    let expected: HashSet<String> = directory
+        .iter()
+        .map(|r| r["id"].as_str().expect("id").to_string())
+        .collect();
+    inject(&env, directory, vec![]).await;
+    let archive = env.rt.archive.clone();
+    let deps = env.rt.audit_deps_with(archive.as_ref());
+    let (a, b) = tokio::join!(
+        fetch_audit(&deps, &env.rt.policy),
+        fetch_audit(&deps, &env.rt.policy)
+    );
+    let (a, b) = (a.expect("first"), b.expect("second"));
+    assert_eq!(
+        usize::from(a.skipped.is_some()) + usize::from(b.skipped.is_some()),
+        1,
+        "one run works, the other says why it did nothing: {a:?} {b:?}"
+    );
+    let mut ids: HashMap<String, usize> = HashMap::new();
+    for key in archive.keys("directory_audit/").await.expect("keys") {
+        for r in decode_batch(&archive.get(&key).await.expect("object")).expect("decode") {
+            *ids.entry(r["id"].as_str().expect("id").to_string())
+                .or_default() += 1;
+        }
+    }
+    assert!(ids.values().all(|&n| n == 1), "a record archived twice");
+    assert!(
+        expected.iter().all(|id| ids.contains_key(id)),
+        "a record lost"
+    );
+    assert_eq!(a.records_archived + b.records_archived, ids.len());
+
+    // Two grace-period-notify runs at once: every notice once.
+    env.check().await;
+    let channels = env.mail_channels();
+    let (x, y) = tokio::join!(
+        env.notify_with(&channels, &|_| Ok(()), false),
+        env.notify_with(&channels, &|_| Ok(()), false)
+    );
+    let (x, y) = (x.expect("first"), y.expect("second"));
+    assert!(x.sent.len() + y.sent.len() > 0);
+    let mail = env.mail().await;
+    let mut seen = HashSet::new();
+    for m in &mail {
+        let id = m["message"]["internetMessageHeaders"][0]["value"].to_string();
+        let to = m["message"]["toRecipients"].to_string();
+        assert!(seen.insert((id, to)), "a message sent twice: {m}");
     }
 }

@@ -523,19 +523,26 @@ async fn a_signed_webhook_fixes_a_count_violation_after_seats_are_freed() {
     let http = reqwest::Client::new();
     let mut deps = h.env.rt.worker_deps(&http, h.auth.callback_secret());
     deps.verify_delay = std::time::Duration::from_millis(20);
-    for req in h
+    let queued = h
         .env
         .rt
         .store
         .pending(&h.env.sim.tenant_id)
         .await
-        .expect("pending")
-    {
-        let outcome = process(&deps, &req, &h.env.rt.policy, false)
+        .expect("pending");
+    for req in &queued {
+        let outcome = process(&deps, req, &h.env.rt.policy, false)
             .await
             .expect("processed");
         assert_eq!(outcome.status, "succeeded", "{:?}", outcome.detail);
         h.env.rt.store.ack(&req.remediation_id).await.expect("ack");
+    }
+    // SQS delivers the message again after it was done: nothing is called or called back twice.
+    for req in &queued {
+        let again = process(&deps, req, &h.env.rt.policy, false)
+            .await
+            .expect("redelivery");
+        assert_eq!(again.status, "succeeded");
     }
     let rec = h
         .env
