@@ -323,6 +323,7 @@ impl Runtime {
             callback_secret,
             verify_attempts: 5,
             verify_delay: std::time::Duration::from_millis(500),
+            crash: &crate::usecases::reprocess_user::no_crash,
         }
     }
 

@@ -55,6 +55,22 @@ pub struct WorkerDeps<'a> {
     pub verify_attempts: u32,
     /// Pause between re-reads.
     pub verify_delay: Duration,
+    /// Called at each write boundary; an error there stops the run as a crash would (tests).
+    pub crash: &'a (dyn Fn(WorkerStep) -> Result<(), CoreError> + Sync),
+}
+
+/// The worker's write boundaries, for crash tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerStep {
+    /// Graph accepted the change; the outcome is not recorded yet.
+    AfterGraphCall,
+    /// The outcome is recorded; the ticket is not told yet.
+    AfterRecord,
+}
+
+/// The crash hook of production runs: never crashes.
+pub fn no_crash(_: WorkerStep) -> Result<(), CoreError> {
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -255,21 +271,20 @@ pub async fn process(
     policy: &Policy,
     dry_run: bool,
 ) -> Result<Outcome, CoreError> {
-    // SQS delivers at least once: a request whose outcome is already recorded is not acted on (nor called back)
-    // again.
+    // SQS delivers at least once: a request whose outcome is already recorded is not acted on again; only a
+    // callback the ticket never got is sent.
     if !dry_run
-        && let Some(done) = deps
-            .store
-            .remediation(&req.remediation_id)
-            .await?
-            .and_then(|r| {
-                finished(&r.status).map(|status| Outcome {
-                    status,
-                    detail: r.detail,
-                })
-            })
+        && let Some(record) = deps.store.remediation(&req.remediation_id).await?
+        && let Some(status) = finished(&record.status)
     {
-        tracing::info!(remediation = %req.remediation_id, status = done.status, "already done; redelivery ignored");
+        tracing::info!(remediation = %req.remediation_id, status, "already done; redelivery ignored");
+        let done = Outcome {
+            status,
+            detail: record.detail,
+        };
+        if done.detail["callback_delivered"] != json!(true) {
+            tell_ticket(deps, req, &done).await?;
+        }
         return Ok(done);
     }
     let outcome = match plan(deps.graph, req, policy).await? {
@@ -278,7 +293,11 @@ pub async fn process(
             status: "dry_run",
             detail: json!({"graph_request": call}),
         },
-        Ok((user, call)) => execute(deps, &user, req, &call).await?,
+        Ok((user, call)) => {
+            let outcome = execute(deps, &user, req, &call).await?;
+            (deps.crash)(WorkerStep::AfterGraphCall)?;
+            outcome
+        }
     };
     if !dry_run {
         let now = deps.clock.now();
@@ -288,12 +307,38 @@ pub async fn process(
             .await
         {
             Ok(()) => {}
-            // Requests queued by license-check have no record yet: nothing to update.
+            // A request without a record (queued by an older version): nothing to update.
             Err(e) => tracing::debug!(error = %e, "no remediation record to update"),
         }
-        callback(deps, req, &outcome).await;
+        (deps.crash)(WorkerStep::AfterRecord)?;
+        tell_ticket(deps, req, &outcome).await?;
     }
     Ok(outcome)
+}
+
+/// Posts the outcome to the ticket's callback URL, then records that it was delivered, so a redelivered message
+/// neither skips nor repeats it.
+async fn tell_ticket(
+    deps: &WorkerDeps<'_>,
+    req: &RemediationRequest,
+    outcome: &Outcome,
+) -> Result<(), CoreError> {
+    if !callback(deps, req, outcome).await {
+        return Ok(());
+    }
+    let mut detail = outcome.detail.clone();
+    if let Some(d) = detail.as_object_mut() {
+        d.insert("callback_delivered".into(), json!(true));
+        let now = deps.clock.now();
+        if let Err(e) = deps
+            .store
+            .set_status(&req.remediation_id, outcome.status, &detail, now)
+            .await
+        {
+            tracing::debug!(error = %e, "no remediation record to update");
+        }
+    }
+    Ok(())
 }
 
 /// The final statuses, as the `'static` strings outcomes carry; `None` for `queued` and anything unknown.
@@ -366,9 +411,10 @@ async fn execute(
     })
 }
 
-async fn callback(deps: &WorkerDeps<'_>, req: &RemediationRequest, outcome: &Outcome) {
+/// True when the ticket's callback URL accepted the outcome (false without one).
+async fn callback(deps: &WorkerDeps<'_>, req: &RemediationRequest, outcome: &Outcome) -> bool {
     let Some(url) = req.ticket.as_ref().and_then(|t| t.callback_url.clone()) else {
-        return;
+        return false;
     };
     let body = serde_json::to_vec(
         &json!({"remediation_id": req.remediation_id, "status": outcome.status,
@@ -389,8 +435,14 @@ async fn callback(deps: &WorkerDeps<'_>, req: &RemediationRequest, outcome: &Out
             .header("webhook-signature", secret.sign(&id, ts, &body));
     }
     match r.body(body).send().await {
-        Ok(resp) if resp.status().is_success() => {}
-        Ok(resp) => tracing::warn!(status = resp.status().as_u16(), "ticket callback refused"),
-        Err(e) => tracing::warn!(timeout = e.is_timeout(), "ticket callback failed"),
+        Ok(resp) if resp.status().is_success() => true,
+        Ok(resp) => {
+            tracing::warn!(status = resp.status().as_u16(), "ticket callback refused");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(timeout = e.is_timeout(), "ticket callback failed");
+            false
+        }
     }
 }

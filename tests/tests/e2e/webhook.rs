@@ -779,3 +779,76 @@ async fn a_replayed_dry_run_has_no_new_effect_and_head_answers_like_get() {
     .await;
     assert_eq!(head.status, 200);
 }
+
+#[tokio::test]
+async fn a_worker_crash_at_either_boundary_then_redelivery_tells_the_ticket_once() {
+    use licensewatch_core::usecases::reprocess_user::WorkerStep;
+    for step in [WorkerStep::AfterGraphCall, WorkerStep::AfterRecord] {
+        let h = Hook::new().await;
+        let now = h.now();
+        h.env
+            .control(
+                &format!("/_sim/skus/{FACULTY}/seats"),
+                json!({"enabled": 12}),
+            )
+            .await;
+        let cb = wiremock::MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::method("POST"))
+            .respond_with(wiremock::ResponseTemplate::new(200))
+            .mount(&cb)
+            .await;
+        let b = serde_json::to_vec(&json!({"user": upn("teacher11"), "action": "reprocess",
+            "ticket": {"system": "servicenow", "id": "INC900", "callback_url": format!("{}/cb", cb.uri())}}))
+        .expect("json");
+        assert_eq!(
+            h.send(h.signed(NEW, "msg_crash", now, &b), &b).await.status,
+            202
+        );
+        let queued = h
+            .env
+            .rt
+            .store
+            .pending(&h.env.sim.tenant_id)
+            .await
+            .expect("pending");
+        let http = reqwest::Client::new();
+        let crash = |s: WorkerStep| {
+            if s == step {
+                return Err(licensewatch_core::error::CoreError::BadInput(format!(
+                    "crash at {s:?}"
+                )));
+            }
+            Ok(())
+        };
+        let mut deps = h.env.rt.worker_deps(&http, h.auth.callback_secret());
+        deps.verify_delay = std::time::Duration::from_millis(20);
+        deps.crash = &crash;
+        assert!(
+            process(&deps, &queued[0], &h.env.rt.policy, false)
+                .await
+                .is_err()
+        );
+        // SQS delivers the message again (the crashed invocation never deleted it), twice for good measure.
+        deps.crash = &|_| Ok(());
+        for _ in 0..2 {
+            let outcome = process(&deps, &queued[0], &h.env.rt.policy, false)
+                .await
+                .expect("redelivery");
+            assert_eq!(outcome.status, "succeeded", "{step:?}");
+        }
+        let calls = cb.received_requests().await.unwrap_or_default();
+        assert_eq!(calls.len(), 1, "{step:?}: the ticket is told exactly once");
+        let writes = h.env.get("/_sim/writes").await;
+        let expected_writes = match step {
+            // Graph accepted the call but the outcome was never recorded: the redelivery calls again (reprocessing
+            // is idempotent at Microsoft).
+            WorkerStep::AfterGraphCall => 2,
+            WorkerStep::AfterRecord => 1,
+        };
+        assert_eq!(
+            writes.as_array().map(Vec::len),
+            Some(expected_writes),
+            "{step:?}"
+        );
+    }
+}
