@@ -86,9 +86,7 @@ CREATE INDEX IF NOT EXISTS action_log_time ON action_log (tenant_id, at);
 CREATE TABLE IF NOT EXISTS license_history_keys (tenant_id TEXT NOT NULL, identity TEXT NOT NULL,
     PRIMARY KEY (tenant_id, identity));
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS audit_claims (
-    record_id TEXT PRIMARY KEY, object_key TEXT NOT NULL, claimed_at TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS audit_claims_object ON audit_claims (object_key);
+CREATE TABLE IF NOT EXISTS audit_objects (object_key TEXT PRIMARY KEY, record_ids TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS notice_ledger (
     key TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, case_id TEXT NOT NULL, audience TEXT NOT NULL,
     status TEXT NOT NULL, body TEXT NOT NULL);
@@ -1019,31 +1017,33 @@ impl AuditState for SqliteStore {
         ids: &[String],
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<String>, StoreError> {
+        // One transaction: an id enters the index as this object's (one write per record, as plain indexing) and
+        // the object's intent lists the ids it claimed, so a crash leaves both or neither.
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.db(e))?;
         let mut claimed = Vec::with_capacity(ids.len());
         {
-            let mut seen = tx
-                .prepare_cached("SELECT 1 FROM audit_seen WHERE record_id = ?1")
-                .map_err(|e| self.db(e))?;
             let mut claim = tx
-                .prepare_cached("INSERT OR IGNORE INTO audit_claims (record_id, object_key, claimed_at) VALUES (?1, ?2, ?3)")
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO audit_seen (record_id, seen_at) VALUES (?1, ?2)",
+                )
                 .map_err(|e| self.db(e))?;
             let at = ts(&now);
             for id in ids {
-                if seen.exists(params![id]).map_err(|e| self.db(e))? {
-                    continue;
-                }
-                if claim
-                    .execute(params![id, object_key, at])
-                    .map_err(|e| self.db(e))?
-                    == 1
-                {
+                if claim.execute(params![id, at]).map_err(|e| self.db(e))? == 1 {
                     claimed.push(id.clone());
                 }
             }
+        }
+        if !claimed.is_empty() {
+            let list = serde_json::to_string(&claimed).map_err(corrupt)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO audit_objects (object_key, record_ids) VALUES (?1, ?2)",
+                params![object_key, list],
+            )
+            .map_err(|e| self.db(e))?;
         }
         tx.commit().map_err(|e| self.db(e))?;
         Ok(claimed)
@@ -1052,27 +1052,22 @@ impl AuditState for SqliteStore {
     async fn confirm_object(
         &self,
         object_key: &str,
-        now: chrono::DateTime<chrono::Utc>,
+        _now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| self.db(e))?;
-        tx.execute(
-            "INSERT OR IGNORE INTO audit_seen (record_id, seen_at) SELECT record_id, ?2 FROM audit_claims WHERE object_key = ?1",
-            params![object_key, ts(&now)],
-        )
-        .map_err(|e| self.db(e))?;
-        tx.execute(
-            "DELETE FROM audit_claims WHERE object_key = ?1",
-            params![object_key],
-        )
-        .map_err(|e| self.db(e))?;
-        tx.commit().map_err(|e| self.db(e))
+        // The ids are already in the index: confirming only drops the intent.
+        self.conn()
+            .execute(
+                "DELETE FROM audit_objects WHERE object_key = ?1",
+                params![object_key],
+            )
+            .map_err(|e| self.db(e))?;
+        Ok(())
     }
 
     async fn unconfirmed_objects(&self) -> Result<Vec<String>, StoreError> {
         let conn = self.conn();
         let mut st = conn
-            .prepare("SELECT DISTINCT object_key FROM audit_claims ORDER BY object_key")
+            .prepare("SELECT object_key FROM audit_objects ORDER BY object_key")
             .map_err(|e| self.db(e))?;
         let rows = st.query_map([], |r| r.get(0)).map_err(|e| self.db(e))?;
         rows.collect::<Result<Vec<String>, _>>()
@@ -1080,13 +1075,37 @@ impl AuditState for SqliteStore {
     }
 
     async fn release_object(&self, object_key: &str) -> Result<(), StoreError> {
-        self.conn()
-            .execute(
-                "DELETE FROM audit_claims WHERE object_key = ?1",
-                params![object_key],
-            )
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.db(e))?;
-        Ok(())
+        let list: Option<String> = tx
+            .query_row(
+                "SELECT record_ids FROM audit_objects WHERE object_key = ?1",
+                params![object_key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.db(e))?;
+        let ids: Vec<String> = list
+            .map(|l| serde_json::from_str(&l))
+            .transpose()
+            .map_err(corrupt)?
+            .unwrap_or_default();
+        {
+            let mut forget = tx
+                .prepare("DELETE FROM audit_seen WHERE record_id = ?1")
+                .map_err(|e| self.db(e))?;
+            for id in &ids {
+                forget.execute(params![id]).map_err(|e| self.db(e))?;
+            }
+        }
+        tx.execute(
+            "DELETE FROM audit_objects WHERE object_key = ?1",
+            params![object_key],
+        )
+        .map_err(|e| self.db(e))?;
+        tx.commit().map_err(|e| self.db(e))
     }
 
     async fn mark_records(
