@@ -13,6 +13,8 @@ pub async fn fetch(json: bool) -> Result<(), String> {
             "{}",
             serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
         );
+    } else if let Some(why) = &report.skipped {
+        println!("licensewatch audit-fetch: skipped: {why}");
     } else {
         println!(
             "licensewatch audit-fetch: {} record(s) archived, {} duplicate(s) skipped, {} blob(s), {} new licence event(s)",

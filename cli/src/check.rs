@@ -27,7 +27,8 @@ pub async fn run(
     if tty {
         eprintln!();
     }
-    if let Some(path) = csv {
+    // A skipped run found nothing: it must not overwrite a previous run's CSV with an empty one.
+    if let Some(path) = csv.filter(|_| report.skipped.is_none()) {
         write_csv(&path, &report).map_err(|e| format!("cannot write '{}': {e}", path.display()))?;
     }
     if json {
@@ -35,6 +36,8 @@ pub async fn run(
             "{}",
             serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
         );
+    } else if let Some(why) = &report.skipped {
+        println!("licensewatch check: skipped: {why}");
     } else {
         print_human(&rt, &report);
     }

@@ -21,6 +21,10 @@ pub async fn run(json: bool, dry_run: bool) -> Result<(), String> {
         );
         return Ok(());
     }
+    if let Some(why) = &report.skipped {
+        println!("licensewatch notify: skipped: {why}");
+        return Ok(());
+    }
     let list = if dry_run {
         &report.would_send
     } else {
