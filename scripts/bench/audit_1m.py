@@ -2,13 +2,14 @@
 """Benchmark (issue 5): `licensewatch audit-fetch` end to end (list, fetch, parse, dedupe, compress, write) over
 RECORDS records in BLOBS blobs served by the simulated tenant. Reports records/s and the peak RSS of audit-fetch.
 
-Usage: scripts/bench/audit_1m.py [RECORDS] [BLOBS]   (after `cargo build --release -p licensewatch`)
+Usage: scripts/bench/audit_1m.py [RECORDS] [BLOBS] [BINARY]   (after `cargo build --release -p licensewatch`;
+BINARY defaults to target/release/licensewatch: pass another build to compare two versions side by side)
 """
 import json, os, subprocess, sys, tempfile, time, urllib.request
 
 records = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 blobs = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000
-exe = "target/release/licensewatch"
+exe = sys.argv[3] if len(sys.argv) > 3 else "target/release/licensewatch"
 sim = subprocess.Popen([exe, "sim", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 try:
     info = json.loads(sim.stdout.readline())
