@@ -880,14 +880,49 @@ struct AddLicense {
     disabled_plans: Vec<String>,
 }
 
+/// An action's body as Graph reads it: parameter names are case-insensitive (Microsoft's SDKs send them as the
+/// metadata spells them, `Message`, `AddLicenses`), and instance annotations (`@odata.type`) are accepted and
+/// ignored at any depth. Known parameters come back under their documented names.
+fn action_body(raw: &[u8], parameters: &[&str]) -> Result<Value, String> {
+    fn strip(v: Value) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(
+                m.into_iter()
+                    .filter(|(k, _)| !k.contains('@'))
+                    .map(|(k, v)| (k, strip(v)))
+                    .collect(),
+            ),
+            Value::Array(a) => Value::Array(a.into_iter().map(strip).collect()),
+            other => other,
+        }
+    }
+    let v: Value = serde_json::from_slice(raw).map_err(|e| e.to_string())?;
+    let Value::Object(top) = strip(v) else {
+        return Err("the body must be a JSON object".into());
+    };
+    Ok(Value::Object(
+        top.into_iter()
+            .map(|(k, v)| {
+                let name = parameters
+                    .iter()
+                    .find(|p| p.eq_ignore_ascii_case(&k))
+                    .map_or(k, |p| p.to_string());
+                (name, v)
+            })
+            .collect(),
+    ))
+}
+
 fn parse_assign(body: &Bytes) -> Result<(Vec<LicenseSpec>, Vec<String>), Response> {
-    let parsed: AssignBody = serde_json::from_slice(body).map_err(|e| {
+    let bad = |e: String| {
         graph_error(
             StatusCode::BAD_REQUEST,
             "BadRequest",
             &format!("Unable to read JSON request payload: {e}"),
         )
-    })?;
+    };
+    let value = action_body(body, &["addLicenses", "removeLicenses"]).map_err(bad)?;
+    let parsed: AssignBody = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
     let (Some(add), Some(remove)) = (parsed.add_licenses, parsed.remove_licenses) else {
         return Err(graph_error(
             StatusCode::BAD_REQUEST,
@@ -972,7 +1007,7 @@ async fn user_reprocess(State(s): State<Arc<Shared>>, Path(id): Path<String>) ->
 }
 
 async fn send_mail(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> Response {
-    let parsed: Value = match serde_json::from_slice(&body) {
+    let parsed: Value = match action_body(&body, &["message", "saveToSentItems"]) {
         Ok(v) => v,
         Err(e) => {
             return graph_error(

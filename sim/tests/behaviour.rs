@@ -690,6 +690,42 @@ async fn send_mail_is_recorded() {
         .expect("j");
     assert_eq!(mail[0]["message"]["subject"], "Grace period");
     assert_eq!(mail[0]["from"], upn("it.admin"));
+
+    // As Microsoft's Graph SDKs send it: parameter names as the metadata spells them, with type annotations.
+    let (s, e) = c
+        .post(
+            &format!("/v1.0/users/{}/sendMail", upn("it.admin")),
+            json!({"Message": {"@odata.type": "#microsoft.graph.message", "subject": "From the SDK",
+                "body": {"@odata.type": "#microsoft.graph.itemBody", "contentType": "text", "content": "x"},
+                "toRecipients": [{"@odata.type": "#microsoft.graph.recipient",
+                    "emailAddress": {"@odata.type": "#microsoft.graph.emailAddress", "address": "lee.gu@contoso.com"}}]},
+                "SaveToSentItems": false}),
+        )
+        .await;
+    assert_eq!(s, 202, "{e}");
+    let mail: Value = c
+        .http
+        .get(format!("{}/_sim/mail", c.sim.base_url))
+        .send()
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
+    assert_eq!(mail[1]["message"]["subject"], "From the SDK");
+    assert_eq!(mail[1]["saveToSentItems"], false);
+    assert_eq!(
+        mail[1]["message"]["toRecipients"][0]["emailAddress"]["address"],
+        "lee.gu@contoso.com"
+    );
+    let (s, e) = c
+        .post(
+            &format!("/v1.0/users/{}/assignLicense", upn("joni.sherman")),
+            json!({"AddLicenses": [{"@odata.type": "#microsoft.graph.assignedLicense",
+                "skuId": "a403ebcc-fae0-4ca2-8c8c-7a907fd6c235", "disabledPlans": []}], "RemoveLicenses": []}),
+        )
+        .await;
+    assert_eq!(s, 200, "{e}");
 }
 
 #[tokio::test]
