@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (README, .ci/run): installs or starts what the tests need, then runs every test.
 #  - moto in server mode (the local AWS for the DynamoDB, S3 and SQS adapters), from PyPI into ./.venv;
+#  - Microsoft's Graph SDK and MSAL for Python (the simulator's conformance suite), from PyPI into ./.venv;
 #  - headless Chromium (the report is rendered once), from Debian when missing and running as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,6 +55,15 @@ if [ -z "${LICENSEWATCH_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1;
     exit 1
   fi
 fi
+
+# The simulated tenant answers Microsoft's own client libraries (tests/sdk/conformance.py).
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import msgraph, msal' 2>/dev/null; then
+  ensure_venv
+  echo "test.sh: installing msgraph-sdk and msal into $VENV" >&2
+  "$VENV/bin/pip" install -q msgraph-sdk msal
+fi
+cargo build -q -p licensewatch
+"$VENV/bin/python" tests/sdk/conformance.py "${CARGO_TARGET_DIR:-target}/debug/licensewatch"
 
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"

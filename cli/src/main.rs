@@ -138,6 +138,10 @@ enum Command {
         /// Tenant GUID (default: the scenario's).
         #[arg(long)]
         tenant: Option<String>,
+        /// Serve HTTPS with a throwaway certificate authority, written to the file printed as `ca_file` (Microsoft's
+        /// client libraries, MSAL among them, accept only https authorities).
+        #[arg(long)]
+        tls: bool,
     },
     /// Write an HTML (and CSV) report from the state store.
     Report {
@@ -183,7 +187,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             scenario,
             users,
             tenant,
-        } => run_sim(port, &bind, scenario, users, tenant).await,
+            tls,
+        } => run_sim(port, &bind, scenario, users, tenant, tls).await,
         Command::Check { csv, licensing_csv } => check::run(cli.json, csv, licensing_csv).await,
         Command::History { user } => check::history(cli.json, &user).await,
         Command::Notify { dry_run } => notify::run(cli.json, dry_run).await,
@@ -235,6 +240,7 @@ async fn run_sim(
     scenario: Option<PathBuf>,
     users: Option<usize>,
     tenant: Option<String>,
+    tls: bool,
 ) -> Result<(), String> {
     let base = match &scenario {
         Some(path) => Scenario::load(path).map_err(|e| e.to_string())?,
@@ -255,13 +261,32 @@ async fn run_sim(
     let addr: SocketAddr = format!("{bind}:{port}")
         .parse()
         .map_err(|_| format!("--bind '{bind}' with --port {port} is not a socket address"))?;
-    let handle = licensewatch_sim::start(scenario, addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    println!(
-        "{}",
-        serde_json::json!({"base_url": handle.base_url, "tenant_id": handle.tenant_id})
-    );
+    let (handle, ca_file) = if tls {
+        let identity = licensewatch_sim::TlsIdentity::generate()?;
+        let handle = licensewatch_sim::start_tls(scenario, addr, &identity)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let port = handle
+            .base_url
+            .rsplit(':')
+            .next()
+            .unwrap_or("0")
+            .to_string();
+        let path = std::env::temp_dir().join(format!("licensewatch-sim-{port}-ca.pem"));
+        std::fs::write(&path, &identity.ca_pem)
+            .map_err(|e| format!("cannot write '{}': {e}", path.display()))?;
+        (handle, Some(path))
+    } else {
+        let handle = licensewatch_sim::start(scenario, addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        (handle, None)
+    };
+    let mut info = serde_json::json!({"base_url": handle.base_url, "tenant_id": handle.tenant_id});
+    if let Some(path) = &ca_file {
+        info["ca_file"] = serde_json::json!(path.display().to_string());
+    }
+    println!("{info}");
     eprintln!(
         "simulated tenant {} at {} (Graph {0}/v1.0, token {0}/{1}/oauth2/v2.0/token, control {0}/_sim/); Ctrl-C stops it",
         handle.tenant_id, handle.base_url

@@ -13,6 +13,8 @@ pub mod faults;
 pub mod scenario;
 pub mod server;
 pub mod tenant;
+pub mod tls;
 
 pub use scenario::Scenario;
-pub use server::{SimHandle, start};
+pub use server::{SimHandle, start, start_tls};
+pub use tls::TlsIdentity;

@@ -68,9 +68,28 @@ pub struct SimHandle {
 
 /// Starts the simulator on `addr` (port 0 picks a free one) and serves until the process ends.
 pub async fn start(scenario: Scenario, addr: SocketAddr) -> std::io::Result<SimHandle> {
+    start_with(scenario, addr, None).await
+}
+
+/// Starts the simulator over HTTPS with `identity` (Microsoft's own client libraries, MSAL among them, refuse an
+/// authority that is not https).
+pub async fn start_tls(
+    scenario: Scenario,
+    addr: SocketAddr,
+    identity: &crate::tls::TlsIdentity,
+) -> std::io::Result<SimHandle> {
+    start_with(scenario, addr, Some(identity.server_config())).await
+}
+
+async fn start_with(
+    scenario: Scenario,
+    addr: SocketAddr,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+) -> std::io::Result<SimHandle> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    let base_url = format!("http://{local}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let base_url = format!("{scheme}://{local}");
     let seed = scenario.seed;
     let tenant = Tenant::from_scenario(scenario);
     let tenant_id = tenant.tenant_id.clone();
@@ -82,11 +101,18 @@ pub async fn start(scenario: Scenario, addr: SocketAddr) -> std::io::Result<SimH
         base_url: base_url.clone(),
     });
     let app = router(shared.clone());
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "simulator stopped");
+    match tls {
+        None => {
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "simulator stopped");
+                }
+            });
         }
-    });
+        Some(config) => {
+            tokio::spawn(crate::tls::serve(listener, app, config));
+        }
+    }
     Ok(SimHandle {
         base_url,
         tenant_id,
@@ -170,6 +196,10 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(token_v2))
         .route("/{tenant}/oauth2/token", post(token_v1))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(openid_configuration),
+        )
         .merge(graph)
         .merge(manage)
         .layer(middleware::from_fn_with_state(
@@ -464,6 +494,40 @@ fn issue_token(
     );
     s.tokens().insert(token.clone(), aud);
     Ok((token, aud))
+}
+
+/// The tenant's OpenID Connect discovery document: client libraries (MSAL) read the token endpoint from it.
+async fn openid_configuration(
+    State(s): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+) -> Response {
+    let t = s.tenant();
+    if !tenant.eq_ignore_ascii_case(&t.tenant_id) && !tenant.eq_ignore_ascii_case(&t.domain) {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_tenant", "error_description": format!("AADSTS90002: Tenant '{tenant}' not found.")})),
+        )
+            .into_response();
+    }
+    let base = format!("{}/{}", s.base_url, t.tenant_id);
+    Json(json!({
+        "token_endpoint": format!("{base}/oauth2/v2.0/token"),
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "jwks_uri": format!("{}/{}/discovery/v2.0/keys", s.base_url, t.tenant_id),
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "issuer": format!("{base}/v2.0"),
+        "request_uri_parameter_supported": false,
+        "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
+        "device_authorization_endpoint": format!("{base}/oauth2/v2.0/devicecode"),
+        "end_session_endpoint": format!("{base}/oauth2/v2.0/logout"),
+        "tenant_region_scope": "NA",
+        "cloud_instance_name": "microsoftonline.com"
+    }))
+    .into_response()
 }
 
 async fn token_v2(
