@@ -51,6 +51,10 @@ from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph_core import GraphClientFactory
 
 CLIENT_ID = "0f0f0f0f-1111-2222-3333-444455556666"
+# What license-check selects (shared/src/graph/types.rs, USER_SELECT).
+USER_SELECT = ["id", "userPrincipalName", "displayName", "mail", "accountEnabled", "userType", "usageLocation",
+               "createdDateTime", "assignedLicenses", "assignedPlans", "licenseAssignmentStates",
+               "onPremisesSyncEnabled", "proxyAddresses"]
 E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
 PBI = "a403ebcc-fae0-4ca2-8c8c-7a907fd6c235"
 KIOSK_GROUP = "c7a1f1a2-0a4e-4d1c-9a3e-000000000f02"
@@ -150,10 +154,16 @@ async def checks(sim, graph):
             seen |= {u.id for u in page.value}
             pages += 1
         assert len(seen) >= 40 and pages >= 8, (len(seen), pages)
-        alex = [u for u in (await graph.users.get(request_configuration=RequestConfiguration(query_parameters=q))).value
-                if u.user_principal_name == upn("alex.wilber")]
-        if alex:
-            assert any(str(l.sku_id) == E3 for l in alex[0].assigned_licenses)
+        # Every field license-check reads (shared/src/graph/types.rs USER_SELECT) parses into the SDK's model.
+        q = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(select=USER_SELECT, top=999)
+        everyone = (await graph.users.get(request_configuration=RequestConfiguration(query_parameters=q))).value
+        alex = [u for u in everyone if u.user_principal_name == upn("alex.wilber")][0]
+        assert any(str(l.sku_id) == E3 for l in alex.assigned_licenses), alex.assigned_licenses
+        assert any(p.service == "exchange" and p.capability_status == "Enabled" for p in alex.assigned_plans)
+        assert alex.account_enabled is True and alex.user_type == "Member" and alex.usage_location
+        assert alex.created_date_time and alex.mail and any(a.startswith("SMTP:") for a in alex.proxy_addresses)
+        states = [s for s in alex.license_assignment_states if str(s.sku_id) == E3]
+        assert states and states[0].state == "Active" and states[0].error == "None", states
 
     async def user_by_id_and_by_upn():
         by_upn = await graph.users.by_user_id(upn("megan.bowen")).get()
