@@ -3,6 +3,8 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+mod common;
+
 fn licensewatch() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_licensewatch"));
     // Never inherit the developer's configuration.
@@ -346,47 +348,17 @@ fn serve_accepts_a_signed_request_and_its_worker_fixes_the_user() {
 
 #[test]
 fn reprocess_from_the_cli_keeps_the_allow_list_and_the_shared_budget() {
-    let mut sim = licensewatch()
-        .args(["sim", "--port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sim");
-    let mut line = String::new();
-    BufReader::new(sim.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("line");
-    let info: serde_json::Value = serde_json::from_str(&line).expect("json");
-    let base = info["base_url"].as_str().expect("url").to_string();
+    let sim = common::sim();
     let dir = tempfile::tempdir().expect("tmp");
-    let policy = dir.path().join("licensewatch.toml");
     std::fs::write(
-        &policy,
+        dir.path().join("licensewatch.toml"),
         "[remediation]\nallow_remove = true\nsku_allow_list = [\"STANDARDWOFFPACK_STUDENT\"]\nmax_actions_per_hour = 1\n",
     )
     .expect("policy");
     let run = |args: &[&str]| {
-        licensewatch()
+        common::against(&sim, dir.path())
             .arg("reprocess")
             .args(args)
-            .env(
-                "LICENSEWATCH_TENANT_ID",
-                info["tenant_id"].as_str().expect("tenant"),
-            )
-            .env(
-                "LICENSEWATCH_CLIENT_ID",
-                "66666666-7777-8888-9999-000000000000",
-            )
-            .env("LICENSEWATCH_CLIENT_SECRET", "sim-accepts-any")
-            .env("LICENSEWATCH_GRAPH_URL", &base)
-            .env("LICENSEWATCH_LOGIN_URL", &base)
-            .env("LICENSEWATCH_MANAGE_URL", &base)
-            .env("LICENSEWATCH_NOW", "2026-11-21T09:00:00Z")
-            .env(
-                "LICENSEWATCH_STATE",
-                format!("sqlite:{}", dir.path().join("lw.db").display()),
-            )
-            .env("LICENSEWATCH_CONFIG", &policy)
             .output()
             .expect("runs")
     };
@@ -422,15 +394,13 @@ fn reprocess_from_the_cli_keeps_the_allow_list_and_the_shared_budget() {
         "the override is logged: {err}"
     );
     let writes = tokio::runtime::Runtime::new().expect("rt").block_on(async {
-        reqwest::get(format!("{base}/_sim/writes"))
+        reqwest::get(format!("{}/_sim/writes", sim.base))
             .await
             .expect("writes")
             .json::<Vec<serde_json::Value>>()
             .await
             .expect("json")
     });
-    let _ = sim.kill();
-    let _ = sim.wait();
     assert_eq!(
         writes.len(),
         2,

@@ -2,78 +2,20 @@
 //! while the previous run is still going, or a retry): one works, the other exits 0 and says why, and nothing is sent
 //! or archived twice. Read back from the simulator's mail log and from the archive.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-struct Sim {
-    child: Child,
-    base: String,
-    tenant: String,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn licensewatch() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_licensewatch"));
-    c.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    c.current_dir(std::env::temp_dir());
-    c
-}
-
-fn sim() -> Sim {
-    let mut child = licensewatch()
-        .args(["sim", "--port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sim starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("line");
-    let info: serde_json::Value = serde_json::from_str(&line).expect("json");
-    Sim {
-        base: info["base_url"].as_str().expect("url").to_string(),
-        tenant: info["tenant_id"].as_str().expect("tenant").to_string(),
-        child,
-    }
-}
+mod common;
+use common::{Sim, against, sim};
 
 fn job(sim: &Sim, dir: &Path, args: &[&str]) -> Command {
     let policy = dir.join("licensewatch.toml");
     if !policy.exists() {
         std::fs::write(&policy, "[notify]\nadmins = [\"it-team@contoso.com\"]\nsender = \"it.admin@contoso.onmicrosoft.com\"\n").expect("policy");
     }
-    let mut c = licensewatch();
-    c.args(args)
-        .env("LICENSEWATCH_TENANT_ID", &sim.tenant)
-        .env(
-            "LICENSEWATCH_CLIENT_ID",
-            "66666666-7777-8888-9999-000000000000",
-        )
-        .env("LICENSEWATCH_CLIENT_SECRET", "sim-accepts-any")
-        .env("LICENSEWATCH_GRAPH_URL", &sim.base)
-        .env("LICENSEWATCH_LOGIN_URL", &sim.base)
-        .env("LICENSEWATCH_MANAGE_URL", &sim.base)
-        .env("LICENSEWATCH_NOW", "2026-11-21T09:00:00Z")
-        .env(
-            "LICENSEWATCH_STATE",
-            format!("sqlite:{}", dir.join("lw.db").display()),
-        )
-        .env(
-            "LICENSEWATCH_ARCHIVE",
-            format!("file:{}", dir.join("archive").display()),
-        )
-        .env("LICENSEWATCH_CONFIG", &policy)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut c = against(sim, dir);
+    c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     c
 }
 

@@ -195,6 +195,37 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// Deletes an item only when `condition` holds (its `#name`s mapping to attribute names, its `:value`s to strings);
+    /// a failed condition is no error: the item belongs to someone else now.
+    async fn delete_if(
+        &self,
+        pk: &str,
+        sk: &str,
+        condition: &str,
+        names: &[(&str, &str)],
+        values: &[(&str, &str)],
+    ) -> Result<(), StoreError> {
+        let mut req = self
+            .db
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .condition_expression(condition);
+        for (k, v) in names {
+            req = req.expression_attribute_names(*k, *v);
+        }
+        for (k, v) in values {
+            req = req.expression_attribute_values(*k, s(*v));
+        }
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if error_code(&e).as_deref() == Some("ConditionalCheckFailedException") => {
+                Ok(())
+            }
+            Err(e) => Err(sdk_error("dynamodb DeleteItem", e)),
+        }
+    }
+
     /// Every item of a partition, in sort-key order (newest first when `descending`), at most `limit`.
     async fn query(
         &self,
@@ -828,24 +859,15 @@ impl StateStore for DynamoStore {
     }
 
     async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StoreError> {
-        let r = self
-            .db
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(format!("lease#{name}"), "-")))
-            .condition_expression("#o = :me")
-            .expression_attribute_names("#o", "owner")
-            .expression_attribute_values(":me", s(owner))
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(()),
-            // Taken over after it expired: not ours to release.
-            Err(e) if error_code(&e).as_deref() == Some("ConditionalCheckFailedException") => {
-                Ok(())
-            }
-            Err(e) => Err(sdk_error("dynamodb DeleteItem", e)),
-        }
+        // Only its owner releases it: a lease taken over after it expired is not ours.
+        self.delete_if(
+            &format!("lease#{name}"),
+            "-",
+            "#o = :me",
+            &[("#o", "owner")],
+            &[(":me", owner)],
+        )
+        .await
     }
 
     async fn ledger_claim(
@@ -950,21 +972,9 @@ impl StateStore for DynamoStore {
     ) -> Result<(), StoreError> {
         let pk = format!("{}#lpending", tenant_id.to_ascii_lowercase());
         for (change, marker) in changes {
-            let r = self
-                .db
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(key(&pk, change)))
-                .condition_expression("marker = :m")
-                .expression_attribute_values(":m", s(marker))
-                .send()
-                .await;
-            match r {
-                Ok(_) => {}
-                // Made pending again by a concurrent run: that run (or the next) merges it.
-                Err(e) if error_code(&e).as_deref() == Some("ConditionalCheckFailedException") => {}
-                Err(e) => return Err(sdk_error("dynamodb DeleteItem", e)),
-            }
+            // Made pending again by a concurrent run (another marker): that run, or the next, merges it.
+            self.delete_if(&pk, change, "marker = :m", &[], &[(":m", marker)])
+                .await?;
         }
         Ok(())
     }
@@ -1395,21 +1405,15 @@ impl AuditState for DynamoStore {
 
     async fn release_object(&self, object_key: &str) -> Result<(), StoreError> {
         for id in self.pending_ids(object_key).await? {
-            let r = self
-                .db
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(key(format!("{}{id}", self.scoped("rec#")), "-")))
-                .condition_expression("#obj = :k AND attribute_not_exists(expires_at)")
-                .expression_attribute_names("#obj", "object")
-                .expression_attribute_values(":k", s(object_key))
-                .send()
-                .await;
-            match r {
-                Ok(_) => {}
-                Err(e) if error_code(&e).as_deref() == Some("ConditionalCheckFailedException") => {}
-                Err(e) => return Err(sdk_error("dynamodb DeleteItem", e)),
-            }
+            // Only this object's unconfirmed claims.
+            self.delete_if(
+                &format!("{}{id}", self.scoped("rec#")),
+                "-",
+                "#obj = :k AND attribute_not_exists(expires_at)",
+                &[("#obj", "object")],
+                &[(":k", object_key)],
+            )
+            .await?;
         }
         self.delete(&self.scoped("objpending"), object_key).await
     }

@@ -1,0 +1,82 @@
+//! What the command-line tests share: the `licensewatch` process with a clean environment, and the simulated
+//! tenant as a child process.
+#![allow(dead_code)] // each test file uses its own part
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// `licensewatch` with none of the developer's configuration.
+pub fn licensewatch() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_licensewatch"));
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    c.current_dir(std::env::temp_dir());
+    c
+}
+
+/// The first line a child prints, as JSON (`sim` and `serve` print their address that way).
+pub fn first_json(child: &mut Child) -> serde_json::Value {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("line");
+    serde_json::from_str(&line).expect("the first line is JSON")
+}
+
+/// `licensewatch sim` on a free port, stopped when dropped.
+pub struct Sim {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// The simulated tenant's id.
+    pub tenant: String,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the simulated tenant.
+pub fn sim() -> Sim {
+    let mut child = licensewatch()
+        .args(["sim", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sim starts");
+    let info = first_json(&mut child);
+    Sim {
+        base: info["base_url"].as_str().expect("url").to_string(),
+        tenant: info["tenant_id"].as_str().expect("tenant").to_string(),
+        child,
+    }
+}
+
+/// A command for `sim`'s tenant with a client secret, endpoints pointed at the simulator, the clock fixed at the
+/// default story's "now", and state under `dir`.
+pub fn against(sim: &Sim, dir: &std::path::Path) -> Command {
+    let mut c = licensewatch();
+    c.env("LICENSEWATCH_TENANT_ID", &sim.tenant)
+        .env(
+            "LICENSEWATCH_CLIENT_ID",
+            "66666666-7777-8888-9999-000000000000",
+        )
+        .env("LICENSEWATCH_CLIENT_SECRET", "sim-accepts-any")
+        .env("LICENSEWATCH_GRAPH_URL", &sim.base)
+        .env("LICENSEWATCH_LOGIN_URL", &sim.base)
+        .env("LICENSEWATCH_MANAGE_URL", &sim.base)
+        .env("LICENSEWATCH_NOW", "2026-11-21T09:00:00Z")
+        .env(
+            "LICENSEWATCH_STATE",
+            format!("sqlite:{}", dir.join("lw.db").display()),
+        )
+        .env(
+            "LICENSEWATCH_ARCHIVE",
+            format!("file:{}", dir.join("archive").display()),
+        )
+        .env("LICENSEWATCH_CONFIG", dir.join("licensewatch.toml"));
+    c
+}
