@@ -247,15 +247,7 @@ pub async fn reprocess(
         ticket: None,
     };
     if !dry_run {
-        let record = RemediationRecord {
-            request: request.clone(),
-            ticket_key: None,
-            body_hash: String::new(),
-            status: "queued".into(),
-            detail: serde_json::Value::Null,
-            created_at: now,
-            updated_at: now,
-        };
+        let record = RemediationRecord::queued(request.clone(), now);
         let max = rt.policy.remediation.max_actions_per_hour;
         match rt
             .store

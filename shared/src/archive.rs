@@ -43,35 +43,42 @@ impl FileArchive {
         Self { root: root.into() }
     }
 
-    /// Removes temporary files a crashed or failed write left behind (`*.tmp-*`), older than `older_than`, so
-    /// they cannot be mistaken for a write in progress. Returns how many were removed.
-    pub fn sweep_temporary(&self, older_than: std::time::Duration) -> Result<usize, StoreError> {
-        let mut removed = 0;
+    /// Every file under the root (an unreadable directory is skipped).
+    fn files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
         let mut stack = vec![self.root.clone()];
         while let Some(dir) = stack.pop() {
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
-            for e in entries.flatten() {
-                let p = e.path();
+            for p in entries.flatten().map(|e| e.path()) {
                 if p.is_dir() {
                     stack.push(p);
-                    continue;
+                } else {
+                    out.push(p);
                 }
-                let temporary = p
-                    .extension()
-                    .and_then(|x| x.to_str())
-                    .is_some_and(|x| x.starts_with("tmp-"));
-                let old = e
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age >= older_than);
-                if temporary && old {
-                    std::fs::remove_file(&p).map_err(io(&p))?;
-                    removed += 1;
-                }
+            }
+        }
+        out
+    }
+
+    /// Removes temporary files a crashed or failed write left behind (`*.tmp-*`), older than `older_than`, so
+    /// they cannot be mistaken for a write in progress. Returns how many were removed.
+    pub fn sweep_temporary(&self, older_than: std::time::Duration) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for p in self.files() {
+            let temporary = p
+                .extension()
+                .and_then(|x| x.to_str())
+                .is_some_and(|x| x.starts_with("tmp-"));
+            let old = std::fs::metadata(&p)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= older_than);
+            if temporary && old {
+                std::fs::remove_file(&p).map_err(io(&p))?;
+                removed += 1;
             }
         }
         Ok(removed)
@@ -110,24 +117,13 @@ impl AuditArchive for FileArchive {
     }
 
     async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let mut out = Vec::new();
-        let mut stack = vec![self.root.clone()];
-        while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if let Ok(rel) = p.strip_prefix(&self.root) {
-                    let key = rel.to_string_lossy().replace('\\', "/");
-                    if key.starts_with(prefix) && key.ends_with(".ndjson.gz") {
-                        out.push(key);
-                    }
-                }
-            }
-        }
+        let mut out: Vec<String> = self
+            .files()
+            .iter()
+            .filter_map(|p| p.strip_prefix(&self.root).ok())
+            .map(|rel| rel.to_string_lossy().replace('\\', "/"))
+            .filter(|key| key.starts_with(prefix) && key.ends_with(".ndjson.gz"))
+            .collect();
         out.sort();
         Ok(out)
     }

@@ -171,6 +171,21 @@ pub struct RemediationRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+impl RemediationRecord {
+    /// A request admitted without a ticket or signed body (the CLI, auto-reprocess), waiting for the worker.
+    pub fn queued(request: RemediationRequest, now: DateTime<Utc>) -> Self {
+        Self {
+            request,
+            ticket_key: None,
+            body_hash: String::new(),
+            status: "queued".into(),
+            detail: serde_json::Value::Null,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// The result of registering a remediation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {

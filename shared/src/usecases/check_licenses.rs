@@ -1002,15 +1002,7 @@ async fn queue_reprocess(
                 .is_none()
             {
                 // The same budget as the webhook and the CLI: a rolling 60 minutes per tenant.
-                let record = RemediationRecord {
-                    request: request.clone(),
-                    ticket_key: None,
-                    body_hash: String::new(),
-                    status: "queued".into(),
-                    detail: serde_json::Value::Null,
-                    created_at: now,
-                    updated_at: now,
-                };
+                let record = RemediationRecord::queued(request.clone(), now);
                 let admitted = deps
                     .remediations
                     .admit(None, &record, policy.remediation.max_actions_per_hour)
