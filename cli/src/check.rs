@@ -4,8 +4,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use licensewatch_core::domain::findings::{Detail, Finding, Severity};
+use licensewatch_core::ports::store::StateStore;
 use licensewatch_core::runtime::{Runtime, load_config};
-use licensewatch_core::store::StateStore;
 use licensewatch_core::usecases::check_licenses::{CheckReport, check_licenses};
 
 /// Runs license-check once.
@@ -254,7 +254,7 @@ pub async fn history(json: bool, user: &str) -> Result<(), String> {
     let tenant = settings.tenant_id.clone().unwrap_or_default();
     let store = match &settings.state {
         licensewatch_core::config::StateLocation::Sqlite(p) => {
-            licensewatch_core::store::sqlite::SqliteStore::open(p).map_err(|e| e.to_string())?
+            licensewatch_core::adapters::sqlite::SqliteStore::open(p).map_err(|e| e.to_string())?
         }
         other => {
             return Err(format!(

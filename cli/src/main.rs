@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use licensewatch_core::telemetry::{self, LogFormat};
+use licensewatch_core::runtime::telemetry::{self, LogFormat};
 use licensewatch_sim::Scenario;
 
 mod audit;

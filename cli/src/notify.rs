@@ -1,6 +1,6 @@
 //! `licensewatch notify`: the grace-period-notify use case with the configured channels plus the console.
 
-use licensewatch_core::notify::ConsoleChannel;
+use licensewatch_core::adapters::notify::ConsoleChannel;
 use licensewatch_core::usecases::notify_grace_period::notify_grace_period;
 
 /// Sends the notices that are due (or, with `dry_run`, shows them).

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use licensewatch_core::domain::findings::Detail;
+use licensewatch_core::ports::store::{Gap, GraceCase, RunRecord};
 use licensewatch_core::runtime::Runtime;
-use licensewatch_core::store::{Gap, GraceCase, RunRecord};
 
 /// How many runs the charts cover.
 const RUNS: usize = 120;
@@ -38,7 +38,7 @@ pub struct ReportData {
 pub async fn load(rt: &Runtime) -> Result<ReportData, String> {
     let tenant = rt.tenant_run().tenant_id;
     let store = rt.store.as_ref();
-    let err = |e: licensewatch_core::store::StoreError| e.to_string();
+    let err = |e: licensewatch_core::ports::store::StoreError| e.to_string();
     let mut cases = store.grace_cases(&tenant, true).await.map_err(err)?;
     cases.sort_by_key(|c| c.deadlines.access_ends_at);
     Ok(ReportData {
@@ -387,7 +387,7 @@ fn days_left(deadline: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
     secs.div_euclid(86_400)
 }
 
-use licensewatch_core::notify::html_escape as esc;
+use licensewatch_core::ports::channel::html_escape as esc;
 
 const STYLE: &str = r#"
 :root { --ink:#1b1f24; --muted:#5b6570; --line:#d8dee4; --bad:#c62828; --warn:#b26a00; --ok:#2e7d32; --accent:#0b5cad; }

@@ -9,10 +9,10 @@ use std::time::Duration;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use licensewatch_core::ports::store::{Admitted, RemediationRecord, RemediationRequest};
 use licensewatch_core::runtime::Runtime;
-use licensewatch_core::store::{Admitted, RemediationRecord, RemediationRequest};
 use licensewatch_core::usecases::reprocess_user::process;
-use licensewatch_core::webhook::{HttpRequest, MAX_BODY, WebhookAuth, handle};
+use licensewatch_core::usecases::webhook::{HttpRequest, MAX_BODY, WebhookAuth, handle};
 
 /// The endpoint's state: the runtime and the webhook secrets.
 pub(crate) struct App {

@@ -240,7 +240,7 @@ fn check_json_prints_one_document_and_exits_zero_with_findings() {
 
 #[test]
 fn serve_accepts_a_signed_request_and_its_worker_fixes_the_user() {
-    use licensewatch_core::signing::WebhookSecret;
+    use licensewatch_core::domain::signing::WebhookSecret;
     const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
     let first_json = |child: &mut std::process::Child| -> serde_json::Value {
         let mut line = String::new();

@@ -137,7 +137,7 @@ fn two_audit_fetch_runs_at_once_archive_every_record_once() {
         let mut ids = std::collections::HashMap::<String, usize>::new();
         for entry in walk(&dir.path().join("archive")) {
             let bytes = std::fs::read(&entry).expect("object");
-            for r in licensewatch_core::archive::decode_batch(&bytes).expect("decode") {
+            for r in licensewatch_core::ports::archive::decode_batch(&bytes).expect("decode") {
                 let id = r["id"]
                     .as_str()
                     .or(r["Id"].as_str())

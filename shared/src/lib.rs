@@ -1,34 +1,24 @@
-//! licensewatch core: everything that is not Lambda glue.
+//! licensewatch core: everything that is not Lambda glue, in layers that only point downwards
+//! (docs/ARCHITECTURE.md):
 //!
+//! - [`error`]: every area's error and [`error::CoreError`] with its retryable/permanent classification (the bottom).
 //! - [`config`], [`policy`], [`secret`], [`cloud`]: configuration from the environment and the policy file.
-//! - [`auth`]: client-credentials tokens (secret or certificate) for Graph and the Management Activity API.
-//! - [`retry`], [`http`]: the one retry policy and the call loop shared by the Microsoft clients.
-//! - [`graph`], [`mgmt`]: Microsoft Graph and Management Activity API adapters.
-//! - [`credentials`]: resolving configuration into a ready [`credentials::Microsoft`] (incl. Secrets Manager).
-//! - [`domain`]: pure licensing rules (grace-period maths).
-//! - [`clock`]: time as a port.
-//! - [`store`], [`archive`], [`aws`]: durable state (SQLite locally; DynamoDB, S3 and SQS on AWS).
-//! - [`error`]: [`error::CoreError`] with its retryable/permanent classification.
+//! - [`domain`]: pure licensing rules and types: snapshots, grace-period maths and evidence, findings, licence
+//!   events, the SKU catalog, webhook signatures.
+//! - [`ports`]: the small traits the use cases need (stores, archive, clock, channels, the directory, the audit
+//!   feed), with in-memory fakes under the `testing` feature.
+//! - [`usecases`]: short coordinators: license-check, audit-fetch, grace-period-notify, reprocess-user and the
+//!   webhook endpoint.
+//! - [`adapters`]: Microsoft's APIs, SQLite and files (feature `sqlite`), AWS (features `aws`, `sqs`), channels.
+//! - [`runtime`]: wiring: builds the adapters from configuration and lends use cases their ports; telemetry.
 
-pub mod archive;
-pub mod auth;
-pub mod aws;
-pub mod clock;
+pub mod adapters;
 pub mod cloud;
 pub mod config;
-pub mod credentials;
 pub mod domain;
 pub mod error;
-pub mod graph;
-pub mod http;
-pub mod mgmt;
-pub mod notify;
 pub mod policy;
-pub mod retry;
+pub mod ports;
 pub mod runtime;
 pub mod secret;
-pub mod signing;
-pub mod store;
-pub mod telemetry;
 pub mod usecases;
-pub mod webhook;

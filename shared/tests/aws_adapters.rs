@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use licensewatch_core::archive::AuditArchive;
-use licensewatch_core::aws::dynamo::{DynamoStore, create_table};
-use licensewatch_core::aws::s3::{S3Archive, S3Objects};
-use licensewatch_core::aws::sqs::SqsQueue;
-use licensewatch_core::aws::{create_bucket, create_queue, emulator_config};
+use licensewatch_core::adapters::aws::dynamo::{DynamoStore, create_table};
+use licensewatch_core::adapters::aws::s3::{S3Archive, S3Objects};
+use licensewatch_core::adapters::aws::sqs::SqsQueue;
+use licensewatch_core::adapters::aws::{create_bucket, create_queue, emulator_config};
 use licensewatch_core::domain::license_event::LicenseEvent;
 use licensewatch_core::domain::snapshot::{SkuSnap, Snapshot};
-use licensewatch_core::store::{
+use licensewatch_core::ports::archive::AuditArchive;
+use licensewatch_core::ports::store::{
     Admitted, Alert, AuditState, Claim, Gap, HistoryEntry, LedgerEntry, LedgerStatus,
     RemediationQueue, RemediationRecord, RemediationRequest, RemediationStore, RunRecord,
     StateStore, Ticket,
@@ -682,9 +682,9 @@ async fn a_missing_table_is_a_permanent_error_that_names_the_operation() {
 
 #[tokio::test]
 async fn credentials_come_from_secrets_manager_and_never_leak() {
+    use licensewatch_core::adapters::credentials::Microsoft;
+    use licensewatch_core::adapters::retry::RetryPolicy;
     use licensewatch_core::config::Settings;
-    use licensewatch_core::credentials::Microsoft;
-    use licensewatch_core::retry::RetryPolicy;
     let conf = emulator_config(&moto_url()).await;
     let client = aws_sdk_secretsmanager::Client::new(&conf);
     let name = format!("lw-{}", uuid::Uuid::new_v4().simple());

@@ -1,11 +1,12 @@
 //! Errors a person can act on: they name the file, directory or URL involved, read as sentences (no Rust Debug
 //! text), and a crashed write leaves nothing behind for long.
 
-use licensewatch_core::archive::{AuditArchive, FileArchive};
+use licensewatch_core::adapters::files::FileArchive;
+use licensewatch_core::adapters::http::{ApiError, Service};
+use licensewatch_core::adapters::sqlite::SqliteStore;
 use licensewatch_core::error::CoreError;
-use licensewatch_core::http::{ApiError, Service};
-use licensewatch_core::store::StoreError;
-use licensewatch_core::store::sqlite::SqliteStore;
+use licensewatch_core::ports::archive::AuditArchive;
+use licensewatch_core::ports::store::StoreError;
 
 #[test]
 fn a_database_that_cannot_be_opened_is_named() {

@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use licensewatch_core::auth::Credential;
+use licensewatch_core::adapters::auth::Credential;
+use licensewatch_core::adapters::credentials::Microsoft;
+use licensewatch_core::adapters::retry::RetryPolicy;
 use licensewatch_core::config::Settings;
-use licensewatch_core::credentials::Microsoft;
-use licensewatch_core::retry::RetryPolicy;
 use licensewatch_core::secret::SecretString;
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path};

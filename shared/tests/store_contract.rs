@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use licensewatch_core::aws::dynamo::{DynamoStore, create_table};
-use licensewatch_core::aws::s3::S3Objects;
-use licensewatch_core::aws::{create_bucket, emulator_config};
-use licensewatch_core::store::sqlite::SqliteStore;
-use licensewatch_core::store::{Backend, Lease, LedgerEntry, LedgerStatus};
+use licensewatch_core::adapters::aws::dynamo::{DynamoStore, create_table};
+use licensewatch_core::adapters::aws::s3::S3Objects;
+use licensewatch_core::adapters::aws::{create_bucket, emulator_config};
+use licensewatch_core::adapters::sqlite::SqliteStore;
+use licensewatch_core::ports::store::{Backend, Lease, LedgerEntry, LedgerStatus};
 
 const TENANT: &str = "48a80680-7326-48cd-9935-b556b81d3a4e";
 
@@ -245,9 +245,9 @@ async fn every_record_is_claimed_for_one_archive_object_and_a_dead_objects_claim
     }
 }
 
-fn remediation(id: &str, t: DateTime<Utc>) -> licensewatch_core::store::RemediationRecord {
-    licensewatch_core::store::RemediationRecord {
-        request: licensewatch_core::store::RemediationRequest {
+fn remediation(id: &str, t: DateTime<Utc>) -> licensewatch_core::ports::store::RemediationRecord {
+    licensewatch_core::ports::store::RemediationRecord {
+        request: licensewatch_core::ports::store::RemediationRequest {
             remediation_id: id.into(),
             tenant_id: TENANT.into(),
             user: "adele@contoso.example".into(),
@@ -270,7 +270,7 @@ fn remediation(id: &str, t: DateTime<Utc>) -> licensewatch_core::store::Remediat
 
 #[tokio::test]
 async fn the_action_budget_is_a_rolling_sixty_minutes() {
-    use licensewatch_core::store::Admitted;
+    use licensewatch_core::ports::store::Admitted;
     for (name, store) in stores().await {
         let t = |m: i64| at(0) + Duration::minutes(m);
         // Two actions at 09:59 spend a budget of two.

@@ -3,7 +3,7 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use licensewatch_core::error::CoreError;
 use licensewatch_core::runtime::Runtime;
-use licensewatch_core::telemetry::Metrics;
+use licensewatch_core::runtime::telemetry::Metrics;
 use licensewatch_core::usecases::fetch_audit::{AuditReport, fetch_audit};
 
 /// Handles one scheduled event. A failed run returns `Err` when a retry can help: cursors only move after the
@@ -12,7 +12,7 @@ pub async fn handle(
     rt: &Runtime,
     _event: EventBridgeEvent<serde_json::Value>,
 ) -> Result<AuditReport, CoreError> {
-    let throttles = licensewatch_core::http::throttles_seen();
+    let throttles = licensewatch_core::adapters::http::throttles_seen();
     let report = fetch_audit(&rt.audit_deps(), &rt.policy).await?;
     let mut metrics = Metrics::new("audit-fetch", &rt.microsoft.tenant_id);
     metrics.count("RecordsArchived", report.records_archived);
@@ -22,7 +22,7 @@ pub async fn handle(
     metrics.count("AuditGaps", report.gaps.len());
     metrics.count(
         "GraphThrottles",
-        (licensewatch_core::http::throttles_seen() - throttles) as usize,
+        (licensewatch_core::adapters::http::throttles_seen() - throttles) as usize,
     );
     metrics.emit();
     tracing::info!(

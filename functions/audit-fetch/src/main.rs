@@ -1,8 +1,8 @@
 //! audit-fetch Lambda: wiring only.
 
 use lambda_runtime::{LambdaEvent, service_fn};
+use licensewatch_core::runtime::telemetry::{self, LogFormat};
 use licensewatch_core::runtime::{Runtime, load_config};
-use licensewatch_core::telemetry::{self, LogFormat};
 use tracing::Instrument;
 
 #[tokio::main]

@@ -2,9 +2,9 @@
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use licensewatch_core::error::CoreError;
-use licensewatch_core::notify::Channel;
+use licensewatch_core::ports::channel::Channel;
 use licensewatch_core::runtime::Runtime;
-use licensewatch_core::telemetry::Metrics;
+use licensewatch_core::runtime::telemetry::Metrics;
 use licensewatch_core::usecases::notify_grace_period::notify_grace_period;
 use serde::{Deserialize, Serialize};
 

@@ -8,7 +8,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use licensewatch_core::error::CoreError;
 use licensewatch_core::runtime::Runtime;
-use licensewatch_core::telemetry::Metrics;
+use licensewatch_core::runtime::telemetry::Metrics;
 use licensewatch_core::usecases::check_licenses::{BTreeCounts, CaseCounts, check_licenses};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -190,7 +190,7 @@ pub async fn handle(
 /// One license-check run for `rt`'s tenant, with its metrics.
 async fn run(rt: &Runtime) -> Result<Summary, CoreError> {
     let tenant = rt.tenant_run();
-    let throttles = licensewatch_core::http::throttles_seen();
+    let throttles = licensewatch_core::adapters::http::throttles_seen();
     let report = check_licenses(&rt.check_deps(), &tenant, &rt.policy, &|_| {}).await?;
     let mut by_kind = BTreeMap::new();
     for f in &report.findings {
@@ -204,7 +204,7 @@ async fn run(rt: &Runtime) -> Result<Summary, CoreError> {
     metrics.count("RemediationsQueued", report.remediations_queued);
     metrics.count(
         "GraphThrottles",
-        (licensewatch_core::http::throttles_seen() - throttles) as usize,
+        (licensewatch_core::adapters::http::throttles_seen() - throttles) as usize,
     );
     metrics.emit();
     Ok(Summary {

@@ -7,11 +7,11 @@ use aws_lambda_events::encodings::Body;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use base64::Engine;
 use licensewatch_core::error::CoreError;
+use licensewatch_core::ports::store::RemediationRequest;
 use licensewatch_core::runtime::Runtime;
-use licensewatch_core::store::RemediationRequest;
-use licensewatch_core::telemetry::Metrics;
+use licensewatch_core::runtime::telemetry::Metrics;
 use licensewatch_core::usecases::reprocess_user::{WorkerDeps, process};
-use licensewatch_core::webhook::{HttpRequest, WebhookAuth, handle};
+use licensewatch_core::usecases::webhook::{HttpRequest, WebhookAuth, handle};
 use serde_json::Value;
 
 /// Everything the handler borrows, built once per cold start.

@@ -4,6 +4,7 @@ pub mod catalog;
 pub mod findings;
 pub mod grace;
 pub mod license_event;
+pub mod signing;
 pub mod snapshot;
 
 /// The id an audit record is archived and deduplicated under: its own id (`id` in directory audits, `Id` in the

@@ -3,8 +3,6 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::graph::types::User;
-
 /// `EXCHANGE_S_FOUNDATION`: an Exchange plan bundled with non-mailbox SKUs (Power BI, Teams Exploratory...). It is
 /// reported with `service = "exchange"` but gives no mailbox, so it must not count as a mailbox licence.
 pub const EXCHANGE_FOUNDATION_PLAN: &str = "113feb6c-3fe4-4440-bddc-54d774bf0318";
@@ -60,62 +58,6 @@ pub struct UserSnapshot {
 }
 
 impl UserSnapshot {
-    /// Distils what licensewatch keeps from a Graph user.
-    pub fn from_graph(u: &User) -> Self {
-        let mut licenses: Vec<LicenseSnap> = u
-            .assigned_licenses
-            .iter()
-            .map(|l| {
-                let mut disabled_plans: Vec<String> = l
-                    .disabled_plans
-                    .iter()
-                    .map(|p| p.to_ascii_lowercase())
-                    .collect();
-                disabled_plans.sort();
-                LicenseSnap {
-                    sku_id: l.sku_id.to_ascii_lowercase(),
-                    disabled_plans,
-                }
-            })
-            .collect();
-        licenses.sort_by(|a, b| a.sku_id.cmp(&b.sku_id));
-        licenses.dedup_by(|a, b| a.sku_id == b.sku_id);
-        let mailbox = u.mail.as_deref().is_some_and(|m| !m.trim().is_empty())
-            && u.proxy_addresses.iter().any(|p| p.starts_with("SMTP:"));
-        let exchange_enabled = u.assigned_plans.iter().any(|p| {
-            p.service.eq_ignore_ascii_case("exchange")
-                && p.capability_status.eq_ignore_ascii_case("enabled")
-                && !p
-                    .service_plan_id
-                    .eq_ignore_ascii_case(EXCHANGE_FOUNDATION_PLAN)
-        });
-        Self {
-            id: u.id.clone(),
-            upn: u.user_principal_name.clone(),
-            display_name: u.display_name.clone(),
-            mail: u.mail.clone(),
-            account_enabled: u.account_enabled,
-            guest: u
-                .user_type
-                .as_deref()
-                .is_some_and(|t| t.eq_ignore_ascii_case("guest")),
-            mailbox,
-            exchange_enabled,
-            created: u.created_date_time,
-            licenses,
-            states: u
-                .license_assignment_states
-                .iter()
-                .map(|s| AssignmentSnap {
-                    sku_id: s.sku_id.to_ascii_lowercase(),
-                    group: s.assigned_by_group.clone(),
-                    state: s.state.clone(),
-                    error: s.error_code().map(str::to_string),
-                })
-                .collect(),
-        }
-    }
-
     /// The SKU ids the user holds.
     pub fn sku_ids(&self) -> impl Iterator<Item = &String> {
         self.licenses.iter().map(|l| &l.sku_id)
@@ -292,31 +234,6 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn user(json: serde_json::Value) -> UserSnapshot {
-        UserSnapshot::from_graph(&serde_json::from_value(json).expect("user"))
-    }
-
-    #[test]
-    fn mailbox_and_exchange_follow_the_documented_rules() {
-        let u = user(
-            serde_json::json!({"id":"a","userPrincipalName":"a@x","mail":"a@x.com","proxyAddresses":["SMTP:a@x.com"],
-            "assignedPlans":[{"service":"exchange","capabilityStatus":"Deleted","servicePlanId":"efb87545-963c-4e0d-99df-69c6916d9eb0"},
-                             {"service":"exchange","capabilityStatus":"Enabled","servicePlanId":EXCHANGE_FOUNDATION_PLAN}]}),
-        );
-        assert!(u.mailbox && u.is_member_mailbox());
-        assert!(
-            !u.exchange_enabled,
-            "deleted plans and Exchange Foundation give no mailbox licence"
-        );
-        let u =
-            user(serde_json::json!({"id":"b","mail":"b@x.com","proxyAddresses":["smtp:b@x.com"]}));
-        assert!(!u.mailbox, "only a primary SMTP: address counts");
-        let g = user(
-            serde_json::json!({"id":"c","mail":"c@x.com","proxyAddresses":["SMTP:c@x.com"],"userType":"Guest"}),
-        );
-        assert!(!g.is_member_mailbox());
-    }
 
     #[test]
     fn diff_reports_added_removed_and_vanished_users() {

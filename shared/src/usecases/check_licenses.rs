@@ -7,17 +7,17 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::clock::Clock;
+use crate::adapters::graph::GraphClient;
+use crate::adapters::graph::types::{DirectoryObject, Group, SubscribedSku, USER_SELECT, User};
 use crate::domain::catalog::Catalog;
 use crate::domain::findings::{Attempt, AttemptSource, Cause, Detail, Finding, Severity};
 use crate::domain::grace::{self, Evidence, EvidenceKind};
 use crate::domain::license_event::LicenseEvent;
 use crate::domain::snapshot::{LicenseChange, PreviousRun, SkuSnap, Snapshot, UserSnapshot};
 use crate::error::CoreError;
-use crate::graph::GraphClient;
-use crate::graph::types::{DirectoryObject, Group, SubscribedSku, USER_SELECT, User};
 use crate::policy::Policy;
-use crate::store::{
+use crate::ports::clock::Clock;
+use crate::ports::store::{
     Admitted, Alert, GraceCase, HistoryEntry, RemediationQueue, RemediationRecord,
     RemediationRequest, RemediationStore, StateStore,
 };
@@ -201,7 +201,7 @@ async fn check_under(
         .pages::<User>(&format!("users?$select={USER_SELECT}&$top=999"));
     while let Some(page) = pager.next_page().await? {
         // Each page is distilled and dropped at once: memory holds compact snapshots, never the raw tenant JSON.
-        users.extend(page.iter().map(UserSnapshot::from_graph));
+        users.extend(page.iter().map(User::snapshot));
         progress(users.len());
     }
     users.sort_by(|a, b| a.id.cmp(&b.id));
@@ -586,7 +586,7 @@ async fn check_under(
         }
     }
     deps.store
-        .save_run(&crate::store::RunRecord {
+        .save_run(&crate::ports::store::RunRecord {
             tenant_id: tenant.tenant_id.clone(),
             run_at: now,
             users_scanned: snapshot.users.len(),

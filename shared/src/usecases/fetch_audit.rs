@@ -15,18 +15,18 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::archive::{AuditArchive, encode_records, object_key};
-use crate::clock::Clock;
+use crate::adapters::graph::GraphClient;
+use crate::adapters::http::ApiError;
+use crate::adapters::mgmt::{ManagementClient, RETENTION, plan_windows};
 use crate::domain::license_event::{
     GroupLicensingRun, LicenseRecord, from_directory_audit, from_management_record,
     group_licensing_run, merge,
 };
 use crate::error::CoreError;
-use crate::graph::GraphClient;
-use crate::http::ApiError;
-use crate::mgmt::{ManagementClient, RETENTION, plan_windows};
 use crate::policy::Policy;
-use crate::store::{AuditState, Gap, StateStore};
+use crate::ports::archive::{AuditArchive, encode_records, object_key};
+use crate::ports::clock::Clock;
+use crate::ports::store::{AuditState, Gap, StateStore};
 use crate::usecases::lease::{self, RunLease};
 
 /// How long Entra keeps directory audits (P1/P2).
@@ -165,7 +165,7 @@ async fn fetch_under(
         tracing::error!(source = %g.source, from = %g.from, to = %g.to, "audit gap: the source no longer holds this range");
         // grace-period-notify sends it to the admins once.
         let id = format!("audit_gap:{}:{}", g.source, g.from.to_rfc3339());
-        let alert = crate::store::Alert {
+        let alert = crate::ports::store::Alert {
             alert_id: id.clone(),
             condition: id,
             kind: "audit_gap".into(),
@@ -233,7 +233,10 @@ async fn keep_licence_activity(
     Ok(())
 }
 
-fn group_licensing_alert(run: &GroupLicensingRun, now: DateTime<Utc>) -> crate::store::Alert {
+fn group_licensing_alert(
+    run: &GroupLicensingRun,
+    now: DateTime<Utc>,
+) -> crate::ports::store::Alert {
     let group = match (&run.group_name, &run.group_id) {
         (Some(name), _) => format!("group '{name}'"),
         (None, Some(id)) => format!("group {id}"),
@@ -243,7 +246,7 @@ fn group_licensing_alert(run: &GroupLicensingRun, now: DateTime<Utc>) -> crate::
         .succeeded
         .map(|n| format!(" ({n} succeeded)"))
         .unwrap_or_default();
-    crate::store::Alert {
+    crate::ports::store::Alert {
         alert_id: format!("group_license_failed:{}", run.id),
         condition: format!(
             "group_license_failed:{}",
@@ -339,7 +342,7 @@ async fn ensure_holds(
     key: &str,
     claimed: &HashSet<String>,
 ) -> Result<(), CoreError> {
-    let held: HashSet<String> = crate::archive::decode_batch(&deps.archive.get(key).await?)?
+    let held: HashSet<String> = crate::ports::archive::decode_batch(&deps.archive.get(key).await?)?
         .iter()
         .flat_map(|r| {
             [
@@ -500,7 +503,7 @@ async fn fetch_management(
             report.blobs_fetched += 1;
             let records: Vec<Value> =
                 serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedBody {
-                    service: crate::http::Service::Management,
+                    service: crate::adapters::http::Service::Management,
                     what: "content blob".into(),
                     detail: e.to_string(),
                 })?;
@@ -622,7 +625,7 @@ async fn archived_ids(
 ) -> Result<HashSet<String>, CoreError> {
     let mut ids = HashSet::new();
     for key in deps.archive.keys(prefix).await? {
-        for r in crate::archive::decode_batch(&deps.archive.get(&key).await?)? {
+        for r in crate::ports::archive::decode_batch(&deps.archive.get(&key).await?)? {
             ids.insert(crate::domain::record_id(&r, id_field));
         }
     }

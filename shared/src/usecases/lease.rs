@@ -6,7 +6,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::error::CoreError;
-use crate::store::{Lease, StateStore, lease_name};
+use crate::ports::store::{Lease, StateStore, lease_name};
 
 /// How long a lease lasts without renewal: longer than a Lambda can run (15 minutes).
 pub const LEASE_TTL_MINUTES: i64 = 16;

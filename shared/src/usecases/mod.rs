@@ -5,3 +5,4 @@ pub mod fetch_audit;
 pub mod lease;
 pub mod notify_grace_period;
 pub mod reprocess_user;
+pub mod webhook;

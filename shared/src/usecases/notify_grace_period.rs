@@ -9,12 +9,12 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::clock::Clock;
+use crate::adapters::retry::RetryPolicy;
 use crate::error::CoreError;
-use crate::notify::{Audience, Channel, Message, html_escape};
 use crate::policy::Policy;
-use crate::retry::RetryPolicy;
-use crate::store::{Alert, GraceCase, LedgerEntry, LedgerStatus, StateStore};
+use crate::ports::channel::{Audience, Channel, Message, html_escape};
+use crate::ports::clock::Clock;
+use crate::ports::store::{Alert, GraceCase, LedgerEntry, LedgerStatus, StateStore};
 use crate::usecases::lease::{self, RunLease};
 
 /// Points where a test can make the run die, to prove nothing is lost.

@@ -7,14 +7,14 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::clock::Clock;
+use crate::adapters::graph::GraphClient;
+use crate::adapters::graph::types::{AssignedLicense, SubscribedSku, User};
+use crate::adapters::http::ApiError;
+use crate::domain::signing::WebhookSecret;
 use crate::error::CoreError;
-use crate::graph::GraphClient;
-use crate::graph::types::{AssignedLicense, SubscribedSku, User};
-use crate::http::ApiError;
 use crate::policy::Policy;
-use crate::signing::WebhookSecret;
-use crate::store::{RemediationRequest, RemediationStore};
+use crate::ports::clock::Clock;
+use crate::ports::store::{RemediationRequest, RemediationStore};
 
 /// The actions a remediation can take.
 pub const ACTIONS: [&str; 4] = ["reprocess", "assign", "remove", "copy_from"];

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use chrono::Duration;
-use licensewatch_core::archive::{AuditArchive, FileArchive, decode_batch};
+use licensewatch_core::adapters::files::FileArchive;
+use licensewatch_core::ports::archive::{AuditArchive, decode_batch};
 use licensewatch_core::usecases::fetch_audit::{AuditReport, fetch_audit};
 use serde_json::json;
 

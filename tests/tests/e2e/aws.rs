@@ -2,7 +2,7 @@
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use base64::Engine;
-use licensewatch_core::aws::sqs::SqsQueue;
+use licensewatch_core::adapters::aws::sqs::SqsQueue;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -134,17 +134,18 @@ async fn the_four_functions_share_dynamodb_s3_and_sqs() {
     .await;
     let now = env.now().timestamp();
     let queue = SqsQueue::new(&aws.conf, &aws.queue_url);
-    let auth = licensewatch_core::webhook::WebhookAuth::from_policy(&env.rt.policy, &|_| {
-        Some(SECRET.into())
-    })
-    .expect("auth");
+    let auth =
+        licensewatch_core::usecases::webhook::WebhookAuth::from_policy(&env.rt.policy, &|_| {
+            Some(SECRET.into())
+        })
+        .expect("auth");
     let deps = reprocess_user::Deps {
         rt: env.into_runtime(),
         auth,
         http: reqwest::Client::new(),
     };
     let body = br#"{"user":"teacher11@contoso.onmicrosoft.com","action":"reprocess","ticket":{"system":"servicenow","id":"INC77"}}"#;
-    let secret = licensewatch_core::signing::WebhookSecret::parse(SECRET).expect("secret");
+    let secret = licensewatch_core::domain::signing::WebhookSecret::parse(SECRET).expect("secret");
     let signed = |id: &str| {
         vec![
             ("webhook-id", id.to_string()),

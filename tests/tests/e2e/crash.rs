@@ -6,8 +6,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Duration, Utc};
-use licensewatch_core::archive::{AuditArchive, FileArchive, decode_batch};
+use licensewatch_core::adapters::files::FileArchive;
 use licensewatch_core::error::CoreError;
+use licensewatch_core::ports::archive::{AuditArchive, decode_batch};
 use licensewatch_core::usecases::fetch_audit::{AuditReport, AuditStep, fetch_audit};
 use serde_json::{Value, json};
 

@@ -102,7 +102,7 @@ async fn grace_period_notify_handles_a_scheduled_event_once_per_day() {
 fn reprocess_deps(env: TestEnv) -> (reprocess_user::Deps, licensewatch_sim::SimHandle) {
     let mut policy = env.rt.policy.clone();
     policy.webhook.secrets_env = vec!["LW_NEW".into()];
-    let auth = licensewatch_core::webhook::WebhookAuth::from_policy(&policy, &|_| {
+    let auth = licensewatch_core::usecases::webhook::WebhookAuth::from_policy(&policy, &|_| {
         Some("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD".into())
     })
     .expect("auth");
@@ -124,9 +124,10 @@ async fn reprocess_user_takes_a_function_url_request_signed_over_the_decoded_bod
     let now = env.now().timestamp();
     let (deps, _sim) = reprocess_deps(env);
     let body = br#"{"user":"teacher11@contoso.onmicrosoft.com","action":"reprocess","ticket":{"system":"servicenow","id":"INC42"}}"#;
-    let secret =
-        licensewatch_core::signing::WebhookSecret::parse("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")
-            .expect("s");
+    let secret = licensewatch_core::domain::signing::WebhookSecret::parse(
+        "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+    )
+    .expect("s");
     let mut ev: serde_json::Value =
         serde_json::from_str(include_str!("../../fixtures/events/function-url-post.json"))
             .expect("fixture");
@@ -163,7 +164,7 @@ async fn reprocess_user_sqs_batches_report_only_retryable_failures() {
     .await;
     let (deps, sim) = reprocess_deps(env);
     let request = |id: &str, user: &str| {
-        serde_json::to_string(&licensewatch_core::store::RemediationRequest {
+        serde_json::to_string(&licensewatch_core::ports::store::RemediationRequest {
             remediation_id: id.into(),
             tenant_id: sim.tenant_id.clone(),
             user: upn(user),

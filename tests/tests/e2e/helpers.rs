@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use licensewatch_core::auth::Credential;
-use licensewatch_core::clock::FixedClock;
+use licensewatch_core::adapters::auth::Credential;
+use licensewatch_core::adapters::credentials::Microsoft;
+use licensewatch_core::adapters::retry::RetryPolicy;
 use licensewatch_core::config::Settings;
-use licensewatch_core::credentials::Microsoft;
 use licensewatch_core::domain::catalog::Catalog;
 use licensewatch_core::policy::Policy;
-use licensewatch_core::retry::RetryPolicy;
+use licensewatch_core::ports::clock::FixedClock;
 use licensewatch_core::runtime::Runtime;
 use licensewatch_core::secret::SecretString;
 use licensewatch_core::usecases::check_licenses::{CheckReport, check_licenses};
@@ -51,19 +51,19 @@ impl AwsResources {
         let url = std::env::var("LICENSEWATCH_TEST_MOTO_URL").expect(
             "LICENSEWATCH_TEST_MOTO_URL is not set: run the tests with ./scripts/test.sh, which installs and starts moto",
         );
-        let conf = licensewatch_core::aws::emulator_config(&url).await;
+        let conf = licensewatch_core::adapters::aws::emulator_config(&url).await;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let table = format!("lw-{id}");
-        licensewatch_core::aws::dynamo::create_table(&conf, &table)
+        licensewatch_core::adapters::aws::dynamo::create_table(&conf, &table)
             .await
             .expect("table");
-        licensewatch_core::aws::create_bucket(&conf, &table)
+        licensewatch_core::adapters::aws::create_bucket(&conf, &table)
             .await
             .expect("bucket");
         let queue = |name: String| {
             let conf = conf.clone();
             async move {
-                licensewatch_core::aws::create_queue(&conf, &name)
+                licensewatch_core::adapters::aws::create_queue(&conf, &name)
                     .await
                     .expect("queue")
             }
@@ -184,7 +184,7 @@ impl TestEnv {
     }
 
     pub fn now(&self) -> DateTime<Utc> {
-        use licensewatch_core::clock::Clock;
+        use licensewatch_core::ports::clock::Clock;
         self.clock.now()
     }
 
@@ -240,7 +240,7 @@ impl TestEnv {
     /// Runs grace-period-notify with these channels and crash hook.
     pub async fn notify_with(
         &self,
-        channels: &[Box<dyn licensewatch_core::notify::Channel>],
+        channels: &[Box<dyn licensewatch_core::ports::channel::Channel>],
         crash: &(dyn Fn(Step) -> Result<(), licensewatch_core::error::CoreError> + Sync),
         dry_run: bool,
     ) -> Result<NotifyReport, licensewatch_core::error::CoreError> {
@@ -255,12 +255,14 @@ impl TestEnv {
     }
 
     /// The mail channel (sender = the IT admin's mailbox, admins = it-team@contoso.com) plus a quiet console.
-    pub fn mail_channels(&self) -> Vec<Box<dyn licensewatch_core::notify::Channel>> {
-        vec![Box::new(licensewatch_core::notify::MailChannel::new(
-            self.rt.microsoft.graph.clone(),
-            self.rt.policy.notify.sender.clone(),
-            self.rt.policy.notify.admins.clone(),
-        ))]
+    pub fn mail_channels(&self) -> Vec<Box<dyn licensewatch_core::ports::channel::Channel>> {
+        vec![Box::new(
+            licensewatch_core::adapters::notify::MailChannel::new(
+                self.rt.microsoft.graph.clone(),
+                self.rt.policy.notify.sender.clone(),
+                self.rt.policy.notify.admins.clone(),
+            ),
+        )]
     }
 
     pub async fn requests(&self) -> Vec<Value> {

@@ -4,10 +4,10 @@
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::Duration;
+use licensewatch_core::adapters::notify::{Channel, ConsoleChannel, WebhookChannel};
+use licensewatch_core::domain::signing::{StandardHeaders, WebhookSecret, verify_standard};
 use licensewatch_core::error::CoreError;
-use licensewatch_core::notify::{Channel, ConsoleChannel, WebhookChannel};
 use licensewatch_core::policy::WebhookKind;
-use licensewatch_core::signing::{StandardHeaders, WebhookSecret, verify_standard};
 use licensewatch_core::usecases::notify_grace_period::{SentNotice, Step, no_crash};
 use serde_json::json;
 use wiremock::matchers::method;

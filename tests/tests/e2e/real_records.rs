@@ -4,8 +4,9 @@
 //! replayed byte for byte (../shared/reference/REAL_RECORDS.md).
 
 use chrono::{DateTime, Duration, Utc};
-use licensewatch_core::archive::{AuditArchive, FileArchive, decode_batch};
+use licensewatch_core::adapters::files::FileArchive;
 use licensewatch_core::policy::Policy;
+use licensewatch_core::ports::archive::{AuditArchive, decode_batch};
 use licensewatch_core::usecases::fetch_audit::{AuditReport, fetch_audit};
 use serde_json::{Value, json};
 

@@ -2,10 +2,10 @@
 //! rotation, replay, idempotency, budget, and an end-to-end fix of a CountViolation user after seats are freed.
 
 use chrono::Duration;
+use licensewatch_core::domain::signing::{WebhookSecret, sign_hub};
 use licensewatch_core::policy::Policy;
-use licensewatch_core::signing::{WebhookSecret, sign_hub};
 use licensewatch_core::usecases::reprocess_user::process;
-use licensewatch_core::webhook::{HttpRequest, HttpResponse, WebhookAuth, handle};
+use licensewatch_core::usecases::webhook::{HttpRequest, HttpResponse, WebhookAuth, handle};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -573,13 +573,13 @@ async fn a_signed_webhook_fixes_a_count_violation_after_seats_are_freed() {
         hv("webhook-timestamp"),
         hv("webhook-signature"),
     );
-    let headers = licensewatch_core::signing::StandardHeaders {
+    let headers = licensewatch_core::domain::signing::StandardHeaders {
         id: Some(&wid),
         timestamp: Some(&wts),
         signature: Some(&wsig),
     };
     assert!(
-        licensewatch_core::signing::verify_standard(
+        licensewatch_core::domain::signing::verify_standard(
             &[WebhookSecret::parse(NEW).expect("s")],
             &headers,
             &calls[0].body,
@@ -692,18 +692,19 @@ async fn the_rails_hold_for_requests_that_reach_the_worker_from_any_entry_point(
     };
     let http = reqwest::Client::new();
     let deps = h.env.rt.worker_deps(&http, None);
-    let request = |action: &str, skus: &[&str]| licensewatch_core::store::RemediationRequest {
-        remediation_id: format!("rem_{action}"),
-        tenant_id: h.env.sim.tenant_id.clone(),
-        user: upn("alex.wilber"),
-        action: action.into(),
-        sku_ids: skus.iter().map(|s| s.to_string()).collect(),
-        reason: "test".into(),
-        requested_at: h.env.now(),
-        disabled_plans: Default::default(),
-        template_user: None,
-        ticket: None,
-    };
+    let request =
+        |action: &str, skus: &[&str]| licensewatch_core::ports::store::RemediationRequest {
+            remediation_id: format!("rem_{action}"),
+            tenant_id: h.env.sim.tenant_id.clone(),
+            user: upn("alex.wilber"),
+            action: action.into(),
+            sku_ids: skus.iter().map(|s| s.to_string()).collect(),
+            reason: "test".into(),
+            requested_at: h.env.now(),
+            disabled_plans: Default::default(),
+            template_user: None,
+            ticket: None,
+        };
     for (action, skus) in [
         ("remove", vec![E3]),
         ("remove", vec!["ENTERPRISEPACK"]),

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 
 use super::{error_code, sdk_error};
-use crate::archive::AuditArchive;
-use crate::store::StoreError;
+use crate::error::StoreError;
+use crate::ports::archive::AuditArchive;
 
 /// A bucket and a key prefix.
 #[derive(Debug, Clone)]

@@ -1,4 +1,4 @@
-//! Microsoft Graph adapter: typed calls over [`crate::http::Caller`], and `@odata.nextLink` paging exposed one
+//! Microsoft Graph adapter: typed calls over [`crate::adapters::http::Caller`], and `@odata.nextLink` paging exposed one
 //! page at a time (never an unbounded collect), guarded against link loops, untrusted hosts and runaway listings.
 
 pub mod types;
@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use crate::http::{ApiError, BodyProblem, Caller, RawResponse, Service, json_body};
+use crate::adapters::http::{ApiError, BodyProblem, Caller, RawResponse, Service, json_body};
 
 /// Graph client for one tenant.
 #[derive(Debug, Clone)]

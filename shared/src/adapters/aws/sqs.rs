@@ -1,7 +1,7 @@
 //! SQS queues: remediation requests for reprocess-user, and one message per tenant for the scheduled fan-out.
 
 use super::sdk_error;
-use crate::store::StoreError;
+use crate::error::StoreError;
 
 /// One queue.
 #[derive(Debug, Clone)]

@@ -3,6 +3,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::domain::snapshot::{
+    AssignmentSnap, EXCHANGE_FOUNDATION_PLAN, LicenseSnap, UserSnapshot,
+};
+
 /// The `$select` used for every user listing: the licence fields are not in Graph's default property set.
 pub const USER_SELECT: &str = "id,userPrincipalName,displayName,mail,accountEnabled,userType,usageLocation,\
 createdDateTime,assignedLicenses,assignedPlans,licenseAssignmentStates,onPremisesSyncEnabled,proxyAddresses";
@@ -64,6 +68,66 @@ where
 }
 
 /// `assignedLicense`.
+impl User {
+    /// Distils what licensewatch keeps from a Graph user (the wire type becomes the domain's snapshot here, so the
+    /// domain never sees Graph's types).
+    pub fn snapshot(&self) -> UserSnapshot {
+        let u = self;
+        let mut licenses: Vec<LicenseSnap> = u
+            .assigned_licenses
+            .iter()
+            .map(|l| {
+                let mut disabled_plans: Vec<String> = l
+                    .disabled_plans
+                    .iter()
+                    .map(|p| p.to_ascii_lowercase())
+                    .collect();
+                disabled_plans.sort();
+                LicenseSnap {
+                    sku_id: l.sku_id.to_ascii_lowercase(),
+                    disabled_plans,
+                }
+            })
+            .collect();
+        licenses.sort_by(|a, b| a.sku_id.cmp(&b.sku_id));
+        licenses.dedup_by(|a, b| a.sku_id == b.sku_id);
+        let mailbox = u.mail.as_deref().is_some_and(|m| !m.trim().is_empty())
+            && u.proxy_addresses.iter().any(|p| p.starts_with("SMTP:"));
+        let exchange_enabled = u.assigned_plans.iter().any(|p| {
+            p.service.eq_ignore_ascii_case("exchange")
+                && p.capability_status.eq_ignore_ascii_case("enabled")
+                && !p
+                    .service_plan_id
+                    .eq_ignore_ascii_case(EXCHANGE_FOUNDATION_PLAN)
+        });
+        UserSnapshot {
+            id: u.id.clone(),
+            upn: u.user_principal_name.clone(),
+            display_name: u.display_name.clone(),
+            mail: u.mail.clone(),
+            account_enabled: u.account_enabled,
+            guest: u
+                .user_type
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case("guest")),
+            mailbox,
+            exchange_enabled,
+            created: u.created_date_time,
+            licenses,
+            states: u
+                .license_assignment_states
+                .iter()
+                .map(|s| AssignmentSnap {
+                    sku_id: s.sku_id.to_ascii_lowercase(),
+                    group: s.assigned_by_group.clone(),
+                    state: s.state.clone(),
+                    error: s.error_code().map(str::to_string),
+                })
+                .collect(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct AssignedLicense {
@@ -232,9 +296,36 @@ pub struct AssignLicenseRequest {
 mod tests {
     use super::*;
 
+    fn user(json: serde_json::Value) -> UserSnapshot {
+        serde_json::from_value::<User>(json)
+            .expect("user")
+            .snapshot()
+    }
+
+    #[test]
+    fn mailbox_and_exchange_follow_the_documented_rules() {
+        let u = user(
+            serde_json::json!({"id":"a","userPrincipalName":"a@x","mail":"a@x.com","proxyAddresses":["SMTP:a@x.com"],
+            "assignedPlans":[{"service":"exchange","capabilityStatus":"Deleted","servicePlanId":"efb87545-963c-4e0d-99df-69c6916d9eb0"},
+                             {"service":"exchange","capabilityStatus":"Enabled","servicePlanId":EXCHANGE_FOUNDATION_PLAN}]}),
+        );
+        assert!(u.mailbox && u.is_member_mailbox());
+        assert!(
+            !u.exchange_enabled,
+            "deleted plans and Exchange Foundation give no mailbox licence"
+        );
+        let u =
+            user(serde_json::json!({"id":"b","mail":"b@x.com","proxyAddresses":["smtp:b@x.com"]}));
+        assert!(!u.mailbox, "only a primary SMTP: address counts");
+        let g = user(
+            serde_json::json!({"id":"c","mail":"c@x.com","proxyAddresses":["SMTP:c@x.com"],"userType":"Guest"}),
+        );
+        assert!(!g.is_member_mailbox());
+    }
+
     #[test]
     fn documented_subscribed_skus_sample_parses() {
-        let text = include_str!("../../tests/fixtures/graph_subscribedSkus.json");
+        let text = include_str!("../../../tests/fixtures/graph_subscribedSkus.json");
         #[derive(Deserialize)]
         struct Page {
             value: Vec<SubscribedSku>,

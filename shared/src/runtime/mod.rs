@@ -1,20 +1,23 @@
 //! Everything a run needs, built once per process (CLI) or cold start (Lambda) from the environment and the policy
 //! file: Microsoft clients, state store, clock and SKU catalog. Handlers borrow it; use cases get its ports.
 
+pub mod telemetry;
+
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::archive::{AuditArchive, FileArchive};
-use crate::clock::{Clock, FixedClock, SystemClock};
+use crate::adapters::credentials::Microsoft;
+use crate::adapters::files::FileArchive;
+use crate::adapters::retry::RetryPolicy;
+use crate::adapters::sqlite::SqliteStore;
 use crate::config::ArchiveLocation;
 use crate::config::{ConfigError, ConfigProblem, Settings, StateLocation};
-use crate::credentials::Microsoft;
 use crate::domain::catalog::Catalog;
 use crate::error::CoreError;
 use crate::policy::Policy;
-use crate::retry::RetryPolicy;
-use crate::store::Backend;
-use crate::store::sqlite::SqliteStore;
+use crate::ports::archive::AuditArchive;
+use crate::ports::clock::{Clock, FixedClock, SystemClock};
+use crate::ports::store::Backend;
 use crate::usecases::check_licenses::{CheckDeps, TenantRun};
 
 /// The long-lived parts of a run.
@@ -30,7 +33,7 @@ pub struct Runtime {
     /// The audit archive: a directory locally, S3 on AWS.
     pub archive: Arc<dyn AuditArchive>,
     /// Where a scheduled run fans tenants out to (AWS, many tenants).
-    pub tenant_queue: Option<crate::aws::sqs::SqsQueue>,
+    pub tenant_queue: Option<crate::adapters::aws::sqs::SqsQueue>,
     /// Time (`LICENSEWATCH_NOW` fixes it).
     pub clock: Arc<dyn Clock>,
     /// SKU names.
@@ -119,7 +122,7 @@ impl Runtime {
             || matches!(settings.archive, ArchiveLocation::S3 { .. })
             || settings.tenant_queue_url.is_some();
         let aws = if needs_aws {
-            Some(crate::aws::sdk_config().await)
+            Some(crate::adapters::aws::sdk_config().await)
         } else {
             None
         };
@@ -135,15 +138,15 @@ impl Runtime {
         aws: Option<aws_config::SdkConfig>,
     ) -> Result<Self, CoreError> {
         let objects = match (&settings.archive, &aws) {
-            (ArchiveLocation::S3 { bucket, prefix }, Some(conf)) => {
-                Some(crate::aws::s3::S3Objects::new(conf, bucket, prefix))
-            }
+            (ArchiveLocation::S3 { bucket, prefix }, Some(conf)) => Some(
+                crate::adapters::aws::s3::S3Objects::new(conf, bucket, prefix),
+            ),
             _ => None,
         };
         let archive: Arc<dyn AuditArchive> = match (&settings.archive, &objects) {
             (ArchiveLocation::Directory(dir), _) => Arc::new(FileArchive::new(dir.clone())),
             (ArchiveLocation::S3 { .. }, Some(o)) => {
-                Arc::new(crate::aws::s3::S3Archive::new(o.clone()))
+                Arc::new(crate::adapters::aws::s3::S3Archive::new(o.clone()))
             }
             (ArchiveLocation::S3 { .. }, None) => {
                 return Err(ConfigError::single(
@@ -160,8 +163,8 @@ impl Runtime {
                 let queue = settings
                     .queue_url
                     .as_deref()
-                    .map(|u| crate::aws::sqs::SqsQueue::new(conf, u));
-                Arc::new(crate::aws::dynamo::DynamoStore::new(
+                    .map(|u| crate::adapters::aws::sqs::SqsQueue::new(conf, u));
+                Arc::new(crate::adapters::aws::dynamo::DynamoStore::new(
                     conf,
                     table,
                     objects.under("state"),
@@ -181,7 +184,7 @@ impl Runtime {
             }
         };
         let tenant_queue = match (&settings.tenant_queue_url, &aws) {
-            (Some(u), Some(conf)) => Some(crate::aws::sqs::SqsQueue::new(conf, u)),
+            (Some(u), Some(conf)) => Some(crate::adapters::aws::sqs::SqsQueue::new(conf, u)),
             _ => None,
         };
         let clock: Arc<dyn Clock> = match settings.now {
@@ -263,13 +266,15 @@ impl Runtime {
     /// console when `console` is given (local runs).
     pub fn notify_channels(
         &self,
-        console: Option<Box<dyn crate::notify::Channel>>,
-    ) -> Result<Vec<Box<dyn crate::notify::Channel>>, ConfigError> {
-        let http = crate::http::build_http_client(&RetryPolicy::default());
-        let mut channels =
-            crate::notify::build_channels(&self.policy, &self.microsoft.graph, &http, &|k| {
-                std::env::var(k).ok()
-            })?;
+        console: Option<Box<dyn crate::ports::channel::Channel>>,
+    ) -> Result<Vec<Box<dyn crate::ports::channel::Channel>>, ConfigError> {
+        let http = crate::adapters::http::build_http_client(&RetryPolicy::default());
+        let mut channels = crate::adapters::notify::build_channels(
+            &self.policy,
+            &self.microsoft.graph,
+            &http,
+            &|k| std::env::var(k).ok(),
+        )?;
         channels.extend(console);
         Ok(channels)
     }
@@ -277,7 +282,7 @@ impl Runtime {
     /// The ports grace-period-notify uses.
     pub fn notify_deps<'a>(
         &'a self,
-        channels: &'a [Box<dyn crate::notify::Channel>],
+        channels: &'a [Box<dyn crate::ports::channel::Channel>],
     ) -> crate::usecases::notify_grace_period::NotifyDeps<'a> {
         crate::usecases::notify_grace_period::NotifyDeps {
             store: self.store.as_ref(),
@@ -289,16 +294,16 @@ impl Runtime {
     }
 
     /// Webhook verification from `[webhook]` and the environment (fails closed without a secret).
-    pub fn webhook_auth(&self) -> Result<crate::webhook::WebhookAuth, ConfigError> {
-        crate::webhook::WebhookAuth::from_policy(&self.policy, &|k| std::env::var(k).ok())
+    pub fn webhook_auth(&self) -> Result<crate::usecases::webhook::WebhookAuth, ConfigError> {
+        crate::usecases::webhook::WebhookAuth::from_policy(&self.policy, &|k| std::env::var(k).ok())
     }
 
     /// The endpoint's ports.
     pub fn webhook_deps<'a>(
         &'a self,
-        auth: &'a crate::webhook::WebhookAuth,
-    ) -> crate::webhook::WebhookDeps<'a> {
-        crate::webhook::WebhookDeps {
+        auth: &'a crate::usecases::webhook::WebhookAuth,
+    ) -> crate::usecases::webhook::WebhookDeps<'a> {
+        crate::usecases::webhook::WebhookDeps {
             auth,
             store: self.store.as_ref(),
             queue: self.store.as_ref(),
@@ -313,7 +318,7 @@ impl Runtime {
     pub fn worker_deps<'a>(
         &'a self,
         http: &'a reqwest::Client,
-        callback_secret: Option<&'a crate::signing::WebhookSecret>,
+        callback_secret: Option<&'a crate::domain::signing::WebhookSecret>,
     ) -> crate::usecases::reprocess_user::WorkerDeps<'a> {
         crate::usecases::reprocess_user::WorkerDeps {
             graph: &self.microsoft.graph,

@@ -9,15 +9,17 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::clock::Clock;
+use crate::adapters::graph::GraphClient;
 use crate::config::{ConfigError, ConfigProblem};
-use crate::graph::GraphClient;
+use crate::domain::signing::{
+    SignatureError, StandardHeaders, WebhookSecret, verify_hub, verify_standard,
+};
 use crate::policy::Policy;
-use crate::secret::SecretString;
-use crate::signing::{SignatureError, StandardHeaders, WebhookSecret, verify_hub, verify_standard};
-use crate::store::{
+use crate::ports::clock::Clock;
+use crate::ports::store::{
     Admitted, RemediationQueue, RemediationRecord, RemediationRequest, RemediationStore, Ticket,
 };
+use crate::secret::SecretString;
 use crate::usecases::reprocess_user::{ACTIONS, plan, policy_refusal};
 
 /// The largest body accepted (enforced while reading by the server adapters, and again here).

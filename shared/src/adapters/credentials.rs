@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::auth::{Audience, CertificateCredential, Credential, TokenProvider};
+use crate::adapters::auth::{Audience, CertificateCredential, Credential, TokenProvider};
+use crate::adapters::graph::GraphClient;
+use crate::adapters::http::{Caller, Service, build_http_client};
+use crate::adapters::mgmt::ManagementClient;
+use crate::adapters::retry::RetryPolicy;
 use crate::config::{ConfigError, CredentialSource, Settings, vars};
-use crate::graph::GraphClient;
-use crate::http::{Caller, Service, build_http_client};
-use crate::mgmt::ManagementClient;
-use crate::retry::RetryPolicy;
 use crate::secret::SecretString;
 
 /// The Microsoft side of a run: one tenant, one app registration, its clients.
@@ -26,19 +26,7 @@ pub struct Microsoft {
     pub management: ManagementClient,
 }
 
-/// Errors while resolving credentials.
-#[derive(Debug, thiserror::Error)]
-pub enum CredentialError {
-    /// Configuration is incomplete or invalid.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// Secrets Manager could not be read (retryable: throttling, network).
-    #[error("cannot read the Secrets Manager secret: {0}")]
-    SecretsManager(String),
-    /// The certificate is unusable.
-    #[error(transparent)]
-    Auth(#[from] crate::auth::AuthError),
-}
+pub use crate::error::CredentialError;
 
 /// The JSON stored in the Secrets Manager secret: the same names as the environment variables.
 #[derive(Deserialize)]
@@ -204,7 +192,7 @@ async fn read_secret(
 ) -> Result<SecretDocument, CredentialError> {
     let conf = match aws {
         Some(c) => c.clone(),
-        None => crate::aws::sdk_config().await,
+        None => crate::adapters::aws::sdk_config().await,
     };
     let client = aws_sdk_secretsmanager::Client::new(&conf);
     let out = client

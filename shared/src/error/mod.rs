@@ -1,9 +1,20 @@
 //! [`CoreError`]: what a use case reports, rolled up from each area's error, with the one question every trigger
 //! adapter asks: can a retry help?
+//!
+//! The bottom layer: every area's error lives here, so that ports, use cases and adapters can all name them
+//! without depending on each other.
+
+mod api;
+mod auth;
+mod credential;
+mod store;
+
+pub use api::{ApiError, Service};
+pub use auth::AuthError;
+pub use credential::CredentialError;
+pub use store::StoreError;
 
 use crate::config::ConfigError;
-use crate::credentials::CredentialError;
-use crate::http::ApiError;
 
 /// The error of a licensewatch use case.
 #[derive(Debug, thiserror::Error)]

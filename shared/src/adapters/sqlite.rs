@@ -9,13 +9,13 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use std::collections::{HashMap, HashSet};
 
-use super::{
+use crate::domain::license_event::{LicenseEvent, LicenseRecord};
+use crate::domain::snapshot::{PreviousRun, Snapshot};
+use crate::ports::store::{
     Admitted, Alert, AuditState, Claim, Gap, GraceCase, HistoryEntry, Lease, LedgerEntry,
     LedgerStatus, PendingParts, RemediationQueue, RemediationRecord, RemediationRequest,
     RemediationStore, RunRecord, StateStore, StoreError,
 };
-use crate::domain::license_event::{LicenseEvent, LicenseRecord};
-use crate::domain::snapshot::{PreviousRun, Snapshot};
 
 /// SQLite-backed [`StateStore`] and [`RemediationQueue`].
 pub struct SqliteStore {
@@ -227,11 +227,11 @@ impl StateStore for SqliteStore {
             .optional()
             .map_err(|e| self.db(e))?;
         let Some(blob) = blob else { return Ok(None) };
-        super::gunzip_json(&blob).map(Some)
+        crate::ports::store::gunzip_json(&blob).map(Some)
     }
 
     async fn save_run(&self, run: &RunRecord) -> Result<(), StoreError> {
-        let blob = super::gzip_json(run)?;
+        let blob = crate::ports::store::gzip_json(run)?;
         self.conn()
             .execute(
                 "INSERT OR REPLACE INTO check_runs (tenant_id, run_at, body) VALUES (?1, ?2, ?3)",
@@ -253,14 +253,16 @@ impl StateStore for SqliteStore {
             .map_err(|e| self.db(e))?;
         let mut out = Vec::new();
         for r in rows {
-            out.push(super::gunzip_json(&r.map_err(|e| self.db(e))?)?);
+            out.push(crate::ports::store::gunzip_json(
+                &r.map_err(|e| self.db(e))?,
+            )?);
         }
         out.reverse();
         Ok(out)
     }
 
     async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
-        let blob = super::gzip_json(snapshot)?;
+        let blob = crate::ports::store::gzip_json(snapshot)?;
         self.conn()
             .execute(
                 "INSERT OR REPLACE INTO snapshots (tenant_id, taken_at, body) VALUES (?1, ?2, ?3)",

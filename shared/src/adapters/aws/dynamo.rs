@@ -39,7 +39,7 @@ use super::sqs::SqsQueue;
 use super::{error_code, sdk_error};
 use crate::domain::license_event::{LicenseEvent, LicenseRecord};
 use crate::domain::snapshot::{PreviousRun, Snapshot};
-use crate::store::{
+use crate::ports::store::{
     Admitted, Alert, AuditState, Claim, Gap, GraceCase, HistoryEntry, Lease, LedgerEntry,
     LedgerStatus, PendingParts, RemediationQueue, RemediationRecord, RemediationRequest,
     RemediationStore, RunRecord, StateStore, StoreError,
@@ -369,7 +369,7 @@ impl DynamoStore {
     async fn put_gz_object<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
         // Names carry the run time, so an existing object is this run's own earlier attempt.
         self.objects
-            .put_if_absent(key, crate::store::gzip_json(value)?)
+            .put_if_absent(key, crate::ports::store::gzip_json(value)?)
             .await
             .map(|_| ())
     }
@@ -535,7 +535,7 @@ impl StateStore for DynamoStore {
                 continue;
             };
             if let Some(bytes) = self.objects.get_opt(object).await? {
-                out.push(crate::store::gunzip_json(&bytes)?);
+                out.push(crate::ports::store::gunzip_json(&bytes)?);
             }
         }
         Ok(out)
@@ -553,7 +553,7 @@ impl StateStore for DynamoStore {
             return Ok(None);
         };
         match self.objects.get_opt(object).await? {
-            Some(bytes) => crate::store::gunzip_json(&bytes).map(Some),
+            Some(bytes) => crate::ports::store::gunzip_json(&bytes).map(Some),
             None => Err(StoreError::Corrupt(format!(
                 "snapshot object '{object}' named by the table is missing"
             ))),

@@ -10,7 +10,7 @@ pub mod sqs;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
-use crate::store::StoreError;
+use crate::error::StoreError;
 
 /// The shared AWS configuration, loaded once per process.
 pub async fn sdk_config() -> aws_config::SdkConfig {

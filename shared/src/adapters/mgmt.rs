@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::http::{ApiError, BodyProblem, Caller, RawResponse, Service, json_body};
+use crate::adapters::http::{ApiError, BodyProblem, Caller, RawResponse, Service, json_body};
 
 /// How far back the API lists content.
 pub const RETENTION: Duration = Duration::days(7);

@@ -1,8 +1,6 @@
 //! State that outlives a run: snapshots, first-seen licence history, grace cases, licence events and the local
 //! remediation queue, behind the [`StateStore`] and [`RemediationQueue`] traits (SQLite locally; DynamoDB/S3 on AWS).
 
-pub mod sqlite;
-
 use std::io::Write;
 
 use async_trait::async_trait;
@@ -12,34 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::domain::grace::{Deadlines, Evidence};
 use crate::domain::license_event::{LicenseEvent, LicenseRecord};
 use crate::domain::snapshot::{PreviousRun, Snapshot};
-use crate::error::CoreError;
 
-/// A store failure.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database could not be opened, read or written.
-    #[error("state store: {0}")]
-    Database(String),
-    /// Stored data could not be decoded.
-    #[error("state store holds unreadable data: {0}")]
-    Corrupt(String),
-    /// The database is busy (another run holds it); retry later.
-    #[error("state store is busy: {0}")]
-    Busy(String),
-    /// The audit archive could not be read or written.
-    #[error("audit archive: {0}")]
-    Archive(String),
-}
-
-impl From<StoreError> for CoreError {
-    fn from(e: StoreError) -> Self {
-        let retryable = matches!(e, StoreError::Busy(_));
-        CoreError::Store {
-            message: e.to_string(),
-            retryable,
-        }
-    }
-}
+pub use crate::error::StoreError;
 
 /// A mailbox in a grace period, followed across runs under a stable id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

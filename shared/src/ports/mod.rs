@@ -1,0 +1,8 @@
+//! Ports: the small role traits the use cases need from the outside world, and the records that cross them.
+//! Adapters implement them (SQLite and files locally, DynamoDB/S3/SQS on AWS, Microsoft's APIs); the `testing`
+//! feature adds in-memory fakes.
+
+pub mod archive;
+pub mod channel;
+pub mod clock;
+pub mod store;
