@@ -12,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use licensewatch_core::ports::store::{Admitted, RemediationRecord, RemediationRequest};
 use licensewatch_core::runtime::Runtime;
 use licensewatch_core::usecases::reprocess_user::process;
-use licensewatch_core::usecases::webhook::{HttpRequest, MAX_BODY, WebhookAuth, handle};
+use licensewatch_core::usecases::webhook::{
+    HttpRequest, MAX_BODY, WebhookAuth, handle, header_pairs,
+};
 
 /// The endpoint's state: the runtime and the webhook secrets.
 pub(crate) struct App {
@@ -148,15 +150,12 @@ async fn endpoint(
             );
         }
     };
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .filter_map(|(k, v)| {
-            v.to_str()
-                .ok()
-                .map(|v| (k.as_str().to_string(), v.to_string()))
-        })
-        .collect();
+    let headers = header_pairs(
+        parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_bytes())),
+    );
     let request = HttpRequest {
         method: parts.method.as_str(),
         path: parts.uri.path(),

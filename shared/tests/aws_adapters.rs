@@ -54,7 +54,10 @@ async fn aws() -> Aws {
 impl Aws {
     fn store(&self, with_sqs: bool) -> DynamoStore {
         let objects = S3Objects::new(&self.conf, &self.bucket, "state");
-        let queue = with_sqs.then(|| SqsQueue::new(&self.conf, &self.queue_url));
+        let queue = with_sqs.then(|| {
+            std::sync::Arc::new(SqsQueue::new(&self.conf, &self.queue_url))
+                as std::sync::Arc<dyn licensewatch_core::ports::queue::MessageQueue>
+        });
         DynamoStore::new(&self.conf, &self.table, objects, queue, TENANT)
     }
 }

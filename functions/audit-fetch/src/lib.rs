@@ -5,6 +5,7 @@ use licensewatch_core::error::CoreError;
 use licensewatch_core::runtime::Runtime;
 use licensewatch_core::runtime::telemetry::Metrics;
 use licensewatch_core::usecases::fetch_audit::{AuditReport, fetch_audit};
+pub use licensewatch_lambda::Failure;
 
 /// Handles one scheduled event. A failed run returns `Err` when a retry can help: cursors only move after the
 /// archive write, so the retry (or the next schedule) continues where this one stopped.
@@ -34,17 +35,4 @@ pub async fn handle(
         "audit-fetch done"
     );
     Ok(report)
-}
-
-/// A use-case error as Lambda reports it.
-#[derive(Debug)]
-pub struct Failure(pub CoreError);
-
-impl From<Failure> for lambda_runtime::Diagnostic {
-    fn from(f: Failure) -> Self {
-        lambda_runtime::Diagnostic {
-            error_type: f.0.kind().to_string(),
-            error_message: f.0.to_string(),
-        }
-    }
 }

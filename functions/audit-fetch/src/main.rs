@@ -1,27 +1,24 @@
 //! audit-fetch Lambda: wiring only.
 
-use lambda_runtime::{LambdaEvent, service_fn};
-use licensewatch_core::runtime::telemetry::{self, LogFormat};
-use licensewatch_core::runtime::{Runtime, load_config};
-use tracing::Instrument;
+use licensewatch_core::error::CoreError;
+use licensewatch_core::runtime::Runtime;
+use licensewatch_lambda::{Handler, parse_event, serve, start, to_json};
+use serde_json::Value;
+
+struct AuditFetch(Runtime);
+
+impl Handler for AuditFetch {
+    fn tenant(&self) -> &str {
+        &self.0.microsoft.tenant_id
+    }
+
+    async fn handle(&self, payload: Value) -> Result<Value, CoreError> {
+        let event = parse_event(payload, "an EventBridge event")?;
+        to_json(&audit_fetch::handle(&self.0, event).await?)
+    }
+}
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    telemetry::init(LogFormat::Json, "info");
-    // Built once per cold start and lent to every invocation.
-    let (settings, policy) = load_config()?;
-    let rt = Runtime::build(settings, policy, Runtime::catalog(None)?).await?;
-    let rt = &rt;
-    lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| async move {
-        let span = telemetry::invocation_span(
-            "audit-fetch",
-            &ev.context.request_id,
-            &rt.microsoft.tenant_id,
-        );
-        audit_fetch::handle(rt, ev.payload)
-            .instrument(span)
-            .await
-            .map_err(audit_fetch::Failure)
-    }))
-    .await
+    serve("audit-fetch", &AuditFetch(start().await?)).await
 }

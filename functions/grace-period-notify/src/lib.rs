@@ -6,6 +6,7 @@ use licensewatch_core::ports::channel::Channel;
 use licensewatch_core::runtime::Runtime;
 use licensewatch_core::runtime::telemetry::Metrics;
 use licensewatch_core::usecases::notify_grace_period::notify_grace_period;
+pub use licensewatch_lambda::Failure;
 use serde::{Deserialize, Serialize};
 
 /// The handler's answer.
@@ -44,17 +45,4 @@ pub async fn handle(
         skipped_already_sent: report.skipped_already_sent,
         failed_channels: report.failed.iter().map(|f| f.channel.clone()).collect(),
     })
-}
-
-/// A use-case error as Lambda reports it.
-#[derive(Debug)]
-pub struct Failure(pub CoreError);
-
-impl From<Failure> for lambda_runtime::Diagnostic {
-    fn from(f: Failure) -> Self {
-        lambda_runtime::Diagnostic {
-            error_type: f.0.kind().to_string(),
-            error_message: f.0.to_string(),
-        }
-    }
 }

@@ -1,28 +1,30 @@
 //! grace-period-notify Lambda: wiring only.
 
-use lambda_runtime::{LambdaEvent, service_fn};
-use licensewatch_core::runtime::telemetry::{self, LogFormat};
-use licensewatch_core::runtime::{Runtime, load_config};
-use tracing::Instrument;
+use licensewatch_core::error::CoreError;
+use licensewatch_core::ports::channel::Channel;
+use licensewatch_core::runtime::Runtime;
+use licensewatch_lambda::{Handler, parse_event, serve, start, to_json};
+use serde_json::Value;
+
+struct GracePeriodNotify {
+    rt: Runtime,
+    channels: Vec<Box<dyn Channel>>,
+}
+
+impl Handler for GracePeriodNotify {
+    fn tenant(&self) -> &str {
+        &self.rt.microsoft.tenant_id
+    }
+
+    async fn handle(&self, payload: Value) -> Result<Value, CoreError> {
+        let event = parse_event(payload, "an EventBridge event")?;
+        to_json(&grace_period_notify::handle(&self.rt, &self.channels, event).await?)
+    }
+}
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    telemetry::init(LogFormat::Json, "info");
-    // Built once per cold start and lent to every invocation.
-    let (settings, policy) = load_config()?;
-    let rt = Runtime::build(settings, policy, Runtime::catalog(None)?).await?;
+    let rt = start().await?;
     let channels = rt.notify_channels(None)?;
-    let (rt, channels) = (&rt, &channels);
-    lambda_runtime::run(service_fn(move |ev: LambdaEvent<_>| async move {
-        let span = telemetry::invocation_span(
-            "grace-period-notify",
-            &ev.context.request_id,
-            &rt.microsoft.tenant_id,
-        );
-        grace_period_notify::handle(rt, channels, ev.payload)
-            .instrument(span)
-            .await
-            .map_err(grace_period_notify::Failure)
-    }))
-    .await
+    serve("grace-period-notify", &GracePeriodNotify { rt, channels }).await
 }

@@ -11,4 +11,5 @@ pub mod http;
 pub mod mgmt;
 pub mod notify;
 pub mod retry;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;

@@ -5,4 +5,5 @@
 pub mod archive;
 pub mod channel;
 pub mod clock;
+pub mod queue;
 pub mod store;

@@ -1,8 +1,6 @@
 //! State that outlives a run: snapshots, first-seen licence history, grace cases, licence events and the local
 //! remediation queue, behind the [`StateStore`] and [`RemediationQueue`] traits (SQLite locally; DynamoDB/S3 on AWS).
 
-use std::io::Write;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -317,6 +315,7 @@ pub trait Backend: StateStore + RemediationStore + RemediationQueue + AuditState
 impl<T: StateStore + RemediationStore + RemediationQueue + AuditState> Backend for T {}
 
 /// Gzipped JSON, as snapshots and run records are stored.
+#[cfg(any(feature = "sqlite", feature = "aws"))]
 pub(crate) fn gzip_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(e.to_string());
     // Buffered: serde_json writes token by token, and each unbuffered write would run the compressor.
@@ -325,7 +324,7 @@ pub(crate) fn gzip_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> 
         flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()),
     );
     serde_json::to_writer(&mut enc, value).map_err(|e| corrupt(&e))?;
-    enc.flush().map_err(|e| corrupt(&e))?;
+    std::io::Write::flush(&mut enc).map_err(|e| corrupt(&e))?;
     enc.into_inner()
         .map_err(|e| corrupt(e.error()))?
         .finish()
@@ -333,6 +332,7 @@ pub(crate) fn gzip_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> 
 }
 
 /// Reads what [`gzip_json`] wrote.
+#[cfg(any(feature = "sqlite", feature = "aws"))]
 pub(crate) fn gunzip_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     let reader = std::io::BufReader::with_capacity(1 << 16, flate2::read::GzDecoder::new(bytes));
     serde_json::from_reader(reader).map_err(|e| StoreError::Corrupt(e.to_string()))

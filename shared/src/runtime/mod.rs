@@ -1,15 +1,15 @@
 //! Everything a run needs, built once per process (CLI) or cold start (Lambda) from the environment and the policy
 //! file: Microsoft clients, state store, clock and SKU catalog. Handlers borrow it; use cases get its ports.
 
+mod build;
 pub mod telemetry;
+pub mod tenants;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::adapters::credentials::Microsoft;
-use crate::adapters::files::FileArchive;
 use crate::adapters::retry::RetryPolicy;
-use crate::adapters::sqlite::SqliteStore;
 use crate::config::ArchiveLocation;
 use crate::config::{ConfigError, ConfigProblem, Settings, StateLocation};
 use crate::domain::catalog::Catalog;
@@ -17,6 +17,7 @@ use crate::error::CoreError;
 use crate::policy::Policy;
 use crate::ports::archive::AuditArchive;
 use crate::ports::clock::{Clock, FixedClock, SystemClock};
+use crate::ports::queue::MessageQueue;
 use crate::ports::store::Backend;
 use crate::usecases::check_licenses::{CheckDeps, TenantRun};
 
@@ -33,7 +34,7 @@ pub struct Runtime {
     /// The audit archive: a directory locally, S3 on AWS.
     pub archive: Arc<dyn AuditArchive>,
     /// Where a scheduled run fans tenants out to (AWS, many tenants).
-    pub tenant_queue: Option<crate::adapters::aws::sqs::SqsQueue>,
+    pub tenant_queue: Option<Arc<dyn MessageQueue>>,
     /// Time (`LICENSEWATCH_NOW` fixes it).
     pub clock: Arc<dyn Clock>,
     /// SKU names.
@@ -137,56 +138,13 @@ impl Runtime {
         catalog: Catalog,
         aws: Option<aws_config::SdkConfig>,
     ) -> Result<Self, CoreError> {
-        let objects = match (&settings.archive, &aws) {
-            (ArchiveLocation::S3 { bucket, prefix }, Some(conf)) => Some(
-                crate::adapters::aws::s3::S3Objects::new(conf, bucket, prefix),
-            ),
-            _ => None,
-        };
-        let archive: Arc<dyn AuditArchive> = match (&settings.archive, &objects) {
-            (ArchiveLocation::Directory(dir), _) => Arc::new(FileArchive::new(dir.clone())),
-            (ArchiveLocation::S3 { .. }, Some(o)) => {
-                Arc::new(crate::adapters::aws::s3::S3Archive::new(o.clone()))
-            }
-            (ArchiveLocation::S3 { .. }, None) => {
-                return Err(ConfigError::single(
-                    crate::config::vars::ARCHIVE,
-                    "S3 is not configured",
-                )
-                .into());
-            }
-        };
-        let store: Arc<dyn Backend> = match (&settings.state, &aws, &objects) {
-            (StateLocation::Sqlite(path), _, _) => Arc::new(SqliteStore::open(path)?),
-            (StateLocation::DynamoDb(table), Some(conf), Some(objects)) => {
-                // Snapshots and run records sit beside the audit archive, under their own prefix.
-                let queue = settings
-                    .queue_url
-                    .as_deref()
-                    .map(|u| crate::adapters::aws::sqs::SqsQueue::new(conf, u));
-                Arc::new(crate::adapters::aws::dynamo::DynamoStore::new(
-                    conf,
-                    table,
-                    objects.under("state"),
-                    queue,
-                    &microsoft.tenant_id,
-                ))
-            }
-            (StateLocation::DynamoDb(_), _, _) => {
-                return Err(ConfigError::single(
-                    crate::config::vars::STATE,
-                    format!(
-                        "dynamodb needs {}=s3://BUCKET/PREFIX for snapshots",
-                        crate::config::vars::ARCHIVE
-                    ),
-                )
-                .into());
-            }
-        };
-        let tenant_queue = match (&settings.tenant_queue_url, &aws) {
-            (Some(u), Some(conf)) => Some(crate::adapters::aws::sqs::SqsQueue::new(conf, u)),
-            _ => None,
-        };
+        let archive = build::archive(&settings, aws.as_ref())?;
+        let store = build::store(&settings, aws.as_ref(), &microsoft.tenant_id)?;
+        let tenant_queue = build::queue(
+            crate::config::vars::TENANT_QUEUE_URL,
+            settings.tenant_queue_url.as_deref(),
+            aws.as_ref(),
+        )?;
         let clock: Arc<dyn Clock> = match settings.now {
             Some(t) => Arc::new(FixedClock::at(t)),
             None => Arc::new(SystemClock),

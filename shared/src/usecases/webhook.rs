@@ -112,6 +112,19 @@ pub struct HttpRequest<'a> {
     pub body: &'a [u8],
 }
 
+/// Header pairs from any HTTP library's header map (names and raw values). Values that are not visible ASCII are
+/// left out, as `http`'s `to_str` does: every header the endpoint reads is ASCII, so leaving one out only makes a
+/// request fail verification.
+pub fn header_pairs<'h>(
+    headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+) -> Vec<(String, String)> {
+    headers
+        .into_iter()
+        .filter(|(_, v)| v.iter().all(|&b| b == b'\t' || (32..127).contains(&b)))
+        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v).into_owned()))
+        .collect()
+}
+
 impl HttpRequest<'_> {
     fn header(&self, name: &str) -> Result<Option<&str>, ()> {
         let mut found: Option<&str> = None;

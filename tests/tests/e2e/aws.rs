@@ -211,7 +211,7 @@ async fn a_schedule_fans_out_one_message_per_tenant_and_each_runs_in_its_own_inv
     assert_eq!(out["status"], "fanned_out");
     assert_eq!(out["fanned_out"], 1);
     assert_eq!(
-        deps.rt.store.runs(&tenant, 10).await.expect("runs").len(),
+        deps.home.store.runs(&tenant, 10).await.expect("runs").len(),
         0,
         "the scheduled invocation itself checks nobody"
     );
@@ -235,7 +235,7 @@ async fn a_schedule_fans_out_one_message_per_tenant_and_each_runs_in_its_own_inv
         json!([]),
         "an unlisted tenant is refused for good, not retried"
     );
-    let runs = deps.rt.store.runs(&tenant, 10).await.expect("runs");
+    let runs = deps.home.store.runs(&tenant, 10).await.expect("runs");
     assert_eq!(runs.len(), 1, "the tenant ran once, from its message");
     assert_eq!(runs[0].users_scanned, 42);
 }

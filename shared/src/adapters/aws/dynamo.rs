@@ -35,7 +35,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::s3::S3Objects;
-use super::sqs::SqsQueue;
 use super::{error_code, sdk_error};
 use crate::domain::license_event::{LicenseEvent, LicenseRecord};
 use crate::domain::snapshot::{PreviousRun, Snapshot};
@@ -61,7 +60,7 @@ pub struct DynamoStore {
     /// Snapshots and run records.
     objects: S3Objects,
     /// Remediation requests go here when set; otherwise to a queue in the table.
-    queue: Option<SqsQueue>,
+    queue: Option<std::sync::Arc<dyn crate::ports::queue::MessageQueue>>,
     /// Audit book-keeping is per tenant: one deployment may serve many.
     scope: String,
 }
@@ -127,7 +126,7 @@ impl DynamoStore {
         conf: &aws_config::SdkConfig,
         table: &str,
         objects: S3Objects,
-        queue: Option<SqsQueue>,
+        queue: Option<std::sync::Arc<dyn crate::ports::queue::MessageQueue>>,
         scope: &str,
     ) -> Self {
         Self {

@@ -4,12 +4,19 @@
 //! Endpoints, region and credentials come from the standard AWS chain (`AWS_REGION`, `AWS_ENDPOINT_URL`, the
 //! Lambda role), so the same code talks to AWS in a Lambda and to moto in tests.
 
+#[cfg(feature = "aws")]
 pub mod dynamo;
+#[cfg(feature = "aws")]
 pub mod s3;
+#[cfg(feature = "sqs")]
 pub mod sqs;
 
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+#[cfg(feature = "aws")]
+mod errors;
+#[cfg(feature = "aws")]
+pub(crate) use errors::{error_code, sdk_error};
 
+#[cfg(feature = "aws")]
 use crate::error::StoreError;
 
 /// The shared AWS configuration, loaded once per process.
@@ -25,13 +32,14 @@ pub async fn emulator_config(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
             "test", "test", None, None, "emulator",
         ))
         .load()
         .await
 }
 
+#[cfg(feature = "aws")]
 /// Creates a bucket (tests against the emulator; the template creates the real one).
 pub async fn create_bucket(conf: &aws_config::SdkConfig, bucket: &str) -> Result<(), StoreError> {
     let s3 = aws_sdk_s3::Client::from_conf(
@@ -47,6 +55,7 @@ pub async fn create_bucket(conf: &aws_config::SdkConfig, bucket: &str) -> Result
     Ok(())
 }
 
+#[cfg(feature = "sqs")]
 /// Creates a queue and returns its URL (tests against the emulator).
 pub async fn create_queue(conf: &aws_config::SdkConfig, name: &str) -> Result<String, StoreError> {
     let out = aws_sdk_sqs::Client::new(conf)
@@ -56,47 +65,4 @@ pub async fn create_queue(conf: &aws_config::SdkConfig, name: &str) -> Result<St
         .await
         .map_err(|e| sdk_error("sqs CreateQueue", e))?;
     Ok(out.queue_url().unwrap_or_default().to_string())
-}
-
-/// Maps an SDK error to a store error that knows whether a retry can help: throttling, timeouts, connection
-/// failures and 5xx are retryable (`Busy`); everything else (missing table, access denied, bad request) is not.
-pub(crate) fn sdk_error<E, R>(what: &str, e: SdkError<E, R>) -> StoreError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    let retryable = match &e {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
-        }
-        SdkError::ServiceError(s) => {
-            let code = s.err().code().unwrap_or_default();
-            code.contains("Throttl")
-                || code == "ProvisionedThroughputExceededException"
-                || code == "RequestLimitExceeded"
-                || code == "InternalServerError"
-                || code == "ServiceUnavailable"
-                || code == "SlowDown"
-                || code == "TransactionConflictException"
-                || code == "ConditionalRequestConflict"
-        }
-        _ => false,
-    };
-    let message = format!(
-        "{what}: {}",
-        aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-    );
-    if retryable {
-        StoreError::Busy(message)
-    } else {
-        StoreError::Database(message)
-    }
-}
-
-/// The error code of a service error, if it is one.
-pub(crate) fn error_code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<String> {
-    match e {
-        SdkError::ServiceError(s) => s.err().code().map(str::to_string),
-        _ => None,
-    }
 }

@@ -1,7 +1,10 @@
 //! SQS queues: remediation requests for reprocess-user, and one message per tenant for the scheduled fan-out.
 
+use async_trait::async_trait;
+
 use super::sdk_error;
 use crate::error::StoreError;
+use crate::ports::queue::MessageQueue;
 
 /// One queue.
 #[derive(Debug, Clone)]
@@ -18,9 +21,12 @@ impl SqsQueue {
             url: url.to_string(),
         }
     }
+}
 
+#[async_trait]
+impl MessageQueue for SqsQueue {
     /// Sends one message durably (SQS acknowledges only after storing it redundantly).
-    pub async fn send(&self, body: &str) -> Result<(), StoreError> {
+    async fn send(&self, body: &str) -> Result<(), StoreError> {
         self.client
             .send_message()
             .queue_url(&self.url)
@@ -33,7 +39,7 @@ impl SqsQueue {
 
     /// Sends many messages, ten per call; every message is sent or an error is returned (a retry may send some
     /// twice, which the consumers tolerate: remediations are idempotent by id and tenant runs are repeatable).
-    pub async fn send_all(&self, bodies: &[String]) -> Result<(), StoreError> {
+    async fn send_all(&self, bodies: &[String]) -> Result<(), StoreError> {
         for (n, chunk) in bodies.chunks(10).enumerate() {
             let entries = chunk
                 .iter()
@@ -66,7 +72,9 @@ impl SqsQueue {
         }
         Ok(())
     }
+}
 
+impl SqsQueue {
     /// Receives up to ten messages (tests and tools; Lambda receives through its event source mapping).
     pub async fn receive(&self, wait_seconds: i32) -> Result<Vec<(String, String)>, StoreError> {
         let out = self

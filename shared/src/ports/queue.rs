@@ -1,0 +1,15 @@
+//! The message-queue port: where remediation requests and per-tenant run messages go on AWS (SQS). Delivery is at
+//! least once, so every consumer is idempotent.
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+
+/// A durable queue of text messages.
+#[async_trait]
+pub trait MessageQueue: Send + Sync + std::fmt::Debug {
+    /// Sends one message; returns once the queue has stored it.
+    async fn send(&self, body: &str) -> Result<(), StoreError>;
+    /// Sends every message, or returns an error (a retry may send some twice).
+    async fn send_all(&self, bodies: &[String]) -> Result<(), StoreError>;
+}
