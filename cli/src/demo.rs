@@ -494,11 +494,11 @@ fn group_errors_of(findings: &[licensewatch_core::domain::findings::Finding]) ->
                 .clone()
                 .unwrap_or_else(|| group_id.clone());
             let g = groups
-                .entry((group.clone(), sku_part_number.clone(), error.clone()))
+                .entry((group.clone(), sku_part_number.clone(), error.to_string()))
                 .or_insert_with(|| GroupError {
                     group,
                     sku_part_number: sku_part_number.clone(),
-                    error: error.clone(),
+                    error: error.to_string(),
                     users: Vec::new(),
                     cause: cause
                         .as_ref()

@@ -200,14 +200,14 @@ pub fn tables(data: &ReportData) -> Vec<Table> {
                 Some(g) => {
                     let name = group_display_name.clone().unwrap_or_else(|| g.clone());
                     let e = groups
-                        .entry((name, sku_part_number.clone(), error.clone()))
+                        .entry((name, sku_part_number.clone(), error.to_string()))
                         .or_insert_with(|| (Vec::new(), cause));
                     e.0.push(user_principal_name.clone());
                 }
                 None => direct.push(vec![
                     "(direct assignment)".into(),
                     sku_part_number.clone(),
-                    error.clone(),
+                    error.to_string(),
                     "1".into(),
                     user_principal_name.clone(),
                     cause,

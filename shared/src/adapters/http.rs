@@ -38,6 +38,28 @@ struct InnerError {
     request_id: Option<String>,
 }
 
+/// The rule that keeps the bearer token on its own host: a paging link from `service` may only go back to `base`'s
+/// origin (same scheme, host and port). `what` names the link in the error.
+pub fn check_link(
+    service: Service,
+    base: &url::Url,
+    link: &str,
+    what: &str,
+) -> Result<(), ApiError> {
+    let u = url::Url::parse(link).map_err(|_| ApiError::MalformedBody {
+        service,
+        what: what.into(),
+        detail: "not an absolute URL".into(),
+    })?;
+    if u.origin() != base.origin() {
+        return Err(ApiError::UntrustedLink {
+            service,
+            host: u.host_str().unwrap_or("?").to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// A successful response, fully read.
 #[derive(Debug)]
 pub struct RawResponse {

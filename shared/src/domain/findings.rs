@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::assignment::{AssignmentError, AssignmentState};
 use crate::domain::grace::{CaseKind, EvidenceKind};
 
 /// How urgent a finding is.
@@ -36,7 +37,7 @@ pub struct Cause {
     /// Its part number.
     pub sku_part_number: String,
     /// Its error (CountViolation, MutuallyExclusiveViolation, ...).
-    pub error: String,
+    pub error: AssignmentError,
 }
 
 /// Where licensewatch learnt which SKU a failed assignment tried to add.
@@ -105,8 +106,8 @@ pub enum Detail {
         user_principal_name: String,
         sku_id: String,
         sku_part_number: String,
-        state: String,
-        error: String,
+        state: AssignmentState,
+        error: AssignmentError,
         assigned_by_group: Option<String>,
         group_display_name: Option<String>,
         cause: Option<Cause>,

@@ -1,9 +1,16 @@
 //! Grace-period maths for mailboxes without an enabled Exchange plan: which evidence dates the start, which case
 //! applies, and the deadlines that follow (BRIEF section 6; every period comes from the `[grace]` policy).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
+use crate::domain::assignment::AssignmentError;
+use crate::domain::findings::{Attempt, AttemptSource, Severity};
+use crate::domain::license_event::LicenseEvent;
+use crate::domain::snapshot::UserSnapshot;
 use crate::policy::GracePolicy;
 
 /// What dates the start of a grace period, strongest first.
@@ -159,6 +166,257 @@ impl Deadlines {
     /// True once mailbox access has ended.
     pub fn access_gone(&self, now: DateTime<Utc>) -> bool {
         now >= self.access_ends_at
+    }
+}
+
+impl Deadlines {
+    /// How urgent the case is at `now`: critical once access is gone or within 3 days of the next deadline.
+    pub fn severity(&self, now: DateTime<Utc>) -> Severity {
+        if self.access_gone(now) || self.days_left(now) <= 3 {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        }
+    }
+}
+
+/// A mailbox in a grace period, followed across runs under a stable id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraceCase {
+    /// Stable per tenant and user.
+    pub case_id: String,
+    /// Tenant.
+    pub tenant_id: String,
+    /// User id.
+    pub user_id: String,
+    /// UPN.
+    pub user_principal_name: String,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// The user's mailbox address.
+    pub mail: Option<String>,
+    /// Every piece of evidence gathered so far.
+    pub evidence: Vec<Evidence>,
+    /// The deadlines from the strongest evidence.
+    pub deadlines: Deadlines,
+    /// What is blocking a licence, if known (e.g. a group error), to tell admins what to do.
+    pub blocked_by: Option<String>,
+    /// For a failed assignment: which SKUs it tried to add, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempted: Option<Attempt>,
+    /// First run that opened it.
+    pub opened_at: DateTime<Utc>,
+    /// Last run that updated it.
+    pub updated_at: DateTime<Utc>,
+    /// When an enabled Exchange plan came back (or the mailbox went away).
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Why it closed.
+    pub close_reason: Option<String>,
+}
+
+/// The stable case id of a user's grace case in a tenant.
+pub fn case_id(tenant_id: &str, user_id: &str) -> String {
+    let h = Sha256::digest(format!(
+        "{}|{}",
+        tenant_id.to_ascii_lowercase(),
+        user_id.to_ascii_lowercase()
+    ));
+    let hex: String = h.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("gc-{hex}")
+}
+
+/// What is known about one member mailbox without an enabled Exchange plan, to date its grace case.
+#[derive(Debug)]
+pub struct MailboxFacts<'a> {
+    /// Tenant.
+    pub tenant_id: &'a str,
+    /// The user now.
+    pub user: &'a UserSnapshot,
+    /// Every licence event of the tenant (the rules pick the user's).
+    pub events: &'a [LicenseEvent],
+    /// The previous snapshot showed the user with an enabled Exchange plan.
+    pub had_exchange_before: bool,
+    /// The user's open case, if any.
+    pub prior: Option<&'a GraceCase>,
+    /// SKUs a pending remediation request asks to assign to the user.
+    pub requested_sku_ids: Vec<String>,
+    /// Groups with licence errors (id → display name).
+    pub groups: &'a HashMap<String, String>,
+}
+
+/// The user's grace case at `now`: the prior case updated with today's evidence, or a new one. `None` when no
+/// evidence is usable (never, in practice: first sight always is).
+pub fn follow_case(
+    facts: &MailboxFacts,
+    delayed_delicensing: bool,
+    grace: &GracePolicy,
+    now: DateTime<Utc>,
+) -> Option<GraceCase> {
+    let u = facts.user;
+    let opened_at = facts.prior.map_or(now, |c| c.opened_at);
+    let since_grant = since_last_grant(facts.events, u);
+    let evidence = gather_evidence(facts, &since_grant, opened_at, now);
+    let best = strongest(&evidence, opened_at, grace)?;
+    let attempted = (best.kind == EvidenceKind::AuditFailedAssignment)
+        .then(|| attempted_skus(&since_grant, u, &facts.requested_sku_ids));
+    Some(GraceCase {
+        case_id: case_id(facts.tenant_id, &u.id),
+        tenant_id: facts.tenant_id.to_string(),
+        user_id: u.id.clone(),
+        user_principal_name: u.upn.clone(),
+        display_name: u.display_name.clone(),
+        mail: u.mail.clone(),
+        deadlines: deadlines(best, delayed_delicensing, grace),
+        evidence,
+        blocked_by: blocked_by(u, facts.groups),
+        attempted,
+        opened_at,
+        updated_at: now,
+        closed_at: None,
+        close_reason: None,
+    })
+}
+
+/// The user's licence events since they last successfully got a licence: only those can explain the current state.
+pub fn since_last_grant<'e>(
+    events: &'e [LicenseEvent],
+    user: &UserSnapshot,
+) -> Vec<&'e LicenseEvent> {
+    let mine: Vec<&LicenseEvent> = events
+        .iter()
+        .filter(|e| e.concerns(&user.id, &user.upn))
+        .collect();
+    let last_grant = mine
+        .iter()
+        .filter(|e| !e.failed() && !e.added_sku_ids.is_empty())
+        .map(|e| e.at)
+        .max();
+    mine.into_iter()
+        .filter(|e| last_grant.is_none_or(|g| e.at > g))
+        .collect()
+}
+
+/// Every piece of evidence for the case, old and new, sorted and without repeats.
+fn gather_evidence(
+    facts: &MailboxFacts,
+    since_grant: &[&LicenseEvent],
+    opened_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Vec<Evidence> {
+    let mut evidence: Vec<Evidence> = facts.prior.map(|c| c.evidence.clone()).unwrap_or_default();
+    for e in since_grant {
+        if !e.failed() && !e.removed_sku_ids.is_empty() {
+            evidence.push(Evidence {
+                kind: EvidenceKind::AuditRemoval,
+                at: e.at,
+            });
+        }
+        // A failed licence write for a user with no Exchange now is evidence whether or not the record names SKUs:
+        // real failure records do not (nothing changed, so nothing was diffed).
+        if e.failed() {
+            evidence.push(Evidence {
+                kind: EvidenceKind::AuditFailedAssignment,
+                at: e.at,
+            });
+        }
+    }
+    if facts.had_exchange_before {
+        evidence.push(Evidence {
+            kind: EvidenceKind::SnapshotDiff,
+            at: now,
+        });
+    }
+    if let Some(created) = facts.user.created {
+        evidence.push(Evidence {
+            kind: EvidenceKind::Created,
+            at: created,
+        });
+    }
+    evidence.push(Evidence {
+        kind: EvidenceKind::FirstSeen,
+        at: opened_at,
+    });
+    evidence.sort_by_key(|e| (e.kind, e.at));
+    evidence.dedup();
+    evidence
+}
+
+fn sorted_unique(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Which SKUs a user's failed assignments tried to add: from the failure records when they say (rarely), else the
+/// user's licences in error, else a remediation request asking for SKUs, else unknown.
+pub fn attempted_skus(
+    since_grant: &[&LicenseEvent],
+    user: &UserSnapshot,
+    requested_sku_ids: &[String],
+) -> Attempt {
+    let from_records = sorted_unique(
+        since_grant
+            .iter()
+            .filter(|e| e.failed())
+            .flat_map(|e| e.added_sku_ids.iter().cloned())
+            .collect(),
+    );
+    let in_error = sorted_unique(
+        user.states
+            .iter()
+            .filter(|s| s.error.is_some())
+            .map(|s| s.sku_id.clone())
+            .collect(),
+    );
+    let requested = sorted_unique(
+        requested_sku_ids
+            .iter()
+            .map(|s| s.to_ascii_lowercase())
+            .collect(),
+    );
+    [
+        (from_records, AttemptSource::AuditRecord),
+        (in_error, AttemptSource::LicenseAssignmentStates),
+        (requested, AttemptSource::RemediationRequest),
+    ]
+    .into_iter()
+    .find(|(ids, _)| !ids.is_empty())
+    .map_or(
+        Attempt {
+            sku_ids: Vec::new(),
+            source: AttemptSource::Unknown,
+        },
+        |(sku_ids, source)| Attempt { sku_ids, source },
+    )
+}
+
+/// What blocks a licence, for admins: the first root-cause assignment error, with its group's name when known.
+pub fn blocked_by(user: &UserSnapshot, groups: &HashMap<String, String>) -> Option<String> {
+    let s = user
+        .states
+        .iter()
+        .find(|s| s.error.as_ref().is_some_and(AssignmentError::is_root_cause))?;
+    let error = s
+        .error
+        .as_ref()
+        .map(AssignmentError::as_str)
+        .unwrap_or_default();
+    Some(match &s.group {
+        Some(g) => {
+            let name = groups.get(g).unwrap_or(g);
+            format!("group '{name}': {error} on SKU {}", s.sku_id)
+        }
+        None => format!("{error} on SKU {}", s.sku_id),
+    })
+}
+
+/// Why an open case closes, given the user as the snapshot shows them now (`None`: deleted).
+pub fn close_reason(user: Option<&UserSnapshot>) -> &'static str {
+    match user {
+        Some(u) if u.exchange_enabled => "an enabled Exchange plan is assigned again",
+        Some(u) if !u.account_enabled => "the account was disabled",
+        Some(_) => "the user no longer has a member mailbox",
+        None => "the user was deleted",
     }
 }
 

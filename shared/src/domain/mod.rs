@@ -1,6 +1,8 @@
 //! Pure licensing rules and types: no I/O, no clock of their own.
 
+pub mod assignment;
 pub mod catalog;
+pub mod checks;
 pub mod findings;
 pub mod grace;
 pub mod license_event;

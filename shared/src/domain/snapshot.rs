@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::assignment::{AssignmentError, AssignmentState};
+
 /// `EXCHANGE_S_FOUNDATION`: an Exchange plan bundled with non-mailbox SKUs (Power BI, Teams Exploratory...). It is
 /// reported with `service = "exchange"` but gives no mailbox, so it must not count as a mailbox licence.
 pub const EXCHANGE_FOUNDATION_PLAN: &str = "113feb6c-3fe4-4440-bddc-54d774bf0318";
@@ -15,9 +17,9 @@ pub struct AssignmentSnap {
     /// Group id when inherited.
     pub group: Option<String>,
     /// Active, ActiveWithError, Disabled, Error.
-    pub state: String,
+    pub state: AssignmentState,
     /// Error code; None on success.
-    pub error: Option<String>,
+    pub error: Option<AssignmentError>,
 }
 
 /// One licence of a user.

@@ -3,7 +3,9 @@
 //! feature adds in-memory fakes.
 
 pub mod archive;
+pub mod audit_feed;
 pub mod channel;
 pub mod clock;
+pub mod directory;
 pub mod queue;
 pub mod store;

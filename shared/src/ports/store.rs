@@ -5,45 +5,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::grace::{Deadlines, Evidence};
 use crate::domain::license_event::{LicenseEvent, LicenseRecord};
 use crate::domain::snapshot::{PreviousRun, Snapshot};
 
 pub use crate::error::StoreError;
 
-/// A mailbox in a grace period, followed across runs under a stable id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GraceCase {
-    /// Stable per tenant and user.
-    pub case_id: String,
-    /// Tenant.
-    pub tenant_id: String,
-    /// User id.
-    pub user_id: String,
-    /// UPN.
-    pub user_principal_name: String,
-    /// Display name.
-    pub display_name: Option<String>,
-    /// The user's mailbox address.
-    pub mail: Option<String>,
-    /// Every piece of evidence gathered so far.
-    pub evidence: Vec<Evidence>,
-    /// The deadlines from the strongest evidence.
-    pub deadlines: Deadlines,
-    /// What is blocking a licence, if known (e.g. a group error), to tell admins what to do.
-    pub blocked_by: Option<String>,
-    /// For a failed assignment: which SKUs it tried to add, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attempted: Option<crate::domain::findings::Attempt>,
-    /// First run that opened it.
-    pub opened_at: DateTime<Utc>,
-    /// Last run that updated it.
-    pub updated_at: DateTime<Utc>,
-    /// When an enabled Exchange plan came back (or the mailbox went away).
-    pub closed_at: Option<DateTime<Utc>>,
-    /// Why it closed.
-    pub close_reason: Option<String>,
-}
+/// Grace cases are domain records; the store keeps them.
+pub use crate::domain::grace::GraceCase;
 
 /// One change in a user's licence history, written only when something changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

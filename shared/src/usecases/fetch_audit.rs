@@ -15,17 +15,16 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::adapters::graph::GraphClient;
-use crate::adapters::http::ApiError;
-use crate::adapters::mgmt::{ManagementClient, RETENTION, plan_windows};
 use crate::domain::license_event::{
     GroupLicensingRun, LicenseRecord, from_directory_audit, from_management_record,
     group_licensing_run, merge,
 };
-use crate::error::CoreError;
+use crate::error::{ApiError, CoreError};
 use crate::policy::Policy;
 use crate::ports::archive::{AuditArchive, encode_records, object_key};
+use crate::ports::audit_feed::{AuditFeed, RETENTION, plan_windows};
 use crate::ports::clock::Clock;
+use crate::ports::directory::Directory;
 use crate::ports::store::{AuditState, Gap, StateStore};
 use crate::usecases::lease::{self, RunLease};
 
@@ -35,9 +34,9 @@ pub const DIRECTORY_RETENTION_DAYS: i64 = 30;
 /// The ports audit-fetch uses.
 pub struct AuditDeps<'a> {
     /// Graph (directory audits).
-    pub graph: &'a GraphClient,
+    pub graph: &'a dyn Directory,
     /// Management Activity API.
-    pub management: &'a ManagementClient,
+    pub management: &'a dyn AuditFeed,
     /// Cursors, dedupe index, gaps.
     pub state: &'a dyn AuditState,
     /// Where licence events go.
@@ -387,14 +386,7 @@ async fn fetch_directory(
         Some(c) => c - Duration::hours(1),
         None => now - Duration::days(policy.audit.first_run_days.min(DIRECTORY_RETENTION_DAYS)),
     };
-    let filter = format!(
-        "activityDateTime ge {}",
-        from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    );
-    let query: String = url::form_urlencoded::byte_serialize(filter.as_bytes()).collect();
-    let mut pager = deps.graph.pages::<Value>(&format!(
-        "auditLogs/directoryAudits?$filter={query}&$top=999"
-    ));
+    let mut pager = deps.graph.directory_audits(from, None);
     let mut newest: Option<DateTime<Utc>> = None;
     while let Some(page) = pager.next_page().await? {
         for r in &page {
@@ -469,7 +461,7 @@ async fn fetch_management(
     }
     for w in windows {
         let mut blobs = Vec::new();
-        let mut pager = deps.management.content_pages(content_type, w);
+        let mut pager = deps.management.content(content_type, w);
         while let Some(page) = pager.next_page().await? {
             blobs.extend(page);
         }
@@ -503,7 +495,7 @@ async fn fetch_management(
             report.blobs_fetched += 1;
             let records: Vec<Value> =
                 serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedBody {
-                    service: crate::adapters::http::Service::Management,
+                    service: crate::error::Service::Management,
                     what: "content blob".into(),
                     detail: e.to_string(),
                 })?;
@@ -563,15 +555,7 @@ pub async fn verify_day(
     let mut out = Vec::new();
 
     // Directory audits of that day.
-    let filter = format!(
-        "activityDateTime ge {} and activityDateTime lt {}",
-        start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    );
-    let query: String = url::form_urlencoded::byte_serialize(filter.as_bytes()).collect();
-    let mut pager = deps.graph.pages::<Value>(&format!(
-        "auditLogs/directoryAudits?$filter={query}&$top=999"
-    ));
+    let mut pager = deps.graph.directory_audits(start, Some(end));
     let mut ids = HashSet::new();
     while let Some(page) = pager.next_page().await? {
         ids.extend(page.iter().map(|r| crate::domain::record_id(r, "id")));
@@ -591,7 +575,7 @@ pub async fn verify_day(
         let (windows, _) = plan_windows(start, end.min(now), now);
         let mut listed = Vec::new();
         for w in windows {
-            let mut pager = deps.management.content_pages(ct, w);
+            let mut pager = deps.management.content(ct, w);
             while let Some(page) = pager.next_page().await? {
                 listed.extend(page);
             }

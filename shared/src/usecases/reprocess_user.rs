@@ -4,16 +4,14 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::adapters::graph::GraphClient;
-use crate::adapters::graph::types::{AssignedLicense, SubscribedSku, User};
-use crate::adapters::http::ApiError;
 use crate::domain::signing::WebhookSecret;
-use crate::error::CoreError;
+use crate::error::{ApiError, CoreError};
 use crate::policy::Policy;
 use crate::ports::clock::Clock;
+use crate::ports::directory::types::{AssignedLicense, SubscribedSku, User};
+use crate::ports::directory::{Directory, path_segment};
 use crate::ports::store::{RemediationRequest, RemediationStore};
 
 /// The actions a remediation can take.
@@ -42,7 +40,7 @@ pub struct Outcome {
 /// The ports the worker uses.
 pub struct WorkerDeps<'a> {
     /// Graph.
-    pub graph: &'a GraphClient,
+    pub graph: &'a dyn Directory,
     /// Remediation records.
     pub store: &'a dyn RemediationStore,
     /// Time.
@@ -73,33 +71,10 @@ pub fn no_crash(_: WorkerStep) -> Result<(), CoreError> {
     Ok(())
 }
 
-#[derive(Deserialize)]
-struct Page<T> {
-    value: Vec<T>,
-}
-
-const USER_FIELDS: &str =
-    "id,userPrincipalName,usageLocation,assignedLicenses,licenseAssignmentStates";
-
 fn fail(reason: impl Into<String>) -> Outcome {
     Outcome {
         status: "failed",
         detail: json!({"reason": reason.into()}),
-    }
-}
-
-fn escape_path(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-async fn read_user(graph: &GraphClient, who: &str) -> Result<Option<User>, ApiError> {
-    match graph
-        .get::<User>(&format!("users/{}?$select={USER_FIELDS}", escape_path(who)))
-        .await
-    {
-        Ok(u) => Ok(Some(u)),
-        Err(ApiError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e),
     }
 }
 
@@ -142,7 +117,7 @@ pub fn policy_refusal(policy: &Policy, action: &str, sku_ids: &[String]) -> Opti
 
 /// Preflight: checks the request against the tenant and the policy and builds the Graph call, or says why not.
 pub async fn plan(
-    graph: &GraphClient,
+    graph: &dyn Directory,
     req: &RemediationRequest,
     policy: &Policy,
 ) -> Result<Result<(User, GraphCall), Outcome>, ApiError> {
@@ -151,10 +126,10 @@ pub async fn plan(
     if let Some(reason) = policy_refusal(policy, &req.action, &[]) {
         return Ok(Err(rejected(reason)));
     }
-    let Some(user) = read_user(graph, &req.user).await? else {
+    let Some(user) = graph.user(&req.user).await? else {
         return Ok(Err(fail(format!("user '{}' does not exist", req.user))));
     };
-    let path_user = escape_path(&user.id);
+    let path_user = path_segment(&user.id);
     let call = match req.action.as_str() {
         "reprocess" => GraphCall {
             method: "POST",
@@ -162,10 +137,10 @@ pub async fn plan(
             body: Value::Null,
         },
         "remove" => {
-            let skus: Page<SubscribedSku> = graph.get("subscribedSkus").await?;
+            let skus = graph.subscribed_skus().await?;
             let mut remove = Vec::new();
             for wanted in &req.sku_ids {
-                let Some(sku) = resolve_sku(&skus.value, wanted) else {
+                let Some(sku) = resolve_sku(&skus, wanted) else {
                     return Ok(Err(fail(format!("the tenant owns no SKU '{wanted}'"))));
                 };
                 if !allowed(policy, sku) {
@@ -198,7 +173,7 @@ pub async fn plan(
                     .collect()
             } else {
                 let template = req.template_user.as_deref().unwrap_or_default();
-                let Some(t) = read_user(graph, template).await? else {
+                let Some(t) = graph.user(template).await? else {
                     return Ok(Err(fail(format!(
                         "template user '{template}' does not exist"
                     ))));
@@ -218,10 +193,10 @@ pub async fn plan(
             if wanted.is_empty() {
                 return Ok(Err(fail("nothing to assign")));
             }
-            let skus: Page<SubscribedSku> = graph.get("subscribedSkus").await?;
+            let skus = graph.subscribed_skus().await?;
             let mut add = Vec::new();
             for l in wanted {
-                let Some(sku) = resolve_sku(&skus.value, &l.sku_id) else {
+                let Some(sku) = resolve_sku(&skus, &l.sku_id) else {
                     return Ok(Err(fail(format!("the tenant owns no SKU '{}'", l.sku_id))));
                 };
                 if !allowed(policy, sku) {
@@ -354,7 +329,7 @@ async fn execute(
     req: &RemediationRequest,
     call: &GraphCall,
 ) -> Result<Outcome, CoreError> {
-    match deps.graph.post::<_, Value>(&call.path, &call.body).await {
+    match deps.graph.write(&call.path, &call.body).await {
         Ok(_) => {}
         Err(e) if e.is_retryable() => return Err(e.into()),
         Err(e) => {
@@ -370,7 +345,7 @@ async fn execute(
         if attempt > 0 {
             tokio::time::sleep(deps.verify_delay).await;
         }
-        let Some(now) = read_user(deps.graph, &user.id).await? else {
+        let Some(now) = deps.graph.user(&user.id).await? else {
             return Ok(fail("the user disappeared during verification"));
         };
         let errors: Vec<Value> = now

@@ -9,13 +9,13 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::adapters::graph::GraphClient;
 use crate::config::{ConfigError, ConfigProblem};
 use crate::domain::signing::{
     SignatureError, StandardHeaders, WebhookSecret, verify_hub, verify_standard,
 };
 use crate::policy::Policy;
 use crate::ports::clock::Clock;
+use crate::ports::directory::Directory;
 use crate::ports::store::{
     Admitted, RemediationQueue, RemediationRecord, RemediationRequest, RemediationStore, Ticket,
 };
@@ -178,7 +178,7 @@ pub struct WebhookDeps<'a> {
     /// The tenant this endpoint serves.
     pub tenant_id: &'a str,
     /// Graph, for dry runs (preflight only, no writes).
-    pub graph: &'a GraphClient,
+    pub graph: &'a dyn Directory,
 }
 
 /// Why a request was rejected, for logs and metrics.

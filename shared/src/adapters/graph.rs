@@ -1,7 +1,6 @@
 //! Microsoft Graph adapter: typed calls over [`crate::adapters::http::Caller`], and `@odata.nextLink` paging exposed one
 //! page at a time (never an unbounded collect), guarded against link loops, untrusted hosts and runaway listings.
-
-pub mod types;
+//! It is the [`Directory`] of the use cases.
 
 use std::collections::HashSet;
 use std::marker::PhantomData;
@@ -10,7 +9,17 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use crate::adapters::http::{ApiError, BodyProblem, Caller, RawResponse, Service, json_body};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::adapters::http::{
+    ApiError, BodyProblem, Caller, RawResponse, Service, check_link, json_body,
+};
+use crate::ports::directory::types::{
+    DirectoryObject, Group, SubscribedSku, USER_LICENSE_SELECT, USER_SELECT, User,
+};
+use crate::ports::directory::{BoxPages, Directory, Pages, path_segment};
 
 /// Graph client for one tenant.
 #[derive(Debug, Clone)]
@@ -121,22 +130,6 @@ impl GraphClient {
             _item: PhantomData,
         }
     }
-
-    fn check_link(&self, link: &str) -> Result<(), ApiError> {
-        let u = Url::parse(link).map_err(|_| ApiError::MalformedBody {
-            service: Service::Graph,
-            what: "@odata.nextLink".into(),
-            detail: "not an absolute URL".into(),
-        })?;
-        // The bearer token may only go back to the configured Graph origin (same scheme, host and port).
-        if u.origin() != self.base.origin() {
-            return Err(ApiError::UntrustedLink {
-                service: Service::Graph,
-                host: u.host_str().unwrap_or("?").to_string(),
-            });
-        }
-        Ok(())
-    }
 }
 
 /// A cursor over the pages of one Graph listing.
@@ -184,7 +177,7 @@ impl<T: DeserializeOwned> Pager<T> {
             })?;
         self.pages += 1;
         if let Some(link) = page.next_link {
-            self.client.check_link(&link)?;
+            check_link(Service::Graph, &self.client.base, &link, "@odata.nextLink")?;
             self.next = Some(link);
         }
         Ok(Some(page.value))
@@ -198,5 +191,86 @@ impl<T: DeserializeOwned> Pager<T> {
     /// The link of the page that will be fetched next (a checkpoint for long scans).
     pub fn checkpoint(&self) -> Option<&str> {
         self.next.as_deref()
+    }
+}
+
+#[async_trait]
+impl<T: DeserializeOwned + Send> Pages<T> for Pager<T> {
+    async fn next_page(&mut self) -> Result<Option<Vec<T>>, ApiError> {
+        Pager::next_page(self).await
+    }
+
+    fn pages_fetched(&self) -> u32 {
+        Pager::pages_fetched(self)
+    }
+}
+
+fn at(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[async_trait]
+impl Directory for GraphClient {
+    async fn subscribed_skus(&self) -> Result<Vec<SubscribedSku>, ApiError> {
+        #[derive(Deserialize)]
+        struct Skus {
+            value: Vec<SubscribedSku>,
+        }
+        Ok(self.get::<Skus>("subscribedSkus").await?.value)
+    }
+
+    fn users(&self) -> BoxPages<'_, User> {
+        Box::new(self.pages::<User>(&format!("users?$select={USER_SELECT}&$top=999")))
+    }
+
+    async fn user(&self, id_or_upn: &str) -> Result<Option<User>, ApiError> {
+        let path = format!(
+            "users/{}?$select={USER_LICENSE_SELECT}",
+            path_segment(id_or_upn)
+        );
+        match self.get::<User>(&path).await {
+            Ok(u) => Ok(Some(u)),
+            Err(ApiError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn groups_with_license_errors(&self) -> BoxPages<'_, Group> {
+        Box::new(self.pages::<Group>(
+            "groups?$filter=hasMembersWithLicenseErrors eq true&$select=id,displayName",
+        ))
+    }
+
+    fn licensed_groups(&self) -> BoxPages<'_, Group> {
+        Box::new(self.pages::<Group>("groups?$select=id,displayName,assignedLicenses&$top=999"))
+    }
+
+    fn members_with_license_errors(&self, group_id: &str) -> BoxPages<'_, DirectoryObject> {
+        Box::new(self.pages::<DirectoryObject>(&format!(
+            "groups/{group_id}/membersWithLicenseErrors?$select=id,userPrincipalName"
+        )))
+    }
+
+    fn directory_audits(
+        &self,
+        from: DateTime<Utc>,
+        to: Option<DateTime<Utc>>,
+    ) -> BoxPages<'_, Value> {
+        let filter = match to {
+            None => format!("activityDateTime ge {}", at(from)),
+            Some(to) => format!(
+                "activityDateTime ge {} and activityDateTime lt {}",
+                at(from),
+                at(to)
+            ),
+        };
+        let query: String = url::form_urlencoded::byte_serialize(filter.as_bytes()).collect();
+        Box::new(self.pages::<Value>(&format!(
+            "auditLogs/directoryAudits?$filter={query}&$top=999"
+        )))
+    }
+
+    async fn write(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
+        self.post::<Value, Value>(path, body).await
     }
 }

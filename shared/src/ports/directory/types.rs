@@ -4,12 +4,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::domain::snapshot::{
-    AssignmentSnap, EXCHANGE_FOUNDATION_PLAN, LicenseSnap, UserSnapshot,
+    AssignmentSnap, EXCHANGE_FOUNDATION_PLAN, LicenseSnap, SkuSnap, UserSnapshot,
 };
 
 /// The `$select` used for every user listing: the licence fields are not in Graph's default property set.
 pub const USER_SELECT: &str = "id,userPrincipalName,displayName,mail,accountEnabled,userType,usageLocation,\
 createdDateTime,assignedLicenses,assignedPlans,licenseAssignmentStates,onPremisesSyncEnabled,proxyAddresses";
+
+/// The `$select` for reading one user around a licence write: identity, location and licence state only.
+pub const USER_LICENSE_SELECT: &str =
+    "id,userPrincipalName,usageLocation,assignedLicenses,licenseAssignmentStates";
 
 /// `user` (subset).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -120,8 +124,8 @@ impl User {
                 .map(|s| AssignmentSnap {
                     sku_id: s.sku_id.to_ascii_lowercase(),
                     group: s.assigned_by_group.clone(),
-                    state: s.state.clone(),
-                    error: s.error_code().map(str::to_string),
+                    state: s.state.as_str().into(),
+                    error: s.error_code().map(Into::into),
                 })
                 .collect(),
         }
@@ -290,6 +294,19 @@ pub struct AssignLicenseRequest {
     pub add_licenses: Vec<AssignedLicense>,
     /// SKU GUIDs to remove.
     pub remove_licenses: Vec<String>,
+}
+
+impl From<&SubscribedSku> for SkuSnap {
+    fn from(s: &SubscribedSku) -> Self {
+        SkuSnap {
+            sku_id: s.sku_id.to_ascii_lowercase(),
+            part_number: s.sku_part_number.clone(),
+            enabled: s.prepaid_units.enabled,
+            consumed: s.consumed_units,
+            warning: s.prepaid_units.warning,
+            suspended: s.prepaid_units.suspended,
+        }
+    }
 }
 
 #[cfg(test)]

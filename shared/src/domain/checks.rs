@@ -1,0 +1,386 @@
+//! license-check's rules: what a snapshot, the previous run and the licence events mean, as findings. Pure
+//! functions of their inputs; the use case only reads, calls these, and writes.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::assignment::AssignmentError;
+use crate::domain::catalog::Catalog;
+use crate::domain::findings::{Cause, Detail, Finding, Severity};
+use crate::domain::grace::{EvidenceKind, GraceCase};
+use crate::domain::license_event::LicenseEvent;
+use crate::domain::snapshot::{LicenseChange, PreviousRun, SkuSnap, Snapshot, UserSnapshot};
+use crate::policy::CheckPolicy;
+
+/// A mailbox on a disabled account (shared or resource mailbox): reported apart, never a grace case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisabledMailbox {
+    /// User id.
+    pub user_id: String,
+    /// UPN.
+    pub user_principal_name: String,
+    /// Holds an enabled Exchange plan.
+    pub licensed: bool,
+}
+
+/// Findings per severity.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BTreeCounts {
+    /// critical
+    pub critical: usize,
+    /// warning
+    pub warning: usize,
+    /// info
+    pub info: usize,
+}
+
+impl BTreeCounts {
+    /// Counts findings by severity.
+    pub fn of(findings: &[Finding]) -> Self {
+        let mut counts = Self::default();
+        for f in findings {
+            match f.severity {
+                Severity::Critical => counts.critical += 1,
+                Severity::Warning => counts.warning += 1,
+                Severity::Info => counts.info += 1,
+            }
+        }
+        counts
+    }
+}
+
+/// SKU part numbers: the tenant's own, else the catalog's.
+pub struct SkuNames<'a> {
+    skus: &'a [SkuSnap],
+    catalog: &'a Catalog,
+}
+
+impl<'a> SkuNames<'a> {
+    /// Names from the tenant's SKUs and the catalog.
+    pub fn new(skus: &'a [SkuSnap], catalog: &'a Catalog) -> Self {
+        Self { skus, catalog }
+    }
+
+    /// The part number of `sku_id`, or empty when nobody knows it.
+    pub fn part(&self, sku_id: &str) -> String {
+        self.skus
+            .iter()
+            .find(|s| s.sku_id == sku_id)
+            .map(|s| s.part_number.clone())
+            .or_else(|| self.catalog.sku(sku_id).map(|n| n.part_number.clone()))
+            .unwrap_or_default()
+    }
+}
+
+/// What the users of a snapshot say on their own: assignment errors, licensed disabled accounts, disabled mailboxes,
+/// and who waits in CountViolation per SKU.
+#[derive(Debug, Default)]
+pub struct UserFindings<'s> {
+    /// `license_assignment_error` and `licensed_disabled_account`.
+    pub findings: Vec<Finding>,
+    /// Shared/resource mailboxes on disabled accounts.
+    pub disabled_mailboxes: Vec<DisabledMailbox>,
+    /// SKU id → users in CountViolation on it.
+    pub count_violations: HashMap<String, Vec<&'s UserSnapshot>>,
+}
+
+/// Reads every user of `snapshot`. `groups` names the groups with licence errors.
+pub fn user_findings<'s>(
+    snapshot: &'s Snapshot,
+    groups: &HashMap<String, String>,
+    names: &SkuNames,
+) -> UserFindings<'s> {
+    let mut out = UserFindings::default();
+    for u in &snapshot.users {
+        for s in u.states.iter().filter(|s| s.state.is_error()) {
+            let error = s.error.clone().unwrap_or(AssignmentError::Unknown);
+            if error == AssignmentError::CountViolation {
+                out.count_violations
+                    .entry(s.sku_id.clone())
+                    .or_default()
+                    .push(u);
+            }
+            // `Other` says only that a sibling from the same group failed: name the sibling's real error.
+            let cause = (error == AssignmentError::Other)
+                .then(|| {
+                    u.states.iter().find(|o| {
+                        o.group == s.group
+                            && o.sku_id != s.sku_id
+                            && o.error.as_ref().is_some_and(AssignmentError::is_root_cause)
+                    })
+                })
+                .flatten()
+                .map(|o| Cause {
+                    sku_id: o.sku_id.clone(),
+                    sku_part_number: names.part(&o.sku_id),
+                    error: o.error.clone().unwrap_or(AssignmentError::Unknown),
+                });
+            out.findings.push(Finding {
+                severity: Severity::Warning,
+                detail: Detail::LicenseAssignmentError {
+                    user_id: u.id.clone(),
+                    user_principal_name: u.upn.clone(),
+                    sku_id: s.sku_id.clone(),
+                    sku_part_number: names.part(&s.sku_id),
+                    state: s.state.clone(),
+                    error,
+                    assigned_by_group: s.group.clone(),
+                    group_display_name: s.group.as_ref().and_then(|g| groups.get(g).cloned()),
+                    cause,
+                },
+            });
+        }
+        if !u.account_enabled && !u.licenses.is_empty() {
+            out.findings.push(Finding {
+                severity: Severity::Info,
+                detail: Detail::LicensedDisabledAccount {
+                    user_id: u.id.clone(),
+                    user_principal_name: u.upn.clone(),
+                    sku_ids: u.sku_ids().cloned().collect(),
+                },
+            });
+        }
+        if !u.account_enabled && !u.guest && u.mailbox {
+            out.disabled_mailboxes.push(DisabledMailbox {
+                user_id: u.id.clone(),
+                user_principal_name: u.upn.clone(),
+                licensed: u.exchange_enabled,
+            });
+        }
+    }
+    out
+}
+
+/// `sku_capacity` for each SKU that is out of seats, low, lapsing, or has users waiting in CountViolation.
+pub fn capacity_findings(
+    skus: &[SkuSnap],
+    count_violations: &HashMap<String, Vec<&UserSnapshot>>,
+    policy: &CheckPolicy,
+) -> Vec<Finding> {
+    skus.iter()
+        .filter_map(|s| {
+            let cv = count_violations.get(&s.sku_id).map_or(0, Vec::len);
+            let (severity, reason) = capacity(s, cv, policy.sku_low_seats)?;
+            Some(Finding {
+                severity,
+                detail: Detail::SkuCapacity {
+                    sku_id: s.sku_id.clone(),
+                    sku_part_number: s.part_number.clone(),
+                    enabled: s.enabled,
+                    consumed: s.consumed,
+                    available: s.available(),
+                    warning: s.warning,
+                    suspended: s.suspended,
+                    users_in_count_violation: cv,
+                    reason,
+                },
+            })
+        })
+        .collect()
+}
+
+/// A SKU's capacity problem, most urgent first, or `None`.
+fn capacity(s: &SkuSnap, cv: usize, low_seats: i64) -> Option<(Severity, String)> {
+    let available = s.available();
+    Some(if available <= 0 && cv > 0 {
+        (
+            Severity::Critical,
+            format!("no seats left and {cv} user(s) waiting in CountViolation"),
+        )
+    } else if available <= 0 && s.enabled > 0 {
+        (Severity::Warning, "no seats left".to_string())
+    } else if cv > 0 {
+        (
+            Severity::Warning,
+            format!(
+                "{available} seat(s) free but {cv} user(s) still in CountViolation: reprocess them"
+            ),
+        )
+    } else if s.warning > 0 || s.suspended > 0 {
+        (
+            Severity::Warning,
+            format!(
+                "{} seat(s) in warning and {} suspended: a subscription is lapsing",
+                s.warning, s.suspended
+            ),
+        )
+    } else if s.enabled > 0 && available <= low_seats {
+        (Severity::Warning, format!("only {available} seat(s) left"))
+    } else {
+        return None;
+    })
+}
+
+/// `license_added` / `license_removed` for each change since the previous run, explained by a licence event when
+/// one accounts for it; a removal nobody explains is a warning.
+pub fn change_findings(
+    changes: &[LicenseChange],
+    events: &[LicenseEvent],
+    previous_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    names: &SkuNames,
+) -> Vec<Finding> {
+    changes
+        .iter()
+        .map(|c| {
+            let event = explaining_event(events, c, previous_at, now);
+            let explained = event.is_some();
+            let actor = event.and_then(|e| e.actor.clone());
+            let (user_id, user_principal_name, sku_id, sku_part_number) = (
+                c.user_id.clone(),
+                c.upn.clone(),
+                c.sku_id.clone(),
+                names.part(&c.sku_id),
+            );
+            let detail = if c.added {
+                Detail::LicenseAdded {
+                    user_id,
+                    user_principal_name,
+                    sku_id,
+                    sku_part_number,
+                    observed_at: now,
+                    actor,
+                    explained,
+                }
+            } else {
+                Detail::LicenseRemoved {
+                    user_id,
+                    user_principal_name,
+                    sku_id,
+                    sku_part_number,
+                    observed_at: now,
+                    actor,
+                    explained,
+                }
+            };
+            let severity = if c.added || explained {
+                Severity::Info
+            } else {
+                Severity::Warning
+            };
+            Finding { severity, detail }
+        })
+        .collect()
+}
+
+/// The audit event that accounts for a change seen between two snapshots, if any.
+pub fn explaining_event<'e>(
+    events: &'e [LicenseEvent],
+    change: &LicenseChange,
+    previous_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<&'e LicenseEvent> {
+    // Audit records can lag the change itself, so allow a margin before the previous run.
+    let from = previous_at - Duration::hours(1);
+    events.iter().rev().find(|e| {
+        !e.failed()
+            && e.at > from
+            && e.at <= now
+            && e.concerns(&change.user_id, &change.upn)
+            && if change.added {
+                &e.added_sku_ids
+            } else {
+                &e.removed_sku_ids
+            }
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(&change.sku_id))
+    })
+}
+
+/// `mass_delicensing` when the users who lost a licence since the previous run reach the policy's threshold: the
+/// smaller of `mass_delicensing_min_users` and `mass_delicensing_percent` of the users licensed before (at least 1).
+pub fn mass_delicensing(
+    changes: &[LicenseChange],
+    previous: &PreviousRun,
+    policy: &CheckPolicy,
+) -> Option<Finding> {
+    let removed_users: BTreeSet<&str> = changes
+        .iter()
+        .filter(|c| !c.added)
+        .map(|c| c.upn.as_str())
+        .collect();
+    let licensed_before = previous
+        .users
+        .iter()
+        .filter(|u| !u.licenses.is_empty())
+        .count();
+    let by_share =
+        ((policy.mass_delicensing_percent / 100.0) * licensed_before as f64).ceil() as usize;
+    let threshold = (policy.mass_delicensing_min_users as usize)
+        .min(by_share)
+        .max(1);
+    (removed_users.len() >= threshold).then(|| Finding {
+        severity: Severity::Critical,
+        detail: Detail::MassDelicensing {
+            removed_count: removed_users.len(),
+            threshold,
+            sample_users: removed_users
+                .iter()
+                .take(10)
+                .map(|s| s.to_string())
+                .collect(),
+        },
+    })
+}
+
+/// `unlicensed_mailbox` for an open grace case: critical once access is gone or within 3 days of a deadline.
+pub fn unlicensed_mailbox(case: &GraceCase, now: DateTime<Utc>) -> Finding {
+    let d = case.deadlines;
+    Finding {
+        severity: d.severity(now),
+        detail: Detail::UnlicensedMailbox {
+            user_id: case.user_id.clone(),
+            user_principal_name: case.user_principal_name.clone(),
+            case_id: case.case_id.clone(),
+            case_type: d.case,
+            grace_started_at: d.evidence.at,
+            grace_evidence: d.evidence.kind,
+            access_ends_at: d.access_ends_at,
+            data_deleted_at: d.data_deleted_at,
+            days_left: d.days_left(now),
+            note: (d.evidence.kind == EvidenceKind::FirstSeen).then(|| {
+                "first seen unlicensed by licensewatch; the mailbox may have been unlicensed earlier, so the real deadline may be earlier".to_string()
+            }),
+            attempted_sku_ids: case.attempted.as_ref().map(|a| a.sku_ids.clone()),
+            attempted_sku_source: case.attempted.as_ref().map(|a| a.source),
+        },
+    }
+}
+
+/// Most severe first, then by kind and user (or SKU), so that reports are stable.
+pub fn sort_findings(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        (a.severity, a.kind(), user_key(a)).cmp(&(b.severity, b.kind(), user_key(b)))
+    });
+}
+
+fn user_key(f: &Finding) -> String {
+    match &f.detail {
+        Detail::UnlicensedMailbox {
+            user_principal_name,
+            ..
+        }
+        | Detail::LicenseAssignmentError {
+            user_principal_name,
+            ..
+        }
+        | Detail::LicenseRemoved {
+            user_principal_name,
+            ..
+        }
+        | Detail::LicenseAdded {
+            user_principal_name,
+            ..
+        }
+        | Detail::LicensedDisabledAccount {
+            user_principal_name,
+            ..
+        } => user_principal_name.to_ascii_lowercase(),
+        Detail::SkuCapacity {
+            sku_part_number, ..
+        } => sku_part_number.clone(),
+        Detail::MassDelicensing { .. } => String::new(),
+    }
+}

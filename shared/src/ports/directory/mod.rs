@@ -1,0 +1,55 @@
+//! The directory port: what the use cases read from and write to Entra ID. Microsoft Graph implements it
+//! ([`crate::adapters::graph::GraphClient`]); the `testing` feature has an in-memory directory. The records are
+//! Graph's own shapes ([`types`]), because the directory *is* Graph: a second model would only copy it.
+
+pub mod types;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::error::ApiError;
+use types::{DirectoryObject, Group, SubscribedSku, User};
+
+/// A listing read page by page, so that memory holds one page at a time.
+#[async_trait]
+pub trait Pages<T>: Send {
+    /// The next page's items, or `None` after the last page.
+    async fn next_page(&mut self) -> Result<Option<Vec<T>>, ApiError>;
+    /// Pages read so far.
+    fn pages_fetched(&self) -> u32;
+}
+
+/// A boxed listing.
+pub type BoxPages<'a, T> = Box<dyn Pages<T> + 'a>;
+
+/// Entra ID, as the use cases see it.
+#[async_trait]
+pub trait Directory: Send + Sync {
+    /// The tenant's subscriptions (`subscribedSkus`).
+    async fn subscribed_skus(&self) -> Result<Vec<SubscribedSku>, ApiError>;
+    /// Every user with the licence properties ([`types::USER_SELECT`]).
+    fn users(&self) -> BoxPages<'_, User>;
+    /// One user by id or UPN; `None` when there is no such user.
+    async fn user(&self, id_or_upn: &str) -> Result<Option<User>, ApiError>;
+    /// Groups Graph reports with members in licence error.
+    fn groups_with_license_errors(&self) -> BoxPages<'_, Group>;
+    /// Every group that assigns licences (the fallback where the filter above is refused).
+    fn licensed_groups(&self) -> BoxPages<'_, Group>;
+    /// A group's members in licence error.
+    fn members_with_license_errors(&self, group_id: &str) -> BoxPages<'_, DirectoryObject>;
+    /// Directory audit records with `activityDateTime` in `[from, to)` (`to` open when `None`).
+    fn directory_audits(
+        &self,
+        from: DateTime<Utc>,
+        to: Option<DateTime<Utc>>,
+    ) -> BoxPages<'_, Value>;
+    /// A licence write (`assignLicense`, `reprocessLicenseAssignment`): `path` relative to the Graph root.
+    async fn write(&self, path: &str, body: &Value) -> Result<Value, ApiError>;
+}
+
+/// A user id or UPN as one segment of a directory path (`users/{segment}/assignLicense`): a UPN may hold characters
+/// that would otherwise change the path.
+pub fn path_segment(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}

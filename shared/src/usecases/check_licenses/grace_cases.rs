@@ -1,0 +1,117 @@
+//! Opens, updates and closes the grace cases of member mailboxes without an enabled Exchange plan; the dating
+//! rules are the domain's ([`crate::domain::grace::follow_case`]).
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::read::{Earlier, Seen};
+use super::{CheckDeps, CheckStep, TenantRun};
+use crate::domain::grace::{self, GraceCase, MailboxFacts};
+use crate::error::CoreError;
+use crate::policy::Policy;
+use crate::ports::store::RemediationRequest;
+
+/// Grace-case book-keeping of a run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CaseCounts {
+    /// New cases.
+    pub opened: usize,
+    /// Cases still open.
+    pub open: usize,
+    /// Cases closed this run.
+    pub closed: usize,
+}
+
+/// The open cases after this run, and its counts.
+pub(super) struct Followed {
+    /// Cases still open.
+    pub open: Vec<GraceCase>,
+    /// Opened, open, closed.
+    pub counts: CaseCounts,
+}
+
+/// Follows every case and writes them in one transaction: a crash leaves the previous run's cases, never half of
+/// this one's.
+pub(super) async fn follow(
+    deps: &CheckDeps<'_>,
+    tenant: &TenantRun,
+    policy: &Policy,
+    seen: &Seen,
+    earlier: &Earlier,
+    now: DateTime<Utc>,
+) -> Result<Followed, CoreError> {
+    // Remediation requests still waiting (local queue): one may say which SKU an admin wanted the user to get.
+    let requests = deps.queue.pending(&tenant.tenant_id).await?;
+    let mut existing: HashMap<String, GraceCase> = deps
+        .store
+        .grace_cases(&tenant.tenant_id, true)
+        .await?
+        .into_iter()
+        .map(|c| (c.user_id.clone(), c))
+        .collect();
+    let mut counts = CaseCounts::default();
+    let mut open = Vec::new();
+    for u in seen
+        .snapshot
+        .users
+        .iter()
+        .filter(|u| u.is_member_mailbox() && !u.exchange_enabled)
+    {
+        let prior = existing.get(&u.id);
+        let facts = MailboxFacts {
+            tenant_id: &tenant.tenant_id,
+            user: u,
+            events: &earlier.events,
+            had_exchange_before: earlier
+                .previous
+                .as_ref()
+                .and_then(|p| p.user(&u.id))
+                .is_some_and(|p| p.exchange_enabled),
+            prior,
+            requested_sku_ids: requested_skus(&requests, &u.id, &u.upn),
+            groups: &seen.groups,
+        };
+        if let Some(case) =
+            grace::follow_case(&facts, tenant.delayed_delicensing, &policy.grace, now)
+        {
+            counts.opened += usize::from(prior.is_none());
+            open.push(case);
+        }
+    }
+    let still_open: HashSet<&str> = seen
+        .snapshot
+        .users
+        .iter()
+        .filter(|u| u.is_member_mailbox() && !u.exchange_enabled)
+        .map(|u| u.id.as_str())
+        .collect();
+    existing.retain(|user_id, _| !still_open.contains(user_id.as_str()));
+    let mut written: Vec<GraceCase> = existing
+        .into_values()
+        .map(|mut case| {
+            let reason = grace::close_reason(seen.snapshot.user(&case.user_id));
+            case.closed_at = Some(now);
+            case.close_reason = Some(reason.to_string());
+            case.updated_at = now;
+            case
+        })
+        .collect();
+    counts.closed = written.len();
+    written.extend(open.iter().cloned());
+    deps.store.put_grace_cases(&written).await?;
+    (deps.crash)(CheckStep::AfterCases)?;
+    counts.open = open.len();
+    Ok(Followed { open, counts })
+}
+
+/// The SKUs pending `assign` requests ask for the user (by id or UPN).
+fn requested_skus(requests: &[RemediationRequest], user_id: &str, upn: &str) -> Vec<String> {
+    requests
+        .iter()
+        .filter(|r| r.action == "assign")
+        .filter(|r| r.user.eq_ignore_ascii_case(user_id) || r.user.eq_ignore_ascii_case(upn))
+        .flat_map(|r| r.sku_ids.iter().cloned())
+        .collect()
+}

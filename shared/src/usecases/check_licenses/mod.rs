@@ -1,0 +1,228 @@
+//! license-check: snapshot every user's licence state, SKU capacity and group-licensing errors; diff with the
+//! previous run; keep first-seen history; raise findings; follow grace cases; queue safe remediations.
+//!
+//! The rules live in the domain ([`crate::domain::checks`], [`crate::domain::grace`]); this module reads
+//! ([`read`]), calls them, and writes in an order that survives a crash at any write boundary ([`write`],
+//! [`grace_cases`], [`remediate`]).
+
+mod grace_cases;
+mod read;
+mod remediate;
+mod write;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::catalog::Catalog;
+use crate::domain::checks::{self, SkuNames};
+pub use crate::domain::checks::{BTreeCounts, DisabledMailbox};
+use crate::domain::findings::Finding;
+pub use crate::domain::grace::case_id;
+use crate::error::CoreError;
+use crate::policy::Policy;
+use crate::ports::clock::Clock;
+use crate::ports::directory::Directory;
+use crate::ports::store::{RemediationQueue, RemediationStore, StateStore};
+use crate::usecases::lease::{self, RunLease};
+pub use grace_cases::CaseCounts;
+
+/// The ports license-check uses.
+pub struct CheckDeps<'a> {
+    /// The directory (Graph).
+    pub graph: &'a dyn Directory,
+    /// State.
+    pub store: &'a dyn StateStore,
+    /// Where auto-remediation requests go.
+    pub queue: &'a dyn RemediationQueue,
+    /// Remediation records and the shared action budget.
+    pub remediations: &'a dyn RemediationStore,
+    /// Time.
+    pub clock: &'a dyn Clock,
+    /// SKU names.
+    pub catalog: &'a Catalog,
+    /// Called at each write boundary; an error there stops the run as a crash would (tests).
+    pub crash: &'a (dyn Fn(CheckStep) -> Result<(), CoreError> + Sync),
+}
+
+/// license-check's write boundaries, for crash tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckStep {
+    /// Alerts are in step with this run's conditions.
+    AfterAlerts,
+    /// Grace cases are written.
+    AfterCases,
+    /// History is appended.
+    AfterHistory,
+    /// Auto-reprocess requests are queued.
+    AfterQueue,
+    /// The snapshot is saved (the next run diffs against it).
+    AfterSnapshot,
+}
+
+/// The crash hook of production runs: never crashes.
+pub fn no_crash(_: CheckStep) -> Result<(), CoreError> {
+    Ok(())
+}
+
+/// The result of one run (`licensewatch check --json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckReport {
+    /// Tenant.
+    pub tenant_id: String,
+    /// Run time.
+    pub run_at: DateTime<Utc>,
+    /// True when there was no previous snapshot (no diff findings).
+    pub first_run: bool,
+    /// Users read.
+    pub users_scanned: usize,
+    /// User pages read.
+    pub pages: u32,
+    /// Findings, most severe first.
+    pub findings: Vec<Finding>,
+    /// Count per severity.
+    pub counts: BTreeCounts,
+    /// Shared/resource mailboxes on disabled accounts.
+    pub disabled_mailboxes: Vec<DisabledMailbox>,
+    /// Grace cases opened, updated and closed by this run.
+    pub grace_cases: CaseCounts,
+    /// Reprocess requests queued by `auto_reprocess`.
+    pub remediations_queued: usize,
+    /// Set when the run did nothing because another license-check run for the tenant was in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+impl CheckReport {
+    fn skipped(tenant_id: &str, now: DateTime<Utc>, why: String) -> Self {
+        Self {
+            tenant_id: tenant_id.to_string(),
+            run_at: now,
+            first_run: false,
+            users_scanned: 0,
+            pages: 0,
+            findings: Vec::new(),
+            counts: BTreeCounts::default(),
+            disabled_mailboxes: Vec::new(),
+            grace_cases: CaseCounts::default(),
+            remediations_queued: 0,
+            skipped: Some(why),
+        }
+    }
+}
+
+/// Per-tenant settings for a run.
+#[derive(Debug, Clone)]
+pub struct TenantRun {
+    /// Tenant id.
+    pub tenant_id: String,
+    /// Delayed Delicensing enabled.
+    pub delayed_delicensing: bool,
+}
+
+/// Runs license-check for one tenant, unless another run holds it. `progress` is called after each page with the
+/// users read so far.
+pub async fn check_licenses(
+    deps: &CheckDeps<'_>,
+    tenant: &TenantRun,
+    policy: &Policy,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<CheckReport, CoreError> {
+    let now = deps.clock.now();
+    let lease = match lease::take(deps.store, "license-check", &tenant.tenant_id, now).await? {
+        Ok(lease) => lease,
+        Err(why) => {
+            tracing::warn!(tenant = %tenant.tenant_id, "{why}");
+            return Ok(CheckReport::skipped(&tenant.tenant_id, now, why));
+        }
+    };
+    let result = check_under(deps, tenant, policy, progress, &lease).await;
+    let released = lease.release().await;
+    let report = result?;
+    released?;
+    Ok(report)
+}
+
+/// One run under the lease: read, judge, write.
+async fn check_under(
+    deps: &CheckDeps<'_>,
+    tenant: &TenantRun,
+    policy: &Policy,
+    progress: &(dyn Fn(usize) + Sync),
+    lease: &RunLease<'_>,
+) -> Result<CheckReport, CoreError> {
+    let now = deps.clock.now();
+    let seen = read::tenant(deps.graph, &tenant.tenant_id, now, progress).await?;
+    let state = read::state(deps, &tenant.tenant_id).await?;
+    let snapshot = &seen.snapshot;
+    let names = SkuNames::new(&snapshot.skus, deps.catalog);
+
+    let users = checks::user_findings(snapshot, &seen.groups, &names);
+    let mut findings = users.findings;
+    findings.extend(checks::capacity_findings(
+        &snapshot.skus,
+        &users.count_violations,
+        &policy.check,
+    ));
+    let changes = state
+        .previous
+        .as_ref()
+        .map(|p| snapshot.diff(p))
+        .unwrap_or_default();
+    if let Some(prev) = &state.previous {
+        findings.extend(checks::change_findings(
+            &changes,
+            &state.events,
+            prev.taken_at,
+            now,
+            &names,
+        ));
+        findings.extend(checks::mass_delicensing(&changes, prev, &policy.check));
+    }
+
+    // Reading the tenant can take minutes: make sure this run still holds the job before writing.
+    lease.renew(deps.clock.now()).await?;
+    write::alerts(deps, &tenant.tenant_id, &findings, now).await?;
+    let cases = grace_cases::follow(deps, tenant, policy, &seen, &state, now).await?;
+    findings.extend(
+        cases
+            .open
+            .iter()
+            .map(|c| checks::unlicensed_mailbox(c, now)),
+    );
+    write::history(
+        deps,
+        &tenant.tenant_id,
+        snapshot,
+        state.previous.as_ref(),
+        &changes,
+        now,
+    )
+    .await?;
+    let remediations_queued = match policy.remediation.auto_reprocess {
+        true => {
+            remediate::queue(deps, tenant, policy, snapshot, &users.count_violations, now).await?
+        }
+        false => 0,
+    };
+    (deps.crash)(CheckStep::AfterQueue)?;
+    if state.previous.is_some() {
+        write::snapshot(deps, snapshot).await?;
+    }
+
+    checks::sort_findings(&mut findings);
+    write::run_record(deps, snapshot, &findings).await?;
+    tracing::info!(tenant = %tenant.tenant_id, users = snapshot.users.len(), findings = findings.len(), "license-check done");
+    Ok(CheckReport {
+        tenant_id: tenant.tenant_id.clone(),
+        run_at: now,
+        first_run: state.previous.is_none(),
+        users_scanned: snapshot.users.len(),
+        pages: seen.pages,
+        counts: BTreeCounts::of(&findings),
+        findings,
+        disabled_mailboxes: users.disabled_mailboxes,
+        grace_cases: cases.counts,
+        remediations_queued,
+        skipped: None,
+    })
+}

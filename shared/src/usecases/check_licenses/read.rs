@@ -1,0 +1,135 @@
+//! What a run reads: the tenant (users, SKUs, groups with licence errors) from the directory, and the previous run
+//! and licence events from the store.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use super::{CheckDeps, write};
+use crate::domain::license_event::LicenseEvent;
+use crate::domain::snapshot::{PreviousRun, SkuSnap, Snapshot, UserSnapshot};
+use crate::error::CoreError;
+use crate::ports::directory::Directory;
+use crate::ports::directory::types::User;
+
+/// The tenant as this run saw it.
+pub(super) struct Seen {
+    /// Users (sorted by id, each once) and SKUs.
+    pub snapshot: Snapshot,
+    /// Group id → display name, for the groups with licence errors.
+    pub groups: HashMap<String, String>,
+    /// User pages read.
+    pub pages: u32,
+}
+
+/// What earlier runs left.
+pub(super) struct Earlier {
+    /// The previous snapshot, if any.
+    pub previous: Option<PreviousRun>,
+    /// Every licence event audit-fetch has stored.
+    pub events: Vec<LicenseEvent>,
+}
+
+/// Reads the tenant. Each user page is distilled and dropped at once: memory holds compact snapshots, never the raw
+/// tenant JSON.
+pub(super) async fn tenant(
+    directory: &dyn Directory,
+    tenant_id: &str,
+    now: DateTime<Utc>,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Seen, CoreError> {
+    let skus = directory.subscribed_skus().await?;
+    let mut users: Vec<UserSnapshot> = Vec::new();
+    let mut pager = directory.users();
+    while let Some(page) = pager.next_page().await? {
+        users.extend(page.iter().map(User::snapshot));
+        progress(users.len());
+    }
+    users.sort_by(|a, b| a.id.cmp(&b.id));
+    users.dedup_by(|a, b| a.id == b.id);
+    let pages = pager.pages_fetched();
+    tracing::debug!(users = users.len(), pages, "users read");
+    let groups = groups_with_errors(directory).await?;
+    let skus = skus.iter().map(SkuSnap::from).collect();
+    Ok(Seen {
+        snapshot: Snapshot {
+            tenant_id: tenant_id.to_string(),
+            taken_at: now,
+            skus,
+            users,
+        },
+        groups,
+        pages,
+    })
+}
+
+/// Reads the previous run and the licence events. A first run that saved its snapshot and died before its
+/// baseline history and run record is completed here, from that snapshot (entries already written are stored
+/// once).
+pub(super) async fn state(deps: &CheckDeps<'_>, tenant_id: &str) -> Result<Earlier, CoreError> {
+    let previous = deps.store.previous_run(tenant_id).await?;
+    if let Some(p) = &previous
+        && deps.store.runs(tenant_id, 1).await?.is_empty()
+    {
+        let users: Vec<write::Baseline> = p
+            .users
+            .iter()
+            .map(|u| (u.id.as_str(), u.upn.as_str(), u.licenses.iter().collect()))
+            .collect();
+        let n = write::baseline(deps, tenant_id, &users, p.taken_at).await?;
+        tracing::warn!(
+            entries = n,
+            "completed the baseline history of an interrupted first run"
+        );
+    }
+    let events = deps.store.license_events(tenant_id, None).await?;
+    tracing::debug!(
+        previous = previous.is_some(),
+        events = events.len(),
+        "state read"
+    );
+    Ok(Earlier { previous, events })
+}
+
+/// Group id → display name for the groups Graph reports with licence errors (and their members' groups).
+async fn groups_with_errors(
+    directory: &dyn Directory,
+) -> Result<HashMap<String, String>, CoreError> {
+    let mut names = HashMap::new();
+    let mut pager = directory.groups_with_license_errors();
+    let mut ids = Vec::new();
+    loop {
+        match pager.next_page().await {
+            Ok(Some(page)) => {
+                for g in page {
+                    ids.push(g.id.clone());
+                    names.insert(g.id, g.display_name.unwrap_or_default());
+                }
+            }
+            Ok(None) => break,
+            // Some tenants refuse this filter (a known Graph issue): fall back to the names we can list.
+            Err(e) if e.code().is_some_and(|c| c.contains("UnsupportedQuery")) => {
+                tracing::warn!(
+                    "hasMembersWithLicenseErrors filter refused; listing groups instead"
+                );
+                let mut all = directory.licensed_groups();
+                while let Some(page) = all.next_page().await? {
+                    for g in page.into_iter().filter(|g| !g.assigned_licenses.is_empty()) {
+                        names.insert(g.id, g.display_name.unwrap_or_default());
+                    }
+                }
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for id in ids {
+        let mut members = directory.members_with_license_errors(&id);
+        let mut n = 0;
+        while let Some(page) = members.next_page().await? {
+            n += page.len();
+        }
+        tracing::info!(group = %id, members_with_errors = n, "group licensing errors");
+    }
+    Ok(names)
+}

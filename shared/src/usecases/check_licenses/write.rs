@@ -1,0 +1,165 @@
+//! What a run writes besides grace cases and remediations, each step followed by its crash point: alerts, history,
+//! the snapshot, the run record.
+
+use chrono::{DateTime, Utc};
+
+use super::{CheckDeps, CheckStep};
+use crate::domain::findings::{Detail, Finding, Severity};
+use crate::domain::snapshot::{LicenseChange, PreviousRun, Snapshot};
+use crate::error::CoreError;
+use crate::ports::store::{Alert, HistoryEntry, RunRecord};
+
+/// A user's licences for the baseline history: (id, UPN, SKU ids).
+pub(super) type Baseline<'a> = (&'a str, &'a str, Vec<&'a String>);
+
+/// Critical conditions become alert occurrences that grace-period-notify sends once each; the store keeps them in
+/// step with this run (a condition that no longer holds ends its occurrence).
+pub(super) async fn alerts(
+    deps: &CheckDeps<'_>,
+    tenant_id: &str,
+    findings: &[Finding],
+    now: DateTime<Utc>,
+) -> Result<(), CoreError> {
+    let alerts: Vec<Alert> = findings
+        .iter()
+        .filter_map(|f| alert(deps, f, now))
+        .collect();
+    deps.store.sync_alerts(tenant_id, &alerts).await?;
+    (deps.crash)(CheckStep::AfterAlerts)
+}
+
+fn alert(deps: &CheckDeps<'_>, f: &Finding, now: DateTime<Utc>) -> Option<Alert> {
+    match &f.detail {
+        Detail::MassDelicensing { removed_count, .. } => {
+            let condition = format!("mass_delicensing:{}", now.to_rfc3339());
+            Some(Alert {
+                alert_id: condition.clone(),
+                condition,
+                kind: "mass_delicensing".into(),
+                summary: format!("{removed_count} users lost licences in one run"),
+                raised_at: now,
+            })
+        }
+        Detail::SkuCapacity {
+            sku_id,
+            sku_part_number,
+            reason,
+            ..
+        } if f.severity == Severity::Critical => {
+            let condition = format!("sku_exhausted:{sku_id}");
+            Some(Alert {
+                alert_id: format!("{condition}:{}", now.to_rfc3339()),
+                condition,
+                kind: "sku_exhausted".into(),
+                summary: format!(
+                    "{}: {reason}",
+                    deps.catalog.sku_label(sku_id, sku_part_number)
+                ),
+                raised_at: now,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// History. A first run's baseline is written after its snapshot (a crash in between is repaired by the next run);
+/// a later run's changes before it (a crash in between makes the next run see the same changes against the same
+/// snapshot, stored once by their identity).
+pub(super) async fn history(
+    deps: &CheckDeps<'_>,
+    tenant_id: &str,
+    snapshot: &Snapshot,
+    previous: Option<&PreviousRun>,
+    changes: &[LicenseChange],
+    now: DateTime<Utc>,
+) -> Result<(), CoreError> {
+    let written = match previous {
+        None => {
+            self::snapshot(deps, snapshot).await?;
+            let users: Vec<Baseline> = snapshot
+                .users
+                .iter()
+                .map(|u| (u.id.as_str(), u.upn.as_str(), u.sku_ids().collect()))
+                .collect();
+            baseline(deps, tenant_id, &users, now).await?
+        }
+        Some(p) => {
+            let entries: Vec<HistoryEntry> = changes
+                .iter()
+                .map(|c| HistoryEntry {
+                    user_id: c.user_id.clone(),
+                    user_principal_name: c.upn.clone(),
+                    sku_id: c.sku_id.clone(),
+                    change: if c.added { "added" } else { "removed" }.into(),
+                    at: now,
+                    baseline: false,
+                    since: Some(p.taken_at),
+                })
+                .collect();
+            deps.store.append_history(tenant_id, &entries).await?;
+            entries.len()
+        }
+    };
+    tracing::debug!(entries = written, "history written");
+    (deps.crash)(CheckStep::AfterHistory)
+}
+
+/// Writes the baseline history (licences that existed before licensewatch watched), in chunks so that a first run
+/// over a large tenant never holds a second copy of it. Returns how many entries it wrote.
+pub(super) async fn baseline(
+    deps: &CheckDeps<'_>,
+    tenant_id: &str,
+    users: &[Baseline<'_>],
+    at: DateTime<Utc>,
+) -> Result<usize, CoreError> {
+    let mut written = 0;
+    for chunk in users.chunks(5_000) {
+        let entries: Vec<HistoryEntry> = chunk
+            .iter()
+            .flat_map(|(id, upn, skus)| {
+                skus.iter().map(move |sku| HistoryEntry {
+                    user_id: id.to_string(),
+                    user_principal_name: upn.to_string(),
+                    sku_id: (*sku).clone(),
+                    change: "added".into(),
+                    at,
+                    baseline: true,
+                    since: None,
+                })
+            })
+            .collect();
+        deps.store.append_history(tenant_id, &entries).await?;
+        written += entries.len();
+    }
+    Ok(written)
+}
+
+/// Saves the snapshot the next run diffs against.
+pub(super) async fn snapshot(deps: &CheckDeps<'_>, snapshot: &Snapshot) -> Result<(), CoreError> {
+    deps.store.save_snapshot(snapshot).await?;
+    tracing::debug!("snapshot saved");
+    (deps.crash)(CheckStep::AfterSnapshot)
+}
+
+/// The run record the report draws from (capacity, errors and changes over time).
+pub(super) async fn run_record(
+    deps: &CheckDeps<'_>,
+    snapshot: &Snapshot,
+    findings: &[Finding],
+) -> Result<(), CoreError> {
+    deps.store
+        .save_run(&RunRecord {
+            tenant_id: snapshot.tenant_id.clone(),
+            run_at: snapshot.taken_at,
+            users_scanned: snapshot.users.len(),
+            licensed_users: snapshot
+                .users
+                .iter()
+                .filter(|u| !u.licenses.is_empty())
+                .count(),
+            skus: snapshot.skus.clone(),
+            findings: findings.to_vec(),
+        })
+        .await?;
+    Ok(())
+}
