@@ -1,6 +1,6 @@
-//! The promises every state store keeps, run against SQLite and against DynamoDB in moto
-//! (`LICENSEWATCH_TEST_MOTO_URL`, started by `scripts/test.sh`): one lease holder at a time, a notice claimed by one
-//! run only, every archived record claimed by one object only, with racing callers.
+//! The promises every state store keeps, run against SQLite, DynamoDB in moto (`LICENSEWATCH_TEST_MOTO_URL`, started
+//! by `scripts/test.sh`) and the in-memory fake the use-case unit tests use: one lease holder at a time, a notice
+//! claimed by one run only, every archived record claimed by one object only, with racing callers.
 
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use licensewatch_core::adapters::aws::s3::S3Objects;
 use licensewatch_core::adapters::aws::{create_bucket, emulator_config};
 use licensewatch_core::adapters::sqlite::SqliteStore;
 use licensewatch_core::ports::store::{Backend, Lease, LedgerEntry, LedgerStatus};
+use licensewatch_core::ports::testing::MemoryStore;
 
 const TENANT: &str = "48a80680-7326-48cd-9935-b556b81d3a4e";
 
@@ -37,7 +38,11 @@ async fn stores() -> Vec<(&'static str, Arc<dyn Backend>)> {
         None,
         TENANT,
     );
-    vec![("sqlite", Arc::new(sqlite)), ("dynamodb", Arc::new(dynamo))]
+    vec![
+        ("sqlite", Arc::new(sqlite)),
+        ("dynamodb", Arc::new(dynamo)),
+        ("memory", Arc::new(MemoryStore::new())),
+    ]
 }
 
 #[tokio::test]

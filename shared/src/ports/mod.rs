@@ -9,3 +9,5 @@ pub mod clock;
 pub mod directory;
 pub mod queue;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;

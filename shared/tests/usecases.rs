@@ -1,0 +1,406 @@
+//! Unit tests of the use cases on the in-memory fakes (feature `testing`): the edge cases of evidence, deadlines,
+//! alerts, dedupe and the remediation budget, in milliseconds and without the simulator. The end-to-end tests
+//! (tests/) run the same use cases over HTTP against the simulated tenant, SQLite and moto.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use licensewatch_core::domain::catalog::Catalog;
+use licensewatch_core::domain::findings::{Detail, Finding, Severity};
+use licensewatch_core::domain::grace::{CaseKind, EvidenceKind};
+use licensewatch_core::error::CoreError;
+use licensewatch_core::policy::Policy;
+use licensewatch_core::ports::clock::{Clock, FixedClock};
+use licensewatch_core::ports::store::{AuditState, RemediationQueue, StateStore};
+use licensewatch_core::ports::testing::{MemoryArchive, MemoryDirectory, MemoryFeed, MemoryStore};
+use licensewatch_core::usecases::check_licenses::{
+    CheckDeps, CheckReport, TenantRun, check_licenses,
+};
+use licensewatch_core::usecases::fetch_audit::{AuditDeps, fetch_audit};
+use serde_json::{Value, json};
+
+const TENANT: &str = "48a80680-7326-48cd-9935-b556b81d3a4e";
+const E3: &str = "6fd2c87f-b296-42f0-b197-1e91e994b900";
+const EXCHANGE_PLAN: &str = "efb87545-963c-4e0d-99df-69c6916d9eb0";
+
+fn day(d: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, d, 9, 0, 0)
+        .single()
+        .expect("time")
+}
+
+/// A member mailbox; licensed with E3 (and an enabled Exchange plan) or not.
+fn mailbox(id: &str, licensed: bool) -> Value {
+    let (licenses, plans) = if licensed {
+        (
+            json!([{"skuId": E3, "disabledPlans": []}]),
+            json!([{"service": "exchange", "capabilityStatus": "Enabled", "servicePlanId": EXCHANGE_PLAN,
+                    "assignedDateTime": "2026-01-01T00:00:00Z"}]),
+        )
+    } else {
+        (json!([]), json!([]))
+    };
+    json!({"id": id, "userPrincipalName": format!("{id}@contoso.com"), "displayName": id,
+           "mail": format!("{id}@contoso.com"), "proxyAddresses": [format!("SMTP:{id}@contoso.com")],
+           "accountEnabled": true, "userType": "Member", "createdDateTime": "2025-01-01T00:00:00Z",
+           "assignedLicenses": licenses, "assignedPlans": plans, "licenseAssignmentStates": []})
+}
+
+fn e3(enabled: i64, consumed: i64) -> Value {
+    json!({"skuId": E3, "skuPartNumber": "ENTERPRISEPACK", "capabilityStatus": "Enabled",
+           "consumedUnits": consumed, "prepaidUnits": {"enabled": enabled, "suspended": 0, "warning": 0}})
+}
+
+/// A failed "Change user license" as Entra writes it: no SKU anywhere in the record.
+fn failed_license_change(id: &str, user: &str, at: DateTime<Utc>) -> Value {
+    json!({"id": id, "category": "UserManagement", "correlationId": format!("corr-{id}"),
+           "result": "failure", "resultReason": "Microsoft.Online.Workflows.LicenseAssignmentException",
+           "activityDisplayName": "Change user license", "activityDateTime": at.to_rfc3339(),
+           "loggedByService": "Core Directory", "operationType": "Update",
+           "initiatedBy": {"user": {"userPrincipalName": "admin@contoso.com"}, "app": null},
+           "targetResources": [{"id": user, "type": "User", "userPrincipalName": format!("{user}@contoso.com"),
+                                "modifiedProperties": []}],
+           "additionalDetails": []})
+}
+
+struct World {
+    directory: MemoryDirectory,
+    feed: MemoryFeed,
+    store: MemoryStore,
+    archive: MemoryArchive,
+    clock: FixedClock,
+    catalog: Catalog,
+    policy: Policy,
+}
+
+fn no_crash<T>(_: T) -> Result<(), CoreError> {
+    Ok(())
+}
+
+impl World {
+    fn new() -> Self {
+        Self {
+            directory: MemoryDirectory::new(),
+            feed: MemoryFeed::new(TENANT),
+            store: MemoryStore::new(),
+            archive: MemoryArchive::default(),
+            clock: FixedClock::at(day(20)),
+            catalog: Catalog::embedded(),
+            policy: Policy::default(),
+        }
+    }
+
+    async fn check(&self) -> CheckReport {
+        let deps = CheckDeps {
+            graph: &self.directory,
+            store: &self.store,
+            queue: &self.store,
+            remediations: &self.store,
+            clock: &self.clock,
+            catalog: &self.catalog,
+            crash: &no_crash,
+        };
+        let tenant = TenantRun {
+            tenant_id: TENANT.into(),
+            delayed_delicensing: false,
+        };
+        check_licenses(&deps, &tenant, &self.policy, &|_| {})
+            .await
+            .expect("check")
+    }
+
+    async fn fetch(&self) -> licensewatch_core::usecases::fetch_audit::AuditReport {
+        let deps = AuditDeps {
+            graph: &self.directory,
+            management: &self.feed,
+            state: &self.store,
+            store: &self.store,
+            archive: &self.archive,
+            clock: &self.clock,
+            crash: &no_crash,
+        };
+        fetch_audit(&deps, &self.policy).await.expect("fetch")
+    }
+
+    fn at(&self, t: DateTime<Utc>) {
+        self.clock.set(t);
+    }
+}
+
+fn of_kind<'f>(report: &'f CheckReport, kind: &str) -> Vec<&'f Finding> {
+    report
+        .findings
+        .iter()
+        .filter(|f| f.kind() == kind)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_skuless_failed_assignment_dates_the_case_and_the_last_three_days_are_critical() {
+    let w = World::new();
+    w.directory
+        .put_sku(e3(10, 1))
+        .put_user(mailbox("ada", false));
+    w.directory.put_audit(failed_license_change(
+        "f1",
+        "ada",
+        day(20) - Duration::days(25),
+    ));
+    // A later failure does not move the start: the earliest one is closest to when the mailbox began running.
+    w.directory.put_audit(failed_license_change(
+        "f2",
+        "ada",
+        day(20) - Duration::days(10),
+    ));
+    assert_eq!(w.fetch().await.license_events, 2);
+
+    let report = w.check().await;
+    let [f] = of_kind(&report, "unlicensed_mailbox")[..] else {
+        panic!("one mailbox: {report:?}")
+    };
+    let Detail::UnlicensedMailbox {
+        grace_evidence,
+        case_type,
+        days_left,
+        attempted_sku_source,
+        ..
+    } = &f.detail
+    else {
+        unreachable!()
+    };
+    assert_eq!(*grace_evidence, EvidenceKind::AuditFailedAssignment);
+    assert_eq!(*case_type, CaseKind::NeverLicensed);
+    assert_eq!(*days_left, 5);
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(
+        attempted_sku_source.is_some(),
+        "a failed assignment says where its SKUs come from"
+    );
+
+    w.at(day(22) + Duration::hours(1));
+    let report = w.check().await;
+    let [f] = of_kind(&report, "unlicensed_mailbox")[..] else {
+        panic!("still one")
+    };
+    assert_eq!(
+        f.severity,
+        Severity::Critical,
+        "three days or fewer left: {f:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failure_before_the_last_successful_grant_is_not_evidence() {
+    let w = World::new();
+    w.directory
+        .put_sku(e3(10, 1))
+        .put_user(mailbox("bob", false));
+    w.directory
+        .put_audit(failed_license_change("f1", "bob", day(1)));
+    // The licence was granted after the failure (and removed since without an audit record we can read).
+    w.directory.put_audit(json!({"id": "g1", "category": "UserManagement", "correlationId": "corr-g1",
+        "result": "success", "activityDisplayName": "Update user", "activityDateTime": day(5).to_rfc3339(),
+        "initiatedBy": {"user": {"userPrincipalName": "admin@contoso.com"}},
+        "targetResources": [{"id": "bob", "type": "User", "userPrincipalName": "bob@contoso.com",
+            "modifiedProperties": [{"displayName": "AssignedLicense", "oldValue": "[]",
+                "newValue": format!("[\"[SkuName=ENTERPRISEPACK, AccountId=x, SkuId={E3}, DisabledPlans=[]]\"]")}]}]}));
+    w.fetch().await;
+    let report = w.check().await;
+    let [f] = of_kind(&report, "unlicensed_mailbox")[..] else {
+        panic!("one mailbox")
+    };
+    let Detail::UnlicensedMailbox { grace_evidence, .. } = &f.detail else {
+        unreachable!()
+    };
+    assert_ne!(
+        *grace_evidence,
+        EvidenceKind::AuditFailedAssignment,
+        "{f:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unexplained_removal_is_a_warning_and_the_case_closes_when_exchange_returns() {
+    let w = World::new();
+    w.directory
+        .put_sku(e3(10, 2))
+        .put_user(mailbox("cy", true))
+        .put_user(mailbox("di", true));
+    w.check().await;
+
+    w.at(day(20) + Duration::hours(1));
+    w.directory.put_user(mailbox("cy", false));
+    let report = w.check().await;
+    let [removed] = of_kind(&report, "license_removed")[..] else {
+        panic!("one removal: {report:?}")
+    };
+    assert_eq!(removed.severity, Severity::Warning, "nobody explains it");
+    let [case] = of_kind(&report, "unlicensed_mailbox")[..] else {
+        panic!("one case")
+    };
+    let Detail::UnlicensedMailbox {
+        grace_evidence,
+        case_type,
+        days_left,
+        ..
+    } = &case.detail
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (*grace_evidence, *case_type),
+        (EvidenceKind::SnapshotDiff, CaseKind::LicenseRemoved)
+    );
+    assert!(*days_left > 0, "the data deadline is still ahead");
+    assert_eq!(report.grace_cases.opened, 1);
+
+    w.at(day(20) + Duration::hours(2));
+    w.directory.put_user(mailbox("cy", true));
+    let report = w.check().await;
+    assert_eq!((report.grace_cases.open, report.grace_cases.closed), (0, 1));
+    let cases = w.store.grace_cases(TENANT, false).await.expect("cases");
+    assert_eq!(
+        cases[0].close_reason.as_deref(),
+        Some("an enabled Exchange plan is assigned again")
+    );
+}
+
+#[tokio::test]
+async fn mass_delicensing_is_one_alert_per_occurrence() {
+    let mut w = World::new();
+    // The threshold is the smaller of the two; a share of 100 % leaves the count to decide.
+    w.policy.check.mass_delicensing_min_users = 3;
+    w.policy.check.mass_delicensing_percent = 100.0;
+    w.directory.put_sku(e3(100, 10));
+    for i in 0..10 {
+        w.directory.put_user(mailbox(&format!("u{i}"), true));
+    }
+    w.check().await;
+    w.at(day(20) + Duration::hours(1));
+    for i in 0..3 {
+        w.directory.put_user(mailbox(&format!("u{i}"), false));
+    }
+    let report = w.check().await;
+    let [mass] = of_kind(&report, "mass_delicensing")[..] else {
+        panic!("mass: {report:?}")
+    };
+    assert_eq!(mass.severity, Severity::Critical);
+    let alerts = w.store.open_alerts(TENANT).await.expect("alerts");
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].kind, "mass_delicensing");
+
+    // Two removals the next hour stay under the threshold: the occurrence ends, nothing new is raised.
+    w.at(day(20) + Duration::hours(2));
+    for i in 3..5 {
+        w.directory.put_user(mailbox(&format!("u{i}"), false));
+    }
+    let report = w.check().await;
+    assert!(of_kind(&report, "mass_delicensing").is_empty());
+    assert!(
+        w.store
+            .open_alerts(TENANT)
+            .await
+            .expect("alerts")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn count_violations_on_an_exhausted_sku_are_critical_and_auto_reprocess_stays_within_budget()
+{
+    let mut w = World::new();
+    w.policy.remediation.auto_reprocess = true;
+    w.policy.remediation.max_actions_per_hour = 1;
+    w.directory.put_sku(e3(2, 2));
+    for id in ["eve", "fay"] {
+        let mut u = mailbox(id, false);
+        u["licenseAssignmentStates"] = json!([{"skuId": E3, "assignedByGroup": "g1", "state": "Error",
+                                               "error": "CountViolation"}]);
+        w.directory.put_user(u);
+    }
+    w.directory
+        .put_error_group("g1", "All staff", &["eve", "fay"]);
+    let report = w.check().await;
+    let [cap] = of_kind(&report, "sku_capacity")[..] else {
+        panic!("capacity: {report:?}")
+    };
+    assert_eq!(cap.severity, Severity::Critical);
+    assert_eq!(
+        w.store.open_alerts(TENANT).await.expect("alerts")[0].kind,
+        "sku_exhausted"
+    );
+    let errors = of_kind(&report, "license_assignment_error");
+    assert_eq!(errors.len(), 2);
+    let Detail::LicenseAssignmentError {
+        group_display_name, ..
+    } = &errors[0].detail
+    else {
+        unreachable!()
+    };
+    assert_eq!(group_display_name.as_deref(), Some("All staff"));
+    assert_eq!(
+        report.remediations_queued, 0,
+        "no free seat: nothing to reprocess"
+    );
+
+    // Seats are bought: both users could be reprocessed, the budget allows one an hour.
+    w.directory.put_sku(e3(10, 2));
+    w.at(day(20) + Duration::minutes(10));
+    let report = w.check().await;
+    assert_eq!(report.remediations_queued, 1);
+    assert_eq!(w.store.pending(TENANT).await.expect("queue").len(), 1);
+}
+
+#[tokio::test]
+async fn a_blob_listed_twice_and_a_record_in_two_blobs_are_archived_once() {
+    let w = World::new();
+    let record = |id: &str| {
+        json!({"Id": id, "CreationTime": "2026-11-19T08:00:00", "Operation": "UserLoggedIn",
+                                  "RecordType": 15, "UserId": "ada@contoso.com", "Workload": "AzureActiveDirectory"})
+    };
+    let ct = "Audit.AzureActiveDirectory";
+    w.feed
+        .publish(ct, "blob-1", day(19), &[record("r1"), record("r2")]);
+    w.feed.publish(
+        ct,
+        "blob-2",
+        day(19) + Duration::hours(1),
+        &[record("r2"), record("r3")],
+    );
+    let first = w.fetch().await;
+    assert_eq!((first.records_archived, first.duplicates_skipped), (3, 1));
+
+    w.at(day(20) + Duration::hours(1));
+    let again = w.fetch().await;
+    assert_eq!(
+        again.records_archived, 0,
+        "the relisted blobs add nothing: {again:?}"
+    );
+    assert_eq!(
+        w.feed.fetches().values().max(),
+        Some(&1),
+        "a finished blob is not downloaded again"
+    );
+    let seen = w
+        .store
+        .seen_records(&["r1".into(), "r2".into(), "r3".into()])
+        .await
+        .expect("seen");
+    assert_eq!(seen.len(), 3);
+}
+
+#[tokio::test]
+async fn a_second_run_while_one_holds_the_tenant_does_nothing() {
+    let w = World::new();
+    w.directory.put_sku(e3(10, 0));
+    w.store
+        .acquire_lease(
+            &licensewatch_core::ports::store::lease_name("license-check", TENANT),
+            "other-run",
+            w.clock.now(),
+            Duration::minutes(16),
+        )
+        .await
+        .expect("lease");
+    let report = w.check().await;
+    assert!(report.skipped.is_some());
+    assert!(w.store.runs(TENANT, 10).await.expect("runs").is_empty());
+}
