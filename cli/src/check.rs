@@ -67,7 +67,7 @@ pub fn attempted(
 
 /// One line per finding, for people.
 pub fn describe(rt: &Runtime, f: &Finding) -> String {
-    let tz = rt.policy.time_zone_for(&rt.tenant_run().tenant_id);
+    let tz = rt.time_zone;
     let day = |t: &chrono::DateTime<chrono::Utc>| {
         t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
     };

@@ -341,7 +341,7 @@ async fn story(
         .map_err(|e| format!("grace-period-notify: {e}"))?;
         let mut per_case: BTreeMap<(String, String, String), usize> = BTreeMap::new();
         for n in sent.sent.iter().filter(|n| n.channel != "console") {
-            *notices.entry(n.audience.clone()).or_default() += 1;
+            *notices.entry(n.audience.as_str().to_string()).or_default() += 1;
             let what = match (n.kind.as_str(), n.threshold_days) {
                 // After access ends, the thresholds count down to the deletion of the mailbox data.
                 ("threshold", Some(d)) if announced_lost.contains(&n.user_principal_name) => {
@@ -359,7 +359,11 @@ async fn story(
                 (k, _) => k.replace('_', " "),
             };
             *per_case
-                .entry((n.user_principal_name.clone(), n.audience.clone(), what))
+                .entry((
+                    n.user_principal_name.clone(),
+                    n.audience.as_str().to_string(),
+                    what,
+                ))
                 .or_default() += 1;
             events.push(json!({"type": "notice_sent", "user_principal_name": n.user_principal_name, "audience": n.audience,
                 "kind": n.kind, "threshold_days": n.threshold_days, "channel": n.channel}));

@@ -43,7 +43,7 @@ pub async fn load(rt: &Runtime) -> Result<ReportData, String> {
     cases.sort_by_key(|c| c.deadlines.access_ends_at);
     Ok(ReportData {
         generated_at: rt.clock.now(),
-        time_zone: rt.policy.time_zone_for(&tenant),
+        time_zone: rt.time_zone,
         cases,
         runs: store.runs(&tenant, RUNS).await.map_err(err)?,
         gaps: store.gaps().await.map_err(err)?,

@@ -178,7 +178,7 @@ pub(crate) async fn drain_once(app: &App, http: &reqwest::Client) -> Vec<(String
                 let deps = app.rt.worker_deps(http, app.auth.callback_secret());
                 match process(&deps, &r, &app.rt.policy, false).await {
                     Ok(outcome) => {
-                        tracing::info!(remediation = %r.remediation_id, status = outcome.status, "remediation done");
+                        tracing::info!(remediation = %r.remediation_id, status = %outcome.status, "remediation done");
                         let _ = app.rt.store.ack(&r.remediation_id).await;
                         done.push((r.remediation_id.clone(), outcome.status.to_string()));
                     }
@@ -222,13 +222,10 @@ pub async fn reprocess(
 ) -> Result<(), String> {
     let dry_run = options.dry_run;
     let rt = crate::runtime(None).await?;
-    if !licensewatch_core::usecases::reprocess_user::ACTIONS.contains(&action.as_str()) {
-        return Err(format!(
-            "--action '{action}' is not one of reprocess, assign, remove, copy_from"
-        ));
-    }
+    let action: licensewatch_core::domain::kinds::RemediationAction =
+        action.parse().map_err(|e| format!("--action {e}"))?;
     if let Some(reason) =
-        licensewatch_core::usecases::reprocess_user::policy_refusal(&rt.policy, &action, &sku_ids)
+        licensewatch_core::usecases::reprocess_user::policy_refusal(&rt.policy, action, &sku_ids)
     {
         return Err(format!("refused by the remediation policy: {reason}"));
     }

@@ -51,14 +51,24 @@ impl Default for TenantPolicy {
 
 impl Policy {
     /// The time zone dates are shown in for a tenant: its `[[tenants]]` entry's `time_zone` when set, else
-    /// `[tenant].time_zone`, else UTC (both are validated when the policy is read).
-    pub fn time_zone_for(&self, tenant_id: &str) -> chrono_tz::Tz {
-        self.tenants
+    /// `[tenant].time_zone`. Both are validated when a policy file is read; a policy built in code with a wrong
+    /// name gets the same error, naming the key, instead of silently showing UTC.
+    pub fn time_zone_for(&self, tenant_id: &str) -> Result<chrono_tz::Tz, ConfigError> {
+        let (key, name) = match self
+            .tenants
             .iter()
-            .find(|t| t.id.eq_ignore_ascii_case(tenant_id) && !t.time_zone.is_empty())
-            .map_or(self.tenant.time_zone.as_str(), |t| t.time_zone.as_str())
-            .parse()
-            .unwrap_or(chrono_tz::UTC)
+            .position(|t| t.id.eq_ignore_ascii_case(tenant_id) && !t.time_zone.is_empty())
+        {
+            Some(i) => (
+                format!("tenants[{i}].time_zone"),
+                self.tenants[i].time_zone.as_str(),
+            ),
+            None => (
+                "tenant.time_zone".to_string(),
+                self.tenant.time_zone.as_str(),
+            ),
+        };
+        parse_tz(name).map_err(|problem| ConfigError::single(key, problem))
     }
 }
 
@@ -403,12 +413,15 @@ impl Policy {
 }
 
 fn check_tz(p: &mut Problems, key: &str, tz: &str) {
-    if tz.parse::<chrono_tz::Tz>().is_err() {
-        p.add(
-            key,
-            format!("'{tz}' is not an IANA time zone (e.g. Europe/Berlin)"),
-        );
+    if let Err(problem) = parse_tz(tz) {
+        p.add(key, problem);
     }
+}
+
+/// The one place a time-zone name is read.
+fn parse_tz(tz: &str) -> Result<chrono_tz::Tz, String> {
+    tz.parse::<chrono_tz::Tz>()
+        .map_err(|_| format!("'{tz}' is not an IANA time zone (e.g. Europe/Berlin)"))
 }
 
 fn looks_like_mail(a: &str) -> bool {
@@ -501,6 +514,21 @@ tolerance_seconds = 120
                 "webhook.tolerance_seconds"
             ]
         );
+    }
+
+    #[test]
+    fn a_wrong_time_zone_in_code_is_an_error_naming_the_key_not_utc() {
+        let p = Policy {
+            tenants: vec![TenantEntry {
+                id: "t1".into(),
+                time_zone: "Mars/Olympus".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let err = p.time_zone_for("t1").expect_err("no silent UTC");
+        assert_eq!(err.problems[0].name, "tenants[0].time_zone");
+        assert_eq!(p.time_zone_for("t2").expect("default"), chrono_tz::UTC);
     }
 
     #[test]

@@ -74,7 +74,7 @@ fn record(id: &str, ticket: Option<&str>, now: DateTime<Utc>) -> RemediationReco
             remediation_id: id.into(),
             tenant_id: TENANT.into(),
             user: "adele@contoso.example".into(),
-            action: "reprocess".into(),
+            action: licensewatch_core::domain::kinds::RemediationAction::Reprocess,
             sku_ids: vec![],
             reason: "test".into(),
             requested_at: now,
@@ -88,7 +88,7 @@ fn record(id: &str, ticket: Option<&str>, now: DateTime<Utc>) -> RemediationReco
         },
         ticket_key: ticket.map(|t| format!("servicenow|{t}|reprocess")),
         body_hash: "h".into(),
-        status: "queued".into(),
+        status: licensewatch_core::domain::kinds::RemediationStatus::Queued,
         detail: serde_json::json!({}),
         created_at: now,
         updated_at: now,
@@ -215,7 +215,12 @@ async fn the_same_ticket_within_a_day_returns_the_first_remediation() {
 
     // Status updates and forget.
     store
-        .set_status("c1", "succeeded", &serde_json::json!({"ok": true}), at(10))
+        .set_status(
+            "c1",
+            licensewatch_core::domain::kinds::RemediationStatus::Succeeded,
+            &serde_json::json!({"ok": true}),
+            at(10),
+        )
         .await
         .expect("status");
     let r = store
@@ -242,8 +247,8 @@ fn ledger(key: &str, status: LedgerStatus) -> LedgerEntry {
         tenant_id: TENANT.into(),
         case_id: "case-1".into(),
         user_principal_name: "adele@contoso.example".into(),
-        audience: "admin".into(),
-        kind: "threshold".into(),
+        audience: licensewatch_core::ports::channel::Audience::Admin,
+        kind: licensewatch_core::domain::kinds::NoticeKind::Threshold,
         threshold_days: Some(7),
         deadline: Some(at(9)),
         channel: "mail".into(),
@@ -558,7 +563,7 @@ async fn alerts_open_once_per_occurrence_and_close_when_the_condition_ends() {
     let alert = |id: &str, cond: &str, h: u32| Alert {
         alert_id: id.into(),
         condition: cond.into(),
-        kind: "sku_exhausted".into(),
+        kind: licensewatch_core::domain::kinds::AlertKind::SkuExhausted,
         summary: "E3 has no seats".into(),
         raised_at: at(h),
     };

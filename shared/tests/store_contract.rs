@@ -9,6 +9,8 @@ use licensewatch_core::adapters::aws::dynamo::{DynamoStore, create_table};
 use licensewatch_core::adapters::aws::s3::S3Objects;
 use licensewatch_core::adapters::aws::{create_bucket, emulator_config};
 use licensewatch_core::adapters::sqlite::SqliteStore;
+use licensewatch_core::domain::kinds::{NoticeKind, RemediationAction, RemediationStatus};
+use licensewatch_core::ports::channel::Audience;
 use licensewatch_core::ports::store::{Backend, Lease, LedgerEntry, LedgerStatus};
 use licensewatch_core::ports::testing::MemoryStore;
 
@@ -128,8 +130,8 @@ fn notice(key: &str, owner: &str, t: DateTime<Utc>) -> LedgerEntry {
         tenant_id: TENANT.into(),
         case_id: "case-1".into(),
         user_principal_name: "adele@contoso.example".into(),
-        audience: "admin".into(),
-        kind: "threshold".into(),
+        audience: Audience::Admin,
+        kind: NoticeKind::Threshold,
         threshold_days: Some(7),
         deadline: Some(at(30)),
         channel: "mail".into(),
@@ -256,7 +258,7 @@ fn remediation(id: &str, t: DateTime<Utc>) -> licensewatch_core::ports::store::R
             remediation_id: id.into(),
             tenant_id: TENANT.into(),
             user: "adele@contoso.example".into(),
-            action: "reprocess".into(),
+            action: RemediationAction::Reprocess,
             sku_ids: vec![],
             reason: "test".into(),
             requested_at: t,
@@ -266,7 +268,7 @@ fn remediation(id: &str, t: DateTime<Utc>) -> licensewatch_core::ports::store::R
         },
         ticket_key: None,
         body_hash: "h".into(),
-        status: "queued".into(),
+        status: RemediationStatus::Queued,
         detail: serde_json::Value::Null,
         created_at: t,
         updated_at: t,

@@ -60,8 +60,8 @@ pub async fn handle_sqs(
     let mut metrics = Metrics::new("reprocess-user", &rt.microsoft.tenant_id);
     let response = sqs_batch(event, "remediation", async |request: RemediationRequest| {
         let outcome = process(worker, &request, &rt.policy, false).await?;
-        metrics.count_with("Remediations", 1, ("Status", outcome.status));
-        tracing::info!(remediation = %request.remediation_id, status = outcome.status, "remediation done");
+        metrics.count_with("Remediations", 1, ("Status", outcome.status.as_str()));
+        tracing::info!(remediation = %request.remediation_id, status = outcome.status.as_str(), "remediation done");
         Ok(())
     })
     .await;

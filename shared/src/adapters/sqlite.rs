@@ -9,6 +9,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use std::collections::{HashMap, HashSet};
 
+use crate::domain::kinds::RemediationStatus;
 use crate::domain::license_event::{LicenseEvent, LicenseRecord};
 use crate::domain::snapshot::{PreviousRun, Snapshot};
 use crate::ports::store::{
@@ -458,7 +459,7 @@ impl StateStore for SqliteStore {
                     e.key,
                     e.tenant_id,
                     e.case_id,
-                    e.audience,
+                    e.audience.as_str(),
                     status,
                     body
                 ])
@@ -603,7 +604,13 @@ impl StateStore for SqliteStore {
                 }
                 let body = serde_json::to_string(e).map_err(corrupt)?;
                 write
-                    .execute(params![e.key, e.tenant_id, e.case_id, e.audience, body])
+                    .execute(params![
+                        e.key,
+                        e.tenant_id,
+                        e.case_id,
+                        e.audience.as_str(),
+                        body
+                    ])
                     .map_err(|e| self.db(e))?;
                 claimed.push(e.key.clone());
             }
@@ -840,7 +847,7 @@ impl RemediationStore for SqliteStore {
     async fn set_status(
         &self,
         remediation_id: &str,
-        status: &str,
+        status: RemediationStatus,
         detail: &serde_json::Value,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
@@ -849,7 +856,7 @@ impl RemediationStore for SqliteStore {
                 "no remediation {remediation_id}"
             )));
         };
-        rec.status = status.to_string();
+        rec.status = status;
         rec.detail = detail.clone();
         rec.updated_at = now;
         let body = serde_json::to_string(&rec).map_err(corrupt)?;

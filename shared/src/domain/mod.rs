@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod checks;
 pub mod findings;
 pub mod grace;
+pub mod kinds;
 pub mod license_event;
 pub mod signing;
 pub mod snapshot;

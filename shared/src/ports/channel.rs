@@ -22,6 +22,18 @@ impl Audience {
     }
 }
 
+impl std::fmt::Display for Audience {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Audience {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// One message to deliver.
 #[derive(Debug, Clone)]
 pub struct Message {

@@ -5,8 +5,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::kinds::{AlertKind, NoticeKind, RemediationAction, RemediationStatus};
 use crate::domain::license_event::{LicenseEvent, LicenseRecord};
 use crate::domain::snapshot::{PreviousRun, Snapshot};
+use crate::ports::channel::Audience;
 
 pub use crate::error::StoreError;
 
@@ -59,7 +61,7 @@ pub struct RemediationRequest {
     /// User id or UPN.
     pub user: String,
     /// reprocess | assign | remove | copy_from
-    pub action: String,
+    pub action: RemediationAction,
     /// SKUs for assign/remove.
     pub sku_ids: Vec<String>,
     /// Why it was requested.
@@ -100,7 +102,7 @@ pub struct RemediationRecord {
     /// SHA-256 of the request body, to tell a retry from a conflicting request.
     pub body_hash: String,
     /// queued | dry_run | succeeded | failed | rejected
-    pub status: String,
+    pub status: RemediationStatus,
     /// Outcome details.
     pub detail: serde_json::Value,
     /// Created.
@@ -116,7 +118,7 @@ impl RemediationRecord {
             request,
             ticket_key: None,
             body_hash: String::new(),
-            status: "queued".into(),
+            status: RemediationStatus::Queued,
             detail: serde_json::Value::Null,
             created_at: now,
             updated_at: now,
@@ -168,7 +170,7 @@ pub trait RemediationStore: Send + Sync {
     async fn set_status(
         &self,
         remediation_id: &str,
-        status: &str,
+        status: RemediationStatus,
         detail: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
@@ -211,9 +213,9 @@ pub struct LedgerEntry {
     /// User concerned.
     pub user_principal_name: String,
     /// `admin` or `user`.
-    pub audience: String,
+    pub audience: Audience,
     /// `threshold`, `access_gone`, `resolved` or `alert`.
-    pub kind: String,
+    pub kind: NoticeKind,
     /// Days-left threshold, for `threshold` notices.
     pub threshold_days: Option<i64>,
     /// The deadline the notice is about.
@@ -252,8 +254,8 @@ pub struct Alert {
     pub alert_id: String,
     /// The condition (e.g. `sku_exhausted:<sku>`): while it holds, it is the same occurrence.
     pub condition: String,
-    /// `mass_delicensing` or `sku_exhausted`.
-    pub kind: String,
+    /// What it is about.
+    pub kind: AlertKind,
     /// One line for people.
     pub summary: String,
     /// First seen.

@@ -39,6 +39,8 @@ pub struct Runtime {
     pub clock: Arc<dyn Clock>,
     /// SKU names.
     pub catalog: Arc<Catalog>,
+    /// The tenant's time zone for dates shown to people (`[[tenants]]` / `[tenant]` `time_zone`).
+    pub time_zone: chrono_tz::Tz,
     /// The AWS configuration, when state, archive or queues live there.
     pub aws: Option<aws_config::SdkConfig>,
 }
@@ -138,6 +140,7 @@ impl Runtime {
         catalog: Catalog,
         aws: Option<aws_config::SdkConfig>,
     ) -> Result<Self, CoreError> {
+        let time_zone = policy.time_zone_for(&microsoft.tenant_id)?;
         let archive = build::archive(&settings, aws.as_ref())?;
         let store = build::store(&settings, aws.as_ref(), &microsoft.tenant_id)?;
         let tenant_queue = build::queue(
@@ -158,6 +161,7 @@ impl Runtime {
             tenant_queue,
             clock,
             catalog: Arc::new(catalog),
+            time_zone,
             aws,
         })
     }

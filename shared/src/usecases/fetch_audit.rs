@@ -15,6 +15,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::domain::kinds::AlertKind;
 use crate::domain::license_event::{
     GroupLicensingRun, LicenseRecord, from_directory_audit, from_management_record,
     group_licensing_run, merge,
@@ -167,7 +168,7 @@ async fn fetch_under(
         let alert = crate::ports::store::Alert {
             alert_id: id.clone(),
             condition: id,
-            kind: "audit_gap".into(),
+            kind: AlertKind::AuditGap,
             summary: format!(
                 "audit records of {} from {} to {} were no longer available from Microsoft and are missing from the archive",
                 g.source, g.from, g.to
@@ -251,7 +252,7 @@ fn group_licensing_alert(
             "group_license_failed:{}",
             run.group_id.as_deref().unwrap_or(&run.id)
         ),
-        kind: "group_license_failed".into(),
+        kind: AlertKind::GroupLicenseFailed,
         summary: format!(
             "group-based licensing failed for {} user(s) of {group}{succeeded} at {}; license-check names them and the cause",
             run.failed,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::adapters::retry::RetryPolicy;
+use crate::domain::kinds::NoticeKind;
 use crate::error::CoreError;
 use crate::policy::Policy;
 use crate::ports::channel::{Audience, Channel, Message, html_escape};
@@ -57,7 +58,7 @@ pub struct SentNotice {
     /// User.
     pub user_principal_name: String,
     /// `admin` or `user`.
-    pub audience: String,
+    pub audience: Audience,
     /// Threshold, for threshold notices.
     pub threshold_days: Option<i64>,
     /// Channel.
@@ -67,7 +68,7 @@ pub struct SentNotice {
     /// The deadline it is about.
     pub deadline: Option<DateTime<Utc>>,
     /// `threshold`, `access_gone`, `resolved`, `alert`.
-    pub kind: String,
+    pub kind: NoticeKind,
 }
 
 /// A channel that failed after its retries.
@@ -109,7 +110,7 @@ struct Due {
     display_name: Option<String>,
     mail: Option<String>,
     audience: Audience,
-    kind: &'static str,
+    kind: NoticeKind,
     threshold: Option<i64>,
     deadline: Option<DateTime<Utc>>,
     case: Option<GraceCase>,
@@ -162,7 +163,7 @@ fn plan(
         let d = &c.deadlines;
         if let Some(closed) = c.closed_at {
             if notified.contains(&c.case_id) && now - closed < Duration::days(30) {
-                due.push(base(c, Audience::Admin, "resolved", None, None));
+                due.push(base(c, Audience::Admin, NoticeKind::Resolved, None, None));
             }
             continue;
         }
@@ -170,7 +171,7 @@ fn plan(
             due.push(base(
                 c,
                 Audience::Admin,
-                "access_gone",
+                NoticeKind::AccessGone,
                 None,
                 Some(d.access_ends_at),
             ));
@@ -180,7 +181,13 @@ fn plan(
         };
         let days_left = d.days_left(now);
         if let Some(t) = due_threshold(days_left, &policy.notify.admin_thresholds_days) {
-            due.push(base(c, Audience::Admin, "threshold", Some(t), Some(next)));
+            due.push(base(
+                c,
+                Audience::Admin,
+                NoticeKind::Threshold,
+                Some(t),
+                Some(next),
+            ));
         }
         // Users are told only while they can still read their mailbox.
         if policy.notify.notify_users
@@ -188,7 +195,13 @@ fn plan(
             && c.mail.is_some()
             && let Some(t) = due_threshold(days_left, &policy.notify.user_thresholds_days)
         {
-            due.push(base(c, Audience::User, "threshold", Some(t), Some(next)));
+            due.push(base(
+                c,
+                Audience::User,
+                NoticeKind::Threshold,
+                Some(t),
+                Some(next),
+            ));
         }
     }
     for a in alerts {
@@ -198,7 +211,7 @@ fn plan(
             display_name: None,
             mail: None,
             audience: Audience::Admin,
-            kind: "alert",
+            kind: NoticeKind::Alert,
             threshold: None,
             deadline: None,
             case: None,
@@ -207,7 +220,7 @@ fn plan(
     }
     due.sort_by_key(|d| {
         (
-            d.kind != "alert",
+            d.kind != NoticeKind::Alert,
             d.deadline.unwrap_or(DateTime::<Utc>::MAX_UTC),
             d.upn.clone(),
         )
@@ -232,7 +245,9 @@ fn render_admin(
 ) -> (String, String, String, serde_json::Value) {
     let day = |t: &DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string();
     let critical = items.iter().any(|d| {
-        d.kind == "alert" || d.kind == "access_gone" || d.threshold.is_some_and(|t| t <= 3)
+        d.kind == NoticeKind::Alert
+            || d.kind == NoticeKind::AccessGone
+            || d.threshold.is_some_and(|t| t <= 3)
     });
     let subject = format!(
         "{}licensewatch: {} item(s) about Microsoft 365 mailboxes and licences",
@@ -260,10 +275,10 @@ fn render_admin(
                 };
                 let dl = &c.deadlines;
                 let state = match d.kind {
-                    "resolved" => {
+                    NoticeKind::Resolved => {
                         format!("resolved: {}", c.close_reason.clone().unwrap_or_default())
                     }
-                    "access_gone" => format!(
+                    NoticeKind::AccessGone => format!(
                         "ACCESS ENDED {}; data deleted {} unless a licence is assigned",
                         day(&dl.access_ends_at),
                         day(&dl.data_deleted_at)
@@ -275,7 +290,7 @@ fn render_admin(
                         day(&dl.data_deleted_at)
                     ),
                 };
-                let todo = if d.kind == "resolved" {
+                let todo = if d.kind == NoticeKind::Resolved {
                     String::new()
                 } else {
                     what_to_do(c)
@@ -346,12 +361,12 @@ fn sent_notice(d: &Due, channel: &str, recipient: &str) -> SentNotice {
     SentNotice {
         case_id: d.case_id.clone(),
         user_principal_name: d.upn.clone(),
-        audience: d.audience.as_str().into(),
+        audience: d.audience,
         threshold_days: d.threshold,
         channel: channel.into(),
         recipient: recipient.to_string(),
         deadline: d.deadline,
-        kind: d.kind.into(),
+        kind: d.kind,
     }
 }
 
@@ -399,7 +414,7 @@ async fn notify_under(
 ) -> Result<NotifyReport, CoreError> {
     let dry_run = lease.is_none();
     let now = deps.clock.now();
-    let tz = policy.time_zone_for(tenant_id);
+    let tz = policy.time_zone_for(tenant_id)?;
     let cases = deps.store.grace_cases(tenant_id, false).await?;
     let alerts = deps
         .store
@@ -485,8 +500,8 @@ async fn notify_under(
                     tenant_id: tenant_id.to_string(),
                     case_id: d.case_id.clone(),
                     user_principal_name: d.upn.clone(),
-                    audience: d.audience.as_str().into(),
-                    kind: d.kind.into(),
+                    audience: d.audience,
+                    kind: d.kind,
                     threshold_days: d.threshold,
                     deadline: d.deadline,
                     channel: ch.name().into(),

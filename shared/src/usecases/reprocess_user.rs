@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::domain::kinds::RemediationStatus;
 use crate::domain::signing::WebhookSecret;
 use crate::error::{ApiError, CoreError};
 use crate::policy::Policy;
@@ -15,7 +16,7 @@ use crate::ports::directory::{Directory, path_segment};
 use crate::ports::store::{RemediationRequest, RemediationStore};
 
 /// The actions a remediation can take.
-pub const ACTIONS: [&str; 4] = ["reprocess", "assign", "remove", "copy_from"];
+pub use crate::domain::kinds::RemediationAction;
 
 /// The exact Graph request a remediation sends (also what a dry run returns).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -31,8 +32,8 @@ pub struct GraphCall {
 /// How a remediation ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
-    /// `succeeded`, `failed` or `dry_run`.
-    pub status: &'static str,
+    /// `succeeded`, `failed`, `rejected` or `dry_run`.
+    pub status: RemediationStatus,
     /// Details (the Graph request, final states or the reason).
     pub detail: Value,
 }
@@ -73,7 +74,7 @@ pub fn no_crash(_: WorkerStep) -> Result<(), CoreError> {
 
 fn fail(reason: impl Into<String>) -> Outcome {
     Outcome {
-        status: "failed",
+        status: RemediationStatus::Failed,
         detail: json!({"reason": reason.into()}),
     }
 }
@@ -96,7 +97,7 @@ fn allowed(policy: &Policy, sku: &SubscribedSku) -> bool {
 
 fn rejected(reason: impl Into<String>) -> Outcome {
     Outcome {
-        status: "rejected",
+        status: RemediationStatus::Rejected,
         detail: json!({"reason": reason.into()}),
     }
 }
@@ -104,8 +105,12 @@ fn rejected(reason: impl Into<String>) -> Outcome {
 /// The remediation policy's rails, the same for every entry point (webhook, queue worker, CLI, auto-reprocess):
 /// `remove` only with `allow_remove`, and every SKU an action adds or removes on `sku_allow_list` (when the list is
 /// not empty). `Some(reason)` when the request is refused. The budget is the store's (`admit`).
-pub fn policy_refusal(policy: &Policy, action: &str, sku_ids: &[String]) -> Option<String> {
-    if action == "remove" && !policy.remediation.allow_remove {
+pub fn policy_refusal(
+    policy: &Policy,
+    action: RemediationAction,
+    sku_ids: &[String],
+) -> Option<String> {
+    if action == RemediationAction::Remove && !policy.remediation.allow_remove {
         return Some("action 'remove' is disabled (remediation.allow_remove = false)".into());
     }
     let allow = &policy.remediation.sku_allow_list;
@@ -123,20 +128,20 @@ pub async fn plan(
 ) -> Result<Result<(User, GraphCall), Outcome>, ApiError> {
     // The rails first, whoever asked (webhook, queue, CLI, auto-reprocess): nothing is written for a refused
     // request. SKUs are checked against the allow-list once resolved (an id or a part number may be listed).
-    if let Some(reason) = policy_refusal(policy, &req.action, &[]) {
+    if let Some(reason) = policy_refusal(policy, req.action, &[]) {
         return Ok(Err(rejected(reason)));
     }
     let Some(user) = graph.user(&req.user).await? else {
         return Ok(Err(fail(format!("user '{}' does not exist", req.user))));
     };
     let path_user = path_segment(&user.id);
-    let call = match req.action.as_str() {
-        "reprocess" => GraphCall {
+    let call = match req.action {
+        RemediationAction::Reprocess => GraphCall {
             method: "POST",
             path: format!("users/{path_user}/reprocessLicenseAssignment"),
             body: Value::Null,
         },
-        "remove" => {
+        RemediationAction::Remove => {
             let skus = graph.subscribed_skus().await?;
             let mut remove = Vec::new();
             for wanted in &req.sku_ids {
@@ -157,13 +162,13 @@ pub async fn plan(
                 body: json!({"addLicenses": [], "removeLicenses": remove}),
             }
         }
-        "assign" | "copy_from" => {
+        RemediationAction::Assign | RemediationAction::CopyFrom => {
             if user.usage_location.as_deref().unwrap_or("").is_empty() {
                 return Ok(Err(fail(
                     "the user has no usageLocation: set it before assigning a licence",
                 )));
             }
-            let wanted: Vec<AssignedLicense> = if req.action == "assign" {
+            let wanted: Vec<AssignedLicense> = if req.action == RemediationAction::Assign {
                 req.sku_ids
                     .iter()
                     .map(|s| AssignedLicense {
@@ -233,7 +238,6 @@ pub async fn plan(
                 body: json!({"addLicenses": add, "removeLicenses": []}),
             }
         }
-        other => return Ok(Err(fail(format!("unknown action '{other}'")))),
     };
     Ok(Ok((user, call)))
 }
@@ -250,11 +254,12 @@ pub async fn process(
     // callback the ticket never got is sent.
     if !dry_run
         && let Some(record) = deps.store.remediation(&req.remediation_id).await?
-        && let Some(status) = finished(&record.status)
+        && record.status.is_final()
+        && record.status != RemediationStatus::DryRun
     {
-        tracing::info!(remediation = %req.remediation_id, status, "already done; redelivery ignored");
+        tracing::info!(remediation = %req.remediation_id, status = %record.status, "already done; redelivery ignored");
         let done = Outcome {
-            status,
+            status: record.status,
             detail: record.detail,
         };
         if done.detail["callback_delivered"] != json!(true) {
@@ -265,7 +270,7 @@ pub async fn process(
     let outcome = match plan(deps.graph, req, policy).await? {
         Err(refused) => refused,
         Ok((_, call)) if dry_run => Outcome {
-            status: "dry_run",
+            status: RemediationStatus::DryRun,
             detail: json!({"graph_request": call}),
         },
         Ok((user, call)) => {
@@ -316,13 +321,6 @@ async fn tell_ticket(
     Ok(())
 }
 
-/// The final statuses, as the `'static` strings outcomes carry; `None` for `queued` and anything unknown.
-fn finished(status: &str) -> Option<&'static str> {
-    ["succeeded", "failed", "rejected"]
-        .into_iter()
-        .find(|s| *s == status)
-}
-
 async fn execute(
     deps: &WorkerDeps<'_>,
     user: &User,
@@ -334,7 +332,7 @@ async fn execute(
         Err(e) if e.is_retryable() => return Err(e.into()),
         Err(e) => {
             return Ok(Outcome {
-                status: "failed",
+                status: RemediationStatus::Failed,
                 detail: json!({"graph_request": call, "reason": e.message().unwrap_or_default(), "code": e.code()}),
             });
         }
@@ -354,9 +352,9 @@ async fn execute(
             .filter(|s| s.error_code().is_some())
             .map(|s| json!({"skuId": s.sku_id, "error": s.error_code(), "assignedByGroup": s.assigned_by_group}))
             .collect();
-        let done = match req.action.as_str() {
-            "reprocess" => errors.is_empty(),
-            "remove" => req.sku_ids.iter().all(|s| {
+        let done = match req.action {
+            RemediationAction::Reprocess => errors.is_empty(),
+            RemediationAction::Remove => req.sku_ids.iter().all(|s| {
                 !now.assigned_licenses
                     .iter()
                     .any(|a| a.sku_id.eq_ignore_ascii_case(s))
@@ -374,14 +372,14 @@ async fn execute(
         last = json!({"graph_request": call, "assigned_sku_ids": now.assigned_licenses.iter().map(|l| &l.sku_id).collect::<Vec<_>>(), "errors": errors});
         if done {
             return Ok(Outcome {
-                status: "succeeded",
+                status: RemediationStatus::Succeeded,
                 detail: last,
             });
         }
     }
     last["reason"] = json!("the user's licence states did not settle as expected");
     Ok(Outcome {
-        status: "failed",
+        status: RemediationStatus::Failed,
         detail: last,
     })
 }

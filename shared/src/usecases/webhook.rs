@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::config::{ConfigError, ConfigProblem};
+use crate::domain::kinds::{RemediationAction, RemediationStatus};
 use crate::domain::signing::{
     SignatureError, StandardHeaders, WebhookSecret, verify_hub, verify_standard,
 };
@@ -20,7 +21,7 @@ use crate::ports::store::{
     Admitted, RemediationQueue, RemediationRecord, RemediationRequest, RemediationStore, Ticket,
 };
 use crate::secret::SecretString;
-use crate::usecases::reprocess_user::{ACTIONS, plan, policy_refusal};
+use crate::usecases::reprocess_user::{plan, policy_refusal};
 
 /// The largest body accepted (enforced while reading by the server adapters, and again here).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -271,7 +272,7 @@ fn authenticate(
 /// A validated request body.
 struct ParsedBody {
     user: String,
-    action: String,
+    action: RemediationAction,
     sku_ids: Vec<String>,
     disabled_plans: BTreeMap<String, Vec<String>>,
     template_user: Option<String>,
@@ -373,16 +374,12 @@ fn parse_body(body: &[u8]) -> Result<ParsedBody, String> {
         .map(str::trim)
         .filter(|u| !u.is_empty())
         .ok_or("field 'user' is required (UPN or object id)")?;
-    let action = obj
+    let action: RemediationAction = obj
         .get("action")
         .and_then(Value::as_str)
-        .unwrap_or("reprocess");
-    if !ACTIONS.contains(&action) {
-        return Err(format!(
-            "field 'action': '{action}' is not one of {}",
-            ACTIONS.join(", ")
-        ));
-    }
+        .unwrap_or("reprocess")
+        .parse()
+        .map_err(|e| format!("field 'action': {e}"))?;
     let sku_ids: Vec<String> = match obj.get("sku_ids") {
         None | Some(Value::Null) => vec![],
         Some(Value::Array(a)) => a
@@ -395,7 +392,11 @@ fn parse_body(body: &[u8]) -> Result<ParsedBody, String> {
             .collect::<Result<_, _>>()?,
         Some(_) => return Err("field 'sku_ids' must be a list of strings".into()),
     };
-    if matches!(action, "assign" | "remove") && sku_ids.is_empty() {
+    if matches!(
+        action,
+        RemediationAction::Assign | RemediationAction::Remove
+    ) && sku_ids.is_empty()
+    {
         return Err(format!("field 'sku_ids' is required for action '{action}'"));
     }
     let disabled_plans: BTreeMap<String, Vec<String>> = match obj.get("disabled_plans") {
@@ -408,7 +409,7 @@ fn parse_body(body: &[u8]) -> Result<ParsedBody, String> {
         .and_then(Value::as_str)
         .filter(|t| !t.is_empty())
         .map(str::to_string);
-    if action == "copy_from" && template_user.is_none() {
+    if action == RemediationAction::CopyFrom && template_user.is_none() {
         return Err("field 'template_user' is required for action 'copy_from'".into());
     }
     let ticket = match obj.get("ticket") {
@@ -431,7 +432,7 @@ fn parse_body(body: &[u8]) -> Result<ParsedBody, String> {
     };
     Ok(ParsedBody {
         user: user.to_string(),
-        action: action.to_string(),
+        action,
         sku_ids,
         disabled_plans,
         template_user,
@@ -470,14 +471,14 @@ async fn accept(
     };
     let now = deps.clock.now();
     let remediation_id = format!("rem_{}", uuid::Uuid::new_v4().simple());
-    if let Some(reason) = policy_refusal(deps.policy, &action, &sku_ids) {
+    if let Some(reason) = policy_refusal(deps.policy, action, &sku_ids) {
         return Err(reject("policy", error(403, &reason)));
     }
     let request = RemediationRequest {
         remediation_id: remediation_id.clone(),
         tenant_id: deps.tenant_id.to_string(),
         user,
-        action: action.clone(),
+        action,
         sku_ids,
         reason: ticket
             .as_ref()
@@ -502,7 +503,7 @@ async fn accept(
                 .remediation(&first)
                 .await
                 .map_err(|e| internal(&e))?;
-            let (status, detail) = stored.map_or(("dry_run".to_string(), Value::Null), |r| {
+            let (status, detail) = stored.map_or((RemediationStatus::DryRun, Value::Null), |r| {
                 (r.status, r.detail)
             });
             return Ok(respond(
@@ -511,8 +512,8 @@ async fn accept(
             ));
         }
         let (status, detail) = match plan(deps.graph, &request, deps.policy).await {
-            Ok(Ok((_, call))) => ("dry_run", json!({"graph_request": call})),
-            Ok(Err(refused)) => ("rejected", refused.detail),
+            Ok(Ok((_, call))) => (RemediationStatus::DryRun, json!({"graph_request": call})),
+            Ok(Err(refused)) => (RemediationStatus::Rejected, refused.detail),
             Err(e) if e.is_retryable() => {
                 return Err(error(503, "Microsoft Graph is unavailable; try again"));
             }
@@ -524,7 +525,7 @@ async fn accept(
             request,
             ticket_key: None,
             body_hash: format!("{:x}", Sha256::digest(req.body)),
-            status: status.into(),
+            status,
             detail: detail.clone(),
             created_at: now,
             updated_at: now,
@@ -542,7 +543,7 @@ async fn accept(
             .as_ref()
             .map(|t| format!("{}|{}|{action}", t.system.to_ascii_lowercase(), t.id)),
         body_hash: body_hash.clone(),
-        status: "queued".into(),
+        status: RemediationStatus::Queued,
         detail: Value::Null,
         created_at: now,
         updated_at: now,
@@ -565,7 +566,7 @@ async fn accept(
                 .await
                 .map_err(|e| internal(&e))?
                 .map(|r| r.status)
-                .unwrap_or_else(|| "queued".into());
+                .unwrap_or(RemediationStatus::Queued);
             return Ok(respond(
                 200,
                 json!({"remediation_id": first, "status": status, "duplicate": true}),

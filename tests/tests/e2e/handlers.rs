@@ -168,7 +168,7 @@ async fn reprocess_user_sqs_batches_report_only_retryable_failures() {
             remediation_id: id.into(),
             tenant_id: sim.tenant_id.clone(),
             user: upn(user),
-            action: "reprocess".into(),
+            action: "reprocess".parse().expect("action"),
             sku_ids: vec![],
             reason: "test".into(),
             requested_at: now,

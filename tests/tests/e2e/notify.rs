@@ -29,9 +29,9 @@ fn key(
     (
         n.case_id.clone(),
         n.deadline.map(|d| d.to_rfc3339()),
-        n.kind.clone(),
+        n.kind.to_string(),
         n.threshold_days,
-        n.audience.clone(),
+        n.audience.as_str().to_string(),
         n.channel.clone(),
         n.recipient.clone(),
     )
@@ -459,11 +459,14 @@ async fn a_tenants_entry_time_zone_dates_its_notices() {
     );
     assert!(!megan.contains(" UTC"), "{megan}");
     assert_eq!(
-        env.rt.policy.time_zone_for(&tenant_id),
+        env.rt.policy.time_zone_for(&tenant_id).expect("valid"),
         chrono_tz::Pacific::Auckland
     );
     assert_eq!(
-        env.rt.policy.time_zone_for("another-tenant"),
+        env.rt
+            .policy
+            .time_zone_for("another-tenant")
+            .expect("valid"),
         chrono_tz::UTC
     );
 }

@@ -697,7 +697,7 @@ async fn the_rails_hold_for_requests_that_reach_the_worker_from_any_entry_point(
             remediation_id: format!("rem_{action}"),
             tenant_id: h.env.sim.tenant_id.clone(),
             user: upn("alex.wilber"),
-            action: action.into(),
+            action: action.parse().expect("action"),
             sku_ids: skus.iter().map(|s| s.to_string()).collect(),
             reason: "test".into(),
             requested_at: h.env.now(),

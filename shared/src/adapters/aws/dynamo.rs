@@ -36,8 +36,10 @@ use serde::de::DeserializeOwned;
 
 use super::s3::S3Objects;
 use super::{error_code, sdk_error};
+use crate::domain::kinds::RemediationStatus;
 use crate::domain::license_event::{LicenseEvent, LicenseRecord};
 use crate::domain::snapshot::{PreviousRun, Snapshot};
+use crate::ports::channel::Audience;
 use crate::ports::store::{
     Admitted, Alert, AuditState, Claim, Gap, GraceCase, HistoryEntry, Lease, LedgerEntry,
     LedgerStatus, PendingParts, RemediationQueue, RemediationRecord, RemediationRequest,
@@ -718,7 +720,7 @@ impl StateStore for DynamoStore {
             );
             if sent {
                 self.put(item, None).await?;
-                if e.audience == "admin" {
+                if e.audience == Audience::Admin {
                     let tenant = e.tenant_id.to_ascii_lowercase();
                     self.put(key(format!("{tenant}#notified"), &e.case_id), None)
                         .await?;
@@ -1109,7 +1111,7 @@ impl RemediationStore for DynamoStore {
     async fn set_status(
         &self,
         remediation_id: &str,
-        status: &str,
+        status: RemediationStatus,
         detail: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
@@ -1122,11 +1124,11 @@ impl RemediationStore for DynamoStore {
             )));
         };
         let mut rec: RemediationRecord = doc(&item)?;
-        rec.status = status.to_string();
+        rec.status = status;
         rec.detail = detail.clone();
         rec.updated_at = now;
         let mut updated = with_doc(item, &rec)?;
-        updated.insert("status".into(), s(status));
+        updated.insert("status".into(), s(status.as_str()));
         self.put(updated, None).await.map(|_| ())
     }
 

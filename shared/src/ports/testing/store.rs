@@ -8,9 +8,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::domain::grace::GraceCase;
+use crate::domain::kinds::RemediationStatus;
 use crate::domain::license_event::{LicenseEvent, LicenseRecord};
 use crate::domain::snapshot::{PreviousRun, Snapshot};
 use crate::error::StoreError;
+use crate::ports::channel::Audience;
 use crate::ports::store::{
     Admitted, Alert, AuditState, Claim, Gap, HistoryEntry, Lease, LedgerEntry, LedgerStatus,
     PendingParts, RemediationQueue, RemediationRecord, RemediationRequest, RemediationStore,
@@ -230,7 +232,9 @@ impl StateStore for MemoryStore {
             .ledger
             .values()
             .filter(|e| {
-                e.tenant_id == tenant_id && e.audience == "admin" && e.status == LedgerStatus::Sent
+                e.tenant_id == tenant_id
+                    && e.audience == Audience::Admin
+                    && e.status == LedgerStatus::Sent
             })
             .map(|e| e.case_id.clone())
             .collect())
@@ -523,7 +527,7 @@ impl RemediationStore for MemoryStore {
     async fn set_status(
         &self,
         remediation_id: &str,
-        status: &str,
+        status: RemediationStatus,
         detail: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
@@ -532,7 +536,7 @@ impl RemediationStore for MemoryStore {
             .remediations
             .get_mut(remediation_id)
             .ok_or_else(|| StoreError::Database(format!("no remediation {remediation_id}")))?;
-        rec.status = status.to_string();
+        rec.status = status;
         rec.detail = detail.clone();
         rec.updated_at = now;
         Ok(())

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::read::{Earlier, Seen};
 use super::{CheckDeps, CheckStep, TenantRun};
 use crate::domain::grace::{self, GraceCase, MailboxFacts};
+use crate::domain::kinds::RemediationAction;
 use crate::error::CoreError;
 use crate::policy::Policy;
 use crate::ports::store::RemediationRequest;
@@ -110,7 +111,7 @@ pub(super) async fn follow(
 fn requested_skus(requests: &[RemediationRequest], user_id: &str, upn: &str) -> Vec<String> {
     requests
         .iter()
-        .filter(|r| r.action == "assign")
+        .filter(|r| r.action == RemediationAction::Assign)
         .filter(|r| r.user.eq_ignore_ascii_case(user_id) || r.user.eq_ignore_ascii_case(upn))
         .flat_map(|r| r.sku_ids.iter().cloned())
         .collect()

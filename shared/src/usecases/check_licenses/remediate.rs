@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use super::{CheckDeps, TenantRun};
+use crate::domain::kinds::RemediationAction;
 use crate::domain::snapshot::{Snapshot, UserSnapshot};
 use crate::error::CoreError;
 use crate::policy::Policy;
@@ -35,7 +36,7 @@ pub(super) async fn queue(
                 remediation_id: format!("auto-{}-{}", u.id, now.format("%Y%m%d%H")),
                 tenant_id: tenant.tenant_id.clone(),
                 user: u.id.clone(),
-                action: "reprocess".into(),
+                action: RemediationAction::Reprocess,
                 sku_ids: vec![],
                 reason: format!(
                     "{} seat(s) free on {} while the user is in CountViolation",

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::{CheckDeps, CheckStep};
 use crate::domain::findings::{Detail, Finding, Severity};
+use crate::domain::kinds::AlertKind;
 use crate::domain::snapshot::{LicenseChange, PreviousRun, Snapshot};
 use crate::error::CoreError;
 use crate::ports::store::{Alert, HistoryEntry, RunRecord};
@@ -35,7 +36,7 @@ fn alert(deps: &CheckDeps<'_>, f: &Finding, now: DateTime<Utc>) -> Option<Alert>
             Some(Alert {
                 alert_id: condition.clone(),
                 condition,
-                kind: "mass_delicensing".into(),
+                kind: AlertKind::MassDelicensing,
                 summary: format!("{removed_count} users lost licences in one run"),
                 raised_at: now,
             })
@@ -50,7 +51,7 @@ fn alert(deps: &CheckDeps<'_>, f: &Finding, now: DateTime<Utc>) -> Option<Alert>
             Some(Alert {
                 alert_id: format!("{condition}:{}", now.to_rfc3339()),
                 condition,
-                kind: "sku_exhausted".into(),
+                kind: AlertKind::SkuExhausted,
                 summary: format!(
                     "{}: {reason}",
                     deps.catalog.sku_label(sku_id, sku_part_number)

@@ -1,0 +1,170 @@
+//! The small vocabularies that cross the public contracts (remediation requests and records, the notice ledger,
+//! alerts): typed so that code matches on variants, serialised exactly as the contracts spell them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Declares a string-valued enum: serde and `as_str` use the listed spellings, `FromStr` accepts exactly them, and
+/// comparing with a `&str` compares the spelling.
+macro_rules! spelled {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The contract's spelling.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = Self::ALL.iter().map(|v| v.as_str()).collect();
+                        format!("'{s}' is not one of {}", names.join(", "))
+                    })
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+    };
+}
+
+spelled! {
+    /// What a remediation does.
+    RemediationAction {
+        /// `reprocessLicenseAssignment`: retry group-based assignments.
+        Reprocess = "reprocess",
+        /// `assignLicense` adding SKUs.
+        Assign = "assign",
+        /// `assignLicense` removing SKUs (only with `remediation.allow_remove`).
+        Remove = "remove",
+        /// Copy another user's licences.
+        CopyFrom = "copy_from",
+    }
+}
+
+spelled! {
+    /// Where a remediation stands.
+    RemediationStatus {
+        /// Admitted, waiting for the worker.
+        Queued = "queued",
+        /// Checked and planned, nothing changed (`dry_run`).
+        DryRun = "dry_run",
+        /// Graph accepted it and the states settled.
+        Succeeded = "succeeded",
+        /// Graph refused it or it did not settle.
+        Failed = "failed",
+        /// Refused before any Graph call (policy, unknown user or SKU).
+        Rejected = "rejected",
+    }
+}
+
+impl RemediationStatus {
+    /// True once the worker has nothing left to do.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::Queued)
+    }
+}
+
+spelled! {
+    /// What a notice says.
+    NoticeKind {
+        /// A days-left threshold was reached.
+        Threshold = "threshold",
+        /// Mailbox access has ended.
+        AccessGone = "access_gone",
+        /// The case was resolved after admins were told.
+        Resolved = "resolved",
+        /// A tenant-wide alert (mass delicensing, exhausted SKU, group licensing failure, audit gap).
+        Alert = "alert",
+    }
+}
+
+spelled! {
+    /// What an alert is about.
+    AlertKind {
+        /// Many users lost licences in one run.
+        MassDelicensing = "mass_delicensing",
+        /// A SKU is out of seats while users wait for one.
+        SkuExhausted = "sku_exhausted",
+        /// A group-licensing run reported failures.
+        GroupLicenseFailed = "group_license_failed",
+        /// Audit records expired before licensewatch could archive them.
+        AuditGap = "audit_gap",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spellings_round_trip_through_serde_and_from_str() {
+        for a in RemediationAction::ALL {
+            let json = serde_json::to_value(a).expect("json");
+            assert_eq!(json, serde_json::json!(a.as_str()));
+            assert_eq!(
+                serde_json::from_value::<RemediationAction>(json).expect("back"),
+                *a
+            );
+        }
+        assert_eq!(
+            "copy_from".parse::<RemediationAction>(),
+            Ok(RemediationAction::CopyFrom)
+        );
+        assert!(
+            "Reprocess".parse::<RemediationAction>().is_err(),
+            "spelled exactly, as the contract says"
+        );
+        assert_eq!(
+            "grant".parse::<RemediationAction>().unwrap_err(),
+            "'grant' is not one of reprocess, assign, remove, copy_from"
+        );
+        assert_eq!(
+            serde_json::to_value(RemediationStatus::DryRun).expect("json"),
+            "dry_run"
+        );
+        assert_eq!(
+            serde_json::to_value(NoticeKind::AccessGone).expect("json"),
+            "access_gone"
+        );
+        assert_eq!(
+            serde_json::to_value(AlertKind::GroupLicenseFailed).expect("json"),
+            "group_license_failed"
+        );
+        assert!(RemediationStatus::Failed == "failed");
+    }
+}
