@@ -691,8 +691,8 @@ async fn a_missing_table_is_a_permanent_error_that_names_the_operation() {
 #[tokio::test]
 async fn credentials_come_from_secrets_manager_and_never_leak() {
     use licensewatch_core::adapters::credentials::Microsoft;
-    use licensewatch_core::adapters::retry::RetryPolicy;
     use licensewatch_core::config::Settings;
+    use licensewatch_core::domain::retry::RetryPolicy;
     let conf = emulator_config(&moto_url()).await;
     let client = aws_sdk_secretsmanager::Client::new(&conf);
     let name = format!("lw-{}", uuid::Uuid::new_v4().simple());

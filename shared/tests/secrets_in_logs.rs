@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use licensewatch_core::adapters::auth::Credential;
 use licensewatch_core::adapters::credentials::Microsoft;
-use licensewatch_core::adapters::retry::RetryPolicy;
 use licensewatch_core::config::Settings;
+use licensewatch_core::domain::retry::RetryPolicy;
 use licensewatch_core::secret::SecretString;
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path};

@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 use url::Url;
 
-use crate::adapters::retry::{Retrier, RetryKind, RetryPolicy, parse_retry_after};
 use crate::cloud::Cloud;
+use crate::domain::retry::{Retrier, RetryKind, RetryPolicy, parse_retry_after};
 use crate::secret::SecretString;
 
 /// Which API a token is for (each has its own scope and cache slot).

@@ -9,8 +9,8 @@ use crate::adapters::auth::{Audience, CertificateCredential, Credential, TokenPr
 use crate::adapters::graph::GraphClient;
 use crate::adapters::http::{Caller, Service, build_http_client};
 use crate::adapters::mgmt::ManagementClient;
-use crate::adapters::retry::RetryPolicy;
 use crate::config::{ConfigError, CredentialSource, Settings, vars};
+use crate::domain::retry::RetryPolicy;
 use crate::secret::SecretString;
 
 /// The Microsoft side of a run: one tenant, one app registration, its clients.

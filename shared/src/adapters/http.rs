@@ -1,5 +1,5 @@
 //! The HTTP call loop shared by the Graph and Management Activity API clients: bearer token, `client-request-id`,
-//! per-request timeout, the [`crate::adapters::retry`] rules, one token refresh on 401, and Microsoft's error body turned into
+//! per-request timeout, the [`crate::domain::retry`] rules, one token refresh on 401, and Microsoft's error body turned into
 //! a typed [`ApiError`] that knows whether a retry can help.
 
 use std::fmt;
@@ -12,7 +12,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::adapters::auth::{Audience, TokenProvider};
-use crate::adapters::retry::{Retrier, RetryKind, RetryPolicy, parse_retry_after};
+use crate::domain::retry::{Retrier, RetryKind, RetryPolicy, parse_retry_after};
 pub use crate::error::{ApiError, Service};
 
 /// `{"error": {"code", "message", "innerError": {"request-id", "date"}}}` (Graph and Management API alike).

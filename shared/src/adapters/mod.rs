@@ -10,6 +10,5 @@ pub mod graph;
 pub mod http;
 pub mod mgmt;
 pub mod notify;
-pub mod retry;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

@@ -9,10 +9,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::adapters::credentials::Microsoft;
-use crate::adapters::retry::RetryPolicy;
 use crate::config::ArchiveLocation;
 use crate::config::{ConfigError, ConfigProblem, Settings, StateLocation};
 use crate::domain::catalog::Catalog;
+use crate::domain::retry::RetryPolicy;
 use crate::error::CoreError;
 use crate::policy::Policy;
 use crate::ports::archive::AuditArchive;

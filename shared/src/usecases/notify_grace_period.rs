@@ -9,8 +9,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::adapters::retry::RetryPolicy;
 use crate::domain::kinds::NoticeKind;
+use crate::domain::retry::RetryPolicy;
 use crate::error::CoreError;
 use crate::policy::Policy;
 use crate::ports::channel::{Audience, Channel, Message, html_escape};

@@ -1,0 +1,110 @@
+//! The layering of the core, checked on its source: each layer names only the layers below it, so there is no
+//! circle and each part can be read (and replaced) without the ones above. docs/ARCHITECTURE.md draws it.
+//!
+//! config (`config`, `policy`, `secret`, `cloud`) ← error ← domain ← ports ← use cases; adapters implement ports;
+//! runtime wires everything.
+
+use std::path::{Path, PathBuf};
+
+/// The layer a module path (`crate::<first>`) belongs to.
+fn layer_of(first: &str) -> Option<&'static str> {
+    Some(match first {
+        "config" | "policy" | "secret" | "cloud" => "config",
+        "error" => "error",
+        "domain" => "domain",
+        "ports" => "ports",
+        "usecases" => "usecases",
+        "adapters" => "adapters",
+        "runtime" => "runtime",
+        _ => return None,
+    })
+}
+
+/// What each layer may name.
+fn allowed(layer: &str) -> &'static [&'static str] {
+    match layer {
+        "config" => &["config"],
+        "error" => &["config", "error"],
+        "domain" => &["config", "error", "domain"],
+        "ports" => &["config", "error", "domain", "ports"],
+        "usecases" => &["config", "error", "domain", "ports", "usecases"],
+        "adapters" => &["config", "error", "domain", "ports", "adapters"],
+        _ => &[
+            "config", "error", "domain", "ports", "usecases", "adapters", "runtime",
+        ],
+    }
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The `crate::<name>` paths a source names outside comments, with their line numbers.
+fn named_modules(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or_default();
+        let mut rest = code;
+        while let Some(i) = rest.find("crate::") {
+            let after = &rest[i + "crate::".len()..];
+            let name: String = after
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            out.push((n + 1, name));
+            rest = after;
+        }
+    }
+    out
+}
+
+#[test]
+fn each_layer_names_only_the_layers_below_it() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut wrong = Vec::new();
+    for file in &files {
+        let rel = file.strip_prefix(&src).expect("under src");
+        let first = rel
+            .components()
+            .next()
+            .and_then(|c| c.as_os_str().to_str())
+            .unwrap_or_default();
+        let Some(layer) = layer_of(first.trim_end_matches(".rs")) else {
+            continue;
+        };
+        let text = std::fs::read_to_string(file).expect("read");
+        for (line, name) in named_modules(&text) {
+            if let Some(target) = layer_of(&name)
+                && !allowed(layer).contains(&target)
+            {
+                wrong.push(format!(
+                    "{}:{line}: {layer} names {target} (crate::{name})",
+                    rel.display()
+                ));
+            }
+        }
+    }
+    assert!(
+        files.len() > 40,
+        "the walk found the sources ({})",
+        files.len()
+    );
+    assert!(wrong.is_empty(), "layering broken:\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_check_sees_a_wrong_reference() {
+    let names =
+        named_modules("use crate::adapters::graph::GraphClient; // crate::runtime in a comment");
+    assert_eq!(names, vec![(1, "adapters".to_string())]);
+    assert!(!allowed("usecases").contains(&layer_of("adapters").expect("layer")));
+}
