@@ -1,10 +1,10 @@
 //! `licensewatch check` and `licensewatch history`: the license-check use case with local adapters.
 
+use licensewatch_core::ports::store::traits::*;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use licensewatch_core::domain::findings::{Detail, Finding, Severity};
-use licensewatch_core::ports::store::StateStore;
 use licensewatch_core::runtime::{Runtime, load_config};
 use licensewatch_core::usecases::check_licenses::{CheckReport, check_licenses};
 

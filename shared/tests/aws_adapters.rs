@@ -1,6 +1,7 @@
 //! The AWS adapters against moto in server mode (started by `scripts/test.sh`, which exports
 //! `LICENSEWATCH_TEST_MOTO_URL`). Every test makes its own table, bucket and queue, so tests run in parallel.
 
+use licensewatch_core::ports::store::traits::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -14,8 +15,7 @@ use licensewatch_core::domain::snapshot::{SkuSnap, Snapshot};
 use licensewatch_core::ports::archive::AuditArchive;
 use licensewatch_core::ports::store::{
     Admitted, Alert, AuditState, Claim, Gap, HistoryEntry, LedgerEntry, LedgerStatus,
-    RemediationQueue, RemediationRecord, RemediationRequest, RemediationStore, RunRecord,
-    StateStore, Ticket,
+    RemediationQueue, RemediationRecord, RemediationRequest, RemediationStore, RunRecord, Ticket,
 };
 
 const TENANT: &str = "48a80680-7326-48cd-9935-b556b81d3a4e";

@@ -9,7 +9,7 @@ use licensewatch_core::domain::grace::{CaseKind, EvidenceKind};
 use licensewatch_core::error::CoreError;
 use licensewatch_core::policy::Policy;
 use licensewatch_core::ports::clock::{Clock, FixedClock};
-use licensewatch_core::ports::store::{AuditState, RemediationQueue, StateStore};
+use licensewatch_core::ports::store::traits::*;
 use licensewatch_core::ports::testing::{MemoryArchive, MemoryDirectory, MemoryFeed, MemoryStore};
 use licensewatch_core::usecases::check_licenses::{
     CheckDeps, CheckReport, TenantRun, check_licenses,

@@ -308,9 +308,9 @@ pub(crate) fn gunzip_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Resul
     serde_json::from_reader(reader).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// Durable state.
+/// Run records and snapshots: what each license-check run saw.
 #[async_trait]
-pub trait StateStore: Send + Sync {
+pub trait RunStore: Send + Sync {
     /// Saves what a license-check run saw (for the report).
     async fn save_run(&self, run: &RunRecord) -> Result<(), StoreError>;
     /// Run records, oldest first; `limit` keeps the newest ones.
@@ -319,6 +319,11 @@ pub trait StateStore: Send + Sync {
     async fn previous_run(&self, tenant_id: &str) -> Result<Option<PreviousRun>, StoreError>;
     /// Saves a run's snapshot.
     async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError>;
+}
+
+/// First-seen licence history.
+#[async_trait]
+pub trait HistoryStore: Send + Sync {
     /// Appends history entries.
     async fn append_history(
         &self,
@@ -327,6 +332,11 @@ pub trait StateStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// A user's history (by id or UPN), oldest first.
     async fn history(&self, tenant_id: &str, user: &str) -> Result<Vec<HistoryEntry>, StoreError>;
+}
+
+/// Grace cases.
+#[async_trait]
+pub trait GraceStore: Send + Sync {
     /// Grace cases; `open_only` skips closed ones.
     async fn grace_cases(
         &self,
@@ -335,60 +345,17 @@ pub trait StateStore: Send + Sync {
     ) -> Result<Vec<GraceCase>, StoreError>;
     /// Inserts or replaces cases, all or none.
     async fn put_grace_cases(&self, cases: &[GraceCase]) -> Result<(), StoreError>;
+}
+
+/// Licence events and the licence records still waiting for the rest of their change.
+#[async_trait]
+pub trait LicenseEventStore: Send + Sync {
     /// Licence events, optionally for one user (id or UPN), oldest first.
     async fn license_events(
         &self,
         tenant_id: &str,
         user: Option<&str>,
     ) -> Result<Vec<LicenseEvent>, StoreError>;
-    /// Ledger statuses of these keys (absent keys were never recorded).
-    async fn ledger_status(
-        &self,
-        keys: &[String],
-    ) -> Result<std::collections::HashMap<String, LedgerStatus>, StoreError>;
-    /// Records entries (insert or update), all or none.
-    async fn ledger_put(&self, entries: &[LedgerEntry]) -> Result<(), StoreError>;
-    /// Of these case ids, the ones that had an admin notice sent.
-    async fn notified_cases(
-        &self,
-        tenant_id: &str,
-    ) -> Result<std::collections::HashSet<String>, StoreError>;
-    /// Makes the open alerts match the conditions that hold now: a new condition opens an occurrence, a condition
-    /// that no longer holds closes its occurrence. Returns the open occurrences.
-    async fn sync_alerts(
-        &self,
-        tenant_id: &str,
-        current: &[Alert],
-    ) -> Result<Vec<Alert>, StoreError>;
-    /// Open alert occurrences.
-    async fn open_alerts(&self, tenant_id: &str) -> Result<Vec<Alert>, StoreError>;
-    /// Records a one-off alert occurrence (e.g. an audit gap); the same `alert_id` is stored once.
-    async fn raise_alert(&self, tenant_id: &str, alert: &Alert) -> Result<(), StoreError>;
-    /// Occurrences raised since `since`, open or closed (a short one must still be alerted once).
-    async fn recent_alerts(
-        &self,
-        tenant_id: &str,
-        since: DateTime<Utc>,
-    ) -> Result<Vec<Alert>, StoreError>;
-    /// Takes (or renews) the lease `name` for `owner` until `now + ttl`, unless another owner holds an unexpired one.
-    /// One run of a job per tenant works at a time; a crashed holder blocks no longer than `ttl`.
-    async fn acquire_lease(
-        &self,
-        name: &str,
-        owner: &str,
-        now: DateTime<Utc>,
-        ttl: chrono::Duration,
-    ) -> Result<Lease, StoreError>;
-    /// Gives the lease up (only its owner can).
-    async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StoreError>;
-    /// Claims notices for sending (entries with status `Sending` and `claimed_by` set). A notice is claimed unless
-    /// it is sent, or another run claimed it after `abandoned_up_to` (a claim made up to then belongs to a run that
-    /// has since lost the job's lease: it died). Returns the keys claimed.
-    async fn ledger_claim(
-        &self,
-        entries: &[LedgerEntry],
-        abandoned_up_to: DateTime<Utc>,
-    ) -> Result<Vec<String>, StoreError>;
     /// Stores licence events under [`LicenseEvent::key`]: an event stored before under the same key is replaced (a
     /// later run may have completed it). Returns how many keys were new.
     async fn put_license_events(
@@ -411,6 +378,96 @@ pub trait StateStore: Send + Sync {
         tenant_id: &str,
         changes: &[(String, String)],
     ) -> Result<(), StoreError>;
+}
+
+/// The notice ledger: one entry per notice, claimed before sending and marked sent after.
+#[async_trait]
+pub trait NoticeLedger: Send + Sync {
+    /// Ledger statuses of these keys (absent keys were never recorded).
+    async fn ledger_status(
+        &self,
+        keys: &[String],
+    ) -> Result<std::collections::HashMap<String, LedgerStatus>, StoreError>;
+    /// Records entries (insert or update), all or none.
+    async fn ledger_put(&self, entries: &[LedgerEntry]) -> Result<(), StoreError>;
+    /// Of these case ids, the ones that had an admin notice sent.
+    async fn notified_cases(
+        &self,
+        tenant_id: &str,
+    ) -> Result<std::collections::HashSet<String>, StoreError>;
+    /// Claims notices for sending (entries with status `Sending` and `claimed_by` set). A notice is claimed unless
+    /// it is sent, or another run claimed it after `abandoned_up_to` (a claim made up to then belongs to a run that
+    /// has since lost the job's lease: it died). Returns the keys claimed.
+    async fn ledger_claim(
+        &self,
+        entries: &[LedgerEntry],
+        abandoned_up_to: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError>;
+}
+
+/// Alert occurrences.
+#[async_trait]
+pub trait AlertStore: Send + Sync {
+    /// Makes the open alerts match the conditions that hold now: a new condition opens an occurrence, a condition
+    /// that no longer holds closes its occurrence. Returns the open occurrences.
+    async fn sync_alerts(
+        &self,
+        tenant_id: &str,
+        current: &[Alert],
+    ) -> Result<Vec<Alert>, StoreError>;
+    /// Open alert occurrences.
+    async fn open_alerts(&self, tenant_id: &str) -> Result<Vec<Alert>, StoreError>;
+    /// Records a one-off alert occurrence (e.g. an audit gap); the same `alert_id` is stored once.
+    async fn raise_alert(&self, tenant_id: &str, alert: &Alert) -> Result<(), StoreError>;
+    /// Occurrences raised since `since`, open or closed (a short one must still be alerted once).
+    async fn recent_alerts(
+        &self,
+        tenant_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Alert>, StoreError>;
+}
+
+/// Leases: one run of a job per tenant at a time.
+#[async_trait]
+pub trait LeaseStore: Send + Sync {
+    /// Takes (or renews) the lease `name` for `owner` until `now + ttl`, unless another owner holds an unexpired one.
+    /// One run of a job per tenant works at a time; a crashed holder blocks no longer than `ttl`.
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<Lease, StoreError>;
+    /// Gives the lease up (only its owner can).
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StoreError>;
+}
+
+/// Every store trait, for callers that hold a concrete store rather than a `dyn StateStore`:
+/// `use licensewatch_core::ports::store::traits::*;`.
+pub mod traits {
+    pub use super::{
+        AlertStore, AuditState, GraceStore, HistoryStore, LeaseStore, LicenseEventStore,
+        NoticeLedger, RemediationQueue, RemediationStore, RunStore, StateStore,
+    };
+}
+
+/// Durable state, as one object: every role above (SQLite locally; DynamoDB and S3 on AWS; memory in tests). Use
+/// cases that need one role can take just that trait.
+pub trait StateStore:
+    RunStore + HistoryStore + GraceStore + LicenseEventStore + NoticeLedger + AlertStore + LeaseStore
+{
+}
+
+impl<T> StateStore for T where
+    T: RunStore
+        + HistoryStore
+        + GraceStore
+        + LicenseEventStore
+        + NoticeLedger
+        + AlertStore
+        + LeaseStore
+{
 }
 
 /// Licence records of the changes that are not merged into events yet.

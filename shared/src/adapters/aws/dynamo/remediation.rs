@@ -1,0 +1,192 @@
+//! Remediation records, the rolling action budget, seen webhook ids and the remediation queue (SQS, or the table).
+
+use super::*;
+
+#[async_trait]
+impl RemediationQueue for DynamoStore {
+    async fn enqueue(&self, request: &RemediationRequest) -> Result<(), StoreError> {
+        let body =
+            serde_json::to_string(request).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        match &self.queue {
+            Some(q) => q.send(&body).await,
+            None => {
+                let item = with_doc(
+                    key(
+                        format!("{}#queue", request.tenant_id.to_ascii_lowercase()),
+                        &request.remediation_id,
+                    ),
+                    request,
+                )?;
+                self.put(item, Some(("attribute_not_exists(pk)", Vec::new())))
+                    .await
+                    .map(|_| ())
+            }
+        }
+    }
+
+    async fn pending(&self, tenant_id: &str) -> Result<Vec<RemediationRequest>, StoreError> {
+        if self.queue.is_some() {
+            // SQS delivers to the reprocess-user function; nothing waits here.
+            return Ok(Vec::new());
+        }
+        let items = self.partition(tenant_id, "queue").await?;
+        items.iter().map(doc).collect()
+    }
+
+    async fn ack(&self, remediation_id: &str) -> Result<(), StoreError> {
+        if self.queue.is_some() {
+            return Ok(());
+        }
+        // The queue item's partition needs the tenant: read it from the remediation record, else from the request.
+        let tenant = match self.remediation(remediation_id).await? {
+            Some(r) => r.request.tenant_id,
+            None => self.scope.clone(),
+        };
+        self.delete(
+            &format!("{}#queue", tenant.to_ascii_lowercase()),
+            remediation_id,
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl RemediationStore for DynamoStore {
+    async fn claim(&self, record: &RemediationRecord) -> Result<Claim, StoreError> {
+        let Some(ticket) = &record.ticket_key else {
+            let put = self.new_remediation_put(record, None)?;
+            self.transact(
+                vec![TransactWriteItem::builder().put(put).build()],
+                &token(&record.request.remediation_id),
+            )
+            .await?;
+            return Ok(Claim::New);
+        };
+        let writes = vec![
+            TransactWriteItem::builder()
+                .put(self.ticket_put(record, ticket)?)
+                .build(),
+            TransactWriteItem::builder()
+                .put(self.new_remediation_put(record, None)?)
+                .build(),
+        ];
+        if self
+            .transact(writes, &token(&record.request.remediation_id))
+            .await?
+        {
+            return Ok(Claim::New);
+        }
+        match self
+            .first_ticket(ticket, record.created_at - Duration::hours(24))
+            .await?
+        {
+            // Our own earlier attempt committed (its answer was lost): this is still the new record.
+            Some(first) if first.request.remediation_id == record.request.remediation_id => {
+                Ok(Claim::New)
+            }
+            Some(first) => Ok(Claim::Existing(Box::new(first))),
+            None => Err(StoreError::Busy(
+                "remediation claim lost a race; retry".into(),
+            )),
+        }
+    }
+
+    async fn remember_webhook(
+        &self,
+        webhook_key: &str,
+        remediation_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        let pk = format!("webhook#{webhook_key}");
+        let mut item = key(&pk, "-");
+        item.insert("remediation_id".into(), s(remediation_id));
+        item.insert(
+            "expires_at".into(),
+            n((now + Duration::days(IDEMPOTENCY_DAYS)).timestamp()),
+        );
+        if self
+            .put(item, Some(("attribute_not_exists(pk)", Vec::new())))
+            .await?
+        {
+            return Ok(None);
+        }
+        Ok(self
+            .get(&pk, "-")
+            .await?
+            .and_then(|i| attr_s(&i, "remediation_id").map(str::to_string)))
+    }
+
+    async fn remediation(
+        &self,
+        remediation_id: &str,
+    ) -> Result<Option<RemediationRecord>, StoreError> {
+        match self
+            .get(&format!("remediation#{remediation_id}"), "-")
+            .await?
+        {
+            Some(i) => doc(&i).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn set_status(
+        &self,
+        remediation_id: &str,
+        status: RemediationStatus,
+        detail: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let Some(item) = self
+            .get(&format!("remediation#{remediation_id}"), "-")
+            .await?
+        else {
+            return Err(StoreError::Database(format!(
+                "no remediation {remediation_id}"
+            )));
+        };
+        let mut rec: RemediationRecord = doc(&item)?;
+        rec.status = status;
+        rec.detail = detail.clone();
+        rec.updated_at = now;
+        let mut updated = with_doc(item, &rec)?;
+        updated.insert("status".into(), s(status.as_str()));
+        self.put(updated, None).await.map(|_| ())
+    }
+
+    async fn forget(&self, remediation_id: &str) -> Result<(), StoreError> {
+        let pk = format!("remediation#{remediation_id}");
+        if let Some(item) = self.get(&pk, "-").await? {
+            if let Some(w) = attr_s(&item, "webhook_key") {
+                self.delete(&format!("webhook#{w}"), "-").await?;
+            }
+            if let Some(t) = attr_s(&item, "ticket_key") {
+                let ticket = self.get(&format!("ticket#{t}"), "-").await?;
+                if ticket.as_ref().and_then(|i| attr_s(i, "remediation_id")) == Some(remediation_id)
+                {
+                    self.delete(&format!("ticket#{t}"), "-").await?;
+                }
+            }
+        }
+        self.delete(&pk, "-").await
+    }
+
+    async fn admit(
+        &self,
+        webhook_key: Option<&str>,
+        record: &RemediationRecord,
+        max_per_hour: u32,
+    ) -> Result<Admitted, StoreError> {
+        // The budget item holds the admission times of the last 60 minutes and a version: each admission rewrites
+        // it conditioned on the version it read, in the same transaction as the webhook id, ticket and record.
+        // Losing that race only means reading the window again.
+        for _ in 0..8 {
+            match self.admit_once(webhook_key, record, max_per_hour).await? {
+                Some(outcome) => return Ok(outcome),
+                None => continue,
+            }
+        }
+        Err(StoreError::Busy(
+            "remediation admission lost too many races for the action budget; retry".into(),
+        ))
+    }
+}

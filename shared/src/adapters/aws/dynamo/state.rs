@@ -1,0 +1,252 @@
+//! Run records and snapshots (S3), history, grace cases and licence events (DynamoDB).
+
+use super::*;
+
+#[async_trait]
+impl RunStore for DynamoStore {
+    async fn save_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        let at = ts(&run.run_at);
+        let object = format!("runs/{}/{at}.json.gz", run.tenant_id.to_ascii_lowercase());
+        self.put_gz_object(&object, run).await?;
+        let mut item = key(format!("{}#run", run.tenant_id.to_ascii_lowercase()), at);
+        item.insert("object".into(), s(object));
+        self.put(item, None).await.map(|_| ())
+    }
+
+    async fn runs(&self, tenant_id: &str, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        let items = self
+            .query(
+                &format!("{}#run", tenant_id.to_ascii_lowercase()),
+                true,
+                Some(limit),
+            )
+            .await?;
+        let mut out = Vec::new();
+        for item in items.iter().rev() {
+            let Some(object) = attr_s(item, "object") else {
+                continue;
+            };
+            if let Some(bytes) = self.objects.get_opt(object).await? {
+                out.push(crate::ports::store::gunzip_json(&bytes)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn previous_run(&self, tenant_id: &str) -> Result<Option<PreviousRun>, StoreError> {
+        let items = self
+            .query(
+                &format!("{}#snapshot", tenant_id.to_ascii_lowercase()),
+                true,
+                Some(1),
+            )
+            .await?;
+        let Some(object) = items.first().and_then(|i| attr_s(i, "object")) else {
+            return Ok(None);
+        };
+        match self.objects.get_opt(object).await? {
+            Some(bytes) => crate::ports::store::gunzip_json(&bytes).map(Some),
+            None => Err(StoreError::Corrupt(format!(
+                "snapshot object '{object}' named by the table is missing"
+            ))),
+        }
+    }
+
+    async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        // The object first, then the pointer: a crash in between leaves an unreferenced object, never a pointer
+        // to nothing.
+        let tenant = snapshot.tenant_id.to_ascii_lowercase();
+        let at = ts(&snapshot.taken_at);
+        let object = format!("snapshots/{tenant}/{at}.json.gz");
+        self.put_gz_object(&object, snapshot).await?;
+        let mut item = key(format!("{tenant}#snapshot"), at);
+        item.insert("object".into(), s(object));
+        self.put(item, None).await.map(|_| ())
+    }
+}
+
+#[async_trait]
+impl HistoryStore for DynamoStore {
+    async fn append_history(
+        &self,
+        tenant_id: &str,
+        entries: &[HistoryEntry],
+    ) -> Result<(), StoreError> {
+        let tenant = tenant_id.to_ascii_lowercase();
+        // BatchWriteItem refuses two writes to one key in a call: key the items first.
+        let mut items: HashMap<(String, String), Item> = HashMap::new();
+        for e in entries {
+            let pk = format!("{tenant}#history#{}", e.user_id.to_ascii_lowercase());
+            // Keyed by identity, so a rerun of a run that died before its snapshot stores the same items again.
+            let sk = e.identity();
+            items.insert((pk.clone(), sk.clone()), with_doc(key(pk, sk), e)?);
+            let upn = e.user_principal_name.to_ascii_lowercase();
+            let mut map = key(format!("{tenant}#upn"), upn.clone());
+            map.insert("user_id".into(), s(&e.user_id));
+            items.insert((format!("{tenant}#upn"), upn), map);
+        }
+        self.batch_put(items.into_values().collect()).await
+    }
+
+    async fn history(&self, tenant_id: &str, user: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        let tenant = tenant_id.to_ascii_lowercase();
+        let user_id = if user.contains('@') {
+            match self
+                .get(&format!("{tenant}#upn"), &user.to_ascii_lowercase())
+                .await?
+            {
+                Some(i) => attr_s(&i, "user_id").unwrap_or_default().to_string(),
+                None => return Ok(Vec::new()),
+            }
+        } else {
+            user.to_string()
+        };
+        let items = self
+            .query(
+                &format!("{tenant}#history#{}", user_id.to_ascii_lowercase()),
+                false,
+                None,
+            )
+            .await?;
+        let mut out: Vec<HistoryEntry> = items.iter().map(doc).collect::<Result<_, _>>()?;
+        out.sort_by_key(|e| e.at);
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl GraceStore for DynamoStore {
+    async fn grace_cases(
+        &self,
+        tenant_id: &str,
+        open_only: bool,
+    ) -> Result<Vec<GraceCase>, StoreError> {
+        let items = self.partition(tenant_id, "case").await?;
+        let mut out = Vec::new();
+        for i in &items {
+            let c: GraceCase = doc(i)?;
+            if !open_only || c.closed_at.is_none() {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn put_grace_cases(&self, cases: &[GraceCase]) -> Result<(), StoreError> {
+        let items = cases
+            .iter()
+            .map(|c| {
+                with_doc(
+                    key(
+                        format!("{}#case", c.tenant_id.to_ascii_lowercase()),
+                        &c.case_id,
+                    ),
+                    c,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.transact_puts(items).await
+    }
+}
+
+#[async_trait]
+impl LicenseEventStore for DynamoStore {
+    async fn license_events(
+        &self,
+        tenant_id: &str,
+        user: Option<&str>,
+    ) -> Result<Vec<LicenseEvent>, StoreError> {
+        let items = self.partition(tenant_id, "event").await?;
+        let mut out = Vec::new();
+        for i in &items {
+            let e: LicenseEvent = doc(i)?;
+            let matches = user.is_none_or(|u| {
+                e.user_id
+                    .as_deref()
+                    .is_some_and(|id| id.eq_ignore_ascii_case(u))
+                    || e.user_principal_name
+                        .as_deref()
+                        .is_some_and(|p| p.eq_ignore_ascii_case(u))
+            });
+            if matches {
+                let sk = attr_s(i, "sk").unwrap_or_default().to_string();
+                out.push((e.at, sk, e));
+            }
+        }
+        out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        Ok(out.into_iter().map(|(_, _, e)| e).collect())
+    }
+
+    async fn put_license_events(
+        &self,
+        tenant_id: &str,
+        events: &[LicenseEvent],
+    ) -> Result<usize, StoreError> {
+        let pk = format!("{}#event", tenant_id.to_ascii_lowercase());
+        let mut new = 0;
+        for e in events {
+            let item = with_doc(key(&pk, e.key()), e)?;
+            if self
+                .put(item.clone(), Some(("attribute_not_exists(pk)", Vec::new())))
+                .await?
+            {
+                new += 1;
+            } else {
+                // Stored before: a later run may have completed the change, so the newer merge replaces it.
+                self.put(item, None).await?;
+            }
+        }
+        Ok(new)
+    }
+
+    async fn put_license_parts(
+        &self,
+        tenant_id: &str,
+        parts: &[LicenseRecord],
+    ) -> Result<(), StoreError> {
+        let tenant = tenant_id.to_ascii_lowercase();
+        for r in parts {
+            let change = r.group_key();
+            // The marker goes first: a crash between the two writes leaves a pending change, never a stored record
+            // that no run will merge.
+            let mut marker = key(format!("{tenant}#lpending"), &change);
+            marker.insert("marker".into(), s(uuid::Uuid::new_v4().to_string()));
+            self.put(marker, None).await?;
+            let item = with_doc(key(format!("{tenant}#lpart#{change}"), &r.id), r)?;
+            self.put(item, None).await?;
+        }
+        Ok(())
+    }
+
+    async fn pending_license_parts(&self, tenant_id: &str) -> Result<PendingParts, StoreError> {
+        let tenant = tenant_id.to_ascii_lowercase();
+        let mut out = PendingParts::default();
+        for m in self.partition(tenant_id, "lpending").await? {
+            let (Some(change), Some(marker)) = (attr_s(&m, "sk"), attr_s(&m, "marker")) else {
+                continue;
+            };
+            for item in self
+                .query(&format!("{tenant}#lpart#{change}"), false, None)
+                .await?
+            {
+                out.records.push(doc(&item)?);
+            }
+            out.changes.push((change.to_string(), marker.to_string()));
+        }
+        Ok(out)
+    }
+
+    async fn settle_license_parts(
+        &self,
+        tenant_id: &str,
+        changes: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let pk = format!("{}#lpending", tenant_id.to_ascii_lowercase());
+        for (change, marker) in changes {
+            // Made pending again by a concurrent run (another marker): that run, or the next, merges it.
+            self.delete_if(&pk, change, "marker = :m", &[], &[(":m", marker)])
+                .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,229 @@
+//! The embedded SQLite state store (`LICENSEWATCH_STATE=sqlite:PATH`). One connection behind a mutex: runs are
+//! short and sequential, and SQLite's WAL mode lets a second process read while one writes.
+
+mod audit;
+mod notices;
+mod remediation;
+mod state;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::domain::kinds::RemediationStatus;
+use crate::domain::license_event::{LicenseEvent, LicenseRecord};
+use crate::domain::snapshot::{PreviousRun, Snapshot};
+use crate::ports::store::{
+    Admitted, Alert, AuditState, Claim, Gap, GraceCase, HistoryEntry, Lease, LedgerEntry,
+    LedgerStatus, PendingParts, RemediationQueue, RemediationRecord, RemediationRequest,
+    RemediationStore, RunRecord, StoreError,
+};
+use crate::ports::store::{
+    AlertStore, GraceStore, HistoryStore, LeaseStore, LicenseEventStore, NoticeLedger, RunStore,
+};
+
+/// SQLite-backed state store and remediation queue.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    /// Named in every error, so a read-only or missing database says which file.
+    path: String,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+impl SqliteStore {
+    fn db(&self, e: rusqlite::Error) -> StoreError {
+        match db(e) {
+            StoreError::Busy(m) => StoreError::Busy(format!("'{}': {m}", self.path)),
+            StoreError::Database(m) => StoreError::Database(format!("'{}': {m}", self.path)),
+            other => other,
+        }
+    }
+}
+
+fn db(e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(code, _)
+            if matches!(
+                code.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
+        {
+            StoreError::Busy(e.to_string())
+        }
+        other => StoreError::Database(other.to_string()),
+    }
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+PRAGMA busy_timeout = 5000;
+CREATE TABLE IF NOT EXISTS check_runs (
+    tenant_id TEXT NOT NULL, run_at TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY (tenant_id, run_at));
+CREATE TABLE IF NOT EXISTS snapshots (
+    tenant_id TEXT NOT NULL, taken_at TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY (tenant_id, taken_at));
+CREATE TABLE IF NOT EXISTS license_history (
+    tenant_id TEXT NOT NULL, user_id TEXT NOT NULL, upn TEXT NOT NULL, sku_id TEXT NOT NULL,
+    change TEXT NOT NULL, at TEXT NOT NULL, baseline INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS license_history_user ON license_history (tenant_id, user_id);
+CREATE TABLE IF NOT EXISTS grace_cases (
+    case_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, user_id TEXT NOT NULL, open INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS license_events (
+    tenant_id TEXT NOT NULL, record_key TEXT NOT NULL, at TEXT NOT NULL, user_id TEXT, upn TEXT, body TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, record_key));
+CREATE TABLE IF NOT EXISTS license_parts (
+    tenant_id TEXT NOT NULL, change_key TEXT NOT NULL, record_id TEXT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, change_key, record_id));
+CREATE TABLE IF NOT EXISTS license_pending (
+    tenant_id TEXT NOT NULL, change_key TEXT NOT NULL, marker TEXT NOT NULL, PRIMARY KEY (tenant_id, change_key));
+CREATE TABLE IF NOT EXISTS action_log (tenant_id TEXT NOT NULL, remediation_id TEXT NOT NULL, at TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, remediation_id));
+CREATE INDEX IF NOT EXISTS action_log_time ON action_log (tenant_id, at);
+CREATE TABLE IF NOT EXISTS license_history_keys (tenant_id TEXT NOT NULL, identity TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, identity));
+CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_objects (object_key TEXT PRIMARY KEY, record_ids TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS notice_ledger (
+    key TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, case_id TEXT NOT NULL, audience TEXT NOT NULL,
+    status TEXT NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS notice_ledger_case ON notice_ledger (tenant_id, case_id);
+CREATE TABLE IF NOT EXISTS alerts (
+    alert_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, condition TEXT NOT NULL, open INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS remediations (
+    remediation_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, ticket_key TEXT, created_at TEXT NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS remediations_ticket ON remediations (ticket_key);
+CREATE INDEX IF NOT EXISTS remediations_tenant_time ON remediations (tenant_id, created_at);
+CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_seen (record_id TEXT PRIMARY KEY, seen_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blob_seen (content_id TEXT PRIMARY KEY, seen_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_gaps (source TEXT NOT NULL, from_at TEXT NOT NULL, to_at TEXT NOT NULL, PRIMARY KEY (source, from_at));
+CREATE TABLE IF NOT EXISTS action_budget (tenant_id TEXT NOT NULL, bucket TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (tenant_id, bucket));
+CREATE TABLE IF NOT EXISTS webhook_ids (webhook_id TEXT PRIMARY KEY, remediation_id TEXT NOT NULL, seen_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS remediation_queue (
+    remediation_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, body TEXT NOT NULL, taken INTEGER NOT NULL DEFAULT 0);
+";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Database(format!("cannot create '{}': {e}", dir.display()))
+            })?;
+        }
+        let named = |e: rusqlite::Error| match db(e) {
+            StoreError::Database(m) => StoreError::Database(format!("'{}': {m}", path.display())),
+            other => other,
+        };
+        let conn = Connection::open(path).map_err(named)?;
+        conn.execute_batch(SCHEMA).map_err(named)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path: path.display().to_string(),
+        })
+    }
+
+    /// An in-memory database (tests).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        let conn = Connection::open_in_memory().map_err(db)?;
+        conn.execute_batch(SCHEMA).map_err(db)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path: ":memory:".into(),
+        })
+    }
+
+    fn apply_alerts(
+        &self,
+        tenant_id: &str,
+        open: &[Alert],
+        current: &[Alert],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.db(e))?;
+        for a in open {
+            if !current.iter().any(|c| c.condition == a.condition) {
+                tx.execute(
+                    "UPDATE alerts SET open = 0 WHERE alert_id = ?1",
+                    params![a.alert_id],
+                )
+                .map_err(|e| self.db(e))?;
+            }
+        }
+        for c in current {
+            if !open.iter().any(|a| a.condition == c.condition) {
+                let body = serde_json::to_string(c).map_err(corrupt)?;
+                tx.execute(
+                    "INSERT OR IGNORE INTO alerts (alert_id, tenant_id, condition, open, body) VALUES (?1,?2,?3,1,?4)",
+                    params![c.alert_id, tenant_id, c.condition, body],
+                )
+                .map_err(|e| self.db(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.db(e))
+    }
+
+    fn alerts_where(&self, tenant_id: &str, open_only: bool) -> Result<Vec<Alert>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare("SELECT body FROM alerts WHERE tenant_id = ?1 AND (open = 1 OR ?2 = 0) ORDER BY alert_id")
+            .map_err(|e| self.db(e))?;
+        let rows = st
+            .query_map(params![tenant_id, open_only], |r| r.get::<_, String>(0))
+            .map_err(|e| self.db(e))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(serde_json::from_str(&r.map_err(|e| self.db(e))?).map_err(corrupt)?);
+        }
+        Ok(out)
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A stored notice may be claimed by `wanted` unless it is sent or another run claimed it after `abandoned_up_to`.
+fn claimable(
+    current: &LedgerEntry,
+    wanted: &LedgerEntry,
+    abandoned_up_to: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    match current.status {
+        LedgerStatus::Sent => false,
+        LedgerStatus::Intended => true,
+        LedgerStatus::Sending => {
+            current.claimed_by == wanted.claimed_by || current.updated_at <= abandoned_up_to
+        }
+    }
+}
+
+fn ledger_status_text(status: LedgerStatus) -> &'static str {
+    match status {
+        LedgerStatus::Intended => "intended",
+        LedgerStatus::Sending => "sending",
+        LedgerStatus::Sent => "sent",
+    }
+}
+
+fn ts(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn parse_ts(s: &str) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.to_utc())
+        .map_err(corrupt)
+}

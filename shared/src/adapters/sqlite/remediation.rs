@@ -1,0 +1,234 @@
+//! Remediation records, the action budget, seen webhook ids and the local remediation queue in SQLite.
+
+use super::*;
+
+#[async_trait]
+impl RemediationQueue for SqliteStore {
+    async fn enqueue(&self, request: &RemediationRequest) -> Result<(), StoreError> {
+        let body = serde_json::to_string(request).map_err(corrupt)?;
+        self.conn()
+            .prepare_cached("INSERT OR IGNORE INTO remediation_queue (remediation_id, tenant_id, body) VALUES (?1, ?2, ?3)")
+            .map_err(|e| self.db(e))?
+            .execute(params![request.remediation_id, request.tenant_id, body])
+            .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    async fn ack(&self, remediation_id: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE remediation_queue SET taken = 1 WHERE remediation_id = ?1",
+                params![remediation_id],
+            )
+            .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    async fn pending(&self, tenant_id: &str) -> Result<Vec<RemediationRequest>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare("SELECT body FROM remediation_queue WHERE tenant_id = ?1 AND taken = 0 ORDER BY rowid")
+            .map_err(|e| self.db(e))?;
+        let rows = st
+            .query_map(params![tenant_id], |r| r.get::<_, String>(0))
+            .map_err(|e| self.db(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(serde_json::from_str(&row.map_err(|e| self.db(e))?).map_err(corrupt)?);
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl RemediationStore for SqliteStore {
+    async fn claim(&self, record: &RemediationRecord) -> Result<Claim, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.db(e))?;
+        if let Some(key) = &record.ticket_key {
+            let since = ts(&(record.created_at - chrono::Duration::hours(24)));
+            let existing: Option<String> = tx
+                .prepare_cached(
+                    "SELECT body FROM remediations WHERE ticket_key = ?1 AND created_at > ?2 ORDER BY created_at LIMIT 1",
+                )
+                .map_err(|e| self.db(e))?
+                .query_row(params![key, since], |r| r.get(0))
+                .optional()
+                .map_err(|e| self.db(e))?;
+            if let Some(body) = existing {
+                return Ok(Claim::Existing(Box::new(
+                    serde_json::from_str(&body).map_err(corrupt)?,
+                )));
+            }
+        }
+        let body = serde_json::to_string(record).map_err(corrupt)?;
+        tx.prepare_cached(
+            "INSERT INTO remediations (remediation_id, tenant_id, ticket_key, created_at, body) VALUES (?1,?2,?3,?4,?5)",
+        )
+        .map_err(|e| self.db(e))?
+        .execute(params![record.request.remediation_id, record.request.tenant_id, record.ticket_key, ts(&record.created_at), body])
+        .map_err(|e| self.db(e))?;
+        tx.commit().map_err(|e| self.db(e))?;
+        Ok(Claim::New)
+    }
+
+    async fn remember_webhook(
+        &self,
+        webhook_key: &str,
+        remediation_id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.db(e))?;
+        let first: Option<String> = tx
+            .query_row(
+                "SELECT remediation_id FROM webhook_ids WHERE webhook_id = ?1",
+                params![webhook_key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.db(e))?;
+        if first.is_none() {
+            tx.execute(
+                "INSERT INTO webhook_ids (webhook_id, remediation_id, seen_at) VALUES (?1, ?2, ?3)",
+                params![webhook_key, remediation_id, ts(&now)],
+            )
+            .map_err(|e| self.db(e))?;
+        }
+        tx.commit().map_err(|e| self.db(e))?;
+        Ok(first)
+    }
+
+    async fn remediation(
+        &self,
+        remediation_id: &str,
+    ) -> Result<Option<RemediationRecord>, StoreError> {
+        let body: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT body FROM remediations WHERE remediation_id = ?1",
+                params![remediation_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.db(e))?;
+        body.map(|b| serde_json::from_str(&b).map_err(corrupt))
+            .transpose()
+    }
+
+    async fn set_status(
+        &self,
+        remediation_id: &str,
+        status: RemediationStatus,
+        detail: &serde_json::Value,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        let Some(mut rec) = self.remediation(remediation_id).await? else {
+            return Err(StoreError::Database(format!(
+                "no remediation {remediation_id}"
+            )));
+        };
+        rec.status = status;
+        rec.detail = detail.clone();
+        rec.updated_at = now;
+        let body = serde_json::to_string(&rec).map_err(corrupt)?;
+        self.conn()
+            .execute(
+                "UPDATE remediations SET body = ?2 WHERE remediation_id = ?1",
+                params![remediation_id, body],
+            )
+            .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    async fn forget(&self, remediation_id: &str) -> Result<(), StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "DELETE FROM remediations WHERE remediation_id = ?1",
+            params![remediation_id],
+        )
+        .map_err(|e| self.db(e))?;
+        conn.execute(
+            "DELETE FROM webhook_ids WHERE remediation_id = ?1",
+            params![remediation_id],
+        )
+        .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    async fn admit(
+        &self,
+        webhook_key: Option<&str>,
+        record: &RemediationRecord,
+        max_per_hour: u32,
+    ) -> Result<Admitted, StoreError> {
+        let now = record.created_at;
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.db(e))?;
+        if let Some(key) = webhook_key {
+            let seen: Option<String> = tx
+                .prepare_cached("SELECT remediation_id FROM webhook_ids WHERE webhook_id = ?1")
+                .map_err(|e| self.db(e))?
+                .query_row(params![key], |r| r.get(0))
+                .optional()
+                .map_err(|e| self.db(e))?;
+            if let Some(id) = seen {
+                return Ok(Admitted::ReplayedWebhook(id));
+            }
+        }
+        if let Some(ticket) = &record.ticket_key {
+            let since = ts(&(now - chrono::Duration::hours(24)));
+            let first: Option<String> = tx
+                .prepare_cached(
+                    "SELECT body FROM remediations WHERE ticket_key = ?1 AND created_at > ?2 ORDER BY created_at LIMIT 1",
+                )
+                .map_err(|e| self.db(e))?
+                .query_row(params![ticket, since], |r| r.get(0))
+                .optional()
+                .map_err(|e| self.db(e))?;
+            if let Some(body) = first {
+                return Ok(Admitted::SameTicket(Box::new(
+                    serde_json::from_str(&body).map_err(corrupt)?,
+                )));
+            }
+        }
+        let tenant = &record.request.tenant_id;
+        // The budget is a rolling 60 minutes, shared by every entry point that admits a remediation.
+        let since = ts(&(now - chrono::Duration::minutes(60)));
+        let used: i64 = tx
+            .prepare_cached("SELECT COUNT(*) FROM action_log WHERE tenant_id = ?1 AND at > ?2")
+            .map_err(|e| self.db(e))?
+            .query_row(params![tenant, since], |r| r.get(0))
+            .map_err(|e| self.db(e))?;
+        if used >= i64::from(max_per_hour) {
+            return Ok(Admitted::OverBudget);
+        }
+        tx.prepare_cached(
+            "INSERT INTO action_log (tenant_id, remediation_id, at) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(|e| self.db(e))?
+        .execute(params![tenant, record.request.remediation_id, ts(&now)])
+        .map_err(|e| self.db(e))?;
+        if let Some(key) = webhook_key {
+            tx.prepare_cached(
+                "INSERT INTO webhook_ids (webhook_id, remediation_id, seen_at) VALUES (?1, ?2, ?3)",
+            )
+            .map_err(|e| self.db(e))?
+            .execute(params![key, record.request.remediation_id, ts(&now)])
+            .map_err(|e| self.db(e))?;
+        }
+        let body = serde_json::to_string(record).map_err(corrupt)?;
+        tx.prepare_cached(
+            "INSERT INTO remediations (remediation_id, tenant_id, ticket_key, created_at, body) VALUES (?1,?2,?3,?4,?5)",
+        )
+        .map_err(|e| self.db(e))?
+        .execute(params![record.request.remediation_id, tenant, record.ticket_key, ts(&now), body])
+        .map_err(|e| self.db(e))?;
+        tx.commit().map_err(|e| self.db(e))?;
+        Ok(Admitted::New)
+    }
+}

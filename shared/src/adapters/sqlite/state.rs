@@ -1,0 +1,321 @@
+//! Run records, snapshots, history, grace cases and licence events in SQLite.
+
+use super::*;
+
+#[async_trait]
+impl RunStore for SqliteStore {
+    async fn save_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        let blob = crate::ports::store::gzip_json(run)?;
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO check_runs (tenant_id, run_at, body) VALUES (?1, ?2, ?3)",
+                params![run.tenant_id, ts(&run.run_at), blob],
+            )
+            .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    async fn runs(&self, tenant_id: &str, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare(
+                "SELECT body FROM check_runs WHERE tenant_id = ?1 ORDER BY run_at DESC LIMIT ?2",
+            )
+            .map_err(|e| self.db(e))?;
+        let rows = st
+            .query_map(params![tenant_id, limit as i64], |r| r.get::<_, Vec<u8>>(0))
+            .map_err(|e| self.db(e))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(crate::ports::store::gunzip_json(
+                &r.map_err(|e| self.db(e))?,
+            )?);
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    async fn previous_run(&self, tenant_id: &str) -> Result<Option<PreviousRun>, StoreError> {
+        let blob: Option<Vec<u8>> = self
+            .conn()
+            .query_row(
+                "SELECT body FROM snapshots WHERE tenant_id = ?1 ORDER BY taken_at DESC LIMIT 1",
+                params![tenant_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.db(e))?;
+        let Some(blob) = blob else { return Ok(None) };
+        crate::ports::store::gunzip_json(&blob).map(Some)
+    }
+
+    async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let blob = crate::ports::store::gzip_json(snapshot)?;
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO snapshots (tenant_id, taken_at, body) VALUES (?1, ?2, ?3)",
+                params![snapshot.tenant_id, ts(&snapshot.taken_at), blob],
+            )
+            .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl HistoryStore for SqliteStore {
+    async fn append_history(
+        &self,
+        tenant_id: &str,
+        entries: &[HistoryEntry],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.db(e))?;
+        {
+            let mut st = tx
+                .prepare("INSERT INTO license_history (tenant_id, user_id, upn, sku_id, change, at, baseline) VALUES (?1,?2,?3,?4,?5,?6,?7)")
+                .map_err(|e| self.db(e))?;
+            let mut first = tx
+                .prepare("INSERT OR IGNORE INTO license_history_keys (tenant_id, identity) VALUES (?1, ?2)")
+                .map_err(|e| self.db(e))?;
+            for e in entries {
+                // Stored once per identity: a rerun of a run that died before its snapshot adds nothing.
+                if first
+                    .execute(params![tenant_id, e.identity()])
+                    .map_err(|e| self.db(e))?
+                    == 0
+                {
+                    continue;
+                }
+                st.execute(params![
+                    tenant_id,
+                    e.user_id,
+                    e.user_principal_name,
+                    e.sku_id,
+                    e.change,
+                    ts(&e.at),
+                    e.baseline
+                ])
+                .map_err(|e| self.db(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.db(e))
+    }
+
+    async fn history(&self, tenant_id: &str, user: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare(
+                "SELECT user_id, upn, sku_id, change, at, baseline FROM license_history
+                 WHERE tenant_id = ?1 AND (user_id = ?2 COLLATE NOCASE OR upn = ?2 COLLATE NOCASE) ORDER BY at, rowid",
+            )
+            .map_err(|e| self.db(e))?;
+        let rows = st
+            .query_map(params![tenant_id, user], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, bool>(5)?,
+                ))
+            })
+            .map_err(|e| self.db(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (user_id, upn, sku_id, change, at, baseline) = row.map_err(|e| self.db(e))?;
+            out.push(HistoryEntry {
+                user_id,
+                user_principal_name: upn,
+                sku_id,
+                change,
+                at: chrono::DateTime::parse_from_rfc3339(&at)
+                    .map_err(corrupt)?
+                    .to_utc(),
+                baseline,
+                // Kept in license_history_keys, where it makes each entry unique; readers do not need it.
+                since: None,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl GraceStore for SqliteStore {
+    async fn grace_cases(
+        &self,
+        tenant_id: &str,
+        open_only: bool,
+    ) -> Result<Vec<GraceCase>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare("SELECT body FROM grace_cases WHERE tenant_id = ?1 AND (open = 1 OR ?2 = 0) ORDER BY case_id")
+            .map_err(|e| self.db(e))?;
+        let rows = st
+            .query_map(params![tenant_id, open_only], |r| r.get::<_, String>(0))
+            .map_err(|e| self.db(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(serde_json::from_str(&row.map_err(|e| self.db(e))?).map_err(corrupt)?);
+        }
+        Ok(out)
+    }
+
+    async fn put_grace_cases(&self, cases: &[GraceCase]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.db(e))?;
+        {
+            let mut st = tx
+                .prepare(
+                    "INSERT OR REPLACE INTO grace_cases (case_id, tenant_id, user_id, open, body) VALUES (?1,?2,?3,?4,?5)",
+                )
+                .map_err(|e| self.db(e))?;
+            for case in cases {
+                let body = serde_json::to_string(case).map_err(corrupt)?;
+                st.execute(params![
+                    case.case_id,
+                    case.tenant_id,
+                    case.user_id,
+                    case.closed_at.is_none(),
+                    body
+                ])
+                .map_err(|e| self.db(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.db(e))
+    }
+}
+
+#[async_trait]
+impl LicenseEventStore for SqliteStore {
+    async fn license_events(
+        &self,
+        tenant_id: &str,
+        user: Option<&str>,
+    ) -> Result<Vec<LicenseEvent>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare(
+                "SELECT body FROM license_events WHERE tenant_id = ?1
+                 AND (?2 IS NULL OR user_id = ?2 COLLATE NOCASE OR upn = ?2 COLLATE NOCASE) ORDER BY at, record_key",
+            )
+            .map_err(|e| self.db(e))?;
+        let rows = st
+            .query_map(params![tenant_id, user], |r| r.get::<_, String>(0))
+            .map_err(|e| self.db(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(serde_json::from_str(&row.map_err(|e| self.db(e))?).map_err(corrupt)?);
+        }
+        Ok(out)
+    }
+
+    async fn put_license_events(
+        &self,
+        tenant_id: &str,
+        events: &[LicenseEvent],
+    ) -> Result<usize, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.db(e))?;
+        let mut new = 0;
+        {
+            let mut exists = tx
+                .prepare("SELECT 1 FROM license_events WHERE tenant_id = ?1 AND record_key = ?2")
+                .map_err(|e| self.db(e))?;
+            let mut st = tx
+                .prepare("INSERT OR REPLACE INTO license_events (tenant_id, record_key, at, user_id, upn, body) VALUES (?1,?2,?3,?4,?5,?6)")
+                .map_err(|e| self.db(e))?;
+            for e in events {
+                let key = e.key();
+                if !exists
+                    .exists(params![tenant_id, key])
+                    .map_err(|e| self.db(e))?
+                {
+                    new += 1;
+                }
+                let body = serde_json::to_string(e).map_err(corrupt)?;
+                st.execute(params![
+                    tenant_id,
+                    key,
+                    ts(&e.at),
+                    e.user_id,
+                    e.user_principal_name,
+                    body
+                ])
+                .map_err(|e| self.db(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.db(e))?;
+        Ok(new)
+    }
+
+    async fn put_license_parts(
+        &self,
+        tenant_id: &str,
+        parts: &[LicenseRecord],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.db(e))?;
+        {
+            let mut part = tx
+                .prepare("INSERT OR IGNORE INTO license_parts (tenant_id, change_key, record_id, body) VALUES (?1,?2,?3,?4)")
+                .map_err(|e| self.db(e))?;
+            let mut pending = tx
+                .prepare("INSERT OR REPLACE INTO license_pending (tenant_id, change_key, marker) VALUES (?1,?2,?3)")
+                .map_err(|e| self.db(e))?;
+            for r in parts {
+                let body = serde_json::to_string(r).map_err(corrupt)?;
+                let key = r.group_key();
+                part.execute(params![tenant_id, key, r.id, body])
+                    .map_err(|e| self.db(e))?;
+                pending
+                    .execute(params![tenant_id, key, uuid::Uuid::new_v4().to_string()])
+                    .map_err(|e| self.db(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.db(e))
+    }
+
+    async fn pending_license_parts(&self, tenant_id: &str) -> Result<PendingParts, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare("SELECT change_key, marker FROM license_pending WHERE tenant_id = ?1 ORDER BY change_key")
+            .map_err(|e| self.db(e))?;
+        let changes = st
+            .query_map(params![tenant_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.db(e))?
+            .collect::<Result<Vec<(String, String)>, _>>()
+            .map_err(|e| self.db(e))?;
+        let mut parts = conn
+            .prepare("SELECT body FROM license_parts WHERE tenant_id = ?1 AND change_key = ?2")
+            .map_err(|e| self.db(e))?;
+        let mut records = Vec::new();
+        for (key, _) in &changes {
+            let rows = parts
+                .query_map(params![tenant_id, key], |r| r.get::<_, String>(0))
+                .map_err(|e| self.db(e))?;
+            for row in rows {
+                records.push(serde_json::from_str(&row.map_err(|e| self.db(e))?).map_err(corrupt)?);
+            }
+        }
+        Ok(PendingParts { changes, records })
+    }
+
+    async fn settle_license_parts(
+        &self,
+        tenant_id: &str,
+        changes: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.db(e))?;
+        for (key, marker) in changes {
+            tx.execute(
+                "DELETE FROM license_pending WHERE tenant_id = ?1 AND change_key = ?2 AND marker = ?3",
+                params![tenant_id, key, marker],
+            )
+            .map_err(|e| self.db(e))?;
+        }
+        tx.commit().map_err(|e| self.db(e))
+    }
+}
