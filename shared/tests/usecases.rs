@@ -404,3 +404,79 @@ async fn a_second_run_while_one_holds_the_tenant_does_nothing() {
     assert!(report.skipped.is_some());
     assert!(w.store.runs(TENANT, 10).await.expect("runs").is_empty());
 }
+
+fn request(
+    action: &str,
+    user: &str,
+    skus: &[&str],
+) -> licensewatch_core::ports::store::RemediationRequest {
+    licensewatch_core::ports::store::RemediationRequest {
+        remediation_id: format!("rem-{user}"),
+        tenant_id: TENANT.into(),
+        user: user.into(),
+        action: action.parse().expect("action"),
+        sku_ids: skus.iter().map(|s| s.to_string()).collect(),
+        reason: "test".into(),
+        requested_at: day(20),
+        disabled_plans: Default::default(),
+        template_user: None,
+        ticket: None,
+    }
+}
+
+#[tokio::test]
+async fn remediation_plans_respect_the_rails_and_the_seats() {
+    use licensewatch_core::domain::kinds::RemediationStatus;
+    use licensewatch_core::usecases::reprocess_user::plan;
+    let mut w = World::new();
+    let mut ada = mailbox("ada", false);
+    ada["usageLocation"] = json!("DE");
+    w.directory.put_sku(e3(5, 4)).put_user(ada);
+
+    // Assign by part number: resolved to the tenant's SKU id, one seat is free.
+    let (_, call) = plan(
+        &w.directory,
+        &request("assign", "ada@contoso.com", &["ENTERPRISEPACK"]),
+        &w.policy,
+    )
+    .await
+    .expect("graph")
+    .expect("planned");
+    assert_eq!(call.path, "users/ada/assignLicense");
+    assert_eq!(call.body["addLicenses"][0]["skuId"], E3);
+
+    // Removal is off by default, before anything is read.
+    let refused = plan(&w.directory, &request("remove", "ada", &[E3]), &w.policy)
+        .await
+        .expect("graph");
+    let Err(outcome) = refused else {
+        panic!("remove must be refused")
+    };
+    assert_eq!(outcome.status, RemediationStatus::Rejected);
+
+    // A SKU off the allow-list is refused once resolved; a full SKU fails with the reason.
+    w.policy.remediation.sku_allow_list = vec!["SPE_E5".into()];
+    let Err(outcome) = plan(&w.directory, &request("assign", "ada", &[E3]), &w.policy)
+        .await
+        .expect("graph")
+    else {
+        panic!("not on the allow-list")
+    };
+    assert_eq!(outcome.status, RemediationStatus::Rejected);
+    w.policy.remediation.sku_allow_list.clear();
+    w.directory.put_sku(e3(5, 5));
+    let Err(outcome) = plan(&w.directory, &request("assign", "ada", &[E3]), &w.policy)
+        .await
+        .expect("graph")
+    else {
+        panic!("no seat")
+    };
+    assert_eq!(
+        (outcome.status, outcome.detail["reason"].as_str()),
+        (
+            RemediationStatus::Failed,
+            Some("no free seats on ENTERPRISEPACK")
+        )
+    );
+    assert!(w.directory.writes().is_empty(), "planning never writes");
+}

@@ -406,15 +406,37 @@ pub async fn notify_grace_period(
     Ok(report)
 }
 
+/// One delivery: one message to one recipient on one channel, carrying one or more notices.
+struct Delivery<'c> {
+    channel: &'c dyn Channel,
+    recipient: String,
+    items: Vec<Due>,
+}
+
+/// What every delivery of one run shares.
+struct Run<'r, 'd> {
+    deps: &'r NotifyDeps<'d>,
+    tenant_id: &'r str,
+    now: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+    /// `None` for a dry run.
+    lease: Option<&'r RunLease<'r>>,
+}
+
 async fn notify_under(
     deps: &NotifyDeps<'_>,
     tenant_id: &str,
     policy: &Policy,
     lease: Option<&RunLease<'_>>,
 ) -> Result<NotifyReport, CoreError> {
-    let dry_run = lease.is_none();
     let now = deps.clock.now();
-    let tz = policy.time_zone_for(tenant_id)?;
+    let run = Run {
+        deps,
+        tenant_id,
+        now,
+        tz: policy.time_zone_for(tenant_id)?,
+        lease,
+    };
     let cases = deps.store.grace_cases(tenant_id, false).await?;
     let alerts = deps
         .store
@@ -423,40 +445,41 @@ async fn notify_under(
     let notified = deps.store.notified_cases(tenant_id).await?;
     let due = plan(&cases, &alerts, &notified, policy, now);
     let mut report = NotifyReport {
-        dry_run,
+        dry_run: lease.is_none(),
         ..Default::default()
     };
-
-    // One delivery = one message to one recipient on one channel, carrying one or more ledger entries.
-    struct Delivery<'c> {
-        channel: &'c dyn Channel,
-        recipient: String,
-        items: Vec<Due>,
+    for delivery in deliveries(&due, deps.channels) {
+        run.deliver(&delivery, &mut report).await?;
     }
-    let mut deliveries: Vec<Delivery> = Vec::new();
-    for ch in deps.channels {
-        let admin_items: Vec<Due> = due
-            .iter()
-            .filter(|d| d.audience == Audience::Admin)
-            .cloned()
-            .collect();
+    Ok(report)
+}
+
+/// Admin notices go to every admin recipient of every channel, together; user notices one by one to the user's
+/// mailbox on the channels that reach users.
+fn deliveries<'c>(due: &[Due], channels: &'c [Box<dyn Channel>]) -> Vec<Delivery<'c>> {
+    let admin_items: Vec<Due> = due
+        .iter()
+        .filter(|d| d.audience == Audience::Admin)
+        .cloned()
+        .collect();
+    let mut out = Vec::new();
+    for ch in channels {
         if !admin_items.is_empty() {
-            for r in ch.admin_recipients() {
-                deliveries.push(Delivery {
+            for recipient in ch.admin_recipients() {
+                out.push(Delivery {
                     channel: ch.as_ref(),
-                    recipient: r,
+                    recipient,
                     items: admin_items.clone(),
                 });
             }
         }
         if ch.reaches_users() {
             for d in due.iter().filter(|d| d.audience == Audience::User) {
-                let recipient = if ch.name() == "console" {
-                    "console".to_string()
-                } else {
-                    d.mail.clone().unwrap_or_default()
+                let recipient = match ch.name() {
+                    "console" => "console".to_string(),
+                    _ => d.mail.clone().unwrap_or_default(),
                 };
-                deliveries.push(Delivery {
+                out.push(Delivery {
                     channel: ch.as_ref(),
                     recipient,
                     items: vec![d.clone()],
@@ -464,15 +487,23 @@ async fn notify_under(
             }
         }
     }
+    out
+}
 
-    for delivery in deliveries {
+impl Run<'_, '_> {
+    /// Sends what of one delivery is not sent yet: claim in the ledger, send, record as sent.
+    async fn deliver(
+        &self,
+        delivery: &Delivery<'_>,
+        report: &mut NotifyReport,
+    ) -> Result<(), CoreError> {
         let ch = delivery.channel;
         let keys: Vec<String> = delivery
             .items
             .iter()
             .map(|d| d.key(ch.name(), &delivery.recipient))
             .collect();
-        let status = deps.store.ledger_status(&keys).await?;
+        let status = self.deps.store.ledger_status(&keys).await?;
         let pending: Vec<(&Due, &String)> = delivery
             .items
             .iter()
@@ -481,111 +512,33 @@ async fn notify_under(
             .collect();
         report.skipped_already_sent += keys.len() - pending.len();
         if pending.is_empty() {
-            continue;
+            return Ok(());
         }
-        if dry_run {
+        let Some(lease) = self.lease else {
             report.would_send.extend(
                 pending
                     .iter()
                     .map(|(d, _)| sent_notice(d, ch.name(), &delivery.recipient)),
             );
-            continue;
-        }
-        let Some(lease) = lease else { continue };
-        let entries = |items: &[(&Due, &String)], st: LedgerStatus| -> Vec<LedgerEntry> {
-            items
-                .iter()
-                .map(|(d, k)| LedgerEntry {
-                    key: (*k).clone(),
-                    tenant_id: tenant_id.to_string(),
-                    case_id: d.case_id.clone(),
-                    user_principal_name: d.upn.clone(),
-                    audience: d.audience,
-                    kind: d.kind,
-                    threshold_days: d.threshold,
-                    deadline: d.deadline,
-                    channel: ch.name().into(),
-                    recipient: delivery.recipient.clone(),
-                    status: st,
-                    updated_at: now,
-                    claimed_by: Some(lease.owner.clone()),
-                })
-                .collect()
+            return Ok(());
         };
-        // Claim before sending: a notice another live run claimed is left to it; one claimed by a run that has since
-        // lost the lease (it died) is taken over, so a crash never skips a notice.
-        (deps.crash)(Step::BeforeIntent)?;
-        lease.renew(now).await?;
-        let claimed = deps
-            .store
-            .ledger_claim(&entries(&pending, LedgerStatus::Sending), lease.acquired_at)
-            .await?;
-        (deps.crash)(Step::AfterIntent)?;
         let before = pending.len();
-        let pending: Vec<(&Due, &String)> = pending
-            .into_iter()
-            .filter(|(_, k)| claimed.contains(k))
-            .collect();
+        let pending = self.claim(delivery, lease, pending).await?;
         report.skipped_already_sent += before - pending.len();
         if pending.is_empty() {
-            continue;
+            return Ok(());
         }
         let notices: Vec<SentNotice> = pending
             .iter()
             .map(|(d, _)| sent_notice(d, ch.name(), &delivery.recipient))
             .collect();
-        // The message id is derived from its notice keys, so a resend after a crash carries the same webhook-id.
-        let digest = Sha256::digest(
-            pending
-                .iter()
-                .map(|(_, k)| k.as_str())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        );
-        let id = format!(
-            "msg_{}",
-            digest
-                .iter()
-                .take(12)
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        );
-        let items: Vec<&Due> = pending.iter().map(|(d, _)| *d).collect();
-        let (subject, text, html, data) = match items[0].audience {
-            Audience::Admin => render_admin(&items, tz, now),
-            Audience::User => {
-                let (s, t, h) = render_user(items[0], tz, now);
-                (s, t, h, serde_json::json!({"case_id": items[0].case_id}))
-            }
-        };
-        let message = Message {
-            id,
-            audience: items[0].audience,
-            to: Some(delivery.recipient.clone()),
-            subject,
-            text,
-            html,
-            data,
-            timestamp: now.timestamp(),
-        };
-        let mut attempt = 0;
-        let result = loop {
-            match ch.deliver(&delivery.recipient, &message).await {
-                Ok(()) => break Ok(()),
-                Err(e) if e.retryable && attempt < 2 => {
-                    tokio::time::sleep(deps.retry.backoff(attempt)).await;
-                    attempt += 1;
-                }
-                Err(e) => break Err(e),
-            }
-        };
-        match result {
+        let message = self.message(&pending, &delivery.recipient);
+        match deliver_with_retry(ch, &delivery.recipient, &message, &self.deps.retry).await {
             Ok(()) => {
-                (deps.crash)(Step::AfterSend)?;
-                deps.store
-                    .ledger_put(&entries(&pending, LedgerStatus::Sent))
-                    .await?;
-                (deps.crash)(Step::AfterRecord)?;
+                (self.deps.crash)(Step::AfterSend)?;
+                let sent = self.entries(delivery, lease, &pending, LedgerStatus::Sent);
+                self.deps.store.ledger_put(&sent).await?;
+                (self.deps.crash)(Step::AfterRecord)?;
                 report.sent.extend(notices);
             }
             Err(e) => {
@@ -598,8 +551,109 @@ async fn notify_under(
                 });
             }
         }
+        Ok(())
     }
-    Ok(report)
+
+    /// Claims the notices before sending: a notice another live run claimed is left to it; one claimed by a run
+    /// that has since lost the lease (it died) is taken over, so a crash never skips a notice. Returns the claimed.
+    async fn claim<'p>(
+        &self,
+        delivery: &Delivery<'_>,
+        lease: &RunLease<'_>,
+        pending: Vec<(&'p Due, &'p String)>,
+    ) -> Result<Vec<(&'p Due, &'p String)>, CoreError> {
+        (self.deps.crash)(Step::BeforeIntent)?;
+        lease.renew(self.now).await?;
+        let wanted = self.entries(delivery, lease, &pending, LedgerStatus::Sending);
+        let claimed = self
+            .deps
+            .store
+            .ledger_claim(&wanted, lease.acquired_at)
+            .await?;
+        (self.deps.crash)(Step::AfterIntent)?;
+        Ok(pending
+            .into_iter()
+            .filter(|(_, k)| claimed.contains(k))
+            .collect())
+    }
+
+    fn entries(
+        &self,
+        delivery: &Delivery<'_>,
+        lease: &RunLease<'_>,
+        items: &[(&Due, &String)],
+        status: LedgerStatus,
+    ) -> Vec<LedgerEntry> {
+        items
+            .iter()
+            .map(|(d, k)| LedgerEntry {
+                key: (*k).clone(),
+                tenant_id: self.tenant_id.to_string(),
+                case_id: d.case_id.clone(),
+                user_principal_name: d.upn.clone(),
+                audience: d.audience,
+                kind: d.kind,
+                threshold_days: d.threshold,
+                deadline: d.deadline,
+                channel: delivery.channel.name().into(),
+                recipient: delivery.recipient.clone(),
+                status,
+                updated_at: self.now,
+                claimed_by: Some(lease.owner.clone()),
+            })
+            .collect()
+    }
+
+    /// The message for the claimed notices. Its id is derived from their keys, so a resend after a crash carries
+    /// the same webhook-id.
+    fn message(&self, pending: &[(&Due, &String)], recipient: &str) -> Message {
+        let digest = Sha256::digest(
+            pending
+                .iter()
+                .map(|(_, k)| k.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+        let items: Vec<&Due> = pending.iter().map(|(d, _)| *d).collect();
+        let (subject, text, html, data) = match items[0].audience {
+            Audience::Admin => render_admin(&items, self.tz, self.now),
+            Audience::User => {
+                let (s, t, h) = render_user(items[0], self.tz, self.now);
+                (s, t, h, serde_json::json!({"case_id": items[0].case_id}))
+            }
+        };
+        Message {
+            id: format!("msg_{hex}"),
+            audience: items[0].audience,
+            to: Some(recipient.to_string()),
+            subject,
+            text,
+            html,
+            data,
+            timestamp: self.now.timestamp(),
+        }
+    }
+}
+
+/// Up to three tries when the channel says a retry can help.
+async fn deliver_with_retry(
+    ch: &dyn Channel,
+    recipient: &str,
+    message: &Message,
+    retry: &RetryPolicy,
+) -> Result<(), crate::ports::channel::ChannelError> {
+    let mut attempt = 0;
+    loop {
+        match ch.deliver(recipient, message).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.retryable && attempt < 2 => {
+                tokio::time::sleep(retry.backoff(attempt)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 #[cfg(test)]

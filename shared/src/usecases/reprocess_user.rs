@@ -134,112 +134,152 @@ pub async fn plan(
     let Some(user) = graph.user(&req.user).await? else {
         return Ok(Err(fail(format!("user '{}' does not exist", req.user))));
     };
-    let path_user = path_segment(&user.id);
+    let path = format!("users/{}/", path_segment(&user.id));
     let call = match req.action {
-        RemediationAction::Reprocess => GraphCall {
+        RemediationAction::Reprocess => Ok(GraphCall {
             method: "POST",
-            path: format!("users/{path_user}/reprocessLicenseAssignment"),
+            path: format!("{path}reprocessLicenseAssignment"),
             body: Value::Null,
-        },
-        RemediationAction::Remove => {
-            let skus = graph.subscribed_skus().await?;
-            let mut remove = Vec::new();
-            for wanted in &req.sku_ids {
-                let Some(sku) = resolve_sku(&skus, wanted) else {
-                    return Ok(Err(fail(format!("the tenant owns no SKU '{wanted}'"))));
-                };
-                if !allowed(policy, sku) {
-                    return Ok(Err(rejected(format!(
-                        "{} is not in remediation.sku_allow_list",
-                        sku.sku_part_number
-                    ))));
-                }
-                remove.push(sku.sku_id.clone());
-            }
-            GraphCall {
-                method: "POST",
-                path: format!("users/{path_user}/assignLicense"),
-                body: json!({"addLicenses": [], "removeLicenses": remove}),
-            }
-        }
+        }),
+        RemediationAction::Remove => plan_remove(graph, req, policy, &path).await?,
         RemediationAction::Assign | RemediationAction::CopyFrom => {
-            if user.usage_location.as_deref().unwrap_or("").is_empty() {
-                return Ok(Err(fail(
-                    "the user has no usageLocation: set it before assigning a licence",
-                )));
-            }
-            let wanted: Vec<AssignedLicense> = if req.action == RemediationAction::Assign {
-                req.sku_ids
-                    .iter()
-                    .map(|s| AssignedLicense {
-                        sku_id: s.clone(),
-                        disabled_plans: req.disabled_plans.get(s).cloned().unwrap_or_default(),
-                    })
-                    .collect()
-            } else {
-                let template = req.template_user.as_deref().unwrap_or_default();
-                let Some(t) = graph.user(template).await? else {
-                    return Ok(Err(fail(format!(
-                        "template user '{template}' does not exist"
-                    ))));
-                };
-                // Only the template's direct licences: group licences come with group membership.
-                t.assigned_licenses
-                    .iter()
-                    .filter(|l| {
-                        t.license_assignment_states.iter().any(|s| {
-                            s.sku_id.eq_ignore_ascii_case(&l.sku_id)
-                                && s.assigned_by_group.is_none()
-                        })
-                    })
-                    .cloned()
-                    .collect()
-            };
-            if wanted.is_empty() {
-                return Ok(Err(fail("nothing to assign")));
-            }
-            let skus = graph.subscribed_skus().await?;
-            let mut add = Vec::new();
-            for l in wanted {
-                let Some(sku) = resolve_sku(&skus, &l.sku_id) else {
-                    return Ok(Err(fail(format!("the tenant owns no SKU '{}'", l.sku_id))));
-                };
-                if !allowed(policy, sku) {
-                    return Ok(Err(rejected(format!(
-                        "{} is not in remediation.sku_allow_list",
-                        sku.sku_part_number
-                    ))));
-                }
-                let holds = user
-                    .assigned_licenses
-                    .iter()
-                    .any(|a| a.sku_id.eq_ignore_ascii_case(&sku.sku_id));
-                if !holds && sku.prepaid_units.enabled - sku.consumed_units <= 0 {
-                    return Ok(Err(fail(format!(
-                        "no free seats on {}",
-                        sku.sku_part_number
-                    ))));
-                }
-                let conflict = user.license_assignment_states.iter().any(|s| {
-                    s.sku_id.eq_ignore_ascii_case(&sku.sku_id)
-                        && s.error_code() == Some("MutuallyExclusiveViolation")
-                });
-                if conflict {
-                    return Ok(Err(fail(format!(
-                        "{} conflicts with a plan the user already has",
-                        sku.sku_part_number
-                    ))));
-                }
-                add.push(json!({"skuId": sku.sku_id, "disabledPlans": l.disabled_plans}));
-            }
-            GraphCall {
-                method: "POST",
-                path: format!("users/{path_user}/assignLicense"),
-                body: json!({"addLicenses": add, "removeLicenses": []}),
-            }
+            plan_assign(graph, req, policy, &user, &path).await?
         }
     };
-    Ok(Ok((user, call)))
+    Ok(call.map(|call| (user, call)))
+}
+
+/// `remove`: every SKU must be the tenant's and on the allow-list.
+async fn plan_remove(
+    graph: &dyn Directory,
+    req: &RemediationRequest,
+    policy: &Policy,
+    path: &str,
+) -> Result<Result<GraphCall, Outcome>, ApiError> {
+    let skus = graph.subscribed_skus().await?;
+    let mut remove = Vec::new();
+    for wanted in &req.sku_ids {
+        match usable_sku(&skus, wanted, policy) {
+            Ok(sku) => remove.push(sku.sku_id.clone()),
+            Err(refused) => return Ok(Err(refused)),
+        }
+    }
+    Ok(Ok(GraphCall {
+        method: "POST",
+        path: format!("{path}assignLicense"),
+        body: json!({"addLicenses": [], "removeLicenses": remove}),
+    }))
+}
+
+/// `assign` and `copy_from`: the user needs a usage location, and every SKU a free seat (unless the user holds it
+/// already) and no conflict with the user's other licences.
+async fn plan_assign(
+    graph: &dyn Directory,
+    req: &RemediationRequest,
+    policy: &Policy,
+    user: &User,
+    path: &str,
+) -> Result<Result<GraphCall, Outcome>, ApiError> {
+    if user.usage_location.as_deref().unwrap_or("").is_empty() {
+        return Ok(Err(fail(
+            "the user has no usageLocation: set it before assigning a licence",
+        )));
+    }
+    let wanted = match wanted_licenses(graph, req).await? {
+        Ok(w) if w.is_empty() => return Ok(Err(fail("nothing to assign"))),
+        Ok(w) => w,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let skus = graph.subscribed_skus().await?;
+    let mut add = Vec::new();
+    for l in wanted {
+        let sku = match usable_sku(&skus, &l.sku_id, policy) {
+            Ok(sku) => sku,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        if let Some(why) = cannot_add(user, sku) {
+            return Ok(Err(fail(why)));
+        }
+        add.push(json!({"skuId": sku.sku_id, "disabledPlans": l.disabled_plans}));
+    }
+    Ok(Ok(GraphCall {
+        method: "POST",
+        path: format!("{path}assignLicense"),
+        body: json!({"addLicenses": add, "removeLicenses": []}),
+    }))
+}
+
+/// The licences to add: the request's SKUs (`assign`), or the template user's direct licences (`copy_from`; group
+/// licences come with group membership).
+async fn wanted_licenses(
+    graph: &dyn Directory,
+    req: &RemediationRequest,
+) -> Result<Result<Vec<AssignedLicense>, Outcome>, ApiError> {
+    if req.action == RemediationAction::Assign {
+        return Ok(Ok(req
+            .sku_ids
+            .iter()
+            .map(|s| AssignedLicense {
+                sku_id: s.clone(),
+                disabled_plans: req.disabled_plans.get(s).cloned().unwrap_or_default(),
+            })
+            .collect()));
+    }
+    let template = req.template_user.as_deref().unwrap_or_default();
+    let Some(t) = graph.user(template).await? else {
+        return Ok(Err(fail(format!(
+            "template user '{template}' does not exist"
+        ))));
+    };
+    let direct = |l: &&AssignedLicense| {
+        t.license_assignment_states
+            .iter()
+            .any(|s| s.sku_id.eq_ignore_ascii_case(&l.sku_id) && s.assigned_by_group.is_none())
+    };
+    Ok(Ok(t
+        .assigned_licenses
+        .iter()
+        .filter(direct)
+        .cloned()
+        .collect()))
+}
+
+/// The tenant's SKU for `wanted` (an id or a part number), if it is on the allow-list.
+fn usable_sku<'s>(
+    skus: &'s [SubscribedSku],
+    wanted: &str,
+    policy: &Policy,
+) -> Result<&'s SubscribedSku, Outcome> {
+    let sku = resolve_sku(skus, wanted)
+        .ok_or_else(|| fail(format!("the tenant owns no SKU '{wanted}'")))?;
+    if !allowed(policy, sku) {
+        return Err(rejected(format!(
+            "{} is not in remediation.sku_allow_list",
+            sku.sku_part_number
+        )));
+    }
+    Ok(sku)
+}
+
+/// Why `sku` cannot be added to `user`, if it cannot: no free seat, or a conflict with a plan the user has.
+fn cannot_add(user: &User, sku: &SubscribedSku) -> Option<String> {
+    let holds = user
+        .assigned_licenses
+        .iter()
+        .any(|a| a.sku_id.eq_ignore_ascii_case(&sku.sku_id));
+    if !holds && sku.prepaid_units.enabled - sku.consumed_units <= 0 {
+        return Some(format!("no free seats on {}", sku.sku_part_number));
+    }
+    let conflict = user.license_assignment_states.iter().any(|s| {
+        s.sku_id.eq_ignore_ascii_case(&sku.sku_id)
+            && s.error_code() == Some("MutuallyExclusiveViolation")
+    });
+    conflict.then(|| {
+        format!(
+            "{} conflicts with a plan the user already has",
+            sku.sku_part_number
+        )
+    })
 }
 
 /// Runs one remediation: preflight, call, verify, record, callback. `Err` only for retryable failures (throttling,

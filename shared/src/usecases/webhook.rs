@@ -456,117 +456,143 @@ async fn accept(
             error(415, "send Content-Type: application/json"),
         ));
     }
-    let ParsedBody {
-        user,
-        action,
-        sku_ids,
-        disabled_plans,
-        template_user,
-        ticket,
-        dry_run,
-    } = parse_body(req.body).map_err(|m| reject("bad_input", error(400, &m)))?;
-    let internal = |e: &dyn std::fmt::Display| {
-        tracing::error!(error = %e, "webhook internal error");
-        error(500, "internal error")
-    };
-    let now = deps.clock.now();
-    let remediation_id = format!("rem_{}", uuid::Uuid::new_v4().simple());
-    if let Some(reason) = policy_refusal(deps.policy, action, &sku_ids) {
+    let body = parse_body(req.body).map_err(|m| reject("bad_input", error(400, &m)))?;
+    if let Some(reason) = policy_refusal(deps.policy, body.action, &body.sku_ids) {
         return Err(reject("policy", error(403, &reason)));
     }
-    let request = RemediationRequest {
-        remediation_id: remediation_id.clone(),
-        tenant_id: deps.tenant_id.to_string(),
-        user,
-        action,
-        sku_ids,
-        reason: ticket
-            .as_ref()
-            .map(|t| format!("ticket {} {}", t.system, t.id))
-            .unwrap_or_else(|| "webhook".into()),
-        requested_at: now,
-        disabled_plans,
-        template_user,
-        ticket: ticket.clone(),
-    };
+    let dry_run = body.dry_run;
+    let request = remediation_request(deps, body);
+    let body_hash = format!("{:x}", Sha256::digest(req.body));
     if dry_run {
-        // A replayed dry run (same webhook-id) answers what the first one found, without reading Graph again.
-        if let Some(key) = replay_key.as_deref()
-            && let Some(first) = deps
-                .store
-                .remember_webhook(key, &remediation_id, now)
-                .await
-                .map_err(|e| internal(&e))?
-        {
-            let stored = deps
-                .store
-                .remediation(&first)
-                .await
-                .map_err(|e| internal(&e))?;
-            let (status, detail) = stored.map_or((RemediationStatus::DryRun, Value::Null), |r| {
-                (r.status, r.detail)
-            });
-            return Ok(respond(
-                200,
-                json!({"remediation_id": first, "status": status, "detail": detail, "duplicate": true}),
-            ));
-        }
-        let (status, detail) = match plan(deps.graph, &request, deps.policy).await {
-            Ok(Ok((_, call))) => (RemediationStatus::DryRun, json!({"graph_request": call})),
-            Ok(Err(refused)) => (RemediationStatus::Rejected, refused.detail),
-            Err(e) if e.is_retryable() => {
-                return Err(error(503, "Microsoft Graph is unavailable; try again"));
-            }
-            Err(e) => return Err(internal(&e)),
-        };
-        // Kept like any remediation, so `GET /remediations/{id}` answers for it; without a ticket key, so it never
-        // stands in for the real request that follows, and outside the action budget, since it changes nothing.
-        let record = RemediationRecord {
-            request,
-            ticket_key: None,
-            body_hash: format!("{:x}", Sha256::digest(req.body)),
-            status,
-            detail: detail.clone(),
-            created_at: now,
-            updated_at: now,
-        };
-        deps.store.claim(&record).await.map_err(|e| internal(&e))?;
+        dry_run_once(deps, replay_key.as_deref(), request, body_hash).await
+    } else {
+        admit(deps, replay_key.as_deref(), request, body_hash).await
+    }
+}
+
+/// A 500 that logs its cause and tells the caller nothing more.
+fn internal(e: &dyn std::fmt::Display) -> HttpResponse {
+    tracing::error!(error = %e, "webhook internal error");
+    error(500, "internal error")
+}
+
+fn remediation_request(deps: &WebhookDeps<'_>, body: ParsedBody) -> RemediationRequest {
+    let reason = match &body.ticket {
+        Some(t) => format!("ticket {} {}", t.system, t.id),
+        None => "webhook".into(),
+    };
+    RemediationRequest {
+        remediation_id: format!("rem_{}", uuid::Uuid::new_v4().simple()),
+        tenant_id: deps.tenant_id.to_string(),
+        user: body.user,
+        action: body.action,
+        sku_ids: body.sku_ids,
+        reason,
+        requested_at: deps.clock.now(),
+        disabled_plans: body.disabled_plans,
+        template_user: body.template_user,
+        ticket: body.ticket,
+    }
+}
+
+/// A dry run plans the Graph call and changes nothing. It is kept like any remediation, so
+/// `GET /remediations/{id}` answers for it; without a ticket key, so it never stands in for the real request that
+/// follows; and outside the action budget. A replayed dry run (same webhook-id) answers what the first one found,
+/// without reading Graph again.
+async fn dry_run_once(
+    deps: &WebhookDeps<'_>,
+    replay_key: Option<&str>,
+    request: RemediationRequest,
+    body_hash: String,
+) -> Result<HttpResponse, HttpResponse> {
+    let now = deps.clock.now();
+    let remediation_id = request.remediation_id.clone();
+    if let Some(key) = replay_key
+        && let Some(first) = deps
+            .store
+            .remember_webhook(key, &remediation_id, now)
+            .await
+            .map_err(|e| internal(&e))?
+    {
+        let stored = deps
+            .store
+            .remediation(&first)
+            .await
+            .map_err(|e| internal(&e))?;
+        let (status, detail) = stored.map_or((RemediationStatus::DryRun, Value::Null), |r| {
+            (r.status, r.detail)
+        });
         return Ok(respond(
-            202,
-            json!({"remediation_id": remediation_id, "status": status, "detail": detail}),
+            200,
+            json!({"remediation_id": first, "status": status, "detail": detail, "duplicate": true}),
         ));
     }
-    let body_hash = format!("{:x}", Sha256::digest(req.body));
+    let (status, detail) = match plan(deps.graph, &request, deps.policy).await {
+        Ok(Ok((_, call))) => (RemediationStatus::DryRun, json!({"graph_request": call})),
+        Ok(Err(refused)) => (RemediationStatus::Rejected, refused.detail),
+        Err(e) if e.is_retryable() => {
+            return Err(error(503, "Microsoft Graph is unavailable; try again"));
+        }
+        Err(e) => return Err(internal(&e)),
+    };
+    let record = RemediationRecord {
+        request,
+        ticket_key: None,
+        body_hash,
+        status,
+        detail: detail.clone(),
+        created_at: now,
+        updated_at: now,
+    };
+    deps.store.claim(&record).await.map_err(|e| internal(&e))?;
+    Ok(respond(
+        202,
+        json!({"remediation_id": remediation_id, "status": status, "detail": detail}),
+    ))
+}
+
+/// Admits the request in one store transaction (replay, same ticket, budget), then queues it. Only answers 2xx
+/// once the request is durable; otherwise the sender retries.
+async fn admit(
+    deps: &WebhookDeps<'_>,
+    replay_key: Option<&str>,
+    request: RemediationRequest,
+    body_hash: String,
+) -> Result<HttpResponse, HttpResponse> {
+    let now = deps.clock.now();
+    let remediation_id = request.remediation_id.clone();
+    let ticket_key = request.ticket.as_ref().map(|t| {
+        format!(
+            "{}|{}|{}",
+            t.system.to_ascii_lowercase(),
+            t.id,
+            request.action
+        )
+    });
     let record = RemediationRecord {
         request: request.clone(),
-        ticket_key: ticket
-            .as_ref()
-            .map(|t| format!("{}|{}|{action}", t.system.to_ascii_lowercase(), t.id)),
+        ticket_key,
         body_hash: body_hash.clone(),
         status: RemediationStatus::Queued,
         detail: Value::Null,
         created_at: now,
         updated_at: now,
     };
-    match deps
+    let budget = deps.policy.remediation.max_actions_per_hour;
+    let admitted = deps
         .store
-        .admit(
-            replay_key.as_deref(),
-            &record,
-            deps.policy.remediation.max_actions_per_hour,
-        )
+        .admit(replay_key, &record, budget)
         .await
-        .map_err(|e| internal(&e))?
-    {
+        .map_err(|e| internal(&e))?;
+    match admitted {
         Admitted::New => {}
         Admitted::ReplayedWebhook(first) => {
-            let status = deps
+            let stored = deps
                 .store
                 .remediation(&first)
                 .await
-                .map_err(|e| internal(&e))?
-                .map(|r| r.status)
-                .unwrap_or(RemediationStatus::Queued);
+                .map_err(|e| internal(&e))?;
+            let status = stored.map_or(RemediationStatus::Queued, |r| r.status);
             return Ok(respond(
                 200,
                 json!({"remediation_id": first, "status": status, "duplicate": true}),
@@ -579,25 +605,14 @@ async fn accept(
             ));
         }
         Admitted::SameTicket(_) => {
-            return Err(reject(
-                "conflict",
-                error(
-                    409,
-                    "this ticket already asked for this action with a different request",
-                ),
-            ));
+            let message = "this ticket already asked for this action with a different request";
+            return Err(reject("conflict", error(409, message)));
         }
         Admitted::OverBudget => {
-            return Err(reject(
-                "budget",
-                error(
-                    429,
-                    "remediation.max_actions_per_hour is spent; try again later",
-                ),
-            ));
+            let message = "remediation.max_actions_per_hour is spent; try again later";
+            return Err(reject("budget", error(429, message)));
         }
     }
-    // Only answer 2xx once the request is durable; otherwise let the sender retry.
     if let Err(e) = deps.queue.enqueue(&request).await {
         let _ = deps.store.forget(&remediation_id).await;
         return Err(internal(&e));
