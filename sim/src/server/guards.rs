@@ -1,0 +1,162 @@
+//! Fault injection and token checks in front of the routes.
+// Route helpers return the ready error `Response` as their `Err` (see the module above).
+#![allow(clippy::result_large_err)]
+
+use super::*;
+
+pub(super) async fn inject_faults(
+    State(s): State<Arc<Shared>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path().to_string();
+    let method = req.method().to_string();
+    let hits = s.faults().take(&path);
+    let mut truncate = false;
+    let mut failure: Option<Response> = None;
+    for f in hits {
+        match f.kind {
+            FaultKind::Latency => {
+                tokio::time::sleep(StdDuration::from_millis(f.latency_ms.unwrap_or(0))).await
+            }
+            FaultKind::Timeout => {
+                tokio::time::sleep(StdDuration::from_millis(f.latency_ms.unwrap_or(120_000))).await;
+                failure = Some(graph_error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "timeout",
+                    "The request timed out.",
+                ));
+            }
+            FaultKind::Throttle => {
+                let mut r = graph_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TooManyRequests",
+                    "Too many requests from Identifier:simulated under category:throttled.",
+                );
+                set_retry_after(&mut r, &f);
+                r.headers_mut().insert(
+                    "x-ms-throttle-scope",
+                    HeaderValue::from_static("Tenant_Application/ReadWrite/sim"),
+                );
+                failure = Some(r);
+            }
+            FaultKind::Af429 => {
+                failure = Some(af_error(
+                    StatusCode::FORBIDDEN,
+                    "AF429",
+                    "Too many requests. Method=GetBlob, PublisherId=00000000-0000-0000-0000-000000000000",
+                ))
+            }
+            FaultKind::ServerError => {
+                failure = Some(graph_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "generalException",
+                    "An internal server error occurred.",
+                ))
+            }
+            FaultKind::Unavailable => {
+                let mut r = graph_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "serviceNotAvailable",
+                    "The service is temporarily unavailable.",
+                );
+                set_retry_after(&mut r, &f);
+                failure = Some(r);
+            }
+            FaultKind::Truncate => truncate = true,
+        }
+    }
+    let resp = match failure {
+        Some(r) => r,
+        None => next.run(req).await,
+    };
+    let status = resp.status().as_u16();
+    {
+        let mut log = s.requests.lock().unwrap_or_else(|p| p.into_inner());
+        if log.len() < 200_000 {
+            log.push((method, path, status));
+        }
+    }
+    if truncate {
+        let (parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default();
+        let cut = Bytes::copy_from_slice(&bytes[..bytes.len() / 2]);
+        let mut parts = parts;
+        parts.headers.remove("content-length");
+        return Response::from_parts(parts, Body::from(cut));
+    }
+    resp
+}
+
+pub(super) fn set_retry_after(r: &mut Response, f: &Fault) {
+    if let Some(v) = f
+        .retry_after
+        .as_deref()
+        .and_then(|v| HeaderValue::from_str(v).ok())
+    {
+        r.headers_mut().insert("Retry-After", v);
+    }
+}
+
+pub(super) fn bearer(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get("authorization")?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+}
+
+pub(super) async fn require_graph_token(
+    State(s): State<Arc<Shared>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match bearer(req.headers()).map(|t| s.tokens().get(&t).copied()) {
+        None => graph_error(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationToken",
+            "Access token is empty.",
+        ),
+        Some(None) => graph_error(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationToken",
+            "Access token has expired or is not yet valid.",
+        ),
+        Some(Some(Aud::Manage)) => graph_error(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationToken",
+            "Access token validation failure. Invalid audience.",
+        ),
+        Some(Some(Aud::Graph)) => next.run(req).await,
+    }
+}
+
+pub(super) async fn require_manage_token(
+    State(s): State<Arc<Shared>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let tenant_in_url = req.uri().path().split('/').nth(3).unwrap_or("").to_string();
+    match bearer(req.headers()).map(|t| s.tokens().get(&t).copied()) {
+        Some(Some(Aud::Manage)) => {
+            let tid = s.tenant().tenant_id.clone();
+            if !tenant_in_url.eq_ignore_ascii_case(&tid) {
+                return af_error(
+                    StatusCode::UNAUTHORIZED,
+                    "AF20010",
+                    &format!(
+                        "The tenant ID passed in the URL ({tenant_in_url}) does not match the tenant ID passed in the access token ({tid})."
+                    ),
+                );
+            }
+            next.run(req).await
+        }
+        _ => af_error(
+            StatusCode::UNAUTHORIZED,
+            "AF10001",
+            "Authorization has been denied for this request: a valid token for https://manage.office.com is required.",
+        ),
+    }
+}

@@ -1,0 +1,267 @@
+//! HTTP routes of the simulated tenant.
+// Route helpers return the ready error `Response` as their `Err`: it is built only on the error path, so its size
+// does not matter, and it keeps every handler a straight line of `match helper() { Ok(x) => x, Err(r) => return r }`.
+#![allow(clippy::result_large_err)]
+
+mod audits;
+mod control;
+mod groups;
+mod guards;
+mod management;
+mod token;
+mod users;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration as StdDuration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::faults::{Fault, FaultKind, Faults};
+use crate::scenario::{LicenseSpec, Scenario, UserSpec};
+use crate::tenant::{LicenseWrite, Tenant};
+use audits::*;
+use control::*;
+use groups::*;
+use guards::*;
+use management::*;
+use token::*;
+use users::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Aud {
+    Graph,
+    Manage,
+}
+
+/// Shared state behind every route.
+#[derive(Debug)]
+pub struct Shared {
+    /// The tenant.
+    pub tenant: Mutex<Tenant>,
+    faults: Mutex<Faults>,
+    tokens: Mutex<HashMap<String, Aud>>,
+    requests: Mutex<Vec<(String, String, u16)>>,
+    base_url: String,
+}
+
+impl Shared {
+    /// Locks the tenant (a poisoned lock still holds consistent data: every mutation is applied in one step).
+    pub fn tenant(&self) -> MutexGuard<'_, Tenant> {
+        self.tenant.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn faults(&self) -> MutexGuard<'_, Faults> {
+        self.faults.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn tokens(&self) -> MutexGuard<'_, HashMap<String, Aud>> {
+        self.tokens.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A running simulator.
+#[derive(Debug, Clone)]
+pub struct SimHandle {
+    /// `http://127.0.0.1:PORT`
+    pub base_url: String,
+    /// Tenant GUID.
+    pub tenant_id: String,
+    /// State, for in-process inspection (tests, the demo).
+    pub shared: Arc<Shared>,
+}
+
+/// Starts the simulator on `addr` (port 0 picks a free one) and serves until the process ends.
+pub async fn start(scenario: Scenario, addr: SocketAddr) -> std::io::Result<SimHandle> {
+    start_with(scenario, addr, None).await
+}
+
+/// Starts the simulator over HTTPS with `identity` (Microsoft's own client libraries, MSAL among them, refuse an
+/// authority that is not https).
+pub async fn start_tls(
+    scenario: Scenario,
+    addr: SocketAddr,
+    identity: &crate::tls::TlsIdentity,
+) -> std::io::Result<SimHandle> {
+    start_with(scenario, addr, Some(identity.server_config())).await
+}
+
+async fn start_with(
+    scenario: Scenario,
+    addr: SocketAddr,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+) -> std::io::Result<SimHandle> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let base_url = format!("{scheme}://{local}");
+    let seed = scenario.seed;
+    let tenant = Tenant::from_scenario(scenario);
+    let tenant_id = tenant.tenant_id.clone();
+    let shared = Arc::new(Shared {
+        tenant: Mutex::new(tenant),
+        faults: Mutex::new(Faults::seeded(seed)),
+        tokens: Mutex::new(HashMap::new()),
+        requests: Mutex::new(Vec::new()),
+        base_url: base_url.clone(),
+    });
+    let app = router(shared.clone());
+    match tls {
+        None => {
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "simulator stopped");
+                }
+            });
+        }
+        Some(config) => {
+            tokio::spawn(crate::tls::serve(listener, app, config));
+        }
+    }
+    Ok(SimHandle {
+        base_url,
+        tenant_id,
+        shared,
+    })
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    let graph = Router::new()
+        .route("/v1.0/users", get(list_users))
+        .route("/v1.0/users/{id}", get(get_user))
+        .route("/v1.0/users/{id}/assignLicense", post(user_assign_license))
+        .route(
+            "/v1.0/users/{id}/reprocessLicenseAssignment",
+            post(user_reprocess),
+        )
+        .route("/v1.0/users/{id}/sendMail", post(send_mail))
+        .route("/v1.0/subscribedSkus", get(subscribed_skus))
+        .route("/v1.0/groups", get(list_groups))
+        .route("/v1.0/groups/{id}", get(get_group))
+        .route(
+            "/v1.0/groups/{id}/membersWithLicenseErrors",
+            get(members_with_errors),
+        )
+        .route(
+            "/v1.0/groups/{id}/assignLicense",
+            post(group_assign_license),
+        )
+        .route("/v1.0/auditLogs/directoryAudits", get(directory_audits))
+        .route_layer(middleware::from_fn_with_state(
+            shared.clone(),
+            require_graph_token,
+        ));
+    let manage = Router::new()
+        .route(
+            "/api/v1.0/{tenant}/activity/feed/subscriptions/start",
+            post(sub_start),
+        )
+        .route(
+            "/api/v1.0/{tenant}/activity/feed/subscriptions/stop",
+            post(sub_stop),
+        )
+        .route(
+            "/api/v1.0/{tenant}/activity/feed/subscriptions/list",
+            get(sub_list),
+        )
+        .route(
+            "/api/v1.0/{tenant}/activity/feed/subscriptions/content",
+            get(sub_content),
+        )
+        .route(
+            "/api/v1.0/{tenant}/activity/feed/audit/{content_id}",
+            get(get_blob),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            shared.clone(),
+            require_manage_token,
+        ));
+    let control = Router::new()
+        .route("/_sim/state", get(ctl_state))
+        .route("/_sim/clock", post(ctl_clock))
+        .route(
+            "/_sim/faults",
+            post(ctl_add_fault).get(ctl_faults).delete(ctl_clear_faults),
+        )
+        .route("/_sim/users", post(ctl_add_user))
+        .route("/_sim/users/{id}/licenses", post(ctl_user_licenses))
+        .route(
+            "/_sim/users/{id}/failed-assignment",
+            post(ctl_failed_assignment),
+        )
+        .route("/_sim/users/{id}/usage-location", post(ctl_usage_location))
+        .route("/_sim/skus/{id}/seats", post(ctl_seats))
+        .route("/_sim/groups/{id}/members", post(ctl_group_members))
+        .route("/_sim/mail", get(ctl_mail))
+        .route("/_sim/writes", get(ctl_writes))
+        .route("/_sim/requests", get(ctl_requests))
+        .route("/_sim/tokens/revoke", post(ctl_revoke))
+        .route("/_sim/audit/generate", post(ctl_generate_audit))
+        .route("/_sim/audit/records", post(ctl_audit_records));
+    Router::new()
+        .route("/{tenant}/oauth2/v2.0/token", post(token_v2))
+        .route("/{tenant}/oauth2/token", post(token_v1))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(openid_configuration),
+        )
+        .merge(graph)
+        .merge(manage)
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            inject_faults,
+        ))
+        .merge(control)
+        .fallback(not_found)
+        .with_state(shared)
+}
+
+// ---------- errors ----------
+
+fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let rid = uuid::Uuid::new_v4().to_string();
+    let body = json!({"error": {"code": code, "message": message,
+        "innerError": {"date": Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string(), "request-id": rid, "client-request-id": rid}}});
+    let mut r = (status, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        r.headers_mut().insert("request-id", v);
+    }
+    r
+}
+
+fn af_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response()
+}
+
+async fn not_found(req: Request) -> Response {
+    if req.uri().path().starts_with("/api/") {
+        af_error(
+            StatusCode::NOT_FOUND,
+            "AF20000",
+            "The requested resource does not exist.",
+        )
+    } else {
+        graph_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            &format!(
+                "Resource not found for the segment '{}'.",
+                req.uri().path().rsplit('/').next().unwrap_or("")
+            ),
+        )
+    }
+}

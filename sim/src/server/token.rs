@@ -1,0 +1,178 @@
+//! The token endpoints (v2.0 and v1) and the tenant's OpenID configuration.
+// Route helpers return the ready error `Response` as their `Err` (see the module above).
+#![allow(clippy::result_large_err)]
+
+use super::*;
+
+pub(super) fn issue_token(
+    s: &Shared,
+    tenant: &str,
+    form: &HashMap<String, String>,
+    aud_hint: &str,
+) -> Result<(String, Aud), Response> {
+    let t = s.tenant();
+    let aad = |status: StatusCode, error: &str, code: &str, desc: &str| {
+        (
+            status,
+            Json(json!({"error": error, "error_description": format!("{code}: {desc}"), "error_codes": [code.trim_start_matches("AADSTS").parse::<u64>().unwrap_or(0)]})),
+        )
+            .into_response()
+    };
+    if !tenant.eq_ignore_ascii_case(&t.tenant_id) && !tenant.eq_ignore_ascii_case(&t.domain) {
+        return Err(aad(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "AADSTS90002",
+            &format!("Tenant '{tenant}' not found."),
+        ));
+    }
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        return Err(aad(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "AADSTS70003",
+            "The app requested an unsupported grant type; only client_credentials is simulated.",
+        ));
+    }
+    let Some(client_id) = form.get("client_id") else {
+        return Err(aad(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "AADSTS900144",
+            "The request body must contain the following parameter: 'client_id'.",
+        ));
+    };
+    let secret = form.get("client_secret");
+    let assertion = form.get("client_assertion");
+    if secret.is_none() && assertion.is_none() {
+        return Err(aad(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "AADSTS7000216",
+            "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.",
+        ));
+    }
+    if let Some(a) = assertion
+        && (form.get("client_assertion_type").map(String::as_str)
+            != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+            || a.split('.').count() != 3)
+    {
+        return Err(aad(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "AADSTS50027",
+            "JWT token is invalid or malformed.",
+        ));
+    }
+    if let Some(app) = &t.app {
+        if !client_id.eq_ignore_ascii_case(&app.client_id) {
+            return Err(aad(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                "AADSTS700016",
+                &format!(
+                    "Application with identifier '{client_id}' was not found in the directory."
+                ),
+            ));
+        }
+        if let Some(sec) = secret
+            && sec != &app.client_secret
+        {
+            return Err(aad(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "AADSTS7000215",
+                "Invalid client secret provided.",
+            ));
+        }
+    }
+    drop(t);
+    let aud = if aud_hint.contains("manage") {
+        Aud::Manage
+    } else {
+        Aud::Graph
+    };
+    let token = format!(
+        "sim.{}",
+        URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
+    );
+    s.tokens().insert(token.clone(), aud);
+    Ok((token, aud))
+}
+
+/// The tenant's OpenID Connect discovery document: client libraries (MSAL) read the token endpoint from it.
+pub(super) async fn openid_configuration(
+    State(s): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+) -> Response {
+    let t = s.tenant();
+    if !tenant.eq_ignore_ascii_case(&t.tenant_id) && !tenant.eq_ignore_ascii_case(&t.domain) {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_tenant", "error_description": format!("AADSTS90002: Tenant '{tenant}' not found.")})),
+        )
+            .into_response();
+    }
+    let base = format!("{}/{}", s.base_url, t.tenant_id);
+    Json(json!({
+        "token_endpoint": format!("{base}/oauth2/v2.0/token"),
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "jwks_uri": format!("{}/{}/discovery/v2.0/keys", s.base_url, t.tenant_id),
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "issuer": format!("{base}/v2.0"),
+        "request_uri_parameter_supported": false,
+        "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
+        "device_authorization_endpoint": format!("{base}/oauth2/v2.0/devicecode"),
+        "end_session_endpoint": format!("{base}/oauth2/v2.0/logout"),
+        "tenant_region_scope": "NA",
+        "cloud_instance_name": "microsoftonline.com"
+    }))
+    .into_response()
+}
+
+pub(super) async fn token_v2(
+    State(s): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let scope = form.get("scope").cloned().unwrap_or_default();
+    if !scope.ends_with("/.default") {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_scope", "error_description": "AADSTS1002012: The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."})),
+        )
+            .into_response();
+    }
+    match issue_token(&s, &tenant, &form, &scope) {
+        Ok((token, _)) => Json(json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token})).into_response(),
+        Err(r) => r,
+    }
+}
+
+pub(super) async fn token_v1(
+    State(s): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let resource = form.get("resource").cloned().unwrap_or_default();
+    if resource.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_request", "error_description": "AADSTS50001: The request body must contain the following parameter: 'resource'."})),
+        )
+            .into_response();
+    }
+    match issue_token(&s, &tenant, &form, &resource) {
+        Ok((token, _)) => {
+            let now = Utc::now().timestamp();
+            Json(json!({"token_type": "Bearer", "expires_in": "3599", "ext_expires_in": "3599",
+                "expires_on": (now + 3599).to_string(), "not_before": now.to_string(), "resource": resource, "access_token": token}))
+            .into_response()
+        }
+        Err(r) => r,
+    }
+}
