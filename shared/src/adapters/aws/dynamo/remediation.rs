@@ -190,3 +190,122 @@ impl RemediationStore for DynamoStore {
         ))
     }
 }
+
+impl DynamoStore {
+    /// One admission attempt; `None` when the budget window changed under it (try again).
+    pub(super) async fn admit_once(
+        &self,
+        webhook_key: Option<&str>,
+        record: &RemediationRecord,
+        max_per_hour: u32,
+    ) -> Result<Option<Admitted>, StoreError> {
+        let now = record.created_at;
+        let tenant = record.request.tenant_id.to_ascii_lowercase();
+        let budget_key = key(format!("{tenant}#budget"), "rolling");
+        let current = self.get(&format!("{tenant}#budget"), "rolling").await?;
+        let version = current
+            .as_ref()
+            .and_then(|i| i.get("version").and_then(|v| v.as_n().ok()).cloned())
+            .and_then(|v| v.parse::<i64>().ok());
+        let window_start = ts(&(now - Duration::minutes(60)));
+        let mut stamps: Vec<String> = current
+            .as_ref()
+            .and_then(|i| attr_s(i, "stamps"))
+            .and_then(|t| serde_json::from_str::<Vec<String>>(t).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|t| *t > window_start)
+            .collect();
+        let over = stamps.len() >= max_per_hour as usize;
+        let mut writes = Vec::new();
+        if let Some(w) = webhook_key {
+            let mut item = key(format!("webhook#{w}"), "-");
+            item.insert("remediation_id".into(), s(&record.request.remediation_id));
+            item.insert(
+                "expires_at".into(),
+                n((now + Duration::days(IDEMPOTENCY_DAYS)).timestamp()),
+            );
+            let put = build(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .build(),
+            )?;
+            writes.push(TransactWriteItem::builder().put(put).build());
+        }
+        if let Some(t) = &record.ticket_key {
+            writes.push(
+                TransactWriteItem::builder()
+                    .put(self.ticket_put(record, t)?)
+                    .build(),
+            );
+        }
+        stamps.push(ts(&now));
+        let mut budget = budget_key.clone();
+        budget.insert(
+            "stamps".into(),
+            s(serde_json::to_string(&stamps).map_err(|e| StoreError::Corrupt(e.to_string()))?),
+        );
+        budget.insert("version".into(), n(version.unwrap_or(0) + 1));
+        budget.insert(
+            "expires_at".into(),
+            n((now + Duration::days(2)).timestamp()),
+        );
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(budget));
+        put = match version {
+            Some(v) => put
+                .condition_expression("#v = :v")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":v", n(v)),
+            None => put.condition_expression("attribute_not_exists(pk)"),
+        };
+        writes.push(
+            TransactWriteItem::builder()
+                .put(build(put.build())?)
+                .build(),
+        );
+        writes.push(
+            TransactWriteItem::builder()
+                .put(self.new_remediation_put(record, webhook_key)?)
+                .build(),
+        );
+        let own = record.request.remediation_id.as_str();
+        if !over {
+            // One token per window version: a retry after a lost answer repeats the same items.
+            let attempt = format!("{own}#{}", version.unwrap_or(0));
+            match self.transact(writes, &token(&attempt)).await {
+                Ok(true) => return Ok(Some(Admitted::New)),
+                Ok(false) => {}
+                // Another admission's transaction overlapped ours: read the window again.
+                Err(StoreError::Busy(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        // Held back (or over budget): a replayed webhook and a repeated ticket answer first, in the contract's order.
+        // An item naming our own remediation means an earlier attempt of this very call committed.
+        if let Some(w) = webhook_key
+            && let Some(item) = self.get(&format!("webhook#{w}"), "-").await?
+        {
+            let id = attr_s(&item, "remediation_id").unwrap_or_default();
+            if id == own {
+                return Ok(Some(Admitted::New));
+            }
+            return Ok(Some(Admitted::ReplayedWebhook(id.to_string())));
+        }
+        if let Some(t) = &record.ticket_key
+            && let Some(first) = self.first_ticket(t, now - Duration::hours(24)).await?
+        {
+            if first.request.remediation_id == own {
+                return Ok(Some(Admitted::New));
+            }
+            return Ok(Some(Admitted::SameTicket(Box::new(first))));
+        }
+        if over {
+            return Ok(Some(Admitted::OverBudget));
+        }
+        Ok(None)
+    }
+}
