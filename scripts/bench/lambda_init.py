@@ -2,10 +2,15 @@
 """Init time of each Lambda binary, measured locally: process start until the runtime's first
 `GET /runtime/invocation/next` to a fake Runtime API on 127.0.0.1 (so no network and no AWS are involved).
 
-Configuration is local (client secret in the environment, SQLite state, directory archive): what is measured is
-the binary's own start-up (runtime, configuration, clients, store), not Secrets Manager or DynamoDB latency.
+Configuration is what the AWS template gives the functions (DynamoDB state, an S3 archive, queues for the functions
+that queue), with the client secret in the environment and AWS credentials as Lambda provides them: nothing at
+start-up calls AWS, so what is measured is the binary's own start-up (runtime, configuration, clients, stores), not
+Secrets Manager latency. The functions link no SQLite.
 
-usage: scripts/bench/lambda_init.py DIR [RUNS]    (DIR holds the binaries, e.g. target/release)
+usage: scripts/bench/lambda_init.py DIR [RUNS]
+  DIR holds the four binaries built for this machine with the Lambda profile:
+  cargo build --profile lambda --target x86_64-unknown-linux-gnu -p license-check -p grace-period-notify \
+      -p audit-fetch -p reprocess-user   (then DIR = target/x86_64-unknown-linux-gnu/lambda)
 """
 import http.server
 import os
@@ -51,8 +56,15 @@ def main():
             "LICENSEWATCH_TENANT_ID": "48a80680-7326-48cd-9935-b556b81d3a4e",
             "LICENSEWATCH_CLIENT_ID": "0f0f0f0f-1111-2222-3333-444455556666",
             "LICENSEWATCH_CLIENT_SECRET": "bench-secret",
-            "LICENSEWATCH_STATE": f"sqlite:{tmp}/state.db",
-            "LICENSEWATCH_ARCHIVE": f"file:{tmp}/archive",
+            "LICENSEWATCH_STATE": "dynamodb:licensewatch-bench",
+            "LICENSEWATCH_ARCHIVE": "s3://licensewatch-bench/archive",
+            "LICENSEWATCH_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/000000000000/remediations",
+            "LICENSEWATCH_TENANT_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/000000000000/tenants",
+            "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "AKIDBENCH",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_SESSION_TOKEN": "bench",
+            "HOME": tmp,
             "LICENSEWATCH_POLICY_TOML": '[webhook]\nsecrets_env = ["LICENSEWATCH_WEBHOOK_SECRET"]\n',
             "LICENSEWATCH_WEBHOOK_SECRET": "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
             "RUST_LOG": "error",
