@@ -1,7 +1,9 @@
 //! Logging set-up: JSON lines for Lambda (CloudWatch), compact text on stderr for the CLI. Quiet unless
 //! `RUST_LOG` (or `TEST_LOG=1` in tests) asks for more.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,37 +16,52 @@ pub enum LogFormat {
 
 /// Installs the global subscriber once; later calls do nothing.
 pub fn init(format: LogFormat, default_level: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref(), default_level);
     let _ = match format {
         LogFormat::Json => {
             tracing::subscriber::set_global_default(json_subscriber(filter, std::io::stderr))
                 .map_err(|e| e.to_string())
         }
-        LogFormat::Text => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .compact()
-            .with_target(false)
+        LogFormat::Text => tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .compact()
+                    .with_target(false),
+            )
+            .with(filter)
             .try_init()
             .map_err(|e| e.to_string()),
     };
 }
 
+/// `RUST_LOG` as `target=level` directives (`info`, `licensewatch_core=debug,warn`), else `default_level`. Plain
+/// target filters need no regular-expression engine, which keeps a megabyte out of every Lambda binary.
+pub fn log_filter(rust_log: Option<&str>, default_level: &str) -> Targets {
+    let parse = |s: &str| s.trim().parse::<Targets>().ok();
+    rust_log
+        .filter(|v| !v.trim().is_empty())
+        .and_then(parse)
+        .or_else(|| parse(default_level))
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO))
+}
+
 /// The Lambda log format: one JSON object per line, with the fields of the current span (the invocation's
 /// request id and tenant) on every line.
-pub fn json_subscriber<W>(filter: EnvFilter, writer: W) -> impl tracing::Subscriber + Send + Sync
+pub fn json_subscriber<W>(filter: Targets, writer: W) -> impl tracing::Subscriber + Send + Sync
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .json()
-        .with_current_span(true)
-        .flatten_event(true)
-        .with_target(false)
-        .finish()
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(writer)
+                .json()
+                .with_current_span(true)
+                .flatten_event(true)
+                .with_target(false),
+        )
+        .with(filter)
 }
 
 /// The span every Lambda invocation runs in: its JSON log lines carry the request id and the tenant.
@@ -166,10 +183,26 @@ mod tests {
     }
 
     #[test]
+    fn rust_log_directives_filter_by_target_and_a_bad_one_keeps_the_default() {
+        use tracing::Level;
+        let f = log_filter(Some("licensewatch_core=debug,warn"), "info");
+        assert!(f.would_enable("licensewatch_core::usecases", &Level::DEBUG));
+        assert!(!f.would_enable("hyper", &Level::INFO));
+        let f = log_filter(Some("=bad=directive="), "info");
+        assert!(f.would_enable("anything", &Level::INFO));
+        assert!(!f.would_enable("anything", &Level::DEBUG));
+        let f = log_filter(Some("  "), "error");
+        assert!(
+            !f.would_enable("anything", &Level::WARN),
+            "blank is not a directive"
+        );
+    }
+
+    #[test]
     fn lambda_log_lines_are_json_with_the_request_id_and_tenant() {
         let logs = Captured::default();
         let sink = logs.clone();
-        let subscriber = json_subscriber(EnvFilter::new("info"), move || sink.clone());
+        let subscriber = json_subscriber(log_filter(None, "info"), move || sink.clone());
         tracing::subscriber::with_default(subscriber, || {
             let span = invocation_span("license-check", "req-123", "tenant-abc");
             let _guard = span.enter();
