@@ -149,17 +149,64 @@ impl Settings {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
-    /// Reads configuration through `lookup`, so tests never touch the (global) process environment.
+    /// Reads configuration through `lookup`, so tests never touch the (global) process environment. Every
+    /// problem is reported together, by variable name.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| {
-            lookup(k)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
+        let mut r = Reader {
+            lookup: &lookup,
+            problems: Problems::default(),
         };
-        let mut problems = Problems::default();
-        // Set but empty is a mistake (a template or shell that lost a value), never "use the default": an empty
-        // LICENSEWATCH_GRAPH_URL must not mean Microsoft's public endpoint, nor an empty LICENSEWATCH_STATE a
-        // database in the working directory.
+        r.refuse_empty();
+        let (tenant_id, client_id, secret_arn) = r.identity();
+        let credential = r.credential(secret_arn);
+        let (cloud, endpoints) = r.endpoints();
+        let (state, archive) = r.locations();
+        let now = r.now();
+        let (policy_path, policy_path_explicit) = match r.get(vars::CONFIG) {
+            Some(p) => (PathBuf::from(p), true),
+            None => (PathBuf::from("./licensewatch.toml"), false),
+        };
+        let [queue_url, tenant_queue_url] = r.queues(&state, &archive);
+        match credential {
+            Some(credential) if r.problems.0.is_empty() => Ok(Settings {
+                queue_url,
+                tenant_queue_url,
+                tenant_id,
+                client_id,
+                credential,
+                cloud,
+                endpoints,
+                state,
+                archive,
+                now,
+                policy_path,
+                policy_path_explicit,
+            }),
+            _ => Err(ConfigError {
+                problems: r.problems.0,
+            }),
+        }
+    }
+}
+
+/// Reads the variables one concern at a time, collecting problems instead of stopping at the first.
+struct Reader<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    problems: Problems,
+}
+
+impl Reader<'_> {
+    /// A variable's trimmed value; unset and empty are both `None` here (empty ones are refused first).
+    fn get(&self, k: &str) -> Option<String> {
+        (self.lookup)(k)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Set but empty is a mistake (a template or shell that lost a value), never "use the default": an empty
+    /// LICENSEWATCH_GRAPH_URL must not mean Microsoft's public endpoint, nor an empty LICENSEWATCH_STATE a database
+    /// in the working directory.
+    fn refuse_empty(&mut self) {
         for var in [
             vars::TENANT_ID,
             vars::CLIENT_ID,
@@ -177,96 +224,96 @@ impl Settings {
             vars::QUEUE_URL,
             vars::TENANT_QUEUE_URL,
         ] {
-            if lookup(var).is_some_and(|v| v.trim().is_empty()) {
-                problems.add(
+            if (self.lookup)(var).is_some_and(|v| v.trim().is_empty()) {
+                self.problems.add(
                     var,
                     "is set but empty: give it a value, or unset it to use the default",
                 );
             }
         }
+    }
 
-        let secret_arn = get(vars::SECRET_ARN);
-        let tenant_id = get(vars::TENANT_ID);
-        let client_id = get(vars::CLIENT_ID);
-        if secret_arn.is_none() {
-            if tenant_id.is_none() {
-                problems.add(
-                    vars::TENANT_ID,
-                    "is required (the directory/tenant id of the app registration)",
-                );
-            }
-            if client_id.is_none() {
-                problems.add(
-                    vars::CLIENT_ID,
-                    "is required (the application/client id of the app registration)",
-                );
-            }
-        }
-        if let Some(t) = &tenant_id
-            && !is_valid_tenant(t)
-        {
-            problems.add(
+    /// Tenant and client ids (both may come from the Secrets Manager secret instead), and the secret's ARN.
+    fn identity(&mut self) -> (Option<String>, Option<String>, Option<String>) {
+        let secret_arn = self.get(vars::SECRET_ARN);
+        let tenant_id = self.get(vars::TENANT_ID);
+        let client_id = self.get(vars::CLIENT_ID);
+        if secret_arn.is_none() && tenant_id.is_none() {
+            self.problems.add(
                 vars::TENANT_ID,
-                format!("'{t}' is not a tenant GUID or domain name"),
+                "is required (the directory/tenant id of the app registration)",
             );
         }
-        if let Some(c) = &client_id
-            && uuid::Uuid::parse_str(c).is_err()
-        {
-            problems.add(vars::CLIENT_ID, format!("'{c}' is not a GUID"));
+        if secret_arn.is_none() && client_id.is_none() {
+            self.problems.add(
+                vars::CLIENT_ID,
+                "is required (the application/client id of the app registration)",
+            );
         }
+        if let Some(t) = tenant_id.as_deref().filter(|t| !is_valid_tenant(t)) {
+            let problem = format!("'{t}' is not a tenant GUID or domain name");
+            self.problems.add(vars::TENANT_ID, problem);
+        }
+        if let Some(c) = client_id
+            .as_deref()
+            .filter(|c| uuid::Uuid::parse_str(c).is_err())
+        {
+            let problem = format!("'{c}' is not a GUID");
+            self.problems.add(vars::CLIENT_ID, problem);
+        }
+        (tenant_id, client_id, secret_arn)
+    }
 
-        let secret = lookup(vars::CLIENT_SECRET)
+    /// Exactly one credential: a client secret, a certificate file, or (on AWS) the Secrets Manager secret.
+    fn credential(&mut self, secret_arn: Option<String>) -> Option<CredentialSource> {
+        let secret = (self.lookup)(vars::CLIENT_SECRET)
             .map(SecretString::new)
             .filter(|s| !s.is_empty());
-        let cert = get(vars::CLIENT_CERT);
-        let credential = match (secret, cert, secret_arn) {
+        match (secret, self.get(vars::CLIENT_CERT), secret_arn) {
             (Some(_), Some(_), _) => {
-                problems.add(
-                    vars::CLIENT_SECRET,
-                    format!(
-                        "set together with {}: choose one credential",
-                        vars::CLIENT_CERT
-                    ),
+                let problem = format!(
+                    "set together with {}: choose one credential",
+                    vars::CLIENT_CERT
                 );
+                self.problems.add(vars::CLIENT_SECRET, problem);
                 None
             }
             (Some(s), None, _) => Some(CredentialSource::ClientSecret(s)),
             (None, Some(path), _) => {
                 let path = PathBuf::from(path);
                 if !path.is_file() {
-                    problems.add(
-                        vars::CLIENT_CERT,
-                        format!("file '{}' does not exist", path.display()),
-                    );
+                    let problem = format!("file '{}' does not exist", path.display());
+                    self.problems.add(vars::CLIENT_CERT, problem);
                 }
                 Some(CredentialSource::CertificateFile(path))
             }
             (None, None, Some(arn)) => {
                 if !arn.starts_with("arn:") {
-                    problems.add(vars::SECRET_ARN, format!("'{arn}' is not an ARN"));
+                    self.problems
+                        .add(vars::SECRET_ARN, format!("'{arn}' is not an ARN"));
                 }
                 Some(CredentialSource::SecretsManager { arn })
             }
             (None, None, None) => {
-                problems.add(
+                let problem = format!(
+                    "no credential: set {} or {} (or {} on AWS)",
                     vars::CLIENT_SECRET,
-                    format!(
-                        "no credential: set {} or {} (or {} on AWS)",
-                        vars::CLIENT_SECRET,
-                        vars::CLIENT_CERT,
-                        vars::SECRET_ARN
-                    ),
+                    vars::CLIENT_CERT,
+                    vars::SECRET_ARN
                 );
+                self.problems.add(vars::CLIENT_SECRET, problem);
                 None
             }
-        };
+        }
+    }
 
-        let cloud = match get(vars::CLOUD).map(|c| c.parse::<Cloud>()) {
+    /// The cloud's endpoints, each overridable (the simulated tenant, a proxy).
+    fn endpoints(&mut self) -> (Cloud, Endpoints) {
+        let cloud = match self.get(vars::CLOUD).map(|c| c.parse::<Cloud>()) {
             None => Cloud::Global,
             Some(Ok(c)) => c,
             Some(Err(e)) => {
-                problems.add(vars::CLOUD, e);
+                self.problems.add(vars::CLOUD, e);
                 Cloud::Global
             }
         };
@@ -276,100 +323,86 @@ impl Settings {
             (vars::LOGIN_URL, &mut endpoints.login),
             (vars::MANAGE_URL, &mut endpoints.manage),
         ] {
-            if let Some(raw) = get(var) {
+            if let Some(raw) = self.get(var) {
                 match parse_base_url(&raw) {
                     Ok(u) => *slot = u,
-                    Err(e) => problems.add(var, e),
+                    Err(e) => self.problems.add(var, e),
                 }
             }
         }
+        (cloud, endpoints)
+    }
 
-        let state = match get(vars::STATE) {
-            None => StateLocation::Sqlite(PathBuf::from("./licensewatch.db")),
-            Some(raw) => match parse_state(&raw) {
-                Ok(s) => s,
-                Err(e) => {
-                    problems.add(vars::STATE, e);
-                    StateLocation::Sqlite(PathBuf::from("./licensewatch.db"))
-                }
-            },
+    /// Where state and the archive live.
+    fn locations(&mut self) -> (StateLocation, ArchiveLocation) {
+        let default_state = || StateLocation::Sqlite(PathBuf::from("./licensewatch.db"));
+        let default_archive = || ArchiveLocation::Directory(PathBuf::from("./audit-archive"));
+        let state = match self.get(vars::STATE).map(|raw| parse_state(&raw)) {
+            None => default_state(),
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                self.problems.add(vars::STATE, e);
+                default_state()
+            }
         };
-        let archive = match get(vars::ARCHIVE) {
-            None => ArchiveLocation::Directory(PathBuf::from("./audit-archive")),
-            Some(raw) => match parse_archive(&raw) {
-                Ok(a) => a,
-                Err(e) => {
-                    problems.add(vars::ARCHIVE, e);
-                    ArchiveLocation::Directory(PathBuf::from("./audit-archive"))
-                }
-            },
+        let archive = match self.get(vars::ARCHIVE).map(|raw| parse_archive(&raw)) {
+            None => default_archive(),
+            Some(Ok(a)) => a,
+            Some(Err(e)) => {
+                self.problems.add(vars::ARCHIVE, e);
+                default_archive()
+            }
         };
-        let now = match get(vars::NOW) {
-            None => None,
-            Some(raw) => match DateTime::parse_from_rfc3339(&raw) {
-                Ok(t) => Some(t.with_timezone(&Utc)),
-                Err(e) => {
-                    problems.add(vars::NOW, format!("'{raw}' is not an RFC 3339 time ({e})"));
-                    None
-                }
-            },
-        };
-        let (policy_path, policy_path_explicit) = match get(vars::CONFIG) {
-            Some(p) => (PathBuf::from(p), true),
-            None => (PathBuf::from("./licensewatch.toml"), false),
-        };
+        (state, archive)
+    }
 
-        let mut queue_urls = [None, None];
+    /// `LICENSEWATCH_NOW`: a fixed time for tests and the demo.
+    fn now(&mut self) -> Option<DateTime<Utc>> {
+        let raw = self.get(vars::NOW)?;
+        match DateTime::parse_from_rfc3339(&raw) {
+            Ok(t) => Some(t.with_timezone(&Utc)),
+            Err(e) => {
+                self.problems
+                    .add(vars::NOW, format!("'{raw}' is not an RFC 3339 time ({e})"));
+                None
+            }
+        }
+    }
+
+    /// The remediation and tenant queues (SQS); the remediation queue needs state in DynamoDB, where the worker
+    /// that reads it records outcomes; and DynamoDB state needs an S3 archive for snapshots.
+    fn queues(&mut self, state: &StateLocation, archive: &ArchiveLocation) -> [Option<String>; 2] {
+        let mut urls = [None, None];
         for (var, slot) in [vars::QUEUE_URL, vars::TENANT_QUEUE_URL]
             .into_iter()
-            .zip(queue_urls.iter_mut())
+            .zip(urls.iter_mut())
         {
-            if let Some(raw) = get(var) {
+            if let Some(raw) = self.get(var) {
                 match parse_base_url(&raw) {
                     Ok(_) => *slot = Some(raw),
-                    Err(e) => problems.add(var, e),
+                    Err(e) => self.problems.add(var, e),
                 }
             }
         }
-        let [queue_url, tenant_queue_url] = queue_urls;
-        if queue_url.is_some() && matches!(state, StateLocation::Sqlite(_)) {
-            problems.add(
-                vars::QUEUE_URL,
-                format!("an SQS queue needs {}=dynamodb:TABLE: the worker that reads it records outcomes there", vars::STATE),
+        if urls[0].is_some() && matches!(state, StateLocation::Sqlite(_)) {
+            let problem = format!(
+                "an SQS queue needs {}=dynamodb:TABLE: the worker that reads it records outcomes there",
+                vars::STATE
             );
+            self.problems.add(vars::QUEUE_URL, problem);
         }
+        // Checked here, last, so that problems are listed in the order the variables are documented.
         if matches!(state, StateLocation::DynamoDb(_))
             && !matches!(archive, ArchiveLocation::S3 { .. })
         {
-            problems.add(
-                vars::ARCHIVE,
-                format!(
-                    "{}=dynamodb:TABLE keeps snapshots in S3: set {}=s3://BUCKET/PREFIX",
-                    vars::STATE,
-                    vars::ARCHIVE
-                ),
+            let problem = format!(
+                "{}=dynamodb:TABLE keeps snapshots in S3: set {}=s3://BUCKET/PREFIX",
+                vars::STATE,
+                vars::ARCHIVE
             );
+            self.problems.add(vars::ARCHIVE, problem);
         }
-
-        match credential {
-            Some(credential) if problems.0.is_empty() => Ok(Settings {
-                queue_url,
-                tenant_queue_url,
-                tenant_id,
-                client_id,
-                credential,
-                cloud,
-                endpoints,
-                state,
-                archive,
-                now,
-                policy_path,
-                policy_path_explicit,
-            }),
-            _ => Err(ConfigError {
-                problems: problems.0,
-            }),
-        }
+        urls
     }
 }
 
