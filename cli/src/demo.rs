@@ -158,6 +158,36 @@ pub async fn run(
     result
 }
 
+/// What the story has gathered so far, day after day.
+#[derive(Default)]
+struct Story {
+    timeline: Vec<Day>,
+    saved: Vec<Outcome>,
+    lost: Vec<Outcome>,
+    group_errors: Vec<GroupError>,
+    notices: BTreeMap<String, usize>,
+    archived: usize,
+    remediations: Vec<Value>,
+    /// Users whose lost access was already told.
+    announced_lost: BTreeSet<String>,
+    /// Open grace cases at the end of the previous day: user → access end.
+    open_before: HashMap<String, DateTime<Utc>>,
+}
+
+/// One day's telling: events for `--json`, lines for people.
+#[derive(Default)]
+struct Today {
+    events: Vec<Value>,
+    lines: Vec<String>,
+}
+
+impl Today {
+    fn tell(&mut self, event: Value, line: String) {
+        self.events.push(event);
+        self.lines.push(line);
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn story(
     json_out: bool,
@@ -182,41 +212,15 @@ async fn story(
          mail recorded by the simulated tenant, a signed webhook from a ticketing system.\n",
         sim.tenant_id, sim.base_url
     ));
-
-    let tenant = demo.app.rt.tenant_run();
-    let mut timeline = Vec::new();
-    let mut saved: Vec<Outcome> = Vec::new();
-    let mut lost: Vec<Outcome> = Vec::new();
-    let mut group_errors = Vec::new();
-    let mut notices: BTreeMap<String, usize> = BTreeMap::new();
-    let mut archived = 0;
-    let mut remediations = Vec::new();
-    let mut announced_lost: BTreeSet<String> = BTreeSet::new();
-    let mut open_before: HashMap<String, DateTime<Utc>> = HashMap::new();
-
+    let mut story = Story::default();
     for day in 0..=days {
         if day > 0 {
             demo.advance(Duration::days(1)).await?;
         }
         let now = demo.clock.now();
-        let mut events: Vec<Value> = Vec::new();
-        let mut lines: Vec<String> = Vec::new();
-
-        // audit-fetch (every 15 minutes in production; once a day is enough for the story).
-        let audit = fetch_audit(&demo.app.rt.audit_deps(), &demo.app.rt.policy)
-            .await
-            .map_err(|e| format!("audit-fetch: {e}"))?;
-        archived += audit.records_archived;
-        if audit.records_archived > 0 {
-            events.push(json!({"type": "audit_archived", "records": audit.records_archived,
-                "duplicates_skipped": audit.duplicates_skipped, "license_events": audit.license_events}));
-            lines.push(format!(
-                "  audit-fetch   archived {} audit record(s) ({} duplicate(s) skipped), {} licence event(s)",
-                audit.records_archived, audit.duplicates_skipped, audit.license_events
-            ));
-        }
-
-        // license-check.
+        let mut today = Today::default();
+        story.audit(&demo, &mut today).await?;
+        let tenant = demo.app.rt.tenant_run();
         let report = check_licenses(
             &demo.app.rt.check_deps(),
             &tenant,
@@ -225,10 +229,84 @@ async fn story(
         )
         .await
         .map_err(|e| format!("license-check: {e}"))?;
-        let mut open_now: HashMap<String, DateTime<Utc>> = HashMap::new();
-        for f in &report.findings {
-            if let Detail::UnlicensedMailbox {
-                user_principal_name,
+        let open_now = story.new_cases(&demo, &report.findings, now, &mut today);
+        if day == 0 {
+            story.tenant_problems(&report.findings, &mut today);
+        }
+        story.outcomes(open_now, day, now, start, &mut today);
+        // The ticketing system acts: more seats, then a signed reprocess webhook per user in error.
+        if day == TICKET_DAY {
+            let (events, lines, done) = demo.ticketing_system(&story.group_errors).await?;
+            today.events.extend(events);
+            today.lines.extend(lines);
+            story.remediations.extend(done);
+        }
+        story.notices(&demo, &mut today).await?;
+        if !today.lines.is_empty() {
+            say(format!("Day {day:>2}  {}", now.format("%a %Y-%m-%d")));
+            today.lines.iter().for_each(|l| say(l.clone()));
+        }
+        if !today.events.is_empty() {
+            let date = now.format("%Y-%m-%d").to_string();
+            story.timeline.push(Day {
+                day,
+                date,
+                events: today.events,
+            });
+        }
+    }
+    if html.is_some() || csv.is_some() {
+        let data = crate::report::load(&demo.app.rt).await?;
+        crate::report::write(&data, html.as_deref(), csv.as_deref())?;
+    }
+    let output = story
+        .finish(&demo, start, days, keep.then(|| dir.to_path_buf()), started)
+        .await?;
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&output).map_err(|e| e.to_string())?
+        );
+    } else {
+        summary(&output, html.as_deref())
+            .iter()
+            .for_each(|l| say(l.clone()));
+    }
+    Ok(())
+}
+
+impl Story {
+    /// audit-fetch (every 15 minutes in production; once a day is enough for the story).
+    async fn audit(&mut self, demo: &Demo, today: &mut Today) -> Result<(), String> {
+        let audit = fetch_audit(&demo.app.rt.audit_deps(), &demo.app.rt.policy)
+            .await
+            .map_err(|e| format!("audit-fetch: {e}"))?;
+        self.archived += audit.records_archived;
+        if audit.records_archived > 0 {
+            today.tell(
+                json!({"type": "audit_archived", "records": audit.records_archived,
+                    "duplicates_skipped": audit.duplicates_skipped, "license_events": audit.license_events}),
+                format!(
+                    "  audit-fetch   archived {} audit record(s) ({} duplicate(s) skipped), {} licence event(s)",
+                    audit.records_archived, audit.duplicates_skipped, audit.license_events
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Tells the grace cases license-check opened today; returns every open case (user → access end).
+    fn new_cases(
+        &self,
+        demo: &Demo,
+        findings: &[licensewatch_core::domain::findings::Finding],
+        now: DateTime<Utc>,
+        today: &mut Today,
+    ) -> HashMap<String, DateTime<Utc>> {
+        let mut open_now = HashMap::new();
+        for f in findings {
+            let Detail::UnlicensedMailbox {
+                user_principal_name: upn,
                 access_ends_at,
                 days_left,
                 grace_evidence,
@@ -236,104 +314,139 @@ async fn story(
                 attempted_sku_source,
                 ..
             } = &f.detail
-            {
-                open_now.insert(user_principal_name.clone(), *access_ends_at);
-                if !open_before.contains_key(user_principal_name) && *access_ends_at > now {
-                    events.push(json!({"type": "grace_case_opened", "user_principal_name": user_principal_name,
-                            "access_ends_at": access_ends_at, "days_left": days_left, "evidence": grace_evidence}));
-                    lines.push(format!(
-                            "  license-check {user_principal_name}: mailbox has no Exchange licence; access ends {} ({days_left} day(s) left, from {}{})",
-                            access_ends_at.format("%Y-%m-%d"),
-                            evidence_words(&serde_json::to_value(grace_evidence).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()),
-                            crate::check::attempted(&demo.app.rt, attempted_sku_ids.as_deref(), *attempted_sku_source)
-                        ));
-                }
+            else {
+                continue;
+            };
+            open_now.insert(upn.clone(), *access_ends_at);
+            if self.open_before.contains_key(upn) || *access_ends_at <= now {
+                continue;
             }
+            let evidence = serde_json::to_value(grace_evidence)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let attempted = crate::check::attempted(
+                &demo.app.rt,
+                attempted_sku_ids.as_deref(),
+                *attempted_sku_source,
+            );
+            today.tell(
+                json!({"type": "grace_case_opened", "user_principal_name": upn,
+                    "access_ends_at": access_ends_at, "days_left": days_left, "evidence": grace_evidence}),
+                format!(
+                    "  license-check {upn}: mailbox has no Exchange licence; access ends {} ({days_left} day(s) left, from {}{attempted})",
+                    access_ends_at.format("%Y-%m-%d"),
+                    evidence_words(&evidence),
+                ),
+            );
         }
-        if day == 0 {
-            group_errors = group_errors_of(&report.findings);
-            for g in &group_errors {
-                events.push(serde_json::to_value(g).unwrap_or_default());
-                lines.push(format!(
-                    "  license-check group '{}' cannot license {} user(s) with {}: {}{}",
+        open_now
+    }
+
+    /// The first day's tenant-wide problems: group-licensing errors with their cause, SKU capacity.
+    fn tenant_problems(
+        &mut self,
+        findings: &[licensewatch_core::domain::findings::Finding],
+        today: &mut Today,
+    ) {
+        self.group_errors = group_errors_of(findings);
+        for g in &self.group_errors {
+            let cause = g
+                .cause
+                .as_deref()
+                .map(|c| format!(" (real cause: {c})"))
+                .unwrap_or_default();
+            today.tell(
+                serde_json::to_value(g).unwrap_or_default(),
+                format!(
+                    "  license-check group '{}' cannot license {} user(s) with {}: {}{cause}",
                     g.group,
                     g.users.len(),
                     g.sku_part_number,
                     g.error,
-                    g.cause
-                        .as_deref()
-                        .map(|c| format!(" (real cause: {c})"))
-                        .unwrap_or_default()
-                ));
-            }
-            for f in &report.findings {
-                if let Detail::SkuCapacity {
-                    sku_part_number,
-                    available,
-                    reason,
-                    users_in_count_violation,
-                    ..
-                } = &f.detail
-                {
-                    events.push(json!({"type": "sku_capacity", "sku_part_number": sku_part_number, "available": available,
-                        "users_in_count_violation": users_in_count_violation}));
-                    lines.push(format!("  license-check {sku_part_number}: {reason}"));
-                }
+                ),
+            );
+        }
+        for f in findings {
+            if let Detail::SkuCapacity {
+                sku_part_number,
+                available,
+                reason,
+                users_in_count_violation,
+                ..
+            } = &f.detail
+            {
+                today.tell(
+                    json!({"type": "sku_capacity", "sku_part_number": sku_part_number, "available": available,
+                        "users_in_count_violation": users_in_count_violation}),
+                    format!("  license-check {sku_part_number}: {reason}"),
+                );
             }
         }
-        // Cases that closed since yesterday were saved; open cases past their deadline were lost.
-        let mut before: Vec<(&String, &DateTime<Utc>)> = open_before.iter().collect();
+    }
+
+    /// Cases that closed since yesterday were saved; open cases past their deadline were lost.
+    fn outcomes(
+        &mut self,
+        open_now: HashMap<String, DateTime<Utc>>,
+        day: i64,
+        now: DateTime<Utc>,
+        start: DateTime<Utc>,
+        today: &mut Today,
+    ) {
+        let mut before: Vec<(&String, &DateTime<Utc>)> = self.open_before.iter().collect();
         before.sort();
         for (upn, ends) in before {
             if !open_now.contains_key(upn) && *ends > now - Duration::days(1) {
-                saved.push(Outcome {
+                self.saved.push(Outcome {
                     user_principal_name: upn.clone(),
                     day,
                     access_ends_at: *ends,
                 });
-                events.push(json!({"type": "mailbox_saved", "user_principal_name": upn, "access_ends_at": ends}));
-                lines.push(format!(
-                    "  SAVED         {upn} now has an Exchange licence, {} day(s) before access would have ended",
-                    (*ends - now).num_days().max(0)
-                ));
+                today.tell(
+                    json!({"type": "mailbox_saved", "user_principal_name": upn, "access_ends_at": ends}),
+                    format!(
+                        "  SAVED         {upn} now has an Exchange licence, {} day(s) before access would have ended",
+                        (*ends - now).num_days().max(0)
+                    ),
+                );
             }
         }
         let mut current: Vec<(&String, &DateTime<Utc>)> = open_now.iter().collect();
         current.sort();
         for (upn, ends) in current {
-            if *ends <= start && announced_lost.insert(upn.clone()) {
-                events.push(json!({"type": "mailbox_already_cut_off", "user_principal_name": upn, "access_ended_at": ends}));
-                lines.push(format!(
-                    "  license-check {upn}: access already ended {}, before licensewatch was watching",
-                    ends.format("%Y-%m-%d")
-                ));
-            } else if *ends <= now && announced_lost.insert(upn.clone()) {
-                lost.push(Outcome {
+            if *ends <= start && self.announced_lost.insert(upn.clone()) {
+                today.tell(
+                    json!({"type": "mailbox_already_cut_off", "user_principal_name": upn, "access_ended_at": ends}),
+                    format!(
+                        "  license-check {upn}: access already ended {}, before licensewatch was watching",
+                        ends.format("%Y-%m-%d")
+                    ),
+                );
+            } else if *ends <= now && self.announced_lost.insert(upn.clone()) {
+                self.lost.push(Outcome {
                     user_principal_name: upn.clone(),
                     day,
                     access_ends_at: *ends,
                 });
-                events.push(json!({"type": "mailbox_lost", "user_principal_name": upn, "access_ended_at": ends}));
-                lines.push(format!(
-                    "  LOST          {upn}: access ended {} because nobody assigned a licence",
-                    ends.format("%Y-%m-%d %H:%M UTC")
-                ));
+                today.tell(
+                    json!({"type": "mailbox_lost", "user_principal_name": upn, "access_ended_at": ends}),
+                    format!(
+                        "  LOST          {upn}: access ended {} because nobody assigned a licence",
+                        ends.format("%Y-%m-%d %H:%M UTC")
+                    ),
+                );
             }
         }
-        open_before = open_now;
+        self.open_before = open_now;
+    }
 
-        // The ticketing system acts: more seats, then a signed reprocess webhook per user in error.
-        if day == TICKET_DAY {
-            let (ev, ln, rem) = demo.ticketing_system(&group_errors).await?;
-            events.extend(ev);
-            lines.extend(ln);
-            remediations.extend(rem);
-        }
-
-        // grace-period-notify.
+    /// grace-period-notify, told one line per (user, audience, notice).
+    async fn notices(&mut self, demo: &Demo, today: &mut Today) -> Result<(), String> {
+        let tenant = demo.app.rt.tenant_run().tenant_id;
         let sent = notify_grace_period(
             &demo.app.rt.notify_deps(&demo.channels),
-            &tenant.tenant_id,
+            &tenant,
             &demo.app.rt.policy,
             false,
         )
@@ -341,21 +454,25 @@ async fn story(
         .map_err(|e| format!("grace-period-notify: {e}"))?;
         let mut per_case: BTreeMap<(String, String, String), usize> = BTreeMap::new();
         for n in sent.sent.iter().filter(|n| n.channel != "console") {
-            *notices.entry(n.audience.as_str().to_string()).or_default() += 1;
+            *self
+                .notices
+                .entry(n.audience.as_str().to_string())
+                .or_default() += 1;
             let what = match (n.kind.as_str(), n.threshold_days) {
                 // After access ends, the thresholds count down to the deletion of the mailbox data.
-                ("threshold", Some(d)) if announced_lost.contains(&n.user_principal_name) => {
+                ("threshold", Some(d)) if self.announced_lost.contains(&n.user_principal_name) => {
                     format!("{d}-day data-deletion warning")
                 }
                 ("threshold", Some(d)) => format!("{d}-day warning"),
-                ("alert", _) => format!(
-                    "alert ({})",
-                    n.case_id
+                ("alert", _) => {
+                    let condition = n
+                        .case_id
                         .split(':')
                         .next()
                         .unwrap_or_default()
-                        .replace('_', " ")
-                ),
+                        .replace('_', " ");
+                    format!("alert ({condition})")
+                }
                 (k, _) => k.replace('_', " "),
             };
             *per_case
@@ -365,8 +482,8 @@ async fn story(
                     what,
                 ))
                 .or_default() += 1;
-            events.push(json!({"type": "notice_sent", "user_principal_name": n.user_principal_name, "audience": n.audience,
-                "kind": n.kind, "threshold_days": n.threshold_days, "channel": n.channel}));
+            today.events.push(json!({"type": "notice_sent", "user_principal_name": n.user_principal_name,
+                "audience": n.audience, "kind": n.kind, "threshold_days": n.threshold_days, "channel": n.channel}));
         }
         for ((upn, audience, what), count) in per_case {
             let about = if upn.is_empty() {
@@ -374,91 +491,82 @@ async fn story(
             } else {
                 format!(" about {upn}")
             };
-            lines.push(format!(
-                "  notify        {what}{about} to the {audience}{}",
-                if count > 1 {
-                    format!(" ({count} recipients)")
-                } else {
-                    String::new()
-                }
+            let recipients = if count > 1 {
+                format!(" ({count} recipients)")
+            } else {
+                String::new()
+            };
+            today.lines.push(format!(
+                "  notify        {what}{about} to the {audience}{recipients}"
             ));
         }
-
-        if !lines.is_empty() {
-            say(format!("Day {day:>2}  {}", now.format("%a %Y-%m-%d")));
-            for l in &lines {
-                say(l.clone());
-            }
-        }
-        if !events.is_empty() {
-            timeline.push(Day {
-                day,
-                date: now.format("%Y-%m-%d").to_string(),
-                events,
-            });
-        }
+        Ok(())
     }
 
-    let mail = demo
-        .http
-        .get(format!("{}/_sim/mail", demo.sim_url))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json::<Vec<Value>>()
-        .await
-        .map_err(|e| e.to_string())?;
-
-    if html.is_some() || csv.is_some() {
-        let data = crate::report::load(&demo.app.rt).await?;
-        crate::report::write(&data, html.as_deref(), csv.as_deref())?;
+    /// The demo's result, with the mail the simulated tenant recorded.
+    async fn finish(
+        self,
+        demo: &Demo,
+        start: DateTime<Utc>,
+        days: i64,
+        state_dir: Option<PathBuf>,
+        started: std::time::Instant,
+    ) -> Result<DemoOutput, String> {
+        let mail = demo
+            .http
+            .get(format!("{}/_sim/mail", demo.sim_url))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json::<Vec<Value>>()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(DemoOutput {
+            tenant_id: demo.app.rt.tenant_run().tenant_id,
+            start,
+            days,
+            timeline: self.timeline,
+            saved: self.saved,
+            lost: self.lost,
+            group_errors: self.group_errors,
+            notices_sent: self.notices,
+            mail_recorded: mail.len(),
+            audit_records_archived: self.archived,
+            remediations: self.remediations,
+            state_dir,
+            elapsed_ms: started.elapsed().as_millis(),
+        })
     }
+}
 
-    let output = DemoOutput {
-        tenant_id: tenant.tenant_id.clone(),
-        start,
-        days,
-        timeline,
-        saved,
-        lost,
-        group_errors,
-        notices_sent: notices,
-        mail_recorded: mail.len(),
-        audit_records_archived: archived,
-        remediations,
-        state_dir: keep.then(|| dir.to_path_buf()),
-        elapsed_ms: started.elapsed().as_millis(),
-    };
-    if json_out {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&output).map_err(|e| e.to_string())?
-        );
-    } else {
-        say(String::new());
-        say(format!(
-            "After {days} days: {} mailbox(es) saved ({}), {} lost because nobody acted ({}).",
+/// The closing lines for people.
+fn summary(output: &DemoOutput, html: Option<&std::path::Path>) -> Vec<String> {
+    let mut lines = vec![
+        String::new(),
+        format!(
+            "After {} days: {} mailbox(es) saved ({}), {} lost because nobody acted ({}).",
+            output.days,
             output.saved.len(),
             names(&output.saved),
             output.lost.len(),
             names(&output.lost)
-        ));
-        say(format!(
+        ),
+        format!(
             "{} notice(s) to admins and {} to users; the simulated tenant recorded {} mail(s); {} audit record(s) archived.",
             output.notices_sent.get("admin").copied().unwrap_or(0),
             output.notices_sent.get("user").copied().unwrap_or(0),
             output.mail_recorded,
             output.audit_records_archived
-        ));
-        if let Some(h) = &html {
-            say(format!("Report written to {}", h.display()));
-        }
-        say(format!(
-            "Done in {:.1} s.",
-            output.elapsed_ms as f64 / 1000.0
-        ));
+        ),
+    ];
+    if let Some(h) = html {
+        lines.push(format!("Report written to {}", h.display()));
     }
-    Ok(())
+    lines.push(format!(
+        "Done in {:.1} s.",
+        output.elapsed_ms as f64 / 1000.0
+    ));
+    lines
 }
 
 /// The grace evidence in an administrator's words.
