@@ -67,10 +67,7 @@ pub fn attempted(
 
 /// One line per finding, for people.
 pub fn describe(rt: &Runtime, f: &Finding) -> String {
-    let tz = rt.time_zone;
-    let day = |t: &chrono::DateTime<chrono::Utc>| {
-        t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
-    };
+    let day = |t: &chrono::DateTime<chrono::Utc>| rt.time_zone.format(t, "%Y-%m-%d %H:%M %Z");
     match &f.detail {
         Detail::UnlicensedMailbox {
             user_principal_name,

@@ -12,12 +12,12 @@ for f in license-check grace-period-notify audit-fetch reprocess-user; do
   cargo lambda build --profile lambda --arm64 -p "$f" >/dev/null 2>&1
   secs=$(( $(date +%s) - start ))
   bin="target/lambda/$f/bootstrap"
-  size=$(stat -c %s "$bin")
-  zipped=$(python3 -c "
-import io, sys, zipfile
+  python3 - "$f" "$bin" "$secs" <<'PY'
+import io, os, sys, zipfile
+name, path, secs = sys.argv[1:4]
 buf = io.BytesIO()
-with zipfile.ZipFile(buf, 'w', zipfile.ZIP_DEFLATED) as z:
-    z.write(sys.argv[1], 'bootstrap')
-print(len(buf.getvalue()))" "$bin")
-  printf '%-22s %9.2f MB %9.2f MB %8s\n' "$f" "$(echo "$size/1000000" | bc -l)" "$(echo "$zipped/1000000" | bc -l)" "$secs"
+with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+    z.write(path, "bootstrap")
+print(f"{name:<22} {os.path.getsize(path) / 1e6:9.2f} MB {len(buf.getvalue()) / 1e6:9.2f} MB {secs:>8}")
+PY
 done

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::config::{ConfigError, Problems};
+use crate::domain::time_zone::TimeZone;
 
 /// The whole policy file.
 #[derive(Debug, Clone, Deserialize, Default, PartialEq)]
@@ -53,7 +54,7 @@ impl Policy {
     /// The time zone dates are shown in for a tenant: its `[[tenants]]` entry's `time_zone` when set, else
     /// `[tenant].time_zone`. Both are validated when a policy file is read; a policy built in code with a wrong
     /// name gets the same error, naming the key, instead of silently showing UTC.
-    pub fn time_zone_for(&self, tenant_id: &str) -> Result<chrono_tz::Tz, ConfigError> {
+    pub fn time_zone_for(&self, tenant_id: &str) -> Result<TimeZone, ConfigError> {
         let (key, name) = match self
             .tenants
             .iter()
@@ -419,9 +420,8 @@ fn check_tz(p: &mut Problems, key: &str, tz: &str) {
 }
 
 /// The one place a time-zone name is read.
-fn parse_tz(tz: &str) -> Result<chrono_tz::Tz, String> {
-    tz.parse::<chrono_tz::Tz>()
-        .map_err(|_| format!("'{tz}' is not an IANA time zone (e.g. Europe/Berlin)"))
+fn parse_tz(tz: &str) -> Result<TimeZone, String> {
+    TimeZone::named(tz)
 }
 
 fn looks_like_mail(a: &str) -> bool {
@@ -528,7 +528,7 @@ tolerance_seconds = 120
         };
         let err = p.time_zone_for("t1").expect_err("no silent UTC");
         assert_eq!(err.problems[0].name, "tenants[0].time_zone");
-        assert_eq!(p.time_zone_for("t2").expect("default"), chrono_tz::UTC);
+        assert_eq!(p.time_zone_for("t2").expect("default"), TimeZone::utc());
     }
 
     #[test]

@@ -76,10 +76,8 @@ pub fn render(data: &ReportData, tables: &[Table]) -> String {
          <div class=\"cards\" id=\"summary\">{}{}{}{}{}{}{}</div></header>",
         esc(&data.tenant_id),
         esc(&data
-            .generated_at
-            .with_timezone(&data.time_zone)
-            .format("%Y-%m-%d %H:%M %Z")
-            .to_string()),
+            .time_zone
+            .format(&data.generated_at, "%Y-%m-%d %H:%M %Z")),
         data.runs.len(),
         card(
             (data.cases.len() - cut_off).to_string(),
@@ -158,7 +156,7 @@ pub fn render(data: &ReportData, tables: &[Table]) -> String {
     if let Some(t) = by_id("license_changes") {
         let _ = write!(h, "<section id=\"{}\"><h2>{}</h2>", t.id, t.title);
         if data.runs.len() >= 2 {
-            h.push_str(&changes_svg(&data.runs, data.time_zone));
+            h.push_str(&changes_svg(&data.runs, &data.time_zone));
             h.push_str("<div class=\"legend\"><span><i style=\"background:#2e7d32\"></i>licences added</span><span><i style=\"background:#c62828\"></i>licences removed</span><span><i style=\"background:#0b5cad\"></i>licensed users</span></div>");
         } else {
             h.push_str("<p class=\"empty\">The chart needs two runs or more.</p>");
@@ -273,7 +271,7 @@ pub(super) fn capacity_svg(r: &RunRecord) -> String {
     s
 }
 
-pub(super) fn changes_svg(runs: &[RunRecord], tz: chrono_tz::Tz) -> String {
+pub(super) fn changes_svg(runs: &[RunRecord], tz: &TimeZone) -> String {
     let (w, h, pad) = (760.0, 220.0, 36.0);
     let mid = h / 2.0;
     let n = runs.len() as f64;

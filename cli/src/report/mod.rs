@@ -13,6 +13,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 pub use html::render;
 use licensewatch_core::domain::findings::Detail;
+use licensewatch_core::domain::time_zone::TimeZone;
 use licensewatch_core::ports::store::{Gap, GraceCase, RunRecord};
 use licensewatch_core::runtime::Runtime;
 pub use tables::{Table, tables};
@@ -29,7 +30,7 @@ pub struct ReportData {
     /// "Now".
     pub generated_at: DateTime<Utc>,
     /// The tenant's time zone (`[[tenants]].time_zone`, `[tenant].time_zone`): dates are shown in it.
-    pub time_zone: chrono_tz::Tz,
+    pub time_zone: TimeZone,
     /// Open grace cases.
     pub cases: Vec<GraceCase>,
     /// license-check runs, oldest first.
@@ -49,7 +50,7 @@ pub async fn load(rt: &Runtime) -> Result<ReportData, String> {
     cases.sort_by_key(|c| c.deadlines.access_ends_at);
     Ok(ReportData {
         generated_at: rt.clock.now(),
-        time_zone: rt.time_zone,
+        time_zone: rt.time_zone.clone(),
         cases,
         runs: store.runs(&tenant, RUNS).await.map_err(err)?,
         gaps: store.gaps().await.map_err(err)?,
@@ -122,7 +123,7 @@ pub fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::TimeZone as _;
     use licensewatch_core::domain::findings::{Cause, Finding, Severity};
     use licensewatch_core::domain::snapshot::SkuSnap;
 
@@ -155,7 +156,7 @@ mod tests {
         ReportData {
             tenant_id: "t".into(),
             generated_at: at(3),
-            time_zone: chrono_tz::UTC,
+            time_zone: TimeZone::utc(),
             cases: vec![],
             runs: vec![
                 run(1, vec![]),
@@ -246,20 +247,11 @@ mod tests {
     fn dates_are_shown_in_the_tenants_time_zone() {
         let mut data = data_with("adele@contoso.example", "Faculty");
         let utc = render(&data, &tables(&data));
-        data.time_zone = chrono_tz::Pacific::Auckland;
+        data.time_zone = TimeZone::named("Pacific/Auckland").expect("zone");
         let auckland = render(&data, &tables(&data));
-        let stamp = |tz: chrono_tz::Tz| {
-            data.generated_at
-                .with_timezone(&tz)
-                .format("%Y-%m-%d %H:%M %Z")
-                .to_string()
-        };
-        assert!(utc.contains(&stamp(chrono_tz::UTC)));
-        assert!(
-            auckland.contains(&stamp(chrono_tz::Pacific::Auckland)),
-            "{}",
-            stamp(chrono_tz::Pacific::Auckland)
-        );
-        assert!(!auckland.contains(&stamp(chrono_tz::UTC)));
+        // Generated 2026-11-03 09:00 UTC: 22:00 the same day in Auckland (NZDT, UTC+13).
+        assert!(utc.contains("2026-11-03 09:00 UTC"));
+        assert!(auckland.contains("2026-11-03 22:00 NZDT"));
+        assert!(!auckland.contains("2026-11-03 09:00 UTC"));
     }
 }

@@ -15,8 +15,8 @@ pub struct Table {
     pub rows: Vec<Vec<String>>,
 }
 
-pub(super) fn day(t: &DateTime<Utc>, tz: chrono_tz::Tz) -> String {
-    t.with_timezone(&tz).format("%Y-%m-%d").to_string()
+pub(super) fn day(t: &DateTime<Utc>, tz: &TimeZone) -> String {
+    tz.format(t, "%Y-%m-%d")
 }
 
 pub(super) fn latest(data: &ReportData) -> Option<&RunRecord> {
@@ -67,9 +67,9 @@ fn grace_cases(data: &ReportData) -> Table {
                     c.display_name.clone().unwrap_or_default(),
                     case,
                     ev,
-                    day(&c.deadlines.access_ends_at, data.time_zone),
+                    day(&c.deadlines.access_ends_at, &data.time_zone),
                     days_left(c.deadlines.access_ends_at, now).to_string(),
-                    day(&c.deadlines.data_deleted_at, data.time_zone),
+                    day(&c.deadlines.data_deleted_at, &data.time_zone),
                     c.blocked_by.clone().unwrap_or_default(),
                 ]
             })

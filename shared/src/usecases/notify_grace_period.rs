@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::kinds::NoticeKind;
 use crate::domain::retry::RetryPolicy;
+use crate::domain::time_zone::TimeZone;
 use crate::error::CoreError;
 use crate::policy::Policy;
 use crate::ports::channel::{Audience, Channel, Message, html_escape};
@@ -240,10 +241,10 @@ fn what_to_do(c: &GraceCase) -> String {
 
 fn render_admin(
     items: &[&Due],
-    tz: chrono_tz::Tz,
+    tz: &TimeZone,
     now: DateTime<Utc>,
 ) -> (String, String, String, serde_json::Value) {
-    let day = |t: &DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string();
+    let day = |t: &DateTime<Utc>| tz.format(t, "%Y-%m-%d %H:%M %Z");
     let critical = items.iter().any(|d| {
         d.kind == NoticeKind::Alert
             || d.kind == NoticeKind::AccessGone
@@ -330,16 +331,11 @@ fn render_admin(
     (subject, text, html, serde_json::json!({"items": data}))
 }
 
-fn render_user(d: &Due, tz: chrono_tz::Tz, now: DateTime<Utc>) -> (String, String, String) {
+fn render_user(d: &Due, tz: &TimeZone, now: DateTime<Utc>) -> (String, String, String) {
     let Some(c) = &d.case else {
         return (String::new(), String::new(), String::new());
     };
-    let end = c
-        .deadlines
-        .access_ends_at
-        .with_timezone(&tz)
-        .format("%A %Y-%m-%d %H:%M %Z")
-        .to_string();
+    let end = tz.format(&c.deadlines.access_ends_at, "%A %Y-%m-%d %H:%M %Z");
     let name = d.display_name.clone().unwrap_or_else(|| d.upn.clone());
     let subject = format!(
         "Your mailbox will stop working in {} day(s)",
@@ -418,7 +414,7 @@ struct Run<'r, 'd> {
     deps: &'r NotifyDeps<'d>,
     tenant_id: &'r str,
     now: DateTime<Utc>,
-    tz: chrono_tz::Tz,
+    tz: TimeZone,
     /// `None` for a dry run.
     lease: Option<&'r RunLease<'r>>,
 }
@@ -617,9 +613,9 @@ impl Run<'_, '_> {
         let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
         let items: Vec<&Due> = pending.iter().map(|(d, _)| *d).collect();
         let (subject, text, html, data) = match items[0].audience {
-            Audience::Admin => render_admin(&items, self.tz, self.now),
+            Audience::Admin => render_admin(&items, &self.tz, self.now),
             Audience::User => {
-                let (s, t, h) = render_user(items[0], self.tz, self.now);
+                let (s, t, h) = render_user(items[0], &self.tz, self.now);
                 (s, t, h, serde_json::json!({"case_id": items[0].case_id}))
             }
         };

@@ -459,14 +459,19 @@ async fn a_tenants_entry_time_zone_dates_its_notices() {
     );
     assert!(!megan.contains(" UTC"), "{megan}");
     assert_eq!(
-        env.rt.policy.time_zone_for(&tenant_id).expect("valid"),
-        chrono_tz::Pacific::Auckland
+        env.rt
+            .policy
+            .time_zone_for(&tenant_id)
+            .expect("valid")
+            .name(),
+        "Pacific/Auckland"
     );
     assert_eq!(
         env.rt
             .policy
             .time_zone_for("another-tenant")
-            .expect("valid"),
-        chrono_tz::UTC
+            .expect("valid")
+            .name(),
+        "UTC"
     );
 }
