@@ -2,7 +2,8 @@
 //! (docs/ARCHITECTURE.md):
 //!
 //! - [`error`]: every area's error and [`error::CoreError`] with its retryable/permanent classification (the bottom).
-//! - [`config`], [`policy`], [`secret`], [`cloud`]: configuration from the environment and the policy file.
+//! - [`config`], [`policy`], [`secret`], [`cloud`], [`time_zone`]: configuration from the environment and the policy
+//!   file.
 //! - [`domain`]: pure licensing rules and types: snapshots, grace-period maths and evidence, findings, licence
 //!   events, the SKU catalog, webhook signatures.
 //! - [`ports`]: the small traits the use cases need (stores, archive, clock, channels, the directory, the audit
@@ -21,4 +22,5 @@ pub mod policy;
 pub mod ports;
 pub mod runtime;
 pub mod secret;
+pub mod time_zone;
 pub mod usecases;

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::config::{ConfigError, Problems};
-use crate::domain::time_zone::TimeZone;
+use crate::time_zone::TimeZone;
 
 /// The whole policy file.
 #[derive(Debug, Clone, Deserialize, Default, PartialEq)]

@@ -1,7 +1,7 @@
 //! The layering of the core, checked on its source: each layer names only the layers below it, so there is no
 //! circle and each part can be read (and replaced) without the ones above. docs/ARCHITECTURE.md draws it.
 //!
-//! config (`config`, `policy`, `secret`, `cloud`) ← error ← domain ← ports ← use cases; adapters implement ports;
+//! config (`config`, `policy`, `secret`, `cloud`, `time_zone`) ← error ← domain ← ports ← use cases; adapters implement ports;
 //! runtime wires everything.
 
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// The layer a module path (`crate::<first>`) belongs to.
 fn layer_of(first: &str) -> Option<&'static str> {
     Some(match first {
-        "config" | "policy" | "secret" | "cloud" => "config",
+        "config" | "policy" | "secret" | "cloud" | "time_zone" => "config",
         "error" => "error",
         "domain" => "domain",
         "ports" => "ports",

@@ -13,9 +13,9 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 pub use html::render;
 use licensewatch_core::domain::findings::Detail;
-use licensewatch_core::domain::time_zone::TimeZone;
 use licensewatch_core::ports::store::{Gap, GraceCase, RunRecord};
 use licensewatch_core::runtime::Runtime;
+use licensewatch_core::time_zone::TimeZone;
 pub use tables::{Table, tables};
 use tables::{added_removed, day, days_left, latest};
 

@@ -10,7 +10,6 @@ pub mod license_event;
 pub mod retry;
 pub mod signing;
 pub mod snapshot;
-pub mod time_zone;
 
 /// The id an audit record is archived and deduplicated under: its own id (`id` in directory audits, `Id` in the
 /// Management Activity API), which Microsoft documents as the way to drop its duplicates. A record that lacks one

@@ -40,7 +40,7 @@ pub struct Runtime {
     /// SKU names.
     pub catalog: Arc<Catalog>,
     /// The tenant's time zone for dates shown to people (`[[tenants]]` / `[tenant]` `time_zone`).
-    pub time_zone: crate::domain::time_zone::TimeZone,
+    pub time_zone: crate::time_zone::TimeZone,
     /// The AWS configuration, when state, archive or queues live there.
     pub aws: Option<aws_config::SdkConfig>,
 }

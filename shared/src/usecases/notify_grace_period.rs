@@ -11,12 +11,12 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::kinds::NoticeKind;
 use crate::domain::retry::RetryPolicy;
-use crate::domain::time_zone::TimeZone;
 use crate::error::CoreError;
 use crate::policy::Policy;
 use crate::ports::channel::{Audience, Channel, Message, html_escape};
 use crate::ports::clock::Clock;
 use crate::ports::store::{Alert, GraceCase, LedgerEntry, LedgerStatus, StateStore};
+use crate::time_zone::TimeZone;
 use crate::usecases::lease::{self, RunLease};
 
 /// Points where a test can make the run die, to prove nothing is lost.
