@@ -11,6 +11,8 @@ usage: scripts/bench/lambda_init.py DIR [RUNS]
   DIR holds the four binaries built for this machine with the Lambda profile:
   cargo build --profile lambda --target x86_64-unknown-linux-gnu -p license-check -p grace-period-notify \
       -p audit-fetch -p reprocess-user   (then DIR = target/x86_64-unknown-linux-gnu/lambda)
+  The reference row (the floor) is DIR/examples/empty_function, a function that only starts the runtime:
+  cargo build --profile lambda --target x86_64-unknown-linux-gnu -p licensewatch-lambda --example empty_function
 """
 import http.server
 import os
@@ -70,8 +72,11 @@ def main():
             "RUST_LOG": "error",
         }
         print(f"{'function':<22} {'size':>9} {'median':>8} {'p95':>8}  ({runs} runs)")
-        for f in FUNCTIONS:
-            path = os.path.join(root, f)
+        reference = os.path.join(root, "examples", "empty_function")
+        rows = [(f, os.path.join(root, f)) for f in FUNCTIONS]
+        if os.path.exists(reference):
+            rows.insert(0, ("(empty function)", reference))
+        for f, path in rows:
             times = []
             for _ in range(runs):
                 Api.ready.clear()

@@ -21,10 +21,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let rt = start().await?;
     // Without a webhook secret the function fails here, at its cold start: closed.
     let auth = rt.webhook_auth()?;
-    let deps = reprocess_user::Deps {
-        rt,
-        auth,
-        http: reqwest::Client::new(),
-    };
+    let http = rt.microsoft.http.clone();
+    let deps = reprocess_user::Deps { rt, auth, http };
     serve("reprocess-user", &ReprocessUser(deps)).await
 }

@@ -24,6 +24,9 @@ pub struct Microsoft {
     pub graph: GraphClient,
     /// Management Activity API client.
     pub management: ManagementClient,
+    /// The one HTTP client of the process (connection pools, and the system's root certificates, which take
+    /// milliseconds to load, read once): the channels and ticket callbacks use it too.
+    pub http: reqwest::Client,
 }
 
 pub use crate::error::CredentialError;
@@ -182,6 +185,7 @@ impl Microsoft {
                 publisher,
             ),
             tokens,
+            http,
         }
     }
 }

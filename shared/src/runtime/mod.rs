@@ -98,6 +98,21 @@ pub fn load_policy(
     }
 }
 
+/// The AWS configuration, loaded once, when state, the archive, a queue or the credentials live in AWS.
+async fn aws_config_for(settings: &Settings) -> Option<aws_config::SdkConfig> {
+    let needs_aws = matches!(settings.state, StateLocation::DynamoDb(_))
+        || matches!(settings.archive, ArchiveLocation::S3 { .. })
+        || settings.tenant_queue_url.is_some()
+        || matches!(
+            settings.credential,
+            crate::config::CredentialSource::SecretsManager { .. }
+        );
+    match needs_aws {
+        true => Some(crate::adapters::aws::sdk_config().await),
+        false => None,
+    }
+}
+
 impl Runtime {
     /// Builds the runtime from configuration already loaded.
     pub async fn build(
@@ -105,13 +120,16 @@ impl Runtime {
         policy: Policy,
         catalog: Catalog,
     ) -> Result<Self, CoreError> {
-        let microsoft = Microsoft::connect(
+        // One AWS configuration (and so one HTTP client) for Secrets Manager and the stores.
+        let aws = aws_config_for(&settings).await;
+        let microsoft = Microsoft::connect_with(
             &settings,
             RetryPolicy::default(),
             &policy.audit.publisher_id,
+            aws.as_ref(),
         )
         .await?;
-        Self::with_microsoft(settings, policy, microsoft, catalog).await
+        Self::with_aws(settings, policy, microsoft, catalog, aws)
     }
 
     /// Builds the runtime around existing Microsoft clients (tests, the demo).
@@ -121,14 +139,7 @@ impl Runtime {
         microsoft: Microsoft,
         catalog: Catalog,
     ) -> Result<Self, CoreError> {
-        let needs_aws = matches!(settings.state, StateLocation::DynamoDb(_))
-            || matches!(settings.archive, ArchiveLocation::S3 { .. })
-            || settings.tenant_queue_url.is_some();
-        let aws = if needs_aws {
-            Some(crate::adapters::aws::sdk_config().await)
-        } else {
-            None
-        };
+        let aws = aws_config_for(&settings).await;
         Self::with_aws(settings, policy, microsoft, catalog, aws)
     }
 
@@ -230,11 +241,10 @@ impl Runtime {
         &self,
         console: Option<Box<dyn crate::ports::channel::Channel>>,
     ) -> Result<Vec<Box<dyn crate::ports::channel::Channel>>, ConfigError> {
-        let http = crate::adapters::http::build_http_client(&RetryPolicy::default());
         let mut channels = crate::adapters::notify::build_channels(
             &self.policy,
             &self.microsoft.graph,
-            &http,
+            &self.microsoft.http,
             &|k| std::env::var(k).ok(),
         )?;
         channels.extend(console);
