@@ -71,6 +71,11 @@ def main():
             "LICENSEWATCH_WEBHOOK_SECRET": "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
             "RUST_LOG": "error",
         }
+        # LAMBDA_LIKE_TRUST_STORE=1: read the root certificates from one bundle file, as on Lambda's Amazon Linux
+        # 2023 (/etc/pki/tls/certs/ca-bundle.crt), instead of this machine's directory of ~150 certificate files.
+        if os.environ.get("LAMBDA_LIKE_TRUST_STORE") == "1":
+            env["SSL_CERT_FILE"] = "/etc/ssl/certs/ca-certificates.crt"
+            env["SSL_CERT_DIR"] = tmp
         print(f"{'function':<22} {'size':>9} {'median':>8} {'p95':>8}  ({runs} runs)")
         reference = os.path.join(root, "examples", "empty_function")
         rows = [(f, os.path.join(root, f)) for f in FUNCTIONS]
