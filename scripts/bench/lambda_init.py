@@ -77,6 +77,9 @@ def main():
             env["SSL_CERT_FILE"] = "/etc/ssl/certs/ca-certificates.crt"
             env["SSL_CERT_DIR"] = tmp
         print(f"{'function':<22} {'size':>9} {'median':>8} {'p95':>8}  ({runs} runs)")
+        if os.environ.get("PROFILE_WITH_STRACE"):
+            profile(os.path.join(root, os.environ["PROFILE_WITH_STRACE"]), env, tmp)
+            return
         reference = os.path.join(root, "examples", "empty_function")
         rows = [(f, os.path.join(root, f)) for f in FUNCTIONS]
         if os.path.exists(reference):
@@ -98,6 +101,31 @@ def main():
             size = os.path.getsize(path) / 1e6
             print(f"{f:<22} {size:>7.1f}MB {statistics.median(times):>6.1f}ms {p95:>6.1f}ms")
     server.shutdown()
+
+
+def profile(path, env, tmp):
+    """PROFILE_WITH_STRACE=<function>: one start under `strace -f -tt`, summarised: when each root-certificate
+    read starts, how many files it opens, and when the runtime first polls for an invocation."""
+    out = os.path.join(tmp, "strace.out")
+    Api.ready.clear()
+    p = subprocess.Popen(["strace", "-f", "-tt", "-e", "trace=execve,openat,connect", "-o", out, path],
+                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    Api.ready.wait(10)
+    time.sleep(0.2)
+    p.kill()
+    p.wait()
+    def t(line):
+        h, m, sec = line.split()[1].split(":")
+        return (int(h) * 3600 + int(m) * 60 + float(sec)) * 1000
+    lines = [l for l in open(out) if "ENOENT" not in l]
+    start = t(lines[0])
+    reads = [t(l) - start for l in lines if "ca-certificates.crt" in l or "ca-bundle.crt" in l]
+    files = sum(1 for l in lines if "/etc/ssl/certs/" in l)
+    for l in lines:
+        if "connect(" in l and "AF_INET" in l:
+            print(f"first connect (the runtime's poll) at {t(l) - start:.1f} ms after execve (under strace)")
+            break
+    print(f"root-certificate reads starting at (ms): {[round(r, 1) for r in reads]}; certificate files opened: {files}")
 
 
 if __name__ == "__main__":
