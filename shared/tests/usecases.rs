@@ -102,9 +102,15 @@ impl World {
             tenant_id: TENANT.into(),
             delayed_delicensing: false,
         };
-        check_licenses(&deps, &tenant, &self.policy, &|_| {})
+        let report = check_licenses(&deps, &tenant, &self.policy, &|_| {})
             .await
-            .expect("check")
+            .expect("check");
+        for f in &report.findings {
+            // The typed kind and the JSON contract's `kind` agree.
+            let json = serde_json::to_value(f).expect("json");
+            assert_eq!(json["kind"], f.kind().as_str());
+        }
+        report
     }
 
     async fn fetch(&self) -> licensewatch_core::usecases::fetch_audit::AuditReport {

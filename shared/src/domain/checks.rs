@@ -352,7 +352,11 @@ pub fn unlicensed_mailbox(case: &GraceCase, now: DateTime<Utc>) -> Finding {
 /// Most severe first, then by kind and user (or SKU), so that reports are stable.
 pub fn sort_findings(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
-        (a.severity, a.kind(), user_key(a)).cmp(&(b.severity, b.kind(), user_key(b)))
+        (a.severity, a.kind().as_str(), user_key(a)).cmp(&(
+            b.severity,
+            b.kind().as_str(),
+            user_key(b),
+        ))
     });
 }
 

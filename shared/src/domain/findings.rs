@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::assignment::{AssignmentError, AssignmentState};
 use crate::domain::grace::{CaseKind, EvidenceKind};
+pub use crate::domain::kinds::FindingKind;
 
 /// How urgent a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
@@ -160,16 +161,16 @@ pub enum Detail {
 }
 
 impl Finding {
-    /// The `kind` string.
-    pub fn kind(&self) -> &'static str {
+    /// The finding's kind (its JSON `kind`).
+    pub fn kind(&self) -> FindingKind {
         match self.detail {
-            Detail::UnlicensedMailbox { .. } => "unlicensed_mailbox",
-            Detail::LicenseAssignmentError { .. } => "license_assignment_error",
-            Detail::SkuCapacity { .. } => "sku_capacity",
-            Detail::LicenseRemoved { .. } => "license_removed",
-            Detail::LicenseAdded { .. } => "license_added",
-            Detail::MassDelicensing { .. } => "mass_delicensing",
-            Detail::LicensedDisabledAccount { .. } => "licensed_disabled_account",
+            Detail::UnlicensedMailbox { .. } => FindingKind::UnlicensedMailbox,
+            Detail::LicenseAssignmentError { .. } => FindingKind::LicenseAssignmentError,
+            Detail::SkuCapacity { .. } => FindingKind::SkuCapacity,
+            Detail::LicenseRemoved { .. } => FindingKind::LicenseRemoved,
+            Detail::LicenseAdded { .. } => FindingKind::LicenseAdded,
+            Detail::MassDelicensing { .. } => FindingKind::MassDelicensing,
+            Detail::LicensedDisabledAccount { .. } => FindingKind::LicensedDisabledAccount,
         }
     }
 }

@@ -114,6 +114,26 @@ spelled! {
 }
 
 spelled! {
+    /// What a finding is about: the `kind` of `check --json` (BRIEF section 5).
+    FindingKind {
+        /// A member mailbox without an enabled Exchange plan.
+        UnlicensedMailbox = "unlicensed_mailbox",
+        /// A licence assignment in error.
+        LicenseAssignmentError = "license_assignment_error",
+        /// A SKU out of seats, low, or lapsing.
+        SkuCapacity = "sku_capacity",
+        /// A licence left a user.
+        LicenseRemoved = "license_removed",
+        /// A licence joined a user.
+        LicenseAdded = "license_added",
+        /// Many removals in one run.
+        MassDelicensing = "mass_delicensing",
+        /// A disabled account still holding licences.
+        LicensedDisabledAccount = "licensed_disabled_account",
+    }
+}
+
+spelled! {
     /// What an alert is about.
     AlertKind {
         /// Many users lost licences in one run.

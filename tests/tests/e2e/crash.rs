@@ -203,7 +203,7 @@ mod license_check {
             quiet
                 .findings
                 .iter()
-                .all(|f| !matches!(f.kind(), "license_removed" | "license_added")),
+                .all(|f| !matches!(f.kind().as_str(), "license_removed" | "license_added")),
             "{step:?}: the third run sees no change"
         );
         // What the history must say. joni lost E3 only when the crash was in a later run; nestor lost it before
