@@ -3,13 +3,14 @@
 on every Graph request. Reports wall time, the lower bound (Graph requests x latency), their ratio, CPU time and
 peak RSS of the check process.
 
-Usage: scripts/bench/check_100k.py [USERS] [LATENCY_MS]   (after `cargo build --release -p licensewatch`)
+Usage: scripts/bench/check_100k.py [USERS] [LATENCY_MS] [BINARY]   (after `cargo build --release -p licensewatch`;
+BINARY defaults to target/release/licensewatch: pass another build to compare side by side)
 """
 import json, os, resource, subprocess, sys, tempfile, time, urllib.request
 
 users = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
 latency_ms = int(sys.argv[2]) if len(sys.argv) > 2 else 20
-exe = "target/release/licensewatch"
+exe = sys.argv[3] if len(sys.argv) > 3 else "target/release/licensewatch"
 sim = subprocess.Popen([exe, "sim", "--port", "0", "--users", str(users)], stdout=subprocess.PIPE,
                        stderr=subprocess.DEVNULL, text=True)
 try:

@@ -182,6 +182,72 @@ async fn next_link_to_another_host_is_refused() {
 }
 
 #[tokio::test]
+async fn the_next_page_is_requested_while_the_caller_works_on_this_one_and_only_on_its_own_host() {
+    let server = server_with_tokens().await;
+    let base = server.uri();
+    let page = |n: u32, next: Option<String>| {
+        let mut body = json!({"value": [user(n)]});
+        if let Some(link) = next {
+            body["@odata.nextLink"] = json!(link);
+        }
+        ResponseTemplate::new(200)
+            .set_body_json(body)
+            .set_delay(Duration::from_millis(300))
+    };
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users"))
+        .and(query_param("$skiptoken", "2"))
+        .respond_with(page(2, None))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users"))
+        .respond_with(page(1, Some(format!("{base}/v1.0/users?$skiptoken=2"))))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    let ms = connect(&server, RetryPolicy::quick());
+    let started = Instant::now();
+    let mut pager = ms.graph.pages::<User>("users");
+    let first = pager.next_page().await.expect("page 1").expect("some");
+    // The caller spends as long on page 1 as a round trip takes; page 2 is on its way meanwhile.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = pager.next_page().await.expect("page 2").expect("some");
+    let elapsed = started.elapsed();
+    assert_eq!((first[0].id.as_str(), second[0].id.as_str()), ("u1", "u2"));
+    assert!(pager.next_page().await.expect("end").is_none());
+    assert!(
+        elapsed < Duration::from_millis(800),
+        "three sequential 300 ms steps would take 900 ms; overlapped {elapsed:?}"
+    );
+
+    // A next link to another host is never requested, not even ahead of time: the bearer token stays home.
+    let other = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": []})))
+        .expect(0)
+        .mount(&other)
+        .await;
+    let server = server_with_tokens().await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"value": [user(1)], "@odata.nextLink": format!("{}/v1.0/users?$skiptoken=x", other.uri())}),
+        ))
+        .mount(&server)
+        .await;
+    let ms = connect(&server, RetryPolicy::quick());
+    let mut pager = ms.graph.pages::<User>("users");
+    assert!(matches!(
+        pager.next_page().await.expect_err("untrusted"),
+        ApiError::UntrustedLink { .. }
+    ));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    other.verify().await;
+}
+
+#[tokio::test]
 async fn throttling_with_retry_after_is_waited_out() {
     let server = server_with_tokens().await;
     Mock::given(method("GET"))

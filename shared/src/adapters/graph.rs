@@ -127,19 +127,63 @@ impl GraphClient {
             next: Some(self.url(relative)),
             seen: HashSet::new(),
             pages: 0,
+            prefetch: None,
             _item: PhantomData,
         }
     }
 }
 
-/// A cursor over the pages of one Graph listing.
+/// A page requested ahead: its URL and the request under way.
+type Prefetch = (String, tokio::task::JoinHandle<Result<Vec<u8>, ApiError>>);
+
+/// A cursor over the pages of one Graph listing. Pages come one after another (each `$skiptoken` is in the page
+/// before), but page N+1 is requested as soon as page N's next link is read from the head of its body, so the
+/// round trip overlaps the parsing of page N.
 #[derive(Debug)]
 pub struct Pager<T> {
     client: GraphClient,
     next: Option<String>,
     seen: HashSet<String>,
     pages: u32,
+    prefetch: Option<Prefetch>,
     _item: PhantomData<fn() -> T>,
+}
+
+impl<T> Drop for Pager<T> {
+    fn drop(&mut self) {
+        // A listing abandoned halfway must not leave a request running.
+        if let Some((_, handle)) = self.prefetch.take() {
+            handle.abort();
+        }
+    }
+}
+
+/// The `@odata.nextLink` of a page, read from the head of its body: Graph writes it before `value`, so the next
+/// request can go out before the page is parsed. `None` when the head does not hold it (the last page, or a body
+/// in another order, where the full parse decides).
+fn next_link_in_head(body: &[u8]) -> Option<String> {
+    const KEY: &[u8] = b"\"value\"";
+    let at = body.windows(KEY.len()).position(|w| w == KEY)?;
+    let head = std::str::from_utf8(&body[..at])
+        .ok()?
+        .trim_end()
+        .trim_end_matches(',');
+    #[derive(Deserialize)]
+    struct Head {
+        #[serde(rename = "@odata.nextLink")]
+        next_link: Option<String>,
+    }
+    serde_json::from_str::<Head>(&format!("{head}}}"))
+        .ok()?
+        .next_link
+}
+
+/// One page's body through the retry policy, unparsed.
+async fn fetch_body(caller: Caller, url: String) -> Result<Vec<u8>, ApiError> {
+    let http = caller.http.clone();
+    caller
+        .call("page", || http.get(&url), |raw: RawResponse| Ok(raw.body))
+        .await
 }
 
 impl<T: DeserializeOwned> Pager<T> {
@@ -160,27 +204,60 @@ impl<T: DeserializeOwned> Pager<T> {
                 pages: self.pages,
             });
         }
-        let http = self.client.caller.http.clone();
-        let page: PageBody<T> = self
-            .client
-            .caller
-            .call(
-                "page",
-                || http.get(&url),
-                |raw: RawResponse| json_body(&raw),
-            )
-            .await
-            .inspect_err(|_| {
-                // Keep the position so that a caller may retry this same page.
-                self.seen.remove(&url);
-                self.next = Some(url.clone());
-            })?;
+        let page = self.read(&url).await.inspect_err(|_| {
+            // Keep the position so that a caller may retry this same page.
+            self.seen.remove(&url);
+            self.next = Some(url.clone());
+        })?;
         self.pages += 1;
         if let Some(link) = page.next_link {
             check_link(Service::Graph, &self.client.base, &link, "@odata.nextLink")?;
             self.next = Some(link);
         }
         Ok(Some(page.value))
+    }
+
+    /// Page `url`: the prefetched body when it is this page's, else a fetch now; the next page is requested before
+    /// this one is parsed. A body that does not parse is fetched again through the retry policy, as any
+    /// truncated body is.
+    async fn read(&mut self, url: &str) -> Result<PageBody<T>, ApiError> {
+        let prefetched = match self.prefetch.take() {
+            Some((u, handle)) if u == url => handle.await.ok(),
+            Some((_, handle)) => {
+                handle.abort();
+                None
+            }
+            None => None,
+        };
+        let body = match prefetched {
+            Some(body) => body?,
+            None => fetch_body(self.client.caller.clone(), url.to_string()).await?,
+        };
+        self.request_ahead(&body);
+        match serde_json::from_slice(&body) {
+            Ok(page) => Ok(page),
+            Err(_) => {
+                let http = self.client.caller.http.clone();
+                self.client
+                    .caller
+                    .call("page", || http.get(url), |raw: RawResponse| json_body(&raw))
+                    .await
+            }
+        }
+    }
+
+    /// Requests the page after `body` in the background, when its link is in the head, allowed, new, and within
+    /// the page cap.
+    fn request_ahead(&mut self, body: &[u8]) {
+        let Some(link) = next_link_in_head(body) else {
+            return;
+        };
+        let allowed =
+            check_link(Service::Graph, &self.client.base, &link, "@odata.nextLink").is_ok();
+        if allowed && !self.seen.contains(&link) && self.pages + 1 < self.client.max_pages {
+            let fetch = fetch_body(self.client.caller.clone(), link.clone());
+            self.prefetch = Some((link, tokio::spawn(fetch)));
+        }
     }
 
     /// Pages fetched so far.
@@ -272,5 +349,34 @@ impl Directory for GraphClient {
 
     async fn write(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
         self.post::<Value, Value>(path, body).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_link_in_head;
+
+    #[test]
+    fn the_next_link_is_read_from_the_head_when_graph_puts_it_there() {
+        let body = br#"{"@odata.context":"https://graph.microsoft.com/v1.0/$metadata#users","@odata.nextLink":"https://graph.microsoft.com/v1.0/users?$skiptoken=abc","value":[{"id":"1"}]}"#;
+        assert_eq!(
+            next_link_in_head(body).as_deref(),
+            Some("https://graph.microsoft.com/v1.0/users?$skiptoken=abc")
+        );
+        assert_eq!(
+            next_link_in_head(br#"{"value":[],"@odata.nextLink":"x"}"#),
+            None,
+            "after the items: the full parse decides"
+        );
+        assert_eq!(
+            next_link_in_head(br#"{"@odata.context":"c","value":[]}"#),
+            None,
+            "the last page"
+        );
+        assert_eq!(
+            next_link_in_head(br#"{"@odata.nextLink":x,"value":[]}"#),
+            None,
+            "not JSON: the full parse decides"
+        );
     }
 }
