@@ -166,7 +166,8 @@ impl Settings {
             Some(p) => (PathBuf::from(p), true),
             None => (PathBuf::from("./licensewatch.toml"), false),
         };
-        let [queue_url, tenant_queue_url] = r.queues(&state, &archive);
+        let [queue_url, tenant_queue_url] = r.queues(&state);
+        r.state_needs_s3(&state, &archive);
         match credential {
             Some(credential) if r.problems.0.is_empty() => Ok(Settings {
                 queue_url,
@@ -370,8 +371,8 @@ impl Reader<'_> {
     }
 
     /// The remediation and tenant queues (SQS); the remediation queue needs state in DynamoDB, where the worker
-    /// that reads it records outcomes; and DynamoDB state needs an S3 archive for snapshots.
-    fn queues(&mut self, state: &StateLocation, archive: &ArchiveLocation) -> [Option<String>; 2] {
+    /// that reads it records outcomes.
+    fn queues(&mut self, state: &StateLocation) -> [Option<String>; 2] {
         let mut urls = [None, None];
         for (var, slot) in [vars::QUEUE_URL, vars::TENANT_QUEUE_URL]
             .into_iter()
@@ -391,7 +392,12 @@ impl Reader<'_> {
             );
             self.problems.add(vars::QUEUE_URL, problem);
         }
-        // Checked here, last, so that problems are listed in the order the variables are documented.
+        urls
+    }
+
+    /// DynamoDB state keeps snapshots in S3: it needs an S3 archive. Checked last, so that problems are listed in
+    /// the order the variables are documented.
+    fn state_needs_s3(&mut self, state: &StateLocation, archive: &ArchiveLocation) {
         if matches!(state, StateLocation::DynamoDb(_))
             && !matches!(archive, ArchiveLocation::S3 { .. })
         {
@@ -402,7 +408,6 @@ impl Reader<'_> {
             );
             self.problems.add(vars::ARCHIVE, problem);
         }
-        urls
     }
 }
 

@@ -135,3 +135,23 @@ fn sqs(var: &str, url: &str, aws: Aws) -> Result<Arc<dyn MessageQueue>, ConfigEr
 fn sqs(var: &str, _: &str, _: Aws) -> Result<Arc<dyn MessageQueue>, ConfigError> {
     Err(missing(var, "SQS client"))
 }
+
+/// Only meaningful in a build without the adapters, like a Lambda function's: `.ci/run` runs
+/// `cargo test -p licensewatch-core --lib` (no features) for it.
+#[cfg(all(test, not(any(feature = "sqlite", feature = "sqs"))))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_adapter_this_build_lacks_is_an_error_naming_the_variable() {
+        let err = sqlite(std::path::Path::new("./licensewatch.db"))
+            .err()
+            .expect("no SQLite in this build");
+        assert!(err.to_string().contains(vars::STATE), "{err}");
+        assert!(err.to_string().contains("dynamodb:TABLE"), "{err}");
+        let err =
+            sqs(vars::QUEUE_URL, "https://sqs.example/q", None).expect_err("no SQS in this build");
+        assert_eq!(err.problems[0].name, vars::QUEUE_URL);
+        assert!(err.problems[0].problem.contains("SQS"), "{err}");
+    }
+}

@@ -1,7 +1,7 @@
 //! Opens, updates and closes the grace cases of member mailboxes without an enabled Exchange plan; the dating
 //! rules are the domain's ([`crate::domain::grace::follow_case`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -60,7 +60,9 @@ pub(super) async fn follow(
         .iter()
         .filter(|u| u.is_member_mailbox() && !u.exchange_enabled)
     {
-        let prior = existing.get(&u.id);
+        // What remains in `existing` after the loop are the cases whose user no longer qualifies: they close.
+        let prior = existing.remove(&u.id);
+        let prior = prior.as_ref();
         let facts = MailboxFacts {
             tenant_id: &tenant.tenant_id,
             user: u,
@@ -81,14 +83,6 @@ pub(super) async fn follow(
             open.push(case);
         }
     }
-    let still_open: HashSet<&str> = seen
-        .snapshot
-        .users
-        .iter()
-        .filter(|u| u.is_member_mailbox() && !u.exchange_enabled)
-        .map(|u| u.id.as_str())
-        .collect();
-    existing.retain(|user_id, _| !still_open.contains(user_id.as_str()));
     let mut written: Vec<GraceCase> = existing
         .into_values()
         .map(|mut case| {

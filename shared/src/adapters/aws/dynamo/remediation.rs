@@ -309,3 +309,84 @@ impl DynamoStore {
         Ok(None)
     }
 }
+
+/// Remediation items and their ticket keys.
+impl DynamoStore {
+    pub(super) async fn first_ticket(
+        &self,
+        ticket_key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Option<RemediationRecord>, StoreError> {
+        let Some(item) = self.get(&format!("ticket#{ticket_key}"), "-").await? else {
+            return Ok(None);
+        };
+        let created = attr_s(&item, "created_at").unwrap_or_default();
+        if created <= ts(&since).as_str() {
+            return Ok(None);
+        }
+        let Some(id) = attr_s(&item, "remediation_id") else {
+            return Ok(None);
+        };
+        self.remediation(id).await
+    }
+
+    pub(super) fn ticket_put(
+        &self,
+        record: &RemediationRecord,
+        ticket: &str,
+    ) -> Result<Put, StoreError> {
+        let now = record.created_at;
+        let mut item = key(format!("ticket#{ticket}"), "-");
+        item.insert("remediation_id".into(), s(&record.request.remediation_id));
+        item.insert("created_at".into(), s(ts(&now)));
+        item.insert(
+            "expires_at".into(),
+            n((now + Duration::days(IDEMPOTENCY_DAYS)).timestamp()),
+        );
+        build(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                // A ticket key older than 24 h may be claimed again.
+                .condition_expression("attribute_not_exists(pk) OR created_at <= :since")
+                .expression_attribute_values(":since", s(ts(&(now - Duration::hours(24)))))
+                .build(),
+        )
+    }
+
+    pub(super) fn remediation_item(
+        &self,
+        record: &RemediationRecord,
+        webhook_key: Option<&str>,
+    ) -> Result<Item, StoreError> {
+        let mut item = with_doc(
+            key(
+                format!("remediation#{}", record.request.remediation_id),
+                "-",
+            ),
+            record,
+        )?;
+        item.insert("tenant_id".into(), s(&record.request.tenant_id));
+        if let Some(k) = &record.ticket_key {
+            item.insert("ticket_key".into(), s(k));
+        }
+        if let Some(w) = webhook_key {
+            item.insert("webhook_key".into(), s(w));
+        }
+        Ok(item)
+    }
+
+    pub(super) fn new_remediation_put(
+        &self,
+        record: &RemediationRecord,
+        webhook_key: Option<&str>,
+    ) -> Result<Put, StoreError> {
+        build(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(self.remediation_item(record, webhook_key)?))
+                .condition_expression("attribute_not_exists(pk)")
+                .build(),
+        )
+    }
+}
