@@ -76,6 +76,9 @@ pub struct Blob {
     pub visible_from: DateTime<Utc>,
     /// Records.
     pub records: Vec<Value>,
+    /// The served body, made on the first download: a blob is immutable once it can be listed, so serving it is a
+    /// copy of these bytes rather than a new serialisation per request (the feed must outrun audit-fetch).
+    pub body: std::sync::OnceLock<axum::body::Bytes>,
 }
 
 /// A licence write the sim performed, for read-back by tests.
@@ -614,18 +617,30 @@ impl Tenant {
             created,
             visible_from,
             records: vec![record],
+            body: Default::default(),
         });
     }
 
     /// Records in a blob in a deterministic, non-chronological order.
-    pub fn blob_records(&self, blob: &Blob) -> Vec<Value> {
-        let mut r = blob.records.clone();
+    pub fn blob_records<'b>(&self, blob: &'b Blob) -> Vec<&'b Value> {
+        let mut r: Vec<&Value> = blob.records.iter().collect();
         let mut x = lcg(self.seed ^ blob.records.len() as u64);
         for i in (1..r.len()).rev() {
             x = lcg(x);
             r.swap(i, (x % (i as u64 + 1)) as usize);
         }
         r
+    }
+
+    /// A blob's body as the API serves it: a JSON array of its records, in [`Tenant::blob_records`]' order.
+    pub fn blob_body(&self, blob: &Blob) -> axum::body::Bytes {
+        blob.body
+            .get_or_init(|| {
+                serde_json::to_vec(&self.blob_records(blob))
+                    .unwrap_or_default()
+                    .into()
+            })
+            .clone()
     }
 
     /// Advances the clock.

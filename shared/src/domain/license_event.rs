@@ -226,6 +226,18 @@ pub fn from_directory_audit(v: &serde_json::Value) -> Option<LicenseRecord> {
 
 /// True for an activity (without its trailing period) that writes licences. A failed "Update user" counts even
 /// without `AssignedLicense`: real failure records carry no licence list, because nothing changed.
+/// Whether a Management API record with this `Operation` can carry a licence change or a group-licensing result:
+/// audit-fetch parses only these records in full and archives the rest as they came.
+pub fn management_operation_of_interest(operation: &str) -> bool {
+    matches!(
+        operation.trim_end_matches('.'),
+        "Change user license" | "Update user" | "Add user" | GROUP_LICENSING_FINISHED
+    )
+}
+
+/// The activity Entra writes when a group-licensing run ends.
+const GROUP_LICENSING_FINISHED: &str = "Finish applying group based license to users";
+
 fn is_licence_write(activity: &str, has_assigned_license: bool, failed: bool) -> bool {
     match activity {
         "Change user license" => true,
@@ -553,7 +565,7 @@ pub struct GroupLicensingRun {
 /// Reads a "Finish applying group based license to users" record from either source; `None` for anything else or
 /// when the record holds no failure count.
 pub fn group_licensing_run(v: &serde_json::Value) -> Option<GroupLicensingRun> {
-    const FINISH: &str = "Finish applying group based license to users";
+    const FINISH: &str = GROUP_LICENSING_FINISHED;
     let (id, at, group) = if v["activityDisplayName"].as_str() == Some(FINISH) {
         let group = v["targetResources"].as_array().and_then(|ts| {
             ts.iter().find(|t| {
@@ -634,6 +646,40 @@ mod tests {
 
     const E3: &str = "6fd2c87f-b296-42f0-b197-1e91e994b900";
     const PBI: &str = "a403ebcc-fae0-4ca2-8c8c-7a907fd6c235";
+
+    #[test]
+    fn every_record_the_licence_rules_read_passes_the_operation_filter() {
+        // audit-fetch parses only records whose operation passes the filter: a record the rules would read must
+        // never be filtered out, whatever its result or properties.
+        let ops = [
+            "Change user license.",
+            "Update user.",
+            "Add user.",
+            "Finish applying group based license to users.",
+            "Delete user.",
+            "UserLoggedIn",
+            "Set license properties.",
+            "Update user",
+        ];
+        for op in ops {
+            for status in ["Success", "Failure"] {
+                let record = json!({
+                    "Id": "1", "CreationTime": "2026-11-20T10:00:00", "Operation": op, "ResultStatus": status,
+                    "ObjectId": "adele@contoso.com",
+                    "Target": [{"ID": "User_0b9a7c1e-7b0a-4a56-9a3c-5c0f1d2e3f40", "Type": 2}],
+                    "ModifiedProperties": [{"Name": "AssignedLicense", "NewValue": lic(E3, "ENTERPRISEPACK"), "OldValue": "[]"}],
+                    "ExtendedProperties": [{"Name": "additionalDetails", "Value": "{\"Succeeded\":1,\"Failed\":1}"}]
+                });
+                let read = from_management_record(&record).is_some()
+                    || group_licensing_run(&record).is_some();
+                assert!(
+                    !read || management_operation_of_interest(op),
+                    "{op} {status}"
+                );
+            }
+        }
+        assert!(!management_operation_of_interest("UserLoggedIn"));
+    }
 
     fn lic(sku: &str, name: &str) -> String {
         format!(

@@ -322,12 +322,15 @@ pub(super) async fn ctl_generate_audit(
     let per = b.records / blobs;
     let now = t.now;
     let tenant = t.tenant_id.clone();
+    let created_of = |k: usize| now - Duration::minutes(((blobs - k) % (6 * 24 * 60)) as i64 + 10);
     for k in 0..blobs {
-        let created = now - Duration::minutes(((blobs - k) % (6 * 24 * 60)) as i64 + 10);
+        let created = created_of(k);
         let records: Vec<Value> = (0..per)
             .map(|i| {
-                json!({"CreationTime": (created - Duration::minutes(70)).format("%Y-%m-%dT%H:%M:%S").to_string(),
-                    "Id": format!("{:08x}-b0b0-4b0b-8b0b-{:012x}", k, i), "Operation": "UserLoggedIn",
+                // Every hundredth record repeats one of the blob before, as Microsoft repeats records.
+                let (k, i) = if i % 100 == 99 && k > 0 { (k - 1, i - 1) } else { (k, i) };
+                json!({"CreationTime": (created_of(k) - Duration::minutes(70)).format("%Y-%m-%dT%H:%M:%S").to_string(),
+                    "Id": format!("{k:08x}-b0b0-4b0b-8b0b-{i:012x}"), "Operation": "UserLoggedIn",
                     "OrganizationId": tenant, "RecordType": 15, "ResultStatus": "Success",
                     "UserKey": format!("user{i}@{tenant}"), "UserType": 0, "Workload": "AzureActiveDirectory",
                     "ObjectId": "00000002-0000-0ff1-ce00-000000000000", "UserId": format!("user{}@contoso.com", i % 1000),
@@ -340,6 +343,7 @@ pub(super) async fn ctl_generate_audit(
             created,
             visible_from: created,
             records,
+            body: Default::default(),
         });
     }
     t.subscriptions.insert(b.content_type.clone(), true);

@@ -201,5 +201,9 @@ pub(super) async fn get_blob(
             ),
         );
     }
-    Json(t.blob_records(b)).into_response()
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        t.blob_body(b),
+    )
+        .into_response()
 }

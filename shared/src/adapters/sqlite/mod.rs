@@ -106,7 +106,7 @@ CREATE TABLE IF NOT EXISTS remediations (
 CREATE INDEX IF NOT EXISTS remediations_ticket ON remediations (ticket_key);
 CREATE INDEX IF NOT EXISTS remediations_tenant_time ON remediations (tenant_id, created_at);
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS audit_seen (record_id TEXT PRIMARY KEY, seen_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_seen (record_id TEXT PRIMARY KEY, seen_at TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blob_seen (content_id TEXT PRIMARY KEY, seen_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_gaps (source TEXT NOT NULL, from_at TEXT NOT NULL, to_at TEXT NOT NULL, PRIMARY KEY (source, from_at));
 CREATE TABLE IF NOT EXISTS action_budget (tenant_id TEXT NOT NULL, bucket TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (tenant_id, bucket));

@@ -8,7 +8,7 @@
 //! what a dead run left: an object that was written is confirmed, one that was not is released, so its records are
 //! archived again when they are read again (the cursor never passed them).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
@@ -17,17 +17,19 @@ use serde_json::Value;
 
 use crate::domain::kinds::AlertKind;
 use crate::domain::license_event::{
-    GroupLicensingRun, LicenseRecord, from_directory_audit, from_management_record,
-    group_licensing_run, merge,
+    GroupLicensingRun, LicenseRecord, from_directory_audit, group_licensing_run, merge,
 };
 use crate::error::{ApiError, CoreError};
 use crate::policy::Policy;
-use crate::ports::archive::{AuditArchive, encode_records, object_key};
-use crate::ports::audit_feed::{AuditFeed, RETENTION, plan_windows};
+use crate::ports::archive::AuditArchive;
+use crate::ports::audit_feed::{AuditFeed, ContentBlob, RETENTION, plan_windows};
 use crate::ports::clock::Clock;
 use crate::ports::directory::Directory;
 use crate::ports::store::{AuditState, Gap, StateStore};
 use crate::usecases::lease::{self, RunLease};
+
+mod prepare;
+use prepare::{Prepared, RecentIds, Shape};
 
 /// How long Entra keeps directory audits (P1/P2).
 pub const DIRECTORY_RETENTION_DAYS: i64 = 30;
@@ -214,21 +216,18 @@ async fn merge_license_changes(
 /// users (Microsoft writes no per-user failure record for those, and sends no alert).
 async fn keep_licence_activity(
     deps: &AuditDeps<'_>,
-    records: &[Value],
-    parse: fn(&Value) -> Option<LicenseRecord>,
+    parts: &[LicenseRecord],
+    runs: &[GroupLicensingRun],
     now: DateTime<Utc>,
 ) -> Result<(), CoreError> {
     let tenant = deps.management_tenant();
-    let parts: Vec<LicenseRecord> = records.iter().filter_map(parse).collect();
     if !parts.is_empty() {
-        deps.store.put_license_parts(&tenant, &parts).await?;
+        deps.store.put_license_parts(&tenant, parts).await?;
     }
-    for run in records.iter().filter_map(group_licensing_run) {
-        if run.failed > 0 {
-            deps.store
-                .raise_alert(&tenant, &group_licensing_alert(&run, now))
-                .await?;
-        }
+    for run in runs.iter().filter(|r| r.failed > 0) {
+        deps.store
+            .raise_alert(&tenant, &group_licensing_alert(run, now))
+            .await?;
     }
     Ok(())
 }
@@ -262,73 +261,47 @@ fn group_licensing_alert(
     }
 }
 
-/// Where a batch comes from and how its records name their id and time.
-#[derive(Clone, Copy)]
-struct Shape<'a> {
-    source: &'a str,
-    content_type: &'a str,
-    id_field: &'a str,
-    time_field: &'a str,
-}
-
-/// Dedupes, archives (one object per day of records) and indexes a batch: claim the ids, write the object with the
-/// claimed records only, confirm it.
-async fn archive_batch(
+/// Archives a prepared batch: its licence activity first, then for each object (a day of its records): claim the
+/// ids, write the object with the claimed records only, confirm it.
+async fn archive_prepared(
     deps: &AuditDeps<'_>,
-    shape: Shape<'_>,
-    records: Vec<Value>,
+    mut prepared: Prepared,
     now: DateTime<Utc>,
     lease: &RunLease<'_>,
     report: &mut AuditReport,
 ) -> Result<(), CoreError> {
-    let Shape {
-        source,
-        content_type,
-        id_field,
-        time_field,
-    } = shape;
-    let mut batch_ids = HashSet::new();
-    let mut by_day: BTreeMap<String, Vec<(String, Value)>> = BTreeMap::new();
-    for r in records {
-        let id = crate::domain::record_id(&r, id_field);
-        if id.starts_with("content-sha256:") {
-            tracing::warn!(source, id = %id, "a record without an id is kept under an id from its content");
-        }
-        if !batch_ids.insert(id.clone()) {
-            report.duplicates_skipped += 1;
-            continue;
-        }
-        let day = r[time_field]
-            .as_str()
-            .map(|t| t.chars().take(10).collect())
-            .unwrap_or_else(|| now.format("%Y-%m-%d").to_string());
-        by_day.entry(day).or_default().push((id, r));
+    keep_licence_activity(deps, &prepared.licence_records, &prepared.group_runs, now).await?;
+    (deps.crash)(AuditStep::AfterLicenceParts)?;
+    report.duplicates_skipped += prepared.repeated;
+    if prepared.without_id > 0 {
+        tracing::warn!(
+            records = prepared.without_id,
+            "records without an id are kept under an id from their content"
+        );
     }
-    for (day, items) in by_day {
-        let ids: Vec<String> = items.iter().map(|(i, _)| i.clone()).collect();
-        let key = object_key(source, content_type, &day, &ids);
+    for object in std::mem::take(&mut prepared.objects) {
         lease.renew(now).await?;
         let claimed: HashSet<String> = deps
             .state
-            .claim_records(&key, &ids, now)
+            .claim_records(&object.key, &object.ids, now)
             .await?
             .into_iter()
             .collect();
-        report.duplicates_skipped += ids.len() - claimed.len();
+        report.duplicates_skipped += object.ids.len() - claimed.len();
         if claimed.is_empty() {
             continue;
         }
         (deps.crash)(AuditStep::AfterClaim)?;
-        let records: Vec<Value> = items
-            .into_iter()
-            .filter(|(i, _)| claimed.contains(i))
-            .map(|(_, r)| r)
-            .collect();
-        if !deps.archive.put_new(&key, encode_records(&records)).await? {
-            ensure_holds(deps, &key, &claimed).await?;
+        let bytes = if claimed.len() == object.ids.len() {
+            object.encoded
+        } else {
+            prepared.encode_only(&object, &claimed)
+        };
+        if !deps.archive.put_new(&object.key, bytes).await? {
+            ensure_holds(deps, &object.key, &claimed).await?;
         }
         (deps.crash)(AuditStep::AfterObject)?;
-        deps.state.confirm_object(&key, now).await?;
+        deps.state.confirm_object(&object.key, now).await?;
         (deps.crash)(AuditStep::AfterConfirm)?;
         report.records_archived += claimed.len();
     }
@@ -387,6 +360,13 @@ async fn fetch_directory(
         Some(c) => c - Duration::hours(1),
         None => now - Duration::days(policy.audit.first_run_days.min(DIRECTORY_RETENTION_DAYS)),
     };
+    let shape = Shape {
+        source: "directory_audit",
+        content_type: "directoryAudits".into(),
+        id_field: "id",
+        time_field: "activityDateTime",
+    };
+    let today = now.format("%Y-%m-%d").to_string();
     let mut pager = deps.graph.directory_audits(from, None);
     let mut newest: Option<DateTime<Utc>> = None;
     while let Some(page) = pager.next_page().await? {
@@ -398,22 +378,10 @@ async fn fetch_directory(
                 newest = newest.max(Some(t.to_utc()));
             }
         }
-        keep_licence_activity(deps, &page, from_directory_audit, now).await?;
-        (deps.crash)(AuditStep::AfterLicenceParts)?;
-        archive_batch(
-            deps,
-            Shape {
-                source: "directory_audit",
-                content_type: "directoryAudits",
-                id_field: "id",
-                time_field: "activityDateTime",
-            },
-            page,
-            now,
-            lease,
-            report,
-        )
-        .await?;
+        let mut prepared = prepare::parsed_records(&page, &shape, &today);
+        prepared.licence_records = page.iter().filter_map(from_directory_audit).collect();
+        prepared.group_runs = page.iter().filter_map(group_licensing_run).collect();
+        archive_prepared(deps, prepared, now, lease, report).await?;
     }
     // A quiet tenant has no new record to move the watermark: move it anyway to a day ago (records arrive at most
     // hours late), or a month without directory changes would look like a gap in the archive.
@@ -472,15 +440,67 @@ async fn fetch_management(
                 todo.push(b);
             }
         }
-        let mgmt = deps.management;
-        let mut downloads = futures::stream::iter(todo.into_iter().map(|b| async move {
-            let r = mgmt.fetch_blob(&b.content_uri).await;
-            (b, r)
-        }))
-        .buffer_unordered(policy.audit.max_parallel_blobs.max(1));
-        while let Some((blob, result)) = downloads.next().await {
-            let bytes = match result {
-                Ok(b) => b,
+        archive_blobs(deps, policy, content_type, todo, now, lease, report).await?;
+        if cursor.is_none_or(|c| w.end > c) {
+            deps.state.set_cursor(&cursor_name, w.end).await?;
+            (deps.crash)(AuditStep::AfterCursor)?;
+        }
+    }
+    Ok(())
+}
+
+/// Downloads and prepares blobs ahead (downloads and CPU work overlap: several downloads in flight, records
+/// prepared on blocking threads) while this task archives them one by one in listing order; memory stays bounded
+/// by the number in flight.
+async fn archive_blobs(
+    deps: &AuditDeps<'_>,
+    policy: &Policy,
+    content_type: &str,
+    blobs: Vec<ContentBlob>,
+    now: DateTime<Utc>,
+    lease: &RunLease<'_>,
+    report: &mut AuditReport,
+) -> Result<(), CoreError> {
+    let in_flight = policy.audit.max_parallel_blobs.max(1);
+    let shape = Shape {
+        source: "management_api",
+        content_type: content_type.to_string(),
+        id_field: "Id",
+        time_field: "CreationTime",
+    };
+    let today = now.format("%Y-%m-%d").to_string();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(in_flight);
+    let mgmt = deps.management;
+    let recent = std::sync::Arc::new(std::sync::Mutex::new(RecentIds::new(4 * in_flight)));
+    let produce = async move {
+        let mut ready = futures::stream::iter(blobs.into_iter().enumerate())
+            .map(|(position, blob)| {
+                let (shape, today, recent) = (shape.clone(), today.clone(), recent.clone());
+                async move {
+                    let prepared = match mgmt.fetch_blob(&blob.content_uri).await {
+                        Ok(body) => tokio::task::spawn_blocking(move || {
+                            let recent = Some((&*recent, position));
+                            prepare::management_blob(body, &shape, &today, recent)
+                        })
+                        .await
+                        .unwrap_or_else(|e| Err(prepare_failed(&e))),
+                        Err(e) => Err(e),
+                    };
+                    (blob, prepared)
+                }
+            })
+            .buffered(in_flight);
+        while let Some(item) = ready.next().await {
+            if tx.send(item).await.is_err() {
+                break; // the archiving side stopped on an error
+            }
+        }
+    };
+    let source = format!("management_api:{content_type}");
+    let consume = async move {
+        while let Some((blob, prepared)) = rx.recv().await {
+            let prepared = match prepared {
+                Ok(p) => p,
                 Err(e) if matches!(e.code(), Some("AF20051") | Some("AF20050")) => {
                     let gap = Gap {
                         source: source.clone(),
@@ -491,40 +511,25 @@ async fn fetch_management(
                     report.gaps.push(gap);
                     continue;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(CoreError::from(e)),
             };
             report.blobs_fetched += 1;
-            let records: Vec<Value> =
-                serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedBody {
-                    service: crate::error::Service::Management,
-                    what: "content blob".into(),
-                    detail: e.to_string(),
-                })?;
-            keep_licence_activity(deps, &records, from_management_record, now).await?;
-            (deps.crash)(AuditStep::AfterLicenceParts)?;
-            archive_batch(
-                deps,
-                Shape {
-                    source: "management_api",
-                    content_type,
-                    id_field: "Id",
-                    time_field: "CreationTime",
-                },
-                records,
-                now,
-                lease,
-                report,
-            )
-            .await?;
+            archive_prepared(deps, prepared, now, lease, report).await?;
             deps.state.mark_blob(&blob.content_id, now).await?;
             (deps.crash)(AuditStep::AfterBlob)?;
         }
-        if cursor.is_none_or(|c| w.end > c) {
-            deps.state.set_cursor(&cursor_name, w.end).await?;
-            (deps.crash)(AuditStep::AfterCursor)?;
-        }
+        Ok(())
+    };
+    let ((), archived) = futures::join!(produce, consume);
+    archived
+}
+
+fn prepare_failed(e: &tokio::task::JoinError) -> ApiError {
+    ApiError::MalformedBody {
+        service: crate::error::Service::Management,
+        what: "content blob".into(),
+        detail: format!("preparing its records failed: {e}"),
     }
-    Ok(())
 }
 
 /// What `licensewatch audit-verify --day` found for one source.
