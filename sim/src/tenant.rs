@@ -145,6 +145,8 @@ pub struct Tenant {
     counter: u64,
     /// Seats in use per SKU (lower-case id), kept in step with every change.
     seats_used: HashMap<String, i64>,
+    /// What `/users/delta` needs: baselines, per-user records, removals.
+    pub(crate) delta: crate::server::delta::DeltaState,
 }
 
 fn lcg(x: u64) -> u64 {
@@ -185,6 +187,7 @@ impl Tenant {
             seed: s.seed,
             counter: 0,
             seats_used: HashMap::new(),
+            delta: Default::default(),
         };
         for spec in s.users {
             t.insert_user(spec, false);
@@ -241,6 +244,23 @@ impl Tenant {
             }
         }
         i
+    }
+
+    /// Deletes a user (by id or UPN): its seats are released and it leaves its groups. Returns its id.
+    pub fn remove_user(&mut self, key: &str) -> Option<String> {
+        let ui = self.find_user(key)?;
+        let before = self.users[ui].active_licenses();
+        self.count_seats(&before, &[]);
+        let user = self.users.remove(ui);
+        for g in &mut self.groups {
+            g.members.retain(|m| !m.eq_ignore_ascii_case(&user.spec.id));
+        }
+        self.index.clear();
+        for (i, u) in self.users.iter().enumerate() {
+            self.index.insert(u.spec.id.to_ascii_lowercase(), i);
+            self.index.insert(u.spec.upn.to_ascii_lowercase(), i);
+        }
+        Some(user.spec.id)
     }
 
     /// Finds a user by id or UPN (case-insensitive).

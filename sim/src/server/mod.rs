@@ -5,6 +5,7 @@
 
 mod audits;
 mod control;
+pub(crate) mod delta;
 mod groups;
 mod guards;
 mod management;
@@ -138,6 +139,7 @@ async fn start_with(
 fn router(shared: Arc<Shared>) -> Router {
     let graph = Router::new()
         .route("/v1.0/users", get(list_users))
+        .route("/v1.0/users/delta", get(delta::users_delta))
         .route("/v1.0/users/{id}", get(get_user))
         .route("/v1.0/users/{id}/assignLicense", post(user_assign_license))
         .route(
@@ -194,6 +196,11 @@ fn router(shared: Arc<Shared>) -> Router {
             post(ctl_add_fault).get(ctl_faults).delete(ctl_clear_faults),
         )
         .route("/_sim/users", post(ctl_add_user))
+        .route(
+            "/_sim/users/{id}",
+            axum::routing::delete(delta::ctl_remove_user),
+        )
+        .route("/_sim/delta/expire", post(delta::ctl_expire_delta))
         .route("/_sim/users/{id}/licenses", post(ctl_user_licenses))
         .route(
             "/_sim/users/{id}/failed-assignment",

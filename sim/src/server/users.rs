@@ -119,6 +119,21 @@ pub(super) const USER_PROPS: [&str; 20] = [
 pub(super) struct UserFields(u32);
 
 impl UserFields {
+    /// The fields of these bits of [`USER_PROPS`].
+    pub(super) fn bits(bits: u32) -> Self {
+        Self(bits)
+    }
+
+    /// The bits.
+    pub(super) fn raw(self) -> u32 {
+        self.0
+    }
+
+    /// The fields a `$select` (lower-cased names) asks for.
+    pub(super) fn from_select_set(select: Option<&HashSet<String>>) -> Self {
+        Self::from_select(select)
+    }
+
     fn from_select(select: Option<&HashSet<String>>) -> Self {
         let mut bits = 1; // `id` is always returned
         for (i, name) in USER_PROPS.iter().enumerate() {

@@ -1,0 +1,379 @@
+//! `GET /v1.0/users/delta`, as Graph serves it: an initial round (every user, `$skiptoken` pages, an
+//! `@odata.deltaLink` on the last), `$deltatoken=latest` (no users, only a link for now), and rounds from a delta
+//! token: users created since (all selected properties), updated users carrying their `id` and only the selected
+//! properties that changed, and removed users as `{"id", "@removed": {"reason": "changed" | "deleted"}}` (soft and
+//! hard deletion). As Microsoft documents, a change to `licenseAssignmentStates` alone is not tracked. A token older
+//! than seven days, or expired through `/_sim/delta/expire`, is answered `400 syncStateNotFound`.
+//!
+//! How changes are found: each round starts a baseline (a sequence number); for every user whose state differs from
+//! its last recorded one (a fingerprint of the raw fields), the per-property hashes of its rendered JSON are recorded
+//! under that baseline. A round from token T compares each user's record at T with its record now.
+// Route helpers return the ready error `Response` as their `Err`.
+#![allow(clippy::result_large_err)]
+
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use super::users::{USER_PROPS, UserFields, UserView};
+use super::*;
+
+/// How long Graph keeps a delta token for directory objects.
+const TOKEN_DAYS: i64 = 7;
+/// `licenseAssignmentStates` is not tracked by user delta.
+const UNTRACKED: &str = "licenseAssignmentStates";
+
+/// One user's state as of a baseline.
+#[derive(Debug, Clone)]
+struct Record {
+    baseline: u64,
+    fingerprint: u64,
+    props: Vec<u64>,
+}
+
+/// A round's answer, computed on its first page and served page by page.
+#[derive(Debug, Clone)]
+enum Entry {
+    /// A user created since the token: every selected property.
+    New(String),
+    /// A user updated since: the properties (bits of [`USER_PROPS`]) that changed.
+    Updated(String, u32),
+    /// A user deleted since.
+    Removed(String, &'static str),
+}
+
+/// The delta state of the tenant.
+#[derive(Debug, Default)]
+pub(crate) struct DeltaState {
+    next: u64,
+    /// Baselines a token may name, with when each was taken.
+    baselines: BTreeMap<u64, DateTime<Utc>>,
+    records: HashMap<String, Vec<Record>>,
+    /// Removed users: id → (the sequence number of the removal, permanent).
+    removed: Vec<(String, u64, bool)>,
+    rounds: BTreeMap<u64, Vec<Entry>>,
+}
+
+impl DeltaState {
+    /// Removes a user: soft (`changed`, restorable) or permanent (`deleted`).
+    pub(crate) fn note_removed(&mut self, id: &str, permanent: bool) {
+        self.next += 1;
+        self.removed.push((id.to_ascii_lowercase(), self.next, permanent));
+    }
+
+    /// Every token issued so far stops working (as when Microsoft drops a tenant's sync state).
+    pub(crate) fn expire_all(&mut self) -> usize {
+        let n = self.baselines.len();
+        self.baselines.clear();
+        self.rounds.clear();
+        n
+    }
+}
+
+/// A token's content: the baseline it names and the `$select` of the round that made it.
+#[derive(Debug, Serialize, Deserialize)]
+struct Token {
+    /// The baseline compared from (0: the initial round, every user).
+    since: u64,
+    /// The baseline this round compares to.
+    round: u64,
+    select: Option<String>,
+    offset: usize,
+}
+
+impl Token {
+    fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    fn decode(s: &str) -> Option<Self> {
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(s).ok()?).ok()
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub(super) struct DeltaQuery {
+    #[serde(rename = "$select")]
+    select: Option<String>,
+    #[serde(rename = "$skiptoken")]
+    skiptoken: Option<String>,
+    #[serde(rename = "$deltatoken")]
+    deltatoken: Option<String>,
+}
+
+fn fingerprint(t: &Tenant, ui: usize) -> u64 {
+    let u = &t.users[ui];
+    let s = &u.spec;
+    let mut h = DefaultHasher::new();
+    (&s.upn, &s.display_name, &s.mail, &s.proxy_addresses).hash(&mut h);
+    (s.account_enabled, &s.user_type, &s.usage_location, s.created).hash(&mut h);
+    s.on_premises_sync.hash(&mut h);
+    for a in &u.assignments {
+        (&a.sku_id, &a.disabled_plans, &a.by_group, a.state, &a.error).hash(&mut h);
+    }
+    // Order-free: a HashMap iterates in any order.
+    let dates: u64 = u
+        .plan_dates
+        .iter()
+        .map(|e| {
+            let mut d = DefaultHasher::new();
+            e.hash(&mut d);
+            d.finish()
+        })
+        .fold(0, u64::wrapping_add);
+    dates.hash(&mut h);
+    u.deleted_plans.hash(&mut h);
+    for sku in t.skus.iter().filter(|k| u.holds(&k.sku_id)) {
+        (sku.enabled, sku.warning, sku.service_plans.len()).hash(&mut h);
+    }
+    h.finish()
+}
+
+/// The hash of each property as Graph renders it (the untracked one always 0).
+fn prop_hashes(t: &Tenant, ui: usize) -> Vec<u64> {
+    USER_PROPS
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            if *name == UNTRACKED {
+                return 0;
+            }
+            let view = UserView {
+                t,
+                ui,
+                fields: UserFields::bits(1 << i),
+            };
+            let mut h = DefaultHasher::new();
+            serde_json::to_vec(&view).unwrap_or_default().hash(&mut h);
+            h.finish()
+        })
+        .collect()
+}
+
+/// Takes a baseline: records every user whose state changed since its last record.
+fn take_baseline(t: &mut Tenant) -> u64 {
+    t.delta.next += 1;
+    let round = t.delta.next;
+    let now = t.now;
+    let mut fresh = Vec::new();
+    for ui in 0..t.users.len() {
+        let id = t.users[ui].spec.id.to_ascii_lowercase();
+        let fp = fingerprint(t, ui);
+        let last = t.delta.records.get(&id).and_then(|r| r.last());
+        if last.is_none_or(|r| r.fingerprint != fp) {
+            fresh.push((id, fp, prop_hashes(t, ui)));
+        }
+    }
+    for (id, fingerprint, props) in fresh {
+        t.delta.records.entry(id).or_default().push(Record {
+            baseline: round,
+            fingerprint,
+            props,
+        });
+    }
+    t.delta.baselines.insert(round, now);
+    round
+}
+
+fn record_at(records: Option<&Vec<Record>>, baseline: u64) -> Option<&Record> {
+    records?.iter().rev().find(|r| r.baseline <= baseline)
+}
+
+/// What changed between baselines `since` and `round` (0: every user, as new).
+fn changes(t: &Tenant, since: u64, round: u64) -> Vec<Entry> {
+    let mut out = Vec::new();
+    for u in &t.users {
+        let id = u.spec.id.to_ascii_lowercase();
+        let records = t.delta.records.get(&id);
+        let (Some(now), before) = (
+            record_at(records, round),
+            record_at(records, since).filter(|_| since > 0),
+        ) else {
+            continue;
+        };
+        match before {
+            None => out.push(Entry::New(u.spec.id.clone())),
+            Some(b) if b.fingerprint != now.fingerprint => {
+                let bits = b
+                    .props
+                    .iter()
+                    .zip(&now.props)
+                    .enumerate()
+                    .filter(|(_, (x, y))| x != y)
+                    .fold(0u32, |acc, (i, _)| acc | (1 << i));
+                if bits != 0 {
+                    out.push(Entry::Updated(u.spec.id.clone(), bits));
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    if since > 0 {
+        for (id, at, permanent) in &t.delta.removed {
+            let existed = record_at(t.delta.records.get(id), since).is_some();
+            if *at > since && *at <= round && existed {
+                let reason = if *permanent { "deleted" } else { "changed" };
+                out.push(Entry::Removed(id.clone(), reason));
+            }
+        }
+    }
+    out
+}
+
+fn sync_state_not_found() -> Response {
+    graph_error(
+        StatusCode::BAD_REQUEST,
+        "syncStateNotFound",
+        "The sync state generation is not found. The delta token is expired and data must be synchronized again.",
+    )
+}
+
+/// `Prefer: odata.maxpagesize=N` (1-999), else Graph's default of 100.
+fn max_page_size(headers: &HeaderMap) -> usize {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|p| p.trim().strip_prefix("odata.maxpagesize="))
+        .find_map(|n| n.trim().parse::<usize>().ok())
+        .map_or(100, |n| n.clamp(1, 999))
+}
+
+/// Starts a round or continues one; `Err` is the ready error response.
+fn round_for(t: &mut Tenant, q: &DeltaQuery) -> Result<(Token, bool), Response> {
+    let expired = |t: &Tenant, b: u64| {
+        t.delta
+            .baselines
+            .get(&b)
+            .is_none_or(|at| *at + Duration::days(TOKEN_DAYS) < t.now)
+    };
+    if let Some(skip) = &q.skiptoken {
+        let token = Token::decode(skip).ok_or_else(sync_state_not_found)?;
+        if !t.delta.rounds.contains_key(&token.round) {
+            return Err(sync_state_not_found());
+        }
+        return Ok((token, false));
+    }
+    let (since, select, latest) = match q.deltatoken.as_deref() {
+        None => (0, q.select.clone(), false),
+        Some("latest") => (0, q.select.clone(), true),
+        Some(d) => {
+            let token = Token::decode(d).ok_or_else(sync_state_not_found)?;
+            if expired(t, token.round) {
+                return Err(sync_state_not_found());
+            }
+            (token.round, token.select, false)
+        }
+    };
+    let round = take_baseline(t);
+    let entries = if latest {
+        Vec::new()
+    } else {
+        changes(t, since, round)
+    };
+    t.delta.rounds.insert(round, entries);
+    while t.delta.rounds.len() > 16 {
+        t.delta.rounds.pop_first();
+    }
+    Ok((
+        Token {
+            since,
+            round,
+            select,
+            offset: 0,
+        },
+        true,
+    ))
+}
+
+pub(super) async fn users_delta(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(q): Query<DeltaQuery>,
+) -> Response {
+    let size = max_page_size(&headers);
+    let mut t = s.tenant();
+    let (token, _) = match round_for(&mut t, &q) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let entries = t.delta.rounds.get(&token.round).cloned().unwrap_or_default();
+    let select = token.select.as_ref().map(|sel| {
+        sel.split(',')
+            .map(|x| x.trim().to_ascii_lowercase())
+            .filter(|x| !x.is_empty())
+            .collect::<HashSet<_>>()
+    });
+    let wanted = UserFields::from_select_set(select.as_ref());
+    let end = (token.offset + size).min(entries.len());
+    let mut value = Vec::with_capacity(end - token.offset.min(end));
+    for e in &entries[token.offset.min(end)..end] {
+        value.push(match &e {
+            Entry::Removed(id, reason) => json!({"id": id, "@removed": {"reason": reason}}),
+            Entry::New(id) | Entry::Updated(id, _) => {
+                let Some(ui) = t.find_user(id.as_str()) else {
+                    continue;
+                };
+                let fields = match e {
+                    Entry::Updated(_, bits) => UserFields::bits((bits & wanted.raw()) | 1),
+                    _ => wanted,
+                };
+                serde_json::to_value(UserView { t: &t, ui, fields }).unwrap_or(Value::Null)
+            }
+        });
+    }
+    // As Graph writes them: `$` unescaped, the token base64url (nothing to escape).
+    let link = |key: &str, tok: &Token| format!("{}/v1.0/users/delta?{key}={}", s.base_url, tok.encode());
+    let mut body = serde_json::Map::new();
+    body.insert(
+        "@odata.context".into(),
+        json!(format!("{}/v1.0/$metadata#users", s.base_url)),
+    );
+    if end < entries.len() {
+        let next = Token {
+            offset: end,
+            select: token.select.clone(),
+            ..token
+        };
+        body.insert("@odata.nextLink".into(), json!(link("$skiptoken", &next)));
+    } else {
+        let delta = Token {
+            since: token.round,
+            round: token.round,
+            select: token.select.clone(),
+            offset: 0,
+        };
+        body.insert("@odata.deltaLink".into(), json!(link("$deltatoken", &delta)));
+    }
+    body.insert("value".into(), Value::Array(value));
+    Json(Value::Object(body)).into_response()
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub(super) struct RemoveQuery {
+    #[serde(default)]
+    permanent: bool,
+}
+
+/// `DELETE /_sim/users/{id}[?permanent=true]`: deletes a user (soft: restorable, reported by delta as `changed`;
+/// permanent: `deleted`), releasing its seats and group memberships.
+pub(super) async fn ctl_remove_user(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Query(q): Query<RemoveQuery>,
+) -> Response {
+    let mut t = s.tenant();
+    match t.remove_user(&id) {
+        Some(uid) => {
+            t.delta.note_removed(&uid, q.permanent);
+            (StatusCode::OK, Json(json!({"removed": uid, "permanent": q.permanent}))).into_response()
+        }
+        None => users::user_not_found(&id),
+    }
+}
+
+/// `POST /_sim/delta/expire`: every delta token issued so far is answered `syncStateNotFound` from now on.
+pub(super) async fn ctl_expire_delta(State(s): State<Arc<Shared>>) -> Response {
+    let n = s.tenant().delta.expire_all();
+    Json(json!({"expired": n})).into_response()
+}
