@@ -95,6 +95,9 @@ pub struct CheckPolicy {
     pub mass_delicensing_percent: f64,
     /// Warn when a SKU has this many seats or fewer left.
     pub sku_low_seats: i64,
+    /// Hours between full reads of every user; the runs between read only what changed (`/users/delta`). 0 reads
+    /// every user on every run.
+    pub full_scan_hours: u32,
 }
 
 impl Default for CheckPolicy {
@@ -103,6 +106,7 @@ impl Default for CheckPolicy {
             mass_delicensing_min_users: 50,
             mass_delicensing_percent: 5.0,
             sku_low_seats: 5,
+            full_scan_hours: 24,
         }
     }
 }

@@ -428,6 +428,8 @@ fn snapshot(taken_at: DateTime<Utc>, consumed: i64) -> Snapshot {
             warning: 0,
             suspended: 0,
         }],
+        delta_link: None,
+        full_scan_at: None,
     }
 }
 

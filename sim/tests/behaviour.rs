@@ -901,7 +901,11 @@ async fn delta_round(c: &Client, first: &str) -> (Vec<Value>, String) {
     loop {
         let r = c
             .http
-            .get(if url.starts_with("http") { url.clone() } else { format!("{}{url}", c.sim.base_url) })
+            .get(if url.starts_with("http") {
+                url.clone()
+            } else {
+                format!("{}{url}", c.sim.base_url)
+            })
             .bearer_auth(&c.graph_token)
             .header("prefer", "odata.maxpagesize=2")
             .send()
@@ -915,7 +919,9 @@ async fn delta_round(c: &Client, first: &str) -> (Vec<Value>, String) {
             url = next.to_string();
             continue;
         }
-        let delta = page["@odata.deltaLink"].as_str().expect("a round ends with a deltaLink");
+        let delta = page["@odata.deltaLink"]
+            .as_str()
+            .expect("a round ends with a deltaLink");
         assert!(delta.contains("$deltatoken="), "{delta}");
         return (items, delta.to_string());
     }
@@ -936,10 +942,23 @@ async fn user_delta_reports_new_updated_and_removed_users_with_only_the_changed_
     let (none, link) = delta_round(&c, &link).await;
     assert!(none.is_empty(), "{none:?}");
 
-    let joni = c.user(&upn("joni.sherman")).await["id"].as_str().expect("id").to_string();
-    let alex = c.user(&upn("alex.wilber")).await["id"].as_str().expect("id").to_string();
-    let adele = c.user(&upn("adele.vance")).await["id"].as_str().expect("id").to_string();
-    c.control(&format!("/_sim/users/{joni}/licenses"), json!({"remove": [E3]})).await;
+    let joni = c.user(&upn("joni.sherman")).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let alex = c.user(&upn("alex.wilber")).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let adele = c.user(&upn("adele.vance")).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    c.control(
+        &format!("/_sim/users/{joni}/licenses"),
+        json!({"remove": [E3]}),
+    )
+    .await;
     // A failed assignment changes licenseAssignmentStates only: not tracked.
     c.control(
         &format!("/_sim/users/{adele}/failed-assignment"),
@@ -949,31 +968,64 @@ async fn user_delta_reports_new_updated_and_removed_users_with_only_the_changed_
     let gone = |id: &str, permanent: bool| {
         let url = format!("{}/_sim/users/{id}?permanent={permanent}", c.sim.base_url);
         let http = c.http.clone();
-        async move { http.delete(url).send().await.expect("send").status().as_u16() }
+        async move {
+            http.delete(url)
+                .send()
+                .await
+                .expect("send")
+                .status()
+                .as_u16()
+        }
     };
     assert_eq!(gone(&alex, false).await, 200);
     let created = json!({"id": "d1f0c0de-0000-4000-8000-000000000001", "upn": upn("new.hire"),
         "created": "2026-11-20T00:00:00Z", "licenses": [{"sku_id": E3}]});
     assert_eq!(c.control("/_sim/users", created).await, 201);
     let (changes, link) = delta_round(&c, &link).await;
-    let by_id = |id: &str| changes.iter().find(|u| u["id"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(id)));
+    let by_id = |id: &str| {
+        changes
+            .iter()
+            .find(|u| u["id"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(id)))
+    };
     let j = by_id(&joni).expect("joni updated");
     assert!(j.get("assignedLicenses").is_some(), "{j}");
-    assert!(j.get("userPrincipalName").is_none() && j.get("accountEnabled").is_none(), "only what changed: {j}");
-    assert!(by_id(&adele).is_none(), "licenseAssignmentStates is not tracked: {changes:?}");
-    assert_eq!(by_id(&alex).expect("alex removed")["@removed"]["reason"], "changed");
+    assert!(
+        j.get("userPrincipalName").is_none() && j.get("accountEnabled").is_none(),
+        "only what changed: {j}"
+    );
+    assert!(
+        by_id(&adele).is_none(),
+        "licenseAssignmentStates is not tracked: {changes:?}"
+    );
+    assert_eq!(
+        by_id(&alex).expect("alex removed")["@removed"]["reason"],
+        "changed"
+    );
     let n = by_id("d1f0c0de-0000-4000-8000-000000000001").expect("new user");
-    assert!(n.get("userPrincipalName").is_some() && n.get("assignedLicenses").is_some(), "{n}");
+    assert!(
+        n.get("userPrincipalName").is_some() && n.get("assignedLicenses").is_some(),
+        "{n}"
+    );
     assert_eq!(changes.len(), 3, "{changes:?}");
 
     // A permanent deletion is `deleted`; an expired token must be answered as Graph does.
-    assert_eq!(gone("d1f0c0de-0000-4000-8000-000000000001", true).await, 200);
+    assert_eq!(
+        gone("d1f0c0de-0000-4000-8000-000000000001", true).await,
+        200
+    );
     let (changes, link) = delta_round(&c, &link).await;
     assert_eq!(changes[0]["@removed"]["reason"], "deleted", "{changes:?}");
     assert_eq!(c.control("/_sim/delta/expire", json!({})).await, 200);
     let (status, err) = c.get(&link).await;
-    assert_eq!((status, err["error"]["code"].as_str()), (400, Some("syncStateNotFound")));
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("syncStateNotFound"))
+    );
     // `$deltatoken=latest`: no users, a link for now.
-    let (latest, _) = delta_round(&c, "/v1.0/users/delta?$select=id,assignedLicenses&$deltatoken=latest").await;
+    let (latest, _) = delta_round(
+        &c,
+        "/v1.0/users/delta?$select=id,assignedLicenses&$deltatoken=latest",
+    )
+    .await;
     assert!(latest.is_empty());
 }

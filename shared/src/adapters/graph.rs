@@ -17,7 +17,7 @@ use crate::adapters::http::{
     ApiError, BodyProblem, Caller, RawResponse, Service, check_link, json_body,
 };
 use crate::ports::directory::types::{
-    DirectoryObject, Group, SubscribedSku, USER_LICENSE_SELECT, USER_SELECT, User,
+    DeltaUser, DirectoryObject, Group, SubscribedSku, USER_LICENSE_SELECT, USER_SELECT, User,
 };
 use crate::ports::directory::{BoxPages, Directory, Pages, path_segment};
 
@@ -35,6 +35,9 @@ struct PageBody<T> {
     value: Vec<T>,
     #[serde(rename = "@odata.nextLink")]
     next_link: Option<String>,
+    /// The last page of a delta round: where the next round starts.
+    #[serde(rename = "@odata.deltaLink", default)]
+    delta_link: Option<String>,
 }
 
 impl GraphClient {
@@ -128,8 +131,26 @@ impl GraphClient {
             seen: HashSet::new(),
             pages: 0,
             prefetch: None,
+            prefer: None,
+            delta_link: None,
             _item: PhantomData,
         }
+    }
+
+    /// A delta round from `link` (a stored `@odata.deltaLink`), or a new one from `relative`; pages as large as
+    /// Graph allows.
+    fn delta_pages<T: DeserializeOwned>(
+        &self,
+        relative: &str,
+        link: Option<&str>,
+    ) -> Result<Pager<T>, ApiError> {
+        let mut pager = self.pages(relative);
+        if let Some(link) = link {
+            check_link(Service::Graph, &self.base, link, "@odata.deltaLink")?;
+            pager.next = Some(link.to_string());
+        }
+        pager.prefer = Some("odata.maxpagesize=999");
+        Ok(pager)
     }
 }
 
@@ -146,6 +167,9 @@ pub struct Pager<T> {
     seen: HashSet<String>,
     pages: u32,
     prefetch: Option<Prefetch>,
+    /// A `Prefer` header for every page (delta rounds ask for the largest pages).
+    prefer: Option<&'static str>,
+    delta_link: Option<String>,
     _item: PhantomData<fn() -> T>,
 }
 
@@ -179,10 +203,18 @@ fn next_link_in_head(body: &[u8]) -> Option<String> {
 }
 
 /// One page's body through the retry policy, unparsed.
-async fn fetch_body(caller: Caller, url: String) -> Result<Vec<u8>, ApiError> {
+async fn fetch_body(
+    caller: Caller,
+    url: String,
+    prefer: Option<&'static str>,
+) -> Result<Vec<u8>, ApiError> {
     let http = caller.http.clone();
+    let request = || match prefer {
+        Some(p) => http.get(&url).header("prefer", p),
+        None => http.get(&url),
+    };
     caller
-        .call("page", || http.get(&url), |raw: RawResponse| Ok(raw.body))
+        .call("page", request, |raw: RawResponse| Ok(raw.body))
         .await
 }
 
@@ -210,6 +242,10 @@ impl<T: DeserializeOwned> Pager<T> {
             self.next = Some(url.clone());
         })?;
         self.pages += 1;
+        if let Some(link) = page.delta_link {
+            check_link(Service::Graph, &self.client.base, &link, "@odata.deltaLink")?;
+            self.delta_link = Some(link);
+        }
         if let Some(link) = page.next_link {
             check_link(Service::Graph, &self.client.base, &link, "@odata.nextLink")?;
             self.next = Some(link);
@@ -231,7 +267,7 @@ impl<T: DeserializeOwned> Pager<T> {
         };
         let body = match prefetched {
             Some(body) => body?,
-            None => fetch_body(self.client.caller.clone(), url.to_string()).await?,
+            None => fetch_body(self.client.caller.clone(), url.to_string(), self.prefer).await?,
         };
         self.request_ahead(&body);
         match serde_json::from_slice(&body) {
@@ -255,7 +291,7 @@ impl<T: DeserializeOwned> Pager<T> {
         let allowed =
             check_link(Service::Graph, &self.client.base, &link, "@odata.nextLink").is_ok();
         if allowed && !self.seen.contains(&link) && self.pages + 1 < self.client.max_pages {
-            let fetch = fetch_body(self.client.caller.clone(), link.clone());
+            let fetch = fetch_body(self.client.caller.clone(), link.clone(), self.prefer);
             self.prefetch = Some((link, tokio::spawn(fetch)));
         }
     }
@@ -280,6 +316,10 @@ impl<T: DeserializeOwned + Send> Pages<T> for Pager<T> {
     fn pages_fetched(&self) -> u32 {
         Pager::pages_fetched(self)
     }
+
+    fn delta_link(&self) -> Option<String> {
+        self.delta_link.clone()
+    }
 }
 
 fn at(t: DateTime<Utc>) -> String {
@@ -296,8 +336,26 @@ impl Directory for GraphClient {
         Ok(self.get::<Skus>("subscribedSkus").await?.value)
     }
 
+    fn users_delta(&self, link: Option<&str>) -> BoxPages<'_, DeltaUser> {
+        // No link: `$deltatoken=latest` starts tracking from now without listing every user again.
+        let start = format!("users/delta?$select={USER_SELECT}&$deltatoken=latest");
+        match self.delta_pages::<DeltaUser>(&start, link) {
+            Ok(pager) => Box::new(pager),
+            Err(e) => Box::new(crate::ports::directory::Failed(Some(e))),
+        }
+    }
+
     fn users(&self) -> BoxPages<'_, User> {
         Box::new(self.pages::<User>(&format!("users?$select={USER_SELECT}&$top=999")))
+    }
+
+    async fn user_in_full(&self, id_or_upn: &str) -> Result<Option<User>, ApiError> {
+        let path = format!("users/{}?$select={USER_SELECT}", path_segment(id_or_upn));
+        match self.get::<User>(&path).await {
+            Ok(u) => Ok(Some(u)),
+            Err(ApiError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn user(&self, id_or_upn: &str) -> Result<Option<User>, ApiError> {

@@ -113,6 +113,12 @@ pub struct Snapshot {
     pub users: Vec<UserSnapshot>,
     /// SKUs.
     pub skus: Vec<SkuSnap>,
+    /// Where the next `/users/delta` round starts (saved with the users it is consistent with).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta_link: Option<String>,
+    /// When the users were last read in full (delta rounds keep it; a full scan sets it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_scan_at: Option<DateTime<Utc>>,
 }
 
 /// What a run needs of the previous snapshot, read from the same stored document but keeping only ids, UPNs, SKU
@@ -121,6 +127,12 @@ pub struct Snapshot {
 pub struct PreviousRun {
     /// When it was taken.
     pub taken_at: DateTime<Utc>,
+    /// Where the next `/users/delta` round starts, when the snapshot has one.
+    #[serde(default)]
+    pub delta_link: Option<String>,
+    /// When the users were last read in full.
+    #[serde(default)]
+    pub full_scan_at: Option<DateTime<Utc>>,
     /// Users, sorted by id.
     pub users: Vec<PreviousUser>,
 }
@@ -164,6 +176,8 @@ impl From<&Snapshot> for PreviousRun {
     fn from(s: &Snapshot) -> Self {
         PreviousRun {
             taken_at: s.taken_at,
+            delta_link: s.delta_link.clone(),
+            full_scan_at: s.full_scan_at,
             users: s
                 .users
                 .iter()
@@ -265,6 +279,8 @@ mod tests {
                 })
                 .collect(),
             skus: vec![],
+            delta_link: None,
+            full_scan_at: None,
         };
         let before = mk(vec![
             ("a", vec!["e3"]),

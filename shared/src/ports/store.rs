@@ -317,6 +317,8 @@ pub trait RunStore: Send + Sync {
     async fn runs(&self, tenant_id: &str, limit: usize) -> Result<Vec<RunRecord>, StoreError>;
     /// What a run needs of the tenant's newest snapshot.
     async fn previous_run(&self, tenant_id: &str) -> Result<Option<PreviousRun>, StoreError>;
+    /// The tenant's newest snapshot in full (a delta round applies its changes to it).
+    async fn latest_snapshot(&self, tenant_id: &str) -> Result<Option<Snapshot>, StoreError>;
     /// Saves a run's snapshot.
     async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError>;
 }

@@ -57,7 +57,8 @@ impl DeltaState {
     /// Removes a user: soft (`changed`, restorable) or permanent (`deleted`).
     pub(crate) fn note_removed(&mut self, id: &str, permanent: bool) {
         self.next += 1;
-        self.removed.push((id.to_ascii_lowercase(), self.next, permanent));
+        self.removed
+            .push((id.to_ascii_lowercase(), self.next, permanent));
     }
 
     /// Every token issued so far stops working (as when Microsoft drops a tenant's sync state).
@@ -105,7 +106,13 @@ fn fingerprint(t: &Tenant, ui: usize) -> u64 {
     let s = &u.spec;
     let mut h = DefaultHasher::new();
     (&s.upn, &s.display_name, &s.mail, &s.proxy_addresses).hash(&mut h);
-    (s.account_enabled, &s.user_type, &s.usage_location, s.created).hash(&mut h);
+    (
+        s.account_enabled,
+        &s.user_type,
+        &s.usage_location,
+        s.created,
+    )
+        .hash(&mut h);
     s.on_premises_sync.hash(&mut h);
     for a in &u.assignments {
         (&a.sku_id, &a.disabled_plans, &a.by_group, a.state, &a.error).hash(&mut h);
@@ -297,7 +304,12 @@ pub(super) async fn users_delta(
         Ok(r) => r,
         Err(r) => return r,
     };
-    let entries = t.delta.rounds.get(&token.round).cloned().unwrap_or_default();
+    let entries = t
+        .delta
+        .rounds
+        .get(&token.round)
+        .cloned()
+        .unwrap_or_default();
     let select = token.select.as_ref().map(|sel| {
         sel.split(',')
             .map(|x| x.trim().to_ascii_lowercase())
@@ -323,7 +335,8 @@ pub(super) async fn users_delta(
         });
     }
     // As Graph writes them: `$` unescaped, the token base64url (nothing to escape).
-    let link = |key: &str, tok: &Token| format!("{}/v1.0/users/delta?{key}={}", s.base_url, tok.encode());
+    let link =
+        |key: &str, tok: &Token| format!("{}/v1.0/users/delta?{key}={}", s.base_url, tok.encode());
     let mut body = serde_json::Map::new();
     body.insert(
         "@odata.context".into(),
@@ -343,7 +356,10 @@ pub(super) async fn users_delta(
             select: token.select.clone(),
             offset: 0,
         };
-        body.insert("@odata.deltaLink".into(), json!(link("$deltatoken", &delta)));
+        body.insert(
+            "@odata.deltaLink".into(),
+            json!(link("$deltatoken", &delta)),
+        );
     }
     body.insert("value".into(), Value::Array(value));
     Json(Value::Object(body)).into_response()
@@ -366,7 +382,11 @@ pub(super) async fn ctl_remove_user(
     match t.remove_user(&id) {
         Some(uid) => {
             t.delta.note_removed(&uid, q.permanent);
-            (StatusCode::OK, Json(json!({"removed": uid, "permanent": q.permanent}))).into_response()
+            (
+                StatusCode::OK,
+                Json(json!({"removed": uid, "permanent": q.permanent})),
+            )
+                .into_response()
         }
         None => users::user_not_found(&id),
     }

@@ -120,52 +120,7 @@ impl TestEnv {
             .await
             .expect("sim");
         let dir = tempfile::tempdir().expect("tmp");
-        let vars: HashMap<&str, String> = HashMap::from([
-            ("LICENSEWATCH_TENANT_ID", sim.tenant_id.clone()),
-            (
-                "LICENSEWATCH_CLIENT_ID",
-                "0f0f0f0f-1111-2222-3333-444455556666".to_string(),
-            ),
-            ("LICENSEWATCH_CLIENT_SECRET", "test-secret".to_string()),
-            ("LICENSEWATCH_GRAPH_URL", sim.base_url.clone()),
-            ("LICENSEWATCH_LOGIN_URL", sim.base_url.clone()),
-            ("LICENSEWATCH_MANAGE_URL", sim.base_url.clone()),
-            (
-                "LICENSEWATCH_STATE",
-                format!("sqlite:{}", dir.path().join("state.db").display()),
-            ),
-            (
-                "LICENSEWATCH_ARCHIVE",
-                format!("file:{}", dir.path().join("archive").display()),
-            ),
-        ]);
-        let mut vars = vars;
-        if let Some(aws) = aws {
-            vars.insert("LICENSEWATCH_STATE", format!("dynamodb:{}", aws.table));
-            vars.insert("LICENSEWATCH_ARCHIVE", format!("s3://{}/audit", aws.bucket));
-            vars.insert("LICENSEWATCH_QUEUE_URL", aws.queue_url.clone());
-            vars.insert(
-                "LICENSEWATCH_TENANT_QUEUE_URL",
-                aws.tenant_queue_url.clone(),
-            );
-        }
-        let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("settings");
-        let ms = Microsoft::build(
-            &settings,
-            RetryPolicy::quick(),
-            &sim.tenant_id,
-            "0f0f0f0f-1111-2222-3333-444455556666",
-            Credential::Secret(SecretString::new("test-secret")),
-            "",
-        );
-        let mut rt = Runtime::with_aws(
-            settings,
-            policy,
-            ms,
-            Catalog::embedded(),
-            aws.map(|a| a.conf.clone()),
-        )
-        .expect("runtime");
+        let mut rt = runtime_for(&sim, dir.path(), policy, aws);
         let clock = Arc::new(FixedClock::at(now));
         rt.clock = clock.clone();
         Self {
@@ -293,4 +248,69 @@ pub fn for_user(findings: &[Value], upn: &str) -> Vec<Value> {
         .filter(|f| f["user_principal_name"] == upn)
         .cloned()
         .collect()
+}
+
+/// A runtime against `sim` with its own state under `dir` (SQLite and a file archive, or the AWS resources).
+fn runtime_for(
+    sim: &SimHandle,
+    dir: &std::path::Path,
+    policy: Policy,
+    aws: Option<&AwsResources>,
+) -> Runtime {
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("LICENSEWATCH_TENANT_ID", sim.tenant_id.clone()),
+        (
+            "LICENSEWATCH_CLIENT_ID",
+            "0f0f0f0f-1111-2222-3333-444455556666".to_string(),
+        ),
+        ("LICENSEWATCH_CLIENT_SECRET", "test-secret".to_string()),
+        ("LICENSEWATCH_GRAPH_URL", sim.base_url.clone()),
+        ("LICENSEWATCH_LOGIN_URL", sim.base_url.clone()),
+        ("LICENSEWATCH_MANAGE_URL", sim.base_url.clone()),
+        (
+            "LICENSEWATCH_STATE",
+            format!("sqlite:{}", dir.join("state.db").display()),
+        ),
+        (
+            "LICENSEWATCH_ARCHIVE",
+            format!("file:{}", dir.join("archive").display()),
+        ),
+    ]);
+    let mut vars = vars;
+    if let Some(aws) = aws {
+        vars.insert("LICENSEWATCH_STATE", format!("dynamodb:{}", aws.table));
+        vars.insert("LICENSEWATCH_ARCHIVE", format!("s3://{}/audit", aws.bucket));
+        vars.insert("LICENSEWATCH_QUEUE_URL", aws.queue_url.clone());
+        vars.insert(
+            "LICENSEWATCH_TENANT_QUEUE_URL",
+            aws.tenant_queue_url.clone(),
+        );
+    }
+    let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("settings");
+    let ms = Microsoft::build(
+        &settings,
+        RetryPolicy::quick(),
+        &sim.tenant_id,
+        "0f0f0f0f-1111-2222-3333-444455556666",
+        Credential::Secret(SecretString::new("test-secret")),
+        "",
+    );
+    Runtime::with_aws(
+        settings,
+        policy,
+        ms,
+        Catalog::embedded(),
+        aws.map(|a| a.conf.clone()),
+    )
+    .expect("runtime")
+}
+
+impl TestEnv {
+    /// A second runtime against the same simulated tenant, with its own state and this environment's clock.
+    pub fn beside(&self, policy: Policy) -> (Runtime, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut rt = runtime_for(&self.sim, dir.path(), policy, None);
+        rt.clock = self.clock.clone();
+        (rt, dir)
+    }
 }

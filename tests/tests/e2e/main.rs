@@ -3,6 +3,7 @@
 mod audit;
 mod aws;
 mod crash;
+mod delta;
 mod handlers;
 mod helpers;
 mod license_check;

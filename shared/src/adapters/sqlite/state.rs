@@ -36,17 +36,15 @@ impl RunStore for SqliteStore {
     }
 
     async fn previous_run(&self, tenant_id: &str) -> Result<Option<PreviousRun>, StoreError> {
-        let blob: Option<Vec<u8>> = self
-            .conn()
-            .query_row(
-                "SELECT body FROM snapshots WHERE tenant_id = ?1 ORDER BY taken_at DESC LIMIT 1",
-                params![tenant_id],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.db(e))?;
-        let Some(blob) = blob else { return Ok(None) };
-        crate::ports::store::gunzip_json(&blob).map(Some)
+        self.snapshot_document(tenant_id)?
+            .map(|blob| crate::ports::store::gunzip_json(&blob))
+            .transpose()
+    }
+
+    async fn latest_snapshot(&self, tenant_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        self.snapshot_document(tenant_id)?
+            .map(|blob| crate::ports::store::gunzip_json(&blob))
+            .transpose()
     }
 
     async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
@@ -58,6 +56,22 @@ impl RunStore for SqliteStore {
             )
             .map_err(|e| self.db(e))?;
         Ok(())
+    }
+}
+
+impl SqliteStore {
+    /// The newest snapshot's stored document (gzip JSON).
+    fn snapshot_document(&self, tenant_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let blob: Option<Vec<u8>> = self
+            .conn()
+            .query_row(
+                "SELECT body FROM snapshots WHERE tenant_id = ?1 ORDER BY taken_at DESC LIMIT 1",
+                params![tenant_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.db(e))?;
+        Ok(blob)
     }
 }
 

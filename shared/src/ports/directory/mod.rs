@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::error::ApiError;
-use types::{DirectoryObject, Group, SubscribedSku, User};
+use types::{DeltaUser, DirectoryObject, Group, SubscribedSku, User};
 
 /// A listing read page by page, so that memory holds one page at a time.
 #[async_trait]
@@ -18,6 +18,27 @@ pub trait Pages<T>: Send {
     async fn next_page(&mut self) -> Result<Option<Vec<T>>, ApiError>;
     /// Pages read so far.
     fn pages_fetched(&self) -> u32;
+    /// After the last page of a delta round: the link the next round starts from.
+    fn delta_link(&self) -> Option<String> {
+        None
+    }
+}
+
+/// A listing that fails on its first page (a link refused before any request).
+pub struct Failed(pub Option<ApiError>);
+
+#[async_trait]
+impl<T> Pages<T> for Failed {
+    async fn next_page(&mut self) -> Result<Option<Vec<T>>, ApiError> {
+        match self.0.take() {
+            Some(e) => Err(e),
+            None => Ok(None),
+        }
+    }
+
+    fn pages_fetched(&self) -> u32 {
+        0
+    }
 }
 
 /// A boxed listing.
@@ -30,8 +51,19 @@ pub trait Directory: Send + Sync {
     async fn subscribed_skus(&self) -> Result<Vec<SubscribedSku>, ApiError>;
     /// Every user with the licence properties ([`types::USER_SELECT`]).
     fn users(&self) -> BoxPages<'_, User>;
+    /// A `/users/delta` round: from `link` (the last round's `@odata.deltaLink`), or, without one, an empty round
+    /// that only yields a link to start from. A directory without change tracking yields no link, so every check
+    /// reads the whole tenant.
+    fn users_delta(&self, link: Option<&str>) -> BoxPages<'_, DeltaUser> {
+        let _ = link;
+        Box::new(Failed(None))
+    }
     /// One user by id or UPN; `None` when there is no such user.
     async fn user(&self, id_or_upn: &str) -> Result<Option<User>, ApiError>;
+    /// One user with every property a listing reads ([`types::USER_SELECT`]); `None` when there is no such user.
+    async fn user_in_full(&self, id_or_upn: &str) -> Result<Option<User>, ApiError> {
+        self.user(id_or_upn).await
+    }
     /// Groups Graph reports with members in licence error.
     fn groups_with_license_errors(&self) -> BoxPages<'_, Group>;
     /// Every group that assigns licences (the fallback where the filter above is refused).

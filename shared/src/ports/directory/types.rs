@@ -77,58 +77,187 @@ impl User {
     /// domain never sees Graph's types).
     pub fn snapshot(&self) -> UserSnapshot {
         let u = self;
-        let mut licenses: Vec<LicenseSnap> = u
-            .assigned_licenses
-            .iter()
-            .map(|l| {
-                let mut disabled_plans: Vec<String> = l
-                    .disabled_plans
-                    .iter()
-                    .map(|p| p.to_ascii_lowercase())
-                    .collect();
-                disabled_plans.sort();
-                LicenseSnap {
-                    sku_id: l.sku_id.to_ascii_lowercase(),
-                    disabled_plans,
-                }
-            })
-            .collect();
-        licenses.sort_by(|a, b| a.sku_id.cmp(&b.sku_id));
-        licenses.dedup_by(|a, b| a.sku_id == b.sku_id);
-        let mailbox = u.mail.as_deref().is_some_and(|m| !m.trim().is_empty())
-            && u.proxy_addresses.iter().any(|p| p.starts_with("SMTP:"));
-        let exchange_enabled = u.assigned_plans.iter().any(|p| {
-            p.service.eq_ignore_ascii_case("exchange")
-                && p.capability_status.eq_ignore_ascii_case("enabled")
-                && !p
-                    .service_plan_id
-                    .eq_ignore_ascii_case(EXCHANGE_FOUNDATION_PLAN)
-        });
         UserSnapshot {
             id: u.id.clone(),
             upn: u.user_principal_name.clone(),
             display_name: u.display_name.clone(),
             mail: u.mail.clone(),
             account_enabled: u.account_enabled,
-            guest: u
-                .user_type
-                .as_deref()
-                .is_some_and(|t| t.eq_ignore_ascii_case("guest")),
-            mailbox,
-            exchange_enabled,
+            guest: is_guest(u.user_type.as_deref()),
+            mailbox: has_mailbox(u.mail.as_deref(), &u.proxy_addresses),
+            exchange_enabled: exchange_enabled(&u.assigned_plans),
             created: u.created_date_time,
-            licenses,
-            states: u
-                .license_assignment_states
-                .iter()
-                .map(|s| AssignmentSnap {
-                    sku_id: s.sku_id.to_ascii_lowercase(),
-                    group: s.assigned_by_group.clone(),
-                    state: s.state.as_str().into(),
-                    error: s.error_code().map(Into::into),
-                })
-                .collect(),
+            licenses: licence_snaps(&u.assigned_licenses),
+            states: state_snaps(&u.license_assignment_states),
         }
+    }
+}
+
+fn is_guest(user_type: Option<&str>) -> bool {
+    user_type.is_some_and(|t| t.eq_ignore_ascii_case("guest"))
+}
+
+/// A mailbox: a primary address and an `SMTP:` proxy address.
+fn has_mailbox(mail: Option<&str>, proxy_addresses: &[String]) -> bool {
+    mail.is_some_and(|m| !m.trim().is_empty())
+        && proxy_addresses.iter().any(|p| p.starts_with("SMTP:"))
+}
+
+/// Holds an enabled Exchange mailbox plan (the foundation plan every SKU carries does not count).
+fn exchange_enabled(plans: &[AssignedPlan]) -> bool {
+    plans.iter().any(|p| {
+        p.service.eq_ignore_ascii_case("exchange")
+            && p.capability_status.eq_ignore_ascii_case("enabled")
+            && !p
+                .service_plan_id
+                .eq_ignore_ascii_case(EXCHANGE_FOUNDATION_PLAN)
+    })
+}
+
+/// Licences lower-cased, sorted by SKU and unique.
+fn licence_snaps(licenses: &[AssignedLicense]) -> Vec<LicenseSnap> {
+    let mut out: Vec<LicenseSnap> = licenses
+        .iter()
+        .map(|l| {
+            let mut disabled_plans: Vec<String> = l
+                .disabled_plans
+                .iter()
+                .map(|p| p.to_ascii_lowercase())
+                .collect();
+            disabled_plans.sort();
+            LicenseSnap {
+                sku_id: l.sku_id.to_ascii_lowercase(),
+                disabled_plans,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.sku_id.cmp(&b.sku_id));
+    out.dedup_by(|a, b| a.sku_id == b.sku_id);
+    out
+}
+
+fn state_snaps(states: &[LicenseAssignmentState]) -> Vec<AssignmentSnap> {
+    states
+        .iter()
+        .map(|s| AssignmentSnap {
+            sku_id: s.sku_id.to_ascii_lowercase(),
+            group: s.assigned_by_group.clone(),
+            state: s.state.as_str().into(),
+            error: s.error_code().map(Into::into),
+        })
+        .collect()
+}
+
+/// Present in a delta item (even as `null`), or absent.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Some(Option::<T>::deserialize(d)?.unwrap_or_default()))
+}
+
+/// Why a user left the directory, in a delta item: `changed` (deleted, restorable for 30 days) or `deleted`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Removed {
+    /// `changed` or `deleted`.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// One item of `/users/delta`: a user created since the last round (every selected property), updated (its id and
+/// only the properties that changed) or removed (`@removed`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DeltaUser {
+    /// Object id.
+    pub id: String,
+    /// Set when the user was deleted.
+    #[serde(default, rename = "@removed")]
+    pub removed: Option<Removed>,
+    #[serde(default, deserialize_with = "present")]
+    user_principal_name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    display_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    mail: Option<Option<String>>,
+    #[serde(default)]
+    account_enabled: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    user_type: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    created_date_time: Option<Option<DateTime<Utc>>>,
+    #[serde(default, deserialize_with = "present")]
+    assigned_licenses: Option<Vec<AssignedLicense>>,
+    #[serde(default, deserialize_with = "present")]
+    assigned_plans: Option<Vec<AssignedPlan>>,
+    #[serde(default, deserialize_with = "present")]
+    license_assignment_states: Option<Vec<LicenseAssignmentState>>,
+    #[serde(default, deserialize_with = "present")]
+    proxy_addresses: Option<Vec<String>>,
+}
+
+impl DeltaUser {
+    /// The user after this change, from its snapshot before (`None` for a user new to licensewatch). `None` when
+    /// the change cannot be applied exactly from what the item carries (a new user without its UPN, or a mail
+    /// change whose mailbox depends on proxy addresses the snapshot did not keep): read that user in full instead.
+    pub fn apply(&self, before: Option<&UserSnapshot>) -> Option<UserSnapshot> {
+        let mut u = match before {
+            Some(b) => b.clone(),
+            None => UserSnapshot {
+                id: self.id.clone(),
+                upn: self.user_principal_name.clone()?,
+                display_name: None,
+                mail: None,
+                account_enabled: true,
+                guest: false,
+                mailbox: false,
+                exchange_enabled: false,
+                created: None,
+                licenses: Vec::new(),
+                states: Vec::new(),
+            },
+        };
+        if let Some(upn) = &self.user_principal_name {
+            u.upn = upn.clone();
+        }
+        if let Some(name) = &self.display_name {
+            u.display_name = name.clone();
+        }
+        if let Some(enabled) = self.account_enabled {
+            u.account_enabled = enabled;
+        }
+        if let Some(kind) = &self.user_type {
+            u.guest = is_guest(kind.as_deref());
+        }
+        if let Some(created) = self.created_date_time {
+            u.created = created;
+        }
+        if let Some(l) = &self.assigned_licenses {
+            u.licenses = licence_snaps(l);
+        }
+        if let Some(p) = &self.assigned_plans {
+            u.exchange_enabled = exchange_enabled(p);
+        }
+        if let Some(s) = &self.license_assignment_states {
+            u.states = state_snaps(s);
+        }
+        match (&self.mail, &self.proxy_addresses) {
+            (Some(mail), Some(proxies)) => u.mailbox = has_mailbox(mail.as_deref(), proxies),
+            (None, Some(proxies)) => u.mailbox = has_mailbox(u.mail.as_deref(), proxies),
+            // The mailbox flag needs the proxy addresses, which the snapshot folded into it: exact only when the
+            // old flag shows they held an SMTP address.
+            (Some(mail), None) if before.is_some_and(|b| b.mailbox) => {
+                u.mailbox = mail.as_deref().is_some_and(|m| !m.trim().is_empty())
+            }
+            (Some(_), None) => return None,
+            (None, None) if before.is_none() => return None,
+            (None, None) => {}
+        }
+        if let Some(mail) = &self.mail {
+            u.mail = mail.clone();
+        }
+        Some(u)
     }
 }
 

@@ -77,6 +77,9 @@ pub struct CheckReport {
     pub users_scanned: usize,
     /// User pages read.
     pub pages: u32,
+    /// `full` (every user read) or `delta` (only the users changed since the last run, through `/users/delta`).
+    #[serde(default = "full_scan")]
+    pub scan: String,
     /// Findings, most severe first.
     pub findings: Vec<Finding>,
     /// Count per severity.
@@ -100,6 +103,7 @@ impl CheckReport {
             first_run: false,
             users_scanned: 0,
             pages: 0,
+            scan: full_scan(),
             findings: Vec::new(),
             counts: BTreeCounts::default(),
             disabled_mailboxes: Vec::new(),
@@ -108,6 +112,10 @@ impl CheckReport {
             skipped: Some(why),
         }
     }
+}
+
+fn full_scan() -> String {
+    "full".into()
 }
 
 /// Per-tenant settings for a run.
@@ -151,8 +159,16 @@ async fn check_under(
     lease: &RunLease<'_>,
 ) -> Result<CheckReport, CoreError> {
     let now = deps.clock.now();
-    let seen = read::tenant(deps.graph, &tenant.tenant_id, now, progress).await?;
     let state = read::state(deps, &tenant.tenant_id).await?;
+    let seen = read::tenant_since(
+        deps,
+        &tenant.tenant_id,
+        state.previous.as_ref(),
+        policy.check.full_scan_hours,
+        now,
+        progress,
+    )
+    .await?;
     let snapshot = &seen.snapshot;
     let names = SkuNames::new(&snapshot.skus, deps.catalog);
 
@@ -218,6 +234,10 @@ async fn check_under(
         first_run: state.previous.is_none(),
         users_scanned: snapshot.users.len(),
         pages: seen.pages,
+        scan: match seen.delta_users {
+            Some(_) => "delta".into(),
+            None => full_scan(),
+        },
         counts: BTreeCounts::of(&findings),
         findings,
         disabled_mailboxes: users.disabled_mailboxes,

@@ -12,6 +12,8 @@ use crate::error::CoreError;
 use crate::ports::directory::Directory;
 use crate::ports::directory::types::User;
 
+mod delta;
+
 /// The tenant as this run saw it.
 pub(super) struct Seen {
     /// Users (sorted by id, each once) and SKUs.
@@ -20,6 +22,41 @@ pub(super) struct Seen {
     pub groups: HashMap<String, String>,
     /// User pages read.
     pub pages: u32,
+    /// Users read through `/users/delta` (changed since the last run), when this run did not read every user.
+    pub delta_users: Option<usize>,
+}
+
+/// Reads the tenant: only what changed since the last run when the last snapshot holds a delta link and the last
+/// full read is recent enough, else every user. An expired delta token means a full read, as Graph asks.
+pub(super) async fn tenant_since(
+    deps: &CheckDeps<'_>,
+    tenant_id: &str,
+    previous: Option<&crate::domain::snapshot::PreviousRun>,
+    full_scan_hours: u32,
+    now: DateTime<Utc>,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Seen, CoreError> {
+    let due = |p: &crate::domain::snapshot::PreviousRun| {
+        p.full_scan_at
+            .is_none_or(|at| now - at >= chrono::Duration::hours(i64::from(full_scan_hours)))
+    };
+    if previous.is_some_and(|p| p.delta_link.is_some() && full_scan_hours > 0 && !due(p))
+        && let Some(before) = deps.store.latest_snapshot(tenant_id).await?
+    {
+        match delta::changed(deps.graph, before, now).await {
+            Ok(seen) => return Ok(seen),
+            Err(e) if delta::must_resync(&e) => {
+                tracing::warn!(tenant = %tenant_id, "the delta token expired; reading every user");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // Tracking starts before the read, so a change made during it is seen again by the next round, never lost.
+    let link = delta::start(deps.graph).await?;
+    let mut seen = tenant(deps.graph, tenant_id, now, progress).await?;
+    seen.snapshot.delta_link = link;
+    seen.snapshot.full_scan_at = Some(now);
+    Ok(seen)
 }
 
 /// What earlier runs left.
@@ -57,9 +94,12 @@ pub(super) async fn tenant(
             taken_at: now,
             skus,
             users,
+            delta_link: None,
+            full_scan_at: None,
         },
         groups,
         pages,
+        delta_users: None,
     })
 }
 
@@ -95,6 +135,13 @@ pub(super) async fn state(deps: &CheckDeps<'_>, tenant_id: &str) -> Result<Earli
 async fn groups_with_errors(
     directory: &dyn Directory,
 ) -> Result<HashMap<String, String>, CoreError> {
+    Ok(groups_and_members_in_error(directory).await?.0)
+}
+
+/// The groups with licence errors (id → name) and their members in error (ids).
+pub(super) async fn groups_and_members_in_error(
+    directory: &dyn Directory,
+) -> Result<(HashMap<String, String>, Vec<String>), CoreError> {
     let mut names = HashMap::new();
     let mut pager = directory.groups_with_license_errors();
     let mut ids = Vec::new();
@@ -123,13 +170,15 @@ async fn groups_with_errors(
             Err(e) => return Err(e.into()),
         }
     }
+    let mut in_error = Vec::new();
     for id in ids {
         let mut members = directory.members_with_license_errors(&id);
         let mut n = 0;
         while let Some(page) = members.next_page().await? {
             n += page.len();
+            in_error.extend(page.into_iter().map(|m| m.id));
         }
         tracing::info!(group = %id, members_with_errors = n, "group licensing errors");
     }
-    Ok(names)
+    Ok((names, in_error))
 }

@@ -34,22 +34,17 @@ impl RunStore for DynamoStore {
     }
 
     async fn previous_run(&self, tenant_id: &str) -> Result<Option<PreviousRun>, StoreError> {
-        let items = self
-            .query(
-                &format!("{}#snapshot", tenant_id.to_ascii_lowercase()),
-                true,
-                Some(1),
-            )
-            .await?;
-        let Some(object) = items.first().and_then(|i| attr_s(i, "object")) else {
-            return Ok(None);
-        };
-        match self.objects.get_opt(object).await? {
-            Some(bytes) => crate::ports::store::gunzip_json(&bytes).map(Some),
-            None => Err(StoreError::Corrupt(format!(
-                "snapshot object '{object}' named by the table is missing"
-            ))),
-        }
+        self.snapshot_document(tenant_id)
+            .await?
+            .map(|bytes| crate::ports::store::gunzip_json(&bytes))
+            .transpose()
+    }
+
+    async fn latest_snapshot(&self, tenant_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        self.snapshot_document(tenant_id)
+            .await?
+            .map(|bytes| crate::ports::store::gunzip_json(&bytes))
+            .transpose()
     }
 
     async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
@@ -248,5 +243,27 @@ impl LicenseEventStore for DynamoStore {
                 .await?;
         }
         Ok(())
+    }
+}
+
+impl DynamoStore {
+    /// The newest snapshot's stored document (gzip JSON), from the object the table names.
+    async fn snapshot_document(&self, tenant_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let items = self
+            .query(
+                &format!("{}#snapshot", tenant_id.to_ascii_lowercase()),
+                true,
+                Some(1),
+            )
+            .await?;
+        let Some(object) = items.first().and_then(|i| attr_s(i, "object")) else {
+            return Ok(None);
+        };
+        match self.objects.get_opt(object).await? {
+            Some(bytes) => Ok(Some(bytes)),
+            None => Err(StoreError::Corrupt(format!(
+                "snapshot object '{object}' named by the table is missing"
+            ))),
+        }
     }
 }

@@ -37,6 +37,7 @@ struct Alerts {
 struct State {
     runs: BTreeMap<(String, DateTime<Utc>), RunRecord>,
     snapshots: BTreeMap<(String, DateTime<Utc>), PreviousRun>,
+    full_snapshots: BTreeMap<(String, DateTime<Utc>), Snapshot>,
     history: Vec<(String, HistoryEntry)>,
     history_keys: HashSet<(String, String)>,
     cases: BTreeMap<String, GraceCase>,

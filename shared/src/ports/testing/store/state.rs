@@ -32,10 +32,25 @@ impl RunStore for MemoryStore {
             .map(|(_, p)| p.clone()))
     }
 
+    async fn latest_snapshot(&self, tenant_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .full_snapshots
+            .iter()
+            .rev()
+            .find(|((t, _), _)| t == tenant_id)
+            .map(|(_, s)| s.clone()))
+    }
+
     async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
-        self.lock().snapshots.insert(
+        let mut state = self.lock();
+        state.snapshots.insert(
             (snapshot.tenant_id.clone(), snapshot.taken_at),
             PreviousRun::from(snapshot),
+        );
+        state.full_snapshots.insert(
+            (snapshot.tenant_id.clone(), snapshot.taken_at),
+            snapshot.clone(),
         );
         Ok(())
     }
