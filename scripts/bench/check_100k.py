@@ -20,7 +20,10 @@ try:
                                  data=json.dumps({"route": "/v1.0/", "kind": "latency", "latency_ms": latency_ms}).encode())
     urllib.request.urlopen(req)
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, LICENSEWATCH_TENANT_ID=info["tenant_id"],
+        # Full reads on both runs (the incremental runs are measured by check_delta.py).
+        with open(f"{tmp}/licensewatch.toml", "w") as f:
+            f.write("[check]\nfull_scan_hours = 0\n")
+        env = dict(os.environ, LICENSEWATCH_TENANT_ID=info["tenant_id"], LICENSEWATCH_CONFIG=f"{tmp}/licensewatch.toml",
                    LICENSEWATCH_CLIENT_ID="66666666-7777-8888-9999-000000000000", LICENSEWATCH_CLIENT_SECRET="bench",
                    LICENSEWATCH_GRAPH_URL=base, LICENSEWATCH_LOGIN_URL=base, LICENSEWATCH_MANAGE_URL=base,
                    LICENSEWATCH_STATE=f"sqlite:{tmp}/lw.db", LICENSEWATCH_NOW="2026-11-21T09:00:00Z")

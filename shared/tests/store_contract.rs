@@ -308,3 +308,62 @@ async fn the_action_budget_is_a_rolling_sixty_minutes() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_burst_of_concurrent_admissions_keeps_replay_and_budget_rules_and_each_one_is_durable() {
+    use licensewatch_core::ports::store::Admitted;
+    for (name, store) in stores().await {
+        // 60 deliveries at once: 40 distinct webhooks (of which the budget admits 25) and 20 replays of one of them.
+        let tasks: Vec<_> = (0..60)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let key = if i < 40 {
+                        format!("burst-{i}")
+                    } else {
+                        "burst-7".to_string()
+                    };
+                    let rec = remediation(&format!("burst-r{i}"), at(5));
+                    loop {
+                        match store.admit(Some(&key), &rec, 25).await {
+                            Err(e)
+                                if e.to_string().contains("race")
+                                    || e.to_string().contains("busy") =>
+                            {
+                                continue;
+                            }
+                            other => return (i, other.expect("admit")),
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut new = Vec::new();
+        let mut replays = 0;
+        let mut over = 0;
+        for t in tasks {
+            match t.await.expect("join") {
+                (i, Admitted::New) => new.push(i),
+                (_, Admitted::ReplayedWebhook(_)) => replays += 1,
+                (_, Admitted::OverBudget) => over += 1,
+                (_, other) => panic!("{name}: unexpected {other:?}"),
+            }
+        }
+        assert_eq!(new.len(), 25, "{name}: the budget admits exactly 25");
+        assert!(
+            new.iter().filter(|i| **i == 7 || **i >= 40).count() <= 1,
+            "{name}: webhook burst-7 admitted at most once"
+        );
+        assert_eq!(new.len() + replays + over, 60, "{name}");
+        for i in new {
+            assert!(
+                store
+                    .remediation(&format!("burst-r{i}"))
+                    .await
+                    .expect("read")
+                    .is_some(),
+                "{name}: an admitted request is stored when its answer comes"
+            );
+        }
+    }
+}

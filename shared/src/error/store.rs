@@ -3,7 +3,7 @@
 use super::CoreError;
 
 /// A store failure.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database could not be opened, read or written.
     #[error("state store: {0}")]

@@ -57,8 +57,7 @@ impl DeltaState {
     /// Removes a user: soft (`changed`, restorable) or permanent (`deleted`).
     pub(crate) fn note_removed(&mut self, id: &str, permanent: bool) {
         self.next += 1;
-        self.removed
-            .push((id.to_ascii_lowercase(), self.next, permanent));
+        self.removed.push((id.to_string(), self.next, permanent));
     }
 
     /// Every token issued so far stops working (as when Microsoft drops a tenant's sync state).
@@ -163,11 +162,11 @@ fn take_baseline(t: &mut Tenant) -> u64 {
     let now = t.now;
     let mut fresh = Vec::new();
     for ui in 0..t.users.len() {
-        let id = t.users[ui].spec.id.to_ascii_lowercase();
+        let id = &t.users[ui].spec.id;
         let fp = fingerprint(t, ui);
-        let last = t.delta.records.get(&id).and_then(|r| r.last());
+        let last = t.delta.records.get(id).and_then(|r| r.last());
         if last.is_none_or(|r| r.fingerprint != fp) {
-            fresh.push((id, fp, prop_hashes(t, ui)));
+            fresh.push((id.clone(), fp, prop_hashes(t, ui)));
         }
     }
     for (id, fingerprint, props) in fresh {
@@ -189,8 +188,7 @@ fn record_at(records: Option<&Vec<Record>>, baseline: u64) -> Option<&Record> {
 fn changes(t: &Tenant, since: u64, round: u64) -> Vec<Entry> {
     let mut out = Vec::new();
     for u in &t.users {
-        let id = u.spec.id.to_ascii_lowercase();
-        let records = t.delta.records.get(&id);
+        let records = t.delta.records.get(&u.spec.id);
         let (Some(now), before) = (
             record_at(records, round),
             record_at(records, since).filter(|_| since > 0),

@@ -5,13 +5,15 @@ use super::*;
 #[async_trait]
 impl RemediationQueue for SqliteStore {
     async fn enqueue(&self, request: &RemediationRequest) -> Result<(), StoreError> {
-        let body = serde_json::to_string(request).map_err(corrupt)?;
-        self.conn()
-            .prepare_cached("INSERT OR IGNORE INTO remediation_queue (remediation_id, tenant_id, body) VALUES (?1, ?2, ?3)")
-            .map_err(|e| self.db(e))?
-            .execute(params![request.remediation_id, request.tenant_id, body])
-            .map_err(|e| self.db(e))?;
-        Ok(())
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.write_grouped(group_commit::Job::Enqueue {
+            request: Box::new(request.clone()),
+            reply,
+        })?;
+        answer
+            .await
+            .map_err(|_| self.stopped())?
+            .map_err(|e| self.named(e))
     }
 
     async fn ack(&self, remediation_id: &str) -> Result<(), StoreError> {
@@ -164,71 +166,16 @@ impl RemediationStore for SqliteStore {
         record: &RemediationRecord,
         max_per_hour: u32,
     ) -> Result<Admitted, StoreError> {
-        let now = record.created_at;
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| self.db(e))?;
-        if let Some(key) = webhook_key {
-            let seen: Option<String> = tx
-                .prepare_cached("SELECT remediation_id FROM webhook_ids WHERE webhook_id = ?1")
-                .map_err(|e| self.db(e))?
-                .query_row(params![key], |r| r.get(0))
-                .optional()
-                .map_err(|e| self.db(e))?;
-            if let Some(id) = seen {
-                return Ok(Admitted::ReplayedWebhook(id));
-            }
-        }
-        if let Some(ticket) = &record.ticket_key {
-            let since = ts(&(now - chrono::Duration::hours(24)));
-            let first: Option<String> = tx
-                .prepare_cached(
-                    "SELECT body FROM remediations WHERE ticket_key = ?1 AND created_at > ?2 ORDER BY created_at LIMIT 1",
-                )
-                .map_err(|e| self.db(e))?
-                .query_row(params![ticket, since], |r| r.get(0))
-                .optional()
-                .map_err(|e| self.db(e))?;
-            if let Some(body) = first {
-                return Ok(Admitted::SameTicket(Box::new(
-                    serde_json::from_str(&body).map_err(corrupt)?,
-                )));
-            }
-        }
-        let tenant = &record.request.tenant_id;
-        // The budget is a rolling 60 minutes, shared by every entry point that admits a remediation.
-        let since = ts(&(now - chrono::Duration::minutes(60)));
-        let used: i64 = tx
-            .prepare_cached("SELECT COUNT(*) FROM action_log WHERE tenant_id = ?1 AND at > ?2")
-            .map_err(|e| self.db(e))?
-            .query_row(params![tenant, since], |r| r.get(0))
-            .map_err(|e| self.db(e))?;
-        if used >= i64::from(max_per_hour) {
-            return Ok(Admitted::OverBudget);
-        }
-        tx.prepare_cached(
-            "INSERT INTO action_log (tenant_id, remediation_id, at) VALUES (?1, ?2, ?3)",
-        )
-        .map_err(|e| self.db(e))?
-        .execute(params![tenant, record.request.remediation_id, ts(&now)])
-        .map_err(|e| self.db(e))?;
-        if let Some(key) = webhook_key {
-            tx.prepare_cached(
-                "INSERT INTO webhook_ids (webhook_id, remediation_id, seen_at) VALUES (?1, ?2, ?3)",
-            )
-            .map_err(|e| self.db(e))?
-            .execute(params![key, record.request.remediation_id, ts(&now)])
-            .map_err(|e| self.db(e))?;
-        }
-        let body = serde_json::to_string(record).map_err(corrupt)?;
-        tx.prepare_cached(
-            "INSERT INTO remediations (remediation_id, tenant_id, ticket_key, created_at, body) VALUES (?1,?2,?3,?4,?5)",
-        )
-        .map_err(|e| self.db(e))?
-        .execute(params![record.request.remediation_id, tenant, record.ticket_key, ts(&now), body])
-        .map_err(|e| self.db(e))?;
-        tx.commit().map_err(|e| self.db(e))?;
-        Ok(Admitted::New)
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.write_grouped(group_commit::Job::Admit {
+            webhook_key: webhook_key.map(str::to_string),
+            record: Box::new(record.clone()),
+            max_per_hour,
+            reply,
+        })?;
+        answer
+            .await
+            .map_err(|_| self.stopped())?
+            .map_err(|e| self.named(e))
     }
 }

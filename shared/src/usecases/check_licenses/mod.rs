@@ -159,16 +159,8 @@ async fn check_under(
     lease: &RunLease<'_>,
 ) -> Result<CheckReport, CoreError> {
     let now = deps.clock.now();
-    let state = read::state(deps, &tenant.tenant_id).await?;
-    let seen = read::tenant_since(
-        deps,
-        &tenant.tenant_id,
-        state.previous.as_ref(),
-        policy.check.full_scan_hours,
-        now,
-        progress,
-    )
-    .await?;
+    let mut state = read::state(deps, &tenant.tenant_id, policy.check.full_scan_hours, now).await?;
+    let seen = read::tenant_since(deps, &tenant.tenant_id, &mut state, now, progress).await?;
     let snapshot = &seen.snapshot;
     let names = SkuNames::new(&snapshot.skus, deps.catalog);
 

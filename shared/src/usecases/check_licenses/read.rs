@@ -26,23 +26,16 @@ pub(super) struct Seen {
     pub delta_users: Option<usize>,
 }
 
-/// Reads the tenant: only what changed since the last run when the last snapshot holds a delta link and the last
-/// full read is recent enough, else every user. An expired delta token means a full read, as Graph asks.
+/// Reads the tenant: only what changed since the last run when [`state`] kept the last snapshot for that, else
+/// every user. An expired delta token means a full read, as Graph asks.
 pub(super) async fn tenant_since(
     deps: &CheckDeps<'_>,
     tenant_id: &str,
-    previous: Option<&crate::domain::snapshot::PreviousRun>,
-    full_scan_hours: u32,
+    earlier: &mut Earlier,
     now: DateTime<Utc>,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Seen, CoreError> {
-    let due = |p: &crate::domain::snapshot::PreviousRun| {
-        p.full_scan_at
-            .is_none_or(|at| now - at >= chrono::Duration::hours(i64::from(full_scan_hours)))
-    };
-    if previous.is_some_and(|p| p.delta_link.is_some() && full_scan_hours > 0 && !due(p))
-        && let Some(before) = deps.store.latest_snapshot(tenant_id).await?
-    {
+    if let Some(before) = earlier.last.take() {
         match delta::changed(deps.graph, before, now).await {
             Ok(seen) => return Ok(seen),
             Err(e) if delta::must_resync(&e) => {
@@ -63,6 +56,8 @@ pub(super) async fn tenant_since(
 pub(super) struct Earlier {
     /// The previous snapshot, if any.
     pub previous: Option<PreviousRun>,
+    /// The previous snapshot in full, when this run reads only what changed since it (taken by the read).
+    pub last: Option<Snapshot>,
     /// Every licence event audit-fetch has stored.
     pub events: Vec<LicenseEvent>,
 }
@@ -106,8 +101,27 @@ pub(super) async fn tenant(
 /// Reads the previous run and the licence events. A first run that saved its snapshot and died before its
 /// baseline history and run record is completed here, from that snapshot (entries already written are stored
 /// once).
-pub(super) async fn state(deps: &CheckDeps<'_>, tenant_id: &str) -> Result<Earlier, CoreError> {
-    let previous = deps.store.previous_run(tenant_id).await?;
+pub(super) async fn state(
+    deps: &CheckDeps<'_>,
+    tenant_id: &str,
+    full_scan_hours: u32,
+    now: DateTime<Utc>,
+) -> Result<Earlier, CoreError> {
+    // Incremental runs need the whole snapshot: read it once and derive the previous run from it. A run that will
+    // read every user reads only the slim previous run (half the memory).
+    let (previous, last) = match full_scan_hours {
+        0 => (deps.store.previous_run(tenant_id).await?, None),
+        hours => {
+            let last = deps.store.latest_snapshot(tenant_id).await?;
+            let previous = last.as_ref().map(PreviousRun::from);
+            let due = |s: &Snapshot| {
+                s.delta_link.is_none()
+                    || s.full_scan_at
+                        .is_none_or(|at| now - at >= chrono::Duration::hours(i64::from(hours)))
+            };
+            (previous, last.filter(|s| !due(s)))
+        }
+    };
     if let Some(p) = &previous
         && deps.store.runs(tenant_id, 1).await?.is_empty()
     {
@@ -128,7 +142,11 @@ pub(super) async fn state(deps: &CheckDeps<'_>, tenant_id: &str) -> Result<Earli
         events = events.len(),
         "state read"
     );
-    Ok(Earlier { previous, events })
+    Ok(Earlier {
+        previous,
+        last,
+        events,
+    })
 }
 
 /// Group id → display name for the groups Graph reports with licence errors (and their members' groups).
