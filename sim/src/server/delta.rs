@@ -5,9 +5,10 @@
 //! hard deletion). As Microsoft documents, a change to `licenseAssignmentStates` alone is not tracked. A token older
 //! than seven days, or expired through `/_sim/delta/expire`, is answered `400 syncStateNotFound`.
 //!
-//! How changes are found: each round starts a baseline (a sequence number); for every user whose state differs from
-//! its last recorded one (a fingerprint of the raw fields), the per-property hashes of its rendered JSON are recorded
-//! under that baseline. A round from token T compares each user's record at T with its record now.
+//! How changes are found: each round starts a baseline (a sequence number); every user whose state differs from its
+//! last recorded one (a fingerprint of the raw fields) is recorded under that baseline as a copy. A round from token
+//! T renders the properties of each user whose record at T differs from its record now, both ways, and reports the
+//! properties that differ (rendering only changed users keeps a baseline of a large tenant cheap).
 // Route helpers return the ready error `Response` as their `Err`.
 #![allow(clippy::result_large_err)]
 
@@ -27,7 +28,7 @@ const UNTRACKED: &str = "licenseAssignmentStates";
 struct Record {
     baseline: u64,
     fingerprint: u64,
-    props: Vec<u64>,
+    user: Box<crate::tenant::User>,
 }
 
 /// A round's answer, computed on its first page and served page by page.
@@ -135,7 +136,7 @@ fn fingerprint(t: &Tenant, ui: usize) -> u64 {
 }
 
 /// The hash of each property as Graph renders it (the untracked one always 0).
-fn prop_hashes(t: &Tenant, ui: usize) -> Vec<u64> {
+fn prop_hashes(t: &Tenant, u: &crate::tenant::User) -> Vec<u64> {
     USER_PROPS
         .iter()
         .enumerate()
@@ -145,7 +146,7 @@ fn prop_hashes(t: &Tenant, ui: usize) -> Vec<u64> {
             }
             let view = UserView {
                 t,
-                ui,
+                u,
                 fields: UserFields::bits(1 << i),
             };
             let mut h = DefaultHasher::new();
@@ -166,14 +167,14 @@ fn take_baseline(t: &mut Tenant) -> u64 {
         let fp = fingerprint(t, ui);
         let last = t.delta.records.get(id).and_then(|r| r.last());
         if last.is_none_or(|r| r.fingerprint != fp) {
-            fresh.push((id.clone(), fp, prop_hashes(t, ui)));
+            fresh.push((id.clone(), fp, Box::new(t.users[ui].clone())));
         }
     }
-    for (id, fingerprint, props) in fresh {
+    for (id, fingerprint, user) in fresh {
         t.delta.records.entry(id).or_default().push(Record {
             baseline: round,
             fingerprint,
-            props,
+            user,
         });
     }
     t.delta.baselines.insert(round, now);
@@ -198,10 +199,9 @@ fn changes(t: &Tenant, since: u64, round: u64) -> Vec<Entry> {
         match before {
             None => out.push(Entry::New(u.spec.id.clone())),
             Some(b) if b.fingerprint != now.fingerprint => {
-                let bits = b
-                    .props
+                let bits = prop_hashes(t, &b.user)
                     .iter()
-                    .zip(&now.props)
+                    .zip(&prop_hashes(t, &now.user))
                     .enumerate()
                     .filter(|(_, (x, y))| x != y)
                     .fold(0u32, |acc, (i, _)| acc | (1 << i));
@@ -328,7 +328,12 @@ pub(super) async fn users_delta(
                     Entry::Updated(_, bits) => UserFields::bits((bits & wanted.raw()) | 1),
                     _ => wanted,
                 };
-                serde_json::to_value(UserView { t: &t, ui, fields }).unwrap_or(Value::Null)
+                serde_json::to_value(UserView {
+                    t: &t,
+                    u: &t.users[ui],
+                    fields,
+                })
+                .unwrap_or(Value::Null)
             }
         });
     }

@@ -190,15 +190,15 @@ pub(super) struct StateOut<'a> {
 /// One user as Graph renders it, serialised straight to the response bytes (no intermediate JSON tree).
 pub(super) struct UserView<'a> {
     pub(super) t: &'a Tenant,
-    pub(super) ui: usize,
+    /// The user (of the tenant, or a copy kept by the delta state).
+    pub(super) u: &'a crate::tenant::User,
     pub(super) fields: UserFields,
 }
 
 impl Serialize for UserView<'_> {
     fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let (t, f) = (self.t, self.fields);
-        let u = &t.users[self.ui];
+        let (t, f, u) = (self.t, self.fields, self.u);
         let s = &u.spec;
         let none: Option<&str> = None;
         let mut m = ser.serialize_map(None)?;
@@ -302,7 +302,7 @@ impl Serialize for UserView<'_> {
 pub(super) fn render_user(t: &Tenant, ui: usize, select: Option<&HashSet<String>>) -> Value {
     let view = UserView {
         t,
-        ui,
+        u: &t.users[ui],
         fields: UserFields::from_select(select),
     };
     serde_json::to_value(view).unwrap_or(Value::Null)
@@ -343,7 +343,11 @@ pub(super) async fn list_users(
     let page = UserPage {
         context: format!("{}/v1.0/$metadata#users", s.base_url),
         value: (offset.min(end)..end)
-            .map(|ui| UserView { t: &t, ui, fields })
+            .map(|ui| UserView {
+                t: &t,
+                u: &t.users[ui],
+                fields,
+            })
             .collect(),
         next_link: (end < t.users.len())
             .then(|| next_link(&s.base_url, "/v1.0/users", &q, "u", end, top)),
