@@ -304,8 +304,14 @@ pub(crate) fn gzip_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> 
 /// Reads what [`gzip_json`] wrote.
 #[cfg(any(feature = "sqlite", feature = "aws"))]
 pub(crate) fn gunzip_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    let reader = std::io::BufReader::with_capacity(1 << 16, flate2::read::GzDecoder::new(bytes));
-    serde_json::from_reader(reader).map_err(|e| StoreError::Corrupt(e.to_string()))
+    use std::io::Read;
+    // Decompressed whole, then parsed from the slice: serde_json reads a slice several times faster than a reader
+    // (which it reads a byte at a time), at the cost of holding the text while parsing.
+    let mut text = Vec::with_capacity(bytes.len().saturating_mul(8));
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut text)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    serde_json::from_slice(&text).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// Run records and snapshots: what each license-check run saw.
