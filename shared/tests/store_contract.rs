@@ -367,3 +367,50 @@ async fn a_burst_of_concurrent_admissions_keeps_replay_and_budget_rules_and_each
         }
     }
 }
+
+#[tokio::test]
+async fn a_database_from_before_the_per_minute_budget_keeps_its_last_hour_of_actions() {
+    use licensewatch_core::ports::store::{Admitted, RemediationStore};
+    // A database as the earlier schema left it: actions in the log, and the unused `action_budget` table of that
+    // version (other columns than the per-minute counts).
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("old.db");
+    {
+        let c = rusqlite::Connection::open(&path).expect("open");
+        c.execute_batch(
+            "CREATE TABLE action_log (tenant_id TEXT NOT NULL, remediation_id TEXT NOT NULL, at TEXT NOT NULL,
+                PRIMARY KEY (tenant_id, remediation_id));
+             CREATE TABLE action_budget (tenant_id TEXT NOT NULL, bucket TEXT NOT NULL, n INTEGER NOT NULL,
+                PRIMARY KEY (tenant_id, bucket));",
+        )
+        .expect("old schema");
+        for i in 0..2 {
+            c.execute(
+                "INSERT INTO action_log VALUES (?1, ?2, ?3)",
+                rusqlite::params![TENANT, format!("old{i}"), "2026-11-20T09:30:00.000Z"],
+            )
+            .expect("row");
+        }
+    }
+    let store = SqliteStore::open(&path).expect("the old database opens");
+    let at = |h: u32, m: u32| {
+        Utc.with_ymd_and_hms(2026, 11, 20, h, m, 0)
+            .single()
+            .expect("time")
+    };
+    assert_eq!(
+        store
+            .admit(None, &remediation("new", at(10, 0)), 2)
+            .await
+            .expect("admit"),
+        Admitted::OverBudget,
+        "the two actions of 09:30 still count at 10:00"
+    );
+    assert_eq!(
+        store
+            .admit(None, &remediation("later", at(10, 31)), 2)
+            .await
+            .expect("admit"),
+        Admitted::New
+    );
+}

@@ -122,7 +122,7 @@ CREATE TABLE IF NOT EXISTS action_minutes (tenant_id TEXT NOT NULL, minute INTEG
 -- A database from before the per-minute counts: count its log once.
 INSERT INTO action_minutes (tenant_id, minute, used)
     SELECT tenant_id, CAST(strftime('%s', at) AS INTEGER) / 60, COUNT(*) FROM action_log
-    WHERE NOT EXISTS (SELECT 1 FROM action_minutes) GROUP BY 1, 2;
+    WHERE NOT EXISTS (SELECT 1 FROM action_minutes) AND strftime('%s', at) IS NOT NULL GROUP BY 1, 2;
 CREATE TABLE IF NOT EXISTS license_history_keys (tenant_id TEXT NOT NULL, identity TEXT NOT NULL,
     PRIMARY KEY (tenant_id, identity));
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at TEXT NOT NULL);
