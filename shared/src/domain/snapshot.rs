@@ -60,6 +60,23 @@ pub struct UserSnapshot {
 }
 
 impl UserSnapshot {
+    /// A user with an id and a UPN and nothing else: enabled, no mailbox, no licence.
+    pub fn bare(id: &str, upn: &str) -> Self {
+        UserSnapshot {
+            id: id.to_string(),
+            upn: upn.to_string(),
+            display_name: None,
+            mail: None,
+            account_enabled: true,
+            guest: false,
+            mailbox: false,
+            exchange_enabled: false,
+            created: None,
+            licenses: Vec::new(),
+            states: Vec::new(),
+        }
+    }
+
     /// The SKU ids the user holds.
     pub fn sku_ids(&self) -> impl Iterator<Item = &String> {
         self.licenses.iter().map(|l| &l.sku_id)
@@ -259,15 +276,6 @@ mod tests {
             users: users
                 .into_iter()
                 .map(|(id, skus)| UserSnapshot {
-                    id: id.into(),
-                    upn: format!("{id}@x"),
-                    display_name: None,
-                    mail: None,
-                    account_enabled: true,
-                    guest: false,
-                    mailbox: false,
-                    exchange_enabled: false,
-                    created: None,
                     licenses: skus
                         .into_iter()
                         .map(|s| LicenseSnap {
@@ -275,7 +283,7 @@ mod tests {
                             disabled_plans: vec![],
                         })
                         .collect(),
-                    states: vec![],
+                    ..UserSnapshot::bare(id, &format!("{id}@x"))
                 })
                 .collect(),
             skus: vec![],

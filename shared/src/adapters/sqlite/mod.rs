@@ -230,12 +230,20 @@ impl SqliteStore {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Hands a write to the group-commit writer.
-    fn write_grouped(&self, job: group_commit::Job) -> Result<(), StoreError> {
+    /// Hands a write to the group-commit writer and waits for the commit that holds it.
+    async fn grouped<T>(
+        &self,
+        job: impl FnOnce(tokio::sync::oneshot::Sender<Result<T, StoreError>>) -> group_commit::Job,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
         self.writer
             .get_or_init(|| group_commit::start(self.conn.clone()))
-            .send(job)
-            .map_err(|_| self.stopped())
+            .send(job(reply))
+            .map_err(|_| self.stopped())?;
+        answer
+            .await
+            .map_err(|_| self.stopped())?
+            .map_err(|e| self.named(e))
     }
 
     fn stopped(&self) -> StoreError {

@@ -5,15 +5,11 @@ use super::*;
 #[async_trait]
 impl RemediationQueue for SqliteStore {
     async fn enqueue(&self, request: &RemediationRequest) -> Result<(), StoreError> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.write_grouped(group_commit::Job::Enqueue {
+        self.grouped(|reply| group_commit::Job::Enqueue {
             request: Box::new(request.clone()),
             reply,
-        })?;
-        answer
-            .await
-            .map_err(|_| self.stopped())?
-            .map_err(|e| self.named(e))
+        })
+        .await
     }
 
     async fn ack(&self, remediation_id: &str) -> Result<(), StoreError> {
@@ -166,16 +162,12 @@ impl RemediationStore for SqliteStore {
         record: &RemediationRecord,
         max_per_hour: u32,
     ) -> Result<Admitted, StoreError> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.write_grouped(group_commit::Job::Admit {
+        self.grouped(|reply| group_commit::Job::Admit {
             webhook_key: webhook_key.map(str::to_string),
             record: Box::new(record.clone()),
             max_per_hour,
             reply,
-        })?;
-        answer
-            .await
-            .map_err(|_| self.stopped())?
-            .map_err(|e| self.named(e))
+        })
+        .await
     }
 }

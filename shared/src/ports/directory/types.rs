@@ -204,19 +204,7 @@ impl DeltaUser {
     pub fn apply(&self, before: Option<&UserSnapshot>) -> Option<UserSnapshot> {
         let mut u = match before {
             Some(b) => b.clone(),
-            None => UserSnapshot {
-                id: self.id.clone(),
-                upn: self.user_principal_name.clone()?,
-                display_name: None,
-                mail: None,
-                account_enabled: true,
-                guest: false,
-                mailbox: false,
-                exchange_enabled: false,
-                created: None,
-                licenses: Vec::new(),
-                states: Vec::new(),
-            },
+            None => UserSnapshot::bare(&self.id, self.user_principal_name.as_deref()?),
         };
         if let Some(upn) = &self.user_principal_name {
             u.upn = upn.clone();
