@@ -70,12 +70,10 @@ impl DeltaState {
     }
 }
 
-/// A token's content: the baseline it names and the `$select` of the round that made it.
+/// A token's content: the baseline it names (a `$skiptoken`: the round being paged; a `$deltatoken`: the round
+/// the next one compares from), the `$select` of the round that made it, and the page's position.
 #[derive(Debug, Serialize, Deserialize)]
 struct Token {
-    /// The baseline compared from (0: the initial round, every user).
-    since: u64,
-    /// The baseline this round compares to.
     round: u64,
     select: Option<String>,
     offset: usize,
@@ -245,7 +243,7 @@ fn max_page_size(headers: &HeaderMap) -> usize {
 }
 
 /// Starts a round or continues one; `Err` is the ready error response.
-fn round_for(t: &mut Tenant, q: &DeltaQuery) -> Result<(Token, bool), Response> {
+fn round_for(t: &mut Tenant, q: &DeltaQuery) -> Result<Token, Response> {
     let expired = |t: &Tenant, b: u64| {
         t.delta
             .baselines
@@ -257,7 +255,7 @@ fn round_for(t: &mut Tenant, q: &DeltaQuery) -> Result<(Token, bool), Response> 
         if !t.delta.rounds.contains_key(&token.round) {
             return Err(sync_state_not_found());
         }
-        return Ok((token, false));
+        return Ok(token);
     }
     let (since, select, latest) = match q.deltatoken.as_deref() {
         None => (0, q.select.clone(), false),
@@ -280,15 +278,11 @@ fn round_for(t: &mut Tenant, q: &DeltaQuery) -> Result<(Token, bool), Response> 
     while t.delta.rounds.len() > 16 {
         t.delta.rounds.pop_first();
     }
-    Ok((
-        Token {
-            since,
-            round,
-            select,
-            offset: 0,
-        },
-        true,
-    ))
+    Ok(Token {
+        round,
+        select,
+        offset: 0,
+    })
 }
 
 pub(super) async fn users_delta(
@@ -298,26 +292,22 @@ pub(super) async fn users_delta(
 ) -> Response {
     let size = max_page_size(&headers);
     let mut t = s.tenant();
-    let (token, _) = match round_for(&mut t, &q) {
+    let token = match round_for(&mut t, &q) {
         Ok(r) => r,
         Err(r) => return r,
     };
-    let entries = t
+    let all = t.delta.rounds.get(&token.round).map_or(0, Vec::len);
+    let end = (token.offset + size).min(all);
+    let page: Vec<Entry> = t
         .delta
         .rounds
         .get(&token.round)
-        .cloned()
+        .map(|entries| entries[token.offset.min(end)..end].to_vec())
         .unwrap_or_default();
-    let select = token.select.as_ref().map(|sel| {
-        sel.split(',')
-            .map(|x| x.trim().to_ascii_lowercase())
-            .filter(|x| !x.is_empty())
-            .collect::<HashSet<_>>()
-    });
-    let wanted = UserFields::from_select_set(select.as_ref());
-    let end = (token.offset + size).min(entries.len());
-    let mut value = Vec::with_capacity(end - token.offset.min(end));
-    for e in &entries[token.offset.min(end)..end] {
+    let select = token.select.as_deref().map(users::select_names);
+    let wanted = UserFields::from_select(select.as_ref());
+    let mut value = Vec::with_capacity(page.len());
+    for e in &page {
         value.push(match &e {
             Entry::Removed(id, reason) => json!({"id": id, "@removed": {"reason": reason}}),
             Entry::New(id) | Entry::Updated(id, _) => {
@@ -345,7 +335,7 @@ pub(super) async fn users_delta(
         "@odata.context".into(),
         json!(format!("{}/v1.0/$metadata#users", s.base_url)),
     );
-    if end < entries.len() {
+    if end < all {
         let next = Token {
             offset: end,
             select: token.select.clone(),
@@ -354,7 +344,6 @@ pub(super) async fn users_delta(
         body.insert("@odata.nextLink".into(), json!(link("$skiptoken", &next)));
     } else {
         let delta = Token {
-            since: token.round,
             round: token.round,
             select: token.select.clone(),
             offset: 0,

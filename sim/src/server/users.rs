@@ -81,12 +81,16 @@ pub(super) fn url_with(base: &str, path: &str) -> url::Url {
 }
 
 pub(super) fn select_set(q: &ODataQuery) -> Option<HashSet<String>> {
-    q.select.as_ref().map(|s| {
-        s.split(',')
-            .map(|x| x.trim().to_ascii_lowercase())
-            .filter(|x| !x.is_empty())
-            .collect()
-    })
+    q.select.as_deref().map(select_names)
+}
+
+/// The property names of a `$select` value, lower-cased.
+pub(super) fn select_names(select: &str) -> HashSet<String> {
+    select
+        .split(',')
+        .map(|x| x.trim().to_ascii_lowercase())
+        .filter(|x| !x.is_empty())
+        .collect()
 }
 
 /// Every user property the sim serves, in output order. The first 11 are Graph's default set (licence fields
@@ -130,11 +134,7 @@ impl UserFields {
     }
 
     /// The fields a `$select` (lower-cased names) asks for.
-    pub(super) fn from_select_set(select: Option<&HashSet<String>>) -> Self {
-        Self::from_select(select)
-    }
-
-    fn from_select(select: Option<&HashSet<String>>) -> Self {
+    pub(super) fn from_select(select: Option<&HashSet<String>>) -> Self {
         let mut bits = 1; // `id` is always returned
         for (i, name) in USER_PROPS.iter().enumerate() {
             let wanted = match select {

@@ -159,3 +159,39 @@ async fn an_expired_delta_token_makes_the_next_run_read_every_user_and_the_full_
     env.advance(Duration::hours(24)).await;
     assert_eq!(check(&env.rt).await.scan, "full");
 }
+
+#[tokio::test]
+async fn change_tracking_starts_with_a_full_read_and_never_when_incremental_runs_are_off() {
+    let delta_requests = |log: serde_json::Value| {
+        log.as_array().map_or(0, |l| {
+            l.iter()
+                .filter(|r| {
+                    r["path"]
+                        .as_str()
+                        .is_some_and(|p| p.starts_with("/v1.0/users/delta"))
+                })
+                .count()
+        })
+    };
+    let env = TestEnv::spawn().await;
+    check(&env.rt).await;
+    assert_eq!(
+        delta_requests(env.get("/_sim/requests").await),
+        1,
+        "one $deltatoken=latest before the full read"
+    );
+
+    let off = Policy {
+        check: licensewatch_core::policy::CheckPolicy {
+            full_scan_hours: 0,
+            ..Default::default()
+        },
+        ..Policy::default()
+    };
+    let env = TestEnv::with_policy(off).await;
+    for _ in 0..2 {
+        assert_eq!(check(&env.rt).await.scan, "full");
+        env.advance(Duration::hours(1)).await;
+    }
+    assert_eq!(delta_requests(env.get("/_sim/requests").await), 0);
+}

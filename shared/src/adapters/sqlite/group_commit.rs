@@ -56,66 +56,53 @@ fn run(conn: &Mutex<Connection>, jobs: &Receiver<Job>) {
     }
 }
 
-/// A unit's outcome, held until the commit says whether it happened.
-enum Outcome {
-    Admit(
-        tokio::sync::oneshot::Sender<Result<Admitted, StoreError>>,
-        Result<Admitted, StoreError>,
-    ),
-    Enqueue(
-        tokio::sync::oneshot::Sender<Result<(), StoreError>>,
-        Result<(), StoreError>,
-    ),
+/// Answers a waiter once the commit is known: its own result when the commit held, else the commit's error.
+type Answer = Box<dyn FnOnce(&Result<(), StoreError>)>;
+
+fn answer<T: 'static>(
+    reply: tokio::sync::oneshot::Sender<Result<T, StoreError>>,
+    result: Result<T, StoreError>,
+) -> Answer {
+    Box::new(move |committed| {
+        let _ = reply.send(committed.clone().and(result));
+    })
 }
 
-fn commit(conn: &mut Connection, batch: Vec<Job>) {
-    let mut outcomes = Vec::with_capacity(batch.len());
-    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => {
-            let e = db(e);
-            for job in batch {
-                answer_error(job, &e);
-            }
-            return;
-        }
-    };
-    for job in batch {
-        match job {
+impl Job {
+    /// Runs the job's unit in the batch's transaction (or fails it with the error that kept the transaction from
+    /// beginning).
+    fn run(self, tx: Result<&rusqlite::Transaction<'_>, &StoreError>) -> Answer {
+        let tx = tx.map_err(Clone::clone);
+        match self {
             Job::Admit {
                 webhook_key,
                 record,
                 max_per_hour,
                 reply,
             } => {
-                let result = unit(&tx, |c| {
-                    admit(c, webhook_key.as_deref(), &record, max_per_hour)
+                let result = tx.and_then(|tx| {
+                    unit(tx, |c| {
+                        admit(c, webhook_key.as_deref(), &record, max_per_hour)
+                    })
                 });
-                outcomes.push(Outcome::Admit(reply, result));
+                answer(reply, result)
             }
+            // One statement: atomic without a savepoint.
             Job::Enqueue { request, reply } => {
-                // One statement: atomic without a savepoint.
-                let result = enqueue(&tx, &request);
-                outcomes.push(Outcome::Enqueue(reply, result));
+                answer(reply, tx.and_then(|tx| enqueue(tx, &request)))
             }
         }
     }
-    let committed = tx.commit().map_err(db);
-    for o in outcomes {
-        match (o, &committed) {
-            (Outcome::Admit(reply, r), Ok(())) => {
-                let _ = reply.send(r);
-            }
-            (Outcome::Enqueue(reply, r), Ok(())) => {
-                let _ = reply.send(r);
-            }
-            (Outcome::Admit(reply, _), Err(e)) => {
-                let _ = reply.send(Err(e.clone()));
-            }
-            (Outcome::Enqueue(reply, _), Err(e)) => {
-                let _ = reply.send(Err(e.clone()));
-            }
-        }
+}
+
+fn commit(conn: &mut Connection, batch: Vec<Job>) {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db);
+    let answers: Vec<Answer> = batch.into_iter().map(|job| job.run(tx.as_ref())).collect();
+    let committed = tx.and_then(|tx| tx.commit().map_err(db));
+    for answer in answers {
+        answer(&committed);
     }
 }
 
@@ -139,17 +126,6 @@ fn unit<T>(
             run("ROLLBACK TO unit")?;
             run("RELEASE unit")?;
             Err(e)
-        }
-    }
-}
-
-fn answer_error(job: Job, e: &StoreError) {
-    match job {
-        Job::Admit { reply, .. } => {
-            let _ = reply.send(Err(e.clone()));
-        }
-        Job::Enqueue { reply, .. } => {
-            let _ = reply.send(Err(e.clone()));
         }
     }
 }

@@ -44,8 +44,12 @@ pub(super) async fn tenant_since(
             Err(e) => return Err(e),
         }
     }
-    // Tracking starts before the read, so a change made during it is seen again by the next round, never lost.
-    let link = delta::start(deps.graph).await?;
+    // Tracking starts before the read, so a change made during it is seen again by the next round, never lost; not
+    // at all when every run reads every user.
+    let link = match earlier.incremental {
+        true => delta::start(deps.graph).await?,
+        false => None,
+    };
     let mut seen = tenant(deps.graph, tenant_id, now, progress).await?;
     seen.snapshot.delta_link = link;
     seen.snapshot.full_scan_at = Some(now);
@@ -58,6 +62,8 @@ pub(super) struct Earlier {
     pub previous: Option<PreviousRun>,
     /// The previous snapshot in full, when this run reads only what changed since it (taken by the read).
     pub last: Option<Snapshot>,
+    /// Runs between full reads read only what changed (`[check] full_scan_hours` is not 0).
+    pub incremental: bool,
     /// Every licence event audit-fetch has stored.
     pub events: Vec<LicenseEvent>,
 }
@@ -145,6 +151,7 @@ pub(super) async fn state(
     Ok(Earlier {
         previous,
         last,
+        incremental: full_scan_hours > 0,
         events,
     })
 }
