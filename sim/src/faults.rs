@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
-    /// Delay the answer by `latency_ms`, then answer normally.
+    /// Answer normally, `latency_ms` after the request arrived (the simulator's own work counts within it).
     Latency,
     /// 429 Too Many Requests (with `retry_after` when set).
     Throttle,
@@ -36,7 +36,8 @@ pub struct Fault {
     /// Chance per request (0..1) instead of every request.
     #[serde(default)]
     pub probability: Option<f64>,
-    /// Delay for `latency` and `timeout`.
+    /// For `latency`: the time the request takes, the simulator's own work included (the answer leaves no sooner
+    /// than this after the request arrived). For `timeout`: the wait before the timeout answer.
     #[serde(default)]
     pub latency_ms: Option<u64>,
     /// `Retry-After` value (seconds or an HTTP date) for throttles.

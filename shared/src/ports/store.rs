@@ -285,7 +285,6 @@ pub trait Backend: StateStore + RemediationStore + RemediationQueue + AuditState
 impl<T: StateStore + RemediationStore + RemediationQueue + AuditState> Backend for T {}
 
 /// Gzipped JSON, as snapshots and run records are stored.
-#[cfg(any(feature = "sqlite", feature = "aws"))]
 pub(crate) fn gzip_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(e.to_string());
     // Buffered: serde_json writes token by token, and each unbuffered write would run the compressor.
@@ -302,7 +301,6 @@ pub(crate) fn gzip_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> 
 }
 
 /// Reads what [`gzip_json`] wrote.
-#[cfg(any(feature = "sqlite", feature = "aws"))]
 pub(crate) fn gunzip_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     use std::io::Read;
     // Decompressed whole, then parsed from the slice: serde_json reads a slice several times faster than a reader
@@ -312,6 +310,55 @@ pub(crate) fn gunzip_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Resul
         .read_to_end(&mut text)
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     serde_json::from_slice(&text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// [`gunzip_json`] on a blocking thread, so that a large document (a 100,000-user snapshot) is decoded while the
+/// caller's other work (paging the directory) goes on.
+#[cfg(any(feature = "sqlite", feature = "aws"))]
+pub(crate) async fn gunzip_json_off_thread<T>(bytes: Vec<u8>) -> Result<T, StoreError>
+where
+    T: serde::de::DeserializeOwned + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || gunzip_json(&bytes))
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("decoding a stored document: {e}")))?
+}
+
+/// A snapshot encoded as it is stored (gzipped JSON). license-check encodes it on a worker thread while it writes
+/// alerts, cases and history, and stores it at its own boundary.
+pub struct EncodedSnapshot {
+    /// Tenant.
+    pub tenant_id: String,
+    /// When the snapshot was taken.
+    pub taken_at: DateTime<Utc>,
+    /// The gzipped JSON document.
+    pub gzip_json: Vec<u8>,
+}
+
+impl EncodedSnapshot {
+    /// Encodes a snapshot.
+    pub fn encode(snapshot: &Snapshot) -> Result<Self, StoreError> {
+        Ok(Self {
+            tenant_id: snapshot.tenant_id.clone(),
+            taken_at: snapshot.taken_at,
+            gzip_json: gzip_json(snapshot)?,
+        })
+    }
+
+    /// The snapshot again.
+    pub fn decode(&self) -> Result<Snapshot, StoreError> {
+        gunzip_json(&self.gzip_json)
+    }
+}
+
+impl std::fmt::Debug for EncodedSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncodedSnapshot")
+            .field("tenant_id", &self.tenant_id)
+            .field("taken_at", &self.taken_at)
+            .field("bytes", &self.gzip_json.len())
+            .finish()
+    }
 }
 
 /// Run records and snapshots: what each license-check run saw.
@@ -325,8 +372,13 @@ pub trait RunStore: Send + Sync {
     async fn previous_run(&self, tenant_id: &str) -> Result<Option<PreviousRun>, StoreError>;
     /// The tenant's newest snapshot in full (a delta round applies its changes to it).
     async fn latest_snapshot(&self, tenant_id: &str) -> Result<Option<Snapshot>, StoreError>;
+    /// Saves a run's snapshot, encoded.
+    async fn save_encoded_snapshot(&self, snapshot: &EncodedSnapshot) -> Result<(), StoreError>;
     /// Saves a run's snapshot.
-    async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError>;
+    async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        self.save_encoded_snapshot(&EncodedSnapshot::encode(snapshot)?)
+            .await
+    }
 }
 
 /// First-seen licence history.

@@ -14,10 +14,13 @@ pub(super) async fn inject_faults(
     let hits = s.faults().take(&path);
     let mut truncate = false;
     let mut failure: Option<Response> = None;
+    // Latency is the time the service takes to answer, its own work included (as a Graph round trip is measured):
+    // the answer leaves no sooner than this after the request arrived, and the work happens within it.
+    let mut answer_at = tokio::time::Instant::now();
     for f in hits {
         match f.kind {
             FaultKind::Latency => {
-                tokio::time::sleep(StdDuration::from_millis(f.latency_ms.unwrap_or(0))).await
+                answer_at += StdDuration::from_millis(f.latency_ms.unwrap_or(0));
             }
             FaultKind::Timeout => {
                 tokio::time::sleep(StdDuration::from_millis(f.latency_ms.unwrap_or(120_000))).await;
@@ -70,6 +73,7 @@ pub(super) async fn inject_faults(
         Some(r) => r,
         None => next.run(req).await,
     };
+    tokio::time::sleep_until(answer_at).await;
     let status = resp.status().as_u16();
     {
         let mut log = s.requests.lock().unwrap_or_else(|p| p.into_inner());

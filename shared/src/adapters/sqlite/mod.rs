@@ -24,7 +24,8 @@ use crate::ports::store::{
     RemediationStore, RunRecord, StoreError,
 };
 use crate::ports::store::{
-    AlertStore, GraceStore, HistoryStore, LeaseStore, LicenseEventStore, NoticeLedger, RunStore,
+    AlertStore, EncodedSnapshot, GraceStore, HistoryStore, LeaseStore, LicenseEventStore,
+    NoticeLedger, RunStore,
 };
 
 /// SQLite-backed state store and remediation queue.

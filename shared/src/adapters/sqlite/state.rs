@@ -36,23 +36,32 @@ impl RunStore for SqliteStore {
     }
 
     async fn previous_run(&self, tenant_id: &str) -> Result<Option<PreviousRun>, StoreError> {
-        self.snapshot_document(tenant_id)?
-            .map(|blob| crate::ports::store::gunzip_json(&blob))
-            .transpose()
+        match self.snapshot_document(tenant_id)? {
+            Some(blob) => crate::ports::store::gunzip_json_off_thread(blob)
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn latest_snapshot(&self, tenant_id: &str) -> Result<Option<Snapshot>, StoreError> {
-        self.snapshot_document(tenant_id)?
-            .map(|blob| crate::ports::store::gunzip_json(&blob))
-            .transpose()
+        match self.snapshot_document(tenant_id)? {
+            Some(blob) => crate::ports::store::gunzip_json_off_thread(blob)
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
     }
 
-    async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
-        let blob = crate::ports::store::gzip_json(snapshot)?;
+    async fn save_encoded_snapshot(&self, snapshot: &EncodedSnapshot) -> Result<(), StoreError> {
         self.conn()
             .execute(
                 "INSERT OR REPLACE INTO snapshots (tenant_id, taken_at, body) VALUES (?1, ?2, ?3)",
-                params![snapshot.tenant_id, ts(&snapshot.taken_at), blob],
+                params![
+                    snapshot.tenant_id,
+                    ts(&snapshot.taken_at),
+                    snapshot.gzip_json
+                ],
             )
             .map_err(|e| self.db(e))?;
         Ok(())

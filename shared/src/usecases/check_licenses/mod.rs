@@ -159,9 +159,10 @@ async fn check_under(
     lease: &RunLease<'_>,
 ) -> Result<CheckReport, CoreError> {
     let now = deps.clock.now();
-    let mut state = read::state(deps, &tenant.tenant_id, policy.check.full_scan_hours, now).await?;
-    let seen = read::tenant_since(deps, &tenant.tenant_id, &mut state, now, progress).await?;
+    let (state, seen) = read::everything(deps, &tenant.tenant_id, policy, now, progress).await?;
     let snapshot = &seen.snapshot;
+    // Encoded on a worker thread while the findings are judged and the writes before it are made.
+    let mut pending = Some(write::PendingSnapshot::encode(snapshot));
     let names = SkuNames::new(&snapshot.skus, deps.catalog);
 
     let users = checks::user_findings(snapshot, &seen.groups, &names);
@@ -201,6 +202,7 @@ async fn check_under(
         deps,
         &tenant.tenant_id,
         snapshot,
+        &mut pending,
         state.previous.as_ref(),
         &changes,
         now,
@@ -213,8 +215,8 @@ async fn check_under(
         false => 0,
     };
     (deps.crash)(CheckStep::AfterQueue)?;
-    if state.previous.is_some() {
-        write::snapshot(deps, snapshot).await?;
+    if let Some(encoded) = pending {
+        write::snapshot(deps, encoded).await?;
     }
 
     checks::sort_findings(&mut findings);

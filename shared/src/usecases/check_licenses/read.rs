@@ -2,6 +2,7 @@
 //! and licence events from the store.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -16,8 +17,8 @@ mod delta;
 
 /// The tenant as this run saw it.
 pub(super) struct Seen {
-    /// Users (sorted by id, each once) and SKUs.
-    pub snapshot: Snapshot,
+    /// Users (sorted by id, each once) and SKUs; shared with the worker thread that encodes it for the store.
+    pub snapshot: Arc<Snapshot>,
     /// Group id → display name, for the groups with licence errors.
     pub groups: HashMap<String, String>,
     /// User pages read.
@@ -26,9 +27,32 @@ pub(super) struct Seen {
     pub delta_users: Option<usize>,
 }
 
+/// Reads what earlier runs left and the tenant. A run that reads every user loads the previous run while it pages
+/// (the two overlap: the stored document is decoded on a worker thread); an incremental run needs the last
+/// snapshot before it can ask what changed since.
+pub(super) async fn everything(
+    deps: &CheckDeps<'_>,
+    tenant_id: &str,
+    policy: &crate::policy::Policy,
+    now: DateTime<Utc>,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<(Earlier, Seen), CoreError> {
+    let hours = policy.check.full_scan_hours;
+    if hours == 0 {
+        let (earlier, seen) = tokio::join!(
+            state(deps, tenant_id, hours, now),
+            tenant(deps.graph, tenant_id, now, progress)
+        );
+        return Ok((earlier?, seen?));
+    }
+    let mut earlier = state(deps, tenant_id, hours, now).await?;
+    let seen = tenant_since(deps, tenant_id, &mut earlier, now, progress).await?;
+    Ok((earlier, seen))
+}
+
 /// Reads the tenant: only what changed since the last run when [`state`] kept the last snapshot for that, else
 /// every user. An expired delta token means a full read, as Graph asks.
-pub(super) async fn tenant_since(
+async fn tenant_since(
     deps: &CheckDeps<'_>,
     tenant_id: &str,
     earlier: &mut Earlier,
@@ -51,8 +75,9 @@ pub(super) async fn tenant_since(
         false => None,
     };
     let mut seen = tenant(deps.graph, tenant_id, now, progress).await?;
-    seen.snapshot.delta_link = link;
-    seen.snapshot.full_scan_at = Some(now);
+    let snapshot = Arc::make_mut(&mut seen.snapshot);
+    snapshot.delta_link = link;
+    snapshot.full_scan_at = Some(now);
     Ok(seen)
 }
 
@@ -76,7 +101,34 @@ pub(super) async fn tenant(
     now: DateTime<Utc>,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Seen, CoreError> {
-    let skus = directory.subscribed_skus().await?;
+    // The SKUs and the groups in error are asked for while the users are paged: three independent reads.
+    let (skus, users, groups) = tokio::join!(
+        directory.subscribed_skus(),
+        all_users(directory, progress),
+        groups_with_errors(directory)
+    );
+    let (skus, (users, pages), groups) = (skus?, users?, groups?);
+    let skus = skus.iter().map(SkuSnap::from).collect();
+    Ok(Seen {
+        snapshot: Arc::new(Snapshot {
+            tenant_id: tenant_id.to_string(),
+            taken_at: now,
+            skus,
+            users,
+            delta_link: None,
+            full_scan_at: None,
+        }),
+        groups,
+        pages,
+        delta_users: None,
+    })
+}
+
+/// Every user, distilled page by page (sorted by id, each once), and the pages read.
+async fn all_users(
+    directory: &dyn Directory,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<(Vec<UserSnapshot>, u32), CoreError> {
     let mut users: Vec<UserSnapshot> = Vec::new();
     let mut pager = directory.users();
     while let Some(page) = pager.next_page().await? {
@@ -87,27 +139,13 @@ pub(super) async fn tenant(
     users.dedup_by(|a, b| a.id == b.id);
     let pages = pager.pages_fetched();
     tracing::debug!(users = users.len(), pages, "users read");
-    let groups = groups_with_errors(directory).await?;
-    let skus = skus.iter().map(SkuSnap::from).collect();
-    Ok(Seen {
-        snapshot: Snapshot {
-            tenant_id: tenant_id.to_string(),
-            taken_at: now,
-            skus,
-            users,
-            delta_link: None,
-            full_scan_at: None,
-        },
-        groups,
-        pages,
-        delta_users: None,
-    })
+    Ok((users, pages))
 }
 
 /// Reads the previous run and the licence events. A first run that saved its snapshot and died before its
 /// baseline history and run record is completed here, from that snapshot (entries already written are stored
 /// once).
-pub(super) async fn state(
+async fn state(
     deps: &CheckDeps<'_>,
     tenant_id: &str,
     full_scan_hours: u32,

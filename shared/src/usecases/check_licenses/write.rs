@@ -1,14 +1,17 @@
 //! What a run writes besides grace cases and remediations, each step followed by its crash point: alerts, history,
 //! the snapshot, the run record.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
+use tokio::task::JoinHandle;
 
 use super::{CheckDeps, CheckStep};
 use crate::domain::findings::{Detail, Finding, Severity};
 use crate::domain::kinds::AlertKind;
 use crate::domain::snapshot::{LicenseChange, PreviousRun, Snapshot};
 use crate::error::CoreError;
-use crate::ports::store::{Alert, HistoryEntry, RunRecord};
+use crate::ports::store::{Alert, EncodedSnapshot, HistoryEntry, RunRecord, StoreError};
 
 /// A user's licences for the baseline history: (id, UPN, SKU ids).
 pub(super) type Baseline<'a> = (&'a str, &'a str, Vec<&'a String>);
@@ -63,6 +66,27 @@ fn alert(deps: &CheckDeps<'_>, f: &Finding, now: DateTime<Utc>) -> Option<Alert>
     }
 }
 
+/// The run's snapshot being encoded on a worker thread while the run writes alerts, cases and history; stored at
+/// its own boundary by [`snapshot`].
+pub(super) struct PendingSnapshot(JoinHandle<Result<EncodedSnapshot, StoreError>>);
+
+impl PendingSnapshot {
+    /// Starts encoding.
+    pub(super) fn encode(snapshot: &Arc<Snapshot>) -> Self {
+        let snapshot = Arc::clone(snapshot);
+        Self(tokio::task::spawn_blocking(move || {
+            EncodedSnapshot::encode(&snapshot)
+        }))
+    }
+
+    async fn ready(self) -> Result<EncodedSnapshot, CoreError> {
+        match self.0.await {
+            Ok(encoded) => Ok(encoded?),
+            Err(e) => Err(StoreError::Corrupt(format!("encoding the snapshot: {e}")).into()),
+        }
+    }
+}
+
 /// History. A first run's baseline is written after its snapshot (a crash in between is repaired by the next run);
 /// a later run's changes before it (a crash in between makes the next run see the same changes against the same
 /// snapshot, stored once by their identity).
@@ -70,13 +94,16 @@ pub(super) async fn history(
     deps: &CheckDeps<'_>,
     tenant_id: &str,
     snapshot: &Snapshot,
+    pending: &mut Option<PendingSnapshot>,
     previous: Option<&PreviousRun>,
     changes: &[LicenseChange],
     now: DateTime<Utc>,
 ) -> Result<(), CoreError> {
     let written = match previous {
         None => {
-            self::snapshot(deps, snapshot).await?;
+            if let Some(encoded) = pending.take() {
+                self::snapshot(deps, encoded).await?;
+            }
             let users: Vec<Baseline> = snapshot
                 .users
                 .iter()
@@ -136,8 +163,13 @@ pub(super) async fn baseline(
 }
 
 /// Saves the snapshot the next run diffs against.
-pub(super) async fn snapshot(deps: &CheckDeps<'_>, snapshot: &Snapshot) -> Result<(), CoreError> {
-    deps.store.save_snapshot(snapshot).await?;
+pub(super) async fn snapshot(
+    deps: &CheckDeps<'_>,
+    snapshot: PendingSnapshot,
+) -> Result<(), CoreError> {
+    deps.store
+        .save_encoded_snapshot(&snapshot.ready().await?)
+        .await?;
     tracing::debug!("snapshot saved");
     (deps.crash)(CheckStep::AfterSnapshot)
 }

@@ -52,7 +52,8 @@ use crate::ports::store::{
     RemediationStore, RunRecord, StoreError,
 };
 use crate::ports::store::{
-    AlertStore, GraceStore, HistoryStore, LeaseStore, LicenseEventStore, NoticeLedger, RunStore,
+    AlertStore, EncodedSnapshot, GraceStore, HistoryStore, LeaseStore, LicenseEventStore,
+    NoticeLedger, RunStore,
 };
 
 type Item = HashMap<String, AttributeValue>;

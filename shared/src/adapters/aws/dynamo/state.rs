@@ -34,26 +34,32 @@ impl RunStore for DynamoStore {
     }
 
     async fn previous_run(&self, tenant_id: &str) -> Result<Option<PreviousRun>, StoreError> {
-        self.snapshot_document(tenant_id)
-            .await?
-            .map(|bytes| crate::ports::store::gunzip_json(&bytes))
-            .transpose()
+        match self.snapshot_document(tenant_id).await? {
+            Some(bytes) => crate::ports::store::gunzip_json_off_thread(bytes)
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn latest_snapshot(&self, tenant_id: &str) -> Result<Option<Snapshot>, StoreError> {
-        self.snapshot_document(tenant_id)
-            .await?
-            .map(|bytes| crate::ports::store::gunzip_json(&bytes))
-            .transpose()
+        match self.snapshot_document(tenant_id).await? {
+            Some(bytes) => crate::ports::store::gunzip_json_off_thread(bytes)
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
     }
 
-    async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+    async fn save_encoded_snapshot(&self, snapshot: &EncodedSnapshot) -> Result<(), StoreError> {
         // The object first, then the pointer: a crash in between leaves an unreferenced object, never a pointer
         // to nothing.
         let tenant = snapshot.tenant_id.to_ascii_lowercase();
         let at = ts(&snapshot.taken_at);
         let object = format!("snapshots/{tenant}/{at}.json.gz");
-        self.put_gz_object(&object, snapshot).await?;
+        self.objects
+            .put_if_absent(&object, snapshot.gzip_json.clone())
+            .await?;
         let mut item = key(format!("{tenant}#snapshot"), at);
         item.insert("object".into(), s(object));
         self.put(item, None).await.map(|_| ())

@@ -24,7 +24,8 @@ use crate::ports::store::{
     RunRecord,
 };
 use crate::ports::store::{
-    AlertStore, GraceStore, HistoryStore, LeaseStore, LicenseEventStore, NoticeLedger, RunStore,
+    AlertStore, EncodedSnapshot, GraceStore, HistoryStore, LeaseStore, LicenseEventStore,
+    NoticeLedger, RunStore,
 };
 
 #[derive(Default)]

@@ -42,16 +42,17 @@ impl RunStore for MemoryStore {
             .map(|(_, s)| s.clone()))
     }
 
-    async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+    async fn save_encoded_snapshot(&self, snapshot: &EncodedSnapshot) -> Result<(), StoreError> {
+        // Decoded again, so that what the memory store keeps went through the same encoding as a real store's.
+        let snapshot = snapshot.decode()?;
         let mut state = self.lock();
         state.snapshots.insert(
             (snapshot.tenant_id.clone(), snapshot.taken_at),
-            PreviousRun::from(snapshot),
+            PreviousRun::from(&snapshot),
         );
-        state.full_snapshots.insert(
-            (snapshot.tenant_id.clone(), snapshot.taken_at),
-            snapshot.clone(),
-        );
+        state
+            .full_snapshots
+            .insert((snapshot.tenant_id.clone(), snapshot.taken_at), snapshot);
         Ok(())
     }
 }

@@ -98,7 +98,7 @@ pub(super) async fn changed(
         "users read through /users/delta"
     );
     Ok(Seen {
-        snapshot: Snapshot {
+        snapshot: std::sync::Arc::new(Snapshot {
             tenant_id: before.tenant_id,
             taken_at: now,
             skus: skus.iter().map(SkuSnap::from).collect(),
@@ -106,7 +106,7 @@ pub(super) async fn changed(
             // Without a new link the next run reads every user.
             delta_link: next_link,
             full_scan_at: before.full_scan_at,
-        },
+        }),
         groups,
         pages,
         delta_users: Some(items),
