@@ -13,6 +13,7 @@ mod check;
 mod demo;
 mod notify;
 mod report;
+mod search;
 mod serve;
 
 /// Watch Microsoft 365 licences: warn before mailboxes are cut off, explain every licence change, keep the audit
@@ -67,6 +68,8 @@ enum Command {
         #[arg(long)]
         day: String,
     },
+    /// Search the archived audit trail by user, operation, actor, source and time (local or S3 archive).
+    AuditSearch(search::SearchArgs),
     /// List licence-change events from the audit archive.
     LicenseEvents {
         /// Only this user.
@@ -222,6 +225,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             serve::reprocess(cli.json, user, action, sku_ids, template_user, options).await
         }
         Command::AuditFetch => audit::fetch(cli.json).await,
+        Command::AuditSearch(args) => search::run(cli.json, args).await,
         Command::LicenseEvents { user } => audit::events(cli.json, user).await,
         Command::AuditVerify { day } => audit::verify(cli.json, &day).await,
         Command::Demo {

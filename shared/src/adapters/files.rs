@@ -22,8 +22,13 @@ impl FileArchive {
 
     /// Every file under the root (an unreadable directory is skipped).
     fn files(&self) -> Vec<PathBuf> {
+        self.files_under(&self.root)
+    }
+
+    /// Every file under `dir`.
+    fn files_under(&self, dir: &std::path::Path) -> Vec<PathBuf> {
         let mut out = Vec::new();
-        let mut stack = vec![self.root.clone()];
+        let mut stack = vec![dir.to_path_buf()];
         while let Some(dir) = stack.pop() {
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
@@ -94,12 +99,30 @@ impl AuditArchive for FileArchive {
     }
 
     async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        // Only the directory the prefix names is walked (not the indexes, not other sources or days).
+        let dir = self
+            .root
+            .join(prefix.rsplit_once('/').map_or("", |(d, _)| d));
         let mut out: Vec<String> = self
-            .files()
+            .files_under(&dir)
             .iter()
             .filter_map(|p| p.strip_prefix(&self.root).ok())
             .map(|rel| rel.to_string_lossy().replace('\\', "/"))
-            .filter(|key| key.starts_with(prefix) && key.ends_with(".ndjson.gz"))
+            .filter(|key| key.starts_with(prefix) && crate::ports::archive::is_object_key(key))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    async fn index_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let full = format!("{}{prefix}", crate::ports::archive::INDEX_PREFIX);
+        let dir = self.root.join(full.rsplit_once('/').map_or("", |(d, _)| d));
+        let mut out: Vec<String> = self
+            .files_under(&dir)
+            .iter()
+            .filter_map(|p| p.strip_prefix(&self.root).ok())
+            .map(|rel| rel.to_string_lossy().replace('\\', "/"))
+            .filter(|key| key.starts_with(&full) && key.ends_with(".idx.json"))
             .collect();
         out.sort();
         Ok(out)

@@ -16,8 +16,10 @@ use crate::error::StoreError;
 pub trait AuditArchive: Send + Sync {
     /// Writes `bytes` at `key` unless an object is already there. Returns true when it wrote.
     async fn put_new(&self, key: &str, bytes: Vec<u8>) -> Result<bool, StoreError>;
-    /// Every key under `prefix`.
+    /// The key of every archive object under `prefix` (objects only: never their search indexes), in order.
     async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    /// The key of every search index under [`INDEX_PREFIX`] followed by `prefix` (see [`index_key`]).
+    async fn index_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
     /// An object's bytes.
     async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError>;
     /// Whether an object is at `key`.
@@ -28,6 +30,27 @@ pub trait AuditArchive: Send + Sync {
     async fn clean_up(&self) -> Result<usize, StoreError> {
         Ok(0)
     }
+}
+
+/// Where the search index of each object is kept: beside the objects, under a prefix that starts with `_`, which
+/// Athena, Hive and Spark skip when they read a table's files.
+pub const INDEX_PREFIX: &str = "_index/";
+
+/// The key of an object's search index ([`crate::domain::audit_search::ObjectIndex`], JSON).
+pub fn index_key(object_key: &str) -> String {
+    format!("{INDEX_PREFIX}{object_key}.idx.json")
+}
+
+/// The object an index key describes.
+pub fn object_of_index(index_key: &str) -> Option<&str> {
+    index_key
+        .strip_prefix(INDEX_PREFIX)?
+        .strip_suffix(".idx.json")
+}
+
+/// Whether a key names an archive object (gzip NDJSON, not an index).
+pub fn is_object_key(key: &str) -> bool {
+    key.ends_with(".ndjson.gz") && !key.starts_with(INDEX_PREFIX)
 }
 
 /// Encodes records as gzip NDJSON and names the object (see [`object_key`]).

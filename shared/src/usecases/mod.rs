@@ -5,4 +5,5 @@ pub mod fetch_audit;
 pub mod lease;
 pub mod notify_grace_period;
 pub mod reprocess_user;
+pub mod search_audit;
 pub mod webhook;

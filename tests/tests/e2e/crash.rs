@@ -131,6 +131,7 @@ async fn a_crash_at_any_write_boundary_then_a_changed_source_loses_and_duplicate
         AuditStep::AfterLicenceParts,
         AuditStep::AfterClaim,
         AuditStep::AfterObject,
+        AuditStep::AfterIndex,
         AuditStep::AfterConfirm,
         AuditStep::AfterBlob,
         AuditStep::AfterCursor,

@@ -132,6 +132,11 @@ impl TestEnv {
         }
     }
 
+    /// The file archive's directory (when the archive is not in S3).
+    pub fn archive_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("archive")
+    }
+
     /// Gives up the test environment's runtime (the simulator keeps running in this process).
     pub fn into_runtime(self) -> Runtime {
         std::mem::forget(self._dir);

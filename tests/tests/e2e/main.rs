@@ -9,4 +9,5 @@ mod helpers;
 mod license_check;
 mod notify;
 mod real_records;
+mod search;
 mod webhook;

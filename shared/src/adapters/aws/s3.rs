@@ -148,7 +148,14 @@ impl AuditArchive for S3Archive {
     }
 
     async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        self.objects.list(prefix).await
+        let mut keys = self.objects.list(prefix).await?;
+        keys.retain(|k| crate::ports::archive::is_object_key(k));
+        Ok(keys)
+    }
+
+    async fn index_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let full = format!("{}{prefix}", crate::ports::archive::INDEX_PREFIX);
+        self.objects.list(&full).await
     }
 
     async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {

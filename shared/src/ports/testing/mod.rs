@@ -51,7 +51,16 @@ impl AuditArchive for MemoryArchive {
         Ok(self
             .keys_now()
             .into_iter()
-            .filter(|k| k.starts_with(prefix))
+            .filter(|k| k.starts_with(prefix) && crate::ports::archive::is_object_key(k))
+            .collect())
+    }
+
+    async fn index_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let full = format!("{}{prefix}", crate::ports::archive::INDEX_PREFIX);
+        Ok(self
+            .keys_now()
+            .into_iter()
+            .filter(|k| k.starts_with(&full))
             .collect())
     }
 

@@ -61,6 +61,8 @@ pub enum AuditStep {
     AfterClaim,
     /// The object is written, not confirmed.
     AfterObject,
+    /// The object's search index is written (or its write failed and was logged).
+    AfterIndex,
     /// The object is confirmed.
     AfterConfirm,
     /// A Management API blob is marked done.
@@ -301,6 +303,12 @@ async fn archive_prepared(
             ensure_holds(deps, &object.key, &claimed).await?;
         }
         (deps.crash)(AuditStep::AfterObject)?;
+        // The index only spares searches work (they rebuild a missing one): failing to write it stops nothing.
+        let index_key = crate::ports::archive::index_key(&object.key);
+        if let Err(e) = deps.archive.put_new(&index_key, object.index).await {
+            tracing::warn!(object = %object.key, error = %e, "search index not written; a search will rebuild it");
+        }
+        (deps.crash)(AuditStep::AfterIndex)?;
         deps.state.confirm_object(&object.key, now).await?;
         (deps.crash)(AuditStep::AfterConfirm)?;
         report.records_archived += claimed.len();

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::domain::audit_search::ObjectIndex;
 use crate::domain::license_event::{
     GroupLicensingRun, LicenseRecord, from_management_record, group_licensing_run,
     management_operation_of_interest,
@@ -49,6 +50,9 @@ pub struct PreparedObject {
     lines: Vec<Line>,
     /// The object's bytes when every id is archived in it (gzip NDJSON).
     pub encoded: Vec<u8>,
+    /// Its search index (JSON), built from every record of the batch's day: when only some are archived in the
+    /// object, the index describes a few more, which can only make a search read the object, never miss it.
+    pub index: Vec<u8>,
 }
 
 /// A batch ready to archive.
@@ -264,9 +268,12 @@ fn group(body: Vec<u8>, located: Vec<Located>, shape: &Shape) -> Prepared {
         ..Default::default()
     };
     for (day, (ids, lines)) in by_day {
+        let key = object_key(shape.source, &shape.content_type, &day, &ids);
         let encoded = encode_lines(lines.iter().map(|l| prepared.line(l)));
+        let index = ObjectIndex::build(&key, lines.iter().map(|l| prepared.line(l)));
         prepared.objects.push(PreparedObject {
-            key: object_key(shape.source, &shape.content_type, &day, &ids),
+            index: serde_json::to_vec(&index).unwrap_or_default(),
+            key,
             ids,
             lines,
             encoded,
