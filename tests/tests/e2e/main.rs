@@ -1,5 +1,6 @@
 //! Cross-function flows over real HTTP against the simulated tenant, with a temporary SQLite store (or moto's DynamoDB, S3 and SQS in `aws`).
 
+mod athena;
 mod audit;
 mod aws;
 mod crash;
