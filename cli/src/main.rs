@@ -12,6 +12,7 @@ mod audit;
 mod check;
 mod demo;
 mod notify;
+mod reclaim;
 mod report;
 mod search;
 mod serve;
@@ -67,6 +68,13 @@ enum Command {
         /// The day, YYYY-MM-DD.
         #[arg(long)]
         day: String,
+    },
+    /// Licences nobody uses (inactive, never signed in, disabled, overlapping) and unassigned seats, with their
+    /// monthly cost and the command that would remove each; removes nothing. Saved for `licensewatch report`.
+    Reclaim {
+        /// Also write the rows as CSV (and the idle seats beside it, NAME-idle-seats.csv).
+        #[arg(long)]
+        csv: Option<PathBuf>,
     },
     /// Search the archived audit trail by user, operation, actor, source and time (local or S3 archive).
     AuditSearch(search::SearchArgs),
@@ -225,6 +233,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             serve::reprocess(cli.json, user, action, sku_ids, template_user, options).await
         }
         Command::AuditFetch => audit::fetch(cli.json).await,
+        Command::Reclaim { csv } => reclaim::run(cli.json, csv).await,
         Command::AuditSearch(args) => search::run(cli.json, args).await,
         Command::LicenseEvents { user } => audit::events(cli.json, user).await,
         Command::AuditVerify { day } => audit::verify(cli.json, &day).await,

@@ -29,6 +29,49 @@ pub struct Policy {
     pub remediation: RemediationPolicy,
     /// `[webhook]`
     pub webhook: WebhookPolicy,
+    /// `[reclaim]`
+    pub reclaim: ReclaimPolicy,
+    /// `[prices]`: monthly prices per SKU, for the reclamation report (no price list is built in).
+    pub prices: PricePolicy,
+}
+
+/// `[reclaim]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ReclaimPolicy {
+    /// A licence whose holder has not signed in for this many days is worth reclaiming.
+    pub inactive_days: u32,
+}
+
+impl Default for ReclaimPolicy {
+    fn default() -> Self {
+        Self { inactive_days: 90 }
+    }
+}
+
+/// `[prices]`: `currency = "EUR"` and `[prices.monthly]` with one price per SKU, keyed by part number
+/// (`SPE_E3 = 33.75`) or SKU id.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(default)]
+pub struct PricePolicy {
+    /// Currency label shown with the amounts.
+    pub currency: String,
+    /// SKU part number or id → price per seat per month.
+    pub monthly: std::collections::BTreeMap<String, f64>,
+}
+
+impl PricePolicy {
+    /// The prices as the reclamation rules read them (keys lower-cased).
+    pub fn prices(&self) -> crate::domain::reclaim::Prices {
+        crate::domain::reclaim::Prices {
+            currency: self.currency.clone(),
+            monthly: self
+                .monthly
+                .iter()
+                .map(|(k, v)| (k.trim().to_lowercase(), *v))
+                .collect(),
+        }
+    }
 }
 
 /// `[tenant]`
@@ -316,6 +359,26 @@ impl Policy {
 
     fn validate(&self, p: &mut Problems) {
         check_tz(p, "tenant.time_zone", &self.tenant.time_zone);
+        if !(1..=3650).contains(&self.reclaim.inactive_days) {
+            p.add("reclaim.inactive_days", "must be between 1 and 3650 days");
+        }
+        for (sku, price) in &self.prices.monthly {
+            if !price.is_finite() || *price < 0.0 {
+                p.add(
+                    format!("prices.monthly.{sku}"),
+                    format!("{price} is not a price (a number, 0 or more)"),
+                );
+            }
+            if sku.trim().is_empty() {
+                p.add("prices.monthly", "a SKU key is empty");
+            }
+        }
+        if !self.prices.monthly.is_empty() && self.prices.currency.trim().is_empty() {
+            p.add(
+                "prices.currency",
+                "is empty: name the currency of [prices.monthly]",
+            );
+        }
         for (i, t) in self.tenants.iter().enumerate() {
             if !crate::config::is_valid_tenant(&t.id) {
                 p.add(

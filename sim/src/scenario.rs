@@ -43,6 +43,10 @@ pub struct Scenario {
     /// Audit history before `now`.
     #[serde(default)]
     pub audit: Vec<AuditSpec>,
+    /// The tenant has Entra ID P1 (needed for `signInActivity`); default: some subscribed SKU includes the
+    /// `AAD_PREMIUM` plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub premium: Option<bool>,
 }
 
 fn default_domain() -> String {
@@ -181,6 +185,10 @@ pub struct UserSpec {
     /// Group memberships.
     #[serde(default)]
     pub groups: Vec<String>,
+    /// The last successful sign-in (`signInActivity`), and the mailbox's last activity day in the usage reports;
+    /// none = never signed in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sign_in: Option<DateTime<Utc>>,
 }
 
 fn yes() -> bool {
@@ -302,6 +310,12 @@ impl Scenario {
                     disabled_plans: vec![],
                 }),
             }
+            // Most sign in daily; one in 25 stopped half a year ago; one in 40 never signed in.
+            u.last_sign_in = match (i % 25, i % 40) {
+                (_, 7) => None,
+                (3, _) => Some(now - Duration::days(200)),
+                _ => Some(now - Duration::hours((i % 72) as i64 + 1)),
+            };
             s.users.push(u);
         }
         s

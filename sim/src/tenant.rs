@@ -147,6 +147,8 @@ pub struct Tenant {
     seats_used: HashMap<String, i64>,
     /// What `/users/delta` needs: baselines, per-user records, removals.
     pub(crate) delta: crate::server::delta::DeltaState,
+    /// Entra ID P1: `signInActivity` is readable.
+    pub premium: bool,
 }
 
 fn lcg(x: u64) -> u64 {
@@ -188,6 +190,11 @@ impl Tenant {
             counter: 0,
             seats_used: HashMap::new(),
             delta: Default::default(),
+            premium: s.premium.unwrap_or_else(|| {
+                s.skus.iter().any(|k| {
+                    k.enabled > 0 && k.service_plans.iter().any(|p| p.name == "AAD_PREMIUM")
+                })
+            }),
         };
         for spec in s.users {
             t.insert_user(spec, false);

@@ -1,6 +1,7 @@
 //! The report as one self-contained HTML page: cards, tables and two inline SVG charts, no script.
 
 use super::*;
+use licensewatch_core::domain::reclaim::ActivitySource;
 use licensewatch_core::ports::channel::html_escape as esc;
 
 pub(super) const STYLE: &str = r#"
@@ -171,6 +172,41 @@ pub fn render(data: &ReportData, tables: &[Table]) -> String {
             "Every licence change is explained by the audit log.",
             &[],
         );
+    }
+
+    // Reclamation.
+    if let Some(t) = by_id("reclaim") {
+        let _ = write!(h, "<section id=\"{}\"><h2>{}</h2>", t.id, t.title);
+        match &data.reclaim {
+            None => h.push_str("<p class=\"empty\">No reclamation report yet: run <code>licensewatch reclaim</code>.</p>"),
+            Some(r) => {
+                let _ = write!(
+                    h,
+                    "<p>As of {}: {} licence(s) among {} users; inactive means no sign-in for {} days (activity from {}).{}</p>",
+                    esc(&day(&r.generated_at, &data.time_zone)),
+                    r.rows.len(),
+                    r.users_read,
+                    r.inactive_days,
+                    match r.activity_source {
+                        ActivitySource::SignIn => "sign-in activity",
+                        ActivitySource::MailboxReport => "the Exchange mailbox usage report",
+                        ActivitySource::None => "nowhere: only disabled accounts, overlaps and idle seats are judged",
+                    },
+                    r.monthly_total
+                        .map(|_| format!(" Monthly cost of what is priced: <b>{}</b>.", esc(&crate::reclaim::money(r, r.monthly_total))))
+                        .unwrap_or_default()
+                );
+                for note in &r.activity_notes {
+                    let _ = write!(h, "<p><span class=\"badge bad\">NOTE</span> {}</p>", esc(note));
+                }
+                table_body(&mut h, t, "No licence to reclaim.", &[5]);
+                if let Some(seats) = by_id("idle_seats") {
+                    let _ = write!(h, "<h3>{}</h3>", seats.title);
+                    table_body(&mut h, seats, "Every seat bought is assigned.", &[1, 2]);
+                }
+            }
+        }
+        h.push_str("</section>");
     }
 
     // Audit archive health.

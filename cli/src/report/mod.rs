@@ -39,6 +39,8 @@ pub struct ReportData {
     pub gaps: Vec<Gap>,
     /// Licence events derived from the audit logs.
     pub license_events: usize,
+    /// The newest reclamation report (`licensewatch reclaim`), if any.
+    pub reclaim: Option<licensewatch_core::domain::reclaim::ReclaimReport>,
 }
 
 /// Reads the report's data from the runtime's store.
@@ -59,6 +61,7 @@ pub async fn load(rt: &Runtime) -> Result<ReportData, String> {
             .await
             .map_err(err)?
             .len(),
+        reclaim: store.latest_reclaim(&tenant).await.map_err(err)?,
         tenant_id: tenant,
     })
 }
@@ -196,6 +199,39 @@ mod tests {
                 to: at(2),
             }],
             license_events: 4,
+            reclaim: Some(reclaim_report(upn)),
+        }
+    }
+
+    fn reclaim_report(upn: &str) -> licensewatch_core::domain::reclaim::ReclaimReport {
+        use licensewatch_core::domain::reclaim::*;
+        ReclaimReport {
+            tenant_id: "t".into(),
+            generated_at: at(3),
+            inactive_days: 90,
+            users_read: 2,
+            activity_source: ActivitySource::MailboxReport,
+            activity_notes: vec!["sign-in activity needs Entra ID P1 <P1>".into()],
+            rows: vec![ReclaimRow {
+                user_id: "u".into(),
+                user_principal_name: upn.into(),
+                sku_id: "s1".into(),
+                sku_name: "Office 365 E3".into(),
+                reason: Reason::Inactive { days: 120 },
+                last_activity: Some(at(1)),
+                licensed_since: None,
+                assigned_by_group: None,
+                monthly_cost: Some(23.0),
+                action: format!("licensewatch reprocess --user {upn} --action remove --sku s1"),
+            }],
+            idle_seats: vec![IdleSeats {
+                sku_id: "s1".into(),
+                sku_name: "Office 365 E3".into(),
+                unassigned: 3,
+                monthly_cost: Some(69.0),
+            }],
+            currency: Some("EUR".into()),
+            monthly_total: Some(92.0),
         }
     }
 
@@ -226,6 +262,7 @@ mod tests {
             "license_changes",
             "changes-chart",
             "unexplained_changes",
+            "reclaim",
             "audit_gaps",
         ] {
             assert!(page.contains(&format!("id=\"{id}\"")), "missing #{id}");
@@ -241,6 +278,10 @@ mod tests {
             "the real cause of the group error is shown"
         );
         assert!(page.contains("badge bad\">GAPS"));
+        assert!(page.contains("no sign-in for 120 days"), "reclamation rows");
+        assert!(page.contains("92.00 EUR"), "the monthly total");
+        assert!(page.contains("Entra ID P1 &lt;P1&gt;"), "notes escaped");
+        assert!(page.contains("Seats bought and not assigned"));
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub fn tables(data: &ReportData) -> Vec<Table> {
         capacity(data),
         changes(data),
         unexplained(data),
+        reclaim(data),
+        idle_seats(data),
         gaps(data),
     ]
 }
@@ -262,6 +264,58 @@ fn unexplained(data: &ReportData) -> Table {
             "actor",
         ],
         rows: unexplained,
+    }
+}
+
+fn reclaim(data: &ReportData) -> Table {
+    let rows = data.reclaim.iter().flat_map(|report| {
+        report.rows.iter().map(move |r| {
+            vec![
+                r.user_principal_name.clone(),
+                r.sku_name.clone(),
+                crate::reclaim::reason(&r.reason),
+                r.last_activity
+                    .map(|t| day(&t, &data.time_zone))
+                    .unwrap_or_default(),
+                r.licensed_since
+                    .map(|t| day(&t, &data.time_zone))
+                    .unwrap_or_default(),
+                crate::reclaim::money(report, r.monthly_cost),
+                r.action.clone(),
+            ]
+        })
+    });
+    Table {
+        id: "reclaim",
+        title: "Licences to reclaim",
+        headers: vec![
+            "user_principal_name",
+            "sku",
+            "reason",
+            "last_activity",
+            "licensed_since",
+            "monthly_cost",
+            "action",
+        ],
+        rows: rows.collect(),
+    }
+}
+
+fn idle_seats(data: &ReportData) -> Table {
+    let rows = data.reclaim.iter().flat_map(|report| {
+        report.idle_seats.iter().map(move |s| {
+            vec![
+                s.sku_name.clone(),
+                s.unassigned.to_string(),
+                crate::reclaim::money(report, s.monthly_cost),
+            ]
+        })
+    });
+    Table {
+        id: "idle_seats",
+        title: "Seats bought and not assigned",
+        headers: vec!["sku", "unassigned", "monthly_cost"],
+        rows: rows.collect(),
     }
 }
 

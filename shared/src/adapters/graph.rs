@@ -17,7 +17,8 @@ use crate::adapters::http::{
     ApiError, BodyProblem, Caller, RawResponse, Service, check_link, json_body,
 };
 use crate::ports::directory::types::{
-    DeltaUser, DirectoryObject, Group, SubscribedSku, USER_LICENSE_SELECT, USER_SELECT, User,
+    DeltaUser, DirectoryObject, Group, SubscribedSku, USER_LICENSE_SELECT, USER_SELECT,
+    USER_SIGN_IN_SELECT, User,
 };
 use crate::ports::directory::{BoxPages, Directory, Pages, path_segment};
 
@@ -347,6 +348,25 @@ impl Directory for GraphClient {
 
     fn users(&self) -> BoxPages<'_, User> {
         Box::new(self.pages::<User>(&format!("users?$select={USER_SELECT}&$top=999")))
+    }
+
+    fn users_with_sign_in(&self) -> BoxPages<'_, User> {
+        Box::new(self.pages::<User>(&format!("users?$select={USER_SIGN_IN_SELECT}&$top=999")))
+    }
+
+    async fn mailbox_usage(&self, period: &str) -> Result<Vec<u8>, ApiError> {
+        // Graph answers 302 with a pre-authenticated download URL; the client follows it (and drops the bearer
+        // token when the download is on another host, as Microsoft's is).
+        let relative = format!("reports/getMailboxUsageDetail(period='{period}')");
+        let url = self.url(&relative);
+        let http = self.caller.http.clone();
+        self.caller
+            .call(
+                &relative,
+                || http.get(&url),
+                |raw: RawResponse| Ok(raw.body),
+            )
+            .await
     }
 
     async fn user_in_full(&self, id_or_upn: &str) -> Result<Option<User>, ApiError> {

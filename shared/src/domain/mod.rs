@@ -8,6 +8,7 @@ pub mod findings;
 pub mod grace;
 pub mod kinds;
 pub mod license_event;
+pub mod reclaim;
 pub mod retry;
 pub mod signing;
 pub mod snapshot;

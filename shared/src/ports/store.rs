@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::kinds::{AlertKind, NoticeKind, RemediationAction, RemediationStatus};
 use crate::domain::license_event::{LicenseEvent, LicenseRecord};
+use crate::domain::reclaim::ReclaimReport;
 use crate::domain::snapshot::{PreviousRun, Snapshot};
 use crate::ports::channel::Audience;
 
@@ -372,6 +373,10 @@ pub trait RunStore: Send + Sync {
     async fn previous_run(&self, tenant_id: &str) -> Result<Option<PreviousRun>, StoreError>;
     /// The tenant's newest snapshot in full (a delta round applies its changes to it).
     async fn latest_snapshot(&self, tenant_id: &str) -> Result<Option<Snapshot>, StoreError>;
+    /// Saves a reclamation report (the report page shows the newest).
+    async fn save_reclaim(&self, report: &ReclaimReport) -> Result<(), StoreError>;
+    /// The tenant's newest reclamation report.
+    async fn latest_reclaim(&self, tenant_id: &str) -> Result<Option<ReclaimReport>, StoreError>;
     /// Saves a run's snapshot, encoded.
     async fn save_encoded_snapshot(&self, snapshot: &EncodedSnapshot) -> Result<(), StoreError>;
     /// Saves a run's snapshot.

@@ -235,6 +235,23 @@ impl Runtime {
         }
     }
 
+    /// The ports reclaim uses.
+    pub fn reclaim_deps(&self) -> crate::usecases::reclaim::ReclaimDeps<'_> {
+        crate::usecases::reclaim::ReclaimDeps {
+            graph: &self.microsoft.graph,
+            store: self.store.as_ref(),
+            catalog: &self.catalog,
+        }
+    }
+
+    /// The reclamation rules of the policy.
+    pub fn reclaim_rules(&self) -> crate::domain::reclaim::ReclaimRules {
+        crate::domain::reclaim::ReclaimRules {
+            inactive_days: self.policy.reclaim.inactive_days,
+            prices: self.policy.prices.prices(),
+        }
+    }
+
     /// The configured notification channels (mail, webhooks; webhook secrets read from the environment), plus the
     /// console when `console` is given (local runs).
     pub fn notify_channels(

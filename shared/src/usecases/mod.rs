@@ -4,6 +4,7 @@ pub mod check_licenses;
 pub mod fetch_audit;
 pub mod lease;
 pub mod notify_grace_period;
+pub mod reclaim;
 pub mod reprocess_user;
 pub mod search_audit;
 pub mod webhook;

@@ -9,6 +9,7 @@ pub(crate) mod delta;
 mod groups;
 mod guards;
 mod management;
+mod reports;
 mod token;
 mod users;
 
@@ -55,6 +56,8 @@ pub struct Shared {
     faults: Mutex<Faults>,
     tokens: Mutex<HashMap<String, Aud>>,
     requests: Mutex<Vec<(String, String, u16)>>,
+    /// Report downloads handed out and not fetched yet (token → CSV).
+    downloads: Mutex<HashMap<String, String>>,
     base_url: String,
 }
 
@@ -68,6 +71,9 @@ impl Shared {
     }
     fn tokens(&self) -> MutexGuard<'_, HashMap<String, Aud>> {
         self.tokens.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn downloads(&self) -> MutexGuard<'_, HashMap<String, String>> {
+        self.downloads.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -114,6 +120,7 @@ async fn start_with(
         faults: Mutex::new(Faults::seeded(seed)),
         tokens: Mutex::new(HashMap::new()),
         requests: Mutex::new(Vec::new()),
+        downloads: Mutex::new(HashMap::new()),
         base_url: base_url.clone(),
     });
     let app = router(shared.clone());
@@ -159,6 +166,7 @@ fn router(shared: Arc<Shared>) -> Router {
             post(group_assign_license),
         )
         .route("/v1.0/auditLogs/directoryAudits", get(directory_audits))
+        .route("/v1.0/reports/{function}", get(reports::report))
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
             require_graph_token,
@@ -222,6 +230,7 @@ fn router(shared: Arc<Shared>) -> Router {
             "/{tenant}/v2.0/.well-known/openid-configuration",
             get(openid_configuration),
         )
+        .route("/data/download/{token}", get(reports::download))
         .merge(graph)
         .merge(manage)
         .layer(middleware::from_fn_with_state(

@@ -122,7 +122,15 @@ pub(super) const USER_PROPS: [&str; 20] = [
 #[derive(Debug, Clone, Copy)]
 pub(super) struct UserFields(u32);
 
+/// `signInActivity`, asked for by name only and never tracked by delta (a bit outside [`USER_PROPS`]).
+const SIGN_IN_BIT: u32 = 1 << 31;
+
 impl UserFields {
+    /// Whether `signInActivity` is asked for.
+    pub(super) fn sign_in(self) -> bool {
+        self.0 & SIGN_IN_BIT != 0
+    }
+
     /// The fields of these bits of [`USER_PROPS`].
     pub(super) fn bits(bits: u32) -> Self {
         Self(bits)
@@ -144,6 +152,9 @@ impl UserFields {
             if wanted {
                 bits |= 1 << i;
             }
+        }
+        if select.is_some_and(|sel| sel.contains("signinactivity")) {
+            bits |= SIGN_IN_BIT;
         }
         Self(bits)
     }
@@ -295,8 +306,30 @@ impl Serialize for UserView<'_> {
                 .collect();
             m.serialize_entry("licenseAssignmentStates", &states)?;
         }
+        if f.sign_in() {
+            m.serialize_entry("signInActivity", &s.last_sign_in.map(sign_in_activity))?;
+        }
         m.end()
     }
+}
+
+/// Graph's `signInActivity` for a user whose last sign-in (interactive and successful) was at `at`.
+fn sign_in_activity(at: DateTime<Utc>) -> Value {
+    let rid = "0c4f7a8e-0000-4000-8000-000000000000";
+    json!({
+        "lastSignInDateTime": graph_time(&at), "lastSignInRequestId": rid,
+        "lastNonInteractiveSignInDateTime": graph_time(&at), "lastNonInteractiveSignInRequestId": rid,
+        "lastSuccessfulSignInDateTime": graph_time(&at), "lastSuccessfulSignInRequestId": rid
+    })
+}
+
+/// Graph's answer to a `signInActivity` read in a tenant without Entra ID P1.
+pub(super) fn no_premium() -> Response {
+    graph_error(
+        StatusCode::FORBIDDEN,
+        "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+        "Neither tenant is B2C or tenant doesn't have premium license",
+    )
 }
 
 pub(super) fn render_user(t: &Tenant, ui: usize, select: Option<&HashSet<String>>) -> Value {
@@ -339,6 +372,9 @@ pub(super) async fn list_users(
     };
     let fields = UserFields::from_select(select_set(&q).as_ref());
     let t = s.tenant();
+    if fields.sign_in() && !t.premium {
+        return no_premium();
+    }
     let end = (offset + top).min(t.users.len());
     let page = UserPage {
         context: format!("{}/v1.0/$metadata#users", s.base_url),
@@ -374,8 +410,12 @@ pub(super) async fn get_user(
     Query(q): Query<ODataQuery>,
 ) -> Response {
     let t = s.tenant();
+    let select = select_set(&q);
+    if UserFields::from_select(select.as_ref()).sign_in() && !t.premium {
+        return no_premium();
+    }
     match t.find_user(&id) {
-        Some(i) => Json(render_user(&t, i, select_set(&q).as_ref())).into_response(),
+        Some(i) => Json(render_user(&t, i, select.as_ref())).into_response(),
         None => user_not_found(&id),
     }
 }

@@ -104,6 +104,11 @@ impl TestEnv {
         Self::from_scenario(scenario, policy, None).await
     }
 
+    /// A scenario of the test's own, at its own time.
+    pub async fn with_scenario(scenario: Scenario, policy: Policy) -> Self {
+        Self::from_scenario(scenario, policy, None).await
+    }
+
     /// The same environment with state in DynamoDB, snapshots and the archive in S3 and remediation messages on
     /// SQS, all in moto.
     pub async fn on_aws(policy: Policy, aws: &AwsResources) -> Self {

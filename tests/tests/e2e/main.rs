@@ -10,5 +10,6 @@ mod helpers;
 mod license_check;
 mod notify;
 mod real_records;
+mod reclaim;
 mod search;
 mod webhook;

@@ -17,6 +17,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::domain::kinds::RemediationStatus;
 use crate::domain::license_event::{LicenseEvent, LicenseRecord};
+use crate::domain::reclaim::ReclaimReport;
 use crate::domain::snapshot::{PreviousRun, Snapshot};
 use crate::ports::store::{
     Admitted, Alert, AuditState, Claim, Gap, GraceCase, HistoryEntry, Lease, LedgerEntry,
@@ -98,6 +99,8 @@ PRAGMA cache_size = -16384;
 PRAGMA wal_autocheckpoint = 8000;
 CREATE TABLE IF NOT EXISTS check_runs (
     tenant_id TEXT NOT NULL, run_at TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY (tenant_id, run_at));
+CREATE TABLE IF NOT EXISTS reclaim_reports (
+    tenant_id TEXT NOT NULL, generated_at TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY (tenant_id, generated_at));
 CREATE TABLE IF NOT EXISTS snapshots (
     tenant_id TEXT NOT NULL, taken_at TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY (tenant_id, taken_at));
 CREATE TABLE IF NOT EXISTS license_history (

@@ -53,6 +53,31 @@ impl RunStore for SqliteStore {
         }
     }
 
+    async fn save_reclaim(&self, report: &ReclaimReport) -> Result<(), StoreError> {
+        let blob = crate::ports::store::gzip_json(report)?;
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO reclaim_reports (tenant_id, generated_at, body) VALUES (?1, ?2, ?3)",
+                params![report.tenant_id, ts(&report.generated_at), blob],
+            )
+            .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    async fn latest_reclaim(&self, tenant_id: &str) -> Result<Option<ReclaimReport>, StoreError> {
+        let blob: Option<Vec<u8>> = self
+            .conn()
+            .query_row(
+                "SELECT body FROM reclaim_reports WHERE tenant_id = ?1 ORDER BY generated_at DESC LIMIT 1",
+                params![tenant_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.db(e))?;
+        blob.map(|b| crate::ports::store::gunzip_json(&b))
+            .transpose()
+    }
+
     async fn save_encoded_snapshot(&self, snapshot: &EncodedSnapshot) -> Result<(), StoreError> {
         self.conn()
             .execute(

@@ -58,6 +58,19 @@ pub trait Directory: Send + Sync {
         let _ = link;
         Box::new(Failed(None))
     }
+    /// Every user with their licences and `signInActivity` ([`types::USER_SIGN_IN_SELECT`]). Graph refuses the
+    /// property with 403 `Authentication_RequestFromNonPremiumTenantOrB2CTenant` in a tenant without Entra ID P1,
+    /// and with 403 `Authorization_RequestDenied` without `AuditLog.Read.All`. A directory without sign-in data
+    /// lists its users without it.
+    fn users_with_sign_in(&self) -> BoxPages<'_, User> {
+        self.users()
+    }
+    /// The Exchange mailbox usage report (`getMailboxUsageDetail`, `period` D7, D30, D90 or D180) as Microsoft's
+    /// CSV; needs `Reports.Read.All`. A directory without reports has an empty one.
+    async fn mailbox_usage(&self, period: &str) -> Result<Vec<u8>, ApiError> {
+        let _ = period;
+        Ok(Vec::new())
+    }
     /// One user by id or UPN; `None` when there is no such user.
     async fn user(&self, id_or_upn: &str) -> Result<Option<User>, ApiError>;
     /// One user with every property a listing reads ([`types::USER_SELECT`]); `None` when there is no such user.

@@ -57,7 +57,30 @@ pub struct User {
     /// `SMTP:` (primary) and `smtp:` addresses.
     #[serde(default, deserialize_with = "null_as_empty")]
     pub proxy_addresses: Vec<String>,
+    /// Sign-in times (only when selected; needs Entra ID P1 and `AuditLog.Read.All`); null when never signed in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_in_activity: Option<SignInActivity>,
 }
+
+/// `signInActivity`: when the user last signed in. `lastSuccessfulSignInDateTime` exists since December 2023;
+/// older activity is only in the other two.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SignInActivity {
+    /// The last interactive sign-in attempt (successful or not).
+    #[serde(default)]
+    pub last_sign_in_date_time: Option<DateTime<Utc>>,
+    /// The last non-interactive sign-in attempt (a client refreshing a token).
+    #[serde(default)]
+    pub last_non_interactive_sign_in_date_time: Option<DateTime<Utc>>,
+    /// The last successful sign-in, interactive or not.
+    #[serde(default)]
+    pub last_successful_sign_in_date_time: Option<DateTime<Utc>>,
+}
+
+/// The `$select` of a listing with sign-in activity (the reclamation report).
+pub const USER_SIGN_IN_SELECT: &str = "id,userPrincipalName,displayName,mail,accountEnabled,userType,\
+createdDateTime,assignedLicenses,licenseAssignmentStates,proxyAddresses,signInActivity";
 
 fn yes() -> bool {
     true

@@ -44,6 +44,7 @@ use super::s3::S3Objects;
 use super::{error_code, sdk_error};
 use crate::domain::kinds::RemediationStatus;
 use crate::domain::license_event::{LicenseEvent, LicenseRecord};
+use crate::domain::reclaim::ReclaimReport;
 use crate::domain::snapshot::{PreviousRun, Snapshot};
 use crate::ports::channel::Audience;
 use crate::ports::store::{

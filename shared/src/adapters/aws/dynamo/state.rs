@@ -51,6 +51,36 @@ impl RunStore for DynamoStore {
         }
     }
 
+    async fn save_reclaim(&self, report: &ReclaimReport) -> Result<(), StoreError> {
+        // The object first, then the pointer, as for snapshots.
+        let tenant = report.tenant_id.to_ascii_lowercase();
+        let at = ts(&report.generated_at);
+        let object = format!("reclaim/{tenant}/{at}.json.gz");
+        self.put_gz_object(&object, report).await?;
+        let mut item = key(format!("{tenant}#reclaim"), at);
+        item.insert("object".into(), s(object));
+        self.put(item, None).await.map(|_| ())
+    }
+
+    async fn latest_reclaim(&self, tenant_id: &str) -> Result<Option<ReclaimReport>, StoreError> {
+        let items = self
+            .query(
+                &format!("{}#reclaim", tenant_id.to_ascii_lowercase()),
+                true,
+                Some(1),
+            )
+            .await?;
+        let Some(object) = items.first().and_then(|i| attr_s(i, "object")) else {
+            return Ok(None);
+        };
+        match self.objects.get_opt(object).await? {
+            Some(bytes) => crate::ports::store::gunzip_json(&bytes).map(Some),
+            None => Err(StoreError::Corrupt(format!(
+                "reclamation report '{object}' named by the table is missing"
+            ))),
+        }
+    }
+
     async fn save_encoded_snapshot(&self, snapshot: &EncodedSnapshot) -> Result<(), StoreError> {
         // The object first, then the pointer: a crash in between leaves an unreferenced object, never a pointer
         // to nothing.

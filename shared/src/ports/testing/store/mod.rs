@@ -15,6 +15,7 @@ use chrono::{DateTime, Duration, Utc};
 use crate::domain::grace::GraceCase;
 use crate::domain::kinds::RemediationStatus;
 use crate::domain::license_event::{LicenseEvent, LicenseRecord};
+use crate::domain::reclaim::ReclaimReport;
 use crate::domain::snapshot::{PreviousRun, Snapshot};
 use crate::error::StoreError;
 use crate::ports::channel::Audience;
@@ -39,6 +40,7 @@ struct State {
     runs: BTreeMap<(String, DateTime<Utc>), RunRecord>,
     snapshots: BTreeMap<(String, DateTime<Utc>), PreviousRun>,
     full_snapshots: BTreeMap<(String, DateTime<Utc>), Snapshot>,
+    reclaims: BTreeMap<(String, DateTime<Utc>), ReclaimReport>,
     history: Vec<(String, HistoryEntry)>,
     history_keys: HashSet<(String, String)>,
     cases: BTreeMap<String, GraceCase>,

@@ -42,6 +42,24 @@ impl RunStore for MemoryStore {
             .map(|(_, s)| s.clone()))
     }
 
+    async fn save_reclaim(&self, report: &ReclaimReport) -> Result<(), StoreError> {
+        self.lock().reclaims.insert(
+            (report.tenant_id.clone(), report.generated_at),
+            report.clone(),
+        );
+        Ok(())
+    }
+
+    async fn latest_reclaim(&self, tenant_id: &str) -> Result<Option<ReclaimReport>, StoreError> {
+        Ok(self
+            .lock()
+            .reclaims
+            .iter()
+            .rev()
+            .find(|((t, _), _)| t == tenant_id)
+            .map(|(_, r)| r.clone()))
+    }
+
     async fn save_encoded_snapshot(&self, snapshot: &EncodedSnapshot) -> Result<(), StoreError> {
         // Decoded again, so that what the memory store keeps went through the same encoding as a real store's.
         let snapshot = snapshot.decode()?;

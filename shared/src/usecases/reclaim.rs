@@ -1,0 +1,328 @@
+//! reclaim: licences nobody uses, from the directory's sign-in activity (or, where a tenant lacks Entra ID P1 or
+//! the permission, the Exchange mailbox usage report) and licensewatch's own first-seen history; saved for the
+//! report page. Read-only: it never removes anything.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::domain::catalog::Catalog;
+use crate::domain::reclaim::{
+    Activity, ActivitySource, Held, ReclaimReport, ReclaimRules, ReclaimUser, SkuPlans, reclaimable,
+};
+use crate::error::{ApiError, CoreError};
+use crate::ports::directory::Directory;
+use crate::ports::directory::types::{SignInActivity, SubscribedSku, User};
+use crate::ports::store::{HistoryEntry, StateStore};
+
+/// The usage report's period (Graph accepts D7, D30, D90, D180).
+const MAILBOX_PERIOD: &str = "D90";
+
+/// The ports reclaim uses.
+pub struct ReclaimDeps<'a> {
+    /// The directory (Graph).
+    pub graph: &'a dyn Directory,
+    /// licensewatch's history (when each licence was first seen) and where the report is kept.
+    pub store: &'a dyn StateStore,
+    /// SKU names.
+    pub catalog: &'a Catalog,
+}
+
+/// Builds the reclamation report for a tenant and saves it.
+pub async fn reclaim(
+    deps: &ReclaimDeps<'_>,
+    tenant_id: &str,
+    rules: &ReclaimRules,
+    now: DateTime<Utc>,
+) -> Result<ReclaimReport, CoreError> {
+    let skus: Vec<SkuPlans> = deps
+        .graph
+        .subscribed_skus()
+        .await?
+        .iter()
+        .map(|s| sku_plans(s, deps.catalog))
+        .collect();
+    let read = users_and_activity(deps.graph).await?;
+    let mut users: Vec<ReclaimUser> = read.users.iter().map(|u| reclaim_user(u, &read)).collect();
+    add_history(deps.store, tenant_id, &mut users).await?;
+    let (rows, idle_seats) = reclaimable(&users, &skus, rules, now);
+    let report = ReclaimReport {
+        tenant_id: tenant_id.to_string(),
+        generated_at: now,
+        inactive_days: rules.inactive_days,
+        users_read: users.len(),
+        activity_source: read.source,
+        activity_notes: read.notes,
+        monthly_total: ReclaimReport::total(&rows, &idle_seats),
+        currency: (!rules.prices.monthly.is_empty()).then(|| rules.prices.currency.clone()),
+        rows,
+        idle_seats,
+    };
+    deps.store.save_reclaim(&report).await?;
+    Ok(report)
+}
+
+/// The users as read, and where their activity comes from.
+struct Read {
+    users: Vec<User>,
+    source: ActivitySource,
+    notes: Vec<String>,
+    /// Lower-cased UPN → last mailbox activity day (None: a mailbox never active), from the usage report.
+    mailbox: HashMap<String, Option<NaiveDate>>,
+}
+
+/// Users with `signInActivity`; where Graph refuses it for a known reason, users without it and the mailbox
+/// usage report instead; where that is refused too, no activity (said in the notes).
+async fn users_and_activity(graph: &dyn Directory) -> Result<Read, CoreError> {
+    let mut notes = Vec::new();
+    match all(graph.users_with_sign_in()).await {
+        Ok(users) => {
+            return Ok(Read {
+                users,
+                source: ActivitySource::SignIn,
+                notes,
+                mailbox: HashMap::new(),
+            });
+        }
+        Err(e) => match sign_in_refused(&e) {
+            Some(why) => notes.push(why),
+            None => return Err(e.into()),
+        },
+    }
+    let users = all(graph.users()).await?;
+    let (source, mailbox) = match graph.mailbox_usage(MAILBOX_PERIOD).await {
+        Ok(csv) => match mailbox_activity(&csv) {
+            Ok(days) => (ActivitySource::MailboxReport, days),
+            Err(why) => {
+                notes.push(why);
+                (ActivitySource::None, HashMap::new())
+            }
+        },
+        Err(e @ ApiError::Forbidden { .. }) => {
+            notes.push(format!(
+                "the mailbox usage report was refused ({}): grant the app Reports.Read.All",
+                e.code().unwrap_or("403")
+            ));
+            (ActivitySource::None, HashMap::new())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Read {
+        users,
+        source,
+        notes,
+        mailbox,
+    })
+}
+
+async fn all(
+    mut pages: crate::ports::directory::BoxPages<'_, User>,
+) -> Result<Vec<User>, ApiError> {
+    let mut out = Vec::new();
+    while let Some(page) = pages.next_page().await? {
+        out.extend(page);
+    }
+    Ok(out)
+}
+
+/// Why Graph refused `signInActivity`, when it is one of the known, lasting reasons.
+fn sign_in_refused(e: &ApiError) -> Option<String> {
+    match e.code()? {
+        "Authentication_RequestFromNonPremiumTenantOrB2CTenant" => Some(
+            "sign-in activity needs Entra ID P1 in the tenant (Graph: Authentication_RequestFromNonPremiumTenantOrB2CTenant); \
+             using the Exchange mailbox usage report instead"
+                .into(),
+        ),
+        "Authorization_RequestDenied" => Some(
+            "sign-in activity needs the AuditLog.Read.All application permission (Graph: Authorization_RequestDenied); \
+             using the Exchange mailbox usage report instead"
+                .into(),
+        ),
+        _ => None,
+    }
+}
+
+/// The usage report's last activity day per UPN. A report whose names are concealed (the tenant's privacy
+/// setting for reports) cannot be matched to users: that is an error that says where to change it.
+fn mailbox_activity(csv_bytes: &[u8]) -> Result<HashMap<String, Option<NaiveDate>>, String> {
+    let text = String::from_utf8_lossy(csv_bytes);
+    let text = text.trim_start_matches('\u{feff}');
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| format!("the mailbox usage report is not CSV: {e}"))?
+        .clone();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim() == name)
+            .ok_or_else(|| format!("the mailbox usage report has no '{name}' column"))
+    };
+    let (upn_at, last_at) = (
+        column("User Principal Name")?,
+        column("Last Activity Date")?,
+    );
+    let mut out = HashMap::new();
+    for row in reader.records() {
+        let row = row.map_err(|e| format!("the mailbox usage report: {e}"))?;
+        let upn = row.get(upn_at).unwrap_or_default().trim().to_lowercase();
+        let last = row
+            .get(last_at)
+            .and_then(|d| NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").ok());
+        out.insert(upn, last);
+    }
+    if !out.is_empty() && out.keys().all(|upn| !upn.contains('@')) {
+        return Err("the mailbox usage report conceals user names: turn off \"Display concealed user, group, and site names in all reports\" \
+                    (Microsoft 365 admin center > Settings > Org settings > Reports) to match it to users"
+            .into());
+    }
+    Ok(out)
+}
+
+fn sku_plans(s: &SubscribedSku, catalog: &Catalog) -> SkuPlans {
+    SkuPlans {
+        sku_id: s.sku_id.clone(),
+        name: catalog.sku_label(&s.sku_id, &s.sku_part_number),
+        part_number: s.sku_part_number.clone(),
+        plans: s
+            .service_plans
+            .iter()
+            .map(|p| (p.service_plan_id.clone(), p.service_plan_name.clone()))
+            .collect(),
+        enabled: s.prepaid_units.enabled,
+        consumed: s.consumed_units,
+    }
+}
+
+fn reclaim_user(u: &User, read: &Read) -> ReclaimUser {
+    let activity = match read.source {
+        ActivitySource::SignIn => sign_in(u.sign_in_activity.as_ref()),
+        ActivitySource::MailboxReport => {
+            match read.mailbox.get(&u.user_principal_name.to_lowercase()) {
+                Some(Some(day)) => Activity::Mailbox { day: *day },
+                Some(None) => Activity::Never,
+                // No mailbox in the report: nothing to judge by.
+                None => Activity::Unknown,
+            }
+        }
+        ActivitySource::None => Activity::Unknown,
+    };
+    let by_group = |sku: &str| {
+        u.license_assignment_states
+            .iter()
+            .find(|s| s.sku_id.eq_ignore_ascii_case(sku) && s.assigned_by_group.is_some())
+            .and_then(|s| s.assigned_by_group.clone())
+    };
+    ReclaimUser {
+        id: u.id.clone(),
+        upn: u.user_principal_name.clone(),
+        enabled: u.account_enabled,
+        created: u.created_date_time,
+        held: u
+            .assigned_licenses
+            .iter()
+            .map(|l| Held {
+                sku_id: l.sku_id.clone(),
+                disabled_plans: l.disabled_plans.clone(),
+                by_group: by_group(&l.sku_id),
+                since: None,
+            })
+            .collect(),
+        activity,
+    }
+}
+
+/// The last successful sign-in; before Microsoft recorded that (December 2023), the later of the last
+/// interactive and non-interactive attempts.
+fn sign_in(a: Option<&SignInActivity>) -> Activity {
+    let at = a.and_then(|a| {
+        a.last_successful_sign_in_date_time.or(a
+            .last_sign_in_date_time
+            .max(a.last_non_interactive_sign_in_date_time))
+    });
+    match at {
+        Some(at) => Activity::SignIn { at },
+        None => Activity::Never,
+    }
+}
+
+/// When licensewatch saw each licence of the never-active users arrive (their history; other users' dates do
+/// not change the verdict, so they are not read).
+async fn add_history(
+    store: &dyn StateStore,
+    tenant_id: &str,
+    users: &mut [ReclaimUser],
+) -> Result<(), CoreError> {
+    for u in users
+        .iter_mut()
+        .filter(|u| u.enabled && u.activity == Activity::Never && !u.held.is_empty())
+    {
+        let history = store.history(tenant_id, &u.id).await?;
+        for h in &mut u.held {
+            h.since = since(&history, &h.sku_id);
+        }
+    }
+    Ok(())
+}
+
+/// When the current holding of a SKU began, by licensewatch's history: the last `added` with no `removed` after
+/// it; `true` when that is the baseline (held before licensewatch watched).
+fn since(history: &[HistoryEntry], sku_id: &str) -> Option<(DateTime<Utc>, bool)> {
+    let mut current = None;
+    for e in history
+        .iter()
+        .filter(|e| e.sku_id.eq_ignore_ascii_case(sku_id))
+    {
+        match e.change.as_str() {
+            "added" => current = Some((e.at, e.baseline)),
+            "removed" => current = None,
+            _ => {}
+        }
+    }
+    current
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mailbox_report_is_read_with_its_bom_and_blank_days_and_concealed_names_are_refused() {
+        let csv = "\u{feff}Report Refresh Date,User Principal Name,Display Name,Is Deleted,Deleted Date,Created Date,Last Activity Date,Report Period\n\
+                   2026-11-19,Ann@Contoso.com,Ann,False,,2024-01-01,2026-11-18,90\n\
+                   2026-11-19,bob@contoso.com,\"Bob, Jr\",False,,2024-01-01,,90\n";
+        let days = mailbox_activity(csv.as_bytes()).expect("report");
+        assert_eq!(
+            days["ann@contoso.com"],
+            NaiveDate::from_ymd_opt(2026, 11, 18)
+        );
+        assert_eq!(days["bob@contoso.com"], None);
+        let concealed = "Report Refresh Date,User Principal Name,Last Activity Date\n2026-11-19,8F3A2B9C1D,2026-11-18\n";
+        let why = mailbox_activity(concealed.as_bytes()).expect_err("concealed");
+        assert!(why.contains("conceals user names"), "{why}");
+        let why = mailbox_activity(b"a,b\n1,2\n").expect_err("columns");
+        assert!(why.contains("'User Principal Name'"), "{why}");
+    }
+
+    #[test]
+    fn a_licence_removed_and_added_again_counts_from_its_last_arrival() {
+        let at = |d: &str| -> DateTime<Utc> { format!("{d}T00:00:00Z").parse().expect("time") };
+        let entry = |change: &str, day: &str, baseline: bool| HistoryEntry {
+            user_id: "u".into(),
+            user_principal_name: "u@x".into(),
+            sku_id: "SKU".into(),
+            change: change.into(),
+            at: at(day),
+            baseline,
+            since: None,
+        };
+        let history = vec![
+            entry("added", "2026-01-01", true),
+            entry("removed", "2026-05-01", false),
+            entry("added", "2026-09-01", false),
+        ];
+        assert_eq!(since(&history, "sku"), Some((at("2026-09-01"), false)));
+        assert_eq!(since(&history[..2], "sku"), None);
+        assert_eq!(since(&history[..1], "sku"), Some((at("2026-01-01"), true)));
+    }
+}
