@@ -60,20 +60,6 @@ pub struct PricePolicy {
     pub monthly: std::collections::BTreeMap<String, f64>,
 }
 
-impl PricePolicy {
-    /// The prices as the reclamation rules read them (keys lower-cased).
-    pub fn prices(&self) -> crate::domain::reclaim::Prices {
-        crate::domain::reclaim::Prices {
-            currency: self.currency.clone(),
-            monthly: self
-                .monthly
-                .iter()
-                .map(|(k, v)| (k.trim().to_lowercase(), *v))
-                .collect(),
-        }
-    }
-}
-
 /// `[tenant]`
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
@@ -563,6 +549,27 @@ tolerance_seconds = 120
         );
         assert!(names.contains(&"notfy".to_string()), "{names:?}");
         assert!(names.iter().any(|n| n.contains("colour")), "{names:?}");
+    }
+
+    #[test]
+    fn reclaim_and_price_problems_are_named() {
+        let err = Policy::parse(
+            "[reclaim]\ninactive_days = 0\n[prices.monthly]\nSPE_E3 = -3.0\nENTERPRISEPACK = 20.0\n",
+        )
+        .unwrap_err();
+        let names: Vec<_> = err.problems.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "reclaim.inactive_days",
+                "prices.monthly.SPE_E3",
+                "prices.currency"
+            ]
+        );
+        let ok = Policy::parse("[prices]\ncurrency = \"EUR\"\n[prices.monthly]\nSPE_E3 = 33.75\n")
+            .expect("valid");
+        assert_eq!(ok.prices.monthly["SPE_E3"], 33.75);
+        assert_eq!(ok.reclaim.inactive_days, 90);
     }
 
     #[test]

@@ -248,7 +248,13 @@ impl Runtime {
     pub fn reclaim_rules(&self) -> crate::domain::reclaim::ReclaimRules {
         crate::domain::reclaim::ReclaimRules {
             inactive_days: self.policy.reclaim.inactive_days,
-            prices: self.policy.prices.prices(),
+            prices: crate::domain::reclaim::Prices {
+                currency: self.policy.prices.currency.clone(),
+                // Keys are matched without regard to case.
+                monthly: (self.policy.prices.monthly.iter())
+                    .map(|(k, v)| (k.trim().to_lowercase(), *v))
+                    .collect(),
+            },
         }
     }
 
