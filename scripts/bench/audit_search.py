@@ -28,25 +28,27 @@ print(json.dumps({"archive": archive, "objects": len(objects), "records": days *
 def run(args):
     """One audit-search process: wall time, peak RSS (VmHWM), matches."""
     with tempfile.TemporaryDirectory() as tmp:
+        open(f"{tmp}/none.toml", "w").close()
         env = dict(os.environ, LICENSEWATCH_TENANT_ID="48a80680-7326-48cd-9935-b556b81d3a4e",
                    LICENSEWATCH_CLIENT_ID="66666666-7777-8888-9999-000000000000", LICENSEWATCH_CLIENT_SECRET="bench",
                    LICENSEWATCH_ARCHIVE=f"file:{archive}", LICENSEWATCH_STATE=f"sqlite:{tmp}/lw.db",
                    LICENSEWATCH_CONFIG=f"{tmp}/none.toml")
         start = time.perf_counter()
-        proc = subprocess.Popen([exe, "audit-search", "--json", *args], env=env, stdout=subprocess.PIPE,
+        out_file = open(f"{tmp}/out.ndjson", "w+b")
+        proc = subprocess.Popen([exe, "audit-search", "--json", *args], env=env, stdout=out_file,
                                 stderr=subprocess.PIPE)
         peak = 0
-        out = []
-        while True:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            out.append(line)
+        while proc.poll() is None:
             try:
                 with open(f"/proc/{proc.pid}/status") as st:
-                    peak = max(peak, *(int(l.split()[1]) for l in st if l.startswith("VmHWM")))
-            except (OSError, ValueError):
+                    for l in st:
+                        if l.startswith("VmHWM"):
+                            peak = max(peak, int(l.split()[1]))
+            except OSError:
                 pass
+            time.sleep(0.005)
+        out_file.seek(0)
+        out = out_file.read().splitlines()
         _, err = proc.communicate()
         wall = time.perf_counter() - start
         if proc.returncode != 0:

@@ -414,3 +414,60 @@ async fn a_database_from_before_the_per_minute_budget_keeps_its_last_hour_of_act
         Admitted::New
     );
 }
+
+#[tokio::test]
+async fn many_users_histories_equal_each_users_own_and_reclamation_reports_are_kept() {
+    use licensewatch_core::ports::store::HistoryEntry;
+    for (name, store) in stores().await {
+        let entry = |user: usize, sku: &str, change: &str, m: u32| HistoryEntry {
+            user_id: format!("0000000{user}-0000-4000-8000-000000000000"),
+            user_principal_name: format!("user{user}@contoso.com"),
+            sku_id: sku.into(),
+            change: change.into(),
+            at: at(m),
+            baseline: m == 0,
+            since: (m > 0).then(|| at(m - 1)),
+        };
+        let entries = vec![
+            entry(1, "E3", "added", 0),
+            entry(2, "E3", "added", 0),
+            entry(1, "E3", "removed", 5),
+            entry(1, "E3", "added", 9),
+            entry(3, "EMS", "added", 7),
+        ];
+        store.append_history(TENANT, &entries).await.expect("append");
+        let ids: Vec<String> = [1, 2, 4]
+            .iter()
+            .map(|u| format!("0000000{u}-0000-4000-8000-000000000000"))
+            .collect();
+        let many = store.histories(TENANT, &ids).await.expect("histories");
+        assert_eq!(many.len(), 2, "{name}: a user without history is absent");
+        for id in &ids[..2] {
+            assert_eq!(
+                many[id],
+                store.history(TENANT, id).await.expect("history"),
+                "{name}: {id}"
+            );
+        }
+        assert_eq!(many[&ids[0]].len(), 3, "{name}: oldest first, all of them");
+
+        assert!(store.latest_reclaim(TENANT).await.expect("none").is_none());
+        for m in [1, 3, 2] {
+            let report = licensewatch_core::domain::reclaim::ReclaimReport {
+                tenant_id: TENANT.into(),
+                generated_at: at(m),
+                inactive_days: 90,
+                users_read: m as usize,
+                activity_source: licensewatch_core::domain::reclaim::ActivitySource::SignIn,
+                activity_notes: vec![],
+                rows: vec![],
+                idle_seats: vec![],
+                currency: None,
+                monthly_total: None,
+            };
+            store.save_reclaim(&report).await.expect("save");
+        }
+        let latest = store.latest_reclaim(TENANT).await.expect("read").expect("some");
+        assert_eq!(latest.generated_at, at(3), "{name}: the newest");
+    }
+}

@@ -42,15 +42,15 @@ pub async fn reclaim(
         .iter()
         .map(|s| sku_plans(s, deps.catalog))
         .collect();
-    let read = users_and_activity(deps.graph).await?;
-    let mut users: Vec<ReclaimUser> = read.users.iter().map(|u| reclaim_user(u, &read)).collect();
+    let mut read = users_and_activity(deps.graph).await?;
+    let mut users = std::mem::take(&mut read.users);
     add_history(deps.store, tenant_id, &mut users).await?;
     let (rows, idle_seats) = reclaimable(&users, &skus, rules, now);
     let report = ReclaimReport {
         tenant_id: tenant_id.to_string(),
         generated_at: now,
         inactive_days: rules.inactive_days,
-        users_read: users.len(),
+        users_read: read.listed,
         activity_source: read.source,
         activity_notes: read.notes,
         monthly_total: ReclaimReport::total(&rows, &idle_seats),
@@ -62,26 +62,38 @@ pub async fn reclaim(
     Ok(report)
 }
 
-/// The users as read, and where their activity comes from.
+/// The users as read (each page distilled as it arrives, so memory holds the compact form only), and where their
+/// activity comes from.
 struct Read {
-    users: Vec<User>,
+    /// The licensed users.
+    users: Vec<ReclaimUser>,
+    /// Every user listed.
+    listed: usize,
     source: ActivitySource,
     notes: Vec<String>,
-    /// Lower-cased UPN → last mailbox activity day (None: a mailbox never active), from the usage report.
-    mailbox: HashMap<String, Option<NaiveDate>>,
 }
 
-/// Users with `signInActivity`; where Graph refuses it for a known reason, users without it and the mailbox
-/// usage report instead; where that is refused too, no activity (said in the notes).
+/// Where each user's activity is read from.
+enum ActivityFrom {
+    /// Their `signInActivity`.
+    SignIn,
+    /// Lower-cased UPN → last mailbox activity day (None: a mailbox never active), from the usage report.
+    Mailbox(HashMap<String, Option<NaiveDate>>),
+    /// Nowhere.
+    Nowhere,
+}
+
+/// Users with `signInActivity`; where Graph refuses it for a known reason, the mailbox usage report and users
+/// without it instead; where that is refused too, no activity (said in the notes).
 async fn users_and_activity(graph: &dyn Directory) -> Result<Read, CoreError> {
     let mut notes = Vec::new();
-    match all(graph.users_with_sign_in()).await {
-        Ok(users) => {
+    match distilled(graph.users_with_sign_in(), &ActivityFrom::SignIn).await {
+        Ok((users, listed)) => {
             return Ok(Read {
                 users,
+                listed,
                 source: ActivitySource::SignIn,
                 notes,
-                mailbox: HashMap::new(),
             });
         }
         Err(e) => match sign_in_refused(&e) {
@@ -89,13 +101,12 @@ async fn users_and_activity(graph: &dyn Directory) -> Result<Read, CoreError> {
             None => return Err(e.into()),
         },
     }
-    let users = all(graph.users()).await?;
-    let (source, mailbox) = match graph.mailbox_usage(MAILBOX_PERIOD).await {
+    let (source, from) = match graph.mailbox_usage(MAILBOX_PERIOD).await {
         Ok(csv) => match mailbox_activity(&csv) {
-            Ok(days) => (ActivitySource::MailboxReport, days),
+            Ok(days) => (ActivitySource::MailboxReport, ActivityFrom::Mailbox(days)),
             Err(why) => {
                 notes.push(why);
-                (ActivitySource::None, HashMap::new())
+                (ActivitySource::None, ActivityFrom::Nowhere)
             }
         },
         Err(e @ ApiError::Forbidden { .. }) => {
@@ -103,26 +114,35 @@ async fn users_and_activity(graph: &dyn Directory) -> Result<Read, CoreError> {
                 "the mailbox usage report was refused ({}): grant the app Reports.Read.All",
                 e.code().unwrap_or("403")
             ));
-            (ActivitySource::None, HashMap::new())
+            (ActivitySource::None, ActivityFrom::Nowhere)
         }
         Err(e) => return Err(e.into()),
     };
+    let (users, listed) = distilled(graph.users(), &from).await?;
     Ok(Read {
         users,
+        listed,
         source,
         notes,
-        mailbox,
     })
 }
 
-async fn all(
+/// The licensed users of a listing, distilled page by page, and how many users it listed.
+async fn distilled(
     mut pages: crate::ports::directory::BoxPages<'_, User>,
-) -> Result<Vec<User>, ApiError> {
+    from: &ActivityFrom,
+) -> Result<(Vec<ReclaimUser>, usize), ApiError> {
     let mut out = Vec::new();
+    let mut listed = 0;
     while let Some(page) = pages.next_page().await? {
-        out.extend(page);
+        listed += page.len();
+        out.extend(
+            page.iter()
+                .filter(|u| !u.assigned_licenses.is_empty())
+                .map(|u| reclaim_user(u, from)),
+        );
     }
-    Ok(out)
+    Ok((out, listed))
 }
 
 /// Why Graph refused `signInActivity`, when it is one of the known, lasting reasons.
@@ -194,18 +214,16 @@ fn sku_plans(s: &SubscribedSku, catalog: &Catalog) -> SkuPlans {
     }
 }
 
-fn reclaim_user(u: &User, read: &Read) -> ReclaimUser {
-    let activity = match read.source {
-        ActivitySource::SignIn => sign_in(u.sign_in_activity.as_ref()),
-        ActivitySource::MailboxReport => {
-            match read.mailbox.get(&u.user_principal_name.to_lowercase()) {
-                Some(Some(day)) => Activity::Mailbox { day: *day },
-                Some(None) => Activity::Never,
-                // No mailbox in the report: nothing to judge by.
-                None => Activity::Unknown,
-            }
-        }
-        ActivitySource::None => Activity::Unknown,
+fn reclaim_user(u: &User, from: &ActivityFrom) -> ReclaimUser {
+    let activity = match from {
+        ActivityFrom::SignIn => sign_in(u.sign_in_activity.as_ref()),
+        ActivityFrom::Mailbox(days) => match days.get(&u.user_principal_name.to_lowercase()) {
+            Some(Some(day)) => Activity::Mailbox { day: *day },
+            Some(None) => Activity::Never,
+            // No mailbox in the report: nothing to judge by.
+            None => Activity::Unknown,
+        },
+        ActivityFrom::Nowhere => Activity::Unknown,
     };
     let by_group = |sku: &str| {
         u.license_assignment_states
@@ -253,13 +271,13 @@ async fn add_history(
     tenant_id: &str,
     users: &mut [ReclaimUser],
 ) -> Result<(), CoreError> {
-    for u in users
-        .iter_mut()
-        .filter(|u| u.enabled && u.activity == Activity::Never && !u.held.is_empty())
-    {
-        let history = store.history(tenant_id, &u.id).await?;
+    let never = |u: &ReclaimUser| u.enabled && u.activity == Activity::Never && !u.held.is_empty();
+    let ids: Vec<String> = users.iter().filter(|u| never(u)).map(|u| u.id.clone()).collect();
+    let histories = store.histories(tenant_id, &ids).await?;
+    for u in users.iter_mut().filter(|u| never(u)) {
+        let history = histories.get(&u.id).map(Vec::as_slice).unwrap_or_default();
         for h in &mut u.held {
-            h.since = since(&history, &h.sku_id);
+            h.since = since(history, &h.sku_id);
         }
     }
     Ok(())

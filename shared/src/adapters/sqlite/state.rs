@@ -150,15 +150,43 @@ impl HistoryStore for SqliteStore {
     }
 
     async fn history(&self, tenant_id: &str, user: &str) -> Result<Vec<HistoryEntry>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn
-            .prepare(
+        self.history_rows(
+            "SELECT user_id, upn, sku_id, change, at, baseline FROM license_history
+             WHERE tenant_id = ?1 AND (user_id = ?2 COLLATE NOCASE OR upn = ?2 COLLATE NOCASE) ORDER BY at, rowid",
+            &[tenant_id, user],
+        )
+    }
+
+    async fn histories(
+        &self,
+        tenant_id: &str,
+        user_ids: &[String],
+    ) -> Result<HashMap<String, Vec<HistoryEntry>>, StoreError> {
+        let mut out: HashMap<String, Vec<HistoryEntry>> = HashMap::new();
+        // Exact ids, so the (tenant_id, user_id) index answers; a few hundred ids a query.
+        for chunk in user_ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql = format!(
                 "SELECT user_id, upn, sku_id, change, at, baseline FROM license_history
-                 WHERE tenant_id = ?1 AND (user_id = ?2 COLLATE NOCASE OR upn = ?2 COLLATE NOCASE) ORDER BY at, rowid",
-            )
-            .map_err(|e| self.db(e))?;
+                 WHERE tenant_id = ? AND user_id IN ({marks}) ORDER BY at, rowid"
+            );
+            let mut args: Vec<&str> = vec![tenant_id];
+            args.extend(chunk.iter().map(String::as_str));
+            for e in self.history_rows(&sql, &args)? {
+                out.entry(e.user_id.clone()).or_default().push(e);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl SqliteStore {
+    /// History rows of a query whose columns are user_id, upn, sku_id, change, at, baseline.
+    fn history_rows(&self, sql: &str, args: &[&str]) -> Result<Vec<HistoryEntry>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(sql).map_err(|e| self.db(e))?;
         let rows = st
-            .query_map(params![tenant_id, user], |r| {
+            .query_map(rusqlite::params_from_iter(args.iter()), |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
