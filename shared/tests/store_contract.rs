@@ -435,7 +435,10 @@ async fn many_users_histories_equal_each_users_own_and_reclamation_reports_are_k
             entry(1, "E3", "added", 9),
             entry(3, "EMS", "added", 7),
         ];
-        store.append_history(TENANT, &entries).await.expect("append");
+        store
+            .append_history(TENANT, &entries)
+            .await
+            .expect("append");
         let ids: Vec<String> = [1, 2, 4]
             .iter()
             .map(|u| format!("0000000{u}-0000-4000-8000-000000000000"))
@@ -467,7 +470,11 @@ async fn many_users_histories_equal_each_users_own_and_reclamation_reports_are_k
             };
             store.save_reclaim(&report).await.expect("save");
         }
-        let latest = store.latest_reclaim(TENANT).await.expect("read").expect("some");
+        let latest = store
+            .latest_reclaim(TENANT)
+            .await
+            .expect("read")
+            .expect("some");
         assert_eq!(latest.generated_at, at(3), "{name}: the newest");
     }
 }

@@ -4,7 +4,7 @@
 //! skip an object that cannot hold a match without reading it.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -42,10 +42,15 @@ pub struct RecordFacts {
     pub subjects: Vec<String>,
 }
 
-/// The fields of both record shapes that say who, what, whom and when, borrowed from the record's text.
+/// The fields of both record shapes that say which record, who, what, whom and when, borrowed from the record's
+/// text (no tree is built): audit-fetch reads every record it archives through this one view.
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct Fields<'a> {
+pub struct Fields<'a> {
+    /// `Id` of a Management API record, kept raw: a string normally, but a number or nothing must still give the
+    /// id an older version gave it.
+    #[serde(rename = "Id", borrow)]
+    pub id: Option<&'a serde_json::value::RawValue>,
     #[serde(rename = "CreationTime", borrow)]
     creation_time: Option<Cow<'a, str>>,
     #[serde(rename = "Operation", borrow)]
@@ -104,46 +109,76 @@ struct App<'a> {
     service_principal_id: Option<Cow<'a, str>>,
 }
 
+impl<'a> Fields<'a> {
+    /// Reads a record's text.
+    pub fn of(text: &'a str) -> Option<Self> {
+        serde_json::from_str(text).ok()
+    }
+
+    /// Calls `each(is_actor, name)` for every name the record holds: who did it (`true`) and to whom (`false`).
+    fn names(&self, mut each: impl FnMut(bool, &str)) {
+        let mut one = |actor: bool, name: Option<&str>| {
+            if let Some(n) = name.map(str::trim).filter(|n| !n.is_empty()) {
+                each(actor, n);
+            }
+        };
+        one(true, self.user_id.as_deref());
+        for a in self.actor.iter().flatten() {
+            one(true, a.id.as_deref());
+        }
+        one(false, self.object_id.as_deref());
+        for t in self.target.iter().flatten() {
+            one(false, t.id.as_deref());
+        }
+        if let Some(by) = &self.initiated_by {
+            if let Some(u) = &by.user {
+                one(true, u.id.as_deref());
+                one(true, u.user_principal_name.as_deref());
+            }
+            if let Some(app) = &by.app {
+                one(true, app.display_name.as_deref());
+                one(true, app.app_id.as_deref());
+                one(true, app.service_principal_id.as_deref());
+            }
+        }
+        for r in self.target_resources.iter().flatten() {
+            one(false, r.id.as_deref());
+            one(false, r.user_principal_name.as_deref());
+        }
+    }
+
+    /// The record's time text (`CreationTime` or `activityDateTime`).
+    pub fn time(&self) -> Option<&str> {
+        self.creation_time
+            .as_deref()
+            .or(self.activity_date_time.as_deref())
+    }
+
+    /// The record's operation (`Operation` or `activityDisplayName`).
+    pub fn operation(&self) -> Option<&str> {
+        self.operation
+            .as_deref()
+            .or(self.activity_display_name.as_deref())
+    }
+}
+
 impl RecordFacts {
     /// Reads one archived line (one record). None when it is not a JSON object.
     pub fn read(line: &[u8]) -> Option<Self> {
         let f: Fields = serde_json::from_slice(line).ok()?;
         let mut actors = Vec::new();
         let mut subjects = Vec::new();
-        push_name(&mut actors, f.user_id.as_deref());
-        for a in f.actor.iter().flatten() {
-            push_name(&mut actors, a.id.as_deref());
-        }
-        push_name(&mut subjects, f.object_id.as_deref());
-        for t in f.target.iter().flatten() {
-            push_name(&mut subjects, t.id.as_deref());
-        }
-        if let Some(by) = &f.initiated_by {
-            if let Some(u) = &by.user {
-                push_name(&mut actors, u.id.as_deref());
-                push_name(&mut actors, u.user_principal_name.as_deref());
+        f.names(|actor, name| {
+            let list = if actor { &mut actors } else { &mut subjects };
+            for key in keys_of(name) {
+                if !list.contains(&key) {
+                    list.push(key);
+                }
             }
-            if let Some(app) = &by.app {
-                push_name(&mut actors, app.display_name.as_deref());
-                push_name(&mut actors, app.app_id.as_deref());
-                push_name(&mut actors, app.service_principal_id.as_deref());
-            }
-        }
-        for r in f.target_resources.iter().flatten() {
-            push_name(&mut subjects, r.id.as_deref());
-            push_name(&mut subjects, r.user_principal_name.as_deref());
-        }
+        });
         Some(Self {
-            at: f
-                .creation_time
-                .as_deref()
-                .or(f.activity_date_time.as_deref())
-                .and_then(normal_time),
-            operation: f
-                .operation
-                .as_deref()
-                .or(f.activity_display_name.as_deref())
-                .map(operation_key),
+            at: f.time().and_then(normal_time),
+            operation: f.operation().map(operation_key),
             actors,
             subjects,
         })
@@ -162,17 +197,25 @@ impl RecordFacts {
     }
 }
 
-/// A name as matched: lower case; a Management API target written `User_<guid>` is also its bare id.
-fn push_name(out: &mut Vec<String>, name: Option<&str>) {
-    let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else {
-        return;
-    };
+/// The keys a name is matched by: lower case; a Management API target written `User_<guid>` is also its bare id.
+fn keys_of(name: &str) -> impl Iterator<Item = String> {
     let key = name_key(name);
-    if let Some(id) = key.strip_prefix("user_").filter(|id| id.len() == 36) {
-        out.push(id.to_string());
-    }
-    if !out.contains(&key) {
-        out.push(key);
+    let bare = key
+        .strip_prefix("user_")
+        .filter(|id| id.len() == 36)
+        .map(str::to_string);
+    bare.into_iter().chain(std::iter::once(key))
+}
+
+/// [`name_key`] into a reused buffer (an index build lower-cases every name of every record).
+fn name_key_into(buf: &mut String, name: &str) {
+    buf.clear();
+    let name = name.trim();
+    if name.is_ascii() {
+        buf.push_str(name);
+        buf.make_ascii_lowercase();
+    } else {
+        buf.extend(name.chars().flat_map(char::to_lowercase));
     }
 }
 
@@ -187,11 +230,21 @@ pub fn operation_key(op: &str) -> String {
 
 /// `YYYY-MM-DDTHH:MM:SS` of a record's time text, or None when it is not one.
 fn normal_time(t: &str) -> Option<String> {
+    time_head(t).map(Cow::into_owned)
+}
+
+/// [`normal_time`], borrowed when the text already has that form.
+fn time_head(t: &str) -> Option<Cow<'_, str>> {
     let head = t.get(..19)?;
     let b = head.as_bytes();
-    let shape_ok =
-        b[4] == b'-' && b[7] == b'-' && (b[10] == b'T' || b[10] == b' ') && b[13] == b':';
-    shape_ok.then(|| head.replacen(' ', "T", 1))
+    if !(b[4] == b'-' && b[7] == b'-' && b[13] == b':') {
+        return None;
+    }
+    match b[10] {
+        b'T' => Some(Cow::Borrowed(head)),
+        b' ' => Some(Cow::Owned(head.replacen(' ', "T", 1))),
+        _ => None,
+    }
 }
 
 fn query_time(t: DateTime<Utc>) -> String {
@@ -238,46 +291,15 @@ pub const INDEX_VERSION: u32 = 1;
 impl ObjectIndex {
     /// Indexes an object's records, given as their lines.
     pub fn build<'a>(object: &str, lines: impl IntoIterator<Item = &'a [u8]>) -> Self {
-        let mut records = 0;
-        let (mut first, mut last): (Option<String>, Option<String>) = (None, None);
-        let mut untimed = false;
-        let mut operations = BTreeSet::new();
-        let mut names = BTreeSet::new();
+        let mut builder = IndexBuilder::default();
         for line in lines {
-            records += 1;
-            // A line that is not a record still counts: it can never match, so it narrows nothing.
-            let Some(facts) = RecordFacts::read(line) else {
-                continue;
-            };
-            match &facts.at {
-                Some(at) => {
-                    if first.as_ref().is_none_or(|f| at < f) {
-                        first = Some(at.clone());
-                    }
-                    if last.as_ref().is_none_or(|l| at > l) {
-                        last = Some(at.clone());
-                    }
-                }
-                None => untimed = true,
+            match serde_json::from_slice::<Fields>(line) {
+                Ok(f) => builder.add(&f),
+                // A line that is not a record still counts: it can never match, so it narrows nothing.
+                Err(_) => builder.add_unreadable(),
             }
-            operations.extend(facts.operation);
-            names.extend(facts.actors);
-            names.extend(facts.subjects);
         }
-        let mut bloom = Bloom::with_capacity(names.len());
-        for n in &names {
-            bloom.insert(n);
-        }
-        Self {
-            version: INDEX_VERSION,
-            object: object.to_string(),
-            records,
-            first,
-            last,
-            untimed,
-            operations: operations.into_iter().collect(),
-            names: bloom,
-        }
+        builder.finish(object)
     }
 
     /// False only when no record of the object can match the query.
@@ -304,8 +326,78 @@ impl ObjectIndex {
     }
 }
 
-/// A Bloom filter of names: about 1 % false positives at ten bits a name, never a false negative. Hashes are
-/// FNV-1a (stable across builds and platforms, so an index written by one version is read by the next).
+/// An [`ObjectIndex`] being built record by record. Names are kept as hashes while reading (no string per name):
+/// audit-fetch indexes every record it archives, from the same borrowed view it reads the record's id through.
+#[derive(Debug, Default)]
+pub struct IndexBuilder {
+    records: usize,
+    first: Option<String>,
+    last: Option<String>,
+    untimed: bool,
+    operations: BTreeSet<String>,
+    names: HashSet<(u64, u64)>,
+    buf: String,
+}
+
+impl IndexBuilder {
+    /// Adds a record.
+    pub fn add(&mut self, f: &Fields) {
+        self.records += 1;
+        match f.time().and_then(time_head) {
+            Some(at) => {
+                if self.first.as_deref().is_none_or(|f| at.as_ref() < f) {
+                    self.first = Some(at.to_string());
+                }
+                if self.last.as_deref().is_none_or(|l| at.as_ref() > l) {
+                    self.last = Some(at.to_string());
+                }
+            }
+            None => self.untimed = true,
+        }
+        let buf = &mut self.buf;
+        if let Some(op) = f.operation() {
+            // As `operation_key`, into the reused buffer: most records repeat an operation already seen.
+            name_key_into(buf, op.trim().trim_end_matches('.'));
+            if !self.operations.contains(buf.as_str()) {
+                self.operations.insert(buf.clone());
+            }
+        }
+        let names = &mut self.names;
+        f.names(|_, name| {
+            name_key_into(buf, name);
+            names.insert(Bloom::hashes(buf));
+            if let Some(id) = buf.strip_prefix("user_").filter(|id| id.len() == 36) {
+                names.insert(Bloom::hashes(id));
+            }
+        });
+    }
+
+    /// Counts a record that could not be read (it can never match).
+    pub fn add_unreadable(&mut self) {
+        self.records += 1;
+    }
+
+    /// The index of `object`.
+    pub fn finish(self, object: &str) -> ObjectIndex {
+        let mut bloom = Bloom::with_capacity(self.names.len());
+        for (h1, h2) in self.names {
+            bloom.insert_hashes(h1, h2);
+        }
+        ObjectIndex {
+            version: INDEX_VERSION,
+            object: object.to_string(),
+            records: self.records,
+            first: self.first,
+            last: self.last,
+            untimed: self.untimed,
+            operations: self.operations.into_iter().collect(),
+            names: bloom,
+        }
+    }
+}
+
+/// A Bloom filter of names: about 1 % false positives at ten bits a name, never a false negative. Hashes are our
+/// own ([`word_hash`]): stable across builds and platforms, so an index written by one version is read by the next.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bloom {
     bits: Vec<u64>,
@@ -322,32 +414,57 @@ impl Bloom {
         }
     }
 
-    fn positions(&self, name: &str) -> impl Iterator<Item = usize> + '_ {
+    /// The two hashes a name's bit positions derive from (double hashing: positions h1 + i·h2).
+    fn hashes(name: &str) -> (u64, u64) {
+        let h = word_hash(name.as_bytes());
+        (mix(h), mix(h ^ 0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    fn positions(&self, (h1, h2): (u64, u64)) -> impl Iterator<Item = usize> + use<> {
         let m = (self.bits.len() * 64) as u64;
-        let h1 = fnv1a(name.as_bytes(), 0xcbf2_9ce4_8422_2325);
-        let h2 = fnv1a(name.as_bytes(), 0x8422_2325_cbf2_9ce4) | 1;
         (0..u64::from(self.hashes)).map(move |i| (h1.wrapping_add(i.wrapping_mul(h2)) % m) as usize)
     }
 
-    /// Adds a name.
-    pub fn insert(&mut self, name: &str) {
-        let positions: Vec<usize> = self.positions(name).collect();
-        for p in positions {
+    fn insert_hashes(&mut self, h1: u64, h2: u64) {
+        for p in self.positions((h1, h2)) {
             self.bits[p / 64] |= 1 << (p % 64);
         }
     }
 
+    /// Adds a name.
+    pub fn insert(&mut self, name: &str) {
+        let (h1, h2) = Self::hashes(name);
+        self.insert_hashes(h1, h2);
+    }
+
     /// False only when the name was never added.
     pub fn may_contain(&self, name: &str) -> bool {
-        self.positions(name)
+        self.positions(Self::hashes(name))
             .all(|p| self.bits[p / 64] & (1 << (p % 64)) != 0)
     }
 }
 
-fn fnv1a(bytes: &[u8], basis: u64) -> u64 {
-    bytes.iter().fold(basis, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+/// A hash of a name eight bytes at a time (audit-fetch hashes every name of every record it archives). Written
+/// here, not taken from std, because an index must read the same in every later version and on every platform.
+fn word_hash(bytes: &[u8]) -> u64 {
+    let mut h = bytes.len() as u64;
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let w = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+        h = (h.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    let mut tail = [0u8; 8];
+    tail[..words.remainder().len()].copy_from_slice(words.remainder());
+    (h.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(0x517c_c1b7_2722_0a95)
+}
+
+/// MurmurHash3's finaliser: every input bit reaches every output bit.
+fn mix(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 /// Stored as `{"hashes": 7, "bits": "<base64 of the little-endian words>"}`.

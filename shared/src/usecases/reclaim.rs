@@ -272,7 +272,11 @@ async fn add_history(
     users: &mut [ReclaimUser],
 ) -> Result<(), CoreError> {
     let never = |u: &ReclaimUser| u.enabled && u.activity == Activity::Never && !u.held.is_empty();
-    let ids: Vec<String> = users.iter().filter(|u| never(u)).map(|u| u.id.clone()).collect();
+    let ids: Vec<String> = users
+        .iter()
+        .filter(|u| never(u))
+        .map(|u| u.id.clone())
+        .collect();
     let histories = store.histories(tenant_id, &ids).await?;
     for u in users.iter_mut().filter(|u| never(u)) {
         let history = histories.get(&u.id).map(Vec::as_slice).unwrap_or_default();

@@ -2,16 +2,14 @@
 //! and day read from a borrowed view (no JSON tree is built for it), its raw bytes kept and archived unchanged, the
 //! licence activity (a few records in thousands) parsed in full, and one gzip object per day encoded in advance.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::ops::Range;
 use std::sync::Mutex;
 
-use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::domain::audit_search::ObjectIndex;
+use crate::domain::audit_search::{Fields, IndexBuilder, ObjectIndex};
 use crate::domain::license_event::{
     GroupLicensingRun, LicenseRecord, from_management_record, group_licensing_run,
     management_operation_of_interest,
@@ -92,18 +90,6 @@ impl Prepared {
     }
 }
 
-/// What the archive needs of a record, read without building a tree. `Id` is kept raw: a string normally, but a
-/// number or nothing must still give the id an older version gave it.
-#[derive(Deserialize)]
-struct Head<'a> {
-    #[serde(rename = "Id", borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(rename = "CreationTime", borrow, default)]
-    creation_time: Option<Cow<'a, str>>,
-    #[serde(rename = "Operation", borrow, default)]
-    operation: Option<Cow<'a, str>>,
-}
-
 /// A record located in the body.
 struct Located {
     id: String,
@@ -178,15 +164,15 @@ pub fn management_blob(
     let mut licence_records = Vec::new();
     let mut group_runs = Vec::new();
     let mut without_id = 0;
+    // One search index per day of the batch, built from the same borrowed view as the ids (one pass per record).
+    let mut indexes: HashMap<String, IndexBuilder> = HashMap::new();
     for raw in &raws {
         let text = raw.get();
-        let head = serde_json::from_str::<Head>(text).ok();
+        let head = Fields::of(text);
         let quick_id = head.as_ref().and_then(|h| quick_id(h.id));
-        let interesting = head.as_ref().is_none_or(|h| {
-            h.operation
-                .as_deref()
-                .is_none_or(management_operation_of_interest)
-        });
+        let interesting = head
+            .as_ref()
+            .is_none_or(|h| h.operation().is_none_or(management_operation_of_interest));
         // A tree only when the record may matter beyond archiving, or when its id must come from its content.
         let tree = (interesting || quick_id.is_none())
             .then(|| serde_json::from_str::<Value>(text).ok())
@@ -203,8 +189,13 @@ pub fn management_blob(
         without_id += usize::from(id.starts_with("content-sha256:"));
         let day = head
             .as_ref()
-            .and_then(|h| h.creation_time.as_deref())
+            .and_then(|h| h.time())
             .map_or_else(|| today.to_string(), day_of);
+        let index = indexes.entry(day.clone()).or_default();
+        match &head {
+            Some(h) => index.add(h),
+            None => index.add_unreadable(),
+        }
         let offset = text.as_ptr() as usize - body.as_ptr() as usize;
         let line = if text.bytes().any(|b| b == b'\n' || b == b'\r') {
             Line::Owned(compact(text))
@@ -219,7 +210,7 @@ pub fn management_blob(
         let mut recent = recent.lock().unwrap_or_else(|p| p.into_inner());
         (located, earlier) = recent.take(position, located);
     }
-    let mut prepared = group(body, located, shape);
+    let mut prepared = group(body, located, shape, indexes);
     prepared.repeated += earlier;
     prepared.licence_records = licence_records;
     prepared.group_runs = group_runs;
@@ -243,13 +234,20 @@ pub fn parsed_records(records: &[Value], shape: &Shape, today: &str) -> Prepared
         .iter()
         .filter(|l| l.id.starts_with("content-sha256:"))
         .count();
-    let mut prepared = group(Vec::new(), located, shape);
+    let mut prepared = group(Vec::new(), located, shape, HashMap::new());
     prepared.without_id = without_id;
     prepared
 }
 
-/// Drops repeats within the batch, splits it by day and encodes each day's object.
-fn group(body: Vec<u8>, located: Vec<Located>, shape: &Shape) -> Prepared {
+/// Drops repeats within the batch, splits it by day and encodes each day's object with its search index (the one
+/// built while locating the records, which may also name a repeat dropped since: never a miss, at worst a read;
+/// else one built from the object's lines).
+fn group(
+    body: Vec<u8>,
+    located: Vec<Located>,
+    shape: &Shape,
+    mut indexes: HashMap<String, IndexBuilder>,
+) -> Prepared {
     let mut seen = HashSet::with_capacity(located.len());
     let mut repeated = 0;
     let mut by_day: BTreeMap<String, (Vec<String>, Vec<Line>)> = BTreeMap::new();
@@ -270,7 +268,10 @@ fn group(body: Vec<u8>, located: Vec<Located>, shape: &Shape) -> Prepared {
     for (day, (ids, lines)) in by_day {
         let key = object_key(shape.source, &shape.content_type, &day, &ids);
         let encoded = encode_lines(lines.iter().map(|l| prepared.line(l)));
-        let index = ObjectIndex::build(&key, lines.iter().map(|l| prepared.line(l)));
+        let index = match indexes.remove(&day) {
+            Some(built) => built.finish(&key),
+            None => ObjectIndex::build(&key, lines.iter().map(|l| prepared.line(l))),
+        };
         prepared.objects.push(PreparedObject {
             index: serde_json::to_vec(&index).unwrap_or_default(),
             key,
