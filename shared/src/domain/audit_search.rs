@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -52,21 +53,21 @@ pub struct Fields<'a> {
     #[serde(rename = "Id", borrow)]
     pub id: Option<&'a serde_json::value::RawValue>,
     #[serde(rename = "CreationTime", borrow)]
-    creation_time: Option<Cow<'a, str>>,
+    creation_time: Text<'a>,
     #[serde(rename = "Operation", borrow)]
-    operation: Option<Cow<'a, str>>,
+    operation: Text<'a>,
     #[serde(rename = "UserId", borrow)]
-    user_id: Option<Cow<'a, str>>,
+    user_id: Text<'a>,
     #[serde(rename = "ObjectId", borrow)]
-    object_id: Option<Cow<'a, str>>,
+    object_id: Text<'a>,
     #[serde(rename = "Actor", borrow)]
-    actor: Option<Vec<IdEntry<'a>>>,
+    actor: IdList<'a>,
     #[serde(rename = "Target", borrow)]
-    target: Option<Vec<IdEntry<'a>>>,
+    target: IdList<'a>,
     #[serde(rename = "activityDateTime", borrow)]
-    activity_date_time: Option<Cow<'a, str>>,
+    activity_date_time: Text<'a>,
     #[serde(rename = "activityDisplayName", borrow)]
-    activity_display_name: Option<Cow<'a, str>>,
+    activity_display_name: Text<'a>,
     #[serde(rename = "initiatedBy", borrow)]
     initiated_by: Option<InitiatedBy<'a>>,
     // Graph's own documentation example spells it `targetResource`.
@@ -77,7 +78,135 @@ pub struct Fields<'a> {
 #[derive(Deserialize)]
 struct IdEntry<'a> {
     #[serde(rename = "ID", borrow, default)]
-    id: Option<Cow<'a, str>>,
+    id: Text<'a>,
+}
+
+/// A text field as the record has it; any other JSON value (a number, an object where a string was expected)
+/// reads as absent instead of making the whole record unreadable.
+#[derive(Default)]
+struct Text<'a>(Option<Cow<'a, str>>);
+
+impl Text<'_> {
+    fn as_deref(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text(Some(Cow::Owned(v))))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Text(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Text(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Text(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Text(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Text(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Text(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Text(None))
+            }
+        }
+        d.deserialize_any(Visit(std::marker::PhantomData))
+    }
+}
+
+/// The `ID`s of an `Actor` or `Target` list, the first few kept without an allocation (records carry two to four;
+/// audit-fetch reads every record through [`Fields`]).
+#[derive(Default)]
+struct IdList<'a> {
+    first: [Option<Cow<'a, str>>; 4],
+    more: Vec<Cow<'a, str>>,
+}
+
+impl<'a> IdList<'a> {
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        self.first
+            .iter()
+            .flatten()
+            .chain(self.more.iter())
+            .map(|c| c.as_ref())
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for IdList<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = IdList<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of {ID, Type}")
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(IdList::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(IdList::default())
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(IdList::default())
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut list = IdList::default();
+                let mut n = 0;
+                while let Some(entry) = seq.next_element::<IdEntry<'de>>()? {
+                    let Some(id) = entry.id.0 else { continue };
+                    match list.first.get_mut(n) {
+                        Some(slot) => *slot = Some(id),
+                        None => list.more.push(id),
+                    }
+                    n += 1;
+                }
+                Ok(list)
+            }
+        }
+        d.deserialize_any(Visit(std::marker::PhantomData))
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -93,26 +222,33 @@ struct InitiatedBy<'a> {
 #[serde(default)]
 struct Resource<'a> {
     #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
+    id: Text<'a>,
     #[serde(rename = "userPrincipalName", borrow)]
-    user_principal_name: Option<Cow<'a, str>>,
+    user_principal_name: Text<'a>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct App<'a> {
     #[serde(rename = "displayName", borrow)]
-    display_name: Option<Cow<'a, str>>,
+    display_name: Text<'a>,
     #[serde(rename = "appId", borrow)]
-    app_id: Option<Cow<'a, str>>,
+    app_id: Text<'a>,
     #[serde(rename = "servicePrincipalId", borrow)]
-    service_principal_id: Option<Cow<'a, str>>,
+    service_principal_id: Text<'a>,
 }
 
 impl<'a> Fields<'a> {
-    /// Reads a record's text.
+    /// Reads a record's text; None unless it is a JSON object.
     pub fn of(text: &'a str) -> Option<Self> {
-        serde_json::from_str(text).ok()
+        Self::of_bytes(text.as_bytes())
+    }
+
+    /// [`Fields::of`] over bytes.
+    fn of_bytes(bytes: &'a [u8]) -> Option<Self> {
+        // A derived struct would also take a JSON array, field by field.
+        let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        object.then(|| serde_json::from_slice(bytes).ok()).flatten()
     }
 
     /// Calls `each(is_actor, name)` for every name the record holds: who did it (`true`) and to whom (`false`).
@@ -123,12 +259,12 @@ impl<'a> Fields<'a> {
             }
         };
         one(true, self.user_id.as_deref());
-        for a in self.actor.iter().flatten() {
-            one(true, a.id.as_deref());
+        for a in self.actor.iter() {
+            one(true, Some(a));
         }
         one(false, self.object_id.as_deref());
-        for t in self.target.iter().flatten() {
-            one(false, t.id.as_deref());
+        for t in self.target.iter() {
+            one(false, Some(t));
         }
         if let Some(by) = &self.initiated_by {
             if let Some(u) = &by.user {
@@ -165,7 +301,7 @@ impl<'a> Fields<'a> {
 impl RecordFacts {
     /// Reads one archived line (one record). None when it is not a JSON object.
     pub fn read(line: &[u8]) -> Option<Self> {
-        let f: Fields = serde_json::from_slice(line).ok()?;
+        let f = Fields::of_bytes(line)?;
         let mut actors = Vec::new();
         let mut subjects = Vec::new();
         f.names(|actor, name| {
@@ -293,10 +429,10 @@ impl ObjectIndex {
     pub fn build<'a>(object: &str, lines: impl IntoIterator<Item = &'a [u8]>) -> Self {
         let mut builder = IndexBuilder::default();
         for line in lines {
-            match serde_json::from_slice::<Fields>(line) {
-                Ok(f) => builder.add(&f),
+            match Fields::of_bytes(line) {
+                Some(f) => builder.add(&f),
                 // A line that is not a record still counts: it can never match, so it narrows nothing.
-                Err(_) => builder.add_unreadable(),
+                None => builder.add_unreadable(),
             }
         }
         builder.finish(object)
@@ -335,8 +471,26 @@ pub struct IndexBuilder {
     last: Option<String>,
     untimed: bool,
     operations: BTreeSet<String>,
-    names: HashSet<(u64, u64)>,
+    names: HashSet<(u64, u64), BuildHasherDefault<HashedAlready>>,
     buf: String,
+}
+
+/// The set of name hashes needs no hashing of its own: its keys are hashes already.
+#[derive(Default)]
+struct HashedAlready(u64);
+
+impl Hasher for HashedAlready {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
 }
 
 impl IndexBuilder {
@@ -537,6 +691,14 @@ mod tests {
         assert!(dir.actors.contains(&"provisioning".to_string()));
         assert!(dir.subjects.contains(&"example@contoso.com".to_string()));
         assert!(RecordFacts::read(b"[1,2]").is_none());
+        // Odd shapes (a number where a name was expected, a string list) read as absent, not as unreadable.
+        let odd = RecordFacts::read(
+            br#"{"Id":7,"CreationTime":"2026-11-21T09:00:00","Operation":"Update user.","UserId":42,"Actor":"x","ObjectId":{"a":1},"Target":[{"ID":"bob@x.com"},{"Type":2}]}"#,
+        )
+        .expect("odd but a record");
+        assert_eq!(odd.subjects, ["bob@x.com"]);
+        assert!(odd.actors.is_empty());
+        assert_eq!(odd.at.as_deref(), Some("2026-11-21T09:00:00"));
     }
 
     #[test]

@@ -191,7 +191,10 @@ pub fn management_blob(
             .as_ref()
             .and_then(|h| h.time())
             .map_or_else(|| today.to_string(), day_of);
-        let index = indexes.entry(day.clone()).or_default();
+        let index = match indexes.get_mut(&day) {
+            Some(index) => index,
+            None => indexes.entry(day.clone()).or_default(),
+        };
         match &head {
             Some(h) => index.add(h),
             None => index.add_unreadable(),
