@@ -8,8 +8,10 @@ Usage: tests/sdk/conformance.py PATH/TO/licensewatch   (scripts/test.sh installs
 Prints one line per check and a closing `N passed, M failed` line; exits non-zero when a check fails.
 """
 import asyncio
+import csv
 import datetime
 import hashlib
+import io
 import json
 import os
 import ssl
@@ -249,6 +251,23 @@ async def checks(sim, graph):
             return
         raise AssertionError("no ODataError")
 
+    async def sign_in_activity_is_selectable():
+        q = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+            select=["id", "userPrincipalName", "signInActivity"], top=999)
+        users = (await graph.users.get(request_configuration=RequestConfiguration(query_parameters=q))).value
+        by_upn = {u.user_principal_name: u for u in users}
+        johanna = by_upn[upn("johanna.lorenz")].sign_in_activity
+        assert johanna and johanna.last_successful_sign_in_date_time.isoformat().startswith("2026-06-02T08:14"), johanna
+        assert by_upn[upn("raul.razo")].sign_in_activity is None, "never signed in"
+
+    async def mailbox_usage_report_follows_the_redirect():
+        csv_bytes = await graph.reports.get_mailbox_usage_detail_with_period("D90").get()
+        text = csv_bytes.decode("utf-8-sig")
+        rows = list(csv.DictReader(io.StringIO(text)))
+        assert "Last Activity Date" in rows[0], list(rows[0])
+        johanna = [r for r in rows if r["User Principal Name"] == upn("johanna.lorenz")][0]
+        assert johanna["Last Activity Date"] == "2026-06-02" and johanna["Report Period"] == "90", johanna
+
     async def throttling_is_waited_out_by_the_sdk():
         sim.control("/_sim/faults", {"route": "/v1.0/subscribedSkus", "kind": "throttle",
                                      "retry_after": "1", "count": 2})
@@ -261,7 +280,8 @@ async def checks(sim, graph):
     return [(f.__name__, f) for f in [
         users_select_top_and_next_link, user_by_id_and_by_upn, subscribed_skus, groups_with_license_errors,
         members_with_license_errors, user_assign_license, group_assign_license, reprocess_license_assignment,
-        directory_audits_filtered, send_mail, errors_are_odata_errors, throttling_is_waited_out_by_the_sdk]]
+        directory_audits_filtered, send_mail, errors_are_odata_errors, sign_in_activity_is_selectable,
+        mailbox_usage_report_follows_the_redirect, throttling_is_waited_out_by_the_sdk]]
 
 
 def main():
