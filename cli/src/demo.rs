@@ -64,6 +64,8 @@ pub struct DemoOutput {
     pub audit_records_archived: usize,
     /// Remediations done through the signed webhook.
     pub remediations: Vec<Value>,
+    /// Licences worth reclaiming at the end, by reason (`licensewatch reclaim` lists them).
+    pub reclaim: BTreeMap<String, usize>,
     /// Where the state was kept (when `--state-dir` was given).
     pub state_dir: Option<PathBuf>,
     /// Wall time of the whole demo.
@@ -255,13 +257,24 @@ async fn story(
             });
         }
     }
+    // The month-end review: which licences nobody uses (saved, so the report page shows them too).
+    let rt = &demo.app.rt;
+    let reclaim = licensewatch_core::usecases::reclaim::reclaim(
+        &rt.reclaim_deps(),
+        &rt.tenant_run().tenant_id,
+        &rt.reclaim_rules(),
+        demo.clock.now(),
+    )
+    .await
+    .map_err(|e| format!("reclaim: {e}"))?;
     if html.is_some() || csv.is_some() {
         let data = crate::report::load(&demo.app.rt).await?;
         crate::report::write(&data, html.as_deref(), csv.as_deref())?;
     }
-    let output = story
+    let mut output = story
         .finish(&demo, start, days, keep.then(|| dir.to_path_buf()), started)
         .await?;
+    output.reclaim = reclaim_counts(&reclaim);
     if json_out {
         println!(
             "{}",
@@ -533,6 +546,7 @@ impl Story {
             mail_recorded: mail.len(),
             audit_records_archived: self.archived,
             remediations: self.remediations,
+            reclaim: BTreeMap::new(),
             state_dir,
             elapsed_ms: started.elapsed().as_millis(),
         })
@@ -559,6 +573,17 @@ fn summary(output: &DemoOutput, html: Option<&std::path::Path>) -> Vec<String> {
             output.audit_records_archived
         ),
     ];
+    if !output.reclaim.is_empty() {
+        let parts: Vec<String> = output
+            .reclaim
+            .iter()
+            .map(|(reason, n)| format!("{n} {}", reason.replace('_', " ")))
+            .collect();
+        lines.push(format!(
+            "Licences worth reclaiming at the end: {} (`licensewatch reclaim` lists them with the command to remove each).",
+            parts.join(", ")
+        ));
+    }
     if let Some(h) = html {
         lines.push(format!("Report written to {}", h.display()));
     }
@@ -567,6 +592,24 @@ fn summary(output: &DemoOutput, html: Option<&std::path::Path>) -> Vec<String> {
         output.elapsed_ms as f64 / 1000.0
     ));
     lines
+}
+
+/// Reclamation rows counted by reason.
+fn reclaim_counts(
+    report: &licensewatch_core::domain::reclaim::ReclaimReport,
+) -> BTreeMap<String, usize> {
+    use licensewatch_core::domain::reclaim::Reason;
+    let mut counts = BTreeMap::new();
+    for r in &report.rows {
+        let reason = match r.reason {
+            Reason::Inactive { .. } => "inactive",
+            Reason::NeverUsed { .. } => "never_used",
+            Reason::Disabled => "disabled",
+            Reason::Overlapping { .. } => "overlapping",
+        };
+        *counts.entry(reason.to_string()).or_default() += 1;
+    }
+    counts
 }
 
 /// The grace evidence in an administrator's words.

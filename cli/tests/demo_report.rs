@@ -141,6 +141,10 @@ fn the_demo_tells_the_whole_story_in_under_a_minute() {
     );
     assert!(out["mail_recorded"].as_u64().expect("mail") > 0);
     assert!(out["audit_records_archived"].as_u64().expect("audit") > 0);
+    // The month-end review: the story's unused licences, by reason.
+    assert_eq!(out["reclaim"]["inactive"], 2, "{}", out["reclaim"]);
+    assert_eq!(out["reclaim"]["never_used"], 1, "{}", out["reclaim"]);
+    assert_eq!(out["reclaim"]["disabled"], 1, "{}", out["reclaim"]);
 }
 
 fn chromium() -> String {
@@ -255,6 +259,7 @@ fn the_report_from_the_demo_state_is_complete_and_renders_in_chromium() {
         "license_changes",
         "changes-chart",
         "unexplained_changes",
+        "reclaim",
         "audit_gaps",
     ] {
         assert!(
@@ -279,6 +284,10 @@ fn the_report_from_the_demo_state_is_complete_and_renders_in_chromium() {
     assert!(page.contains("diego.siciliani@contoso.onmicrosoft.com"));
     assert!(page.contains("STANDARDWOFFPACK_FACULTY"));
     assert!(
+        page.contains("johanna.lorenz@contoso.onmicrosoft.com") && page.contains("no sign-in for"),
+        "the reclamation the demo ran is on the page"
+    );
+    assert!(
         page.matches("<rect class=\"added\"").count() >= 1,
         "the chart shows the teachers' new licences"
     );
@@ -288,6 +297,8 @@ fn the_report_from_the_demo_state_is_complete_and_renders_in_chromium() {
         "sku_capacity",
         "license_changes",
         "unexplained_changes",
+        "reclaim",
+        "idle_seats",
         "audit_gaps",
     ] {
         let text = std::fs::read_to_string(csv.join(format!("{table}.csv")))
