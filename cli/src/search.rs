@@ -189,3 +189,60 @@ fn csv_row(w: &mut csv::Writer<std::fs::File>, hit: &AuditHit) -> std::io::Resul
     ])
     .map_err(std::io::Error::other)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> SearchArgs {
+        SearchArgs {
+            user: None,
+            operation: None,
+            actor: None,
+            source: None,
+            content_type: None,
+            from: None,
+            to: None,
+            oldest_first: false,
+            limit: None,
+            csv: None,
+        }
+    }
+
+    #[test]
+    fn bad_options_are_refused_by_name() {
+        let refused = |f: fn(&mut SearchArgs)| {
+            let mut a = args();
+            f(&mut a);
+            a.request().expect_err("refused")
+        };
+        assert!(refused(|a| a.user = Some(" ".into())).contains("--user is empty"));
+        assert!(refused(|a| a.source = Some("purview".into())).contains("--source 'purview'"));
+        assert!(refused(|a| a.from = Some("yesterday".into())).contains("--from 'yesterday'"));
+        assert!(
+            refused(|a| {
+                a.from = Some("2026-11-02".into());
+                a.to = Some("2026-11-01".into());
+            })
+            .contains("is not before --to")
+        );
+        assert!(refused(|a| a.limit = Some(0)).contains("--limit 0"));
+    }
+
+    #[test]
+    fn days_and_sources_read_as_documented() {
+        let mut a = args();
+        a.source = Some("management".into());
+        a.from = Some("2026-11-01".into());
+        a.to = Some("2026-11-02T12:00:00+02:00".into());
+        a.oldest_first = true;
+        let r = a.request().expect("valid");
+        assert_eq!(r.query.source.as_deref(), Some("management_api"));
+        assert_eq!(
+            r.query.from,
+            Some("2026-11-01T00:00:00Z".parse().expect("t"))
+        );
+        assert_eq!(r.query.to, Some("2026-11-02T10:00:00Z".parse().expect("t")));
+        assert!(!r.newest_first);
+    }
+}

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use licensewatch_core::domain::reclaim::{
-    ActivitySource, Prices, Reason, ReclaimReport, ReclaimRules,
+    ActivitySource, Prices, Reason, ReclaimReport, ReclaimRow, ReclaimRules,
 };
 use licensewatch_core::usecases::reclaim::reclaim;
 use licensewatch_sim::Scenario;
@@ -63,6 +63,15 @@ async fn holding_both_a1(env: &TestEnv) -> BTreeSet<(String, &'static str)> {
     out
 }
 
+/// The report's row for a user of the story.
+fn row_of<'a>(report: &'a ReclaimReport, nick: &str) -> &'a ReclaimRow {
+    report
+        .rows
+        .iter()
+        .find(|r| r.user_principal_name == upn(nick))
+        .unwrap_or_else(|| panic!("no row for {nick}"))
+}
+
 fn found(report: &ReclaimReport) -> BTreeSet<(String, &'static str)> {
     report
         .rows
@@ -101,11 +110,7 @@ async fn sign_in_activity_finds_exactly_the_unused_licences() {
         "the story has users holding both A1 SKUs"
     );
     assert_eq!(found(&report), expected(overlapping));
-    let johanna = report
-        .rows
-        .iter()
-        .find(|r| r.user_principal_name == upn("johanna.lorenz"))
-        .expect("johanna");
+    let johanna = row_of(&report, "johanna.lorenz");
     assert_eq!(johanna.reason, Reason::Inactive { days: 172 });
     assert_eq!(johanna.monthly_cost, Some(23.0));
     assert!(
@@ -152,11 +157,7 @@ async fn without_entra_id_p1_the_mailbox_report_stands_in_and_the_report_says_wh
     let overlapping = holding_both_a1(&env).await;
     assert_eq!(found(&report), expected(overlapping));
     // The report's day, not the sign-in's time: 2026-06-02 to 2026-11-21 09:00.
-    let johanna = report
-        .rows
-        .iter()
-        .find(|r| r.user_principal_name == upn("johanna.lorenz"))
-        .expect("johanna");
+    let johanna = row_of(&report, "johanna.lorenz");
     assert_eq!(johanna.reason, Reason::Inactive { days: 172 });
     // Graph was asked for signInActivity once, refused, then for the report (302) and its download.
     let paths: Vec<String> = env

@@ -34,7 +34,7 @@ impl RunStore for DynamoStore {
     }
 
     async fn previous_run(&self, tenant_id: &str) -> Result<Option<PreviousRun>, StoreError> {
-        match self.snapshot_document(tenant_id).await? {
+        match self.newest_document(tenant_id, "snapshot").await? {
             Some(bytes) => crate::ports::store::gunzip_json_off_thread(bytes)
                 .await
                 .map(Some),
@@ -43,7 +43,7 @@ impl RunStore for DynamoStore {
     }
 
     async fn latest_snapshot(&self, tenant_id: &str) -> Result<Option<Snapshot>, StoreError> {
-        match self.snapshot_document(tenant_id).await? {
+        match self.newest_document(tenant_id, "snapshot").await? {
             Some(bytes) => crate::ports::store::gunzip_json_off_thread(bytes)
                 .await
                 .map(Some),
@@ -52,47 +52,26 @@ impl RunStore for DynamoStore {
     }
 
     async fn save_reclaim(&self, report: &ReclaimReport) -> Result<(), StoreError> {
-        // The object first, then the pointer, as for snapshots.
-        let tenant = report.tenant_id.to_ascii_lowercase();
-        let at = ts(&report.generated_at);
-        let object = format!("reclaim/{tenant}/{at}.json.gz");
-        self.put_gz_object(&object, report).await?;
-        let mut item = key(format!("{tenant}#reclaim"), at);
-        item.insert("object".into(), s(object));
-        self.put(item, None).await.map(|_| ())
+        let bytes = crate::ports::store::gzip_json(report)?;
+        self.save_document(&report.tenant_id, "reclaim", &report.generated_at, bytes)
+            .await
     }
 
     async fn latest_reclaim(&self, tenant_id: &str) -> Result<Option<ReclaimReport>, StoreError> {
-        let items = self
-            .query(
-                &format!("{}#reclaim", tenant_id.to_ascii_lowercase()),
-                true,
-                Some(1),
-            )
-            .await?;
-        let Some(object) = items.first().and_then(|i| attr_s(i, "object")) else {
-            return Ok(None);
-        };
-        match self.objects.get_opt(object).await? {
-            Some(bytes) => crate::ports::store::gunzip_json(&bytes).map(Some),
-            None => Err(StoreError::Corrupt(format!(
-                "reclamation report '{object}' named by the table is missing"
-            ))),
-        }
+        self.newest_document(tenant_id, "reclaim")
+            .await?
+            .map(|bytes| crate::ports::store::gunzip_json(&bytes))
+            .transpose()
     }
 
     async fn save_encoded_snapshot(&self, snapshot: &EncodedSnapshot) -> Result<(), StoreError> {
-        // The object first, then the pointer: a crash in between leaves an unreferenced object, never a pointer
-        // to nothing.
-        let tenant = snapshot.tenant_id.to_ascii_lowercase();
-        let at = ts(&snapshot.taken_at);
-        let object = format!("snapshots/{tenant}/{at}.json.gz");
-        self.objects
-            .put_if_absent(&object, snapshot.gzip_json.clone())
-            .await?;
-        let mut item = key(format!("{tenant}#snapshot"), at);
-        item.insert("object".into(), s(object));
-        self.put(item, None).await.map(|_| ())
+        self.save_document(
+            &snapshot.tenant_id,
+            "snapshot",
+            &snapshot.taken_at,
+            snapshot.gzip_json.clone(),
+        )
+        .await
     }
 }
 
@@ -283,11 +262,33 @@ impl LicenseEventStore for DynamoStore {
 }
 
 impl DynamoStore {
-    /// The newest snapshot's stored document (gzip JSON), from the object the table names.
-    async fn snapshot_document(&self, tenant_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    /// Stores a gzip JSON document of `kind` (`snapshot`, `reclaim`) as an S3 object, then the table's pointer to
+    /// it: a crash in between leaves an unreferenced object, never a pointer to nothing.
+    async fn save_document(
+        &self,
+        tenant_id: &str,
+        kind: &str,
+        at: &DateTime<Utc>,
+        bytes: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let tenant = tenant_id.to_ascii_lowercase();
+        let at = ts(at);
+        let object = format!("{kind}s/{tenant}/{at}.json.gz");
+        self.objects.put_if_absent(&object, bytes).await?;
+        let mut item = key(format!("{tenant}#{kind}"), at);
+        item.insert("object".into(), s(object));
+        self.put(item, None).await.map(|_| ())
+    }
+
+    /// The newest stored document of `kind` (gzip JSON), from the object the table names.
+    async fn newest_document(
+        &self,
+        tenant_id: &str,
+        kind: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let items = self
             .query(
-                &format!("{}#snapshot", tenant_id.to_ascii_lowercase()),
+                &format!("{}#{kind}", tenant_id.to_ascii_lowercase()),
                 true,
                 Some(1),
             )
@@ -298,7 +299,7 @@ impl DynamoStore {
         match self.objects.get_opt(object).await? {
             Some(bytes) => Ok(Some(bytes)),
             None => Err(StoreError::Corrupt(format!(
-                "snapshot object '{object}' named by the table is missing"
+                "{kind} object '{object}' named by the table is missing"
             ))),
         }
     }
