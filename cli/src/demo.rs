@@ -726,7 +726,11 @@ async fn setup(
         )),
         Box::new(ConsoleChannel::new(true)),
     ];
-    let app = Arc::new(App { rt, auth });
+    let app = Arc::new(App {
+        rt,
+        auth: Some(auth),
+        changes: None,
+    });
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .map_err(|e| format!("cannot open the webhook endpoint: {e}"))?;

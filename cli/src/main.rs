@@ -9,6 +9,7 @@ use licensewatch_core::runtime::telemetry::{self, LogFormat};
 use licensewatch_sim::Scenario;
 
 mod audit;
+mod changes;
 mod check;
 mod demo;
 mod notify;
@@ -132,6 +133,8 @@ enum Command {
         #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65536))]
         max_connections: u64,
     },
+    /// Create, renew or keep the Graph change-notification subscription (LICENSEWATCH_NOTIFICATION_URL).
+    Subscribe,
     /// Serve the simulated Microsoft 365 tenant.
     Sim {
         /// Port (0 = any free port).
@@ -233,6 +236,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             serve::reprocess(cli.json, user, action, sku_ids, template_user, options).await
         }
         Command::AuditFetch => audit::fetch(cli.json).await,
+        Command::Subscribe => changes::subscribe(cli.json).await,
         Command::Reclaim { csv } => reclaim::run(cli.json, csv).await,
         Command::AuditSearch(args) => search::run(cli.json, args).await,
         Command::LicenseEvents { user } => audit::events(cli.json, user).await,

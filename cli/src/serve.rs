@@ -16,15 +16,22 @@ use licensewatch_core::usecases::webhook::{
     HttpRequest, MAX_BODY, WebhookAuth, handle, header_pairs,
 };
 
-/// The endpoint's state: the runtime and the webhook secrets.
+/// The endpoint's state: the runtime, the webhook secrets and the change-notification route, each when
+/// configured.
 pub(crate) struct App {
     pub(crate) rt: Runtime,
-    pub(crate) auth: WebhookAuth,
+    pub(crate) auth: Option<WebhookAuth>,
+    pub(crate) changes: Option<crate::changes::Changes>,
 }
 
-/// The HTTP endpoint (every path goes to the shared webhook handler).
+/// The HTTP endpoint: Graph's change notifications on their own path, every other path to the shared webhook
+/// handler.
 fn router_with(app: Arc<App>, limits: Limits) -> axum::Router {
     axum::Router::new()
+        .route(
+            crate::changes::PATH,
+            axum::routing::any(crate::changes::route),
+        )
         .fallback(endpoint)
         .layer(axum::Extension(limits))
         .with_state(app)
@@ -55,8 +62,14 @@ impl Default for Limits {
 /// Serves until Ctrl-C.
 pub async fn serve(port: u16, bind: &str, with_worker: bool, limits: Limits) -> Result<(), String> {
     let rt = crate::runtime(None).await?;
-    let auth = rt.webhook_auth().map_err(|e| e.to_string())?;
-    let app = Arc::new(App { rt, auth });
+    let changes = crate::changes::Changes::from_runtime(&rt, None)?;
+    // The webhook fails closed without a secret; a process serving only change notifications needs none.
+    let auth = match (rt.webhook_auth(), &changes) {
+        (Ok(auth), _) => Some(auth),
+        (Err(_), Some(_)) => None,
+        (Err(e), None) => return Err(e.to_string()),
+    };
+    let app = Arc::new(App { rt, auth, changes });
     let addr: SocketAddr = format!("{bind}:{port}")
         .parse()
         .map_err(|_| format!("cannot bind {bind}:{port}"))?;
@@ -70,6 +83,10 @@ pub async fn serve(port: u16, bind: &str, with_worker: bool, limits: Limits) -> 
     );
     if with_worker {
         tokio::spawn(worker(app.clone()));
+        tokio::spawn(crate::changes::worker(app.clone(), None));
+    }
+    if app.changes.is_some() {
+        tokio::spawn(crate::changes::upkeep(app.clone()));
     }
     serve_with_limits(listener, app, limits, async {
         let _ = tokio::signal::ctrl_c().await;
@@ -162,7 +179,13 @@ async fn endpoint(
         headers,
         body: &bytes,
     };
-    let resp = handle(&app.rt.webhook_deps(&app.auth), &request).await;
+    let Some(auth) = &app.auth else {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "the remediation webhook is not configured (no webhook secret)",
+        );
+    };
+    let resp = handle(&app.rt.webhook_deps(auth), &request).await;
     let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, axum::Json(resp.body)).into_response()
 }
@@ -175,7 +198,8 @@ pub(crate) async fn drain_once(app: &App, http: &reqwest::Client) -> Vec<(String
     match app.rt.store.pending(&tenant).await {
         Ok(requests) => {
             for r in requests {
-                let deps = app.rt.worker_deps(http, app.auth.callback_secret());
+                let secret = app.auth.as_ref().and_then(|a| a.callback_secret());
+                let deps = app.rt.worker_deps(http, secret);
                 match process(&deps, &r, &app.rt.policy, false).await {
                     Ok(outcome) => {
                         tracing::info!(remediation = %r.remediation_id, status = %outcome.status, "remediation done");

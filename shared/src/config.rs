@@ -66,6 +66,19 @@ pub struct Settings {
     pub queue_url: Option<String>,
     /// `LICENSEWATCH_TENANT_QUEUE_URL`: the SQS queue a scheduled run fans tenants out to (AWS, many tenants).
     pub tenant_queue_url: Option<String>,
+    /// Graph change notifications, when `LICENSEWATCH_NOTIFICATION_URL` is set.
+    pub notifications: Option<NotificationSettings>,
+}
+
+/// Where Graph posts change notifications, the secret they carry, and where admitted batches wait.
+#[derive(Debug, Clone)]
+pub struct NotificationSettings {
+    /// `LICENSEWATCH_NOTIFICATION_URL`: the public endpoint (https; http only on loopback, for local runs).
+    pub url: String,
+    /// `LICENSEWATCH_NOTIFICATION_CLIENT_STATE`: the subscriptions' `clientState` (32 to 128 characters).
+    pub client_state: SecretString,
+    /// `LICENSEWATCH_CHANGE_QUEUE_URL`: the SQS queue admitted notifications wait in (AWS); unset = in process.
+    pub queue_url: Option<String>,
 }
 
 /// One problem with one variable or key.
@@ -141,6 +154,9 @@ pub mod vars {
     pub const QUEUE_URL: &str = "LICENSEWATCH_QUEUE_URL";
     pub const POLICY_TOML: &str = "LICENSEWATCH_POLICY_TOML";
     pub const TENANT_QUEUE_URL: &str = "LICENSEWATCH_TENANT_QUEUE_URL";
+    pub const NOTIFICATION_URL: &str = "LICENSEWATCH_NOTIFICATION_URL";
+    pub const NOTIFICATION_CLIENT_STATE: &str = "LICENSEWATCH_NOTIFICATION_CLIENT_STATE";
+    pub const CHANGE_QUEUE_URL: &str = "LICENSEWATCH_CHANGE_QUEUE_URL";
 }
 
 impl Settings {
@@ -167,11 +183,13 @@ impl Settings {
             None => (PathBuf::from("./licensewatch.toml"), false),
         };
         let [queue_url, tenant_queue_url] = r.queues(&state);
+        let notifications = r.notifications();
         r.state_needs_s3(&state, &archive);
         match credential {
             Some(credential) if r.problems.0.is_empty() => Ok(Settings {
                 queue_url,
                 tenant_queue_url,
+                notifications,
                 tenant_id,
                 client_id,
                 credential,
@@ -224,6 +242,9 @@ impl Reader<'_> {
             vars::CONFIG,
             vars::QUEUE_URL,
             vars::TENANT_QUEUE_URL,
+            vars::NOTIFICATION_URL,
+            vars::NOTIFICATION_CLIENT_STATE,
+            vars::CHANGE_QUEUE_URL,
         ] {
             if (self.lookup)(var).is_some_and(|v| v.trim().is_empty()) {
                 self.problems.add(
@@ -395,6 +416,51 @@ impl Reader<'_> {
         urls
     }
 
+    /// Change notifications need a public https URL and a client state; the queue is optional. The client state's
+    /// rules (length, characters) are checked when the runtime builds it, still naming this variable.
+    fn notifications(&mut self) -> Option<NotificationSettings> {
+        let url = self.get(vars::NOTIFICATION_URL);
+        let client_state = (self.lookup)(vars::NOTIFICATION_CLIENT_STATE)
+            .filter(|v| !v.trim().is_empty())
+            .map(SecretString::new);
+        let queue_url = self.get(vars::CHANGE_QUEUE_URL);
+        if let Some(q) = &queue_url
+            && let Err(e) = parse_base_url(q)
+        {
+            self.problems.add(vars::CHANGE_QUEUE_URL, e);
+        }
+        let url = match url {
+            None => {
+                if client_state.is_some() || queue_url.is_some() {
+                    let problem = format!(
+                        "is not set, but {} or {} is: change notifications need the endpoint's public URL",
+                        vars::NOTIFICATION_CLIENT_STATE,
+                        vars::CHANGE_QUEUE_URL
+                    );
+                    self.problems.add(vars::NOTIFICATION_URL, problem);
+                }
+                return None;
+            }
+            Some(u) => u,
+        };
+        if let Err(e) = parse_notification_url(&url) {
+            self.problems.add(vars::NOTIFICATION_URL, e);
+        }
+        let Some(client_state) = client_state else {
+            let problem = format!(
+                "is not set: {} needs the secret Graph's notifications carry back",
+                vars::NOTIFICATION_URL
+            );
+            self.problems.add(vars::NOTIFICATION_CLIENT_STATE, problem);
+            return None;
+        };
+        Some(NotificationSettings {
+            url,
+            client_state,
+            queue_url,
+        })
+    }
+
     /// DynamoDB state keeps snapshots in S3: it needs an S3 archive. Checked last, so that problems are listed in
     /// the order the variables are documented.
     fn state_needs_s3(&mut self, state: &StateLocation, archive: &ArchiveLocation) {
@@ -418,6 +484,18 @@ pub fn is_valid_tenant(t: &str) -> bool {
             && t.len() <= 253
             && t.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+}
+
+/// Graph posts only to `https`; plain `http` is accepted on loopback, where the simulated tenant posts.
+fn parse_notification_url(raw: &str) -> Result<Url, String> {
+    let u = parse_base_url(raw)?;
+    let loopback = matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    if u.scheme() != "https" && !loopback {
+        return Err(format!(
+            "'{raw}' must be an https URL: Microsoft Graph posts notifications only over https"
+        ));
+    }
+    Ok(u)
 }
 
 fn parse_base_url(raw: &str) -> Result<Url, String> {

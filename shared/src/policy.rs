@@ -122,6 +122,9 @@ pub struct CheckPolicy {
     pub mass_delicensing_min_users: u32,
     /// ... or this share (percent) of licensed users.
     pub mass_delicensing_percent: f64,
+    /// Removals seen by runs within this many minutes of each other add up (targeted re-checks after change
+    /// notifications see a bulk removal in parts); 0 judges each run alone.
+    pub mass_delicensing_window_minutes: u32,
     /// Warn when a SKU has this many seats or fewer left.
     pub sku_low_seats: i64,
     /// Hours between full reads of every user; the runs between read only what changed (`/users/delta`). 0 reads
@@ -134,6 +137,7 @@ impl Default for CheckPolicy {
         Self {
             mass_delicensing_min_users: 50,
             mass_delicensing_percent: 5.0,
+            mass_delicensing_window_minutes: 60,
             sku_low_seats: 5,
             full_scan_hours: 24,
         }

@@ -430,6 +430,7 @@ fn snapshot(taken_at: DateTime<Utc>, consumed: i64) -> Snapshot {
         }],
         delta_link: None,
         full_scan_at: None,
+        recent_removals: vec![],
     }
 }
 

@@ -149,6 +149,8 @@ pub struct Tenant {
     pub(crate) delta: crate::server::delta::DeltaState,
     /// Entra ID P1: `signInActivity` is readable.
     pub premium: bool,
+    /// Users changed since the change notifier last looked: (id, `created` | `updated` | `deleted`).
+    pub(crate) changed: Vec<(String, &'static str)>,
 }
 
 fn lcg(x: u64) -> u64 {
@@ -190,6 +192,7 @@ impl Tenant {
             counter: 0,
             seats_used: HashMap::new(),
             delta: Default::default(),
+            changed: Vec::new(),
             premium: s.premium.unwrap_or_else(|| {
                 s.skus.iter().any(|k| {
                     k.enabled > 0 && k.service_plans.iter().any(|p| p.name == "AAD_PREMIUM")
@@ -217,7 +220,15 @@ impl Tenant {
                 }
             }
         }
+        // The tenant as it starts is not a change anybody is notified of.
+        t.changed.clear();
         t
+    }
+
+    /// Notes a change to a user for the change notifier (Graph notifies subscribers of `/users`).
+    pub(crate) fn touch(&mut self, ui: usize, change: &'static str) {
+        let id = self.users[ui].spec.id.clone();
+        self.changed.push((id, change));
     }
 
     /// Adds a user; with `audit`, its licences are assigned now and logged.
@@ -236,6 +247,7 @@ impl Tenant {
             plan_dates: HashMap::new(),
             deleted_plans: BTreeMap::new(),
         });
+        self.touch(i, "created");
         if !direct.is_empty() {
             // A user created with licences is logged as one "Add user" that carries them, not as a licence change.
             if self.assign_direct(i, &direct, &[], None, false).is_ok() && audit {
@@ -259,6 +271,7 @@ impl Tenant {
         let before = self.users[ui].active_licenses();
         self.count_seats(&before, &[]);
         let user = self.users.remove(ui);
+        self.changed.push((user.spec.id.clone(), "deleted"));
         for g in &mut self.groups {
             g.members.retain(|m| !m.eq_ignore_ascii_case(&user.spec.id));
         }
@@ -591,6 +604,9 @@ impl Tenant {
                 u.plan_dates.remove(&p.id);
                 u.deleted_plans.insert(p.id.clone(), p.service.clone());
             }
+        }
+        if before != after.as_slice() {
+            self.touch(ui, "updated");
         }
         if audit && before != after.as_slice() {
             self.audit_change(now, ui, actor, before, &after, None);

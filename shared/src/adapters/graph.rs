@@ -20,7 +20,9 @@ use crate::ports::directory::types::{
     DeltaUser, DirectoryObject, Group, SubscribedSku, USER_LICENSE_SELECT, USER_SELECT,
     USER_SIGN_IN_SELECT, User,
 };
-use crate::ports::directory::{BoxPages, Directory, Pages, path_segment};
+use crate::ports::directory::{
+    BoxPages, ChangeSubscriptions, Directory, NewSubscription, Pages, path_segment,
+};
 
 /// Graph client for one tenant.
 #[derive(Debug, Clone)]
@@ -97,20 +99,36 @@ impl GraphClient {
         relative: &str,
         body: &B,
     ) -> Result<T, ApiError> {
-        let url = self.url(relative);
-        let http = self.caller.http.clone();
         let payload = serde_json::to_vec(body).map_err(|e| ApiError::MalformedBody {
             service: Service::Graph,
             what: relative.to_string(),
             detail: format!("cannot encode the request: {e}"),
         })?;
+        self.send(reqwest::Method::POST, relative, Some(payload))
+            .await
+    }
+
+    /// Sends `method` with a JSON body (or none) and parses the JSON answer (`null` for an empty 2xx body such as
+    /// 204).
+    pub async fn send<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        relative: &str,
+        payload: Option<Vec<u8>>,
+    ) -> Result<T, ApiError> {
+        let url = self.url(relative);
+        let http = self.caller.http.clone();
         self.caller
             .call(
                 relative,
                 || {
-                    http.post(&url)
-                        .header("content-type", "application/json")
-                        .body(payload.clone())
+                    let request = http.request(method.clone(), &url);
+                    match &payload {
+                        Some(p) => request
+                            .header("content-type", "application/json")
+                            .body(p.clone()),
+                        None => request,
+                    }
                 },
                 |raw: RawResponse| {
                     if raw.body.is_empty() {
@@ -427,6 +445,70 @@ impl Directory for GraphClient {
 
     async fn write(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
         self.post::<Value, Value>(path, body).await
+    }
+}
+
+/// The part of Graph's subscription resource licensewatch reads.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SubscriptionBody {
+    id: String,
+    expiration_date_time: DateTime<Utc>,
+}
+
+#[async_trait]
+impl ChangeSubscriptions for GraphClient {
+    async fn create_subscription(
+        &self,
+        request: &NewSubscription<'_>,
+    ) -> Result<(String, DateTime<Utc>), ApiError> {
+        let body = serde_json::json!({
+            "changeType": request.change_type,
+            "notificationUrl": request.notification_url,
+            "lifecycleNotificationUrl": request.lifecycle_url,
+            "resource": request.resource,
+            "expirationDateTime": at(request.expires_at),
+            "clientState": request.client_state,
+        });
+        let created: SubscriptionBody = self.post("subscriptions", &body).await?;
+        Ok((created.id, created.expiration_date_time))
+    }
+
+    async fn renew_subscription(
+        &self,
+        id: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, ApiError> {
+        let body = serde_json::json!({ "expirationDateTime": at(expires_at) }).to_string();
+        let path = format!("subscriptions/{}", path_segment(id));
+        match self
+            .send::<SubscriptionBody>(reqwest::Method::PATCH, &path, Some(body.into_bytes()))
+            .await
+        {
+            Ok(s) => Ok(Some(s.expiration_date_time)),
+            Err(ApiError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn reauthorize_subscription(&self, id: &str) -> Result<bool, ApiError> {
+        let path = format!("subscriptions/{}/reauthorize", path_segment(id));
+        match self.send::<Value>(reqwest::Method::POST, &path, None).await {
+            Ok(_) => Ok(true),
+            Err(ApiError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn delete_subscription(&self, id: &str) -> Result<(), ApiError> {
+        let path = format!("subscriptions/{}", path_segment(id));
+        match self
+            .send::<Value>(reqwest::Method::DELETE, &path, None)
+            .await
+        {
+            Ok(_) | Err(ApiError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -11,7 +11,9 @@ use crate::domain::catalog::Catalog;
 use crate::domain::findings::{Cause, Detail, Finding, Severity};
 use crate::domain::grace::{EvidenceKind, GraceCase};
 use crate::domain::license_event::LicenseEvent;
-use crate::domain::snapshot::{LicenseChange, PreviousRun, SkuSnap, Snapshot, UserSnapshot};
+use crate::domain::snapshot::{
+    LicenseChange, PreviousRun, RecentRemoval, SkuSnap, Snapshot, UserSnapshot,
+};
 use crate::policy::CheckPolicy;
 
 /// A mailbox on a disabled account (shared or resource mailbox): reported apart, never a grace case.
@@ -289,18 +291,41 @@ pub fn explaining_event<'e>(
     })
 }
 
-/// `mass_delicensing` when the users who lost a licence since the previous run reach the policy's threshold: the
-/// smaller of `mass_delicensing_min_users` and `mass_delicensing_percent` of the users licensed before (at least 1).
-pub fn mass_delicensing(
+/// The removal window after this run: the previous run's removals still within `window` of `now`, and the users who
+/// lost a licence in `changes` (first seen now; a user already in the window keeps its first time).
+pub fn removal_window(
+    previous: &[RecentRemoval],
     changes: &[LicenseChange],
+    now: DateTime<Utc>,
+    window: Duration,
+) -> Vec<RecentRemoval> {
+    let mut out: Vec<RecentRemoval> = previous
+        .iter()
+        .filter(|r| r.at > now - window && r.at <= now)
+        .cloned()
+        .collect();
+    let mut seen: BTreeSet<String> = out.iter().map(|r| r.user_id.clone()).collect();
+    for c in changes.iter().filter(|c| !c.added) {
+        if seen.insert(c.user_id.clone()) {
+            out.push(RecentRemoval {
+                user_id: c.user_id.clone(),
+                upn: c.upn.clone(),
+                at: now,
+            });
+        }
+    }
+    out
+}
+
+/// `mass_delicensing` when the users who lost a licence within the window reach the policy's threshold: the smaller
+/// of `mass_delicensing_min_users` and `mass_delicensing_percent` of the users licensed before (at least 1). Runs
+/// close together (a scheduled check, targeted re-checks after change notifications) add up, so a removal spread
+/// over several runs is one occurrence, raised by the run that crosses the threshold.
+pub fn mass_delicensing(
+    window: &[RecentRemoval],
     previous: &PreviousRun,
     policy: &CheckPolicy,
 ) -> Option<Finding> {
-    let removed_users: BTreeSet<&str> = changes
-        .iter()
-        .filter(|c| !c.added)
-        .map(|c| c.upn.as_str())
-        .collect();
     let licensed_before = previous
         .users
         .iter()
@@ -311,16 +336,14 @@ pub fn mass_delicensing(
     let threshold = (policy.mass_delicensing_min_users as usize)
         .min(by_share)
         .max(1);
-    (removed_users.len() >= threshold).then(|| Finding {
+    let mut sample: Vec<&str> = window.iter().map(|r| r.upn.as_str()).collect();
+    sample.sort_unstable();
+    (window.len() >= threshold).then(|| Finding {
         severity: Severity::Critical,
         detail: Detail::MassDelicensing {
-            removed_count: removed_users.len(),
+            removed_count: window.len(),
             threshold,
-            sample_users: removed_users
-                .iter()
-                .take(10)
-                .map(|s| s.to_string())
-                .collect(),
+            sample_users: sample.iter().take(10).map(|s| s.to_string()).collect(),
         },
     })
 }

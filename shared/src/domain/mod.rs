@@ -3,6 +3,7 @@
 pub mod assignment;
 pub mod audit_search;
 pub mod catalog;
+pub mod change_notifications;
 pub mod checks;
 pub mod findings;
 pub mod grace;

@@ -136,6 +136,21 @@ pub struct Snapshot {
     /// When the users were last read in full (delta rounds keep it; a full scan sets it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_scan_at: Option<DateTime<Utc>>,
+    /// The users who lost a licence within the mass-delicensing window, as of this snapshot: removals seen by
+    /// several runs close together (a targeted re-check per notification batch) add up to one occurrence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_removals: Vec<RecentRemoval>,
+}
+
+/// A user who lost a licence, and when licensewatch first saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecentRemoval {
+    /// User id.
+    pub user_id: String,
+    /// UPN.
+    pub upn: String,
+    /// First seen.
+    pub at: DateTime<Utc>,
 }
 
 /// What a run needs of the previous snapshot, read from the same stored document but keeping only ids, UPNs, SKU
@@ -150,6 +165,9 @@ pub struct PreviousRun {
     /// When the users were last read in full.
     #[serde(default)]
     pub full_scan_at: Option<DateTime<Utc>>,
+    /// Removals within the mass-delicensing window.
+    #[serde(default)]
+    pub recent_removals: Vec<RecentRemoval>,
     /// Users, sorted by id.
     pub users: Vec<PreviousUser>,
 }
@@ -195,6 +213,7 @@ impl From<&Snapshot> for PreviousRun {
             taken_at: s.taken_at,
             delta_link: s.delta_link.clone(),
             full_scan_at: s.full_scan_at,
+            recent_removals: s.recent_removals.clone(),
             users: s
                 .users
                 .iter()
@@ -289,6 +308,7 @@ mod tests {
             skus: vec![],
             delta_link: None,
             full_scan_at: None,
+            recent_removals: vec![],
         };
         let before = mk(vec![
             ("a", vec!["e3"]),

@@ -39,6 +39,9 @@ pub enum CoreError {
     /// Input from a caller was wrong (names the field).
     #[error("bad input: {0}")]
     BadInput(String),
+    /// Another run holds the tenant's job (a lease): the same work can be done once it ends.
+    #[error("busy: {0}")]
+    Busy(String),
 }
 
 impl CoreError {
@@ -50,6 +53,7 @@ impl CoreError {
             CoreError::Credentials(_) => false,
             CoreError::Api(e) => e.is_retryable(),
             CoreError::Store { retryable, .. } => *retryable,
+            CoreError::Busy(_) => true,
         }
     }
 

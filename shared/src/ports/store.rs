@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::domain::change_notifications::SubscriptionRecord;
 use crate::domain::kinds::{AlertKind, NoticeKind, RemediationAction, RemediationStatus};
 use crate::domain::license_event::{LicenseEvent, LicenseRecord};
 use crate::domain::reclaim::ReclaimReport;
@@ -508,6 +509,16 @@ pub trait AlertStore: Send + Sync {
     ) -> Result<Vec<Alert>, StoreError>;
 }
 
+/// Graph change-notification subscriptions, one per tenant.
+#[async_trait]
+pub trait SubscriptionStore: Send + Sync {
+    /// The tenant's subscription, if one was created.
+    async fn subscription(&self, tenant_id: &str)
+    -> Result<Option<SubscriptionRecord>, StoreError>;
+    /// Stores (replaces) the tenant's subscription.
+    async fn save_subscription(&self, record: &SubscriptionRecord) -> Result<(), StoreError>;
+}
+
 /// Leases: one run of a job per tenant at a time.
 #[async_trait]
 pub trait LeaseStore: Send + Sync {
@@ -529,14 +540,21 @@ pub trait LeaseStore: Send + Sync {
 pub mod traits {
     pub use super::{
         AlertStore, AuditState, GraceStore, HistoryStore, LeaseStore, LicenseEventStore,
-        NoticeLedger, RemediationQueue, RemediationStore, RunStore, StateStore,
+        NoticeLedger, RemediationQueue, RemediationStore, RunStore, StateStore, SubscriptionStore,
     };
 }
 
 /// Durable state, as one object: every role above (SQLite locally; DynamoDB and S3 on AWS; memory in tests). Use
 /// cases that need one role can take just that trait.
 pub trait StateStore:
-    RunStore + HistoryStore + GraceStore + LicenseEventStore + NoticeLedger + AlertStore + LeaseStore
+    RunStore
+    + HistoryStore
+    + GraceStore
+    + LicenseEventStore
+    + NoticeLedger
+    + AlertStore
+    + LeaseStore
+    + SubscriptionStore
 {
 }
 
@@ -548,6 +566,7 @@ impl<T> StateStore for T where
         + NoticeLedger
         + AlertStore
         + LeaseStore
+        + SubscriptionStore
 {
 }
 

@@ -35,6 +35,8 @@ pub struct Runtime {
     pub archive: Arc<dyn AuditArchive>,
     /// Where a scheduled run fans tenants out to (AWS, many tenants).
     pub tenant_queue: Option<Arc<dyn MessageQueue>>,
+    /// Where admitted change notifications wait (AWS); locally the endpoint's own in-process queue.
+    pub change_queue: Option<Arc<dyn MessageQueue>>,
     /// Time (`LICENSEWATCH_NOW` fixes it).
     pub clock: Arc<dyn Clock>,
     /// SKU names.
@@ -103,6 +105,7 @@ async fn aws_config_for(settings: &Settings) -> Option<aws_config::SdkConfig> {
     let needs_aws = matches!(settings.state, StateLocation::DynamoDb(_))
         || matches!(settings.archive, ArchiveLocation::S3 { .. })
         || settings.tenant_queue_url.is_some()
+        || (settings.notifications.as_ref()).is_some_and(|n| n.queue_url.is_some())
         || matches!(
             settings.credential,
             crate::config::CredentialSource::SecretsManager { .. }
@@ -159,6 +162,11 @@ impl Runtime {
             settings.tenant_queue_url.as_deref(),
             aws.as_ref(),
         )?;
+        let change_queue = build::queue(
+            crate::config::vars::CHANGE_QUEUE_URL,
+            (settings.notifications.as_ref()).and_then(|n| n.queue_url.as_deref()),
+            aws.as_ref(),
+        )?;
         let clock: Arc<dyn Clock> = match settings.now {
             Some(t) => Arc::new(FixedClock::at(t)),
             None => Arc::new(SystemClock),
@@ -170,6 +178,7 @@ impl Runtime {
             store,
             archive,
             tenant_queue,
+            change_queue,
             clock,
             catalog: Arc::new(catalog),
             time_zone,
@@ -285,6 +294,40 @@ impl Runtime {
             channels,
             retry: RetryPolicy::default(),
             crash: &crate::usecases::notify_grace_period::no_crash,
+        }
+    }
+
+    /// Where Graph's change notifications go and the secret they carry, when `LICENSEWATCH_NOTIFICATION_URL` is
+    /// set; a client state Graph would refuse is a configuration error naming its variable.
+    pub fn subscription_settings(
+        &self,
+    ) -> Result<Option<crate::usecases::change_notifications::SubscriptionSettings>, ConfigError>
+    {
+        let Some(n) = &self.settings.notifications else {
+            return Ok(None);
+        };
+        let client_state = crate::domain::change_notifications::ClientState::new(
+            n.client_state.clone(),
+        )
+        .map_err(|e| ConfigError::single(crate::config::vars::NOTIFICATION_CLIENT_STATE, e))?;
+        Ok(Some(
+            crate::usecases::change_notifications::SubscriptionSettings {
+                url: n.url.clone(),
+                client_state,
+            },
+        ))
+    }
+
+    /// The ports of the change-notification worker and the subscription renewal.
+    pub fn change_deps<'a>(
+        &'a self,
+        channels: &'a [Box<dyn crate::ports::channel::Channel>],
+    ) -> crate::usecases::change_notifications::ChangeDeps<'a> {
+        crate::usecases::change_notifications::ChangeDeps {
+            check: self.check_deps(),
+            notify: self.notify_deps(channels),
+            subscriptions: &self.microsoft.graph,
+            records: self.store.as_ref(),
         }
     }
 

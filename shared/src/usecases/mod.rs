@@ -1,5 +1,6 @@
 //! One module per job; each takes its ports explicitly and never reads the environment or the real clock.
 
+pub mod change_notifications;
 pub mod check_licenses;
 pub mod fetch_audit;
 pub mod lease;

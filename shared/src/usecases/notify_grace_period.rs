@@ -375,8 +375,35 @@ pub async fn notify_grace_period(
     dry_run: bool,
 ) -> Result<NotifyReport, CoreError> {
     if dry_run {
-        return notify_under(deps, tenant_id, policy, None).await;
+        return notify_under(deps, tenant_id, policy, What::Everything, None).await;
     }
+    notify_with_lease(deps, tenant_id, policy, What::Everything).await
+}
+
+/// Sends the critical alerts not sent yet (a mass delicensing caught by a re-check after change notifications),
+/// and nothing else: grace notices keep their daily schedule. The same ledger as the daily run, so an alert goes
+/// out once whichever run sends it.
+pub async fn notify_alerts(
+    deps: &NotifyDeps<'_>,
+    tenant_id: &str,
+    policy: &Policy,
+) -> Result<NotifyReport, CoreError> {
+    notify_with_lease(deps, tenant_id, policy, What::AlertsOnly).await
+}
+
+/// What a run sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum What {
+    Everything,
+    AlertsOnly,
+}
+
+async fn notify_with_lease(
+    deps: &NotifyDeps<'_>,
+    tenant_id: &str,
+    policy: &Policy,
+    what: What,
+) -> Result<NotifyReport, CoreError> {
     let lease = match lease::take(
         deps.store,
         "grace-period-notify",
@@ -394,7 +421,7 @@ pub async fn notify_grace_period(
             });
         }
     };
-    let result = notify_under(deps, tenant_id, policy, Some(&lease)).await;
+    let result = notify_under(deps, tenant_id, policy, what, Some(&lease)).await;
     // Released on errors too: a run that returns is not dead, and its claims are released with the lease.
     let released = lease.release().await;
     let report = result?;
@@ -423,6 +450,7 @@ async fn notify_under(
     deps: &NotifyDeps<'_>,
     tenant_id: &str,
     policy: &Policy,
+    what: What,
     lease: Option<&RunLease<'_>>,
 ) -> Result<NotifyReport, CoreError> {
     let now = deps.clock.now();
@@ -433,7 +461,10 @@ async fn notify_under(
         tz: policy.time_zone_for(tenant_id)?,
         lease,
     };
-    let cases = deps.store.grace_cases(tenant_id, false).await?;
+    let cases = match what {
+        What::Everything => deps.store.grace_cases(tenant_id, false).await?,
+        What::AlertsOnly => Vec::new(),
+    };
     let alerts = deps
         .store
         .recent_alerts(tenant_id, now - Duration::days(7))

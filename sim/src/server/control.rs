@@ -138,6 +138,7 @@ pub(super) async fn ctl_usage_location(
         return user_not_found(&id);
     };
     t.users[ui].spec.usage_location = b.usage_location;
+    t.touch(ui, "updated");
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -209,6 +210,7 @@ pub(super) async fn ctl_group_members(
             let after = t.users[ui].active_licenses();
             t.count_seats(&before, &after);
             if before != after {
+                t.touch(ui, "updated");
                 let now = t.now;
                 t.audit_change(now, ui, None, &before, &after, None);
             }

@@ -10,6 +10,7 @@ mod groups;
 mod guards;
 mod management;
 mod reports;
+pub mod subscriptions;
 mod token;
 mod users;
 
@@ -58,6 +59,8 @@ pub struct Shared {
     requests: Mutex<Vec<(String, String, u16)>>,
     /// Report downloads handed out and not fetched yet (token → CSV).
     downloads: Mutex<HashMap<String, String>>,
+    /// Change-notification subscriptions, delivery faults and counters.
+    notifier: Mutex<subscriptions::Notifier>,
     base_url: String,
 }
 
@@ -74,6 +77,9 @@ impl Shared {
     }
     fn downloads(&self) -> MutexGuard<'_, HashMap<String, String>> {
         self.downloads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn notifier(&self) -> MutexGuard<'_, subscriptions::Notifier> {
+        self.notifier.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -121,8 +127,10 @@ async fn start_with(
         tokens: Mutex::new(HashMap::new()),
         requests: Mutex::new(Vec::new()),
         downloads: Mutex::new(HashMap::new()),
+        notifier: Mutex::new(subscriptions::Notifier::seeded(seed)),
         base_url: base_url.clone(),
     });
+    tokio::spawn(subscriptions::run_notifier(shared.clone()));
     let app = router(shared.clone());
     match tls {
         None => {
@@ -167,6 +175,20 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/v1.0/auditLogs/directoryAudits", get(directory_audits))
         .route("/v1.0/reports/{function}", get(reports::report))
+        .route(
+            "/v1.0/subscriptions",
+            post(subscriptions::create).get(subscriptions::list),
+        )
+        .route(
+            "/v1.0/subscriptions/{id}",
+            get(subscriptions::get_one)
+                .patch(subscriptions::renew)
+                .delete(subscriptions::delete),
+        )
+        .route(
+            "/v1.0/subscriptions/{id}/reauthorize",
+            post(subscriptions::reauthorize),
+        )
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
             require_graph_token,
@@ -222,7 +244,20 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/requests", get(ctl_requests))
         .route("/_sim/tokens/revoke", post(ctl_revoke))
         .route("/_sim/audit/generate", post(ctl_generate_audit))
-        .route("/_sim/audit/records", post(ctl_audit_records));
+        .route("/_sim/audit/records", post(ctl_audit_records))
+        .route(
+            "/_sim/licenses/remove",
+            post(subscriptions::ctl_bulk_remove),
+        )
+        .route("/_sim/notifications", get(subscriptions::ctl_stats))
+        .route(
+            "/_sim/notifications/faults",
+            post(subscriptions::ctl_faults),
+        )
+        .route(
+            "/_sim/subscriptions/{id}/lifecycle",
+            post(subscriptions::ctl_lifecycle),
+        );
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(token_v2))
         .route("/{tenant}/oauth2/token", post(token_v1))

@@ -1,6 +1,7 @@
 //! Run records, snapshots, history, grace cases and licence events in SQLite.
 
 use super::*;
+use crate::ports::store::{SubscriptionRecord, SubscriptionStore};
 
 #[async_trait]
 impl RunStore for SqliteStore {
@@ -393,5 +394,36 @@ impl LicenseEventStore for SqliteStore {
             .map_err(|e| self.db(e))?;
         }
         tx.commit().map_err(|e| self.db(e))
+    }
+}
+
+#[async_trait]
+impl SubscriptionStore for SqliteStore {
+    async fn subscription(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Option<SubscriptionRecord>, StoreError> {
+        let body: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT body FROM change_subscriptions WHERE tenant_id = ?1",
+                params![tenant_id.to_ascii_lowercase()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.db(e))?;
+        body.map(|b| serde_json::from_str(&b).map_err(corrupt))
+            .transpose()
+    }
+
+    async fn save_subscription(&self, record: &SubscriptionRecord) -> Result<(), StoreError> {
+        let body = serde_json::to_string(record).map_err(corrupt)?;
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO change_subscriptions (tenant_id, body) VALUES (?1, ?2)",
+                params![record.tenant_id.to_ascii_lowercase(), body],
+            )
+            .map_err(|e| self.db(e))?;
+        Ok(())
     }
 }

@@ -98,3 +98,41 @@ pub trait Directory: Send + Sync {
 pub fn path_segment(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// A change-notification subscription to create (`POST /subscriptions`).
+#[derive(Debug, Clone)]
+pub struct NewSubscription<'a> {
+    /// e.g. `/users`.
+    pub resource: &'a str,
+    /// e.g. `updated,deleted`.
+    pub change_type: &'a str,
+    /// Where Graph posts change notifications (public `https`).
+    pub notification_url: &'a str,
+    /// Where Graph posts lifecycle notifications.
+    pub lifecycle_url: &'a str,
+    /// When Graph stops notifying unless renewed.
+    pub expires_at: DateTime<Utc>,
+    /// The secret every notification carries back (never logged).
+    pub client_state: &'a str,
+}
+
+/// Graph change-notification subscriptions (`/subscriptions`): Graph calls the notification URL with a validation
+/// token before it answers a creation.
+#[async_trait]
+pub trait ChangeSubscriptions: Send + Sync {
+    /// Creates a subscription; returns its id and expiry.
+    async fn create_subscription(
+        &self,
+        request: &NewSubscription<'_>,
+    ) -> Result<(String, DateTime<Utc>), ApiError>;
+    /// Moves a subscription's expiry; `None` when Graph no longer has it (expired or removed).
+    async fn renew_subscription(
+        &self,
+        id: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, ApiError>;
+    /// Reauthorises a subscription (after `reauthorizationRequired`); false when Graph no longer has it.
+    async fn reauthorize_subscription(&self, id: &str) -> Result<bool, ApiError>;
+    /// Deletes a subscription (gone already is fine).
+    async fn delete_subscription(&self, id: &str) -> Result<(), ApiError>;
+}

@@ -10,6 +10,9 @@ mod read;
 mod remediate;
 mod write;
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -127,12 +130,33 @@ pub struct TenantRun {
     pub delayed_delicensing: bool,
 }
 
+/// What a run reads of the tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// A scheduled run: every user, or what changed since the last run (`/users/delta`) between full reads.
+    Scheduled,
+    /// A targeted re-check after change notifications: these users (object ids) and the users in licence error,
+    /// applied to the last snapshot. Without a last snapshot it reads as a scheduled run does.
+    Users(BTreeSet<String>),
+}
+
 /// Runs license-check for one tenant, unless another run holds it. `progress` is called after each page with the
 /// users read so far.
 pub async fn check_licenses(
     deps: &CheckDeps<'_>,
     tenant: &TenantRun,
     policy: &Policy,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<CheckReport, CoreError> {
+    check_scope(deps, tenant, policy, &Scope::Scheduled, progress).await
+}
+
+/// Runs license-check over `scope`, unless another run holds the tenant (then the report says `skipped`).
+pub async fn check_scope(
+    deps: &CheckDeps<'_>,
+    tenant: &TenantRun,
+    policy: &Policy,
+    scope: &Scope,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<CheckReport, CoreError> {
     let now = deps.clock.now();
@@ -143,7 +167,7 @@ pub async fn check_licenses(
             return Ok(CheckReport::skipped(&tenant.tenant_id, now, why));
         }
     };
-    let result = check_under(deps, tenant, policy, progress, &lease).await;
+    let result = check_under(deps, tenant, policy, scope, progress, &lease).await;
     let released = lease.release().await;
     let report = result?;
     released?;
@@ -155,11 +179,23 @@ async fn check_under(
     deps: &CheckDeps<'_>,
     tenant: &TenantRun,
     policy: &Policy,
+    scope: &Scope,
     progress: &(dyn Fn(usize) + Sync),
     lease: &RunLease<'_>,
 ) -> Result<CheckReport, CoreError> {
     let now = deps.clock.now();
-    let (state, seen) = read::everything(deps, &tenant.tenant_id, policy, now, progress).await?;
+    let (state, mut seen) =
+        read::everything(deps, &tenant.tenant_id, scope, policy, now, progress).await?;
+    let changes = state
+        .previous
+        .as_ref()
+        .map(|p| seen.snapshot.diff(p))
+        .unwrap_or_default();
+    let window = chrono::Duration::minutes(i64::from(policy.check.mass_delicensing_window_minutes));
+    if let Some(prev) = &state.previous {
+        Arc::make_mut(&mut seen.snapshot).recent_removals =
+            checks::removal_window(&prev.recent_removals, &changes, now, window);
+    }
     let snapshot = &seen.snapshot;
     // Encoded on a worker thread while the findings are judged and the writes before it are made.
     let mut pending = Some(write::PendingSnapshot::encode(snapshot));
@@ -172,11 +208,6 @@ async fn check_under(
         &users.count_violations,
         &policy.check,
     ));
-    let changes = state
-        .previous
-        .as_ref()
-        .map(|p| snapshot.diff(p))
-        .unwrap_or_default();
     if let Some(prev) = &state.previous {
         findings.extend(checks::change_findings(
             &changes,
@@ -185,7 +216,11 @@ async fn check_under(
             now,
             &names,
         ));
-        findings.extend(checks::mass_delicensing(&changes, prev, &policy.check));
+        findings.extend(checks::mass_delicensing(
+            &snapshot.recent_removals,
+            prev,
+            &policy.check,
+        ));
     }
 
     // Reading the tenant can take minutes: make sure this run still holds the job before writing.
@@ -228,10 +263,7 @@ async fn check_under(
         first_run: state.previous.is_none(),
         users_scanned: snapshot.users.len(),
         pages: seen.pages,
-        scan: match seen.delta_users {
-            Some(_) => "delta".into(),
-            None => full_scan(),
-        },
+        scan: seen.scan.to_string(),
         counts: BTreeCounts::of(&findings),
         findings,
         disabled_mailboxes: users.disabled_mailboxes,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::{CheckDeps, write};
+use super::{CheckDeps, Scope, write};
 use crate::domain::license_event::LicenseEvent;
 use crate::domain::snapshot::{PreviousRun, SkuSnap, Snapshot, UserSnapshot};
 use crate::error::CoreError;
@@ -23,8 +23,9 @@ pub(super) struct Seen {
     pub groups: HashMap<String, String>,
     /// User pages read.
     pub pages: u32,
-    /// Users read through `/users/delta` (changed since the last run), when this run did not read every user.
-    pub delta_users: Option<usize>,
+    /// `full` (every user read), `delta` (a `/users/delta` round) or `targeted` (the users named by change
+    /// notifications).
+    pub scan: &'static str,
 }
 
 /// Reads what earlier runs left and the tenant. A run that reads every user loads the previous run while it pages
@@ -33,19 +34,30 @@ pub(super) struct Seen {
 pub(super) async fn everything(
     deps: &CheckDeps<'_>,
     tenant_id: &str,
+    scope: &Scope,
     policy: &crate::policy::Policy,
     now: DateTime<Utc>,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<(Earlier, Seen), CoreError> {
     let hours = policy.check.full_scan_hours;
+    if let Scope::Users(ids) = scope {
+        let mut earlier = state(deps, tenant_id, Last::Always, hours, now).await?;
+        if let Some(before) = earlier.last.take() {
+            let seen = delta::targeted(deps.graph, before, ids, now).await?;
+            return Ok((earlier, seen));
+        }
+        // Nothing to compare with yet: the first run reads the whole tenant.
+        let seen = tenant_since(deps, tenant_id, &mut earlier, now, progress).await?;
+        return Ok((earlier, seen));
+    }
     if hours == 0 {
         let (earlier, seen) = tokio::join!(
-            state(deps, tenant_id, hours, now),
+            state(deps, tenant_id, Last::Never, hours, now),
             tenant(deps.graph, tenant_id, now, progress)
         );
         return Ok((earlier?, seen?));
     }
-    let mut earlier = state(deps, tenant_id, hours, now).await?;
+    let mut earlier = state(deps, tenant_id, Last::UnlessFullReadDue, hours, now).await?;
     let seen = tenant_since(deps, tenant_id, &mut earlier, now, progress).await?;
     Ok((earlier, seen))
 }
@@ -79,6 +91,17 @@ async fn tenant_since(
     snapshot.delta_link = link;
     snapshot.full_scan_at = Some(now);
     Ok(seen)
+}
+
+/// Whether a run keeps the last snapshot in full (to apply changes to it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Last {
+    /// A run that reads every user: the slim previous run is enough.
+    Never,
+    /// A scheduled run between full reads.
+    UnlessFullReadDue,
+    /// A targeted re-check.
+    Always,
 }
 
 /// What earlier runs left.
@@ -117,10 +140,11 @@ pub(super) async fn tenant(
             users,
             delta_link: None,
             full_scan_at: None,
+            recent_removals: Vec::new(),
         }),
         groups,
         pages,
-        delta_users: None,
+        scan: "full",
     })
 }
 
@@ -148,22 +172,23 @@ async fn all_users(
 async fn state(
     deps: &CheckDeps<'_>,
     tenant_id: &str,
+    wanted: Last,
     full_scan_hours: u32,
     now: DateTime<Utc>,
 ) -> Result<Earlier, CoreError> {
     // Incremental runs need the whole snapshot: read it once and derive the previous run from it. A run that will
     // read every user reads only the slim previous run (half the memory).
-    let (previous, last) = match full_scan_hours {
-        0 => (deps.store.previous_run(tenant_id).await?, None),
-        hours => {
+    let (previous, last) = match wanted {
+        Last::Never => (deps.store.previous_run(tenant_id).await?, None),
+        Last::Always | Last::UnlessFullReadDue => {
             let last = deps.store.latest_snapshot(tenant_id).await?;
             let previous = last.as_ref().map(PreviousRun::from);
+            let hours = chrono::Duration::hours(i64::from(full_scan_hours));
             let due = |s: &Snapshot| {
-                s.delta_link.is_none()
-                    || s.full_scan_at
-                        .is_none_or(|at| now - at >= chrono::Duration::hours(i64::from(hours)))
+                s.delta_link.is_none() || s.full_scan_at.is_none_or(|at| now - at >= hours)
             };
-            (previous, last.filter(|s| !due(s)))
+            let keep = |s: &Snapshot| wanted == Last::Always || !due(s);
+            (previous, last.filter(keep))
         }
     };
     if let Some(p) = &previous

@@ -34,16 +34,17 @@ pub(super) async fn alerts(
 
 fn alert(deps: &CheckDeps<'_>, f: &Finding, now: DateTime<Utc>) -> Option<Alert> {
     match &f.detail {
-        Detail::MassDelicensing { removed_count, .. } => {
-            let condition = format!("mass_delicensing:{}", now.to_rfc3339());
-            Some(Alert {
-                alert_id: condition.clone(),
-                condition,
-                kind: AlertKind::MassDelicensing,
-                summary: format!("{removed_count} users lost licences in one run"),
-                raised_at: now,
-            })
-        }
+        // One condition while the window holds the threshold: the runs that see it again keep the occurrence open
+        // (one alert); it closes once the window drains, and a later wave is a new occurrence.
+        Detail::MassDelicensing { removed_count, .. } => Some(Alert {
+            alert_id: format!("mass_delicensing:{}", now.to_rfc3339()),
+            condition: "mass_delicensing".into(),
+            kind: AlertKind::MassDelicensing,
+            summary: format!(
+                "{removed_count} users lost licences within the mass-delicensing window"
+            ),
+            raised_at: now,
+        }),
         Detail::SkuCapacity {
             sku_id,
             sku_part_number,

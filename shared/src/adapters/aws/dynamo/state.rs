@@ -304,3 +304,34 @@ impl DynamoStore {
         }
     }
 }
+
+#[async_trait]
+impl crate::ports::store::SubscriptionStore for DynamoStore {
+    async fn subscription(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Option<crate::ports::store::SubscriptionRecord>, StoreError> {
+        let pk = format!("{}#subscription", tenant_id.to_ascii_lowercase());
+        let Some(item) = self.get(&pk, "-").await? else {
+            return Ok(None);
+        };
+        let body = attr_s(&item, "body").unwrap_or_default();
+        serde_json::from_str(body)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("subscription of '{tenant_id}': {e}")))
+    }
+
+    async fn save_subscription(
+        &self,
+        record: &crate::ports::store::SubscriptionRecord,
+    ) -> Result<(), StoreError> {
+        let body = serde_json::to_string(record)
+            .map_err(|e| StoreError::Corrupt(format!("subscription: {e}")))?;
+        let mut item = key(
+            format!("{}#subscription", record.tenant_id.to_ascii_lowercase()),
+            "-",
+        );
+        item.insert("body".into(), s(body));
+        self.put(item, None).await.map(|_| ())
+    }
+}

@@ -41,6 +41,7 @@ struct State {
     snapshots: BTreeMap<(String, DateTime<Utc>), PreviousRun>,
     full_snapshots: BTreeMap<(String, DateTime<Utc>), Snapshot>,
     reclaims: BTreeMap<(String, DateTime<Utc>), ReclaimReport>,
+    subscriptions: HashMap<String, crate::ports::store::SubscriptionRecord>,
     history: Vec<(String, HistoryEntry)>,
     history_keys: HashSet<(String, String)>,
     cases: BTreeMap<String, GraceCase>,

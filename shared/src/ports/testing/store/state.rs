@@ -239,3 +239,27 @@ impl LicenseEventStore for MemoryStore {
         Ok(())
     }
 }
+
+#[async_trait]
+impl crate::ports::store::SubscriptionStore for MemoryStore {
+    async fn subscription(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Option<crate::ports::store::SubscriptionRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .subscriptions
+            .get(&tenant_id.to_ascii_lowercase())
+            .cloned())
+    }
+
+    async fn save_subscription(
+        &self,
+        record: &crate::ports::store::SubscriptionRecord,
+    ) -> Result<(), StoreError> {
+        self.lock()
+            .subscriptions
+            .insert(record.tenant_id.to_ascii_lowercase(), record.clone());
+        Ok(())
+    }
+}

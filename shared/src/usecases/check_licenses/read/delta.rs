@@ -56,61 +56,111 @@ pub(super) async fn changed(
     now: DateTime<Utc>,
 ) -> Result<Seen, CoreError> {
     let link = before.delta_link.clone();
-    let skus = directory.subscribed_skus().await?;
-    let mut users: BTreeMap<String, UserSnapshot> = before
-        .users
-        .into_iter()
-        .map(|u| (u.id.clone(), u))
-        .collect();
-    // Users held in error: re-read, so that an error that cleared is seen (not tracked by delta).
-    let mut reread: BTreeSet<String> = users
-        .values()
-        .filter(|u| u.states.iter().any(|s| s.error.is_some()))
-        .map(|u| u.id.clone())
-        .collect();
+    let mut kept = Kept::from(before);
     let mut round = directory.users_delta(link.as_deref());
     let mut items = 0;
     while let Some(page) = round.next_page().await? {
         items += page.len();
         for item in page {
             if item.removed.is_some() {
-                users.remove(&item.id);
+                kept.users.remove(&item.id);
                 continue;
             }
-            match item.apply(users.get(&item.id)) {
+            match item.apply(kept.users.get(&item.id)) {
                 Some(u) => {
-                    users.insert(u.id.clone(), u);
+                    kept.users.insert(u.id.clone(), u);
                 }
                 None => {
-                    reread.insert(item.id.clone());
+                    kept.reread.insert(item.id.clone());
                 }
             }
         }
     }
-    let next_link = round.delta_link();
+    // Without a new link the next run reads every user.
+    kept.link = round.delta_link();
     let pages = round.pages_fetched();
-    let (groups, in_error) = groups_and_members_in_error(directory).await?;
-    reread.extend(in_error);
-    read_in_full(directory, &reread, &mut users).await?;
-    tracing::info!(
-        changed = items,
-        reread = reread.len(),
-        "users read through /users/delta"
-    );
-    Ok(Seen {
-        snapshot: std::sync::Arc::new(Snapshot {
+    let mut seen = kept.finish(directory, now).await?;
+    tracing::info!(changed = items, "users read through /users/delta");
+    seen.pages = pages;
+    seen.scan = "delta";
+    Ok(seen)
+}
+
+/// The tenant now, for a re-check after change notifications: `before` with `ids` (the users Graph notified a
+/// change of) and the users in licence error read again. The delta link stays: the next round sees these changes
+/// again and applies them once more, to the same result.
+pub(super) async fn targeted(
+    directory: &dyn Directory,
+    before: Snapshot,
+    ids: &BTreeSet<String>,
+    now: DateTime<Utc>,
+) -> Result<Seen, CoreError> {
+    let mut kept = Kept::from(before);
+    kept.reread.extend(ids.iter().cloned());
+    let mut seen = kept.finish(directory, now).await?;
+    seen.scan = "targeted";
+    Ok(seen)
+}
+
+/// The last snapshot taken apart for an incremental read.
+struct Kept {
+    tenant_id: String,
+    full_scan_at: Option<DateTime<Utc>>,
+    link: Option<String>,
+    users: BTreeMap<String, UserSnapshot>,
+    /// Users to read in full: those held in error (not tracked by delta, so a cleared error is seen this way).
+    reread: BTreeSet<String>,
+}
+
+impl From<Snapshot> for Kept {
+    fn from(before: Snapshot) -> Self {
+        let reread = before
+            .users
+            .iter()
+            .filter(|u| u.states.iter().any(|s| s.error.is_some()))
+            .map(|u| u.id.clone())
+            .collect();
+        Kept {
             tenant_id: before.tenant_id,
-            taken_at: now,
-            skus: skus.iter().map(SkuSnap::from).collect(),
-            users: users.into_values().collect(),
-            // Without a new link the next run reads every user.
-            delta_link: next_link,
             full_scan_at: before.full_scan_at,
-        }),
-        groups,
-        pages,
-        delta_users: Some(items),
-    })
+            link: before.delta_link,
+            users: before
+                .users
+                .into_iter()
+                .map(|u| (u.id.clone(), u))
+                .collect(),
+            reread,
+        }
+    }
+}
+
+impl Kept {
+    /// Reads the SKUs, the groups and members in error and every user to re-read; the snapshot of now.
+    async fn finish(
+        mut self,
+        directory: &dyn Directory,
+        now: DateTime<Utc>,
+    ) -> Result<Seen, CoreError> {
+        let skus = directory.subscribed_skus().await?;
+        let (groups, in_error) = groups_and_members_in_error(directory).await?;
+        self.reread.extend(in_error);
+        read_in_full(directory, &self.reread, &mut self.users).await?;
+        tracing::info!(reread = self.reread.len(), "users read again in full");
+        Ok(Seen {
+            snapshot: std::sync::Arc::new(Snapshot {
+                tenant_id: self.tenant_id,
+                taken_at: now,
+                skus: skus.iter().map(SkuSnap::from).collect(),
+                users: self.users.into_values().collect(),
+                delta_link: self.link,
+                full_scan_at: self.full_scan_at,
+                recent_removals: Vec::new(),
+            }),
+            groups,
+            pages: 0,
+            scan: "delta",
+        })
+    }
 }
 
 /// Reads these users in full (a user gone from the directory leaves the snapshot).
@@ -119,10 +169,12 @@ async fn read_in_full(
     ids: &BTreeSet<String>,
     users: &mut BTreeMap<String, UserSnapshot>,
 ) -> Result<(), CoreError> {
-    let mut reads = futures::stream::iter(
-        ids.iter()
-            .map(|id| async move { (id, directory.user_in_full(id).await) }),
-    )
+    // Owned ids: a closure over borrowed ones makes the run's future `Send` for one lifetime only, and then it
+    // cannot be spawned (the change-notification worker spawns it).
+    let mut reads = futures::stream::iter(ids.iter().cloned().map(|id| async move {
+        let read = directory.user_in_full(&id).await;
+        (id, read)
+    }))
     .buffer_unordered(PARALLEL_READS);
     while let Some((id, read)) = reads.next().await {
         match read? {
@@ -130,7 +182,7 @@ async fn read_in_full(
                 users.insert(u.id.clone(), u.snapshot());
             }
             None => {
-                users.remove(id);
+                users.remove(&id);
             }
         }
     }
