@@ -61,11 +61,12 @@ pub(crate) struct Changes {
 
 impl Changes {
     /// From the runtime's configuration; `None` when `LICENSEWATCH_NOTIFICATION_URL` is not set.
-    pub(crate) fn from_runtime(
+    pub(crate) async fn from_runtime(
         rt: &Runtime,
         console: Option<Box<dyn Channel>>,
     ) -> Result<Option<Self>, String> {
-        let Some(settings) = rt.subscription_settings().map_err(|e| e.to_string())? else {
+        let Some(settings) = (rt.subscription_settings(None).await).map_err(|e| e.to_string())?
+        else {
             return Ok(None);
         };
         let channels = rt.notify_channels(console).map_err(|e| e.to_string())?;
@@ -193,7 +194,15 @@ async fn process_until_done(
     let run = rt.tenant_run();
     let mut wait = Duration::from_millis(100);
     for _ in 0..12 {
-        match process(&deps, &run, &rt.policy, &changes.settings, notifications).await {
+        match process(
+            &deps,
+            &run,
+            &rt.policy,
+            Some(&changes.settings),
+            notifications,
+        )
+        .await
+        {
             Ok(report) => {
                 tracing::info!(tenant, users = report.users_notified, scan = ?report.scan, alerts = report.alerts_sent, "change notifications processed");
                 return Some(report);
@@ -237,10 +246,10 @@ pub(crate) async fn upkeep(app: Arc<App>) {
 /// `licensewatch subscribe`: creates, renews or keeps the tenant's subscription once (the renewal timer's work).
 pub async fn subscribe(json: bool) -> Result<(), String> {
     let rt = crate::runtime(None).await?;
-    let Some(settings) = rt.subscription_settings().map_err(|e| e.to_string())? else {
+    let Some(settings) = (rt.subscription_settings(None).await).map_err(|e| e.to_string())? else {
         return Err(format!(
-            "{} is not set: there is no notification endpoint to subscribe",
-            licensewatch_core::config::vars::NOTIFICATION_URL
+            "{} is not set: change notifications are not configured",
+            licensewatch_core::config::vars::NOTIFICATION_CLIENT_STATE
         ));
     };
     let channels = Vec::new();

@@ -62,7 +62,7 @@ impl Default for Limits {
 /// Serves until Ctrl-C.
 pub async fn serve(port: u16, bind: &str, with_worker: bool, limits: Limits) -> Result<(), String> {
     let rt = crate::runtime(None).await?;
-    let changes = crate::changes::Changes::from_runtime(&rt, None)?;
+    let changes = crate::changes::Changes::from_runtime(&rt, None).await?;
     // The webhook fails closed without a secret; a process serving only change notifications needs none.
     let auth = match (rt.webhook_auth(), &changes) {
         (Ok(auth), _) => Some(auth),

@@ -73,8 +73,9 @@ pub struct Settings {
 /// Where Graph posts change notifications, the secret they carry, and where admitted batches wait.
 #[derive(Debug, Clone)]
 pub struct NotificationSettings {
-    /// `LICENSEWATCH_NOTIFICATION_URL`: the public endpoint (https; http only on loopback, for local runs).
-    pub url: String,
+    /// `LICENSEWATCH_NOTIFICATION_URL`: the public endpoint (https; http only on loopback, for local runs). Needed
+    /// to create subscriptions; on AWS the renewal event carries it instead.
+    pub url: Option<String>,
     /// `LICENSEWATCH_NOTIFICATION_CLIENT_STATE`: the subscriptions' `clientState` (32 to 128 characters).
     pub client_state: SecretString,
     /// `LICENSEWATCH_CHANGE_QUEUE_URL`: the SQS queue admitted notifications wait in (AWS); unset = in process.
@@ -416,8 +417,10 @@ impl Reader<'_> {
         urls
     }
 
-    /// Change notifications need a public https URL and a client state; the queue is optional. The client state's
-    /// rules (length, characters) are checked when the runtime builds it, still naming this variable.
+    /// Change notifications need a client state; the public URL (which the renewal sends to Graph) and the queue
+    /// are optional here: on AWS the URL reaches the renewal in its event, since a function cannot name its own
+    /// URL. The client state's rules (length, characters) are checked when the runtime builds it, still naming
+    /// this variable.
     fn notifications(&mut self) -> Option<NotificationSettings> {
         let url = self.get(vars::NOTIFICATION_URL);
         let client_state = (self.lookup)(vars::NOTIFICATION_CLIENT_STATE)
@@ -429,29 +432,20 @@ impl Reader<'_> {
         {
             self.problems.add(vars::CHANGE_QUEUE_URL, e);
         }
-        let url = match url {
-            None => {
-                if client_state.is_some() || queue_url.is_some() {
-                    let problem = format!(
-                        "is not set, but {} or {} is: change notifications need the endpoint's public URL",
-                        vars::NOTIFICATION_CLIENT_STATE,
-                        vars::CHANGE_QUEUE_URL
-                    );
-                    self.problems.add(vars::NOTIFICATION_URL, problem);
-                }
-                return None;
-            }
-            Some(u) => u,
-        };
-        if let Err(e) = parse_notification_url(&url) {
+        if let Some(u) = &url
+            && let Err(e) = parse_notification_url(u)
+        {
             self.problems.add(vars::NOTIFICATION_URL, e);
         }
         let Some(client_state) = client_state else {
-            let problem = format!(
-                "is not set: {} needs the secret Graph's notifications carry back",
-                vars::NOTIFICATION_URL
-            );
-            self.problems.add(vars::NOTIFICATION_CLIENT_STATE, problem);
+            if url.is_some() || queue_url.is_some() {
+                let problem = format!(
+                    "is not set, but {} or {} is: Graph's notifications must carry a secret to be trusted",
+                    vars::NOTIFICATION_URL,
+                    vars::CHANGE_QUEUE_URL
+                );
+                self.problems.add(vars::NOTIFICATION_CLIENT_STATE, problem);
+            }
             return None;
         };
         Some(NotificationSettings {
@@ -487,7 +481,7 @@ pub fn is_valid_tenant(t: &str) -> bool {
 }
 
 /// Graph posts only to `https`; plain `http` is accepted on loopback, where the simulated tenant posts.
-fn parse_notification_url(raw: &str) -> Result<Url, String> {
+pub fn parse_notification_url(raw: &str) -> Result<Url, String> {
     let u = parse_base_url(raw)?;
     let loopback = matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
     if u.scheme() != "https" && !loopback {

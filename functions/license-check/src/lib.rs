@@ -1,8 +1,16 @@
 //! license-check Lambda handler: an EventBridge event (a schedule, or an event whose `detail` names `tenant_id`) or
 //! an SQS batch of tenant messages (the many-tenant fan-out) → the license-check use case → a small JSON summary.
+//!
+//! Real-time detection lives here too, because it is license-check's rules on fewer users: an HTTP request
+//! (function URL) is Graph's change-notification endpoint (admitted notifications go to the change queue); an SQS
+//! message of Graph changes is a targeted re-check; a schedule whose `detail` is `{"action": "keep-subscriptions",
+//! "notification_url": ...}` creates or renews the Graph subscriptions.
 
 use std::collections::BTreeMap;
 
+mod notifications;
+
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use licensewatch_core::adapters::http::throttles_seen;
@@ -13,7 +21,7 @@ pub use licensewatch_core::runtime::tenants::TenantMessage;
 use licensewatch_core::runtime::tenants::{TenantRuntimes, fan_out};
 use licensewatch_core::usecases::check_licenses::{BTreeCounts, CaseCounts, check_licenses};
 pub use licensewatch_lambda::Failure;
-use licensewatch_lambda::{is_sqs, parse_event, sqs_batch, to_json};
+use licensewatch_lambda::{is_http, is_sqs, parse_event, sqs_batch, to_json};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::Instrument;
@@ -24,6 +32,12 @@ pub struct Detail {
     /// Run this tenant (fan-out); absent = the configured tenant.
     #[serde(default)]
     pub tenant_id: Option<String>,
+    /// `keep-subscriptions`: the renewal timer, instead of a check.
+    #[serde(default)]
+    pub action: Option<String>,
+    /// For `keep-subscriptions`: the public URL Graph posts to (the function URL).
+    #[serde(default)]
+    pub notification_url: Option<String>,
 }
 
 /// The handler's answer (visible in logs and to a direct invoke).
@@ -52,14 +66,28 @@ pub struct Summary {
 /// through the fan-out.
 pub type Deps = TenantRuntimes;
 
-/// Dispatches on the event shape: an SQS batch of tenant messages, or an EventBridge event.
+/// Dispatches on the event shape: an HTTP request (change notifications), an SQS batch (tenant runs, Graph
+/// changes), or an EventBridge event.
 pub async fn handle_event(deps: &Deps, payload: Value) -> Result<Value, CoreError> {
+    if is_http(&payload) {
+        return handle_http_event(deps, payload).await;
+    }
     if is_sqs(&payload) {
         let event: SqsEvent = parse_event(payload, "an SQS event")?;
         return to_json(&handle_tenant_messages(deps, event).await);
     }
     let event: EventBridgeEvent<Value> = parse_event(payload, "an EventBridge event")?;
     let detail: Detail = serde_json::from_value(event.detail.clone()).unwrap_or_default();
+    if let Some(action) = &detail.action {
+        return match action.as_str() {
+            "keep-subscriptions" => {
+                to_json(&notifications::keep_all(deps, detail.notification_url.as_deref()).await?)
+            }
+            other => Err(CoreError::BadInput(format!(
+                "detail.action '{other}': the only action is keep-subscriptions"
+            ))),
+        };
+    }
     let rt = match &detail.tenant_id {
         Some(t) => deps.get(t).await?,
         None => deps.home.clone(),
@@ -67,9 +95,19 @@ pub async fn handle_event(deps: &Deps, payload: Value) -> Result<Value, CoreErro
     to_json(&handle(&rt, event).await?)
 }
 
-/// Runs one tenant per message; only retryable failures are redelivered.
+/// An HTTP request: Graph's change notifications (function URL).
+pub async fn handle_http_event(deps: &Deps, payload: Value) -> Result<Value, CoreError> {
+    let request: ApiGatewayV2httpRequest = parse_event(payload, "an HTTP event")?;
+    to_json(&notifications::handle_http(&deps.home, request).await)
+}
+
+/// Runs one tenant per tenant message; the Graph changes of the batch are processed together, one re-check per
+/// tenant (a bulk removal arrives as several notification POSTs: one re-check sees it whole). Only retryable
+/// failures are redelivered.
 pub async fn handle_tenant_messages(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
-    sqs_batch(event, "tenant run", async |message: TenantMessage| {
+    let (changes, runs) = notifications::split(event);
+    let mut response = notifications::process_records(deps, changes).await;
+    let runs = sqs_batch(runs, "tenant run", async |message: TenantMessage| {
         let span = tracing::info_span!("tenant", tenant = %message.tenant_id);
         async {
             let rt = deps.get(&message.tenant_id).await?;
@@ -78,7 +116,11 @@ pub async fn handle_tenant_messages(deps: &Deps, event: SqsEvent) -> SqsBatchRes
         .instrument(span)
         .await
     })
-    .await
+    .await;
+    response
+        .batch_item_failures
+        .extend(runs.batch_item_failures);
+    response
 }
 
 /// Handles one EventBridge event for `rt`'s tenant. A schedule with a tenant queue configured and `[[tenants]]`

@@ -120,6 +120,7 @@ pub async fn sqs_batch<T: DeserializeOwned>(
 pub struct HttpEvent {
     method: String,
     path: String,
+    query: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
@@ -139,6 +140,7 @@ impl HttpEvent {
         Self {
             method: request.request_context.http.method.to_string(),
             path: request.raw_path.unwrap_or_else(|| "/".into()),
+            query: request.raw_query_string.unwrap_or_default(),
             headers: header_pairs(
                 request
                     .headers
@@ -158,6 +160,35 @@ impl HttpEvent {
             body: &self.body,
         }
     }
+}
+
+impl HttpEvent {
+    /// The change-notification endpoint's view of it.
+    pub fn notification_request(
+        &self,
+    ) -> licensewatch_core::usecases::change_notifications::NotificationRequest<'_> {
+        licensewatch_core::usecases::change_notifications::NotificationRequest {
+            method: &self.method,
+            query: &self.query,
+            body: &self.body,
+        }
+    }
+}
+
+/// True when the payload is an HTTP request (function URL or HTTP API).
+pub fn is_http(payload: &Value) -> bool {
+    payload.get("requestContext").is_some()
+}
+
+/// A response with a body of `content_type`.
+pub fn text_response(status: u16, content_type: &str, body: String) -> ApiGatewayV2httpResponse {
+    let mut out = ApiGatewayV2httpResponse::default();
+    out.status_code = i64::from(status);
+    if let Ok(v) = http::HeaderValue::from_str(content_type) {
+        out.headers.insert("content-type", v);
+    }
+    out.body = Some(Body::Text(body));
+    out
 }
 
 /// The endpoint's answer as a JSON HTTP response.

@@ -297,24 +297,48 @@ impl Runtime {
         }
     }
 
-    /// Where Graph's change notifications go and the secret they carry, when `LICENSEWATCH_NOTIFICATION_URL` is
-    /// set; a client state Graph would refuse is a configuration error naming its variable.
-    pub fn subscription_settings(
+    /// The secret Graph's notifications carry, when `LICENSEWATCH_NOTIFICATION_CLIENT_STATE` is set; one Graph
+    /// would refuse is a configuration error naming the variable.
+    pub fn client_state(
         &self,
-    ) -> Result<Option<crate::usecases::change_notifications::SubscriptionSettings>, ConfigError>
-    {
+    ) -> Result<Option<crate::domain::change_notifications::ClientState>, ConfigError> {
         let Some(n) = &self.settings.notifications else {
             return Ok(None);
         };
-        let client_state = crate::domain::change_notifications::ClientState::new(
-            n.client_state.clone(),
-        )
-        .map_err(|e| ConfigError::single(crate::config::vars::NOTIFICATION_CLIENT_STATE, e))?;
-        Ok(Some(
-            crate::usecases::change_notifications::SubscriptionSettings {
-                url: n.url.clone(),
-                client_state,
+        crate::domain::change_notifications::ClientState::new(n.client_state.clone())
+            .map(Some)
+            .map_err(|e| ConfigError::single(crate::config::vars::NOTIFICATION_CLIENT_STATE, e))
+    }
+
+    /// Where Graph's change notifications go and the secret they carry: the URL is `url` when given (the renewal
+    /// event on AWS), else `LICENSEWATCH_NOTIFICATION_URL`, else the one the tenant's subscription was created
+    /// with. `None` when change notifications are not configured.
+    pub async fn subscription_settings(
+        &self,
+        url: Option<&str>,
+    ) -> Result<Option<crate::usecases::change_notifications::SubscriptionSettings>, CoreError>
+    {
+        let Some(client_state) = self.client_state()? else {
+            return Ok(None);
+        };
+        let configured = (self.settings.notifications.as_ref()).and_then(|n| n.url.clone());
+        let url = match url.map(str::to_string).or(configured) {
+            Some(u) => u,
+            None => match self.store.subscription(&self.microsoft.tenant_id).await? {
+                Some(r) => r.notification_url,
+                None => {
+                    return Err(ConfigError::single(
+                        crate::config::vars::NOTIFICATION_URL,
+                        "is not set: a subscription needs the endpoint's public URL",
+                    )
+                    .into());
+                }
             },
+        };
+        crate::config::parse_notification_url(&url)
+            .map_err(|e| ConfigError::single(crate::config::vars::NOTIFICATION_URL, e))?;
+        Ok(Some(
+            crate::usecases::change_notifications::SubscriptionSettings { url, client_state },
         ))
     }
 

@@ -201,13 +201,28 @@ pub struct ProcessReport {
     pub lifecycle: Vec<String>,
 }
 
+/// Whether processing these notifications may create a subscription (and so needs [`SubscriptionSettings`]).
+pub fn needs_settings(notifications: &[Notification]) -> bool {
+    notifications.iter().any(|n| {
+        matches!(
+            n,
+            Notification::Lifecycle {
+                event: LifecycleEvent::ReauthorizationRequired
+                    | LifecycleEvent::SubscriptionRemoved,
+                ..
+            }
+        )
+    })
+}
+
 /// Processes the notifications of one tenant. A tenant run in progress makes it fail with [`CoreError::Busy`]
-/// (retryable: the queue delivers it again), so no notification is dropped because of an overlap.
+/// (retryable: the queue delivers it again), so no notification is dropped because of an overlap. `settings` is
+/// needed only when [`needs_settings`] says so.
 pub async fn process(
     deps: &ChangeDeps<'_>,
     tenant: &TenantRun,
     policy: &Policy,
-    settings: &SubscriptionSettings,
+    settings: Option<&SubscriptionSettings>,
     notifications: &[Notification],
 ) -> Result<ProcessReport, CoreError> {
     let mut report = ProcessReport::default();
@@ -274,11 +289,18 @@ async fn note_arrival(deps: &ChangeDeps<'_>, tenant_id: &str) -> Result<(), Core
 async fn lifecycle(
     deps: &ChangeDeps<'_>,
     tenant: &TenantRun,
-    settings: &SubscriptionSettings,
+    settings: Option<&SubscriptionSettings>,
     subscription_id: &str,
     event: LifecycleEvent,
 ) -> Result<(), CoreError> {
     tracing::info!(tenant = %tenant.tenant_id, subscription = subscription_id, ?event, "lifecycle notification");
+    let settings = || {
+        settings.ok_or_else(|| {
+            CoreError::BadInput(format!(
+                "a {event:?} lifecycle notification needs the notification URL and client state"
+            ))
+        })
+    };
     match event {
         LifecycleEvent::Missed => Ok(()),
         LifecycleEvent::ReauthorizationRequired => {
@@ -294,7 +316,9 @@ async fn lifecycle(
                 }
                 return Ok(());
             }
-            create(deps, &tenant.tenant_id, settings).await.map(|_| ())
+            create(deps, &tenant.tenant_id, settings()?)
+                .await
+                .map(|_| ())
         }
         LifecycleEvent::SubscriptionRemoved => {
             // Only ours: a stale subscription's removal must not replace the live one.
@@ -302,7 +326,9 @@ async fn lifecycle(
             if ours.is_some_and(|r| r.subscription_id != subscription_id) {
                 return Ok(());
             }
-            create(deps, &tenant.tenant_id, settings).await.map(|_| ())
+            create(deps, &tenant.tenant_id, settings()?)
+                .await
+                .map(|_| ())
         }
     }
 }

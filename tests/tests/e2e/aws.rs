@@ -1,54 +1,11 @@
 //! The four Lambda handlers sharing moto's DynamoDB, S3 and SQS and the simulated tenant, fed real event JSON.
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
-use base64::Engine;
 use licensewatch_core::adapters::aws::sqs::SqsQueue;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
 
 const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
-
-fn schedule() -> EventBridgeEvent<Value> {
-    serde_json::from_str(include_str!(
-        "../../fixtures/events/eventbridge-schedule.json"
-    ))
-    .expect("fixture")
-}
-
-/// Wraps received SQS messages in the event Lambda's event source mapping would deliver.
-fn sqs_event(messages: &[(String, String)]) -> Value {
-    let template: Value =
-        serde_json::from_str(include_str!("../../fixtures/events/sqs-batch.json"))
-            .expect("fixture");
-    let mut record = template["Records"][0].clone();
-    let records: Vec<Value> = messages
-        .iter()
-        .enumerate()
-        .map(|(i, (_, body))| {
-            record["messageId"] = format!("moto-{i}").into();
-            record["body"] = body.clone().into();
-            record.clone()
-        })
-        .collect();
-    json!({ "Records": records })
-}
-
-fn function_url(method: &str, path: &str, body: &[u8], headers: &[(&str, String)]) -> Value {
-    let mut ev: Value =
-        serde_json::from_str(include_str!("../../fixtures/events/function-url-post.json"))
-            .expect("fixture");
-    ev["rawPath"] = path.into();
-    ev["requestContext"]["http"]["method"] = method.into();
-    ev["requestContext"]["http"]["path"] = path.into();
-    ev["body"] = base64::engine::general_purpose::STANDARD
-        .encode(body)
-        .into();
-    for (k, v) in headers {
-        ev["headers"][*k] = v.clone().into();
-    }
-    ev
-}
 
 async fn drain(queue: &SqsQueue) -> Vec<(String, String)> {
     let mut all = Vec::new();

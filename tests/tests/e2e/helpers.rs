@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use licensewatch_core::adapters::auth::Credential;
 use licensewatch_core::adapters::credentials::Microsoft;
@@ -120,12 +122,22 @@ impl TestEnv {
     }
 
     async fn from_scenario(scenario: Scenario, policy: Policy, aws: Option<&AwsResources>) -> Self {
+        Self::with_vars(scenario, policy, aws, &[]).await
+    }
+
+    /// A scenario with more environment variables for the runtime (e.g. change notifications).
+    pub async fn with_vars(
+        scenario: Scenario,
+        policy: Policy,
+        aws: Option<&AwsResources>,
+        extra: &[(&'static str, String)],
+    ) -> Self {
         let now = scenario.now;
         let sim = licensewatch_sim::start(scenario, "127.0.0.1:0".parse().expect("addr"))
             .await
             .expect("sim");
         let dir = tempfile::tempdir().expect("tmp");
-        let mut rt = runtime_for(&sim, dir.path(), policy, aws);
+        let mut rt = runtime_with(&sim, dir.path(), policy, aws, extra);
         let clock = Arc::new(FixedClock::at(now));
         rt.clock = clock.clone();
         Self {
@@ -267,6 +279,16 @@ fn runtime_for(
     policy: Policy,
     aws: Option<&AwsResources>,
 ) -> Runtime {
+    runtime_with(sim, dir, policy, aws, &[])
+}
+
+fn runtime_with(
+    sim: &SimHandle,
+    dir: &std::path::Path,
+    policy: Policy,
+    aws: Option<&AwsResources>,
+    extra: &[(&'static str, String)],
+) -> Runtime {
     let vars: HashMap<&str, String> = HashMap::from([
         ("LICENSEWATCH_TENANT_ID", sim.tenant_id.clone()),
         (
@@ -296,6 +318,7 @@ fn runtime_for(
             aws.tenant_queue_url.clone(),
         );
     }
+    vars.extend(extra.iter().cloned());
     let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("settings");
     let ms = Microsoft::build(
         &settings,
@@ -323,4 +346,47 @@ impl TestEnv {
         rt.clock = self.clock.clone();
         (rt, dir)
     }
+}
+
+// ---------- Lambda events, from the fixtures ----------
+
+pub fn schedule() -> EventBridgeEvent<Value> {
+    serde_json::from_str(include_str!(
+        "../../fixtures/events/eventbridge-schedule.json"
+    ))
+    .expect("fixture")
+}
+
+/// Wraps received SQS messages in the event Lambda's event source mapping would deliver.
+pub fn sqs_event(messages: &[(String, String)]) -> Value {
+    let template: Value =
+        serde_json::from_str(include_str!("../../fixtures/events/sqs-batch.json"))
+            .expect("fixture");
+    let mut record = template["Records"][0].clone();
+    let records: Vec<Value> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, (_, body))| {
+            record["messageId"] = format!("moto-{i}").into();
+            record["body"] = body.clone().into();
+            record.clone()
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+pub fn function_url(method: &str, path: &str, body: &[u8], headers: &[(&str, String)]) -> Value {
+    let mut ev: Value =
+        serde_json::from_str(include_str!("../../fixtures/events/function-url-post.json"))
+            .expect("fixture");
+    ev["rawPath"] = path.into();
+    ev["requestContext"]["http"]["method"] = method.into();
+    ev["requestContext"]["http"]["path"] = path.into();
+    ev["body"] = base64::engine::general_purpose::STANDARD
+        .encode(body)
+        .into();
+    for (k, v) in headers {
+        ev["headers"][*k] = v.clone().into();
+    }
+    ev
 }

@@ -8,6 +8,7 @@ mod delta;
 mod handlers;
 mod helpers;
 mod license_check;
+mod notifications;
 mod notify;
 mod real_records;
 mod reclaim;

@@ -81,6 +81,11 @@ pub struct MemoryQueue {
 }
 
 impl MemoryQueue {
+    /// Takes everything sent so far (a consumer receiving the messages).
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.messages.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// Everything sent so far.
     pub fn sent(&self) -> Vec<String> {
         self.messages
