@@ -1,5 +1,7 @@
 //! Load generator for `licensewatch serve` (benchmark, not a test): signed valid requests or bad signatures from
-//! `--concurrency` connections for `--seconds`, reporting requests/s, p50/p99 latency and status counts.
+//! `--concurrency` connections for `--seconds`, reporting requests/s, p50/p99 latency and status counts. With
+//! `--mode notifications`, Graph change-notification batches of `--batch` items carrying `--client-state` to
+//! `/graph/notifications` instead.
 //!
 //! cargo run --release -p licensewatch --example webhook_load -- --url http://127.0.0.1:8080 \
 //!     --secret whsec_... --mode valid --seconds 60 --concurrency 64
@@ -20,10 +22,20 @@ fn arg(name: &str, default: &str) -> String {
 
 #[tokio::main]
 async fn main() {
-    let url = format!("{}/remediations", arg("--url", "http://127.0.0.1:8080"));
+    let mode = arg("--mode", "valid");
+    let notifications = mode == "notifications";
+    let path = if notifications {
+        "/graph/notifications"
+    } else {
+        "/remediations"
+    };
+    let url = format!("{}{path}", arg("--url", "http://127.0.0.1:8080"));
+    let client_state = arg("--client-state", "");
+    let tenant = arg("--tenant", "00000000-0000-0000-0000-000000000000");
+    let batch: usize = arg("--batch", "100").parse().expect("--batch");
     let secret = WebhookSecret::parse(&arg("--secret", "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"))
         .expect("--secret");
-    let valid = arg("--mode", "valid") == "valid";
+    let valid = mode == "valid";
     let seconds: u64 = arg("--seconds", "60").parse().expect("--seconds");
     let concurrency: usize = arg("--concurrency", "64").parse().expect("--concurrency");
     let http = reqwest::Client::builder()
@@ -36,11 +48,33 @@ async fn main() {
     for w in 0..concurrency {
         let (http, url, secret, counter) =
             (http.clone(), url.clone(), secret.clone(), counter.clone());
+        let (client_state, tenant) = (client_state.clone(), tenant.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(1 << 16);
             let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
             while Instant::now() < deadline {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
+                if notifications {
+                    let body = notification_batch(n, batch, &client_state, &tenant);
+                    let t0 = Instant::now();
+                    let r = http
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await;
+                    let status = match r {
+                        Ok(r) => {
+                            let s = r.status().as_u16();
+                            let _ = r.bytes().await;
+                            s
+                        }
+                        Err(_) => 0,
+                    };
+                    lat.push(t0.elapsed().as_micros() as u32);
+                    *statuses.entry(status).or_default() += 1;
+                    continue;
+                }
                 let body = format!(
                     r#"{{"user":"user{:06}@contoso.onmicrosoft.com","action":"reprocess","ticket":{{"system":"load","id":"T{w}-{n}"}}}}"#,
                     n % 100_000
@@ -92,8 +126,26 @@ async fn main() {
     };
     println!(
         "{}",
-        serde_json::json!({"mode": if valid {"valid"} else {"bad_signature"}, "requests": lat.len(), "seconds": elapsed,
+        serde_json::json!({"mode": if notifications {"notifications"} else if valid {"valid"} else {"bad_signature"},
+            "notifications_per_request": if notifications { batch } else { 0 }, "requests": lat.len(), "seconds": elapsed,
             "requests_per_s": (lat.len() as f64 / elapsed).round(), "p50_ms": pct(0.50), "p99_ms": pct(0.99),
             "statuses": statuses})
     );
+}
+
+/// A batch of `batch` change notifications as Graph posts them, naming generated users.
+fn notification_batch(n: u64, batch: usize, client_state: &str, tenant: &str) -> String {
+    let items: Vec<serde_json::Value> = (0..batch as u64)
+        .map(|k| {
+            let i = (n * batch as u64 + k) % 100_000;
+            let user = format!("{i:08x}-0000-4000-8000-{i:012x}");
+            serde_json::json!({"subscriptionId": "0b6c1f2e-0000-4000-8000-000000000001",
+                "subscriptionExpirationDateTime": "2026-12-29T00:00:00Z", "changeType": "updated",
+                "resource": format!("Users/{user}"),
+                "resourceData": {"@odata.type": "#Microsoft.Graph.User", "@odata.id": format!("Users/{user}"),
+                    "id": user, "organizationId": tenant},
+                "clientState": client_state, "tenantId": tenant})
+        })
+        .collect();
+    serde_json::json!({ "value": items }).to_string()
 }

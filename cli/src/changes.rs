@@ -27,18 +27,66 @@ use crate::serve::{App, Limits};
 pub const PATH: &str = "/graph/notifications";
 /// How often `serve` makes sure its subscription is alive (the renewal itself happens when 3 days are left).
 const UPKEEP_EVERY: Duration = Duration::from_secs(6 * 3600);
+/// After the first message, the worker waits this long for the rest of a burst: Graph posts a bulk change as
+/// several batches within milliseconds, and one re-check of all of them is cheaper and gives the whole count.
+const GATHER: Duration = Duration::from_millis(250);
 
-/// The queue between the endpoint and the worker, in this process (lost with it: Graph's `missed` lifecycle
-/// notification and the scheduled checks cover what a restart drops; on AWS, SQS keeps it).
-#[derive(Debug)]
-pub(crate) struct LocalQueue(mpsc::UnboundedSender<String>);
+/// The queue between the endpoint and the worker, in this process: what is waiting, merged per tenant and user
+/// (a user named twice is read once), so memory is bounded by the users that changed, however many notifications
+/// arrive. Lost with the process: Graph's `missed` lifecycle notification and the scheduled checks cover what a
+/// restart drops; on AWS, SQS keeps it.
+#[derive(Debug, Default)]
+pub(crate) struct LocalQueue {
+    waiting: Mutex<BTreeMap<String, Waiting>>,
+    arrived: tokio::sync::Notify,
+}
+
+/// One tenant's waiting notifications.
+#[derive(Debug, Default)]
+struct Waiting {
+    /// The last change notification per user.
+    changes: BTreeMap<String, Notification>,
+    /// Lifecycle notifications, each once.
+    lifecycle: Vec<Notification>,
+}
+
+impl LocalQueue {
+    fn merge(&self, message: ChangeMessage) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        let w = waiting.entry(message.tenant_id).or_default();
+        for n in message.notifications {
+            match &n {
+                Notification::Change { user_id, .. } => {
+                    w.changes.insert(user_id.clone(), n);
+                }
+                Notification::Lifecycle { .. } if !w.lifecycle.contains(&n) => w.lifecycle.push(n),
+                Notification::Lifecycle { .. } => {}
+            }
+        }
+    }
+
+    /// Everything waiting, per tenant (lifecycle first).
+    fn take(&self) -> BTreeMap<String, Vec<Notification>> {
+        let waiting = std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|p| p.into_inner()));
+        waiting
+            .into_iter()
+            .map(|(tenant, w)| {
+                let mut all = w.lifecycle;
+                all.extend(w.changes.into_values());
+                (tenant, all)
+            })
+            .collect()
+    }
+}
 
 #[async_trait]
 impl MessageQueue for LocalQueue {
     async fn send(&self, body: &str) -> Result<(), StoreError> {
-        self.0
-            .send(body.to_string())
-            .map_err(|_| StoreError::Database("the change worker stopped".into()))
+        let message: ChangeMessage = serde_json::from_str(body)
+            .map_err(|e| StoreError::Corrupt(format!("a change message: {e}")))?;
+        self.merge(message);
+        self.arrived.notify_one();
+        Ok(())
     }
 
     async fn send_all(&self, bodies: &[String]) -> Result<(), StoreError> {
@@ -52,15 +100,16 @@ impl MessageQueue for LocalQueue {
 /// The notification route's state.
 pub(crate) struct Changes {
     pub(crate) settings: SubscriptionSettings,
+    /// Where the endpoint puts what it admits (SQS when `LICENSEWATCH_CHANGE_QUEUE_URL` is set).
     pub(crate) queue: Arc<dyn MessageQueue>,
-    /// The worker's end of the local queue, taken when the worker starts.
-    receiver: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
+    /// The in-process queue the local worker reads (unused when the queue is SQS).
+    local: Arc<LocalQueue>,
     /// Alert channels (mail, webhooks), built once.
     channels: Vec<Box<dyn Channel>>,
 }
 
 impl Changes {
-    /// From the runtime's configuration; `None` when `LICENSEWATCH_NOTIFICATION_URL` is not set.
+    /// From the runtime's configuration; `None` when change notifications are not configured.
     pub(crate) async fn from_runtime(
         rt: &Runtime,
         console: Option<Box<dyn Channel>>,
@@ -70,15 +119,15 @@ impl Changes {
             return Ok(None);
         };
         let channels = rt.notify_channels(console).map_err(|e| e.to_string())?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let local = Arc::new(LocalQueue::default());
         let queue: Arc<dyn MessageQueue> = match &rt.change_queue {
             Some(q) => q.clone(),
-            None => Arc::new(LocalQueue(tx)),
+            None => local.clone(),
         };
         Ok(Some(Self {
             settings,
             queue,
-            receiver: Mutex::new(Some(rx)),
+            local,
             channels,
         }))
     }
@@ -136,42 +185,22 @@ pub(crate) async fn route(
     response
 }
 
-/// Reads the local queue forever: everything waiting is taken at once, so a burst becomes one re-check per tenant.
+/// Reads the in-process queue forever: after the first arrival it waits a moment for the rest of a burst, then
+/// takes everything waiting, one re-check per tenant.
 pub(crate) async fn worker(app: Arc<App>, reports: Option<mpsc::UnboundedSender<ProcessReport>>) {
     let Some(changes) = &app.changes else {
         return;
     };
-    let taken = changes
-        .receiver
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take();
-    let Some(mut rx) = taken else {
-        return;
-    };
-    while let Some(first) = rx.recv().await {
-        let mut bodies = vec![first];
-        while let Ok(more) = rx.try_recv() {
-            bodies.push(more);
-        }
-        for (tenant, notifications) in by_tenant(&bodies) {
+    loop {
+        changes.local.arrived.notified().await;
+        tokio::time::sleep(GATHER).await;
+        for (tenant, notifications) in changes.local.take() {
             let report = process_until_done(&app, changes, &tenant, &notifications).await;
             if let (Some(tx), Some(report)) = (&reports, report) {
                 let _ = tx.send(report);
             }
         }
     }
-}
-
-fn by_tenant(bodies: &[String]) -> BTreeMap<String, Vec<Notification>> {
-    let mut out: BTreeMap<String, Vec<Notification>> = BTreeMap::new();
-    for body in bodies {
-        match serde_json::from_str::<ChangeMessage>(body) {
-            Ok(m) => out.entry(m.tenant_id).or_default().extend(m.notifications),
-            Err(e) => tracing::error!(error = %e, "a queued change message is unreadable; dropped"),
-        }
-    }
-    out
 }
 
 /// Processes one tenant's notifications; an overlap with another run (busy) or a transient failure is tried again

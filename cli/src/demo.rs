@@ -66,6 +66,8 @@ pub struct DemoOutput {
     pub remediations: Vec<Value>,
     /// Licences worth reclaiming at the end, by reason (`licensewatch reclaim` lists them).
     pub reclaim: BTreeMap<String, usize>,
+    /// The real-time chapter: a bulk removal caught through Graph change notifications.
+    pub realtime: Option<crate::demo_realtime::Realtime>,
     /// Where the state was kept (when `--state-dir` was given).
     pub state_dir: Option<PathBuf>,
     /// Wall time of the whole demo.
@@ -275,6 +277,8 @@ async fn story(
         .finish(&demo, start, days, keep.then(|| dir.to_path_buf()), started)
         .await?;
     output.reclaim = reclaim_counts(&reclaim);
+    output.realtime = Some(crate::demo_realtime::chapter(demo.clock.now(), dir).await?);
+    output.elapsed_ms = started.elapsed().as_millis();
     if json_out {
         println!(
             "{}",
@@ -547,6 +551,7 @@ impl Story {
             audit_records_archived: self.archived,
             remediations: self.remediations,
             reclaim: BTreeMap::new(),
+            realtime: None,
             state_dir,
             elapsed_ms: started.elapsed().as_millis(),
         })
@@ -583,6 +588,9 @@ fn summary(output: &DemoOutput, html: Option<&std::path::Path>) -> Vec<String> {
             "Licences worth reclaiming at the end: {} (`licensewatch reclaim` lists them with the command to remove each).",
             parts.join(", ")
         ));
+    }
+    if let Some(r) = &output.realtime {
+        lines.extend(crate::demo_realtime::lines(r));
     }
     if let Some(h) = html {
         lines.push(format!("Report written to {}", h.display()));

@@ -12,6 +12,7 @@ mod audit;
 mod changes;
 mod check;
 mod demo;
+mod demo_realtime;
 mod notify;
 mod reclaim;
 mod report;

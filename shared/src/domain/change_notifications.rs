@@ -298,9 +298,9 @@ pub fn upkeep(record: Option<&SubscriptionRecord>, url: &str, now: DateTime<Utc>
     }
 }
 
-/// The expiry to ask for: Graph's longest, less a minute for clock skew between us and Graph.
+/// The expiry to ask for: Graph's longest, less an hour, so that a clock ahead of Graph's is never refused.
 pub fn requested_expiry(now: DateTime<Utc>) -> DateTime<Utc> {
-    now + Duration::minutes(USERS_MAX_MINUTES - 1)
+    now + Duration::minutes(USERS_MAX_MINUTES - 60)
 }
 
 #[cfg(test)]

@@ -30,6 +30,9 @@ use crate::usecases::notify_grace_period::{NotifyDeps, notify_alerts};
 
 /// The largest notification batch read (Graph's batches are far smaller).
 pub const MAX_BODY: usize = 1024 * 1024;
+/// Above this many users, one Graph request a user costs more than a `/users/delta` round, which reads the same
+/// changes a page at a time: the worker runs the catch-up instead.
+pub const TARGETED_MAX: usize = 1_000;
 
 /// A request to the notification endpoint, however it arrived.
 #[derive(Debug, Clone)]
@@ -247,10 +250,11 @@ pub async fn process(
     report.users_notified = users.len();
     note_arrival(deps, &tenant.tenant_id).await?;
     // `missed` means some changes never arrived: a catch-up through /users/delta covers them and the named users.
-    let scope = match (missed, users.is_empty()) {
+    let scope = match (missed, users.len()) {
         (true, _) => Scope::Scheduled,
-        (false, false) => Scope::Users(users),
-        (false, true) => return Ok(report),
+        (false, 0) => return Ok(report),
+        (false, n) if n > TARGETED_MAX => Scope::Scheduled,
+        (false, _) => Scope::Users(users),
     };
     let checked = check_scope(&deps.check, tenant, policy, &scope, &|_| {}).await?;
     if let Some(why) = checked.skipped {
