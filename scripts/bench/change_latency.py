@@ -114,7 +114,8 @@ try:
             wait("the alert", lambda: alert_mails(base) > before)
             latencies.append(time.perf_counter() - t1)
             # A change without removals: its re-check ends the occurrence, so the next trial is a new alert.
-            who = f"user{(k * 7 + 11) % users:06}@contoso.onmicrosoft.com"
+            i = (k * 7 + 11) % users
+            who = f"{i:08x}-0000-4000-8000-{i:012x}"
             post(f"{base}/_sim/users/{who}/usage-location", {"usage_location": "DE" if k % 2 else "FR"})
             wait("the occurrence to end", lambda: open_mass_alert(f"{tmp}/lw.db") == 0)
         rss_trials = rss_kib(serve.pid)

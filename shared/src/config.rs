@@ -564,6 +564,70 @@ mod tests {
     const CLIENT: &str = "66666666-7777-8888-9999-000000000000";
 
     #[test]
+    fn change_notifications_need_a_client_state_and_an_https_url() {
+        let base = [
+            (vars::TENANT_ID, TENANT),
+            (vars::CLIENT_ID, CLIENT),
+            (vars::CLIENT_SECRET, "s3cr3t-value"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut all = base.to_vec();
+            all.extend_from_slice(extra);
+            settings(&all)
+        };
+        let names = |r: Result<Settings, ConfigError>| -> Vec<String> {
+            r.unwrap_err()
+                .problems
+                .into_iter()
+                .map(|p| p.name)
+                .collect()
+        };
+        assert!(with(&[]).unwrap().notifications.is_none());
+        assert_eq!(
+            names(with(&[(
+                vars::NOTIFICATION_URL,
+                "https://lw.example.com/graph/notifications"
+            )])),
+            vec![vars::NOTIFICATION_CLIENT_STATE]
+        );
+        let state = "a-client-state-of-more-than-32-characters";
+        let http = with(&[
+            (vars::NOTIFICATION_URL, "http://lw.example.com/n"),
+            (vars::NOTIFICATION_CLIENT_STATE, state),
+        ]);
+        let err = http.unwrap_err();
+        assert_eq!(err.problems[0].name, vars::NOTIFICATION_URL);
+        assert!(err.problems[0].problem.contains("https"), "{err}");
+        assert!(!err.to_string().contains(state), "the secret is not echoed");
+        let local = with(&[
+            (
+                vars::NOTIFICATION_URL,
+                "http://127.0.0.1:8080/graph/notifications",
+            ),
+            (vars::NOTIFICATION_CLIENT_STATE, state),
+        ])
+        .unwrap();
+        let n = local.notifications.expect("on");
+        assert_eq!(
+            n.url.as_deref(),
+            Some("http://127.0.0.1:8080/graph/notifications")
+        );
+        assert!(!format!("{n:?}").contains(state), "Debug hides the secret");
+        // Only the secret (AWS: the renewal event carries the URL) is enough.
+        assert!(
+            with(&[(vars::NOTIFICATION_CLIENT_STATE, state)])
+                .unwrap()
+                .notifications
+                .is_some()
+        );
+        assert_eq!(
+            names(with(&[(vars::NOTIFICATION_CLIENT_STATE, " ")])),
+            vec![vars::NOTIFICATION_CLIENT_STATE],
+            "empty is not unset"
+        );
+    }
+
+    #[test]
     fn empty_environment_names_tenant_client_and_credential() {
         let err = settings(&[]).unwrap_err();
         let names: Vec<_> = err.problems.iter().map(|p| p.name.as_str()).collect();

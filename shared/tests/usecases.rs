@@ -486,3 +486,126 @@ async fn remediation_plans_respect_the_rails_and_the_seats() {
     );
     assert!(w.directory.writes().is_empty(), "planning never writes");
 }
+
+mod change_endpoint {
+    use licensewatch_core::domain::change_notifications::ClientState;
+    use licensewatch_core::error::StoreError;
+    use licensewatch_core::ports::queue::MessageQueue;
+    use licensewatch_core::ports::testing::MemoryQueue;
+    use licensewatch_core::secret::SecretString;
+    use licensewatch_core::usecases::change_notifications::{
+        ChangeMessage, NotificationRequest, endpoint,
+    };
+    use serde_json::json;
+
+    const SECRET: &str = "unit-test-client-state-0123456789abcdef";
+
+    fn secret() -> ClientState {
+        ClientState::new(SecretString::new(SECRET)).expect("secret")
+    }
+
+    fn post(body: &[u8]) -> NotificationRequest<'_> {
+        NotificationRequest {
+            method: "POST",
+            query: "",
+            body,
+        }
+    }
+
+    fn batch(items: &[(&str, &str, &str)]) -> Vec<u8> {
+        let value: Vec<_> = items
+            .iter()
+            .map(|(tenant, user, state)| json!({"subscriptionId": "s", "tenantId": tenant, "clientState": state,
+                "changeType": "updated", "resource": format!("Users/{user}"), "resourceData": {"id": user}}))
+            .collect();
+        json!({ "value": value }).to_string().into_bytes()
+    }
+
+    #[tokio::test]
+    async fn the_validation_token_is_echoed_as_plain_text_whatever_the_method() {
+        let queue = MemoryQueue::default();
+        for method in ["POST", "GET"] {
+            let req = NotificationRequest {
+                method,
+                query: "validationToken=Validation%3A%20Testing%20client%20application%20reachability",
+                body: b"",
+            };
+            let a = endpoint(&req, &secret(), &queue).await;
+            assert_eq!(a.status, 200);
+            assert_eq!(a.content_type, "text/plain");
+            assert_eq!(
+                a.body,
+                "Validation: Testing client application reachability"
+            );
+        }
+        assert!(queue.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn accepted_notifications_are_queued_per_tenant_and_the_rest_only_counted() {
+        let queue = MemoryQueue::default();
+        let body = batch(&[
+            ("T1", "u1", SECRET),
+            ("t2", "u2", SECRET),
+            ("t1", "u3", SECRET),
+            ("t1", "u4", "unit-test-client-state-0123456789abcdeX"),
+        ]);
+        let a = endpoint(&post(&body), &secret(), &queue).await;
+        assert_eq!((a.status, a.accepted, a.refused), (202, 3, 1));
+        let messages: Vec<ChangeMessage> = queue
+            .sent()
+            .iter()
+            .map(|m| serde_json::from_str(m).expect("message"))
+            .collect();
+        let per_tenant: Vec<(&str, usize)> = messages
+            .iter()
+            .map(|m| (m.tenant_id.as_str(), m.notifications.len()))
+            .collect();
+        assert_eq!(per_tenant, vec![("t1", 2), ("t2", 1)]);
+        assert!(!a.body.contains(SECRET));
+    }
+
+    #[derive(Debug)]
+    struct DownQueue;
+
+    #[async_trait::async_trait]
+    impl MessageQueue for DownQueue {
+        async fn send(&self, _: &str) -> Result<(), StoreError> {
+            Err(StoreError::Database("down".into()))
+        }
+        async fn send_all(&self, _: &[String]) -> Result<(), StoreError> {
+            Err(StoreError::Database("down".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_queue_that_is_down_makes_graph_deliver_again_and_bad_bodies_are_refused() {
+        let body = batch(&[("t1", "u1", SECRET)]);
+        let a = endpoint(&post(&body), &secret(), &DownQueue).await;
+        assert_eq!(a.status, 503, "Graph retries a 5xx");
+        let queue = MemoryQueue::default();
+        assert_eq!(
+            endpoint(&post(b"{\"value\": 1}"), &secret(), &queue)
+                .await
+                .status,
+            400
+        );
+        assert_eq!(
+            endpoint(&post(&vec![b' '; 2 << 20]), &secret(), &queue)
+                .await
+                .status,
+            413
+        );
+        let get = NotificationRequest {
+            method: "GET",
+            query: "",
+            body: b"",
+        };
+        assert_eq!(endpoint(&get, &secret(), &queue).await.status, 405);
+        // Forged only: nothing queued, still 202 (Graph must not be told which secret is wrong).
+        let forged = batch(&[("t1", "u1", "nope")]);
+        let a = endpoint(&post(&forged), &secret(), &queue).await;
+        assert_eq!((a.status, a.accepted, a.refused), (202, 0, 1));
+        assert!(queue.sent().is_empty());
+    }
+}

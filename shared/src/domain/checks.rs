@@ -411,3 +411,39 @@ fn user_key(f: &Finding) -> String {
         Detail::MassDelicensing { .. } => String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_removal_window_keeps_recent_removals_once_and_drops_old_ones() {
+        let t = |m: i64| DateTime::<Utc>::MIN_UTC + Duration::days(1000) + Duration::minutes(m);
+        let removal = |id: &str, at| RecentRemoval {
+            user_id: id.into(),
+            upn: format!("{id}@x"),
+            at,
+        };
+        let change = |id: &str, added| LicenseChange {
+            user_id: id.into(),
+            upn: format!("{id}@x"),
+            sku_id: "e3".into(),
+            added,
+        };
+        let previous = vec![removal("old", t(0)), removal("a", t(30))];
+        let changes = vec![
+            change("a", false),
+            change("b", false),
+            change("b", false),
+            change("c", true),
+        ];
+        let w = removal_window(&previous, &changes, t(70), Duration::minutes(60));
+        let got: Vec<(&str, DateTime<Utc>)> =
+            w.iter().map(|r| (r.user_id.as_str(), r.at)).collect();
+        assert_eq!(got, vec![("a", t(30)), ("b", t(70))]);
+        // A window of 0 judges the run alone: only this run's removals.
+        let alone = removal_window(&previous, &changes, t(70), Duration::zero());
+        let ids: Vec<&str> = alone.iter().map(|r| r.user_id.as_str()).collect();
+        assert_eq!(ids, vec!["a", "b"]);
+    }
+}

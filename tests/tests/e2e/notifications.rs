@@ -618,6 +618,40 @@ async fn a_mass_delicensing_produces_one_alert_with_the_right_count() {
     );
 }
 
+#[tokio::test]
+async fn a_removal_spread_over_several_re_checks_is_one_occurrence_raised_when_it_crosses_the_threshold()
+ {
+    let live = Live::start(1000, mass_policy()).await;
+    live.full_check().await;
+    live.keep().await;
+    live.control(
+        "/_sim/licenses/remove",
+        json!({"sku_id": E3_SKU, "count": 40}),
+    )
+    .await;
+    live.delivered(40).await;
+    assert!(live.drain().await.is_empty());
+    assert!(
+        mail_about_mass_delicensing(&live).await.is_empty(),
+        "40 is below 50"
+    );
+    live.advance(Duration::minutes(10)).await;
+    live.control(
+        "/_sim/licenses/remove",
+        json!({"sku_id": E3_SKU, "count": 40}),
+    )
+    .await;
+    live.delivered(80).await;
+    assert!(live.drain().await.is_empty());
+    let mail = mail_about_mass_delicensing(&live).await;
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    assert!(
+        mail[0].to_string().contains("80 users lost licences"),
+        "{}",
+        mail[0]
+    );
+}
+
 #[test]
 fn change_messages_name_their_kind() {
     let m = ChangeMessage {
@@ -634,4 +668,180 @@ fn change_messages_name_their_kind() {
     assert_eq!(v["kind"], "graph_changes");
     // A tenant-run message is not mistaken for one.
     assert!(serde_json::from_value::<ChangeMessage>(json!({"tenant_id": "t"})).is_err());
+}
+
+mod crash {
+    use super::*;
+    use licensewatch_core::error::CoreError;
+    use licensewatch_core::usecases::change_notifications::process;
+    use licensewatch_core::usecases::check_licenses::CheckStep;
+
+    /// Every notification queued so far.
+    fn queued(live: &Live) -> Vec<Notification> {
+        live.queue
+            .take()
+            .iter()
+            .flat_map(|b| {
+                serde_json::from_str::<ChangeMessage>(b)
+                    .expect("message")
+                    .notifications
+            })
+            .collect()
+    }
+
+    async fn run(
+        live: &Live,
+        notifications: &[Notification],
+        crash: &(dyn Fn(CheckStep) -> Result<(), CoreError> + Sync),
+    ) -> Result<licensewatch_core::usecases::change_notifications::ProcessReport, CoreError> {
+        let rt = &live.deps.home;
+        let channels = rt.notify_channels(None).expect("channels");
+        let mut deps = rt.change_deps(&channels);
+        deps.check.crash = crash;
+        process(&deps, &rt.tenant_run(), &rt.policy, None, notifications).await
+    }
+
+    async fn remove_and_collect(live: &Live, count: usize, already: u64) -> Vec<Notification> {
+        live.control(
+            "/_sim/licenses/remove",
+            json!({"sku_id": E3_SKU, "count": count}),
+        )
+        .await;
+        live.delivered(already + count as u64).await;
+        queued(live)
+    }
+
+    /// (duplicated, lost) removal entries and alert mails after a crash at `step`, a changed tenant and a rerun of
+    /// every notification.
+    async fn crash_then_redeliver(step: CheckStep) -> (usize, usize) {
+        let live = Live::start(200, mass_policy()).await;
+        live.full_check().await;
+        live.keep().await;
+        let first = remove_and_collect(&live, 60, 0).await;
+        let crash = |s: CheckStep| match s == step {
+            true => Err(CoreError::BadInput(format!("crash at {s:?}"))),
+            false => Ok(()),
+        };
+        assert!(run(&live, &first, &crash).await.is_err(), "{step:?}");
+        // The tenant moves on; SQS delivers the first batch again, with the new one.
+        let mut again = remove_and_collect(&live, 5, 60).await;
+        again.extend(first);
+        run(&live, &again, &|_| Ok(())).await.expect("redelivery");
+        let store = &live.deps.home.store;
+        let (mut duplicated, mut lost) = (0, 0);
+        for i in (3..80).filter(|i| i % 50 > 2).take(65) {
+            let user = format!("{i:08x}-0000-4000-8000-{i:012x}");
+            let removed = store
+                .history(live.tenant(), &user)
+                .await
+                .expect("history")
+                .iter()
+                .filter(|e| e.change == "removed")
+                .count();
+            duplicated += removed.saturating_sub(1);
+            lost += 1usize.saturating_sub(removed);
+        }
+        let mails = mail_about_mass_delicensing(&live).await.len();
+        duplicated += mails.saturating_sub(1);
+        lost += 1usize.saturating_sub(mails);
+        (duplicated, lost)
+    }
+
+    #[tokio::test]
+    async fn a_crash_at_any_write_boundary_of_a_re_check_loses_and_repeats_nothing() {
+        let mut failures = Vec::new();
+        for step in [
+            CheckStep::AfterAlerts,
+            CheckStep::AfterCases,
+            CheckStep::AfterHistory,
+            CheckStep::AfterQueue,
+            CheckStep::AfterSnapshot,
+        ] {
+            let (duplicated, lost) = crash_then_redeliver(step).await;
+            eprintln!("re-check crash at {step:?}: {lost} lost, {duplicated} duplicated");
+            if duplicated + lost > 0 {
+                failures.push(format!("{step:?}: {duplicated} duplicated, {lost} lost"));
+            }
+        }
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
+
+    #[tokio::test]
+    async fn a_re_check_during_a_scheduled_run_fails_retryably_and_its_redelivery_does_the_work() {
+        use licensewatch_core::ports::store::lease_name;
+        let live = Live::start(200, mass_policy()).await;
+        live.full_check().await;
+        live.keep().await;
+        let notifications = remove_and_collect(&live, 60, 0).await;
+        let store = &live.deps.home.store;
+        let name = lease_name("license-check", live.tenant());
+        let now = live.clock_now();
+        store
+            .acquire_lease(&name, "a-scheduled-run", now, Duration::minutes(15))
+            .await
+            .expect("lease");
+        let busy = run(&live, &notifications, &|_| Ok(())).await;
+        assert!(matches!(&busy, Err(CoreError::Busy(_))), "{busy:?}");
+        assert!(busy.as_ref().err().is_some_and(|e| e.is_retryable()));
+        let user = "00000003-0000-4000-8000-000000000003";
+        let removed = |h: Vec<licensewatch_core::ports::store::HistoryEntry>| {
+            h.iter().filter(|e| e.change == "removed").count()
+        };
+        assert_eq!(
+            removed(store.history(live.tenant(), user).await.expect("h")),
+            0
+        );
+        store
+            .release_lease(&name, "a-scheduled-run")
+            .await
+            .expect("release");
+        run(&live, &notifications, &|_| Ok(()))
+            .await
+            .expect("redelivered");
+        assert_eq!(
+            removed(store.history(live.tenant(), user).await.expect("h")),
+            1
+        );
+        assert_eq!(mail_about_mass_delicensing(&live).await.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn two_deliveries_at_once_do_the_work_once_and_the_busy_one_is_retried() {
+        let live = Live::start(200, mass_policy()).await;
+        live.full_check().await;
+        live.keep().await;
+        let notifications = remove_and_collect(&live, 60, 0).await;
+        let (a, b) = tokio::join!(
+            run(&live, &notifications, &|_| Ok(())),
+            run(&live, &notifications, &|_| Ok(()))
+        );
+        let busy: Vec<&CoreError> = [&a, &b]
+            .into_iter()
+            .filter_map(|r| r.as_ref().err())
+            .collect();
+        assert!(busy.len() <= 1, "{a:?} {b:?}");
+        for e in &busy {
+            assert!(matches!(e, CoreError::Busy(_)) && e.is_retryable(), "{e:?}");
+        }
+        // The queue delivers the busy one again.
+        if !busy.is_empty() {
+            run(&live, &notifications, &|_| Ok(()))
+                .await
+                .expect("retried");
+        }
+        let user = "00000003-0000-4000-8000-000000000003";
+        let h = live
+            .deps
+            .home
+            .store
+            .history(live.tenant(), user)
+            .await
+            .expect("history");
+        assert_eq!(
+            h.iter().filter(|e| e.change == "removed").count(),
+            1,
+            "{h:?}"
+        );
+        assert_eq!(mail_about_mass_delicensing(&live).await.len(), 1);
+    }
 }
