@@ -580,3 +580,56 @@ async fn management_api_pages_retries_af429_and_covers_a_three_day_range() {
         }
     }
 }
+
+#[tokio::test]
+async fn users_are_read_in_json_batches_and_throttled_items_again_on_their_own() {
+    use licensewatch_core::ports::directory::Directory;
+    let server = server_with_tokens().await;
+    let ids: Vec<String> = (0..25).map(|i| format!("u{i}")).collect();
+    // Every batch: u3 is gone (404), u7 throttled (429); the rest are answered, in reverse order.
+    struct Batch;
+    impl Respond for Batch {
+        fn respond(&self, req: &Request) -> ResponseTemplate {
+            let body: Value = serde_json::from_slice(&req.body).expect("json");
+            let mut responses: Vec<Value> = body["requests"]
+                .as_array()
+                .expect("requests")
+                .iter()
+                .map(|r| {
+                    let url = r["url"].as_str().expect("url");
+                    let id = url.trim_start_matches("/users/").split('?').next().expect("id");
+                    match id {
+                        "u3" => json!({"id": r["id"], "status": 404, "body": {"error": {"code": "Request_ResourceNotFound"}}}),
+                        "u7" => json!({"id": r["id"], "status": 429, "headers": {"retry-after": "1"}, "body": {"error": {"code": "TooManyRequests"}}}),
+                        _ => json!({"id": r["id"], "status": 200, "body": {"id": id, "userPrincipalName": format!("{id}@contoso.com"), "accountEnabled": true}}),
+                    }
+                })
+                .collect();
+            assert!(responses.len() <= 20, "Graph's limit");
+            responses.reverse();
+            ResponseTemplate::new(200).set_body_json(json!({ "responses": responses }))
+        }
+    }
+    Mock::given(method("POST"))
+        .and(path("/v1.0/$batch"))
+        .respond_with(Batch)
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users/u7"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(user(7)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let ms = connect(&server, RetryPolicy::quick());
+    let mut read = ms.graph.users_in_full(&ids).await.expect("read");
+    read.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(read.len(), 25);
+    for (id, user) in &read {
+        match id.as_str() {
+            "u3" => assert!(user.is_none(), "gone"),
+            _ => assert_eq!(user.as_ref().map(|u| u.id.as_str()), Some(id.as_str())),
+        }
+    }
+}

@@ -1029,3 +1029,102 @@ async fn user_delta_reports_new_updated_and_removed_users_with_only_the_changed_
     .await;
     assert!(latest.is_empty());
 }
+
+#[tokio::test]
+async fn json_batches_run_each_item_through_graph_and_answer_by_id() {
+    let c = Client::new(Scenario::default_story()).await;
+    let items: Vec<Value> = ["adele.vance", "nobody.here", "lee.gu"]
+        .iter()
+        .enumerate()
+        .map(|(i, nick)| {
+            json!({"id": format!("r{i}"), "method": "GET",
+                "url": format!("/users/{}?$select=id,userPrincipalName", upn(nick))})
+        })
+        .collect();
+    let (s, body) = c.post("/v1.0/$batch", json!({ "requests": items })).await;
+    assert_eq!(s, 200, "{body}");
+    let responses = body["responses"].as_array().expect("responses");
+    assert_eq!(responses.len(), 3);
+    let by_id = |id: &str| responses.iter().find(|r| r["id"] == id).expect("answered");
+    assert_eq!(by_id("r0")["status"], 200);
+    assert_eq!(by_id("r0")["body"]["userPrincipalName"], upn("adele.vance"));
+    assert_eq!(by_id("r1")["status"], 404);
+    assert_eq!(
+        by_id("r1")["body"]["error"]["code"],
+        "Request_ResourceNotFound"
+    );
+    assert_eq!(by_id("r2")["status"], 200);
+    // Throttling applies to items, as at Microsoft: the batch is 200, the item 429 with its Retry-After.
+    c.control(
+        "/_sim/faults",
+        json!({"route": "/v1.0/users/", "kind": "throttle", "retry_after": "1", "count": 1}),
+    )
+    .await;
+    let one = json!({"requests": [{"id": "1", "method": "GET", "url": format!("/users/{}", upn("lee.gu"))}]});
+    let (s, body) = c.post("/v1.0/$batch", one).await;
+    assert_eq!(s, 200);
+    assert_eq!(body["responses"][0]["status"], 429, "{body}");
+    assert_eq!(body["responses"][0]["headers"]["retry-after"], "1");
+    // More than 20 requests, or one id twice, is refused whole.
+    let many: Vec<Value> = (0..21)
+        .map(|i| json!({"id": i.to_string(), "method": "GET", "url": "/users?$top=1"}))
+        .collect();
+    assert_eq!(
+        c.post("/v1.0/$batch", json!({ "requests": many })).await.0,
+        400
+    );
+    let twice = json!({"requests": [{"id": "1", "method": "GET", "url": "/users"}, {"id": "1", "method": "GET", "url": "/users"}]});
+    assert_eq!(c.post("/v1.0/$batch", twice).await.0, 400);
+}
+
+#[tokio::test]
+async fn subscriptions_are_checked_and_validated_as_graph_does() {
+    let c = Client::new(Scenario::default_story()).await;
+    let now: chrono::DateTime<chrono::Utc> = Scenario::default_story().now;
+    let expiry = |days: i64| (now + chrono::Duration::days(days)).to_rfc3339();
+    let sub = |url: &str, days: i64| {
+        json!({"changeType": "updated,deleted", "notificationUrl": url, "resource": "/users",
+            "expirationDateTime": expiry(days), "clientState": "secret-secret-secret-secret-secret!"})
+    };
+    // Not https (and not loopback), too far away, an unknown change type, a resource the simulator lacks.
+    let (s, body) = c
+        .post("/v1.0/subscriptions", sub("http://example.com/n", 2))
+        .await;
+    assert_eq!(s, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .contains("https")
+    );
+    let (s, body) = c
+        .post("/v1.0/subscriptions", sub("http://127.0.0.1:9/n", 30))
+        .await;
+    assert_eq!(s, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .contains("41760")
+    );
+    let mut moved = sub("http://127.0.0.1:9/n", 2);
+    moved["changeType"] = "moved".into();
+    assert_eq!(c.post("/v1.0/subscriptions", moved).await.0, 400);
+    let mut groups = sub("http://127.0.0.1:9/n", 2);
+    groups["resource"] = "/groups".into();
+    assert_eq!(c.post("/v1.0/subscriptions", groups).await.0, 400);
+    // Nobody answers the validation call on port 9: refused.
+    let (s, body) = c
+        .post("/v1.0/subscriptions", sub("http://127.0.0.1:9/n", 2))
+        .await;
+    assert_eq!(s, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .contains("validation request failed"),
+        "{body}"
+    );
+    let (s, body) = c.get("/v1.0/subscriptions").await;
+    assert_eq!((s, body["value"].as_array().map(Vec::len)), (200, Some(0)));
+}

@@ -396,6 +396,20 @@ impl Directory for GraphClient {
         }
     }
 
+    async fn users_in_full(&self, ids: &[String]) -> Result<Vec<(String, Option<User>)>, ApiError> {
+        use futures::StreamExt;
+        // Owned chunks: a closure over borrowed ones would make the future `Send` for one lifetime only.
+        let chunks: Vec<Vec<String>> = ids.chunks(BATCH_MAX).map(<[String]>::to_vec).collect();
+        let mut batches = futures::stream::iter(chunks)
+            .map(|chunk| async move { self.batch_users(&chunk).await })
+            .buffer_unordered(BATCHES_IN_FLIGHT);
+        let mut out = Vec::with_capacity(ids.len());
+        while let Some(read) = batches.next().await {
+            out.extend(read?);
+        }
+        Ok(out)
+    }
+
     async fn user(&self, id_or_upn: &str) -> Result<Option<User>, ApiError> {
         let path = format!(
             "users/{}?$select={USER_LICENSE_SELECT}",
@@ -445,6 +459,64 @@ impl Directory for GraphClient {
 
     async fn write(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
         self.post::<Value, Value>(path, body).await
+    }
+}
+
+/// Graph's limit of requests in one JSON batch.
+const BATCH_MAX: usize = 20;
+/// JSON batches in flight at once (80 users).
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// A `$batch` answer.
+#[derive(Debug, Deserialize)]
+struct BatchAnswer {
+    responses: Vec<BatchResponse>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BatchResponse {
+    id: String,
+    status: u16,
+    #[serde(default)]
+    body: Value,
+}
+
+impl GraphClient {
+    /// Up to [`BATCH_MAX`] users in one `POST /$batch`. An item that is throttled, failed or unreadable is read
+    /// again on its own, under the full retry rules (`Retry-After` honoured); 404 means the user is gone.
+    async fn batch_users(&self, ids: &[String]) -> Result<Vec<(String, Option<User>)>, ApiError> {
+        let requests: Vec<Value> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                serde_json::json!({"id": i.to_string(), "method": "GET",
+                    "url": format!("/users/{}?$select={USER_SELECT}", path_segment(id))})
+            })
+            .collect();
+        let answer: BatchAnswer = self
+            .post("$batch", &serde_json::json!({ "requests": requests }))
+            .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        let mut answered = vec![false; ids.len()];
+        for r in answer.responses {
+            let Some(i) = r.id.parse::<usize>().ok().filter(|i| *i < ids.len()) else {
+                continue;
+            };
+            let read = match r.status {
+                200 => serde_json::from_value::<User>(r.body).ok().map(Some),
+                404 => Some(None),
+                _ => None,
+            };
+            if let Some(user) = read {
+                answered[i] = true;
+                out.push((ids[i].clone(), user));
+            }
+        }
+        let unanswered = ids.iter().zip(&answered).filter(|(_, a)| !**a);
+        for (id, _) in unanswered {
+            out.push((id.clone(), self.user_in_full(id).await?));
+        }
+        Ok(out)
     }
 }
 

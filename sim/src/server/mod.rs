@@ -4,6 +4,7 @@
 #![allow(clippy::result_large_err)]
 
 mod audits;
+mod batch;
 mod control;
 pub(crate) mod delta;
 mod groups;
@@ -163,6 +164,7 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/v1.0/users/{id}/sendMail", post(send_mail))
         .route("/v1.0/subscribedSkus", get(subscribed_skus))
+        .route("/v1.0/$batch", post(batch::batch))
         .route("/v1.0/groups", get(list_groups))
         .route("/v1.0/groups/{id}", get(get_group))
         .route(

@@ -77,6 +77,15 @@ pub trait Directory: Send + Sync {
     async fn user_in_full(&self, id_or_upn: &str) -> Result<Option<User>, ApiError> {
         self.user(id_or_upn).await
     }
+    /// Users by object id, as [`Directory::user_in_full`] reads each (`None` for an id that is gone), in any
+    /// order. Graph reads them in JSON batches.
+    async fn users_in_full(&self, ids: &[String]) -> Result<Vec<(String, Option<User>)>, ApiError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push((id.clone(), self.user_in_full(id).await?));
+        }
+        Ok(out)
+    }
     /// Groups Graph reports with members in licence error.
     fn groups_with_license_errors(&self) -> BoxPages<'_, Group>;
     /// Every group that assigns licences (the fallback where the filter above is refused).

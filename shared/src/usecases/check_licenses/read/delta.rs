@@ -9,15 +9,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 
 use super::{Seen, groups_and_members_in_error};
 use crate::domain::snapshot::{SkuSnap, Snapshot, UserSnapshot};
 use crate::error::{ApiError, CoreError};
 use crate::ports::directory::Directory;
-
-/// Users read one by one at once when a round cannot be applied from its items alone.
-const PARALLEL_READS: usize = 16;
 
 /// Starts tracking changes now: the link of an empty round (`$deltatoken=latest`). `None` when the directory does
 /// not track changes or refuses (every run then reads every user, as before).
@@ -169,15 +165,9 @@ async fn read_in_full(
     ids: &BTreeSet<String>,
     users: &mut BTreeMap<String, UserSnapshot>,
 ) -> Result<(), CoreError> {
-    // Owned ids: a closure over borrowed ones makes the run's future `Send` for one lifetime only, and then it
-    // cannot be spawned (the change-notification worker spawns it).
-    let mut reads = futures::stream::iter(ids.iter().cloned().map(|id| async move {
-        let read = directory.user_in_full(&id).await;
-        (id, read)
-    }))
-    .buffer_unordered(PARALLEL_READS);
-    while let Some((id, read)) = reads.next().await {
-        match read? {
+    let ids: Vec<String> = ids.iter().cloned().collect();
+    for (id, read) in directory.users_in_full(&ids).await? {
+        match read {
             Some(u) => {
                 users.insert(u.id.clone(), u.snapshot());
             }
