@@ -57,10 +57,10 @@ if [ -z "${LICENSEWATCH_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1;
 fi
 
 # The simulated tenant answers Microsoft's own client libraries (tests/sdk/conformance.py).
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import msgraph, msal' 2>/dev/null; then
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import msgraph, msal, deprecated' 2>/dev/null; then
   ensure_venv
   echo "test.sh: installing msgraph-sdk and msal into $VENV" >&2
-  "$VENV/bin/pip" install -q msgraph-sdk msal
+  "$VENV/bin/pip" install -q msgraph-sdk msal Deprecated
 fi
 cargo build -q -p licensewatch
 "$VENV/bin/python" tests/sdk/conformance.py "${CARGO_TARGET_DIR:-target}/debug/licensewatch"

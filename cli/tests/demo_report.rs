@@ -145,6 +145,18 @@ fn the_demo_tells_the_whole_story_in_under_a_minute() {
     assert_eq!(out["reclaim"]["inactive"], 2, "{}", out["reclaim"]);
     assert_eq!(out["reclaim"]["never_used"], 1, "{}", out["reclaim"]);
     assert_eq!(out["reclaim"]["disabled"], 1, "{}", out["reclaim"]);
+    // Real time: 400 users delicensed on the second tenant, one alert mail within seconds of the change.
+    let rt = &out["realtime"];
+    assert_eq!(rt["users_removed"], 400, "{rt}");
+    // All 400 unless a notification batch came after the gathering wait (then the alert left with the first part).
+    let rechecked = rt["users_rechecked"].as_u64().expect("n");
+    assert!((50..=400).contains(&rechecked), "{rt}");
+    assert!(
+        rt["notifications_delivered"].as_u64().expect("n") >= 400,
+        "{rt}"
+    );
+    assert_eq!(rt["alert_mails"], 1, "{rt}");
+    assert!(rt["alert_after_ms"].as_u64().expect("ms") < 5_000, "{rt}");
 }
 
 fn chromium() -> String {

@@ -68,7 +68,15 @@ pub(super) async fn batch(
 
 /// One item through the whole router, as its own request.
 async fn run_item(s: Arc<Shared>, auth: Option<HeaderValue>, item: BatchItem) -> Value {
-    let url = format!("/v1.0/{}", item.url.trim_start_matches('/'));
+    // Relative to the version (`/users/...`), as documented; Microsoft's SDKs send absolute URLs, which Graph takes
+    // too.
+    let url = match url::Url::parse(&item.url) {
+        Ok(absolute) => match absolute.query() {
+            Some(q) => format!("{}?{q}", absolute.path()),
+            None => absolute.path().to_string(),
+        },
+        Err(_) => format!("/v1.0/{}", item.url.trim_start_matches('/')),
+    };
     let mut builder = axum::http::Request::builder()
         .method(item.method.to_ascii_uppercase().as_str())
         .uri(&url);
