@@ -160,8 +160,32 @@ pub fn describe(rt: &Runtime, f: &Finding) -> String {
             threshold,
             sample_users,
         } => format!(
-            "{removed_count} users lost licences in one run (threshold {threshold}), e.g. {}",
+            "{removed_count} users lost licences within the mass-delicensing window (threshold {threshold}), e.g. {}",
             sample_users.join(", ")
+        ),
+        Detail::SubscriptionLapsing {
+            subscription_id,
+            sku_id,
+            sku_part_number,
+            total_licenses,
+            users_affected,
+            reason,
+            ..
+        } => format!(
+            "{} subscription {subscription_id} ({total_licenses} seats) {reason}; {users_affected} user(s) will have no seat",
+            label(rt, sku_id, sku_part_number)
+        ),
+        Detail::UnusedSeatsBeforeRenewal {
+            sku_id,
+            sku_part_number,
+            renews_at,
+            unassigned,
+            total_licenses,
+            ..
+        } => format!(
+            "{}: {unassigned} of {total_licenses} seats unassigned, renewing on {}: reduce the subscription before then",
+            label(rt, sku_id, sku_part_number),
+            renews_at.format("%Y-%m-%d")
         ),
         Detail::LicensedDisabledAccount {
             user_principal_name,

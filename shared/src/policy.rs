@@ -127,6 +127,9 @@ pub struct CheckPolicy {
     pub mass_delicensing_window_minutes: u32,
     /// Warn when a SKU has this many seats or fewer left.
     pub sku_low_seats: i64,
+    /// Days before a subscription's next lifecycle date to warn of a trial ending, or of unassigned seats about to
+    /// renew.
+    pub renewal_notice_days: u32,
     /// Hours between full reads of every user; the runs between read only what changed (`/users/delta`). 0 reads
     /// every user on every run.
     pub full_scan_hours: u32,
@@ -139,6 +142,7 @@ impl Default for CheckPolicy {
             mass_delicensing_percent: 5.0,
             mass_delicensing_window_minutes: 60,
             sku_low_seats: 5,
+            renewal_notice_days: 30,
             full_scan_hours: 24,
         }
     }

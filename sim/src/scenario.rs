@@ -47,6 +47,10 @@ pub struct Scenario {
     /// `AAD_PREMIUM` plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub premium: Option<bool>,
+    /// Commercial subscriptions (`/directory/subscriptions`); absent = one per SKU state, derived from the SKUs
+    /// (an enabled monthly subscription, and one in warning, suspended or locked out for such units).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commerce: Option<Vec<CommerceSpec>>,
 }
 
 fn default_domain() -> String {
@@ -196,6 +200,28 @@ fn yes() -> bool {
 }
 fn member() -> String {
     "Member".into()
+}
+
+/// A commercial subscription, as `GET /directory/subscriptions` shows it (companySubscription).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CommerceSpec {
+    /// Subscription id.
+    pub id: String,
+    /// The SKU it adds seats to.
+    pub sku_id: String,
+    /// `Enabled`, `Warning` (expired, in its grace period), `Suspended`, `LockedOut` or `Deleted`.
+    pub status: String,
+    /// Seats it brings.
+    pub total_licenses: i64,
+    /// When it moves to its next state unless renewed: the end of its term for an enabled one.
+    pub next_lifecycle: DateTime<Utc>,
+    /// A free trial.
+    #[serde(default)]
+    pub is_trial: bool,
+    /// Created.
+    #[serde(default)]
+    pub created: Option<DateTime<Utc>>,
 }
 
 /// A historical audit event (the state already reflects it).

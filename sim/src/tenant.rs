@@ -151,6 +151,49 @@ pub struct Tenant {
     pub premium: bool,
     /// Users changed since the change notifier last looked: (id, `created` | `updated` | `deleted`).
     pub(crate) changed: Vec<(String, &'static str)>,
+    /// Commercial subscriptions (`/directory/subscriptions`).
+    pub commerce: Vec<crate::scenario::CommerceSpec>,
+}
+
+/// Subscriptions behind the SKUs' seat counts when a scenario lists none: an enabled monthly subscription for the
+/// enabled seats (its term ends on the first of next month and it renews itself), and one per lapsing state.
+fn derived_commerce(skus: &[SkuSpec], now: DateTime<Utc>) -> Vec<crate::scenario::CommerceSpec> {
+    use chrono::Datelike;
+    let month_end = {
+        let (y, m) = match now.month() {
+            12 => (now.year() + 1, 1),
+            m => (now.year(), m + 1),
+        };
+        chrono::NaiveDate::from_ymd_opt(y, m, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map_or(now + Duration::days(30), |d| d.and_utc())
+    };
+    let mut out = Vec::new();
+    for k in skus {
+        let prefix: String = k.sku_id.chars().take(8).collect();
+        for (n, (status, seats, next)) in [
+            ("Enabled", k.enabled, month_end),
+            ("Warning", k.warning, now + Duration::days(20)),
+            ("Suspended", k.suspended, now + Duration::days(60)),
+            ("LockedOut", k.locked_out, now + Duration::days(30)),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if seats > 0 {
+                out.push(crate::scenario::CommerceSpec {
+                    id: format!("{prefix}-0000-4000-8000-00000000000{n}"),
+                    sku_id: k.sku_id.clone(),
+                    status: status.into(),
+                    total_licenses: seats,
+                    next_lifecycle: next,
+                    is_trial: false,
+                    created: Some(now - Duration::days(400)),
+                });
+            }
+        }
+    }
+    out
 }
 
 fn lcg(x: u64) -> u64 {
@@ -193,6 +236,10 @@ impl Tenant {
             seats_used: HashMap::new(),
             delta: Default::default(),
             changed: Vec::new(),
+            commerce: s
+                .commerce
+                .clone()
+                .unwrap_or_else(|| derived_commerce(&s.skus, s.now)),
             premium: s.premium.unwrap_or_else(|| {
                 s.skus.iter().any(|k| {
                     k.enabled > 0 && k.service_plans.iter().any(|p| p.name == "AAD_PREMIUM")

@@ -17,8 +17,8 @@ use crate::adapters::http::{
     ApiError, BodyProblem, Caller, RawResponse, Service, check_link, json_body,
 };
 use crate::ports::directory::types::{
-    DeltaUser, DirectoryObject, Group, SubscribedSku, USER_LICENSE_SELECT, USER_SELECT,
-    USER_SIGN_IN_SELECT, User,
+    CompanySubscription, DeltaUser, DirectoryObject, Group, SubscribedSku, USER_LICENSE_SELECT,
+    USER_SELECT, USER_SIGN_IN_SELECT, User,
 };
 use crate::ports::directory::{
     BoxPages, ChangeSubscriptions, Directory, NewSubscription, Pages, path_segment,
@@ -353,6 +353,15 @@ impl Directory for GraphClient {
             value: Vec<SubscribedSku>,
         }
         Ok(self.get::<Skus>("subscribedSkus").await?.value)
+    }
+
+    async fn company_subscriptions(&self) -> Result<Vec<CompanySubscription>, ApiError> {
+        let mut pages = self.pages::<CompanySubscription>("directory/subscriptions");
+        let mut out = Vec::new();
+        while let Some(page) = pages.next_page().await? {
+            out.extend(page);
+        }
+        Ok(out)
     }
 
     fn users_delta(&self, link: Option<&str>) -> BoxPages<'_, DeltaUser> {

@@ -12,7 +12,7 @@ use crate::domain::findings::{Cause, Detail, Finding, Severity};
 use crate::domain::grace::{EvidenceKind, GraceCase};
 use crate::domain::license_event::LicenseEvent;
 use crate::domain::snapshot::{
-    LicenseChange, PreviousRun, RecentRemoval, SkuSnap, Snapshot, UserSnapshot,
+    CommerceSnap, LicenseChange, PreviousRun, RecentRemoval, SkuSnap, Snapshot, UserSnapshot,
 };
 use crate::policy::CheckPolicy;
 
@@ -215,6 +215,102 @@ fn capacity(s: &SkuSnap, cv: usize, low_seats: i64) -> Option<(Severity, String)
     })
 }
 
+/// Renewal-aware capacity from the commercial subscriptions behind the SKUs. An enabled, paid subscription is not
+/// at risk whatever its next lifecycle date (a monthly one has one every month and renews itself; Graph does not
+/// say whether auto-renewal is on, and Microsoft renews by default): only its unassigned seats are worth a note
+/// before it renews. At risk: a subscription in `Warning` (expired, in grace), `Suspended` or `LockedOut`, and a
+/// trial ending within the notice period; the users affected are those the SKU cannot seat once its seats go.
+pub fn subscription_findings(
+    subscriptions: &[CommerceSnap],
+    skus: &[SkuSnap],
+    now: DateTime<Utc>,
+    policy: &CheckPolicy,
+) -> Vec<Finding> {
+    let notice = Duration::days(i64::from(policy.renewal_notice_days));
+    let soon = |at: Option<DateTime<Utc>>| at.is_some_and(|t| t <= now + notice);
+    let mut out = Vec::new();
+    for sub in subscriptions {
+        let Some(sku) = skus
+            .iter()
+            .find(|k| k.sku_id.eq_ignore_ascii_case(&sub.sku_id))
+        else {
+            continue;
+        };
+        let part = sub
+            .sku_part_number
+            .clone()
+            .unwrap_or_else(|| sku.part_number.clone());
+        let status = sub.status.as_str();
+        let lapsing = match status {
+            "Warning" | "Suspended" | "LockedOut" => true,
+            "Enabled" => sub.is_trial && soon(sub.next_lifecycle),
+            _ => false,
+        };
+        if lapsing {
+            // Seats still usable once this subscription's are gone: the enabled and warning seats of the SKU,
+            // less this one's when they are counted there.
+            let counted = match status {
+                "Enabled" | "Warning" => sub.total_licenses,
+                _ => 0,
+            };
+            let left = (sku.enabled + sku.warning - counted).max(0);
+            let users_affected = (sku.consumed - left).max(0);
+            let within_a_week = sub
+                .next_lifecycle
+                .is_some_and(|t| t <= now + Duration::days(7));
+            let severity = match (users_affected > 0, status) {
+                (true, "Suspended" | "LockedOut") => Severity::Critical,
+                (true, _) if within_a_week => Severity::Critical,
+                (true, _) => Severity::Warning,
+                (false, _) => Severity::Info,
+            };
+            let when = sub.next_lifecycle.map_or_else(
+                || "soon".to_string(),
+                |t| format!("on {}", t.format("%Y-%m-%d")),
+            );
+            let reason = match (status, sub.is_trial) {
+                ("Enabled", true) => format!("the trial ends {when}"),
+                ("Warning", _) => {
+                    format!("expired: in its grace period, suspended {when} unless renewed")
+                }
+                ("Suspended", _) => format!("suspended: deleted {when} unless reactivated"),
+                _ => format!("locked out ({status})"),
+            };
+            out.push(Finding {
+                severity,
+                detail: Detail::SubscriptionLapsing {
+                    subscription_id: sub.id.clone(),
+                    sku_id: sku.sku_id.clone(),
+                    sku_part_number: part,
+                    status: sub.status.clone(),
+                    is_trial: sub.is_trial,
+                    next_lifecycle_at: sub.next_lifecycle,
+                    total_licenses: sub.total_licenses,
+                    users_affected,
+                    reason,
+                },
+            });
+        } else if status == "Enabled"
+            && !sub.is_trial
+            && sku.available() > 0
+            && let Some(renews_at) = sub.next_lifecycle.filter(|t| soon(Some(*t)))
+        {
+            out.push(Finding {
+                severity: Severity::Info,
+                detail: Detail::UnusedSeatsBeforeRenewal {
+                    subscription_id: sub.id.clone(),
+                    sku_id: sku.sku_id.clone(),
+                    sku_part_number: part,
+                    renews_at,
+                    total_licenses: sub.total_licenses,
+                    unassigned: sku.available().min(sub.total_licenses),
+                },
+            });
+        }
+    }
+    out
+}
+
 /// `license_added` / `license_removed` for each change since the previous run, explained by a licence event when
 /// one accounts for it; a removal nobody explains is a warning.
 pub fn change_findings(
@@ -407,6 +503,12 @@ fn user_key(f: &Finding) -> String {
         } => user_principal_name.to_ascii_lowercase(),
         Detail::SkuCapacity {
             sku_part_number, ..
+        }
+        | Detail::SubscriptionLapsing {
+            sku_part_number, ..
+        }
+        | Detail::UnusedSeatsBeforeRenewal {
+            sku_part_number, ..
         } => sku_part_number.clone(),
         Detail::MassDelicensing { .. } => String::new(),
     }
@@ -445,5 +547,78 @@ mod tests {
         let alone = removal_window(&previous, &changes, t(70), Duration::zero());
         let ids: Vec<&str> = alone.iter().map(|r| r.user_id.as_str()).collect();
         assert_eq!(ids, vec!["a", "b"]);
+    }
+
+    fn sku(enabled: i64, warning: i64, consumed: i64) -> SkuSnap {
+        SkuSnap {
+            sku_id: "e3".into(),
+            part_number: "ENTERPRISEPACK".into(),
+            enabled,
+            consumed,
+            warning,
+            suspended: 0,
+        }
+    }
+
+    fn sub(status: &str, total: i64, days: i64, trial: bool, now: DateTime<Utc>) -> CommerceSnap {
+        CommerceSnap {
+            id: format!("{status}-{total}"),
+            sku_id: "e3".into(),
+            sku_part_number: None,
+            status: status.into(),
+            total_licenses: total,
+            next_lifecycle: Some(now + Duration::days(days)),
+            is_trial: trial,
+        }
+    }
+
+    #[test]
+    fn a_renewing_subscription_is_not_expiring_and_a_lapsing_one_names_who_loses_a_seat() {
+        let now = DateTime::<Utc>::MIN_UTC + Duration::days(800_000);
+        let policy = CheckPolicy::default();
+        let kinds = |subs: &[CommerceSnap], k: &SkuSnap| -> Vec<(String, Severity, i64)> {
+            subscription_findings(subs, std::slice::from_ref(k), now, &policy)
+                .into_iter()
+                .map(|f| {
+                    let n = match &f.detail {
+                        Detail::SubscriptionLapsing { users_affected, .. } => *users_affected,
+                        Detail::UnusedSeatsBeforeRenewal { unassigned, .. } => *unassigned,
+                        _ => -1,
+                    };
+                    (f.kind().to_string(), f.severity, n)
+                })
+                .collect()
+        };
+        // A monthly subscription renewing in 5 days, every seat used: nothing to say.
+        assert!(kinds(&[sub("Enabled", 100, 5, false, now)], &sku(100, 0, 100)).is_empty());
+        // The same with 12 seats unassigned: money to save before the renewal; not when it renews in 60 days.
+        assert_eq!(
+            kinds(&[sub("Enabled", 100, 5, false, now)], &sku(100, 0, 88)),
+            vec![("unused_seats_before_renewal".into(), Severity::Info, 12)]
+        );
+        assert!(kinds(&[sub("Enabled", 100, 60, false, now)], &sku(100, 0, 88)).is_empty());
+        // An annual subscription of 40 seats expired (Warning) beside a monthly one of 100: 130 users hold the SKU,
+        // 100 seats stay, so 30 lose theirs when it is suspended in 20 days.
+        let both = [
+            sub("Enabled", 100, 20, false, now),
+            sub("Warning", 40, 20, false, now),
+        ];
+        assert_eq!(
+            kinds(&both, &sku(100, 40, 130)),
+            vec![("subscription_lapsing".into(), Severity::Warning, 30)]
+        );
+        // Within a week it is critical; with seats enough for everybody it is only noted.
+        let close = [
+            sub("Enabled", 100, 3, false, now),
+            sub("Warning", 40, 3, false, now),
+        ];
+        assert_eq!(kinds(&close, &sku(100, 40, 130))[0].1, Severity::Critical);
+        assert_eq!(kinds(&both, &sku(100, 40, 90))[0].1, Severity::Info);
+        // A trial ending in 10 days that 25 users depend on; one ending in 90 days is not yet worth a word.
+        assert_eq!(
+            kinds(&[sub("Enabled", 25, 10, true, now)], &sku(25, 0, 25)),
+            vec![("subscription_lapsing".into(), Severity::Warning, 25)]
+        );
+        assert!(kinds(&[sub("Enabled", 25, 90, true, now)], &sku(25, 0, 25)).is_empty());
     }
 }

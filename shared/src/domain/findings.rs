@@ -158,6 +158,30 @@ pub enum Detail {
         user_principal_name: String,
         sku_ids: Vec<String>,
     },
+    /// A subscription that will not renew: expired and in its grace period (`Warning`), `Suspended`, `LockedOut`,
+    /// or a trial ending within the notice period.
+    SubscriptionLapsing {
+        subscription_id: String,
+        sku_id: String,
+        sku_part_number: String,
+        status: String,
+        is_trial: bool,
+        /// When it moves on (a warning subscription is suspended then; a trial ends).
+        next_lifecycle_at: Option<DateTime<Utc>>,
+        total_licenses: i64,
+        /// Users who will hold no seat of the SKU once its seats are gone (or already hold none).
+        users_affected: i64,
+        reason: String,
+    },
+    /// Seats nobody uses in a subscription that renews within the notice period: reduce it before then.
+    UnusedSeatsBeforeRenewal {
+        subscription_id: String,
+        sku_id: String,
+        sku_part_number: String,
+        renews_at: DateTime<Utc>,
+        total_licenses: i64,
+        unassigned: i64,
+    },
 }
 
 impl Finding {
@@ -171,6 +195,8 @@ impl Finding {
             Detail::LicenseAdded { .. } => FindingKind::LicenseAdded,
             Detail::MassDelicensing { .. } => FindingKind::MassDelicensing,
             Detail::LicensedDisabledAccount { .. } => FindingKind::LicensedDisabledAccount,
+            Detail::SubscriptionLapsing { .. } => FindingKind::SubscriptionLapsing,
+            Detail::UnusedSeatsBeforeRenewal { .. } => FindingKind::UnusedSeatsBeforeRenewal,
         }
     }
 }

@@ -130,6 +130,10 @@ spelled! {
         MassDelicensing = "mass_delicensing",
         /// A disabled account still holding licences.
         LicensedDisabledAccount = "licensed_disabled_account",
+        /// A subscription that will not renew (warning, suspended, locked out, a trial ending).
+        SubscriptionLapsing = "subscription_lapsing",
+        /// Unassigned seats of a subscription that renews soon (money to save).
+        UnusedSeatsBeforeRenewal = "unused_seats_before_renewal",
     }
 }
 
@@ -144,6 +148,8 @@ spelled! {
         GroupLicenseFailed = "group_license_failed",
         /// Audit records expired before licensewatch could archive them.
         AuditGap = "audit_gap",
+        /// A lapsing subscription will take licences from users.
+        SubscriptionLapsing = "subscription_lapsing",
     }
 }
 

@@ -119,6 +119,25 @@ impl SkuSnap {
     }
 }
 
+/// A commercial subscription behind a SKU's seats (`/directory/subscriptions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommerceSnap {
+    /// Subscription id.
+    pub id: String,
+    /// SKU GUID.
+    pub sku_id: String,
+    /// Part number, when Graph gives it.
+    pub sku_part_number: Option<String>,
+    /// Enabled, Warning, Suspended, LockedOut, Deleted.
+    pub status: String,
+    /// Seats it brings.
+    pub total_licenses: i64,
+    /// When it moves to its next state unless renewed.
+    pub next_lifecycle: Option<DateTime<Utc>>,
+    /// A free trial.
+    pub is_trial: bool,
+}
+
 /// A whole run's snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {

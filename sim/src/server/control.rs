@@ -355,3 +355,14 @@ pub(super) async fn ctl_generate_audit(
     )
         .into_response()
 }
+
+/// Adds or replaces a commercial subscription (by id).
+pub(super) async fn ctl_commerce(
+    State(s): State<Arc<Shared>>,
+    Json(c): Json<crate::scenario::CommerceSpec>,
+) -> Response {
+    let mut t = s.tenant();
+    t.commerce.retain(|x| x.id != c.id);
+    t.commerce.push(c);
+    StatusCode::NO_CONTENT.into_response()
+}

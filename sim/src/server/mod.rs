@@ -164,6 +164,10 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/v1.0/users/{id}/sendMail", post(send_mail))
         .route("/v1.0/subscribedSkus", get(subscribed_skus))
+        .route(
+            "/v1.0/directory/subscriptions",
+            get(directory_subscriptions),
+        )
         .route("/v1.0/$batch", post(batch::batch))
         .route("/v1.0/groups", get(list_groups))
         .route("/v1.0/groups/{id}", get(get_group))
@@ -251,6 +255,7 @@ fn router(shared: Arc<Shared>) -> Router {
             "/_sim/licenses/remove",
             post(subscriptions::ctl_bulk_remove),
         )
+        .route("/_sim/directory/subscriptions", post(ctl_commerce))
         .route("/_sim/notifications", get(subscriptions::ctl_stats))
         .route(
             "/_sim/notifications/faults",

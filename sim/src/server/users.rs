@@ -627,3 +627,32 @@ pub(super) async fn subscribed_skus(State(s): State<Arc<Shared>>) -> Response {
         .collect();
     Json(json!({"@odata.context": format!("{}/v1.0/$metadata#subscribedSkus", s.base_url), "value": value})).into_response()
 }
+
+/// `GET /v1.0/directory/subscriptions`: the tenant's commercial subscriptions (companySubscription).
+pub(super) async fn directory_subscriptions(State(s): State<Arc<Shared>>) -> Response {
+    let t = s.tenant();
+    let value: Vec<Value> = t
+        .commerce
+        .iter()
+        .map(|c| {
+            let sku = t.sku(&c.sku_id);
+            let plans: Vec<Value> = sku
+                .map(|k| {
+                    k.service_plans
+                        .iter()
+                        .map(|p| json!({"servicePlanId": p.id, "servicePlanName": p.name,
+                            "provisioningStatus": "Success", "appliesTo": "User"}))
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!({"id": c.id, "commerceSubscriptionId": c.id.replace('-', ""),
+                "createdDateTime": c.created.map(|d| graph_time(&d)), "isTrial": c.is_trial,
+                "nextLifecycleDateTime": graph_time(&c.next_lifecycle), "ownerId": null, "ownerTenantId": null,
+                "ownerType": null, "serviceStatus": plans, "skuId": c.sku_id,
+                "skuPartNumber": sku.map(|k| k.sku_part_number.clone()), "status": c.status,
+                "totalLicenses": c.total_licenses})
+        })
+        .collect();
+    Json(json!({"@odata.context": format!("{}/v1.0/$metadata#directory/subscriptions", s.base_url), "value": value}))
+        .into_response()
+}

@@ -473,3 +473,67 @@ async fn auto_reprocess_queues_users_once_seats_are_free() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_lapsing_annual_subscription_is_raised_and_a_renewing_monthly_one_is_not() {
+    let env = TestEnv::spawn().await;
+    let now = env.now();
+    let state = env.get("/_sim/state").await;
+    let e3 = state["skus"]
+        .as_array()
+        .expect("skus")
+        .iter()
+        .find(|k| k["sku_id"] == E3)
+        .expect("E3")
+        .clone();
+    let consumed = e3["consumed"].as_i64().expect("consumed");
+    // E3 is bought twice: monthly (renews itself in 9 days) for all users but 5, and annually for 10 more seats,
+    // expired and in its grace period: suspended in 5 days unless renewed.
+    assert_eq!(
+        env.control(
+            &format!("/_sim/skus/{E3}/seats"),
+            json!({"enabled": consumed - 5, "warning": 10})
+        )
+        .await,
+        204
+    );
+    let monthly = "6fd2c87f-0000-4000-8000-000000000000";
+    let annual = "6fd2c87f-0000-4000-8000-0000000000a1";
+    for (id, status, total, days) in [
+        (monthly, "Enabled", consumed - 5, 9),
+        (annual, "Warning", 10, 5),
+    ] {
+        let spec = json!({"id": id, "sku_id": E3, "status": status, "total_licenses": total,
+            "next_lifecycle": (now + Duration::days(days)).to_rfc3339()});
+        assert_eq!(
+            env.control("/_sim/directory/subscriptions", spec).await,
+            204
+        );
+    }
+    let report = env.check().await;
+    let lapsing: Vec<_> = of_kind(&report, "subscription_lapsing")
+        .into_iter()
+        .filter(|f| f["sku_id"] == E3)
+        .collect();
+    assert_eq!(lapsing.len(), 1, "{lapsing:?}");
+    assert_eq!(lapsing[0]["subscription_id"], annual);
+    assert_eq!(lapsing[0]["users_affected"], 5, "{}", lapsing[0]);
+    assert_eq!(lapsing[0]["severity"], "critical", "{}", lapsing[0]);
+    assert!(
+        of_kind(&report, "unused_seats_before_renewal")
+            .iter()
+            .all(|f| f["subscription_id"] != monthly),
+        "every monthly seat is used"
+    );
+    let open = env
+        .rt
+        .store
+        .open_alerts(&env.sim.tenant_id)
+        .await
+        .expect("alerts");
+    assert!(
+        open.iter()
+            .any(|a| a.condition == format!("subscription_lapsing:{annual}")),
+        "{open:?}"
+    );
+}

@@ -51,6 +51,11 @@ pub trait Directory: Send + Sync {
     async fn subscribed_skus(&self) -> Result<Vec<SubscribedSku>, ApiError>;
     /// Every user with the licence properties ([`types::USER_SELECT`]).
     fn users(&self) -> BoxPages<'_, User>;
+    /// The tenant's commercial subscriptions (`/directory/subscriptions`, needs `LicenseAssignment.Read.All` or
+    /// `Directory.Read.All`). A directory without them has none.
+    async fn company_subscriptions(&self) -> Result<Vec<types::CompanySubscription>, ApiError> {
+        Ok(Vec::new())
+    }
     /// A `/users/delta` round: from `link` (the last round's `@odata.deltaLink`), or, without one, an empty round
     /// that only yields a link to start from. A directory without change tracking yields no link, so every check
     /// reads the whole tenant.

@@ -363,6 +363,46 @@ pub struct SubscribedSku {
     pub service_plans: Vec<ServicePlanInfo>,
 }
 
+/// `companySubscription` (`GET /directory/subscriptions`): one commercial subscription behind a SKU's seats.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CompanySubscription {
+    /// Subscription id.
+    pub id: String,
+    /// The SKU it adds seats to.
+    #[serde(default)]
+    pub sku_id: String,
+    /// e.g. ENTERPRISEPACK.
+    #[serde(default)]
+    pub sku_part_number: Option<String>,
+    /// Enabled, Warning, Suspended, LockedOut, Deleted.
+    #[serde(default)]
+    pub status: String,
+    /// Seats it brings.
+    #[serde(default)]
+    pub total_licenses: i64,
+    /// When it moves to its next state unless renewed (for an enabled one, the end of its term).
+    #[serde(default)]
+    pub next_lifecycle_date_time: Option<DateTime<Utc>>,
+    /// A free trial.
+    #[serde(default)]
+    pub is_trial: bool,
+}
+
+impl From<&CompanySubscription> for crate::domain::snapshot::CommerceSnap {
+    fn from(s: &CompanySubscription) -> Self {
+        Self {
+            id: s.id.clone(),
+            sku_id: s.sku_id.to_ascii_lowercase(),
+            sku_part_number: s.sku_part_number.clone(),
+            status: s.status.clone(),
+            total_licenses: s.total_licenses,
+            next_lifecycle: s.next_lifecycle_date_time,
+            is_trial: s.is_trial,
+        }
+    }
+}
+
 /// `licenseUnitsDetail`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

@@ -208,6 +208,14 @@ async fn check_under(
         &users.count_violations,
         &policy.check,
     ));
+    if let Some(commerce) = &seen.commerce {
+        findings.extend(checks::subscription_findings(
+            commerce,
+            &snapshot.skus,
+            now,
+            &policy.check,
+        ));
+    }
     if let Some(prev) = &state.previous {
         findings.extend(checks::change_findings(
             &changes,

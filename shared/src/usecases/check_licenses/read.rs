@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 
 use super::{CheckDeps, Scope, write};
 use crate::domain::license_event::LicenseEvent;
-use crate::domain::snapshot::{PreviousRun, SkuSnap, Snapshot, UserSnapshot};
+use crate::domain::snapshot::{CommerceSnap, PreviousRun, SkuSnap, Snapshot, UserSnapshot};
+use crate::error::ApiError;
 use crate::error::CoreError;
 use crate::ports::directory::Directory;
 use crate::ports::directory::types::User;
@@ -26,6 +27,8 @@ pub(super) struct Seen {
     /// `full` (every user read), `delta` (a `/users/delta` round) or `targeted` (the users named by change
     /// notifications).
     pub scan: &'static str,
+    /// The commercial subscriptions, when the app may read them.
+    pub commerce: Option<Vec<CommerceSnap>>,
 }
 
 /// Reads what earlier runs left and the tenant. A run that reads every user loads the previous run while it pages
@@ -124,13 +127,14 @@ pub(super) async fn tenant(
     now: DateTime<Utc>,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Seen, CoreError> {
-    // The SKUs and the groups in error are asked for while the users are paged: three independent reads.
-    let (skus, users, groups) = tokio::join!(
+    // The SKUs, subscriptions and groups in error are asked for while the users are paged: independent reads.
+    let (skus, users, groups, commerce) = tokio::join!(
         directory.subscribed_skus(),
         all_users(directory, progress),
-        groups_with_errors(directory)
+        groups_with_errors(directory),
+        commerce(directory)
     );
-    let (skus, (users, pages), groups) = (skus?, users?, groups?);
+    let (skus, (users, pages), groups, commerce) = (skus?, users?, groups?, commerce?);
     let skus = skus.iter().map(SkuSnap::from).collect();
     Ok(Seen {
         snapshot: Arc::new(Snapshot {
@@ -145,6 +149,7 @@ pub(super) async fn tenant(
         groups,
         pages,
         scan: "full",
+        commerce,
     })
 }
 
@@ -217,6 +222,21 @@ async fn state(
         incremental: full_scan_hours > 0,
         events,
     })
+}
+
+/// The commercial subscriptions; `None` when the app may not read them (403: `LicenseAssignment.Read.All` or
+/// `Directory.Read.All` missing), which only leaves the renewal-aware findings out.
+pub(super) async fn commerce(
+    directory: &dyn Directory,
+) -> Result<Option<Vec<CommerceSnap>>, CoreError> {
+    match directory.company_subscriptions().await {
+        Ok(subs) => Ok(Some(subs.iter().map(CommerceSnap::from).collect())),
+        Err(e @ (ApiError::Forbidden { .. } | ApiError::NotFound { .. })) => {
+            tracing::warn!(error = %e, "subscriptions unreadable; renewal-aware findings left out");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Group id → display name for the groups Graph reports with licence errors (and their members' groups).

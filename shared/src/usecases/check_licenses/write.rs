@@ -45,6 +45,24 @@ fn alert(deps: &CheckDeps<'_>, f: &Finding, now: DateTime<Utc>) -> Option<Alert>
             ),
             raised_at: now,
         }),
+        Detail::SubscriptionLapsing {
+            subscription_id,
+            sku_part_number,
+            users_affected,
+            reason,
+            ..
+        } if f.severity == Severity::Critical => {
+            let condition = format!("subscription_lapsing:{subscription_id}");
+            Some(Alert {
+                alert_id: format!("{condition}:{}", now.to_rfc3339()),
+                condition,
+                kind: AlertKind::SubscriptionLapsing,
+                summary: format!(
+                    "{sku_part_number} subscription {reason}: {users_affected} user(s) will have no seat"
+                ),
+                raised_at: now,
+            })
+        }
         Detail::SkuCapacity {
             sku_id,
             sku_part_number,

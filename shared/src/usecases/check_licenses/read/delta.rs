@@ -138,6 +138,7 @@ impl Kept {
         now: DateTime<Utc>,
     ) -> Result<Seen, CoreError> {
         let skus = directory.subscribed_skus().await?;
+        let commerce = super::commerce(directory).await?;
         let (groups, in_error) = groups_and_members_in_error(directory).await?;
         self.reread.extend(in_error);
         read_in_full(directory, &self.reread, &mut self.users).await?;
@@ -155,6 +156,7 @@ impl Kept {
             groups,
             pages: 0,
             scan: "delta",
+            commerce,
         })
     }
 }
