@@ -175,6 +175,26 @@ pub fn describe(rt: &Runtime, f: &Finding) -> String {
             "{} subscription {subscription_id} ({total_licenses} seats) {reason}; {users_affected} user(s) will have no seat",
             label(rt, sku_id, sku_part_number)
         ),
+        Detail::OverlappingLicenses {
+            user_principal_name,
+            remove_sku_id,
+            remove_sku_part_number,
+            keep_sku_id,
+            keep_sku_part_number,
+            shared_services,
+            via_group,
+            ..
+        } => format!(
+            "{user_principal_name}: {} and {} both give {}; remove {}{}",
+            label(rt, remove_sku_id, remove_sku_part_number),
+            label(rt, keep_sku_id, keep_sku_part_number),
+            shared_services.join(", "),
+            label(rt, remove_sku_id, remove_sku_part_number),
+            via_group
+                .as_ref()
+                .map(|g| format!(" (it comes from group {g}: leave the group)"))
+                .unwrap_or_default()
+        ),
         Detail::UnusedSeatsBeforeRenewal {
             sku_id,
             sku_part_number,

@@ -80,6 +80,15 @@ impl Default for TenantPolicy {
 }
 
 impl Policy {
+    /// The monthly price of a SKU (by part number or id, without regard to case), when `[prices.monthly]` has one.
+    pub fn price_of(&self, sku: &str) -> Option<f64> {
+        self.prices
+            .monthly
+            .iter()
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(sku))
+            .map(|(_, v)| *v)
+    }
+
     /// The time zone dates are shown in for a tenant: its `[[tenants]]` entry's `time_zone` when set, else
     /// `[tenant].time_zone`. Both are validated when a policy file is read; a policy built in code with a wrong
     /// name gets the same error, naming the key, instead of silently showing UTC.

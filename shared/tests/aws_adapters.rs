@@ -427,6 +427,7 @@ fn snapshot(taken_at: DateTime<Utc>, consumed: i64) -> Snapshot {
             consumed,
             warning: 0,
             suspended: 0,
+            plans: vec![],
         }],
         delta_link: None,
         full_scan_at: None,

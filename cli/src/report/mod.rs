@@ -153,6 +153,7 @@ mod tests {
                 consumed: 10,
                 warning: 0,
                 suspended: 0,
+                plans: vec![],
             }],
             findings,
         };

@@ -215,6 +215,59 @@ fn capacity(s: &SkuSnap, cv: usize, low_seats: i64) -> Option<(Severity, String)
     })
 }
 
+/// `overlapping_licenses` for each user holding two SKUs that give the same service (info: money to save).
+pub fn overlap_findings(snapshot: &Snapshot, price: &dyn Fn(&str) -> Option<f64>) -> Vec<Finding> {
+    use crate::domain::overlap::{HeldRef, SkuPlansRef, overlaps};
+    let skus: Vec<SkuPlansRef<'_>> = snapshot
+        .skus
+        .iter()
+        .map(|k| SkuPlansRef {
+            sku_id: &k.sku_id,
+            part_number: &k.part_number,
+            plans: &k.plans,
+        })
+        .collect();
+    let part = |id: &str| {
+        skus.iter()
+            .find(|k| k.sku_id.eq_ignore_ascii_case(id))
+            .map_or_else(|| id.to_string(), |k| k.part_number.to_string())
+    };
+    let mut out = Vec::new();
+    for u in snapshot.users.iter().filter(|u| u.licenses.len() > 1) {
+        let held: Vec<HeldRef<'_>> = u
+            .licenses
+            .iter()
+            .map(|l| HeldRef {
+                sku_id: &l.sku_id,
+                disabled_plans: &l.disabled_plans,
+            })
+            .collect();
+        for o in overlaps(&held, &skus, &|id| price(id).or_else(|| price(&part(id)))) {
+            let via_group = u
+                .states
+                .iter()
+                .find(|s| s.sku_id.eq_ignore_ascii_case(&o.remove) && s.group.is_some())
+                .and_then(|s| s.group.clone());
+            out.push(Finding {
+                severity: Severity::Info,
+                detail: Detail::OverlappingLicenses {
+                    user_id: u.id.clone(),
+                    user_principal_name: u.upn.clone(),
+                    remove_sku_part_number: part(&o.remove),
+                    keep_sku_part_number: part(&o.keep),
+                    monthly_saving: price(&o.remove).or_else(|| price(&part(&o.remove))),
+                    remove_sku_id: o.remove,
+                    keep_sku_id: o.keep,
+                    shared_services: o.shared.iter().map(|s| s.to_string()).collect(),
+                    covered: o.covered,
+                    via_group,
+                },
+            });
+        }
+    }
+    out
+}
+
 /// Renewal-aware capacity from the commercial subscriptions behind the SKUs. An enabled, paid subscription is not
 /// at risk whatever its next lifecycle date (a monthly one has one every month and renews itself; Graph does not
 /// say whether auto-renewal is on, and Microsoft renews by default): only its unassigned seats are worth a note
@@ -500,6 +553,10 @@ fn user_key(f: &Finding) -> String {
         | Detail::LicensedDisabledAccount {
             user_principal_name,
             ..
+        }
+        | Detail::OverlappingLicenses {
+            user_principal_name,
+            ..
         } => user_principal_name.to_ascii_lowercase(),
         Detail::SkuCapacity {
             sku_part_number, ..
@@ -557,6 +614,7 @@ mod tests {
             consumed,
             warning,
             suspended: 0,
+            plans: vec![],
         }
     }
 

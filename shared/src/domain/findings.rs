@@ -173,6 +173,22 @@ pub enum Detail {
         users_affected: i64,
         reason: String,
     },
+    /// Two of a user's SKUs give the same service: the one to remove is named.
+    OverlappingLicenses {
+        user_id: String,
+        user_principal_name: String,
+        remove_sku_id: String,
+        remove_sku_part_number: String,
+        keep_sku_id: String,
+        keep_sku_part_number: String,
+        shared_services: Vec<String>,
+        /// The kept SKU gives every service of the removed one.
+        covered: bool,
+        /// The group the removable licence comes from (leave the group instead of removing it).
+        via_group: Option<String>,
+        /// The removed SKU's monthly price, when the policy has one.
+        monthly_saving: Option<f64>,
+    },
     /// Seats nobody uses in a subscription that renews within the notice period: reduce it before then.
     UnusedSeatsBeforeRenewal {
         subscription_id: String,
@@ -197,6 +213,7 @@ impl Finding {
             Detail::LicensedDisabledAccount { .. } => FindingKind::LicensedDisabledAccount,
             Detail::SubscriptionLapsing { .. } => FindingKind::SubscriptionLapsing,
             Detail::UnusedSeatsBeforeRenewal { .. } => FindingKind::UnusedSeatsBeforeRenewal,
+            Detail::OverlappingLicenses { .. } => FindingKind::OverlappingLicenses,
         }
     }
 }

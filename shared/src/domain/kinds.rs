@@ -134,6 +134,8 @@ spelled! {
         SubscriptionLapsing = "subscription_lapsing",
         /// Unassigned seats of a subscription that renews soon (money to save).
         UnusedSeatsBeforeRenewal = "unused_seats_before_renewal",
+        /// A user holding two SKUs that give the same service.
+        OverlappingLicenses = "overlapping_licenses",
     }
 }
 

@@ -9,6 +9,7 @@ pub mod findings;
 pub mod grace;
 pub mod kinds;
 pub mod license_event;
+pub mod overlap;
 pub mod reclaim;
 pub mod retry;
 pub mod signing;

@@ -5,7 +5,7 @@
 //! too. Nothing here removes anything: each row carries the command an administrator could run, within the
 //! remediation rails.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -342,44 +342,44 @@ fn unused(u: &ReclaimUser, h: &Held, inactive_days: u32, now: DateTime<Utc>) -> 
 
 /// SKUs of the user whose every service another SKU of theirs also gives (the one to remove), with that SKU.
 fn overlaps<'a>(u: &'a ReclaimUser, skus: &[SkuPlans]) -> BTreeMap<&'a str, Reason> {
-    let services = |h: &Held| -> BTreeSet<&'static str> {
-        skus.iter()
-            .find(|s| s.sku_id.eq_ignore_ascii_case(&h.sku_id))
-            .map(|s| {
-                s.plans
-                    .iter()
-                    .filter(|(id, _)| !h.disabled_plans.iter().any(|d| d.eq_ignore_ascii_case(id)))
-                    .filter_map(|(_, name)| service_of(name))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    use crate::domain::overlap::{HeldRef, SkuPlansRef};
+    let refs: Vec<SkuPlansRef<'_>> = skus
+        .iter()
+        .map(|s| SkuPlansRef {
+            sku_id: &s.sku_id,
+            part_number: &s.part_number,
+            plans: &s.plans,
+        })
+        .collect();
+    let held: Vec<HeldRef<'_>> = u
+        .held
+        .iter()
+        .map(|h| HeldRef {
+            sku_id: &h.sku_id,
+            disabled_plans: &h.disabled_plans,
+        })
+        .collect();
     let mut out = BTreeMap::new();
-    for a in &u.held {
-        let mine = services(a);
-        if mine.is_empty() {
+    for o in crate::domain::overlap::overlaps(&held, &refs, &|_| None) {
+        let Some(h) = u
+            .held
+            .iter()
+            .find(|h| h.sku_id == o.remove)
+            .filter(|_| o.covered)
+        else {
             continue;
-        }
-        // Covered by another SKU with more services (or, between two equal ones, the one held first by id).
-        let cover = u.held.iter().find(|b| {
-            let theirs = services(b);
-            b.sku_id != a.sku_id
-                && mine.is_subset(&theirs)
-                && (theirs.len() > mine.len() || b.sku_id < a.sku_id)
-        });
-        if let Some(b) = cover {
-            let name = skus
-                .iter()
-                .find(|s| s.sku_id.eq_ignore_ascii_case(&b.sku_id))
-                .map_or_else(|| b.sku_id.clone(), |s| s.name.clone());
-            out.insert(
-                a.sku_id.as_str(),
-                Reason::Overlapping {
-                    covered_by: name,
-                    services: mine.iter().map(|s| s.to_string()).collect(),
-                },
-            );
-        }
+        };
+        let name = skus
+            .iter()
+            .find(|s| s.sku_id.eq_ignore_ascii_case(&o.keep))
+            .map_or_else(|| o.keep.clone(), |s| s.name.clone());
+        out.insert(
+            h.sku_id.as_str(),
+            Reason::Overlapping {
+                covered_by: name,
+                services: o.shared.iter().map(|s| s.to_string()).collect(),
+            },
+        );
     }
     out
 }

@@ -110,6 +110,9 @@ pub struct SkuSnap {
     pub warning: i64,
     /// Suspended units.
     pub suspended: i64,
+    /// Service plans: (plan id, plan name), to tell which SKUs give the same service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plans: Vec<(String, String)>,
 }
 
 impl SkuSnap {

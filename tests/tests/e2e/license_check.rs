@@ -537,3 +537,53 @@ async fn a_lapsing_annual_subscription_is_raised_and_a_renewing_monthly_one_is_n
         "{open:?}"
     );
 }
+
+#[tokio::test]
+async fn users_paying_twice_for_a_service_are_found_with_the_licence_to_remove() {
+    let mut policy = Policy::default();
+    policy.prices.currency = "EUR".into();
+    policy
+        .prices
+        .monthly
+        .insert("STANDARDWOFFPACK_FACULTY".into(), 2.5);
+    let env = TestEnv::with_policy(policy).await;
+    // Who holds both A1 SKUs, as Graph lists them.
+    let mut both = std::collections::BTreeSet::new();
+    let deps = env.rt.check_deps();
+    let mut pages = deps.graph.users();
+    while let Some(page) = pages.next_page().await.expect("users") {
+        for u in page {
+            let held = |sku: &str| u.assigned_licenses.iter().any(|l| l.sku_id == sku);
+            if held(FACULTY) && held(STUDENT) {
+                both.insert(u.user_principal_name.to_ascii_lowercase());
+            }
+        }
+    }
+    assert!(!both.is_empty(), "the story has users holding both A1 SKUs");
+    let report = env.check().await;
+    let found = of_kind(&report, "overlapping_licenses");
+    let users: std::collections::BTreeSet<String> = found
+        .iter()
+        .map(|f| {
+            f["user_principal_name"]
+                .as_str()
+                .expect("upn")
+                .to_ascii_lowercase()
+        })
+        .collect();
+    assert_eq!(users, both);
+    for f in &found {
+        // The same services twice (only one priced): the later by id goes, nothing is lost.
+        assert_eq!(f["remove_sku_id"], FACULTY, "{f}");
+        assert_eq!(f["keep_sku_id"], STUDENT, "{f}");
+        assert_eq!(f["covered"], true, "{f}");
+        assert_eq!(f["monthly_saving"], 2.5, "{f}");
+        assert!(
+            f["shared_services"]
+                .to_string()
+                .contains("Exchange Online mailbox"),
+            "{f}"
+        );
+        assert_eq!(f["severity"], "info");
+    }
+}

@@ -485,6 +485,16 @@ impl From<&SubscribedSku> for SkuSnap {
             consumed: s.consumed_units,
             warning: s.prepaid_units.warning,
             suspended: s.prepaid_units.suspended,
+            plans: s
+                .service_plans
+                .iter()
+                .map(|p| {
+                    (
+                        p.service_plan_id.to_ascii_lowercase(),
+                        p.service_plan_name.clone(),
+                    )
+                })
+                .collect(),
         }
     }
 }

@@ -208,6 +208,9 @@ async fn check_under(
         &users.count_violations,
         &policy.check,
     ));
+    findings.extend(checks::overlap_findings(snapshot, &|sku| {
+        policy.price_of(sku)
+    }));
     if let Some(commerce) = &seen.commerce {
         findings.extend(checks::subscription_findings(
             commerce,
