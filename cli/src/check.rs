@@ -243,7 +243,18 @@ fn print_human(rt: &Runtime, report: &CheckReport) {
         }
         println!("\n{} ({})", format!("{sev:?}").to_uppercase(), items.len());
         for f in items {
-            println!("  [{}] {}", f.kind(), describe(rt, f));
+            let suppressed = f
+                .suppressed
+                .as_ref()
+                .map(|s| {
+                    format!(
+                        " (suppressed until {}: {})",
+                        s.until.format("%Y-%m-%d"),
+                        s.reason
+                    )
+                })
+                .unwrap_or_default();
+            println!("  [{}] {}{suppressed}", f.kind(), describe(rt, f));
         }
     }
     if !report.disabled_mailboxes.is_empty() {

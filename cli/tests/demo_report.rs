@@ -267,6 +267,7 @@ fn the_report_from_the_demo_state_is_complete_and_renders_in_chromium() {
         "grace_cases",
         "license_errors",
         "sku_capacity",
+        "review",
         "capacity-chart",
         "license_changes",
         "changes-chart",
@@ -295,6 +296,11 @@ fn the_report_from_the_demo_state_is_complete_and_renders_in_chromium() {
     assert!(page.contains("MutuallyExclusiveViolation"));
     assert!(page.contains("diego.siciliani@contoso.onmicrosoft.com"));
     assert!(page.contains("STANDARDWOFFPACK_FACULTY"));
+    // The review table: the story's A1 holders paying twice, and its lapsing EMS subscription.
+    assert!(
+        page.contains("overlapping_licenses") && page.contains("remove STANDARDWOFFPACK_FACULTY")
+    );
+    assert!(page.contains("subscription_lapsing"));
     assert!(
         page.contains("johanna.lorenz@contoso.onmicrosoft.com") && page.contains("no sign-in for"),
         "the reclamation the demo ran is on the page"

@@ -33,6 +33,41 @@ pub struct Policy {
     pub reclaim: ReclaimPolicy,
     /// `[prices]`: monthly prices per SKU, for the reclamation report (no price list is built in).
     pub prices: PricePolicy,
+    /// `[[suppressions]]`: findings not to alert or notify about, for a while and for a reason.
+    pub suppressions: Vec<SuppressionEntry>,
+}
+
+/// One `[[suppressions]]` entry: the findings of `kind` and/or about `sku` (in `tenant`, or every tenant) are
+/// still reported, marked suppressed, but raise no alert and no notice until `until`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct SuppressionEntry {
+    /// Tenant GUID or domain; empty = every tenant.
+    pub tenant: String,
+    /// SKU part number or id; empty = any SKU.
+    pub sku: String,
+    /// A finding kind (`sku_capacity`, `unlicensed_mailbox`...); empty = any kind.
+    pub kind: String,
+    /// Last day (`2027-01-31`, through the end of that day UTC) or an RFC 3339 time.
+    pub until: String,
+    /// Why (shown in reports).
+    pub reason: String,
+}
+
+impl SuppressionEntry {
+    /// The end of the suppression.
+    pub fn until_time(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let raw = self.until.trim();
+        chrono::DateTime::parse_from_rfc3339(raw)
+            .map(|d| d.to_utc())
+            .ok()
+            .or_else(|| {
+                chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+                    .ok()
+                    .and_then(|d| d.and_hms_opt(23, 59, 59))
+                    .map(|d| d.and_utc())
+            })
+    }
 }
 
 /// `[reclaim]`
@@ -362,6 +397,27 @@ impl Policy {
 
     fn validate(&self, p: &mut Problems) {
         check_tz(p, "tenant.time_zone", &self.tenant.time_zone);
+        for (i, e) in self.suppressions.iter().enumerate() {
+            let key = |k: &str| format!("suppressions[{i}].{k}");
+            if e.sku.trim().is_empty() && e.kind.trim().is_empty() {
+                p.add(key("sku"), "say what to suppress: a sku, a kind, or both");
+            }
+            if e.reason.trim().is_empty() {
+                p.add(
+                    key("reason"),
+                    "is required: the report shows why a finding is suppressed",
+                );
+            }
+            if e.until_time().is_none() {
+                p.add(
+                    key("until"),
+                    format!(
+                        "'{}' is not a date (2027-01-31) or an RFC 3339 time",
+                        e.until
+                    ),
+                );
+            }
+        }
         if !(1..=3650).contains(&self.reclaim.inactive_days) {
             p.add("reclaim.inactive_days", "must be between 1 and 3650 days");
         }
@@ -553,6 +609,30 @@ tolerance_seconds = 120
         assert_eq!(p.notify.webhooks.len(), 2);
         assert_eq!(p.notify.webhooks[0].kind, WebhookKind::Teams);
         assert_eq!(p.webhook.secrets_env.len(), 2);
+    }
+
+    #[test]
+    fn suppressions_are_read_and_each_problem_named() {
+        let ok = Policy::parse(
+            "[[suppressions]]\nsku = \"SPE_E3\"\nkind = \"sku_capacity\"\nuntil = \"2027-01-31\"\nreason = \"reseller\"\n",
+        )
+        .expect("valid");
+        assert_eq!(ok.suppressions.len(), 1);
+        assert_eq!(
+            ok.suppressions[0].until_time().map(|t| t.to_rfc3339()),
+            Some("2027-01-31T23:59:59+00:00".into())
+        );
+        let err = Policy::parse("[[suppressions]]\nuntil = \"soon\"\nreason = \" \"\ncolour = 1\n")
+            .unwrap_err();
+        let names: Vec<_> = err.problems.iter().map(|p| p.name.clone()).collect();
+        for key in [
+            "suppressions[0].sku",
+            "suppressions[0].reason",
+            "suppressions[0].until",
+        ] {
+            assert!(names.iter().any(|n| n == key), "{key} in {names:?}");
+        }
+        assert!(names.iter().any(|n| n.contains("colour")), "{names:?}");
     }
 
     #[test]

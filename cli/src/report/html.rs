@@ -153,6 +153,15 @@ pub fn render(data: &ReportData, tables: &[Table]) -> String {
         h.push_str("</section>");
     }
 
+    if let Some(t) = by_id("review") {
+        table_section(
+            &mut h,
+            t,
+            "No subscription at risk, no user paying twice, nothing suppressed.",
+            &[],
+        );
+    }
+
     // Changes over time.
     if let Some(t) = by_id("license_changes") {
         let _ = write!(h, "<section id=\"{}\"><h2>{}</h2>", t.id, t.title);

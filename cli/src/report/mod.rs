@@ -140,6 +140,7 @@ mod tests {
         let finding = |detail| Finding {
             severity: Severity::Warning,
             detail,
+            suppressed: None,
         };
         let run = |d: u32, findings: Vec<Finding>| RunRecord {
             tenant_id: "t".into(),

@@ -29,6 +29,7 @@ pub fn tables(data: &ReportData) -> Vec<Table> {
         grace_cases(data),
         license_errors(data),
         capacity(data),
+        review(data),
         changes(data),
         unexplained(data),
         reclaim(data),
@@ -173,6 +174,116 @@ fn capacity(data: &ReportData) -> Table {
                     .collect()
             })
             .unwrap_or_default(),
+    }
+}
+
+/// Subscriptions at risk, seats to cut before a renewal, users paying twice, and every suppressed finding, marked.
+fn review(data: &ReportData) -> Table {
+    let rows = latest(data)
+        .map(|r| {
+            r.findings
+                .iter()
+                .filter(|f| {
+                    f.suppressed.is_some()
+                        || matches!(
+                            f.detail,
+                            Detail::SubscriptionLapsing { .. }
+                                | Detail::UnusedSeatsBeforeRenewal { .. }
+                                | Detail::OverlappingLicenses { .. }
+                        )
+                })
+                .map(|f| {
+                    vec![
+                        f.kind().to_string(),
+                        format!("{:?}", f.severity).to_lowercase(),
+                        subject(&f.detail),
+                        what(&f.detail),
+                        f.suppressed
+                            .as_ref()
+                            .map(|s| {
+                                format!("until {}: {}", day(&s.until, &data.time_zone), s.reason)
+                            })
+                            .unwrap_or_default(),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Table {
+        id: "review",
+        title: "Subscriptions, overlaps and suppressed findings",
+        headers: vec!["kind", "severity", "subject", "what", "suppressed"],
+        rows,
+    }
+}
+
+/// Who or what a finding is about.
+fn subject(d: &Detail) -> String {
+    match d {
+        Detail::UnlicensedMailbox {
+            user_principal_name,
+            ..
+        }
+        | Detail::LicenseAssignmentError {
+            user_principal_name,
+            ..
+        }
+        | Detail::LicenseRemoved {
+            user_principal_name,
+            ..
+        }
+        | Detail::LicenseAdded {
+            user_principal_name,
+            ..
+        }
+        | Detail::LicensedDisabledAccount {
+            user_principal_name,
+            ..
+        }
+        | Detail::OverlappingLicenses {
+            user_principal_name,
+            ..
+        } => user_principal_name.clone(),
+        Detail::SkuCapacity {
+            sku_part_number, ..
+        }
+        | Detail::SubscriptionLapsing {
+            sku_part_number, ..
+        }
+        | Detail::UnusedSeatsBeforeRenewal {
+            sku_part_number, ..
+        } => sku_part_number.clone(),
+        Detail::MassDelicensing { removed_count, .. } => format!("{removed_count} users"),
+    }
+}
+
+/// A short account of the review findings (others: their kind says it).
+fn what(d: &Detail) -> String {
+    match d {
+        Detail::SubscriptionLapsing {
+            reason,
+            users_affected,
+            ..
+        } => format!("{reason}; {users_affected} user(s) will have no seat"),
+        Detail::UnusedSeatsBeforeRenewal {
+            unassigned,
+            renews_at,
+            ..
+        } => format!(
+            "{unassigned} seat(s) unassigned, renewing {}",
+            renews_at.format("%Y-%m-%d")
+        ),
+        Detail::OverlappingLicenses {
+            remove_sku_part_number,
+            keep_sku_part_number,
+            shared_services,
+            ..
+        } => format!(
+            "remove {remove_sku_part_number} (kept: {keep_sku_part_number}; both give {})",
+            shared_services.join(", ")
+        ),
+        Detail::SkuCapacity { reason, .. } => reason.clone(),
+        _ => String::new(),
     }
 }
 

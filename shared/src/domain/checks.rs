@@ -132,6 +132,7 @@ pub fn user_findings<'s>(
                     group_display_name: s.group.as_ref().and_then(|g| groups.get(g).cloned()),
                     cause,
                 },
+                suppressed: None,
             });
         }
         if !u.account_enabled && !u.licenses.is_empty() {
@@ -142,6 +143,7 @@ pub fn user_findings<'s>(
                     user_principal_name: u.upn.clone(),
                     sku_ids: u.sku_ids().cloned().collect(),
                 },
+                suppressed: None,
             });
         }
         if !u.account_enabled && !u.guest && u.mailbox {
@@ -178,6 +180,7 @@ pub fn capacity_findings(
                     users_in_count_violation: cv,
                     reason,
                 },
+                suppressed: None,
             })
         })
         .collect()
@@ -262,6 +265,7 @@ pub fn overlap_findings(snapshot: &Snapshot, price: &dyn Fn(&str) -> Option<f64>
                     covered: o.covered,
                     via_group,
                 },
+                suppressed: None,
             });
         }
     }
@@ -342,6 +346,7 @@ pub fn subscription_findings(
                     users_affected,
                     reason,
                 },
+                suppressed: None,
             });
         } else if status == "Enabled"
             && !sub.is_trial
@@ -358,6 +363,7 @@ pub fn subscription_findings(
                     total_licenses: sub.total_licenses,
                     unassigned: sku.available().min(sub.total_licenses),
                 },
+                suppressed: None,
             });
         }
     }
@@ -411,7 +417,11 @@ pub fn change_findings(
             } else {
                 Severity::Warning
             };
-            Finding { severity, detail }
+            Finding {
+                severity,
+                detail,
+                suppressed: None,
+            }
         })
         .collect()
 }
@@ -494,6 +504,7 @@ pub fn mass_delicensing(
             threshold,
             sample_users: sample.iter().take(10).map(|s| s.to_string()).collect(),
         },
+        suppressed: None,
     })
 }
 
@@ -518,6 +529,7 @@ pub fn unlicensed_mailbox(case: &GraceCase, now: DateTime<Utc>) -> Finding {
             attempted_sku_ids: case.attempted.as_ref().map(|a| a.sku_ids.clone()),
             attempted_sku_source: case.attempted.as_ref().map(|a| a.source),
         },
+        suppressed: None,
     }
 }
 

@@ -28,6 +28,18 @@ pub struct Finding {
     /// Kind and fields.
     #[serde(flatten)]
     pub detail: Detail,
+    /// Set when a `[[suppressions]]` entry covers it: shown in reports, never alerted or notified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<Suppressed>,
+}
+
+/// Why a finding is suppressed, and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suppressed {
+    /// The entry's reason.
+    pub reason: String,
+    /// The entry's end.
+    pub until: DateTime<Utc>,
 }
 
 /// What blocked a group licence reported as `Other`.

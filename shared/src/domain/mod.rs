@@ -14,6 +14,7 @@ pub mod reclaim;
 pub mod retry;
 pub mod signing;
 pub mod snapshot;
+pub mod suppression;
 
 /// The id an audit record is archived and deduplicated under: its own id (`id` in directory audits, `Id` in the
 /// Management Activity API), which Microsoft documents as the way to drop its duplicates. A record that lacks one

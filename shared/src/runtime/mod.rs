@@ -155,6 +155,8 @@ impl Runtime {
         aws: Option<aws_config::SdkConfig>,
     ) -> Result<Self, CoreError> {
         let time_zone = policy.time_zone_for(&microsoft.tenant_id)?;
+        // Checked at start: a suppression of an unknown kind is a configuration error naming its key.
+        crate::usecases::suppressions::of_policy(&policy)?;
         let archive = build::archive(&settings, aws.as_ref())?;
         let store = build::store(&settings, aws.as_ref(), &microsoft.tenant_id)?;
         let tenant_queue = build::queue(

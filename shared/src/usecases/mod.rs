@@ -8,4 +8,5 @@ pub mod notify_grace_period;
 pub mod reclaim;
 pub mod reprocess_user;
 pub mod search_audit;
+pub mod suppressions;
 pub mod webhook;

@@ -461,9 +461,16 @@ async fn notify_under(
         tz: policy.time_zone_for(tenant_id)?,
         lease,
     };
-    let cases = match what {
-        What::Everything => deps.store.grace_cases(tenant_id, false).await?,
-        What::AlertsOnly => Vec::new(),
+    // A suppression of `unlicensed_mailbox` silences the grace notices of the tenant (alerts still go).
+    let silenced = crate::usecases::suppressions::of_policy(policy)?
+        .iter()
+        .any(|s| s.silences_notices(tenant_id, now));
+    if silenced {
+        tracing::info!(tenant = tenant_id, "grace notices suppressed by the policy");
+    }
+    let cases = match (what, silenced) {
+        (What::Everything, false) => deps.store.grace_cases(tenant_id, false).await?,
+        _ => Vec::new(),
     };
     let alerts = deps
         .store

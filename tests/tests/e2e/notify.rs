@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::Duration;
 use licensewatch_core::adapters::notify::{Channel, ConsoleChannel, WebhookChannel};
+use licensewatch_core::domain::kinds::NoticeKind;
 use licensewatch_core::domain::signing::{StandardHeaders, WebhookSecret, verify_standard};
 use licensewatch_core::error::CoreError;
 use licensewatch_core::policy::WebhookKind;
@@ -473,5 +474,83 @@ async fn a_tenants_entry_time_zone_dates_its_notices() {
             .expect("valid")
             .name(),
         "UTC"
+    );
+}
+
+#[tokio::test]
+async fn a_suppression_silences_alerts_and_notices_but_not_the_report() {
+    use licensewatch_core::policy::SuppressionEntry;
+    let mut policy = notify_policy();
+    policy.suppressions = vec![
+        // The exhausted faculty SKU: the reseller is adding seats.
+        SuppressionEntry {
+            sku: "STANDARDWOFFPACK_FACULTY".into(),
+            kind: "sku_capacity".into(),
+            until: "2027-01-31".into(),
+            reason: "reseller adding seats".into(),
+            ..Default::default()
+        },
+        // Grace notices for this tenant, during a migration project.
+        SuppressionEntry {
+            kind: "unlicensed_mailbox".into(),
+            until: "2027-01-31".into(),
+            reason: "migration week".into(),
+            ..Default::default()
+        },
+    ];
+    let quiet = TestEnv::with_policy(policy).await;
+    let loud = TestEnv::with_policy(notify_policy()).await;
+    for env in [&quiet, &loud] {
+        env.check().await;
+    }
+    let report = quiet.check().await;
+    let faculty = report
+        .findings
+        .iter()
+        .find(|f| {
+            f.kind() == "sku_capacity"
+                && serde_json::to_value(f).expect("json")["sku_id"] == FACULTY
+        })
+        .expect("the finding is still reported");
+    assert_eq!(
+        faculty.suppressed.as_ref().map(|s| s.reason.as_str()),
+        Some("reseller adding seats")
+    );
+    let exhausted = |env: &TestEnv| {
+        let tenant = env.sim.tenant_id.clone();
+        let store = env.rt.store.clone();
+        async move {
+            store
+                .open_alerts(&tenant)
+                .await
+                .expect("alerts")
+                .into_iter()
+                .filter(|a| a.condition.starts_with("sku_exhausted"))
+                .count()
+        }
+    };
+    assert_eq!(exhausted(&quiet).await, 0, "suppressed: no alert");
+    assert_eq!(
+        exhausted(&loud).await,
+        1,
+        "the same tenant without the suppression"
+    );
+    let quiet_sent = quiet
+        .notify_with(&quiet.mail_channels(), &no_crash, false)
+        .await
+        .expect("notify")
+        .sent;
+    assert!(
+        quiet_sent.iter().all(|n| n.kind == NoticeKind::Alert),
+        "only alerts, no grace notices: {quiet_sent:?}"
+    );
+    let loud_sent = loud
+        .notify_with(&loud.mail_channels(), &no_crash, false)
+        .await
+        .expect("notify")
+        .sent;
+    assert!(
+        loud_sent.iter().any(|n| n.kind != NoticeKind::Alert),
+        "grace notices go out without the suppression"
     );
 }

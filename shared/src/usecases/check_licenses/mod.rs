@@ -21,6 +21,7 @@ use crate::domain::checks::{self, SkuNames};
 pub use crate::domain::checks::{BTreeCounts, DisabledMailbox};
 use crate::domain::findings::Finding;
 pub use crate::domain::grace::case_id;
+use crate::domain::suppression;
 use crate::error::CoreError;
 use crate::policy::Policy;
 use crate::ports::clock::Clock;
@@ -234,6 +235,9 @@ async fn check_under(
         ));
     }
 
+    let suppressions = crate::usecases::suppressions::of_policy(policy)?;
+    suppression::mark(&mut findings, &suppressions, &tenant.tenant_id, now);
+
     // Reading the tenant can take minutes: make sure this run still holds the job before writing.
     lease.renew(deps.clock.now()).await?;
     write::alerts(deps, &tenant.tenant_id, &findings, now).await?;
@@ -265,6 +269,7 @@ async fn check_under(
         write::snapshot(deps, encoded).await?;
     }
 
+    suppression::mark(&mut findings, &suppressions, &tenant.tenant_id, now);
     checks::sort_findings(&mut findings);
     write::run_record(deps, snapshot, &findings).await?;
     tracing::info!(tenant = %tenant.tenant_id, users = snapshot.users.len(), findings = findings.len(), "license-check done");

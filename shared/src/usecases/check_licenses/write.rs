@@ -24,8 +24,10 @@ pub(super) async fn alerts(
     findings: &[Finding],
     now: DateTime<Utc>,
 ) -> Result<(), CoreError> {
+    // A suppressed finding raises no alert (the report still shows it).
     let alerts: Vec<Alert> = findings
         .iter()
+        .filter(|f| f.suppressed.is_none())
         .filter_map(|f| alert(deps, f, now))
         .collect();
     deps.store.sync_alerts(tenant_id, &alerts).await?;
