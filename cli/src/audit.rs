@@ -5,9 +5,18 @@ use licensewatch_core::usecases::fetch_audit::fetch_audit;
 /// Archives new audit records and derives licence events.
 pub async fn fetch(json: bool) -> Result<(), String> {
     let rt = crate::runtime(None).await?;
-    let report = fetch_audit(&rt.audit_deps(), &rt.policy)
-        .await
-        .map_err(|e| format!("{e} ({})", e.kind()))?;
+    let bar = crate::progress::Progress::start(json, "audit-fetch");
+    let progress = |r: &licensewatch_core::usecases::fetch_audit::AuditReport| {
+        bar.set(format!(
+            "{} blobs fetched, {} records archived",
+            r.blobs_fetched, r.records_archived
+        ))
+    };
+    let mut deps = rt.audit_deps();
+    deps.progress = &progress;
+    let report = fetch_audit(&deps, &rt.policy).await;
+    bar.finish();
+    let report = report.map_err(|e| format!("{e} ({})", e.kind()))?;
     if json {
         println!(
             "{}",

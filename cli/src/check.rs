@@ -1,7 +1,6 @@
 //! `licensewatch check` and `licensewatch history`: the license-check use case with local adapters.
 
 use licensewatch_core::ports::store::traits::*;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use licensewatch_core::domain::findings::{Detail, Finding, Severity};
@@ -15,18 +14,11 @@ pub async fn run(
     licensing_csv: Option<PathBuf>,
 ) -> Result<(), String> {
     let rt = crate::runtime(licensing_csv.as_deref()).await?;
-    let tty = std::io::stderr().is_terminal();
-    let progress = move |n: usize| {
-        if tty {
-            eprint!("\rreading users: {n}");
-        }
-    };
-    let report = check_licenses(&rt.check_deps(), &rt.tenant_run(), &rt.policy, &progress)
-        .await
-        .map_err(|e| format!("{e} ({})", e.kind()))?;
-    if tty {
-        eprintln!();
-    }
+    let bar = crate::progress::Progress::start(json, "license-check");
+    let progress = |n: usize| bar.set(format!("{n} users read"));
+    let report = check_licenses(&rt.check_deps(), &rt.tenant_run(), &rt.policy, &progress).await;
+    bar.finish();
+    let report = report.map_err(|e| format!("{e} ({})", e.kind()))?;
     // A skipped run found nothing: it must not overwrite a previous run's CSV with an empty one.
     if let Some(path) = csv.filter(|_| report.skipped.is_none()) {
         write_csv(&path, &report).map_err(|e| format!("cannot write '{}': {e}", path.display()))?;

@@ -14,6 +14,7 @@ mod check;
 mod demo;
 mod demo_realtime;
 mod notify;
+mod progress;
 mod reclaim;
 mod report;
 mod search;

@@ -412,3 +412,107 @@ fn reprocess_from_the_cli_keeps_the_allow_list_and_the_shared_budget() {
             .all(|w| w["operation"] == "reprocessLicenseAssignment")
     );
 }
+
+/// POSTs a JSON body with a plain TCP connection (the tests have no HTTP client of their own).
+fn post_json(base: &str, path: &str, body: &str) {
+    use std::io::{Read, Write};
+    let host = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(host).expect("connect");
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 2"), "{answer}");
+}
+
+#[test]
+fn progress_shows_on_a_terminal_and_never_in_pipes_or_json() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: util-linux `script` (a pseudo-terminal) is not installed");
+        return;
+    }
+    let mut sim = licensewatch()
+        .args(["sim", "--port", "0", "--users", "3000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sim starts");
+    let mut line = String::new();
+    BufReader::new(sim.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("line");
+    let info: serde_json::Value = serde_json::from_str(&line).expect("json");
+    let base = info["base_url"].as_str().expect("url").to_string();
+    // Four slow user pages, so that the spinner draws the count between them.
+    post_json(
+        &base,
+        "/_sim/faults",
+        r#"{"route": "/v1.0/users", "kind": "latency", "latency_ms": 300}"#,
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join("none.toml"), "").expect("policy");
+    let env = [
+        (
+            "LICENSEWATCH_TENANT_ID",
+            info["tenant_id"].as_str().expect("tenant").to_string(),
+        ),
+        (
+            "LICENSEWATCH_CLIENT_ID",
+            "66666666-7777-8888-9999-000000000000".into(),
+        ),
+        ("LICENSEWATCH_CLIENT_SECRET", "sim-accepts-any".into()),
+        ("LICENSEWATCH_GRAPH_URL", base.clone()),
+        ("LICENSEWATCH_LOGIN_URL", base.clone()),
+        ("LICENSEWATCH_MANAGE_URL", base.clone()),
+        ("LICENSEWATCH_NOW", "2026-11-21T09:00:00Z".into()),
+        (
+            "LICENSEWATCH_STATE",
+            format!("sqlite:{}", dir.path().join("lw.db").display()),
+        ),
+        (
+            "LICENSEWATCH_CONFIG",
+            dir.path().join("none.toml").display().to_string(),
+        ),
+    ];
+    let exe = env!("CARGO_BIN_EXE_licensewatch");
+    // On a terminal (a pseudo-terminal from `script`, stdout and stderr both on it).
+    let on_tty = |args: &str| {
+        let out = Command::new("script")
+            .args(["-qfec", &format!("{exe} {args}"), "/dev/null"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TERM", "xterm-256color")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .current_dir(dir.path())
+            .output()
+            .expect("script runs");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let tty = on_tty("check");
+    let tty_json = on_tty("check --json");
+    let piped = licensewatch()
+        .arg("check")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("runs");
+    let _ = sim.kill();
+    let _ = sim.wait();
+    assert!(
+        tty.contains("users read"),
+        "a terminal shows progress:\n{tty}"
+    );
+    assert!(
+        !tty_json.contains("users read"),
+        "--json shows none:\n{tty_json}"
+    );
+    let stderr = String::from_utf8_lossy(&piped.stderr);
+    assert!(
+        !stderr.contains("users read"),
+        "a pipe shows none:\n{stderr}"
+    );
+    assert!(piped.status.success(), "{stderr}");
+}

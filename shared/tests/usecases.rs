@@ -122,6 +122,7 @@ impl World {
             archive: &self.archive,
             clock: &self.clock,
             crash: &no_crash,
+            progress: &licensewatch_core::usecases::fetch_audit::no_progress,
         };
         fetch_audit(&deps, &self.policy).await.expect("fetch")
     }

@@ -414,6 +414,7 @@ impl Runtime {
             archive,
             clock: self.clock.as_ref(),
             crash: &crate::usecases::fetch_audit::no_crash,
+            progress: &crate::usecases::fetch_audit::no_progress,
         }
     }
 

@@ -50,7 +50,12 @@ pub struct AuditDeps<'a> {
     pub clock: &'a dyn Clock,
     /// Called at each write boundary; an error there stops the run as a crash would (tests).
     pub crash: &'a (dyn Fn(AuditStep) -> Result<(), CoreError> + Sync),
+    /// Called as the run goes (after each archived object and each blob) with the report so far (a progress bar).
+    pub progress: &'a (dyn Fn(&AuditReport) + Sync),
 }
+
+/// The progress hook of runs nobody watches.
+pub fn no_progress(_: &AuditReport) {}
 
 /// audit-fetch's write boundaries, for crash tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -312,6 +317,7 @@ async fn archive_prepared(
         deps.state.confirm_object(&object.key, now).await?;
         (deps.crash)(AuditStep::AfterConfirm)?;
         report.records_archived += claimed.len();
+        (deps.progress)(report);
     }
     Ok(())
 }
@@ -522,6 +528,7 @@ async fn archive_blobs(
                 Err(e) => return Err(CoreError::from(e)),
             };
             report.blobs_fetched += 1;
+            (deps.progress)(report);
             archive_prepared(deps, prepared, now, lease, report).await?;
             deps.state.mark_blob(&blob.content_id, now).await?;
             (deps.crash)(AuditStep::AfterBlob)?;
