@@ -151,6 +151,10 @@ enum Command {
         /// Generate a tenant of N users instead.
         #[arg(long)]
         users: Option<usize>,
+        /// Serve a fleet of this many generated tenants (a managed-service provider's customers), each of
+        /// `--users` users (default 1,000); control calls pick one with the `x-sim-tenant` header.
+        #[arg(long, conflicts_with_all = ["scenario", "tenant", "tls"], value_parser = clap::value_parser!(u64).range(1..=5000))]
+        tenants: Option<u64>,
         /// Tenant GUID (default: the scenario's).
         #[arg(long)]
         tenant: Option<String>,
@@ -204,6 +208,19 @@ async fn run(cli: Cli) -> Result<(), String> {
             users,
             tenant,
             tls,
+            tenants: Some(n),
+        } => {
+            let _ = (scenario, tenant, tls);
+            run_fleet(port, &bind, n as usize, users.unwrap_or(1_000)).await
+        }
+        Command::Sim {
+            port,
+            bind,
+            scenario,
+            users,
+            tenant,
+            tls,
+            tenants: None,
         } => run_sim(port, &bind, scenario, users, tenant, tls).await,
         Command::Check { csv, licensing_csv } => check::run(cli.json, csv, licensing_csv).await,
         Command::History { user } => check::history(cli.json, &user).await,
@@ -251,6 +268,27 @@ async fn run(cli: Cli) -> Result<(), String> {
         } => demo::run(cli.json, days, state_dir, html, csv).await,
         Command::Report { html, csv } => report::run(cli.json, &html, csv.as_deref()).await,
     }
+}
+
+/// `licensewatch sim --tenants N`: a fleet of generated tenants from one process.
+async fn run_fleet(port: u16, bind: &str, tenants: usize, users: usize) -> Result<(), String> {
+    let addr: SocketAddr = format!("{bind}:{port}")
+        .parse()
+        .map_err(|_| format!("--bind '{bind}' with --port {port} is not a socket address"))?;
+    let now = Scenario::default_story().now;
+    let handle = licensewatch_sim::start_fleet(Scenario::fleet(tenants, users, now), addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    println!(
+        "{}",
+        serde_json::json!({"base_url": handle.base_url, "tenant_id": handle.tenant_id, "tenants": handle.tenant_ids})
+    );
+    eprintln!(
+        "simulated fleet of {tenants} tenants of {users} users at {} (control calls name a tenant with the x-sim-tenant header); Ctrl-C stops it",
+        handle.base_url
+    );
+    tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 async fn run_sim(

@@ -16,5 +16,5 @@ pub mod tenant;
 pub mod tls;
 
 pub use scenario::Scenario;
-pub use server::{SimHandle, start, start_tls};
+pub use server::{SimHandle, start, start_fleet, start_tls};
 pub use tls::TlsIdentity;

@@ -298,8 +298,28 @@ impl Scenario {
     /// A generated tenant of `n` users (fast: 100,000 in well under a second), with a realistic mix: most users
     /// licensed with E3, some unlicensed mailboxes, some disabled, some guests.
     pub fn generated(n: usize, tenant_id: &str, now: DateTime<Utc>) -> Self {
+        Self::generated_in(n, tenant_id, &Self::default_story().domain, now)
+    }
+
+    /// A managed-service provider's fleet: `tenants` generated tenants of `users` users each, with their own
+    /// GUIDs (`00000001-5eed-4000-8000-000000000001`, ...) and domains (`customer001.onmicrosoft.com`, ...).
+    pub fn fleet(tenants: usize, users: usize, now: DateTime<Utc>) -> Vec<Self> {
+        (1..=tenants)
+            .map(|i| {
+                let id = format!("{i:08x}-5eed-4000-8000-{i:012x}");
+                let mut s =
+                    Self::generated_in(users, &id, &format!("customer{i:03}.onmicrosoft.com"), now);
+                s.seed = i as u64;
+                s
+            })
+            .collect()
+    }
+
+    /// A generated tenant of `n` users under `domain`.
+    pub fn generated_in(n: usize, tenant_id: &str, domain: &str, now: DateTime<Utc>) -> Self {
         let mut s = Self::default_story();
         s.tenant_id = tenant_id.to_string();
+        s.domain = domain.to_string();
         s.now = now;
         s.users.clear();
         s.audit.clear();

@@ -153,6 +153,8 @@ pub struct Tenant {
     pub(crate) changed: Vec<(String, &'static str)>,
     /// Commercial subscriptions (`/directory/subscriptions`).
     pub commerce: Vec<crate::scenario::CommerceSpec>,
+    /// The customer removed the app's consent: token requests for this tenant fail (AADSTS7000229).
+    pub consent_revoked: bool,
 }
 
 /// Subscriptions behind the SKUs' seat counts when a scenario lists none: an enabled monthly subscription for the
@@ -236,6 +238,7 @@ impl Tenant {
             seats_used: HashMap::new(),
             delta: Default::default(),
             changed: Vec::new(),
+            consent_revoked: false,
             commerce: s
                 .commerce
                 .clone()

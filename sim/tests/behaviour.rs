@@ -1128,3 +1128,88 @@ async fn subscriptions_are_checked_and_validated_as_graph_does() {
     let (s, body) = c.get("/v1.0/subscriptions").await;
     assert_eq!((s, body["value"].as_array().map(Vec::len)), (200, Some(0)));
 }
+
+#[tokio::test]
+async fn a_fleet_serves_each_tenant_its_own_data_and_a_revoked_consent_refuses_tokens() {
+    let now = Scenario::default_story().now;
+    let fleet = Scenario::fleet(3, 25, now);
+    let ids: Vec<String> = fleet.iter().map(|s| s.tenant_id.clone()).collect();
+    let sim = licensewatch_sim::start_fleet(fleet, any_port())
+        .await
+        .expect("fleet");
+    assert_eq!(sim.tenant_ids, ids);
+    let http = reqwest::Client::new();
+    let token = |tenant: String| {
+        let (http, base) = (http.clone(), sim.base_url.clone());
+        async move {
+            let r = http
+                .post(format!("{base}/{tenant}/oauth2/v2.0/token"))
+                .form(&[
+                    ("client_id", "00000000-0000-0000-0000-00000000c1d0"),
+                    ("client_secret", "x"),
+                    ("grant_type", "client_credentials"),
+                    ("scope", "https://graph.microsoft.com/.default"),
+                ])
+                .send()
+                .await
+                .expect("token");
+            (r.status().as_u16(), r.json::<Value>().await.expect("json"))
+        }
+    };
+    let users_of = |t: String| {
+        let (http, base) = (http.clone(), sim.base_url.clone());
+        async move {
+            let body: Value = http
+                .get(format!("{base}/v1.0/users?$select=userPrincipalName"))
+                .bearer_auth(t)
+                .send()
+                .await
+                .expect("users")
+                .json()
+                .await
+                .expect("json");
+            body["value"][0]["userPrincipalName"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        }
+    };
+    // Each tenant's token reads that tenant's users, under its own domain (a domain names the tenant too).
+    let (_, t1) = token(ids[0].clone()).await;
+    let (_, t2) = token("customer002.onmicrosoft.com".into()).await;
+    let a = users_of(t1["access_token"].as_str().expect("t").into()).await;
+    let b = users_of(t2["access_token"].as_str().expect("t").into()).await;
+    assert!(a.ends_with("@customer001.onmicrosoft.com"), "{a}");
+    assert!(b.ends_with("@customer002.onmicrosoft.com"), "{b}");
+    // Control calls name their tenant.
+    let state: Value = http
+        .get(format!("{}/_sim/state", sim.base_url))
+        .header("x-sim-tenant", ids[2].as_str())
+        .send()
+        .await
+        .expect("state")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(state["tenant_id"], ids[2].as_str());
+    // The third customer removes the app: its token requests fail as Entra answers them; the others are unaffected.
+    let r = http
+        .post(format!("{}/_sim/consent", sim.base_url))
+        .header("x-sim-tenant", ids[2].as_str())
+        .json(&json!({"revoked": true}))
+        .send()
+        .await
+        .expect("consent");
+    assert_eq!(r.status().as_u16(), 204);
+    let (status, refused) = token(ids[2].clone()).await;
+    assert_eq!(status, 401, "{refused}");
+    assert!(
+        refused["error_description"]
+            .as_str()
+            .expect("desc")
+            .starts_with("AADSTS7000229"),
+        "{refused}"
+    );
+    assert_eq!(token(ids[1].clone()).await.0, 200);
+    assert_eq!(token("nobody.onmicrosoft.com".into()).await.0, 400);
+}

@@ -366,3 +366,24 @@ pub(super) async fn ctl_commerce(
     t.commerce.push(c);
     StatusCode::NO_CONTENT.into_response()
 }
+
+#[derive(Deserialize)]
+pub(super) struct ConsentBody {
+    revoked: bool,
+}
+
+/// Revokes (or restores) the app's consent in the tenant named by `x-sim-tenant`.
+pub(super) async fn ctl_consent(
+    State(s): State<Arc<Shared>>,
+    Json(b): Json<ConsentBody>,
+) -> Response {
+    let mut t = s.tenant();
+    t.consent_revoked = b.revoked;
+    if b.revoked {
+        drop(t);
+        // Its tokens stop working too.
+        let tenant = s.current();
+        s.tokens().retain(|_, (_, i)| *i != tenant);
+    }
+    StatusCode::NO_CONTENT.into_response()
+}

@@ -117,7 +117,8 @@ pub(super) async fn require_graph_token(
     req: Request,
     next: Next,
 ) -> Response {
-    match bearer(req.headers()).map(|t| s.tokens().get(&t).copied()) {
+    let token = bearer(req.headers()).map(|t| s.tokens().get(&t).copied());
+    match token {
         None => graph_error(
             StatusCode::UNAUTHORIZED,
             "InvalidAuthenticationToken",
@@ -128,13 +129,41 @@ pub(super) async fn require_graph_token(
             "InvalidAuthenticationToken",
             "Access token has expired or is not yet valid.",
         ),
-        Some(Some(Aud::Manage)) => graph_error(
+        Some(Some((Aud::Manage, _))) => graph_error(
             StatusCode::UNAUTHORIZED,
             "InvalidAuthenticationToken",
             "Access token validation failure. Invalid audience.",
         ),
-        Some(Some(Aud::Graph)) => next.run(req).await,
+        // The request is served for the tenant the token was issued for.
+        Some(Some((Aud::Graph, tenant))) => CURRENT.scope(tenant, next.run(req)).await,
     }
+}
+
+/// Control calls act on the tenant named by `x-sim-tenant` (id or domain), else on the first.
+pub(super) async fn control_tenant(
+    State(s): State<Arc<Shared>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let named = req
+        .headers()
+        .get("x-sim-tenant")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let tenant = match named {
+        None => 0,
+        Some(key) => match s.tenant_index(&key) {
+            Some(i) => i,
+            None => {
+                return (
+                    StatusCode::NOT_FOUND,
+                    format!("x-sim-tenant '{key}': no such tenant"),
+                )
+                    .into_response();
+            }
+        },
+    };
+    CURRENT.scope(tenant, next.run(req)).await
 }
 
 pub(super) async fn require_manage_token(
@@ -143,9 +172,10 @@ pub(super) async fn require_manage_token(
     next: Next,
 ) -> Response {
     let tenant_in_url = req.uri().path().split('/').nth(3).unwrap_or("").to_string();
-    match bearer(req.headers()).map(|t| s.tokens().get(&t).copied()) {
-        Some(Some(Aud::Manage)) => {
-            let tid = s.tenant().tenant_id.clone();
+    let token = bearer(req.headers()).map(|t| s.tokens().get(&t).copied());
+    match token {
+        Some(Some((Aud::Manage, tenant))) => {
+            let tid = s.tenant_at(tenant).tenant_id.clone();
             if !tenant_in_url.eq_ignore_ascii_case(&tid) {
                 return af_error(
                     StatusCode::UNAUTHORIZED,
@@ -155,7 +185,7 @@ pub(super) async fn require_manage_token(
                     ),
                 );
             }
-            next.run(req).await
+            CURRENT.scope(tenant, next.run(req)).await
         }
         _ => af_error(
             StatusCode::UNAUTHORIZED,

@@ -50,13 +50,19 @@ enum Aud {
     Manage,
 }
 
+tokio::task_local! {
+    /// The tenant a request is for (its token's, or a control call's `x-sim-tenant`): an index into
+    /// [`Shared::tenants`].
+    static CURRENT: usize;
+}
+
 /// Shared state behind every route.
 #[derive(Debug)]
 pub struct Shared {
-    /// The tenant.
-    pub tenant: Mutex<Tenant>,
+    /// The tenants (one, or a managed-service provider's fleet); the first is the home tenant.
+    pub tenants: Vec<Mutex<Tenant>>,
     faults: Mutex<Faults>,
-    tokens: Mutex<HashMap<String, Aud>>,
+    tokens: Mutex<HashMap<String, (Aud, usize)>>,
     requests: Mutex<Vec<(String, String, u16)>>,
     /// Report downloads handed out and not fetched yet (token → CSV).
     downloads: Mutex<HashMap<String, String>>,
@@ -66,14 +72,31 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Locks the tenant (a poisoned lock still holds consistent data: every mutation is applied in one step).
+    /// Locks the tenant of the request being served (the home tenant outside a request). A poisoned lock still
+    /// holds consistent data: every mutation is applied in one step.
     pub fn tenant(&self) -> MutexGuard<'_, Tenant> {
-        self.tenant.lock().unwrap_or_else(|p| p.into_inner())
+        self.tenant_at(CURRENT.try_with(|i| *i).unwrap_or(0))
+    }
+    /// Locks one tenant by index (the home tenant when out of range).
+    pub fn tenant_at(&self, i: usize) -> MutexGuard<'_, Tenant> {
+        let m = self.tenants.get(i).unwrap_or(&self.tenants[0]);
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// The index of the tenant with this id or domain.
+    pub fn tenant_index(&self, key: &str) -> Option<usize> {
+        (0..self.tenants.len()).find(|&i| {
+            let t = self.tenant_at(i);
+            t.tenant_id.eq_ignore_ascii_case(key) || t.domain.eq_ignore_ascii_case(key)
+        })
+    }
+    /// The index of the tenant being served.
+    fn current(&self) -> usize {
+        CURRENT.try_with(|i| *i).unwrap_or(0)
     }
     fn faults(&self) -> MutexGuard<'_, Faults> {
         self.faults.lock().unwrap_or_else(|p| p.into_inner())
     }
-    fn tokens(&self) -> MutexGuard<'_, HashMap<String, Aud>> {
+    fn tokens(&self) -> MutexGuard<'_, HashMap<String, (Aud, usize)>> {
         self.tokens.lock().unwrap_or_else(|p| p.into_inner())
     }
     fn downloads(&self) -> MutexGuard<'_, HashMap<String, String>> {
@@ -89,15 +112,27 @@ impl Shared {
 pub struct SimHandle {
     /// `http://127.0.0.1:PORT`
     pub base_url: String,
-    /// Tenant GUID.
+    /// Tenant GUID (the first tenant's, for a fleet).
     pub tenant_id: String,
+    /// Every tenant's GUID, in order.
+    pub tenant_ids: Vec<String>,
     /// State, for in-process inspection (tests, the demo).
     pub shared: Arc<Shared>,
 }
 
 /// Starts the simulator on `addr` (port 0 picks a free one) and serves until the process ends.
 pub async fn start(scenario: Scenario, addr: SocketAddr) -> std::io::Result<SimHandle> {
-    start_with(scenario, addr, None).await
+    start_with(vec![scenario], addr, None).await
+}
+
+/// Starts a simulator serving several tenants (a managed-service provider's customers) from one process: each
+/// token is for the tenant its token endpoint named, Graph and the Management API answer for that tenant, and
+/// control calls choose one with the `x-sim-tenant` header (the first tenant without it).
+pub async fn start_fleet(scenarios: Vec<Scenario>, addr: SocketAddr) -> std::io::Result<SimHandle> {
+    if scenarios.is_empty() {
+        return Err(std::io::Error::other("a fleet needs at least one tenant"));
+    }
+    start_with(scenarios, addr, None).await
 }
 
 /// Starts the simulator over HTTPS with `identity` (Microsoft's own client libraries, MSAL among them, refuse an
@@ -107,11 +142,11 @@ pub async fn start_tls(
     addr: SocketAddr,
     identity: &crate::tls::TlsIdentity,
 ) -> std::io::Result<SimHandle> {
-    start_with(scenario, addr, Some(identity.server_config())).await
+    start_with(vec![scenario], addr, Some(identity.server_config())).await
 }
 
 async fn start_with(
-    scenario: Scenario,
+    scenarios: Vec<Scenario>,
     addr: SocketAddr,
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 ) -> std::io::Result<SimHandle> {
@@ -119,11 +154,15 @@ async fn start_with(
     let local = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let base_url = format!("{scheme}://{local}");
-    let seed = scenario.seed;
-    let tenant = Tenant::from_scenario(scenario);
-    let tenant_id = tenant.tenant_id.clone();
+    let seed = scenarios.first().map_or(0, |s| s.seed);
+    let tenants: Vec<Tenant> = scenarios.into_iter().map(Tenant::from_scenario).collect();
+    let tenant_id = tenants
+        .first()
+        .map(|t| t.tenant_id.clone())
+        .unwrap_or_default();
+    let tenant_ids = tenants.iter().map(|t| t.tenant_id.clone()).collect();
     let shared = Arc::new(Shared {
-        tenant: Mutex::new(tenant),
+        tenants: tenants.into_iter().map(Mutex::new).collect(),
         faults: Mutex::new(Faults::seeded(seed)),
         tokens: Mutex::new(HashMap::new()),
         requests: Mutex::new(Vec::new()),
@@ -148,6 +187,7 @@ async fn start_with(
     Ok(SimHandle {
         base_url,
         tenant_id,
+        tenant_ids,
         shared,
     })
 }
@@ -251,6 +291,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/tokens/revoke", post(ctl_revoke))
         .route("/_sim/audit/generate", post(ctl_generate_audit))
         .route("/_sim/audit/records", post(ctl_audit_records))
+        .route("/_sim/consent", post(ctl_consent))
         .route(
             "/_sim/licenses/remove",
             post(subscriptions::ctl_bulk_remove),
@@ -264,7 +305,11 @@ fn router(shared: Arc<Shared>) -> Router {
         .route(
             "/_sim/subscriptions/{id}/lifecycle",
             post(subscriptions::ctl_lifecycle),
-        );
+        )
+        .route_layer(middleware::from_fn_with_state(
+            shared.clone(),
+            control_tenant,
+        ));
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(token_v2))
         .route("/{tenant}/oauth2/token", post(token_v1))

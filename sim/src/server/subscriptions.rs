@@ -51,6 +51,9 @@ pub struct Subscription {
     creator_id: String,
     include_resource_data: bool,
     latest_supported_tls_version: String,
+    /// The tenant it watches (its creator's token's).
+    #[serde(skip)]
+    tenant: usize,
 }
 
 /// Injected delivery faults.
@@ -286,6 +289,7 @@ pub(super) async fn create(State(s): State<Arc<Shared>>, Json(b): Json<CreateBod
         creator_id: uuid::Uuid::nil().to_string(),
         include_resource_data: false,
         latest_supported_tls_version: "v1_2".into(),
+        tenant: s.current(),
     };
     s.notifier().subs.insert(sub.id.clone(), sub.clone());
     (StatusCode::CREATED, Json(render(&sub))).into_response()
@@ -395,31 +399,38 @@ pub(super) async fn run_notifier(s: Arc<Shared>) {
     };
     loop {
         tokio::time::sleep(TICK).await;
-        let (changes, tenant_id, now) = {
-            let mut t = s.tenant();
-            (std::mem::take(&mut t.changed), t.tenant_id.clone(), t.now)
-        };
-        if changes.is_empty() {
-            continue;
+        for tenant in 0..s.tenants.len() {
+            notify_tenant(&s, &client, tenant);
         }
-        let subs = s.notifier().live(now);
-        for sub in subs {
-            let wanted: Vec<&(String, &str)> = changes
+    }
+}
+
+/// Posts one tenant's changes since the last tick to its live subscriptions.
+fn notify_tenant(s: &Arc<Shared>, client: &reqwest::Client, tenant: usize) {
+    let (changes, tenant_id, now) = {
+        let mut t = s.tenant_at(tenant);
+        (std::mem::take(&mut t.changed), t.tenant_id.clone(), t.now)
+    };
+    if changes.is_empty() {
+        return;
+    }
+    let subs = s.notifier().live(now);
+    for sub in subs.into_iter().filter(|x| x.tenant == tenant) {
+        let wanted: Vec<&(String, &str)> = changes
+            .iter()
+            .filter(|(_, c)| sub.change_type.split(',').any(|w| w.trim() == *c))
+            .collect();
+        for chunk in wanted.chunks(BATCH) {
+            let items: Vec<Value> = chunk
                 .iter()
-                .filter(|(_, c)| sub.change_type.split(',').any(|w| w.trim() == *c))
+                .map(|(id, change)| change_item(&sub, &tenant_id, id, change))
                 .collect();
-            for chunk in wanted.chunks(BATCH) {
-                let items: Vec<Value> = chunk
-                    .iter()
-                    .map(|(id, change)| change_item(&sub, &tenant_id, id, change))
-                    .collect();
-                tokio::spawn(deliver_with_faults(
-                    s.clone(),
-                    client.clone(),
-                    sub.notification_url.clone(),
-                    items,
-                ));
-            }
+            tokio::spawn(deliver_with_faults(
+                s.clone(),
+                client.clone(),
+                sub.notification_url.clone(),
+                items,
+            ));
         }
     }
 }

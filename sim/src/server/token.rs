@@ -10,7 +10,6 @@ pub(super) fn issue_token(
     form: &HashMap<String, String>,
     aud_hint: &str,
 ) -> Result<(String, Aud), Response> {
-    let t = s.tenant();
     let aad = |status: StatusCode, error: &str, code: &str, desc: &str| {
         (
             status,
@@ -18,14 +17,15 @@ pub(super) fn issue_token(
         )
             .into_response()
     };
-    if !tenant.eq_ignore_ascii_case(&t.tenant_id) && !tenant.eq_ignore_ascii_case(&t.domain) {
+    let Some(index) = s.tenant_index(tenant) else {
         return Err(aad(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "AADSTS90002",
             &format!("Tenant '{tenant}' not found."),
         ));
-    }
+    };
+    let t = s.tenant_at(index);
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
         return Err(aad(
             StatusCode::BAD_REQUEST,
@@ -86,6 +86,18 @@ pub(super) fn issue_token(
             ));
         }
     }
+    if t.consent_revoked {
+        // The customer removed the app (or never consented): Entra has no service principal for it there.
+        return Err(aad(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "AADSTS7000229",
+            &format!(
+                "The client application {client_id} is missing service principal in the tenant {}.",
+                t.tenant_id
+            ),
+        ));
+    }
     drop(t);
     let aud = if aud_hint.contains("manage") {
         Aud::Manage
@@ -96,7 +108,7 @@ pub(super) fn issue_token(
         "sim.{}",
         URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
     );
-    s.tokens().insert(token.clone(), aud);
+    s.tokens().insert(token.clone(), (aud, index));
     Ok((token, aud))
 }
 
@@ -105,14 +117,14 @@ pub(super) async fn openid_configuration(
     State(s): State<Arc<Shared>>,
     Path(tenant): Path<String>,
 ) -> Response {
-    let t = s.tenant();
-    if !tenant.eq_ignore_ascii_case(&t.tenant_id) && !tenant.eq_ignore_ascii_case(&t.domain) {
+    let Some(index) = s.tenant_index(&tenant) else {
         return (
             StatusCode::BAD_REQUEST,
             Json(json!({"error": "invalid_tenant", "error_description": format!("AADSTS90002: Tenant '{tenant}' not found.")})),
         )
             .into_response();
-    }
+    };
+    let t = s.tenant_at(index);
     let base = format!("{}/{}", s.base_url, t.tenant_id);
     Json(json!({
         "token_endpoint": format!("{base}/oauth2/v2.0/token"),
