@@ -12,8 +12,16 @@ pub async fn run(
     json: bool,
     csv: Option<PathBuf>,
     licensing_csv: Option<PathBuf>,
+    tenant: Option<String>,
 ) -> Result<(), String> {
-    let rt = crate::runtime(licensing_csv.as_deref()).await?;
+    let home = crate::runtime(licensing_csv.as_deref()).await?;
+    let rt = match tenant {
+        Some(t) if !t.eq_ignore_ascii_case(&home.microsoft.tenant_id) => home
+            .for_tenant(&t)
+            .await
+            .map_err(|e| format!("--tenant {t}: {e}"))?,
+        _ => home,
+    };
     let bar = crate::progress::Progress::start(json, "license-check");
     let progress = |n: usize| bar.set(format!("{n} users read"));
     let report = check_licenses(&rt.check_deps(), &rt.tenant_run(), &rt.policy, &progress).await;

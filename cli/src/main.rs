@@ -13,6 +13,7 @@ mod changes;
 mod check;
 mod demo;
 mod demo_realtime;
+mod fleet;
 mod notify;
 mod progress;
 mod reclaim;
@@ -57,6 +58,16 @@ enum Command {
         /// A newer copy of Microsoft's licensing CSV (default: the embedded copy).
         #[arg(long)]
         licensing_csv: Option<PathBuf>,
+        /// Check this tenant of the policy's [[tenants]] (GUID or domain) instead of the configured one.
+        #[arg(long, conflicts_with = "all_tenants")]
+        tenant: Option<String>,
+        /// Check every tenant of the policy's [[tenants]], a few at once; one tenant's failure (revoked consent,
+        /// throttling) never stops the others.
+        #[arg(long)]
+        all_tenants: bool,
+        /// Tenants checked at once with --all-tenants.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=64))]
+        concurrency: u64,
     },
     /// Send grace-period notices that are due (grace-period-notify).
     Notify {
@@ -222,7 +233,19 @@ async fn run(cli: Cli) -> Result<(), String> {
             tls,
             tenants: None,
         } => run_sim(port, &bind, scenario, users, tenant, tls).await,
-        Command::Check { csv, licensing_csv } => check::run(cli.json, csv, licensing_csv).await,
+        Command::Check {
+            csv,
+            licensing_csv,
+            tenant,
+            all_tenants: false,
+            ..
+        } => check::run(cli.json, csv, licensing_csv, tenant).await,
+        Command::Check {
+            licensing_csv,
+            concurrency,
+            all_tenants: true,
+            ..
+        } => fleet::check_all(cli.json, licensing_csv, concurrency as usize).await,
         Command::History { user } => check::history(cli.json, &user).await,
         Command::Notify { dry_run } => notify::run(cli.json, dry_run).await,
         Command::Serve {

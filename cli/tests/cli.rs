@@ -516,3 +516,99 @@ fn progress_shows_on_a_terminal_and_never_in_pipes_or_json() {
     );
     assert!(piped.status.success(), "{stderr}");
 }
+
+#[test]
+fn all_tenants_checks_each_customer_and_names_the_one_whose_consent_is_gone() {
+    let mut sim = licensewatch()
+        .args(["sim", "--port", "0", "--tenants", "3", "--users", "40"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sim starts");
+    let mut line = String::new();
+    BufReader::new(sim.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("line");
+    let info: serde_json::Value = serde_json::from_str(&line).expect("json");
+    let base = info["base_url"].as_str().expect("url").to_string();
+    let ids: Vec<String> = info["tenants"]
+        .as_array()
+        .expect("tenants")
+        .iter()
+        .map(|t| t.as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    // The third customer removed the app.
+    {
+        use std::io::{Read, Write};
+        let host = base.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(host).expect("connect");
+        let body = r#"{"revoked": true}"#;
+        write!(s, "POST /_sim/consent HTTP/1.1\r\nHost: {host}\r\nx-sim-tenant: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", ids[2], body.len()).expect("write");
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let policy = dir.path().join("licensewatch.toml");
+    let tenants: String = ids
+        .iter()
+        .map(|t| format!("[[tenants]]\nid = \"{t}\"\n"))
+        .collect();
+    std::fs::write(&policy, tenants).expect("policy");
+    let run = |args: &[&str]| {
+        licensewatch()
+            .args(args)
+            .env("LICENSEWATCH_TENANT_ID", &ids[0])
+            .env(
+                "LICENSEWATCH_CLIENT_ID",
+                "66666666-7777-8888-9999-000000000000",
+            )
+            .env("LICENSEWATCH_CLIENT_SECRET", "sim-accepts-any")
+            .env("LICENSEWATCH_GRAPH_URL", &base)
+            .env("LICENSEWATCH_LOGIN_URL", &base)
+            .env("LICENSEWATCH_MANAGE_URL", &base)
+            .env("LICENSEWATCH_NOW", "2026-11-21T09:00:00Z")
+            .env(
+                "LICENSEWATCH_STATE",
+                format!("sqlite:{}", dir.path().join("lw.db").display()),
+            )
+            .env("LICENSEWATCH_CONFIG", &policy)
+            .output()
+            .expect("runs")
+    };
+    let all = run(&["check", "--all-tenants", "--json", "--concurrency", "2"]);
+    let one = run(&["check", "--tenant", &ids[1], "--json"]);
+    let _ = sim.kill();
+    let _ = sim.wait();
+    assert!(!all.status.success(), "a tenant could not be checked");
+    let doc: serde_json::Value = serde_json::from_slice(&all.stdout).expect("one JSON document");
+    let statuses: Vec<(String, String)> = doc["tenants"]
+        .as_array()
+        .expect("tenants")
+        .iter()
+        .map(|t| {
+            (
+                t["tenant_id"].as_str().expect("id").to_string(),
+                t["status"].as_str().expect("status").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            (ids[0].clone(), "ok".to_string()),
+            (ids[1].clone(), "ok".to_string()),
+            (ids[2].clone(), "consent_missing".to_string()),
+        ],
+        "{doc:#}"
+    );
+    assert_eq!(doc["tenants"][0]["users_scanned"], 40);
+    assert!(
+        one.status.success(),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&one.stdout).expect("report");
+    assert_eq!(report["tenant_id"], ids[1].as_str());
+}
