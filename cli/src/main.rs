@@ -74,6 +74,12 @@ enum Command {
         /// Print what would be sent; send nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Notify for every tenant of the policy's [[tenants]], a few at once.
+        #[arg(long)]
+        all_tenants: bool,
+        /// Tenants notified at once with --all-tenants.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=64))]
+        concurrency: u64,
     },
     /// Archive new audit records and derive licence events (audit-fetch).
     AuditFetch,
@@ -245,9 +251,34 @@ async fn run(cli: Cli) -> Result<(), String> {
             concurrency,
             all_tenants: true,
             ..
-        } => fleet::check_all(cli.json, licensing_csv, concurrency as usize).await,
+        } => {
+            fleet::run_all(
+                cli.json,
+                licensing_csv,
+                concurrency as usize,
+                fleet::Job::Check,
+            )
+            .await
+        }
         Command::History { user } => check::history(cli.json, &user).await,
-        Command::Notify { dry_run } => notify::run(cli.json, dry_run).await,
+        Command::Notify {
+            dry_run,
+            all_tenants: false,
+            ..
+        } => notify::run(cli.json, dry_run).await,
+        Command::Notify {
+            dry_run,
+            concurrency,
+            all_tenants: true,
+        } => {
+            fleet::run_all(
+                cli.json,
+                None,
+                concurrency as usize,
+                fleet::Job::Notify(dry_run),
+            )
+            .await
+        }
         Command::Serve {
             port,
             bind,

@@ -579,6 +579,7 @@ fn all_tenants_checks_each_customer_and_names_the_one_whose_consent_is_gone() {
     };
     let all = run(&["check", "--all-tenants", "--json", "--concurrency", "2"]);
     let one = run(&["check", "--tenant", &ids[1], "--json"]);
+    let notify = run(&["notify", "--all-tenants", "--dry-run", "--json"]);
     let _ = sim.kill();
     let _ = sim.wait();
     assert!(!all.status.success(), "a tenant could not be checked");
