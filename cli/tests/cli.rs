@@ -612,4 +612,20 @@ fn all_tenants_checks_each_customer_and_names_the_one_whose_consent_is_gone() {
     );
     let report: serde_json::Value = serde_json::from_slice(&one.stdout).expect("report");
     assert_eq!(report["tenant_id"], ids[1].as_str());
+    // grace-period-notify over the fleet: one outcome per tenant, in order. (A console-only dry run calls no
+    // Graph API, so the third customer's missing consent does not show here: it shows when mail is sent.)
+    let doc: serde_json::Value = serde_json::from_slice(&notify.stdout).expect("one JSON document");
+    let listed: Vec<&str> = doc["tenants"]
+        .as_array()
+        .expect("tenants")
+        .iter()
+        .map(|t| t["tenant_id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(listed, ids.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        doc["tenants"].as_array().expect("tenants")[..2]
+            .iter()
+            .all(|t| t["status"] == "ok" && t["notices"].is_u64()),
+        "{doc:#}"
+    );
 }
