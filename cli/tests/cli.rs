@@ -551,9 +551,14 @@ fn all_tenants_checks_each_customer_and_names_the_one_whose_consent_is_gone() {
     }
     let dir = tempfile::tempdir().expect("tmp");
     let policy = dir.path().join("licensewatch.toml");
+    // The second customer has its own suppression (a [[tenants]] entry's sections override the global ones).
     let tenants: String = ids
         .iter()
-        .map(|t| format!("[[tenants]]\nid = \"{t}\"\n"))
+        .enumerate()
+        .map(|(i, t)| match i {
+            1 => format!("[[tenants]]\nid = \"{t}\"\n[[tenants.suppressions]]\nkind = \"sku_capacity\"\nuntil = \"2027-01-31\"\nreason = \"seats come through the MSP\"\n"),
+            _ => format!("[[tenants]]\nid = \"{t}\"\n"),
+        })
         .collect();
     std::fs::write(&policy, tenants).expect("policy");
     let run = |args: &[&str]| {
@@ -612,6 +617,19 @@ fn all_tenants_checks_each_customer_and_names_the_one_whose_consent_is_gone() {
     );
     let report: serde_json::Value = serde_json::from_slice(&one.stdout).expect("report");
     assert_eq!(report["tenant_id"], ids[1].as_str());
+    let capacity: Vec<&serde_json::Value> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["kind"] == "sku_capacity")
+        .collect();
+    assert!(!capacity.is_empty(), "{report:#}");
+    assert!(
+        capacity
+            .iter()
+            .all(|f| f["suppressed"]["reason"] == "seats come through the MSP"),
+        "the tenant's own suppression applies: {capacity:?}"
+    );
     // grace-period-notify over the fleet: one outcome per tenant, in order. (A console-only dry run calls no
     // Graph API, so the third customer's missing consent does not show here: it shows when mail is sent.)
     let doc: serde_json::Value = serde_json::from_slice(&notify.stdout).expect("one JSON document");

@@ -35,7 +35,23 @@ pub struct Policy {
     pub prices: PricePolicy,
     /// `[[suppressions]]`: findings not to alert or notify about, for a while and for a reason.
     pub suppressions: Vec<SuppressionEntry>,
+    /// The policy of each `[[tenants]]` entry that overrides sections (lower-case id → that tenant's policy), and
+    /// the global one under `""` when there are any.
+    #[serde(skip)]
+    pub tenant_policies: std::collections::BTreeMap<String, Policy>,
 }
+
+/// The sections a `[[tenants]]` entry may override, key by key.
+const OVERRIDABLE: [&str; 8] = [
+    "check",
+    "grace",
+    "notify",
+    "audit",
+    "remediation",
+    "reclaim",
+    "prices",
+    "suppressions",
+];
 
 /// One `[[suppressions]]` entry: the findings of `kind` and/or about `sku` (in `tenant`, or every tenant) are
 /// still reported, marked suppressed, but raise no alert and no notice until `until`.
@@ -115,6 +131,20 @@ impl Default for TenantPolicy {
 }
 
 impl Policy {
+    /// The policy of one tenant: its `[[tenants]]` entry's sections merged key by key over the global ones (the
+    /// global policy for a tenant without overrides).
+    pub fn for_tenant(&self, tenant_id: &str) -> Policy {
+        let own = self.tenant_policies.get(&tenant_id.to_ascii_lowercase());
+        match own.or_else(|| self.tenant_policies.get("")) {
+            Some(p) => {
+                let mut p = p.clone();
+                p.tenant_policies = self.tenant_policies.clone();
+                p
+            }
+            None => self.clone(),
+        }
+    }
+
     /// The monthly price of a SKU (by part number or id, without regard to case), when `[prices.monthly]` has one.
     pub fn price_of(&self, sku: &str) -> Option<f64> {
         self.prices
@@ -156,6 +186,22 @@ pub struct TenantEntry {
     pub delayed_delicensing: bool,
     /// As `tenant.time_zone`; empty means UTC.
     pub time_zone: String,
+    /// `[tenants.check]`: this tenant's keys of `[check]` (the others as in `[check]`).
+    pub check: Option<toml::Value>,
+    /// `[tenants.grace]`.
+    pub grace: Option<toml::Value>,
+    /// `[tenants.notify]` (its own admins, sender, thresholds, webhooks).
+    pub notify: Option<toml::Value>,
+    /// `[tenants.audit]`.
+    pub audit: Option<toml::Value>,
+    /// `[tenants.remediation]` (its own rails).
+    pub remediation: Option<toml::Value>,
+    /// `[tenants.reclaim]`.
+    pub reclaim: Option<toml::Value>,
+    /// `[tenants.prices]`.
+    pub prices: Option<toml::Value>,
+    /// `[[tenants.suppressions]]`: added to the global ones for this tenant.
+    pub suppressions: Option<toml::Value>,
 }
 
 /// `[check]`
@@ -371,7 +417,7 @@ impl Policy {
         })?;
         let mut unknown = Vec::new();
         let parsed: Result<Policy, _> =
-            serde_ignored::deserialize(value, |path| unknown.push(path.to_string()));
+            serde_ignored::deserialize(value.clone(), |path| unknown.push(path.to_string()));
         let mut problems = Problems::default();
         for key in unknown {
             problems.add(key, "unknown key");
@@ -386,6 +432,13 @@ impl Policy {
             }
         };
         policy.validate(&mut problems);
+        let mut policy = policy;
+        let mut tenants = tenant_policies(&value, &mut problems);
+        if !tenants.is_empty() {
+            // The global policy, for the tenants without overrides (asked of a tenant's own policy).
+            tenants.insert(String::new(), policy.clone());
+        }
+        policy.tenant_policies = tenants;
         if problems.0.is_empty() {
             Ok(policy)
         } else {
@@ -539,6 +592,70 @@ impl Policy {
     }
 }
 
+/// Each `[[tenants]]` entry that overrides a section: the global policy with the entry's sections merged over it
+/// key by key (suppressions added), read and validated as a policy of its own, problems named under `tenants[i]`.
+fn tenant_policies(
+    value: &toml::Value,
+    problems: &mut Problems,
+) -> std::collections::BTreeMap<String, Policy> {
+    let mut out = std::collections::BTreeMap::new();
+    let entries = value
+        .get("tenants")
+        .and_then(toml::Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for (i, entry) in entries.iter().enumerate() {
+        let Some(table) = entry.as_table() else {
+            continue;
+        };
+        if !OVERRIDABLE.iter().any(|k| table.contains_key(*k)) {
+            continue;
+        }
+        let mut merged = value.clone();
+        if let Some(root) = merged.as_table_mut() {
+            root.remove("tenants");
+            for key in OVERRIDABLE {
+                let Some(over) = table.get(key) else {
+                    continue;
+                };
+                match (root.get_mut(key), over) {
+                    (Some(toml::Value::Array(global)), toml::Value::Array(more)) => {
+                        global.extend(more.iter().cloned())
+                    }
+                    (Some(toml::Value::Table(global)), toml::Value::Table(more)) => {
+                        for (k, v) in more {
+                            global.insert(k.clone(), v.clone());
+                        }
+                    }
+                    _ => {
+                        root.insert(key.to_string(), over.clone());
+                    }
+                }
+            }
+        }
+        let prefix = format!("tenants[{i}]");
+        let mut unknown = Vec::new();
+        let parsed: Result<Policy, _> =
+            serde_ignored::deserialize(merged, |path| unknown.push(path.to_string()));
+        for key in unknown {
+            problems.add(format!("{prefix}.{key}"), "unknown key");
+        }
+        match parsed {
+            Ok(p) => {
+                let mut own = Problems::default();
+                p.validate(&mut own);
+                for problem in own.0 {
+                    problems.add(format!("{prefix}.{}", problem.name), problem.problem);
+                }
+                let id = table.get("id").and_then(toml::Value::as_str).unwrap_or("");
+                out.insert(id.to_ascii_lowercase(), p);
+            }
+            Err(e) => problems.add(prefix, e.to_string()),
+        }
+    }
+    out
+}
+
 fn check_tz(p: &mut Problems, key: &str, tz: &str) {
     if let Err(problem) = parse_tz(tz) {
         p.add(key, problem);
@@ -609,6 +726,68 @@ tolerance_seconds = 120
         assert_eq!(p.notify.webhooks.len(), 2);
         assert_eq!(p.notify.webhooks[0].kind, WebhookKind::Teams);
         assert_eq!(p.webhook.secrets_env.len(), 2);
+    }
+
+    #[test]
+    fn a_tenant_overrides_sections_key_by_key_and_its_mistakes_are_named() {
+        let text = r#"
+[notify]
+admins = ["msp-noc@example.com"]
+sender = "licensewatch@example.com"
+[check]
+mass_delicensing_min_users = 20
+
+[[tenants]]
+id = "11111111-0000-0000-0000-000000000001"
+
+[[tenants]]
+id = "Customer2.onmicrosoft.com"
+time_zone = "Europe/Berlin"
+[tenants.notify]
+admins = ["it@customer2.com"]
+[tenants.check]
+sku_low_seats = 2
+[[tenants.suppressions]]
+kind = "sku_capacity"
+until = "2027-01-31"
+reason = "customer buys seats through us"
+"#;
+        let p = Policy::parse(text).expect("valid");
+        let global = p.for_tenant("11111111-0000-0000-0000-000000000001");
+        assert_eq!(global.notify.admins, vec!["msp-noc@example.com"]);
+        assert_eq!(global.check.sku_low_seats, 5);
+        assert!(global.suppressions.is_empty());
+        let c2 = p.for_tenant("customer2.onmicrosoft.com");
+        assert_eq!(c2.notify.admins, vec!["it@customer2.com"]);
+        assert_eq!(
+            c2.notify.sender, "licensewatch@example.com",
+            "the rest of [notify] stays"
+        );
+        assert_eq!(c2.check.sku_low_seats, 2);
+        assert_eq!(c2.check.mass_delicensing_min_users, 20);
+        assert_eq!(c2.suppressions.len(), 1);
+        assert_eq!(
+            c2.for_tenant("11111111-0000-0000-0000-000000000001")
+                .notify
+                .admins,
+            vec!["msp-noc@example.com"],
+            "a tenant's policy still knows the others"
+        );
+        let err = Policy::parse(
+            "[[tenants]]\nid = \"t1\"\n[tenants.notify]\nadmns = []\n[tenants.check]\nmass_delicensing_percent = 200.0\n",
+        )
+        .unwrap_err();
+        let names: Vec<_> = err.problems.iter().map(|p| p.name.clone()).collect();
+        assert!(
+            names.iter().any(|n| n == "tenants[0].notify.admns"),
+            "{names:?}"
+        );
+        assert!(
+            names
+                .iter()
+                .any(|n| n == "tenants[0].check.mass_delicensing_percent"),
+            "{names:?}"
+        );
     }
 
     #[test]

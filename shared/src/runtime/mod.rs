@@ -154,6 +154,8 @@ impl Runtime {
         catalog: Catalog,
         aws: Option<aws_config::SdkConfig>,
     ) -> Result<Self, CoreError> {
+        // The tenant's own sections of its [[tenants]] entry, merged over the global ones.
+        let policy = policy.for_tenant(&microsoft.tenant_id);
         let time_zone = policy.time_zone_for(&microsoft.tenant_id)?;
         // Checked at start: a suppression of an unknown kind is a configuration error naming its key.
         crate::usecases::suppressions::of_policy(&policy)?;
@@ -211,7 +213,7 @@ impl Runtime {
         .await?;
         let mut rt = Self::with_aws(
             settings,
-            self.policy.clone(),
+            self.policy.for_tenant(tenant_id),
             microsoft,
             (*self.catalog).clone(),
             self.aws.clone(),
