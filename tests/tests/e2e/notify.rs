@@ -441,6 +441,7 @@ async fn a_tenants_entry_time_zone_dates_its_notices() {
         id: tenant_id.to_ascii_uppercase(),
         delayed_delicensing: false,
         time_zone: "Pacific/Auckland".into(),
+        ..Default::default()
     }];
     let env = TestEnv::with_policy(policy).await;
     env.check().await;
