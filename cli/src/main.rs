@@ -188,6 +188,9 @@ enum Command {
         /// Directory for CSV tables.
         #[arg(long)]
         csv: Option<PathBuf>,
+        /// The fleet page over every tenant of [[tenants]], each tenant's page beside it.
+        #[arg(long)]
+        all_tenants: bool,
     },
 }
 
@@ -320,7 +323,16 @@ async fn run(cli: Cli) -> Result<(), String> {
             html,
             csv,
         } => demo::run(cli.json, days, state_dir, html, csv).await,
-        Command::Report { html, csv } => report::run(cli.json, &html, csv.as_deref()).await,
+        Command::Report {
+            html,
+            csv,
+            all_tenants: false,
+        } => report::run(cli.json, &html, csv.as_deref()).await,
+        Command::Report {
+            html,
+            csv,
+            all_tenants: true,
+        } => report::run_fleet(cli.json, &html, csv.as_deref()).await,
     }
 }
 

@@ -585,6 +585,16 @@ fn all_tenants_checks_each_customer_and_names_the_one_whose_consent_is_gone() {
     let all = run(&["check", "--all-tenants", "--json", "--concurrency", "2"]);
     let one = run(&["check", "--tenant", &ids[1], "--json"]);
     let notify = run(&["notify", "--all-tenants", "--dry-run", "--json"]);
+    let fleet_html = dir.path().join("out").join("fleet.html");
+    let csv_dir = dir.path().join("csv");
+    let fleet = run(&[
+        "report",
+        "--all-tenants",
+        "--html",
+        fleet_html.to_str().expect("path"),
+        "--csv",
+        csv_dir.to_str().expect("path"),
+    ]);
     let _ = sim.kill();
     let _ = sim.wait();
     assert!(!all.status.success(), "a tenant could not be checked");
@@ -646,4 +656,29 @@ fn all_tenants_checks_each_customer_and_names_the_one_whose_consent_is_gone() {
             .all(|t| t["status"] == "ok" && t["notices"].is_u64()),
         "{doc:#}"
     );
+    // The fleet page: a row per tenant linking to its page; the third, never checked, is marked urgent.
+    assert!(
+        fleet.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fleet.stderr)
+    );
+    let page = std::fs::read_to_string(&fleet_html).expect("fleet page");
+    for (i, id) in ids.iter().enumerate() {
+        let own = format!("fleet-{id}.html");
+        assert!(page.contains(&format!("href=\"{own}\"")), "{id} linked");
+        assert_eq!(
+            fleet_html.with_file_name(&own).exists(),
+            i < 2,
+            "a page for each tenant checked"
+        );
+    }
+    assert!(
+        page.contains("<tr class=\"urgent\"><td><a href=\"fleet-00000003"),
+        "{page}"
+    );
+    assert!(page.contains(">never<"), "{page}");
+    let fleet_csv = std::fs::read_to_string(csv_dir.join("fleet.csv")).expect("fleet.csv");
+    assert_eq!(fleet_csv.lines().count(), 4, "{fleet_csv}");
+    assert!(fleet_csv.starts_with("tenant,"), "{fleet_csv}");
+    assert!(csv_dir.join(&ids[0]).join("sku_capacity.csv").exists());
 }

@@ -3,6 +3,7 @@
 //! changes over time, unexplained changes and audit-archive health. No remote scripts, styles or fonts; inline SVG
 //! charts; readable printed and on a phone. The CSV files hold the same tables.
 
+mod fleet;
 mod html;
 mod tables;
 
@@ -64,6 +65,24 @@ pub async fn load(rt: &Runtime) -> Result<ReportData, String> {
         reclaim: store.latest_reclaim(&tenant).await.map_err(err)?,
         tenant_id: tenant,
     })
+}
+
+/// `licensewatch report --all-tenants`: the fleet page and each tenant's.
+pub async fn run_fleet(json: bool, html: &Path, csv: Option<&Path>) -> Result<(), String> {
+    let rt = crate::runtime(None).await?;
+    let tenants = fleet::run(&rt, html, csv).await?;
+    match json {
+        true => println!(
+            "{}",
+            serde_json::json!({"html": html, "csv_dir": csv, "tenants": tenants})
+        ),
+        false => println!(
+            "fleet report for {} tenant(s) written to {}",
+            tenants.len(),
+            html.display()
+        ),
+    }
+    Ok(())
 }
 
 /// `licensewatch report`.
