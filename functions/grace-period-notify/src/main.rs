@@ -1,30 +1,25 @@
 //! grace-period-notify Lambda: wiring only.
 
 use licensewatch_core::error::CoreError;
-use licensewatch_core::ports::channel::Channel;
-use licensewatch_core::runtime::Runtime;
-use licensewatch_lambda::{Handler, parse_event, serve, start, to_json};
+use licensewatch_lambda::{Handler, serve, start};
 use serde_json::Value;
 
-struct GracePeriodNotify {
-    rt: Runtime,
-    channels: Vec<Box<dyn Channel>>,
-}
+struct GracePeriodNotify(grace_period_notify::Deps);
 
 impl Handler for GracePeriodNotify {
     fn tenant(&self) -> &str {
-        &self.rt.microsoft.tenant_id
+        &self.0.home.microsoft.tenant_id
     }
 
     async fn handle(&self, payload: Value) -> Result<Value, CoreError> {
-        let event = parse_event(payload, "an EventBridge event")?;
-        to_json(&grace_period_notify::handle(&self.rt, &self.channels, event).await?)
+        grace_period_notify::handle_event(&self.0, payload).await
     }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let rt = start().await?;
-    let channels = rt.notify_channels(None)?;
-    serve("grace-period-notify", &GracePeriodNotify { rt, channels }).await
+    let deps = grace_period_notify::Deps::new(start().await?);
+    // The channels are built per invocation (per tenant); a misconfigured channel still stops the cold start.
+    deps.home.notify_channels(None)?;
+    serve("grace-period-notify", &GracePeriodNotify(deps)).await
 }

@@ -196,3 +196,53 @@ async fn a_schedule_fans_out_one_message_per_tenant_and_each_runs_in_its_own_inv
     assert_eq!(runs.len(), 1, "the tenant ran once, from its message");
     assert_eq!(runs[0].users_scanned, 42);
 }
+
+#[tokio::test]
+async fn grace_period_notify_fans_out_too_and_notifies_each_tenant_from_its_message() {
+    let aws = AwsResources::create().await;
+    let env = TestEnv::on_aws(notify_policy(), &aws).await;
+    env.check().await;
+    let tenant = env.sim.tenant_id.clone();
+    let mut rt = env.into_runtime();
+    rt.policy.tenants = vec![licensewatch_core::policy::TenantEntry {
+        id: tenant.clone(),
+        ..Default::default()
+    }];
+    let deps = grace_period_notify::Deps::new(rt);
+    let out =
+        grace_period_notify::handle_event(&deps, serde_json::to_value(schedule()).expect("json"))
+            .await
+            .expect("fan-out");
+    assert_eq!(out["status"], "fanned_out", "{out}");
+    assert_eq!(out["fanned_out"], 1);
+    let queue = SqsQueue::new(&aws.conf, &aws.tenant_queue_url);
+    let messages = drain(&queue).await;
+    assert_eq!(messages.len(), 1);
+    let batch = grace_period_notify::handle_event(&deps, sqs_event(&messages))
+        .await
+        .expect("tenant batch");
+    assert_eq!(batch["batchItemFailures"], json!([]));
+    let notified = deps
+        .home
+        .store
+        .notified_cases(&tenant)
+        .await
+        .expect("ledger");
+    assert!(
+        !notified.is_empty(),
+        "the tenant's notices went out from its message"
+    );
+    // SQS delivers the message again: nothing is sent twice.
+    let again = grace_period_notify::handle_event(&deps, sqs_event(&messages))
+        .await
+        .expect("redelivery");
+    assert_eq!(again["batchItemFailures"], json!([]));
+    assert_eq!(
+        deps.home
+            .store
+            .notified_cases(&tenant)
+            .await
+            .expect("ledger"),
+        notified
+    );
+}
