@@ -677,6 +677,14 @@ fn all_tenants_checks_each_customer_and_names_the_one_whose_consent_is_gone() {
         "{page}"
     );
     assert!(page.contains(">never<"), "{page}");
+    let png = dir.path().join("fleet.png");
+    common::screenshot(&fleet_html, &png, &dir.path().join("chromium-profile"));
+    let (share, colours) = common::ink(&png);
+    assert!(share > 0.005, "the fleet page renders: {share}");
+    assert!(
+        colours >= 4,
+        "text, links, rules and the red row: {colours}"
+    );
     let fleet_csv = std::fs::read_to_string(csv_dir.join("fleet.csv")).expect("fleet.csv");
     assert_eq!(fleet_csv.lines().count(), 4, "{fleet_csv}");
     assert!(fleet_csv.starts_with("tenant,"), "{fleet_csv}");

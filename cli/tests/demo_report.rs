@@ -1,10 +1,12 @@
 //! `licensewatch demo` runs its whole story in a real process, and `licensewatch report` turns the state it leaves
 //! into a page that headless Chromium renders.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
+
+mod common;
 
 fn licensewatch() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_licensewatch"));
@@ -159,74 +161,6 @@ fn the_demo_tells_the_whole_story_in_under_a_minute() {
     assert!(rt["alert_after_ms"].as_u64().expect("ms") < 5_000, "{rt}");
 }
 
-fn chromium() -> String {
-    if let Ok(c) = std::env::var("LICENSEWATCH_CHROMIUM") {
-        return c;
-    }
-    for c in ["chromium", "chromium-browser", "google-chrome"] {
-        if Command::new(c)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-        {
-            return c.to_string();
-        }
-    }
-    panic!(
-        "no Chromium found: run the tests with ./scripts/test.sh (installs Debian's chromium) or set LICENSEWATCH_CHROMIUM"
-    );
-}
-
-fn screenshot(html: &Path, png: &Path, profile: &Path) {
-    let out = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            "--window-size=1100,1800",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--screenshot={}", png.display()))
-        .arg(format!("file://{}", html.display()))
-        .env("HOME", profile)
-        .output()
-        .expect("chromium runs");
-    assert!(
-        png.exists(),
-        "chromium wrote no screenshot: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// (share of pixels that are not near-white, distinct colours seen)
-fn ink(png_path: &Path) -> (f64, usize) {
-    let decoder = png::Decoder::new(std::io::BufReader::new(
-        std::fs::File::open(png_path).expect("png"),
-    ));
-    let mut reader = decoder.read_info().expect("png header");
-    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
-    let info = reader.next_frame(&mut buf).expect("png frame");
-    let channels = info.color_type.samples();
-    let pixels = &buf[..info.buffer_size()];
-    let mut inked = 0usize;
-    let mut colours = std::collections::HashSet::new();
-    let mut total = 0usize;
-    for px in pixels.chunks(channels) {
-        total += 1;
-        let (r, g, b) = (px[0], px[1 % channels], px[2 % channels]);
-        if r < 235 || g < 235 || b < 235 {
-            inked += 1;
-        }
-        colours.insert((r >> 4, g >> 4, b >> 4));
-    }
-    (inked as f64 / total.max(1) as f64, colours.len())
-}
-
 #[test]
 fn the_report_from_the_demo_state_is_complete_and_renders_in_chromium() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -335,8 +269,8 @@ fn the_report_from_the_demo_state_is_complete_and_renders_in_chromium() {
     );
 
     let png = dir.path().join("report.png");
-    screenshot(&html, &png, &dir.path().join("chromium-profile"));
-    let (share, colours) = ink(&png);
+    common::screenshot(&html, &png, &dir.path().join("chromium-profile"));
+    let (share, colours) = common::ink(&png);
     assert!(
         share > 0.05,
         "the screenshot is nearly blank ({share:.3} inked)"

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test file uses its own part
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 /// `licensewatch` with none of the developer's configuration.
@@ -79,4 +80,74 @@ pub fn against(sim: &Sim, dir: &std::path::Path) -> Command {
         )
         .env("LICENSEWATCH_CONFIG", dir.join("licensewatch.toml"));
     c
+}
+
+/// The Chromium to render pages with (`LICENSEWATCH_CHROMIUM`, else the first on the PATH).
+pub fn chromium() -> String {
+    if let Ok(c) = std::env::var("LICENSEWATCH_CHROMIUM") {
+        return c;
+    }
+    for c in ["chromium", "chromium-browser", "google-chrome"] {
+        if Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            return c.to_string();
+        }
+    }
+    panic!(
+        "no Chromium found: run the tests with ./scripts/test.sh (installs Debian's chromium) or set LICENSEWATCH_CHROMIUM"
+    );
+}
+
+/// A full-page screenshot of `html` into `png` by headless Chromium.
+pub fn screenshot(html: &Path, png: &Path, profile: &Path) {
+    let out = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--window-size=1100,1800",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", html.display()))
+        .env("HOME", profile)
+        .output()
+        .expect("chromium runs");
+    assert!(
+        png.exists(),
+        "chromium wrote no screenshot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// (share of pixels that are not near-white, distinct colours seen)
+pub fn ink(png_path: &Path) -> (f64, usize) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(png_path).expect("png"),
+    ));
+    let mut reader = decoder.read_info().expect("png header");
+    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut buf).expect("png frame");
+    let channels = info.color_type.samples();
+    let pixels = &buf[..info.buffer_size()];
+    let mut inked = 0usize;
+    let mut colours = std::collections::HashSet::new();
+    let mut total = 0usize;
+    for px in pixels.chunks(channels) {
+        total += 1;
+        let (r, g, b) = (px[0], px[1 % channels], px[2 % channels]);
+        if r < 235 || g < 235 || b < 235 {
+            inked += 1;
+        }
+        colours.insert((r >> 4, g >> 4, b >> 4));
+    }
+    (inked as f64 / total.max(1) as f64, colours.len())
 }
