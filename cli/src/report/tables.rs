@@ -196,7 +196,7 @@ fn review(data: &ReportData) -> Table {
                     vec![
                         f.kind().to_string(),
                         format!("{:?}", f.severity).to_lowercase(),
-                        subject(&f.detail),
+                        f.detail.subject(),
                         what(&f.detail),
                         f.suppressed
                             .as_ref()
@@ -214,46 +214,6 @@ fn review(data: &ReportData) -> Table {
         title: "Subscriptions, overlaps and suppressed findings",
         headers: vec!["kind", "severity", "subject", "what", "suppressed"],
         rows,
-    }
-}
-
-/// Who or what a finding is about.
-fn subject(d: &Detail) -> String {
-    match d {
-        Detail::UnlicensedMailbox {
-            user_principal_name,
-            ..
-        }
-        | Detail::LicenseAssignmentError {
-            user_principal_name,
-            ..
-        }
-        | Detail::LicenseRemoved {
-            user_principal_name,
-            ..
-        }
-        | Detail::LicenseAdded {
-            user_principal_name,
-            ..
-        }
-        | Detail::LicensedDisabledAccount {
-            user_principal_name,
-            ..
-        }
-        | Detail::OverlappingLicenses {
-            user_principal_name,
-            ..
-        } => user_principal_name.clone(),
-        Detail::SkuCapacity {
-            sku_part_number, ..
-        }
-        | Detail::SubscriptionLapsing {
-            sku_part_number, ..
-        }
-        | Detail::UnusedSeatsBeforeRenewal {
-            sku_part_number, ..
-        } => sku_part_number.clone(),
-        Detail::MassDelicensing { removed_count, .. } => format!("{removed_count} users"),
     }
 }
 

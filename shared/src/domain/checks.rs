@@ -545,41 +545,9 @@ pub fn sort_findings(findings: &mut [Finding]) {
 }
 
 fn user_key(f: &Finding) -> String {
-    match &f.detail {
-        Detail::UnlicensedMailbox {
-            user_principal_name,
-            ..
-        }
-        | Detail::LicenseAssignmentError {
-            user_principal_name,
-            ..
-        }
-        | Detail::LicenseRemoved {
-            user_principal_name,
-            ..
-        }
-        | Detail::LicenseAdded {
-            user_principal_name,
-            ..
-        }
-        | Detail::LicensedDisabledAccount {
-            user_principal_name,
-            ..
-        }
-        | Detail::OverlappingLicenses {
-            user_principal_name,
-            ..
-        } => user_principal_name.to_ascii_lowercase(),
-        Detail::SkuCapacity {
-            sku_part_number, ..
-        }
-        | Detail::SubscriptionLapsing {
-            sku_part_number, ..
-        }
-        | Detail::UnusedSeatsBeforeRenewal {
-            sku_part_number, ..
-        } => sku_part_number.clone(),
-        Detail::MassDelicensing { .. } => String::new(),
+    match f.detail.user_principal_name() {
+        Some(upn) => upn.to_ascii_lowercase(),
+        None => f.detail.subject(),
     }
 }
 

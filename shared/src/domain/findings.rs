@@ -212,6 +212,59 @@ pub enum Detail {
     },
 }
 
+impl Detail {
+    /// The user a finding is about, when it is about one.
+    pub fn user_principal_name(&self) -> Option<&str> {
+        match self {
+            Detail::UnlicensedMailbox {
+                user_principal_name,
+                ..
+            }
+            | Detail::LicenseAssignmentError {
+                user_principal_name,
+                ..
+            }
+            | Detail::LicenseRemoved {
+                user_principal_name,
+                ..
+            }
+            | Detail::LicenseAdded {
+                user_principal_name,
+                ..
+            }
+            | Detail::LicensedDisabledAccount {
+                user_principal_name,
+                ..
+            }
+            | Detail::OverlappingLicenses {
+                user_principal_name,
+                ..
+            } => Some(user_principal_name),
+            _ => None,
+        }
+    }
+
+    /// Who or what a finding is about: the user, the SKU, or how many users.
+    pub fn subject(&self) -> String {
+        if let Some(upn) = self.user_principal_name() {
+            return upn.to_string();
+        }
+        match self {
+            Detail::SkuCapacity {
+                sku_part_number, ..
+            }
+            | Detail::SubscriptionLapsing {
+                sku_part_number, ..
+            }
+            | Detail::UnusedSeatsBeforeRenewal {
+                sku_part_number, ..
+            } => sku_part_number.clone(),
+            Detail::MassDelicensing { removed_count, .. } => format!("{removed_count} users"),
+            _ => String::new(),
+        }
+    }
+}
+
 impl Finding {
     /// The finding's kind (its JSON `kind`).
     pub fn kind(&self) -> FindingKind {
