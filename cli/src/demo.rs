@@ -678,41 +678,11 @@ async fn setup(
     start: DateTime<Utc>,
     dir: &std::path::Path,
 ) -> Result<Demo, String> {
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("LICENSEWATCH_TENANT_ID", sim.tenant_id.clone()),
-        ("LICENSEWATCH_CLIENT_ID", CLIENT_ID.to_string()),
-        (
-            "LICENSEWATCH_CLIENT_SECRET",
-            "demo-client-secret".to_string(),
-        ),
-        ("LICENSEWATCH_GRAPH_URL", sim.base_url.clone()),
-        ("LICENSEWATCH_LOGIN_URL", sim.base_url.clone()),
-        ("LICENSEWATCH_MANAGE_URL", sim.base_url.clone()),
-        (
-            "LICENSEWATCH_STATE",
-            format!("sqlite:{}", dir.join("state.db").display()),
-        ),
-        (
-            "LICENSEWATCH_ARCHIVE",
-            format!("file:{}", dir.join("audit-archive").display()),
-        ),
-    ]);
-    let settings = Settings::from_lookup(|k| vars.get(k).cloned()).map_err(|e| e.to_string())?;
     let mut policy = Policy::default();
     policy.notify.admins = vec!["it-team@contoso.com".into()];
     policy.notify.sender = "it.admin@contoso.onmicrosoft.com".into();
     policy.webhook.secrets_env = vec![WEBHOOK_ENV.into()];
-    let microsoft = Microsoft::build(
-        &settings,
-        RetryPolicy::default(),
-        &sim.tenant_id,
-        CLIENT_ID,
-        Credential::Secret(SecretString::new("demo-client-secret")),
-        "",
-    );
-    let mut rt = Runtime::with_microsoft(settings, policy, microsoft, Catalog::embedded())
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut rt = sim_runtime(sim, dir, "state.db", "audit-archive", &[], policy).await?;
     let clock = Arc::new(FixedClock::at(start));
     rt.clock = clock.clone();
     // A fresh signing secret shared by the demo's "ticketing system" and the endpoint.
@@ -756,6 +726,46 @@ async fn setup(
         http: reqwest::Client::new(),
         channels,
     })
+}
+
+/// A runtime against a simulated tenant, configured as a user would (variables), with its state in `dir`.
+pub(crate) async fn sim_runtime(
+    sim: &licensewatch_sim::SimHandle,
+    dir: &std::path::Path,
+    db: &str,
+    archive: &str,
+    extra: &[(&'static str, String)],
+    policy: Policy,
+) -> Result<Runtime, String> {
+    let mut vars: HashMap<&str, String> = HashMap::from([
+        ("LICENSEWATCH_TENANT_ID", sim.tenant_id.clone()),
+        ("LICENSEWATCH_CLIENT_ID", CLIENT_ID.to_string()),
+        ("LICENSEWATCH_CLIENT_SECRET", "demo-client-secret".into()),
+        ("LICENSEWATCH_GRAPH_URL", sim.base_url.clone()),
+        ("LICENSEWATCH_LOGIN_URL", sim.base_url.clone()),
+        ("LICENSEWATCH_MANAGE_URL", sim.base_url.clone()),
+        (
+            "LICENSEWATCH_STATE",
+            format!("sqlite:{}", dir.join(db).display()),
+        ),
+        (
+            "LICENSEWATCH_ARCHIVE",
+            format!("file:{}", dir.join(archive).display()),
+        ),
+    ]);
+    vars.extend(extra.iter().cloned());
+    let settings = Settings::from_lookup(|k| vars.get(k).cloned()).map_err(|e| e.to_string())?;
+    let microsoft = Microsoft::build(
+        &settings,
+        RetryPolicy::default(),
+        &sim.tenant_id,
+        CLIENT_ID,
+        Credential::Secret(SecretString::new("demo-client-secret")),
+        "",
+    );
+    Runtime::with_microsoft(settings, policy, microsoft, Catalog::embedded())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 fn rand_bytes() -> [u8; 24] {

@@ -4,20 +4,13 @@
 //! worker re-checks the named users, finds a mass delicensing and mails the admins, seconds after the change
 //! instead of at the next hourly check.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Utc};
-use licensewatch_core::adapters::auth::Credential;
-use licensewatch_core::adapters::credentials::Microsoft;
-use licensewatch_core::config::Settings;
-use licensewatch_core::domain::catalog::Catalog;
-use licensewatch_core::domain::retry::RetryPolicy;
 use licensewatch_core::policy::Policy;
 use licensewatch_core::ports::clock::FixedClock;
 use licensewatch_core::runtime::Runtime;
-use licensewatch_core::secret::SecretString;
 use licensewatch_core::usecases::change_notifications::keep_subscription;
 use licensewatch_core::usecases::check_licenses::check_licenses;
 use licensewatch_sim::Scenario;
@@ -32,7 +25,6 @@ const TENANT: &str = "5b1e2f3a-4c5d-4e6f-8a7b-9c0d1e2f3a4b";
 const USERS: usize = 2_000;
 const REMOVED: usize = 400;
 const E3: &str = "6fd2c87f-b296-42f0-b197-1e91e994b900";
-const CLIENT_ID: &str = "0f0f0f0f-1111-2222-3333-444455556666";
 
 /// What the chapter shows (`demo --json`: `realtime`).
 #[derive(Debug, Serialize)]
@@ -168,40 +160,17 @@ async fn runtime(
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     );
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("LICENSEWATCH_TENANT_ID", sim.tenant_id.clone()),
-        ("LICENSEWATCH_CLIENT_ID", CLIENT_ID.to_string()),
-        ("LICENSEWATCH_CLIENT_SECRET", "demo-client-secret".into()),
-        ("LICENSEWATCH_GRAPH_URL", sim.base_url.clone()),
-        ("LICENSEWATCH_LOGIN_URL", sim.base_url.clone()),
-        ("LICENSEWATCH_MANAGE_URL", sim.base_url.clone()),
-        (
-            "LICENSEWATCH_STATE",
-            format!("sqlite:{}", dir.join("realtime.db").display()),
-        ),
-        (
-            "LICENSEWATCH_ARCHIVE",
-            format!("file:{}", dir.join("realtime-archive").display()),
-        ),
+    let extra = [
         ("LICENSEWATCH_NOTIFICATION_URL", url.to_string()),
         ("LICENSEWATCH_NOTIFICATION_CLIENT_STATE", client_state),
-    ]);
-    let settings = Settings::from_lookup(|k| vars.get(k).cloned()).map_err(|e| e.to_string())?;
+    ];
     let mut policy = Policy::default();
     policy.notify.admins = vec!["it-team@contoso.com".into()];
     // A mailbox of the generated tenant sends the alert.
     policy.notify.sender = "user000010@contoso.onmicrosoft.com".into();
-    let microsoft = Microsoft::build(
-        &settings,
-        RetryPolicy::default(),
-        &sim.tenant_id,
-        CLIENT_ID,
-        Credential::Secret(SecretString::new("demo-client-secret")),
-        "",
-    );
-    let mut rt = Runtime::with_microsoft(settings, policy, microsoft, Catalog::embedded())
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut rt =
+        crate::demo::sim_runtime(sim, dir, "realtime.db", "realtime-archive", &extra, policy)
+            .await?;
     rt.clock = Arc::new(FixedClock::at(now));
     Ok(rt)
 }
