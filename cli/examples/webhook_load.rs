@@ -54,42 +54,28 @@ async fn main() {
             let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
             while Instant::now() < deadline {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
-                if notifications {
-                    let body = notification_batch(n, batch, &client_state, &tenant);
-                    let t0 = Instant::now();
-                    let r = http
+                let request = match notifications {
+                    true => http
                         .post(&url)
-                        .header("content-type", "application/json")
-                        .body(body)
-                        .send()
-                        .await;
-                    let status = match r {
-                        Ok(r) => {
-                            let s = r.status().as_u16();
-                            let _ = r.bytes().await;
-                            s
-                        }
-                        Err(_) => 0,
-                    };
-                    lat.push(t0.elapsed().as_micros() as u32);
-                    *statuses.entry(status).or_default() += 1;
-                    continue;
-                }
-                let body = format!(
-                    r#"{{"user":"user{:06}@contoso.onmicrosoft.com","action":"reprocess","ticket":{{"system":"load","id":"T{w}-{n}"}}}}"#,
-                    n % 100_000
-                );
-                let id = format!("msg_load_{w}_{n}");
-                let ts = chrono::Utc::now().timestamp();
-                let sig = if valid { secret.sign(&id, ts, body.as_bytes()) } else { "v1,bm90IGEgcmVhbCBzaWduYXR1cmUgYXQgYWxsIQ==".into() };
+                        .body(notification_batch(n, batch, &client_state, &tenant)),
+                    false => {
+                        let body = format!(
+                            r#"{{"user":"user{:06}@contoso.onmicrosoft.com","action":"reprocess","ticket":{{"system":"load","id":"T{w}-{n}"}}}}"#,
+                            n % 100_000
+                        );
+                        let id = format!("msg_load_{w}_{n}");
+                        let ts = chrono::Utc::now().timestamp();
+                        let sig = if valid { secret.sign(&id, ts, body.as_bytes()) } else { "v1,bm90IGEgcmVhbCBzaWduYXR1cmUgYXQgYWxsIQ==".into() };
+                        http.post(&url)
+                            .header("webhook-id", id)
+                            .header("webhook-timestamp", ts.to_string())
+                            .header("webhook-signature", sig)
+                            .body(body)
+                    }
+                };
                 let t0 = Instant::now();
-                let r = http
-                    .post(&url)
+                let r = request
                     .header("content-type", "application/json")
-                    .header("webhook-id", id)
-                    .header("webhook-timestamp", ts.to_string())
-                    .header("webhook-signature", sig)
-                    .body(body)
                     .send()
                     .await;
                 let status = match r {

@@ -228,20 +228,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             users,
             tenant,
             tls,
-            tenants: Some(n),
-        } => {
-            let _ = (scenario, tenant, tls);
-            run_fleet(port, &bind, n as usize, users.unwrap_or(1_000)).await
-        }
-        Command::Sim {
-            port,
-            bind,
-            scenario,
-            users,
-            tenant,
-            tls,
-            tenants: None,
-        } => run_sim(port, &bind, scenario, users, tenant, tls).await,
+            tenants,
+        } => match tenants {
+            // clap refuses --tenants beside --scenario, --tenant or --tls.
+            Some(n) => run_fleet(port, &bind, n as usize, users.unwrap_or(1_000)).await,
+            None => run_sim(port, &bind, scenario, users, tenant, tls).await,
+        },
         Command::Check {
             csv,
             licensing_csv,

@@ -221,15 +221,7 @@ fn capacity(s: &SkuSnap, cv: usize, low_seats: i64) -> Option<(Severity, String)
 /// `overlapping_licenses` for each user holding two SKUs that give the same service (info: money to save).
 pub fn overlap_findings(snapshot: &Snapshot, price: &dyn Fn(&str) -> Option<f64>) -> Vec<Finding> {
     use crate::domain::overlap::{HeldRef, SkuPlansRef, overlaps};
-    let skus: Vec<SkuPlansRef<'_>> = snapshot
-        .skus
-        .iter()
-        .map(|k| SkuPlansRef {
-            sku_id: &k.sku_id,
-            part_number: &k.part_number,
-            plans: &k.plans,
-        })
-        .collect();
+    let skus: Vec<SkuPlansRef<'_>> = snapshot.skus.iter().map(SkuPlansRef::from).collect();
     let part = |id: &str| {
         skus.iter()
             .find(|k| k.sku_id.eq_ignore_ascii_case(id))
@@ -237,15 +229,9 @@ pub fn overlap_findings(snapshot: &Snapshot, price: &dyn Fn(&str) -> Option<f64>
     };
     let mut out = Vec::new();
     for u in snapshot.users.iter().filter(|u| u.licenses.len() > 1) {
-        let held: Vec<HeldRef<'_>> = u
-            .licenses
-            .iter()
-            .map(|l| HeldRef {
-                sku_id: &l.sku_id,
-                disabled_plans: &l.disabled_plans,
-            })
-            .collect();
-        for o in overlaps(&held, &skus, &|id| price(id).or_else(|| price(&part(id)))) {
+        let held: Vec<HeldRef<'_>> = u.licenses.iter().map(HeldRef::from).collect();
+        let price_of = |id: &str| price(id).or_else(|| price(&part(id)));
+        for o in overlaps(&held, &skus, &price_of) {
             let via_group = u
                 .states
                 .iter()
@@ -258,7 +244,7 @@ pub fn overlap_findings(snapshot: &Snapshot, price: &dyn Fn(&str) -> Option<f64>
                     user_principal_name: u.upn.clone(),
                     remove_sku_part_number: part(&o.remove),
                     keep_sku_part_number: part(&o.keep),
-                    monthly_saving: price(&o.remove).or_else(|| price(&part(&o.remove))),
+                    monthly_saving: price_of(&o.remove),
                     remove_sku_id: o.remove,
                     keep_sku_id: o.keep,
                     shared_services: o.shared.iter().map(|s| s.to_string()).collect(),

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use crate::domain::reclaim::service_of;
+use crate::domain::snapshot::{LicenseSnap, SkuSnap};
 
 /// A SKU's plans, as an overlap needs them.
 #[derive(Debug, Clone, Copy)]
@@ -25,6 +26,25 @@ pub struct HeldRef<'a> {
     pub sku_id: &'a str,
     /// Disabled plan ids.
     pub disabled_plans: &'a [String],
+}
+
+impl<'a> From<&'a SkuSnap> for SkuPlansRef<'a> {
+    fn from(k: &'a SkuSnap) -> Self {
+        Self {
+            sku_id: &k.sku_id,
+            part_number: &k.part_number,
+            plans: &k.plans,
+        }
+    }
+}
+
+impl<'a> From<&'a LicenseSnap> for HeldRef<'a> {
+    fn from(l: &'a LicenseSnap) -> Self {
+        Self {
+            sku_id: &l.sku_id,
+            disabled_plans: &l.disabled_plans,
+        }
+    }
 }
 
 /// Two of a user's SKUs that give the same service.

@@ -340,25 +340,30 @@ fn unused(u: &ReclaimUser, h: &Held, inactive_days: u32, now: DateTime<Utc>) -> 
     }
 }
 
-/// SKUs of the user whose every service another SKU of theirs also gives (the one to remove), with that SKU.
-fn overlaps<'a>(u: &'a ReclaimUser, skus: &[SkuPlans]) -> BTreeMap<&'a str, Reason> {
-    use crate::domain::overlap::{HeldRef, SkuPlansRef};
-    let refs: Vec<SkuPlansRef<'_>> = skus
-        .iter()
-        .map(|s| SkuPlansRef {
+impl<'a> From<&'a SkuPlans> for crate::domain::overlap::SkuPlansRef<'a> {
+    fn from(s: &'a SkuPlans) -> Self {
+        Self {
             sku_id: &s.sku_id,
             part_number: &s.part_number,
             plans: &s.plans,
-        })
-        .collect();
-    let held: Vec<HeldRef<'_>> = u
-        .held
-        .iter()
-        .map(|h| HeldRef {
+        }
+    }
+}
+
+impl<'a> From<&'a Held> for crate::domain::overlap::HeldRef<'a> {
+    fn from(h: &'a Held) -> Self {
+        Self {
             sku_id: &h.sku_id,
             disabled_plans: &h.disabled_plans,
-        })
-        .collect();
+        }
+    }
+}
+
+/// SKUs of the user whose every service another SKU of theirs also gives (the one to remove), with that SKU.
+fn overlaps<'a>(u: &'a ReclaimUser, skus: &[SkuPlans]) -> BTreeMap<&'a str, Reason> {
+    use crate::domain::overlap::{HeldRef, SkuPlansRef};
+    let refs: Vec<SkuPlansRef<'_>> = skus.iter().map(SkuPlansRef::from).collect();
+    let held: Vec<HeldRef<'_>> = u.held.iter().map(HeldRef::from).collect();
     let mut out = BTreeMap::new();
     for o in crate::domain::overlap::overlaps(&held, &refs, &|_| None) {
         let Some(h) = u

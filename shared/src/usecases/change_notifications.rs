@@ -357,21 +357,13 @@ pub async fn keep_subscription(
 ) -> Result<UpkeepReport, CoreError> {
     let now = deps.check.clock.now();
     let record = deps.records.subscription(tenant_id).await?;
-    let (action, subscription) = match rules::upkeep(record.as_ref(), &settings.url, now) {
-        Upkeep::Keep => (
-            "kept",
-            record
-                .clone()
-                .ok_or_else(|| CoreError::BadInput("a kept subscription has a record".into()))?,
-        ),
-        Upkeep::Create => ("created", create(deps, tenant_id, settings).await?),
-        Upkeep::Renew(id) => {
+    let (action, subscription) = match (rules::upkeep(record.as_ref(), &settings.url, now), record)
+    {
+        (Upkeep::Keep, Some(r)) => ("kept", r),
+        (Upkeep::Renew(id), Some(mut r)) => {
             let expires = rules::requested_expiry(now);
             match deps.subscriptions.renew_subscription(&id, expires).await? {
                 Some(expires_at) => {
-                    let mut r = record.clone().ok_or_else(|| {
-                        CoreError::BadInput("a renewed subscription has a record".into())
-                    })?;
                     r.expires_at = expires_at;
                     r.renewed_at = Some(now);
                     deps.records.save_subscription(&r).await?;
@@ -380,6 +372,8 @@ pub async fn keep_subscription(
                 None => ("recreated", create(deps, tenant_id, settings).await?),
             }
         }
+        // No record (or one for another URL, or expired): a new subscription.
+        _ => ("created", create(deps, tenant_id, settings).await?),
     };
     tracing::info!(tenant = tenant_id, action, expires_at = %subscription.expires_at, "change subscription");
     Ok(UpkeepReport {
