@@ -1,10 +1,13 @@
 //! `licensewatch audit-fetch` and `licensewatch license-events`.
 
+use licensewatch_core::domain::tenant_status::Job;
 use licensewatch_core::usecases::fetch_audit::fetch_audit;
 
-/// Archives new audit records and derives licence events.
-pub async fn fetch(json: bool) -> Result<(), String> {
-    let rt = crate::runtime(None).await?;
+/// Archives new audit records and derives licence events, for the configured tenant or one of `[[tenants]]`.
+pub async fn fetch(json: bool, tenant: Option<String>) -> Result<(), String> {
+    let home = crate::runtime(None).await?;
+    let rt = crate::tenant_runtime(&home, tenant.as_deref()).await?;
+    let rt = rt.as_ref().unwrap_or(&home);
     let bar = crate::progress::Progress::start(json, "audit-fetch");
     let progress = |r: &licensewatch_core::usecases::fetch_audit::AuditReport| {
         bar.set(format!(
@@ -16,6 +19,11 @@ pub async fn fetch(json: bool) -> Result<(), String> {
     deps.progress = &progress;
     let report = fetch_audit(&deps, &rt.policy).await;
     bar.finish();
+    if !report.as_ref().is_ok_and(|r| r.skipped.is_some()) {
+        let tenant = &rt.microsoft.tenant_id;
+        home.record_run(Job::AuditFetch, tenant, report.as_ref().map(|_| ()))
+            .await;
+    }
     let report = report.map_err(|e| format!("{e} ({})", e.kind()))?;
     if json {
         println!(

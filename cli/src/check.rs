@@ -4,6 +4,7 @@ use licensewatch_core::ports::store::traits::*;
 use std::path::PathBuf;
 
 use licensewatch_core::domain::findings::{Detail, Finding, Severity};
+use licensewatch_core::domain::tenant_status::Job;
 use licensewatch_core::runtime::{Runtime, load_config};
 use licensewatch_core::usecases::check_licenses::{CheckReport, check_licenses};
 
@@ -15,17 +16,17 @@ pub async fn run(
     tenant: Option<String>,
 ) -> Result<(), String> {
     let home = crate::runtime(licensing_csv.as_deref()).await?;
-    let rt = match tenant {
-        Some(t) if !t.eq_ignore_ascii_case(&home.microsoft.tenant_id) => home
-            .for_tenant(&t)
-            .await
-            .map_err(|e| format!("--tenant {t}: {e}"))?,
-        _ => home,
-    };
+    let rt = crate::tenant_runtime(&home, tenant.as_deref()).await?;
+    let rt = rt.as_ref().unwrap_or(&home);
     let bar = crate::progress::Progress::start(json, "license-check");
     let progress = |n: usize| bar.set(format!("{n} users read"));
     let report = check_licenses(&rt.check_deps(), &rt.tenant_run(), &rt.policy, &progress).await;
     bar.finish();
+    if !report.as_ref().is_ok_and(|r| r.skipped.is_some()) {
+        let tenant = &rt.microsoft.tenant_id;
+        home.record_run(Job::LicenseCheck, tenant, report.as_ref().map(|_| ()))
+            .await;
+    }
     let report = report.map_err(|e| format!("{e} ({})", e.kind()))?;
     // A skipped run found nothing: it must not overwrite a previous run's CSV with an empty one.
     if let Some(path) = csv.filter(|_| report.skipped.is_none()) {

@@ -82,7 +82,18 @@ enum Command {
         concurrency: u64,
     },
     /// Archive new audit records and derive licence events (audit-fetch).
-    AuditFetch,
+    AuditFetch {
+        /// Fetch this tenant of the policy's [[tenants]] (GUID or domain) instead of the configured one.
+        #[arg(long, conflicts_with = "all_tenants")]
+        tenant: Option<String>,
+        /// Fetch every tenant of the policy's [[tenants]], a few at once, each into its own partition of the
+        /// archive and state.
+        #[arg(long)]
+        all_tenants: bool,
+        /// Tenants fetched at once with --all-tenants.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+        concurrency: u64,
+    },
     /// Compare one day of the source with the archive.
     AuditVerify {
         /// The day, YYYY-MM-DD.
@@ -219,6 +230,22 @@ pub(crate) async fn runtime(
         .map_err(|e| e.to_string())
 }
 
+/// The runtime of `--tenant ID` when it names another tenant of `[[tenants]]` than the configured one (`None`: the
+/// configured tenant's own runtime serves).
+pub(crate) async fn tenant_runtime(
+    home: &licensewatch_core::runtime::Runtime,
+    tenant: Option<&str>,
+) -> Result<Option<licensewatch_core::runtime::Runtime>, String> {
+    match tenant {
+        Some(t) if !t.eq_ignore_ascii_case(&home.microsoft.tenant_id) => home
+            .for_tenant(t)
+            .await
+            .map(Some)
+            .map_err(|e| format!("--tenant {t}: {e}")),
+        _ => Ok(None),
+    }
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Sim {
@@ -303,7 +330,16 @@ async fn run(cli: Cli) -> Result<(), String> {
             };
             serve::reprocess(cli.json, user, action, sku_ids, template_user, options).await
         }
-        Command::AuditFetch => audit::fetch(cli.json).await,
+        Command::AuditFetch {
+            tenant,
+            all_tenants: false,
+            ..
+        } => audit::fetch(cli.json, tenant).await,
+        Command::AuditFetch {
+            concurrency,
+            all_tenants: true,
+            ..
+        } => fleet::run_all(cli.json, None, concurrency as usize, fleet::Job::Audit).await,
         Command::Subscribe => changes::subscribe(cli.json).await,
         Command::Reclaim { csv } => reclaim::run(cli.json, csv).await,
         Command::AuditSearch(args) => search::run(cli.json, args).await,

@@ -11,9 +11,14 @@ pub async fn run(json: bool, dry_run: bool) -> Result<(), String> {
         .notify_channels(Some(Box::new(ConsoleChannel::new(json))))
         .map_err(|e| e.to_string())?;
     let tenant = rt.tenant_run().tenant_id;
-    let report = notify_grace_period(&rt.notify_deps(&channels), &tenant, &rt.policy, dry_run)
-        .await
-        .map_err(|e| format!("{e} ({})", e.kind()))?;
+    let report =
+        notify_grace_period(&rt.notify_deps(&channels), &tenant, &rt.policy, dry_run).await;
+    if !dry_run && !report.as_ref().is_ok_and(|r| r.skipped.is_some()) {
+        let job = licensewatch_core::domain::tenant_status::Job::GracePeriodNotify;
+        rt.record_run(job, &tenant, report.as_ref().map(|_| ()))
+            .await;
+    }
+    let report = report.map_err(|e| format!("{e} ({})", e.kind()))?;
     if json {
         println!(
             "{}",

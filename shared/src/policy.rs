@@ -176,12 +176,26 @@ impl Policy {
     }
 }
 
+/// `arn:aws[-cn|-us-gov]:secretsmanager:REGION:ACCOUNT:secret:NAME`.
+fn is_secret_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(7, ':').collect();
+    matches!(parts.as_slice(), ["arn", partition, "secretsmanager", region, account, "secret", name]
+        if partition.starts_with("aws") && !region.is_empty()
+            && account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) && !name.is_empty())
+}
+
 /// One entry of `[[tenants]]`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 #[serde(default)]
 pub struct TenantEntry {
     /// Tenant GUID or domain.
     pub id: String,
+    /// A Secrets Manager secret of this tenant's own (an app registration in the customer's tenant, or this tenant's
+    /// copy of the multi-tenant app's secret): the same JSON names as `LICENSEWATCH_SECRET_ARN`'s. Empty: the
+    /// deployment's credential, with a token from this tenant's endpoint.
+    pub secret_arn: String,
+    /// The app registration's client id in this tenant, when it is not the deployment's (or the secret's).
+    pub client_id: String,
     /// As `tenant.delayed_delicensing`.
     pub delayed_delicensing: bool,
     /// As `tenant.time_zone`; empty means UTC.
@@ -500,6 +514,21 @@ impl Policy {
             }
             if !t.time_zone.is_empty() {
                 check_tz(p, &format!("tenants[{i}].time_zone"), &t.time_zone);
+            }
+            if !t.secret_arn.is_empty() && !is_secret_arn(&t.secret_arn) {
+                p.add(
+                    format!("tenants[{i}].secret_arn"),
+                    format!(
+                        "'{}' is not a Secrets Manager ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)",
+                        t.secret_arn
+                    ),
+                );
+            }
+            if !t.client_id.is_empty() && uuid::Uuid::parse_str(&t.client_id).is_err() {
+                p.add(
+                    format!("tenants[{i}].client_id"),
+                    format!("'{}' is not an application (client) id GUID", t.client_id),
+                );
             }
         }
         if !(0.0..=100.0).contains(&self.check.mass_delicensing_percent) {

@@ -43,6 +43,10 @@ pub struct Fault {
     /// `Retry-After` value (seconds or an HTTP date) for throttles.
     #[serde(default)]
     pub retry_after: Option<String>,
+    /// Only requests for this tenant of a fleet (GUID or domain): those with its token, and its token requests.
+    /// None = every tenant. Microsoft throttles per tenant and app: one customer's limits never slow another's.
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 /// The active faults.
@@ -76,12 +80,18 @@ impl Faults {
         &self.list
     }
 
-    /// The faults that hit this request (latency first, then at most one failure), consuming counts.
-    pub fn take(&mut self, path: &str) -> Vec<Fault> {
+    /// The faults that hit this request (latency first, then at most one failure), consuming counts. `tenant`: the
+    /// names (GUID and domain) of the tenant the request is for, when known.
+    pub fn take(&mut self, path: &str, tenant: &[String]) -> Vec<Fault> {
         let mut hits = Vec::new();
         let mut failed = false;
         for i in 0..self.list.len() {
             if !path.contains(self.list[i].route.as_str()) {
+                continue;
+            }
+            if let Some(only) = &self.list[i].tenant
+                && !tenant.iter().any(|t| t.eq_ignore_ascii_case(only))
+            {
                 continue;
             }
             if self.list[i].count == Some(0) {

@@ -7,8 +7,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use licensewatch_core::domain::findings::{Detail, Severity};
+use licensewatch_core::domain::tenant_status::{Job, JobStatus};
 use licensewatch_core::ports::channel::html_escape;
 use licensewatch_core::runtime::Runtime;
+use licensewatch_core::time_zone::TimeZone;
 
 use super::{ReportData, day, latest, load, write};
 
@@ -20,7 +22,7 @@ struct Row {
     urgent: bool,
 }
 
-const HEADERS: [&str; 8] = [
+const HEADERS: [&str; 11] = [
     "tenant",
     "open grace cases",
     "soonest deadline",
@@ -29,6 +31,9 @@ const HEADERS: [&str; 8] = [
     "unexplained changes",
     "audit gaps",
     "last check",
+    "last audit-fetch",
+    "last notify",
+    "consent",
 ];
 
 /// Writes the fleet page, the tenants' pages and the CSV files; returns the tenants written.
@@ -63,7 +68,12 @@ pub async fn run(home: &Runtime, html: &Path, csv: Option<&Path>) -> Result<Vec<
         if !data.runs.is_empty() {
             write(&data, Some(&dir.join(&page)), csv_dir.as_deref())?;
         }
-        rows.push(row(tenant, page, &data));
+        let statuses = home
+            .store
+            .job_statuses(tenant)
+            .await
+            .map_err(|e| format!("{tenant}: {e}"))?;
+        rows.push(row(tenant, page, &data, &statuses));
     }
     std::fs::write(html, page(&rows, home))
         .map_err(|e| format!("cannot write '{}': {e}", html.display()))?;
@@ -96,7 +106,35 @@ fn safe(tenant: &str) -> String {
         .to_ascii_lowercase()
 }
 
-fn row(tenant: &str, page: String, data: &ReportData) -> Row {
+/// A job's last run as a cell: the day of its last success, and how long it has been failing.
+fn last_run(statuses: &[JobStatus], job: Job, tz: &TimeZone) -> String {
+    let Some(s) = statuses.iter().find(|s| s.job == job) else {
+        return "never".into();
+    };
+    let ok = s
+        .last_ok_at
+        .map_or_else(|| "never".to_string(), |t| day(&t, tz));
+    match &s.failure {
+        None => ok,
+        Some(f) => format!("{ok} (failing since {})", day(&f.since, tz)),
+    }
+}
+
+/// The tenant's consent as its runs last found it.
+fn consent(statuses: &[JobStatus], tz: &TimeZone) -> String {
+    let missing = statuses
+        .iter()
+        .filter_map(|s| s.failure.as_ref().filter(|f| f.consent_missing))
+        .map(|f| f.since)
+        .min();
+    match (missing, statuses.iter().any(|s| s.last_ok_at.is_some())) {
+        (Some(since), _) => format!("missing since {}", day(&since, tz)),
+        (None, true) => "ok".into(),
+        (None, false) => "unknown".into(),
+    }
+}
+
+fn row(tenant: &str, page: String, data: &ReportData, statuses: &[JobStatus]) -> Row {
     let findings = latest(data)
         .map(|r| r.findings.as_slice())
         .unwrap_or_default();
@@ -135,12 +173,20 @@ fn row(tenant: &str, page: String, data: &ReportData) -> Row {
         at_risk.to_string(),
         unexplained.to_string(),
         data.gaps.len().to_string(),
-        latest(data)
-            .map(|r| day(&r.run_at, &data.time_zone))
-            .unwrap_or_else(|| "never".into()),
+        match statuses.iter().any(|s| s.job == Job::LicenseCheck) {
+            true => last_run(statuses, Job::LicenseCheck, &data.time_zone),
+            // Checks run before the runs were recorded: the newest run record.
+            false => latest(data)
+                .map(|r| day(&r.run_at, &data.time_zone))
+                .unwrap_or_else(|| "never".into()),
+        },
+        last_run(statuses, Job::AuditFetch, &data.time_zone),
+        last_run(statuses, Job::GracePeriodNotify, &data.time_zone),
+        consent(statuses, &data.time_zone),
     ];
     let urgent = soonest.is_some_and(|t| t - data.generated_at < chrono::Duration::days(7))
         || latest(data).is_none()
+        || statuses.iter().any(|s| s.failure.is_some())
         || findings
             .iter()
             .any(|f| f.severity == Severity::Critical && f.suppressed.is_none());
@@ -161,7 +207,8 @@ fn page(rows: &[Row], home: &Runtime) -> String {
          table{{border-collapse:collapse;width:100%}}th,td{{border-bottom:1px solid #dfe6ee;padding:.4rem .6rem;text-align:left}}\
          tr.urgent td{{background:#fdecea}}td.n{{text-align:right}}a{{color:#0b5cad}}</style></head><body>\
          <h1>licensewatch: {} tenants</h1><p>Generated {}. A red row needs attention this week (a deadline within 7 days, \
-         a critical finding, or a tenant never checked: its consent may be missing).</p>",
+         a critical finding, a job failing, or a tenant never checked). \"consent\" is what the last runs found: a customer \
+         whose consent is missing must consent to the app again before anything runs there.</p>",
         rows.len(),
         rows.len(),
         home.clock.now().format("%Y-%m-%d %H:%M UTC")

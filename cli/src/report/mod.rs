@@ -56,7 +56,7 @@ pub async fn load(rt: &Runtime) -> Result<ReportData, String> {
         time_zone: rt.time_zone.clone(),
         cases,
         runs: store.runs(&tenant, RUNS).await.map_err(err)?,
-        gaps: store.gaps().await.map_err(err)?,
+        gaps: rt.audit_state.gaps().await.map_err(err)?,
         license_events: store
             .license_events(&tenant, None)
             .await

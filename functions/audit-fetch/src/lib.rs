@@ -1,20 +1,65 @@
 //! audit-fetch Lambda handler: an EventBridge schedule (e.g. every 15 minutes) → the audit-fetch use case → summary.
+//! With `[[tenants]]` and a tenant queue, the schedule fans out instead (one message per tenant, as license-check
+//! does) and each tenant's audit log is fetched in its own invocation from its SQS message, into its own partition
+//! of the archive and state, with its own retries and dead letters.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use licensewatch_core::domain::tenant_status::Job;
 use licensewatch_core::error::CoreError;
 use licensewatch_core::runtime::Runtime;
 use licensewatch_core::runtime::telemetry::Metrics;
+use licensewatch_core::runtime::tenants::{TenantMessage, TenantRuntimes, fan_out};
 use licensewatch_core::usecases::fetch_audit::{AuditReport, fetch_audit};
 pub use licensewatch_lambda::Failure;
+use licensewatch_lambda::{is_sqs, parse_event, sqs_batch, to_json};
+use serde_json::Value;
 
-/// Handles one scheduled event. A failed run returns `Err` when a retry can help: cursors only move after the
-/// archive write, so the retry (or the next schedule) continues where this one stopped.
+/// Everything the handler keeps between invocations: the configured tenant's runtime and the others met.
+pub type Deps = TenantRuntimes;
+
+/// Dispatches on the event shape: an SQS batch of tenant messages, or the schedule.
+pub async fn handle_event(deps: &Deps, payload: Value) -> Result<Value, CoreError> {
+    if is_sqs(&payload) {
+        let event: SqsEvent = parse_event(payload, "an SQS event")?;
+        return to_json(&handle_tenant_messages(deps, event).await);
+    }
+    let event: EventBridgeEvent<Value> = parse_event(payload, "an EventBridge event")?;
+    if let Some(n) = fan_out(&deps.home).await? {
+        tracing::info!(tenants = n, "audit-fetch fanned out");
+        return to_json(&serde_json::json!({"status": "fanned_out", "fanned_out": n}));
+    }
+    to_json(&handle(&deps.home, event).await?)
+}
+
+/// Fetches one tenant per message; only retryable failures are redelivered (the cursors only move after the
+/// archive writes, so a redelivery goes on where the failed run stopped).
+pub async fn handle_tenant_messages(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
+    sqs_batch(
+        event,
+        "tenant audit-fetch",
+        async |message: TenantMessage| {
+            let rt = deps.get_for(&message.tenant_id, Job::AuditFetch).await?;
+            handle(&rt, EventBridgeEvent::default()).await.map(|_| ())
+        },
+    )
+    .await
+}
+
+/// Handles one scheduled event for `rt`'s tenant. A failed run returns `Err` when a retry can help: cursors only
+/// move after the archive write, so the retry (or the next schedule) continues where this one stopped.
 pub async fn handle(
     rt: &Runtime,
     _event: EventBridgeEvent<serde_json::Value>,
 ) -> Result<AuditReport, CoreError> {
     let throttles = licensewatch_core::adapters::http::throttles_seen();
-    let report = fetch_audit(&rt.audit_deps(), &rt.policy).await?;
+    let report = fetch_audit(&rt.audit_deps(), &rt.policy).await;
+    if !report.as_ref().is_ok_and(|r| r.skipped.is_some()) {
+        let tenant = &rt.microsoft.tenant_id;
+        rt.record_run(Job::AuditFetch, tenant, report.as_ref().map(|_| ()))
+            .await;
+    }
+    let report = report?;
     let mut metrics = Metrics::new("audit-fetch", &rt.microsoft.tenant_id);
     metrics.count("RecordsArchived", report.records_archived);
     metrics.count("DuplicatesSkipped", report.duplicates_skipped);

@@ -1,24 +1,23 @@
 //! audit-fetch Lambda: wiring only.
 
 use licensewatch_core::error::CoreError;
-use licensewatch_core::runtime::Runtime;
-use licensewatch_lambda::{Handler, parse_event, serve, start, to_json};
+use licensewatch_lambda::{Handler, serve, start};
 use serde_json::Value;
 
-struct AuditFetch(Runtime);
+struct AuditFetch(audit_fetch::Deps);
 
 impl Handler for AuditFetch {
     fn tenant(&self) -> &str {
-        &self.0.microsoft.tenant_id
+        &self.0.home.microsoft.tenant_id
     }
 
     async fn handle(&self, payload: Value) -> Result<Value, CoreError> {
-        let event = parse_event(payload, "an EventBridge event")?;
-        to_json(&audit_fetch::handle(&self.0, event).await?)
+        audit_fetch::handle_event(&self.0, payload).await
     }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    serve("audit-fetch", &AuditFetch(start().await?)).await
+    let deps = audit_fetch::Deps::new(start().await?);
+    serve("audit-fetch", &AuditFetch(deps)).await
 }

@@ -4,6 +4,7 @@
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use licensewatch_core::domain::tenant_status::Job;
 use licensewatch_core::error::CoreError;
 use licensewatch_core::ports::channel::Channel;
 use licensewatch_core::runtime::Runtime;
@@ -37,7 +38,9 @@ pub async fn handle_event(deps: &Deps, payload: Value) -> Result<Value, CoreErro
 /// retryable failures are redelivered.
 pub async fn handle_tenant_messages(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     sqs_batch(event, "tenant notify", async |message: TenantMessage| {
-        let rt = deps.get(&message.tenant_id).await?;
+        let rt = deps
+            .get_for(&message.tenant_id, Job::GracePeriodNotify)
+            .await?;
         let channels = rt.notify_channels(None)?;
         handle(&rt, &channels, EventBridgeEvent::default())
             .await
@@ -67,7 +70,12 @@ pub async fn handle(
     _event: EventBridgeEvent<serde_json::Value>,
 ) -> Result<Summary, CoreError> {
     let tenant = rt.tenant_run().tenant_id;
-    let report = notify_grace_period(&rt.notify_deps(channels), &tenant, &rt.policy, false).await?;
+    let report = notify_grace_period(&rt.notify_deps(channels), &tenant, &rt.policy, false).await;
+    if !report.as_ref().is_ok_and(|r| r.skipped.is_some()) {
+        rt.record_run(Job::GracePeriodNotify, &tenant, report.as_ref().map(|_| ()))
+            .await;
+    }
+    let report = report?;
     for f in &report.failed {
         tracing::error!(channel = %f.channel, notices = f.notices, error = %f.error, "notice channel failed");
     }

@@ -14,6 +14,7 @@ use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use licensewatch_core::adapters::http::throttles_seen;
+use licensewatch_core::domain::tenant_status::Job;
 use licensewatch_core::error::CoreError;
 use licensewatch_core::runtime::Runtime;
 use licensewatch_core::runtime::telemetry::Metrics;
@@ -110,7 +111,7 @@ pub async fn handle_tenant_messages(deps: &Deps, event: SqsEvent) -> SqsBatchRes
     let runs = sqs_batch(runs, "tenant run", async |message: TenantMessage| {
         let span = tracing::info_span!("tenant", tenant = %message.tenant_id);
         async {
-            let rt = deps.get(&message.tenant_id).await?;
+            let rt = deps.get_for(&message.tenant_id, Job::LicenseCheck).await?;
             run(&rt).await.map(|_| ())
         }
         .instrument(span)
@@ -156,11 +157,20 @@ pub async fn handle(rt: &Runtime, event: EventBridgeEvent<Value>) -> Result<Summ
     }
 }
 
-/// One license-check run for `rt`'s tenant, with its metrics.
+/// One license-check run for `rt`'s tenant, with its metrics, recorded for the tenant (unless another run held it).
 async fn run(rt: &Runtime) -> Result<Summary, CoreError> {
     let tenant = rt.tenant_run();
     let throttles = throttles_seen();
-    let report = check_licenses(&rt.check_deps(), &tenant, &rt.policy, &|_| {}).await?;
+    let report = check_licenses(&rt.check_deps(), &tenant, &rt.policy, &|_| {}).await;
+    if !report.as_ref().is_ok_and(|r| r.skipped.is_some()) {
+        rt.record_run(
+            Job::LicenseCheck,
+            &tenant.tenant_id,
+            report.as_ref().map(|_| ()),
+        )
+        .await;
+    }
+    let report = report?;
     let mut by_kind = BTreeMap::new();
     for f in &report.findings {
         *by_kind.entry(f.kind().to_string()).or_insert(0) += 1;

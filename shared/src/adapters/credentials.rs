@@ -18,6 +18,8 @@ use crate::secret::SecretString;
 pub struct Microsoft {
     /// Tenant id.
     pub tenant_id: String,
+    /// How calls are retried (the other tenants of a deployment are called the same way).
+    pub retry: RetryPolicy,
     /// Token provider (shared by both clients).
     pub tokens: Arc<TokenProvider>,
     /// Graph client.
@@ -174,6 +176,7 @@ impl Microsoft {
         };
         Self {
             tenant_id: tenant_id.to_string(),
+            retry: policy.clone(),
             graph: GraphClient::new(
                 caller(Service::Graph, Audience::Graph),
                 &settings.endpoints.graph,

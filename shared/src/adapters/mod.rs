@@ -10,5 +10,6 @@ pub mod graph;
 pub mod http;
 pub mod mgmt;
 pub mod notify;
+pub mod partition;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

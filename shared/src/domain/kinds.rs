@@ -152,6 +152,20 @@ spelled! {
         AuditGap = "audit_gap",
         /// A lapsing subscription will take licences from users.
         SubscriptionLapsing = "subscription_lapsing",
+        /// A customer tenant no longer lets the app in (consent missing or revoked): nothing runs there.
+        ConsentMissing = "consent_missing",
+    }
+}
+
+spelled! {
+    /// The jobs whose runs are recorded per tenant (the functions' names).
+    Job {
+        /// license-check.
+        LicenseCheck = "license-check",
+        /// audit-fetch.
+        AuditFetch = "audit-fetch",
+        /// grace-period-notify.
+        GracePeriodNotify = "grace-period-notify",
     }
 }
 

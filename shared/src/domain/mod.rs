@@ -15,6 +15,7 @@ pub mod retry;
 pub mod signing;
 pub mod snapshot;
 pub mod suppression;
+pub mod tenant_status;
 
 /// The id an audit record is archived and deduplicated under: its own id (`id` in directory audits, `Id` in the
 /// Management Activity API), which Microsoft documents as the way to drop its duplicates. A record that lacks one

@@ -21,7 +21,23 @@ pub enum AuthError {
     Certificate(String),
 }
 
+/// Entra's answers when the app has no service principal or no consent in the tenant (never consented, consent
+/// revoked, app deleted there): only that tenant's administrator can fix it, by consenting again.
+const CONSENT_CODES: [&str; 3] = ["AADSTS7000229", "AADSTS65001", "AADSTS700016"];
+
 impl AuthError {
+    /// True when the tenant has not consented to the app (or no longer does).
+    pub fn is_consent_missing(&self) -> bool {
+        match self {
+            AuthError::Rejected {
+                error, description, ..
+            } => CONSENT_CODES
+                .iter()
+                .any(|c| description.contains(c) || error.contains(c)),
+            _ => false,
+        }
+    }
+
     /// True when trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(self, AuthError::Unavailable(_) | AuthError::Malformed(_))

@@ -57,6 +57,16 @@ impl CoreError {
         }
     }
 
+    /// True when the tenant has not consented to the app (or revoked it): no retry helps until its administrator
+    /// consents again.
+    pub fn is_consent_missing(&self) -> bool {
+        match self {
+            CoreError::Api(ApiError::Auth(e)) => e.is_consent_missing(),
+            CoreError::Credentials(CredentialError::Auth(e)) => e.is_consent_missing(),
+            _ => false,
+        }
+    }
+
     /// `Retryable` or `Permanent`, as reported to Lambda in the error type.
     pub fn kind(&self) -> &'static str {
         if self.is_retryable() {

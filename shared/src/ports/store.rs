@@ -539,9 +539,26 @@ pub trait LeaseStore: Send + Sync {
 /// `use licensewatch_core::ports::store::traits::*;`.
 pub mod traits {
     pub use super::{
-        AlertStore, AuditState, GraceStore, HistoryStore, LeaseStore, LicenseEventStore,
-        NoticeLedger, RemediationQueue, RemediationStore, RunStore, StateStore, SubscriptionStore,
+        AlertStore, AuditState, GraceStore, HistoryStore, JobStatusStore, LeaseStore,
+        LicenseEventStore, NoticeLedger, RemediationQueue, RemediationStore, RunStore, StateStore,
+        SubscriptionStore,
     };
+}
+
+/// How each job last went per tenant (the fleet report's "last run" and consent columns).
+#[async_trait]
+pub trait JobStatusStore: Send + Sync {
+    /// The tenant's job statuses, one per job that ever ran.
+    async fn job_statuses(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Vec<crate::domain::tenant_status::JobStatus>, StoreError>;
+    /// Stores (replaces) one job's status for the tenant.
+    async fn put_job_status(
+        &self,
+        tenant_id: &str,
+        status: &crate::domain::tenant_status::JobStatus,
+    ) -> Result<(), StoreError>;
 }
 
 /// Durable state, as one object: every role above (SQLite locally; DynamoDB and S3 on AWS; memory in tests). Use
@@ -555,6 +572,7 @@ pub trait StateStore:
     + AlertStore
     + LeaseStore
     + SubscriptionStore
+    + JobStatusStore
 {
 }
 
@@ -567,6 +585,7 @@ impl<T> StateStore for T where
         + AlertStore
         + LeaseStore
         + SubscriptionStore
+        + JobStatusStore
 {
 }
 

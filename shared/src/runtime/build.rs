@@ -12,13 +12,29 @@ use crate::ports::store::Backend;
 
 type Aws<'a> = Option<&'a aws_config::SdkConfig>;
 
-/// The audit archive: a directory, or S3.
-pub(super) fn archive(settings: &Settings, aws: Aws) -> Result<Arc<dyn AuditArchive>, ConfigError> {
-    match &settings.archive {
-        ArchiveLocation::Directory(dir) => Ok(Arc::new(crate::adapters::files::FileArchive::new(
-            dir.clone(),
-        ))),
-        ArchiveLocation::S3 { bucket, prefix } => s3_archive(aws, bucket, prefix),
+/// The audit archive: a directory, or S3. Another tenant than the deployment's own (`partition`) archives under
+/// `tenants/{id}/` there, so that each customer's records stay apart (and can be handed over or deleted alone).
+pub(super) fn archive(
+    settings: &Settings,
+    aws: Aws,
+    partition: Option<&str>,
+) -> Result<Arc<dyn AuditArchive>, ConfigError> {
+    let sub = partition.map(|t| format!("tenants/{}", t.to_ascii_lowercase()));
+    match (&settings.archive, sub) {
+        (ArchiveLocation::Directory(dir), sub) => Ok(Arc::new(
+            crate::adapters::files::FileArchive::new(match sub {
+                Some(sub) => dir.join(sub),
+                None => dir.clone(),
+            }),
+        )),
+        (ArchiveLocation::S3 { bucket, prefix }, None) => s3_archive(aws, bucket, prefix),
+        (ArchiveLocation::S3 { bucket, prefix }, Some(sub)) => {
+            let prefix = match prefix.trim_matches('/') {
+                "" => sub,
+                p => format!("{p}/{sub}"),
+            };
+            s3_archive(aws, bucket, &prefix)
+        }
     }
 }
 

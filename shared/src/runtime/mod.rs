@@ -18,7 +18,7 @@ use crate::policy::Policy;
 use crate::ports::archive::AuditArchive;
 use crate::ports::clock::{Clock, FixedClock, SystemClock};
 use crate::ports::queue::MessageQueue;
-use crate::ports::store::Backend;
+use crate::ports::store::{AuditState, Backend};
 use crate::usecases::check_licenses::{CheckDeps, TenantRun};
 
 /// The long-lived parts of a run.
@@ -31,8 +31,10 @@ pub struct Runtime {
     pub microsoft: Microsoft,
     /// State store and remediation queue: SQLite locally; DynamoDB, S3 and SQS on AWS.
     pub store: Arc<dyn Backend>,
-    /// The audit archive: a directory locally, S3 on AWS.
+    /// The audit archive: a directory locally, S3 on AWS (another tenant than the deployment's own: its partition).
     pub archive: Arc<dyn AuditArchive>,
+    /// audit-fetch's book-keeping in the state store: the tenant's own partition of it.
+    pub audit_state: Arc<dyn AuditState>,
     /// Where a scheduled run fans tenants out to (AWS, many tenants).
     pub tenant_queue: Option<Arc<dyn MessageQueue>>,
     /// Where admitted change notifications wait (AWS); locally the endpoint's own in-process queue.
@@ -45,6 +47,8 @@ pub struct Runtime {
     pub time_zone: crate::time_zone::TimeZone,
     /// The AWS configuration, when state, archive or queues live there.
     pub aws: Option<aws_config::SdkConfig>,
+    /// The deployment's own tenant (`LICENSEWATCH_TENANT_ID`): this one, or the one whose runtime built this one.
+    pub home_tenant: String,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -53,6 +57,23 @@ impl std::fmt::Debug for Runtime {
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
+}
+
+/// A tenant's credential problem names the tenant (its secret, not the deployment's, may be at fault).
+fn in_tenant_entry(e: crate::error::CredentialError, tenant_id: &str) -> CoreError {
+    use crate::error::CredentialError;
+    CoreError::Credentials(match e {
+        CredentialError::Config(mut c) => {
+            for p in &mut c.problems {
+                p.problem = format!("{} (tenant {tenant_id})", p.problem);
+            }
+            CredentialError::Config(c)
+        }
+        CredentialError::SecretsManager(m) => {
+            CredentialError::SecretsManager(format!("{m} (tenant {tenant_id})"))
+        }
+        other => other,
+    })
 }
 
 /// Reads the environment and the policy file, reporting the problems of both together.
@@ -159,8 +180,11 @@ impl Runtime {
         let time_zone = policy.time_zone_for(&microsoft.tenant_id)?;
         // Checked at start: a suppression of an unknown kind is a configuration error naming its key.
         crate::usecases::suppressions::of_policy(&policy)?;
-        let archive = build::archive(&settings, aws.as_ref())?;
+        let archive = build::archive(&settings, aws.as_ref(), None)?;
         let store = build::store(&settings, aws.as_ref(), &microsoft.tenant_id)?;
+        let audit_state = Arc::new(crate::adapters::partition::HomeAuditState::new(
+            store.clone(),
+        ));
         let tenant_queue = build::queue(
             crate::config::vars::TENANT_QUEUE_URL,
             settings.tenant_queue_url.as_deref(),
@@ -178,15 +202,17 @@ impl Runtime {
         Ok(Self {
             settings,
             policy,
-            microsoft,
             store,
             archive,
+            audit_state,
             tenant_queue,
             change_queue,
             clock,
             catalog: Arc::new(catalog),
             time_zone,
             aws,
+            home_tenant: microsoft.tenant_id.clone(),
+            microsoft,
         })
     }
 
@@ -205,12 +231,27 @@ impl Runtime {
         }
         let mut settings = self.settings.clone();
         settings.tenant_id = Some(tenant_id.to_string());
-        let microsoft = Microsoft::connect(
+        if let Some(entry) = self.tenant_entry(tenant_id) {
+            // A secret of the tenant's own names its app registration (or the entry does); the deployment's client id
+            // is not assumed to be that app's.
+            if !entry.secret_arn.is_empty() {
+                settings.credential = crate::config::CredentialSource::SecretsManager {
+                    arn: entry.secret_arn.clone(),
+                };
+                settings.client_id = None;
+            }
+            if !entry.client_id.is_empty() {
+                settings.client_id = Some(entry.client_id.clone());
+            }
+        }
+        let microsoft = Microsoft::connect_with(
             &settings,
-            RetryPolicy::default(),
+            self.microsoft.retry.clone(),
             &self.policy.audit.publisher_id,
+            self.aws.as_ref(),
         )
-        .await?;
+        .await
+        .map_err(|e| in_tenant_entry(e, tenant_id))?;
         let mut rt = Self::with_aws(
             settings,
             self.policy.for_tenant(tenant_id),
@@ -219,7 +260,22 @@ impl Runtime {
             self.aws.clone(),
         )?;
         rt.clock = self.clock.clone();
+        rt.home_tenant = self.home_tenant.clone();
+        if !tenant_id.eq_ignore_ascii_case(&self.home_tenant) {
+            rt.archive = build::archive(&rt.settings, rt.aws.as_ref(), Some(tenant_id))?;
+            rt.audit_state = Arc::new(crate::adapters::partition::TenantAuditState::new(
+                rt.store.clone(),
+                tenant_id,
+            ));
+        }
         Ok(rt)
+    }
+
+    fn tenant_entry(&self, tenant_id: &str) -> Option<&crate::policy::TenantEntry> {
+        self.policy
+            .tenants
+            .iter()
+            .find(|t| t.id.eq_ignore_ascii_case(tenant_id))
     }
 
     /// Loads a newer licensing CSV, or the embedded one.
@@ -411,12 +467,38 @@ impl Runtime {
         crate::usecases::fetch_audit::AuditDeps {
             graph: &self.microsoft.graph,
             management: &self.microsoft.management,
-            state: self.store.as_ref(),
+            state: self.audit_state.as_ref(),
             store: self.store.as_ref(),
             archive,
             clock: self.clock.as_ref(),
             crash: &crate::usecases::fetch_audit::no_crash,
             progress: &crate::usecases::fetch_audit::no_progress,
+        }
+    }
+
+    /// Records a run of `job` for `tenant_id` (usually this runtime's) in the state store, which every tenant of
+    /// the deployment shares; a missing consent alerts the deployment's own tenant. A failure to record is logged,
+    /// never the run's.
+    pub async fn record_run(
+        &self,
+        job: crate::domain::tenant_status::Job,
+        tenant_id: &str,
+        outcome: Result<(), &CoreError>,
+    ) {
+        let deps = crate::usecases::tenant_status::StatusDeps {
+            store: self.store.as_ref(),
+            home_tenant: &self.home_tenant,
+        };
+        let recorded = crate::usecases::tenant_status::record_run(
+            &deps,
+            tenant_id,
+            job,
+            outcome,
+            self.clock.now(),
+        )
+        .await;
+        if let Err(e) = recorded {
+            tracing::warn!(tenant = tenant_id, job = %job, error = %e, "run status not recorded");
         }
     }
 

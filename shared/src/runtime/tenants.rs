@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::Runtime;
+use crate::domain::tenant_status::Job;
 use crate::error::CoreError;
 use crate::ports::queue::MessageQueue;
 
@@ -48,6 +49,18 @@ impl TenantRuntimes {
         let rt = Arc::new(self.home.for_tenant(tenant_id).await?);
         others.insert(key, rt.clone());
         Ok(rt)
+    }
+}
+
+impl TenantRuntimes {
+    /// The runtime for `tenant_id`, for a run of `job`: when it cannot be built (the tenant's secret unreadable,
+    /// say), that run's failure is recorded for the tenant as any other.
+    pub async fn get_for(&self, tenant_id: &str, job: Job) -> Result<Arc<Runtime>, CoreError> {
+        let rt = self.get(tenant_id).await;
+        if let Err(e) = &rt {
+            self.home.record_run(job, tenant_id, Err(e)).await;
+        }
+        rt
     }
 }
 

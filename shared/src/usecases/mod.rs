@@ -9,4 +9,5 @@ pub mod reclaim;
 pub mod reprocess_user;
 pub mod search_audit;
 pub mod suppressions;
+pub mod tenant_status;
 pub mod webhook;

@@ -96,6 +96,9 @@ impl ObjectKey {
     }
 }
 
+/// The archive's sources, each the first part of its objects' keys.
+const SOURCES: [&str; 2] = ["directory_audit", "management_api"];
+
 /// Runs a search; `emit` receives each match in order. Returns what was read and skipped.
 pub async fn search_audit(
     archive: &dyn AuditArchive,
@@ -103,14 +106,22 @@ pub async fn search_audit(
     emit: &mut (dyn FnMut(AuditHit) -> Result<(), CoreError> + Send),
 ) -> Result<SearchStats, CoreError> {
     let q = &request.query;
-    let prefix = match (&q.source, &q.content_type) {
-        (Some(s), Some(c)) => format!("{s}/{c}/"),
-        (Some(s), None) => format!("{s}/"),
-        (None, _) => String::new(),
+    // Each source's own prefix, never the root: the deployment's own tenant's archive holds the other tenants'
+    // partitions (`tenants/{id}/`) below it.
+    let prefixes: Vec<String> = match (&q.source, &q.content_type) {
+        (Some(s), Some(c)) => vec![format!("{s}/{c}/")],
+        (Some(s), None) => vec![format!("{s}/")],
+        (None, _) => SOURCES.iter().map(|s| format!("{s}/")).collect(),
     };
     let mut stats = SearchStats::default();
     let mut days: BTreeMap<NaiveDate, Vec<ObjectKey>> = BTreeMap::new();
-    for key in archive.keys(&prefix).await? {
+    let mut keys = Vec::new();
+    let mut index_keys = Vec::new();
+    for prefix in &prefixes {
+        keys.extend(archive.keys(prefix).await?);
+        index_keys.extend(archive.index_keys(prefix).await?);
+    }
+    for key in keys {
         let Some(object) = ObjectKey::parse(&key) else {
             tracing::warn!(key, "not an archive object name; skipped");
             continue;
@@ -128,9 +139,7 @@ pub async fn search_audit(
         }
         days.entry(object.day).or_default().push(object);
     }
-    let indexed: HashSet<String> = archive
-        .index_keys(&prefix)
-        .await?
+    let indexed: HashSet<String> = index_keys
         .iter()
         .filter_map(|k| object_of_index(k).map(str::to_string))
         .collect();

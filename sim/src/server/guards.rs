@@ -11,7 +11,12 @@ pub(super) async fn inject_faults(
 ) -> Response {
     let path = req.uri().path().to_string();
     let method = req.method().to_string();
-    let hits = s.faults().take(&path);
+    let scoped = s.faults().list().iter().any(|f| f.tenant.is_some());
+    let tenant = match scoped {
+        true => request_tenant(&s, &req),
+        false => Vec::new(),
+    };
+    let hits = s.faults().take(&path, &tenant);
     let mut truncate = false;
     let mut failure: Option<Response> = None;
     // Latency is the time the service takes to answer, its own work included (as a Graph round trip is measured):
@@ -101,6 +106,24 @@ pub(super) fn set_retry_after(r: &mut Response, f: &Fault) {
         .and_then(|v| HeaderValue::from_str(v).ok())
     {
         r.headers_mut().insert("Retry-After", v);
+    }
+}
+
+/// The names (GUID and domain) of the tenant a request is for: its token's, or the one its token endpoint names.
+fn request_tenant(s: &Shared, req: &Request) -> Vec<String> {
+    let index = match bearer(req.headers()) {
+        Some(token) => s.tokens().get(&token).map(|(_, i)| *i),
+        None => {
+            let first = req.uri().path().trim_start_matches('/').split('/').next();
+            first.and_then(|key| s.tenant_index(key))
+        }
+    };
+    match index {
+        Some(i) => {
+            let t = s.tenant_at(i);
+            vec![t.tenant_id.clone(), t.domain.clone()]
+        }
+        None => Vec::new(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Run records, snapshots, history, grace cases and licence events in SQLite.
 
 use super::*;
+use crate::domain::tenant_status::JobStatus;
 use crate::ports::store::{SubscriptionRecord, SubscriptionStore};
 
 #[async_trait]
@@ -422,6 +423,37 @@ impl SubscriptionStore for SqliteStore {
             .execute(
                 "INSERT OR REPLACE INTO change_subscriptions (tenant_id, body) VALUES (?1, ?2)",
                 params![record.tenant_id.to_ascii_lowercase(), body],
+            )
+            .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::ports::store::JobStatusStore for SqliteStore {
+    async fn job_statuses(&self, tenant_id: &str) -> Result<Vec<JobStatus>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached("SELECT body FROM job_status WHERE tenant_id = ?1 ORDER BY job")
+            .map_err(|e| self.db(e))?;
+        let rows = st
+            .query_map(params![tenant_id.to_ascii_lowercase()], |r| {
+                r.get::<_, String>(0)
+            })
+            .map_err(|e| self.db(e))?;
+        let mut out = Vec::new();
+        for body in rows {
+            out.push(serde_json::from_str(&body.map_err(|e| self.db(e))?).map_err(corrupt)?);
+        }
+        Ok(out)
+    }
+
+    async fn put_job_status(&self, tenant_id: &str, status: &JobStatus) -> Result<(), StoreError> {
+        let body = serde_json::to_string(status).map_err(corrupt)?;
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO job_status (tenant_id, job, body) VALUES (?1, ?2, ?3)",
+                params![tenant_id.to_ascii_lowercase(), status.job.as_str(), body],
             )
             .map_err(|e| self.db(e))?;
         Ok(())

@@ -335,3 +335,38 @@ impl crate::ports::store::SubscriptionStore for DynamoStore {
         self.put(item, None).await.map(|_| ())
     }
 }
+
+#[async_trait]
+impl crate::ports::store::JobStatusStore for DynamoStore {
+    async fn job_statuses(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Vec<crate::domain::tenant_status::JobStatus>, StoreError> {
+        let pk = format!("{}#job", tenant_id.to_ascii_lowercase());
+        let mut out = Vec::new();
+        for item in self.query(&pk, false, None).await? {
+            let body = attr_s(&item, "body").unwrap_or_default();
+            out.push(
+                serde_json::from_str(body).map_err(|e| {
+                    StoreError::Corrupt(format!("job status of '{tenant_id}': {e}"))
+                })?,
+            );
+        }
+        Ok(out)
+    }
+
+    async fn put_job_status(
+        &self,
+        tenant_id: &str,
+        status: &crate::domain::tenant_status::JobStatus,
+    ) -> Result<(), StoreError> {
+        let body = serde_json::to_string(status)
+            .map_err(|e| StoreError::Corrupt(format!("job status: {e}")))?;
+        let mut item = key(
+            format!("{}#job", tenant_id.to_ascii_lowercase()),
+            status.job.as_str(),
+        );
+        item.insert("body".into(), s(body));
+        self.put(item, None).await.map(|_| ())
+    }
+}

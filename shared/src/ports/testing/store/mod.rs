@@ -42,6 +42,7 @@ struct State {
     full_snapshots: BTreeMap<(String, DateTime<Utc>), Snapshot>,
     reclaims: BTreeMap<(String, DateTime<Utc>), ReclaimReport>,
     subscriptions: HashMap<String, crate::ports::store::SubscriptionRecord>,
+    job_statuses: BTreeMap<(String, String), crate::domain::tenant_status::JobStatus>,
     history: Vec<(String, HistoryEntry)>,
     history_keys: HashSet<(String, String)>,
     cases: BTreeMap<String, GraceCase>,

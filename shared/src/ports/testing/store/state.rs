@@ -263,3 +263,35 @@ impl crate::ports::store::SubscriptionStore for MemoryStore {
         Ok(())
     }
 }
+
+#[async_trait]
+impl crate::ports::store::JobStatusStore for MemoryStore {
+    async fn job_statuses(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Vec<crate::domain::tenant_status::JobStatus>, StoreError> {
+        let tenant = tenant_id.to_ascii_lowercase();
+        Ok(self
+            .lock()
+            .job_statuses
+            .range((tenant.clone(), String::new())..)
+            .take_while(|((t, _), _)| *t == tenant)
+            .map(|(_, s)| s.clone())
+            .collect())
+    }
+
+    async fn put_job_status(
+        &self,
+        tenant_id: &str,
+        status: &crate::domain::tenant_status::JobStatus,
+    ) -> Result<(), StoreError> {
+        self.lock().job_statuses.insert(
+            (
+                tenant_id.to_ascii_lowercase(),
+                status.job.as_str().to_string(),
+            ),
+            status.clone(),
+        );
+        Ok(())
+    }
+}
