@@ -578,11 +578,17 @@ fn all_tenants_checks_each_customer_and_names_the_one_whose_consent_is_gone() {
                 "LICENSEWATCH_STATE",
                 format!("sqlite:{}", dir.path().join("lw.db").display()),
             )
+            .env(
+                "LICENSEWATCH_ARCHIVE",
+                format!("file:{}", dir.path().join("archive").display()),
+            )
             .env("LICENSEWATCH_CONFIG", &policy)
             .output()
             .expect("runs")
     };
     let all = run(&["check", "--all-tenants", "--json", "--concurrency", "2"]);
+    let audit = run(&["audit-fetch", "--all-tenants", "--json"]);
+    let audit_again = run(&["audit-fetch", "--tenant", &ids[1], "--json"]);
     let one = run(&["check", "--tenant", &ids[1], "--json"]);
     let notify = run(&["notify", "--all-tenants", "--dry-run", "--json"]);
     let fleet_html = dir.path().join("out").join("fleet.html");
@@ -640,6 +646,45 @@ fn all_tenants_checks_each_customer_and_names_the_one_whose_consent_is_gone() {
             .all(|f| f["suppressed"]["reason"] == "seats come through the MSP"),
         "the tenant's own suppression applies: {capacity:?}"
     );
+    // audit-fetch over the fleet, into one SQLite file and one archive directory: each customer's records apart
+    // (the second under tenants/{id}/), the same count for the same activity, the revoked one reported.
+    assert!(!audit.status.success(), "a tenant could not be fetched");
+    let doc: serde_json::Value = serde_json::from_slice(&audit.stdout).expect("one JSON document");
+    let fetched: Vec<(&str, &str, u64)> = doc["tenants"]
+        .as_array()
+        .expect("tenants")
+        .iter()
+        .map(|t| {
+            (
+                t["tenant_id"].as_str().expect("id"),
+                t["status"].as_str().expect("status"),
+                t["records_archived"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(fetched[0].1, "ok", "{doc:#}");
+    assert_eq!(fetched[1].1, "ok", "{doc:#}");
+    assert_eq!(fetched[2].1, "consent_missing", "{doc:#}");
+    assert!(fetched[0].2 > 0 && fetched[1].2 > 0, "{doc:#}");
+    let files = |d: std::path::PathBuf| common::archived_objects(&d).len();
+    let archive = dir.path().join("archive");
+    assert!(files(archive.join("directory_audit")) > 0);
+    assert!(
+        files(
+            archive
+                .join("tenants")
+                .join(&ids[1])
+                .join("directory_audit")
+        ) > 0,
+        "the second customer's objects are in its own partition"
+    );
+    assert!(!archive.join("tenants").join(&ids[2]).exists());
+    let again: serde_json::Value =
+        serde_json::from_slice(&audit_again.stdout).expect("one JSON document");
+    assert_eq!(
+        again["records_archived"], 0,
+        "its own book-keeping: nothing archived twice: {again:#}"
+    );
     // grace-period-notify over the fleet: one outcome per tenant, in order. (A console-only dry run calls no
     // Graph API, so the third customer's missing consent does not show here: it shows when mail is sent.)
     let doc: serde_json::Value = serde_json::from_slice(&notify.stdout).expect("one JSON document");
@@ -688,5 +733,23 @@ fn all_tenants_checks_each_customer_and_names_the_one_whose_consent_is_gone() {
     let fleet_csv = std::fs::read_to_string(csv_dir.join("fleet.csv")).expect("fleet.csv");
     assert_eq!(fleet_csv.lines().count(), 4, "{fleet_csv}");
     assert!(fleet_csv.starts_with("tenant,"), "{fleet_csv}");
+    assert!(
+        fleet_csv
+            .lines()
+            .next()
+            .is_some_and(|h| h.ends_with("last check,last audit-fetch,last notify,consent")),
+        "{fleet_csv}"
+    );
+    let rows: Vec<&str> = fleet_csv.lines().skip(1).collect();
+    assert!(
+        rows[0].ends_with(",2026-11-21,2026-11-21,never,ok"),
+        "{fleet_csv}"
+    );
+    assert!(
+        rows[2].ends_with(
+            ",never (failing since 2026-11-21),never (failing since 2026-11-21),never,missing since 2026-11-21"
+        ),
+        "{fleet_csv}"
+    );
     assert!(csv_dir.join(&ids[0]).join("sku_capacity.csv").exists());
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 mod common;
-use common::{Sim, against, sim};
+use common::{Sim, against, archived_objects as walk, sim};
 
 fn job(sim: &Sim, dir: &Path, args: &[&str]) -> Command {
     let policy = dir.join("licensewatch.toml");
@@ -150,20 +150,4 @@ fn two_audit_fetch_runs_at_once_archive_every_record_once() {
         assert!(ids.values().all(|&n| n == 1), "round {round}: {ids:?}");
         assert_eq!(archived as usize, ids.len(), "round {round}: {reports:#?}");
     }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.to_string_lossy().ends_with(".ndjson.gz") {
-                out.push(p);
-            }
-        }
-    }
-    out
 }

@@ -310,6 +310,7 @@ impl Scenario {
                 let mut s =
                     Self::generated_in(users, &id, &format!("customer{i:03}.onmicrosoft.com"), now);
                 s.seed = i as u64;
+                s.audit = recent_assignments(&s, now);
                 s
             })
             .collect()
@@ -366,6 +367,25 @@ impl Scenario {
         }
         s
     }
+}
+
+/// A customer's last week of licence work: one in ten licensed users got its licences within it (an administrator
+/// or the group-licensing service assigned what the user holds), so every tenant of a fleet has audit records of its
+/// own to archive.
+fn recent_assignments(s: &Scenario, now: DateTime<Utc>) -> Vec<AuditSpec> {
+    s.users
+        .iter()
+        .enumerate()
+        .filter(|(i, u)| i % 10 == 5 && !u.licenses.is_empty())
+        .map(|(i, u)| AuditSpec {
+            at: now - Duration::hours((i % 150) as i64 + 1),
+            kind: AuditKind::Assign,
+            user: u.id.clone(),
+            sku_ids: u.licenses.iter().map(|l| l.sku_id.clone()).collect(),
+            actor: (i % 20 == 5).then(|| format!("admin@{}", s.domain)),
+            reason: None,
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -151,3 +151,20 @@ pub fn ink(png_path: &Path) -> (f64, usize) {
     }
     (inked as f64 / total.max(1) as f64, colours.len())
 }
+
+/// Every archive object (gzip NDJSON) under `dir`, however deep.
+pub fn archived_objects(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(".ndjson.gz") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

@@ -149,6 +149,49 @@ impl TestEnv {
         }
     }
 
+    /// A managed-service provider's fleet: the simulator serves every scenario (the first is the deployment's own
+    /// tenant, whose runtime this is).
+    pub async fn fleet(
+        scenarios: Vec<Scenario>,
+        policy: Policy,
+        aws: Option<&AwsResources>,
+    ) -> Self {
+        let now = scenarios[0].now;
+        let sim = licensewatch_sim::start_fleet(scenarios, "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("sim");
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut rt = runtime_with(&sim, dir.path(), policy, aws, &[]);
+        let clock = Arc::new(FixedClock::at(now));
+        rt.clock = clock.clone();
+        Self {
+            sim,
+            rt,
+            clock,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    /// A control call for one tenant of a fleet (`x-sim-tenant`).
+    pub async fn control_for(
+        &self,
+        tenant: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> u16 {
+        self.http
+            .request(method, format!("{}{path}", self.sim.base_url))
+            .header("x-sim-tenant", tenant)
+            .json(&body)
+            .send()
+            .await
+            .expect("control call")
+            .status()
+            .as_u16()
+    }
+
     /// The file archive's directory (when the archive is not in S3).
     pub fn archive_dir(&self) -> std::path::PathBuf {
         self._dir.path().join("archive")
