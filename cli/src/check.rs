@@ -40,7 +40,7 @@ pub async fn run(
     } else if let Some(why) = &report.skipped {
         println!("licensewatch check: skipped: {why}");
     } else {
-        print_human(&rt, &report);
+        print_human(rt, &report);
     }
     Ok(())
 }

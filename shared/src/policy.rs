@@ -708,6 +708,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_tenant_may_name_its_own_secret_and_app_and_a_wrong_one_is_named() {
+        let ok = Policy::parse(
+            "[[tenants]]\nid = \"customer002.onmicrosoft.com\"\n\
+             secret_arn = \"arn:aws:secretsmanager:eu-west-1:123456789012:secret:licensewatch/tenants/c2-AbCdEf\"\n\
+             client_id = \"22222222-3333-4444-5555-666666666666\"\n",
+        )
+        .expect("valid");
+        assert!(ok.tenants[0].secret_arn.ends_with("c2-AbCdEf"));
+        let err = Policy::parse(
+            "[[tenants]]\nid = \"c.onmicrosoft.com\"\nsecret_arn = \"licensewatch/tenants/c2\"\nclient_id = \"app\"\n",
+        )
+        .expect_err("not an ARN, not a GUID");
+        let names: Vec<&str> = err.problems.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec!["tenants[0].secret_arn", "tenants[0].client_id"],
+            "{err}"
+        );
+        assert!(
+            Policy::parse("[[tenants]]\nid = \"c.onmicrosoft.com\"\nsecret_arn = \"arn:aws:secretsmanager:eu-west-1:12345:secret:x\"\n").is_err(),
+            "a short account id"
+        );
+    }
+
+    #[test]
     fn empty_file_gives_documented_defaults() {
         let p = Policy::parse("").expect("valid");
         assert_eq!(p, Policy::default());

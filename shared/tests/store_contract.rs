@@ -478,3 +478,80 @@ async fn many_users_histories_equal_each_users_own_and_reclamation_reports_are_k
         assert_eq!(latest.generated_at, at(3), "{name}: the newest");
     }
 }
+
+#[tokio::test]
+async fn job_statuses_are_kept_per_tenant_and_job_and_tenants_partition_the_audit_book_keeping() {
+    use licensewatch_core::adapters::partition::{HomeAuditState, TenantAuditState};
+    use licensewatch_core::domain::tenant_status::{Job, JobStatus};
+    use licensewatch_core::ports::store::AuditState;
+    const OTHER: &str = "Customer002.onmicrosoft.com";
+    for (name, store) in stores().await {
+        let ok = JobStatus::after(None, Job::AuditFetch, at(1), Ok(()));
+        let failing = JobStatus::after(
+            Some(&ok),
+            Job::AuditFetch,
+            at(2),
+            Err(("AADSTS7000229", true)),
+        );
+        let check = JobStatus::after(None, Job::LicenseCheck, at(3), Ok(()));
+        store.put_job_status(TENANT, &ok).await.expect("put");
+        store.put_job_status(TENANT, &check).await.expect("put");
+        store.put_job_status(OTHER, &failing).await.expect("put");
+        store
+            .put_job_status(TENANT, &failing)
+            .await
+            .expect("replace");
+        let mut own = store.job_statuses(TENANT).await.expect("statuses");
+        own.sort_by_key(|s| s.job.as_str());
+        assert_eq!(own, vec![failing.clone(), check], "{name}");
+        assert_eq!(
+            store
+                .job_statuses(&OTHER.to_lowercase())
+                .await
+                .expect("statuses"),
+            vec![failing],
+            "{name}: tenant ids are matched without case"
+        );
+
+        // Two tenants' audit-fetch in one store: the same record ids and object keys, apart.
+        let home = HomeAuditState::new(store.clone());
+        let other = TenantAuditState::new(store.clone(), OTHER);
+        let ids: Vec<String> = (0..5).map(|i| format!("rec-{i}")).collect();
+        for state in [&home as &dyn AuditState, &other] {
+            let mut claimed = state
+                .claim_records("directory_audit/2026/11/21/a.ndjson.gz", &ids, at(4))
+                .await
+                .expect("claim");
+            claimed.sort();
+            assert_eq!(claimed, ids, "{name}");
+            state
+                .set_cursor("directory_audits", at(4))
+                .await
+                .expect("cursor");
+        }
+        other
+            .confirm_object("directory_audit/2026/11/21/a.ndjson.gz", at(5))
+            .await
+            .expect("confirm");
+        assert_eq!(
+            home.unconfirmed_objects().await.expect("home"),
+            vec!["directory_audit/2026/11/21/a.ndjson.gz"],
+            "{name}: the home tenant's object is still its own to settle"
+        );
+        assert!(other.unconfirmed_objects().await.expect("other").is_empty());
+        assert_eq!(other.seen_records(&ids).await.expect("seen").len(), 5);
+        assert_eq!(
+            home.cursor("directory_audits").await.expect("cursor"),
+            Some(at(4)),
+            "{name}"
+        );
+        assert!(
+            store
+                .cursor(&format!("tenant:{}/directory_audits", OTHER.to_lowercase()))
+                .await
+                .expect("cursor")
+                .is_some(),
+            "{name}: the other tenant's cursor is its own"
+        );
+    }
+}

@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
+const OWN_APP: &str = "22222222-3333-4444-5555-666666666666";
+
 async fn drain(queue: &SqsQueue) -> Vec<(String, String)> {
     let mut all = Vec::new();
     loop {
@@ -93,8 +95,25 @@ async fn archived(rt: &licensewatch_core::runtime::Runtime) -> (usize, usize) {
 async fn every_function_serves_each_customer_alone_the_throttled_one_is_retried_and_the_revoked_one_reported()
  {
     let aws = AwsResources::create().await;
-    let scenarios = customers();
+    let mut scenarios = customers();
+    // The second customer only lets in an app registration of its own, whose secret the MSP keeps in Secrets
+    // Manager for that tenant alone.
+    scenarios[1].app = Some(licensewatch_sim::scenario::AppRegistration {
+        client_id: OWN_APP.into(),
+        client_secret: "customer-two-only".into(),
+        display_name: "licensewatch (customer 2)".into(),
+    });
     let ids: Vec<String> = scenarios.iter().map(|s| s.tenant_id.clone()).collect();
+    let own_secret = aws_sdk_secretsmanager::Client::new(&aws.conf)
+        .create_secret()
+        .name(format!("licensewatch/tenants/{}-{}", ids[1], uuid::Uuid::new_v4().simple()))
+        .secret_string(
+            json!({"LICENSEWATCH_CLIENT_ID": OWN_APP, "LICENSEWATCH_CLIENT_SECRET": "customer-two-only"})
+                .to_string(),
+        )
+        .send()
+        .await
+        .expect("secret");
     let mut policy = notify_policy();
     policy.tenants = ids
         .iter()
@@ -103,6 +122,7 @@ async fn every_function_serves_each_customer_alone_the_throttled_one_is_retried_
             ..Default::default()
         })
         .collect();
+    policy.tenants[1].secret_arn = own_secret.arn().expect("arn").to_string();
     let env = TestEnv::fleet(scenarios, policy, Some(&aws)).await;
     let (home, throttled, revoked) = (&ids[0], &ids[1], &ids[2]);
     assert_eq!(
