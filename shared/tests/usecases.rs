@@ -14,7 +14,7 @@ use licensewatch_core::ports::testing::{MemoryArchive, MemoryDirectory, MemoryFe
 use licensewatch_core::usecases::check_licenses::{
     CheckDeps, CheckReport, TenantRun, check_licenses,
 };
-use licensewatch_core::usecases::fetch_audit::{AuditDeps, fetch_audit};
+use licensewatch_core::usecases::fetch_audit::{AuditDeps, AuditStep, fetch_audit};
 use serde_json::{Value, json};
 
 const TENANT: &str = "48a80680-7326-48cd-9935-b556b81d3a4e";
@@ -114,6 +114,13 @@ impl World {
     }
 
     async fn fetch(&self) -> licensewatch_core::usecases::fetch_audit::AuditReport {
+        self.fetch_with(&no_crash).await.expect("fetch")
+    }
+
+    async fn fetch_with(
+        &self,
+        crash: &(dyn Fn(AuditStep) -> Result<(), CoreError> + Sync),
+    ) -> Result<licensewatch_core::usecases::fetch_audit::AuditReport, CoreError> {
         let deps = AuditDeps {
             graph: &self.directory,
             management: &self.feed,
@@ -121,10 +128,10 @@ impl World {
             store: &self.store,
             archive: &self.archive,
             clock: &self.clock,
-            crash: &no_crash,
+            crash,
             progress: &licensewatch_core::usecases::fetch_audit::no_progress,
         };
-        fetch_audit(&deps, &self.policy).await.expect("fetch")
+        fetch_audit(&deps, &self.policy).await
     }
 
     fn at(&self, t: DateTime<Utc>) {
@@ -392,6 +399,36 @@ async fn a_blob_listed_twice_and_a_record_in_two_blobs_are_archived_once() {
         .await
         .expect("seen");
     assert_eq!(seen.len(), 3);
+}
+
+#[tokio::test]
+async fn a_licence_record_read_again_is_not_stored_again() {
+    let w = World::new();
+    w.directory.put_audit(failed_license_change(
+        "f1",
+        "ada",
+        day(20) - Duration::minutes(30),
+    ));
+    assert_eq!(w.fetch().await.license_events, 1);
+    // The next run reads the last hour again (records arrive late) and meets the record once more: its licence
+    // parts were stored before its claim, so nothing about it is stored again. A run stopped right after the
+    // licence-parts step shows it: no licence work is left pending.
+    w.at(day(20) + Duration::minutes(15));
+    let stopped = w
+        .fetch_with(&|step| match step {
+            AuditStep::AfterLicenceParts => Err(CoreError::Busy("stopped here".into())),
+            _ => Ok(()),
+        })
+        .await;
+    assert!(stopped.is_err(), "the run met the record again");
+    let pending = w
+        .store
+        .pending_license_parts(TENANT)
+        .await
+        .expect("pending");
+    assert!(pending.changes.is_empty(), "{:?}", pending.changes);
+    let again = w.fetch().await;
+    assert_eq!((again.records_archived, again.license_events), (0, 0));
 }
 
 #[tokio::test]

@@ -277,7 +277,8 @@ async fn archive_prepared(
     lease: &RunLease<'_>,
     report: &mut AuditReport,
 ) -> Result<(), CoreError> {
-    keep_licence_activity(deps, &prepared.licence_records, &prepared.group_runs, now).await?;
+    let licence_records = unseen(deps, std::mem::take(&mut prepared.licence_records)).await?;
+    keep_licence_activity(deps, &licence_records, &prepared.group_runs, now).await?;
     (deps.crash)(AuditStep::AfterLicenceParts)?;
     report.duplicates_skipped += prepared.repeated;
     if prepared.without_id > 0 {
@@ -320,6 +321,24 @@ async fn archive_prepared(
         (deps.progress)(report);
     }
     Ok(())
+}
+
+/// The licence records not claimed before. A claimed record's parts were stored before its claim (the order of
+/// writes), so storing them again (each run re-reads the last hour, and the Management API lists blobs again) would
+/// only repeat writes: three per record on DynamoDB.
+async fn unseen(
+    deps: &AuditDeps<'_>,
+    records: Vec<LicenseRecord>,
+) -> Result<Vec<LicenseRecord>, CoreError> {
+    if records.is_empty() {
+        return Ok(records);
+    }
+    let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+    let seen = deps.state.seen_records(&ids).await?;
+    Ok(records
+        .into_iter()
+        .filter(|r| !seen.contains(&r.id))
+        .collect())
 }
 
 /// An object already at the key this batch claimed for: confirming it is right only if it holds every claimed

@@ -91,9 +91,11 @@ impl AuditState for DynamoStore {
     }
 
     async fn confirm_object(&self, object_key: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        use futures::StreamExt;
         let expires = n((now + Duration::days(INDEX_DAYS)).timestamp());
-        for id in self.pending_ids(object_key).await? {
-            let mut item = key(format!("{}{id}", self.scoped("rec#")), "-");
+        let prefix = self.scoped("rec#");
+        let confirms = self.pending_ids(object_key).await?.into_iter().map(|id| {
+            let mut item = key(format!("{prefix}{id}"), "-");
             item.insert("object".into(), s(object_key));
             item.insert("expires_at".into(), expires.clone());
             // Only this object's own claims: an id claimed for another object stays as it is.
@@ -104,8 +106,13 @@ impl AuditState for DynamoStore {
                     vec![("#obj", s("object")), (":k", s(object_key))],
                 )),
             )
-            .await?;
+        });
+        // As the claims: many in flight, not a round trip per record one after another.
+        let mut confirms = futures::stream::iter(confirms).buffer_unordered(16);
+        while let Some(done) = confirms.next().await {
+            done?;
         }
+        // The intent goes last: until every claim is confirmed, a crash leaves the object to settle.
         self.delete(&self.scoped("objpending"), object_key).await
     }
 

@@ -214,16 +214,26 @@ impl LicenseEventStore for DynamoStore {
         tenant_id: &str,
         parts: &[LicenseRecord],
     ) -> Result<(), StoreError> {
+        use futures::StreamExt;
         let tenant = tenant_id.to_ascii_lowercase();
+        let mut pairs = Vec::with_capacity(parts.len());
         for r in parts {
             let change = r.group_key();
-            // The marker goes first: a crash between the two writes leaves a pending change, never a stored record
-            // that no run will merge.
             let mut marker = key(format!("{tenant}#lpending"), &change);
             marker.insert("marker".into(), s(uuid::Uuid::new_v4().to_string()));
-            self.put(marker, None).await?;
             let item = with_doc(key(format!("{tenant}#lpart#{change}"), &r.id), r)?;
-            self.put(item, None).await?;
+            pairs.push((marker, item));
+        }
+        let writes = pairs.into_iter().map(|(marker, item)| async move {
+            // The marker goes first: a crash between the two writes leaves a pending change, never a stored record
+            // that no run will merge.
+            self.put(marker, None).await?;
+            self.put(item, None).await.map(|_| ())
+        });
+        // Records one after another cost a round trip each; their pairs of writes are independent of each other.
+        let mut writes = futures::stream::iter(writes).buffer_unordered(16);
+        while let Some(done) = writes.next().await {
+            done?;
         }
         Ok(())
     }
