@@ -2,8 +2,8 @@
 """Cost model (issue 17): the monthly AWS bill of one 10,000-user tenant and of a 500-tenant MSP fleet, computed from
 a measured run, not guessed.
 
-It starts moto counting every request (scripts/moto/serve.py PORT --count) and, for each tenant size, a simulated
-tenant (`licensewatch sim --tenants 1 --users N`, LATENCY_MS on every request as a round trip to Microsoft), then
+It starts moto counting every request (scripts/moto/serve.py PORT --count) and, for two tenant sizes (the fleet's
+and twice it; the large tenant is carried along that line, as moto cannot hold it), a simulated tenant (`licensewatch sim --tenants 1 --users N`, LATENCY_MS on every request as a round trip to Microsoft), then
 runs the Lambda handlers as deployed (tests/examples/cost_run.rs: license-check's first and hourly runs,
 audit-fetch's first run and a run with nothing new, grace-period-notify's daily run, a schedule's fan-out over the
 fleet) and reads, per invocation, the wall and CPU time and the AWS requests and billed units it caused. The bill
@@ -75,6 +75,16 @@ def measure(moto, users, latency_ms, fan_out):
         sim.wait()
 
 
+def scaled(a, b, ua, ub, u):
+    """Every figure of a run at `u` users, on the line through its values at `ua` and `ub` users (the requests and
+    units our code makes grow with the users and their records, one per user or per record)."""
+    if isinstance(a, dict):
+        return {k: scaled(a.get(k, 0), b.get(k, 0), ua, ub, u) for k in set(a) | set(b)}
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return max(0.0, a + (b - a) * (u - ua) / (ub - ua))
+    return b
+
+
 def units(run, key):
     return run["aws"]["units"].get(key, 0.0)
 
@@ -87,10 +97,19 @@ def s3_requests(run, ops):
     return sum(run["aws"]["requests"].get(f"s3:{op}", 0) for op in ops)
 
 
+# AWS answers in single-digit milliseconds inside a region (DynamoDB, SQS) to tens (S3 PUT); moto, one Python
+# request at a time, takes longer. Its own time is replaced by these, as if every request waited alone (an upper
+# bound: archive claims, for one, go 16 at a time).
+AWS_LATENCY_S = {"dynamodb": 0.006, "s3": 0.025, "sqs": 0.010, "secretsmanager": 0.020}
+
+
 def lambda_seconds(run, function):
-    """The invocation's duration on Lambda: its waiting as measured, its CPU work at the function's share of a core."""
+    """The invocation's duration on Lambda: its own waiting (Microsoft's latency) and AWS's, and its CPU work at the
+    function's share of a core."""
     share = FULL_CORE_MB / MEMORY_MB[function]
-    return run["wall_s"] + run["cpu_s"] * max(0.0, share - 1)
+    aws = sum(n * AWS_LATENCY_S.get(op.split(":")[0], 0.01) for op, n in run["aws"]["requests"].items())
+    own = max(run["cpu_s"], run["wall_s"] - run["aws"]["units"].get("moto_busy_s", 0.0))
+    return own + aws + run["cpu_s"] * max(0.0, share - 1)
 
 
 def invocation_cost(run, function, p):
@@ -151,12 +170,16 @@ def main():
     try:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/_lw/counts")
-        big, big_doc = measure(url, a.users, a.latency_ms, a.fleet_tenants)
         small, _ = measure(url, a.fleet_users, a.latency_ms, a.fleet_tenants)
+        twice, big_doc = measure(url, 2 * a.fleet_users, a.latency_ms, a.fleet_tenants)
     finally:
         moto.kill()
         moto.wait()
 
+    # moto keeps DynamoDB items in one Python list it scans per query, so a 10,000-user tenant's runs take it tens
+    # of minutes: the large tenant's figures are measured at the fleet's size and twice it, and carried to its size
+    # along that line.
+    big = {name: scaled(small[name], twice[name], a.fleet_users, 2 * a.fleet_users, a.users) for name in small}
     single, single_volume = tenant_month(big, a.users, a.records_per_user_day, p)
     single["secrets"] = single.get("secrets", 0) + p["secret_month"]
     single["sqs_polling"] = 0.0  # one tenant: no fan-out queues are needed (they idle-poll anyway when deployed)
@@ -179,8 +202,8 @@ def main():
 
     measured = {name: {"wall_s": round(r["wall_s"], 2), "cpu_s": round(r["cpu_s"], 2),
                        "lambda_s": round(lambda_seconds(r, fn), 2),
-                       "aws_requests": r["aws"]["requests"],
-                       "units": {k: round(v) for k, v in r["aws"]["units"].items()}}
+                       "aws_requests": {k: round(v) for k, v in r["aws"]["requests"].items()},
+                       "units": {k: round(v, 2) for k, v in r["aws"]["units"].items() if ":" not in k}}
                 for name, r, fn in [(n, big[n], f) for n, f in [
                     ("license-check first run", "license-check"), ("license-check hourly run", "license-check"),
                     ("audit-fetch first run", "audit-fetch"), ("audit-fetch run, nothing new", "audit-fetch"),
@@ -190,9 +213,12 @@ def main():
         "assumptions": {"latency_ms": a.latency_ms, "records_per_user_day": a.records_per_user_day,
                         "schedules": "license-check hourly, audit-fetch every 15 minutes, grace-period-notify daily",
                         "memory_mb": MEMORY_MB, "prices": p,
-                        "not_measured": "audit volume per user (assumed), SQS event-source polling (AWS's 5 receivers "
-                                        "per queue), CloudWatch logs, metrics and alarms, data transfer"},
-        "measured_10k_tenant": measured, "peak_rss_mib": round(big_doc["peak_rss_kib"] / 1024, 1),
+                        "aws_latency_s": AWS_LATENCY_S,
+                        "not_measured": "audit volume per user (assumed), AWS's latency (typical figures in place of "
+                                        "moto's), SQS event-source polling (AWS's 5 receivers per queue), CloudWatch "
+                                        "logs, metrics and alarms, data transfer"},
+        "measured_users": [a.fleet_users, 2 * a.fleet_users],
+        "runs_at_users": measured, "peak_rss_mib_of_the_measuring_process": round(big_doc["peak_rss_kib"] / 1024, 1),
         "tenant_10k": {**summary(single), **single_volume, "users": a.users},
         "fleet": {**summary(fleet), **fleet_volume, "tenants": a.fleet_tenants, "users_per_tenant": a.fleet_users,
                   "per_tenant_usd": round(sum(v for k, v in fleet.items() if k != "s3_storage_year_one_end")
@@ -201,8 +227,9 @@ def main():
     if a.json:
         print(json.dumps(result, indent=2))
         return
+    print(f"runs of a {a.users:,}-user tenant (measured at {a.fleet_users:,} and {2 * a.fleet_users:,} users):")
     for name, m in measured.items():
-        print(f"{name:32} wall {m['wall_s']:6.2f} s  cpu {m['cpu_s']:5.2f} s  on Lambda {m['lambda_s']:6.2f} s  "
+        print(f"{name:32} wall (moto) {m['wall_s']:6.2f} s  cpu {m['cpu_s']:5.2f} s  on Lambda {m['lambda_s']:6.2f} s  "
               f"{sum(m['aws_requests'].values()):6} AWS requests  {m['units']}")
     for label, key in [(f"one {a.users:,}-user tenant", "tenant_10k"),
                        (f"{a.fleet_tenants} tenants x {a.fleet_users:,} users", "fleet")]:

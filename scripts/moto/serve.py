@@ -7,7 +7,7 @@ that. Serving requests one by one gives the tests DynamoDB's atomicity while our
 
 With `--count`, every request is also tallied by service and operation, with what AWS bills for it: DynamoDB
 read and write request units (on-demand: a write unit per KiB of each item written, a strongly consistent read unit
-per 4 KiB read), S3 bytes written, SQS and Secrets Manager requests. `GET /_lw/counts` returns the tallies as JSON,
+per 4 KiB read), S3 bytes written, SQS and Secrets Manager requests, and the time moto itself spent answering. `GET /_lw/counts` returns the tallies as JSON,
 `DELETE /_lw/counts` resets them (the cost benchmark, scripts/bench/cost.py, reads them around each invocation).
 
 usage: python serve.py PORT [--count]
@@ -18,6 +18,7 @@ import math
 import os
 import sys
 import threading
+import time
 from collections import defaultdict
 from urllib.parse import parse_qs
 
@@ -117,12 +118,17 @@ class Counting:
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
         service, op = classify(environ, body)
+        started = time.perf_counter()
         answer = b"".join(self.app(environ, start_response))
+        busy = time.perf_counter() - started
         units = {}
         if service == "dynamodb":
             units = dynamo_units(op, body, answer)
         elif service == "s3" and op == "PUT":
             units = {"s3_bytes_put": len(body)}
+        # moto's own time serving it: the cost benchmark puts AWS's typical latency in its place.
+        units["moto_busy_s"] = busy
+        units[f"moto_busy_s:{service}:{op}"] = busy
         self.tally.add(f"{service}:{op}", units)
         return [answer]
 
