@@ -12,7 +12,8 @@ infra/template.yaml and the public on-demand prices (us-east-1, arm64; override 
 not measured is said so in the output (the audit volume per user, SQS event-source polling, CloudWatch).
 
 Usage: scripts/bench/cost.py [--json] [--users 10000] [--fleet-tenants 500] [--fleet-users 1000]
-                             [--latency-ms 20] [--records-per-user-day 5] [--prices FILE]
+                             [--latency-ms 20] [--records-per-user-day 5] [--licence-changes-per-user-month 0.3]
+                             [--prices FILE]
 (after `cargo build --release -p licensewatch --bins -p e2e --examples`)
 """
 import argparse, json, math, os, socket, subprocess, sys, time, urllib.request
@@ -128,25 +129,37 @@ def add(total, part, times=1.0):
         total[k] = total.get(k, 0.0) + v * times
 
 
-def tenant_month(runs, users, records_per_user_day, p):
+def tenant_month(runs, users, records_per_user_day, changes_per_user_month, p):
     """One tenant's month: its runs on their schedules, and its audit volume."""
     bill = {}
     add(bill, invocation_cost(runs["license-check hourly run"], "license-check", p), MONTH["hourly"])
     add(bill, invocation_cost(runs["grace-period-notify daily run"], "grace-period-notify", p), MONTH["daily"])
     first, idle = runs["audit-fetch first run"], runs["audit-fetch run, nothing new"]
-    archived = first["answer"].get("records_archived", 0) or 1
-    # A 15-minute run: the fixed work of a run with nothing new, plus each new record's share of the first run.
-    per_record = {k: (v - invocation_cost(idle, "audit-fetch", p)[k]) / archived
-                  for k, v in invocation_cost(first, "audit-fetch", p).items()}
-    per_record = {k: max(0.0, v) for k, v in per_record.items()}
-    records_month = users * records_per_user_day * 30.4
     add(bill, invocation_cost(idle, "audit-fetch", p), MONTH["quarter_hourly"])
+    # The rest of the first run is its records' work: each record's archiving (its claim and confirmation, `rec`
+    # items, and its object's intent), and each licence change's (its parts, pending marker and event). The
+    # simulated feed is all licence changes; a real one is mostly sign-ins and other activity, so the two are priced
+    # apart and weighted by the volumes assumed.
+    archived = first["answer"].get("records_archived", 0) or 1
+    changes = first["answer"].get("license_events", 0) or 1
+    extra = {k: max(0.0, v - invocation_cost(idle, "audit-fetch", p)[k])
+             for k, v in invocation_cost(first, "audit-fetch", p).items()}
+    archive_kinds = ("rec", "objpending")
+    ddb_archive = sum(units(first, f"dynamodb_wru:{k}") for k in archive_kinds) * p["dynamodb_wru"] + \
+        sum(units(first, f"dynamodb_rru:{k}") for k in archive_kinds) * p["dynamodb_rru"]
+    per_record = {"dynamodb": ddb_archive / archived, "s3": extra["s3"] / archived,
+                  "lambda": extra["lambda"] / archived}
+    per_change = {"dynamodb": max(0.0, extra["dynamodb"] - ddb_archive) / changes}
+    records_month = users * records_per_user_day * 30.4
+    changes_month = users * changes_per_user_month
     add(bill, per_record, records_month)
+    add(bill, per_change, changes_month)
     bytes_per_record = units(first, "s3_bytes_put") / archived
     archive_gb_month = records_month * bytes_per_record / 1e9
     # Storage after a year of keeping everything (the point of the archive), and DynamoDB's index of 31 days.
     bill["s3_storage_year_one_end"] = 12 * archive_gb_month * p["s3_gb_month"]
-    return bill, {"records_per_month": round(records_month), "archive_gb_per_month": round(archive_gb_month, 3),
+    return bill, {"records_per_month": round(records_month), "licence_changes_per_month": round(changes_month),
+                  "archive_gb_per_month": round(archive_gb_month, 3),
                   "bytes_per_record_archived": round(bytes_per_record)}
 
 
@@ -158,6 +171,7 @@ def main():
     ap.add_argument("--fleet-users", type=int, default=1000)
     ap.add_argument("--latency-ms", type=int, default=20)
     ap.add_argument("--records-per-user-day", type=float, default=5.0)
+    ap.add_argument("--licence-changes-per-user-month", type=float, default=0.3)
     ap.add_argument("--prices")
     a = ap.parse_args()
     p = dict(PRICES)
@@ -180,10 +194,10 @@ def main():
     # of minutes: the large tenant's figures are measured at the fleet's size and twice it, and carried to its size
     # along that line.
     big = {name: scaled(small[name], twice[name], a.fleet_users, 2 * a.fleet_users, a.users) for name in small}
-    single, single_volume = tenant_month(big, a.users, a.records_per_user_day, p)
+    single, single_volume = tenant_month(big, a.users, a.records_per_user_day, a.licence_changes_per_user_month, p)
     single["secrets"] = single.get("secrets", 0) + p["secret_month"]
     single["sqs_polling"] = 0.0  # one tenant: no fan-out queues are needed (they idle-poll anyway when deployed)
-    per_tenant, fleet_volume = tenant_month(small, a.fleet_users, a.records_per_user_day, p)
+    per_tenant, fleet_volume = tenant_month(small, a.fleet_users, a.records_per_user_day, a.licence_changes_per_user_month, p)
     fleet = {k: v * a.fleet_tenants for k, v in per_tenant.items()}
     fan = big["schedule fan-out"]
     schedules = MONTH["hourly"] + MONTH["quarter_hourly"] + MONTH["daily"]
@@ -211,6 +225,7 @@ def main():
                     ("schedule fan-out", "license-check")]]}
     result = {
         "assumptions": {"latency_ms": a.latency_ms, "records_per_user_day": a.records_per_user_day,
+                        "licence_changes_per_user_month": a.licence_changes_per_user_month,
                         "schedules": "license-check hourly, audit-fetch every 15 minutes, grace-period-notify daily",
                         "memory_mb": MEMORY_MB, "prices": p,
                         "aws_latency_s": AWS_LATENCY_S,

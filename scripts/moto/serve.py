@@ -56,29 +56,59 @@ def kib(n, size):
     return max(1, math.ceil(n / size))
 
 
+def kind_of(item):
+    """What an item is, from its partition key `{tenant}#{kind}...`: `rec` (archive claims), `lpart`, `case`..."""
+    pk = (item or {}).get("pk", {}).get("S", "")
+    parts = pk.split("#")
+    return parts[1] if len(parts) > 1 else "other"
+
+
+def per_kind(unit, pairs):
+    """Units in total and by item kind."""
+    out = {}
+    for kind, n in pairs:
+        out[unit] = out.get(unit, 0) + n
+        out[f"{unit}:{kind}"] = out.get(f"{unit}:{kind}", 0) + n
+    return out
+
+
 def dynamo_units(op, body, answer):
-    """Request units of one DynamoDB call, from the items it wrote or the bytes it read."""
+    """Request units of one DynamoDB call, from the items it wrote or the bytes it read, in total and by the kind
+    of item (the cost model tells an archived record's units from a licence change's)."""
     try:
         req = json.loads(body or b"{}")
     except ValueError:
         req = {}
     if op in ("PutItem", "DeleteItem", "UpdateItem"):
-        return {"dynamodb_wru": kib(len(json.dumps(req.get("Item", req.get("Key", {})))), 1024)}
+        item = req.get("Item", req.get("Key", {}))
+        return per_kind("dynamodb_wru", [(kind_of(item), kib(len(json.dumps(item)), 1024))])
     if op == "BatchWriteItem":
-        items = [w for ws in req.get("RequestItems", {}).values() for w in ws]
-        return {"dynamodb_wru": sum(kib(len(json.dumps(w)), 1024) for w in items)}
+        writes = [w for ws in req.get("RequestItems", {}).values() for w in ws]
+        items = [w.get("PutRequest", {}).get("Item") or w.get("DeleteRequest", {}).get("Key", {}) for w in writes]
+        return per_kind("dynamodb_wru", [(kind_of(i), kib(len(json.dumps(i)), 1024)) for i in items])
     if op == "TransactWriteItems":
         # Transactions cost two units per KiB.
-        return {"dynamodb_wru": sum(2 * kib(len(json.dumps(t)), 1024) for t in req.get("TransactItems", []))}
-    if op in ("GetItem", "Query", "Scan"):
-        return {"dynamodb_rru": kib(len(answer), 4096)}
+        pairs = []
+        for t in req.get("TransactItems", []):
+            body = next(iter(t.values()), {})
+            item = body.get("Item", body.get("Key", {}))
+            pairs.append((kind_of(item), 2 * kib(len(json.dumps(t)), 1024)))
+        return per_kind("dynamodb_wru", pairs)
+    if op == "GetItem":
+        return per_kind("dynamodb_rru", [(kind_of(req.get("Key")), kib(len(answer), 4096))])
+    if op in ("Query", "Scan"):
+        pk = req.get("ExpressionAttributeValues", {}).get(":pk", {})
+        return per_kind("dynamodb_rru", [(kind_of({"pk": pk}), kib(len(answer), 4096))])
     if op == "BatchGetItem":
+        keys = [k for ks in req.get("RequestItems", {}).values() for k in ks.get("Keys", [])]
         try:
             found = json.loads(answer or b"{}").get("Responses", {})
         except ValueError:
             found = {}
         items = [i for its in found.values() for i in its]
-        return {"dynamodb_rru": max(1, sum(kib(len(json.dumps(i)), 4096) for i in items))}
+        # Strongly consistent: a unit per item read (up to 4 KiB), and one for a call that found nothing.
+        pairs = [(kind_of(i), kib(len(json.dumps(i)), 4096)) for i in items]
+        return per_kind("dynamodb_rru", pairs or [(kind_of(keys[0] if keys else {}), 1)])
     return {}
 
 
