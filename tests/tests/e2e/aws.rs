@@ -7,20 +7,6 @@ use crate::helpers::*;
 
 const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 
-async fn drain(queue: &SqsQueue) -> Vec<(String, String)> {
-    let mut all = Vec::new();
-    loop {
-        let batch = queue.receive(0).await.expect("receive");
-        if batch.is_empty() {
-            return all;
-        }
-        for (handle, _) in &batch {
-            queue.delete(handle).await.expect("delete");
-        }
-        all.extend(batch);
-    }
-}
-
 #[tokio::test]
 async fn the_four_functions_share_dynamodb_s3_and_sqs() {
     let aws = AwsResources::create().await;

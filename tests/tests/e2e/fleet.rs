@@ -15,20 +15,6 @@ use crate::helpers::*;
 
 const OWN_APP: &str = "22222222-3333-4444-5555-666666666666";
 
-async fn drain(queue: &SqsQueue) -> Vec<(String, String)> {
-    let mut all = Vec::new();
-    loop {
-        let batch = queue.receive(0).await.expect("receive");
-        if batch.is_empty() {
-            return all;
-        }
-        for (handle, _) in &batch {
-            queue.delete(handle).await.expect("delete");
-        }
-        all.extend(batch);
-    }
-}
-
 /// Three copies of the default story under their own tenant ids and domains: the same audit record ids in each, as
 /// nothing stops two customers' logs from sharing one.
 fn customers() -> Vec<Scenario> {

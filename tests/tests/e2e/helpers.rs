@@ -39,6 +39,23 @@ pub fn upn(nick: &str) -> String {
     format!("{nick}@contoso.onmicrosoft.com")
 }
 
+/// Receives and deletes every message on `queue`: (receipt handle, body).
+pub async fn drain(
+    queue: &licensewatch_core::adapters::aws::sqs::SqsQueue,
+) -> Vec<(String, String)> {
+    let mut all = Vec::new();
+    loop {
+        let batch = queue.receive(0).await.expect("receive");
+        if batch.is_empty() {
+            return all;
+        }
+        for (handle, _) in &batch {
+            queue.delete(handle).await.expect("delete");
+        }
+        all.extend(batch);
+    }
+}
+
 /// A table, a bucket and two queues in moto (`LICENSEWATCH_TEST_MOTO_URL`, started by `scripts/test.sh`).
 pub struct AwsResources {
     pub conf: aws_config::SdkConfig,
@@ -132,21 +149,7 @@ impl TestEnv {
         aws: Option<&AwsResources>,
         extra: &[(&'static str, String)],
     ) -> Self {
-        let now = scenario.now;
-        let sim = licensewatch_sim::start(scenario, "127.0.0.1:0".parse().expect("addr"))
-            .await
-            .expect("sim");
-        let dir = tempfile::tempdir().expect("tmp");
-        let mut rt = runtime_with(&sim, dir.path(), policy, aws, extra);
-        let clock = Arc::new(FixedClock::at(now));
-        rt.clock = clock.clone();
-        Self {
-            sim,
-            rt,
-            clock,
-            http: reqwest::Client::new(),
-            _dir: dir,
-        }
+        Self::serving(vec![scenario], policy, aws, extra).await
     }
 
     /// A managed-service provider's fleet: the simulator serves every scenario (the first is the deployment's own
@@ -156,12 +159,21 @@ impl TestEnv {
         policy: Policy,
         aws: Option<&AwsResources>,
     ) -> Self {
+        Self::serving(scenarios, policy, aws, &[]).await
+    }
+
+    async fn serving(
+        scenarios: Vec<Scenario>,
+        policy: Policy,
+        aws: Option<&AwsResources>,
+        extra: &[(&'static str, String)],
+    ) -> Self {
         let now = scenarios[0].now;
         let sim = licensewatch_sim::start_fleet(scenarios, "127.0.0.1:0".parse().expect("addr"))
             .await
             .expect("sim");
         let dir = tempfile::tempdir().expect("tmp");
-        let mut rt = runtime_with(&sim, dir.path(), policy, aws, &[]);
+        let mut rt = runtime_with(&sim, dir.path(), policy, aws, extra);
         let clock = Arc::new(FixedClock::at(now));
         rt.clock = clock.clone();
         Self {
