@@ -481,7 +481,7 @@ async fn many_users_histories_equal_each_users_own_and_reclamation_reports_are_k
 
 #[tokio::test]
 async fn job_statuses_are_kept_per_tenant_and_job_and_tenants_partition_the_audit_book_keeping() {
-    use licensewatch_core::adapters::partition::{HomeAuditState, TenantAuditState};
+    use licensewatch_core::adapters::partition::AuditPartition;
     use licensewatch_core::domain::tenant_status::{Job, JobStatus};
     use licensewatch_core::ports::store::AuditState;
     const OTHER: &str = "Customer002.onmicrosoft.com";
@@ -514,8 +514,8 @@ async fn job_statuses_are_kept_per_tenant_and_job_and_tenants_partition_the_audi
         );
 
         // Two tenants' audit-fetch in one store: the same record ids and object keys, apart.
-        let home = HomeAuditState::new(store.clone());
-        let other = TenantAuditState::new(store.clone(), OTHER);
+        let home = AuditPartition::home(store.clone());
+        let other = AuditPartition::tenant(store.clone(), OTHER);
         let ids: Vec<String> = (0..5).map(|i| format!("rec-{i}")).collect();
         for state in [&home as &dyn AuditState, &other] {
             let mut claimed = state

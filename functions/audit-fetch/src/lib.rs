@@ -4,45 +4,25 @@
 //! of the archive and state, with its own retries and dead letters.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use licensewatch_core::domain::tenant_status::Job;
 use licensewatch_core::error::CoreError;
 use licensewatch_core::runtime::Runtime;
 use licensewatch_core::runtime::telemetry::Metrics;
-use licensewatch_core::runtime::tenants::{TenantMessage, TenantRuntimes, fan_out};
+use licensewatch_core::runtime::tenants::TenantRuntimes;
 use licensewatch_core::usecases::fetch_audit::{AuditReport, fetch_audit};
 pub use licensewatch_lambda::Failure;
-use licensewatch_lambda::{is_sqs, parse_event, sqs_batch, to_json};
+use licensewatch_lambda::per_tenant;
 use serde_json::Value;
 
 /// Everything the handler keeps between invocations: the configured tenant's runtime and the others met.
 pub type Deps = TenantRuntimes;
 
-/// Dispatches on the event shape: an SQS batch of tenant messages, or the schedule.
+/// Dispatches on the event shape: an SQS batch of tenant messages, or the schedule (which may fan out). Cursors only
+/// move after the archive writes, so a redelivered message goes on where the failed run stopped.
 pub async fn handle_event(deps: &Deps, payload: Value) -> Result<Value, CoreError> {
-    if is_sqs(&payload) {
-        let event: SqsEvent = parse_event(payload, "an SQS event")?;
-        return to_json(&handle_tenant_messages(deps, event).await);
-    }
-    let event: EventBridgeEvent<Value> = parse_event(payload, "an EventBridge event")?;
-    if let Some(n) = fan_out(&deps.home).await? {
-        tracing::info!(tenants = n, "audit-fetch fanned out");
-        return to_json(&serde_json::json!({"status": "fanned_out", "fanned_out": n}));
-    }
-    to_json(&handle(&deps.home, event).await?)
-}
-
-/// Fetches one tenant per message; only retryable failures are redelivered (the cursors only move after the
-/// archive writes, so a redelivery goes on where the failed run stopped).
-pub async fn handle_tenant_messages(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
-    sqs_batch(
-        event,
-        "tenant audit-fetch",
-        async |message: TenantMessage| {
-            let rt = deps.get_for(&message.tenant_id, Job::AuditFetch).await?;
-            handle(&rt, EventBridgeEvent::default()).await.map(|_| ())
-        },
-    )
+    per_tenant(deps, payload, Job::AuditFetch, async |rt| {
+        handle(rt, EventBridgeEvent::default()).await
+    })
     .await
 }
 

@@ -3,48 +3,27 @@
 //! and each tenant is notified in its own invocation from its SQS message, with its own retries and dead letters.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use licensewatch_core::domain::tenant_status::Job;
 use licensewatch_core::error::CoreError;
 use licensewatch_core::ports::channel::Channel;
 use licensewatch_core::runtime::Runtime;
 use licensewatch_core::runtime::telemetry::Metrics;
-use licensewatch_core::runtime::tenants::{TenantMessage, TenantRuntimes, fan_out};
+use licensewatch_core::runtime::tenants::TenantRuntimes;
 use licensewatch_core::usecases::notify_grace_period::notify_grace_period;
 pub use licensewatch_lambda::Failure;
-use licensewatch_lambda::{is_sqs, parse_event, sqs_batch, to_json};
+use licensewatch_lambda::per_tenant;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Everything the handler keeps between invocations: the configured tenant's runtime and the others met.
 pub type Deps = TenantRuntimes;
 
-/// Dispatches on the event shape: an SQS batch of tenant messages, or the schedule.
+/// Dispatches on the event shape: an SQS batch of tenant messages, or the schedule (which may fan out). Each tenant is
+/// notified through its own channels (its `[[tenants]]` entry may name its own admins).
 pub async fn handle_event(deps: &Deps, payload: Value) -> Result<Value, CoreError> {
-    if is_sqs(&payload) {
-        let event: SqsEvent = parse_event(payload, "an SQS event")?;
-        return to_json(&handle_tenant_messages(deps, event).await);
-    }
-    let event: EventBridgeEvent<Value> = parse_event(payload, "an EventBridge event")?;
-    if let Some(n) = fan_out(&deps.home).await? {
-        tracing::info!(tenants = n, "grace-period-notify fanned out");
-        return to_json(&serde_json::json!({"status": "fanned_out", "fanned_out": n}));
-    }
-    let channels = deps.home.notify_channels(None)?;
-    to_json(&handle(&deps.home, &channels, event).await?)
-}
-
-/// Notifies one tenant per message (its own channels: its `[[tenants]]` entry may name its own admins); only
-/// retryable failures are redelivered.
-pub async fn handle_tenant_messages(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
-    sqs_batch(event, "tenant notify", async |message: TenantMessage| {
-        let rt = deps
-            .get_for(&message.tenant_id, Job::GracePeriodNotify)
-            .await?;
+    per_tenant(deps, payload, Job::GracePeriodNotify, async |rt| {
         let channels = rt.notify_channels(None)?;
-        handle(&rt, &channels, EventBridgeEvent::default())
-            .await
-            .map(|_| ())
+        handle(rt, &channels, EventBridgeEvent::default()).await
     })
     .await
 }

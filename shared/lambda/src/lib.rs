@@ -10,11 +10,14 @@ use std::future::Future;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use base64::Engine;
 use lambda_runtime::{LambdaEvent, service_fn};
+use licensewatch_core::domain::tenant_status::Job;
 use licensewatch_core::error::CoreError;
 use licensewatch_core::runtime::telemetry::{self, LogFormat};
+use licensewatch_core::runtime::tenants::{TenantMessage, TenantRuntimes, fan_out};
 use licensewatch_core::runtime::{Runtime, load_config};
 use licensewatch_core::usecases::webhook::{HttpRequest, HttpResponse, header_pairs};
 use serde::de::DeserializeOwned;
@@ -113,6 +116,33 @@ pub async fn sqs_batch<T: DeserializeOwned>(
         }
     }
     response
+}
+
+/// The event of a scheduled function that serves many tenants (audit-fetch, grace-period-notify): an SQS batch of
+/// tenant messages runs `run` once per message with that tenant's runtime (only retryable failures are
+/// redelivered); a schedule fans out, one message per tenant, when the deployment has a tenant queue and the policy
+/// lists tenants, and otherwise runs the configured tenant.
+pub async fn per_tenant<T: serde::Serialize>(
+    deps: &TenantRuntimes,
+    payload: Value,
+    job: Job,
+    run: impl AsyncFn(&Runtime) -> Result<T, CoreError>,
+) -> Result<Value, CoreError> {
+    if is_sqs(&payload) {
+        let event: SqsEvent = parse_event(payload, "an SQS event")?;
+        let batch = sqs_batch(event, job.as_str(), async |m: TenantMessage| {
+            let rt = deps.get_for(&m.tenant_id, job).await?;
+            run(&rt).await.map(|_| ())
+        })
+        .await;
+        return to_json(&batch);
+    }
+    let _: EventBridgeEvent<Value> = parse_event(payload, "an EventBridge event")?;
+    if let Some(n) = fan_out(&deps.home).await? {
+        tracing::info!(tenants = n, "{job} fanned out");
+        return to_json(&serde_json::json!({"status": "fanned_out", "fanned_out": n}));
+    }
+    to_json(&run(&deps.home).await?)
 }
 
 /// An HTTP event (function URL or HTTP API, payload v2) with its body decoded.

@@ -3,6 +3,7 @@
 //! ids, archive-object claims and gaps are stored under `tenant:{id}/`, so two customers can never share a cursor,
 //! take each other's record ids for duplicates, or settle each other's unfinished objects.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -11,41 +12,58 @@ use chrono::{DateTime, Utc};
 
 use crate::ports::store::{AuditState, Backend, Gap, StoreError};
 
+/// What every partitioned name starts with.
+const PARTITIONED: &str = "tenant:";
+
 /// A tenant's partition of a shared [`AuditState`].
-pub struct TenantAuditState {
+pub struct AuditPartition {
     inner: Arc<dyn Backend>,
+    /// `tenant:{lower-case id}/`, or empty for the deployment's own tenant.
     prefix: String,
 }
 
-impl TenantAuditState {
-    /// The partition of `tenant_id` (case-insensitive) in `inner`.
-    pub fn new(inner: Arc<dyn Backend>, tenant_id: &str) -> Self {
+impl AuditPartition {
+    /// The deployment's own tenant: its names as they always were, without the other tenants' partitions.
+    pub fn home(inner: Arc<dyn Backend>) -> Self {
         Self {
             inner,
-            prefix: partition_prefix(tenant_id),
+            prefix: String::new(),
         }
     }
 
-    fn name(&self, name: &str) -> String {
-        format!("{}{name}", self.prefix)
+    /// Another tenant's partition (its id is matched without case).
+    pub fn tenant(inner: Arc<dyn Backend>, tenant_id: &str) -> Self {
+        Self {
+            inner,
+            prefix: format!("{PARTITIONED}{}/", tenant_id.to_ascii_lowercase()),
+        }
     }
 
-    fn names(&self, names: &[String]) -> Vec<String> {
-        names.iter().map(|n| self.name(n)).collect()
+    fn name<'a>(&self, name: &'a str) -> Cow<'a, str> {
+        match self.prefix.is_empty() {
+            true => Cow::Borrowed(name),
+            false => Cow::Owned(format!("{}{name}", self.prefix)),
+        }
     }
 
+    fn names<'a>(&self, names: &'a [String]) -> Cow<'a, [String]> {
+        match self.prefix.is_empty() {
+            true => Cow::Borrowed(names),
+            false => Cow::Owned(names.iter().map(|n| self.name(n).into_owned()).collect()),
+        }
+    }
+
+    /// A stored name of this partition, as its tenant knows it; `None` for another partition's.
     fn own(&self, stored: String) -> Option<String> {
-        stored.strip_prefix(&self.prefix).map(str::to_string)
+        match self.prefix.is_empty() {
+            true => (!stored.starts_with(PARTITIONED)).then_some(stored),
+            false => stored.strip_prefix(&self.prefix).map(str::to_string),
+        }
     }
-}
-
-/// The prefix of a tenant's names in a shared store: `tenant:{lower-case id}/`.
-pub fn partition_prefix(tenant_id: &str) -> String {
-    format!("tenant:{}/", tenant_id.to_ascii_lowercase())
 }
 
 #[async_trait]
-impl AuditState for TenantAuditState {
+impl AuditState for AuditPartition {
     async fn cursor(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         self.inner.cursor(&self.name(name)).await
     }
@@ -103,8 +121,10 @@ impl AuditState for TenantAuditState {
     }
 
     async fn record_gap(&self, gap: &Gap) -> Result<(), StoreError> {
-        let mut gap = gap.clone();
-        gap.source = self.name(&gap.source);
+        let gap = Gap {
+            source: self.name(&gap.source).into_owned(),
+            ..gap.clone()
+        };
         self.inner.record_gap(&gap).await
     }
 
@@ -112,92 +132,10 @@ impl AuditState for TenantAuditState {
         let all = self.inner.gaps().await?;
         Ok(all
             .into_iter()
-            .filter_map(|mut g| {
-                g.source = self.own(g.source)?;
-                Some(g)
+            .filter_map(|g| {
+                let source = self.own(g.source.clone())?;
+                Some(Gap { source, ..g })
             })
-            .collect())
-    }
-}
-
-/// The deployment's own tenant in a shared store: its names have no partition prefix, so it must not see the names
-/// of the other tenants' partitions (their objects and gaps).
-pub struct HomeAuditState {
-    inner: Arc<dyn Backend>,
-}
-
-impl HomeAuditState {
-    /// The unprefixed names of `inner`.
-    pub fn new(inner: Arc<dyn Backend>) -> Self {
-        Self { inner }
-    }
-}
-
-fn partitioned(name: &str) -> bool {
-    name.starts_with("tenant:")
-}
-
-#[async_trait]
-impl AuditState for HomeAuditState {
-    async fn cursor(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.inner.cursor(name).await
-    }
-
-    async fn set_cursor(&self, name: &str, value: DateTime<Utc>) -> Result<(), StoreError> {
-        self.inner.set_cursor(name, value).await
-    }
-
-    async fn seen_records(&self, ids: &[String]) -> Result<HashSet<String>, StoreError> {
-        self.inner.seen_records(ids).await
-    }
-
-    async fn claim_records(
-        &self,
-        object_key: &str,
-        ids: &[String],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<String>, StoreError> {
-        self.inner.claim_records(object_key, ids, now).await
-    }
-
-    async fn confirm_object(&self, object_key: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        self.inner.confirm_object(object_key, now).await
-    }
-
-    async fn unconfirmed_objects(&self) -> Result<Vec<String>, StoreError> {
-        let all = self.inner.unconfirmed_objects().await?;
-        Ok(all.into_iter().filter(|k| !partitioned(k)).collect())
-    }
-
-    async fn release_object(&self, object_key: &str) -> Result<(), StoreError> {
-        self.inner.release_object(object_key).await
-    }
-
-    async fn mark_records(&self, ids: &[String], now: DateTime<Utc>) -> Result<(), StoreError> {
-        self.inner.mark_records(ids, now).await
-    }
-
-    async fn blob_done(&self, content_id: &str) -> Result<bool, StoreError> {
-        self.inner.blob_done(content_id).await
-    }
-
-    async fn mark_blob(&self, content_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        self.inner.mark_blob(content_id, now).await
-    }
-
-    async fn expire_index(&self, before: DateTime<Utc>) -> Result<(), StoreError> {
-        self.inner.expire_index(before).await
-    }
-
-    async fn record_gap(&self, gap: &Gap) -> Result<(), StoreError> {
-        self.inner.record_gap(gap).await
-    }
-
-    async fn gaps(&self) -> Result<Vec<Gap>, StoreError> {
-        let all = self.inner.gaps().await?;
-        Ok(all
-            .into_iter()
-            .filter(|g| !partitioned(&g.source))
             .collect())
     }
 }
@@ -214,9 +152,9 @@ mod tests {
     #[tokio::test]
     async fn two_tenants_share_a_store_without_sharing_cursors_ids_objects_or_gaps() {
         let shared: Arc<dyn Backend> = Arc::new(MemoryStore::default());
-        let home = HomeAuditState::new(shared.clone());
-        let a = TenantAuditState::new(shared.clone(), "Customer-A.onmicrosoft.com");
-        let b = TenantAuditState::new(shared.clone(), "customer-b.onmicrosoft.com");
+        let home = AuditPartition::home(shared.clone());
+        let a = AuditPartition::tenant(shared.clone(), "Customer-A.onmicrosoft.com");
+        let b = AuditPartition::tenant(shared.clone(), "customer-b.onmicrosoft.com");
         let ids = vec!["r1".to_string(), "r2".to_string()];
 
         a.set_cursor("directory_audits", at(5)).await.unwrap();

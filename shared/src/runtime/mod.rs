@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::adapters::credentials::Microsoft;
+use crate::adapters::partition::AuditPartition;
 use crate::config::ArchiveLocation;
 use crate::config::{ConfigError, ConfigProblem, Settings, StateLocation};
 use crate::domain::catalog::Catalog;
@@ -175,16 +176,33 @@ impl Runtime {
         catalog: Catalog,
         aws: Option<aws_config::SdkConfig>,
     ) -> Result<Self, CoreError> {
+        let home = microsoft.tenant_id.clone();
+        Self::assemble(settings, policy, microsoft, catalog, aws, &home)
+    }
+
+    /// The runtime of `microsoft`'s tenant in a deployment whose own tenant is `home`: another tenant than the
+    /// deployment's own gets its own partition of the archive and of audit-fetch's book-keeping.
+    fn assemble(
+        settings: Settings,
+        policy: Policy,
+        microsoft: Microsoft,
+        catalog: Catalog,
+        aws: Option<aws_config::SdkConfig>,
+        home: &str,
+    ) -> Result<Self, CoreError> {
         // The tenant's own sections of its [[tenants]] entry, merged over the global ones.
         let policy = policy.for_tenant(&microsoft.tenant_id);
         let time_zone = policy.time_zone_for(&microsoft.tenant_id)?;
         // Checked at start: a suppression of an unknown kind is a configuration error naming its key.
         crate::usecases::suppressions::of_policy(&policy)?;
-        let archive = build::archive(&settings, aws.as_ref(), None)?;
+        let partition =
+            (!microsoft.tenant_id.eq_ignore_ascii_case(home)).then_some(&microsoft.tenant_id);
+        let archive = build::archive(&settings, aws.as_ref(), partition.map(String::as_str))?;
         let store = build::store(&settings, aws.as_ref(), &microsoft.tenant_id)?;
-        let audit_state = Arc::new(crate::adapters::partition::HomeAuditState::new(
-            store.clone(),
-        ));
+        let audit_state = Arc::new(match partition {
+            None => AuditPartition::home(store.clone()),
+            Some(tenant) => AuditPartition::tenant(store.clone(), tenant),
+        });
         let tenant_queue = build::queue(
             crate::config::vars::TENANT_QUEUE_URL,
             settings.tenant_queue_url.as_deref(),
@@ -211,7 +229,7 @@ impl Runtime {
             catalog: Arc::new(catalog),
             time_zone,
             aws,
-            home_tenant: microsoft.tenant_id.clone(),
+            home_tenant: home.to_string(),
             microsoft,
         })
     }
@@ -219,30 +237,23 @@ impl Runtime {
     /// A runtime for another tenant of the policy's `[[tenants]]` (the fan-out): same app registration, state and
     /// archive, clients for that tenant. A tenant the policy does not list is refused.
     pub async fn for_tenant(&self, tenant_id: &str) -> Result<Self, CoreError> {
-        if !self
-            .policy
-            .tenants
-            .iter()
-            .any(|t| t.id.eq_ignore_ascii_case(tenant_id))
-        {
+        let Some(entry) = self.tenant_entry(tenant_id) else {
             return Err(CoreError::BadInput(format!(
                 "tenant '{tenant_id}' is not listed in the policy's [[tenants]]"
             )));
-        }
+        };
         let mut settings = self.settings.clone();
         settings.tenant_id = Some(tenant_id.to_string());
-        if let Some(entry) = self.tenant_entry(tenant_id) {
-            // A secret of the tenant's own names its app registration (or the entry does); the deployment's client id
-            // is not assumed to be that app's.
-            if !entry.secret_arn.is_empty() {
-                settings.credential = crate::config::CredentialSource::SecretsManager {
-                    arn: entry.secret_arn.clone(),
-                };
-                settings.client_id = None;
-            }
-            if !entry.client_id.is_empty() {
-                settings.client_id = Some(entry.client_id.clone());
-            }
+        // A secret of the tenant's own names its app registration (or the entry does); the deployment's client id is
+        // not assumed to be that app's.
+        if !entry.secret_arn.is_empty() {
+            settings.credential = crate::config::CredentialSource::SecretsManager {
+                arn: entry.secret_arn.clone(),
+            };
+            settings.client_id = None;
+        }
+        if !entry.client_id.is_empty() {
+            settings.client_id = Some(entry.client_id.clone());
         }
         let microsoft = Microsoft::connect_with(
             &settings,
@@ -252,22 +263,15 @@ impl Runtime {
         )
         .await
         .map_err(|e| in_tenant_entry(e, tenant_id))?;
-        let mut rt = Self::with_aws(
+        let mut rt = Self::assemble(
             settings,
             self.policy.for_tenant(tenant_id),
             microsoft,
             (*self.catalog).clone(),
             self.aws.clone(),
+            &self.home_tenant,
         )?;
         rt.clock = self.clock.clone();
-        rt.home_tenant = self.home_tenant.clone();
-        if !tenant_id.eq_ignore_ascii_case(&self.home_tenant) {
-            rt.archive = build::archive(&rt.settings, rt.aws.as_ref(), Some(tenant_id))?;
-            rt.audit_state = Arc::new(crate::adapters::partition::TenantAuditState::new(
-                rt.store.clone(),
-                tenant_id,
-            ));
-        }
         Ok(rt)
     }
 
@@ -506,10 +510,7 @@ impl Runtime {
     pub fn tenant_run(&self) -> TenantRun {
         let id = self.microsoft.tenant_id.clone();
         let delayed = self
-            .policy
-            .tenants
-            .iter()
-            .find(|t| t.id.eq_ignore_ascii_case(&id))
+            .tenant_entry(&id)
             .map_or(self.policy.tenant.delayed_delicensing, |t| {
                 t.delayed_delicensing
             });

@@ -41,19 +41,22 @@ pub async fn record_run(
     deps.store.put_job_status(tenant_id, &status).await?;
     statuses.retain(|s| s.job != job);
     statuses.push(status.clone());
-    if let Some(since) = consent_missing_since(&statuses) {
+    if let Some(since) = consent_missing_since(&status, &statuses) {
         let alert = consent_alert(tenant_id, since, now);
         deps.store.raise_alert(deps.home_tenant, &alert).await?;
     }
     Ok(status)
 }
 
-/// When the tenant's consent went missing, if the latest run found it so: the earliest consent failure of any
+/// When the tenant's consent went missing, if this run (`current`) found it so: the earliest consent failure of any
 /// job since the last success of any job. Every job fails once consent is gone, each at its own time; counting
 /// from the first makes them one streak (one alert), and a success in between starts a new one.
-fn consent_missing_since(statuses: &[JobStatus]) -> Option<DateTime<Utc>> {
-    let latest = statuses.iter().max_by_key(|s| s.last_run_at)?;
-    let own = latest.failure.as_ref().filter(|f| f.consent_missing)?.since;
+fn consent_missing_since(current: &JobStatus, statuses: &[JobStatus]) -> Option<DateTime<Utc>> {
+    let own = current
+        .failure
+        .as_ref()
+        .filter(|f| f.consent_missing)?
+        .since;
     let last_ok = statuses.iter().filter_map(|s| s.last_ok_at).max();
     let earliest = statuses
         .iter()
@@ -61,7 +64,7 @@ fn consent_missing_since(statuses: &[JobStatus]) -> Option<DateTime<Utc>> {
         .map(|f| f.since)
         .filter(|t| last_ok.is_none_or(|ok| *t >= ok))
         .min();
-    Some(earliest.unwrap_or(own).min(own))
+    Some(earliest.unwrap_or(own))
 }
 
 fn consent_alert(tenant_id: &str, since: DateTime<Utc>, now: DateTime<Utc>) -> Alert {
@@ -109,6 +112,12 @@ mod tests {
             home_tenant: "msp.onmicrosoft.com",
         };
         let customer = "customer001.onmicrosoft.com";
+        let home_alerts = async || {
+            store
+                .recent_alerts("msp.onmicrosoft.com", at(0))
+                .await
+                .unwrap()
+        };
         record_run(&deps, customer, Job::LicenseCheck, Ok(()), at(1))
             .await
             .unwrap();
@@ -121,10 +130,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let home = store
-            .recent_alerts("msp.onmicrosoft.com", at(0))
-            .await
-            .unwrap();
+        let home = home_alerts().await;
         assert_eq!(home.len(), 1, "{home:?}");
         assert_eq!(home[0].kind, AlertKind::ConsentMissing);
         assert!(home[0].summary.contains(customer), "{}", home[0].summary);
@@ -153,14 +159,7 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(
-            store
-                .recent_alerts("msp.onmicrosoft.com", at(0))
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
+        assert_eq!(home_alerts().await.len(), 1);
 
         // Consent back, then gone again: a new streak, a new alert.
         record_run(&deps, customer, Job::LicenseCheck, Ok(()), at(6))
@@ -169,10 +168,7 @@ mod tests {
         record_run(&deps, customer, Job::LicenseCheck, Err(&revoked()), at(7))
             .await
             .unwrap();
-        let home = store
-            .recent_alerts("msp.onmicrosoft.com", at(0))
-            .await
-            .unwrap();
+        let home = home_alerts().await;
         assert_eq!(home.len(), 2, "{home:?}");
 
         // Other failures are recorded and raise nothing.
@@ -187,13 +183,6 @@ mod tests {
         .await
         .unwrap();
         assert!(!s.consent_missing());
-        assert_eq!(
-            store
-                .recent_alerts("msp.onmicrosoft.com", at(0))
-                .await
-                .unwrap()
-                .len(),
-            2
-        );
+        assert_eq!(home_alerts().await.len(), 2);
     }
 }

@@ -112,23 +112,14 @@ async fn every_function_serves_each_customer_alone_the_throttled_one_is_retried_
     let env = TestEnv::fleet(scenarios, policy, Some(&aws)).await;
     let (home, throttled, revoked) = (&ids[0], &ids[1], &ids[2]);
     assert_eq!(
-        env.control_for(
-            revoked,
-            reqwest::Method::POST,
-            "/_sim/consent",
-            json!({"revoked": true})
-        )
-        .await,
+        env.control_for(revoked, "/_sim/consent", json!({"revoked": true}))
+            .await,
         204
     );
     // The second customer's every request is throttled (Microsoft limits each tenant and app on its own).
     let throttle =
         json!({"route": "/", "kind": "throttle", "retry_after": "0", "tenant": throttled});
-    assert_eq!(
-        env.control_for(home, reqwest::Method::POST, "/_sim/faults", throttle)
-            .await,
-        204
-    );
+    assert_eq!(env.control_for(home, "/_sim/faults", throttle).await, 204);
     let queue = SqsQueue::new(&aws.conf, &aws.tenant_queue_url);
     let base = env.sim.base_url.clone();
     // The three functions keep the same thing between invocations: the home runtime and the tenants met.

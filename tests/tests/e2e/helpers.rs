@@ -186,15 +186,9 @@ impl TestEnv {
     }
 
     /// A control call for one tenant of a fleet (`x-sim-tenant`).
-    pub async fn control_for(
-        &self,
-        tenant: &str,
-        method: reqwest::Method,
-        path: &str,
-        body: Value,
-    ) -> u16 {
+    pub async fn control_for(&self, tenant: &str, path: &str, body: Value) -> u16 {
         self.http
-            .request(method, format!("{}{path}", self.sim.base_url))
+            .post(format!("{}{path}", self.sim.base_url))
             .header("x-sim-tenant", tenant)
             .json(&body)
             .send()
@@ -228,14 +222,7 @@ impl TestEnv {
     }
 
     pub async fn control(&self, path: &str, body: Value) -> u16 {
-        self.http
-            .post(format!("{}{}", self.sim.base_url, path))
-            .json(&body)
-            .send()
-            .await
-            .expect("control call")
-            .status()
-            .as_u16()
+        self.control_for(&self.sim.tenant_id, path, body).await
     }
 
     pub async fn check(&self) -> CheckReport {
