@@ -41,6 +41,69 @@ pub struct User {
     pub deleted_plans: BTreeMap<String, String>,
 }
 
+/// The tenant's users, remembering which were handed out for change since `/users/delta` last looked: every
+/// mutable access goes through [`Users::index_mut`] or [`Users::push`], so no code path can change a user unseen,
+/// and a round fingerprints only those users instead of the whole tenant (Graph answers a round in the time of its
+/// changes, not of its size).
+#[derive(Debug, Clone, Default)]
+pub struct Users {
+    list: Vec<User>,
+    touched: Vec<bool>,
+}
+
+impl Users {
+    fn with_capacity(n: usize) -> Self {
+        Users {
+            list: Vec::with_capacity(n),
+            touched: Vec::with_capacity(n),
+        }
+    }
+
+    /// Adds a user (touched: new to every round).
+    pub fn push(&mut self, user: User) {
+        self.list.push(user);
+        self.touched.push(true);
+    }
+
+    fn remove(&mut self, i: usize) -> User {
+        self.touched.remove(i);
+        self.list.remove(i)
+    }
+
+    /// The positions of the users touched since the last call, which forgets them.
+    pub(crate) fn take_touched(&mut self) -> Vec<usize> {
+        let out = (0..self.list.len()).filter(|&i| self.touched[i]).collect();
+        self.touched.iter_mut().for_each(|t| *t = false);
+        out
+    }
+
+    /// Marks every user touched (a change outside the users, e.g. to a SKU, may show in all of them).
+    pub(crate) fn touch_all(&mut self) {
+        self.touched.iter_mut().for_each(|t| *t = true);
+    }
+}
+
+impl std::ops::Deref for Users {
+    type Target = [User];
+    fn deref(&self) -> &[User] {
+        &self.list
+    }
+}
+
+impl std::ops::Index<usize> for Users {
+    type Output = User;
+    fn index(&self, i: usize) -> &User {
+        &self.list[i]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Users {
+    fn index_mut(&mut self, i: usize) -> &mut User {
+        self.touched[i] = true;
+        &mut self.list[i]
+    }
+}
+
 /// A licensing group.
 #[derive(Debug, Clone)]
 pub struct Group {
@@ -129,7 +192,7 @@ pub struct Tenant {
     /// Groups.
     pub groups: Vec<Group>,
     /// Users, in a stable order (paging walks this vector).
-    pub users: Vec<User>,
+    pub users: Users,
     index: HashMap<String, usize>,
     /// Directory audits, oldest first.
     pub directory_audits: Vec<DirectoryAudit>,
@@ -226,7 +289,7 @@ impl Tenant {
                     members: vec![],
                 })
                 .collect(),
-            users: Vec::with_capacity(s.users.len()),
+            users: Users::with_capacity(s.users.len()),
             index: HashMap::with_capacity(s.users.len() * 2),
             directory_audits: vec![],
             blobs: vec![],

@@ -272,7 +272,9 @@ impl Snapshot {
             .map(|i| &self.users[i])
     }
 
-    /// Licences added and removed since `previous` (users that disappeared lose all their licences).
+    /// Licences added and removed since `previous` (users that disappeared lose all their licences). Both user lists
+    /// are sorted by id, so they are walked side by side: looking each of 100,000 users up in the other list was a
+    /// tenth of an incremental run.
     pub fn diff(&self, previous: &PreviousRun) -> Vec<LicenseChange> {
         let change = |id: &str, upn: &str, sku: &str, added: bool| LicenseChange {
             user_id: id.to_string(),
@@ -281,24 +283,28 @@ impl Snapshot {
             added,
         };
         let mut out = Vec::new();
+        let mut vanished = Vec::new();
+        let mut before = previous.users.iter().peekable();
         for u in &self.users {
-            let before = previous.user(&u.id).map(|p| &p.licenses);
+            while let Some(gone) = before.next_if(|p| p.id < u.id) {
+                vanished.push(gone);
+            }
+            let prior = before.next_if(|p| p.id == u.id).map(|p| &p.licenses);
             for sku in u.sku_ids() {
-                if before.is_none_or(|b| !b.contains(sku)) {
+                if prior.is_none_or(|b| !b.contains(sku)) {
                     out.push(change(&u.id, &u.upn, sku, true));
                 }
             }
-            if let Some(b) = before {
+            if let Some(b) = prior {
                 for sku in b.iter().filter(|s| !u.holds(s)) {
                     out.push(change(&u.id, &u.upn, sku, false));
                 }
             }
         }
-        for p in &previous.users {
-            if self.user(&p.id).is_none() {
-                for sku in &p.licenses {
-                    out.push(change(&p.id, &p.upn, sku, false));
-                }
+        vanished.extend(before);
+        for p in vanished {
+            for sku in &p.licenses {
+                out.push(change(&p.id, &p.upn, sku, false));
             }
         }
         out
@@ -336,8 +342,14 @@ mod tests {
             ("a", vec!["e3"]),
             ("b", vec!["e3", "pbi"]),
             ("c", vec!["e5"]),
+            ("e", vec!["e3"]),
         ]);
-        let after = mk(vec![("a", vec!["e3", "ems"]), ("b", vec!["pbi"])]);
+        let after = mk(vec![
+            ("0", vec!["e1"]),
+            ("a", vec!["e3", "ems"]),
+            ("b", vec!["pbi"]),
+            ("d", vec![]),
+        ]);
         let mut d: Vec<(String, String, bool)> = after
             .diff(&PreviousRun::from(&before))
             .into_iter()
@@ -347,9 +359,11 @@ mod tests {
         assert_eq!(
             d,
             vec![
+                ("0".into(), "e1".into(), true),
                 ("a".into(), "ems".into(), true),
                 ("b".into(), "e3".into(), false),
-                ("c".into(), "e5".into(), false)
+                ("c".into(), "e5".into(), false),
+                ("e".into(), "e3".into(), false)
             ]
         );
     }

@@ -8,6 +8,7 @@ pub mod channel;
 pub mod clock;
 pub mod directory;
 pub mod queue;
+pub mod snapshot_format;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -314,27 +314,30 @@ pub(crate) fn gunzip_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Resul
     serde_json::from_slice(&text).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// [`gunzip_json`] on a blocking thread, so that a large document (a 100,000-user snapshot) is decoded while the
-/// caller's other work (paging the directory) goes on.
+/// Decodes a stored document on a blocking thread, so that a large one (a 100,000-user snapshot) is decoded while
+/// the caller's other work (paging the directory) goes on.
 #[cfg(any(feature = "sqlite", feature = "aws"))]
-pub(crate) async fn gunzip_json_off_thread<T>(bytes: Vec<u8>) -> Result<T, StoreError>
+pub(crate) async fn decode_off_thread<T>(
+    bytes: Vec<u8>,
+    decode: fn(&[u8]) -> Result<T, StoreError>,
+) -> Result<T, StoreError>
 where
-    T: serde::de::DeserializeOwned + Send + 'static,
+    T: Send + 'static,
 {
-    tokio::task::spawn_blocking(move || gunzip_json(&bytes))
+    tokio::task::spawn_blocking(move || decode(&bytes))
         .await
         .map_err(|e| StoreError::Corrupt(format!("decoding a stored document: {e}")))?
 }
 
-/// A snapshot encoded as it is stored (gzipped JSON). license-check encodes it on a worker thread while it writes
-/// alerts, cases and history, and stores it at its own boundary.
+/// A snapshot encoded as it is stored ([`crate::ports::snapshot_format`]). license-check encodes it on a worker
+/// thread while it writes alerts, cases and history, and stores it at its own boundary.
 pub struct EncodedSnapshot {
     /// Tenant.
     pub tenant_id: String,
     /// When the snapshot was taken.
     pub taken_at: DateTime<Utc>,
-    /// The gzipped JSON document.
-    pub gzip_json: Vec<u8>,
+    /// The stored document.
+    pub bytes: Vec<u8>,
 }
 
 impl EncodedSnapshot {
@@ -343,13 +346,13 @@ impl EncodedSnapshot {
         Ok(Self {
             tenant_id: snapshot.tenant_id.clone(),
             taken_at: snapshot.taken_at,
-            gzip_json: gzip_json(snapshot)?,
+            bytes: crate::ports::snapshot_format::encode(snapshot)?,
         })
     }
 
     /// The snapshot again.
     pub fn decode(&self) -> Result<Snapshot, StoreError> {
-        gunzip_json(&self.gzip_json)
+        crate::ports::snapshot_format::decode(&self.bytes)
     }
 }
 
@@ -358,7 +361,7 @@ impl std::fmt::Debug for EncodedSnapshot {
         f.debug_struct("EncodedSnapshot")
             .field("tenant_id", &self.tenant_id)
             .field("taken_at", &self.taken_at)
-            .field("bytes", &self.gzip_json.len())
+            .field("bytes", &self.bytes.len())
             .finish()
     }
 }

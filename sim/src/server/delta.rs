@@ -13,7 +13,11 @@
 #![allow(clippy::result_large_err)]
 
 use std::collections::BTreeMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, DefaultHasher, Hash, Hasher};
+
+/// Fingerprints and the record map hash with foldhash: every round fingerprints every user of the tenant, and
+/// SipHash made a 100,000-user round take longer than Graph's answer (which the latency fault stands for).
+type Fast = foldhash::fast::FixedState;
 
 use super::users::{USER_PROPS, UserFields, UserView};
 use super::*;
@@ -48,7 +52,11 @@ pub(crate) struct DeltaState {
     next: u64,
     /// Baselines a token may name, with when each was taken.
     baselines: BTreeMap<u64, DateTime<Utc>>,
-    records: HashMap<String, Vec<Record>>,
+    records: HashMap<String, Vec<Record>, Fast>,
+    /// The ids recorded at each baseline.
+    recorded: BTreeMap<u64, Vec<String>>,
+    /// The SKUs' part of the fingerprints at the last baseline.
+    skus: Option<u64>,
     /// Removed users: id → (the sequence number of the removal, permanent).
     removed: Vec<(String, u64, bool)>,
     rounds: BTreeMap<u64, Vec<Entry>>,
@@ -102,7 +110,7 @@ pub(super) struct DeltaQuery {
 fn fingerprint(t: &Tenant, ui: usize) -> u64 {
     let u = &t.users[ui];
     let s = &u.spec;
-    let mut h = DefaultHasher::new();
+    let mut h = Fast::default().build_hasher();
     (&s.upn, &s.display_name, &s.mail, &s.proxy_addresses).hash(&mut h);
     (
         s.account_enabled,
@@ -119,11 +127,7 @@ fn fingerprint(t: &Tenant, ui: usize) -> u64 {
     let dates: u64 = u
         .plan_dates
         .iter()
-        .map(|e| {
-            let mut d = DefaultHasher::new();
-            e.hash(&mut d);
-            d.finish()
-        })
+        .map(|e| Fast::default().hash_one(e))
         .fold(0, u64::wrapping_add);
     dates.hash(&mut h);
     u.deleted_plans.hash(&mut h);
@@ -154,13 +158,19 @@ fn prop_hashes(t: &Tenant, u: &crate::tenant::User) -> Vec<u64> {
         .collect()
 }
 
-/// Takes a baseline: records every user whose state changed since its last record.
+/// Takes a baseline: records every user whose state changed since its last record. Only users handed out for change
+/// since the last baseline are fingerprinted, unless a SKU changed (its capacity shows in every holder's plans).
 fn take_baseline(t: &mut Tenant) -> u64 {
     t.delta.next += 1;
     let round = t.delta.next;
     let now = t.now;
+    let skus = skus_fingerprint(t);
+    if t.delta.skus != Some(skus) {
+        t.delta.skus = Some(skus);
+        t.users.touch_all();
+    }
     let mut fresh = Vec::new();
-    for ui in 0..t.users.len() {
+    for ui in t.users.take_touched() {
         let id = &t.users[ui].spec.id;
         let fp = fingerprint(t, ui);
         let last = t.delta.records.get(id).and_then(|r| r.last());
@@ -168,7 +178,9 @@ fn take_baseline(t: &mut Tenant) -> u64 {
             fresh.push((id.clone(), fp, Box::new(t.users[ui].clone())));
         }
     }
+    let recorded = t.delta.recorded.entry(round).or_default();
     for (id, fingerprint, user) in fresh {
+        recorded.push(id.clone());
         t.delta.records.entry(id).or_default().push(Record {
             baseline: round,
             fingerprint,
@@ -179,15 +191,49 @@ fn take_baseline(t: &mut Tenant) -> u64 {
     round
 }
 
+/// What of the SKUs shows in a holder's fingerprint.
+fn skus_fingerprint(t: &Tenant) -> u64 {
+    let mut h = Fast::default().build_hasher();
+    for sku in &t.skus {
+        (
+            &sku.sku_id,
+            sku.enabled,
+            sku.warning,
+            sku.service_plans.len(),
+        )
+            .hash(&mut h);
+    }
+    h.finish()
+}
+
 fn record_at(records: Option<&Vec<Record>>, baseline: u64) -> Option<&Record> {
     records?.iter().rev().find(|r| r.baseline <= baseline)
 }
 
-/// What changed between baselines `since` and `round` (0: every user, as new).
+/// What changed between baselines `since` and `round` (0: every user, as new): the users recorded at a baseline
+/// in between, each compared at both ends.
 fn changes(t: &Tenant, since: u64, round: u64) -> Vec<Entry> {
     let mut out = Vec::new();
-    for u in &t.users {
-        let records = t.delta.records.get(&u.spec.id);
+    let ids: Vec<&String> = match since {
+        0 => t.users.iter().map(|u| &u.spec.id).collect(),
+        _ => {
+            let mut ids: Vec<&String> = t
+                .delta
+                .recorded
+                .range(since + 1..=round)
+                .flat_map(|(_, ids)| ids)
+                .collect();
+            // In the tenant's order, each once, as a full walk would list them.
+            ids.sort_by_key(|id| t.find_user(id.as_str()));
+            ids.dedup();
+            ids
+        }
+    };
+    for id in ids {
+        if t.find_user(id.as_str()).is_none() {
+            continue;
+        }
+        let records = t.delta.records.get(id);
         let (Some(now), before) = (
             record_at(records, round),
             record_at(records, since).filter(|_| since > 0),
@@ -195,7 +241,7 @@ fn changes(t: &Tenant, since: u64, round: u64) -> Vec<Entry> {
             continue;
         };
         match before {
-            None => out.push(Entry::New(u.spec.id.clone())),
+            None => out.push(Entry::New(id.clone())),
             Some(b) if b.fingerprint != now.fingerprint => {
                 let bits = prop_hashes(t, &b.user)
                     .iter()
@@ -204,7 +250,7 @@ fn changes(t: &Tenant, since: u64, round: u64) -> Vec<Entry> {
                     .filter(|(_, (x, y))| x != y)
                     .fold(0u32, |acc, (i, _)| acc | (1 << i));
                 if bits != 0 {
-                    out.push(Entry::Updated(u.spec.id.clone(), bits));
+                    out.push(Entry::Updated(id.clone(), bits));
                 }
             }
             Some(_) => {}

@@ -39,18 +39,23 @@ impl RunStore for SqliteStore {
 
     async fn previous_run(&self, tenant_id: &str) -> Result<Option<PreviousRun>, StoreError> {
         match self.snapshot_document(tenant_id)? {
-            Some(blob) => crate::ports::store::gunzip_json_off_thread(blob)
-                .await
-                .map(Some),
+            Some(blob) => crate::ports::store::decode_off_thread(
+                blob,
+                crate::ports::snapshot_format::decode_previous,
+            )
+            .await
+            .map(Some),
             None => Ok(None),
         }
     }
 
     async fn latest_snapshot(&self, tenant_id: &str) -> Result<Option<Snapshot>, StoreError> {
         match self.snapshot_document(tenant_id)? {
-            Some(blob) => crate::ports::store::gunzip_json_off_thread(blob)
-                .await
-                .map(Some),
+            Some(blob) => {
+                crate::ports::store::decode_off_thread(blob, crate::ports::snapshot_format::decode)
+                    .await
+                    .map(Some)
+            }
             None => Ok(None),
         }
     }
@@ -84,11 +89,7 @@ impl RunStore for SqliteStore {
         self.conn()
             .execute(
                 "INSERT OR REPLACE INTO snapshots (tenant_id, taken_at, body) VALUES (?1, ?2, ?3)",
-                params![
-                    snapshot.tenant_id,
-                    ts(&snapshot.taken_at),
-                    snapshot.gzip_json
-                ],
+                params![snapshot.tenant_id, ts(&snapshot.taken_at), snapshot.bytes],
             )
             .map_err(|e| self.db(e))?;
         Ok(())

@@ -35,26 +35,36 @@ impl RunStore for DynamoStore {
 
     async fn previous_run(&self, tenant_id: &str) -> Result<Option<PreviousRun>, StoreError> {
         match self.newest_document(tenant_id, "snapshot").await? {
-            Some(bytes) => crate::ports::store::gunzip_json_off_thread(bytes)
-                .await
-                .map(Some),
+            Some(bytes) => crate::ports::store::decode_off_thread(
+                bytes,
+                crate::ports::snapshot_format::decode_previous,
+            )
+            .await
+            .map(Some),
             None => Ok(None),
         }
     }
 
     async fn latest_snapshot(&self, tenant_id: &str) -> Result<Option<Snapshot>, StoreError> {
         match self.newest_document(tenant_id, "snapshot").await? {
-            Some(bytes) => crate::ports::store::gunzip_json_off_thread(bytes)
-                .await
-                .map(Some),
+            Some(bytes) => {
+                crate::ports::store::decode_off_thread(bytes, crate::ports::snapshot_format::decode)
+                    .await
+                    .map(Some)
+            }
             None => Ok(None),
         }
     }
 
     async fn save_reclaim(&self, report: &ReclaimReport) -> Result<(), StoreError> {
         let bytes = crate::ports::store::gzip_json(report)?;
-        self.save_document(&report.tenant_id, "reclaim", &report.generated_at, bytes)
-            .await
+        self.save_document(
+            &report.tenant_id,
+            ("reclaim", "json.gz"),
+            &report.generated_at,
+            bytes,
+        )
+        .await
     }
 
     async fn latest_reclaim(&self, tenant_id: &str) -> Result<Option<ReclaimReport>, StoreError> {
@@ -67,9 +77,9 @@ impl RunStore for DynamoStore {
     async fn save_encoded_snapshot(&self, snapshot: &EncodedSnapshot) -> Result<(), StoreError> {
         self.save_document(
             &snapshot.tenant_id,
-            "snapshot",
+            ("snapshot", "bin"),
             &snapshot.taken_at,
-            snapshot.gzip_json.clone(),
+            snapshot.bytes.clone(),
         )
         .await
     }
@@ -272,25 +282,25 @@ impl LicenseEventStore for DynamoStore {
 }
 
 impl DynamoStore {
-    /// Stores a gzip JSON document of `kind` (`snapshot`, `reclaim`) as an S3 object, then the table's pointer to
+    /// Stores a document of `kind` (`snapshot`: binary, `reclaim`: gzip JSON) as an S3 object named with `extension`, then the table's pointer to
     /// it: a crash in between leaves an unreferenced object, never a pointer to nothing.
     async fn save_document(
         &self,
         tenant_id: &str,
-        kind: &str,
+        (kind, extension): (&str, &str),
         at: &DateTime<Utc>,
         bytes: Vec<u8>,
     ) -> Result<(), StoreError> {
         let tenant = tenant_id.to_ascii_lowercase();
         let at = ts(at);
-        let object = format!("{kind}s/{tenant}/{at}.json.gz");
+        let object = format!("{kind}s/{tenant}/{at}.{extension}");
         self.objects.put_if_absent(&object, bytes).await?;
         let mut item = key(format!("{tenant}#{kind}"), at);
         item.insert("object".into(), s(object));
         self.put(item, None).await.map(|_| ())
     }
 
-    /// The newest stored document of `kind` (gzip JSON), from the object the table names.
+    /// The newest stored document of `kind`, from the object the table names.
     async fn newest_document(
         &self,
         tenant_id: &str,

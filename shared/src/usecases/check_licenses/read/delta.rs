@@ -6,12 +6,12 @@
 //! every user the last snapshot held in error (so a cleared error is seen); a full read on a cadence
 //! (`[check] full_scan_hours`, daily by default) catches anything else.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 
 use super::{Seen, groups_and_members_in_error};
-use crate::domain::snapshot::{SkuSnap, Snapshot, UserSnapshot};
+use crate::domain::snapshot::{CommerceSnap, SkuSnap, Snapshot, UserSnapshot};
 use crate::error::{ApiError, CoreError};
 use crate::ports::directory::Directory;
 
@@ -45,7 +45,8 @@ pub(super) fn must_resync(e: &CoreError) -> bool {
     }
 }
 
-/// The tenant now: `before` with the round's changes applied, the users in licence error re-read.
+/// The tenant now: `before` with the round's changes applied, the users in licence error re-read. The SKUs and the
+/// groups in error are read beside the round: independent requests.
 pub(super) async fn changed(
     directory: &dyn Directory,
     before: Snapshot,
@@ -53,18 +54,45 @@ pub(super) async fn changed(
 ) -> Result<Seen, CoreError> {
     let link = before.delta_link.clone();
     let mut kept = Kept::from(before);
-    let mut round = directory.users_delta(link.as_deref());
+    let (round, around) = tokio::join!(
+        apply_round(directory, link.as_deref(), &mut kept),
+        Around::read(directory)
+    );
+    let Round { items, pages, link } = round?;
+    // Without a new link the next run reads every user.
+    kept.link = link;
+    let mut seen = kept.finish(directory, around?, now).await?;
+    tracing::info!(changed = items, "users read through /users/delta");
+    seen.pages = pages;
+    seen.scan = "delta";
+    Ok(seen)
+}
+
+/// What a round read.
+struct Round {
+    items: usize,
+    pages: u32,
+    link: Option<String>,
+}
+
+/// Reads one `/users/delta` round from `link` and applies its changes to `kept`.
+async fn apply_round(
+    directory: &dyn Directory,
+    link: Option<&str>,
+    kept: &mut Kept,
+) -> Result<Round, CoreError> {
+    let mut round = directory.users_delta(link);
     let mut items = 0;
     while let Some(page) = round.next_page().await? {
         items += page.len();
         for item in page {
             if item.removed.is_some() {
-                kept.users.remove(&item.id);
+                kept.changes.insert(item.id.clone(), None);
                 continue;
             }
-            match item.apply(kept.users.get(&item.id)) {
+            match item.apply(kept.user(&item.id)) {
                 Some(u) => {
-                    kept.users.insert(u.id.clone(), u);
+                    kept.changes.insert(u.id.clone(), Some(u));
                 }
                 None => {
                     kept.reread.insert(item.id.clone());
@@ -72,14 +100,11 @@ pub(super) async fn changed(
             }
         }
     }
-    // Without a new link the next run reads every user.
-    kept.link = round.delta_link();
-    let pages = round.pages_fetched();
-    let mut seen = kept.finish(directory, now).await?;
-    tracing::info!(changed = items, "users read through /users/delta");
-    seen.pages = pages;
-    seen.scan = "delta";
-    Ok(seen)
+    Ok(Round {
+        items,
+        pages: round.pages_fetched(),
+        link: round.delta_link(),
+    })
 }
 
 /// The tenant now, for a re-check after change notifications: `before` with `ids` (the users Graph notified a
@@ -93,17 +118,49 @@ pub(super) async fn targeted(
 ) -> Result<Seen, CoreError> {
     let mut kept = Kept::from(before);
     kept.reread.extend(ids.iter().cloned());
-    let mut seen = kept.finish(directory, now).await?;
+    let around = Around::read(directory).await?;
+    let mut seen = kept.finish(directory, around, now).await?;
     seen.scan = "targeted";
     Ok(seen)
 }
 
-/// The last snapshot taken apart for an incremental read.
+/// What an incremental run reads besides the users: the SKUs, the subscriptions and the groups and members in
+/// licence error.
+struct Around {
+    skus: Vec<SkuSnap>,
+    commerce: Option<Vec<CommerceSnap>>,
+    groups: HashMap<String, String>,
+    in_error: Vec<String>,
+}
+
+impl Around {
+    async fn read(directory: &dyn Directory) -> Result<Self, CoreError> {
+        let (skus, commerce, groups) = tokio::join!(
+            directory.subscribed_skus(),
+            super::commerce(directory),
+            groups_and_members_in_error(directory)
+        );
+        let (groups, in_error) = groups?;
+        Ok(Around {
+            skus: skus?.iter().map(SkuSnap::from).collect(),
+            commerce: commerce?,
+            groups,
+            in_error,
+        })
+    }
+}
+
+/// The last snapshot with this run's changes beside it: its users stay in their sorted vector (a map of 100,000
+/// users would be built and taken apart on every run for the few that changed) and are merged with the changes at
+/// the end.
 struct Kept {
     tenant_id: String,
     full_scan_at: Option<DateTime<Utc>>,
     link: Option<String>,
-    users: BTreeMap<String, UserSnapshot>,
+    /// The last snapshot's users, sorted by id.
+    users: Vec<UserSnapshot>,
+    /// User id → the user now, or `None` when the user left the directory.
+    changes: BTreeMap<String, Option<UserSnapshot>>,
     /// Users to read in full: those held in error (not tracked by delta, so a cleared error is seen this way).
     reread: BTreeSet<String>,
 }
@@ -120,63 +177,127 @@ impl From<Snapshot> for Kept {
             tenant_id: before.tenant_id,
             full_scan_at: before.full_scan_at,
             link: before.delta_link,
-            users: before
-                .users
-                .into_iter()
-                .map(|u| (u.id.clone(), u))
-                .collect(),
+            users: before.users,
+            changes: BTreeMap::new(),
             reread,
         }
     }
 }
 
 impl Kept {
-    /// Reads the SKUs, the groups and members in error and every user to re-read; the snapshot of now.
+    /// The user as this run knows it so far.
+    fn user(&self, id: &str) -> Option<&UserSnapshot> {
+        match self.changes.get(id) {
+            Some(now) => now.as_ref(),
+            None => self
+                .users
+                .binary_search_by(|u| u.id.as_str().cmp(id))
+                .ok()
+                .map(|i| &self.users[i]),
+        }
+    }
+
+    /// Reads every user to re-read; the snapshot of now.
     async fn finish(
         mut self,
         directory: &dyn Directory,
+        around: Around,
         now: DateTime<Utc>,
     ) -> Result<Seen, CoreError> {
-        let skus = directory.subscribed_skus().await?;
-        let commerce = super::commerce(directory).await?;
-        let (groups, in_error) = groups_and_members_in_error(directory).await?;
-        self.reread.extend(in_error);
-        read_in_full(directory, &self.reread, &mut self.users).await?;
+        self.reread.extend(around.in_error);
+        read_in_full(directory, &self.reread, &mut self.changes).await?;
         tracing::info!(reread = self.reread.len(), "users read again in full");
         Ok(Seen {
             snapshot: std::sync::Arc::new(Snapshot {
                 tenant_id: self.tenant_id,
                 taken_at: now,
-                skus: skus.iter().map(SkuSnap::from).collect(),
-                users: self.users.into_values().collect(),
+                skus: around.skus,
+                users: merged(self.users, self.changes),
                 delta_link: self.link,
                 full_scan_at: self.full_scan_at,
                 recent_removals: Vec::new(),
             }),
-            groups,
+            groups: around.groups,
             pages: 0,
             scan: "delta",
-            commerce,
+            commerce: around.commerce,
         })
     }
+}
+
+/// `users` (sorted by id) with `changes` applied: changed users replaced, new ones inserted in order, removed ones left
+/// out.
+fn merged(
+    users: Vec<UserSnapshot>,
+    changes: BTreeMap<String, Option<UserSnapshot>>,
+) -> Vec<UserSnapshot> {
+    let mut out = Vec::with_capacity(users.len() + changes.len());
+    let mut changes = changes.into_iter().peekable();
+    for u in users {
+        while let Some((_, now)) = changes.next_if(|(id, _)| id.as_str() < u.id.as_str()) {
+            out.extend(now);
+        }
+        match changes.next_if(|(id, _)| *id == u.id) {
+            Some((_, now)) => out.extend(now),
+            None => out.push(u),
+        }
+    }
+    out.extend(changes.filter_map(|(_, now)| now));
+    out
 }
 
 /// Reads these users in full (a user gone from the directory leaves the snapshot).
 async fn read_in_full(
     directory: &dyn Directory,
     ids: &BTreeSet<String>,
-    users: &mut BTreeMap<String, UserSnapshot>,
+    changes: &mut BTreeMap<String, Option<UserSnapshot>>,
 ) -> Result<(), CoreError> {
     let ids: Vec<String> = ids.iter().cloned().collect();
     for (id, read) in directory.users_in_full(&ids).await? {
         match read {
-            Some(u) => {
-                users.insert(u.id.clone(), u.snapshot());
-            }
-            None => {
-                users.remove(&id);
-            }
-        }
+            Some(u) => changes.insert(u.id.clone(), Some(u.snapshot())),
+            None => changes.insert(id, None),
+        };
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_merge_into_the_sorted_users() {
+        let users = |ids: &[&str]| -> Vec<UserSnapshot> {
+            ids.iter()
+                .map(|id| UserSnapshot::bare(id, &format!("{id}@x")))
+                .collect()
+        };
+        let mut changes = BTreeMap::new();
+        for (id, now) in [
+            ("a", true),
+            ("c", false),
+            ("d", true),
+            ("f", false),
+            ("g", true),
+        ] {
+            let user = UserSnapshot::bare(id, &format!("{id}@new"));
+            changes.insert(id.to_string(), now.then_some(user));
+        }
+        let out: Vec<(String, String)> = merged(users(&["b", "c", "d", "e"]), changes)
+            .into_iter()
+            .map(|u| (u.id, u.upn))
+            .collect();
+        let want: Vec<(String, String)> = [
+            ("a", "new"),
+            ("b", "x"),
+            ("d", "new"),
+            ("e", "x"),
+            ("g", "new"),
+        ]
+        .iter()
+        .map(|(id, d)| (id.to_string(), format!("{id}@{d}")))
+        .collect();
+        assert_eq!(out, want);
+    }
 }

@@ -1,0 +1,676 @@
+//! How a license-check snapshot is stored: a compact binary document, the same bytes in every store.
+//!
+//! Why not JSON: every run of a 100,000-user tenant loads the previous snapshot and saves a new one. As gzipped JSON
+//! that was about half a second of decoding and a tenth of encoding, most of an incremental run, which otherwise
+//! reads only the few users that changed. This format is read field by field without parsing text: strings are
+//! length-prefixed, the GUIDs that repeat across users (SKU, plan and group ids, unknown states and error codes) are
+//! kept once in a table and referred to by number, and a user's booleans share one byte. The small, rarely read part
+//! (tenant, times, SKUs, delta link, recent removals) stays JSON in the header, so it can grow fields freely.
+//!
+//! Documents written by earlier versions (gzipped JSON) are still read: a store that already holds one goes on.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::assignment::{AssignmentError, AssignmentState};
+use crate::domain::snapshot::{
+    AssignmentSnap, LicenseSnap, PreviousRun, PreviousUser, RecentRemoval, SkuSnap, Snapshot,
+    UserSnapshot,
+};
+use crate::error::StoreError;
+
+/// The first bytes of a binary snapshot (a gzip document starts with `1f 8b`, so the two never collide).
+const MAGIC: &[u8; 8] = b"LWSNAP1\n";
+
+const ENABLED: u8 = 1;
+const GUEST: u8 = 2;
+const MAILBOX: u8 = 4;
+const EXCHANGE: u8 = 8;
+const NAME: u8 = 16;
+const MAIL: u8 = 32;
+const MAIL_IS_UPN: u8 = 64;
+const CREATED: u8 = 128;
+
+/// The part of a snapshot that is not per user, as written.
+#[derive(Serialize)]
+struct HeaderOut<'a> {
+    tenant_id: &'a str,
+    taken_at: DateTime<Utc>,
+    skus: &'a [SkuSnap],
+    delta_link: &'a Option<String>,
+    full_scan_at: Option<DateTime<Utc>>,
+    recent_removals: &'a [RecentRemoval],
+}
+
+/// The part of a snapshot that is not per user, as read.
+#[derive(Deserialize)]
+struct Header {
+    tenant_id: String,
+    taken_at: DateTime<Utc>,
+    #[serde(default)]
+    skus: Vec<SkuSnap>,
+    #[serde(default)]
+    delta_link: Option<String>,
+    #[serde(default)]
+    full_scan_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    recent_removals: Vec<RecentRemoval>,
+}
+
+/// True when `bytes` is a binary snapshot (else it is an earlier version's gzipped JSON).
+pub fn is_binary(bytes: &[u8]) -> bool {
+    bytes.starts_with(MAGIC)
+}
+
+/// Encodes a snapshot: the magic, then the body gzipped (at the fast level: a 100,000-user body of about 10 MB
+/// becomes about 2 MB in some 15 ms, five times less to write to SQLite or S3 and to read back).
+pub fn encode(snapshot: &Snapshot) -> Result<Vec<u8>, StoreError> {
+    let body = body(snapshot)?;
+    let corrupt = |e: std::io::Error| StoreError::Corrupt(format!("compressing a snapshot: {e}"));
+    let mut out = Vec::with_capacity(body.len() / 4);
+    out.extend_from_slice(MAGIC);
+    let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &body).map_err(corrupt)?;
+    gz.finish().map_err(corrupt)
+}
+
+/// Decodes a whole snapshot (binary, or an earlier version's gzipped JSON).
+pub fn decode(bytes: &[u8]) -> Result<Snapshot, StoreError> {
+    match is_binary(bytes) {
+        true => read_snapshot(&gunzip(&bytes[MAGIC.len()..])?),
+        false => crate::ports::store::gunzip_json(bytes),
+    }
+}
+
+/// Decodes what a run needs of a previous snapshot (ids, UPNs, SKU ids, the Exchange flag), skipping the rest.
+pub fn decode_previous(bytes: &[u8]) -> Result<PreviousRun, StoreError> {
+    match is_binary(bytes) {
+        true => read_previous(&gunzip(&bytes[MAGIC.len()..])?),
+        false => crate::ports::store::gunzip_json(bytes),
+    }
+}
+
+fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(5));
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out)
+        .map_err(|e| StoreError::Corrupt(format!("snapshot document damaged: {e}")))?;
+    Ok(out)
+}
+
+/// The uncompressed body: the header, the table of repeated strings, the users.
+fn body(snapshot: &Snapshot) -> Result<Vec<u8>, StoreError> {
+    let header = serde_json::to_vec(&HeaderOut {
+        tenant_id: &snapshot.tenant_id,
+        taken_at: snapshot.taken_at,
+        skus: &snapshot.skus,
+        delta_link: &snapshot.delta_link,
+        full_scan_at: snapshot.full_scan_at,
+        recent_removals: &snapshot.recent_removals,
+    })
+    .map_err(|e| StoreError::Corrupt(format!("encoding a snapshot header: {e}")))?;
+    let mut users = Writer::default();
+    put_varint(&mut users.out, snapshot.users.len() as u64);
+    for u in &snapshot.users {
+        users.user(u);
+    }
+    let mut out = Vec::with_capacity(64 + header.len() + users.out.len() + users.table_bytes);
+    put_bytes(&mut out, &header);
+    put_varint(&mut out, users.table.len() as u64);
+    for s in &users.table {
+        put_bytes(&mut out, s.as_bytes());
+    }
+    out.extend_from_slice(&users.out);
+    Ok(out)
+}
+
+fn read_snapshot(body: &[u8]) -> Result<Snapshot, StoreError> {
+    let mut r = Reader { buf: body, pos: 0 };
+    let header = r.header()?;
+    let table = r.table()?;
+    let n = r.count()?;
+    let mut users = Vec::with_capacity(n);
+    for _ in 0..n {
+        users.push(r.user(&table)?);
+    }
+    r.end()?;
+    Ok(Snapshot {
+        tenant_id: header.tenant_id,
+        taken_at: header.taken_at,
+        users,
+        skus: header.skus,
+        delta_link: header.delta_link,
+        full_scan_at: header.full_scan_at,
+        recent_removals: header.recent_removals,
+    })
+}
+
+fn read_previous(body: &[u8]) -> Result<PreviousRun, StoreError> {
+    let mut r = Reader { buf: body, pos: 0 };
+    let header = r.header()?;
+    let table = r.table()?;
+    let n = r.count()?;
+    let mut users = Vec::with_capacity(n);
+    for _ in 0..n {
+        users.push(r.previous_user(&table)?);
+    }
+    r.end()?;
+    Ok(PreviousRun {
+        taken_at: header.taken_at,
+        delta_link: header.delta_link,
+        full_scan_at: header.full_scan_at,
+        recent_removals: header.recent_removals,
+        users,
+    })
+}
+
+/// Writes users, interning the strings that repeat across them.
+#[derive(Default)]
+struct Writer<'a> {
+    out: Vec<u8>,
+    table: Vec<&'a str>,
+    index: HashMap<&'a str, u32>,
+    table_bytes: usize,
+}
+
+impl<'a> Writer<'a> {
+    fn user(&mut self, u: &'a UserSnapshot) {
+        let same_mail = u.mail.as_deref() == Some(u.upn.as_str());
+        let flags = [
+            (u.account_enabled, ENABLED),
+            (u.guest, GUEST),
+            (u.mailbox, MAILBOX),
+            (u.exchange_enabled, EXCHANGE),
+            (u.display_name.is_some(), NAME),
+            (u.mail.is_some(), MAIL),
+            (same_mail, MAIL_IS_UPN),
+            (u.created.is_some(), CREATED),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .fold(0u8, |acc, (_, bit)| acc | bit);
+        self.out.push(flags);
+        put_bytes(&mut self.out, u.id.as_bytes());
+        put_bytes(&mut self.out, u.upn.as_bytes());
+        if let Some(name) = &u.display_name {
+            put_bytes(&mut self.out, name.as_bytes());
+        }
+        if let (Some(mail), false) = (&u.mail, same_mail) {
+            put_bytes(&mut self.out, mail.as_bytes());
+        }
+        if let Some(at) = u.created {
+            put_varint(&mut self.out, zigzag(at.timestamp()));
+            put_varint(&mut self.out, u64::from(at.timestamp_subsec_nanos()));
+        }
+        put_varint(&mut self.out, u.licenses.len() as u64);
+        for l in &u.licenses {
+            self.interned(&l.sku_id);
+            put_varint(&mut self.out, l.disabled_plans.len() as u64);
+            for p in &l.disabled_plans {
+                self.interned(p);
+            }
+        }
+        put_varint(&mut self.out, u.states.len() as u64);
+        for s in &u.states {
+            self.assignment(s);
+        }
+    }
+
+    fn assignment(&mut self, s: &'a AssignmentSnap) {
+        self.interned(&s.sku_id);
+        match &s.group {
+            Some(g) => {
+                let i = self.intern(g);
+                put_varint(&mut self.out, u64::from(i) + 1);
+            }
+            None => self.out.push(0),
+        }
+        match &s.state {
+            AssignmentState::Active => self.out.push(0),
+            AssignmentState::ActiveWithError => self.out.push(1),
+            AssignmentState::Disabled => self.out.push(2),
+            AssignmentState::Error => self.out.push(3),
+            AssignmentState::Other(other) => {
+                self.out.push(4);
+                self.interned(other);
+            }
+        }
+        let code = match &s.error {
+            None => 0,
+            Some(AssignmentError::CountViolation) => 1,
+            Some(AssignmentError::MutuallyExclusiveViolation) => 2,
+            Some(AssignmentError::DependencyViolation) => 3,
+            Some(AssignmentError::ProhibitedInUsageLocationViolation) => 4,
+            Some(AssignmentError::UniquenessViolation) => 5,
+            Some(AssignmentError::Other) => 6,
+            Some(AssignmentError::Unknown) => 7,
+            Some(AssignmentError::Code(code)) => {
+                self.out.push(8);
+                self.interned(code);
+                return;
+            }
+        };
+        self.out.push(code);
+    }
+
+    /// Writes the table number of `s`.
+    fn interned(&mut self, s: &'a str) {
+        let i = self.intern(s);
+        put_varint(&mut self.out, u64::from(i));
+    }
+
+    fn intern(&mut self, s: &'a str) -> u32 {
+        if let Some(&i) = self.index.get(s) {
+            return i;
+        }
+        let i = self.table.len() as u32;
+        self.table.push(s);
+        self.table_bytes += s.len() + 2;
+        self.index.insert(s, i);
+        i
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// Reads a binary snapshot; every read is checked, so a damaged document is an error, never a panic.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn corrupt(&self, what: &str) -> StoreError {
+        StoreError::Corrupt(format!(
+            "snapshot document damaged at byte {}: {what}",
+            self.pos
+        ))
+    }
+
+    fn byte(&mut self) -> Result<u8, StoreError> {
+        let b = *self
+            .buf
+            .get(self.pos)
+            .ok_or_else(|| self.corrupt("ends early"))?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn varint(&mut self) -> Result<u64, StoreError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err(self.corrupt("a number is too long"))
+    }
+
+    /// A count of things that follow, each at least one byte: never more than the bytes left.
+    fn count(&mut self) -> Result<usize, StoreError> {
+        let n = self.varint()?;
+        match usize::try_from(n) {
+            Ok(n) if n <= self.buf.len() - self.pos => Ok(n),
+            _ => Err(self.corrupt("a count exceeds the document")),
+        }
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], StoreError> {
+        let n = self.count()?;
+        let out = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(out)
+    }
+
+    fn str(&mut self) -> Result<&'a str, StoreError> {
+        let bytes = self.bytes()?;
+        std::str::from_utf8(bytes).map_err(|_| self.corrupt("a string is not UTF-8"))
+    }
+
+    fn string(&mut self) -> Result<String, StoreError> {
+        self.str().map(str::to_string)
+    }
+
+    fn header(&mut self) -> Result<Header, StoreError> {
+        let bytes = self.bytes()?;
+        serde_json::from_slice(bytes)
+            .map_err(|e| self.corrupt(&format!("the header is not valid: {e}")))
+    }
+
+    fn table(&mut self) -> Result<Vec<&'a str>, StoreError> {
+        let n = self.count()?;
+        (0..n).map(|_| self.str()).collect()
+    }
+
+    fn entry(&mut self, table: &[&'a str]) -> Result<&'a str, StoreError> {
+        let i = self.varint()?;
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| table.get(i).copied())
+            .ok_or_else(|| self.corrupt("a table number is out of range"))
+    }
+
+    fn end(&self) -> Result<(), StoreError> {
+        match self.pos == self.buf.len() {
+            true => Ok(()),
+            false => Err(self.corrupt("bytes after the last user")),
+        }
+    }
+
+    fn user(&mut self, table: &[&'a str]) -> Result<UserSnapshot, StoreError> {
+        let flags = self.byte()?;
+        let id = self.string()?;
+        let upn = self.string()?;
+        let display_name = match flags & NAME {
+            0 => None,
+            _ => Some(self.string()?),
+        };
+        let mail = match (flags & MAIL, flags & MAIL_IS_UPN) {
+            (0, _) => None,
+            (_, 0) => Some(self.string()?),
+            _ => Some(upn.clone()),
+        };
+        let created = match flags & CREATED {
+            0 => None,
+            _ => Some(self.time()?),
+        };
+        let n = self.count()?;
+        let mut licenses = Vec::with_capacity(n);
+        for _ in 0..n {
+            let sku_id = self.entry(table)?.to_string();
+            let plans = self.count()?;
+            let disabled_plans = (0..plans)
+                .map(|_| self.entry(table).map(str::to_string))
+                .collect::<Result<_, _>>()?;
+            licenses.push(LicenseSnap {
+                sku_id,
+                disabled_plans,
+            });
+        }
+        let n = self.count()?;
+        let mut states = Vec::with_capacity(n);
+        for _ in 0..n {
+            states.push(self.assignment(table)?);
+        }
+        Ok(UserSnapshot {
+            id,
+            upn,
+            display_name,
+            mail,
+            account_enabled: flags & ENABLED != 0,
+            guest: flags & GUEST != 0,
+            mailbox: flags & MAILBOX != 0,
+            exchange_enabled: flags & EXCHANGE != 0,
+            created,
+            licenses,
+            states,
+        })
+    }
+
+    /// A user as [`PreviousUser`]: the fields a run compares with, the rest read past.
+    fn previous_user(&mut self, table: &[&'a str]) -> Result<PreviousUser, StoreError> {
+        let flags = self.byte()?;
+        let id = self.string()?;
+        let upn = self.string()?;
+        if flags & NAME != 0 {
+            self.bytes()?;
+        }
+        if flags & MAIL != 0 && flags & MAIL_IS_UPN == 0 {
+            self.bytes()?;
+        }
+        if flags & CREATED != 0 {
+            self.time()?;
+        }
+        let n = self.count()?;
+        let mut licenses = Vec::with_capacity(n);
+        for _ in 0..n {
+            licenses.push(self.entry(table)?.to_string());
+            for _ in 0..self.count()? {
+                self.entry(table)?;
+            }
+        }
+        for _ in 0..self.count()? {
+            self.assignment(table)?;
+        }
+        Ok(PreviousUser {
+            id,
+            upn,
+            exchange_enabled: flags & EXCHANGE != 0,
+            licenses,
+        })
+    }
+
+    fn time(&mut self) -> Result<DateTime<Utc>, StoreError> {
+        let secs = unzigzag(self.varint()?);
+        let nanos = u32::try_from(self.varint()?).map_err(|_| self.corrupt("bad nanoseconds"))?;
+        DateTime::from_timestamp(secs, nanos).ok_or_else(|| self.corrupt("a time is out of range"))
+    }
+
+    fn assignment(&mut self, table: &[&'a str]) -> Result<AssignmentSnap, StoreError> {
+        let sku_id = self.entry(table)?.to_string();
+        let group = match self.varint()? {
+            0 => None,
+            i => Some(
+                usize::try_from(i - 1)
+                    .ok()
+                    .and_then(|i| table.get(i))
+                    .ok_or_else(|| self.corrupt("a group number is out of range"))?
+                    .to_string(),
+            ),
+        };
+        let state = match self.byte()? {
+            0 => AssignmentState::Active,
+            1 => AssignmentState::ActiveWithError,
+            2 => AssignmentState::Disabled,
+            3 => AssignmentState::Error,
+            4 => AssignmentState::Other(self.entry(table)?.to_string()),
+            _ => return Err(self.corrupt("unknown assignment state")),
+        };
+        let error = match self.byte()? {
+            0 => None,
+            1 => Some(AssignmentError::CountViolation),
+            2 => Some(AssignmentError::MutuallyExclusiveViolation),
+            3 => Some(AssignmentError::DependencyViolation),
+            4 => Some(AssignmentError::ProhibitedInUsageLocationViolation),
+            5 => Some(AssignmentError::UniquenessViolation),
+            6 => Some(AssignmentError::Other),
+            7 => Some(AssignmentError::Unknown),
+            8 => Some(AssignmentError::Code(self.entry(table)?.to_string())),
+            _ => return Err(self.corrupt("unknown assignment error")),
+        };
+        Ok(AssignmentSnap {
+            sku_id,
+            group,
+            state,
+            error,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str) -> UserSnapshot {
+        UserSnapshot::bare(id, &format!("{id}@contoso.com"))
+    }
+
+    /// Every shape a field can take, in a few users.
+    fn varied() -> Snapshot {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().expect("time");
+        let plain = user("00000000-0000-0000-0000-000000000001");
+        let full = UserSnapshot {
+            display_name: Some("Zoë Ångström 山田".into()),
+            mail: Some("00000000-0000-0000-0000-000000000002@contoso.com".into()),
+            account_enabled: false,
+            guest: true,
+            mailbox: true,
+            exchange_enabled: true,
+            created: Some(at("2019-03-04T05:06:07.123456789Z")),
+            licenses: vec![
+                LicenseSnap {
+                    sku_id: "6fd2c87f-b296-42f0-b197-1e91e994b900".into(),
+                    disabled_plans: vec!["plan-a".into(), "plan-b".into()],
+                },
+                LicenseSnap {
+                    sku_id: "sku-2".into(),
+                    disabled_plans: vec![],
+                },
+            ],
+            states: vec![
+                AssignmentSnap {
+                    sku_id: "6fd2c87f-b296-42f0-b197-1e91e994b900".into(),
+                    group: Some("group-1".into()),
+                    state: AssignmentState::Error,
+                    error: Some(AssignmentError::CountViolation),
+                },
+                AssignmentSnap {
+                    sku_id: "sku-2".into(),
+                    group: None,
+                    state: AssignmentState::Other("Pending".into()),
+                    error: Some(AssignmentError::Code("SomethingNew".into())),
+                },
+                AssignmentSnap {
+                    sku_id: "sku-2".into(),
+                    group: Some("group-1".into()),
+                    state: AssignmentState::ActiveWithError,
+                    error: Some(AssignmentError::Other),
+                },
+            ],
+            ..user("00000000-0000-0000-0000-000000000002")
+        };
+        let other_mail = UserSnapshot {
+            mail: Some("shared@contoso.com".into()),
+            created: Some(at("1960-01-01T00:00:00Z")),
+            ..user("00000000-0000-0000-0000-000000000003")
+        };
+        Snapshot {
+            tenant_id: "tenant".into(),
+            taken_at: at("2026-11-21T09:00:00Z"),
+            users: vec![plain, full, other_mail],
+            skus: vec![SkuSnap {
+                sku_id: "sku-2".into(),
+                part_number: "SPE_E3".into(),
+                enabled: 10,
+                consumed: 9,
+                warning: 0,
+                suspended: 1,
+                plans: vec![("plan-a".into(), "EXCHANGE_S_ENTERPRISE".into())],
+            }],
+            delta_link: Some("https://graph/users/delta?$deltatoken=x".into()),
+            full_scan_at: Some(at("2026-11-21T08:00:00Z")),
+            recent_removals: vec![RecentRemoval {
+                user_id: "u".into(),
+                upn: "u@contoso.com".into(),
+                at: at("2026-11-21T08:30:00Z"),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_snapshot_reads_back_as_it_was_written() {
+        let snapshot = varied();
+        let bytes = encode(&snapshot).expect("encode");
+        assert!(is_binary(&bytes));
+        assert_eq!(decode(&bytes).expect("decode"), snapshot);
+        assert_eq!(
+            decode_previous(&bytes).expect("previous"),
+            PreviousRun::from(&snapshot)
+        );
+        let empty = Snapshot {
+            users: vec![],
+            skus: vec![],
+            delta_link: None,
+            full_scan_at: None,
+            recent_removals: vec![],
+            ..snapshot
+        };
+        assert_eq!(
+            decode(&encode(&empty).expect("encode")).expect("decode"),
+            empty
+        );
+    }
+
+    #[test]
+    fn a_snapshot_stored_by_an_earlier_version_is_still_read() {
+        let snapshot = varied();
+        let legacy = crate::ports::store::gzip_json(&snapshot).expect("gzip json");
+        assert!(!is_binary(&legacy));
+        assert_eq!(decode(&legacy).expect("decode"), snapshot);
+        assert_eq!(
+            decode_previous(&legacy).expect("previous"),
+            PreviousRun::from(&snapshot)
+        );
+    }
+
+    #[test]
+    fn a_damaged_document_is_an_error_not_a_panic() {
+        let bytes = encode(&varied()).expect("encode");
+        for len in 0..bytes.len() {
+            assert!(decode(&bytes[..len]).is_err(), "cut at {len}");
+            assert!(decode_previous(&bytes[..len]).is_err(), "cut at {len}");
+        }
+        let mut flipped = bytes.clone();
+        let last = flipped.len() - 9;
+        flipped[last] ^= 0x40;
+        assert!(
+            decode(&flipped).is_err(),
+            "gzip's checksum catches a changed byte"
+        );
+        // The body's reader checks every read: cut anywhere it is refused, and any byte changed either reads (to some
+        // snapshot) or is refused; it never panics.
+        let body = body(&varied()).expect("body");
+        for len in 0..body.len() {
+            assert!(read_snapshot(&body[..len]).is_err(), "cut at {len}");
+            assert!(read_previous(&body[..len]).is_err(), "cut at {len}");
+        }
+        let mut longer = body.clone();
+        longer.push(0);
+        assert!(read_snapshot(&longer).is_err());
+        for i in 0..body.len() {
+            for flip in [0x01, 0x80, 0xff] {
+                let mut damaged = body.clone();
+                damaged[i] ^= flip;
+                let _ = read_snapshot(&damaged);
+                let _ = read_previous(&damaged);
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_and_times_survive_their_encoding() {
+        for v in [0i64, 1, -1, i64::MAX, i64::MIN, 1_700_000_000, -86_400] {
+            assert_eq!(unzigzag(zigzag(v)), v);
+        }
+        let mut out = Vec::new();
+        for v in [0u64, 127, 128, 300, u64::MAX] {
+            out.clear();
+            put_varint(&mut out, v);
+            let mut r = Reader { buf: &out, pos: 0 };
+            assert_eq!(r.varint().expect("varint"), v);
+            assert_eq!(r.pos, out.len());
+        }
+    }
+}
