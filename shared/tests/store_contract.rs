@@ -555,3 +555,100 @@ async fn job_statuses_are_kept_per_tenant_and_job_and_tenants_partition_the_audi
         );
     }
 }
+
+/// A snapshot of `n` users, each holding E3 and, every other one, EMS with a plan off and a group error.
+fn snapshot(taken_at: DateTime<Utc>, n: usize) -> licensewatch_core::domain::snapshot::Snapshot {
+    use licensewatch_core::domain::assignment::{AssignmentError, AssignmentState};
+    use licensewatch_core::domain::snapshot::{
+        AssignmentSnap, LicenseSnap, Snapshot, UserSnapshot,
+    };
+    let users = (0..n)
+        .map(|i| {
+            let mut licenses = vec![LicenseSnap {
+                sku_id: "e3".into(),
+                disabled_plans: vec![],
+            }];
+            let mut states = vec![];
+            if i % 2 == 1 {
+                licenses.push(LicenseSnap {
+                    sku_id: "ems".into(),
+                    disabled_plans: vec!["plan".into()],
+                });
+                states.push(AssignmentSnap {
+                    sku_id: "ems".into(),
+                    group: Some("group".into()),
+                    state: AssignmentState::Error,
+                    error: Some(AssignmentError::CountViolation),
+                });
+            }
+            UserSnapshot {
+                display_name: Some(format!("User {i}")),
+                mail: Some(format!("user{i}@contoso.com")),
+                mailbox: true,
+                exchange_enabled: i % 3 != 0,
+                created: Some(at(0)),
+                licenses,
+                states,
+                ..UserSnapshot::bare(
+                    &format!("{i:08}-0000-4000-8000-000000000000"),
+                    &format!("user{i}@contoso.com"),
+                )
+            }
+        })
+        .collect();
+    Snapshot {
+        tenant_id: TENANT.into(),
+        taken_at,
+        users,
+        skus: vec![],
+        delta_link: Some("https://graph.microsoft.com/v1.0/users/delta?$deltatoken=x".into()),
+        full_scan_at: Some(taken_at),
+        recent_removals: vec![],
+    }
+}
+
+#[tokio::test]
+async fn snapshots_read_back_whole_and_in_part_and_an_earlier_versions_document_is_still_read() {
+    use licensewatch_core::domain::snapshot::PreviousRun;
+    use licensewatch_core::ports::store::{EncodedSnapshot, RunRecord};
+    for (name, store) in stores().await {
+        assert!(store.latest_snapshot(TENANT).await.expect("none").is_none());
+        assert!(!store.has_runs(TENANT).await.expect("runs"), "{name}");
+        // Stored by a version before the binary format: gzipped JSON.
+        let old = snapshot(at(1), 5);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &serde_json::to_vec(&old).expect("json")).expect("gzip");
+        let legacy = EncodedSnapshot {
+            tenant_id: TENANT.into(),
+            taken_at: old.taken_at,
+            bytes: gz.finish().expect("gzip"),
+        };
+        store.save_encoded_snapshot(&legacy).await.expect("save");
+        let read = store.latest_snapshot(TENANT).await.expect("read");
+        assert_eq!(read.as_ref(), Some(&old), "{name}: the earlier document");
+        let previous = store.previous_run(TENANT).await.expect("read");
+        assert_eq!(previous, Some(PreviousRun::from(&old)), "{name}");
+
+        let new = snapshot(at(2), 7);
+        store.save_snapshot(&new).await.expect("save");
+        let read = store.latest_snapshot(TENANT).await.expect("read");
+        assert_eq!(read.as_ref(), Some(&new), "{name}: the newest, whole");
+        let previous = store.previous_run(TENANT).await.expect("read");
+        assert_eq!(previous, Some(PreviousRun::from(&new)), "{name}: in part");
+
+        let run = RunRecord {
+            tenant_id: TENANT.into(),
+            run_at: at(2),
+            users_scanned: 7,
+            licensed_users: 7,
+            skus: vec![],
+            findings: vec![],
+        };
+        store.save_run(&run).await.expect("run");
+        assert!(store.has_runs(TENANT).await.expect("runs"), "{name}");
+        assert!(
+            !store.has_runs("another-tenant").await.expect("runs"),
+            "{name}"
+        );
+    }
+}

@@ -373,6 +373,10 @@ pub trait RunStore: Send + Sync {
     async fn save_run(&self, run: &RunRecord) -> Result<(), StoreError>;
     /// Run records, oldest first; `limit` keeps the newest ones.
     async fn runs(&self, tenant_id: &str, limit: usize) -> Result<Vec<RunRecord>, StoreError>;
+    /// Whether the tenant has a run record (each run asks; a store can answer without reading one).
+    async fn has_runs(&self, tenant_id: &str) -> Result<bool, StoreError> {
+        Ok(!self.runs(tenant_id, 1).await?.is_empty())
+    }
     /// What a run needs of the tenant's newest snapshot.
     async fn previous_run(&self, tenant_id: &str) -> Result<Option<PreviousRun>, StoreError>;
     /// The tenant's newest snapshot in full (a delta round applies its changes to it).

@@ -37,6 +37,18 @@ impl RunStore for SqliteStore {
         Ok(out)
     }
 
+    async fn has_runs(&self, tenant_id: &str) -> Result<bool, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT 1 FROM check_runs WHERE tenant_id = ?1 LIMIT 1",
+                params![tenant_id],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|found| found.is_some())
+            .map_err(|e| self.db(e))
+    }
+
     async fn previous_run(&self, tenant_id: &str) -> Result<Option<PreviousRun>, StoreError> {
         match self.snapshot_document(tenant_id)? {
             Some(blob) => crate::ports::store::decode_off_thread(

@@ -197,7 +197,7 @@ async fn state(
         }
     };
     if let Some(p) = &previous
-        && deps.store.runs(tenant_id, 1).await?.is_empty()
+        && !deps.store.has_runs(tenant_id).await?
     {
         let users: Vec<write::Baseline> = p
             .users

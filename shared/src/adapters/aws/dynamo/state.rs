@@ -33,6 +33,11 @@ impl RunStore for DynamoStore {
         Ok(out)
     }
 
+    async fn has_runs(&self, tenant_id: &str) -> Result<bool, StoreError> {
+        let pk = format!("{}#run", tenant_id.to_ascii_lowercase());
+        Ok(!self.query(&pk, true, Some(1)).await?.is_empty())
+    }
+
     async fn previous_run(&self, tenant_id: &str) -> Result<Option<PreviousRun>, StoreError> {
         match self.newest_document(tenant_id, "snapshot").await? {
             Some(bytes) => crate::ports::store::decode_off_thread(
