@@ -205,12 +205,6 @@ enum Command {
     },
 }
 
-/// mimalloc instead of glibc's allocator: a 100,000-user check allocates and frees millions of small strings across
-/// the runtime's threads, where glibc spent a fifth of the CPU (`malloc_consolidate`, per-thread arenas) and grew
-/// arenas that never shrink (docs/BENCHMARKS.md measures both).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -277,6 +277,44 @@ async fn an_unexplained_removal_is_a_warning_and_the_case_closes_when_exchange_r
     );
 }
 
+async fn the_open_case(w: &World) -> licensewatch_core::domain::grace::GraceCase {
+    let cases = w.store.grace_cases(TENANT, true).await.expect("cases");
+    assert_eq!(cases.len(), 1);
+    cases[0].clone()
+}
+
+#[tokio::test]
+async fn a_grace_case_is_written_when_it_changes_not_on_every_run() {
+    let w = World::new();
+    w.directory.put_sku(e3(10, 2)).put_user(mailbox("cy", true));
+    w.check().await;
+    let opened = day(20) + Duration::hours(1);
+    w.at(opened);
+    w.directory.put_user(mailbox("cy", false));
+    assert_eq!(w.check().await.grace_cases.opened, 1);
+    let first = the_open_case(&w).await;
+    assert_eq!(first.updated_at, opened);
+
+    // Nothing new about the mailbox: the case stays open and is not rewritten.
+    w.at(day(20) + Duration::hours(2));
+    let report = w.check().await;
+    assert_eq!((report.grace_cases.open, report.grace_cases.opened), (1, 0));
+    assert_eq!(the_open_case(&w).await, first);
+
+    // The user is renamed: the case says so from this run.
+    let renamed_at = day(20) + Duration::hours(3);
+    w.at(renamed_at);
+    let mut renamed = mailbox("cy", false);
+    renamed["displayName"] = json!("Cy Renamed");
+    w.directory.put_user(renamed);
+    w.check().await;
+    let now = the_open_case(&w).await;
+    assert_eq!(
+        (now.display_name.as_deref(), now.updated_at, now.opened_at),
+        (Some("Cy Renamed"), renamed_at, opened)
+    );
+}
+
 #[tokio::test]
 async fn mass_delicensing_is_one_alert_per_occurrence() {
     let mut w = World::new();

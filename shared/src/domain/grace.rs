@@ -206,12 +206,22 @@ pub struct GraceCase {
     pub attempted: Option<Attempt>,
     /// First run that opened it.
     pub opened_at: DateTime<Utc>,
-    /// Last run that updated it.
+    /// Last run that changed it.
     pub updated_at: DateTime<Utc>,
     /// When an enabled Exchange plan came back (or the mailbox went away).
     pub closed_at: Option<DateTime<Utc>>,
     /// Why it closed.
     pub close_reason: Option<String>,
+}
+
+impl GraceCase {
+    /// True when this run's case says something `prior` (the stored case) does not: only those are written, so a
+    /// run over a tenant with thousands of unchanged open cases does not rewrite them all.
+    pub fn changed_since(&self, prior: &GraceCase) -> bool {
+        let mut same_time = self.clone();
+        same_time.updated_at = prior.updated_at;
+        same_time != *prior
+    }
 }
 
 /// The stable case id of a user's grace case in a tenant.

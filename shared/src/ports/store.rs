@@ -286,7 +286,9 @@ pub trait Backend: StateStore + RemediationStore + RemediationQueue + AuditState
 
 impl<T: StateStore + RemediationStore + RemediationQueue + AuditState> Backend for T {}
 
-/// Gzipped JSON, as snapshots and run records are stored.
+/// Gzipped JSON, as run records and reclamation reports are stored (and snapshots were, before
+/// [`crate::ports::snapshot_format`]).
+#[cfg(any(feature = "sqlite", feature = "aws", test))]
 pub(crate) fn gzip_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(e.to_string());
     // Buffered: serde_json writes token by token, and each unbuffered write would run the compressor.

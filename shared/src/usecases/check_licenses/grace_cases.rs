@@ -33,8 +33,8 @@ pub(super) struct Followed {
     pub counts: CaseCounts,
 }
 
-/// Follows every case and writes them in one transaction: a crash leaves the previous run's cases, never half of
-/// this one's.
+/// Follows every case and writes those that changed in one transaction: a crash leaves the previous run's cases,
+/// never half of this one's.
 pub(super) async fn follow(
     deps: &CheckDeps<'_>,
     tenant: &TenantRun,
@@ -54,6 +54,7 @@ pub(super) async fn follow(
         .collect();
     let mut counts = CaseCounts::default();
     let mut open = Vec::new();
+    let mut changed = Vec::new();
     for u in seen
         .snapshot
         .users
@@ -80,6 +81,9 @@ pub(super) async fn follow(
             grace::follow_case(&facts, tenant.delayed_delicensing, &policy.grace, now)
         {
             counts.opened += usize::from(prior.is_none());
+            if prior.is_none_or(|p| case.changed_since(p)) {
+                changed.push(case.clone());
+            }
             open.push(case);
         }
     }
@@ -94,7 +98,7 @@ pub(super) async fn follow(
         })
         .collect();
     counts.closed = written.len();
-    written.extend(open.iter().cloned());
+    written.extend(changed);
     deps.store.put_grace_cases(&written).await?;
     (deps.crash)(CheckStep::AfterCases)?;
     counts.open = open.len();
