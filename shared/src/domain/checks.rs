@@ -100,7 +100,7 @@ pub fn user_findings<'s>(
             let error = s.error.clone().unwrap_or(AssignmentError::Unknown);
             if error == AssignmentError::CountViolation {
                 out.count_violations
-                    .entry(s.sku_id.clone())
+                    .entry(s.sku_id.to_string())
                     .or_default()
                     .push(u);
             }
@@ -115,7 +115,7 @@ pub fn user_findings<'s>(
                 })
                 .flatten()
                 .map(|o| Cause {
-                    sku_id: o.sku_id.clone(),
+                    sku_id: o.sku_id.to_string(),
                     sku_part_number: names.part(&o.sku_id),
                     error: o.error.clone().unwrap_or(AssignmentError::Unknown),
                 });
@@ -124,7 +124,7 @@ pub fn user_findings<'s>(
                 detail: Detail::LicenseAssignmentError {
                     user_id: u.id.clone(),
                     user_principal_name: u.upn.clone(),
-                    sku_id: s.sku_id.clone(),
+                    sku_id: s.sku_id.to_string(),
                     sku_part_number: names.part(&s.sku_id),
                     state: s.state.clone(),
                     error,
@@ -141,7 +141,7 @@ pub fn user_findings<'s>(
                 detail: Detail::LicensedDisabledAccount {
                     user_id: u.id.clone(),
                     user_principal_name: u.upn.clone(),
-                    sku_ids: u.sku_ids().cloned().collect(),
+                    sku_ids: u.sku_ids().map(str::to_string).collect(),
                 },
                 suppressed: None,
             });

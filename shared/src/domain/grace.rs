@@ -375,7 +375,7 @@ pub fn attempted_skus(
         user.states
             .iter()
             .filter(|s| s.error.is_some())
-            .map(|s| s.sku_id.clone())
+            .map(|s| s.sku_id.to_string())
             .collect(),
     );
     let requested = sorted_unique(

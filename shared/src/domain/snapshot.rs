@@ -13,7 +13,7 @@ pub const EXCHANGE_FOUNDATION_PLAN: &str = "113feb6c-3fe4-4440-bddc-54d774bf0318
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssignmentSnap {
     /// SKU GUID (lower case).
-    pub sku_id: String,
+    pub sku_id: std::sync::Arc<str>,
     /// Group id when inherited.
     pub group: Option<String>,
     /// Active, ActiveWithError, Disabled, Error.
@@ -26,7 +26,7 @@ pub struct AssignmentSnap {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LicenseSnap {
     /// SKU GUID (lower case).
-    pub sku_id: String,
+    pub sku_id: std::sync::Arc<str>,
     /// Disabled plans (sorted, lower case).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub disabled_plans: Vec<String>,
@@ -78,14 +78,14 @@ impl UserSnapshot {
     }
 
     /// The SKU ids the user holds.
-    pub fn sku_ids(&self) -> impl Iterator<Item = &String> {
-        self.licenses.iter().map(|l| &l.sku_id)
+    pub fn sku_ids(&self) -> impl Iterator<Item = &str> {
+        self.licenses.iter().map(|l| &*l.sku_id)
     }
 
     /// True when the user holds the SKU.
     pub fn holds(&self, sku_id: &str) -> bool {
         self.licenses
-            .binary_search_by(|l| l.sku_id.as_str().cmp(sku_id))
+            .binary_search_by(|l| (*l.sku_id).cmp(sku_id))
             .is_ok()
     }
 
@@ -243,7 +243,7 @@ impl From<&Snapshot> for PreviousRun {
                     id: u.id.clone(),
                     upn: u.upn.clone(),
                     exchange_enabled: u.exchange_enabled,
-                    licenses: u.sku_ids().cloned().collect(),
+                    licenses: u.sku_ids().map(str::to_string).collect(),
                 })
                 .collect(),
         }
@@ -291,7 +291,7 @@ impl Snapshot {
             }
             let prior = before.next_if(|p| p.id == u.id).map(|p| &p.licenses);
             for sku in u.sku_ids() {
-                if prior.is_none_or(|b| !b.contains(sku)) {
+                if prior.is_none_or(|b| !b.iter().any(|s| s == sku)) {
                     out.push(change(&u.id, &u.upn, sku, true));
                 }
             }
@@ -326,7 +326,7 @@ mod tests {
                     licenses: skus
                         .into_iter()
                         .map(|s| LicenseSnap {
-                            sku_id: s.to_string(),
+                            sku_id: s.into(),
                             disabled_plans: vec![],
                         })
                         .collect(),

@@ -10,6 +10,7 @@
 //! Documents written by earlier versions (gzipped JSON) are still read: a store that already holds one goes on.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -293,6 +294,12 @@ fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
+/// The strings that repeat across users, as read: borrowed from the body, and shared for the SKU ids users keep.
+struct Table<'a> {
+    text: Vec<&'a str>,
+    shared: Vec<Arc<str>>,
+}
+
 /// Reads a binary snapshot; every read is checked, so a damaged document is an error, never a panic.
 struct Reader<'a> {
     buf: &'a [u8],
@@ -359,17 +366,28 @@ impl<'a> Reader<'a> {
             .map_err(|e| self.corrupt(&format!("the header is not valid: {e}")))
     }
 
-    fn table(&mut self) -> Result<Vec<&'a str>, StoreError> {
+    fn table(&mut self) -> Result<Table<'a>, StoreError> {
         let n = self.count()?;
-        (0..n).map(|_| self.str()).collect()
+        let text = (0..n).map(|_| self.str()).collect::<Result<Vec<_>, _>>()?;
+        let shared = text.iter().map(|s| Arc::from(*s)).collect();
+        Ok(Table { text, shared })
     }
 
-    fn entry(&mut self, table: &[&'a str]) -> Result<&'a str, StoreError> {
+    fn index(&mut self, table: &Table<'a>) -> Result<usize, StoreError> {
         let i = self.varint()?;
         usize::try_from(i)
             .ok()
-            .and_then(|i| table.get(i).copied())
+            .filter(|&i| i < table.text.len())
             .ok_or_else(|| self.corrupt("a table number is out of range"))
+    }
+
+    fn entry(&mut self, table: &Table<'a>) -> Result<&'a str, StoreError> {
+        self.index(table).map(|i| table.text[i])
+    }
+
+    /// A SKU id: shared by every user holding it, not copied into each.
+    fn sku(&mut self, table: &Table<'a>) -> Result<Arc<str>, StoreError> {
+        self.index(table).map(|i| table.shared[i].clone())
     }
 
     fn end(&self) -> Result<(), StoreError> {
@@ -379,7 +397,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn user(&mut self, table: &[&'a str]) -> Result<UserSnapshot, StoreError> {
+    fn user(&mut self, table: &Table<'a>) -> Result<UserSnapshot, StoreError> {
         let flags = self.byte()?;
         let id = self.string()?;
         let upn = self.string()?;
@@ -399,7 +417,7 @@ impl<'a> Reader<'a> {
         let n = self.count()?;
         let mut licenses = Vec::with_capacity(n);
         for _ in 0..n {
-            let sku_id = self.entry(table)?.to_string();
+            let sku_id = self.sku(table)?;
             let plans = self.count()?;
             let disabled_plans = (0..plans)
                 .map(|_| self.entry(table).map(str::to_string))
@@ -430,7 +448,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A user as [`PreviousUser`]: the fields a run compares with, the rest read past.
-    fn previous_user(&mut self, table: &[&'a str]) -> Result<PreviousUser, StoreError> {
+    fn previous_user(&mut self, table: &Table<'a>) -> Result<PreviousUser, StoreError> {
         let flags = self.byte()?;
         let id = self.string()?;
         let upn = self.string()?;
@@ -468,14 +486,14 @@ impl<'a> Reader<'a> {
         DateTime::from_timestamp(secs, nanos).ok_or_else(|| self.corrupt("a time is out of range"))
     }
 
-    fn assignment(&mut self, table: &[&'a str]) -> Result<AssignmentSnap, StoreError> {
-        let sku_id = self.entry(table)?.to_string();
+    fn assignment(&mut self, table: &Table<'a>) -> Result<AssignmentSnap, StoreError> {
+        let sku_id = self.sku(table)?;
         let group = match self.varint()? {
             0 => None,
             i => Some(
                 usize::try_from(i - 1)
                     .ok()
-                    .and_then(|i| table.get(i))
+                    .and_then(|i| table.text.get(i))
                     .ok_or_else(|| self.corrupt("a group number is out of range"))?
                     .to_string(),
             ),

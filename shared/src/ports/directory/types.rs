@@ -137,6 +137,28 @@ fn exchange_enabled(plans: &[AssignedPlan]) -> bool {
     })
 }
 
+/// A SKU id, lower-cased, shared with every other user of this thread that holds the SKU: a tenant has a few dozen
+/// SKUs and 100,000 users, so a run keeps each id once instead of once per user.
+fn sku_id(id: &str) -> std::sync::Arc<str> {
+    use std::cell::RefCell;
+    use std::sync::Arc;
+    /// Enough for any real tenant's SKUs; past it, ids are simply not shared.
+    const KEPT: usize = 512;
+    thread_local! {
+        static SEEN: RefCell<Vec<Arc<str>>> = const { RefCell::new(Vec::new()) };
+    }
+    SEEN.with_borrow_mut(|seen| {
+        if let Some(known) = seen.iter().find(|k| k.eq_ignore_ascii_case(id)) {
+            return known.clone();
+        }
+        let new: Arc<str> = Arc::from(id.to_ascii_lowercase());
+        if seen.len() < KEPT {
+            seen.push(new.clone());
+        }
+        new
+    })
+}
+
 /// Licences lower-cased, sorted by SKU and unique.
 fn licence_snaps(licenses: &[AssignedLicense]) -> Vec<LicenseSnap> {
     let mut out: Vec<LicenseSnap> = licenses
@@ -149,7 +171,7 @@ fn licence_snaps(licenses: &[AssignedLicense]) -> Vec<LicenseSnap> {
                 .collect();
             disabled_plans.sort();
             LicenseSnap {
-                sku_id: l.sku_id.to_ascii_lowercase(),
+                sku_id: sku_id(&l.sku_id),
                 disabled_plans,
             }
         })
@@ -163,7 +185,7 @@ fn state_snaps(states: &[LicenseAssignmentState]) -> Vec<AssignmentSnap> {
     states
         .iter()
         .map(|s| AssignmentSnap {
-            sku_id: s.sku_id.to_ascii_lowercase(),
+            sku_id: sku_id(&s.sku_id),
             group: s.assigned_by_group.clone(),
             state: s.state.as_str().into(),
             error: s.error_code().map(Into::into),
@@ -555,5 +577,17 @@ mod tests {
         )
         .expect("ok");
         assert_eq!(s.error_code(), Some("CountViolation"));
+    }
+
+    #[test]
+    fn users_holding_a_sku_share_one_lower_cased_id() {
+        let a = sku_id("6FD2C87F-B296-42F0-B197-1E91E994B900");
+        let b = sku_id("6fd2c87f-b296-42f0-b197-1e91e994b900");
+        assert_eq!(&*a, "6fd2c87f-b296-42f0-b197-1e91e994b900");
+        assert!(std::sync::Arc::ptr_eq(&a, &b), "one id, shared");
+        assert!(!std::sync::Arc::ptr_eq(
+            &a,
+            &sku_id("c7df2760-2c81-4ef7-b578-5b5392b571df")
+        ));
     }
 }

@@ -202,7 +202,10 @@ async fn state(
         let users: Vec<write::Baseline> = p
             .users
             .iter()
-            .map(|u| (u.id.as_str(), u.upn.as_str(), u.licenses.iter().collect()))
+            .map(|u| {
+                let skus = u.licenses.iter().map(String::as_str).collect();
+                (u.id.as_str(), u.upn.as_str(), skus)
+            })
             .collect();
         let n = write::baseline(deps, tenant_id, &users, p.taken_at).await?;
         tracing::warn!(

@@ -14,7 +14,7 @@ use crate::error::CoreError;
 use crate::ports::store::{Alert, EncodedSnapshot, HistoryEntry, RunRecord, StoreError};
 
 /// A user's licences for the baseline history: (id, UPN, SKU ids).
-pub(super) type Baseline<'a> = (&'a str, &'a str, Vec<&'a String>);
+pub(super) type Baseline<'a> = (&'a str, &'a str, Vec<&'a str>);
 
 /// Critical conditions become alert occurrences that grace-period-notify sends once each; the store keeps them in
 /// step with this run (a condition that no longer holds ends its occurrence).
@@ -169,7 +169,7 @@ pub(super) async fn baseline(
                 skus.iter().map(move |sku| HistoryEntry {
                     user_id: id.to_string(),
                     user_principal_name: upn.to_string(),
-                    sku_id: (*sku).clone(),
+                    sku_id: sku.to_string(),
                     change: "added".into(),
                     at,
                     baseline: true,
