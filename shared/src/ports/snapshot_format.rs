@@ -127,15 +127,7 @@ fn body(snapshot: &Snapshot) -> Result<Vec<u8>, StoreError> {
 }
 
 fn read_snapshot(body: &[u8]) -> Result<Snapshot, StoreError> {
-    let mut r = Reader { buf: body, pos: 0 };
-    let header = r.header()?;
-    let table = r.table()?;
-    let n = r.count()?;
-    let mut users = Vec::with_capacity(n);
-    for _ in 0..n {
-        users.push(r.user(&table)?);
-    }
-    r.end()?;
+    let (header, users) = read_users(body, Reader::user)?;
     Ok(Snapshot {
         tenant_id: header.tenant_id,
         taken_at: header.taken_at,
@@ -148,15 +140,7 @@ fn read_snapshot(body: &[u8]) -> Result<Snapshot, StoreError> {
 }
 
 fn read_previous(body: &[u8]) -> Result<PreviousRun, StoreError> {
-    let mut r = Reader { buf: body, pos: 0 };
-    let header = r.header()?;
-    let table = r.table()?;
-    let n = r.count()?;
-    let mut users = Vec::with_capacity(n);
-    for _ in 0..n {
-        users.push(r.previous_user(&table)?);
-    }
-    r.end()?;
+    let (header, users) = read_users(body, Reader::previous_user)?;
     Ok(PreviousRun {
         taken_at: header.taken_at,
         delta_link: header.delta_link,
@@ -164,6 +148,23 @@ fn read_previous(body: &[u8]) -> Result<PreviousRun, StoreError> {
         recent_removals: header.recent_removals,
         users,
     })
+}
+
+/// The header and every user of a body, each user read by `user`.
+fn read_users<'a, U>(
+    body: &'a [u8],
+    user: impl Fn(&mut Reader<'a>, &Table<'a>) -> Result<U, StoreError>,
+) -> Result<(Header, Vec<U>), StoreError> {
+    let mut r = Reader { buf: body, pos: 0 };
+    let header = r.header()?;
+    let table = r.table()?;
+    let n = r.count()?;
+    let mut users = Vec::with_capacity(n);
+    for _ in 0..n {
+        users.push(user(&mut r, &table)?);
+    }
+    r.end()?;
+    Ok((header, users))
 }
 
 /// Writes users, interning the strings that repeat across them.
