@@ -609,10 +609,17 @@ fn snapshot(taken_at: DateTime<Utc>, n: usize) -> licensewatch_core::domain::sna
 
 #[tokio::test]
 async fn snapshots_read_back_whole_and_in_part_and_an_earlier_versions_document_is_still_read() {
-    use licensewatch_core::domain::snapshot::PreviousRun;
+    use licensewatch_core::domain::snapshot::{PreviousRun, SnapshotMark};
     use licensewatch_core::ports::store::{EncodedSnapshot, RunRecord};
     for (name, store) in stores().await {
         assert!(store.latest_snapshot(TENANT).await.expect("none").is_none());
+        assert!(
+            store
+                .latest_snapshot_mark(TENANT)
+                .await
+                .expect("none")
+                .is_none()
+        );
         assert!(!store.has_runs(TENANT).await.expect("runs"), "{name}");
         // Stored by a version before the binary format: gzipped JSON.
         let old = snapshot(at(1), 5);
@@ -628,6 +635,8 @@ async fn snapshots_read_back_whole_and_in_part_and_an_earlier_versions_document_
         assert_eq!(read.as_ref(), Some(&old), "{name}: the earlier document");
         let previous = store.previous_run(TENANT).await.expect("read");
         assert_eq!(previous, Some(PreviousRun::from(&old)), "{name}");
+        let mark = store.latest_snapshot_mark(TENANT).await.expect("read");
+        assert_eq!(mark, Some(SnapshotMark::from(&old)), "{name}");
 
         let new = snapshot(at(2), 7);
         store.save_snapshot(&new).await.expect("save");
@@ -635,6 +644,8 @@ async fn snapshots_read_back_whole_and_in_part_and_an_earlier_versions_document_
         assert_eq!(read.as_ref(), Some(&new), "{name}: the newest, whole");
         let previous = store.previous_run(TENANT).await.expect("read");
         assert_eq!(previous, Some(PreviousRun::from(&new)), "{name}: in part");
+        let mark = store.latest_snapshot_mark(TENANT).await.expect("read");
+        assert_eq!(mark, Some(SnapshotMark::from(&new)), "{name}: its header");
 
         let run = RunRecord {
             tenant_id: TENANT.into(),

@@ -164,6 +164,28 @@ pub struct Snapshot {
     pub recent_removals: Vec<RecentRemoval>,
 }
 
+/// Where a stored snapshot's change tracking stands: all a run needs to choose between a delta round and a full read,
+/// readable without decoding the snapshot's users (so the round can start while they are decoded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotMark {
+    /// When it was taken.
+    pub taken_at: DateTime<Utc>,
+    /// Where the next `/users/delta` round starts.
+    pub delta_link: Option<String>,
+    /// When the users were last read in full.
+    pub full_scan_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Snapshot> for SnapshotMark {
+    fn from(s: &Snapshot) -> Self {
+        SnapshotMark {
+            taken_at: s.taken_at,
+            delta_link: s.delta_link.clone(),
+            full_scan_at: s.full_scan_at,
+        }
+    }
+}
+
 /// A user who lost a licence, and when licensewatch first saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecentRemoval {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::assignment::{AssignmentError, AssignmentState};
 use crate::domain::snapshot::{
     AssignmentSnap, LicenseSnap, PreviousRun, PreviousUser, RecentRemoval, SkuSnap, Snapshot,
-    UserSnapshot,
+    SnapshotMark, UserSnapshot,
 };
 use crate::error::StoreError;
 
@@ -91,6 +91,44 @@ pub fn decode_previous(bytes: &[u8]) -> Result<PreviousRun, StoreError> {
         true => read_previous(&gunzip(&bytes[MAGIC.len()..])?),
         false => crate::ports::store::gunzip_json(bytes),
     }
+}
+
+/// Decodes only where the snapshot's change tracking stands: the header, at the start of the compressed body, is
+/// all that is decompressed.
+pub fn decode_mark(bytes: &[u8]) -> Result<SnapshotMark, StoreError> {
+    if !is_binary(bytes) {
+        let previous: PreviousRun = crate::ports::store::gunzip_json(bytes)?;
+        return Ok(SnapshotMark {
+            taken_at: previous.taken_at,
+            delta_link: previous.delta_link,
+            full_scan_at: previous.full_scan_at,
+        });
+    }
+    let damaged =
+        |e: std::io::Error| StoreError::Corrupt(format!("snapshot document damaged: {e}"));
+    let mut gz = flate2::read::GzDecoder::new(&bytes[MAGIC.len()..]);
+    let mut len = 0u64;
+    for shift in (0..64).step_by(7) {
+        let mut b = [0u8];
+        std::io::Read::read_exact(&mut gz, &mut b).map_err(damaged)?;
+        len |= u64::from(b[0] & 0x7f) << shift;
+        if b[0] < 0x80 {
+            break;
+        }
+    }
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|&n| n <= bytes.len().saturating_mul(64))
+        .ok_or_else(|| StoreError::Corrupt("snapshot document damaged: header length".into()))?;
+    let mut header = vec![0u8; len];
+    std::io::Read::read_exact(&mut gz, &mut header).map_err(damaged)?;
+    let header: Header = serde_json::from_slice(&header)
+        .map_err(|e| StoreError::Corrupt(format!("snapshot header is not valid: {e}")))?;
+    Ok(SnapshotMark {
+        taken_at: header.taken_at,
+        delta_link: header.delta_link,
+        full_scan_at: header.full_scan_at,
+    })
 }
 
 fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
@@ -618,6 +656,10 @@ mod tests {
             decode_previous(&bytes).expect("previous"),
             PreviousRun::from(&snapshot)
         );
+        assert_eq!(
+            decode_mark(&bytes).expect("mark"),
+            SnapshotMark::from(&snapshot)
+        );
         let empty = Snapshot {
             users: vec![],
             skus: vec![],
@@ -639,6 +681,10 @@ mod tests {
         assert!(!is_binary(&legacy));
         assert_eq!(decode(&legacy).expect("decode"), snapshot);
         assert_eq!(
+            decode_mark(&legacy).expect("mark"),
+            SnapshotMark::from(&snapshot)
+        );
+        assert_eq!(
             decode_previous(&legacy).expect("previous"),
             PreviousRun::from(&snapshot)
         );
@@ -648,6 +694,7 @@ mod tests {
     fn a_damaged_document_is_an_error_not_a_panic() {
         let bytes = encode(&varied()).expect("encode");
         for len in 0..bytes.len() {
+            let _ = decode_mark(&bytes[..len]);
             assert!(decode(&bytes[..len]).is_err(), "cut at {len}");
             assert!(decode_previous(&bytes[..len]).is_err(), "cut at {len}");
         }

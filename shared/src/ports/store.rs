@@ -9,7 +9,7 @@ pub use crate::domain::change_notifications::SubscriptionRecord;
 use crate::domain::kinds::{AlertKind, NoticeKind, RemediationAction, RemediationStatus};
 use crate::domain::license_event::{LicenseEvent, LicenseRecord};
 use crate::domain::reclaim::ReclaimReport;
-use crate::domain::snapshot::{PreviousRun, Snapshot};
+use crate::domain::snapshot::{PreviousRun, Snapshot, SnapshotMark};
 use crate::ports::channel::Audience;
 
 pub use crate::error::StoreError;
@@ -383,6 +383,17 @@ pub trait RunStore: Send + Sync {
     async fn previous_run(&self, tenant_id: &str) -> Result<Option<PreviousRun>, StoreError>;
     /// The tenant's newest snapshot in full (a delta round applies its changes to it).
     async fn latest_snapshot(&self, tenant_id: &str) -> Result<Option<Snapshot>, StoreError>;
+    /// Where the tenant's newest snapshot's change tracking stands, without its users.
+    async fn latest_snapshot_mark(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Option<SnapshotMark>, StoreError> {
+        Ok(self
+            .latest_snapshot(tenant_id)
+            .await?
+            .as_ref()
+            .map(SnapshotMark::from))
+    }
     /// Saves a reclamation report (the report page shows the newest).
     async fn save_reclaim(&self, report: &ReclaimReport) -> Result<(), StoreError>;
     /// The tenant's newest reclamation report.

@@ -72,6 +72,15 @@ impl RunStore for SqliteStore {
         }
     }
 
+    async fn latest_snapshot_mark(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Option<crate::domain::snapshot::SnapshotMark>, StoreError> {
+        self.snapshot_document(tenant_id)?
+            .map(|blob| crate::ports::snapshot_format::decode_mark(&blob))
+            .transpose()
+    }
+
     async fn save_reclaim(&self, report: &ReclaimReport) -> Result<(), StoreError> {
         let blob = crate::ports::store::gzip_json(report)?;
         self.conn()

@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 
 use super::{CheckDeps, Scope, write};
 use crate::domain::license_event::LicenseEvent;
-use crate::domain::snapshot::{CommerceSnap, PreviousRun, SkuSnap, Snapshot, UserSnapshot};
+use crate::domain::snapshot::{
+    CommerceSnap, PreviousRun, SkuSnap, Snapshot, SnapshotMark, UserSnapshot,
+};
 use crate::error::ApiError;
 use crate::error::CoreError;
 use crate::ports::directory::Directory;
@@ -44,7 +46,7 @@ pub(super) async fn everything(
 ) -> Result<(Earlier, Seen), CoreError> {
     let hours = policy.check.full_scan_hours;
     if let Scope::Users(ids) = scope {
-        let mut earlier = state(deps, tenant_id, Last::Always, hours, now).await?;
+        let mut earlier = state(deps, tenant_id, Last::Always, hours).await?;
         if let Some(before) = earlier.last.take() {
             let seen = delta::targeted(deps.graph, before, ids, now).await?;
             return Ok((earlier, seen));
@@ -55,18 +57,51 @@ pub(super) async fn everything(
     }
     if hours == 0 {
         let (earlier, seen) = tokio::join!(
-            state(deps, tenant_id, Last::Never, hours, now),
+            state(deps, tenant_id, Last::Never, hours),
             tenant(deps.graph, tenant_id, now, progress)
         );
         return Ok((earlier?, seen?));
     }
-    let mut earlier = state(deps, tenant_id, Last::UnlessFullReadDue, hours, now).await?;
+    // Between full reads only what changed is read: the round starts from the link in the last snapshot's header
+    // and is read while the snapshot's users are decoded.
+    let mark = deps.store.latest_snapshot_mark(tenant_id).await?;
+    let link = mark
+        .filter(|m| !full_read_due(m, hours, now))
+        .and_then(|m| m.delta_link);
+    let Some(link) = link else {
+        let mut earlier = state(deps, tenant_id, Last::Never, hours).await?;
+        let seen = tenant_since(deps, tenant_id, &mut earlier, now, progress).await?;
+        return Ok((earlier, seen));
+    };
+    let (earlier, round) = tokio::join!(
+        state(deps, tenant_id, Last::Always, hours),
+        delta::read_round(deps.graph, &link)
+    );
+    let mut earlier = earlier?;
+    match (earlier.last.take(), round) {
+        (Some(before), Ok(round)) => {
+            let seen = delta::changed(deps.graph, before, round, now).await?;
+            return Ok((earlier, seen));
+        }
+        (_, Err(e)) if delta::must_resync(&e) => {
+            tracing::warn!(tenant = %tenant_id, "the delta token expired; reading every user");
+        }
+        (_, Err(e)) => return Err(e),
+        // The snapshot went away between its header and its users: read every user.
+        (None, Ok(_)) => {}
+    }
     let seen = tenant_since(deps, tenant_id, &mut earlier, now, progress).await?;
     Ok((earlier, seen))
 }
 
-/// Reads the tenant: only what changed since the last run when [`state`] kept the last snapshot for that, else
-/// every user. An expired delta token means a full read, as Graph asks.
+/// Whether the users are due to be read in full: no change tracking, or the last full read is `hours` old.
+fn full_read_due(mark: &SnapshotMark, hours: u32, now: DateTime<Utc>) -> bool {
+    let hours = chrono::Duration::hours(i64::from(hours));
+    mark.delta_link.is_none() || mark.full_scan_at.is_none_or(|at| now - at >= hours)
+}
+
+/// Reads every user (a first run, a full read on the cadence, or after the delta token expired), starting change
+/// tracking first when runs between full reads are incremental.
 async fn tenant_since(
     deps: &CheckDeps<'_>,
     tenant_id: &str,
@@ -74,15 +109,6 @@ async fn tenant_since(
     now: DateTime<Utc>,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Seen, CoreError> {
-    if let Some(before) = earlier.last.take() {
-        match delta::changed(deps.graph, before, now).await {
-            Ok(seen) => return Ok(seen),
-            Err(e) if delta::must_resync(&e) => {
-                tracing::warn!(tenant = %tenant_id, "the delta token expired; reading every user");
-            }
-            Err(e) => return Err(e),
-        }
-    }
     // Tracking starts before the read, so a change made during it is seen again by the next round, never lost; not
     // at all when every run reads every user.
     let link = match earlier.incremental {
@@ -101,9 +127,7 @@ async fn tenant_since(
 enum Last {
     /// A run that reads every user: the slim previous run is enough.
     Never,
-    /// A scheduled run between full reads.
-    UnlessFullReadDue,
-    /// A targeted re-check.
+    /// A run that applies changes to the last snapshot (a delta round, a targeted re-check).
     Always,
 }
 
@@ -179,21 +203,14 @@ async fn state(
     tenant_id: &str,
     wanted: Last,
     full_scan_hours: u32,
-    now: DateTime<Utc>,
 ) -> Result<Earlier, CoreError> {
     // Incremental runs need the whole snapshot: read it once and derive the previous run from it. A run that will
     // read every user reads only the slim previous run (half the memory).
     let (previous, last) = match wanted {
         Last::Never => (deps.store.previous_run(tenant_id).await?, None),
-        Last::Always | Last::UnlessFullReadDue => {
+        Last::Always => {
             let last = deps.store.latest_snapshot(tenant_id).await?;
-            let previous = last.as_ref().map(PreviousRun::from);
-            let hours = chrono::Duration::hours(i64::from(full_scan_hours));
-            let due = |s: &Snapshot| {
-                s.delta_link.is_none() || s.full_scan_at.is_none_or(|at| now - at >= hours)
-            };
-            let keep = |s: &Snapshot| wanted == Last::Always || !due(s);
-            (previous, last.filter(keep))
+            (last.as_ref().map(PreviousRun::from), last)
         }
     };
     if let Some(p) = &previous

@@ -61,6 +61,16 @@ impl RunStore for DynamoStore {
         }
     }
 
+    async fn latest_snapshot_mark(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Option<crate::domain::snapshot::SnapshotMark>, StoreError> {
+        self.newest_document(tenant_id, "snapshot")
+            .await?
+            .map(|bytes| crate::ports::snapshot_format::decode_mark(&bytes))
+            .transpose()
+    }
+
     async fn save_reclaim(&self, report: &ReclaimReport) -> Result<(), StoreError> {
         let bytes = crate::ports::store::gzip_json(report)?;
         self.save_document(

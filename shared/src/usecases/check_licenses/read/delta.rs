@@ -14,6 +14,7 @@ use super::{Seen, groups_and_members_in_error};
 use crate::domain::snapshot::{CommerceSnap, SkuSnap, Snapshot, UserSnapshot};
 use crate::error::{ApiError, CoreError};
 use crate::ports::directory::Directory;
+use crate::ports::directory::types::DeltaUser;
 
 /// Starts tracking changes now: the link of an empty round (`$deltatoken=latest`). `None` when the directory does
 /// not track changes or refuses (every run then reads every user, as before).
@@ -45,66 +46,70 @@ pub(super) fn must_resync(e: &CoreError) -> bool {
     }
 }
 
-/// The tenant now: `before` with the round's changes applied, the users in licence error re-read. The SKUs and the
-/// groups in error are read beside the round: independent requests.
+/// One `/users/delta` round as read, with the SKUs and groups in error read beside it: independent requests.
+pub(super) struct RoundRead {
+    items: Vec<DeltaUser>,
+    pages: u32,
+    link: Option<String>,
+    around: Around,
+}
+
+/// Reads the round that starts at `link`. It needs nothing of the last snapshot but the link, so it is read while
+/// the snapshot's users are decoded; its changes are applied once both are there ([`changed`]).
+pub(super) async fn read_round(
+    directory: &dyn Directory,
+    link: &str,
+) -> Result<RoundRead, CoreError> {
+    let (round, around) = tokio::join!(
+        async {
+            let mut round = directory.users_delta(Some(link));
+            let mut items = Vec::new();
+            while let Some(page) = round.next_page().await? {
+                items.extend(page);
+            }
+            Ok::<_, CoreError>((items, round.pages_fetched(), round.delta_link()))
+        },
+        Around::read(directory)
+    );
+    let (items, pages, link) = round?;
+    Ok(RoundRead {
+        items,
+        pages,
+        link,
+        around: around?,
+    })
+}
+
+/// The tenant now: `before` with the round's changes applied, the users in licence error re-read.
 pub(super) async fn changed(
     directory: &dyn Directory,
     before: Snapshot,
+    round: RoundRead,
     now: DateTime<Utc>,
 ) -> Result<Seen, CoreError> {
-    let link = before.delta_link.clone();
     let mut kept = Kept::from(before);
-    let (round, around) = tokio::join!(
-        apply_round(directory, link.as_deref(), &mut kept),
-        Around::read(directory)
-    );
-    let Round { items, pages, link } = round?;
-    // Without a new link the next run reads every user.
-    kept.link = link;
-    let mut seen = kept.finish(directory, around?, now).await?;
-    tracing::info!(changed = items, "users read through /users/delta");
-    seen.pages = pages;
-    seen.scan = "delta";
-    Ok(seen)
-}
-
-/// What a round read.
-struct Round {
-    items: usize,
-    pages: u32,
-    link: Option<String>,
-}
-
-/// Reads one `/users/delta` round from `link` and applies its changes to `kept`.
-async fn apply_round(
-    directory: &dyn Directory,
-    link: Option<&str>,
-    kept: &mut Kept,
-) -> Result<Round, CoreError> {
-    let mut round = directory.users_delta(link);
-    let mut items = 0;
-    while let Some(page) = round.next_page().await? {
-        items += page.len();
-        for item in page {
-            if item.removed.is_some() {
-                kept.changes.insert(item.id.clone(), None);
-                continue;
+    let items = round.items.len();
+    for item in round.items {
+        if item.removed.is_some() {
+            kept.changes.insert(item.id, None);
+            continue;
+        }
+        match item.apply(kept.user(&item.id)) {
+            Some(u) => {
+                kept.changes.insert(u.id.clone(), Some(u));
             }
-            match item.apply(kept.user(&item.id)) {
-                Some(u) => {
-                    kept.changes.insert(u.id.clone(), Some(u));
-                }
-                None => {
-                    kept.reread.insert(item.id.clone());
-                }
+            None => {
+                kept.reread.insert(item.id);
             }
         }
     }
-    Ok(Round {
-        items,
-        pages: round.pages_fetched(),
-        link: round.delta_link(),
-    })
+    // Without a new link the next run reads every user.
+    kept.link = round.link;
+    let mut seen = kept.finish(directory, round.around, now).await?;
+    tracing::info!(changed = items, "users read through /users/delta");
+    seen.pages = round.pages;
+    seen.scan = "delta";
+    Ok(seen)
 }
 
 /// The tenant now, for a re-check after change notifications: `before` with `ids` (the users Graph notified a
