@@ -560,7 +560,7 @@ async fn job_statuses_are_kept_per_tenant_and_job_and_tenants_partition_the_audi
 fn snapshot(taken_at: DateTime<Utc>, n: usize) -> licensewatch_core::domain::snapshot::Snapshot {
     use licensewatch_core::domain::assignment::{AssignmentError, AssignmentState};
     use licensewatch_core::domain::snapshot::{
-        AssignmentSnap, LicenseSnap, Snapshot, UserSnapshot,
+        AssignmentSnap, LicenseSnap, Snapshot, UserNames, UserSnapshot,
     };
     let users = (0..n)
         .map(|i| {
@@ -581,18 +581,20 @@ fn snapshot(taken_at: DateTime<Utc>, n: usize) -> licensewatch_core::domain::sna
                     error: Some(AssignmentError::CountViolation),
                 });
             }
+            let upn = format!("user{i}@contoso.com");
             UserSnapshot {
-                display_name: Some(format!("User {i}")),
-                mail: Some(format!("user{i}@contoso.com")),
+                names: UserNames::new(
+                    &format!("{i:08}-0000-4000-8000-000000000000"),
+                    &upn,
+                    Some(&format!("User {i}")),
+                    Some(&upn),
+                ),
                 mailbox: true,
                 exchange_enabled: i % 3 != 0,
                 created: Some(at(0)),
                 licenses,
                 states,
-                ..UserSnapshot::bare(
-                    &format!("{i:08}-0000-4000-8000-000000000000"),
-                    &format!("user{i}@contoso.com"),
-                )
+                ..UserSnapshot::bare("", "")
             }
         })
         .collect();

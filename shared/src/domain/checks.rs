@@ -122,8 +122,8 @@ pub fn user_findings<'s>(
             out.findings.push(Finding {
                 severity: Severity::Warning,
                 detail: Detail::LicenseAssignmentError {
-                    user_id: u.id.clone(),
-                    user_principal_name: u.upn.clone(),
+                    user_id: u.id().to_string(),
+                    user_principal_name: u.upn().to_string(),
                     sku_id: s.sku_id.to_string(),
                     sku_part_number: names.part(&s.sku_id),
                     state: s.state.clone(),
@@ -139,8 +139,8 @@ pub fn user_findings<'s>(
             out.findings.push(Finding {
                 severity: Severity::Info,
                 detail: Detail::LicensedDisabledAccount {
-                    user_id: u.id.clone(),
-                    user_principal_name: u.upn.clone(),
+                    user_id: u.id().to_string(),
+                    user_principal_name: u.upn().to_string(),
                     sku_ids: u.sku_ids().map(str::to_string).collect(),
                 },
                 suppressed: None,
@@ -148,8 +148,8 @@ pub fn user_findings<'s>(
         }
         if !u.account_enabled && !u.guest && u.mailbox {
             out.disabled_mailboxes.push(DisabledMailbox {
-                user_id: u.id.clone(),
-                user_principal_name: u.upn.clone(),
+                user_id: u.id().to_string(),
+                user_principal_name: u.upn().to_string(),
                 licensed: u.exchange_enabled,
             });
         }
@@ -240,8 +240,8 @@ pub fn overlap_findings(snapshot: &Snapshot, price: &dyn Fn(&str) -> Option<f64>
             out.push(Finding {
                 severity: Severity::Info,
                 detail: Detail::OverlappingLicenses {
-                    user_id: u.id.clone(),
-                    user_principal_name: u.upn.clone(),
+                    user_id: u.id().to_string(),
+                    user_principal_name: u.upn().to_string(),
                     remove_sku_part_number: part(&o.remove),
                     keep_sku_part_number: part(&o.keep),
                     monthly_saving: price_of(&o.remove),

@@ -270,12 +270,12 @@ pub fn follow_case(
     let attempted = (best.kind == EvidenceKind::AuditFailedAssignment)
         .then(|| attempted_skus(&since_grant, u, &facts.requested_sku_ids));
     Some(GraceCase {
-        case_id: case_id(facts.tenant_id, &u.id),
+        case_id: case_id(facts.tenant_id, u.id()),
         tenant_id: facts.tenant_id.to_string(),
-        user_id: u.id.clone(),
-        user_principal_name: u.upn.clone(),
-        display_name: u.display_name.clone(),
-        mail: u.mail.clone(),
+        user_id: u.id().to_string(),
+        user_principal_name: u.upn().to_string(),
+        display_name: u.display_name().map(str::to_string),
+        mail: u.mail().map(str::to_string),
         deadlines: deadlines(best, delayed_delicensing, grace),
         evidence,
         blocked_by: blocked_by(u, facts.groups),
@@ -294,7 +294,7 @@ pub fn since_last_grant<'e>(
 ) -> Vec<&'e LicenseEvent> {
     let mine: Vec<&LicenseEvent> = events
         .iter()
-        .filter(|e| e.concerns(&user.id, &user.upn))
+        .filter(|e| e.concerns(user.id(), user.upn()))
         .collect();
     let last_grant = mine
         .iter()

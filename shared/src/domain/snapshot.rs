@@ -1,5 +1,7 @@
 //! The compact per-run licence snapshot and the diff between two runs.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +15,7 @@ pub const EXCHANGE_FOUNDATION_PLAN: &str = "113feb6c-3fe4-4440-bddc-54d774bf0318
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssignmentSnap {
     /// SKU GUID (lower case).
-    pub sku_id: std::sync::Arc<str>,
+    pub sku_id: Arc<str>,
     /// Group id when inherited.
     pub group: Option<String>,
     /// Active, ActiveWithError, Disabled, Error.
@@ -26,23 +28,90 @@ pub struct AssignmentSnap {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LicenseSnap {
     /// SKU GUID (lower case).
-    pub sku_id: std::sync::Arc<str>,
+    pub sku_id: Arc<str>,
     /// Disabled plans (sorted, lower case).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub disabled_plans: Vec<String>,
 }
 
-/// One user, as kept in a snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserSnapshot {
+/// A user's id, UPN, display name and mail in one shared allocation. A large tenant's snapshot held them as four
+/// strings a user (400,000 small allocations for 100,000 users, each copied again for the previous run); shared,
+/// the previous run derived from a snapshot takes its users' names without copying them.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct UserNames {
+    /// Id, UPN, display name and mail, one after the other.
+    text: Arc<str>,
+    /// Where the id, the UPN and the display name end.
+    ends: [u32; 3],
+    /// Which of the display name (bit 0) and the mail (bit 1) the user has (an empty one is not a missing one).
+    present: u8,
+}
+
+impl UserNames {
+    /// The names of a user. (Past 4 GiB together, which Microsoft Graph never sends, the later ones read as empty.)
+    pub fn new(id: &str, upn: &str, display_name: Option<&str>, mail: Option<&str>) -> Self {
+        let name = display_name.unwrap_or_default();
+        let mut text =
+            String::with_capacity(id.len() + upn.len() + name.len() + mail.map_or(0, str::len));
+        let mut end = |part: &str| {
+            text.push_str(part);
+            u32::try_from(text.len()).unwrap_or(u32::MAX)
+        };
+        let ends = [end(id), end(upn), end(name)];
+        text.push_str(mail.unwrap_or_default());
+        let present = u8::from(display_name.is_some()) | (u8::from(mail.is_some()) << 1);
+        UserNames {
+            text: Arc::from(text),
+            ends,
+            present,
+        }
+    }
+
+    fn part(&self, from: usize, to: usize) -> &str {
+        let end = |i: usize| self.ends.get(i).map_or(self.text.len(), |&e| e as usize);
+        let start = if from == 0 { 0 } else { end(from - 1) };
+        self.text.get(start..end(to)).unwrap_or_default()
+    }
+
     /// Object id.
-    pub id: String,
+    pub fn id(&self) -> &str {
+        self.part(0, 0)
+    }
+
     /// UPN.
-    pub upn: String,
+    pub fn upn(&self) -> &str {
+        self.part(1, 1)
+    }
+
     /// Display name.
-    pub display_name: Option<String>,
+    pub fn display_name(&self) -> Option<&str> {
+        (self.present & 1 != 0).then(|| self.part(2, 2))
+    }
+
     /// Primary SMTP address.
-    pub mail: Option<String>,
+    pub fn mail(&self) -> Option<&str> {
+        (self.present & 2 != 0).then(|| self.part(3, 3))
+    }
+}
+
+impl std::fmt::Debug for UserNames {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserNames")
+            .field("id", &self.id())
+            .field("upn", &self.upn())
+            .field("display_name", &self.display_name())
+            .field("mail", &self.mail())
+            .finish()
+    }
+}
+
+/// One user, as kept in a snapshot. Stored as JSON (by earlier versions) with `id`, `upn`, `display_name` and
+/// `mail` as fields of their own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "UserJson", into = "UserJson")]
+pub struct UserSnapshot {
+    /// Object id, UPN, display name, primary SMTP address.
+    pub names: UserNames,
     /// Sign-in allowed.
     pub account_enabled: bool,
     /// `userType == Guest`.
@@ -59,14 +128,60 @@ pub struct UserSnapshot {
     pub states: Vec<AssignmentSnap>,
 }
 
+/// A user as JSON documents hold it.
+#[derive(Serialize, Deserialize)]
+struct UserJson {
+    id: String,
+    upn: String,
+    display_name: Option<String>,
+    mail: Option<String>,
+    account_enabled: bool,
+    guest: bool,
+    mailbox: bool,
+    exchange_enabled: bool,
+    created: Option<DateTime<Utc>>,
+    licenses: Vec<LicenseSnap>,
+    states: Vec<AssignmentSnap>,
+}
+
+impl From<UserJson> for UserSnapshot {
+    fn from(u: UserJson) -> Self {
+        UserSnapshot {
+            names: UserNames::new(&u.id, &u.upn, u.display_name.as_deref(), u.mail.as_deref()),
+            account_enabled: u.account_enabled,
+            guest: u.guest,
+            mailbox: u.mailbox,
+            exchange_enabled: u.exchange_enabled,
+            created: u.created,
+            licenses: u.licenses,
+            states: u.states,
+        }
+    }
+}
+
+impl From<UserSnapshot> for UserJson {
+    fn from(u: UserSnapshot) -> Self {
+        UserJson {
+            id: u.id().to_string(),
+            upn: u.upn().to_string(),
+            display_name: u.display_name().map(str::to_string),
+            mail: u.mail().map(str::to_string),
+            account_enabled: u.account_enabled,
+            guest: u.guest,
+            mailbox: u.mailbox,
+            exchange_enabled: u.exchange_enabled,
+            created: u.created,
+            licenses: u.licenses,
+            states: u.states,
+        }
+    }
+}
+
 impl UserSnapshot {
     /// A user with an id and a UPN and nothing else: enabled, no mailbox, no licence.
     pub fn bare(id: &str, upn: &str) -> Self {
         UserSnapshot {
-            id: id.to_string(),
-            upn: upn.to_string(),
-            display_name: None,
-            mail: None,
+            names: UserNames::new(id, upn, None, None),
             account_enabled: true,
             guest: false,
             mailbox: false,
@@ -75,6 +190,26 @@ impl UserSnapshot {
             licenses: Vec::new(),
             states: Vec::new(),
         }
+    }
+
+    /// Object id.
+    pub fn id(&self) -> &str {
+        self.names.id()
+    }
+
+    /// UPN.
+    pub fn upn(&self) -> &str {
+        self.names.upn()
+    }
+
+    /// Display name.
+    pub fn display_name(&self) -> Option<&str> {
+        self.names.display_name()
+    }
+
+    /// Primary SMTP address.
+    pub fn mail(&self) -> Option<&str> {
+        self.names.mail()
     }
 
     /// The SKU ids the user holds.
@@ -216,36 +351,72 @@ pub struct PreviousRun {
     pub users: Vec<PreviousUser>,
 }
 
-/// A user of the previous snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// A user of the previous snapshot. Two are equal when their ids, UPNs, Exchange flags and SKUs are: whether the shared
+/// names also carry a display name and a mail depends on how the run was read.
+#[derive(Debug, Clone, Eq, Deserialize)]
+#[serde(from = "PreviousUserJson")]
 pub struct PreviousUser {
-    /// Object id.
-    pub id: String,
-    /// UPN.
-    pub upn: String,
+    /// Object id and UPN (the names of the snapshot's user, shared).
+    pub names: UserNames,
     /// Held an enabled Exchange mailbox plan.
     pub exchange_enabled: bool,
     /// SKU ids (disabled plans are skipped while reading).
-    #[serde(deserialize_with = "map_keys")]
-    pub licenses: Vec<String>,
+    pub licenses: Vec<Arc<str>>,
 }
 
-fn map_keys<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    struct SkuOnly {
-        sku_id: String,
+impl PartialEq for PreviousUser {
+    fn eq(&self, other: &Self) -> bool {
+        (self.id(), self.upn(), self.exchange_enabled, &self.licenses)
+            == (
+                other.id(),
+                other.upn(),
+                other.exchange_enabled,
+                &other.licenses,
+            )
     }
-    Ok(Vec::<SkuOnly>::deserialize(d)?
-        .into_iter()
-        .map(|l| l.sku_id)
-        .collect())
+}
+
+impl PreviousUser {
+    /// Object id.
+    pub fn id(&self) -> &str {
+        self.names.id()
+    }
+
+    /// UPN.
+    pub fn upn(&self) -> &str {
+        self.names.upn()
+    }
+}
+
+/// A previous user as JSON documents hold it (a user of a snapshot, of which only these fields are read).
+#[derive(Deserialize)]
+struct PreviousUserJson {
+    id: String,
+    upn: String,
+    exchange_enabled: bool,
+    licenses: Vec<SkuOnly>,
+}
+
+#[derive(Deserialize)]
+struct SkuOnly {
+    sku_id: Arc<str>,
+}
+
+impl From<PreviousUserJson> for PreviousUser {
+    fn from(u: PreviousUserJson) -> Self {
+        PreviousUser {
+            names: UserNames::new(&u.id, &u.upn, None, None),
+            exchange_enabled: u.exchange_enabled,
+            licenses: u.licenses.into_iter().map(|l| l.sku_id).collect(),
+        }
+    }
 }
 
 impl PreviousRun {
     /// Finds a user by id.
     pub fn user(&self, id: &str) -> Option<&PreviousUser> {
         self.users
-            .binary_search_by(|u| u.id.as_str().cmp(id))
+            .binary_search_by(|u| u.id().cmp(id))
             .ok()
             .map(|i| &self.users[i])
     }
@@ -262,10 +433,9 @@ impl From<&Snapshot> for PreviousRun {
                 .users
                 .iter()
                 .map(|u| PreviousUser {
-                    id: u.id.clone(),
-                    upn: u.upn.clone(),
+                    names: u.names.clone(),
                     exchange_enabled: u.exchange_enabled,
-                    licenses: u.sku_ids().map(str::to_string).collect(),
+                    licenses: u.licenses.iter().map(|l| l.sku_id.clone()).collect(),
                 })
                 .collect(),
         }
@@ -289,7 +459,7 @@ impl Snapshot {
     /// Finds a user by id (users are sorted by id).
     pub fn user(&self, id: &str) -> Option<&UserSnapshot> {
         self.users
-            .binary_search_by(|u| u.id.as_str().cmp(id))
+            .binary_search_by(|u| u.id().cmp(id))
             .ok()
             .map(|i| &self.users[i])
     }
@@ -308,25 +478,25 @@ impl Snapshot {
         let mut vanished = Vec::new();
         let mut before = previous.users.iter().peekable();
         for u in &self.users {
-            while let Some(gone) = before.next_if(|p| p.id < u.id) {
+            while let Some(gone) = before.next_if(|p| p.id() < u.id()) {
                 vanished.push(gone);
             }
-            let prior = before.next_if(|p| p.id == u.id).map(|p| &p.licenses);
+            let prior = before.next_if(|p| p.id() == u.id()).map(|p| &p.licenses);
             for sku in u.sku_ids() {
-                if prior.is_none_or(|b| !b.iter().any(|s| s == sku)) {
-                    out.push(change(&u.id, &u.upn, sku, true));
+                if prior.is_none_or(|b| !b.iter().any(|s| &**s == sku)) {
+                    out.push(change(u.id(), u.upn(), sku, true));
                 }
             }
             if let Some(b) = prior {
                 for sku in b.iter().filter(|s| !u.holds(s)) {
-                    out.push(change(&u.id, &u.upn, sku, false));
+                    out.push(change(u.id(), u.upn(), sku, false));
                 }
             }
         }
         vanished.extend(before);
         for p in vanished {
             for sku in &p.licenses {
-                out.push(change(&p.id, &p.upn, sku, false));
+                out.push(change(p.id(), p.upn(), sku, false));
             }
         }
         out
@@ -336,6 +506,82 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_users_names_read_back_each_apart_and_an_empty_one_is_not_a_missing_one() {
+        let n = UserNames::new(
+            "id-1",
+            "Zoë@contoso.com",
+            Some(""),
+            Some("山田@contoso.com"),
+        );
+        assert_eq!(
+            (n.id(), n.upn(), n.display_name(), n.mail()),
+            (
+                "id-1",
+                "Zoë@contoso.com",
+                Some(""),
+                Some("山田@contoso.com")
+            )
+        );
+        let n = UserNames::new("id-2", "", None, Some(""));
+        assert_eq!(
+            (n.id(), n.upn(), n.display_name(), n.mail()),
+            ("id-2", "", None, Some(""))
+        );
+        let n = UserNames::new("", "upn", Some("name"), None);
+        assert_eq!(
+            (n.id(), n.upn(), n.display_name(), n.mail()),
+            ("", "upn", Some("name"), None)
+        );
+        assert_ne!(
+            UserNames::new("a", "b", None, None),
+            UserNames::new("a", "b", Some(""), None)
+        );
+        assert_ne!(
+            UserNames::new("ab", "c", None, None),
+            UserNames::new("a", "bc", None, None)
+        );
+    }
+
+    #[test]
+    fn the_previous_run_shares_the_snapshots_names_and_sku_ids() {
+        let mut user = UserSnapshot::bare("a", "a@x");
+        user.licenses.push(LicenseSnap {
+            sku_id: "e3".into(),
+            disabled_plans: vec![],
+        });
+        let snapshot = Snapshot {
+            tenant_id: "t".into(),
+            taken_at: DateTime::<Utc>::MIN_UTC,
+            users: vec![user],
+            skus: vec![],
+            delta_link: None,
+            full_scan_at: None,
+            recent_removals: vec![],
+        };
+        let previous = PreviousRun::from(&snapshot);
+        let (now, before) = (&snapshot.users[0], &previous.users[0]);
+        assert_eq!((before.id(), before.upn()), ("a", "a@x"));
+        assert!(Arc::ptr_eq(&now.names.text, &before.names.text));
+        assert!(Arc::ptr_eq(&now.licenses[0].sku_id, &before.licenses[0]));
+    }
+
+    #[test]
+    fn a_user_stored_as_json_reads_back_with_its_names() {
+        let user = UserSnapshot {
+            names: UserNames::new("id", "upn@x", Some("Name"), None),
+            ..UserSnapshot::bare("", "")
+        };
+        let json = serde_json::to_value(&user).expect("encode");
+        assert_eq!(json["id"], "id");
+        assert_eq!(json["display_name"], "Name");
+        assert!(json["mail"].is_null());
+        let back: UserSnapshot = serde_json::from_value(json.clone()).expect("decode");
+        assert_eq!(back, user);
+        let previous: PreviousUser = serde_json::from_value(json).expect("decode previous");
+        assert_eq!((previous.id(), previous.upn()), ("id", "upn@x"));
+    }
 
     #[test]
     fn diff_reports_added_removed_and_vanished_users() {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::assignment::{AssignmentError, AssignmentState};
 use crate::domain::snapshot::{
     AssignmentSnap, LicenseSnap, PreviousRun, PreviousUser, RecentRemoval, SkuSnap, Snapshot,
-    SnapshotMark, UserSnapshot,
+    SnapshotMark, UserNames, UserSnapshot,
 };
 use crate::error::StoreError;
 
@@ -216,14 +216,14 @@ struct Writer<'a> {
 
 impl<'a> Writer<'a> {
     fn user(&mut self, u: &'a UserSnapshot) {
-        let same_mail = u.mail.as_deref() == Some(u.upn.as_str());
+        let same_mail = u.mail() == Some(u.upn());
         let flags = [
             (u.account_enabled, ENABLED),
             (u.guest, GUEST),
             (u.mailbox, MAILBOX),
             (u.exchange_enabled, EXCHANGE),
-            (u.display_name.is_some(), NAME),
-            (u.mail.is_some(), MAIL),
+            (u.display_name().is_some(), NAME),
+            (u.mail().is_some(), MAIL),
             (same_mail, MAIL_IS_UPN),
             (u.created.is_some(), CREATED),
         ]
@@ -231,12 +231,12 @@ impl<'a> Writer<'a> {
         .filter(|(on, _)| *on)
         .fold(0u8, |acc, (_, bit)| acc | bit);
         self.out.push(flags);
-        put_bytes(&mut self.out, u.id.as_bytes());
-        put_bytes(&mut self.out, u.upn.as_bytes());
-        if let Some(name) = &u.display_name {
+        put_bytes(&mut self.out, u.id().as_bytes());
+        put_bytes(&mut self.out, u.upn().as_bytes());
+        if let Some(name) = u.display_name() {
             put_bytes(&mut self.out, name.as_bytes());
         }
-        if let (Some(mail), false) = (&u.mail, same_mail) {
+        if let (Some(mail), false) = (u.mail(), same_mail) {
             put_bytes(&mut self.out, mail.as_bytes());
         }
         if let Some(at) = u.created {
@@ -395,10 +395,6 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(bytes).map_err(|_| self.corrupt("a string is not UTF-8"))
     }
 
-    fn string(&mut self) -> Result<String, StoreError> {
-        self.str().map(str::to_string)
-    }
-
     fn header(&mut self) -> Result<Header, StoreError> {
         let bytes = self.bytes()?;
         serde_json::from_slice(bytes)
@@ -438,17 +434,18 @@ impl<'a> Reader<'a> {
 
     fn user(&mut self, table: &Table<'a>) -> Result<UserSnapshot, StoreError> {
         let flags = self.byte()?;
-        let id = self.string()?;
-        let upn = self.string()?;
+        let id = self.str()?;
+        let upn = self.str()?;
         let display_name = match flags & NAME {
             0 => None,
-            _ => Some(self.string()?),
+            _ => Some(self.str()?),
         };
         let mail = match (flags & MAIL, flags & MAIL_IS_UPN) {
             (0, _) => None,
-            (_, 0) => Some(self.string()?),
-            _ => Some(upn.clone()),
+            (_, 0) => Some(self.str()?),
+            _ => Some(upn),
         };
+        let names = UserNames::new(id, upn, display_name, mail);
         let created = match flags & CREATED {
             0 => None,
             _ => Some(self.time()?),
@@ -472,10 +469,7 @@ impl<'a> Reader<'a> {
             states.push(self.assignment(table)?);
         }
         Ok(UserSnapshot {
-            id,
-            upn,
-            display_name,
-            mail,
+            names,
             account_enabled: flags & ENABLED != 0,
             guest: flags & GUEST != 0,
             mailbox: flags & MAILBOX != 0,
@@ -489,8 +483,7 @@ impl<'a> Reader<'a> {
     /// A user as [`PreviousUser`]: the fields a run compares with, the rest read past.
     fn previous_user(&mut self, table: &Table<'a>) -> Result<PreviousUser, StoreError> {
         let flags = self.byte()?;
-        let id = self.string()?;
-        let upn = self.string()?;
+        let names = UserNames::new(self.str()?, self.str()?, None, None);
         if flags & NAME != 0 {
             self.bytes()?;
         }
@@ -503,7 +496,7 @@ impl<'a> Reader<'a> {
         let n = self.count()?;
         let mut licenses = Vec::with_capacity(n);
         for _ in 0..n {
-            licenses.push(self.entry(table)?.to_string());
+            licenses.push(self.sku(table)?);
             for _ in 0..self.count()? {
                 self.entry(table)?;
             }
@@ -512,8 +505,7 @@ impl<'a> Reader<'a> {
             self.assignment(table)?;
         }
         Ok(PreviousUser {
-            id,
-            upn,
+            names,
             exchange_enabled: flags & EXCHANGE != 0,
             licenses,
         })
@@ -578,9 +570,14 @@ mod tests {
     fn varied() -> Snapshot {
         let at = |s: &str| s.parse::<DateTime<Utc>>().expect("time");
         let plain = user("00000000-0000-0000-0000-000000000001");
+        let upn = "00000000-0000-0000-0000-000000000002@contoso.com";
         let full = UserSnapshot {
-            display_name: Some("Zoë Ångström 山田".into()),
-            mail: Some("00000000-0000-0000-0000-000000000002@contoso.com".into()),
+            names: UserNames::new(
+                "00000000-0000-0000-0000-000000000002",
+                upn,
+                Some("Zoë Ångström 山田"),
+                Some(upn),
+            ),
             account_enabled: false,
             guest: true,
             mailbox: true,
@@ -616,12 +613,16 @@ mod tests {
                     error: Some(AssignmentError::Other),
                 },
             ],
-            ..user("00000000-0000-0000-0000-000000000002")
         };
         let other_mail = UserSnapshot {
-            mail: Some("shared@contoso.com".into()),
+            names: UserNames::new(
+                "00000000-0000-0000-0000-000000000003",
+                "00000000-0000-0000-0000-000000000003@contoso.com",
+                None,
+                Some("shared@contoso.com"),
+            ),
             created: Some(at("1960-01-01T00:00:00Z")),
-            ..user("00000000-0000-0000-0000-000000000003")
+            ..user("")
         };
         Snapshot {
             tenant_id: "tenant".into(),

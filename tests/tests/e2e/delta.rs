@@ -117,7 +117,7 @@ async fn delta_runs_report_the_findings_of_full_reads_for_random_changes() {
             let users: Vec<(String, String)> = snapshot
                 .users
                 .iter()
-                .map(|u| (u.id.clone(), u.upn.clone()))
+                .map(|u| (u.id().to_string(), u.upn().to_string()))
                 .collect();
             for _ in 0..1 + x % 3 {
                 x = lcg(x);

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::domain::snapshot::{
-    AssignmentSnap, EXCHANGE_FOUNDATION_PLAN, LicenseSnap, SkuSnap, UserSnapshot,
+    AssignmentSnap, EXCHANGE_FOUNDATION_PLAN, LicenseSnap, SkuSnap, UserNames, UserSnapshot,
 };
 
 /// The `$select` used for every user listing: the licence fields are not in Graph's default property set.
@@ -101,10 +101,12 @@ impl User {
     pub fn snapshot(&self) -> UserSnapshot {
         let u = self;
         UserSnapshot {
-            id: u.id.clone(),
-            upn: u.user_principal_name.clone(),
-            display_name: u.display_name.clone(),
-            mail: u.mail.clone(),
+            names: UserNames::new(
+                &u.id,
+                &u.user_principal_name,
+                u.display_name.as_deref(),
+                u.mail.as_deref(),
+            ),
             account_enabled: u.account_enabled,
             guest: is_guest(u.user_type.as_deref()),
             mailbox: has_mailbox(u.mail.as_deref(), &u.proxy_addresses),
@@ -251,12 +253,6 @@ impl DeltaUser {
             Some(b) => b.clone(),
             None => UserSnapshot::bare(&self.id, self.user_principal_name.as_deref()?),
         };
-        if let Some(upn) = &self.user_principal_name {
-            u.upn = upn.clone();
-        }
-        if let Some(name) = &self.display_name {
-            u.display_name = name.clone();
-        }
         if let Some(enabled) = self.account_enabled {
             u.account_enabled = enabled;
         }
@@ -277,7 +273,7 @@ impl DeltaUser {
         }
         match (&self.mail, &self.proxy_addresses) {
             (Some(mail), Some(proxies)) => u.mailbox = has_mailbox(mail.as_deref(), proxies),
-            (None, Some(proxies)) => u.mailbox = has_mailbox(u.mail.as_deref(), proxies),
+            (None, Some(proxies)) => u.mailbox = has_mailbox(u.mail(), proxies),
             // The mailbox flag needs the proxy addresses, which the snapshot folded into it: exact only when the
             // old flag shows they held an SMTP address.
             (Some(mail), None) if before.is_some_and(|b| b.mailbox) => {
@@ -287,8 +283,16 @@ impl DeltaUser {
             (None, None) if before.is_none() => return None,
             (None, None) => {}
         }
-        if let Some(mail) = &self.mail {
-            u.mail = mail.clone();
+        if self.user_principal_name.is_some() || self.display_name.is_some() || self.mail.is_some()
+        {
+            let name = |changed: &Option<Option<String>>, was: Option<&str>| match changed {
+                Some(now) => now.as_deref().map(str::to_string),
+                None => was.map(str::to_string),
+            };
+            let upn = self.user_principal_name.as_deref().unwrap_or(u.upn());
+            let display_name = name(&self.display_name, u.display_name());
+            let mail = name(&self.mail, u.mail());
+            u.names = UserNames::new(u.id(), upn, display_name.as_deref(), mail.as_deref());
         }
         Some(u)
     }

@@ -62,7 +62,7 @@ pub(super) async fn follow(
         .filter(|u| u.is_member_mailbox() && !u.exchange_enabled)
     {
         // What remains in `existing` after the loop are the cases whose user no longer qualifies: they close.
-        let prior = existing.remove(&u.id);
+        let prior = existing.remove(u.id());
         let prior = prior.as_ref();
         let facts = MailboxFacts {
             tenant_id: &tenant.tenant_id,
@@ -71,10 +71,10 @@ pub(super) async fn follow(
             had_exchange_before: earlier
                 .previous
                 .as_ref()
-                .and_then(|p| p.user(&u.id))
+                .and_then(|p| p.user(u.id()))
                 .is_some_and(|p| p.exchange_enabled),
             prior,
-            requested_sku_ids: requested_skus(&requests, &u.id, &u.upn),
+            requested_sku_ids: requested_skus(&requests, u.id(), u.upn()),
             groups: &seen.groups,
         };
         if let Some(case) =

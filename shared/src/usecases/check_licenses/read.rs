@@ -188,8 +188,8 @@ async fn all_users(
         users.extend(page.iter().map(User::snapshot));
         progress(users.len());
     }
-    users.sort_by(|a, b| a.id.cmp(&b.id));
-    users.dedup_by(|a, b| a.id == b.id);
+    users.sort_by(|a, b| a.id().cmp(b.id()));
+    users.dedup_by(|a, b| a.id() == b.id());
     let pages = pager.pages_fetched();
     tracing::debug!(users = users.len(), pages, "users read");
     Ok((users, pages))
@@ -220,8 +220,8 @@ async fn state(
             .users
             .iter()
             .map(|u| {
-                let skus = u.licenses.iter().map(String::as_str).collect();
-                (u.id.as_str(), u.upn.as_str(), skus)
+                let skus = u.licenses.iter().map(|s| &**s).collect();
+                (u.id(), u.upn(), skus)
             })
             .collect();
         let n = write::baseline(deps, tenant_id, &users, p.taken_at).await?;

@@ -28,14 +28,14 @@ pub(super) async fn queue(
             if free <= 0 {
                 break;
             }
-            if !done.insert(u.id.clone()) {
+            if !done.insert(u.id().to_string()) {
                 continue;
             }
             let request = RemediationRequest {
                 // Same user, same hour: the same id, so a rerun does not queue twice.
-                remediation_id: format!("auto-{}-{}", u.id, now.format("%Y%m%d%H")),
+                remediation_id: format!("auto-{}-{}", u.id(), now.format("%Y%m%d%H")),
                 tenant_id: tenant.tenant_id.clone(),
-                user: u.id.clone(),
+                user: u.id().to_string(),
                 action: RemediationAction::Reprocess,
                 sku_ids: vec![],
                 reason: format!(

@@ -128,7 +128,7 @@ pub(super) async fn history(
             let users: Vec<Baseline> = snapshot
                 .users
                 .iter()
-                .map(|u| (u.id.as_str(), u.upn.as_str(), u.sku_ids().collect()))
+                .map(|u| (u.id(), u.upn(), u.sku_ids().collect()))
                 .collect();
             baseline(deps, tenant_id, &users, now).await?
         }

@@ -482,6 +482,11 @@ async fn fetch_management(
     Ok(())
 }
 
+/// The cores this process may run on (a Lambda's share of vCPUs included); 2 when the system does not say.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+}
+
 /// Downloads and prepares blobs ahead (downloads and CPU work overlap: several downloads in flight, records
 /// prepared on blocking threads) while this task archives them one by one in listing order; memory stays bounded
 /// by the number in flight.
@@ -505,18 +510,26 @@ async fn archive_blobs(
     let (tx, mut rx) = tokio::sync::mpsc::channel(in_flight);
     let mgmt = deps.management;
     let recent = std::sync::Arc::new(std::sync::Mutex::new(RecentIds::new(4 * in_flight)));
+    // Downloads wait on the network, preparing (parse, index, gzip) on a core: more blobs are prepared at once than
+    // there are cores only at the cost of memory (each thread of the blocking pool grows an allocator arena of its own).
+    let cpu = std::sync::Arc::new(tokio::sync::Semaphore::new(cores()));
     let produce = async move {
         let mut ready = futures::stream::iter(blobs.into_iter().enumerate())
             .map(|(position, blob)| {
-                let (shape, today, recent) = (shape.clone(), today.clone(), recent.clone());
+                let (shape, today, recent, cpu) =
+                    (shape.clone(), today.clone(), recent.clone(), cpu.clone());
                 async move {
                     let prepared = match mgmt.fetch_blob(&blob.content_uri).await {
-                        Ok(body) => tokio::task::spawn_blocking(move || {
-                            let recent = Some((&*recent, position));
-                            prepare::management_blob(body, &shape, &today, recent)
-                        })
-                        .await
-                        .unwrap_or_else(|e| Err(prepare_failed(&e))),
+                        Ok(body) => {
+                            let permit = cpu.acquire_owned().await;
+                            tokio::task::spawn_blocking(move || {
+                                let _core = permit;
+                                let recent = Some((&*recent, position));
+                                prepare::management_blob(body, &shape, &today, recent)
+                            })
+                            .await
+                            .unwrap_or_else(|e| Err(prepare_failed(&e)))
+                        }
                         Err(e) => Err(e),
                     };
                     (blob, prepared)

@@ -96,7 +96,7 @@ pub(super) async fn changed(
         }
         match item.apply(kept.user(&item.id)) {
             Some(u) => {
-                kept.changes.insert(u.id.clone(), Some(u));
+                kept.changes.insert(u.id().to_string(), Some(u));
             }
             None => {
                 kept.reread.insert(item.id);
@@ -176,7 +176,7 @@ impl From<Snapshot> for Kept {
             .users
             .iter()
             .filter(|u| u.states.iter().any(|s| s.error.is_some()))
-            .map(|u| u.id.clone())
+            .map(|u| u.id().to_string())
             .collect();
         Kept {
             tenant_id: before.tenant_id,
@@ -196,7 +196,7 @@ impl Kept {
             Some(now) => now.as_ref(),
             None => self
                 .users
-                .binary_search_by(|u| u.id.as_str().cmp(id))
+                .binary_search_by(|u| u.id().cmp(id))
                 .ok()
                 .map(|i| &self.users[i]),
         }
@@ -239,10 +239,10 @@ fn merged(
     let mut out = Vec::with_capacity(users.len() + changes.len());
     let mut changes = changes.into_iter().peekable();
     for u in users {
-        while let Some((_, now)) = changes.next_if(|(id, _)| id.as_str() < u.id.as_str()) {
+        while let Some((_, now)) = changes.next_if(|(id, _)| id.as_str() < u.id()) {
             out.extend(now);
         }
-        match changes.next_if(|(id, _)| *id == u.id) {
+        match changes.next_if(|(id, _)| id.as_str() == u.id()) {
             Some((_, now)) => out.extend(now),
             None => out.push(u),
         }
@@ -291,7 +291,7 @@ mod tests {
         }
         let out: Vec<(String, String)> = merged(users(&["b", "c", "d", "e"]), changes)
             .into_iter()
-            .map(|u| (u.id, u.upn))
+            .map(|u| (u.id().to_string(), u.upn().to_string()))
             .collect();
         let want: Vec<(String, String)> = [
             ("a", "new"),
