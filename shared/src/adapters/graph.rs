@@ -17,8 +17,8 @@ use crate::adapters::http::{
     ApiError, BodyProblem, Caller, RawResponse, Service, check_link, json_body,
 };
 use crate::ports::directory::types::{
-    CompanySubscription, DeltaUser, DirectoryObject, Group, SubscribedSku, USER_LICENSE_SELECT,
-    USER_SELECT, USER_SIGN_IN_SELECT, User,
+    CompanySubscription, DeltaUser, DirectoryObject, Group, ListedUser, SubscribedSku,
+    USER_LICENSE_SELECT, USER_SELECT, USER_SIGN_IN_SELECT, User,
 };
 use crate::ports::directory::{
     BoxPages, ChangeSubscriptions, Directory, NewSubscription, Pages, path_segment,
@@ -375,6 +375,10 @@ impl Directory for GraphClient {
 
     fn users(&self) -> BoxPages<'_, User> {
         Box::new(self.pages::<User>(&format!("users?$select={USER_SELECT}&$top=999")))
+    }
+
+    fn user_snapshots(&self) -> BoxPages<'_, ListedUser> {
+        Box::new(self.pages::<ListedUser>(&format!("users?$select={USER_SELECT}&$top=999")))
     }
 
     fn users_with_sign_in(&self) -> BoxPages<'_, User> {

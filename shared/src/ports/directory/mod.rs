@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::error::ApiError;
-use types::{DeltaUser, DirectoryObject, Group, SubscribedSku, User};
+use types::{DeltaUser, DirectoryObject, Group, ListedUser, SubscribedSku, User};
 
 /// A listing read page by page, so that memory holds one page at a time.
 #[async_trait]
@@ -44,6 +44,21 @@ impl<T> Pages<T> for Failed {
 /// A boxed listing.
 pub type BoxPages<'a, T> = Box<dyn Pages<T> + 'a>;
 
+/// A listing of users as snapshots.
+struct Distilled<'a>(BoxPages<'a, User>);
+
+#[async_trait]
+impl Pages<ListedUser> for Distilled<'_> {
+    async fn next_page(&mut self) -> Result<Option<Vec<ListedUser>>, ApiError> {
+        let page = self.0.next_page().await?;
+        Ok(page.map(|users| users.iter().map(|u| ListedUser(u.snapshot())).collect()))
+    }
+
+    fn pages_fetched(&self) -> u32 {
+        self.0.pages_fetched()
+    }
+}
+
 /// Entra ID, as the use cases see it.
 #[async_trait]
 pub trait Directory: Send + Sync {
@@ -51,6 +66,11 @@ pub trait Directory: Send + Sync {
     async fn subscribed_skus(&self) -> Result<Vec<SubscribedSku>, ApiError>;
     /// Every user with the licence properties ([`types::USER_SELECT`]).
     fn users(&self) -> BoxPages<'_, User>;
+    /// The same listing as [`Directory::users`], each user distilled into its snapshot. Graph distils while it
+    /// parses a page (no owned copy of every plan of every user); this default distils the users of `users()`.
+    fn user_snapshots(&self) -> BoxPages<'_, ListedUser> {
+        Box::new(Distilled(self.users()))
+    }
     /// The tenant's commercial subscriptions (`/directory/subscriptions`, needs `LicenseAssignment.Read.All` or
     /// `Directory.Read.All`). A directory without them has none.
     async fn company_subscriptions(&self) -> Result<Vec<types::CompanySubscription>, ApiError> {

@@ -100,6 +100,7 @@ impl User {
     /// domain never sees Graph's types).
     pub fn snapshot(&self) -> UserSnapshot {
         let u = self;
+        let plans = u.assigned_plans.iter();
         UserSnapshot {
             names: UserNames::new(
                 &u.id,
@@ -109,8 +110,13 @@ impl User {
             ),
             account_enabled: u.account_enabled,
             guest: is_guest(u.user_type.as_deref()),
-            mailbox: has_mailbox(u.mail.as_deref(), &u.proxy_addresses),
-            exchange_enabled: exchange_enabled(&u.assigned_plans),
+            mailbox: has_mailbox(
+                u.mail.as_deref(),
+                u.proxy_addresses.iter().map(String::as_str),
+            ),
+            exchange_enabled: exchange_enabled(
+                plans.map(|p| (&*p.service, &*p.capability_status, &*p.service_plan_id)),
+            ),
             created: u.created_date_time,
             licenses: licence_snaps(&u.assigned_licenses),
             states: state_snaps(&u.license_assignment_states),
@@ -118,24 +124,111 @@ impl User {
     }
 }
 
+/// A user of a listing page, distilled into its snapshot while the page is parsed. A licensed user's JSON is mostly
+/// its `assignedPlans` (about 30 for an E3, each with three strings and a time), of which a snapshot keeps one flag:
+/// read as views of the page's bytes, none of it is copied or parsed into a time. Distils exactly as
+/// [`User::snapshot`] does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedUser(pub UserSnapshot);
+
+impl<'de> Deserialize<'de> for ListedUser {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UserView::deserialize(d).map(|u| ListedUser(u.snapshot()))
+    }
+}
+
+/// A JSON string, borrowed from the page unless it holds escapes.
+#[derive(Default, Deserialize)]
+struct Text<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+
+/// The properties of a `user` a snapshot keeps, as views.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserView<'a> {
+    #[serde(borrow)]
+    id: Text<'a>,
+    #[serde(borrow, default)]
+    user_principal_name: Text<'a>,
+    #[serde(borrow, default)]
+    display_name: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    mail: Option<Text<'a>>,
+    #[serde(default = "yes")]
+    account_enabled: bool,
+    #[serde(borrow, default)]
+    user_type: Option<Text<'a>>,
+    #[serde(default)]
+    created_date_time: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    assigned_licenses: Vec<AssignedLicense>,
+    #[serde(borrow, default, deserialize_with = "null_as_empty")]
+    assigned_plans: Vec<PlanView<'a>>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    license_assignment_states: Vec<LicenseAssignmentState>,
+    #[serde(borrow, default, deserialize_with = "null_as_empty")]
+    proxy_addresses: Vec<Text<'a>>,
+}
+
+/// The properties of an `assignedPlan` that tell an Exchange mailbox licence (`assignedDateTime` is skipped).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PlanView<'a> {
+    #[serde(borrow, default)]
+    capability_status: Text<'a>,
+    #[serde(borrow, default)]
+    service: Text<'a>,
+    #[serde(borrow, default)]
+    service_plan_id: Text<'a>,
+}
+
+impl UserView<'_> {
+    fn snapshot(&self) -> UserSnapshot {
+        let plans = self.assigned_plans.iter();
+        UserSnapshot {
+            names: UserNames::new(
+                &self.id.0,
+                &self.user_principal_name.0,
+                text(&self.display_name),
+                text(&self.mail),
+            ),
+            account_enabled: self.account_enabled,
+            guest: is_guest(text(&self.user_type)),
+            mailbox: has_mailbox(text(&self.mail), self.proxy_addresses.iter().map(|p| &*p.0)),
+            exchange_enabled: exchange_enabled(plans.map(|p| {
+                (
+                    &*p.service.0,
+                    &*p.capability_status.0,
+                    &*p.service_plan_id.0,
+                )
+            })),
+            created: self.created_date_time,
+            licenses: licence_snaps(&self.assigned_licenses),
+            states: state_snaps(&self.license_assignment_states),
+        }
+    }
+}
+
+/// The text of an optional string.
+fn text<'a>(t: &'a Option<Text<'_>>) -> Option<&'a str> {
+    t.as_ref().map(|t| &*t.0)
+}
+
 fn is_guest(user_type: Option<&str>) -> bool {
     user_type.is_some_and(|t| t.eq_ignore_ascii_case("guest"))
 }
 
 /// A mailbox: a primary address and an `SMTP:` proxy address.
-fn has_mailbox(mail: Option<&str>, proxy_addresses: &[String]) -> bool {
-    mail.is_some_and(|m| !m.trim().is_empty())
-        && proxy_addresses.iter().any(|p| p.starts_with("SMTP:"))
+fn has_mailbox<'a>(mail: Option<&str>, mut proxy_addresses: impl Iterator<Item = &'a str>) -> bool {
+    mail.is_some_and(|m| !m.trim().is_empty()) && proxy_addresses.any(|p| p.starts_with("SMTP:"))
 }
 
-/// Holds an enabled Exchange mailbox plan (the foundation plan every SKU carries does not count).
-fn exchange_enabled(plans: &[AssignedPlan]) -> bool {
-    plans.iter().any(|p| {
-        p.service.eq_ignore_ascii_case("exchange")
-            && p.capability_status.eq_ignore_ascii_case("enabled")
-            && !p
-                .service_plan_id
-                .eq_ignore_ascii_case(EXCHANGE_FOUNDATION_PLAN)
+/// Holds an enabled Exchange mailbox plan (the foundation plan every SKU carries does not count); each plan as its
+/// service, capability status and service plan id.
+fn exchange_enabled<'a>(mut plans: impl Iterator<Item = (&'a str, &'a str, &'a str)>) -> bool {
+    plans.any(|(service, status, plan_id)| {
+        service.eq_ignore_ascii_case("exchange")
+            && status.eq_ignore_ascii_case("enabled")
+            && !plan_id.eq_ignore_ascii_case(EXCHANGE_FOUNDATION_PLAN)
     })
 }
 
@@ -266,14 +359,21 @@ impl DeltaUser {
             u.licenses = licence_snaps(l);
         }
         if let Some(p) = &self.assigned_plans {
-            u.exchange_enabled = exchange_enabled(p);
+            u.exchange_enabled = exchange_enabled(
+                p.iter()
+                    .map(|p| (&*p.service, &*p.capability_status, &*p.service_plan_id)),
+            );
         }
         if let Some(s) = &self.license_assignment_states {
             u.states = state_snaps(s);
         }
         match (&self.mail, &self.proxy_addresses) {
-            (Some(mail), Some(proxies)) => u.mailbox = has_mailbox(mail.as_deref(), proxies),
-            (None, Some(proxies)) => u.mailbox = has_mailbox(u.mail(), proxies),
+            (Some(mail), Some(proxies)) => {
+                u.mailbox = has_mailbox(mail.as_deref(), proxies.iter().map(String::as_str))
+            }
+            (None, Some(proxies)) => {
+                u.mailbox = has_mailbox(u.mail(), proxies.iter().map(String::as_str))
+            }
             // The mailbox flag needs the proxy addresses, which the snapshot folded into it: exact only when the
             // old flag shows they held an SMTP address.
             (Some(mail), None) if before.is_some_and(|b| b.mailbox) => {
@@ -529,10 +629,58 @@ impl From<&SubscribedSku> for SkuSnap {
 mod tests {
     use super::*;
 
+    /// The user's snapshot, distilled from the owned user and (from the same text) while parsing a page: the two
+    /// must agree.
     fn user(json: serde_json::Value) -> UserSnapshot {
-        serde_json::from_value::<User>(json)
+        let owned = serde_json::from_value::<User>(json.clone())
             .expect("user")
-            .snapshot()
+            .snapshot();
+        let text = json.to_string();
+        let listed: ListedUser = serde_json::from_str(&text).expect("listed user");
+        assert_eq!(listed.0, owned, "a listed user distils as the owned one");
+        owned
+    }
+
+    #[test]
+    fn a_listed_user_reads_escaped_text_nulls_and_a_whole_licensed_user_as_the_owned_user_does() {
+        let u = user(serde_json::json!({
+            "id": "3f1c2a5e-0b7d-4c5e-9a1f-2b3c4d5e6f70",
+            "userPrincipalName": "zoë.o\"brien@contoso.com",
+            "displayName": "Zoë \"Z\" O'Brien\n",
+            "mail": null,
+            "accountEnabled": false,
+            "userType": "Member",
+            "usageLocation": "GB",
+            "createdDateTime": "2024-02-03T04:05:06Z",
+            "assignedLicenses": [{"skuId": "6FD2C87F-B296-42F0-B197-1E91E994B900", "disabledPlans": ["A", "b"]}],
+            "assignedPlans": [
+                {"assignedDateTime": "2024-02-03T04:05:06Z", "capabilityStatus": "Enabled", "service": "exchange",
+                 "servicePlanId": "efb87545-963c-4e0d-99df-69c6916d9eb0"},
+                {"assignedDateTime": null, "capabilityStatus": "Enabled", "service": "SharePoint",
+                 "servicePlanId": "5dbe027f-2339-4123-9542-606e4d348a72"}
+            ],
+            "licenseAssignmentStates": [{"skuId": "6fd2c87f-b296-42f0-b197-1e91e994b900", "assignedByGroup": null,
+                "state": "Active", "error": "None", "disabledPlans": [], "lastUpdatedDateTime": null}],
+            "onPremisesSyncEnabled": null,
+            "proxyAddresses": ["smtp:zoe@contoso.com", "SMTP:zoe.obrien@contoso.com"]
+        }));
+        assert_eq!(u.upn(), "zoë.o\"brien@contoso.com");
+        assert_eq!(u.display_name(), Some("Zoë \"Z\" O'Brien\n"));
+        assert!(u.exchange_enabled && !u.account_enabled && u.mail().is_none() && !u.mailbox);
+        let nulls = user(
+            serde_json::json!({"id": "x", "assignedLicenses": null, "assignedPlans": null,
+            "licenseAssignmentStates": null, "proxyAddresses": null, "displayName": null}),
+        );
+        assert_eq!((nulls.upn(), nulls.display_name()), ("", None));
+        let escaped: ListedUser = serde_json::from_str(
+            r#"{"id": "y", "userPrincipalName": "zo\u00eb@x", "displayName": "a\/b"}"#,
+        )
+        .expect("escaped text");
+        assert_eq!(
+            (escaped.0.upn(), escaped.0.display_name()),
+            ("zoë@x", Some("a/b"))
+        );
+        assert!(serde_json::from_str::<ListedUser>(r#"{"userPrincipalName": "no-id@x"}"#).is_err());
     }
 
     #[test]

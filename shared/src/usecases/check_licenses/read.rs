@@ -14,7 +14,6 @@ use crate::domain::snapshot::{
 use crate::error::ApiError;
 use crate::error::CoreError;
 use crate::ports::directory::Directory;
-use crate::ports::directory::types::User;
 
 mod delta;
 
@@ -183,9 +182,9 @@ async fn all_users(
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<(Vec<UserSnapshot>, u32), CoreError> {
     let mut users: Vec<UserSnapshot> = Vec::new();
-    let mut pager = directory.users();
+    let mut pager = directory.user_snapshots();
     while let Some(page) = pager.next_page().await? {
-        users.extend(page.iter().map(User::snapshot));
+        users.extend(page.into_iter().map(|u| u.0));
         progress(users.len());
     }
     users.sort_by(|a, b| a.id().cmp(b.id()));
