@@ -48,7 +48,8 @@ pub struct UserNames {
 }
 
 impl UserNames {
-    /// The names of a user. (Past 4 GiB together, which Microsoft Graph never sends, the later ones read as empty.)
+    /// The names of a user. Their ends are kept in 32 bits: Graph caps each at a few hundred characters, far below the
+    /// 4 GiB past which a name would read wrongly (never a panic).
     pub fn new(id: &str, upn: &str, display_name: Option<&str>, mail: Option<&str>) -> Self {
         let name = display_name.unwrap_or_default();
         let mut text =
@@ -67,30 +68,31 @@ impl UserNames {
         }
     }
 
-    fn part(&self, from: usize, to: usize) -> &str {
+    /// The `i`th name: 0 the id, 1 the UPN, 2 the display name, 3 the mail.
+    fn part(&self, i: usize) -> &str {
         let end = |i: usize| self.ends.get(i).map_or(self.text.len(), |&e| e as usize);
-        let start = if from == 0 { 0 } else { end(from - 1) };
-        self.text.get(start..end(to)).unwrap_or_default()
+        let start = i.checked_sub(1).map_or(0, end);
+        self.text.get(start..end(i)).unwrap_or_default()
     }
 
     /// Object id.
     pub fn id(&self) -> &str {
-        self.part(0, 0)
+        self.part(0)
     }
 
     /// UPN.
     pub fn upn(&self) -> &str {
-        self.part(1, 1)
+        self.part(1)
     }
 
     /// Display name.
     pub fn display_name(&self) -> Option<&str> {
-        (self.present & 1 != 0).then(|| self.part(2, 2))
+        (self.present & 1 != 0).then(|| self.part(2))
     }
 
     /// Primary SMTP address.
     pub fn mail(&self) -> Option<&str> {
-        (self.present & 2 != 0).then(|| self.part(3, 3))
+        (self.present & 2 != 0).then(|| self.part(3))
     }
 }
 

@@ -100,7 +100,6 @@ impl User {
     /// domain never sees Graph's types).
     pub fn snapshot(&self) -> UserSnapshot {
         let u = self;
-        let plans = u.assigned_plans.iter();
         UserSnapshot {
             names: UserNames::new(
                 &u.id,
@@ -114,9 +113,7 @@ impl User {
                 u.mail.as_deref(),
                 u.proxy_addresses.iter().map(String::as_str),
             ),
-            exchange_enabled: exchange_enabled(
-                plans.map(|p| (&*p.service, &*p.capability_status, &*p.service_plan_id)),
-            ),
+            exchange_enabled: exchange_enabled(u.assigned_plans.iter().map(AssignedPlan::parts)),
             created: u.created_date_time,
             licenses: licence_snaps(&u.assigned_licenses),
             states: state_snaps(&u.license_assignment_states),
@@ -205,6 +202,17 @@ impl UserView<'_> {
             licenses: licence_snaps(&self.assigned_licenses),
             states: state_snaps(&self.license_assignment_states),
         }
+    }
+}
+
+impl AssignedPlan {
+    /// Service, capability status and service plan id: what tells an Exchange mailbox licence.
+    fn parts(&self) -> (&str, &str, &str) {
+        (
+            &self.service,
+            &self.capability_status,
+            &self.service_plan_id,
+        )
     }
 }
 
@@ -359,10 +367,7 @@ impl DeltaUser {
             u.licenses = licence_snaps(l);
         }
         if let Some(p) = &self.assigned_plans {
-            u.exchange_enabled = exchange_enabled(
-                p.iter()
-                    .map(|p| (&*p.service, &*p.capability_status, &*p.service_plan_id)),
-            );
+            u.exchange_enabled = exchange_enabled(p.iter().map(AssignedPlan::parts));
         }
         if let Some(s) = &self.license_assignment_states {
             u.states = state_snaps(s);
