@@ -11,7 +11,7 @@ use licensewatch_core::adapters::aws::{create_bucket, emulator_config};
 use licensewatch_core::adapters::sqlite::SqliteStore;
 use licensewatch_core::domain::kinds::{NoticeKind, RemediationAction, RemediationStatus};
 use licensewatch_core::ports::channel::Audience;
-use licensewatch_core::ports::store::{Backend, Lease, LedgerEntry, LedgerStatus};
+use licensewatch_core::ports::store::{Backend, HistoryEntry, Lease, LedgerEntry, LedgerStatus};
 use licensewatch_core::ports::testing::MemoryStore;
 
 const TENANT: &str = "48a80680-7326-48cd-9935-b556b81d3a4e";
@@ -417,7 +417,6 @@ async fn a_database_from_before_the_per_minute_budget_keeps_its_last_hour_of_act
 
 #[tokio::test]
 async fn many_users_histories_equal_each_users_own_and_reclamation_reports_are_kept() {
-    use licensewatch_core::ports::store::HistoryEntry;
     for (name, store) in stores().await {
         let entry = |user: usize, sku: &str, change: &str, m: u32| HistoryEntry {
             user_id: format!("0000000{user}-0000-4000-8000-000000000000"),
@@ -664,4 +663,47 @@ async fn snapshots_read_back_whole_and_in_part_and_an_earlier_versions_document_
             "{name}"
         );
     }
+}
+
+/// A closed SQLite store that wrote much has copied it into the database file: the next run (another process, often
+/// an hour later) does not pay for this one's write-ahead log, and the file alone is a whole copy of the state.
+#[tokio::test]
+async fn a_closed_sqlite_store_leaves_a_large_write_in_the_database_file() {
+    use licensewatch_core::ports::store::HistoryStore;
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("state.db");
+    let store = SqliteStore::open(&path).expect("open");
+    // About a first run's baseline history over 100,000 users: some 45 MB of log.
+    let entries: Vec<HistoryEntry> = (0..80_000)
+        .map(|i| HistoryEntry {
+            user_id: format!("00000000-0000-0000-0000-{i:012}"),
+            user_principal_name: format!("user{i:06}@contoso.onmicrosoft.com"),
+            sku_id: "6fd2c87f-b296-42f0-b197-1e91e994b900".into(),
+            change: "added".into(),
+            at: at(5),
+            baseline: true,
+            since: None,
+        })
+        .collect();
+    store
+        .append_history(TENANT, &entries)
+        .await
+        .expect("history");
+    drop(store);
+    let log = dir.path().join("state.db-wal");
+    assert_eq!(
+        std::fs::metadata(&log).map_or(0, |m| m.len()),
+        0,
+        "the write-ahead log is emptied"
+    );
+    // The database file without its write-ahead log.
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(&path, &copy).expect("copy");
+    let store = SqliteStore::open(&copy).expect("the copy opens");
+    let last = "00000000-0000-0000-0000-000000079999";
+    assert_eq!(
+        store.history(TENANT, last).await.expect("read").len(),
+        1,
+        "the last entry written is in the file"
+    );
 }
