@@ -56,22 +56,18 @@ impl std::fmt::Debug for SqliteStore {
 /// using the database, what that process still reads stays in the log for a later checkpoint.
 impl Drop for SqliteStore {
     fn drop(&mut self) {
-        let log = std::fs::metadata(format!("{}-wal", self.path)).map_or(0, |m| m.len());
-        if log < LARGE_LOG {
+        let Some(checkpointer) = self.checkpointer.take_if(|c| c.log_len() >= LARGE_LOG) else {
             return;
-        }
+        };
         // The background checkpoint would make this one busy: it is stopped first.
-        if let Some(mut checkpointer) = self.checkpointer.take() {
-            checkpointer.stop();
-            let conn = self.conn();
-            let _ = conn.busy_timeout(std::time::Duration::ZERO);
-            let result = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
-            tracing::debug!(
-                log,
-                ok = result.is_ok(),
-                "write-ahead log copied into the database"
-            );
-        }
+        checkpointer.stop();
+        let conn = self.conn();
+        let _ = conn.busy_timeout(std::time::Duration::ZERO);
+        let result = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+        tracing::debug!(
+            ok = result.is_ok(),
+            "write-ahead log copied into the database"
+        );
     }
 }
 
@@ -108,8 +104,10 @@ fn db(e: rusqlite::Error) -> StoreError {
 /// never stop for a checkpoint (a passive checkpoint runs beside them). Stopped, and waited for, when the store is
 /// dropped.
 struct Checkpointer {
-    stop: Option<Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    stop: Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+    /// The database's write-ahead log.
+    log: std::path::PathBuf,
 }
 
 impl Checkpointer {
@@ -130,18 +128,24 @@ impl Checkpointer {
                 }
             })
             .ok()?;
+        let mut log = path.as_os_str().to_owned();
+        log.push("-wal");
         Some(Self {
-            stop: Some(stop),
-            thread: Some(thread),
+            stop,
+            thread,
+            log: log.into(),
         })
     }
 
+    /// The write-ahead log's size in bytes (0 when there is none).
+    fn log_len(&self) -> u64 {
+        std::fs::metadata(&self.log).map_or(0, |m| m.len())
+    }
+
     /// Stops the thread once its checkpoint in progress, if any, is done.
-    fn stop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    fn stop(self) {
+        drop(self.stop);
+        let _ = self.thread.join();
     }
 }
 
