@@ -439,6 +439,37 @@ async fn a_blob_listed_twice_and_a_record_in_two_blobs_are_archived_once() {
     assert_eq!(seen.len(), 3);
 }
 
+/// Blobs are downloaded ahead while earlier ones are archived; a download, once sent, is read to its end even when
+/// archiving is slow (its timeout runs from when it was sent: a download left waiting would time out and be sent
+/// again, or fail the run). The times are chosen so that, two at a time, the fifth download is under way when the
+/// fourth is ready and the archiving side is still busy with the first (300 ms a blob).
+#[tokio::test]
+async fn downloads_ahead_are_not_left_waiting_behind_a_slow_archive() {
+    let ms = std::time::Duration::from_millis;
+    let mut w = World::new();
+    w.feed = MemoryFeed::new(TENANT)
+        .with_downloads(&[ms(120), ms(10), ms(10), ms(40), ms(100)], ms(200));
+    w.archive = MemoryArchive::slow(ms(150));
+    w.policy.audit.max_parallel_blobs = 2;
+    let ct = "Audit.AzureActiveDirectory";
+    for b in 0..6 {
+        let record = json!({"Id": format!("r{b}"), "CreationTime": "2026-11-19T08:00:00",
+            "Operation": "UserLoggedIn", "RecordType": 15, "UserId": "ada@contoso.com",
+            "Workload": "AzureActiveDirectory"});
+        w.feed.publish(
+            ct,
+            &format!("blob-{b:02}"),
+            day(19) + Duration::minutes(b),
+            &[record],
+        );
+    }
+    let report = w
+        .fetch_with(&no_crash)
+        .await
+        .expect("no download timed out");
+    assert_eq!((report.blobs_fetched, report.records_archived), (6, 6));
+}
+
 #[tokio::test]
 async fn a_licence_record_read_again_is_not_stored_again() {
     let w = World::new();

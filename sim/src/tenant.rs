@@ -135,6 +135,9 @@ pub struct Blob {
     pub content_type: String,
     /// contentCreated (the listing's time axis).
     pub created: DateTime<Utc>,
+    /// The publication time its records were meant for (an hour's records gather in one blob); `created` differs
+    /// when that time had passed as the first record came (records added for past hours).
+    pub meant_for: DateTime<Utc>,
     /// When it first shows up in listings (late blobs: after `created`).
     pub visible_from: DateTime<Utc>,
     /// Records.
@@ -744,12 +747,13 @@ impl Tenant {
         let now = self.now;
         // Blobs are immutable once they can be listed: a record for a sealed blob starts a new one.
         if let Some(b) = self.blobs.iter_mut().rev().find(|b| {
-            b.content_type == content_type && b.created == created && b.visible_from > now
+            b.content_type == content_type && b.meant_for == created && b.visible_from > now
         }) {
             b.records.push(record);
             return;
         }
         let n = self.next_id();
+        let meant_for = created;
         let created = if created <= now {
             now + Duration::minutes(5)
         } else {
@@ -771,6 +775,7 @@ impl Tenant {
             ),
             content_type: content_type.to_string(),
             created,
+            meant_for,
             visible_from,
             records: vec![record],
             body: Default::default(),

@@ -2,6 +2,8 @@
 
 use std::net::SocketAddr;
 
+use chrono::DurationRound;
+
 use licensewatch_sim::{Scenario, SimHandle, start};
 use serde_json::{Value, json};
 
@@ -594,6 +596,79 @@ async fn management_feed_has_af_errors_late_blobs_and_duplicates() {
     assert!(
         seen.values().any(|&n| n > 1),
         "some record is delivered in two blobs"
+    );
+}
+
+/// Records of past hours added at once (a backfill) gather in one blob per hour and content type, as Microsoft
+/// publishes an hour's records together, not one blob per record.
+#[tokio::test]
+async fn records_of_a_past_hour_are_published_in_one_blob() {
+    let c = Client::new(Scenario::default_story()).await;
+    let feed = format!("/api/v1.0/{}/activity/feed", c.sim.tenant_id);
+    let kind = "Audit.AzureActiveDirectory";
+    c.post(
+        &format!("{feed}/subscriptions/start?contentType={kind}"),
+        json!({}),
+    )
+    .await;
+    let state: Value = c
+        .http
+        .get(format!("{}/_sim/state", c.sim.base_url))
+        .send()
+        .await
+        .expect("state")
+        .json()
+        .await
+        .expect("json");
+    let now = chrono::DateTime::parse_from_rfc3339(state["now"].as_str().expect("now"))
+        .expect("time")
+        .to_utc();
+    let hour = |h: i64| {
+        now.duration_trunc(chrono::Duration::hours(1))
+            .expect("hour")
+            - chrono::Duration::hours(h)
+    };
+    let records: Vec<Value> = (0..12)
+        .map(|n| {
+            let at = hour(3 - n / 4) + chrono::Duration::minutes(5 + 10 * (n % 4));
+            json!({"CreationTime": at.format("%Y-%m-%dT%H:%M:%S").to_string(),
+                "Id": format!("b1000000-0000-4000-8000-{n:012}"), "Operation": "UserLoggedIn",
+                "RecordType": 15, "Workload": "AzureActiveDirectory", "UserId": upn("backfill")})
+        })
+        .collect();
+    assert_eq!(
+        c.control("/_sim/audit/records", json!({"management": records}))
+            .await,
+        201
+    );
+    c.control("/_sim/clock", json!({"advance_hours": 4})).await;
+    let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let (_, listed) = c
+        .get(&format!(
+            "{feed}/subscriptions/content?contentType={kind}&startTime={}&endTime={}",
+            fmt(now - chrono::Duration::hours(1)),
+            fmt(now + chrono::Duration::hours(4))
+        ))
+        .await;
+    let mut ids = std::collections::BTreeSet::new();
+    let mut blobs = 0;
+    for b in listed.as_array().expect("blobs") {
+        let (_, records) = c.get(b["contentUri"].as_str().expect("uri")).await;
+        let ours: Vec<String> = records
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|r| r["Id"].as_str())
+            .filter(|id| id.starts_with("b1000000"))
+            .map(str::to_string)
+            .collect();
+        blobs += usize::from(!ours.is_empty());
+        ids.extend(ours);
+    }
+    assert_eq!(ids.len(), 12, "every record is published: {ids:?}");
+    assert!(
+        blobs <= 4,
+        "three hours of records in at most four blobs (an hour, or a repeat in the next hour's): {blobs}"
     );
 }
 

@@ -343,6 +343,7 @@ pub(super) async fn ctl_generate_audit(
             content_id: format!("bench${}${k:08}", b.content_type.replace('.', "")),
             content_type: b.content_type.clone(),
             created,
+            meant_for: created,
             visible_from: created,
             records,
             body: Default::default(),

@@ -189,6 +189,15 @@ pub struct MemoryFeed {
     blobs: Mutex<Vec<(ContentBlob, Vec<u8>)>>,
     subscribed: Mutex<HashSet<String>>,
     fetches: Mutex<HashMap<String, usize>>,
+    download: Option<Download>,
+}
+
+/// How long downloads take, and how long after it is sent one times out (as an HTTP request's timeout runs from
+/// when it is sent, whether or not its caller keeps reading the answer).
+#[derive(Debug, Clone)]
+struct Download {
+    takes: Vec<std::time::Duration>,
+    times_out_after: std::time::Duration,
 }
 
 impl MemoryFeed {
@@ -199,7 +208,22 @@ impl MemoryFeed {
             blobs: Mutex::new(Vec::new()),
             subscribed: Mutex::new(HashSet::new()),
             fetches: Mutex::new(HashMap::new()),
+            download: None,
         }
+    }
+
+    /// Downloads that take the times of `takes` in turn (by the blob's place in publication order), read a
+    /// millisecond at a time, and fail with a timeout when not finished `times_out_after` they began.
+    pub fn with_downloads(
+        mut self,
+        takes: &[std::time::Duration],
+        times_out_after: std::time::Duration,
+    ) -> Self {
+        self.download = Some(Download {
+            takes: takes.to_vec(),
+            times_out_after,
+        });
+        self
     }
 
     /// Publishes a blob of `records` (Management API JSON) for `content_type`, available from `created`.
@@ -252,6 +276,24 @@ impl AuditFeed for MemoryFeed {
     }
 
     async fn fetch_blob(&self, content_uri: &str) -> Result<Vec<u8>, ApiError> {
+        if let Some(d) = &self.download {
+            let place = lock(&self.blobs)
+                .iter()
+                .position(|(b, _)| b.content_uri == content_uri)
+                .unwrap_or_default();
+            let takes = d.takes.get(place % d.takes.len().max(1)).copied();
+            let sent = std::time::Instant::now();
+            // The answer arrives in pieces: each needs its reader to come back for it.
+            while sent.elapsed() < takes.unwrap_or_default() {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            if sent.elapsed() > d.times_out_after {
+                return Err(ApiError::Timeout {
+                    service: Service::Management,
+                    url: content_uri.to_string(),
+                });
+            }
+        }
         let blobs = lock(&self.blobs);
         let (blob, bytes) = blobs
             .iter()

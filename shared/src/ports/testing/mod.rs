@@ -22,9 +22,18 @@ use crate::ports::queue::MessageQueue;
 #[derive(Debug, Default)]
 pub struct MemoryArchive {
     objects: Mutex<BTreeMap<String, Vec<u8>>>,
+    write_takes: std::time::Duration,
 }
 
 impl MemoryArchive {
+    /// An archive whose writes take `write_takes` each (a slow bucket).
+    pub fn slow(write_takes: std::time::Duration) -> Self {
+        Self {
+            write_takes,
+            ..Self::default()
+        }
+    }
+
     /// Every key, in order.
     pub fn keys_now(&self) -> Vec<String> {
         self.objects
@@ -39,6 +48,9 @@ impl MemoryArchive {
 #[async_trait]
 impl AuditArchive for MemoryArchive {
     async fn put_new(&self, key: &str, bytes: Vec<u8>) -> Result<bool, StoreError> {
+        if !self.write_takes.is_zero() {
+            tokio::time::sleep(self.write_takes).await;
+        }
         let mut objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
         if objects.contains_key(key) {
             return Ok(false);

@@ -488,8 +488,11 @@ fn cores() -> usize {
 }
 
 /// Downloads and prepares blobs ahead (downloads and CPU work overlap: several downloads in flight, records
-/// prepared on blocking threads) while this task archives them one by one in listing order; memory stays bounded
-/// by the number in flight.
+/// prepared on blocking threads) while this task archives them one by one in listing order. Memory is bounded by
+/// permits: a blob takes one before its download starts and gives it back once archived, so no more than twice the
+/// in-flight number are held at once. The downloads are driven on their own, never paused behind a slow archiving
+/// step: a request's timeout runs from when it is sent, so a download left unpolled while earlier blobs are
+/// archived would time out (and be retried) with its answer waiting in the socket.
 async fn archive_blobs(
     deps: &AuditDeps<'_>,
     policy: &Policy,
@@ -507,7 +510,8 @@ async fn archive_blobs(
         time_field: "CreationTime",
     };
     let today = now.format("%Y-%m-%d").to_string();
-    let (tx, mut rx) = tokio::sync::mpsc::channel(in_flight);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let held = std::sync::Arc::new(tokio::sync::Semaphore::new(2 * in_flight));
     let mgmt = deps.management;
     let recent = std::sync::Arc::new(std::sync::Mutex::new(RecentIds::new(4 * in_flight)));
     // Downloads wait on the network, preparing (parse, index, gzip) on a core: more blobs are prepared at once than
@@ -516,9 +520,16 @@ async fn archive_blobs(
     let produce = async move {
         let mut ready = futures::stream::iter(blobs.into_iter().enumerate())
             .map(|(position, blob)| {
-                let (shape, today, recent, cpu) =
-                    (shape.clone(), today.clone(), recent.clone(), cpu.clone());
+                let (shape, today, recent, cpu, held) = (
+                    shape.clone(),
+                    today.clone(),
+                    recent.clone(),
+                    cpu.clone(),
+                    held.clone(),
+                );
                 async move {
+                    // Closed never: the semaphore lives as long as this function.
+                    let held = held.acquire_owned().await.ok();
                     let prepared = match mgmt.fetch_blob(&blob.content_uri).await {
                         Ok(body) => {
                             let permit = cpu.acquire_owned().await;
@@ -532,19 +543,20 @@ async fn archive_blobs(
                         }
                         Err(e) => Err(e),
                     };
-                    (blob, prepared)
+                    (blob, prepared, held)
                 }
             })
             .buffered(in_flight);
+        // Never waits for the archiving side (the permits bound what is held), so every started download is polled.
         while let Some(item) = ready.next().await {
-            if tx.send(item).await.is_err() {
+            if tx.send(item).is_err() {
                 break; // the archiving side stopped on an error
             }
         }
     };
     let source = format!("management_api:{content_type}");
     let consume = async move {
-        while let Some((blob, prepared)) = rx.recv().await {
+        while let Some((blob, prepared, _held)) = rx.recv().await {
             let prepared = match prepared {
                 Ok(p) => p,
                 Err(e) if matches!(e.code(), Some("AF20051") | Some("AF20050")) => {
