@@ -106,6 +106,21 @@ pub fn build_http_client(policy: &RetryPolicy) -> reqwest::Client {
         .unwrap_or_else(|_| reqwest::Client::new())
 }
 
+/// The most a `Content-Length` may reserve ahead of the bytes arriving (a larger body still arrives whole).
+const MOST_RESERVED: u64 = 16 << 20;
+
+/// A response's body, read chunk by chunk into one buffer sized from its `Content-Length`: collecting it into a
+/// growing buffer and copying it out held up to three times its size (a million-record audit run holds several
+/// bodies of a megabyte at once).
+async fn read_body(mut resp: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    let expected = resp.content_length().unwrap_or(0).min(MOST_RESERVED);
+    let mut body = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
+    while let Some(chunk) = resp.chunk().await? {
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 impl Caller {
     /// Runs one logical call: `make` builds the request afresh for each attempt; `parse` turns a 2xx into `T`
     /// (a [`BodyProblem`] is retried like a transient error).
@@ -153,8 +168,8 @@ impl Caller {
                 Ok(resp) => {
                     let status = resp.status();
                     let headers = resp.headers().clone();
-                    let body = match resp.bytes().await {
-                        Ok(b) => b.to_vec(),
+                    let body = match read_body(resp).await {
+                        Ok(b) => b,
                         Err(e) => {
                             tracing::warn!(service = %self.service, what, error = %e, "response body cut off");
                             let err = ApiError::MalformedBody {

@@ -303,7 +303,7 @@ async fn archive_prepared(
         let bytes = if claimed.len() == object.ids.len() {
             object.encoded
         } else {
-            prepared.encode_only(&object, &claimed)
+            object.encode_only(&claimed)?
         };
         if !deps.archive.put_new(&object.key, bytes).await? {
             ensure_holds(deps, &object.key, &claimed).await?;

@@ -3,6 +3,7 @@
 //! licence activity (a few records in thousands) parsed in full, and one gzip object per day encoded in advance.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::io::Read;
 use std::ops::Range;
 use std::sync::Mutex;
 
@@ -14,7 +15,7 @@ use crate::domain::license_event::{
     GroupLicensingRun, LicenseRecord, from_management_record, group_licensing_run,
     management_operation_of_interest,
 };
-use crate::error::{ApiError, Service};
+use crate::error::{ApiError, Service, StoreError};
 use crate::ports::archive::{encode_lines, object_key};
 
 /// Where a batch comes from and how its records name their id and time.
@@ -45,18 +46,17 @@ pub struct PreparedObject {
     pub key: String,
     /// Its record ids, unique.
     pub ids: Vec<String>,
-    lines: Vec<Line>,
-    /// The object's bytes when every id is archived in it (gzip NDJSON).
+    /// The object's bytes when every id is archived in it (gzip NDJSON, a line per id, in the order of `ids`).
     pub encoded: Vec<u8>,
     /// Its search index (JSON), built from every record of the batch's day: when only some are archived in the
     /// object, the index describes a few more, which can only make a search read the object, never miss it.
     pub index: Vec<u8>,
 }
 
-/// A batch ready to archive.
+/// A batch ready to archive: its objects encoded, the downloaded body already let go (batches wait their turn to be
+/// archived, and a body is several times its compressed objects).
 #[derive(Debug, Default)]
 pub struct Prepared {
-    body: Vec<u8>,
     /// One object per day of the records.
     pub objects: Vec<PreparedObject>,
     /// Records repeated within the batch (the same id twice).
@@ -69,24 +69,30 @@ pub struct Prepared {
     pub without_id: usize,
 }
 
-impl Prepared {
-    /// The object's bytes holding only `claimed` of its records (when some were archived before).
-    pub fn encode_only(&self, object: &PreparedObject, claimed: &HashSet<String>) -> Vec<u8> {
-        encode_lines(
-            object
-                .ids
+impl PreparedObject {
+    /// The object's bytes holding only `claimed` of its records (when some were archived before): its lines read
+    /// back from `encoded`, which is rare enough not to keep the downloaded body for.
+    pub fn encode_only(&self, claimed: &HashSet<String>) -> Result<Vec<u8>, StoreError> {
+        let mut text = Vec::with_capacity(self.encoded.len() * 4);
+        flate2::read::GzDecoder::new(self.encoded.as_slice())
+            .read_to_end(&mut text)
+            .map_err(|e| StoreError::Corrupt(format!("object {} being prepared: {e}", self.key)))?;
+        let lines = text.split(|&b| b == b'\n');
+        Ok(encode_lines(
+            self.ids
                 .iter()
-                .zip(&object.lines)
+                .zip(lines)
                 .filter(|(id, _)| claimed.contains(*id))
-                .map(|(_, line)| self.line(line)),
-        )
+                .map(|(_, line)| line),
+        ))
     }
+}
 
-    fn line<'a>(&'a self, line: &'a Line) -> &'a [u8] {
-        match line {
-            Line::Body(r) => &self.body[r.clone()],
-            Line::Owned(b) => b,
-        }
+/// The bytes of a located record's line.
+fn line_of<'a>(body: &'a [u8], line: &'a Line) -> &'a [u8] {
+    match line {
+        Line::Body(r) => &body[r.clone()],
+        Line::Owned(b) => b,
     }
 }
 
@@ -264,22 +270,20 @@ fn group(
         lines.push(line);
     }
     let mut prepared = Prepared {
-        body,
         repeated,
         ..Default::default()
     };
     for (day, (ids, lines)) in by_day {
         let key = object_key(shape.source, &shape.content_type, &day, &ids);
-        let encoded = encode_lines(lines.iter().map(|l| prepared.line(l)));
+        let encoded = encode_lines(lines.iter().map(|l| line_of(&body, l)));
         let index = match indexes.remove(&day) {
             Some(built) => built.finish(&key),
-            None => ObjectIndex::build(&key, lines.iter().map(|l| prepared.line(l))),
+            None => ObjectIndex::build(&key, lines.iter().map(|l| line_of(&body, l))),
         };
         prepared.objects.push(PreparedObject {
             index: serde_json::to_vec(&index).unwrap_or_default(),
             key,
             ids,
-            lines,
             encoded,
         });
     }
@@ -431,12 +435,19 @@ mod tests {
 
     #[test]
     fn a_subset_is_encoded_from_the_same_lines() {
-        let body = r#"[{"Id":"a","CreationTime":"2026-11-20T10:00:00"},{"Id":"b","CreationTime":"2026-11-20T11:00:00"}]"#;
+        let body = "[{\"Id\":\"a\",\"CreationTime\":\"2026-11-20T10:00:00\"},\n{\"Id\":\"b\",\n \"CreationTime\":\"2026-11-20T11:00:00\"},{\"Id\":\"c\",\"CreationTime\":\"2026-11-20T12:00:00\",\"Note\":\"two\\nlines\"}]";
         let p = management_blob(body.as_bytes().to_vec(), &shape(), "2026-11-21", None)
             .expect("prepared");
-        let only_b: HashSet<String> = ["b".to_string()].into();
-        let records = decode(&p.encode_only(&p.objects[0], &only_b));
-        assert_eq!(records.len(), 1);
-        assert_eq!(records[0]["Id"], "b");
+        let wanted: HashSet<String> = ["b".to_string(), "c".to_string()].into();
+        let subset = p.objects[0].encode_only(&wanted).expect("subset");
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(subset.as_slice())
+            .read_to_string(&mut text)
+            .expect("gzip");
+        assert_eq!(
+            text,
+            "{\"CreationTime\":\"2026-11-20T11:00:00\",\"Id\":\"b\"}\n{\"Id\":\"c\",\"CreationTime\":\"2026-11-20T12:00:00\",\"Note\":\"two\\nlines\"}\n",
+            "the records kept, each on one line (the one written over two compacted), the other byte for byte"
+        );
     }
 }
