@@ -113,6 +113,26 @@ impl Client {
             .as_u16()
     }
 
+    /// A control endpoint's JSON (`/_sim/...`).
+    async fn inspect(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.sim.base_url))
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    /// The simulated clock's time (`/_sim/state`).
+    async fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        let state = self.inspect("/_sim/state").await;
+        chrono::DateTime::parse_from_rfc3339(state["now"].as_str().expect("now"))
+            .expect("time")
+            .to_utc()
+    }
+
     async fn user(&self, upn: &str) -> Value {
         let (s, u) = self.get(&format!("/v1.0/users/{upn}?$select=id,userPrincipalName,assignedLicenses,assignedPlans,licenseAssignmentStates")).await;
         assert_eq!(s, 200, "{u}");
@@ -452,18 +472,7 @@ async fn every_change_leaves_both_audit_trails() {
         c.control("/_sim/clock", json!({"advance_hours": 5})).await,
         200
     );
-    let now: Value = c
-        .http
-        .get(format!("{}/_sim/state", c.sim.base_url))
-        .send()
-        .await
-        .expect("s")
-        .json()
-        .await
-        .expect("j");
-    let now = chrono::DateTime::parse_from_rfc3339(now["now"].as_str().expect("now"))
-        .expect("t")
-        .to_utc();
+    let now = c.now().await;
     let start = (now - chrono::Duration::hours(24)).format("%Y-%m-%dT%H:%M:%S");
     let end = now.format("%Y-%m-%dT%H:%M:%S");
     let (s, list) = c.get(&format!("/api/v1.0/{}/activity/feed/subscriptions/content?contentType=Audit.AzureActiveDirectory&startTime={start}&endTime={end}", c.sim.tenant_id)).await;
@@ -540,19 +549,7 @@ async fn management_feed_has_af_errors_late_blobs_and_duplicates() {
         c.control("/_sim/clock", json!({"advance_minutes": 20}))
             .await;
     }
-    let state: Value = c
-        .http
-        .get(format!("{}/_sim/state", c.sim.base_url))
-        .send()
-        .await
-        .expect("s")
-        .json()
-        .await
-        .expect("j");
-    let start = chrono::DateTime::parse_from_rfc3339(state["now"].as_str().expect("now"))
-        .expect("t")
-        .to_utc()
-        - chrono::Duration::hours(4);
+    let start = c.now().await - chrono::Duration::hours(4);
     let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S").to_string();
     let list_url = |a: chrono::DateTime<chrono::Utc>, b: chrono::DateTime<chrono::Utc>| {
         format!(
@@ -611,18 +608,7 @@ async fn records_of_a_past_hour_are_published_in_one_blob() {
         json!({}),
     )
     .await;
-    let state: Value = c
-        .http
-        .get(format!("{}/_sim/state", c.sim.base_url))
-        .send()
-        .await
-        .expect("state")
-        .json()
-        .await
-        .expect("json");
-    let now = chrono::DateTime::parse_from_rfc3339(state["now"].as_str().expect("now"))
-        .expect("time")
-        .to_utc();
+    let now = c.now().await;
     let hour = |h: i64| {
         now.duration_trunc(chrono::Duration::hours(1))
             .expect("hour")
@@ -727,15 +713,7 @@ async fn faults_are_injected_per_route_and_counted() {
         ))
         .await;
     assert_eq!((s, e["error"]["code"].as_str()), (403, Some("AF429")));
-    let log: Value = c
-        .http
-        .get(format!("{}/_sim/requests", c.sim.base_url))
-        .send()
-        .await
-        .expect("s")
-        .json()
-        .await
-        .expect("j");
+    let log = c.inspect("/_sim/requests").await;
     assert!(
         log.as_array()
             .expect("log")
@@ -754,15 +732,7 @@ async fn send_mail_is_recorded() {
             "toRecipients": [{"emailAddress": {"address": "lee.gu@contoso.com"}}]}, "saveToSentItems": false}))
         .send().await.expect("s");
     assert_eq!(r.status().as_u16(), 202);
-    let mail: Value = c
-        .http
-        .get(format!("{}/_sim/mail", c.sim.base_url))
-        .send()
-        .await
-        .expect("s")
-        .json()
-        .await
-        .expect("j");
+    let mail = c.inspect("/_sim/mail").await;
     assert_eq!(mail[0]["message"]["subject"], "Grace period");
     assert_eq!(mail[0]["from"], upn("it.admin"));
 
@@ -778,15 +748,7 @@ async fn send_mail_is_recorded() {
         )
         .await;
     assert_eq!(s, 202, "{e}");
-    let mail: Value = c
-        .http
-        .get(format!("{}/_sim/mail", c.sim.base_url))
-        .send()
-        .await
-        .expect("s")
-        .json()
-        .await
-        .expect("j");
+    let mail = c.inspect("/_sim/mail").await;
     assert_eq!(mail[1]["message"]["subject"], "From the SDK");
     assert_eq!(mail[1]["saveToSentItems"], false);
     assert_eq!(
