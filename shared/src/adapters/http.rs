@@ -109,9 +109,8 @@ pub fn build_http_client(policy: &RetryPolicy) -> reqwest::Client {
 /// The most a `Content-Length` may reserve ahead of the bytes arriving (a larger body still arrives whole).
 const MOST_RESERVED: u64 = 16 << 20;
 
-/// A response's body, read chunk by chunk into one buffer sized from its `Content-Length`: collecting it into a
-/// growing buffer and copying it out held up to three times its size (a million-record audit run holds several
-/// bodies of a megabyte at once).
+/// A response's body, read chunk by chunk into one buffer sized from its `Content-Length`, rather than collected
+/// into a growing buffer and then copied out.
 async fn read_body(mut resp: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
     let expected = resp.content_length().unwrap_or(0).min(MOST_RESERVED);
     let mut body = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));

@@ -88,6 +88,14 @@ pub fn encode_lines<'a>(lines: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
     enc.finish().unwrap_or_default()
 }
 
+/// What [`encode_lines`] wrote, as NDJSON text.
+pub fn decode_text(gz: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut text = Vec::with_capacity(gz.len().saturating_mul(10));
+    flate2::read::GzDecoder::new(gz).read_to_end(&mut text)?;
+    Ok(text)
+}
+
 /// An object's name: `{source}/{content_type}/{YYYY}/{MM}/{DD}/{hash}.ndjson.gz`, where the hash covers the record
 /// ids, so the same batch always gets the same name.
 pub fn object_key(source: &str, content_type: &str, day: &str, ids: &[String]) -> String {

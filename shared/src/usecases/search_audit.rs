@@ -7,7 +7,6 @@
 //! again from it. Matches come day by day, each day's in time order, newest or oldest first.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Read;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
@@ -16,7 +15,7 @@ use serde_json::value::RawValue;
 
 use crate::domain::audit_search::{AuditQuery, INDEX_VERSION, ObjectIndex, RecordFacts};
 use crate::error::{CoreError, StoreError};
-use crate::ports::archive::{AuditArchive, index_key, object_of_index};
+use crate::ports::archive::{AuditArchive, decode_text, index_key, object_of_index};
 
 /// Objects read at once (an S3 round trip each).
 const IN_FLIGHT: usize = 16;
@@ -278,11 +277,7 @@ pub async fn write_index(archive: &dyn AuditArchive, index: &ObjectIndex) -> Res
 
 /// An object's NDJSON text.
 fn ndjson_text(key: &str, gz: &[u8]) -> Result<Vec<u8>, CoreError> {
-    let mut text = Vec::with_capacity(gz.len().saturating_mul(10));
-    flate2::read::GzDecoder::new(gz)
-        .read_to_end(&mut text)
-        .map_err(|e| corrupt(key, &e))?;
-    Ok(text)
+    decode_text(gz).map_err(|e| corrupt(key, &e))
 }
 
 /// The non-empty lines of NDJSON text.

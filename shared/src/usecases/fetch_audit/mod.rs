@@ -528,7 +528,7 @@ async fn archive_blobs(
                     held.clone(),
                 );
                 async move {
-                    // Closed never: the semaphore lives as long as this function.
+                    // Never closed: the semaphore lives as long as this function.
                     let held = held.acquire_owned().await.ok();
                     let prepared = match mgmt.fetch_blob(&blob.content_uri).await {
                         Ok(body) => {

@@ -3,7 +3,6 @@
 //! licence activity (a few records in thousands) parsed in full, and one gzip object per day encoded in advance.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::io::Read;
 use std::ops::Range;
 use std::sync::Mutex;
 
@@ -16,7 +15,7 @@ use crate::domain::license_event::{
     management_operation_of_interest,
 };
 use crate::error::{ApiError, Service, StoreError};
-use crate::ports::archive::{encode_lines, object_key};
+use crate::ports::archive::{decode_text, encode_lines, object_key};
 
 /// Where a batch comes from and how its records name their id and time.
 #[derive(Debug, Clone)]
@@ -73,9 +72,7 @@ impl PreparedObject {
     /// The object's bytes holding only `claimed` of its records (when some were archived before): its lines read
     /// back from `encoded`, which is rare enough not to keep the downloaded body for.
     pub fn encode_only(&self, claimed: &HashSet<String>) -> Result<Vec<u8>, StoreError> {
-        let mut text = Vec::with_capacity(self.encoded.len() * 4);
-        flate2::read::GzDecoder::new(self.encoded.as_slice())
-            .read_to_end(&mut text)
+        let text = decode_text(&self.encoded)
             .map_err(|e| StoreError::Corrupt(format!("object {} being prepared: {e}", self.key)))?;
         let lines = text.split(|&b| b == b'\n');
         Ok(encode_lines(
@@ -354,16 +351,9 @@ mod tests {
         assert_eq!(p.objects.len(), 2);
         assert_eq!(p.objects[0].ids, vec!["a"]);
         assert!(p.objects[0].key.contains("/2026/11/20/"));
-        let text = {
-            use std::io::Read;
-            let mut s = String::new();
-            flate2::read::GzDecoder::new(&p.objects[0].encoded[..])
-                .read_to_string(&mut s)
-                .expect("gzip");
-            s
-        };
+        let text = decode_text(&p.objects[0].encoded).expect("gzip");
         // Field order and spacing as Microsoft sent them.
-        assert_eq!(text, format!("{a}\n"));
+        assert_eq!(String::from_utf8_lossy(&text), format!("{a}\n"));
         assert_eq!(p.objects[1].ids, vec!["b"]);
     }
 
@@ -440,12 +430,9 @@ mod tests {
             .expect("prepared");
         let wanted: HashSet<String> = ["b".to_string(), "c".to_string()].into();
         let subset = p.objects[0].encode_only(&wanted).expect("subset");
-        let mut text = String::new();
-        flate2::read::GzDecoder::new(subset.as_slice())
-            .read_to_string(&mut text)
-            .expect("gzip");
+        let text = decode_text(&subset).expect("gzip");
         assert_eq!(
-            text,
+            String::from_utf8_lossy(&text),
             "{\"CreationTime\":\"2026-11-20T11:00:00\",\"Id\":\"b\"}\n{\"Id\":\"c\",\"CreationTime\":\"2026-11-20T12:00:00\",\"Note\":\"two\\nlines\"}\n",
             "the records kept, each on one line (the one written over two compacted), the other byte for byte"
         );
