@@ -11,7 +11,9 @@ use licensewatch_core::adapters::aws::{create_bucket, emulator_config};
 use licensewatch_core::adapters::sqlite::SqliteStore;
 use licensewatch_core::domain::kinds::{NoticeKind, RemediationAction, RemediationStatus};
 use licensewatch_core::ports::channel::Audience;
-use licensewatch_core::ports::store::{Backend, HistoryEntry, Lease, LedgerEntry, LedgerStatus};
+use licensewatch_core::ports::store::{
+    Backend, HistoryEntry, Lease, LedgerEntry, LedgerStatus, RemediationRequest,
+};
 use licensewatch_core::ports::testing::MemoryStore;
 
 const TENANT: &str = "48a80680-7326-48cd-9935-b556b81d3a4e";
@@ -366,6 +368,66 @@ async fn a_burst_of_concurrent_admissions_keeps_replay_and_budget_rules_and_each
             );
         }
     }
+}
+
+#[tokio::test]
+async fn an_admitted_request_is_queued_once() {
+    use licensewatch_core::ports::store::Admitted;
+    for (name, store) in stores().await {
+        let rec = remediation("queued-1", at(5));
+        let queued = || async { store.pending(TENANT).await.expect("queue") };
+        let admitted = store.admit_and_queue(Some("msg-q1"), &rec, 5).await;
+        assert_eq!(admitted.expect("admit"), Admitted::New, "{name}");
+        let ids = |q: Vec<RemediationRequest>| {
+            q.into_iter().map(|r| r.remediation_id).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(queued().await), ["queued-1"], "{name}");
+        let replay = remediation("queued-2", at(6));
+        let again = store.admit_and_queue(Some("msg-q1"), &replay, 5).await;
+        assert_eq!(
+            again.expect("admit"),
+            Admitted::ReplayedWebhook("queued-1".into()),
+            "{name}"
+        );
+        assert_eq!(
+            ids(queued().await),
+            ["queued-1"],
+            "{name}: a replay queues nothing"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_sqlite_admission_whose_request_cannot_be_queued_spends_and_remembers_nothing() {
+    use licensewatch_core::ports::store::Admitted;
+    use licensewatch_core::ports::store::traits::*;
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("state.db");
+    let store = SqliteStore::open(&path).expect("sqlite");
+    // The queue refuses every write (as a full disk or a damaged table would), through another connection.
+    let other = rusqlite::Connection::open(&path).expect("open");
+    other
+        .execute_batch(
+            "CREATE TRIGGER queue_down BEFORE INSERT ON remediation_queue \
+             BEGIN SELECT RAISE(ABORT, 'queue down'); END;",
+        )
+        .expect("trigger");
+    let failed = store
+        .admit_and_queue(Some("msg-1"), &remediation("first", at(5)), 1)
+        .await;
+    assert!(failed.is_err(), "{failed:?}");
+    other
+        .execute_batch("DROP TRIGGER queue_down")
+        .expect("drop");
+    // Nothing of the failed admission stands: no record, the webhook id unseen, the budget of one unspent.
+    assert_eq!(store.remediation("first").await.expect("read"), None);
+    let retry = store
+        .admit_and_queue(Some("msg-1"), &remediation("retry", at(6)), 1)
+        .await;
+    assert_eq!(retry.expect("admit"), Admitted::New);
+    let queued = store.pending(TENANT).await.expect("queue");
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].remediation_id, "retry");
 }
 
 #[tokio::test]

@@ -471,11 +471,7 @@ pub fn mass_delicensing(
     previous: &PreviousRun,
     policy: &CheckPolicy,
 ) -> Option<Finding> {
-    let licensed_before = previous
-        .users
-        .iter()
-        .filter(|u| !u.licenses.is_empty())
-        .count();
+    let licensed_before = previous.users.iter().filter(|u| u.is_licensed()).count();
     let by_share =
         ((policy.mass_delicensing_percent / 100.0) * licensed_before as f64).ceil() as usize;
     let threshold = (policy.mass_delicensing_min_users as usize)

@@ -350,43 +350,198 @@ pub struct PreviousRun {
     #[serde(default)]
     pub recent_removals: Vec<RecentRemoval>,
     /// Users, sorted by id.
-    pub users: Vec<PreviousUser>,
+    pub users: PreviousUsers,
 }
 
-/// A user of the previous snapshot. Two are equal when their ids, UPNs, Exchange flags and SKUs are: whether the shared
-/// names also carry a display name and a mail depends on how the run was read.
-#[derive(Debug, Clone, Eq, Deserialize)]
-#[serde(from = "PreviousUserJson")]
-pub struct PreviousUser {
-    /// Object id and UPN (the names of the snapshot's user, shared).
-    pub names: UserNames,
+/// The previous run's users in a few flat buffers: a run holds them beside the 100,000 users it reads, and as a
+/// struct, a string and a vector each they took about 200 bytes a user (three allocations); here about 85.
+#[derive(Clone, Default)]
+pub struct PreviousUsers {
+    /// Every user's id then UPN, one after the other.
+    text: String,
+    /// One row a user, in id order.
+    rows: Vec<PreviousRow>,
+    /// Every user's SKUs, as numbers in `skus`, one user's after the other.
+    licenses: Vec<u16>,
+    /// The SKUs the users hold, each once.
+    skus: Vec<Arc<str>>,
+}
+
+/// Where a user's parts end in the buffers of [`PreviousUsers`].
+#[derive(Clone, Copy)]
+struct PreviousRow {
+    id_end: u32,
+    upn_end: u32,
+    licenses_end: u32,
+    exchange_enabled: bool,
+}
+
+/// A user of the previous run.
+#[derive(Debug, Clone, Copy)]
+pub struct PreviousUser<'a> {
+    id: &'a str,
+    upn: &'a str,
     /// Held an enabled Exchange mailbox plan.
     pub exchange_enabled: bool,
-    /// SKU ids (disabled plans are skipped while reading).
-    pub licenses: Vec<Arc<str>>,
+    licenses: &'a [u16],
+    skus: &'a [Arc<str>],
 }
 
-impl PartialEq for PreviousUser {
-    fn eq(&self, other: &Self) -> bool {
-        (self.id(), self.upn(), self.exchange_enabled, &self.licenses)
-            == (
-                other.id(),
-                other.upn(),
-                other.exchange_enabled,
-                &other.licenses,
-            )
-    }
-}
-
-impl PreviousUser {
+impl<'a> PreviousUser<'a> {
     /// Object id.
-    pub fn id(&self) -> &str {
-        self.names.id()
+    pub fn id(&self) -> &'a str {
+        self.id
     }
 
     /// UPN.
-    pub fn upn(&self) -> &str {
-        self.names.upn()
+    pub fn upn(&self) -> &'a str {
+        self.upn
+    }
+
+    /// The SKU ids the user held (disabled plans are not kept).
+    pub fn licenses(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        let skus = self.skus;
+        self.licenses
+            .iter()
+            .map(move |&i| skus.get(usize::from(i)).map_or("", |s| &**s))
+    }
+
+    /// True when the user held a licence.
+    pub fn is_licensed(&self) -> bool {
+        !self.licenses.is_empty()
+    }
+
+    /// True when the user held the SKU.
+    pub fn held(&self, sku_id: &str) -> bool {
+        self.licenses().any(|s| s == sku_id)
+    }
+}
+
+impl PreviousUsers {
+    /// Room for `users` users whose ids and UPNs take about `text` bytes.
+    pub fn with_capacity(users: usize, text: usize) -> Self {
+        PreviousUsers {
+            text: String::with_capacity(text),
+            rows: Vec::with_capacity(users),
+            licenses: Vec::with_capacity(users),
+            skus: Vec::new(),
+        }
+    }
+
+    /// Adds a user after the others (the caller keeps them in id order). Offsets are kept in 32 bits and SKUs
+    /// numbered in 16: 4 GiB of names and 65,536 SKUs are far beyond any tenant (past them a name reads wrongly,
+    /// never a panic).
+    pub fn push<'s>(
+        &mut self,
+        id: &str,
+        upn: &str,
+        exchange_enabled: bool,
+        skus: impl IntoIterator<Item = &'s Arc<str>>,
+    ) {
+        let end = |text: &String| u32::try_from(text.len()).unwrap_or(u32::MAX);
+        self.text.push_str(id);
+        let id_end = end(&self.text);
+        self.text.push_str(upn);
+        let upn_end = end(&self.text);
+        for sku in skus {
+            let n = match self.skus.iter().position(|s| s == sku) {
+                Some(n) => n,
+                None => {
+                    self.skus.push(Arc::clone(sku));
+                    self.skus.len() - 1
+                }
+            };
+            self.licenses.push(u16::try_from(n).unwrap_or(u16::MAX));
+        }
+        self.rows.push(PreviousRow {
+            id_end,
+            upn_end,
+            licenses_end: u32::try_from(self.licenses.len()).unwrap_or(u32::MAX),
+            exchange_enabled,
+        });
+    }
+
+    /// How many users.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The `i`th user, when there is one.
+    pub fn get(&self, i: usize) -> Option<PreviousUser<'_>> {
+        let row = self.rows.get(i)?;
+        let (text_start, licenses_start) = match i.checked_sub(1).and_then(|p| self.rows.get(p)) {
+            Some(before) => (before.upn_end as usize, before.licenses_end as usize),
+            None => (0, 0),
+        };
+        let text = |from: usize, to: u32| self.text.get(from..to as usize).unwrap_or_default();
+        Some(PreviousUser {
+            id: text(text_start, row.id_end),
+            upn: text(row.id_end as usize, row.upn_end),
+            exchange_enabled: row.exchange_enabled,
+            licenses: (self.licenses)
+                .get(licenses_start..row.licenses_end as usize)
+                .unwrap_or_default(),
+            skus: &self.skus,
+        })
+    }
+
+    /// The users, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = PreviousUser<'_>> {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+
+    /// A user by id.
+    pub fn user(&self, id: &str) -> Option<PreviousUser<'_>> {
+        let (mut low, mut high) = (0, self.len());
+        while low < high {
+            let middle = low + (high - low) / 2;
+            let user = self.get(middle)?;
+            match user.id.cmp(id) {
+                std::cmp::Ordering::Less => low = middle + 1,
+                std::cmp::Ordering::Greater => high = middle,
+                std::cmp::Ordering::Equal => return Some(user),
+            }
+        }
+        None
+    }
+}
+
+impl PartialEq for PreviousUsers {
+    fn eq(&self, other: &Self) -> bool {
+        let same = |a: PreviousUser<'_>, b: PreviousUser<'_>| {
+            (a.id, a.upn, a.exchange_enabled) == (b.id, b.upn, b.exchange_enabled)
+                && a.licenses().eq(b.licenses())
+        };
+        self.len() == other.len() && self.iter().zip(other.iter()).all(|(a, b)| same(a, b))
+    }
+}
+
+impl Eq for PreviousUsers {}
+
+impl std::fmt::Debug for PreviousUsers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<'de> Deserialize<'de> for PreviousUsers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let users = Vec::<PreviousUserJson>::deserialize(d)?;
+        let mut out = PreviousUsers::with_capacity(users.len(), 0);
+        for u in &users {
+            out.push(
+                &u.id,
+                &u.upn,
+                u.exchange_enabled,
+                u.licenses.iter().map(|l| &l.sku_id),
+            );
+        }
+        Ok(out)
     }
 }
 
@@ -404,42 +559,31 @@ struct SkuOnly {
     sku_id: Arc<str>,
 }
 
-impl From<PreviousUserJson> for PreviousUser {
-    fn from(u: PreviousUserJson) -> Self {
-        PreviousUser {
-            names: UserNames::new(&u.id, &u.upn, None, None),
-            exchange_enabled: u.exchange_enabled,
-            licenses: u.licenses.into_iter().map(|l| l.sku_id).collect(),
-        }
-    }
-}
-
 impl PreviousRun {
     /// Finds a user by id.
-    pub fn user(&self, id: &str) -> Option<&PreviousUser> {
-        self.users
-            .binary_search_by(|u| u.id().cmp(id))
-            .ok()
-            .map(|i| &self.users[i])
+    pub fn user(&self, id: &str) -> Option<PreviousUser<'_>> {
+        self.users.user(id)
     }
 }
 
 impl From<&Snapshot> for PreviousRun {
     fn from(s: &Snapshot) -> Self {
+        let text = s.users.iter().map(|u| u.id().len() + u.upn().len()).sum();
+        let mut users = PreviousUsers::with_capacity(s.users.len(), text);
+        for u in &s.users {
+            users.push(
+                u.id(),
+                u.upn(),
+                u.exchange_enabled,
+                u.licenses.iter().map(|l| &l.sku_id),
+            );
+        }
         PreviousRun {
             taken_at: s.taken_at,
             delta_link: s.delta_link.clone(),
             full_scan_at: s.full_scan_at,
             recent_removals: s.recent_removals.clone(),
-            users: s
-                .users
-                .iter()
-                .map(|u| PreviousUser {
-                    names: u.names.clone(),
-                    exchange_enabled: u.exchange_enabled,
-                    licenses: u.licenses.iter().map(|l| l.sku_id.clone()).collect(),
-                })
-                .collect(),
+            users,
         }
     }
 }
@@ -483,21 +627,21 @@ impl Snapshot {
             while let Some(gone) = before.next_if(|p| p.id() < u.id()) {
                 vanished.push(gone);
             }
-            let prior = before.next_if(|p| p.id() == u.id()).map(|p| &p.licenses);
+            let prior = before.next_if(|p| p.id() == u.id());
             for sku in u.sku_ids() {
-                if prior.is_none_or(|b| !b.iter().any(|s| &**s == sku)) {
+                if prior.is_none_or(|p| !p.held(sku)) {
                     out.push(change(u.id(), u.upn(), sku, true));
                 }
             }
-            if let Some(b) = prior {
-                for sku in b.iter().filter(|s| !u.holds(s)) {
+            if let Some(p) = prior {
+                for sku in p.licenses().filter(|s| !u.holds(s)) {
                     out.push(change(u.id(), u.upn(), sku, false));
                 }
             }
         }
         vanished.extend(before);
         for p in vanished {
-            for sku in &p.licenses {
+            for sku in p.licenses() {
                 out.push(change(p.id(), p.upn(), sku, false));
             }
         }
@@ -508,6 +652,7 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_users_names_read_back_each_apart_and_an_empty_one_is_not_a_missing_one() {
@@ -547,26 +692,74 @@ mod tests {
     }
 
     #[test]
-    fn the_previous_run_shares_the_snapshots_names_and_sku_ids() {
-        let mut user = UserSnapshot::bare("a", "a@x");
-        user.licenses.push(LicenseSnap {
-            sku_id: "e3".into(),
-            disabled_plans: vec![],
-        });
+    fn the_previous_run_keeps_each_users_id_upn_flag_and_skus() {
+        let licensed = |id: &str, upn: &str, skus: &[&str]| UserSnapshot {
+            licenses: (skus.iter())
+                .map(|s| LicenseSnap {
+                    sku_id: (*s).into(),
+                    disabled_plans: vec!["plan".into()],
+                })
+                .collect(),
+            exchange_enabled: id == "b",
+            ..UserSnapshot::bare(id, upn)
+        };
         let snapshot = Snapshot {
             tenant_id: "t".into(),
             taken_at: DateTime::<Utc>::MIN_UTC,
-            users: vec![user],
+            users: vec![
+                licensed("", "", &[]),
+                licensed("a", "a@x", &["e3", "e5"]),
+                licensed("b", "", &["e5"]),
+                licensed("c", "c@x", &[]),
+            ],
             skus: vec![],
             delta_link: None,
             full_scan_at: None,
             recent_removals: vec![],
         };
         let previous = PreviousRun::from(&snapshot);
-        let (now, before) = (&snapshot.users[0], &previous.users[0]);
-        assert_eq!((before.id(), before.upn()), ("a", "a@x"));
-        assert!(Arc::ptr_eq(&now.names.text, &before.names.text));
-        assert!(Arc::ptr_eq(&now.licenses[0].sku_id, &before.licenses[0]));
+        let facts = |u: PreviousUser<'_>| {
+            let skus: Vec<String> = u.licenses().map(str::to_string).collect();
+            (
+                u.id().to_string(),
+                u.upn().to_string(),
+                u.exchange_enabled,
+                skus,
+            )
+        };
+        let kept: Vec<_> = previous.users.iter().map(facts).collect();
+        let expected = [
+            ("", "", false, vec![]),
+            ("a", "a@x", false, vec!["e3", "e5"]),
+            ("b", "", true, vec!["e5"]),
+            ("c", "c@x", false, vec![]),
+        ];
+        let expected: Vec<_> = (expected.into_iter())
+            .map(|(id, upn, ex, skus)| {
+                (
+                    id.into(),
+                    upn.into(),
+                    ex,
+                    skus.into_iter().map(String::from).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(kept, expected);
+        for id in ["", "a", "b", "c"] {
+            assert_eq!(previous.user(id).map(|u| u.id()), Some(id));
+        }
+        assert!(previous.user("aa").is_none() && previous.user("d").is_none());
+        assert!(
+            previous
+                .user("a")
+                .is_some_and(|u| u.is_licensed() && u.held("e5") && !u.held("e1"))
+        );
+        // Each SKU is held once, shared with the snapshot's users.
+        assert_eq!(previous.users.skus.len(), 2);
+        assert!(Arc::ptr_eq(
+            &snapshot.users[1].licenses[1].sku_id,
+            &previous.users.skus[1]
+        ));
     }
 
     #[test]
@@ -581,7 +774,8 @@ mod tests {
         assert!(json["mail"].is_null());
         let back: UserSnapshot = serde_json::from_value(json.clone()).expect("decode");
         assert_eq!(back, user);
-        let previous: PreviousUser = serde_json::from_value(json).expect("decode previous");
+        let users: PreviousUsers = serde_json::from_value(json!([json])).expect("decode previous");
+        let previous = users.get(0).expect("a user");
         assert_eq!((previous.id(), previous.upn()), ("id", "upn@x"));
     }
 

@@ -282,9 +282,9 @@ pub struct RunRecord {
 }
 
 /// Everything a deployment stores, behind one object: the SQLite file locally, DynamoDB + S3 + SQS on AWS.
-pub trait Backend: StateStore + RemediationStore + RemediationQueue + AuditState {}
+pub trait Backend: StateStore + RemediationIntake + AuditState {}
 
-impl<T: StateStore + RemediationStore + RemediationQueue + AuditState> Backend for T {}
+impl<T: StateStore + RemediationIntake + AuditState> Backend for T {}
 
 /// Gzipped JSON, as run records and reclamation reports are stored (and snapshots were, before
 /// [`crate::ports::snapshot_format`]).
@@ -560,8 +560,8 @@ pub trait LeaseStore: Send + Sync {
 pub mod traits {
     pub use super::{
         AlertStore, AuditState, GraceStore, HistoryStore, JobStatusStore, LeaseStore,
-        LicenseEventStore, NoticeLedger, RemediationQueue, RemediationStore, RunStore, StateStore,
-        SubscriptionStore,
+        LicenseEventStore, NoticeLedger, RemediationIntake, RemediationQueue, RemediationStore,
+        RunStore, StateStore, SubscriptionStore,
     };
 }
 
@@ -632,6 +632,41 @@ pub trait RemediationQueue: Send + Sync {
     async fn pending(&self, tenant_id: &str) -> Result<Vec<RemediationRequest>, StoreError>;
     /// Marks a request done (local queue only).
     async fn ack(&self, remediation_id: &str) -> Result<(), StoreError>;
+}
+
+/// The webhook's intake: a remediation admitted and its request queued.
+#[async_trait]
+pub trait RemediationIntake: RemediationStore + RemediationQueue {
+    /// Admits (as [`RemediationStore::admit`]) and, when the admission is new, queues the request. By default two
+    /// writes: a request that could not be queued is forgotten, so the sender's retry is not taken for a duplicate
+    /// (the budget it spent stays spent). A store that is its own queue does both in one transaction instead
+    /// (SQLite): nothing is admitted, spent or remembered unless the request is queued, and one commit is waited
+    /// for, not two.
+    async fn admit_and_queue(
+        &self,
+        webhook_key: Option<&str>,
+        record: &RemediationRecord,
+        max_per_hour: u32,
+    ) -> Result<Admitted, StoreError> {
+        admit_then_queue(self, webhook_key, record, max_per_hour).await
+    }
+}
+
+/// [`RemediationIntake::admit_and_queue`] in two writes: the admission, then the request queued.
+pub async fn admit_then_queue<S: RemediationStore + RemediationQueue + ?Sized>(
+    store: &S,
+    webhook_key: Option<&str>,
+    record: &RemediationRecord,
+    max_per_hour: u32,
+) -> Result<Admitted, StoreError> {
+    let admitted = store.admit(webhook_key, record, max_per_hour).await?;
+    if admitted == Admitted::New
+        && let Err(e) = store.enqueue(&record.request).await
+    {
+        let _ = store.forget(&record.request.remediation_id).await;
+        return Err(e);
+    }
+    Ok(admitted)
 }
 
 /// A gap: part of a source that was no longer available when licensewatch asked for it.

@@ -432,7 +432,6 @@ impl Runtime {
         crate::usecases::webhook::WebhookDeps {
             auth,
             store: self.store.as_ref(),
-            queue: self.store.as_ref(),
             clock: self.clock.as_ref(),
             policy: &self.policy,
             tenant_id: &self.microsoft.tenant_id,

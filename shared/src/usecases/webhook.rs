@@ -18,7 +18,7 @@ use crate::policy::Policy;
 use crate::ports::clock::Clock;
 use crate::ports::directory::Directory;
 use crate::ports::store::{
-    Admitted, RemediationQueue, RemediationRecord, RemediationRequest, RemediationStore, Ticket,
+    Admitted, RemediationIntake, RemediationRecord, RemediationRequest, Ticket,
 };
 use crate::secret::SecretString;
 use crate::usecases::reprocess_user::{plan, policy_refusal};
@@ -168,10 +168,8 @@ fn error(status: u16, message: &str) -> HttpResponse {
 pub struct WebhookDeps<'a> {
     /// Secrets and tolerance.
     pub auth: &'a WebhookAuth,
-    /// Remediation records.
-    pub store: &'a dyn RemediationStore,
-    /// Where accepted requests go.
-    pub queue: &'a dyn RemediationQueue,
+    /// Remediation records, and the queue accepted requests go to.
+    pub store: &'a dyn RemediationIntake,
     /// Time.
     pub clock: &'a dyn Clock,
     /// Policy (`[remediation]`).
@@ -553,8 +551,8 @@ async fn dry_run_once(
     ))
 }
 
-/// Admits the request in one store transaction (replay, same ticket, budget), then queues it. Only answers 2xx
-/// once the request is durable; otherwise the sender retries.
+/// Admits the request (replay, same ticket, budget) and queues it. Only answers 2xx once the request is durable
+/// and queued; otherwise the sender retries.
 async fn admit(
     deps: &WebhookDeps<'_>,
     replay_key: Option<&str>,
@@ -583,7 +581,7 @@ async fn admit(
     let budget = deps.policy.remediation.max_actions_per_hour;
     let admitted = deps
         .store
-        .admit(replay_key, &record, budget)
+        .admit_and_queue(replay_key, &record, budget)
         .await
         .map_err(|e| internal(&e))?;
     match admitted {
@@ -614,10 +612,6 @@ async fn admit(
             let message = "remediation.max_actions_per_hour is spent; try again later";
             return Err(reject("budget", error(429, message)));
         }
-    }
-    if let Err(e) = deps.queue.enqueue(&request).await {
-        let _ = deps.store.forget(&remediation_id).await;
-        return Err(internal(&e));
     }
     Ok(respond(
         202,

@@ -2,7 +2,9 @@
 //! same-ticket check, budget, record) and each queued request keeps its own all-or-nothing unit (a savepoint), but
 //! the writer folds every one that is waiting into one transaction and one commit, so the commit's cost is shared
 //! and no async worker blocks on the database. A waiter is answered only after the commit that holds its write;
-//! if that commit fails, every waiter in it gets the error (none of their writes happened).
+//! if that commit fails, every waiter in it gets the error (none of their writes happened). An admission and the
+//! queueing of its request are one unit: the endpoint waits for one commit, and a request is never admitted
+//! without being queued.
 
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
@@ -17,11 +19,12 @@ const MAX_BATCH: usize = 512;
 
 /// A write for the writer thread.
 pub(super) enum Job {
-    /// Admit a remediation request.
+    /// Admit a remediation request, and queue it in the same unit when `queue` is set.
     Admit {
         webhook_key: Option<String>,
         record: Box<RemediationRecord>,
         max_per_hour: u32,
+        queue: bool,
         reply: tokio::sync::oneshot::Sender<Result<Admitted, StoreError>>,
     },
     /// Put a request on the local remediation queue.
@@ -78,11 +81,16 @@ impl Job {
                 webhook_key,
                 record,
                 max_per_hour,
+                queue,
                 reply,
             } => {
                 let result = tx.and_then(|tx| {
                     unit(tx, |c| {
-                        admit(c, webhook_key.as_deref(), &record, max_per_hour)
+                        let admitted = admit(c, webhook_key.as_deref(), &record, max_per_hour)?;
+                        if queue && admitted == Admitted::New {
+                            enqueue(c, &record.request)?;
+                        }
+                        Ok(admitted)
                     })
                 });
                 answer(reply, result)

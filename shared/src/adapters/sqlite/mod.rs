@@ -21,8 +21,8 @@ use crate::domain::reclaim::ReclaimReport;
 use crate::domain::snapshot::{PreviousRun, Snapshot};
 use crate::ports::store::{
     Admitted, Alert, AuditState, Claim, Gap, GraceCase, HistoryEntry, Lease, LedgerEntry,
-    LedgerStatus, PendingParts, RemediationQueue, RemediationRecord, RemediationRequest,
-    RemediationStore, RunRecord, StoreError,
+    LedgerStatus, PendingParts, RemediationIntake, RemediationQueue, RemediationRecord,
+    RemediationRequest, RemediationStore, RunRecord, StoreError,
 };
 use crate::ports::store::{
     AlertStore, EncodedSnapshot, GraceStore, HistoryStore, LeaseStore, LicenseEventStore,

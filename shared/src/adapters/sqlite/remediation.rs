@@ -162,10 +162,38 @@ impl RemediationStore for SqliteStore {
         record: &RemediationRecord,
         max_per_hour: u32,
     ) -> Result<Admitted, StoreError> {
+        self.admission(webhook_key, record, max_per_hour, false)
+            .await
+    }
+}
+
+/// The store is its own queue: the admission and the queued request are one unit of one group commit.
+#[async_trait]
+impl RemediationIntake for SqliteStore {
+    async fn admit_and_queue(
+        &self,
+        webhook_key: Option<&str>,
+        record: &RemediationRecord,
+        max_per_hour: u32,
+    ) -> Result<Admitted, StoreError> {
+        self.admission(webhook_key, record, max_per_hour, true)
+            .await
+    }
+}
+
+impl SqliteStore {
+    async fn admission(
+        &self,
+        webhook_key: Option<&str>,
+        record: &RemediationRecord,
+        max_per_hour: u32,
+        queue: bool,
+    ) -> Result<Admitted, StoreError> {
         self.grouped(|reply| group_commit::Job::Admit {
             webhook_key: webhook_key.map(str::to_string),
             record: Box::new(record.clone()),
             max_per_hour,
+            queue,
             reply,
         })
         .await

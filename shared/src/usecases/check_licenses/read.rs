@@ -215,15 +215,11 @@ async fn state(
     if let Some(p) = &previous
         && !deps.store.has_runs(tenant_id).await?
     {
-        let users: Vec<write::Baseline> = p
+        let users = p
             .users
             .iter()
-            .map(|u| {
-                let skus = u.licenses.iter().map(|s| &**s).collect();
-                (u.id(), u.upn(), skus)
-            })
-            .collect();
-        let n = write::baseline(deps, tenant_id, &users, p.taken_at).await?;
+            .map(|u| (u.id(), u.upn(), u.licenses().collect()));
+        let n = write::baseline(deps, tenant_id, users, p.taken_at).await?;
         tracing::warn!(
             entries = n,
             "completed the baseline history of an interrupted first run"

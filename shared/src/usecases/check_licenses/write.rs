@@ -125,12 +125,8 @@ pub(super) async fn history(
             if let Some(encoded) = pending.take() {
                 self::snapshot(deps, encoded).await?;
             }
-            let users: Vec<Baseline> = snapshot
-                .users
-                .iter()
-                .map(|u| (u.id(), u.upn(), u.sku_ids().collect()))
-                .collect();
-            baseline(deps, tenant_id, &users, now).await?
+            let users = (snapshot.users.iter()).map(|u| (u.id(), u.upn(), u.sku_ids().collect()));
+            baseline(deps, tenant_id, users, now).await?
         }
         Some(p) => {
             let entries: Vec<HistoryEntry> = changes
@@ -153,16 +149,21 @@ pub(super) async fn history(
     (deps.crash)(CheckStep::AfterHistory)
 }
 
-/// Writes the baseline history (licences that existed before licensewatch watched), in chunks so that a first run
-/// over a large tenant never holds a second copy of it. Returns how many entries it wrote.
-pub(super) async fn baseline(
+/// Writes the baseline history (licences that existed before licensewatch watched), in chunks of users taken from
+/// `users` as they are written, so that a first run over a large tenant never holds a second copy of it. Returns
+/// how many entries it wrote.
+pub(super) async fn baseline<'a>(
     deps: &CheckDeps<'_>,
     tenant_id: &str,
-    users: &[Baseline<'_>],
+    mut users: impl Iterator<Item = Baseline<'a>> + Send,
     at: DateTime<Utc>,
 ) -> Result<usize, CoreError> {
     let mut written = 0;
-    for chunk in users.chunks(5_000) {
+    loop {
+        let chunk: Vec<Baseline> = users.by_ref().take(5_000).collect();
+        if chunk.is_empty() {
+            break;
+        }
         let entries: Vec<HistoryEntry> = chunk
             .iter()
             .flat_map(|(id, upn, skus)| {

@@ -49,8 +49,8 @@ use crate::domain::snapshot::{PreviousRun, Snapshot};
 use crate::ports::channel::Audience;
 use crate::ports::store::{
     Admitted, Alert, AuditState, Claim, Gap, GraceCase, HistoryEntry, Lease, LedgerEntry,
-    LedgerStatus, PendingParts, RemediationQueue, RemediationRecord, RemediationRequest,
-    RemediationStore, RunRecord, StoreError,
+    LedgerStatus, PendingParts, RemediationIntake, RemediationQueue, RemediationRecord,
+    RemediationRequest, RemediationStore, RunRecord, StoreError,
 };
 use crate::ports::store::{
     AlertStore, EncodedSnapshot, GraceStore, HistoryStore, LeaseStore, LicenseEventStore,

@@ -50,6 +50,9 @@ impl RemediationQueue for DynamoStore {
     }
 }
 
+/// Admission (DynamoDB) and queueing (SQS) are two writes: the default, healed by the sender's retry.
+impl RemediationIntake for DynamoStore {}
+
 #[async_trait]
 impl RemediationStore for DynamoStore {
     async fn claim(&self, record: &RemediationRecord) -> Result<Claim, StoreError> {

@@ -21,8 +21,8 @@ use crate::error::StoreError;
 use crate::ports::channel::Audience;
 use crate::ports::store::{
     Admitted, Alert, AuditState, Claim, Gap, HistoryEntry, Lease, LedgerEntry, LedgerStatus,
-    PendingParts, RemediationQueue, RemediationRecord, RemediationRequest, RemediationStore,
-    RunRecord,
+    PendingParts, RemediationIntake, RemediationQueue, RemediationRecord, RemediationRequest,
+    RemediationStore, RunRecord,
 };
 use crate::ports::store::{
     AlertStore, EncodedSnapshot, GraceStore, HistoryStore, LeaseStore, LicenseEventStore,

@@ -36,6 +36,9 @@ impl RemediationQueue for MemoryStore {
     }
 }
 
+/// Two writes, as the DynamoDB store with SQS makes them (the default).
+impl RemediationIntake for MemoryStore {}
+
 #[async_trait]
 impl RemediationStore for MemoryStore {
     async fn claim(&self, record: &RemediationRecord) -> Result<Claim, StoreError> {
