@@ -668,6 +668,31 @@ async fn remediation_requests_go_to_sqs_when_a_queue_is_configured() {
     assert_eq!(got, req);
     queue.delete(&msgs[0].0).await.expect("delete");
 
+    // SQS cannot be asked what it holds: the remediation item records the queueing, and a status set later keeps it.
+    let admitted = record("q2", None, at(9));
+    store.admit(None, &admitted, 10).await.expect("admit");
+    assert!(
+        !store.is_queued("q2").await.expect("read"),
+        "admitted, not queued"
+    );
+    let queued = record("q3", None, at(9));
+    store
+        .admit_and_queue(None, &queued, 10)
+        .await
+        .expect("admit");
+    assert!(store.is_queued("q3").await.expect("read"));
+    let done = licensewatch_core::domain::kinds::RemediationStatus::Succeeded;
+    store
+        .set_status("q3", done, &serde_json::Value::Null, at(10))
+        .await
+        .expect("status");
+    assert!(store.is_queued("q3").await.expect("read"));
+    assert_eq!(
+        queue.receive(10).await.expect("receive").len(),
+        1,
+        "q3 only"
+    );
+
     // Without SQS the table holds the queue.
     let local = aws.store(false);
     local.enqueue(&req).await.expect("enqueue");

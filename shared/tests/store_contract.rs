@@ -394,6 +394,15 @@ async fn an_admitted_request_is_queued_once() {
             ["queued-1"],
             "{name}: a replay queues nothing"
         );
+        assert!(store.is_queued("queued-1").await.expect("read"), "{name}");
+        // Admitted by a process that died before queueing it: the store says so.
+        let lost = remediation("lost-1", at(7));
+        let admitted = store.admit(Some("msg-q2"), &lost, 5).await;
+        assert_eq!(admitted.expect("admit"), Admitted::New, "{name}");
+        assert!(!store.is_queued("lost-1").await.expect("read"), "{name}");
+        store.enqueue(&lost.request).await.expect("queue");
+        store.mark_queued("lost-1").await.expect("mark");
+        assert!(store.is_queued("lost-1").await.expect("read"), "{name}");
     }
 }
 

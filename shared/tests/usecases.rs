@@ -716,3 +716,77 @@ mod change_endpoint {
         assert!(queue.sent().is_empty());
     }
 }
+
+/// The webhook endpoint over a store whose admission and queueing are writes of their own (DynamoDB, then SQS).
+mod webhook_intake {
+    use super::*;
+    use licensewatch_core::domain::signing::WebhookSecret;
+    use licensewatch_core::usecases::webhook::{HttpRequest, WebhookAuth, WebhookDeps, handle};
+
+    const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+    fn delivery<'a>(id: &str, at: DateTime<Utc>, body: &'a [u8]) -> HttpRequest<'a> {
+        let secret = WebhookSecret::parse(SECRET).expect("secret");
+        let headers = [
+            ("webhook-id", id.to_string()),
+            ("webhook-timestamp", at.timestamp().to_string()),
+            ("webhook-signature", secret.sign(id, at.timestamp(), body)),
+            ("content-type", "application/json".to_string()),
+        ];
+        HttpRequest {
+            method: "POST",
+            path: "/remediations",
+            headers: headers.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+            body,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_delivery_admitted_but_never_queued_is_queued_when_the_sender_retries() {
+        let mut policy = Policy::default();
+        policy.webhook.secrets_env = vec!["LW_SECRET".into()];
+        let auth = WebhookAuth::from_policy(&policy, &|_| Some(SECRET.into())).expect("auth");
+        let store = MemoryStore::new();
+        let (clock, directory) = (FixedClock::at(day(20)), MemoryDirectory::new());
+        let deps = WebhookDeps {
+            auth: &auth,
+            store: &store,
+            clock: &clock,
+            policy: &policy,
+            tenant_id: TENANT,
+            graph: &directory,
+        };
+        let body = br#"{"user":"adele@contoso.com","action":"reprocess","ticket":{"system":"jira","id":"IT-1"}}"#;
+        let queued = || async {
+            let queue = store.pending(TENANT).await.expect("queue");
+            queue
+                .into_iter()
+                .map(|r| r.remediation_id)
+                .collect::<Vec<_>>()
+        };
+        // A delivery answered normally, then retried (the answer was lost on the way): queued once.
+        let answered = handle(&deps, &delivery("msg_0", day(20), body)).await;
+        assert_eq!(answered.status, 202, "{}", answered.body);
+        let retried = handle(&deps, &delivery("msg_0", day(20), body)).await;
+        assert_eq!(retried.status, 200);
+        assert_eq!(
+            queued().await,
+            [answered.body["remediation_id"].as_str().expect("id")]
+        );
+        // Another ticket: the process dies between the admission and the queueing, so the sender gets no answer.
+        let body = br#"{"user":"adele@contoso.com","action":"reprocess","ticket":{"system":"jira","id":"IT-2"}}"#;
+        store.dies_after_next_admission();
+        let first = handle(&deps, &delivery("msg_1", day(20), body)).await;
+        assert_eq!(first.status, 500);
+        assert_eq!(queued().await.len(), 1);
+        // It delivers again with the same webhook id: the request admitted then is queued now, once.
+        for _ in 0..2 {
+            let retry = handle(&deps, &delivery("msg_1", day(20), body)).await;
+            assert_eq!(retry.status, 200, "{}", retry.body);
+            assert_eq!(retry.body["duplicate"], true);
+            let ids = queued().await;
+            assert_eq!(ids.len(), 2);
+            assert_eq!(ids[1], retry.body["remediation_id"].as_str().expect("id"));
+        }
+    }
+}

@@ -637,11 +637,9 @@ pub trait RemediationQueue: Send + Sync {
 /// The webhook's intake: a remediation admitted and its request queued.
 #[async_trait]
 pub trait RemediationIntake: RemediationStore + RemediationQueue {
-    /// Admits (as [`RemediationStore::admit`]) and, when the admission is new, queues the request. By default two
-    /// writes: a request that could not be queued is forgotten, so the sender's retry is not taken for a duplicate
-    /// (the budget it spent stays spent). A store that is its own queue does both in one transaction instead
-    /// (SQLite): nothing is admitted, spent or remembered unless the request is queued, and one commit is waited
-    /// for, not two.
+    /// Admits (as [`RemediationStore::admit`]) and, when the admission is new, queues the request. By default
+    /// [`admit_then_queue`]. A store that is its own queue does both in one transaction instead (SQLite): nothing is
+    /// admitted, spent or remembered unless the request is queued, and one commit is waited for, not two.
     async fn admit_and_queue(
         &self,
         webhook_key: Option<&str>,
@@ -650,21 +648,36 @@ pub trait RemediationIntake: RemediationStore + RemediationQueue {
     ) -> Result<Admitted, StoreError> {
         admit_then_queue(self, webhook_key, record, max_per_hour).await
     }
+
+    /// Records that an admitted remediation's request was queued, where the queue cannot be asked (SQS).
+    async fn mark_queued(&self, remediation_id: &str) -> Result<(), StoreError>;
+
+    /// False when an admitted remediation's request may never have been queued: a process that died between the
+    /// admission and the queueing leaves it so, and the sender's retry of that delivery queues it then.
+    async fn is_queued(&self, remediation_id: &str) -> Result<bool, StoreError>;
 }
 
-/// [`RemediationIntake::admit_and_queue`] in two writes: the admission, then the request queued.
-pub async fn admit_then_queue<S: RemediationStore + RemediationQueue + ?Sized>(
+/// [`RemediationIntake::admit_and_queue`] in writes of their own: the admission, the request queued, then the
+/// queueing recorded. A request that could not be queued is forgotten, so the sender's retry is not taken for a
+/// duplicate (the budget it spent stays spent); one whose queueing could not be recorded is queued, and answered
+/// so (a retry of that delivery would queue it once more, which the worker acts on once).
+pub async fn admit_then_queue<S: RemediationIntake + ?Sized>(
     store: &S,
     webhook_key: Option<&str>,
     record: &RemediationRecord,
     max_per_hour: u32,
 ) -> Result<Admitted, StoreError> {
     let admitted = store.admit(webhook_key, record, max_per_hour).await?;
-    if admitted == Admitted::New
-        && let Err(e) = store.enqueue(&record.request).await
-    {
-        let _ = store.forget(&record.request.remediation_id).await;
+    if admitted != Admitted::New {
+        return Ok(admitted);
+    }
+    let id = &record.request.remediation_id;
+    if let Err(e) = store.enqueue(&record.request).await {
+        let _ = store.forget(id).await;
         return Err(e);
+    }
+    if let Err(e) = store.mark_queued(id).await {
+        tracing::warn!(remediation = %id, error = %e, "queued, but the queueing could not be recorded");
     }
     Ok(admitted)
 }

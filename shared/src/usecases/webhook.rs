@@ -552,7 +552,8 @@ async fn dry_run_once(
 }
 
 /// Admits the request (replay, same ticket, budget) and queues it. Only answers 2xx once the request is durable
-/// and queued; otherwise the sender retries.
+/// and queued; otherwise the sender retries, and the retry of a delivery admitted but never queued (the process
+/// died between the two writes of a store whose queue is elsewhere: DynamoDB, then SQS) queues it then.
 async fn admit(
     deps: &WebhookDeps<'_>,
     replay_key: Option<&str>,
@@ -592,7 +593,10 @@ async fn admit(
                 .remediation(&first)
                 .await
                 .map_err(|e| internal(&e))?;
-            let status = stored.map_or(RemediationStatus::Queued, |r| r.status);
+            let status = match stored {
+                Some(first) => queued_if_lost(deps, &first).await?,
+                None => RemediationStatus::Queued,
+            };
             return Ok(respond(
                 200,
                 json!({"remediation_id": first, "status": status, "duplicate": true}),
@@ -617,6 +621,27 @@ async fn admit(
         202,
         json!({"remediation_id": remediation_id, "status": "queued"}),
     ))
+}
+
+/// The status of a retried delivery's remediation, after queueing its request if it is still waiting and its
+/// queueing was never recorded. A sender retries a delivery (same webhook id) when it got no answer: the process
+/// that admitted it may have died before queueing it.
+async fn queued_if_lost(
+    deps: &WebhookDeps<'_>,
+    first: &RemediationRecord,
+) -> Result<RemediationStatus, HttpResponse> {
+    let id = &first.request.remediation_id;
+    let lost = first.status == RemediationStatus::Queued
+        && !deps.store.is_queued(id).await.map_err(|e| internal(&e))?;
+    if lost {
+        tracing::warn!(remediation = %id, "an admitted request was never queued; queued now");
+        deps.store
+            .enqueue(&first.request)
+            .await
+            .map_err(|e| internal(&e))?;
+        deps.store.mark_queued(id).await.map_err(|e| internal(&e))?;
+    }
+    Ok(first.status)
 }
 
 #[cfg(test)]

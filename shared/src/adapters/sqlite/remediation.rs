@@ -179,6 +179,18 @@ impl RemediationIntake for SqliteStore {
         self.admission(webhook_key, record, max_per_hour, true)
             .await
     }
+
+    /// The queue row is the record of the queueing.
+    async fn mark_queued(&self, _remediation_id: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn is_queued(&self, remediation_id: &str) -> Result<bool, StoreError> {
+        self.conn()
+            .prepare_cached("SELECT 1 FROM remediation_queue WHERE remediation_id = ?1")
+            .and_then(|mut st| st.exists(params![remediation_id]))
+            .map_err(|e| self.db(e))
+    }
 }
 
 impl SqliteStore {

@@ -50,8 +50,42 @@ impl RemediationQueue for DynamoStore {
     }
 }
 
-/// Admission (DynamoDB) and queueing (SQS) are two writes: the default, healed by the sender's retry.
-impl RemediationIntake for DynamoStore {}
+/// Admission (DynamoDB) and queueing (SQS, or the table) are writes of their own: the default. With SQS, whose
+/// messages cannot be looked up, the remediation item records the queueing.
+#[async_trait]
+impl RemediationIntake for DynamoStore {
+    async fn mark_queued(&self, remediation_id: &str) -> Result<(), StoreError> {
+        if self.queue.is_none() {
+            return Ok(());
+        }
+        self.db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("remediation#{remediation_id}"), "-")))
+            .update_expression("SET queued = :yes")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map_err(|e| sdk_error("dynamodb UpdateItem", e))?;
+        Ok(())
+    }
+
+    async fn is_queued(&self, remediation_id: &str) -> Result<bool, StoreError> {
+        let pk = format!("remediation#{remediation_id}");
+        if self.queue.is_some() {
+            let item = self.get(&pk, "-").await?;
+            return Ok(
+                item.and_then(|i| i.get("queued").cloned()) == Some(AttributeValue::Bool(true))
+            );
+        }
+        let Some(record) = self.remediation(remediation_id).await? else {
+            return Ok(false);
+        };
+        let partition = format!("{}#queue", record.request.tenant_id.to_ascii_lowercase());
+        Ok(self.get(&partition, remediation_id).await?.is_some())
+    }
+}
 
 #[async_trait]
 impl RemediationStore for DynamoStore {

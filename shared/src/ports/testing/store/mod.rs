@@ -62,6 +62,8 @@ struct State {
     blobs: HashMap<String, DateTime<Utc>>,
     gaps: BTreeMap<(String, DateTime<Utc>), Gap>,
     marker: u64,
+    /// The next admission is the last thing the process does (see [`MemoryStore::dies_after_next_admission`]).
+    dies_after_admission: bool,
 }
 
 /// Every store port in memory.
@@ -80,6 +82,12 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The next [`RemediationIntake::admit_and_queue`] stops where a killed process would: the admission is
+    /// stored, the request is not queued, and nothing is undone.
+    pub fn dies_after_next_admission(&self) {
+        self.lock().dies_after_admission = true;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

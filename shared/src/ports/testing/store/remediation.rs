@@ -36,8 +36,34 @@ impl RemediationQueue for MemoryStore {
     }
 }
 
-/// Two writes, as the DynamoDB store with SQS makes them (the default).
-impl RemediationIntake for MemoryStore {}
+/// Writes of their own, as the DynamoDB store with SQS makes them (the default), and a process death between the
+/// admission and the queueing on request.
+#[async_trait]
+impl RemediationIntake for MemoryStore {
+    async fn admit_and_queue(
+        &self,
+        webhook_key: Option<&str>,
+        record: &RemediationRecord,
+        max_per_hour: u32,
+    ) -> Result<Admitted, StoreError> {
+        if std::mem::take(&mut self.lock().dies_after_admission) {
+            self.admit(webhook_key, record, max_per_hour).await?;
+            return Err(StoreError::Database(
+                "the process died after the admission".into(),
+            ));
+        }
+        crate::ports::store::admit_then_queue(self, webhook_key, record, max_per_hour).await
+    }
+
+    /// The queue is the record of the queueing.
+    async fn mark_queued(&self, _remediation_id: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn is_queued(&self, remediation_id: &str) -> Result<bool, StoreError> {
+        Ok((self.lock().queue.iter()).any(|(r, _)| r.remediation_id == remediation_id))
+    }
+}
 
 #[async_trait]
 impl RemediationStore for MemoryStore {
