@@ -273,7 +273,7 @@ async fn check_under(
     checks::sort_findings(&mut findings);
     write::run_record(deps, snapshot, &findings).await?;
     tracing::info!(tenant = %tenant.tenant_id, users = snapshot.users.len(), findings = findings.len(), "license-check done");
-    Ok(CheckReport {
+    let report = CheckReport {
         tenant_id: tenant.tenant_id.clone(),
         run_at: now,
         first_run: state.previous.is_none(),
@@ -286,5 +286,16 @@ async fn check_under(
         grace_cases: cases.counts,
         remediations_queued,
         skipped: None,
-    })
+    };
+    free_later((seen, state));
+    Ok(report)
+}
+
+/// Frees what a run read on a thread of its own: a large tenant's users are hundreds of thousands of allocations,
+/// tens of milliseconds to free, which whoever waits for the report need not wait for (a process that ends first
+/// simply returns the memory whole). Freed here when no thread can be had.
+fn free_later<T: Send + 'static>(read: T) {
+    let _ = std::thread::Builder::new()
+        .name("license-check-free".into())
+        .spawn(move || drop(read));
 }
