@@ -69,11 +69,11 @@ pub fn is_binary(bytes: &[u8]) -> bool {
 /// becomes about 2 MB in some 15 ms, five times less to write to SQLite or S3 and to read back).
 pub fn encode(snapshot: &Snapshot) -> Result<Vec<u8>, StoreError> {
     let corrupt = |e: std::io::Error| StoreError::Corrupt(format!("compressing a snapshot: {e}"));
-    let table = Strings::of(snapshot);
-    let mut out = Vec::with_capacity(table.body_estimate / 4);
+    let strings = Strings::of(snapshot);
+    let mut out = Vec::with_capacity(strings.body_estimate / 4);
     out.extend_from_slice(MAGIC);
     let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
-    write_body(snapshot, table, &mut gz).map_err(corrupt)?;
+    write_body(snapshot, strings, &mut gz).map_err(corrupt)?;
     gz.finish().map_err(corrupt)
 }
 
@@ -182,7 +182,7 @@ impl<'a> Strings<'a> {
 /// holds every string they name).
 fn write_body<'a>(
     snapshot: &'a Snapshot,
-    table: Strings<'a>,
+    strings: Strings<'a>,
     sink: &mut impl std::io::Write,
 ) -> std::io::Result<()> {
     let header = serde_json::to_vec(&HeaderOut {
@@ -193,7 +193,7 @@ fn write_body<'a>(
         full_scan_at: snapshot.full_scan_at,
         recent_removals: &snapshot.recent_removals,
     })?;
-    let mut users = table.writer;
+    let mut users = strings.writer;
     let mut head = Vec::with_capacity(64 + header.len() + users.table_bytes);
     put_bytes(&mut head, &header);
     put_varint(&mut head, users.table.len() as u64);

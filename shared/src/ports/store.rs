@@ -657,10 +657,9 @@ pub trait RemediationIntake: RemediationStore + RemediationQueue {
     async fn is_queued(&self, remediation_id: &str) -> Result<bool, StoreError>;
 }
 
-/// [`RemediationIntake::admit_and_queue`] in writes of their own: the admission, the request queued, then the
-/// queueing recorded. A request that could not be queued is forgotten, so the sender's retry is not taken for a
-/// duplicate (the budget it spent stays spent); one whose queueing could not be recorded is queued, and answered
-/// so (a retry of that delivery would queue it once more, which the worker acts on once).
+/// [`RemediationIntake::admit_and_queue`] in writes of their own: the admission, then [`queue_and_record`]. A
+/// request that could not be queued is forgotten, so the sender's retry is not taken for a duplicate (the budget it
+/// spent stays spent).
 pub async fn admit_then_queue<S: RemediationIntake + ?Sized>(
     store: &S,
     webhook_key: Option<&str>,
@@ -668,18 +667,28 @@ pub async fn admit_then_queue<S: RemediationIntake + ?Sized>(
     max_per_hour: u32,
 ) -> Result<Admitted, StoreError> {
     let admitted = store.admit(webhook_key, record, max_per_hour).await?;
-    if admitted != Admitted::New {
-        return Ok(admitted);
-    }
-    let id = &record.request.remediation_id;
-    if let Err(e) = store.enqueue(&record.request).await {
-        let _ = store.forget(id).await;
+    if admitted == Admitted::New
+        && let Err(e) = queue_and_record(store, &record.request).await
+    {
+        let _ = store.forget(&record.request.remediation_id).await;
         return Err(e);
     }
+    Ok(admitted)
+}
+
+/// Queues an admitted remediation's request, then records that it was queued. A failure to record is logged, not
+/// returned: the request is queued, and a later retry of its delivery would only queue it once more, which the
+/// worker acts on once.
+pub async fn queue_and_record<S: RemediationIntake + ?Sized>(
+    store: &S,
+    request: &RemediationRequest,
+) -> Result<(), StoreError> {
+    store.enqueue(request).await?;
+    let id = &request.remediation_id;
     if let Err(e) = store.mark_queued(id).await {
         tracing::warn!(remediation = %id, error = %e, "queued, but the queueing could not be recorded");
     }
-    Ok(admitted)
+    Ok(())
 }
 
 /// A gap: part of a source that was no longer available when licensewatch asked for it.

@@ -18,7 +18,7 @@ use crate::policy::Policy;
 use crate::ports::clock::Clock;
 use crate::ports::directory::Directory;
 use crate::ports::store::{
-    Admitted, RemediationIntake, RemediationRecord, RemediationRequest, Ticket,
+    Admitted, RemediationIntake, RemediationRecord, RemediationRequest, Ticket, queue_and_record,
 };
 use crate::secret::SecretString;
 use crate::usecases::reprocess_user::{plan, policy_refusal};
@@ -635,11 +635,9 @@ async fn queued_if_lost(
         && !deps.store.is_queued(id).await.map_err(|e| internal(&e))?;
     if lost {
         tracing::warn!(remediation = %id, "an admitted request was never queued; queued now");
-        deps.store
-            .enqueue(&first.request)
+        queue_and_record(deps.store, &first.request)
             .await
             .map_err(|e| internal(&e))?;
-        deps.store.mark_queued(id).await.map_err(|e| internal(&e))?;
     }
     Ok(first.status)
 }
