@@ -419,7 +419,7 @@ fn snapshot(taken_at: DateTime<Utc>, consumed: i64) -> Snapshot {
     Snapshot {
         tenant_id: TENANT.into(),
         taken_at,
-        users: vec![],
+        users: Default::default(),
         skus: vec![SkuSnap {
             sku_id: "sku-a".into(),
             part_number: "SPE_E3".into(),

@@ -12,7 +12,7 @@ use crate::domain::findings::{Cause, Detail, Finding, Severity};
 use crate::domain::grace::{EvidenceKind, GraceCase};
 use crate::domain::license_event::LicenseEvent;
 use crate::domain::snapshot::{
-    CommerceSnap, LicenseChange, PreviousRun, RecentRemoval, SkuSnap, Snapshot, UserSnapshot,
+    CommerceSnap, LicenseChange, PreviousRun, RecentRemoval, SkuSnap, Snapshot, UserRef,
 };
 use crate::policy::CheckPolicy;
 
@@ -85,7 +85,7 @@ pub struct UserFindings<'s> {
     /// Shared/resource mailboxes on disabled accounts.
     pub disabled_mailboxes: Vec<DisabledMailbox>,
     /// SKU id → users in CountViolation on it.
-    pub count_violations: HashMap<String, Vec<&'s UserSnapshot>>,
+    pub count_violations: HashMap<String, Vec<UserRef<'s>>>,
 }
 
 /// Reads every user of `snapshot`. `groups` names the groups with licence errors.
@@ -95,9 +95,9 @@ pub fn user_findings<'s>(
     names: &SkuNames,
 ) -> UserFindings<'s> {
     let mut out = UserFindings::default();
-    for u in &snapshot.users {
-        for s in u.states.iter().filter(|s| s.state.is_error()) {
-            let error = s.error.clone().unwrap_or(AssignmentError::Unknown);
+    for u in snapshot.users.iter() {
+        for s in u.states().filter(|s| s.state.is_error()) {
+            let error = s.error.cloned().unwrap_or(AssignmentError::Unknown);
             if error == AssignmentError::CountViolation {
                 out.count_violations
                     .entry(s.sku_id.to_string())
@@ -107,17 +107,17 @@ pub fn user_findings<'s>(
             // `Other` says only that a sibling from the same group failed: name the sibling's real error.
             let cause = (error == AssignmentError::Other)
                 .then(|| {
-                    u.states.iter().find(|o| {
+                    u.states().find(|o| {
                         o.group == s.group
                             && o.sku_id != s.sku_id
-                            && o.error.as_ref().is_some_and(AssignmentError::is_root_cause)
+                            && o.error.is_some_and(AssignmentError::is_root_cause)
                     })
                 })
                 .flatten()
                 .map(|o| Cause {
                     sku_id: o.sku_id.to_string(),
-                    sku_part_number: names.part(&o.sku_id),
-                    error: o.error.clone().unwrap_or(AssignmentError::Unknown),
+                    sku_part_number: names.part(o.sku_id),
+                    error: o.error.cloned().unwrap_or(AssignmentError::Unknown),
                 });
             out.findings.push(Finding {
                 severity: Severity::Warning,
@@ -125,17 +125,17 @@ pub fn user_findings<'s>(
                     user_id: u.id().to_string(),
                     user_principal_name: u.upn().to_string(),
                     sku_id: s.sku_id.to_string(),
-                    sku_part_number: names.part(&s.sku_id),
+                    sku_part_number: names.part(s.sku_id),
                     state: s.state.clone(),
                     error,
-                    assigned_by_group: s.group.clone(),
-                    group_display_name: s.group.as_ref().and_then(|g| groups.get(g).cloned()),
+                    assigned_by_group: s.group.map(str::to_string),
+                    group_display_name: s.group.and_then(|g| groups.get(g).cloned()),
                     cause,
                 },
                 suppressed: None,
             });
         }
-        if !u.account_enabled && !u.licenses.is_empty() {
+        if !u.account_enabled() && u.is_licensed() {
             out.findings.push(Finding {
                 severity: Severity::Info,
                 detail: Detail::LicensedDisabledAccount {
@@ -146,11 +146,11 @@ pub fn user_findings<'s>(
                 suppressed: None,
             });
         }
-        if !u.account_enabled && !u.guest && u.mailbox {
+        if !u.account_enabled() && !u.guest() && u.mailbox() {
             out.disabled_mailboxes.push(DisabledMailbox {
                 user_id: u.id().to_string(),
                 user_principal_name: u.upn().to_string(),
-                licensed: u.exchange_enabled,
+                licensed: u.exchange_enabled(),
             });
         }
     }
@@ -160,7 +160,7 @@ pub fn user_findings<'s>(
 /// `sku_capacity` for each SKU that is out of seats, low, lapsing, or has users waiting in CountViolation.
 pub fn capacity_findings(
     skus: &[SkuSnap],
-    count_violations: &HashMap<String, Vec<&UserSnapshot>>,
+    count_violations: &HashMap<String, Vec<UserRef<'_>>>,
     policy: &CheckPolicy,
 ) -> Vec<Finding> {
     skus.iter()
@@ -228,15 +228,20 @@ pub fn overlap_findings(snapshot: &Snapshot, price: &dyn Fn(&str) -> Option<f64>
             .map_or_else(|| id.to_string(), |k| k.part_number.to_string())
     };
     let mut out = Vec::new();
-    for u in snapshot.users.iter().filter(|u| u.licenses.len() > 1) {
-        let held: Vec<HeldRef<'_>> = u.licenses.iter().map(HeldRef::from).collect();
+    for u in snapshot.users.iter().filter(|u| u.licenses().len() > 1) {
+        let plans: Vec<Vec<&str>> = u.licenses().map(|l| l.disabled_plans().collect()).collect();
+        let held: Vec<HeldRef<'_>> = (u.licenses().zip(&plans))
+            .map(|(l, plans)| HeldRef {
+                sku_id: l.sku_id,
+                disabled_plans: plans,
+            })
+            .collect();
         let price_of = |id: &str| price(id).or_else(|| price(&part(id)));
         for o in overlaps(&held, &skus, &price_of) {
             let via_group = u
-                .states
-                .iter()
+                .states()
                 .find(|s| s.sku_id.eq_ignore_ascii_case(&o.remove) && s.group.is_some())
-                .and_then(|s| s.group.clone());
+                .and_then(|s| s.group.map(str::to_string));
             out.push(Finding {
                 severity: Severity::Info,
                 detail: Detail::OverlappingLicenses {

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::domain::assignment::AssignmentError;
 use crate::domain::findings::{Attempt, AttemptSource, Severity};
 use crate::domain::license_event::LicenseEvent;
-use crate::domain::snapshot::UserSnapshot;
+use crate::domain::snapshot::UserRef;
 use crate::policy::GracePolicy;
 
 /// What dates the start of a grace period, strongest first.
@@ -241,7 +241,7 @@ pub struct MailboxFacts<'a> {
     /// Tenant.
     pub tenant_id: &'a str,
     /// The user now.
-    pub user: &'a UserSnapshot,
+    pub user: UserRef<'a>,
     /// Every licence event of the tenant (the rules pick the user's).
     pub events: &'a [LicenseEvent],
     /// The previous snapshot showed the user with an enabled Exchange plan.
@@ -290,7 +290,7 @@ pub fn follow_case(
 /// The user's licence events since they last successfully got a licence: only those can explain the current state.
 pub fn since_last_grant<'e>(
     events: &'e [LicenseEvent],
-    user: &UserSnapshot,
+    user: UserRef<'_>,
 ) -> Vec<&'e LicenseEvent> {
     let mine: Vec<&LicenseEvent> = events
         .iter()
@@ -336,7 +336,7 @@ fn gather_evidence(
             at: now,
         });
     }
-    if let Some(created) = facts.user.created {
+    if let Some(created) = facts.user.created() {
         evidence.push(Evidence {
             kind: EvidenceKind::Created,
             at: created,
@@ -361,7 +361,7 @@ fn sorted_unique(mut v: Vec<String>) -> Vec<String> {
 /// user's licences in error, else a remediation request asking for SKUs, else unknown.
 pub fn attempted_skus(
     since_grant: &[&LicenseEvent],
-    user: &UserSnapshot,
+    user: UserRef<'_>,
     requested_sku_ids: &[String],
 ) -> Attempt {
     let from_records = sorted_unique(
@@ -372,8 +372,7 @@ pub fn attempted_skus(
             .collect(),
     );
     let in_error = sorted_unique(
-        user.states
-            .iter()
+        user.states()
             .filter(|s| s.error.is_some())
             .map(|s| s.sku_id.to_string())
             .collect(),
@@ -401,19 +400,14 @@ pub fn attempted_skus(
 }
 
 /// What blocks a licence, for admins: the first root-cause assignment error, with its group's name when known.
-pub fn blocked_by(user: &UserSnapshot, groups: &HashMap<String, String>) -> Option<String> {
+pub fn blocked_by(user: UserRef<'_>, groups: &HashMap<String, String>) -> Option<String> {
     let s = user
-        .states
-        .iter()
-        .find(|s| s.error.as_ref().is_some_and(AssignmentError::is_root_cause))?;
-    let error = s
-        .error
-        .as_ref()
-        .map(AssignmentError::as_str)
-        .unwrap_or_default();
-    Some(match &s.group {
+        .states()
+        .find(|s| s.error.is_some_and(AssignmentError::is_root_cause))?;
+    let error = s.error.map(AssignmentError::as_str).unwrap_or_default();
+    Some(match s.group {
         Some(g) => {
-            let name = groups.get(g).unwrap_or(g);
+            let name = groups.get(g).map_or(g, String::as_str);
             format!("group '{name}': {error} on SKU {}", s.sku_id)
         }
         None => format!("{error} on SKU {}", s.sku_id),
@@ -421,10 +415,10 @@ pub fn blocked_by(user: &UserSnapshot, groups: &HashMap<String, String>) -> Opti
 }
 
 /// Why an open case closes, given the user as the snapshot shows them now (`None`: deleted).
-pub fn close_reason(user: Option<&UserSnapshot>) -> &'static str {
+pub fn close_reason(user: Option<UserRef<'_>>) -> &'static str {
     match user {
-        Some(u) if u.exchange_enabled => "an enabled Exchange plan is assigned again",
-        Some(u) if !u.account_enabled => "the account was disabled",
+        Some(u) if u.exchange_enabled() => "an enabled Exchange plan is assigned again",
+        Some(u) if !u.account_enabled() => "the account was disabled",
         Some(_) => "the user no longer has a member mailbox",
         None => "the user was deleted",
     }

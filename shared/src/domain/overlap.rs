@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use crate::domain::reclaim::service_of;
-use crate::domain::snapshot::{LicenseSnap, SkuSnap};
+use crate::domain::snapshot::SkuSnap;
 
 /// A SKU's plans, as an overlap needs them.
 #[derive(Debug, Clone, Copy)]
@@ -25,7 +25,7 @@ pub struct HeldRef<'a> {
     /// SKU id.
     pub sku_id: &'a str,
     /// Disabled plan ids.
-    pub disabled_plans: &'a [String],
+    pub disabled_plans: &'a [&'a str],
 }
 
 impl<'a> From<&'a SkuSnap> for SkuPlansRef<'a> {
@@ -34,15 +34,6 @@ impl<'a> From<&'a SkuSnap> for SkuPlansRef<'a> {
             sku_id: &k.sku_id,
             part_number: &k.part_number,
             plans: &k.plans,
-        }
-    }
-}
-
-impl<'a> From<&'a LicenseSnap> for HeldRef<'a> {
-    fn from(l: &'a LicenseSnap) -> Self {
-        Self {
-            sku_id: &l.sku_id,
-            disabled_plans: &l.disabled_plans,
         }
     }
 }
@@ -186,7 +177,7 @@ mod tests {
                 plans: &exo_only,
             },
         ];
-        let none: [String; 0] = [];
+        let none: [&str; 0] = [];
         let held = |ids: &[&'static str]| -> Vec<HeldRef<'static>> {
             ids.iter()
                 .map(|id| HeldRef {
@@ -217,7 +208,7 @@ mod tests {
         assert_eq!((o[0].remove.as_str(), o[0].covered), ("basic", false));
         // No shared service, or the shared plan turned off: no overlap.
         assert!(overlaps(&held(&["standard", "ems"]), &skus, &no_prices).is_empty());
-        let off = vec![standard[0].0.clone()];
+        let off = [standard[0].0.as_str()];
         let held_off = [
             HeldRef {
                 sku_id: "standard",

@@ -350,20 +350,19 @@ impl<'a> From<&'a SkuPlans> for crate::domain::overlap::SkuPlansRef<'a> {
     }
 }
 
-impl<'a> From<&'a Held> for crate::domain::overlap::HeldRef<'a> {
-    fn from(h: &'a Held) -> Self {
-        Self {
-            sku_id: &h.sku_id,
-            disabled_plans: &h.disabled_plans,
-        }
-    }
-}
-
 /// SKUs of the user whose every service another SKU of theirs also gives (the one to remove), with that SKU.
 fn overlaps<'a>(u: &'a ReclaimUser, skus: &[SkuPlans]) -> BTreeMap<&'a str, Reason> {
     use crate::domain::overlap::{HeldRef, SkuPlansRef};
     let refs: Vec<SkuPlansRef<'_>> = skus.iter().map(SkuPlansRef::from).collect();
-    let held: Vec<HeldRef<'_>> = u.held.iter().map(HeldRef::from).collect();
+    let plans: Vec<Vec<&str>> = (u.held.iter())
+        .map(|h| h.disabled_plans.iter().map(String::as_str).collect())
+        .collect();
+    let held: Vec<HeldRef<'_>> = (u.held.iter().zip(&plans))
+        .map(|(h, plans)| HeldRef {
+            sku_id: &h.sku_id,
+            disabled_plans: plans,
+        })
+        .collect();
     let mut out = BTreeMap::new();
     for o in crate::domain::overlap::overlaps(&held, &refs, &|_| None) {
         let Some(h) = u

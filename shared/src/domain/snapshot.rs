@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::assignment::{AssignmentError, AssignmentState};
 
+mod users;
+pub use users::{Kind, LicenseRef, StateRef, UserBuilder, UserHead, UserRef, Users, Word};
+
 /// `EXCHANGE_S_FOUNDATION`: an Exchange plan bundled with non-mailbox SKUs (Power BI, Teams Exploratory...). It is
 /// reported with `service = "exchange"` but gives no mailbox, so it must not count as a mailbox licence.
 pub const EXCHANGE_FOUNDATION_PLAN: &str = "113feb6c-3fe4-4440-bddc-54d774bf0318";
@@ -107,8 +110,9 @@ impl std::fmt::Debug for UserNames {
     }
 }
 
-/// One user, as kept in a snapshot. Stored as JSON (by earlier versions) with `id`, `upn`, `display_name` and
-/// `mail` as fields of their own.
+/// One user, as read from the directory or changed by a delta round; a snapshot keeps its users in [`Users`] and
+/// gives them back as this. Stored as JSON (by earlier versions) with `id`, `upn`, `display_name` and `mail` as
+/// fields of their own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "UserJson", into = "UserJson")]
 pub struct UserSnapshot {
@@ -214,18 +218,6 @@ impl UserSnapshot {
         self.names.mail()
     }
 
-    /// The SKU ids the user holds.
-    pub fn sku_ids(&self) -> impl Iterator<Item = &str> {
-        self.licenses.iter().map(|l| &*l.sku_id)
-    }
-
-    /// True when the user holds the SKU.
-    pub fn holds(&self, sku_id: &str) -> bool {
-        self.licenses
-            .binary_search_by(|l| (*l.sku_id).cmp(sku_id))
-            .is_ok()
-    }
-
     /// A member mailbox that could be in a grace period: enabled, not a guest, with a mailbox.
     pub fn is_member_mailbox(&self) -> bool {
         self.account_enabled && !self.guest && self.mailbox
@@ -286,7 +278,7 @@ pub struct Snapshot {
     /// When it was taken.
     pub taken_at: DateTime<Utc>,
     /// Users, sorted by id.
-    pub users: Vec<UserSnapshot>,
+    pub users: Users,
     /// SKUs.
     pub skus: Vec<SkuSnap>,
     /// Where the next `/users/delta` round starts (saved with the users it is consistent with).
@@ -436,7 +428,7 @@ impl PreviousUsers {
         id: &str,
         upn: &str,
         exchange_enabled: bool,
-        skus: impl IntoIterator<Item = &'s Arc<str>>,
+        skus: impl IntoIterator<Item = &'s str>,
     ) {
         let end = |text: &String| u32::try_from(text.len()).unwrap_or(u32::MAX);
         self.text.push_str(id);
@@ -444,10 +436,10 @@ impl PreviousUsers {
         self.text.push_str(upn);
         let upn_end = end(&self.text);
         for sku in skus {
-            let n = match self.skus.iter().position(|s| s == sku) {
+            let n = match self.skus.iter().position(|s| &**s == sku) {
                 Some(n) => n,
                 None => {
-                    self.skus.push(Arc::clone(sku));
+                    self.skus.push(Arc::from(sku));
                     self.skus.len() - 1
                 }
             };
@@ -538,7 +530,7 @@ impl<'de> Deserialize<'de> for PreviousUsers {
                 &u.id,
                 &u.upn,
                 u.exchange_enabled,
-                u.licenses.iter().map(|l| &l.sku_id),
+                u.licenses.iter().map(|l| &*l.sku_id),
             );
         }
         Ok(out)
@@ -570,13 +562,8 @@ impl From<&Snapshot> for PreviousRun {
     fn from(s: &Snapshot) -> Self {
         let text = s.users.iter().map(|u| u.id().len() + u.upn().len()).sum();
         let mut users = PreviousUsers::with_capacity(s.users.len(), text);
-        for u in &s.users {
-            users.push(
-                u.id(),
-                u.upn(),
-                u.exchange_enabled,
-                u.licenses.iter().map(|l| &l.sku_id),
-            );
+        for u in s.users.iter() {
+            users.push(u.id(), u.upn(), u.exchange_enabled(), u.sku_ids());
         }
         PreviousRun {
             taken_at: s.taken_at,
@@ -603,11 +590,8 @@ pub struct LicenseChange {
 
 impl Snapshot {
     /// Finds a user by id (users are sorted by id).
-    pub fn user(&self, id: &str) -> Option<&UserSnapshot> {
-        self.users
-            .binary_search_by(|u| u.id().cmp(id))
-            .ok()
-            .map(|i| &self.users[i])
+    pub fn user(&self, id: &str) -> Option<UserRef<'_>> {
+        self.users.user(id)
     }
 
     /// Licences added and removed since `previous` (users that disappeared lose all their licences). Both user lists
@@ -623,7 +607,7 @@ impl Snapshot {
         let mut out = Vec::new();
         let mut vanished = Vec::new();
         let mut before = previous.users.iter().peekable();
-        for u in &self.users {
+        for u in self.users.iter() {
             while let Some(gone) = before.next_if(|p| p.id() < u.id()) {
                 vanished.push(gone);
             }
@@ -706,12 +690,14 @@ mod tests {
         let snapshot = Snapshot {
             tenant_id: "t".into(),
             taken_at: DateTime::<Utc>::MIN_UTC,
-            users: vec![
+            users: [
                 licensed("", "", &[]),
                 licensed("a", "a@x", &["e3", "e5"]),
                 licensed("b", "", &["e5"]),
                 licensed("c", "c@x", &[]),
-            ],
+            ]
+            .into_iter()
+            .collect(),
             skus: vec![],
             delta_link: None,
             full_scan_at: None,
@@ -754,12 +740,8 @@ mod tests {
                 .user("a")
                 .is_some_and(|u| u.is_licensed() && u.held("e5") && !u.held("e1"))
         );
-        // Each SKU is held once, shared with the snapshot's users.
+        // Each SKU is held once.
         assert_eq!(previous.users.skus.len(), 2);
-        assert!(Arc::ptr_eq(
-            &snapshot.users[1].licenses[1].sku_id,
-            &previous.users.skus[1]
-        ));
     }
 
     #[test]

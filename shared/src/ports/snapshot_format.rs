@@ -10,15 +10,14 @@
 //! Documents written by earlier versions (gzipped JSON) are still read: a store that already holds one goes on.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::assignment::{AssignmentError, AssignmentState};
 use crate::domain::snapshot::{
-    AssignmentSnap, LicenseSnap, PreviousRun, PreviousUsers, RecentRemoval, SkuSnap, Snapshot,
-    SnapshotMark, UserNames, UserSnapshot,
+    PreviousRun, PreviousUsers, RecentRemoval, SkuSnap, Snapshot, SnapshotMark, StateRef,
+    UserBuilder, UserHead, UserRef, Users, Word,
 };
 use crate::error::StoreError;
 
@@ -163,8 +162,9 @@ impl<'a> Strings<'a> {
     fn of(snapshot: &'a Snapshot) -> Self {
         let mut writer = Writer::default();
         let mut body_estimate = 64;
-        for chunk in snapshot.users.chunks(CHUNK) {
-            for u in chunk {
+        let mut users = snapshot.users.iter().peekable();
+        while users.peek().is_some() {
+            for u in users.by_ref().take(CHUNK) {
                 writer.user(u);
             }
             body_estimate += writer.out.len();
@@ -202,8 +202,9 @@ fn write_body<'a>(
     }
     sink.write_all(&head)?;
     put_varint(&mut users.out, snapshot.users.len() as u64);
-    for chunk in snapshot.users.chunks(CHUNK) {
-        for u in chunk {
+    let mut all = snapshot.users.iter().peekable();
+    while all.peek().is_some() {
+        for u in all.by_ref().take(CHUNK) {
             users.user(u);
         }
         sink.write_all(&users.out)?;
@@ -214,10 +215,11 @@ fn write_body<'a>(
 }
 
 fn read_snapshot(body: &[u8]) -> Result<Snapshot, StoreError> {
-    let (header, users) = read_users(body, Vec::with_capacity, |r, table, users| {
-        users.push(r.user(table)?);
-        Ok(())
-    })?;
+    // The names take most of a body; room left untouched costs no memory, growing would copy.
+    let start = |n| (Users::with_capacity(n, body.len() / 4 * 3), Vec::new());
+    let (header, (mut users, _)) = read_users(body, start, Reader::user)?;
+    // Written in id order; checked in one pass, so a damaged store cannot hand a run unsorted users.
+    users.sort_and_dedup();
     Ok(Snapshot {
         tenant_id: header.tenant_id,
         taken_at: header.taken_at,
@@ -270,17 +272,17 @@ struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
-    fn user(&mut self, u: &'a UserSnapshot) {
+    fn user(&mut self, u: UserRef<'a>) {
         let same_mail = u.mail() == Some(u.upn());
         let flags = [
-            (u.account_enabled, ENABLED),
-            (u.guest, GUEST),
-            (u.mailbox, MAILBOX),
-            (u.exchange_enabled, EXCHANGE),
+            (u.account_enabled(), ENABLED),
+            (u.guest(), GUEST),
+            (u.mailbox(), MAILBOX),
+            (u.exchange_enabled(), EXCHANGE),
             (u.display_name().is_some(), NAME),
             (u.mail().is_some(), MAIL),
             (same_mail, MAIL_IS_UPN),
-            (u.created.is_some(), CREATED),
+            (u.created().is_some(), CREATED),
         ]
         .iter()
         .filter(|(on, _)| *on)
@@ -294,34 +296,34 @@ impl<'a> Writer<'a> {
         if let (Some(mail), false) = (u.mail(), same_mail) {
             put_bytes(&mut self.out, mail.as_bytes());
         }
-        if let Some(at) = u.created {
+        if let Some(at) = u.created() {
             put_varint(&mut self.out, zigzag(at.timestamp()));
             put_varint(&mut self.out, u64::from(at.timestamp_subsec_nanos()));
         }
-        put_varint(&mut self.out, u.licenses.len() as u64);
-        for l in &u.licenses {
-            self.interned(&l.sku_id);
-            put_varint(&mut self.out, l.disabled_plans.len() as u64);
-            for p in &l.disabled_plans {
+        put_varint(&mut self.out, u.licenses().len() as u64);
+        for l in u.licenses() {
+            self.interned(l.sku_id);
+            put_varint(&mut self.out, l.disabled_plans().len() as u64);
+            for p in l.disabled_plans() {
                 self.interned(p);
             }
         }
-        put_varint(&mut self.out, u.states.len() as u64);
-        for s in &u.states {
+        put_varint(&mut self.out, u.states().len() as u64);
+        for s in u.states() {
             self.assignment(s);
         }
     }
 
-    fn assignment(&mut self, s: &'a AssignmentSnap) {
-        self.interned(&s.sku_id);
-        match &s.group {
+    fn assignment(&mut self, s: StateRef<'a>) {
+        self.interned(s.sku_id);
+        match s.group {
             Some(g) => {
                 let i = self.intern(g);
                 put_varint(&mut self.out, u64::from(i) + 1);
             }
             None => self.out.push(0),
         }
-        match &s.state {
+        match s.state {
             AssignmentState::Active => self.out.push(0),
             AssignmentState::ActiveWithError => self.out.push(1),
             AssignmentState::Disabled => self.out.push(2),
@@ -331,7 +333,7 @@ impl<'a> Writer<'a> {
                 self.interned(other);
             }
         }
-        let code = match &s.error {
+        let code = match s.error {
             None => 0,
             Some(AssignmentError::CountViolation) => 1,
             Some(AssignmentError::MutuallyExclusiveViolation) => 2,
@@ -388,10 +390,9 @@ fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
-/// The strings that repeat across users, as read: borrowed from the body, and shared for the SKU ids users keep.
+/// The strings that repeat across users, as read: borrowed from the body.
 struct Table<'a> {
     text: Vec<&'a str>,
-    shared: Vec<Arc<str>>,
 }
 
 /// Reads a binary snapshot; every read is checked, so a damaged document is an error, never a panic.
@@ -459,8 +460,7 @@ impl<'a> Reader<'a> {
     fn table(&mut self) -> Result<Table<'a>, StoreError> {
         let n = self.count()?;
         let text = (0..n).map(|_| self.str()).collect::<Result<Vec<_>, _>>()?;
-        let shared = text.iter().map(|s| Arc::from(*s)).collect();
-        Ok(Table { text, shared })
+        Ok(Table { text })
     }
 
     fn index(&mut self, table: &Table<'a>) -> Result<usize, StoreError> {
@@ -475,11 +475,6 @@ impl<'a> Reader<'a> {
         self.index(table).map(|i| table.text[i])
     }
 
-    /// A SKU id: shared by every user holding it, not copied into each.
-    fn sku(&mut self, table: &Table<'a>) -> Result<Arc<str>, StoreError> {
-        self.index(table).map(|i| table.shared[i].clone())
-    }
-
     fn end(&self) -> Result<(), StoreError> {
         match self.pos == self.buf.len() {
             true => Ok(()),
@@ -487,7 +482,12 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn user(&mut self, table: &Table<'a>) -> Result<UserSnapshot, StoreError> {
+    /// A user, added to `users`; `words` maps the table's numbers to the users' own as they are first met.
+    fn user(
+        &mut self,
+        table: &Table<'a>,
+        (users, words): &mut (Users, Vec<Option<Word>>),
+    ) -> Result<(), StoreError> {
         let flags = self.byte()?;
         let id = self.str()?;
         let upn = self.str()?;
@@ -500,39 +500,43 @@ impl<'a> Reader<'a> {
             (_, 0) => Some(self.str()?),
             _ => Some(upn),
         };
-        let names = UserNames::new(id, upn, display_name, mail);
         let created = match flags & CREATED {
             0 => None,
             _ => Some(self.time()?),
         };
-        let n = self.count()?;
-        let mut licenses = Vec::with_capacity(n);
-        for _ in 0..n {
-            let sku_id = self.sku(table)?;
-            let plans = self.count()?;
-            let disabled_plans = (0..plans)
-                .map(|_| self.entry(table).map(str::to_string))
-                .collect::<Result<_, _>>()?;
-            licenses.push(LicenseSnap {
-                sku_id,
-                disabled_plans,
-            });
-        }
-        let n = self.count()?;
-        let mut states = Vec::with_capacity(n);
-        for _ in 0..n {
-            states.push(self.assignment(table)?);
-        }
-        Ok(UserSnapshot {
-            names,
+        let mut user = users.start(UserHead {
+            id,
+            upn,
+            display_name,
+            mail,
             account_enabled: flags & ENABLED != 0,
             guest: flags & GUEST != 0,
             mailbox: flags & MAILBOX != 0,
             exchange_enabled: flags & EXCHANGE != 0,
             created,
-            licenses,
-            states,
-        })
+        });
+        words.resize(table.text.len(), None);
+        let mut word = |i: usize, user: &mut UserBuilder<'_>| {
+            *words[i].get_or_insert_with(|| user.word(table.text[i]))
+        };
+        for _ in 0..self.count()? {
+            let sku = self.index(table)?;
+            let sku = word(sku, &mut user);
+            let mut plans = Vec::new();
+            for _ in 0..self.count()? {
+                let plan = self.index(table)?;
+                plans.push(word(plan, &mut user));
+            }
+            user.license(sku, plans);
+        }
+        for _ in 0..self.count()? {
+            let a = self.assignment(table)?;
+            let (sku, group) = (word(a.sku, &mut user), a.group.map(|g| word(g, &mut user)));
+            let kind = user.kind(&a.state, a.error.as_ref());
+            user.state(sku, group, kind);
+        }
+        user.push();
+        Ok(())
     }
 
     /// A user as [`PreviousUsers`] keep one: the fields a run compares with, the rest read past.
@@ -555,7 +559,7 @@ impl<'a> Reader<'a> {
         let n = self.count()?;
         let mut licenses = Vec::with_capacity(n);
         for _ in 0..n {
-            licenses.push(self.sku(table)?);
+            licenses.push(self.entry(table)?);
             for _ in 0..self.count()? {
                 self.entry(table)?;
             }
@@ -563,7 +567,7 @@ impl<'a> Reader<'a> {
         for _ in 0..self.count()? {
             self.assignment(table)?;
         }
-        users.push(id, upn, flags & EXCHANGE != 0, &licenses);
+        users.push(id, upn, flags & EXCHANGE != 0, licenses);
         Ok(())
     }
 
@@ -573,16 +577,15 @@ impl<'a> Reader<'a> {
         DateTime::from_timestamp(secs, nanos).ok_or_else(|| self.corrupt("a time is out of range"))
     }
 
-    fn assignment(&mut self, table: &Table<'a>) -> Result<AssignmentSnap, StoreError> {
-        let sku_id = self.sku(table)?;
+    fn assignment(&mut self, table: &Table<'a>) -> Result<Assignment, StoreError> {
+        let sku = self.index(table)?;
         let group = match self.varint()? {
             0 => None,
             i => Some(
                 usize::try_from(i - 1)
                     .ok()
-                    .and_then(|i| table.text.get(i))
-                    .ok_or_else(|| self.corrupt("a group number is out of range"))?
-                    .to_string(),
+                    .filter(|&i| i < table.text.len())
+                    .ok_or_else(|| self.corrupt("a group number is out of range"))?,
             ),
         };
         let state = match self.byte()? {
@@ -605,8 +608,8 @@ impl<'a> Reader<'a> {
             8 => Some(AssignmentError::Code(self.entry(table)?.to_string())),
             _ => return Err(self.corrupt("unknown assignment error")),
         };
-        Ok(AssignmentSnap {
-            sku_id,
+        Ok(Assignment {
+            sku,
             group,
             state,
             error,
@@ -614,9 +617,18 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// An assignment state as read: its SKU and group as numbers of the table.
+struct Assignment {
+    sku: usize,
+    group: Option<usize>,
+    state: AssignmentState,
+    error: Option<AssignmentError>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::snapshot::{AssignmentSnap, LicenseSnap, UserNames, UserSnapshot};
 
     fn user(id: &str) -> UserSnapshot {
         UserSnapshot::bare(id, &format!("{id}@contoso.com"))
@@ -683,7 +695,7 @@ mod tests {
         Snapshot {
             tenant_id: "tenant".into(),
             taken_at: at("2026-11-21T09:00:00Z"),
-            users: vec![plain, full, other_mail],
+            users: [plain, full, other_mail].into_iter().collect(),
             skus: vec![SkuSnap {
                 sku_id: "sku-2".into(),
                 part_number: "SPE_E3".into(),
@@ -726,7 +738,7 @@ mod tests {
             many
         );
         let empty = Snapshot {
-            users: vec![],
+            users: Users::default(),
             skus: vec![],
             delta_link: None,
             full_scan_at: None,

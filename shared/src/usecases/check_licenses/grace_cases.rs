@@ -59,7 +59,7 @@ pub(super) async fn follow(
         .snapshot
         .users
         .iter()
-        .filter(|u| u.is_member_mailbox() && !u.exchange_enabled)
+        .filter(|u| u.is_member_mailbox() && !u.exchange_enabled())
     {
         // What remains in `existing` after the loop are the cases whose user no longer qualifies: they close.
         let prior = existing.remove(u.id());

@@ -8,9 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::{CheckDeps, Scope, write};
 use crate::domain::license_event::LicenseEvent;
-use crate::domain::snapshot::{
-    CommerceSnap, PreviousRun, SkuSnap, Snapshot, SnapshotMark, UserSnapshot,
-};
+use crate::domain::snapshot::{CommerceSnap, PreviousRun, SkuSnap, Snapshot, SnapshotMark, Users};
 use crate::error::ApiError;
 use crate::error::CoreError;
 use crate::ports::directory::Directory;
@@ -180,15 +178,16 @@ pub(super) async fn tenant(
 async fn all_users(
     directory: &dyn Directory,
     progress: &(dyn Fn(usize) + Sync),
-) -> Result<(Vec<UserSnapshot>, u32), CoreError> {
-    let mut users: Vec<UserSnapshot> = Vec::new();
+) -> Result<(Users, u32), CoreError> {
+    let mut users = Users::default();
     let mut pager = directory.user_snapshots();
     while let Some(page) = pager.next_page().await? {
-        users.extend(page.into_iter().map(|u| u.0));
+        for u in page {
+            users.push(&u.0);
+        }
         progress(users.len());
     }
-    users.sort_by(|a, b| a.id().cmp(b.id()));
-    users.dedup_by(|a, b| a.id() == b.id());
+    users.sort_and_dedup();
     let pages = pager.pages_fetched();
     tracing::debug!(users = users.len(), pages, "users read");
     Ok((users, pages))

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::{CheckDeps, TenantRun};
 use crate::domain::kinds::RemediationAction;
-use crate::domain::snapshot::{Snapshot, UserSnapshot};
+use crate::domain::snapshot::{Snapshot, UserRef};
 use crate::error::CoreError;
 use crate::policy::Policy;
 use crate::ports::store::{Admitted, RemediationRecord, RemediationRequest};
@@ -17,7 +17,7 @@ pub(super) async fn queue(
     tenant: &TenantRun,
     policy: &Policy,
     snapshot: &Snapshot,
-    count_violations: &HashMap<String, Vec<&UserSnapshot>>,
+    count_violations: &HashMap<String, Vec<UserRef<'_>>>,
     now: DateTime<Utc>,
 ) -> Result<usize, CoreError> {
     let mut queued = 0;

@@ -207,11 +207,7 @@ pub(super) async fn run_record(
             tenant_id: snapshot.tenant_id.clone(),
             run_at: snapshot.taken_at,
             users_scanned: snapshot.users.len(),
-            licensed_users: snapshot
-                .users
-                .iter()
-                .filter(|u| !u.licenses.is_empty())
-                .count(),
+            licensed_users: snapshot.users.iter().filter(|u| u.is_licensed()).count(),
             skus: snapshot.skus.clone(),
             findings: findings.to_vec(),
         })

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 
 use super::{Seen, groups_and_members_in_error};
-use crate::domain::snapshot::{CommerceSnap, SkuSnap, Snapshot, UserSnapshot};
+use crate::domain::snapshot::{CommerceSnap, SkuSnap, Snapshot, UserSnapshot, Users};
 use crate::error::{ApiError, CoreError};
 use crate::ports::directory::Directory;
 use crate::ports::directory::types::DeltaUser;
@@ -94,7 +94,8 @@ pub(super) async fn changed(
             kept.changes.insert(item.id, None);
             continue;
         }
-        match item.apply(kept.user(&item.id)) {
+        let known = kept.user(&item.id);
+        match item.apply(known.as_ref()) {
             Some(u) => {
                 kept.changes.insert(u.id().to_string(), Some(u));
             }
@@ -163,7 +164,7 @@ struct Kept {
     full_scan_at: Option<DateTime<Utc>>,
     link: Option<String>,
     /// The last snapshot's users, sorted by id.
-    users: Vec<UserSnapshot>,
+    users: Users,
     /// User id → the user now, or `None` when the user left the directory.
     changes: BTreeMap<String, Option<UserSnapshot>>,
     /// Users to read in full: those held in error (not tracked by delta, so a cleared error is seen this way).
@@ -175,7 +176,7 @@ impl From<Snapshot> for Kept {
         let reread = before
             .users
             .iter()
-            .filter(|u| u.states.iter().any(|s| s.error.is_some()))
+            .filter(|u| u.states().any(|s| s.error.is_some()))
             .map(|u| u.id().to_string())
             .collect();
         Kept {
@@ -191,14 +192,10 @@ impl From<Snapshot> for Kept {
 
 impl Kept {
     /// The user as this run knows it so far.
-    fn user(&self, id: &str) -> Option<&UserSnapshot> {
+    fn user(&self, id: &str) -> Option<UserSnapshot> {
         match self.changes.get(id) {
-            Some(now) => now.as_ref(),
-            None => self
-                .users
-                .binary_search_by(|u| u.id().cmp(id))
-                .ok()
-                .map(|i| &self.users[i]),
+            Some(now) => now.clone(),
+            None => self.users.user(id).map(|u| u.to_snapshot()),
         }
     }
 
@@ -217,7 +214,11 @@ impl Kept {
                 tenant_id: self.tenant_id,
                 taken_at: now,
                 skus: around.skus,
-                users: merged(self.users, self.changes),
+                users: {
+                    let mut users = self.users;
+                    users.apply(self.changes);
+                    users
+                },
                 delta_link: self.link,
                 full_scan_at: self.full_scan_at,
                 recent_removals: Vec::new(),
@@ -228,50 +229,6 @@ impl Kept {
             commerce: around.commerce,
         })
     }
-}
-
-/// `users` (sorted by id) with `changes` applied: changed users replaced, new ones inserted in order, removed ones left
-/// out. An hour's changes are mostly updates, made where the users stand: the 100,000 users are moved into a new
-/// vector only when someone joined or left.
-fn merged(
-    mut users: Vec<UserSnapshot>,
-    changes: BTreeMap<String, Option<UserSnapshot>>,
-) -> Vec<UserSnapshot> {
-    let mut joined_or_left = BTreeMap::new();
-    for (id, now) in changes {
-        match (users.binary_search_by(|u| u.id().cmp(&id)), now) {
-            (Ok(i), Some(now)) => users[i] = now,
-            // Gone, and never in the snapshot.
-            (Err(_), None) => {}
-            (_, now) => {
-                joined_or_left.insert(id, now);
-            }
-        }
-    }
-    match joined_or_left.is_empty() {
-        true => users,
-        false => rebuilt(users, joined_or_left),
-    }
-}
-
-/// `users` (sorted by id) with users inserted in order and removed (`None`), in one pass.
-fn rebuilt(
-    users: Vec<UserSnapshot>,
-    changes: BTreeMap<String, Option<UserSnapshot>>,
-) -> Vec<UserSnapshot> {
-    let mut out = Vec::with_capacity(users.len() + changes.len());
-    let mut changes = changes.into_iter().peekable();
-    for u in users {
-        while let Some((_, now)) = changes.next_if(|(id, _)| id.as_str() < u.id()) {
-            out.extend(now);
-        }
-        match changes.next_if(|(id, _)| id.as_str() == u.id()) {
-            Some((_, now)) => out.extend(now),
-            None => out.push(u),
-        }
-    }
-    out.extend(changes.filter_map(|(_, now)| now));
-    out
 }
 
 /// Reads these users in full (a user gone from the directory leaves the snapshot).
@@ -288,61 +245,4 @@ async fn read_in_full(
         };
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn changes_merge_into_the_sorted_users() {
-        let users = |ids: &[&str]| -> Vec<UserSnapshot> {
-            ids.iter()
-                .map(|id| UserSnapshot::bare(id, &format!("{id}@x")))
-                .collect()
-        };
-        let mut changes = BTreeMap::new();
-        for (id, now) in [
-            ("a", true),
-            ("c", false),
-            ("d", true),
-            ("f", false),
-            ("g", true),
-        ] {
-            let user = UserSnapshot::bare(id, &format!("{id}@new"));
-            changes.insert(id.to_string(), now.then_some(user));
-        }
-        let out: Vec<(String, String)> = merged(users(&["b", "c", "d", "e"]), changes)
-            .into_iter()
-            .map(|u| (u.id().to_string(), u.upn().to_string()))
-            .collect();
-        let want: Vec<(String, String)> = [
-            ("a", "new"),
-            ("b", "x"),
-            ("d", "new"),
-            ("e", "x"),
-            ("g", "new"),
-        ]
-        .iter()
-        .map(|(id, d)| (id.to_string(), format!("{id}@{d}")))
-        .collect();
-        assert_eq!(out, want);
-    }
-
-    #[test]
-    fn updates_alone_are_made_where_the_users_stand() {
-        let users: Vec<UserSnapshot> = ["b", "c", "d"]
-            .iter()
-            .map(|id| UserSnapshot::bare(id, &format!("{id}@x")))
-            .collect();
-        let at = users.as_ptr();
-        let mut changes = BTreeMap::new();
-        changes.insert("c".to_string(), Some(UserSnapshot::bare("c", "c@new")));
-        // A user gone from the directory who was never in the snapshot changes nothing.
-        changes.insert("e".to_string(), None);
-        let out = merged(users, changes);
-        assert_eq!(out.as_ptr(), at, "the users were not moved");
-        let upns: Vec<&str> = out.iter().map(UserSnapshot::upn).collect();
-        assert_eq!(upns, ["b@x", "c@new", "d@x"]);
-    }
 }
