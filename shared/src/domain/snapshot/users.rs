@@ -45,13 +45,6 @@ pub struct Word(u32);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Kind(u32);
 
-const ENABLED: u8 = 1;
-const GUEST: u8 = 2;
-const MAILBOX: u8 = 4;
-const EXCHANGE: u8 = 8;
-const NAME: u8 = 16;
-const MAIL: u8 = 32;
-
 /// Where a user's parts are in the buffers. Offsets are kept in 32 bits: 4 GiB of names or 4 billion licences are
 /// far beyond any tenant (past them a part reads wrongly, never a panic).
 #[derive(Clone, Copy)]
@@ -62,7 +55,18 @@ struct Row {
     licenses: (u32, u32),
     states: (u32, u32),
     created: Option<DateTime<Utc>>,
-    flags: u8,
+    flags: Flags,
+}
+
+/// A user's yes-or-no facts (and whether its display name and mail exist: an empty one is not a missing one).
+#[derive(Clone, Copy)]
+struct Flags {
+    account_enabled: bool,
+    guest: bool,
+    mailbox: bool,
+    exchange_enabled: bool,
+    has_name: bool,
+    has_mail: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -157,17 +161,14 @@ impl Users {
             end(head.display_name.unwrap_or_default()),
             end(head.mail.unwrap_or_default()),
         ];
-        let flags = [
-            (head.account_enabled, ENABLED),
-            (head.guest, GUEST),
-            (head.mailbox, MAILBOX),
-            (head.exchange_enabled, EXCHANGE),
-            (head.display_name.is_some(), NAME),
-            (head.mail.is_some(), MAIL),
-        ]
-        .iter()
-        .filter(|(on, _)| *on)
-        .fold(0, |acc, (_, bit)| acc | bit);
+        let flags = Flags {
+            account_enabled: head.account_enabled,
+            guest: head.guest,
+            mailbox: head.mailbox,
+            exchange_enabled: head.exchange_enabled,
+            has_name: head.display_name.is_some(),
+            has_mail: head.mail.is_some(),
+        };
         let (licenses, states) = (offset(self.licenses.len()), offset(self.states.len()));
         UserBuilder {
             row: Row {
@@ -369,10 +370,6 @@ impl<'a> UserRef<'a> {
             .unwrap_or_default()
     }
 
-    fn flag(&self, bit: u8) -> bool {
-        self.row.flags & bit != 0
-    }
-
     /// Object id.
     pub fn id(&self) -> &'a str {
         self.part(0)
@@ -385,32 +382,32 @@ impl<'a> UserRef<'a> {
 
     /// Display name.
     pub fn display_name(&self) -> Option<&'a str> {
-        self.flag(NAME).then(|| self.part(2))
+        self.row.flags.has_name.then(|| self.part(2))
     }
 
     /// Primary SMTP address.
     pub fn mail(&self) -> Option<&'a str> {
-        self.flag(MAIL).then(|| self.part(3))
+        self.row.flags.has_mail.then(|| self.part(3))
     }
 
     /// Sign-in allowed.
     pub fn account_enabled(&self) -> bool {
-        self.flag(ENABLED)
+        self.row.flags.account_enabled
     }
 
     /// `userType == Guest`.
     pub fn guest(&self) -> bool {
-        self.flag(GUEST)
+        self.row.flags.guest
     }
 
     /// Has a mailbox: `mail` and an `SMTP:` proxy address.
     pub fn mailbox(&self) -> bool {
-        self.flag(MAILBOX)
+        self.row.flags.mailbox
     }
 
     /// Holds an enabled Exchange mailbox plan.
     pub fn exchange_enabled(&self) -> bool {
-        self.flag(EXCHANGE)
+        self.row.flags.exchange_enabled
     }
 
     /// Account creation time.

@@ -115,8 +115,17 @@ impl User {
             ),
             exchange_enabled: exchange_enabled(u.assigned_plans.iter().map(AssignedPlan::parts)),
             created: u.created_date_time,
-            licenses: licence_snaps(&u.assigned_licenses),
-            states: state_snaps(&u.license_assignment_states),
+            licenses: licence_snaps(u.assigned_licenses.iter().map(AssignedLicense::parts)),
+            states: (u.license_assignment_states.iter())
+                .map(|s| {
+                    state_snap(
+                        &s.sku_id,
+                        s.assigned_by_group.as_deref(),
+                        &s.state,
+                        s.error.as_deref(),
+                    )
+                })
+                .collect(),
         }
     }
 }
@@ -156,14 +165,38 @@ struct UserView<'a> {
     user_type: Option<Text<'a>>,
     #[serde(default)]
     created_date_time: Option<DateTime<Utc>>,
-    #[serde(default, deserialize_with = "null_as_empty")]
-    assigned_licenses: Vec<AssignedLicense>,
+    #[serde(borrow, default, deserialize_with = "null_as_empty")]
+    assigned_licenses: Vec<LicenseView<'a>>,
     #[serde(borrow, default, deserialize_with = "null_as_empty")]
     assigned_plans: Vec<PlanView<'a>>,
-    #[serde(default, deserialize_with = "null_as_empty")]
-    license_assignment_states: Vec<LicenseAssignmentState>,
+    #[serde(borrow, default, deserialize_with = "null_as_empty")]
+    license_assignment_states: Vec<StateView<'a>>,
     #[serde(borrow, default, deserialize_with = "null_as_empty")]
     proxy_addresses: Vec<Text<'a>>,
+}
+
+/// An `assignedLicense`, as views.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LicenseView<'a> {
+    #[serde(borrow)]
+    sku_id: Text<'a>,
+    #[serde(borrow, default, deserialize_with = "null_as_empty")]
+    disabled_plans: Vec<Text<'a>>,
+}
+
+/// A `licenseAssignmentState`, as views (`lastUpdatedDateTime` is skipped: a snapshot does not keep it).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StateView<'a> {
+    #[serde(borrow)]
+    sku_id: Text<'a>,
+    #[serde(borrow, default)]
+    assigned_by_group: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    state: Text<'a>,
+    #[serde(borrow, default)]
+    error: Option<Text<'a>>,
 }
 
 /// The properties of an `assignedPlan` that tell an Exchange mailbox licence (`assignedDateTime` is skipped).
@@ -199,8 +232,21 @@ impl UserView<'_> {
                 )
             })),
             created: self.created_date_time,
-            licenses: licence_snaps(&self.assigned_licenses),
-            states: state_snaps(&self.license_assignment_states),
+            licenses: licence_snaps(
+                self.assigned_licenses
+                    .iter()
+                    .map(|l| (&*l.sku_id.0, l.disabled_plans.iter().map(|p| &*p.0))),
+            ),
+            states: (self.license_assignment_states.iter())
+                .map(|s| {
+                    state_snap(
+                        &s.sku_id.0,
+                        text(&s.assigned_by_group),
+                        &s.state.0,
+                        text(&s.error),
+                    )
+                })
+                .collect(),
         }
     }
 }
@@ -262,19 +308,17 @@ fn sku_id(id: &str) -> std::sync::Arc<str> {
     })
 }
 
-/// Licences lower-cased, sorted by SKU and unique.
-fn licence_snaps(licenses: &[AssignedLicense]) -> Vec<LicenseSnap> {
+/// Licences lower-cased, sorted by SKU and unique; each licence as its SKU id and disabled plans.
+fn licence_snaps<'a, P>(licenses: impl Iterator<Item = (&'a str, P)>) -> Vec<LicenseSnap>
+where
+    P: Iterator<Item = &'a str>,
+{
     let mut out: Vec<LicenseSnap> = licenses
-        .iter()
-        .map(|l| {
-            let mut disabled_plans: Vec<String> = l
-                .disabled_plans
-                .iter()
-                .map(|p| p.to_ascii_lowercase())
-                .collect();
+        .map(|(sku, plans)| {
+            let mut disabled_plans: Vec<String> = plans.map(str::to_ascii_lowercase).collect();
             disabled_plans.sort();
             LicenseSnap {
-                sku_id: sku_id(&l.sku_id),
+                sku_id: sku_id(sku),
                 disabled_plans,
             }
         })
@@ -284,16 +328,23 @@ fn licence_snaps(licenses: &[AssignedLicense]) -> Vec<LicenseSnap> {
     out
 }
 
-fn state_snaps(states: &[LicenseAssignmentState]) -> Vec<AssignmentSnap> {
-    states
-        .iter()
-        .map(|s| AssignmentSnap {
-            sku_id: sku_id(&s.sku_id),
-            group: s.assigned_by_group.clone(),
-            state: s.state.as_str().into(),
-            error: s.error_code().map(Into::into),
-        })
-        .collect()
+/// One assignment state, from its SKU id, group, state and error as Graph spells them.
+fn state_snap(sku: &str, group: Option<&str>, state: &str, error: Option<&str>) -> AssignmentSnap {
+    AssignmentSnap {
+        sku_id: sku_id(sku),
+        group: group.map(str::to_string),
+        state: state.into(),
+        error: error_code(error).map(Into::into),
+    }
+}
+
+/// An assignment error, with Graph's two spellings of success (null and "None") folded to `None`.
+fn error_code(error: Option<&str>) -> Option<&str> {
+    match error {
+        None | Some("") => None,
+        Some(e) if e.eq_ignore_ascii_case("none") => None,
+        Some(e) => Some(e),
+    }
 }
 
 /// Present in a delta item (even as `null`), or absent.
@@ -364,13 +415,22 @@ impl DeltaUser {
             u.created = created;
         }
         if let Some(l) = &self.assigned_licenses {
-            u.licenses = licence_snaps(l);
+            u.licenses = licence_snaps(l.iter().map(AssignedLicense::parts));
         }
         if let Some(p) = &self.assigned_plans {
             u.exchange_enabled = exchange_enabled(p.iter().map(AssignedPlan::parts));
         }
         if let Some(s) = &self.license_assignment_states {
-            u.states = state_snaps(s);
+            u.states = (s.iter())
+                .map(|s| {
+                    state_snap(
+                        &s.sku_id,
+                        s.assigned_by_group.as_deref(),
+                        &s.state,
+                        s.error.as_deref(),
+                    )
+                })
+                .collect();
         }
         match (&self.mail, &self.proxy_addresses) {
             (Some(mail), Some(proxies)) => {
@@ -411,6 +471,13 @@ pub struct AssignedLicense {
     /// Disabled service plan GUIDs.
     #[serde(default, deserialize_with = "null_as_empty")]
     pub disabled_plans: Vec<String>,
+}
+
+impl AssignedLicense {
+    /// The SKU id and the disabled plans.
+    fn parts(&self) -> (&str, impl Iterator<Item = &str>) {
+        (&self.sku_id, self.disabled_plans.iter().map(String::as_str))
+    }
 }
 
 /// `assignedPlan`.
@@ -457,11 +524,7 @@ pub struct LicenseAssignmentState {
 impl LicenseAssignmentState {
     /// The error, with Graph's two spellings of success (null and "None") folded to `None`.
     pub fn error_code(&self) -> Option<&str> {
-        match self.error.as_deref() {
-            None | Some("") => None,
-            Some(e) if e.eq_ignore_ascii_case("none") => None,
-            Some(e) => Some(e),
-        }
+        error_code(self.error.as_deref())
     }
 }
 
@@ -657,7 +720,8 @@ mod tests {
             "userType": "Member",
             "usageLocation": "GB",
             "createdDateTime": "2024-02-03T04:05:06Z",
-            "assignedLicenses": [{"skuId": "6FD2C87F-B296-42F0-B197-1E91E994B900", "disabledPlans": ["A", "b"]}],
+            "assignedLicenses": [{"skuId": "6FD2C87F-B296-42F0-B197-1E91E994B900", "disabledPlans": ["A", "b"]},
+                {"skuId": "c7df2760-2c81-4ef7-b578-5b5392b571df", "disabledPlans": null}],
             "assignedPlans": [
                 {"assignedDateTime": "2024-02-03T04:05:06Z", "capabilityStatus": "Enabled", "service": "exchange",
                  "servicePlanId": "efb87545-963c-4e0d-99df-69c6916d9eb0"},
@@ -665,13 +729,31 @@ mod tests {
                  "servicePlanId": "5dbe027f-2339-4123-9542-606e4d348a72"}
             ],
             "licenseAssignmentStates": [{"skuId": "6fd2c87f-b296-42f0-b197-1e91e994b900", "assignedByGroup": null,
-                "state": "Active", "error": "None", "disabledPlans": [], "lastUpdatedDateTime": null}],
+                "state": "Active", "error": "None", "disabledPlans": [], "lastUpdatedDateTime": null},
+                {"skuId": "C7DF2760-2C81-4EF7-B578-5B5392B571DF", "assignedByGroup": "g-1", "state": "Error",
+                 "error": "CountViolation", "disabledPlans": null, "lastUpdatedDateTime": "2024-02-03T04:05:06Z"},
+                {"skuId": "c7df2760-2c81-4ef7-b578-5b5392b571df", "state": "Active", "error": null}],
             "onPremisesSyncEnabled": null,
             "proxyAddresses": ["smtp:zoe@contoso.com", "SMTP:zoe.obrien@contoso.com"]
         }));
         assert_eq!(u.upn(), "zoë.o\"brien@contoso.com");
         assert_eq!(u.display_name(), Some("Zoë \"Z\" O'Brien\n"));
         assert!(u.exchange_enabled && !u.account_enabled && u.mail().is_none() && !u.mailbox);
+        let states: Vec<(&str, Option<&str>, bool)> = (u.states.iter())
+            .map(|s| (&*s.sku_id, s.group.as_deref(), s.error.is_some()))
+            .collect();
+        let e5 = "c7df2760-2c81-4ef7-b578-5b5392b571df";
+        let e3 = "6fd2c87f-b296-42f0-b197-1e91e994b900";
+        assert_eq!(
+            states,
+            [
+                (e3, None, false),
+                (e5, Some("g-1"), true),
+                (e5, None, false)
+            ]
+        );
+        let plans: Vec<&[String]> = u.licenses.iter().map(|l| &l.disabled_plans[..]).collect();
+        assert_eq!(plans, [&["a".to_string(), "b".to_string()][..], &[]]);
         let nulls = user(
             serde_json::json!({"id": "x", "assignedLicenses": null, "assignedPlans": null,
             "licenseAssignmentStates": null, "proxyAddresses": null, "displayName": null}),
