@@ -10,7 +10,6 @@
 //! Documents written by earlier versions (gzipped JSON) are still read: a store that already holds one goes on.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -268,7 +267,9 @@ fn read_users<'a, U>(
 struct Writer<'a> {
     out: Vec<u8>,
     table: Vec<&'a str>,
-    index: HashMap<&'a str, u32, BuildHasherDefault<QuickHash>>,
+    index: HashMap<&'a str, u32>,
+    /// The table number of each of the users' repeated ids, by the id's own number.
+    by_word: Vec<Option<u32>>,
     table_bytes: usize,
 }
 
@@ -303,10 +304,10 @@ impl<'a> Writer<'a> {
         }
         put_varint(&mut self.out, u.licenses().len() as u64);
         for l in u.licenses() {
-            self.interned(l.sku_id);
+            self.word(l.sku_word, l.sku_id);
             put_varint(&mut self.out, l.disabled_plans().len() as u64);
-            for p in l.disabled_plans() {
-                self.interned(p);
+            for (w, p) in l.disabled_plan_words() {
+                self.word(w, p);
             }
         }
         put_varint(&mut self.out, u.states().len() as u64);
@@ -316,10 +317,10 @@ impl<'a> Writer<'a> {
     }
 
     fn assignment(&mut self, s: StateRef<'a>) {
-        self.interned(s.sku_id);
-        match s.group {
-            Some(g) => {
-                let i = self.intern(g);
+        self.word(s.sku_word, s.sku_id);
+        match s.group.zip(s.group_word) {
+            Some((g, w)) => {
+                let i = self.number(w, g);
                 put_varint(&mut self.out, u64::from(i) + 1);
             }
             None => self.out.push(0),
@@ -352,6 +353,29 @@ impl<'a> Writer<'a> {
         self.out.push(code);
     }
 
+    /// Writes the table number of one of the users' repeated ids.
+    fn word(&mut self, w: Word, s: &'a str) {
+        let i = self.number(w, s);
+        put_varint(&mut self.out, u64::from(i));
+    }
+
+    /// The table number of one of the users' repeated ids: looked up by the id's own number, the text hashed only the
+    /// first time (each user names several ids, twice over: the table is built, then the users written).
+    fn number(&mut self, w: Word, s: &'a str) -> u32 {
+        let i = w.index();
+        if i >= self.by_word.len() {
+            self.by_word.resize(i + 1, None);
+        }
+        match self.by_word[i] {
+            Some(n) => n,
+            None => {
+                let n = self.intern(s);
+                self.by_word[i] = Some(n);
+                n
+            }
+        }
+    }
+
     /// Writes the table number of `s`.
     fn interned(&mut self, s: &'a str) {
         let i = self.intern(s);
@@ -367,27 +391,6 @@ impl<'a> Writer<'a> {
         self.table_bytes += s.len() + 2;
         self.index.insert(s, i);
         i
-    }
-}
-
-/// The hash of the writer's table of repeated ids: every user's SKU, plan and group ids are looked up in it, twice
-/// (the table is built, then the users written), and the standard hasher, built to resist keys chosen to collide,
-/// was a twentieth of an incremental run's CPU. The keys here are the ids of the tenant's own SKUs, plans and groups.
-#[derive(Default)]
-struct QuickHash(u64);
-
-impl Hasher for QuickHash {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
-                .wrapping_mul(0x517c_c1b7_2722_0a95);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 

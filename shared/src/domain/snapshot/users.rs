@@ -41,6 +41,14 @@ pub struct Users {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Word(u32);
 
+impl Word {
+    /// Its place in the table: the users' repeated ids are numbered from 0, each once (an encoder indexes by it
+    /// instead of hashing the text).
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
 /// An assignment state with its error, as numbered by [`Users::kind`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Kind(u32);
@@ -425,6 +433,7 @@ impl<'a> UserRef<'a> {
         let rows = self.users.licenses.get(range(self.row.licenses));
         rows.unwrap_or_default().iter().map(move |l| LicenseRef {
             sku_id: user.word(l.sku),
+            sku_word: l.sku,
             plans: (user.users.plans.get(range(l.plans))).unwrap_or_default(),
             users: user.users,
         })
@@ -438,7 +447,9 @@ impl<'a> UserRef<'a> {
             let (state, error) = &user.users.kinds[s.kind.0 as usize];
             StateRef {
                 sku_id: user.word(s.sku),
+                sku_word: s.sku,
                 group: s.group.map(|g| user.word(g)),
+                group_word: s.group,
                 state,
                 error: error.as_ref(),
             }
@@ -509,6 +520,8 @@ impl std::fmt::Debug for UserRef<'_> {
 pub struct LicenseRef<'a> {
     /// SKU GUID (lower case).
     pub sku_id: &'a str,
+    /// The SKU's number in the table of repeated ids.
+    pub sku_word: Word,
     plans: &'a [Word],
     users: &'a Users,
 }
@@ -516,8 +529,13 @@ pub struct LicenseRef<'a> {
 impl<'a> LicenseRef<'a> {
     /// Disabled plans (sorted, lower case).
     pub fn disabled_plans(&self) -> impl ExactSizeIterator<Item = &'a str> + use<'a> {
+        self.disabled_plan_words().map(|(_, p)| p)
+    }
+
+    /// Disabled plans with their numbers in the table of repeated ids.
+    pub fn disabled_plan_words(&self) -> impl ExactSizeIterator<Item = (Word, &'a str)> + use<'a> {
         let words = &self.users.words;
-        (self.plans.iter()).map(move |p| words.get(p.0 as usize).map_or("", |s| &**s))
+        (self.plans.iter()).map(move |&p| (p, words.get(p.index()).map_or("", |s| &**s)))
     }
 }
 
@@ -526,8 +544,12 @@ impl<'a> LicenseRef<'a> {
 pub struct StateRef<'a> {
     /// SKU GUID (lower case).
     pub sku_id: &'a str,
+    /// The SKU's number in the table of repeated ids.
+    pub sku_word: Word,
     /// Group id when inherited.
     pub group: Option<&'a str>,
+    /// The group's number in the table of repeated ids.
+    pub group_word: Option<Word>,
     /// Active, ActiveWithError, Disabled, Error.
     pub state: &'a AssignmentState,
     /// Error code; None on success.

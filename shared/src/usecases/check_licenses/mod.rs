@@ -237,11 +237,14 @@ async fn check_under(
 
     let suppressions = crate::usecases::suppressions::of_policy(policy)?;
     suppression::mark(&mut findings, &suppressions, &tenant.tenant_id, now);
+    tracing::debug!(findings = findings.len(), "findings judged");
 
     // Reading the tenant can take minutes: make sure this run still holds the job before writing.
     lease.renew(deps.clock.now()).await?;
     write::alerts(deps, &tenant.tenant_id, &findings, now).await?;
+    tracing::debug!("alerts written");
     let cases = grace_cases::follow(deps, tenant, policy, &seen, &state, now).await?;
+    tracing::debug!(open = cases.counts.open, "grace cases followed");
     findings.extend(
         cases
             .open
