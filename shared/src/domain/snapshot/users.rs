@@ -226,16 +226,14 @@ impl Users {
 
     /// Sorts the users by id and keeps the first of each id (a user Graph listed twice, on two pages).
     pub fn sort_and_dedup(&mut self) {
-        let text = &self.text;
-        let id = |r: &Row| {
-            text.get(r.start as usize..r.ends[0] as usize)
-                .unwrap_or_default()
-        };
+        let mut rows = std::mem::take(&mut self.rows);
+        let id = |r: &Row| self.id_of(r);
         // Graph lists users in a stable order, often by id: a sorted run is recognised in one pass.
-        if !self.rows.is_sorted_by(|a, b| id(a) < id(b)) {
-            self.rows.sort_by(|a, b| id(a).cmp(id(b)));
-            self.rows.dedup_by(|a, b| id(a) == id(b));
+        if !rows.is_sorted_by(|a, b| id(a) < id(b)) {
+            rows.sort_by(|a, b| id(a).cmp(id(b)));
+            rows.dedup_by(|a, b| id(a) == id(b));
         }
+        self.rows = rows;
     }
 
     /// How many users.
@@ -262,8 +260,7 @@ impl Users {
 
     /// Where a user is (`Ok`), or would be inserted (`Err`).
     pub fn position(&self, id: &str) -> Result<usize, usize> {
-        self.rows
-            .binary_search_by(|row| UserRef { users: self, row }.id().cmp(id))
+        self.rows.binary_search_by(|row| self.id_of(row).cmp(id))
     }
 
     /// A user by id.
@@ -296,28 +293,30 @@ impl Users {
 
     /// The rows with users inserted in order and removed (`None`), in one pass.
     fn rebuild(&mut self, changes: BTreeMap<String, Option<UserSnapshot>>) {
+        // The newcomers' parts are stored first, so the pass below only reads.
+        let changes: Vec<(String, Option<Row>)> = (changes.into_iter())
+            .map(|(id, now)| (id, now.map(|u| self.row_of(&u))))
+            .collect();
         let rows = std::mem::take(&mut self.rows);
         let mut out = Vec::with_capacity(rows.len() + changes.len());
         let mut changes = changes.into_iter().peekable();
         for row in rows {
-            let id = UserRef {
-                users: self,
-                row: &row,
+            let id = self.id_of(&row);
+            while let Some((_, now)) = changes.next_if(|(c, _)| c.as_str() < id) {
+                out.extend(now);
             }
-            .id()
-            .to_string();
-            while let Some((_, now)) = changes.next_if(|(c, _)| *c < id) {
-                out.extend(now.map(|u| self.row_of(&u)));
-            }
-            match changes.next_if(|(c, _)| *c == id) {
-                Some((_, now)) => out.extend(now.map(|u| self.row_of(&u))),
+            match changes.next_if(|(c, _)| c.as_str() == id) {
+                Some((_, now)) => out.extend(now),
                 None => out.push(row),
             }
         }
-        for (_, now) in changes {
-            out.extend(now.map(|u| self.row_of(&u)));
-        }
+        out.extend(changes.filter_map(|(_, now)| now));
         self.rows = out;
+    }
+
+    /// A row's id.
+    fn id_of(&self, row: &Row) -> &str {
+        (self.text.get(row.start as usize..row.ends[0] as usize)).unwrap_or_default()
     }
 }
 
@@ -358,6 +357,10 @@ impl UserBuilder<'_> {
         self.users.rows.push(self.row);
     }
 }
+
+/// What a state reads as when its number is not one of its users' (a builder handed another table's number).
+static UNKNOWN_KIND: (AssignmentState, Option<AssignmentError>) =
+    (AssignmentState::Other(String::new()), None);
 
 /// A user, read where it is stored.
 #[derive(Clone, Copy)]
@@ -444,7 +447,11 @@ impl<'a> UserRef<'a> {
         let user = *self;
         let rows = self.users.states.get(range(self.row.states));
         rows.unwrap_or_default().iter().map(move |s| {
-            let (state, error) = &user.users.kinds[s.kind.0 as usize];
+            let (state, error) = user
+                .users
+                .kinds
+                .get(s.kind.0 as usize)
+                .unwrap_or(&UNKNOWN_KIND);
             StateRef {
                 sku_id: user.word(s.sku),
                 sku_word: s.sku,
@@ -478,7 +485,10 @@ impl<'a> UserRef<'a> {
 
     /// The user as an owned value.
     pub fn to_snapshot(&self) -> UserSnapshot {
-        let shared = |w: Word| Arc::clone(&self.users.words[w.0 as usize]);
+        let shared = |w: Word| {
+            let word = self.users.words.get(w.index());
+            word.map_or_else(|| Arc::from(""), Arc::clone)
+        };
         let rows = |r| self.users.licenses.get(range(r)).unwrap_or_default();
         UserSnapshot {
             names: UserNames::new(self.id(), self.upn(), self.display_name(), self.mail()),
@@ -490,7 +500,8 @@ impl<'a> UserRef<'a> {
             licenses: (rows(self.row.licenses).iter())
                 .map(|l| LicenseSnap {
                     sku_id: shared(l.sku),
-                    disabled_plans: self.users.plans[range(l.plans)]
+                    disabled_plans: (self.users.plans.get(range(l.plans)))
+                        .unwrap_or_default()
                         .iter()
                         .map(|&p| self.word(p).to_string())
                         .collect(),
@@ -721,6 +732,32 @@ mod tests {
         let upns: Vec<&str> = users.iter().map(|u| u.upn()).collect();
         assert_eq!(upns, ["b@x", "c@x", "d@x"]);
         assert_eq!(users.user("c").map(|u| u.to_snapshot()), Some(full("c")));
+    }
+
+    #[test]
+    fn numbers_from_another_table_read_as_unknown_never_a_panic() {
+        let mut other = Users::default();
+        let (far_word, far_kind) = (Word(7), other.kind(&AssignmentState::Error, None));
+        let far_kind = Kind(far_kind.0 + 5);
+        let mut users = Users::default();
+        let mut b = users.start(UserHead {
+            id: "a",
+            upn: "a@x",
+            display_name: None,
+            mail: None,
+            account_enabled: true,
+            guest: false,
+            mailbox: false,
+            exchange_enabled: false,
+            created: None,
+        });
+        b.license(far_word, [far_word]);
+        b.state(far_word, Some(far_word), far_kind);
+        b.push();
+        let u = users.user("a").expect("a").to_snapshot();
+        assert_eq!(u.licenses[0].sku_id.as_ref(), "");
+        assert_eq!(u.licenses[0].disabled_plans, [""]);
+        assert_eq!(u.states[0].state, AssignmentState::Other(String::new()));
     }
 
     #[test]
