@@ -130,8 +130,15 @@ pub fn decode_mark(bytes: &[u8]) -> Result<SnapshotMark, StoreError> {
     })
 }
 
+/// Room reserved for a decompressed body: the body's own size estimate, and never less than glibc's largest
+/// threshold for giving a block a mapping of its own (32 MiB on 64-bit systems). glibc raises that threshold to the
+/// size of any mapped block that is freed, up to its largest; freeing a 10 MB body raised it to 10 MB, and the users a
+/// run reads next then grew on the heap, each growth a copy whose old place stayed resident. A larger block leaves
+/// the threshold alone; the part of it never written costs no memory.
+const BODY_ROOM: usize = 33 << 20;
+
 fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
-    let mut out = Vec::with_capacity(bytes.len().saturating_mul(5));
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(5).max(BODY_ROOM));
     std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out)
         .map_err(|e| StoreError::Corrupt(format!("snapshot document damaged: {e}")))?;
     Ok(out)

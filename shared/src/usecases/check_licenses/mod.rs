@@ -185,7 +185,7 @@ async fn check_under(
     lease: &RunLease<'_>,
 ) -> Result<CheckReport, CoreError> {
     let now = deps.clock.now();
-    let (state, mut seen) =
+    let (mut state, mut seen) =
         read::everything(deps, &tenant.tenant_id, scope, policy, now, progress).await?;
     let changes = state
         .previous
@@ -245,6 +245,10 @@ async fn check_under(
     tracing::debug!("alerts written");
     let cases = grace_cases::follow(deps, tenant, policy, &seen, &state, now).await?;
     tracing::debug!(open = cases.counts.open, "grace cases followed");
+    // Nothing after this reads the previous run's users: their memory goes before the run's last and largest
+    // moment (the new snapshot bound into the store beside everything the run read).
+    let previous_taken_at = state.previous.take().map(|p| p.taken_at);
+    let first_run = previous_taken_at.is_none();
     findings.extend(
         cases
             .open
@@ -256,7 +260,7 @@ async fn check_under(
         &tenant.tenant_id,
         snapshot,
         &mut pending,
-        state.previous.as_ref(),
+        previous_taken_at,
         &changes,
         now,
     )
@@ -279,7 +283,7 @@ async fn check_under(
     let report = CheckReport {
         tenant_id: tenant.tenant_id.clone(),
         run_at: now,
-        first_run: state.previous.is_none(),
+        first_run,
         users_scanned: snapshot.users.len(),
         pages: seen.pages,
         scan: seen.scan.to_string(),

@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use super::{CheckDeps, CheckStep};
 use crate::domain::findings::{Detail, Finding, Severity};
 use crate::domain::kinds::AlertKind;
-use crate::domain::snapshot::{LicenseChange, PreviousRun, Snapshot};
+use crate::domain::snapshot::{LicenseChange, Snapshot};
 use crate::error::CoreError;
 use crate::ports::store::{Alert, EncodedSnapshot, HistoryEntry, RunRecord, StoreError};
 
@@ -116,11 +116,11 @@ pub(super) async fn history(
     tenant_id: &str,
     snapshot: &Snapshot,
     pending: &mut Option<PendingSnapshot>,
-    previous: Option<&PreviousRun>,
+    previous_taken_at: Option<DateTime<Utc>>,
     changes: &[LicenseChange],
     now: DateTime<Utc>,
 ) -> Result<(), CoreError> {
-    let written = match previous {
+    let written = match previous_taken_at {
         None => {
             if let Some(encoded) = pending.take() {
                 self::snapshot(deps, encoded).await?;
@@ -128,7 +128,7 @@ pub(super) async fn history(
             let users = (snapshot.users.iter()).map(|u| (u.id(), u.upn(), u.sku_ids().collect()));
             baseline(deps, tenant_id, users, now).await?
         }
-        Some(p) => {
+        Some(since) => {
             let entries: Vec<HistoryEntry> = changes
                 .iter()
                 .map(|c| HistoryEntry {
@@ -138,7 +138,7 @@ pub(super) async fn history(
                     change: if c.added { "added" } else { "removed" }.into(),
                     at: now,
                     baseline: false,
-                    since: Some(p.taken_at),
+                    since: Some(since),
                 })
                 .collect();
             deps.store.append_history(tenant_id, &entries).await?;
