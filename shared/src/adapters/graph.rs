@@ -221,7 +221,6 @@ fn next_link_in_head(body: &[u8]) -> Option<String> {
         .next_link
 }
 
-/// One page's body through the retry policy, unparsed.
 /// A page's JSON, or `None` when it does not parse. The body is checked as UTF-8 once, then parsed as text: parsed
 /// from bytes, every string of a 1,000-user page was checked on its own (a tenth of a full read's CPU).
 fn parse_page<T: DeserializeOwned>(body: &[u8]) -> Option<PageBody<T>> {
@@ -229,6 +228,7 @@ fn parse_page<T: DeserializeOwned>(body: &[u8]) -> Option<PageBody<T>> {
     serde_json::from_str(text).ok()
 }
 
+/// One page's body through the retry policy, unparsed.
 async fn fetch_body(
     caller: Caller,
     url: String,

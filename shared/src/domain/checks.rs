@@ -229,11 +229,10 @@ pub fn overlap_findings(snapshot: &Snapshot, price: &dyn Fn(&str) -> Option<f64>
     };
     let mut out = Vec::new();
     for u in snapshot.users.iter().filter(|u| u.licenses().len() > 1) {
-        let plans: Vec<Vec<&str>> = u.licenses().map(|l| l.disabled_plans().collect()).collect();
-        let held: Vec<HeldRef<'_>> = (u.licenses().zip(&plans))
-            .map(|(l, plans)| HeldRef {
+        let held: Vec<HeldRef<'_>> = (u.licenses())
+            .map(|l| HeldRef {
                 sku_id: l.sku_id,
-                disabled_plans: plans,
+                disabled_plans: l.disabled_plans().collect(),
             })
             .collect();
         let price_of = |id: &str| price(id).or_else(|| price(&part(id)));

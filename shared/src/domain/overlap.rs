@@ -20,12 +20,12 @@ pub struct SkuPlansRef<'a> {
 }
 
 /// One held licence: the SKU and the plans turned off in the assignment.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct HeldRef<'a> {
     /// SKU id.
     pub sku_id: &'a str,
     /// Disabled plan ids.
-    pub disabled_plans: &'a [&'a str],
+    pub disabled_plans: Vec<&'a str>,
 }
 
 impl<'a> From<&'a SkuSnap> for SkuPlansRef<'a> {
@@ -52,7 +52,7 @@ pub struct Overlap {
 }
 
 /// The services a held licence gives (its enabled plans that name a service).
-fn services(h: HeldRef<'_>, skus: &[SkuPlansRef<'_>]) -> BTreeSet<&'static str> {
+fn services(h: &HeldRef<'_>, skus: &[SkuPlansRef<'_>]) -> BTreeSet<&'static str> {
     skus.iter()
         .find(|s| s.sku_id.eq_ignore_ascii_case(h.sku_id))
         .map(|s| {
@@ -72,8 +72,8 @@ pub fn overlaps(
     skus: &[SkuPlansRef<'_>],
     price: &dyn Fn(&str) -> Option<f64>,
 ) -> Vec<Overlap> {
-    let given: Vec<(HeldRef<'_>, BTreeSet<&'static str>)> =
-        held.iter().map(|h| (*h, services(*h, skus))).collect();
+    let given: Vec<(&HeldRef<'_>, BTreeSet<&'static str>)> =
+        held.iter().map(|h| (h, services(h, skus))).collect();
     let mut out = Vec::new();
     for (i, (a, sa)) in given.iter().enumerate() {
         for (b, sb) in given.iter().skip(i + 1) {
@@ -177,12 +177,11 @@ mod tests {
                 plans: &exo_only,
             },
         ];
-        let none: [&str; 0] = [];
         let held = |ids: &[&'static str]| -> Vec<HeldRef<'static>> {
             ids.iter()
                 .map(|id| HeldRef {
                     sku_id: id,
-                    disabled_plans: &[],
+                    disabled_plans: vec![],
                 })
                 .collect()
         };
@@ -208,15 +207,14 @@ mod tests {
         assert_eq!((o[0].remove.as_str(), o[0].covered), ("basic", false));
         // No shared service, or the shared plan turned off: no overlap.
         assert!(overlaps(&held(&["standard", "ems"]), &skus, &no_prices).is_empty());
-        let off = [standard[0].0.as_str()];
         let held_off = [
             HeldRef {
                 sku_id: "standard",
-                disabled_plans: &off,
+                disabled_plans: vec![standard[0].0.as_str()],
             },
             HeldRef {
                 sku_id: "exo",
-                disabled_plans: &none,
+                disabled_plans: vec![],
             },
         ];
         assert!(overlaps(&held_off, &skus, &no_prices).is_empty());

@@ -354,13 +354,10 @@ impl<'a> From<&'a SkuPlans> for crate::domain::overlap::SkuPlansRef<'a> {
 fn overlaps<'a>(u: &'a ReclaimUser, skus: &[SkuPlans]) -> BTreeMap<&'a str, Reason> {
     use crate::domain::overlap::{HeldRef, SkuPlansRef};
     let refs: Vec<SkuPlansRef<'_>> = skus.iter().map(SkuPlansRef::from).collect();
-    let plans: Vec<Vec<&str>> = (u.held.iter())
-        .map(|h| h.disabled_plans.iter().map(String::as_str).collect())
-        .collect();
-    let held: Vec<HeldRef<'_>> = (u.held.iter().zip(&plans))
-        .map(|(h, plans)| HeldRef {
+    let held: Vec<HeldRef<'_>> = (u.held.iter())
+        .map(|h| HeldRef {
             sku_id: &h.sku_id,
-            disabled_plans: plans,
+            disabled_plans: h.disabled_plans.iter().map(String::as_str).collect(),
         })
         .collect();
     let mut out = BTreeMap::new();

@@ -117,14 +117,7 @@ impl User {
             created: u.created_date_time,
             licenses: licence_snaps(u.assigned_licenses.iter().map(AssignedLicense::parts)),
             states: (u.license_assignment_states.iter())
-                .map(|s| {
-                    state_snap(
-                        &s.sku_id,
-                        s.assigned_by_group.as_deref(),
-                        &s.state,
-                        s.error.as_deref(),
-                    )
-                })
+                .map(LicenseAssignmentState::snap)
                 .collect(),
         }
     }
@@ -400,9 +393,10 @@ impl DeltaUser {
     /// The user after this change, from its snapshot before (`None` for a user new to licensewatch). `None` when
     /// the change cannot be applied exactly from what the item carries (a new user without its UPN, or a mail
     /// change whose mailbox depends on proxy addresses the snapshot did not keep): read that user in full instead.
-    pub fn apply(&self, before: Option<&UserSnapshot>) -> Option<UserSnapshot> {
+    pub fn apply(&self, before: Option<UserSnapshot>) -> Option<UserSnapshot> {
+        let (known, had_mailbox) = (before.is_some(), before.as_ref().is_some_and(|b| b.mailbox));
         let mut u = match before {
-            Some(b) => b.clone(),
+            Some(b) => b,
             None => UserSnapshot::bare(&self.id, self.user_principal_name.as_deref()?),
         };
         if let Some(enabled) = self.account_enabled {
@@ -421,16 +415,7 @@ impl DeltaUser {
             u.exchange_enabled = exchange_enabled(p.iter().map(AssignedPlan::parts));
         }
         if let Some(s) = &self.license_assignment_states {
-            u.states = (s.iter())
-                .map(|s| {
-                    state_snap(
-                        &s.sku_id,
-                        s.assigned_by_group.as_deref(),
-                        &s.state,
-                        s.error.as_deref(),
-                    )
-                })
-                .collect();
+            u.states = s.iter().map(LicenseAssignmentState::snap).collect();
         }
         match (&self.mail, &self.proxy_addresses) {
             (Some(mail), Some(proxies)) => {
@@ -441,11 +426,11 @@ impl DeltaUser {
             }
             // The mailbox flag needs the proxy addresses, which the snapshot folded into it: exact only when the
             // old flag shows they held an SMTP address.
-            (Some(mail), None) if before.is_some_and(|b| b.mailbox) => {
+            (Some(mail), None) if had_mailbox => {
                 u.mailbox = mail.as_deref().is_some_and(|m| !m.trim().is_empty())
             }
             (Some(_), None) => return None,
-            (None, None) if before.is_none() => return None,
+            (None, None) if !known => return None,
             (None, None) => {}
         }
         if self.user_principal_name.is_some() || self.display_name.is_some() || self.mail.is_some()
@@ -525,6 +510,12 @@ impl LicenseAssignmentState {
     /// The error, with Graph's two spellings of success (null and "None") folded to `None`.
     pub fn error_code(&self) -> Option<&str> {
         error_code(self.error.as_deref())
+    }
+
+    /// The state as a snapshot keeps it.
+    fn snap(&self) -> AssignmentSnap {
+        let group = self.assigned_by_group.as_deref();
+        state_snap(&self.sku_id, group, &self.state, self.error.as_deref())
     }
 }
 

@@ -94,8 +94,7 @@ pub(super) async fn changed(
             kept.changes.insert(item.id, None);
             continue;
         }
-        let known = kept.user(&item.id);
-        match item.apply(known.as_ref()) {
+        match item.apply(kept.user(&item.id)) {
             Some(u) => {
                 kept.changes.insert(u.id().to_string(), Some(u));
             }
@@ -209,16 +208,13 @@ impl Kept {
         self.reread.extend(around.in_error);
         read_in_full(directory, &self.reread, &mut self.changes).await?;
         tracing::info!(reread = self.reread.len(), "users read again in full");
+        self.users.apply(std::mem::take(&mut self.changes));
         Ok(Seen {
             snapshot: std::sync::Arc::new(Snapshot {
                 tenant_id: self.tenant_id,
                 taken_at: now,
                 skus: around.skus,
-                users: {
-                    let mut users = self.users;
-                    users.apply(self.changes);
-                    users
-                },
+                users: self.users,
                 delta_link: self.link,
                 full_scan_at: self.full_scan_at,
                 recent_removals: Vec::new(),
