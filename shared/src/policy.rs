@@ -4,13 +4,13 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, Problems};
 use crate::time_zone::TimeZone;
 
-/// The whole policy file.
-#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+/// The whole policy file. (`Serialize` lets a test list every key the file can hold.)
+#[derive(Debug, Clone, Deserialize, Serialize, Default, PartialEq)]
 #[serde(default)]
 pub struct Policy {
     /// `[tenant]`: the single tenant (when `[[tenants]]` is absent).
@@ -55,7 +55,7 @@ const OVERRIDABLE: [&str; 8] = [
 
 /// One `[[suppressions]]` entry: the findings of `kind` and/or about `sku` (in `tenant`, or every tenant) are
 /// still reported, marked suppressed, but raise no alert and no notice until `until`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(default)]
 pub struct SuppressionEntry {
     /// Tenant GUID or domain; empty = every tenant.
@@ -87,7 +87,7 @@ impl SuppressionEntry {
 }
 
 /// `[reclaim]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct ReclaimPolicy {
     /// A licence whose holder has not signed in for this many days is worth reclaiming.
@@ -102,7 +102,7 @@ impl Default for ReclaimPolicy {
 
 /// `[prices]`: `currency = "EUR"` and `[prices.monthly]` with one price per SKU, keyed by part number
 /// (`SPE_E3 = 33.75`) or SKU id.
-#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default, PartialEq)]
 #[serde(default)]
 pub struct PricePolicy {
     /// Currency label shown with the amounts.
@@ -112,7 +112,7 @@ pub struct PricePolicy {
 }
 
 /// `[tenant]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct TenantPolicy {
     /// Exchange Online Delayed Delicensing is enabled for this tenant.
@@ -185,7 +185,7 @@ fn is_secret_arn(arn: &str) -> bool {
 }
 
 /// One entry of `[[tenants]]`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(default)]
 pub struct TenantEntry {
     /// Tenant GUID or domain.
@@ -219,7 +219,7 @@ pub struct TenantEntry {
 }
 
 /// `[check]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct CheckPolicy {
     /// A run that sees at least this many removals raises `mass_delicensing` ...
@@ -253,7 +253,7 @@ impl Default for CheckPolicy {
 }
 
 /// `[grace]`: every period is configurable; defaults follow Microsoft's published behaviour.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct GracePolicy {
     /// Days a never-licensed mailbox keeps working.
@@ -281,7 +281,7 @@ impl Default for GracePolicy {
 }
 
 /// `[notify]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct NotifyPolicy {
     /// Admin mail addresses (digest and alerts).
@@ -312,7 +312,7 @@ impl Default for NotifyPolicy {
 }
 
 /// The kind of an outgoing webhook channel.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum WebhookKind {
     /// JSON body signed per Standard Webhooks.
@@ -325,7 +325,7 @@ pub enum WebhookKind {
 }
 
 /// One `[[notify.webhooks]]` entry.
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(default)]
 pub struct WebhookChannel {
     /// generic | teams | slack
@@ -337,7 +337,7 @@ pub struct WebhookChannel {
 }
 
 /// `[audit]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct AuditPolicy {
     /// First run: how far back to read directory audits (days).
@@ -365,7 +365,7 @@ impl Default for AuditPolicy {
 }
 
 /// `[remediation]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct RemediationPolicy {
     /// Let license-check queue reprocess requests by itself.
@@ -390,7 +390,7 @@ impl Default for RemediationPolicy {
 }
 
 /// `[webhook]`: the reprocess-user endpoint.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct WebhookPolicy {
     /// Environment variables holding `whsec_` secrets; several = rotation.
@@ -427,7 +427,16 @@ impl Policy {
     /// Parses and validates policy text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let value: toml::Value = toml::from_str(text).map_err(|e| {
-            ConfigError::single("policy file", format!("not valid TOML: {}", e.message()))
+            let (key, line) = e
+                .span()
+                .map(|span| key_at(text, span.start))
+                .unwrap_or_else(|| ("policy file".to_string(), 0));
+            let place = if line > 0 {
+                format!(" (line {line})")
+            } else {
+                String::new()
+            };
+            ConfigError::single(key, format!("not valid TOML{place}: {}", e.message()))
         })?;
         let mut unknown = Vec::new();
         let parsed: Result<Policy, _> =
@@ -439,7 +448,8 @@ impl Policy {
         let policy = match parsed {
             Ok(p) => p,
             Err(e) => {
-                problems.add("policy file", e.to_string());
+                let (key, problem) = keyed_problem(&e.to_string());
+                problems.add(key, problem);
                 return Err(ConfigError {
                     problems: problems.0,
                 });
@@ -468,6 +478,12 @@ impl Policy {
             let key = |k: &str| format!("suppressions[{i}].{k}");
             if e.sku.trim().is_empty() && e.kind.trim().is_empty() {
                 p.add(key("sku"), "say what to suppress: a sku, a kind, or both");
+            }
+            if !e.tenant.trim().is_empty() && !crate::config::is_valid_tenant(e.tenant.trim()) {
+                p.add(
+                    key("tenant"),
+                    format!("'{}' is not a tenant GUID or domain", e.tenant),
+                );
             }
             if e.reason.trim().is_empty() {
                 p.add(
@@ -598,6 +614,7 @@ impl Policy {
                 );
             }
         }
+        self.check_closed_sets(p);
         if self.audit.first_run_days < 0 || self.audit.first_run_days > 365 {
             p.add("audit.first_run_days", "must be between 0 and 365");
         }
@@ -617,6 +634,37 @@ impl Policy {
         }
         if !(1..=86_400).contains(&self.webhook.tolerance_seconds) {
             p.add("webhook.tolerance_seconds", "must be between 1 and 86400");
+        }
+    }
+}
+
+/// The Management Activity API's content types, the values `[audit] content_types` may hold (anything else is
+/// refused by the API with AF20020, long after the policy was written).
+pub const CONTENT_TYPES: [&str; 5] = [
+    "Audit.AzureActiveDirectory",
+    "Audit.Exchange",
+    "Audit.SharePoint",
+    "Audit.General",
+    "DLP.All",
+];
+
+/// `'x' is not one of a, b, c`.
+fn not_one_of(value: &str, allowed: &[&str]) -> String {
+    format!("'{value}' is not one of {}", allowed.join(", "))
+}
+
+impl Policy {
+    /// The keys whose values come from a closed set (those serde does not already hold to a Rust enum), checked
+    /// when the policy loads rather than where the value is first used. (`suppressions[].kind`, a finding kind of
+    /// the domain, is checked by `usecases::suppressions::of_policy` when a runtime starts.)
+    fn check_closed_sets(&self, p: &mut Problems) {
+        for (i, ct) in self.audit.content_types.iter().enumerate() {
+            if !CONTENT_TYPES.contains(&ct.as_str()) {
+                p.add(
+                    format!("audit.content_types[{i}]"),
+                    not_one_of(ct, &CONTENT_TYPES),
+                );
+            }
         }
     }
 }
@@ -679,10 +727,80 @@ fn tenant_policies(
                 let id = table.get("id").and_then(toml::Value::as_str).unwrap_or("");
                 out.insert(id.to_ascii_lowercase(), p);
             }
-            Err(e) => problems.add(prefix, e.to_string()),
+            Err(e) => {
+                let (key, problem) = keyed_problem(&e.to_string());
+                let key = if key == WHOLE_FILE {
+                    prefix
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                problems.add(key, problem)
+            }
         }
     }
     out
+}
+
+/// The name a problem goes under when no key can be told.
+const WHOLE_FILE: &str = "policy file";
+
+/// A deserialisation error's key and message: toml ends its message with "in `check.sku_low_seats`", which becomes
+/// the problem's name (an array's index is not in toml's path: `notify.webhooks.kind`).
+fn keyed_problem(error: &str) -> (String, String) {
+    let text = error.trim_end();
+    if let Some((message, tail)) = text.rsplit_once("\nin `")
+        && let Some(key) = tail.strip_suffix('`')
+        && !key.is_empty()
+    {
+        return (key.to_string(), message.trim().to_string());
+    }
+    (WHOLE_FILE.to_string(), text.to_string())
+}
+
+/// The key whose value sits at byte `offset` of a TOML text, with its 1-based line: the key before `=` on that
+/// line (or the nearest line above with one, for a value spread over lines) under the table header above it, an
+/// array of tables numbered as the policy's problems name it (`tenants[1].check.sku_low_seats`). A parse error
+/// carries only a position, and an admin needs the key.
+fn key_at(text: &str, offset: usize) -> (String, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line_no = before.matches('\n').count() + 1;
+    let mut arrays: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut table = String::new();
+    let mut key = None;
+    for line in text.lines().take(line_no) {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix("[[").and_then(|l| l.split("]]").next()) {
+            let name = name.trim().to_string();
+            let n = arrays
+                .entry(name.clone())
+                .and_modify(|n| *n += 1)
+                .or_insert(0);
+            table = format!("{name}[{n}]");
+            key = None;
+        } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            table = numbered_table(name.trim(), &arrays);
+            key = None;
+        } else if let Some((k, _)) = line.split_once('=') {
+            key = Some(k.trim().trim_matches('"').to_string());
+        }
+    }
+    let path = match (table.is_empty(), key) {
+        (_, None) if table.is_empty() => WHOLE_FILE.to_string(),
+        (_, None) => table,
+        (true, Some(k)) => k,
+        (false, Some(k)) => format!("{table}.{k}"),
+    };
+    (path, line_no)
+}
+
+/// `tenants.check` under the second `[[tenants]]` is `tenants[1].check`.
+fn numbered_table(name: &str, arrays: &std::collections::BTreeMap<String, usize>) -> String {
+    arrays
+        .iter()
+        .filter(|(array, _)| name.starts_with(&format!("{array}.")))
+        .max_by_key(|(array, _)| array.len())
+        .map(|(array, n)| format!("{array}[{n}]{}", &name[array.len()..]))
+        .unwrap_or_else(|| name.to_string())
 }
 
 fn check_tz(p: &mut Problems, key: &str, tz: &str) {

@@ -47,6 +47,18 @@ struct SecretDocument {
     client_cert: Option<String>,
 }
 
+/// Reads a certificate credential; an unusable one is a configuration problem naming `LICENSEWATCH_CLIENT_CERT`
+/// and where its PEM came from (`where_`: a file's path or the secret's ARN), so the admin knows what to fix.
+fn certificate(pem: &str, where_: &str) -> Result<CertificateCredential, ConfigError> {
+    CertificateCredential::from_pem(pem).map_err(|e| {
+        let problem = match e {
+            crate::error::AuthError::Certificate(p) => p,
+            other => other.to_string(),
+        };
+        ConfigError::single(vars::CLIENT_CERT, format!("{where_}: {problem}"))
+    })
+}
+
 impl Microsoft {
     /// Resolves the credential and builds the clients. `publisher_id` defaults to the tenant id.
     pub async fn connect(
@@ -78,10 +90,11 @@ impl Microsoft {
                         format!("cannot read '{}': {e}", path.display()),
                     )
                 })?;
+                let where_ = format!("the file '{}'", path.display());
                 (
                     settings.tenant_id.clone(),
                     settings.client_id.clone(),
-                    Credential::Certificate(Box::new(CertificateCredential::from_pem(&pem)?)),
+                    Credential::Certificate(Box::new(certificate(&pem, &where_)?)),
                 )
             }
             CredentialSource::SecretsManager { arn } => {
@@ -89,7 +102,8 @@ impl Microsoft {
                 let credential = match (doc.client_secret, doc.client_cert) {
                     (Some(s), _) if !s.is_empty() => Credential::Secret(SecretString::new(s)),
                     (_, Some(pem)) if !pem.is_empty() => {
-                        Credential::Certificate(Box::new(CertificateCredential::from_pem(&pem)?))
+                        let where_ = format!("the Secrets Manager secret '{arn}'");
+                        Credential::Certificate(Box::new(certificate(&pem, &where_)?))
                     }
                     _ => {
                         return Err(ConfigError::single(
@@ -226,4 +240,45 @@ async fn read_secret(
         )
         .into()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings_with_cert(path: &std::path::Path) -> Settings {
+        let path = path.display().to_string();
+        Settings::from_lookup(move |k| match k {
+            "LICENSEWATCH_TENANT_ID" => Some("contoso.onmicrosoft.com".into()),
+            "LICENSEWATCH_CLIENT_ID" => Some("0f0f0f0f-1111-2222-3333-444455556666".into()),
+            "LICENSEWATCH_CLIENT_CERT" => Some(path.clone()),
+            _ => None,
+        })
+        .expect("settings")
+    }
+
+    #[tokio::test]
+    async fn a_certificate_file_without_a_certificate_names_the_variable_and_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("app.pem");
+        std::fs::write(
+            &path,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .expect("write");
+        let err = Microsoft::connect(&settings_with_cert(&path), RetryPolicy::quick(), "")
+            .await
+            .expect_err("no certificate in the file");
+        let CredentialError::Config(config) = &err else {
+            panic!("a configuration problem, not {err:?}");
+        };
+        assert_eq!(config.problems[0].name, "LICENSEWATCH_CLIENT_CERT", "{err}");
+        let text = err.to_string();
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(text.contains("no CERTIFICATE block"), "{text}");
+        assert!(
+            !text.contains("AAAA"),
+            "the key's text never appears: {text}"
+        );
+    }
 }

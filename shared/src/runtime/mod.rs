@@ -111,14 +111,19 @@ pub fn load_policy(
     path: &Path,
     explicit: bool,
 ) -> Result<Policy, ConfigError> {
+    let checked = |text_or_file: Result<Policy, ConfigError>| -> Result<Policy, ConfigError> {
+        let policy = text_or_file?;
+        crate::usecases::suppressions::check_policy(&policy)?;
+        Ok(policy)
+    };
     match inline.filter(|t| !t.trim().is_empty()) {
-        Some(text) if !explicit => Policy::parse(text).map_err(|mut e| {
+        Some(text) if !explicit => checked(Policy::parse(text)).map_err(|mut e| {
             for p in &mut e.problems {
                 p.name = format!("{} ({})", crate::config::vars::POLICY_TOML, p.name);
             }
             e
         }),
-        _ => Policy::load(path, explicit),
+        _ => checked(Policy::load(path, explicit)),
     }
 }
 
