@@ -51,6 +51,31 @@ pub struct Scenario {
     /// (an enabled monthly subscription, and one in warning, suspended or locked out for such units).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commerce: Option<Vec<CommerceSpec>>,
+    /// How this tenant's Microsoft behaves where tenants are reported to differ.
+    #[serde(default)]
+    pub behaviour: Behaviour,
+}
+
+/// Behaviour reported of some tenants and not others (MICROSOFT_BEHAVIOUR.md marks it "reported").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Behaviour {
+    /// `groups?$filter=hasMembersWithLicenseErrors eq true` is refused with 400 `Request_UnsupportedQuery`
+    /// ("Unsupported or invalid query filter clause", reported in msgraph-sdk-powershell #2967).
+    pub refuse_license_error_filter: bool,
+    /// The window of the reports-and-audit-logs quota (5 requests per window per app and tenant): Microsoft's is
+    /// 10,000 ms. A test may shorten it, and the product's pacer by the same factor, to keep the ratio without
+    /// the wait; 0 turns the quota off (the demo's lenient speed).
+    pub reports_quota_window_ms: u64,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Self {
+            refuse_license_error_filter: false,
+            reports_quota_window_ms: 10_000,
+        }
+    }
 }
 
 fn default_domain() -> String {

@@ -221,6 +221,8 @@ pub struct Tenant {
     pub commerce: Vec<crate::scenario::CommerceSpec>,
     /// The customer removed the app's consent: token requests for this tenant fail (AADSTS7000229).
     pub consent_revoked: bool,
+    /// Behaviour reported of some tenants (the scenario's).
+    pub behaviour: crate::scenario::Behaviour,
 }
 
 /// Subscriptions behind the SKUs' seat counts when a scenario lists none: an enabled monthly subscription for the
@@ -305,6 +307,7 @@ impl Tenant {
             delta: Default::default(),
             changed: Vec::new(),
             consent_revoked: false,
+            behaviour: s.behaviour.clone(),
             commerce: s
                 .commerce
                 .clone()
@@ -563,11 +566,23 @@ impl Tenant {
             }
         }
         for r in remove {
-            let has = self.users[ui]
-                .assignments
-                .iter()
-                .any(|a| a.by_group.is_none() && a.sku_id.eq_ignore_ascii_case(r));
-            if !has {
+            let held = |by_group: bool| {
+                self.users[ui]
+                    .assignments
+                    .iter()
+                    .any(|a| a.by_group.is_some() == by_group && a.sku_id.eq_ignore_ascii_case(r))
+            };
+            if !held(false) && held(true) {
+                return fail(
+                    self,
+                    LicenseError {
+                        status: 400,
+                        code: "Request_BadRequest",
+                        message: "User license is inherited from a group membership and it cannot be removed directly from the user.".into(),
+                    },
+                );
+            }
+            if !held(false) {
                 return fail(
                     self,
                     LicenseError {

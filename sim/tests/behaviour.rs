@@ -90,14 +90,13 @@ impl Client {
         } else {
             &self.graph_token
         };
-        let r = self
-            .http
-            .post(url)
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .expect("send");
+        let request = self.http.post(url).bearer_auth(token);
+        // `null` stands for no body at all (reprocessLicenseAssignment takes none).
+        let request = match body {
+            Value::Null => request,
+            body => request.json(&body),
+        };
+        let r = request.send().await.expect("send");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -1249,4 +1248,170 @@ async fn a_fleet_serves_each_tenant_its_own_data_and_a_revoked_consent_refuses_t
     );
     assert_eq!(token(ids[1].clone()).await.0, 200);
     assert_eq!(token("nobody.onmicrosoft.com".into()).await.0, 400);
+}
+
+/// What Microsoft documents (and is reported to do), held to by default: MICROSOFT_BEHAVIOUR.md.
+#[tokio::test]
+async fn graph_refuses_what_microsoft_refuses_and_answers_as_microsoft_does() {
+    let c = Client::new(Scenario::default_story()).await;
+    // directoryAudits: eq, ge and le on activityDateTime; lt is not documented and is refused.
+    let audits = "/v1.0/auditLogs/directoryAudits?$filter=";
+    let (s, e) = c
+        .get(&format!("{audits}activityDateTime lt 2026-11-20T00:00:00Z"))
+        .await;
+    assert_eq!(s, 400, "{e}");
+    let (s, _) = c
+        .get(&format!(
+            "{audits}activityDateTime ge 2026-11-01T00:00:00Z and activityDateTime le 2026-11-20T00:00:00Z"
+        ))
+        .await;
+    assert_eq!(s, 200);
+
+    // reprocessLicenseAssignment takes no body; a JSON null is a body.
+    let url = format!(
+        "{}/v1.0/users/{}/reprocessLicenseAssignment",
+        c.sim.base_url,
+        upn("teacher11")
+    );
+    let with_null = c
+        .http
+        .post(&url)
+        .bearer_auth(&c.graph_token)
+        .header("content-type", "application/json")
+        .body("null")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(with_null.status().as_u16(), 400);
+    let bare = c.http.post(&url).bearer_auth(&c.graph_token).send().await;
+    assert_eq!(bare.expect("send").status().as_u16(), 200);
+
+    // A licence inherited from a group cannot be removed from the user directly: Microsoft's own message.
+    let (s, e) = c
+        .post(
+            &format!("/v1.0/users/{}/assignLicense", upn("teacher01")),
+            json!({"addLicenses": [], "removeLicenses": [FACULTY]}),
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(
+        e["error"]["message"],
+        "User license is inherited from a group membership and it cannot be removed directly from the user."
+    );
+
+    // The SDKs' spelling of delta.
+    let (s, round) = c.get("/v1.0/users/delta()?$select=id").await;
+    assert_eq!(s, 200, "{round}");
+    assert!(round["value"].as_array().is_some_and(|v| !v.is_empty()));
+
+    // Starting an enabled Management API subscription again: 400 AF20024.
+    let feed = format!("/api/v1.0/{}/activity/feed", c.sim.tenant_id);
+    let start = format!("{feed}/subscriptions/start?contentType=Audit.General");
+    assert_eq!(c.post(&start, json!({})).await.0, 200);
+    let (s, e) = c.post(&start, json!({})).await;
+    assert_eq!((s, e["error"]["code"].as_str()), (400, Some("AF20024")));
+}
+
+#[tokio::test]
+async fn sign_in_pages_hold_120_users_and_never_signed_in_reads_as_year_one() {
+    let mut scenario = Scenario::generated(
+        300,
+        "48a80680-7326-48cd-9935-b556b81d3a4e",
+        chrono::Utc::now(),
+    );
+    scenario.premium = Some(true);
+    let c = Client::new(scenario).await;
+    let (s, page) = c
+        .get("/v1.0/users?$select=id,signInActivity&$top=999")
+        .await;
+    assert_eq!(s, 200, "{page}");
+    let users = page["value"].as_array().expect("value");
+    assert_eq!(
+        users.len(),
+        120,
+        "at most 120 users a page with signInActivity"
+    );
+    assert!(
+        page["@odata.nextLink"]
+            .as_str()
+            .is_some_and(|l| l.contains("%24top=120") || l.contains("$top=120"))
+    );
+    let never = users
+        .iter()
+        .find(|u| u["signInActivity"]["lastSuccessfulSignInDateTime"].is_null())
+        .expect("a user who never signed in");
+    assert_eq!(
+        never["signInActivity"]["lastSignInDateTime"],
+        "0001-01-01T00:00:00Z"
+    );
+    let (_, plain) = c.get("/v1.0/users?$select=id&$top=999").await;
+    assert_eq!(
+        plain["value"].as_array().map(Vec::len),
+        Some(300),
+        "no cap without it"
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_may_refuse_the_license_error_filter() {
+    let mut scenario = Scenario::default_story();
+    scenario.behaviour.refuse_license_error_filter = true;
+    let c = Client::new(scenario).await;
+    let (s, e) = c
+        .get("/v1.0/groups?$filter=hasMembersWithLicenseErrors eq true")
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (400, Some("Request_UnsupportedQuery"))
+    );
+    let (s, _) = c
+        .get(&format!(
+            "/v1.0/groups/{FACULTY_GROUP}/membersWithLicenseErrors"
+        ))
+        .await;
+    assert_eq!(s, 200, "each group still answers for its members");
+}
+
+#[tokio::test]
+async fn audit_logs_allow_five_requests_a_window_then_429_with_retry_after() {
+    let mut scenario = Scenario::default_story();
+    scenario.behaviour.reports_quota_window_ms = 2_000;
+    let c = Client::new(scenario).await;
+    let url = format!("{}/v1.0/auditLogs/directoryAudits?$top=1", c.sim.base_url);
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let r = c
+            .http
+            .get(&url)
+            .bearer_auth(&c.graph_token)
+            .send()
+            .await
+            .expect("send");
+        let retry_after = r
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap_or("").to_string());
+        statuses.push((r.status().as_u16(), retry_after));
+    }
+    assert!(statuses[..5].iter().all(|(s, _)| *s == 200), "{statuses:?}");
+    assert_eq!(
+        statuses[5],
+        (429, Some("2".to_string())),
+        "the seconds until a slot frees up"
+    );
+    // Other Graph resources are not counted against this quota.
+    assert_eq!(c.get("/v1.0/users?$top=1").await.0, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(2_050)).await;
+    let again = c
+        .http
+        .get(&url)
+        .bearer_auth(&c.graph_token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        again.status().as_u16(),
+        200,
+        "a slot freed up after the window"
+    );
 }

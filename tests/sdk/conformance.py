@@ -258,7 +258,10 @@ async def checks(sim, graph):
         by_upn = {u.user_principal_name: u for u in users}
         johanna = by_upn[upn("johanna.lorenz")].sign_in_activity
         assert johanna and johanna.last_successful_sign_in_date_time.isoformat().startswith("2026-06-02T08:14"), johanna
-        assert by_upn[upn("raul.razo")].sign_in_activity is None, "never signed in"
+        # Never signed in: Graph's placeholder dates of year 1 (the SDK parses them; licensewatch reads them as none).
+        raul = by_upn[upn("raul.razo")].sign_in_activity
+        assert raul and raul.last_successful_sign_in_date_time is None, raul
+        assert raul.last_sign_in_date_time.year == 1, raul
 
     async def mailbox_usage_report_follows_the_redirect():
         csv_bytes = await graph.reports.get_mailbox_usage_detail_with_period("D90").get()

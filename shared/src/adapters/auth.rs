@@ -211,6 +211,11 @@ impl TokenProvider {
         self.requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// The app (client id) and tenant the tokens are for: Microsoft's quotas are counted per both.
+    pub fn app_and_tenant(&self) -> (&str, &str) {
+        (&self.client_id, &self.tenant_id)
+    }
+
     /// A valid token for `audience`, from the cache when it has more than a few minutes left.
     pub async fn token(&self, audience: Audience) -> Result<SecretString, AuthError> {
         // Holding the lock while fetching makes concurrent callers share one token request.

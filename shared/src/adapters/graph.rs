@@ -463,22 +463,61 @@ impl Directory for GraphClient {
         from: DateTime<Utc>,
         to: Option<DateTime<Utc>>,
     ) -> BoxPages<'_, Value> {
+        // Graph documents `eq`, `ge` and `le` on `activityDateTime` (not `lt`): the window's end is asked for with
+        // `le` and a record at exactly the end is left to the next window here.
         let filter = match to {
             None => format!("activityDateTime ge {}", at(from)),
             Some(to) => format!(
-                "activityDateTime ge {} and activityDateTime lt {}",
+                "activityDateTime ge {} and activityDateTime le {}",
                 at(from),
                 at(to)
             ),
         };
         let query: String = url::form_urlencoded::byte_serialize(filter.as_bytes()).collect();
-        Box::new(self.pages::<Value>(&format!(
+        let pages = self.pages::<Value>(&format!(
             "auditLogs/directoryAudits?$filter={query}&$top=999"
-        )))
+        ));
+        match to {
+            None => Box::new(pages),
+            Some(to) => Box::new(BeforeEnd { pages, end: to }),
+        }
     }
 
     async fn write(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
-        self.post::<Value, Value>(path, body).await
+        // `reprocessLicenseAssignment` takes no body ("Don't supply a request body"): a call without one is sent
+        // as such, not as the JSON text `null`.
+        match body {
+            Value::Null => self.send(reqwest::Method::POST, path, None).await,
+            _ => self.post::<Value, Value>(path, body).await,
+        }
+    }
+}
+
+/// Directory audits of a window asked for with `le` its end: the records at exactly the end belong to the next
+/// window (the port's windows are half-open) and are left out; a record whose time cannot be read is kept (never
+/// lost: the archive dedupes by id).
+struct BeforeEnd {
+    pages: Pager<Value>,
+    end: DateTime<Utc>,
+}
+
+#[async_trait]
+impl Pages<Value> for BeforeEnd {
+    async fn next_page(&mut self) -> Result<Option<Vec<Value>>, ApiError> {
+        let end = self.end;
+        Ok(self.pages.next_page().await?.map(|mut page| {
+            page.retain(|r| {
+                r["activityDateTime"]
+                    .as_str()
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .is_none_or(|t| t.to_utc() < end)
+            });
+            page
+        }))
+    }
+
+    fn pages_fetched(&self) -> u32 {
+        self.pages.pages_fetched()
     }
 }
 

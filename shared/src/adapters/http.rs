@@ -148,7 +148,20 @@ impl Caller {
             if retrier.attempt() > 1 {
                 req = req.header("retry-attempt", (retrier.attempt() - 1).to_string());
             }
-            let sent = req.send().await;
+            let (client, request) = req.build_split();
+            let pacer = request.as_ref().ok().and_then(|r| self.pacer_for(r.url()));
+            if let Some(p) = &pacer
+                && !p.acquire(self.deadline).await
+            {
+                // The quota's next slot comes after the deadline: the caller resumes next time.
+                return Err(ApiError::DeadlineReached {
+                    service: self.service,
+                });
+            }
+            let sent = match request {
+                Ok(request) => client.execute(request).await,
+                Err(e) => Err(e),
+            };
             let (kind, retry_after, err) = match sent {
                 Err(e) => {
                     let err = if e.is_timeout() {
@@ -206,6 +219,11 @@ impl Caller {
                         tracing::info!(service = %self.service, what, "401: refreshing the token once");
                         continue;
                     } else {
+                        if status == StatusCode::TOO_MANY_REQUESTS
+                            && let Some(p) = &pacer
+                        {
+                            p.throttled();
+                        }
                         let classified = self.classify(status, &headers, &body);
                         match classified {
                             (Some(kind), ra, err) => (kind, ra, err),
@@ -234,6 +252,18 @@ impl Caller {
                 return Err(err);
             }
         }
+    }
+
+    /// The quota pacer a request to `url` waits on (Graph's reports and audit logs), shared by every caller of the
+    /// same app and tenant in this process.
+    fn pacer_for(&self, url: &url::Url) -> Option<std::sync::Arc<crate::adapters::pacer::Pacer>> {
+        use crate::adapters::pacer::{QuotaClass, pacer_for};
+        if self.service != Service::Graph {
+            return None;
+        }
+        let class = QuotaClass::of_path(url.path())?;
+        let (client_id, tenant_id) = self.tokens.app_and_tenant();
+        Some(pacer_for(client_id, tenant_id, class))
     }
 
     /// Maps a non-2xx answer to an error and, when retrying can help, the kind of retry.

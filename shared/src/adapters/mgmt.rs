@@ -13,6 +13,9 @@ use crate::adapters::http::{
 use crate::ports::audit_feed::{AuditFeed, ContentBlob, Window};
 use crate::ports::directory::{BoxPages, Pages};
 
+/// The Management API's answer to starting a subscription that is already enabled.
+const ALREADY_ENABLED: &str = "AF20024";
+
 /// One entry of `subscriptions/list`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -95,11 +98,13 @@ impl ManagementClient {
             .await
     }
 
-    /// `POST subscriptions/start?contentType=...` (idempotent for an enabled subscription).
+    /// `POST subscriptions/start?contentType=...`. The API answers 400 AF20024 when the subscription is already
+    /// enabled (another run, or another deployment of the same app, started it first): that is success.
     pub async fn start_subscription(&self, content_type: &str) -> Result<(), ApiError> {
         let url = self.op_url("subscriptions/start", &[("contentType", content_type)]);
         let http = self.caller.http.clone();
-        self.caller
+        let started = self
+            .caller
             .call(
                 "subscriptions/start",
                 || {
@@ -109,7 +114,11 @@ impl ManagementClient {
                 },
                 |_raw: RawResponse| Ok(()),
             )
-            .await
+            .await;
+        match started {
+            Err(e) if e.code() == Some(ALREADY_ENABLED) => Ok(()),
+            other => other,
+        }
     }
 
     /// Ensures a subscription for `content_type` is enabled; returns true when one had to be started.

@@ -10,6 +10,7 @@ pub mod graph;
 pub mod http;
 pub mod mgmt;
 pub mod notify;
+pub mod pacer;
 pub mod partition;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

@@ -24,13 +24,17 @@ pub(super) fn parse_audit_filter(f: &str) -> Result<Vec<AuditFilter>, String> {
             "activityDateTime" => {
                 let t = parse_graph_time(value)
                     .ok_or_else(|| format!("Invalid DateTimeOffset value '{value}'"))?;
+                // Graph documents eq, ge and le on activityDateTime (api/directoryaudit-list.md); the others
+                // are refused, as an undocumented operator may be at any time.
                 let cmp: AuditFilter = match op {
                     "ge" => Box::new(move |_, at| at >= t),
-                    "gt" => Box::new(move |_, at| at > t),
                     "le" => Box::new(move |_, at| at <= t),
-                    "lt" => Box::new(move |_, at| at < t),
                     "eq" => Box::new(move |_, at| at == t),
-                    _ => return Err(format!("Unsupported operator '{op}'")),
+                    _ => {
+                        return Err(format!(
+                            "Invalid filter clause: operator '{op}' is not supported on activityDateTime"
+                        ));
+                    }
                 };
                 out.push(cmp);
             }

@@ -41,12 +41,21 @@ pub(super) async fn list_groups(
         .map(|f| f.replace(' ', "").to_ascii_lowercase())
     {
         None => false,
-        Some(f) if f == "hasmemberswithlicenseerrorseqtrue" => true,
+        Some(f)
+            if f == "hasmemberswithlicenseerrorseqtrue"
+                && !s.tenant().behaviour.refuse_license_error_filter =>
+        {
+            true
+        }
         Some(_) => {
+            let filter = q.filter.as_deref().unwrap_or_default();
+            let property = filter.split_whitespace().next().unwrap_or_default();
             return graph_error(
                 StatusCode::BAD_REQUEST,
                 "Request_UnsupportedQuery",
-                "Unsupported or invalid query filter clause specified.",
+                &format!(
+                    "Unsupported or invalid query filter clause specified for property '{property}' of resource 'Group'."
+                ),
             );
         }
     };

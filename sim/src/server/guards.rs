@@ -157,9 +157,55 @@ pub(super) async fn require_graph_token(
             "InvalidAuthenticationToken",
             "Access token validation failure. Invalid audience.",
         ),
-        // The request is served for the tenant the token was issued for.
-        Some(Some((Aud::Graph, tenant))) => CURRENT.scope(tenant, next.run(req)).await,
+        // The request is served for the tenant the token was issued for, within its quotas.
+        Some(Some((Aud::Graph, tenant))) => {
+            if let Some(refused) = reports_quota(&s, tenant, req.uri().path()) {
+                return refused;
+            }
+            CURRENT.scope(tenant, next.run(req)).await
+        }
     }
+}
+
+/// Requests allowed per window on `/auditLogs/` and `/reports/` (per app and tenant; the simulator has one app).
+const REPORTS_PER_WINDOW: usize = 5;
+
+/// Graph's identity reports and audit logs: 5 requests per 10 s per app and tenant, the next one answered 429 with
+/// the seconds until a slot frees up (GDC `concepts/throttling-limits.md`). `None` when the request may go on.
+fn reports_quota(s: &Shared, tenant: usize, path: &str) -> Option<Response> {
+    let lower = path.to_ascii_lowercase();
+    if !(lower.contains("/auditlogs/") || lower.contains("/reports/")) {
+        return None;
+    }
+    let window_ms = s.tenant_at(tenant).behaviour.reports_quota_window_ms;
+    if window_ms == 0 {
+        return None;
+    }
+    let window = StdDuration::from_millis(window_ms);
+    let mut quotas = s.reports_quota.lock().unwrap_or_else(|p| p.into_inner());
+    let sent = quotas.entry(tenant).or_default();
+    let now = std::time::Instant::now();
+    while sent
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= window)
+    {
+        sent.pop_front();
+    }
+    if sent.len() < REPORTS_PER_WINDOW {
+        sent.push_back(now);
+        return None;
+    }
+    let free_in = sent.front().map_or(window, |t| *t + window - now);
+    let mut refused = graph_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "TooManyRequests",
+        "Too many requests.",
+    );
+    let seconds = free_in.as_secs_f64().ceil().max(1.0) as u64;
+    if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+        refused.headers_mut().insert("retry-after", v);
+    }
+    Some(refused)
 }
 
 /// Control calls act on the tenant named by `x-sim-tenant` (id or domain), else on the first.

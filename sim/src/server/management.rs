@@ -45,7 +45,15 @@ pub(super) async fn sub_start(
         Ok(c) => c,
         Err(r) => return r,
     };
-    s.tenant().subscriptions.insert(ct.clone(), true);
+    let mut t = s.tenant();
+    if t.subscriptions.get(&ct).copied() == Some(true) {
+        return af_error(
+            StatusCode::BAD_REQUEST,
+            "AF20024",
+            "The subscription is already enabled. No property change.",
+        );
+    }
+    t.subscriptions.insert(ct.clone(), true);
     Json(json!({"contentType": ct, "status": "enabled", "webhook": null})).into_response()
 }
 

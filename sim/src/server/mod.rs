@@ -68,6 +68,8 @@ pub struct Shared {
     downloads: Mutex<HashMap<String, String>>,
     /// Change-notification subscriptions, delivery faults and counters.
     notifier: Mutex<subscriptions::Notifier>,
+    /// When each tenant's last reports-and-audit-logs requests came (the quota's window).
+    reports_quota: Mutex<HashMap<usize, std::collections::VecDeque<std::time::Instant>>>,
     base_url: String,
 }
 
@@ -168,6 +170,7 @@ async fn start_with(
         requests: Mutex::new(Vec::new()),
         downloads: Mutex::new(HashMap::new()),
         notifier: Mutex::new(subscriptions::Notifier::seeded(seed)),
+        reports_quota: Mutex::new(HashMap::new()),
         base_url: base_url.clone(),
     });
     tokio::spawn(subscriptions::run_notifier(shared.clone()));
@@ -196,6 +199,8 @@ fn router(shared: Arc<Shared>) -> Router {
     let graph = Router::new()
         .route("/v1.0/users", get(list_users))
         .route("/v1.0/users/delta", get(delta::users_delta))
+        // Microsoft's Graph SDKs call the function with parentheses; Graph accepts both.
+        .route("/v1.0/users/delta()", get(delta::users_delta))
         .route("/v1.0/users/{id}", get(get_user))
         .route("/v1.0/users/{id}/assignLicense", post(user_assign_license))
         .route(

@@ -307,7 +307,10 @@ impl Serialize for UserView<'_> {
             m.serialize_entry("licenseAssignmentStates", &states)?;
         }
         if f.sign_in() {
-            m.serialize_entry("signInActivity", &s.last_sign_in.map(sign_in_activity))?;
+            let activity = s
+                .last_sign_in
+                .map_or_else(never_signed_in, sign_in_activity);
+            m.serialize_entry("signInActivity", &activity)?;
         }
         m.end()
     }
@@ -320,6 +323,17 @@ fn sign_in_activity(at: DateTime<Utc>) -> Value {
         "lastSignInDateTime": graph_time(&at), "lastSignInRequestId": rid,
         "lastNonInteractiveSignInDateTime": graph_time(&at), "lastNonInteractiveSignInRequestId": rid,
         "lastSuccessfulSignInDateTime": graph_time(&at), "lastSuccessfulSignInRequestId": rid
+    })
+}
+
+/// Graph's `signInActivity` for a user who never signed in: placeholder dates of year 1 where a date would be
+/// (seen in Microsoft's responses), nulls for the successful sign-in.
+fn never_signed_in() -> Value {
+    const NEVER: &str = "0001-01-01T00:00:00Z";
+    json!({
+        "lastSignInDateTime": NEVER, "lastSignInRequestId": null,
+        "lastNonInteractiveSignInDateTime": NEVER, "lastNonInteractiveSignInRequestId": null,
+        "lastSuccessfulSignInDateTime": null, "lastSuccessfulSignInRequestId": null
     })
 }
 
@@ -371,6 +385,8 @@ pub(super) async fn list_users(
         Err(r) => return r,
     };
     let fields = UserFields::from_select(select_set(&q).as_ref());
+    // Pages that select signInActivity hold at most 120 users, whatever $top asks (api/user-list.md).
+    let top = if fields.sign_in() { top.min(120) } else { top };
     let t = s.tenant();
     if fields.sign_in() && !t.premium {
         return no_premium();
@@ -546,7 +562,16 @@ pub(super) async fn user_assign_license(
 pub(super) async fn user_reprocess(
     State(s): State<Arc<Shared>>,
     Path(id): Path<String>,
+    body: Bytes,
 ) -> Response {
+    // Microsoft: "Don't supply a request body." The simulator holds callers to it (a JSON `null` included).
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "reprocessLicenseAssignment takes no request body.",
+        );
+    }
     let mut t = s.tenant();
     let Some(ui) = t.find_user(&id) else {
         return user_not_found(&id);

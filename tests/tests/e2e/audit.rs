@@ -248,3 +248,43 @@ async fn audit_verify_compares_a_day_of_the_source_with_the_archive() {
             .any(|c| c.source == "directory_audit" && c.source_records == 6)
     );
 }
+
+/// Microsoft allows 5 directoryAudits requests per window per app and tenant (10 s; compressed here, in the
+/// simulator and the pacer alike). Fifteen reads started at once by one process meet no 429: they wait for slots
+/// instead of spending the window on refusals.
+#[tokio::test]
+async fn concurrent_audit_reads_of_one_process_keep_to_the_quota_without_a_429() {
+    use licensewatch_core::ports::directory::Directory;
+    let env = TestEnv::spawn().await;
+    let from = env.now() - Duration::days(2);
+    let started = std::time::Instant::now();
+    let mut reads = tokio::task::JoinSet::new();
+    for _ in 0..15 {
+        let graph = env.rt.microsoft.graph.clone();
+        reads.spawn(async move {
+            let mut pages = graph.directory_audits(from, None);
+            pages.next_page().await.map(|p| p.map_or(0, |p| p.len()))
+        });
+    }
+    for read in reads.join_all().await {
+        read.expect("each read succeeds");
+    }
+    let audits: Vec<_> = env
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .is_some_and(|p| p.contains("/auditLogs/"))
+        })
+        .collect();
+    assert_eq!(audits.len(), 15, "one request a read: {audits:?}");
+    assert!(
+        audits.iter().all(|r| r["status"] == 200),
+        "no request refused: {audits:?}"
+    );
+    // 15 requests at 5 a window: the last five go out two windows after the first.
+    let window = std::time::Duration::from_secs_f64(10.0 * QUOTA_TIME_SCALE);
+    assert!(started.elapsed() >= window * 2, "{:?}", started.elapsed());
+}

@@ -195,3 +195,39 @@ async fn change_tracking_starts_with_a_full_read_and_never_when_incremental_runs
     }
     assert_eq!(delta_requests(env.get("/_sim/requests").await), 0);
 }
+
+/// Some tenants refuse `hasMembersWithLicenseErrors eq true`. A member who falls into a group-licensing error
+/// between two runs is still found by the incremental run (delta does not track `licenseAssignmentStates`, so only
+/// the groups' `membersWithLicenseErrors` tell): every licensing group is asked instead.
+#[tokio::test]
+async fn a_refused_license_error_filter_still_finds_new_members_in_error_on_a_delta_run() {
+    let mut scenario = licensewatch_sim::Scenario::default_story();
+    scenario.behaviour.refuse_license_error_filter = true;
+    let env = TestEnv::with_scenario(scenario, Policy::default()).await;
+    let first = check(&env.rt).await;
+    assert_eq!(first.scan, "full");
+    let newcomer = upn("raul.razo");
+    assert!(for_user(&of_kind(&first, "license_assignment_error"), &newcomer).is_empty());
+    // The faculty SKU has no seat left: joining the group fails for the newcomer.
+    env.control(
+        &format!("/_sim/groups/{FACULTY_GROUP}/members"),
+        json!({"add": [newcomer]}),
+    )
+    .await;
+    env.advance(Duration::hours(1)).await;
+    let second = check(&env.rt).await;
+    assert_eq!(second.scan, "delta");
+    let errors = for_user(&of_kind(&second, "license_assignment_error"), &newcomer);
+    assert!(
+        !errors.is_empty(),
+        "{:?}",
+        of_kind(&second, "license_assignment_error")
+    );
+    let refused = env
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| r["status"] == 400 && r["path"] == "/v1.0/groups")
+        .count();
+    assert!(refused >= 2, "the filter was refused on both runs");
+}

@@ -28,6 +28,22 @@ pub const FACULTY: &str = "94763226-9b3c-4e75-a931-5c89701abe66";
 pub const STUDENT: &str = "314c4481-f395-4525-be8b-2ec4bb1e9d91";
 
 /// A policy that notifies `it-team@contoso.com` by mail from the IT admin's mailbox.
+/// Quota windows run this much faster in the tests, in the simulator and in licensewatch's pacer alike: the same
+/// 5 requests a window, so a product that does not pace is still throttled, without 10-s waits.
+pub const QUOTA_TIME_SCALE: f64 = 0.01;
+
+/// Microsoft's quota windows (as the simulator defaults to them) shortened by [`QUOTA_TIME_SCALE`], and this
+/// process's pacer with them. A scenario that set its own window keeps it.
+pub fn compress_quota_windows(scenarios: &mut [Scenario]) {
+    licensewatch_core::adapters::pacer::set_time_scale(QUOTA_TIME_SCALE);
+    let microsoft = licensewatch_sim::scenario::Behaviour::default().reports_quota_window_ms;
+    for s in scenarios {
+        if s.behaviour.reports_quota_window_ms == microsoft {
+            s.behaviour.reports_quota_window_ms = (microsoft as f64 * QUOTA_TIME_SCALE) as u64;
+        }
+    }
+}
+
 pub fn notify_policy() -> Policy {
     let mut p = Policy::default();
     p.notify.admins = vec!["it-team@contoso.com".into()];
@@ -163,11 +179,12 @@ impl TestEnv {
     }
 
     async fn serving(
-        scenarios: Vec<Scenario>,
+        mut scenarios: Vec<Scenario>,
         policy: Policy,
         aws: Option<&AwsResources>,
         extra: &[(&'static str, String)],
     ) -> Self {
+        compress_quota_windows(&mut scenarios);
         let now = scenarios[0].now;
         let sim = licensewatch_sim::start_fleet(scenarios, "127.0.0.1:0".parse().expect("addr"))
             .await

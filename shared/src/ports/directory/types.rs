@@ -68,14 +68,25 @@ pub struct User {
 #[serde(rename_all = "camelCase")]
 pub struct SignInActivity {
     /// The last interactive sign-in attempt (successful or not).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "real_date")]
     pub last_sign_in_date_time: Option<DateTime<Utc>>,
     /// The last non-interactive sign-in attempt (a client refreshing a token).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "real_date")]
     pub last_non_interactive_sign_in_date_time: Option<DateTime<Utc>>,
     /// The last successful sign-in, interactive or not.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "real_date")]
     pub last_successful_sign_in_date_time: Option<DateTime<Utc>>,
+}
+
+/// Graph writes `0001-01-01T00:00:00Z` where a user has no sign-in of a kind (seen in responses, not documented):
+/// any date before 2000, years before Entra ID kept sign-ins, is read as none, never as "signed in in year 1".
+fn real_date<'de, D>(d: D) -> Result<Option<DateTime<Utc>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    const FIRST_REAL: i64 = 946_684_800; // 2000-01-01T00:00:00Z
+    let at = Option::<DateTime<Utc>>::deserialize(d)?;
+    Ok(at.filter(|t| t.timestamp() >= FIRST_REAL))
 }
 
 /// The `$select` of a listing with sign-in activity (the reclamation report).
@@ -687,6 +698,23 @@ impl From<&SubscribedSku> for SkuSnap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholder_sign_in_dates_read_as_none() {
+        let a: SignInActivity = serde_json::from_value(serde_json::json!({
+            "lastSignInDateTime": "0001-01-01T00:00:00Z",
+            "lastNonInteractiveSignInDateTime": "2026-03-02T08:00:00Z",
+            "lastSuccessfulSignInDateTime": null
+        }))
+        .expect("signInActivity");
+        assert_eq!(a.last_sign_in_date_time, None, "year 1 is no sign-in");
+        assert_eq!(
+            a.last_non_interactive_sign_in_date_time
+                .map(|t| t.to_rfc3339()),
+            Some("2026-03-02T08:00:00+00:00".into())
+        );
+        assert_eq!(a.last_successful_sign_in_date_time, None);
+    }
 
     /// The user's snapshot, distilled from the owned user and (from the same text) while parsing a page: the two
     /// must agree.

@@ -267,6 +267,7 @@ pub(super) async fn groups_and_members_in_error(
     let mut names = HashMap::new();
     let mut pager = directory.groups_with_license_errors();
     let mut ids = Vec::new();
+    let mut fallback = false;
     loop {
         match pager.next_page().await {
             Ok(Some(page)) => {
@@ -276,17 +277,20 @@ pub(super) async fn groups_and_members_in_error(
                 }
             }
             Ok(None) => break,
-            // Some tenants refuse this filter (a known Graph issue): fall back to the names we can list.
+            // Some tenants refuse this filter (reported: "Unsupported or invalid query filter clause"): every
+            // group that assigns licences is asked for its members in error instead, so none is missed.
             Err(e) if e.code().is_some_and(|c| c.contains("UnsupportedQuery")) => {
                 tracing::warn!(
-                    "hasMembersWithLicenseErrors filter refused; listing groups instead"
+                    "hasMembersWithLicenseErrors filter refused; asking every licensing group for its members in error"
                 );
                 let mut all = directory.licensed_groups();
                 while let Some(page) = all.next_page().await? {
                     for g in page.into_iter().filter(|g| !g.assigned_licenses.is_empty()) {
+                        ids.push(g.id.clone());
                         names.insert(g.id, g.display_name.unwrap_or_default());
                     }
                 }
+                fallback = true;
                 break;
             }
             Err(e) => return Err(e.into()),
@@ -299,6 +303,10 @@ pub(super) async fn groups_and_members_in_error(
         while let Some(page) = members.next_page().await? {
             n += page.len();
             in_error.extend(page.into_iter().map(|m| m.id));
+        }
+        if fallback && n == 0 {
+            // Listed as a licensing group, not as one in error.
+            names.remove(&id);
         }
         tracing::info!(group = %id, members_with_errors = n, "group licensing errors");
     }
