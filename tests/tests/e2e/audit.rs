@@ -288,3 +288,35 @@ async fn concurrent_audit_reads_of_one_process_keep_to_the_quota_without_a_429()
     let window = std::time::Duration::from_secs_f64(10.0 * QUOTA_TIME_SCALE);
     assert!(started.elapsed() >= window * 2, "{:?}", started.elapsed());
 }
+
+/// Starting a Management API subscription that another run (or deployment of the same app) already started is
+/// answered 400 AF20024: that is success, not a failed run.
+#[tokio::test]
+async fn starting_an_enabled_subscription_again_is_success() {
+    let env = TestEnv::spawn().await;
+    let management = &env.rt.microsoft.management;
+    management
+        .start_subscription("Audit.General")
+        .await
+        .expect("started");
+    management
+        .start_subscription("Audit.General")
+        .await
+        .expect("already enabled: AF20024 is success");
+    let starts: Vec<u64> = env
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/subscriptions/start"))
+        })
+        .filter_map(|r| r["status"].as_u64())
+        .collect();
+    assert_eq!(
+        starts,
+        [200, 400],
+        "the simulator answered AF20024 the second time"
+    );
+}
