@@ -67,6 +67,13 @@ pub struct Behaviour {
     /// 10,000 ms. A test may shorten it, and the product's pacer by the same factor, to keep the ratio without
     /// the wait; 0 turns the quota off (the demo's lenient speed).
     pub reports_quota_window_ms: u64,
+    /// The application permissions the app registration holds with admin consent (Graph's names: `User.Read.All`,
+    /// `Mail.Send`...), carried in each token's `roles`; a call without the one it needs gets 403
+    /// `Authorization_RequestDenied`. `None`: every permission licensewatch documents.
+    pub granted_permissions: Option<Vec<String>>,
+    /// The mailboxes an Exchange application access policy lets the app send as; sendMail as any other gets 403
+    /// `ErrorAccessDenied`. `None`: no policy (the app may send as any mailbox).
+    pub mail_senders: Option<Vec<String>>,
 }
 
 impl Default for Behaviour {
@@ -74,6 +81,8 @@ impl Default for Behaviour {
         Self {
             refuse_license_error_filter: false,
             reports_quota_window_ms: 10_000,
+            granted_permissions: None,
+            mail_senders: None,
         }
     }
 }

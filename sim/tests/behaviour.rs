@@ -26,6 +26,11 @@ struct Client {
 impl Client {
     async fn new(scenario: Scenario) -> Self {
         let sim = start(scenario, any_port()).await.expect("sim starts");
+        Self::with_sim(sim).await
+    }
+
+    /// A client with fresh tokens for a running simulator.
+    async fn with_sim(sim: SimHandle) -> Self {
         let http = reqwest::Client::new();
         let token = |scope: &'static str| {
             let http = http.clone();
@@ -932,6 +937,15 @@ async fn users_created_licensed_and_group_runs_are_logged_as_microsoft_logs_them
 
 /// Follows a delta round to its end: (items, deltaLink).
 async fn delta_round(c: &Client, first: &str) -> (Vec<Value>, String) {
+    delta_round_preferring(c, first, "odata.maxpagesize=2, return=minimal").await
+}
+
+/// A delta round with Graph's default: every selected property on an updated user.
+async fn delta_round_in_full(c: &Client, first: &str) -> (Vec<Value>, String) {
+    delta_round_preferring(c, first, "odata.maxpagesize=2").await
+}
+
+async fn delta_round_preferring(c: &Client, first: &str, prefer: &str) -> (Vec<Value>, String) {
     let mut url = first.to_string();
     let mut items = Vec::new();
     loop {
@@ -943,7 +957,7 @@ async fn delta_round(c: &Client, first: &str) -> (Vec<Value>, String) {
                 format!("{}{url}", c.sim.base_url)
             })
             .bearer_auth(&c.graph_token)
-            .header("prefer", "odata.maxpagesize=2")
+            .header("prefer", prefer)
             .send()
             .await
             .expect("send");
@@ -964,7 +978,8 @@ async fn delta_round(c: &Client, first: &str) -> (Vec<Value>, String) {
 }
 
 #[tokio::test]
-async fn user_delta_reports_new_updated_and_removed_users_with_only_the_changed_properties() {
+async fn user_delta_reports_new_updated_and_removed_users_in_full_or_with_only_the_changed_properties()
+ {
     let c = Client::new(Scenario::default_story()).await;
     let (all, link) = delta_round(
         &c,
@@ -1017,7 +1032,34 @@ async fn user_delta_reports_new_updated_and_removed_users_with_only_the_changed_
     let created = json!({"id": "d1f0c0de-0000-4000-8000-000000000001", "upn": upn("new.hire"),
         "created": "2026-11-20T00:00:00Z", "licenses": [{"sku_id": E3}]});
     assert_eq!(c.control("/_sim/users", created).await, 201);
+    let (in_full, _) = delta_round_in_full(&c, &link).await;
     let (changes, link) = delta_round(&c, &link).await;
+    // Graph's default: the updated user carries every selected property, the untracked licenseAssignmentStates
+    // as delta last saw it (still holding the E3 just removed).
+    let j = in_full
+        .iter()
+        .find(|u| {
+            u["id"]
+                .as_str()
+                .is_some_and(|x| x.eq_ignore_ascii_case(&joni))
+        })
+        .expect("joni in the round in full");
+    assert!(
+        j.get("userPrincipalName").is_some() && j.get("accountEnabled").is_some(),
+        "{j}"
+    );
+    assert!(
+        j["assignedLicenses"]
+            .as_array()
+            .is_some_and(|l| l.iter().all(|l| l["skuId"] != E3)),
+        "{j}"
+    );
+    assert!(
+        j["licenseAssignmentStates"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["skuId"] == E3)),
+        "stale: {j}"
+    );
     let by_id = |id: &str| {
         changes
             .iter()
@@ -1413,5 +1455,61 @@ async fn audit_logs_allow_five_requests_a_window_then_429_with_retry_after() {
         again.status().as_u16(),
         200,
         "a slot freed up after the window"
+    );
+}
+
+#[tokio::test]
+async fn a_token_carries_the_permissions_granted_when_it_was_issued() {
+    let mut scenario = Scenario::default_story();
+    scenario.behaviour.granted_permissions = Some(vec!["User.Read.All".into()]);
+    scenario.behaviour.mail_senders = Some(vec![upn("it.admin")]);
+    let c = Client::new(scenario).await;
+    assert_eq!(c.get("/v1.0/users?$top=1").await.0, 200);
+    let (s, e) = c.get("/v1.0/auditLogs/directoryAudits").await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (403, Some("Authorization_RequestDenied"))
+    );
+    assert_eq!(
+        e["error"]["message"],
+        "Insufficient privileges to complete the operation."
+    );
+    let mail = json!({"message": {"subject": "x", "body": {"contentType": "Text", "content": "x"},
+        "toRecipients": [{"emailAddress": {"address": "a@contoso.com"}}]}});
+    let (s, _) = c
+        .post(
+            &format!("/v1.0/users/{}/sendMail", upn("it.admin")),
+            mail.clone(),
+        )
+        .await;
+    assert_eq!(s, 403, "Mail.Send is not granted");
+
+    // Admin consent for more: tokens issued from now on carry it, the one in hand does not.
+    let granted = json!({"granted": ["User.Read.All", "AuditLog.Read.All", "Mail.Send"]});
+    assert_eq!(c.control("/_sim/permissions", granted).await, 204);
+    assert_eq!(
+        c.get("/v1.0/auditLogs/directoryAudits").await.0,
+        403,
+        "the old token"
+    );
+    let fresh = Client::with_sim(c.sim.clone()).await;
+    assert_eq!(fresh.get("/v1.0/auditLogs/directoryAudits").await.0, 200);
+    // The application access policy: only the listed mailbox may send.
+    let (s, _) = fresh
+        .post(
+            &format!("/v1.0/users/{}/sendMail", upn("it.admin")),
+            mail.clone(),
+        )
+        .await;
+    assert_eq!(s, 202);
+    let (s, e) = fresh
+        .post(
+            &format!("/v1.0/users/{}/sendMail", upn("adele.vance")),
+            mail,
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (403, Some("ErrorAccessDenied"))
     );
 }

@@ -168,7 +168,8 @@ impl GraphClient {
             check_link(Service::Graph, &self.base, link, "@odata.deltaLink")?;
             pager.next = Some(link.to_string());
         }
-        pager.prefer = Some("odata.maxpagesize=999");
+        // Only the properties that changed: an item in full carries the untracked licenseAssignmentStates, stale.
+        pager.prefer = Some("odata.maxpagesize=999, return=minimal");
         Ok(pager)
     }
 }

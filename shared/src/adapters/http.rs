@@ -150,6 +150,14 @@ impl Caller {
             }
             let (client, request) = req.build_split();
             let pacer = request.as_ref().ok().and_then(|r| self.pacer_for(r.url()));
+            let call = request.as_ref().ok().map(|r| {
+                let (url, method) = (r.url(), r.method().as_str());
+                (
+                    method.to_string(),
+                    url.path().to_string(),
+                    url.query().unwrap_or_default().to_string(),
+                )
+            });
             if let Some(p) = &pacer
                 && !p.acquire(self.deadline).await
             {
@@ -224,7 +232,12 @@ impl Caller {
                         {
                             p.throttled();
                         }
-                        let classified = self.classify(status, &headers, &body);
+                        let mut classified = self.classify(status, &headers, &body);
+                        if let (ApiError::Forbidden { code, message, .. }, Some(call)) =
+                            (&mut classified.2, &call)
+                        {
+                            add_advice(self.service, code, message, call);
+                        }
                         match classified {
                             (Some(kind), ra, err) => (kind, ra, err),
                             (None, _, err) => return Err(err),
@@ -390,6 +403,27 @@ pub fn json_body<T: serde::de::DeserializeOwned>(raw: &RawResponse) -> Result<T,
 
 /// Throttling answers met by this process (for the `GraphThrottles` metric: read before and after a run).
 static THROTTLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Adds to a Graph 403 what to do about it: the permission the call needs and the function that needs it
+/// (`Authorization_RequestDenied`), or the application access policy that keeps the app from a mailbox
+/// (`ErrorAccessDenied` on sendMail).
+fn add_advice(service: Service, code: &str, message: &mut String, call: &(String, String, String)) {
+    if service != Service::Graph {
+        return;
+    }
+    let (method, path, query) = call;
+    if code == "ErrorAccessDenied" && path.to_ascii_lowercase().ends_with("/sendmail") {
+        message.push_str(
+            "; an Exchange application access policy keeps the app from sending as this mailbox: add the sender to \
+             the policy's group (Test-ApplicationAccessPolicy -Identity <sender> -AppId <client id>)",
+        );
+    } else if code == "Authorization_RequestDenied"
+        && let Some(needed) = crate::domain::permissions::for_graph_call(method, path, query)
+    {
+        message.push_str("; ");
+        message.push_str(&needed.advice());
+    }
+}
 
 /// How many throttling answers (429, 503, 504, AF429) this process has met so far.
 pub fn throttles_seen() -> u64 {

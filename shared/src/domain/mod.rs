@@ -10,6 +10,7 @@ pub mod grace;
 pub mod kinds;
 pub mod license_event;
 pub mod overlap;
+pub mod permissions;
 pub mod reclaim;
 pub mod retry;
 pub mod signing;

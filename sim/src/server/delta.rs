@@ -1,7 +1,8 @@
 //! `GET /v1.0/users/delta`, as Graph serves it: an initial round (every user, `$skiptoken` pages, an
 //! `@odata.deltaLink` on the last), `$deltatoken=latest` (no users, only a link for now), and rounds from a delta
-//! token: users created since (all selected properties), updated users carrying their `id` and only the selected
-//! properties that changed, and removed users as `{"id", "@removed": {"reason": "changed" | "deleted"}}` (soft and
+//! token: users created since (all selected properties), updated users carrying every selected property (Graph's
+//! default; the untracked `licenseAssignmentStates` as delta last saw it, stale) or, with `Prefer: return=minimal`,
+//! their `id` and only the selected properties that changed, and removed users as `{"id", "@removed": {"reason": "changed" | "deleted"}}` (soft and
 //! hard deletion). As Microsoft documents, a change to `licenseAssignmentStates` alone is not tracked. A token older
 //! than seven days, or expired through `/_sim/delta/expire`, is answered `400 syncStateNotFound`.
 //!
@@ -40,8 +41,9 @@ struct Record {
 enum Entry {
     /// A user created since the token: every selected property.
     New(String),
-    /// A user updated since: the properties (bits of [`USER_PROPS`]) that changed.
-    Updated(String, u32),
+    /// A user updated since: the properties (bits of [`USER_PROPS`]) that changed, and the round compared from
+    /// (its record there holds what delta last saw of the untracked property).
+    Updated(String, u32, u64),
     /// A user deleted since.
     Removed(String, &'static str),
 }
@@ -250,7 +252,7 @@ fn changes(t: &Tenant, since: u64, round: u64) -> Vec<Entry> {
                     .filter(|(_, (x, y))| x != y)
                     .fold(0u32, |acc, (i, _)| acc | (1 << i));
                 if bits != 0 {
-                    out.push(Entry::Updated(id.clone(), bits));
+                    out.push(Entry::Updated(id.clone(), bits, since));
                 }
             }
             Some(_) => {}
@@ -276,16 +278,28 @@ fn sync_state_not_found() -> Response {
     )
 }
 
-/// `Prefer: odata.maxpagesize=N` (1-999), else Graph's default of 100.
-fn max_page_size(headers: &HeaderMap) -> usize {
+/// The preferences of a `Prefer` header (several headers, or several preferences in one).
+fn preferences(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
         .get_all("prefer")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|p| p.trim().strip_prefix("odata.maxpagesize="))
+        .map(str::trim)
+}
+
+/// `Prefer: odata.maxpagesize=N` (1-999), else Graph's default of 100.
+fn max_page_size(headers: &HeaderMap) -> usize {
+    preferences(headers)
+        .filter_map(|p| p.strip_prefix("odata.maxpagesize="))
         .find_map(|n| n.trim().parse::<usize>().ok())
         .map_or(100, |n| n.clamp(1, 999))
+}
+
+/// `Prefer: return=minimal`: an updated user carries only the properties that changed. Without it (Graph's default)
+/// it carries every selected property, the untracked `licenseAssignmentStates` as delta last saw it.
+fn minimal(headers: &HeaderMap) -> bool {
+    preferences(headers).any(|p| p.eq_ignore_ascii_case("return=minimal"))
 }
 
 /// Starts a round or continues one; `Err` is the ready error response.
@@ -337,6 +351,7 @@ pub(super) async fn users_delta(
     Query(q): Query<DeltaQuery>,
 ) -> Response {
     let size = max_page_size(&headers);
+    let minimal = minimal(&headers);
     let mut t = s.tenant();
     let token = match round_for(&mut t, &q) {
         Ok(r) => r,
@@ -356,20 +371,29 @@ pub(super) async fn users_delta(
     for e in &page {
         value.push(match &e {
             Entry::Removed(id, reason) => json!({"id": id, "@removed": {"reason": reason}}),
-            Entry::New(id) | Entry::Updated(id, _) => {
+            Entry::New(id) => {
                 let Some(ui) = t.find_user(id.as_str()) else {
                     continue;
                 };
-                let fields = match e {
-                    Entry::Updated(_, bits) => UserFields::bits((bits & wanted.raw()) | 1),
-                    _ => wanted,
+                user_item(&t, &t.users[ui], wanted)
+            }
+            Entry::Updated(id, bits, _) if minimal => {
+                let Some(ui) = t.find_user(id.as_str()) else {
+                    continue;
                 };
-                serde_json::to_value(UserView {
-                    t: &t,
-                    u: &t.users[ui],
-                    fields,
-                })
-                .unwrap_or(Value::Null)
+                user_item(
+                    &t,
+                    &t.users[ui],
+                    UserFields::bits((bits & wanted.raw()) | 1),
+                )
+            }
+            Entry::Updated(id, _, since) => {
+                let Some(ui) = t.find_user(id.as_str()) else {
+                    continue;
+                };
+                let mut item = user_item(&t, &t.users[ui], wanted);
+                stale_untracked(&t, id, *since, wanted, &mut item);
+                item
             }
         });
     }
@@ -401,6 +425,29 @@ pub(super) async fn users_delta(
     }
     body.insert("value".into(), Value::Array(value));
     Json(Value::Object(body)).into_response()
+}
+
+/// A user rendered with `fields`.
+fn user_item(t: &Tenant, u: &crate::tenant::User, fields: UserFields) -> Value {
+    serde_json::to_value(UserView { t, u, fields }).unwrap_or(Value::Null)
+}
+
+/// Puts into a full-property item the untracked `licenseAssignmentStates` as delta last recorded it (the user at
+/// the round compared from), not as it is now: present and stale, as reported of Graph.
+fn stale_untracked(t: &Tenant, id: &str, since: u64, wanted: UserFields, item: &mut Value) {
+    let Some(bit) = USER_PROPS.iter().position(|p| *p == UNTRACKED) else {
+        return;
+    };
+    if wanted.raw() & (1 << bit) == 0 {
+        return;
+    }
+    let Some(then) = record_at(t.delta.records.get(id), since) else {
+        return;
+    };
+    let old = user_item(t, &then.user, UserFields::bits(1 << bit));
+    if let (Some(m), Some(states)) = (item.as_object_mut(), old.get(UNTRACKED)) {
+        m.insert(UNTRACKED.into(), states.clone());
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]

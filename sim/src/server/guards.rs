@@ -159,6 +159,13 @@ pub(super) async fn require_graph_token(
         ),
         // The request is served for the tenant the token was issued for, within its quotas.
         Some(Some((Aud::Graph, tenant))) => {
+            let roles =
+                bearer(req.headers()).and_then(|t| s.token_roles().get(&t).cloned().flatten());
+            let (method, path) = (req.method().as_str(), req.uri().path());
+            let query = req.uri().query().unwrap_or_default();
+            if !super::permissions::allowed(roles.as_deref(), method, path, query) {
+                return super::permissions::denied();
+            }
             if let Some(refused) = reports_quota(&s, tenant, req.uri().path()) {
                 return refused;
             }

@@ -10,6 +10,7 @@ pub(crate) mod delta;
 mod groups;
 mod guards;
 mod management;
+mod permissions;
 mod reports;
 pub mod subscriptions;
 mod token;
@@ -63,6 +64,8 @@ pub struct Shared {
     pub tenants: Vec<Mutex<Tenant>>,
     faults: Mutex<Faults>,
     tokens: Mutex<HashMap<String, (Aud, usize)>>,
+    /// Each token's `roles` as issued (`None`: every permission).
+    token_roles: Mutex<HashMap<String, Option<Arc<std::collections::BTreeSet<String>>>>>,
     requests: Mutex<Vec<(String, String, u16)>>,
     /// Report downloads handed out and not fetched yet (token → CSV).
     downloads: Mutex<HashMap<String, String>>,
@@ -97,6 +100,11 @@ impl Shared {
     }
     fn faults(&self) -> MutexGuard<'_, Faults> {
         self.faults.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn token_roles(
+        &self,
+    ) -> MutexGuard<'_, HashMap<String, Option<Arc<std::collections::BTreeSet<String>>>>> {
+        self.token_roles.lock().unwrap_or_else(|p| p.into_inner())
     }
     fn tokens(&self) -> MutexGuard<'_, HashMap<String, (Aud, usize)>> {
         self.tokens.lock().unwrap_or_else(|p| p.into_inner())
@@ -167,6 +175,7 @@ async fn start_with(
         tenants: tenants.into_iter().map(Mutex::new).collect(),
         faults: Mutex::new(Faults::seeded(seed)),
         tokens: Mutex::new(HashMap::new()),
+        token_roles: Mutex::new(HashMap::new()),
         requests: Mutex::new(Vec::new()),
         downloads: Mutex::new(HashMap::new()),
         notifier: Mutex::new(subscriptions::Notifier::seeded(seed)),
@@ -297,6 +306,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/audit/generate", post(ctl_generate_audit))
         .route("/_sim/audit/records", post(ctl_audit_records))
         .route("/_sim/consent", post(ctl_consent))
+        .route("/_sim/permissions", post(permissions::ctl_permissions))
         .route(
             "/_sim/licenses/remove",
             post(subscriptions::ctl_bulk_remove),

@@ -86,6 +86,11 @@ pub(super) fn issue_token(
             ));
         }
     }
+    let roles = t
+        .behaviour
+        .granted_permissions
+        .as_ref()
+        .map(|g| Arc::new(g.iter().cloned().collect::<std::collections::BTreeSet<_>>()));
     if t.consent_revoked {
         // The customer removed the app (or never consented): Entra has no service principal for it there.
         return Err(aad(
@@ -109,6 +114,7 @@ pub(super) fn issue_token(
         URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
     );
     s.tokens().insert(token.clone(), (aud, index));
+    s.token_roles().insert(token.clone(), roles);
     Ok((token, aud))
 }
 

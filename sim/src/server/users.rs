@@ -623,6 +623,15 @@ pub(super) async fn send_mail(
             &format!("The requested user '{id}' is invalid."),
         );
     };
+    if let Some(senders) = &t.behaviour.mail_senders {
+        let spec = &t.users[ui].spec;
+        let allowed = senders
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(&spec.upn) || m.eq_ignore_ascii_case(&spec.id));
+        if !allowed {
+            return super::permissions::mailbox_denied();
+        }
+    }
     let from = t.users[ui].spec.upn.clone();
     let now = t.now;
     t.mail.push(json!({"at": now, "from": from, "message": parsed["message"], "saveToSentItems": parsed["saveToSentItems"]}));

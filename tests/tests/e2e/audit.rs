@@ -320,3 +320,39 @@ async fn starting_an_enabled_subscription_again_is_success() {
         "the simulator answered AF20024 the second time"
     );
 }
+
+/// An app registration without `AuditLog.Read.All`: Graph answers 403 `Authorization_RequestDenied`, and the error
+/// names the permission, the function that needs it and where to grant it. license-check, which does not need it,
+/// goes on.
+#[tokio::test]
+async fn a_missing_permission_is_named_with_the_function_that_needs_it_and_other_jobs_go_on() {
+    let mut scenario = licensewatch_sim::Scenario::default_story();
+    scenario.behaviour.granted_permissions = Some(
+        [
+            "User.Read.All",
+            "Organization.Read.All",
+            "GroupMember.Read.All",
+            "LicenseAssignment.Read.All",
+            "Mail.Send",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    let env = TestEnv::with_scenario(scenario, licensewatch_core::policy::Policy::default()).await;
+    let archive = FileArchive::new(env.archive_dir());
+    let err = fetch(&env, &archive)
+        .await
+        .expect_err("no AuditLog.Read.All");
+    let text = err.to_string();
+    for part in [
+        "Authorization_RequestDenied",
+        "AuditLog.Read.All",
+        "audit-fetch",
+        "admin consent",
+    ] {
+        assert!(text.contains(part), "{part} in: {text}");
+    }
+    assert!(!err.is_retryable(), "retrying cannot grant a permission");
+    let report = env.check().await;
+    assert!(!report.findings.is_empty(), "license-check goes on");
+}

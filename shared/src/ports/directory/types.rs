@@ -395,8 +395,6 @@ pub struct DeltaUser {
     #[serde(default, deserialize_with = "present")]
     assigned_plans: Option<Vec<AssignedPlan>>,
     #[serde(default, deserialize_with = "present")]
-    license_assignment_states: Option<Vec<LicenseAssignmentState>>,
-    #[serde(default, deserialize_with = "present")]
     proxy_addresses: Option<Vec<String>>,
 }
 
@@ -404,8 +402,19 @@ impl DeltaUser {
     /// The user after this change, from its snapshot before (`None` for a user new to licensewatch). `None` when
     /// the change cannot be applied exactly from what the item carries (a new user without its UPN, or a mail
     /// change whose mailbox depends on proxy addresses the snapshot did not keep): read that user in full instead.
+    ///
+    /// `licenseAssignmentStates` is not tracked by delta: an item may carry it stale (Graph's default returns every
+    /// selected property), so it never replaces what licensewatch read. A known user keeps its states for the SKUs
+    /// it still holds; a new user holding licences is read in full for them.
     pub fn apply(&self, before: Option<UserSnapshot>) -> Option<UserSnapshot> {
         let (known, had_mailbox) = (before.is_some(), before.as_ref().is_some_and(|b| b.mailbox));
+        let new_with_licences = self
+            .assigned_licenses
+            .as_ref()
+            .is_some_and(|l| !l.is_empty());
+        if !known && new_with_licences {
+            return None;
+        }
         let mut u = match before {
             Some(b) => b,
             None => UserSnapshot::bare(&self.id, self.user_principal_name.as_deref()?),
@@ -421,12 +430,20 @@ impl DeltaUser {
         }
         if let Some(l) = &self.assigned_licenses {
             u.licenses = licence_snaps(l.iter().map(AssignedLicense::parts));
+            // A state in error names a SKU the user does not hold: kept (such users are read again in full).
+            let held = |sku: &str| {
+                u.licenses
+                    .iter()
+                    .any(|l| l.sku_id.eq_ignore_ascii_case(sku))
+            };
+            let states = std::mem::take(&mut u.states);
+            u.states = states
+                .into_iter()
+                .filter(|s| s.error.is_some() || held(&s.sku_id))
+                .collect();
         }
         if let Some(p) = &self.assigned_plans {
             u.exchange_enabled = exchange_enabled(p.iter().map(AssignedPlan::parts));
-        }
-        if let Some(s) = &self.license_assignment_states {
-            u.states = s.iter().map(LicenseAssignmentState::snap).collect();
         }
         match (&self.mail, &self.proxy_addresses) {
             (Some(mail), Some(proxies)) => {
@@ -698,6 +715,56 @@ impl From<&SubscribedSku> for SkuSnap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delta_item_never_overwrites_the_untracked_assignment_states() {
+        const E3: &str = "6fd2c87f-b296-42f0-b197-1e91e994b900";
+        const A1: &str = "94763226-9b3c-4e75-a931-5c89701abe66";
+        const FACULTY: &str = "314c4481-f395-4525-be8b-2ec4bb1e9d91";
+        let before = user(serde_json::json!({
+            "id": "u1", "userPrincipalName": "u1@contoso.com", "accountEnabled": true, "userType": "Member",
+            "mail": "u1@contoso.com", "proxyAddresses": ["SMTP:u1@contoso.com"],
+            "createdDateTime": "2026-01-01T00:00:00Z",
+            "assignedLicenses": [{"skuId": E3, "disabledPlans": []}], "assignedPlans": [],
+            "licenseAssignmentStates": [
+                {"skuId": E3, "assignedByGroup": null, "state": "Active", "error": "None", "disabledPlans": []},
+                {"skuId": FACULTY, "assignedByGroup": "g1", "state": "Error", "error": "CountViolation", "disabledPlans": []}
+            ]
+        }));
+        let item = |licences: serde_json::Value| -> DeltaUser {
+            serde_json::from_value(serde_json::json!({
+                "id": "u1", "userPrincipalName": "u1@contoso.com", "assignedLicenses": licences,
+                // Graph's default sends it with every item, stale: here, as if nothing were assigned.
+                "licenseAssignmentStates": []
+            }))
+            .expect("delta item")
+        };
+        let added = item(serde_json::json!([{"skuId": E3}, {"skuId": A1}]))
+            .apply(Some(before.clone()))
+            .expect("applied");
+        assert_eq!(
+            added.states, before.states,
+            "the stale empty list is not taken"
+        );
+        let removed = item(serde_json::json!([]))
+            .apply(Some(before.clone()))
+            .expect("applied");
+        let skus: Vec<&str> = removed.states.iter().map(|s| &*s.sku_id).collect();
+        assert_eq!(
+            skus,
+            [FACULTY],
+            "E3's state goes with E3; the group error stays"
+        );
+        let joiner: DeltaUser = serde_json::from_value(serde_json::json!({
+            "id": "u2", "userPrincipalName": "u2@contoso.com", "assignedLicenses": [{"skuId": E3}],
+            "licenseAssignmentStates": []
+        }))
+        .expect("delta item");
+        assert!(
+            joiner.apply(None).is_none(),
+            "a licensed joiner is read in full"
+        );
+    }
 
     #[test]
     fn placeholder_sign_in_dates_read_as_none() {
