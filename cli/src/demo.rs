@@ -241,6 +241,9 @@ async fn story(
         )
         .await
         .map_err(|e| format!("license-check: {e}"))?;
+        if report.remediations_confirmed > 0 {
+            demo.confirmed(&mut story.remediations, &mut today).await?;
+        }
         let open_now = story.new_cases(&demo, &report.findings, now, &mut today);
         if day == 0 {
             story.tenant_problems(&report.findings, &mut today);
@@ -693,6 +696,9 @@ async fn setup(
     let mut rt = sim_runtime(sim, dir, "state.db", "audit-archive", &[], policy).await?;
     let clock = Arc::new(FixedClock::at(start));
     rt.clock = clock.clone();
+    // The simulated tenant's clock moves a day at a time, not in real time: one read back after a reprocess shows
+    // whether group licensing processed it at once; otherwise it stays pending until the next day's check.
+    rt.verify_reads = (1, std::time::Duration::ZERO);
     // A fresh signing secret shared by the demo's "ticketing system" and the endpoint.
     let raw: [u8; 24] = rand_bytes();
     let secret_text = format!(
@@ -798,6 +804,37 @@ impl Demo {
         Ok(())
     }
 
+    /// license-check confirmed pending remediations: each record is read again over the endpoint the ticketing
+    /// system polls, and the story tells the final status.
+    async fn confirmed(&self, records: &mut [Value], today: &mut Today) -> Result<(), String> {
+        for record in records.iter_mut().filter(|r| r["status"] == "pending") {
+            let id = record["remediation_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let now: Value = self
+                .http
+                .get(format!("{}/remediations/{id}", self.webhook_url))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            if now["status"] == "pending" {
+                continue;
+            }
+            let user = now["user"].as_str().unwrap_or_default().to_string();
+            let status = now["status"].as_str().unwrap_or_default().to_string();
+            today.events.push(json!({"type": "remediation_confirmed", "remediation_id": id, "status": status, "user_principal_name": user}));
+            today.lines.push(format!(
+                "  license-check group licensing has processed {user}'s reprocess: {status}"
+            ));
+            *record = now;
+        }
+        Ok(())
+    }
+
     /// The service desk buys the missing seats for the failing group's SKU, then its ticketing system asks
     /// licensewatch (signed webhook) to reprocess each user in error.
     async fn ticketing_system(
@@ -886,7 +923,12 @@ impl Demo {
             let user = users.get(&id).cloned().unwrap_or_default();
             events.push(json!({"type": "remediation_done", "remediation_id": id, "status": status, "user_principal_name": user}));
             lines.push(format!(
-                "  reprocess-user group licences of {user} reprocessed: {status}"
+                "  reprocess-user group licences of {user} reprocessed: {status}{}",
+                if status == "pending" {
+                    " (Microsoft processes group licences asynchronously)"
+                } else {
+                    ""
+                }
             ));
             outcomes.push(record);
         }

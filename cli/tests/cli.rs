@@ -343,7 +343,8 @@ fn serve_accepts_a_signed_request_and_its_worker_fixes_the_user() {
     let _ = serve.wait();
     let _ = sim.kill();
     let _ = sim.wait();
-    assert_eq!(result["status"], "succeeded", "{result}");
+    // Group licensing processes the reprocess asynchronously: accepted, and pending until a later check.
+    assert_eq!(result["status"], "pending", "{result}");
 }
 
 #[test]

@@ -82,13 +82,26 @@ fn the_demo_tells_the_whole_story_in_under_a_minute() {
     assert_eq!(other["cause"], "CountViolation on STANDARDWOFFPACK_FACULTY");
     assert!(groups.iter().any(|g| g["error"] == "CountViolation"));
 
-    // A signed webhook from the ticketing system is accepted and the reprocessing succeeds.
+    // A signed webhook from the ticketing system is accepted; Microsoft processes the reprocess asynchronously, so
+    // it is pending until the next day's license-check sees the licences applied.
     let hooks = events(&out, "webhook_received");
     assert_eq!(hooks.len(), 2);
     assert!(hooks.iter().all(|(_, e)| e["http_status"] == 202));
     let done = events(&out, "remediation_done");
     assert_eq!(done.len(), 2);
-    assert!(done.iter().all(|(_, e)| e["status"] == "succeeded"));
+    assert!(done.iter().all(|(_, e)| e["status"] == "pending"));
+    let confirmed = events(&out, "remediation_confirmed");
+    assert_eq!(confirmed.len(), 2);
+    assert!(
+        confirmed
+            .iter()
+            .all(|(day, e)| e["status"] == "succeeded" && *day == done[0].0 + 1)
+    );
+    let records = out["remediations"].as_array().expect("remediations");
+    assert!(
+        records.iter().all(|r| r["status"] == "succeeded"),
+        "{records:?}"
+    );
 
     // The teachers are saved before their deadline; megan and lee are lost because nobody acted.
     let saved = upns(&out["saved"]);

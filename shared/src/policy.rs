@@ -376,6 +376,9 @@ pub struct RemediationPolicy {
     pub sku_allow_list: Vec<String>,
     /// Blast-radius budget per tenant.
     pub max_actions_per_hour: u32,
+    /// Hours a reprocess may stay `pending` (Microsoft processes group licences asynchronously) before a
+    /// license-check run that still sees the user in error marks it `failed`.
+    pub verify_within_hours: u32,
 }
 
 impl Default for RemediationPolicy {
@@ -385,6 +388,7 @@ impl Default for RemediationPolicy {
             allow_remove: false,
             sku_allow_list: vec![],
             max_actions_per_hour: 50,
+            verify_within_hours: 24,
         }
     }
 }
@@ -631,6 +635,12 @@ impl Policy {
             && uuid::Uuid::parse_str(&self.audit.publisher_id).is_err()
         {
             p.add("audit.publisher_id", "must be a tenant GUID");
+        }
+        if !(1..=168).contains(&self.remediation.verify_within_hours) {
+            p.add(
+                "remediation.verify_within_hours",
+                "must be between 1 and 168 hours",
+            );
         }
         if !(1..=86_400).contains(&self.webhook.tolerance_seconds) {
             p.add("webhook.tolerance_seconds", "must be between 1 and 86400");

@@ -132,6 +132,7 @@ auto_reprocess = false
 allow_remove = false
 sku_allow_list = ["SPE_E3"]
 max_actions_per_hour = 50
+verify_within_hours = 24
 [webhook]
 secrets_env = ["LW_WEBHOOK"]
 github_style_secret_env = "LW_JIRA"

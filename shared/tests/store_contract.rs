@@ -778,3 +778,64 @@ async fn a_closed_sqlite_store_leaves_a_large_write_in_the_database_file() {
         "the last entry written is in the file"
     );
 }
+
+#[tokio::test]
+async fn pending_remediations_are_listed_per_tenant_until_they_settle() {
+    use licensewatch_core::ports::store::Claim;
+    for (name, store) in stores().await {
+        let mut other = remediation("elsewhere", at(1));
+        other.request.tenant_id = "11111111-2222-3333-4444-555555555555".into();
+        for r in [remediation("p1", at(1)), remediation("p2", at(2)), other] {
+            assert!(
+                matches!(store.claim(&r).await.expect("claim"), Claim::New),
+                "{name}"
+            );
+            let detail = serde_json::json!({"verify_by": "2026-11-22T09:00:00Z"});
+            store
+                .set_status(
+                    &r.request.remediation_id,
+                    RemediationStatus::Pending,
+                    &detail,
+                    at(3),
+                )
+                .await
+                .expect("pending");
+        }
+        let ids = |list: Vec<licensewatch_core::ports::store::RemediationRecord>| {
+            list.into_iter()
+                .map(|r| r.request.remediation_id)
+                .collect::<Vec<_>>()
+        };
+        let pending = store.pending_verification(TENANT).await.expect("list");
+        assert_eq!(
+            ids(pending.clone()),
+            ["p1", "p2"],
+            "{name}: oldest first, this tenant's"
+        );
+        assert_eq!(
+            pending[0].detail["verify_by"], "2026-11-22T09:00:00Z",
+            "{name}"
+        );
+        store
+            .set_status(
+                "p1",
+                RemediationStatus::Succeeded,
+                &serde_json::json!({}),
+                at(4),
+            )
+            .await
+            .expect("settled");
+        // Set twice (a retried run): still listed once.
+        store
+            .set_status(
+                "p2",
+                RemediationStatus::Pending,
+                &serde_json::json!({}),
+                at(4),
+            )
+            .await
+            .expect("again");
+        let pending = store.pending_verification(TENANT).await.expect("list");
+        assert_eq!(ids(pending), ["p2"], "{name}");
+    }
+}

@@ -74,6 +74,10 @@ pub struct Behaviour {
     /// The mailboxes an Exchange application access policy lets the app send as; sendMail as any other gets 403
     /// `ErrorAccessDenied`. `None`: no policy (the app may send as any mailbox).
     pub mail_senders: Option<Vec<String>>,
+    /// Seconds (on the simulated clock) group-based licensing takes to process a `reprocessLicenseAssignment`:
+    /// until then the user's states are unchanged and the user's groups are `QueuedForProcessing`. 0 processes at
+    /// once (lenient).
+    pub group_processing_seconds: u64,
 }
 
 impl Default for Behaviour {
@@ -83,6 +87,7 @@ impl Default for Behaviour {
             reports_quota_window_ms: 10_000,
             granted_permissions: None,
             mail_senders: None,
+            group_processing_seconds: 120,
         }
     }
 }

@@ -203,6 +203,9 @@ pub struct Tenant {
     pub blobs: Vec<Blob>,
     /// Subscriptions started (content type → enabled).
     pub subscriptions: BTreeMap<String, bool>,
+    /// Subscriptions Microsoft (or an administrator elsewhere) disabled: content type → by whom. Starting or
+    /// listing them answers AF20023 until they are cleared.
+    pub feeds_disabled: BTreeMap<String, String>,
     /// Mail sent through sendMail.
     pub mail: Vec<Value>,
     /// Licence writes.
@@ -223,6 +226,8 @@ pub struct Tenant {
     pub consent_revoked: bool,
     /// Behaviour reported of some tenants (the scenario's).
     pub behaviour: crate::scenario::Behaviour,
+    /// Reprocess requests group-based licensing has queued: when each is processed, and for which user (id).
+    pub queued_processing: Vec<(DateTime<Utc>, String)>,
 }
 
 /// Subscriptions behind the SKUs' seat counts when a scenario lists none: an enabled monthly subscription for the
@@ -308,6 +313,8 @@ impl Tenant {
             changed: Vec::new(),
             consent_revoked: false,
             behaviour: s.behaviour.clone(),
+            queued_processing: Vec::new(),
+            feeds_disabled: BTreeMap::new(),
             commerce: s
                 .commerce
                 .clone()
@@ -822,6 +829,41 @@ impl Tenant {
     /// Advances the clock.
     pub fn advance(&mut self, by: Duration) {
         self.now += by;
+        self.process_due();
+    }
+
+    /// Queues a user's group-based licences for processing, as `reprocessLicenseAssignment` does: done once
+    /// `group_processing_seconds` have passed on the simulated clock (at once when 0).
+    pub fn queue_reprocess(&mut self, ui: usize) {
+        let after = Duration::seconds(self.behaviour.group_processing_seconds as i64);
+        if after.is_zero() {
+            self.reprocess_user(ui);
+            return;
+        }
+        let id = self.users[ui].spec.id.clone();
+        self.queued_processing.push((self.now + after, id));
+    }
+
+    /// Whether processing is queued for a member of this group (its `licenseProcessingState`).
+    pub fn group_queued(&self, gi: usize) -> bool {
+        let members = &self.groups[gi].members;
+        self.queued_processing
+            .iter()
+            .any(|(_, id)| members.iter().any(|m| m.eq_ignore_ascii_case(id)))
+    }
+
+    /// Processes the queued work whose time has come, oldest first.
+    fn process_due(&mut self) {
+        let now = self.now;
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.queued_processing)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.queued_processing = later;
+        for (_, id) in due {
+            if let Some(ui) = self.find_user(&id) {
+                self.reprocess_user(ui);
+            }
+        }
     }
 }
 

@@ -299,6 +299,36 @@ async fn group_licensing_is_all_or_none_and_reprocess_fixes_it_after_seats_are_f
         )
         .await;
     assert_eq!(s, 200, "{u}");
+    // Group-based licensing processes it asynchronously: queued, nothing changed yet, the group says so.
+    assert_eq!(
+        c.user(&upn("teacher11")).await["assignedLicenses"],
+        json!([])
+    );
+    let (_, group) = c.get(&format!("/v1.0/groups/{FACULTY_GROUP}")).await;
+    assert_eq!(
+        group["licenseProcessingState"]["state"],
+        "QueuedForProcessing"
+    );
+    assert_eq!(
+        c.control("/_sim/clock", json!({"advance_minutes": 1}))
+            .await,
+        200
+    );
+    assert_eq!(
+        c.user(&upn("teacher11")).await["assignedLicenses"],
+        json!([]),
+        "two minutes by default"
+    );
+    assert_eq!(
+        c.control("/_sim/clock", json!({"advance_minutes": 1}))
+            .await,
+        200
+    );
+    let (_, group) = c.get(&format!("/v1.0/groups/{FACULTY_GROUP}")).await;
+    assert_eq!(
+        group["licenseProcessingState"]["state"],
+        "ProcessingComplete"
+    );
     let t11 = c.user(&upn("teacher11")).await;
     assert_eq!(t11["assignedLicenses"].as_array().map(Vec::len), Some(2));
     assert!(

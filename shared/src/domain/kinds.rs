@@ -83,8 +83,11 @@ spelled! {
         Queued = "queued",
         /// Checked and planned, nothing changed (`dry_run`).
         DryRun = "dry_run",
-        /// Graph accepted it and the states settled.
+        /// Graph accepted it and the states settled (at once, or confirmed later while `pending`).
         Succeeded = "succeeded",
+        /// Graph accepted it and processes it asynchronously (group-based licensing): a later license-check run
+        /// confirms it `succeeded` or, once `detail.verify_by` has passed with the user still in error, `failed`.
+        Pending = "pending",
         /// Graph refused it or it did not settle.
         Failed = "failed",
         /// Refused before any Graph call (policy, unknown user or SKU).
@@ -154,6 +157,8 @@ spelled! {
         SubscriptionLapsing = "subscription_lapsing",
         /// A customer tenant no longer lets the app in (consent missing or revoked): nothing runs there.
         ConsentMissing = "consent_missing",
+        /// A Management Activity API subscription is disabled (AF20023): the archive is no longer fed with it.
+        AuditFeedDisabled = "audit_feed_disabled",
     }
 }
 

@@ -178,6 +178,11 @@ pub trait RemediationStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Deletes a record whose request never became durable (so a retry is not taken for a duplicate).
     async fn forget(&self, remediation_id: &str) -> Result<(), StoreError>;
+    /// The tenant's remediations Microsoft accepted and is still processing (`pending`), oldest first.
+    async fn pending_verification(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Vec<RemediationRecord>, StoreError>;
     /// Admits a webhook remediation in one transaction: refuses a replayed webhook id, returns the first
     /// remediation of the same ticket and action within 24 h, spends one action of the tenant's hourly budget, and
     /// stores the record. Nothing is written unless the result is `Admitted::New`.

@@ -50,6 +50,10 @@ pub struct Runtime {
     pub aws: Option<aws_config::SdkConfig>,
     /// The deployment's own tenant (`LICENSEWATCH_TENANT_ID`): this one, or the one whose runtime built this one.
     pub home_tenant: String,
+    /// How often the remediation worker reads a reprocessed user back (a small group is often processed within
+    /// seconds) before leaving it `pending`: 5 times, 500 ms apart. Against a simulated clock that does not move
+    /// in real time (the demo), waiting cannot help.
+    pub verify_reads: (u32, std::time::Duration),
 }
 
 impl std::fmt::Debug for Runtime {
@@ -235,6 +239,7 @@ impl Runtime {
             time_zone,
             aws,
             home_tenant: home.to_string(),
+            verify_reads: (5, std::time::Duration::from_millis(500)),
             microsoft,
         })
     }
@@ -456,8 +461,9 @@ impl Runtime {
             clock: self.clock.as_ref(),
             http,
             callback_secret,
-            verify_attempts: 5,
-            verify_delay: std::time::Duration::from_millis(500),
+            verify_attempts: self.verify_reads.0,
+            verify_delay: self.verify_reads.1,
+            verify_within_hours: self.policy.remediation.verify_within_hours,
             crash: &crate::usecases::reprocess_user::no_crash,
         }
     }

@@ -32,7 +32,7 @@ pub struct GraphCall {
 /// How a remediation ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
-    /// `succeeded`, `failed`, `rejected` or `dry_run`.
+    /// `succeeded`, `pending`, `failed`, `rejected` or `dry_run`.
     pub status: RemediationStatus,
     /// Details (the Graph request, final states or the reason).
     pub detail: Value,
@@ -54,6 +54,8 @@ pub struct WorkerDeps<'a> {
     pub verify_attempts: u32,
     /// Pause between re-reads.
     pub verify_delay: Duration,
+    /// How long a reprocess may stay pending before it is failed (`remediation.verify_within_hours`).
+    pub verify_within_hours: u32,
     /// Called at each write boundary; an error there stops the run as a crash would (tests).
     pub crash: &'a (dyn Fn(WorkerStep) -> Result<(), CoreError> + Sync),
 }
@@ -386,12 +388,7 @@ async fn execute(
         let Some(now) = deps.graph.user(&user.id).await? else {
             return Ok(fail("the user disappeared during verification"));
         };
-        let errors: Vec<Value> = now
-            .license_assignment_states
-            .iter()
-            .filter(|s| s.error_code().is_some())
-            .map(|s| json!({"skuId": s.sku_id, "error": s.error_code(), "assignedByGroup": s.assigned_by_group}))
-            .collect();
+        let errors = state_errors(&now);
         let done = match req.action {
             RemediationAction::Reprocess => errors.is_empty(),
             RemediationAction::Remove => req.sku_ids.iter().all(|s| {
@@ -417,11 +414,74 @@ async fn execute(
             });
         }
     }
+    if req.action == RemediationAction::Reprocess {
+        // Group-based licensing is processed asynchronously (minutes on large groups): not failed, pending, until
+        // a later license-check run sees the user's states settle or the deadline passes.
+        let now = deps.clock.now();
+        last["pending_since"] = json!(now);
+        last["verify_by"] =
+            json!(now + chrono::Duration::hours(i64::from(deps.verify_within_hours)));
+        return Ok(Outcome {
+            status: RemediationStatus::Pending,
+            detail: last,
+        });
+    }
     last["reason"] = json!("the user's licence states did not settle as expected");
     Ok(Outcome {
         status: RemediationStatus::Failed,
         detail: last,
     })
+}
+
+/// The licence errors a user's states show.
+fn state_errors(user: &User) -> Vec<Value> {
+    user.license_assignment_states
+        .iter()
+        .filter(|s| s.error_code().is_some())
+        .map(|s| json!({"skuId": s.sku_id, "error": s.error_code(), "assignedByGroup": s.assigned_by_group}))
+        .collect()
+}
+
+/// Confirms the tenant's pending remediations (a license-check run calls it): each user is read again, a
+/// reprocess whose user shows no licence error any more is `succeeded`, one still in error after its `verify_by`
+/// is `failed`, the others stay pending. A user who is not visible yet (Graph's replication) is left for the next
+/// run. Returns how many were settled.
+pub async fn confirm_pending(
+    graph: &dyn Directory,
+    store: &dyn RemediationStore,
+    tenant_id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, CoreError> {
+    let mut settled = 0;
+    for record in store.pending_verification(tenant_id).await? {
+        let Some(user) = graph.user(&record.request.user).await? else {
+            continue;
+        };
+        let errors = state_errors(&user);
+        let mut detail = record.detail.clone();
+        detail["errors"] = json!(errors);
+        let verify_by = detail["verify_by"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.to_utc());
+        let status = if errors.is_empty() {
+            detail["verified_at"] = json!(now);
+            detail["verified_by"] = json!("license-check");
+            RemediationStatus::Succeeded
+        } else if verify_by.is_none_or(|by| now > by) {
+            detail["reason"] =
+                json!("the user's licences were still in error when the time to verify ran out");
+            RemediationStatus::Failed
+        } else {
+            continue;
+        };
+        store
+            .set_status(&record.request.remediation_id, status, &detail, now)
+            .await?;
+        tracing::info!(remediation = %record.request.remediation_id, %status, "pending remediation settled");
+        settled += 1;
+    }
+    Ok(settled)
 }
 
 /// True when the ticket's callback URL accepted the outcome (false without one).

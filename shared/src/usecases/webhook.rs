@@ -202,7 +202,8 @@ pub async fn handle(deps: &WebhookDeps<'_>, req: &HttpRequest<'_>) -> HttpRespon
             match deps.store.remediation(id).await {
                 Ok(Some(r)) => respond(
                     200,
-                    json!({"remediation_id": id, "status": r.status, "detail": r.detail}),
+                    json!({"remediation_id": id, "status": r.status, "detail": r.detail,
+                        "user": r.request.user, "action": r.request.action}),
                 ),
                 Ok(None) => error(404, "no such remediation"),
                 Err(e) => {

@@ -26,9 +26,14 @@ pub(super) fn selected(mut v: Value, select: Option<&HashSet<String>>) -> Value 
 
 pub(super) fn render_group(t: &Tenant, gi: usize) -> Value {
     let g = &t.groups[gi];
+    let processing = if t.group_queued(gi) {
+        "QueuedForProcessing"
+    } else {
+        "ProcessingComplete"
+    };
     json!({"id": g.id, "displayName": g.display_name, "securityEnabled": true, "mailEnabled": false, "groupTypes": [],
         "assignedLicenses": g.licenses.iter().map(|l| json!({"disabledPlans": l.disabled_plans, "skuId": l.sku_id})).collect::<Vec<_>>(),
-        "licenseProcessingState": {"state": "ProcessingComplete"}})
+        "licenseProcessingState": {"state": processing}})
 }
 
 pub(super) async fn list_groups(

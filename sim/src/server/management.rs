@@ -37,6 +37,38 @@ pub(super) fn check_content_type(ct: Option<&str>) -> Result<String, Response> {
     }
 }
 
+/// AF20023 for a subscription that was disabled (MA reference, "Errors": "The subscription {0} was disabled by {1}").
+fn disabled(t: &Tenant, content_type: &str) -> Option<Response> {
+    let by = t.feeds_disabled.get(content_type)?;
+    Some(af_error(
+        StatusCode::BAD_REQUEST,
+        "AF20023",
+        &format!("The subscription {content_type} was disabled by {by}."),
+    ))
+}
+
+/// `POST /_sim/feed/disabled`: `{"content_type": "Audit.General", "by": "Microsoft"}` disables a subscription
+/// (`"by": null` clears it); the listing shows it `disabled`.
+pub(super) async fn ctl_feed_disabled(
+    State(s): State<Arc<Shared>>,
+    Json(b): Json<Value>,
+) -> Response {
+    let Some(ct) = b["content_type"].as_str() else {
+        return (StatusCode::BAD_REQUEST, "content_type is required").into_response();
+    };
+    let mut t = s.tenant();
+    match b["by"].as_str() {
+        Some(by) => {
+            t.feeds_disabled.insert(ct.to_string(), by.to_string());
+            t.subscriptions.insert(ct.to_string(), false);
+        }
+        None => {
+            t.feeds_disabled.remove(ct);
+        }
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
 pub(super) async fn sub_start(
     State(s): State<Arc<Shared>>,
     Query(q): Query<FeedQuery>,
@@ -46,6 +78,9 @@ pub(super) async fn sub_start(
         Err(r) => return r,
     };
     let mut t = s.tenant();
+    if let Some(refused) = disabled(&t, &ct) {
+        return refused;
+    }
     if t.subscriptions.get(&ct).copied() == Some(true) {
         return af_error(
             StatusCode::BAD_REQUEST,
@@ -103,6 +138,9 @@ pub(super) async fn sub_content(
         Err(r) => return r,
     };
     let t = s.tenant();
+    if let Some(refused) = disabled(&t, &ct) {
+        return refused;
+    }
     if t.subscriptions.get(&ct) != Some(&true) {
         return af_error(
             StatusCode::BAD_REQUEST,

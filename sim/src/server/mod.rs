@@ -307,6 +307,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/audit/records", post(ctl_audit_records))
         .route("/_sim/consent", post(ctl_consent))
         .route("/_sim/permissions", post(permissions::ctl_permissions))
+        .route("/_sim/feed/disabled", post(ctl_feed_disabled))
         .route(
             "/_sim/licenses/remove",
             post(subscriptions::ctl_bulk_remove),

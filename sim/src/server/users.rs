@@ -576,7 +576,7 @@ pub(super) async fn user_reprocess(
     let Some(ui) = t.find_user(&id) else {
         return user_not_found(&id);
     };
-    t.reprocess_user(ui);
+    t.queue_reprocess(ui);
     let now = t.now;
     let target = t.users[ui].spec.id.clone();
     t.writes.push(LicenseWrite {

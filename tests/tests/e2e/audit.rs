@@ -356,3 +356,56 @@ async fn a_missing_permission_is_named_with_the_function_that_needs_it_and_other
     let report = env.check().await;
     assert!(!report.findings.is_empty(), "license-check goes on");
 }
+
+/// A Management Activity API subscription that Microsoft disabled answers AF20023: the run archives the other
+/// sources, reports the content type, and raises one alert saying the archive is no longer fed.
+#[tokio::test]
+async fn a_disabled_feed_raises_an_alert_and_the_other_sources_go_on() {
+    let mut policy = licensewatch_core::policy::Policy::default();
+    policy.audit.content_types = vec!["Audit.AzureActiveDirectory".into(), "Audit.General".into()];
+    let env = TestEnv::with_policy(policy).await;
+    let disabled = json!({"content_type": "Audit.General", "by": "Microsoft"});
+    assert_eq!(env.control("/_sim/feed/disabled", disabled).await, 204);
+    let archive = FileArchive::new(env.archive_dir());
+    let report = fetch(&env, &archive).await.expect("the run goes on");
+    assert_eq!(report.feeds_disabled, ["Audit.General"]);
+    assert!(
+        report.records_archived > 0,
+        "the other sources were archived"
+    );
+    let tenant = env.sim.tenant_id.clone();
+    let since = env.now() - Duration::days(1);
+    let alerts = env
+        .rt
+        .store
+        .recent_alerts(&tenant, since)
+        .await
+        .expect("alerts");
+    let feed: Vec<_> = alerts
+        .iter()
+        .filter(|a| a.kind == licensewatch_core::domain::kinds::AlertKind::AuditFeedDisabled)
+        .collect();
+    assert_eq!(feed.len(), 1, "{alerts:?}");
+    assert!(
+        feed[0].summary.contains("Audit.General") && feed[0].summary.contains("AF20023")
+            || feed[0].summary.contains("disabled by Microsoft"),
+        "{}",
+        feed[0].summary
+    );
+    // A second run the same day: still one alert.
+    env.advance(Duration::hours(1)).await;
+    fetch(&env, &archive).await.expect("again");
+    let again = env
+        .rt
+        .store
+        .recent_alerts(&tenant, since)
+        .await
+        .expect("alerts");
+    assert_eq!(
+        again
+            .iter()
+            .filter(|a| a.kind == licensewatch_core::domain::kinds::AlertKind::AuditFeedDisabled)
+            .count(),
+        1
+    );
+}

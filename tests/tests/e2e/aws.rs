@@ -82,6 +82,7 @@ async fn the_four_functions_share_dynamodb_s3_and_sqs() {
             Some(SECRET.into())
         })
         .expect("auth");
+    let sim_url = env.sim.base_url.clone();
     let deps = reprocess_user::Deps {
         rt: env.into_runtime(),
         auth,
@@ -130,6 +131,34 @@ async fn the_four_functions_share_dynamodb_s3_and_sqs() {
     .await
     .expect("http");
     assert_eq!(status["statusCode"], 200);
+    let status: Value = serde_json::from_str(status["body"].as_str().expect("body")).expect("json");
+    assert_eq!(
+        status["status"], "pending",
+        "group licensing is still processing: {status}"
+    );
+    // Processing finishes; license-check finds the pending remediation in DynamoDB and confirms it.
+    let advanced = reqwest::Client::new()
+        .post(format!("{sim_url}/_sim/clock"))
+        .json(&json!({"advance_minutes": 3}))
+        .send()
+        .await
+        .expect("clock");
+    assert_eq!(advanced.status().as_u16(), 200);
+    let report = licensewatch_core::usecases::check_licenses::check_licenses(
+        &deps.rt.check_deps(),
+        &deps.rt.tenant_run(),
+        &deps.rt.policy,
+        &|_| {},
+    )
+    .await
+    .expect("check");
+    assert_eq!(report.remediations_confirmed, 1);
+    let status = reprocess_user::handle_event(
+        &deps,
+        function_url("GET", &format!("/remediations/{id}"), b"", &[]),
+    )
+    .await
+    .expect("http");
     let status: Value = serde_json::from_str(status["body"].as_str().expect("body")).expect("json");
     assert_eq!(status["status"], "succeeded", "{status}");
     assert_eq!(tenant, deps.rt.microsoft.tenant_id);

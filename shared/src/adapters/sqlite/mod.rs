@@ -219,6 +219,28 @@ CREATE TABLE IF NOT EXISTS remediation_queue (
     remediation_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, body TEXT NOT NULL, taken INTEGER NOT NULL DEFAULT 0);
 ";
 
+/// Applies [`SCHEMA`] (idempotent). Two runs opening a new database at once both want it in WAL mode, and SQLite
+/// answers one of them "database is locked" at once, without waiting (its busy timeout does not cover the switch):
+/// that one waits and tries again, for up to 5 s.
+fn apply_schema(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let mut tries = 0;
+    loop {
+        match conn.execute_batch(SCHEMA) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if tries < 50
+                    && matches!(
+                        e.code,
+                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                    ) =>
+            {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -229,10 +251,11 @@ impl SqliteStore {
         }
         let named = |e: rusqlite::Error| match db(e) {
             StoreError::Database(m) => StoreError::Database(format!("'{}': {m}", path.display())),
+            StoreError::Busy(m) => StoreError::Busy(format!("'{}': {m}", path.display())),
             other => other,
         };
         let conn = Connection::open(path).map_err(named)?;
-        conn.execute_batch(SCHEMA).map_err(named)?;
+        apply_schema(&conn).map_err(named)?;
         let conn = Arc::new(Mutex::new(conn));
         Ok(Self {
             conn,
@@ -364,4 +387,31 @@ fn parse_ts(s: &str) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.to_utc())
         .map_err(corrupt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_that_open_a_new_database_at_the_same_moment_all_get_it() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().expect("tmp");
+            let path = dir.path().join(format!("lw{round}.db"));
+            let start = std::sync::Arc::new(std::sync::Barrier::new(3));
+            let opened: Vec<_> = (0..3)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        SqliteStore::open(&path).map(drop)
+                    })
+                })
+                .collect();
+            for run in opened {
+                let result = run.join().expect("thread");
+                assert!(result.is_ok(), "round {round}: {:?}", result.err());
+            }
+        }
+    }
 }

@@ -141,6 +141,28 @@ impl RemediationStore for SqliteStore {
         Ok(())
     }
 
+    async fn pending_verification(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Vec<RemediationRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT body FROM remediations WHERE tenant_id = ?1 \
+                 AND json_extract(body, '$.status') = 'pending' ORDER BY created_at",
+            )
+            .map_err(|e| self.db(e))?;
+        let bodies = stmt
+            .query_map(params![tenant_id], |r| r.get::<_, String>(0))
+            .map_err(|e| self.db(e))?;
+        let mut out = Vec::new();
+        for body in bodies {
+            let body = body.map_err(|e| self.db(e))?;
+            out.push(serde_json::from_str(&body).map_err(corrupt)?);
+        }
+        Ok(out)
+    }
+
     async fn forget(&self, remediation_id: &str) -> Result<(), StoreError> {
         let conn = self.conn();
         conn.execute(

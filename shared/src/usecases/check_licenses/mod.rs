@@ -94,6 +94,9 @@ pub struct CheckReport {
     pub grace_cases: CaseCounts,
     /// Reprocess requests queued by `auto_reprocess`.
     pub remediations_queued: usize,
+    /// Pending reprocess requests this run settled (`succeeded` or, past their deadline, `failed`).
+    #[serde(default)]
+    pub remediations_confirmed: usize,
     /// Set when the run did nothing because another license-check run for the tenant was in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
@@ -113,6 +116,7 @@ impl CheckReport {
             disabled_mailboxes: Vec::new(),
             grace_cases: CaseCounts::default(),
             remediations_queued: 0,
+            remediations_confirmed: 0,
             skipped: Some(why),
         }
     }
@@ -272,6 +276,13 @@ async fn check_under(
         false => 0,
     };
     (deps.crash)(CheckStep::AfterQueue)?;
+    let remediations_confirmed = crate::usecases::reprocess_user::confirm_pending(
+        deps.graph,
+        deps.remediations,
+        &tenant.tenant_id,
+        now,
+    )
+    .await?;
     if let Some(encoded) = pending {
         write::snapshot(deps, encoded).await?;
     }
@@ -292,6 +303,7 @@ async fn check_under(
         disabled_mailboxes: users.disabled_mailboxes,
         grace_cases: cases.counts,
         remediations_queued,
+        remediations_confirmed,
         skipped: None,
     };
     free_later((seen, state));

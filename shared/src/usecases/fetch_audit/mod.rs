@@ -100,6 +100,9 @@ pub struct AuditReport {
     /// Archive objects a dead run left: confirmed (written) or released (not written, archived again).
     #[serde(default)]
     pub objects_recovered: usize,
+    /// Management Activity API content types whose subscription is disabled (AF20023): not archived this run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feeds_disabled: Vec<String>,
     /// Set when the run did nothing because another audit-fetch run for the tenant was in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
@@ -162,10 +165,20 @@ async fn fetch_under(
         ..Default::default()
     };
     fetch_directory(deps, policy, now, lease, &mut report).await?;
-    for ct in &policy.audit.content_types {
-        fetch_management(deps, policy, ct, now, lease, &mut report).await?;
-    }
     let tenant = &deps.management_tenant();
+    for ct in &policy.audit.content_types {
+        match fetch_management(deps, policy, ct, now, lease, &mut report).await {
+            Err(CoreError::Api(e)) if e.code() == Some(FEED_DISABLED) => {
+                // The other sources go on; the admins hear of it once, through the alert.
+                tracing::error!(content_type = %ct, error = %e, "Management Activity API subscription disabled");
+                deps.store
+                    .raise_alert(tenant, &feed_disabled_alert(ct, &e, now))
+                    .await?;
+                report.feeds_disabled.push(ct.clone());
+            }
+            other => other?,
+        }
+    }
     merge_license_changes(deps, tenant, &mut report).await?;
     deps.state
         .expire_index(now - Duration::days(DIRECTORY_RETENTION_DAYS + 1))
@@ -187,6 +200,34 @@ async fn fetch_under(
         deps.store.raise_alert(tenant, &alert).await?;
     }
     Ok(report)
+}
+
+/// The Management Activity API's code for a disabled subscription.
+const FEED_DISABLED: &str = "AF20023";
+
+/// The alert of a disabled subscription: raised once a day per content type while it stays disabled.
+fn feed_disabled_alert(
+    content_type: &str,
+    e: &ApiError,
+    now: DateTime<Utc>,
+) -> crate::ports::store::Alert {
+    let id = format!(
+        "audit_feed_disabled:{content_type}:{}",
+        now.format("%Y-%m-%d")
+    );
+    crate::ports::store::Alert {
+        alert_id: id.clone(),
+        condition: id,
+        kind: AlertKind::AuditFeedDisabled,
+        summary: format!(
+            "the Management Activity API subscription for {content_type} is disabled ({}): the audit archive is no \
+             longer fed with these records, and Microsoft keeps them 7 days; start the subscription again \
+             (POST .../activity/feed/subscriptions/start?contentType={content_type}) or ask Microsoft support why it \
+             was disabled",
+            e.message().unwrap_or(FEED_DISABLED)
+        ),
+        raised_at: now,
+    }
 }
 
 impl AuditDeps<'_> {

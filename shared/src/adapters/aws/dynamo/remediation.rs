@@ -50,6 +50,11 @@ impl RemediationQueue for DynamoStore {
     }
 }
 
+/// The partition listing a tenant's pending remediations.
+fn pending_listing(tenant_id: &str) -> String {
+    format!("{}#pending", tenant_id.to_ascii_lowercase())
+}
+
 /// Admission (DynamoDB) and queueing (SQS, or the table) are writes of their own: the default. With SQS, whose
 /// messages cannot be looked up, the remediation item records the queueing.
 #[async_trait]
@@ -187,7 +192,38 @@ impl RemediationStore for DynamoStore {
         rec.updated_at = now;
         let mut updated = with_doc(item, &rec)?;
         updated.insert("status".into(), s(status.as_str()));
-        self.put(updated, None).await.map(|_| ())
+        // A pending remediation is also listed under its tenant, so the runs that confirm it find it without a
+        // scan: listed before the record says pending, unlisted after it says anything else (a crash in between
+        // leaves a listing whose record is read and skipped, never a pending record nobody confirms).
+        let listing = pending_listing(&rec.request.tenant_id);
+        if status == RemediationStatus::Pending {
+            let item = with_doc(key(&listing, remediation_id), &rec)?;
+            self.put(item, None).await?;
+            self.put(updated, None).await.map(|_| ())
+        } else {
+            self.put(updated, None).await?;
+            self.delete(&listing, remediation_id).await
+        }
+    }
+
+    async fn pending_verification(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Vec<RemediationRecord>, StoreError> {
+        let mut out = Vec::new();
+        for listed in self.partition(tenant_id, "pending").await? {
+            let Some(id) = attr_s(&listed, "sk") else {
+                continue;
+            };
+            // The record decides: a listing left by a crash after the status moved on is skipped.
+            if let Some(rec) = self.remediation(id).await?
+                && rec.status == RemediationStatus::Pending
+            {
+                out.push(rec);
+            }
+        }
+        out.sort_by_key(|r| r.created_at);
+        Ok(out)
     }
 
     async fn forget(&self, remediation_id: &str) -> Result<(), StoreError> {

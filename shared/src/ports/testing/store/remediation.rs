@@ -105,6 +105,19 @@ impl RemediationStore for MemoryStore {
         Ok(self.lock().remediations.get(remediation_id).cloned())
     }
 
+    async fn pending_verification(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Vec<RemediationRecord>, StoreError> {
+        let mut pending: Vec<RemediationRecord> = (self.lock().remediations.values())
+            .filter(|r| r.status == RemediationStatus::Pending)
+            .filter(|r| r.request.tenant_id.eq_ignore_ascii_case(tenant_id))
+            .cloned()
+            .collect();
+        pending.sort_by_key(|r| r.created_at);
+        Ok(pending)
+    }
+
     async fn set_status(
         &self,
         remediation_id: &str,
