@@ -1543,3 +1543,54 @@ async fn a_token_carries_the_permissions_granted_when_it_was_issued() {
         (403, Some("ErrorAccessDenied"))
     );
 }
+
+#[tokio::test]
+async fn a_token_lives_sixty_to_ninety_minutes_on_the_tenants_clock() {
+    let c = Client::new(Scenario::default_story()).await;
+    let r: Value = c
+        .http
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            c.sim.base_url, c.sim.tenant_id
+        ))
+        .form(&[
+            ("client_id", "00000000-0000-0000-0000-00000000c1d0"),
+            ("client_secret", "x"),
+            ("grant_type", "client_credentials"),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("json");
+    let lifetime = r["expires_in"].as_i64().expect("expires_in");
+    assert!((3600..5400).contains(&lifetime), "{lifetime}");
+    assert_eq!(c.get("/v1.0/users?$top=1").await.0, 200);
+    assert_eq!(
+        c.control("/_sim/clock", json!({"advance_minutes": 59}))
+            .await,
+        200
+    );
+    assert_eq!(
+        c.get("/v1.0/users?$top=1").await.0,
+        200,
+        "still within an hour"
+    );
+    assert_eq!(
+        c.control("/_sim/clock", json!({"advance_minutes": 32}))
+            .await,
+        200
+    );
+    let (s, e) = c.get("/v1.0/users?$top=1").await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (401, Some("InvalidAuthenticationToken"))
+    );
+    let feed = format!(
+        "/api/v1.0/{}/activity/feed/subscriptions/list",
+        c.sim.tenant_id
+    );
+    assert_eq!(c.get(&feed).await.0, 401, "the Management API's token too");
+}

@@ -158,18 +158,25 @@ impl Caller {
                     url.query().unwrap_or_default().to_string(),
                 )
             });
-            if let Some(p) = &pacer
-                && !p.acquire(self.deadline).await
-            {
-                // The quota's next slot comes after the deadline: the caller resumes next time.
-                return Err(ApiError::DeadlineReached {
-                    service: self.service,
-                });
-            }
+            let slot = match &pacer {
+                Some(p) => match p.acquire(self.deadline).await {
+                    Some(slot) => Some(slot),
+                    // The quota's next slot comes after the deadline: the caller resumes next time.
+                    None => {
+                        return Err(ApiError::DeadlineReached {
+                            service: self.service,
+                        });
+                    }
+                },
+                None => None,
+            };
             let sent = match request {
                 Ok(request) => client.execute(request).await,
                 Err(e) => Err(e),
             };
+            if let (Some(p), Some(slot)) = (&pacer, slot) {
+                p.answered(slot);
+            }
             let (kind, retry_after, err) = match sent {
                 Err(e) => {
                     let err = if e.is_timeout() {

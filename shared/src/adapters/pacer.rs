@@ -33,13 +33,25 @@ impl QuotaClass {
     }
 }
 
-/// The slots of one app, tenant and class: when each of the last `limit` requests was sent.
+/// The slots of one app, tenant and class: each of the last `limit` requests, stamped when it was sent and again
+/// when its answer came (Microsoft counts it on arrival, somewhere in between: the later stamp is the safe one).
 #[derive(Debug)]
 pub struct Pacer {
     limit: usize,
     window: Duration,
-    sent: Mutex<VecDeque<Instant>>,
+    sent: Mutex<Slots>,
 }
+
+/// The requests in the window, by number.
+#[derive(Debug, Default)]
+struct Slots {
+    next: u64,
+    taken: VecDeque<(u64, Instant)>,
+}
+
+/// A slot taken: give it back to [`Pacer::answered`] when the answer arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot(u64);
 
 impl Pacer {
     /// A pacer of `limit` requests per `window`.
@@ -47,44 +59,55 @@ impl Pacer {
         Self {
             limit: limit.max(1),
             window,
-            sent: Mutex::new(VecDeque::new()),
+            sent: Mutex::new(Slots::default()),
         }
     }
 
-    /// Waits for a slot and takes it; `false` (nothing taken) when none frees up before `deadline`.
-    pub async fn acquire(&self, deadline: Option<Instant>) -> bool {
+    fn slots(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.sent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for a slot and takes it; `None` (nothing taken) when none frees up before `deadline`.
+    pub async fn acquire(&self, deadline: Option<Instant>) -> Option<Slot> {
         loop {
             let wait = {
-                let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+                let mut slots = self.slots();
                 let now = Instant::now();
-                while sent
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= self.window)
-                {
-                    sent.pop_front();
+                let window = self.window;
+                slots.taken.retain(|(_, t)| now.duration_since(*t) < window);
+                if slots.taken.len() < self.limit {
+                    let slot = slots.next;
+                    slots.next += 1;
+                    slots.taken.push_back((slot, now));
+                    return Some(Slot(slot));
                 }
-                if sent.len() < self.limit {
-                    sent.push_back(now);
-                    return true;
-                }
-                // The oldest slot frees up one window after it was taken.
-                sent.front()
-                    .map_or(Duration::ZERO, |t| *t + self.window - now)
+                // The earliest stamp frees its slot one window later.
+                let earliest = slots.taken.iter().map(|(_, t)| *t).min();
+                earliest.map_or(Duration::ZERO, |t| t + window - now)
             };
             if deadline.is_some_and(|d| Instant::now() + wait > d) {
-                return false;
+                return None;
             }
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// The answer to `slot`'s request came: its window counts from now.
+    pub fn answered(&self, slot: Slot) {
+        let now = Instant::now();
+        if let Some(entry) = self.slots().taken.iter_mut().find(|(n, _)| *n == slot.0) {
+            entry.1 = now;
         }
     }
 
     /// Counts a 429 received anyway (another process of the same app, a quota Microsoft lowered): the window is
     /// taken as full from now, so the other tasks wait too instead of each meeting its own 429.
     pub fn throttled(&self) {
-        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slots = self.slots();
         let now = Instant::now();
-        sent.clear();
-        sent.extend(std::iter::repeat_n(now, self.limit));
+        let first = slots.next;
+        slots.next += self.limit as u64;
+        slots.taken = (first..slots.next).map(|n| (n, now)).collect();
     }
 }
 
@@ -146,17 +169,17 @@ mod tests {
         let pacer = Pacer::new(5, Duration::from_secs(10));
         let start = Instant::now();
         for _ in 0..5 {
-            assert!(pacer.acquire(None).await);
+            assert!(pacer.acquire(None).await.is_some());
         }
         assert_eq!(start.elapsed(), Duration::ZERO, "five go at once");
-        assert!(pacer.acquire(None).await);
+        assert!(pacer.acquire(None).await.is_some());
         assert_eq!(start.elapsed(), Duration::from_secs(10));
         let soon = Some(Instant::now() + Duration::from_secs(1));
         for _ in 0..4 {
-            assert!(pacer.acquire(soon).await);
+            assert!(pacer.acquire(soon).await.is_some());
         }
         assert!(
-            !pacer.acquire(soon).await,
+            pacer.acquire(soon).await.is_none(),
             "no slot before the deadline: nothing taken, no wait"
         );
     }
@@ -164,11 +187,23 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_429_received_anyway_makes_everyone_wait_a_window() {
         let pacer = Pacer::new(5, Duration::from_secs(10));
-        assert!(pacer.acquire(None).await);
+        assert!(pacer.acquire(None).await.is_some());
         pacer.throttled();
         let start = Instant::now();
-        assert!(pacer.acquire(None).await);
+        assert!(pacer.acquire(None).await.is_some());
         assert_eq!(start.elapsed(), Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_counts_from_its_answer_when_the_answer_is_slow() {
+        let pacer = Pacer::new(1, Duration::from_secs(10));
+        let start = Instant::now();
+        let slot = pacer.acquire(None).await.expect("slot");
+        // The answer takes 3 s: Microsoft may have counted the request as late as that.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        pacer.answered(slot);
+        pacer.acquire(None).await.expect("slot");
+        assert_eq!(start.elapsed(), Duration::from_secs(13));
     }
 
     #[tokio::test(start_paused = true)]

@@ -159,8 +159,14 @@ pub(super) async fn require_graph_token(
         ),
         // The request is served for the tenant the token was issued for, within its quotas.
         Some(Some((Aud::Graph, tenant))) => {
-            let roles =
-                bearer(req.headers()).and_then(|t| s.token_roles().get(&t).cloned().flatten());
+            let info = bearer(req.headers()).and_then(|t| s.token_info().get(&t).cloned());
+            if info
+                .as_ref()
+                .is_some_and(|i| i.expires_at < s.tenant_at(tenant).now)
+            {
+                return expired();
+            }
+            let roles = info.and_then(|i| i.roles);
             let (method, path) = (req.method().as_str(), req.uri().path());
             let query = req.uri().query().unwrap_or_default();
             if !super::permissions::allowed(roles.as_deref(), method, path, query) {
@@ -250,6 +256,7 @@ pub(super) async fn require_manage_token(
     let tenant_in_url = req.uri().path().split('/').nth(3).unwrap_or("").to_string();
     let token = bearer(req.headers()).map(|t| s.tokens().get(&t).copied());
     match token {
+        Some(Some((Aud::Manage, tenant))) if token_expired(&s, req.headers(), tenant) => expired(),
         Some(Some((Aud::Manage, tenant))) => {
             let tid = s.tenant_at(tenant).tenant_id.clone();
             if !tenant_in_url.eq_ignore_ascii_case(&tid) {
@@ -269,4 +276,19 @@ pub(super) async fn require_manage_token(
             "Authorization has been denied for this request: a valid token for https://manage.office.com is required.",
         ),
     }
+}
+
+/// Graph's answer to a token past its lifetime (60-90 minutes on the tenant's clock).
+fn expired() -> Response {
+    graph_error(
+        StatusCode::UNAUTHORIZED,
+        "InvalidAuthenticationToken",
+        "Lifetime validation failed, the token is expired.",
+    )
+}
+
+/// Whether the request's token is past its lifetime on `tenant`'s clock.
+fn token_expired(s: &Shared, headers: &HeaderMap, tenant: usize) -> bool {
+    let info = bearer(headers).and_then(|t| s.token_info().get(&t).cloned());
+    info.is_some_and(|i| i.expires_at < s.tenant_at(tenant).now)
 }

@@ -57,6 +57,15 @@ tokio::task_local! {
     static CURRENT: usize;
 }
 
+/// A token's claims the routes check.
+#[derive(Debug, Clone)]
+struct TokenInfo {
+    /// The app's permissions when it was issued (`None`: every permission).
+    roles: Option<Arc<std::collections::BTreeSet<String>>>,
+    /// When it stops working, on the tenant's (simulated) clock: 60-90 minutes after it was issued.
+    expires_at: DateTime<Utc>,
+}
+
 /// Shared state behind every route.
 #[derive(Debug)]
 pub struct Shared {
@@ -64,8 +73,10 @@ pub struct Shared {
     pub tenants: Vec<Mutex<Tenant>>,
     faults: Mutex<Faults>,
     tokens: Mutex<HashMap<String, (Aud, usize)>>,
-    /// Each token's `roles` as issued (`None`: every permission).
-    token_roles: Mutex<HashMap<String, Option<Arc<std::collections::BTreeSet<String>>>>>,
+    /// What each token carries besides its audience and tenant: its `roles` and expiry.
+    token_info: Mutex<HashMap<String, TokenInfo>>,
+    /// Tokens issued so far.
+    tokens_issued: std::sync::atomic::AtomicU64,
     requests: Mutex<Vec<(String, String, u16)>>,
     /// Report downloads handed out and not fetched yet (token → CSV).
     downloads: Mutex<HashMap<String, String>>,
@@ -98,13 +109,23 @@ impl Shared {
     fn current(&self) -> usize {
         CURRENT.try_with(|i| *i).unwrap_or(0)
     }
+    /// A number in `0..n` for a token's lifetime: the n-th token of a run gets the same one every run (a
+    /// generator of its own, so the faults' random sequence is not disturbed).
+    fn token_jitter(&self, n: i64) -> i64 {
+        let k = self
+            .tokens_issued
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // splitmix64 of the token's number.
+        let mut z = k.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) % n.max(1) as u64) as i64
+    }
     fn faults(&self) -> MutexGuard<'_, Faults> {
         self.faults.lock().unwrap_or_else(|p| p.into_inner())
     }
-    fn token_roles(
-        &self,
-    ) -> MutexGuard<'_, HashMap<String, Option<Arc<std::collections::BTreeSet<String>>>>> {
-        self.token_roles.lock().unwrap_or_else(|p| p.into_inner())
+    fn token_info(&self) -> MutexGuard<'_, HashMap<String, TokenInfo>> {
+        self.token_info.lock().unwrap_or_else(|p| p.into_inner())
     }
     fn tokens(&self) -> MutexGuard<'_, HashMap<String, (Aud, usize)>> {
         self.tokens.lock().unwrap_or_else(|p| p.into_inner())
@@ -175,7 +196,8 @@ async fn start_with(
         tenants: tenants.into_iter().map(Mutex::new).collect(),
         faults: Mutex::new(Faults::seeded(seed)),
         tokens: Mutex::new(HashMap::new()),
-        token_roles: Mutex::new(HashMap::new()),
+        token_info: Mutex::new(HashMap::new()),
+        tokens_issued: std::sync::atomic::AtomicU64::new(0),
         requests: Mutex::new(Vec::new()),
         downloads: Mutex::new(HashMap::new()),
         notifier: Mutex::new(subscriptions::Notifier::seeded(seed)),

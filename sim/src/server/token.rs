@@ -9,7 +9,7 @@ pub(super) fn issue_token(
     tenant: &str,
     form: &HashMap<String, String>,
     aud_hint: &str,
-) -> Result<(String, Aud), Response> {
+) -> Result<(String, Aud, i64), Response> {
     let aad = |status: StatusCode, error: &str, code: &str, desc: &str| {
         (
             status,
@@ -103,6 +103,9 @@ pub(super) fn issue_token(
             ),
         ));
     }
+    // Entra randomises access-token lifetimes between 60 and 90 minutes.
+    let lifetime = Duration::seconds(3600 + s.token_jitter(1800));
+    let expires_at = t.now + lifetime;
     drop(t);
     let aud = if aud_hint.contains("manage") {
         Aud::Manage
@@ -114,8 +117,9 @@ pub(super) fn issue_token(
         URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
     );
     s.tokens().insert(token.clone(), (aud, index));
-    s.token_roles().insert(token.clone(), roles);
-    Ok((token, aud))
+    s.token_info()
+        .insert(token.clone(), TokenInfo { roles, expires_at });
+    Ok((token, aud, lifetime.num_seconds()))
 }
 
 /// The tenant's OpenID Connect discovery document: client libraries (MSAL) read the token endpoint from it.
@@ -166,7 +170,7 @@ pub(super) async fn token_v2(
             .into_response();
     }
     match issue_token(&s, &tenant, &form, &scope) {
-        Ok((token, _)) => Json(json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token})).into_response(),
+        Ok((token, _, lifetime)) => Json(json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token})).into_response(),
         Err(r) => r,
     }
 }
@@ -185,10 +189,10 @@ pub(super) async fn token_v1(
             .into_response();
     }
     match issue_token(&s, &tenant, &form, &resource) {
-        Ok((token, _)) => {
+        Ok((token, _, lifetime)) => {
             let now = Utc::now().timestamp();
-            Json(json!({"token_type": "Bearer", "expires_in": "3599", "ext_expires_in": "3599",
-                "expires_on": (now + 3599).to_string(), "not_before": now.to_string(), "resource": resource, "access_token": token}))
+            Json(json!({"token_type": "Bearer", "expires_in": lifetime.to_string(), "ext_expires_in": lifetime.to_string(),
+                "expires_on": (now + lifetime).to_string(), "not_before": now.to_string(), "resource": resource, "access_token": token}))
             .into_response()
         }
         Err(r) => r,

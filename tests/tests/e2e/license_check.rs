@@ -587,3 +587,25 @@ async fn users_paying_twice_for_a_service_are_found_with_the_licence_to_remove()
         assert_eq!(f["severity"], "info");
     }
 }
+
+/// Access tokens live 60-90 minutes: a run after the tenant's clock has moved past the cached token's lifetime
+/// meets 401, takes a new token once and goes on.
+#[tokio::test]
+async fn a_token_that_expired_since_the_last_run_is_renewed_and_the_run_goes_on() {
+    let env = TestEnv::spawn().await;
+    env.check().await;
+    env.advance(chrono::Duration::hours(2)).await;
+    let report = env.check().await;
+    assert!(report.users_scanned > 0);
+    let log = env.requests().await;
+    let expired = log
+        .iter()
+        .position(|r| r["status"] == 401)
+        .expect("the old token was refused");
+    assert!(
+        log[expired..].iter().any(|r| r["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("/oauth2/v2.0/token"))),
+        "a new token was taken"
+    );
+}
