@@ -93,6 +93,10 @@ enum Command {
         /// Tenants fetched at once with --all-tenants.
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
         concurrency: u64,
+        /// Stop after this many seconds, as a Lambda invocation does at its deadline: every cursor stays where the
+        /// archive stands ("incomplete": true) and the next run resumes there.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        max_seconds: Option<u64>,
     },
     /// Compare one day of the source with the archive.
     AuditVerify {
@@ -333,13 +337,18 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::AuditFetch {
             tenant,
             all_tenants: false,
+            max_seconds,
             ..
-        } => audit::fetch(cli.json, tenant).await,
+        } => within(max_seconds, audit::fetch(cli.json, tenant)).await,
         Command::AuditFetch {
             concurrency,
             all_tenants: true,
+            max_seconds,
             ..
-        } => fleet::run_all(cli.json, None, concurrency as usize, fleet::Job::Audit).await,
+        } => {
+            let all = fleet::run_all(cli.json, None, concurrency as usize, fleet::Job::Audit);
+            within(max_seconds, all).await
+        }
         Command::Subscribe => changes::subscribe(cli.json).await,
         Command::Reclaim { csv } => reclaim::run(cli.json, csv).await,
         Command::AuditSearch(args) => search::run(cli.json, args).await,
@@ -444,4 +453,15 @@ async fn run_sim(
     );
     tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// Runs `work` with a deadline `max_seconds` from now, when one is given.
+async fn within<F: std::future::Future>(max_seconds: Option<u64>, work: F) -> F::Output {
+    match max_seconds {
+        Some(s) => {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(s);
+            licensewatch_core::runtime::deadline::within(deadline, work).await
+        }
+        None => work.await,
+    }
 }

@@ -130,6 +130,7 @@ impl World {
             clock: &self.clock,
             crash,
             progress: &licensewatch_core::usecases::fetch_audit::no_progress,
+            deadline: None,
         };
         fetch_audit(&deps, &self.policy).await
     }

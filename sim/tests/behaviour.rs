@@ -66,6 +66,14 @@ impl Client {
         }
     }
 
+    /// Moves the tenant's clock and, as a client whose tokens expired would, takes new ones.
+    async fn advance(&mut self, by: Value) -> u16 {
+        let status = self.control("/_sim/clock", by).await;
+        let fresh = Self::with_sim(self.sim.clone()).await;
+        (self.graph_token, self.manage_token) = (fresh.graph_token, fresh.manage_token);
+        status
+    }
+
     async fn get(&self, path_or_url: &str) -> (u16, Value) {
         let url = if path_or_url.starts_with("http") {
             path_or_url.to_string()
@@ -473,7 +481,7 @@ async fn direct_assignment_counts_seats_checks_location_and_conflicts() {
 
 #[tokio::test]
 async fn every_change_leaves_both_audit_trails() {
-    let c = Client::new(Scenario::default_story()).await;
+    let mut c = Client::new(Scenario::default_story()).await;
     let (s, _) = c.post(&format!("/api/v1.0/{}/activity/feed/subscriptions/content?contentType=Audit.AzureActiveDirectory", c.sim.tenant_id).replace("/content", "/start"), json!({})).await;
     assert_eq!(s, 200);
     assert_eq!(
@@ -502,10 +510,7 @@ async fn every_change_leaves_both_audit_trails() {
     );
 
     // Management API: after the blob's availability time, the pair appears with trailing periods.
-    assert_eq!(
-        c.control("/_sim/clock", json!({"advance_hours": 5})).await,
-        200
-    );
+    assert_eq!(c.advance(json!({"advance_hours": 5})).await, 200);
     let now = c.now().await;
     let start = (now - chrono::Duration::hours(24)).format("%Y-%m-%dT%H:%M:%S");
     let end = now.format("%Y-%m-%dT%H:%M:%S");
@@ -544,7 +549,7 @@ async fn every_change_leaves_both_audit_trails() {
 
 #[tokio::test]
 async fn management_feed_has_af_errors_late_blobs_and_duplicates() {
-    let c = Client::new(Scenario::default_story()).await;
+    let mut c = Client::new(Scenario::default_story()).await;
     let feed = format!("/api/v1.0/{}/activity/feed", c.sim.tenant_id);
     let (s, e) = c
         .get(&format!(
@@ -592,7 +597,7 @@ async fn management_feed_has_af_errors_late_blobs_and_duplicates() {
             fmt(b)
         )
     };
-    c.control("/_sim/clock", json!({"advance_hours": 2})).await;
+    c.advance(json!({"advance_hours": 2})).await;
     let window_end = start + chrono::Duration::hours(6);
     let early = c
         .get(&list_url(start, window_end))
@@ -601,7 +606,7 @@ async fn management_feed_has_af_errors_late_blobs_and_duplicates() {
         .as_array()
         .cloned()
         .unwrap_or_default();
-    c.control("/_sim/clock", json!({"advance_hours": 6})).await;
+    c.advance(json!({"advance_hours": 6})).await;
     let later = c
         .get(&list_url(start, window_end))
         .await
@@ -634,7 +639,7 @@ async fn management_feed_has_af_errors_late_blobs_and_duplicates() {
 /// publishes an hour's records together, not one blob per record.
 #[tokio::test]
 async fn records_of_a_past_hour_are_published_in_one_blob() {
-    let c = Client::new(Scenario::default_story()).await;
+    let mut c = Client::new(Scenario::default_story()).await;
     let feed = format!("/api/v1.0/{}/activity/feed", c.sim.tenant_id);
     let kind = "Audit.AzureActiveDirectory";
     c.post(
@@ -661,7 +666,7 @@ async fn records_of_a_past_hour_are_published_in_one_blob() {
             .await,
         201
     );
-    c.control("/_sim/clock", json!({"advance_hours": 4})).await;
+    c.advance(json!({"advance_hours": 4})).await;
     let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S").to_string();
     let (_, listed) = c
         .get(&format!(

@@ -18,7 +18,7 @@ use licensewatch_core::domain::tenant_status::Job;
 use licensewatch_core::error::CoreError;
 use licensewatch_core::runtime::telemetry::{self, LogFormat};
 use licensewatch_core::runtime::tenants::{TenantMessage, TenantRuntimes, fan_out};
-use licensewatch_core::runtime::{Runtime, load_config};
+use licensewatch_core::runtime::{Runtime, deadline, load_config};
 use licensewatch_core::usecases::webhook::{HttpRequest, HttpResponse, header_pairs};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -31,6 +31,9 @@ pub async fn start() -> Result<Runtime, lambda_runtime::Error> {
     let (settings, policy) = load_config()?;
     Ok(Runtime::build(settings, policy, Runtime::catalog(None)?).await?)
 }
+
+/// The time a run leaves before its invocation's deadline to record what it did and answer.
+const INVOCATION_MARGIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What a function does with one event.
 pub trait Handler: Sync {
@@ -47,8 +50,9 @@ pub async fn serve<H: Handler>(
 ) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| async move {
         let span = telemetry::invocation_span(function, &ev.context.request_id, handler.tenant());
-        handler
-            .handle(ev.payload)
+        // Runs stop a little before the invocation's deadline, with what they did recorded; the next resumes.
+        let deadline = deadline::from_epoch_millis(ev.context.deadline, INVOCATION_MARGIN);
+        deadline::within(deadline, handler.handle(ev.payload))
             .instrument(span)
             .await
             .map_err(Failure)

@@ -347,6 +347,10 @@ impl<T: DeserializeOwned + Send> Pages<T> for Pager<T> {
     fn delta_link(&self) -> Option<String> {
         self.delta_link.clone()
     }
+
+    fn is_done(&self) -> bool {
+        self.next.is_none() && self.pages > 0
+    }
 }
 
 fn at(t: DateTime<Utc>) -> String {
@@ -519,6 +523,10 @@ impl Pages<Value> for BeforeEnd {
 
     fn pages_fetched(&self) -> u32 {
         self.pages.pages_fetched()
+    }
+
+    fn is_done(&self) -> bool {
+        Pages::is_done(&self.pages)
     }
 }
 

@@ -2,6 +2,7 @@
 //! file: Microsoft clients, state store, clock and SKU catalog. Handlers borrow it; use cases get its ports.
 
 mod build;
+pub mod deadline;
 pub mod telemetry;
 pub mod tenants;
 
@@ -487,6 +488,7 @@ impl Runtime {
             clock: self.clock.as_ref(),
             crash: &crate::usecases::fetch_audit::no_crash,
             progress: &crate::usecases::fetch_audit::no_progress,
+            deadline: deadline::current(),
         }
     }
 

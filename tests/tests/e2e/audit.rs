@@ -409,3 +409,50 @@ async fn a_disabled_feed_raises_an_alert_and_the_other_sources_go_on() {
         1
     );
 }
+
+/// A first run over 30 days of a busy tenant's directory audits does not fit one invocation under Microsoft's
+/// 5-requests-per-10-s quota: each run stops at its deadline with the cursor at the last whole day it archived, the
+/// next run goes on from there, and in the end every record is archived once.
+#[tokio::test]
+async fn a_first_run_too_long_for_one_invocation_resumes_where_it_stopped_and_loses_nothing() {
+    let env = TestEnv::spawn().await;
+    let now = env.now();
+    let records: Vec<serde_json::Value> = (0..30 * 40)
+        .map(|i| {
+            let at = now - Duration::days(29) - Duration::hours(12) + Duration::minutes(i * 34);
+            json!({"id": format!("0b5e55ed-0000-4000-8000-{i:012}"), "activityDateTime": at.to_rfc3339(),
+                "activityDisplayName": "Update user", "category": "UserManagement", "result": "success",
+                "loggedByService": "Core Directory", "operationType": "Update",
+                "initiatedBy": {"user": {"id": "a0", "userPrincipalName": "admin@contoso.onmicrosoft.com"}},
+                "targetResources": [{"id": "u1", "type": "User", "userPrincipalName": "u1@contoso.onmicrosoft.com"}]})
+        })
+        .collect();
+    let generated = records.len();
+    assert_eq!(
+        env.control("/_sim/audit/records", json!({"directory": records}))
+            .await,
+        201
+    );
+    let archive = FileArchive::new(env.archive_dir());
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        assert!(runs < 40, "the runs never finish");
+        // Time for a few requests at the (compressed) quota's pace, as an invocation's deadline allows.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(250);
+        let report = licensewatch_core::runtime::deadline::within(deadline, fetch(&env, &archive))
+            .await
+            .expect("run");
+        if !report.incomplete {
+            break;
+        }
+    }
+    assert!(runs > 1, "one run was enough: the deadline did not bite");
+    let ids = archived(&archive, "directory_audit/").await;
+    let ours: Vec<_> = ids
+        .iter()
+        .filter(|(id, _)| id.starts_with("0b5e55ed"))
+        .collect();
+    assert_eq!(ours.len(), generated, "every record archived");
+    assert!(ours.iter().all(|(_, n)| **n == 1), "none twice");
+}

@@ -22,6 +22,10 @@ pub trait Pages<T>: Send {
     fn delta_link(&self) -> Option<String> {
         None
     }
+    /// True when the listing is known to have no page left (without asking for one); `false` when unknown.
+    fn is_done(&self) -> bool {
+        false
+    }
 }
 
 /// A listing that fails on its first page (a link refused before any request).

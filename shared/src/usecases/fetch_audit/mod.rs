@@ -52,6 +52,17 @@ pub struct AuditDeps<'a> {
     pub crash: &'a (dyn Fn(AuditStep) -> Result<(), CoreError> + Sync),
     /// Called as the run goes (after each archived object and each blob) with the report so far (a progress bar).
     pub progress: &'a (dyn Fn(&AuditReport) + Sync),
+    /// When the run must stop (a Lambda invocation's time): it stops between pages and windows, with every cursor
+    /// where the archive stands, and the next run resumes there.
+    pub deadline: Option<std::time::Instant>,
+}
+
+impl AuditDeps<'_> {
+    /// True once the run's deadline has passed: start no new page, window or blob.
+    fn out_of_time(&self) -> bool {
+        self.deadline
+            .is_some_and(|d| std::time::Instant::now() >= d)
+    }
 }
 
 /// The progress hook of runs nobody watches.
@@ -100,6 +111,9 @@ pub struct AuditReport {
     /// Archive objects a dead run left: confirmed (written) or released (not written, archived again).
     #[serde(default)]
     pub objects_recovered: usize,
+    /// The run stopped at its deadline before reading everything: the next run resumes from the cursors.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub incomplete: bool,
     /// Management Activity API content types whose subscription is disabled (AF20023): not archived this run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub feeds_disabled: Vec<String>,
@@ -440,33 +454,122 @@ async fn fetch_directory(
         id_field: "id",
         time_field: "activityDateTime",
     };
-    let today = now.format("%Y-%m-%d").to_string();
-    let mut pager = deps.graph.directory_audits(from, None);
-    let mut newest: Option<DateTime<Utc>> = None;
-    while let Some(page) = pager.next_page().await? {
-        for r in &page {
-            if let Some(t) = r["activityDateTime"]
-                .as_str()
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            {
-                newest = newest.max(Some(t.to_utc()));
-            }
-        }
-        let mut prepared = prepare::parsed_records(&page, &shape, &today);
-        prepared.licence_records = page.iter().filter_map(from_directory_audit).collect();
-        prepared.group_runs = page.iter().filter_map(group_licensing_run).collect();
-        archive_prepared(deps, prepared, now, lease, report).await?;
-    }
-    // A quiet tenant has no new record to move the watermark: move it anyway to a day ago (records arrive at most
-    // hours late), or a month without directory changes would look like a gap in the archive.
     let settled = now - Duration::hours(24);
-    if let Some(next) = newest.max(Some(settled))
-        && previous.is_none_or(|p| next > p)
-    {
-        deps.state.set_cursor(CURSOR, next).await?;
-        (deps.crash)(AuditStep::AfterCursor)?;
+    let mut cursor = previous;
+    // Most runs find one page: read the whole range at once. Graph lists newest first, so a range of several pages
+    // cannot move the cursor until its end: then it is read oldest first, a day at a time (a first run of 30 days
+    // on a busy tenant outlasts one invocation at 5 requests per 10 s), each day moving the cursor, so the next
+    // run goes on from there. The last window is open-ended.
+    match first_page_only(deps, &shape, from, now, lease, report).await? {
+        Some(newest) => {
+            if let Some(next) = newest.max(Some(settled))
+                && cursor.is_none_or(|c| next > c)
+            {
+                deps.state.set_cursor(CURSOR, next).await?;
+                (deps.crash)(AuditStep::AfterCursor)?;
+            }
+            return Ok(());
+        }
+        None if deps.out_of_time() => {
+            report.incomplete = true;
+            return Ok(());
+        }
+        None => {}
     }
-    Ok(())
+    let mut start = from;
+    loop {
+        let end = (start + Duration::days(1) < now).then(|| start + Duration::days(1));
+        let Some(newest) = directory_window(deps, &shape, start, end, now, lease, report).await?
+        else {
+            report.incomplete = true;
+            return Ok(());
+        };
+        // A day older than a day is settled: the cursor passes it. Records arrive at most hours late, so the
+        // newest day moves the cursor to its newest record, or to a day ago on a quiet tenant (or a month without
+        // directory changes would look like a gap in the archive).
+        let next = match end {
+            Some(end) if end <= settled => Some(end),
+            _ => newest.max(Some(settled)),
+        };
+        if let Some(next) = next
+            && cursor.is_none_or(|c| next > c)
+        {
+            deps.state.set_cursor(CURSOR, next).await?;
+            (deps.crash)(AuditStep::AfterCursor)?;
+            cursor = Some(next);
+        }
+        match end {
+            Some(end) => start = end,
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Archives the first page of the directory audits from `from` on; the newest record's time (`Some(None)` when there
+/// was none) when that page was all there is, else `None` (the page's records stay archived: ids are claimed).
+async fn first_page_only(
+    deps: &AuditDeps<'_>,
+    shape: &Shape,
+    from: DateTime<Utc>,
+    now: DateTime<Utc>,
+    lease: &RunLease<'_>,
+    report: &mut AuditReport,
+) -> Result<Option<Option<DateTime<Utc>>>, CoreError> {
+    if deps.out_of_time() {
+        return Ok(None);
+    }
+    let mut pager = deps.graph.directory_audits(from, None);
+    let page = pager.next_page().await?.unwrap_or_default();
+    let newest = archive_directory_page(deps, shape, &page, now, lease, report).await?;
+    Ok(pager.is_done().then_some(newest))
+}
+
+/// Archives one page of directory audits; the newest record's time.
+async fn archive_directory_page(
+    deps: &AuditDeps<'_>,
+    shape: &Shape,
+    page: &[Value],
+    now: DateTime<Utc>,
+    lease: &RunLease<'_>,
+    report: &mut AuditReport,
+) -> Result<Option<DateTime<Utc>>, CoreError> {
+    let today = now.format("%Y-%m-%d").to_string();
+    let newest = page
+        .iter()
+        .filter_map(|r| r["activityDateTime"].as_str())
+        .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.to_utc())
+        .max();
+    let mut prepared = prepare::parsed_records(page, shape, &today);
+    prepared.licence_records = page.iter().filter_map(from_directory_audit).collect();
+    prepared.group_runs = page.iter().filter_map(group_licensing_run).collect();
+    archive_prepared(deps, prepared, now, lease, report).await?;
+    Ok(newest)
+}
+
+/// Archives the directory audits of `[start, end)` (`end` open when `None`), page by page; the newest record's
+/// time (`Ok(Some(None))` when there was none), or `Ok(None)` when the deadline came first (the window is read
+/// again next run; the index drops what this one archived).
+async fn directory_window(
+    deps: &AuditDeps<'_>,
+    shape: &Shape,
+    start: DateTime<Utc>,
+    end: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    lease: &RunLease<'_>,
+    report: &mut AuditReport,
+) -> Result<Option<Option<DateTime<Utc>>>, CoreError> {
+    let mut pager = deps.graph.directory_audits(start, end);
+    let mut newest: Option<DateTime<Utc>> = None;
+    loop {
+        if deps.out_of_time() {
+            return Ok(None);
+        }
+        let Some(page) = pager.next_page().await? else {
+            return Ok(Some(newest));
+        };
+        newest = newest.max(archive_directory_page(deps, shape, &page, now, lease, report).await?);
+    }
 }
 
 async fn fetch_management(
@@ -503,6 +606,10 @@ async fn fetch_management(
         report.gaps.push(gap);
     }
     for w in windows {
+        if deps.out_of_time() {
+            report.incomplete = true;
+            return Ok(());
+        }
         let mut blobs = Vec::new();
         let mut pager = deps.management.content(content_type, w);
         while let Some(page) = pager.next_page().await? {
