@@ -137,8 +137,10 @@ pub async fn run(
     // 35 days in seconds: Microsoft's quota windows (5 audit-log requests per 10 s) pass a thousand times faster
     // in the simulator and in licensewatch's pacer alike, so the demo keeps to the quotas without waiting them out.
     licensewatch_core::adapters::pacer::set_time_scale(DEMO_TIME_SCALE);
-    scenario.behaviour.reports_quota_window_ms =
-        (scenario.behaviour.reports_quota_window_ms as f64 * DEMO_TIME_SCALE) as u64;
+    let scaled = |ms: u64| (ms as f64 * DEMO_TIME_SCALE) as u64;
+    scenario.behaviour.reports_quota_window_ms = scaled(scenario.behaviour.reports_quota_window_ms);
+    scenario.behaviour.identity_quota_window_ms =
+        scaled(scenario.behaviour.identity_quota_window_ms);
     let start = scenario.now;
     let sim = licensewatch_sim::start(scenario, ([127, 0, 0, 1], 0).into())
         .await

@@ -48,7 +48,7 @@ def load_records(base, now_text):
                       "loggedByService": "Core Directory", "operationType": "Update",
                       "initiatedBy": {"user": {"id": "a0", "userPrincipalName": "admin@contoso.onmicrosoft.com"}},
                       "targetResources": [{"id": f"u{i % users}", "type": "User"}]})
-        if len(batch) == 10000:
+        if len(batch) == 2000:
             post(f"{base}/_sim/audit/records", {"directory": batch})
             batch = []
     if batch:

@@ -78,6 +78,9 @@ pub struct Behaviour {
     /// until then the user's states are unchanged and the user's groups are `QueuedForProcessing`. 0 processes at
     /// once (lenient).
     pub group_processing_seconds: u64,
+    /// The window of the identity-and-access resource-unit budget (3,500 / 5,000 / 8,000 units per window for tenants
+    /// of < 50 / 50-500 / > 500 users): Microsoft's is 10,000 ms; 0 turns it off.
+    pub identity_quota_window_ms: u64,
 }
 
 impl Default for Behaviour {
@@ -88,6 +91,7 @@ impl Default for Behaviour {
             granted_permissions: None,
             mail_senders: None,
             group_processing_seconds: 120,
+            identity_quota_window_ms: 10_000,
         }
     }
 }
@@ -113,6 +117,9 @@ pub struct AppRegistration {
     /// Display name used in audit records for this app's changes.
     #[serde(default = "default_app_name")]
     pub display_name: String,
+    /// Certificates registered on the app (PEM): a client assertion must be signed by one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<String>,
 }
 
 fn default_app_name() -> String {

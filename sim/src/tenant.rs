@@ -218,7 +218,7 @@ pub struct Tenant {
     pub(crate) delta: crate::server::delta::DeltaState,
     /// Entra ID P1: `signInActivity` is readable.
     pub premium: bool,
-    /// Users changed since the change notifier last looked: (id, `created` | `updated` | `deleted`).
+    /// Users changed since the change notifier last looked: (id, `created` | `updated` | `soft_deleted` | `deleted`).
     pub(crate) changed: Vec<(String, &'static str)>,
     /// Commercial subscriptions (`/directory/subscriptions`).
     pub commerce: Vec<crate::scenario::CommerceSpec>,

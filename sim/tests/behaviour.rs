@@ -1599,3 +1599,126 @@ async fn a_token_lives_sixty_to_ninety_minutes_on_the_tenants_clock() {
     );
     assert_eq!(c.get(&feed).await.0, 401, "the Management API's token too");
 }
+
+#[tokio::test]
+async fn identity_reads_spend_resource_units_and_the_budget_of_a_small_tenant_runs_out() {
+    let mut scenario = Scenario::default_story();
+    // A window long enough that nothing frees up during the test.
+    scenario.behaviour.identity_quota_window_ms = 120_000;
+    let c = Client::new(scenario).await;
+    // A tenant of fewer than 50 users has 3,500 units; a list without $select costs 2, with $select 1.
+    let mut spent = 0;
+    while spent + 2 <= 3_500 {
+        assert_eq!(
+            c.get("/v1.0/users?$top=1").await.0,
+            200,
+            "after {spent} units"
+        );
+        spent += 2;
+    }
+    let r = c
+        .http
+        .get(format!("{}/v1.0/users?$top=1", c.sim.base_url))
+        .bearer_auth(&c.graph_token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 429);
+    assert!(r.headers().get("retry-after").is_some());
+    // Other budgets are untouched: the audit logs answer.
+    assert_eq!(c.get("/v1.0/auditLogs/directoryAudits?$top=1").await.0, 200);
+}
+
+/// Users' change notifications as Graph sends them: a creation and a soft deletion are `updated`, `deleted` only a
+/// user gone for good.
+#[tokio::test]
+async fn a_new_user_and_a_soft_deletion_are_notified_as_updated() {
+    use std::sync::{Arc, Mutex};
+    let c = Client::new(Scenario::default_story()).await;
+    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let receiver = {
+        let got = got.clone();
+        axum::Router::new().route(
+            "/n",
+            axum::routing::post(
+                move |q: axum::extract::Query<std::collections::HashMap<String, String>>,
+                      body: String| {
+                    let got = got.clone();
+                    async move {
+                        if let Some(token) = q.get("validationToken") {
+                            return token.clone();
+                        }
+                        if let Ok(v) = serde_json::from_str::<Value>(&body) {
+                            got.lock()
+                                .expect("lock")
+                                .extend(v["value"].as_array().cloned().unwrap_or_default());
+                        }
+                        String::new()
+                    }
+                },
+            ),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/n", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let expiry = (Scenario::default_story().now + chrono::Duration::days(2)).to_rfc3339();
+    let (s, body) = c
+        .post(
+            "/v1.0/subscriptions",
+            json!({"changeType": "updated,deleted", "notificationUrl": url, "resource": "/users",
+                "expirationDateTime": expiry, "clientState": "secret-secret-secret-secret-secret!"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let created = json!({"id": "d1f0c0de-0000-4000-8000-0000000000aa", "upn": upn("new.starter"),
+        "created": "2026-11-20T00:00:00Z"});
+    assert_eq!(c.control("/_sim/users", created).await, 201);
+    let delete = |id: &str, permanent: bool| {
+        let url = format!("{}/_sim/users/{id}?permanent={permanent}", c.sim.base_url);
+        let http = c.http.clone();
+        async move {
+            http.delete(url)
+                .send()
+                .await
+                .expect("send")
+                .status()
+                .as_u16()
+        }
+    };
+    let seen = |n: usize| {
+        let got = got.clone();
+        async move {
+            for _ in 0..200 {
+                if got.lock().expect("lock").len() >= n {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            got.lock().expect("lock").clone()
+        }
+    };
+    let first = seen(1).await;
+    assert_eq!(first[0]["changeType"], "updated", "a creation: {first:?}");
+    let adele = c.user(&upn("adele.vance")).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert_eq!(delete(&adele, false).await, 200);
+    let second = seen(2).await;
+    assert_eq!(
+        second[1]["changeType"], "updated",
+        "a soft deletion: {second:?}"
+    );
+    assert_eq!(
+        delete("d1f0c0de-0000-4000-8000-0000000000aa", true).await,
+        200
+    );
+    let third = seen(3).await;
+    assert_eq!(
+        third[2]["changeType"], "deleted",
+        "gone for good: {third:?}"
+    );
+}

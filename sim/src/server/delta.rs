@@ -467,6 +467,16 @@ pub(super) async fn ctl_remove_user(
     match t.remove_user(&id) {
         Some(uid) => {
             t.delta.note_removed(&uid, q.permanent);
+            if !q.permanent
+                && let Some(last) = t
+                    .changed
+                    .iter_mut()
+                    .rev()
+                    .find(|(changed, _)| *changed == uid)
+            {
+                // Restorable for 30 days: notified as `updated`.
+                last.1 = "soft_deleted";
+            }
             (
                 StatusCode::OK,
                 Json(json!({"removed": uid, "permanent": q.permanent})),

@@ -175,6 +175,9 @@ pub(super) async fn require_graph_token(
             if let Some(refused) = reports_quota(&s, tenant, req.uri().path()) {
                 return refused;
             }
+            if let Some(refused) = identity_quota(&s, tenant, method_path_query(&req)) {
+                return refused;
+            }
             CURRENT.scope(tenant, next.run(req)).await
         }
     }
@@ -291,4 +294,94 @@ fn expired() -> Response {
 fn token_expired(s: &Shared, headers: &HeaderMap, tenant: usize) -> bool {
     let info = bearer(headers).and_then(|t| s.token_info().get(&t).cloned());
     info.is_some_and(|i| i.expires_at < s.tenant_at(tenant).now)
+}
+
+fn method_path_query(req: &Request) -> (&str, &str, &str) {
+    (
+        req.method().as_str(),
+        req.uri().path(),
+        req.uri().query().unwrap_or_default(),
+    )
+}
+
+/// The resource units an identity-and-access request costs (GDC `concepts/throttling-limits.md`): a list costs 2,
+/// one less with `$select`; reading one object and a write 1; other resources are not in this budget.
+fn identity_cost(method: &str, path: &str, query: &str) -> Option<u32> {
+    let p = path.to_ascii_lowercase();
+    let rest = p.strip_prefix("/v1.0/")?;
+    let root = rest.split('/').next().unwrap_or_default();
+    if !matches!(
+        root,
+        "users" | "groups" | "subscribedskus" | "directory" | "directoryobjects"
+    ) {
+        return None;
+    }
+    let list = method == "GET"
+        && (rest.split('/').count() == 1
+            || rest.ends_with("/delta")
+            || rest.ends_with("/delta()")
+            || rest.ends_with("/memberswithlicenseerrors"));
+    let selected = query.to_ascii_lowercase().contains("%24select") || query.contains("$select");
+    Some(match (list, selected) {
+        (true, true) => 1,
+        (true, false) => 2,
+        (false, _) => 1,
+    })
+}
+
+/// The identity-and-access budget of the tenant's size per window (3,500 / 5,000 / 8,000 units).
+fn identity_budget(users: usize) -> u32 {
+    match users {
+        0..50 => 3_500,
+        50..=500 => 5_000,
+        _ => 8_000,
+    }
+}
+
+/// Identity and access (users, groups, directory objects): resource units per window per app and tenant; past the
+/// budget, 429 with the seconds until enough units free up. `None` when the request may go on.
+fn identity_quota(
+    s: &Shared,
+    tenant: usize,
+    (method, path, query): (&str, &str, &str),
+) -> Option<Response> {
+    let cost = identity_cost(method, path, query)?;
+    let (window_ms, users) = {
+        let t = s.tenant_at(tenant);
+        (t.behaviour.identity_quota_window_ms, t.users.len())
+    };
+    if window_ms == 0 {
+        return None;
+    }
+    let window = StdDuration::from_millis(window_ms);
+    let budget = identity_budget(users);
+    let mut quotas = s.identity_quota.lock().unwrap_or_else(|p| p.into_inner());
+    let spent = quotas.entry(tenant).or_default();
+    let now = std::time::Instant::now();
+    while spent
+        .front()
+        .is_some_and(|(t, _)| now.duration_since(*t) >= window)
+    {
+        spent.pop_front();
+    }
+    let used: u32 = spent.iter().map(|(_, c)| c).sum();
+    if used + cost <= budget {
+        spent.push_back((now, cost));
+        return None;
+    }
+    let free_in = spent.front().map_or(window, |(t, _)| *t + window - now);
+    let mut refused = graph_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "TooManyRequests",
+        "Too many requests.",
+    );
+    let seconds = free_in.as_secs_f64().ceil().max(1.0) as u64;
+    if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+        refused.headers_mut().insert("retry-after", v);
+    }
+    refused.headers_mut().insert(
+        "x-ms-throttle-scope",
+        HeaderValue::from_static("Tenant_Application/ReadWrite/identity"),
+    );
+    Some(refused)
 }

@@ -3,6 +3,7 @@
 // does not matter, and it keeps every handler a straight line of `match helper() { Ok(x) => x, Err(r) => return r }`.
 #![allow(clippy::result_large_err)]
 
+mod assertion;
 mod audits;
 mod batch;
 mod control;
@@ -84,6 +85,8 @@ pub struct Shared {
     notifier: Mutex<subscriptions::Notifier>,
     /// When each tenant's last reports-and-audit-logs requests came (the quota's window).
     reports_quota: Mutex<HashMap<usize, std::collections::VecDeque<std::time::Instant>>>,
+    /// Each tenant's identity-and-access requests in the budget's window: when, and how many resource units.
+    identity_quota: Mutex<HashMap<usize, std::collections::VecDeque<(std::time::Instant, u32)>>>,
     base_url: String,
 }
 
@@ -202,6 +205,7 @@ async fn start_with(
         downloads: Mutex::new(HashMap::new()),
         notifier: Mutex::new(subscriptions::Notifier::seeded(seed)),
         reports_quota: Mutex::new(HashMap::new()),
+        identity_quota: Mutex::new(HashMap::new()),
         base_url: base_url.clone(),
     });
     tokio::spawn(subscriptions::run_notifier(shared.clone()));

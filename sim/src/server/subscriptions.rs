@@ -411,6 +411,15 @@ fn notify_tenant(s: &Arc<Shared>, client: &reqwest::Client, tenant: usize) {
         let mut t = s.tenant_at(tenant);
         (std::mem::take(&mut t.changed), t.tenant_id.clone(), t.now)
     };
+    // As Graph sends them for users: a creation is `updated` (no `created` for this resource), and so is a soft
+    // deletion; `deleted` only when the user is gone for good.
+    let changes: Vec<(String, &str)> = changes
+        .into_iter()
+        .map(|(id, change)| match change {
+            "created" | "soft_deleted" => (id, "updated"),
+            other => (id, other),
+        })
+        .collect();
     if changes.is_empty() {
         return;
     }

@@ -64,6 +64,26 @@ pub(super) fn issue_token(
             "JWT token is invalid or malformed.",
         ));
     }
+    if let Some(a) = assertion {
+        let certificates = t
+            .app
+            .as_ref()
+            .map(|app| app.certificates.as_slice())
+            .unwrap_or_default();
+        // Entra takes either of the tenant's token endpoints as the audience.
+        let endpoints = [
+            format!("{}/{tenant}/oauth2/v2.0/token", s.base_url),
+            format!("{}/{tenant}/oauth2/token", s.base_url),
+        ];
+        let checked = endpoints
+            .iter()
+            .map(|e| super::assertion::verify(a, client_id, e, certificates))
+            .find(|r| r.is_ok())
+            .unwrap_or_else(|| super::assertion::verify(a, client_id, &endpoints[0], certificates));
+        if let Err(why) = checked {
+            return Err(super::assertion::refused(why));
+        }
+    }
     if let Some(app) = &t.app {
         if !client_id.eq_ignore_ascii_case(&app.client_id) {
             return Err(aad(

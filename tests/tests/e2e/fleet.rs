@@ -88,6 +88,7 @@ async fn every_function_serves_each_customer_alone_the_throttled_one_is_retried_
         client_id: OWN_APP.into(),
         client_secret: "customer-two-only".into(),
         display_name: "licensewatch (customer 2)".into(),
+        certificates: vec![],
     });
     let ids: Vec<String> = scenarios.iter().map(|s| s.tenant_id.clone()).collect();
     let own_secret = aws_sdk_secretsmanager::Client::new(&aws.conf)

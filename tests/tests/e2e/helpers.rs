@@ -36,10 +36,15 @@ pub const QUOTA_TIME_SCALE: f64 = 0.01;
 /// process's pacer with them. A scenario that set its own window keeps it.
 pub fn compress_quota_windows(scenarios: &mut [Scenario]) {
     licensewatch_core::adapters::pacer::set_time_scale(QUOTA_TIME_SCALE);
-    let microsoft = licensewatch_sim::scenario::Behaviour::default().reports_quota_window_ms;
+    let microsoft = licensewatch_sim::scenario::Behaviour::default();
+    let scaled = |ms: u64| (ms as f64 * QUOTA_TIME_SCALE) as u64;
     for s in scenarios {
-        if s.behaviour.reports_quota_window_ms == microsoft {
-            s.behaviour.reports_quota_window_ms = (microsoft as f64 * QUOTA_TIME_SCALE) as u64;
+        let b = &mut s.behaviour;
+        if b.reports_quota_window_ms == microsoft.reports_quota_window_ms {
+            b.reports_quota_window_ms = scaled(microsoft.reports_quota_window_ms);
+        }
+        if b.identity_quota_window_ms == microsoft.identity_quota_window_ms {
+            b.identity_quota_window_ms = scaled(microsoft.identity_quota_window_ms);
         }
     }
 }

@@ -609,3 +609,55 @@ async fn a_token_that_expired_since_the_last_run_is_renewed_and_the_run_goes_on(
         "a new token was taken"
     );
 }
+
+/// Certificate sign-in as Entra checks it: the assertion licensewatch signs with the certificate registered on the
+/// app gets a token; with another certificate registered, Entra's AADSTS700027 comes back, named in the error.
+#[tokio::test]
+async fn certificate_sign_in_is_checked_as_entra_checks_it() {
+    use licensewatch_core::adapters::auth::Audience;
+    use licensewatch_core::adapters::credentials::Microsoft;
+    use licensewatch_core::config::Settings;
+    use licensewatch_core::domain::retry::RetryPolicy;
+    const APP: &str = "5e1f5e1f-0000-4000-8000-00000000ce27";
+    let key_and_cert = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/tests/fixtures/test-client-cert.pem"
+    );
+    let pem = std::fs::read_to_string(key_and_cert).expect("fixture");
+    let cert = &pem[pem.find("-----BEGIN CERTIFICATE-----").expect("cert")..];
+    let signed_in = |registered: String| async move {
+        let mut scenario = licensewatch_sim::Scenario::default_story();
+        scenario.app = Some(licensewatch_sim::scenario::AppRegistration {
+            client_id: APP.into(),
+            client_secret: "not-used-here".into(),
+            display_name: "licensewatch".into(),
+            certificates: vec![registered],
+        });
+        let sim = licensewatch_sim::start(scenario, "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("sim");
+        let (base, tenant) = (sim.base_url.clone(), sim.tenant_id.clone());
+        let settings = Settings::from_lookup(move |k| match k {
+            "LICENSEWATCH_TENANT_ID" => Some(tenant.clone()),
+            "LICENSEWATCH_CLIENT_ID" => Some(APP.into()),
+            "LICENSEWATCH_CLIENT_CERT" => Some(key_and_cert.into()),
+            "LICENSEWATCH_LOGIN_URL" | "LICENSEWATCH_GRAPH_URL" | "LICENSEWATCH_MANAGE_URL" => {
+                Some(base.clone())
+            }
+            _ => None,
+        })
+        .expect("settings");
+        let ms = Microsoft::connect(&settings, RetryPolicy::quick(), "")
+            .await
+            .expect("the certificate reads");
+        ms.tokens.token(Audience::Graph).await.map(|_| ())
+    };
+    signed_in(cert.to_string())
+        .await
+        .expect("the registered certificate signs in");
+    let other = licensewatch_sim::TlsIdentity::generate().expect("another certificate");
+    let err = signed_in(other.ca_pem.clone())
+        .await
+        .expect_err("a certificate that is not registered");
+    assert!(err.to_string().contains("AADSTS700027"), "{err}");
+}
