@@ -417,9 +417,9 @@ async fn a_disabled_feed_raises_an_alert_and_the_other_sources_go_on() {
 async fn a_first_run_too_long_for_one_invocation_resumes_where_it_stopped_and_loses_nothing() {
     let env = TestEnv::spawn().await;
     let now = env.now();
-    let records: Vec<serde_json::Value> = (0..30 * 40)
+    let records: Vec<serde_json::Value> = (0..30 * 400)
         .map(|i| {
-            let at = now - Duration::days(29) - Duration::hours(12) + Duration::minutes(i * 34);
+            let at = now - Duration::days(29) - Duration::hours(12) + Duration::seconds(i * 210);
             json!({"id": format!("0b5e55ed-0000-4000-8000-{i:012}"), "activityDateTime": at.to_rfc3339(),
                 "activityDisplayName": "Update user", "category": "UserManagement", "result": "success",
                 "loggedByService": "Core Directory", "operationType": "Update",
@@ -428,17 +428,18 @@ async fn a_first_run_too_long_for_one_invocation_resumes_where_it_stopped_and_lo
         })
         .collect();
     let generated = records.len();
-    assert_eq!(
-        env.control("/_sim/audit/records", json!({"directory": records}))
-            .await,
-        201
-    );
+    for batch in records.chunks(2_000) {
+        let status = env
+            .control("/_sim/audit/records", json!({"directory": batch}))
+            .await;
+        assert_eq!(status, 201);
+    }
     let archive = FileArchive::new(env.archive_dir());
     let mut runs = 0;
     loop {
         runs += 1;
         assert!(runs < 40, "the runs never finish");
-        // Time for a few requests at the (compressed) quota's pace, as an invocation's deadline allows.
+        // Time for a few quota windows' requests (compressed), as an invocation's deadline allows several.
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(250);
         let report = licensewatch_core::runtime::deadline::within(deadline, fetch(&env, &archive))
             .await

@@ -457,9 +457,10 @@ async fn fetch_directory(
     let settled = now - Duration::hours(24);
     let mut cursor = previous;
     // Most runs find one page: read the whole range at once. Graph lists newest first, so a range of several pages
-    // cannot move the cursor until its end: then it is read oldest first, a day at a time (a first run of 30 days
-    // on a busy tenant outlasts one invocation at 5 requests per 10 s), each day moving the cursor, so the next
-    // run goes on from there. The last window is open-ended.
+    // cannot move the cursor until its end: then it is read oldest first in windows (a day, then as long as about
+    // four full pages take at the density seen), since a first run of 30 days on a busy tenant outlasts one
+    // invocation at 5 requests per 10 s; each settled window moves the cursor, so the next run goes on from there.
+    // The last window is open-ended.
     match first_page_only(deps, &shape, from, now, lease, report).await? {
         Some(newest) => {
             if let Some(next) = newest.max(Some(settled))
@@ -477,13 +478,16 @@ async fn fetch_directory(
         None => {}
     }
     let mut start = from;
+    let mut span = Duration::days(1);
     loop {
-        let end = (start + Duration::days(1) < now).then(|| start + Duration::days(1));
-        let Some(newest) = directory_window(deps, &shape, start, end, now, lease, report).await?
+        let end = (start + span < now).then(|| start + span);
+        let Some(read) = directory_window(deps, &shape, start, end, now, lease, report).await?
         else {
             report.incomplete = true;
             return Ok(());
         };
+        let newest = read.newest;
+        span = next_span(span, read.records);
         // A day older than a day is settled: the cursor passes it. Records arrive at most hours late, so the
         // newest day moves the cursor to its newest record, or to a day ago on a quiet tenant (or a month without
         // directory changes would look like a gap in the archive).
@@ -503,6 +507,30 @@ async fn fetch_directory(
             None => return Ok(()),
         }
     }
+}
+
+/// Records a window should hold: four full pages but a few, so that its last page is nearly full too (each request
+/// counts against the quota of 5 per 10 s, a page holds at most 999).
+const WINDOW_RECORDS: usize = 4 * 999 - 200;
+
+/// The next window's length, from how many records `span` held: as long as [`WINDOW_RECORDS`] take at that density,
+/// between an hour and a week (an empty window doubles).
+fn next_span(span: Duration, records: usize) -> Duration {
+    let next = match records {
+        0 => span * 2,
+        n => {
+            Duration::seconds((span.num_seconds() as f64 * WINDOW_RECORDS as f64 / n as f64) as i64)
+        }
+    };
+    next.clamp(Duration::hours(1), Duration::days(7))
+}
+
+/// What a window of directory audits held.
+struct WindowRead {
+    /// Its newest record's time.
+    newest: Option<DateTime<Utc>>,
+    /// How many records.
+    records: usize,
 }
 
 /// Archives the first page of the directory audits from `from` on; the newest record's time (`Some(None)` when there
@@ -547,9 +575,9 @@ async fn archive_directory_page(
     Ok(newest)
 }
 
-/// Archives the directory audits of `[start, end)` (`end` open when `None`), page by page; the newest record's
-/// time (`Ok(Some(None))` when there was none), or `Ok(None)` when the deadline came first (the window is read
-/// again next run; the index drops what this one archived).
+/// Archives the directory audits of `[start, end)` (`end` open when `None`), page by page; what it held, or
+/// `Ok(None)` when the deadline came first (the window is read again next run; the index drops what this one
+/// archived).
 async fn directory_window(
     deps: &AuditDeps<'_>,
     shape: &Shape,
@@ -558,17 +586,22 @@ async fn directory_window(
     now: DateTime<Utc>,
     lease: &RunLease<'_>,
     report: &mut AuditReport,
-) -> Result<Option<Option<DateTime<Utc>>>, CoreError> {
+) -> Result<Option<WindowRead>, CoreError> {
     let mut pager = deps.graph.directory_audits(start, end);
-    let mut newest: Option<DateTime<Utc>> = None;
+    let mut read = WindowRead {
+        newest: None,
+        records: 0,
+    };
     loop {
         if deps.out_of_time() {
             return Ok(None);
         }
         let Some(page) = pager.next_page().await? else {
-            return Ok(Some(newest));
+            return Ok(Some(read));
         };
-        newest = newest.max(archive_directory_page(deps, shape, &page, now, lease, report).await?);
+        read.records += page.len();
+        let newest = archive_directory_page(deps, shape, &page, now, lease, report).await?;
+        read.newest = read.newest.max(newest);
     }
 }
 
