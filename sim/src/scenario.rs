@@ -81,6 +81,9 @@ pub struct Behaviour {
     /// The window of the identity-and-access resource-unit budget (3,500 / 5,000 / 8,000 units per window for tenants
     /// of < 50 / 50-500 / > 500 users): Microsoft's is 10,000 ms; 0 turns it off.
     pub identity_quota_window_ms: u64,
+    /// The window of the Management Activity API's quota (2,000 requests per window per tenant, answered 403
+    /// `AF429` past it): Microsoft's is 60,000 ms; 0 turns it off.
+    pub management_quota_window_ms: u64,
 }
 
 impl Default for Behaviour {
@@ -92,6 +95,7 @@ impl Default for Behaviour {
             mail_senders: None,
             group_processing_seconds: 120,
             identity_quota_window_ms: 10_000,
+            management_quota_window_ms: 60_000,
         }
     }
 }

@@ -1722,3 +1722,22 @@ async fn a_new_user_and_a_soft_deletion_are_notified_as_updated() {
         "gone for good: {third:?}"
     );
 }
+
+#[tokio::test]
+async fn the_management_api_allows_2000_requests_a_minute_then_af429() {
+    let c = Client::new(Scenario::default_story()).await;
+    let list = format!(
+        "/api/v1.0/{}/activity/feed/subscriptions/list",
+        c.sim.tenant_id
+    );
+    for i in 0..2_000 {
+        assert_eq!(c.get(&list).await.0, 200, "request {i}");
+    }
+    let (s, e) = c.get(&list).await;
+    assert_eq!((s, e["error"]["code"].as_str()), (403, Some("AF429")));
+    assert_eq!(
+        c.get("/v1.0/users?$top=1").await.0,
+        200,
+        "Graph is another quota"
+    );
+}

@@ -87,6 +87,8 @@ pub struct Shared {
     reports_quota: Mutex<HashMap<usize, std::collections::VecDeque<std::time::Instant>>>,
     /// Each tenant's identity-and-access requests in the budget's window: when, and how many resource units.
     identity_quota: Mutex<HashMap<usize, std::collections::VecDeque<(std::time::Instant, u32)>>>,
+    /// Each tenant's Management Activity API requests in its quota's window.
+    management_quota: Mutex<HashMap<usize, std::collections::VecDeque<std::time::Instant>>>,
     base_url: String,
 }
 
@@ -206,6 +208,7 @@ async fn start_with(
         notifier: Mutex::new(subscriptions::Notifier::seeded(seed)),
         reports_quota: Mutex::new(HashMap::new()),
         identity_quota: Mutex::new(HashMap::new()),
+        management_quota: Mutex::new(HashMap::new()),
         base_url: base_url.clone(),
     });
     tokio::spawn(subscriptions::run_notifier(shared.clone()));
