@@ -66,6 +66,21 @@ impl Client {
         }
     }
 
+    /// Deletes a user through the control API: soft (restorable) or for good.
+    async fn delete_user(&self, id: &str, permanent: bool) -> u16 {
+        let url = format!(
+            "{}/_sim/users/{id}?permanent={permanent}",
+            self.sim.base_url
+        );
+        self.http
+            .delete(url)
+            .send()
+            .await
+            .expect("send")
+            .status()
+            .as_u16()
+    }
+
     /// Moves the tenant's clock and, as a client whose tokens expired would, takes new ones.
     async fn advance(&mut self, by: Value) -> u16 {
         let status = self.control("/_sim/clock", by).await;
@@ -1051,19 +1066,7 @@ async fn user_delta_reports_new_updated_and_removed_users_in_full_or_with_only_t
         json!({"sku_ids": [E3], "reason": "License assignment failed."}),
     )
     .await;
-    let gone = |id: &str, permanent: bool| {
-        let url = format!("{}/_sim/users/{id}?permanent={permanent}", c.sim.base_url);
-        let http = c.http.clone();
-        async move {
-            http.delete(url)
-                .send()
-                .await
-                .expect("send")
-                .status()
-                .as_u16()
-        }
-    };
-    assert_eq!(gone(&alex, false).await, 200);
+    assert_eq!(c.delete_user(&alex, false).await, 200);
     let created = json!({"id": "d1f0c0de-0000-4000-8000-000000000001", "upn": upn("new.hire"),
         "created": "2026-11-20T00:00:00Z", "licenses": [{"sku_id": E3}]});
     assert_eq!(c.control("/_sim/users", created).await, 201);
@@ -1123,7 +1126,8 @@ async fn user_delta_reports_new_updated_and_removed_users_in_full_or_with_only_t
 
     // A permanent deletion is `deleted`; an expired token must be answered as Graph does.
     assert_eq!(
-        gone("d1f0c0de-0000-4000-8000-000000000001", true).await,
+        c.delete_user("d1f0c0de-0000-4000-8000-000000000001", true)
+            .await,
         200
     );
     let (changes, link) = delta_round(&c, &link).await;
@@ -1676,18 +1680,6 @@ async fn a_new_user_and_a_soft_deletion_are_notified_as_updated() {
     let created = json!({"id": "d1f0c0de-0000-4000-8000-0000000000aa", "upn": upn("new.starter"),
         "created": "2026-11-20T00:00:00Z"});
     assert_eq!(c.control("/_sim/users", created).await, 201);
-    let delete = |id: &str, permanent: bool| {
-        let url = format!("{}/_sim/users/{id}?permanent={permanent}", c.sim.base_url);
-        let http = c.http.clone();
-        async move {
-            http.delete(url)
-                .send()
-                .await
-                .expect("send")
-                .status()
-                .as_u16()
-        }
-    };
     let seen = |n: usize| {
         let got = got.clone();
         async move {
@@ -1706,14 +1698,15 @@ async fn a_new_user_and_a_soft_deletion_are_notified_as_updated() {
         .as_str()
         .expect("id")
         .to_string();
-    assert_eq!(delete(&adele, false).await, 200);
+    assert_eq!(c.delete_user(&adele, false).await, 200);
     let second = seen(2).await;
     assert_eq!(
         second[1]["changeType"], "updated",
         "a soft deletion: {second:?}"
     );
     assert_eq!(
-        delete("d1f0c0de-0000-4000-8000-0000000000aa", true).await,
+        c.delete_user("d1f0c0de-0000-4000-8000-0000000000aa", true)
+            .await,
         200
     );
     let third = seen(3).await;

@@ -200,28 +200,9 @@ fn reports_quota(s: &Shared, tenant: usize, path: &str) -> Option<Response> {
     let window = StdDuration::from_millis(window_ms);
     let mut quotas = s.reports_quota.lock().unwrap_or_else(|p| p.into_inner());
     let sent = quotas.entry(tenant).or_default();
-    let now = std::time::Instant::now();
-    while sent
-        .front()
-        .is_some_and(|t| now.duration_since(*t) >= window)
-    {
-        sent.pop_front();
-    }
-    if sent.len() < REPORTS_PER_WINDOW {
-        sent.push_back(now);
-        return None;
-    }
-    let free_in = sent.front().map_or(window, |t| *t + window - now);
-    let mut refused = graph_error(
-        StatusCode::TOO_MANY_REQUESTS,
-        "TooManyRequests",
-        "Too many requests.",
-    );
-    let seconds = free_in.as_secs_f64().ceil().max(1.0) as u64;
-    if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
-        refused.headers_mut().insert("retry-after", v);
-    }
-    Some(refused)
+    take_slot(sent, window, REPORTS_PER_WINDOW)
+        .err()
+        .map(throttled)
 }
 
 /// Control calls act on the tenant named by `x-sim-tenant` (id or domain), else on the first.
@@ -375,15 +356,7 @@ fn identity_quota(
         return None;
     }
     let free_in = spent.front().map_or(window, |(t, _)| *t + window - now);
-    let mut refused = graph_error(
-        StatusCode::TOO_MANY_REQUESTS,
-        "TooManyRequests",
-        "Too many requests.",
-    );
-    let seconds = free_in.as_secs_f64().ceil().max(1.0) as u64;
-    if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
-        refused.headers_mut().insert("retry-after", v);
-    }
+    let mut refused = throttled(free_in);
     refused.headers_mut().insert(
         "x-ms-throttle-scope",
         HeaderValue::from_static("Tenant_Application/ReadWrite/identity"),
@@ -404,6 +377,15 @@ fn over_management_quota(s: &Shared, tenant: usize) -> bool {
     let window = StdDuration::from_millis(window_ms);
     let mut quotas = s.management_quota.lock().unwrap_or_else(|p| p.into_inner());
     let sent = quotas.entry(tenant).or_default();
+    take_slot(sent, window, MANAGEMENT_PER_WINDOW).is_err()
+}
+
+/// A sliding window of `limit` requests: counts this one and returns `Ok`, or the time until the oldest leaves it.
+fn take_slot(
+    sent: &mut std::collections::VecDeque<std::time::Instant>,
+    window: StdDuration,
+    limit: usize,
+) -> Result<(), StdDuration> {
     let now = std::time::Instant::now();
     while sent
         .front()
@@ -411,9 +393,23 @@ fn over_management_quota(s: &Shared, tenant: usize) -> bool {
     {
         sent.pop_front();
     }
-    if sent.len() >= MANAGEMENT_PER_WINDOW {
-        return true;
+    if sent.len() < limit {
+        sent.push_back(now);
+        return Ok(());
     }
-    sent.push_back(now);
-    false
+    Err(sent.front().map_or(window, |t| *t + window - now))
+}
+
+/// Graph's 429, with the whole seconds until the quota has room again as `Retry-After`.
+fn throttled(free_in: StdDuration) -> Response {
+    let mut refused = graph_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "TooManyRequests",
+        "Too many requests.",
+    );
+    let seconds = free_in.as_secs_f64().ceil().max(1.0) as u64;
+    if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+        refused.headers_mut().insert("retry-after", v);
+    }
+    refused
 }
