@@ -167,6 +167,20 @@ impl Client {
     }
 }
 
+/// A Graph token request for the simulator's test app, as the client-credentials flow sends it.
+async fn request_token(http: &reqwest::Client, base: &str, tenant: &str) -> reqwest::Response {
+    http.post(format!("{base}/{tenant}/oauth2/v2.0/token"))
+        .form(&[
+            ("client_id", "00000000-0000-0000-0000-00000000c1d0"),
+            ("client_secret", "x"),
+            ("grant_type", "client_credentials"),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .expect("token")
+}
+
 fn upn(nick: &str) -> String {
     format!("{nick}@contoso.onmicrosoft.com")
 }
@@ -1259,17 +1273,7 @@ async fn a_fleet_serves_each_tenant_its_own_data_and_a_revoked_consent_refuses_t
     let token = |tenant: String| {
         let (http, base) = (http.clone(), sim.base_url.clone());
         async move {
-            let r = http
-                .post(format!("{base}/{tenant}/oauth2/v2.0/token"))
-                .form(&[
-                    ("client_id", "00000000-0000-0000-0000-00000000c1d0"),
-                    ("client_secret", "x"),
-                    ("grant_type", "client_credentials"),
-                    ("scope", "https://graph.microsoft.com/.default"),
-                ])
-                .send()
-                .await
-                .expect("token");
+            let r = request_token(&http, &base, &tenant).await;
             (r.status().as_u16(), r.json::<Value>().await.expect("json"))
         }
     };
@@ -1556,21 +1560,8 @@ async fn a_token_carries_the_permissions_granted_when_it_was_issued() {
 #[tokio::test]
 async fn a_token_lives_sixty_to_ninety_minutes_on_the_tenants_clock() {
     let c = Client::new(Scenario::default_story()).await;
-    let r: Value = c
-        .http
-        .post(format!(
-            "{}/{}/oauth2/v2.0/token",
-            c.sim.base_url, c.sim.tenant_id
-        ))
-        .form(&[
-            ("client_id", "00000000-0000-0000-0000-00000000c1d0"),
-            ("client_secret", "x"),
-            ("grant_type", "client_credentials"),
-            ("scope", "https://graph.microsoft.com/.default"),
-        ])
-        .send()
+    let r: Value = request_token(&c.http, &c.sim.base_url, &c.sim.tenant_id)
         .await
-        .expect("token")
         .json()
         .await
         .expect("json");
