@@ -39,7 +39,7 @@ def load_records(base, now_text):
     from datetime import datetime, timedelta
     now = datetime.fromisoformat(now_text.replace("Z", "+00:00"))
     first = now - timedelta(days=days) + timedelta(hours=1)
-    step = timedelta(seconds=days * 86400 / (days * per_day) * 0.99)
+    step = timedelta(seconds=86400 / per_day * 0.99)
     batch = []
     for i in range(days * per_day):
         at = (first + step * i).isoformat().replace("+00:00", "Z")

@@ -150,14 +150,11 @@ impl Caller {
             }
             let (client, request) = req.build_split();
             let pacer = request.as_ref().ok().and_then(|r| self.pacer_for(r.url()));
-            let call = request.as_ref().ok().map(|r| {
-                let (url, method) = (r.url(), r.method().as_str());
-                (
-                    method.to_string(),
-                    url.path().to_string(),
-                    url.query().unwrap_or_default().to_string(),
-                )
-            });
+            // What a 403 names the permission of (the request itself goes to the client).
+            let target = request
+                .as_ref()
+                .ok()
+                .map(|r| (r.method().clone(), r.url().clone()));
             let slot = match &pacer {
                 Some(p) => match p.acquire(self.deadline).await {
                     Some(slot) => Some(slot),
@@ -240,10 +237,10 @@ impl Caller {
                             p.throttled();
                         }
                         let mut classified = self.classify(status, &headers, &body);
-                        if let (ApiError::Forbidden { code, message, .. }, Some(call)) =
-                            (&mut classified.2, &call)
+                        if let (ApiError::Forbidden { code, message, .. }, Some((method, url))) =
+                            (&mut classified.2, &target)
                         {
-                            add_advice(self.service, code, message, call);
+                            add_advice(self.service, code, message, method, url);
                         }
                         match classified {
                             (Some(kind), ra, err) => (kind, ra, err),
@@ -414,18 +411,25 @@ static THROTTLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::n
 /// Adds to a Graph 403 what to do about it: the permission the call needs and the function that needs it
 /// (`Authorization_RequestDenied`), or the application access policy that keeps the app from a mailbox
 /// (`ErrorAccessDenied` on sendMail).
-fn add_advice(service: Service, code: &str, message: &mut String, call: &(String, String, String)) {
+fn add_advice(
+    service: Service,
+    code: &str,
+    message: &mut String,
+    method: &reqwest::Method,
+    url: &url::Url,
+) {
     if service != Service::Graph {
         return;
     }
-    let (method, path, query) = call;
+    let (path, query) = (url.path(), url.query().unwrap_or_default());
     if code == "ErrorAccessDenied" && path.to_ascii_lowercase().ends_with("/sendmail") {
         message.push_str(
             "; an Exchange application access policy keeps the app from sending as this mailbox: add the sender to \
              the policy's group (Test-ApplicationAccessPolicy -Identity <sender> -AppId <client id>)",
         );
     } else if code == "Authorization_RequestDenied"
-        && let Some(needed) = crate::domain::permissions::for_graph_call(method, path, query)
+        && let Some(needed) =
+            crate::domain::permissions::for_graph_call(method.as_str(), path, query)
     {
         message.push_str("; ");
         message.push_str(&needed.advice());

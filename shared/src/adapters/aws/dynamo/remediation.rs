@@ -187,6 +187,7 @@ impl RemediationStore for DynamoStore {
             )));
         };
         let mut rec: RemediationRecord = doc(&item)?;
+        let was_pending = rec.status == RemediationStatus::Pending;
         rec.status = status;
         rec.detail = detail.clone();
         rec.updated_at = now;
@@ -197,13 +198,13 @@ impl RemediationStore for DynamoStore {
         // leaves a listing whose record is read and skipped, never a pending record nobody confirms).
         let listing = pending_listing(&rec.request.tenant_id);
         if status == RemediationStatus::Pending {
-            let item = with_doc(key(&listing, remediation_id), &rec)?;
-            self.put(item, None).await?;
-            self.put(updated, None).await.map(|_| ())
-        } else {
-            self.put(updated, None).await?;
-            self.delete(&listing, remediation_id).await
+            self.put(key(&listing, remediation_id), None).await?;
         }
+        self.put(updated, None).await?;
+        if was_pending && status != RemediationStatus::Pending {
+            self.delete(&listing, remediation_id).await?;
+        }
+        Ok(())
     }
 
     async fn pending_verification(
@@ -215,11 +216,10 @@ impl RemediationStore for DynamoStore {
             let Some(id) = attr_s(&listed, "sk") else {
                 continue;
             };
-            // The record decides: a listing left by a crash after the status moved on is skipped.
-            if let Some(rec) = self.remediation(id).await?
-                && rec.status == RemediationStatus::Pending
-            {
-                out.push(rec);
+            // The record decides: a listing left by a crash after the status moved on is removed.
+            match self.remediation(id).await? {
+                Some(rec) if rec.status == RemediationStatus::Pending => out.push(rec),
+                _ => self.delete(&pending_listing(tenant_id), id).await?,
             }
         }
         out.sort_by_key(|r| r.created_at);
