@@ -17,7 +17,7 @@ use licensewatch_core::ports::queue::MessageQueue;
 use licensewatch_core::runtime::Runtime;
 use licensewatch_core::usecases::change_notifications::{
     ChangeMessage, MAX_BODY, NotificationRequest, ProcessReport, SubscriptionSettings, endpoint,
-    keep_subscription, process,
+    follow_up, keep_subscription, process,
 };
 use tokio::sync::mpsc;
 
@@ -33,12 +33,12 @@ const GATHER: Duration = Duration::from_millis(250);
 
 /// The queue between the endpoint and the worker, in this process: what is waiting, merged per tenant and user
 /// (a user named twice is read once), so memory is bounded by the users that changed, however many notifications
-/// arrive. Lost with the process: Graph's `missed` lifecycle notification and the scheduled checks cover what a
-/// restart drops; on AWS, SQS keeps it.
-#[derive(Debug, Default)]
+/// arrive. Lost with the process: Graph never says it missed notifications on users, so the scheduled checks cover
+/// what a restart drops; on AWS, SQS keeps it. Clones share the queue.
+#[derive(Debug, Default, Clone)]
 pub(crate) struct LocalQueue {
-    waiting: Mutex<BTreeMap<String, Waiting>>,
-    arrived: tokio::sync::Notify,
+    waiting: Arc<Mutex<BTreeMap<String, Waiting>>>,
+    arrived: Arc<tokio::sync::Notify>,
 }
 
 /// One tenant's waiting notifications.
@@ -58,6 +58,10 @@ impl LocalQueue {
             match &n {
                 Notification::Change { user_id, .. } => {
                     w.changes.insert(user_id.clone(), n);
+                }
+                // A change notification waiting for the same user reads it anyway (and may ask again).
+                Notification::Reread { user_id, .. } => {
+                    w.changes.entry(user_id.clone()).or_insert(n);
                 }
                 Notification::Lifecycle { .. } if !w.lifecycle.contains(&n) => w.lifecycle.push(n),
                 Notification::Lifecycle { .. } => {}
@@ -93,6 +97,20 @@ impl MessageQueue for LocalQueue {
         for b in bodies {
             self.send(b).await?;
         }
+        Ok(())
+    }
+
+    /// Merged once the delay has passed (a process that stops first loses it, as it loses everything waiting:
+    /// the scheduled run reads the tenant anyway).
+    async fn send_after(&self, body: &str, delay: Duration) -> Result<(), StoreError> {
+        let message: ChangeMessage = serde_json::from_str(body)
+            .map_err(|e| StoreError::Corrupt(format!("a change message: {e}")))?;
+        let me = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            me.merge(message);
+            me.arrived.notify_one();
+        });
         Ok(())
     }
 }
@@ -234,6 +252,10 @@ async fn process_until_done(
         {
             Ok(report) => {
                 tracing::info!(tenant, users = report.users_notified, scan = ?report.scan, alerts = report.alerts_sent, "change notifications processed");
+                if let Err(e) = follow_up(changes.queue.as_ref(), tenant, &report).await {
+                    // The next scheduled check reads these users anyway.
+                    tracing::warn!(tenant, error = %e, "the follow-up read could not be queued");
+                }
                 return Some(report);
             }
             Err(e) if e.is_retryable() => {

@@ -684,6 +684,9 @@ mod change_endpoint {
         async fn send_all(&self, _: &[String]) -> Result<(), StoreError> {
             Err(StoreError::Database("down".into()))
         }
+        async fn send_after(&self, _: &str, _: std::time::Duration) -> Result<(), StoreError> {
+            Err(StoreError::Database("down".into()))
+        }
     }
 
     #[tokio::test]

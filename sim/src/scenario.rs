@@ -54,6 +54,10 @@ pub struct Scenario {
     /// How this tenant's Microsoft behaves where tenants are reported to differ.
     #[serde(default)]
     pub behaviour: Behaviour,
+    /// When the Management Activity API subscriptions (every content type) were started, for a tenant already
+    /// watched; `None`: none is started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feeds_started_at: Option<DateTime<Utc>>,
 }
 
 /// Behaviour reported of some tenants and not others (MICROSOFT_BEHAVIOUR.md marks it "reported").
@@ -84,6 +88,19 @@ pub struct Behaviour {
     /// The window of the Management Activity API's quota (2,000 requests per window per tenant, answered 403
     /// `AF429` past it): Microsoft's is 60,000 ms; 0 turns it off.
     pub management_quota_window_ms: u64,
+    /// How long (simulated clock) a user change takes to reach the notification URL: each change is delivered
+    /// after between half and twice this, and one in twenty after up to `notification_delay_max_seconds`
+    /// (Microsoft: under 2 minutes on average for users, up to 15). 0 delivers at the next tick (lenient).
+    pub notification_delay_seconds: u64,
+    /// The longest delivery delay (Microsoft: 15 minutes).
+    pub notification_delay_max_seconds: u64,
+    /// Minutes (simulated clock) after a Management Activity API subscription starts before its first content is
+    /// published: content of that time is published then (Microsoft: "up to 12 hours"; this default is the 12).
+    pub management_first_content_minutes: u64,
+    /// For this long after a change (simulated clock) a read of that user by id still shows it as it was
+    /// (replication: "a read right after a notification may not show the change yet"). Microsoft gives no figure;
+    /// 0 (the default) reads every change at once, and a test of a reader's tolerance sets one.
+    pub read_lag_seconds: u64,
 }
 
 impl Default for Behaviour {
@@ -96,6 +113,10 @@ impl Default for Behaviour {
             group_processing_seconds: 120,
             identity_quota_window_ms: 10_000,
             management_quota_window_ms: 60_000,
+            notification_delay_seconds: 60,
+            notification_delay_max_seconds: 900,
+            management_first_content_minutes: 720,
+            read_lag_seconds: 0,
         }
     }
 }

@@ -41,6 +41,15 @@ pub struct User {
     pub deleted_plans: BTreeMap<String, String>,
 }
 
+/// The Management Activity API's content types.
+pub const CONTENT_TYPES: [&str; 5] = [
+    "Audit.AzureActiveDirectory",
+    "Audit.Exchange",
+    "Audit.SharePoint",
+    "Audit.General",
+    "DLP.All",
+];
+
 /// The tenant's users, remembering which were handed out for change since `/users/delta` last looked: every
 /// mutable access goes through [`Users::index_mut`] or [`Users::push`], so no code path can change a user unseen,
 /// and a round fingerprints only those users instead of the whole tenant (Graph answers a round in the time of its
@@ -49,6 +58,9 @@ pub struct User {
 pub struct Users {
     list: Vec<User>,
     touched: Vec<bool>,
+    /// With a read lag: each user as it was before its first mutable access since its last change was noted.
+    before: HashMap<usize, User>,
+    keep_before: bool,
 }
 
 impl Users {
@@ -56,6 +68,8 @@ impl Users {
         Users {
             list: Vec::with_capacity(n),
             touched: Vec::with_capacity(n),
+            before: HashMap::new(),
+            keep_before: false,
         }
     }
 
@@ -66,6 +80,8 @@ impl Users {
     }
 
     fn remove(&mut self, i: usize) -> User {
+        // Positions shift: the pre-images kept by position no longer match.
+        self.before.clear();
         self.touched.remove(i);
         self.list.remove(i)
     }
@@ -100,6 +116,9 @@ impl std::ops::Index<usize> for Users {
 impl std::ops::IndexMut<usize> for Users {
     fn index_mut(&mut self, i: usize) -> &mut User {
         self.touched[i] = true;
+        if self.keep_before {
+            self.before.entry(i).or_insert_with(|| self.list[i].clone());
+        }
         &mut self.list[i]
     }
 }
@@ -203,6 +222,8 @@ pub struct Tenant {
     pub blobs: Vec<Blob>,
     /// Subscriptions started (content type → enabled).
     pub subscriptions: BTreeMap<String, bool>,
+    /// When each content type's subscription was last started (its first content is published later).
+    pub feeds_started: BTreeMap<String, DateTime<Utc>>,
     /// Subscriptions Microsoft (or an administrator elsewhere) disabled: content type → by whom. Starting or
     /// listing them answers AF20023 until they are cleared.
     pub feeds_disabled: BTreeMap<String, String>,
@@ -219,7 +240,7 @@ pub struct Tenant {
     /// Entra ID P1: `signInActivity` is readable.
     pub premium: bool,
     /// Users changed since the change notifier last looked: (id, `created` | `updated` | `soft_deleted` | `deleted`).
-    pub(crate) changed: Vec<(String, &'static str)>,
+    pub(crate) changed: Vec<(String, &'static str, DateTime<Utc>)>,
     /// Commercial subscriptions (`/directory/subscriptions`).
     pub commerce: Vec<crate::scenario::CommerceSpec>,
     /// The customer removed the app's consent: token requests for this tenant fail (AADSTS7000229).
@@ -228,6 +249,8 @@ pub struct Tenant {
     pub behaviour: crate::scenario::Behaviour,
     /// Reprocess requests group-based licensing has queued: when each is processed, and for which user (id).
     pub queued_processing: Vec<(DateTime<Utc>, String)>,
+    /// What a read by id still shows of a recently changed user (lower-case id → until when, the user as it was).
+    replicas: HashMap<String, (DateTime<Utc>, User)>,
 }
 
 /// Subscriptions behind the SKUs' seat counts when a scenario lists none: an enabled monthly subscription for the
@@ -304,6 +327,7 @@ impl Tenant {
             directory_audits: vec![],
             blobs: vec![],
             subscriptions: BTreeMap::new(),
+            feeds_started: BTreeMap::new(),
             mail: vec![],
             writes: vec![],
             seed: s.seed,
@@ -314,6 +338,7 @@ impl Tenant {
             consent_revoked: false,
             behaviour: s.behaviour.clone(),
             queued_processing: Vec::new(),
+            replicas: HashMap::new(),
             feeds_disabled: BTreeMap::new(),
             commerce: s
                 .commerce
@@ -346,15 +371,44 @@ impl Tenant {
                 }
             }
         }
+        if let Some(at) = s.feeds_started_at {
+            for ct in CONTENT_TYPES {
+                t.subscriptions.insert(ct.to_string(), true);
+                t.feeds_started.insert(ct.to_string(), at);
+            }
+        }
         // The tenant as it starts is not a change anybody is notified of.
         t.changed.clear();
+        t.users.keep_before = t.behaviour.read_lag_seconds > 0;
         t
     }
 
-    /// Notes a change to a user for the change notifier (Graph notifies subscribers of `/users`).
+    /// Notes a change to a user for the change notifier (Graph notifies subscribers of `/users`); with a read lag,
+    /// reads by id show the user as it was until the lag has passed since this change.
     pub(crate) fn touch(&mut self, ui: usize, change: &'static str) {
         let id = self.users[ui].spec.id.clone();
-        self.changed.push((id, change));
+        if let Some(was) = self.users.before.remove(&ui) {
+            let until = self.now + Duration::seconds(self.behaviour.read_lag_seconds as i64);
+            let now = self.now;
+            let replica = self
+                .replicas
+                .entry(id.to_ascii_lowercase())
+                .or_insert((until, was.clone()));
+            if replica.0 <= now {
+                replica.1 = was;
+            }
+            replica.0 = until;
+        }
+        self.changed.push((id, change, self.now));
+    }
+
+    /// The user as a read by id shows it: as it was before a change made less than the read lag ago.
+    pub fn as_read(&self, ui: usize) -> &User {
+        let id = self.users[ui].spec.id.to_ascii_lowercase();
+        match self.replicas.get(&id) {
+            Some((until, was)) if *until > self.now => was,
+            _ => &self.users[ui],
+        }
     }
 
     /// Adds a user; with `audit`, its licences are assigned now and logged.
@@ -397,7 +451,8 @@ impl Tenant {
         let before = self.users[ui].active_licenses();
         self.count_seats(&before, &[]);
         let user = self.users.remove(ui);
-        self.changed.push((user.spec.id.clone(), "deleted"));
+        self.changed
+            .push((user.spec.id.clone(), "deleted", self.now));
         for g in &mut self.groups {
             g.members.retain(|m| !m.eq_ignore_ascii_case(&user.spec.id));
         }
@@ -842,6 +897,23 @@ impl Tenant {
         }
         let id = self.users[ui].spec.id.clone();
         self.queued_processing.push((self.now + after, id));
+    }
+
+    /// Queues every member of a group for processing, as a change to the group's licences does (asynchronous at
+    /// Microsoft: members' states change only when processing ends).
+    pub fn queue_group(&mut self, gi: usize) {
+        if self.behaviour.group_processing_seconds == 0 {
+            self.reprocess_group(gi);
+            return;
+        }
+        let members: Vec<usize> = self.groups[gi]
+            .members
+            .iter()
+            .filter_map(|m| self.find_user(m))
+            .collect();
+        for ui in members {
+            self.queue_reprocess(ui);
+        }
     }
 
     /// Whether processing is queued for a member of this group (its `licenseProcessingState`).

@@ -510,7 +510,7 @@ async fn direct_assignment_counts_seats_checks_location_and_conflicts() {
 
 #[tokio::test]
 async fn every_change_leaves_both_audit_trails() {
-    let mut c = Client::new(Scenario::default_story()).await;
+    let mut c = Client::new(publishing_at_once()).await;
     let (s, _) = c.post(&format!("/api/v1.0/{}/activity/feed/subscriptions/content?contentType=Audit.AzureActiveDirectory", c.sim.tenant_id).replace("/content", "/start"), json!({})).await;
     assert_eq!(s, 200);
     assert_eq!(
@@ -578,7 +578,7 @@ async fn every_change_leaves_both_audit_trails() {
 
 #[tokio::test]
 async fn management_feed_has_af_errors_late_blobs_and_duplicates() {
-    let mut c = Client::new(Scenario::default_story()).await;
+    let mut c = Client::new(publishing_at_once()).await;
     let feed = format!("/api/v1.0/{}/activity/feed", c.sim.tenant_id);
     let (s, e) = c
         .get(&format!(
@@ -668,7 +668,7 @@ async fn management_feed_has_af_errors_late_blobs_and_duplicates() {
 /// publishes an hour's records together, not one blob per record.
 #[tokio::test]
 async fn records_of_a_past_hour_are_published_in_one_blob() {
-    let mut c = Client::new(Scenario::default_story()).await;
+    let mut c = Client::new(publishing_at_once()).await;
     let feed = format!("/api/v1.0/{}/activity/feed", c.sim.tenant_id);
     let kind = "Audit.AzureActiveDirectory";
     c.post(
@@ -1147,11 +1147,25 @@ async fn user_delta_reports_new_updated_and_removed_users_in_full_or_with_only_t
     let (changes, link) = delta_round(&c, &link).await;
     assert_eq!(changes[0]["@removed"]["reason"], "deleted", "{changes:?}");
     assert_eq!(c.control("/_sim/delta/expire", json!({})).await, 200);
-    let (status, err) = c.get(&link).await;
-    assert_eq!(
-        (status, err["error"]["code"].as_str()),
-        (400, Some("syncStateNotFound"))
-    );
+    let gone = c
+        .http
+        .get(&link)
+        .bearer_auth(&c.graph_token)
+        .send()
+        .await
+        .expect("delta");
+    assert_eq!(gone.status().as_u16(), 410, "Graph answers 410 Gone");
+    let restart = gone
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("a Location to restart from")
+        .to_string();
+    let err: Value = gone.json().await.expect("json");
+    assert_eq!(err["error"]["code"], "syncStateNotFound");
+    // The Location starts a full round: every user again.
+    let (again, _) = delta_round(&c, &restart).await;
+    assert!(again.len() > 3, "{again:?}");
     // `$deltatoken=latest`: no users, a link for now.
     let (latest, _) = delta_round(
         &c,
@@ -1625,9 +1639,9 @@ async fn identity_reads_spend_resource_units_and_the_budget_of_a_small_tenant_ru
 }
 
 /// Users' change notifications as Graph sends them: a creation and a soft deletion are `updated`, `deleted` only a
-/// user gone for good.
+/// user gone for good; each arrives after a delay on the tenant's clock (up to 15 minutes), never at once.
 #[tokio::test]
-async fn a_new_user_and_a_soft_deletion_are_notified_as_updated() {
+async fn a_new_user_and_a_soft_deletion_are_notified_as_updated_after_a_delay() {
     use std::sync::{Arc, Mutex};
     let c = Client::new(Scenario::default_story()).await;
     let got: Arc<Mutex<Vec<Value>>> = Arc::default();
@@ -1671,6 +1685,11 @@ async fn a_new_user_and_a_soft_deletion_are_notified_as_updated() {
     let created = json!({"id": "d1f0c0de-0000-4000-8000-0000000000aa", "upn": upn("new.starter"),
         "created": "2026-11-20T00:00:00Z"});
     assert_eq!(c.control("/_sim/users", created).await, 201);
+    let quarter_hour = || c.control("/_sim/clock", json!({"advance_minutes": 15}));
+    // Several ticks of the notifier pass in real time, none on the tenant's clock: nothing is sent yet.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(got.lock().expect("lock").is_empty(), "not before its delay");
+    assert_eq!(quarter_hour().await, 200);
     let seen = |n: usize| {
         let got = got.clone();
         async move {
@@ -1690,6 +1709,7 @@ async fn a_new_user_and_a_soft_deletion_are_notified_as_updated() {
         .expect("id")
         .to_string();
     assert_eq!(c.delete_user(&adele, false).await, 200);
+    assert_eq!(quarter_hour().await, 200);
     let second = seen(2).await;
     assert_eq!(
         second[1]["changeType"], "updated",
@@ -1700,6 +1720,7 @@ async fn a_new_user_and_a_soft_deletion_are_notified_as_updated() {
             .await,
         200
     );
+    assert_eq!(quarter_hour().await, 200);
     let third = seen(3).await;
     assert_eq!(
         third[2]["changeType"], "deleted",
@@ -1724,4 +1745,152 @@ async fn the_management_api_allows_2000_requests_a_minute_then_af429() {
         200,
         "Graph is another quota"
     );
+}
+
+/// Graph may notify before every replica has a change: a read by id right after a change shows the user as it was,
+/// and as it is once the lag has passed.
+#[tokio::test]
+async fn a_read_right_after_a_change_may_not_show_it_yet() {
+    let mut scenario = Scenario::default_story();
+    scenario.behaviour.read_lag_seconds = 120;
+    let c = Client::new(scenario).await;
+    let alex = c.user(&upn("alex.wilber")).await;
+    let id = alex["id"].as_str().expect("id").to_string();
+    let held = alex["assignedLicenses"].as_array().expect("licences").len();
+    assert!(held > 0, "{alex}");
+    let sku = alex["assignedLicenses"][0]["skuId"]
+        .as_str()
+        .expect("sku")
+        .to_string();
+    let (s, body) = c
+        .post(
+            &format!("/v1.0/users/{id}/assignLicense"),
+            json!({"addLicenses": [], "removeLicenses": [sku]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let path = format!("/v1.0/users/{id}?$select=id,assignedLicenses");
+    let (_, stale) = c.get(&path).await;
+    assert_eq!(
+        stale["assignedLicenses"].as_array().map(Vec::len),
+        Some(held),
+        "the replica read does not have the change yet: {stale}"
+    );
+    assert_eq!(
+        c.control("/_sim/clock", json!({"advance_minutes": 3}))
+            .await,
+        200
+    );
+    let (_, fresh) = c.get(&path).await;
+    assert_eq!(
+        fresh["assignedLicenses"].as_array().map(Vec::len),
+        Some(held - 1),
+        "{fresh}"
+    );
+}
+
+/// A change to a group's licences is processed asynchronously, as `reprocessLicenseAssignment` is: the group is
+/// `QueuedForProcessing` and its members unchanged until the processing time has passed.
+#[tokio::test]
+async fn a_group_licence_change_reaches_members_only_when_processing_ends() {
+    let c = Client::new(Scenario::default_story()).await;
+    let before = c.user(&upn("teacher01")).await["assignedLicenses"].clone();
+    let (s, group) = c
+        .post(
+            &format!("/v1.0/groups/{FACULTY_GROUP}/assignLicense"),
+            json!({"addLicenses": [], "removeLicenses": [FACULTY]}),
+        )
+        .await;
+    assert_eq!(s, 202, "{group}");
+    assert_eq!(
+        group["licenseProcessingState"]["state"],
+        "QueuedForProcessing"
+    );
+    assert_eq!(
+        c.user(&upn("teacher01")).await["assignedLicenses"],
+        before,
+        "members keep their licences while the group is queued"
+    );
+    assert_eq!(
+        c.control("/_sim/clock", json!({"advance_minutes": 3}))
+            .await,
+        200
+    );
+    let (_, group) = c.get(&format!("/v1.0/groups/{FACULTY_GROUP}")).await;
+    assert_eq!(
+        group["licenseProcessingState"]["state"],
+        "ProcessingComplete"
+    );
+    let after = c.user(&upn("teacher01")).await["assignedLicenses"].clone();
+    assert!(
+        after
+            .as_array()
+            .expect("licences")
+            .iter()
+            .all(|l| l["skuId"] != FACULTY),
+        "{after}"
+    );
+}
+
+/// The story with its Management Activity API content published from the moment a subscription starts (Microsoft:
+/// up to 12 hours later, the simulator's default and its own test): for the tests of what is published.
+fn publishing_at_once() -> Scenario {
+    let mut scenario = Scenario::default_story();
+    scenario.behaviour.management_first_content_minutes = 0;
+    scenario
+}
+
+/// A new Management Activity API subscription publishes nothing for 12 hours; then the content of that time is
+/// published, created when it was published.
+#[tokio::test]
+async fn a_new_subscription_publishes_its_first_content_twelve_hours_after_the_start() {
+    let mut c = Client::new(Scenario::default_story()).await;
+    let feed = format!("/api/v1.0/{}/activity/feed", c.sim.tenant_id);
+    let kind = "Audit.AzureActiveDirectory";
+    let (_, state) = c.get("/_sim/state").await;
+    let started = chrono::DateTime::parse_from_rfc3339(state["now"].as_str().expect("now"))
+        .expect("time")
+        .to_utc();
+    let (s, _) = c
+        .post(
+            &format!("{feed}/subscriptions/start?contentType={kind}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        c.control(
+            &format!("/_sim/users/{}/licenses", upn("joni.sherman")),
+            json!({"remove": [E3], "actor": upn("it.admin")})
+        )
+        .await,
+        200
+    );
+    let url = format!("{feed}/subscriptions/content?contentType={kind}");
+
+    for hours in [2, 9] {
+        assert_eq!(c.advance(json!({"advance_hours": hours})).await, 200);
+        assert!(
+            listing(&c, &url).await.is_empty(),
+            "nothing before 12 hours"
+        );
+    }
+    assert_eq!(c.advance(json!({"advance_hours": 2})).await, 200);
+    let blobs = listing(&c, &url).await;
+    assert!(!blobs.is_empty(), "published from 12 hours on");
+    let first = started + chrono::Duration::hours(12);
+    assert!(
+        blobs.iter().all(|b| b["contentCreated"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .is_some_and(|t| t.to_utc() >= first)),
+        "created when published: {blobs:?}"
+    );
+}
+
+/// A content listing's blobs (its status must be 200).
+async fn listing(c: &Client, url: &str) -> Vec<Value> {
+    let (s, v) = c.get(url).await;
+    assert_eq!(s, 200, "{v}");
+    v.as_array().cloned().unwrap_or_default()
 }

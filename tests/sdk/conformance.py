@@ -335,6 +335,8 @@ async def checks(sim, graph):
                 Subscription(expiration_date_time=now + datetime.timedelta(days=3)))
             assert renewed.expiration_date_time > sub.expiration_date_time, renewed
             sim.control(f"/_sim/users/{upn('lee.gu')}/usage-location", {"usage_location": "DE"})
+            # Graph delivers a change to users within 15 minutes (on the simulated tenant's clock).
+            sim.control("/_sim/clock", {"advance_minutes": 15})
             # Graph's changeNotification (the Python SDK has no model for it): the documented fields.
             note = json.loads(received.get(timeout=10))["value"][0]
             assert note["subscriptionId"] == sub.id and note["changeType"] == "updated", note

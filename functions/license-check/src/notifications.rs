@@ -10,7 +10,7 @@ use licensewatch_core::error::CoreError;
 use licensewatch_core::runtime::Runtime;
 use licensewatch_core::runtime::telemetry::Metrics;
 use licensewatch_core::usecases::change_notifications::{
-    ChangeMessage, UpkeepReport, endpoint, keep_subscription, needs_settings, process,
+    ChangeMessage, UpkeepReport, endpoint, follow_up, keep_subscription, needs_settings, process,
 };
 use licensewatch_lambda::{HttpEvent, text_response};
 use tracing::Instrument;
@@ -122,8 +122,18 @@ pub async fn process_message(
         notifications,
     )
     .await?;
+    match &rt.change_queue {
+        Some(queue) => follow_up(queue.as_ref(), &rt.microsoft.tenant_id, &report).await?,
+        None if !report.reread_later.is_empty() => {
+            tracing::warn!(
+                "LICENSEWATCH_CHANGE_QUEUE_URL is not set: users whose read did not show their change are left to the next scheduled check"
+            )
+        }
+        None => {}
+    }
     let mut metrics = Metrics::new("license-check", &rt.microsoft.tenant_id);
     metrics.count("UsersRechecked", report.users_notified);
+    metrics.count("UsersRereadLater", report.reread_later.len());
     metrics.count("AlertsSentAtOnce", report.alerts_sent);
     metrics.emit();
     tracing::info!(users = report.users_notified, scan = ?report.scan, mass_delicensing = report.mass_delicensing, "change notifications processed");

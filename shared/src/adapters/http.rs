@@ -167,10 +167,20 @@ impl Caller {
                 },
                 None => None,
             };
+            // Outlook counts concurrent requests per mailbox: wait for one of its permits, held until the answer.
+            let gate = request
+                .as_ref()
+                .ok()
+                .and_then(|r| self.mailbox_gate(r.url()));
+            let permit = match &gate {
+                Some(g) => g.clone().acquire_owned().await.ok(),
+                None => None,
+            };
             let sent = match request {
                 Ok(request) => client.execute(request).await,
                 Err(e) => Err(e),
             };
+            drop(permit);
             if let (Some(p), Some(slot)) = (&pacer, slot) {
                 p.answered(slot);
             }
@@ -281,6 +291,18 @@ impl Caller {
         let class = QuotaClass::of_path(url.path())?;
         let (client_id, tenant_id) = self.tokens.app_and_tenant();
         Some(pacer_for(client_id, tenant_id, class))
+    }
+
+    /// The concurrency gate of the mailbox an Outlook request acts on, shared by every caller of the same app.
+    fn mailbox_gate(&self, url: &url::Url) -> Option<std::sync::Arc<tokio::sync::Semaphore>> {
+        if self.service != Service::Graph {
+            return None;
+        }
+        let mailbox = crate::adapters::pacer::mailbox_of(url.path())?;
+        let (client_id, tenant_id) = self.tokens.app_and_tenant();
+        Some(crate::adapters::pacer::mailbox_gate(
+            client_id, tenant_id, &mailbox,
+        ))
     }
 
     /// Maps a non-2xx answer to an error and, when retrying can help, the kind of retry.

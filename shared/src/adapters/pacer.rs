@@ -146,9 +146,61 @@ pub fn pacer_for(client_id: &str, tenant_id: &str, class: QuotaClass) -> Arc<Pac
         .clone()
 }
 
+/// Outlook allows 4 concurrent requests per app and mailbox (MICROSOFT_BEHAVIOUR.md); a fifth is answered 429.
+pub const MAILBOX_CONCURRENCY: usize = 4;
+
+/// The mailbox an Outlook request acts on (`/users/{mailbox}/sendMail`, `.../messages`, `.../mailboxSettings`),
+/// lower-cased; `None` for any other request.
+pub fn mailbox_of(path: &str) -> Option<String> {
+    let lower = path.to_ascii_lowercase();
+    let rest = lower.split("/users/").nth(1)?;
+    let (mailbox, tail) = rest.split_once('/')?;
+    let outlook = ["sendmail", "messages", "mailfolders", "mailboxsettings"]
+        .iter()
+        .any(|t| tail.starts_with(t));
+    (outlook && !mailbox.is_empty()).then(|| mailbox.to_string())
+}
+
+/// The concurrency gate of an app's requests to one mailbox, shared by every task of the process: a request holds
+/// one of [`MAILBOX_CONCURRENCY`] permits while it is in flight.
+pub fn mailbox_gate(
+    client_id: &str,
+    tenant_id: &str,
+    mailbox: &str,
+) -> Arc<tokio::sync::Semaphore> {
+    type GateKey = (String, String, String);
+    static GATES: OnceLock<Mutex<HashMap<GateKey, Arc<tokio::sync::Semaphore>>>> = OnceLock::new();
+    let key = (
+        client_id.to_ascii_lowercase(),
+        tenant_id.to_ascii_lowercase(),
+        mailbox.to_ascii_lowercase(),
+    );
+    GATES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(key)
+        .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(MAILBOX_CONCURRENCY)))
+        .clone()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outlook_requests_name_their_mailbox_and_others_do_not() {
+        assert_eq!(
+            mailbox_of("/v1.0/users/it.admin%40contoso.com/sendMail").as_deref(),
+            Some("it.admin%40contoso.com")
+        );
+        assert_eq!(
+            mailbox_of("/v1.0/users/ABC/mailboxSettings/userPurpose").as_deref(),
+            Some("abc")
+        );
+        assert_eq!(mailbox_of("/v1.0/users/abc/assignLicense"), None);
+        assert_eq!(mailbox_of("/v1.0/users"), None);
+    }
 
     #[test]
     fn audit_logs_and_reports_are_paced_and_other_paths_are_not() {

@@ -62,6 +62,14 @@ pub enum Notification {
         /// The user's object id.
         user_id: String,
     },
+    /// licensewatch's own follow-up, never Graph's: read this user once more, because the read after its
+    /// notification did not differ from the last snapshot (Graph may notify before every replica has the change).
+    Reread {
+        /// The tenant.
+        tenant_id: String,
+        /// The user's object id.
+        user_id: String,
+    },
     /// Something happened to the subscription.
     Lifecycle {
         /// The subscription.
@@ -77,9 +85,9 @@ impl Notification {
     /// The tenant it concerns.
     pub fn tenant_id(&self) -> &str {
         match self {
-            Notification::Change { tenant_id, .. } | Notification::Lifecycle { tenant_id, .. } => {
-                tenant_id
-            }
+            Notification::Change { tenant_id, .. }
+            | Notification::Reread { tenant_id, .. }
+            | Notification::Lifecycle { tenant_id, .. } => tenant_id,
         }
     }
 }

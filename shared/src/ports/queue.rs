@@ -12,4 +12,9 @@ pub trait MessageQueue: Send + Sync + std::fmt::Debug {
     async fn send(&self, body: &str) -> Result<(), StoreError>;
     /// Sends every message, or returns an error (a retry may send some twice).
     async fn send_all(&self, bodies: &[String]) -> Result<(), StoreError>;
+    /// Sends one message that consumers receive only after `delay` (SQS: at most 15 minutes).
+    async fn send_after(&self, body: &str, delay: std::time::Duration) -> Result<(), StoreError>;
 }
+
+/// SQS's longest per-message delay.
+pub const MAX_DELAY: std::time::Duration = std::time::Duration::from_secs(900);

@@ -202,6 +202,51 @@ pub struct ProcessReport {
     pub alerts_sent: usize,
     /// Lifecycle events handled.
     pub lifecycle: Vec<String>,
+    /// Users named by a change notification whose read did not differ from the last snapshot: the change may not
+    /// have reached the replica read yet, so they are read once more after [`REREAD_AFTER`] ([`reread_message`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reread_later: Vec<String>,
+}
+
+/// How long after a read that did not show a notified change the user is read again: Graph notifies after the
+/// change is written, and its replicas catch up within seconds (minutes at worst).
+pub const REREAD_AFTER: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Queues the follow-up a processed batch asked for (the users to read once more), delayed by [`REREAD_AFTER`].
+/// Call it before acknowledging the batch: if it fails, the batch is processed again and asks again.
+pub async fn follow_up(
+    queue: &dyn MessageQueue,
+    tenant_id: &str,
+    report: &ProcessReport,
+) -> Result<(), CoreError> {
+    if report.reread_later.is_empty() {
+        return Ok(());
+    }
+    let message = reread_message(tenant_id, &report.reread_later);
+    let body = serde_json::to_string(&message)
+        .map_err(|e| CoreError::BadInput(format!("a change message: {e}")))?;
+    tracing::info!(
+        tenant = tenant_id,
+        users = report.reread_later.len(),
+        "read did not show the notified change yet; reading again later"
+    );
+    queue.send_after(&body, REREAD_AFTER).await?;
+    Ok(())
+}
+
+/// The follow-up message that reads these users once more (sent with a delay of [`REREAD_AFTER`]).
+pub fn reread_message(tenant_id: &str, users: &[String]) -> ChangeMessage {
+    ChangeMessage {
+        kind: ChangeMessageKind::GraphChanges,
+        tenant_id: tenant_id.to_ascii_lowercase(),
+        notifications: users
+            .iter()
+            .map(|u| Notification::Reread {
+                tenant_id: tenant_id.to_ascii_lowercase(),
+                user_id: u.clone(),
+            })
+            .collect(),
+    }
 }
 
 /// Whether processing these notifications may create a subscription (and so needs [`SubscriptionSettings`]).
@@ -230,11 +275,16 @@ pub async fn process(
 ) -> Result<ProcessReport, CoreError> {
     let mut report = ProcessReport::default();
     let mut users = BTreeSet::new();
+    // Users read again after a read that did not show their change: not asked about a third time.
+    let mut again = BTreeSet::new();
     let mut missed = false;
     for n in notifications {
         match n {
             Notification::Change { user_id, .. } => {
                 users.insert(user_id.clone());
+            }
+            Notification::Reread { user_id, .. } => {
+                again.insert(user_id.clone());
             }
             Notification::Lifecycle {
                 subscription_id,
@@ -248,7 +298,15 @@ pub async fn process(
         }
     }
     report.users_notified = users.len();
-    note_arrival(deps, &tenant.tenant_id).await?;
+    // Our own follow-ups are not Graph's notifications arriving.
+    if notifications
+        .iter()
+        .any(|n| !matches!(n, Notification::Reread { .. }))
+    {
+        note_arrival(deps, &tenant.tenant_id).await?;
+    }
+    let notified = users.clone();
+    users.extend(again);
     // `missed` means some changes never arrived: a catch-up through /users/delta covers them and the named users.
     let scope = match (missed, users.len()) {
         (true, _) => Scope::Scheduled,
@@ -262,6 +320,12 @@ pub async fn process(
     }
     report.scan = Some(checked.scan.clone());
     report.findings = checked.findings.len();
+    report.reread_later = checked
+        .unchanged_on_read
+        .iter()
+        .filter(|u| notified.contains(*u))
+        .cloned()
+        .collect();
     report.mass_delicensing = has_mass_delicensing(&checked);
     if report.mass_delicensing {
         let sent = notify_alerts(&deps.notify, &tenant.tenant_id, policy).await?;

@@ -13,7 +13,7 @@ use crate::policy::Policy;
 use crate::ports::clock::Clock;
 use crate::ports::directory::types::{AssignedLicense, SubscribedSku, User};
 use crate::ports::directory::{Directory, path_segment};
-use crate::ports::store::{RemediationRequest, RemediationStore};
+use crate::ports::store::{RemediationQueue, RemediationRequest, RemediationStore};
 
 /// The actions a remediation can take.
 pub use crate::domain::kinds::RemediationAction;
@@ -446,9 +446,14 @@ fn state_errors(user: &User) -> Vec<Value> {
 /// reprocess whose user shows no licence error any more is `succeeded`, one still in error after its `verify_by`
 /// is `failed`, the others stay pending. A user who is not visible yet (Graph's replication) is left for the next
 /// run. Returns how many were settled.
+///
+/// A settled request that came from a ticket with a callback URL is queued again for reprocess-user, which holds
+/// the callback's secret: finding its record final and the ticket not yet told of that outcome, it posts the
+/// outcome and acts on nothing.
 pub async fn confirm_pending(
     graph: &dyn Directory,
     store: &dyn RemediationStore,
+    queue: &dyn RemediationQueue,
     tenant_id: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<usize, CoreError> {
@@ -475,10 +480,22 @@ pub async fn confirm_pending(
         } else {
             continue;
         };
+        // The ticket was told `pending`; this outcome is still to be told.
+        if let Some(d) = detail.as_object_mut() {
+            d.remove("callback_delivered");
+        }
         store
             .set_status(&record.request.remediation_id, status, &detail, now)
             .await?;
         tracing::info!(remediation = %record.request.remediation_id, %status, "pending remediation settled");
+        if record
+            .request
+            .ticket
+            .as_ref()
+            .is_some_and(|t| t.callback_url.is_some())
+        {
+            queue.enqueue(&record.request).await?;
+        }
         settled += 1;
     }
     Ok(settled)
@@ -494,7 +511,13 @@ async fn callback(deps: &WorkerDeps<'_>, req: &RemediationRequest, outcome: &Out
         "detail": outcome.detail, "ticket": req.ticket}),
     )
     .unwrap_or_default();
-    let id = format!("cb_{}", req.remediation_id);
+    // The same outcome keeps its id across retries; an outcome that settles a pending one gets its own.
+    let id = match outcome.detail.get("verify_by") {
+        Some(_) if outcome.status != RemediationStatus::Pending => {
+            format!("cb_{}_{}", req.remediation_id, outcome.status)
+        }
+        _ => format!("cb_{}", req.remediation_id),
+    };
     let ts = deps.clock.now().timestamp();
     let mut r = deps
         .http

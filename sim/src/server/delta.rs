@@ -4,7 +4,8 @@
 //! default; the untracked `licenseAssignmentStates` as delta last saw it, stale) or, with `Prefer: return=minimal`,
 //! their `id` and only the selected properties that changed, and removed users as `{"id", "@removed": {"reason": "changed" | "deleted"}}` (soft and
 //! hard deletion). As Microsoft documents, a change to `licenseAssignmentStates` alone is not tracked. A token older
-//! than seven days, or expired through `/_sim/delta/expire`, is answered `400 syncStateNotFound`.
+//! than seven days, or expired through `/_sim/delta/expire`, is answered `410 Gone` (`syncStateNotFound`) with a
+//! `Location` that starts a full round.
 //!
 //! How changes are found: each round starts a baseline (a sequence number); every user whose state differs from its
 //! last recorded one (a fingerprint of the raw fields) is recorded under that baseline as a copy. A round from token
@@ -270,12 +271,22 @@ fn changes(t: &Tenant, since: u64, round: u64) -> Vec<Entry> {
     out
 }
 
-fn sync_state_not_found() -> Response {
-    graph_error(
-        StatusCode::BAD_REQUEST,
+/// As Graph answers a token it no longer has: `410 Gone` with `syncStateNotFound` and a `Location` that starts a
+/// full round again (with the same `$select` when the token said which).
+fn sync_state_not_found(base_url: &str, select: Option<&str>) -> Response {
+    let restart = match select {
+        Some(sel) => format!("{base_url}/v1.0/users/delta?$select={sel}"),
+        None => format!("{base_url}/v1.0/users/delta"),
+    };
+    let mut r = graph_error(
+        StatusCode::GONE,
         "syncStateNotFound",
         "The sync state generation is not found. The delta token is expired and data must be synchronized again.",
-    )
+    );
+    if let Ok(v) = HeaderValue::from_str(&restart) {
+        r.headers_mut().insert(axum::http::header::LOCATION, v);
+    }
+    r
 }
 
 /// The preferences of a `Prefer` header (several headers, or several preferences in one).
@@ -303,7 +314,8 @@ fn minimal(headers: &HeaderMap) -> bool {
 }
 
 /// Starts a round or continues one; `Err` is the ready error response.
-fn round_for(t: &mut Tenant, q: &DeltaQuery) -> Result<Token, Response> {
+fn round_for(t: &mut Tenant, q: &DeltaQuery, base_url: &str) -> Result<Token, Response> {
+    let gone = |select: Option<&str>| sync_state_not_found(base_url, select);
     let expired = |t: &Tenant, b: u64| {
         t.delta
             .baselines
@@ -311,9 +323,9 @@ fn round_for(t: &mut Tenant, q: &DeltaQuery) -> Result<Token, Response> {
             .is_none_or(|at| *at + Duration::days(TOKEN_DAYS) < t.now)
     };
     if let Some(skip) = &q.skiptoken {
-        let token = Token::decode(skip).ok_or_else(sync_state_not_found)?;
+        let token = Token::decode(skip).ok_or_else(|| gone(None))?;
         if !t.delta.rounds.contains_key(&token.round) {
-            return Err(sync_state_not_found());
+            return Err(gone(token.select.as_deref()));
         }
         return Ok(token);
     }
@@ -321,9 +333,9 @@ fn round_for(t: &mut Tenant, q: &DeltaQuery) -> Result<Token, Response> {
         None => (0, q.select.clone(), false),
         Some("latest") => (0, q.select.clone(), true),
         Some(d) => {
-            let token = Token::decode(d).ok_or_else(sync_state_not_found)?;
+            let token = Token::decode(d).ok_or_else(|| gone(None))?;
             if expired(t, token.round) {
-                return Err(sync_state_not_found());
+                return Err(gone(token.select.as_deref()));
             }
             (token.round, token.select, false)
         }
@@ -353,7 +365,7 @@ pub(super) async fn users_delta(
     let size = max_page_size(&headers);
     let minimal = minimal(&headers);
     let mut t = s.tenant();
-    let token = match round_for(&mut t, &q) {
+    let token = match round_for(&mut t, &q, &s.base_url) {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -472,7 +484,7 @@ pub(super) async fn ctl_remove_user(
                     .changed
                     .iter_mut()
                     .rev()
-                    .find(|(changed, _)| *changed == uid)
+                    .find(|(changed, _, _)| *changed == uid)
             {
                 // Restorable for 30 days: notified as `updated`.
                 last.1 = "soft_deleted";

@@ -209,6 +209,6 @@ pub(super) async fn group_assign_license(
         ok: true,
         detail: json!({"add": add.len(), "remove": remove}),
     });
-    t.reprocess_group(gi);
+    t.queue_group(gi);
     (StatusCode::ACCEPTED, Json(render_group(&t, gi))).into_response()
 }

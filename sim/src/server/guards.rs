@@ -183,6 +183,68 @@ pub(super) async fn require_graph_token(
     }
 }
 
+/// Outlook's concurrent requests per app and mailbox (GDC `concepts/throttling-limits.md`, "Outlook service limits").
+const MAILBOX_CONCURRENCY: usize = 4;
+
+/// Outlook allows 4 requests in flight per app and mailbox (`/users/{mailbox}/sendMail`...); a fifth is answered
+/// 429 `ApplicationThrottled` "MailboxConcurrency", as Exchange answers it.
+pub(super) async fn mailbox_concurrency(
+    State(s): State<Arc<Shared>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path().to_ascii_lowercase();
+    let mailbox = path
+        .split("/users/")
+        .nth(1)
+        .and_then(|rest| rest.split_once('/'))
+        .filter(|(_, tail)| tail.starts_with("sendmail") || tail.starts_with("messages"))
+        .map(|(m, _)| m.to_string());
+    let Some(mailbox) = mailbox else {
+        return next.run(req).await;
+    };
+    {
+        let mut flying = s
+            .mailbox_in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let n = flying.entry(mailbox.clone()).or_default();
+        if *n >= MAILBOX_CONCURRENCY {
+            let mut refused = graph_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "ApplicationThrottled",
+                "Application is over its MailboxConcurrency limit.",
+            );
+            refused
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
+            drop(flying);
+            let mut log = s.requests.lock().unwrap_or_else(|p| p.into_inner());
+            if log.len() < 200_000 {
+                log.push((req.method().to_string(), req.uri().path().to_string(), 429));
+            }
+            return refused;
+        }
+        *n += 1;
+    }
+    // Given back when the answer leaves, or when the client goes away first.
+    struct InFlight(Arc<Shared>, String);
+    impl Drop for InFlight {
+        fn drop(&mut self) {
+            let mut flying = self
+                .0
+                .mailbox_in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = flying.get_mut(&self.1) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+    let _in_flight = InFlight(s.clone(), mailbox);
+    next.run(req).await
+}
+
 /// Requests allowed per window on `/auditLogs/` and `/reports/` (per app and tenant; the simulator has one app).
 const REPORTS_PER_WINDOW: usize = 5;
 

@@ -18,13 +18,7 @@ pub(super) struct FeedQuery {
     pub(super) publisher: Option<String>,
 }
 
-pub(super) const CONTENT_TYPES: [&str; 5] = [
-    "Audit.AzureActiveDirectory",
-    "Audit.Exchange",
-    "Audit.SharePoint",
-    "Audit.General",
-    "DLP.All",
-];
+use crate::tenant::CONTENT_TYPES;
 
 pub(super) fn check_content_type(ct: Option<&str>) -> Result<String, Response> {
     match ct {
@@ -69,6 +63,15 @@ pub(super) async fn ctl_feed_disabled(
     StatusCode::NO_CONTENT.into_response()
 }
 
+/// `POST /_sim/feeds/stopped`: every Management Activity API subscription stopped (a tenant never watched, or one
+/// whose subscriptions an administrator stopped): the next start is a fresh one.
+pub(super) async fn ctl_feeds_stopped(State(s): State<Arc<Shared>>) -> Response {
+    let mut t = s.tenant();
+    t.subscriptions.clear();
+    t.feeds_started.clear();
+    StatusCode::NO_CONTENT.into_response()
+}
+
 pub(super) async fn sub_start(
     State(s): State<Arc<Shared>>,
     Query(q): Query<FeedQuery>,
@@ -89,6 +92,8 @@ pub(super) async fn sub_start(
         );
     }
     t.subscriptions.insert(ct.clone(), true);
+    let now = t.now;
+    t.feeds_started.insert(ct.clone(), now);
     Json(json!({"contentType": ct, "status": "enabled", "webhook": null})).into_response()
 }
 
@@ -186,15 +191,25 @@ pub(super) async fn sub_content(
             }
         },
     };
+    // A subscription's first content is published up to 12 hours after its start: what was made before then is
+    // published (and listed as created) at that moment.
+    let first_content = t
+        .feeds_started
+        .get(&ct)
+        .map(|at| *at + Duration::minutes(t.behaviour.management_first_content_minutes as i64));
+    let published = |b: &crate::tenant::Blob| first_content.map_or(b.created, |f| b.created.max(f));
+    let publishing = first_content.is_none_or(|f| f <= t.now);
     let listed: Vec<Value> = t
         .blobs
         .iter()
-        .filter(|b| b.content_type == ct && b.created >= start && b.created < end && b.visible_from <= t.now)
+        .filter(|b| publishing && b.content_type == ct && b.visible_from <= t.now)
+        .filter(|b| (start..end).contains(&published(b)))
         .map(|b| {
+            let created = published(b);
             json!({"contentType": b.content_type, "contentId": b.content_id,
                 "contentUri": format!("{}/api/v1.0/{}/activity/feed/audit/{}", s.base_url, tenant, b.content_id),
-                "contentCreated": b.created.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-                "contentExpiration": (b.created + Duration::days(7)).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()})
+                "contentCreated": created.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+                "contentExpiration": (created + Duration::days(7)).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()})
         })
         .collect();
     let stop = (offset + CONTENT_PAGE).min(listed.len());

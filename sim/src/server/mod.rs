@@ -85,6 +85,8 @@ pub struct Shared {
     notifier: Mutex<subscriptions::Notifier>,
     /// When each tenant's last reports-and-audit-logs requests came (the quota's window).
     reports_quota: Mutex<HashMap<usize, std::collections::VecDeque<std::time::Instant>>>,
+    /// Outlook requests in flight per mailbox (lower-cased path segment).
+    mailbox_in_flight: Mutex<HashMap<String, usize>>,
     /// Each tenant's identity-and-access requests in the budget's window: when, and how many resource units.
     identity_quota: Mutex<HashMap<usize, std::collections::VecDeque<(std::time::Instant, u32)>>>,
     /// Each tenant's Management Activity API requests in its quota's window.
@@ -207,6 +209,7 @@ async fn start_with(
         downloads: Mutex::new(HashMap::new()),
         notifier: Mutex::new(subscriptions::Notifier::seeded(seed)),
         reports_quota: Mutex::new(HashMap::new()),
+        mailbox_in_flight: Mutex::new(HashMap::new()),
         identity_quota: Mutex::new(HashMap::new()),
         management_quota: Mutex::new(HashMap::new()),
         base_url: base_url.clone(),
@@ -337,6 +340,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/consent", post(ctl_consent))
         .route("/_sim/permissions", post(permissions::ctl_permissions))
         .route("/_sim/feed/disabled", post(ctl_feed_disabled))
+        .route("/_sim/feeds/stopped", post(management::ctl_feeds_stopped))
         .route(
             "/_sim/licenses/remove",
             post(subscriptions::ctl_bulk_remove),
@@ -368,6 +372,11 @@ fn router(shared: Arc<Shared>) -> Router {
         .layer(middleware::from_fn_with_state(
             shared.clone(),
             inject_faults,
+        ))
+        // Outside the faults: an injected latency keeps the request in flight.
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            guards::mailbox_concurrency,
         ))
         .merge(control)
         .fallback(not_found)

@@ -13,8 +13,10 @@
 //!   `subscriptionExpirationDateTime`, `changeType`, `resource` `Users/{id}`, `resourceData`, `clientState`,
 //!   `tenantId`). A delivery that fails or takes longer than 3 seconds is retried with backoff, then dropped.
 //! - Faults (`POST /_sim/notifications/faults`): delay, duplicates, drops, reversed batches; lifecycle notifications
-//!   on demand (`POST /_sim/subscriptions/{id}/lifecycle` with `missed`, `reauthorizationRequired` or
-//!   `subscriptionRemoved`, which also removes the subscription); what was delivered (`GET /_sim/notifications`).
+//!   on demand (`POST /_sim/subscriptions/{id}/lifecycle`): for users Graph sends only `reauthorizationRequired`
+//!   (`missed` and `subscriptionRemoved` are Outlook's and Teams', so they are refused here: a lost notification on
+//!   users is never announced, and a removed subscription is found only by renewing it); what was delivered
+//!   (`GET /_sim/notifications`).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -101,6 +103,8 @@ pub struct Notifier {
     faults: NotifyFaults,
     stats: NotifyStats,
     rng: u64,
+    /// Changes on their way: when each is due (simulated clock), its tenant, user and change type.
+    on_the_way: Vec<(DateTime<Utc>, usize, String, &'static str)>,
 }
 
 impl Notifier {
@@ -112,16 +116,33 @@ impl Notifier {
         }
     }
 
-    fn chance(&mut self, p: f64) -> bool {
-        if p <= 0.0 {
-            return false;
-        }
+    fn next(&mut self) -> u64 {
         self.rng = self
             .rng
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407)
             .max(1);
-        ((self.rng >> 11) as f64 / (1u64 << 53) as f64) < p
+        self.rng >> 11
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && (self.next() as f64 / (1u64 << 53) as f64) < p
+    }
+
+    /// A delivery delay: between half and twice `typical`, and one in twenty up to `max`.
+    fn delay(&mut self, typical: u64, max: u64) -> Duration {
+        if typical == 0 {
+            return Duration::zero();
+        }
+        let tail = self.chance(0.05);
+        let u = self.next();
+        let (low, high) = if tail {
+            (typical, max.max(typical))
+        } else {
+            (typical / 2, (typical * 2).min(max.max(typical)))
+        };
+        let span = high.saturating_sub(low) + 1;
+        Duration::seconds((low + u % span) as i64)
     }
 
     /// Live subscriptions at `now` (expired ones are removed, as Graph does).
@@ -405,21 +426,44 @@ pub(super) async fn run_notifier(s: Arc<Shared>) {
     }
 }
 
-/// Posts one tenant's changes since the last tick to its live subscriptions.
+/// Posts one tenant's changes that are due (each waits its delivery delay, from when it was made, on the simulated
+/// clock) to its live subscriptions.
 fn notify_tenant(s: &Arc<Shared>, client: &reqwest::Client, tenant: usize) {
-    let (changes, tenant_id, now) = {
+    let (changes, tenant_id, now, typical, max) = {
         let mut t = s.tenant_at(tenant);
-        (std::mem::take(&mut t.changed), t.tenant_id.clone(), t.now)
+        let b = &t.behaviour;
+        let (typical, max) = (
+            b.notification_delay_seconds,
+            b.notification_delay_max_seconds,
+        );
+        (
+            std::mem::take(&mut t.changed),
+            t.tenant_id.clone(),
+            t.now,
+            typical,
+            max,
+        )
     };
-    // As Graph sends them for users: a creation is `updated` (no `created` for this resource), and so is a soft
-    // deletion; `deleted` only when the user is gone for good.
-    let changes: Vec<(String, &str)> = changes
-        .into_iter()
-        .map(|(id, change)| match change {
-            "created" | "soft_deleted" => (id, "updated"),
-            other => (id, other),
-        })
-        .collect();
+    let changes = {
+        let mut n = s.notifier();
+        for (id, change, at) in changes {
+            // As Graph sends them for users: a creation is `updated` (no `created` for this resource), and so is a
+            // soft deletion; `deleted` only when the user is gone for good.
+            let change = match change {
+                "created" | "soft_deleted" => "updated",
+                other => other,
+            };
+            let due = at + n.delay(typical, max);
+            n.on_the_way.push((due, tenant, id, change));
+        }
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut n.on_the_way)
+            .into_iter()
+            .partition(|(at, t, _, _)| *t == tenant && *at <= now);
+        n.on_the_way = later;
+        due.into_iter()
+            .map(|(_, _, id, change)| (id, change))
+            .collect::<Vec<(String, &str)>>()
+    };
     if changes.is_empty() {
         return;
     }
@@ -558,12 +602,11 @@ pub(super) async fn ctl_lifecycle(
     Path(id): Path<String>,
     Json(b): Json<LifecycleBody>,
 ) -> Response {
-    if !matches!(
-        b.event.as_str(),
-        "missed" | "reauthorizationRequired" | "subscriptionRemoved"
-    ) {
+    // Microsoft sends `missed` and `subscriptionRemoved` for Outlook and Teams resources only; every subscription
+    // here is on /users, whose only lifecycle event is `reauthorizationRequired`.
+    if b.event != "reauthorizationRequired" {
         return invalid(&format!(
-            "event '{}': use missed, reauthorizationRequired or subscriptionRemoved",
+            "event '{}': Graph sends only reauthorizationRequired for subscriptions on users",
             b.event
         ));
     }
@@ -577,9 +620,6 @@ pub(super) async fn ctl_lifecycle(
         let Some(sub) = n.subs.get(&id).cloned() else {
             return not_found(&id);
         };
-        if b.event == "subscriptionRemoved" {
-            n.subs.remove(&id);
-        }
         sub
     };
     let Some(url) = sub.lifecycle_notification_url.clone() else {

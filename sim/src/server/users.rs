@@ -347,9 +347,13 @@ pub(super) fn no_premium() -> Response {
 }
 
 pub(super) fn render_user(t: &Tenant, ui: usize, select: Option<&HashSet<String>>) -> Value {
+    render_as(t, &t.users[ui], select)
+}
+
+fn render_as(t: &Tenant, u: &crate::tenant::User, select: Option<&HashSet<String>>) -> Value {
     let view = UserView {
         t,
-        u: &t.users[ui],
+        u,
         fields: UserFields::from_select(select),
     };
     serde_json::to_value(view).unwrap_or(Value::Null)
@@ -431,7 +435,8 @@ pub(super) async fn get_user(
         return no_premium();
     }
     match t.find_user(&id) {
-        Some(i) => Json(render_user(&t, i, select.as_ref())).into_response(),
+        // A read right after a change may come from a replica that does not have it yet.
+        Some(i) => Json(render_as(&t, t.as_read(i), select.as_ref())).into_response(),
         None => user_not_found(&id),
     }
 }

@@ -285,6 +285,7 @@ async fn concurrent_audit_reads_of_one_process_keep_to_the_quota_without_a_429()
 #[tokio::test]
 async fn starting_an_enabled_subscription_again_is_success() {
     let env = TestEnv::spawn().await;
+    assert_eq!(env.control("/_sim/feeds/stopped", json!({})).await, 204);
     let management = &env.rt.microsoft.management;
     management
         .start_subscription("Audit.General")
@@ -452,4 +453,35 @@ async fn requests_to(env: &TestEnv, matches: impl Fn(&str) -> bool) -> Vec<serde
         .into_iter()
         .filter(|r| r["path"].as_str().is_some_and(&matches))
         .collect()
+}
+
+/// Microsoft publishes a new subscription's first content up to 12 hours after the start: a run right after the
+/// start archives no Management API record and says why, the cursor does not skip what is published late, and a
+/// run after the 12 hours archives every record of the time before, once.
+#[tokio::test]
+async fn content_first_published_twelve_hours_after_a_start_is_archived_once_when_it_comes() {
+    let env = TestEnv::spawn().await;
+    assert_eq!(env.control("/_sim/feeds/stopped", json!({})).await, 204);
+    changes(&env, 3).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let archive = FileArchive::new(dir.path());
+    let first = fetch(&env, &archive).await.expect("first run");
+    assert!(
+        !first.feeds_started.is_empty(),
+        "the run started the subscriptions: {first:?}"
+    );
+    assert!(
+        archived(&archive, "management_api").await.is_empty(),
+        "nothing is published yet"
+    );
+    env.advance(Duration::hours(6)).await;
+    let early = fetch(&env, &archive).await.expect("six hours later");
+    assert!(early.feeds_started.is_empty(), "started once: {early:?}");
+    assert!(archived(&archive, "management_api").await.is_empty());
+    env.advance(Duration::hours(7)).await;
+    fetch(&env, &archive).await.expect("after twelve hours");
+    fetch(&env, &archive).await.expect("and again");
+    let ids = archived(&archive, "management_api").await;
+    assert!(ids.len() >= 3, "the changes made before: {ids:?}");
+    assert!(ids.values().all(|n| *n == 1), "each once: {ids:?}");
 }

@@ -49,6 +49,17 @@ pub fn compress_quota_windows(scenarios: &mut [Scenario]) {
     }
 }
 
+/// A tenant whose Management Activity API subscriptions were started a day ago (the state of every tenant after its
+/// first day: Microsoft publishes a new subscription's first content up to 12 hours after the start). A scenario
+/// that set its own start keeps it.
+pub fn already_watched(scenarios: &mut [Scenario]) {
+    for s in scenarios {
+        if s.feeds_started_at.is_none() {
+            s.feeds_started_at = Some(s.now - chrono::Duration::days(1));
+        }
+    }
+}
+
 pub fn notify_policy() -> Policy {
     let mut p = Policy::default();
     p.notify.admins = vec!["it-team@contoso.com".into()];
@@ -190,6 +201,7 @@ impl TestEnv {
         extra: &[(&'static str, String)],
     ) -> Self {
         compress_quota_windows(&mut scenarios);
+        already_watched(&mut scenarios);
         let now = scenarios[0].now;
         let sim = licensewatch_sim::start_fleet(scenarios, "127.0.0.1:0".parse().expect("addr"))
             .await

@@ -10,7 +10,7 @@ use licensewatch_core::domain::signing::{StandardHeaders, WebhookSecret, verify_
 use licensewatch_core::error::CoreError;
 use licensewatch_core::policy::WebhookKind;
 use licensewatch_core::usecases::notify_grace_period::{SentNotice, Step, no_crash};
-use serde_json::json;
+use serde_json::{Value, json};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -554,4 +554,44 @@ async fn a_suppression_silences_alerts_and_notices_but_not_the_report() {
         loud_sent.iter().any(|n| n.kind != NoticeKind::Alert),
         "grace notices go out without the suppression"
     );
+}
+
+/// Outlook allows 4 requests in flight per app and mailbox: a dozen notices sent at once from one mailbox (runs of
+/// several tenants or jobs in one process) wait for each other instead of meeting 429 `MailboxConcurrency`.
+#[tokio::test]
+async fn mail_from_one_mailbox_keeps_to_outlooks_four_requests_in_flight() {
+    use licensewatch_core::ports::channel::{Audience, Message};
+    let env = TestEnv::with_policy(notify_policy()).await;
+    env.control(
+        "/_sim/faults",
+        json!({"route": "sendMail", "kind": "latency", "latency_ms": 150}),
+    )
+    .await;
+    let channels = env.mail_channels();
+    let message = |i: usize| Message {
+        id: format!("notice-{i}"),
+        audience: Audience::Admin,
+        to: None,
+        subject: format!("notice {i}"),
+        text: "text".into(),
+        html: "<p>text</p>".into(),
+        data: json!({}),
+        timestamp: 0,
+    };
+    let messages: Vec<Message> = (0..12).map(message).collect();
+    let sent = futures::future::join_all(
+        messages
+            .iter()
+            .map(|m| channels[0].deliver("it-team@contoso.com", m)),
+    )
+    .await;
+    assert!(sent.iter().all(Result::is_ok), "{sent:?}");
+    let mail: Vec<Value> = env
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| r["path"].as_str().is_some_and(|p| p.ends_with("/sendMail")))
+        .collect();
+    let refused = mail.iter().filter(|r| r["status"] == 429).count();
+    assert_eq!((mail.len(), refused), (12, 0), "{mail:?}");
 }

@@ -605,6 +605,44 @@ async fn a_signed_webhook_fixes_a_count_violation_after_seats_are_freed() {
         (cb_body["status"].as_str(), cb_body["ticket"]["id"].as_str()),
         (Some("pending"), Some("INC777"))
     );
+    // The settled outcome goes back to the ticket too: license-check queued the request again, and the worker,
+    // finding it final, tells the ticket (once, under an id of its own) and changes nothing in the tenant.
+    let again = h
+        .env
+        .rt
+        .store
+        .pending(&h.env.sim.tenant_id)
+        .await
+        .expect("pending");
+    assert_eq!(again.len(), 1, "{again:?}");
+    for _ in 0..2 {
+        let told = process(&deps, &again[0], &h.env.rt.policy, false)
+            .await
+            .expect("told");
+        assert_eq!(told.status, "succeeded");
+    }
+    h.env
+        .rt
+        .store
+        .ack(&again[0].remediation_id)
+        .await
+        .expect("ack");
+    let calls = cb.received_requests().await.unwrap_or_default();
+    assert_eq!(calls.len(), 2, "told once more, not twice");
+    let settled: Value = serde_json::from_slice(&calls[1].body).expect("json");
+    assert_eq!(settled["status"], "succeeded", "{settled}");
+    assert_eq!(
+        calls[1]
+            .headers
+            .get("webhook-id")
+            .and_then(|v| v.to_str().ok()),
+        Some(format!("cb_{id}_succeeded").as_str())
+    );
+    assert_eq!(
+        h.env.get("/_sim/writes").await.as_array().map(Vec::len),
+        Some(1),
+        "no second write"
+    );
     // The user's licences are now active (read back through the check use case).
     assert!(
         for_user(

@@ -72,6 +72,20 @@ impl MessageQueue for SqsQueue {
         }
         Ok(())
     }
+
+    /// Sends one message with SQS's per-message delay (whole seconds, at most 900).
+    async fn send_after(&self, body: &str, delay: std::time::Duration) -> Result<(), StoreError> {
+        let seconds = delay.min(crate::ports::queue::MAX_DELAY).as_secs() as i32;
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .delay_seconds(seconds)
+            .send()
+            .await
+            .map_err(|e| sdk_error("sqs SendMessage", e))?;
+        Ok(())
+    }
 }
 
 impl SqsQueue {

@@ -215,10 +215,13 @@ pub(super) fn admit(
     Ok(Admitted::New)
 }
 
+/// Queues a request; one queued again after it was taken (license-check asking the worker to tell a ticket a
+/// settled outcome) is waiting again, as a second SQS message would be. The worker acts on a request once.
 fn enqueue(c: &Connection, request: &RemediationRequest) -> Result<(), StoreError> {
     let body = serde_json::to_string(request).map_err(corrupt)?;
     c.prepare_cached(
-        "INSERT OR IGNORE INTO remediation_queue (remediation_id, tenant_id, body) VALUES (?1, ?2, ?3)",
+        "INSERT INTO remediation_queue (remediation_id, tenant_id, body) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (remediation_id) DO UPDATE SET taken = 0",
     )
     .map_err(db)?
     .execute(params![request.remediation_id, request.tenant_id, body])

@@ -90,9 +90,28 @@ impl AuditArchive for MemoryArchive {
 #[derive(Debug, Default)]
 pub struct MemoryQueue {
     messages: Mutex<Vec<String>>,
+    /// Sent with a delay, not yet receivable: (body, delay).
+    delayed: Mutex<Vec<(String, std::time::Duration)>>,
 }
 
 impl MemoryQueue {
+    /// The delayed messages, with their delays (not yet receivable).
+    pub fn delayed(&self) -> Vec<(String, std::time::Duration)> {
+        self.delayed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Makes every delayed message receivable, as if their delays had passed.
+    pub fn release_delayed(&self) {
+        let due = std::mem::take(&mut *self.delayed.lock().unwrap_or_else(|p| p.into_inner()));
+        self.messages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(due.into_iter().map(|(body, _)| body));
+    }
+
     /// Takes everything sent so far (a consumer receiving the messages).
     pub fn take(&self) -> Vec<String> {
         std::mem::take(&mut *self.messages.lock().unwrap_or_else(|p| p.into_inner()))
@@ -122,6 +141,14 @@ impl MessageQueue for MemoryQueue {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .extend_from_slice(bodies);
+        Ok(())
+    }
+
+    async fn send_after(&self, body: &str, delay: std::time::Duration) -> Result<(), StoreError> {
+        self.delayed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((body.to_string(), delay));
         Ok(())
     }
 }

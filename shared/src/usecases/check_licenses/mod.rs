@@ -97,6 +97,10 @@ pub struct CheckReport {
     /// Pending reprocess requests this run settled (`succeeded` or, past their deadline, `failed`).
     #[serde(default)]
     pub remediations_confirmed: usize,
+    /// A targeted re-check's users whose read did not differ from the last snapshot (the change named by a
+    /// notification may not have replicated yet).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unchanged_on_read: Vec<String>,
     /// Set when the run did nothing because another license-check run for the tenant was in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
@@ -117,6 +121,7 @@ impl CheckReport {
             grace_cases: CaseCounts::default(),
             remediations_queued: 0,
             remediations_confirmed: 0,
+            unchanged_on_read: Vec::new(),
             skipped: Some(why),
         }
     }
@@ -279,6 +284,7 @@ async fn check_under(
     let remediations_confirmed = crate::usecases::reprocess_user::confirm_pending(
         deps.graph,
         deps.remediations,
+        deps.queue,
         &tenant.tenant_id,
         now,
     )
@@ -304,6 +310,7 @@ async fn check_under(
         grace_cases: cases.counts,
         remediations_queued,
         remediations_confirmed,
+        unchanged_on_read: std::mem::take(&mut seen.unchanged),
         skipped: None,
     };
     free_later((seen, state));

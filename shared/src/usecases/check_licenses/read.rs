@@ -28,6 +28,8 @@ pub(super) struct Seen {
     pub scan: &'static str,
     /// The commercial subscriptions, when the app may read them.
     pub commerce: Option<Vec<CommerceSnap>>,
+    /// In a targeted run, the users asked for whose read did not differ from the last snapshot.
+    pub unchanged: Vec<String>,
 }
 
 /// Reads what earlier runs left and the tenant. A run that reads every user loads the previous run while it pages
@@ -171,6 +173,7 @@ pub(super) async fn tenant(
         pages,
         scan: "full",
         commerce,
+        unchanged: Vec::new(),
     })
 }
 

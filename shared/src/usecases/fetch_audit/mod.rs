@@ -117,6 +117,10 @@ pub struct AuditReport {
     /// Management Activity API content types whose subscription is disabled (AF20023): not archived this run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub feeds_disabled: Vec<String>,
+    /// Content types whose subscription this run started: Microsoft publishes their first content up to 12 hours
+    /// later, so an empty listing until then is expected (what it publishes late is listed later, not lost).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feeds_started: Vec<String>,
     /// Set when the run did nothing because another audit-fetch run for the tenant was in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
@@ -618,8 +622,9 @@ async fn fetch_management(
     if deps.management.ensure_subscription(content_type).await? {
         tracing::info!(
             content_type,
-            "started the Management Activity API subscription"
+            "started the Management Activity API subscription; Microsoft publishes its first content up to 12 hours later"
         );
+        report.feeds_started.push(content_type.to_string());
     }
     let cursor = deps.state.cursor(&cursor_name).await?;
     let relist_from = now - Duration::hours(policy.audit.relist_hours);

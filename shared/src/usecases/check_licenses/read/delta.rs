@@ -123,9 +123,20 @@ pub(super) async fn targeted(
 ) -> Result<Seen, CoreError> {
     let mut kept = Kept::from(before);
     kept.reread.extend(ids.iter().cloned());
+    let was: Vec<(&String, Option<UserSnapshot>)> =
+        ids.iter().map(|id| (id, kept.user(id))).collect();
     let around = Around::read(directory).await?;
     let mut seen = kept.finish(directory, around, now).await?;
     seen.scan = "targeted";
+    // Graph may notify before the replica read has the change: a user read exactly as before is read again later.
+    seen.unchanged = was
+        .into_iter()
+        .filter(|(id, before)| {
+            let after = seen.snapshot.users.user(id).map(|u| u.to_snapshot());
+            *before == after
+        })
+        .map(|(id, _)| id.clone())
+        .collect();
     Ok(seen)
 }
 
@@ -223,6 +234,7 @@ impl Kept {
             pages: 0,
             scan: "delta",
             commerce: around.commerce,
+            unchanged: Vec::new(),
         })
     }
 }
