@@ -13,6 +13,7 @@ mod changes;
 mod check;
 mod demo;
 mod demo_realtime;
+mod doctor;
 mod fleet;
 mod notify;
 mod progress;
@@ -169,6 +170,20 @@ enum Command {
     },
     /// Create, renew or keep the Graph change-notification subscription (LICENSEWATCH_NOTIFICATION_URL).
     Subscribe,
+    /// Check the app registration and the tenant: the token, every permission each function needs (one harmless
+    /// read each), the sender mailbox, the Management API feeds, Entra ID P1, delta, the state store and archive.
+    /// Exits 0 only when nothing a function needs is missing.
+    Doctor {
+        /// Check this tenant of the policy's [[tenants]] (GUID or domain) instead of the configured one.
+        #[arg(long, conflicts_with = "all_tenants")]
+        tenant: Option<String>,
+        /// Check every tenant of the policy's [[tenants]]: one row each.
+        #[arg(long)]
+        all_tenants: bool,
+        /// Also send a test mail as the sender to this address (proves the Exchange application access policy).
+        #[arg(long, value_name = "TO")]
+        send_test_mail: Option<String>,
+    },
     /// Serve the simulated Microsoft 365 tenant.
     Sim {
         /// Port (0 = any free port).
@@ -287,6 +302,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             .await
         }
         Command::History { user } => check::history(cli.json, &user).await,
+        Command::Doctor {
+            tenant,
+            all_tenants,
+            send_test_mail,
+        } => doctor::run(cli.json, tenant, all_tenants, send_test_mail).await,
         Command::Notify {
             dry_run,
             all_tenants: false,

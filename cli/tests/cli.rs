@@ -30,6 +30,7 @@ fn help_lists_every_subcommand() {
         "report",
         "license-events",
         "history",
+        "doctor",
     ] {
         assert!(text.contains(sub), "--help lacks {sub}:\n{text}");
     }
@@ -592,6 +593,8 @@ fn all_tenants_checks_each_customer_and_names_the_one_whose_consent_is_gone() {
     let audit_again = run(&["audit-fetch", "--tenant", &ids[1], "--json"]);
     let one = run(&["check", "--tenant", &ids[1], "--json"]);
     let notify = run(&["notify", "--all-tenants", "--dry-run", "--json"]);
+    let doctor = run(&["doctor", "--all-tenants", "--json"]);
+    let doctor_one = run(&["doctor", "--tenant", &ids[1]]);
     let fleet_html = dir.path().join("out").join("fleet.html");
     let csv_dir = dir.path().join("csv");
     let fleet = run(&[
@@ -647,6 +650,37 @@ fn all_tenants_checks_each_customer_and_names_the_one_whose_consent_is_gone() {
             .all(|f| f["suppressed"]["reason"] == "seats come through the MSP"),
         "the tenant's own suppression applies: {capacity:?}"
     );
+    // doctor: one report per customer; the one whose consent is gone is told why, and the command fails.
+    assert!(!doctor.status.success(), "a tenant is not ready");
+    let doc: serde_json::Value = serde_json::from_slice(&doctor.stdout).expect("one JSON document");
+    assert_eq!(doc["healthy"], false);
+    let verdicts: Vec<(&str, bool)> = doc["tenants"]
+        .as_array()
+        .expect("tenants")
+        .iter()
+        .map(|t| {
+            let token_ok = t["checks"][0]["name"] == "token" && t["checks"][0]["verdict"] == "ok";
+            (t["tenant_id"].as_str().expect("id"), token_ok)
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            (ids[0].as_str(), true),
+            (ids[1].as_str(), true),
+            (ids[2].as_str(), false)
+        ],
+        "{doc:#}"
+    );
+    assert!(
+        doc["tenants"][2]["checks"][0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("no consent")),
+        "{doc:#}"
+    );
+    let text = String::from_utf8_lossy(&doctor_one.stdout);
+    assert!(text.contains("licensewatch doctor: tenant"), "{text}");
+    assert!(text.contains("permission:User.Read.All"), "{text}");
     // audit-fetch over the fleet, into one SQLite file and one archive directory: each customer's records apart
     // (the second under tenants/{id}/), the same count for the same activity, the revoked one reported.
     assert!(!audit.status.success(), "a tenant could not be fetched");

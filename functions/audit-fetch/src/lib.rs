@@ -20,6 +20,10 @@ pub type Deps = TenantRuntimes;
 /// Dispatches on the event shape: an SQS batch of tenant messages, or the schedule (which may fan out). Cursors only
 /// move after the archive writes, so a redelivered message goes on where the failed run stopped.
 pub async fn handle_event(deps: &Deps, payload: Value) -> Result<Value, CoreError> {
+    if licensewatch_lambda::is_doctor(&payload) {
+        use licensewatch_core::domain::doctor::Job as DoctorJob;
+        return licensewatch_lambda::doctor_event(deps, DoctorJob::AuditFetch, &payload).await;
+    }
     per_tenant(deps, payload, Job::AuditFetch, async |rt| {
         handle(rt, EventBridgeEvent::default()).await
     })

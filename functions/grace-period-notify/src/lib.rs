@@ -21,6 +21,11 @@ pub type Deps = TenantRuntimes;
 /// Dispatches on the event shape: an SQS batch of tenant messages, or the schedule (which may fan out). Each tenant is
 /// notified through its own channels (its `[[tenants]]` entry may name its own admins).
 pub async fn handle_event(deps: &Deps, payload: Value) -> Result<Value, CoreError> {
+    if licensewatch_lambda::is_doctor(&payload) {
+        use licensewatch_core::domain::doctor::Job as DoctorJob;
+        return licensewatch_lambda::doctor_event(deps, DoctorJob::GracePeriodNotify, &payload)
+            .await;
+    }
     per_tenant(deps, payload, Job::GracePeriodNotify, async |rt| {
         let channels = rt.notify_channels(None)?;
         handle(rt, &channels, EventBridgeEvent::default()).await

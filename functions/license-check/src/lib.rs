@@ -67,9 +67,13 @@ pub struct Summary {
 /// through the fan-out.
 pub type Deps = TenantRuntimes;
 
-/// Dispatches on the event shape: an HTTP request (change notifications), an SQS batch (tenant runs, Graph
-/// changes), or an EventBridge event.
+/// Dispatches on the event shape: `{"doctor": true}`, an HTTP request (change notifications), an SQS batch (tenant
+/// runs, Graph changes), or an EventBridge event.
 pub async fn handle_event(deps: &Deps, payload: Value) -> Result<Value, CoreError> {
+    if licensewatch_lambda::is_doctor(&payload) {
+        use licensewatch_core::domain::doctor::Job as DoctorJob;
+        return licensewatch_lambda::doctor_event(deps, DoctorJob::LicenseCheck, &payload).await;
+    }
     if is_http(&payload) {
         return handle_http_event(deps, payload).await;
     }

@@ -26,6 +26,10 @@ pub struct Deps {
 
 /// Dispatches on the event shape.
 pub async fn handle_event(deps: &Deps, payload: Value) -> Result<Value, CoreError> {
+    if licensewatch_lambda::is_doctor(&payload) {
+        use licensewatch_core::domain::doctor::Job as DoctorJob;
+        return licensewatch_lambda::doctor_of(&deps.rt, DoctorJob::ReprocessUser, &payload).await;
+    }
     if is_sqs(&payload) {
         let event: SqsEvent = parse_event(payload, "an SQS event")?;
         let worker = deps.rt.worker_deps(&deps.http, deps.auth.callback_secret());

@@ -149,6 +149,45 @@ pub async fn per_tenant<T: serde::Serialize>(
     to_json(&run(&deps.home).await?)
 }
 
+/// `{"doctor": true}` sent to a function (optionally with `"tenant"` and `"send_test_mail"`): the checks of what
+/// that function needs, instead of a run.
+pub fn is_doctor(payload: &Value) -> bool {
+    payload.get("doctor") == Some(&Value::Bool(true))
+}
+
+/// Answers a doctor event for `job`: the report of the named tenant of the deployment (the configured one by
+/// default). A failing check is an answer, not an error.
+pub async fn doctor_event(
+    deps: &TenantRuntimes,
+    job: licensewatch_core::domain::doctor::Job,
+    payload: &Value,
+) -> Result<Value, CoreError> {
+    let rt = match payload.get("tenant").and_then(Value::as_str) {
+        Some(t) => deps.get(t).await?,
+        None => deps.home.clone(),
+    };
+    doctor_of(&rt, job, payload).await
+}
+
+/// The doctor report of one runtime's tenant for `job`.
+pub async fn doctor_of(
+    rt: &Runtime,
+    job: licensewatch_core::domain::doctor::Job,
+    payload: &Value,
+) -> Result<Value, CoreError> {
+    let to = payload
+        .get("send_test_mail")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let report = licensewatch_core::usecases::doctor::doctor(
+        &rt.doctor_deps(),
+        &rt.doctor_request(&[job], to),
+    )
+    .await;
+    tracing::info!(healthy = report.healthy(), job = job.as_str(), "doctor");
+    to_json(&serde_json::json!({"healthy": report.healthy(), "report": report}))
+}
+
 /// An HTTP event (function URL or HTTP API, payload v2) with its body decoded.
 #[derive(Debug)]
 pub struct HttpEvent {

@@ -93,6 +93,16 @@ impl GraphClient {
             .await
     }
 
+    /// GET whose 2xx answer, whatever its format (a report redirects to CSV), is read and discarded: proves the
+    /// call is allowed.
+    pub async fn reach(&self, relative: &str) -> Result<(), ApiError> {
+        let url = self.url(relative);
+        let http = self.caller.http.clone();
+        self.caller
+            .call(relative, || http.get(&url), |_raw: RawResponse| Ok(()))
+            .await
+    }
+
     /// POST a JSON body and parse the JSON answer (`null` for an empty 2xx body such as 202).
     pub async fn post<B: serde::Serialize, T: DeserializeOwned>(
         &self,

@@ -12,5 +12,6 @@ pub mod mgmt;
 pub mod notify;
 pub mod pacer;
 pub mod partition;
+pub mod probe;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

@@ -5,6 +5,7 @@ pub mod audit_search;
 pub mod catalog;
 pub mod change_notifications;
 pub mod checks;
+pub mod doctor;
 pub mod findings;
 pub mod grace;
 pub mod kinds;

@@ -7,6 +7,7 @@ pub mod audit_feed;
 pub mod channel;
 pub mod clock;
 pub mod directory;
+pub mod probe;
 pub mod queue;
 pub mod snapshot_format;
 pub mod store;

@@ -450,6 +450,32 @@ impl Runtime {
         }
     }
 
+    /// doctor's ports.
+    pub fn doctor_deps(&self) -> crate::usecases::doctor::DoctorDeps<'_> {
+        crate::usecases::doctor::DoctorDeps {
+            probe: &self.microsoft,
+            store: self.store.as_ref(),
+            archive: self.archive.as_ref(),
+            clock: self.clock.as_ref(),
+        }
+    }
+
+    /// What doctor checks for `jobs` of this tenant, from the configuration.
+    pub fn doctor_request(
+        &self,
+        jobs: &[crate::domain::doctor::Job],
+        send_test_mail: Option<String>,
+    ) -> crate::usecases::doctor::DoctorRequest {
+        crate::usecases::doctor::DoctorRequest {
+            tenant_id: self.microsoft.tenant_id.clone(),
+            jobs: jobs.to_vec(),
+            alerts: self.settings.notifications.is_some(),
+            sender: Some(self.policy.notify.sender.clone()).filter(|s| !s.is_empty()),
+            content_types: self.policy.audit.content_types.clone(),
+            send_test_mail,
+        }
+    }
+
     /// The worker's ports.
     pub fn worker_deps<'a>(
         &'a self,

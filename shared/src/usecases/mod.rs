@@ -2,6 +2,7 @@
 
 pub mod change_notifications;
 pub mod check_licenses;
+pub mod doctor;
 pub mod fetch_audit;
 pub mod lease;
 pub mod notify_grace_period;

@@ -7,6 +7,19 @@ use std::collections::BTreeSet;
 
 use super::*;
 
+/// The Graph application permissions licensewatch documents (README, "Deploy to AWS"): a scenario that grants
+/// nothing else grants these.
+pub(super) const DOCUMENTED: [&str; 8] = [
+    "User.Read.All",
+    "Organization.Read.All",
+    "GroupMember.Read.All",
+    "LicenseAssignment.Read.All",
+    "LicenseAssignment.ReadWrite.All",
+    "AuditLog.Read.All",
+    "Reports.Read.All",
+    "Mail.Send",
+];
+
 /// The permissions any of which lets a call through (the least privileged first), or `None` for a call the
 /// simulator does not restrict.
 pub(super) fn accepted(method: &str, path: &str, query: &str) -> Option<&'static [&'static str]> {

@@ -132,14 +132,51 @@ pub(super) fn issue_token(
     } else {
         Aud::Graph
     };
-    let token = format!(
-        "sim.{}",
-        URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
-    );
+    let token = access_token(s, index, client_id, aud, roles.as_deref(), expires_at);
     s.tokens().insert(token.clone(), (aud, index));
     s.token_info()
         .insert(token.clone(), TokenInfo { roles, expires_at });
     Ok((token, aud, lifetime.num_seconds()))
+}
+
+/// An access token shaped as Entra's are (a JWT: header, claims, signature, base64url), carrying the claims a
+/// client may read for diagnosis (`aud`, `tid`, `appid`, `roles`, `exp`); the signature is random, and the
+/// simulator knows its tokens by their text.
+fn access_token(
+    s: &Shared,
+    tenant: usize,
+    client_id: &str,
+    aud: Aud,
+    roles: Option<&std::collections::BTreeSet<String>>,
+    expires_at: DateTime<Utc>,
+) -> String {
+    let tid = s.tenant_at(tenant).tenant_id.clone();
+    let (audience, roles): (&str, Vec<String>) = match aud {
+        Aud::Graph => (
+            "https://graph.microsoft.com",
+            match roles {
+                Some(r) => r.iter().cloned().collect(),
+                None => super::permissions::DOCUMENTED
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect(),
+            },
+        ),
+        Aud::Manage => (
+            "https://manage.office.com",
+            vec!["ActivityFeed.Read".into(), "ActivityFeed.ReadDlp".into()],
+        ),
+    };
+    let header = json!({"typ": "JWT", "alg": "RS256", "x5t": "sim"});
+    let claims = json!({"aud": audience, "iss": format!("https://sts.windows.net/{tid}/"), "tid": tid,
+        "appid": client_id, "roles": roles, "exp": expires_at.timestamp(), "ver": "1.0"});
+    let part = |v: Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    format!(
+        "{}.{}.{}",
+        part(header),
+        part(claims),
+        URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
+    )
 }
 
 /// The tenant's OpenID Connect discovery document: client libraries (MSAL) read the token endpoint from it.

@@ -5,6 +5,7 @@ mod audit;
 mod aws;
 mod crash;
 mod delta;
+mod doctor;
 mod fleet;
 mod handlers;
 mod helpers;
