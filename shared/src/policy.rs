@@ -350,6 +350,9 @@ pub struct AuditPolicy {
     pub publisher_id: String,
     /// Parallel blob downloads.
     pub max_parallel_blobs: usize,
+    /// Days of history read once from the Purview audit log (at most 180), for what the other sources no longer
+    /// hold on the first day; 0 turns the backfill off.
+    pub backfill_days: i64,
 }
 
 impl Default for AuditPolicy {
@@ -360,6 +363,7 @@ impl Default for AuditPolicy {
             content_types: vec!["Audit.AzureActiveDirectory".into()],
             publisher_id: String::new(),
             max_parallel_blobs: 8,
+            backfill_days: 180,
         }
     }
 }
@@ -630,6 +634,12 @@ impl Policy {
         }
         if !(1..=64).contains(&self.audit.max_parallel_blobs) {
             p.add("audit.max_parallel_blobs", "must be between 1 and 64");
+        }
+        if !(0..=180).contains(&self.audit.backfill_days) {
+            p.add(
+                "audit.backfill_days",
+                "must be between 0 and 180 (the Purview audit log keeps 180 days)",
+            );
         }
         if !self.audit.publisher_id.is_empty()
             && uuid::Uuid::parse_str(&self.audit.publisher_id).is_err()

@@ -127,6 +127,7 @@ relist_hours = 24
 content_types = ["Audit.AzureActiveDirectory"]
 publisher_id = "48a80680-7326-48cd-9935-b556b81d3a4e"
 max_parallel_blobs = 8
+backfill_days = 180            # history read once from the Purview audit log (at most 180; 0 = off)
 [remediation]
 auto_reprocess = false
 allow_remove = false

@@ -124,6 +124,7 @@ impl World {
         let deps = AuditDeps {
             graph: &self.directory,
             management: &self.feed,
+            purview: &self.directory,
             state: &self.store,
             store: &self.store,
             archive: &self.archive,

@@ -97,6 +97,10 @@ pub struct Behaviour {
     /// Minutes (simulated clock) after a Management Activity API subscription starts before its first content is
     /// published: content of that time is published then (Microsoft: "up to 12 hours"; this default is the 12).
     pub management_first_content_minutes: u64,
+    /// Seconds (simulated clock) a Purview audit log query takes to succeed (`running` from a quarter of it).
+    pub audit_query_seconds: u64,
+    /// The Purview audit log query API is not served (national clouds): 404.
+    pub audit_query_unavailable: bool,
     /// For this long after a change (simulated clock) a read of that user by id still shows it as it was
     /// (replication: "a read right after a notification may not show the change yet"). Microsoft gives no figure;
     /// 0 (the default) reads every change at once, and a test of a reader's tolerance sets one.
@@ -116,6 +120,8 @@ impl Default for Behaviour {
             notification_delay_seconds: 60,
             notification_delay_max_seconds: 900,
             management_first_content_minutes: 720,
+            audit_query_seconds: 600,
+            audit_query_unavailable: false,
             read_lag_seconds: 0,
         }
     }

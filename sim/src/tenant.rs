@@ -159,11 +159,29 @@ pub struct Blob {
     pub meant_for: DateTime<Utc>,
     /// When it first shows up in listings (late blobs: after `created`).
     pub visible_from: DateTime<Utc>,
+    /// Part of the tenant's past as the scenario built it: published when its records happened (`meant_for`), so a
+    /// subscription started later, or content older than 7 days, never lists it.
+    pub historical: bool,
     /// Records.
     pub records: Vec<Value>,
     /// The served body, made on the first download: a blob is immutable once it can be listed, so serving it is a
     /// copy of these bytes rather than a new serialisation per request (the feed must outrun audit-fetch).
     pub body: std::sync::OnceLock<axum::body::Bytes>,
+}
+
+/// A Purview audit log query (`/security/auditLog/queries`), as created.
+#[derive(Debug, Clone)]
+pub struct AuditQuery {
+    pub(crate) id: String,
+    pub(crate) display_name: Option<String>,
+    pub(crate) start: DateTime<Utc>,
+    pub(crate) end: DateTime<Utc>,
+    pub(crate) record_types: Vec<String>,
+    pub(crate) operations: Vec<String>,
+    pub(crate) users: Vec<String>,
+    pub(crate) objects: Vec<String>,
+    /// When it was created (simulated clock): its status follows from it.
+    pub(crate) created: DateTime<Utc>,
 }
 
 /// A licence write the sim performed, for read-back by tests.
@@ -249,6 +267,10 @@ pub struct Tenant {
     pub behaviour: crate::scenario::Behaviour,
     /// Reprocess requests group-based licensing has queued: when each is processed, and for which user (id).
     pub queued_processing: Vec<(DateTime<Utc>, String)>,
+    /// Purview audit log queries created.
+    pub audit_queries: Vec<AuditQuery>,
+    /// True while the scenario's past is being written.
+    building: bool,
     /// What a read by id still shows of a recently changed user (lower-case id → until when, the user as it was).
     replicas: HashMap<String, (DateTime<Utc>, User)>,
 }
@@ -339,6 +361,8 @@ impl Tenant {
             behaviour: s.behaviour.clone(),
             queued_processing: Vec::new(),
             replicas: HashMap::new(),
+            audit_queries: Vec::new(),
+            building: true,
             feeds_disabled: BTreeMap::new(),
             commerce: s
                 .commerce
@@ -377,6 +401,7 @@ impl Tenant {
                 t.feeds_started.insert(ct.to_string(), at);
             }
         }
+        t.building = false;
         // The tenant as it starts is not a change anybody is notified of.
         t.changed.clear();
         t.users.keep_before = t.behaviour.read_lag_seconds > 0;
@@ -854,6 +879,7 @@ impl Tenant {
             created,
             meant_for,
             visible_from,
+            historical: self.building,
             records: vec![record],
             body: Default::default(),
         });

@@ -13,5 +13,6 @@ pub mod notify;
 pub mod pacer;
 pub mod partition;
 pub mod probe;
+pub mod purview;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

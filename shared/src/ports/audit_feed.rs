@@ -119,3 +119,60 @@ mod tests {
         assert!(w.len() >= 7);
     }
 }
+
+/// How far back the Purview audit log (Audit Standard) holds records.
+pub const PURVIEW_RETENTION_DAYS: i64 = 180;
+
+/// A Purview audit log query (`/security/auditLog/queries`) as Graph shows it.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditLogQuery {
+    /// Id.
+    pub id: String,
+    /// The name it was created with.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// `notStarted`, `running`, `succeeded`, `failed`, `cancelled`.
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+impl AuditLogQuery {
+    /// Its status, `unknown` when Graph gave none.
+    pub fn status(&self) -> &str {
+        self.status.as_deref().unwrap_or("unknown")
+    }
+}
+
+/// A query to create: the records of `[start, end)` of these record types and operations.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NewAuditLogQuery {
+    /// Always `#microsoft.graph.security.auditLogQuery`.
+    #[serde(rename = "@odata.type")]
+    pub odata_type: &'static str,
+    /// A name to find it by again.
+    pub display_name: String,
+    /// Start (RFC 3339).
+    pub filter_start_date_time: String,
+    /// End (RFC 3339).
+    pub filter_end_date_time: String,
+    /// `auditLogRecordType`s.
+    pub record_type_filters: Vec<String>,
+    /// Operations.
+    pub operation_filters: Vec<String>,
+}
+
+/// The Purview audit log query API: asynchronous queries, their status, and their records' pages.
+#[async_trait]
+pub trait AuditLogQueries: Send + Sync {
+    /// The tenant's queries.
+    async fn audit_queries(&self) -> Result<Vec<AuditLogQuery>, ApiError>;
+    /// Creates a query (it starts `notStarted`).
+    async fn create_audit_query(&self, query: &NewAuditLogQuery)
+    -> Result<AuditLogQuery, ApiError>;
+    /// A query now.
+    async fn audit_query(&self, id: &str) -> Result<AuditLogQuery, ApiError>;
+    /// A succeeded query's `auditLogRecord`s, page by page.
+    fn audit_query_records(&self, id: &str) -> BoxPages<'_, serde_json::Value>;
+}

@@ -508,6 +508,7 @@ impl Runtime {
         crate::usecases::fetch_audit::AuditDeps {
             graph: &self.microsoft.graph,
             management: &self.microsoft.management,
+            purview: &self.microsoft.graph,
             state: self.audit_state.as_ref(),
             store: self.store.as_ref(),
             archive,

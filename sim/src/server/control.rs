@@ -345,6 +345,7 @@ pub(super) async fn ctl_generate_audit(
             created,
             meant_for: created,
             visible_from: created,
+            historical: false,
             records,
             body: Default::default(),
         });

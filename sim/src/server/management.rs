@@ -199,10 +199,18 @@ pub(super) async fn sub_content(
         .map(|at| *at + Duration::minutes(t.behaviour.management_first_content_minutes as i64));
     let published = |b: &crate::tenant::Blob| first_content.map_or(b.created, |f| b.created.max(f));
     let publishing = first_content.is_none_or(|f| f <= t.now);
+    // A subscription publishes what happens after its start, and content lives 7 days: the scenario's past before
+    // the start, or older than a week, is never listed (the Purview audit log has it).
+    let started = t.feeds_started.get(&ct).copied();
+    let kept_from = t.now - Duration::days(7);
+    let in_reach = |b: &crate::tenant::Blob| {
+        !b.historical || (b.meant_for >= kept_from && started.is_none_or(|s| b.meant_for >= s))
+    };
     let listed: Vec<Value> = t
         .blobs
         .iter()
         .filter(|b| publishing && b.content_type == ct && b.visible_from <= t.now)
+        .filter(|b| in_reach(b))
         .filter(|b| (start..end).contains(&published(b)))
         .map(|b| {
             let created = published(b);

@@ -12,6 +12,7 @@ mod groups;
 mod guards;
 mod management;
 mod permissions;
+mod purview;
 mod reports;
 pub mod subscriptions;
 mod token;
@@ -266,6 +267,18 @@ fn router(shared: Arc<Shared>) -> Router {
             post(group_assign_license),
         )
         .route("/v1.0/auditLogs/directoryAudits", get(directory_audits))
+        .route(
+            "/v1.0/security/auditLog/queries",
+            post(purview::create).get(purview::list),
+        )
+        .route(
+            "/v1.0/security/auditLog/queries/{id}",
+            get(purview::get_one),
+        )
+        .route(
+            "/v1.0/security/auditLog/queries/{id}/records",
+            get(purview::records),
+        )
         .route("/v1.0/reports/{function}", get(reports::report))
         .route(
             "/v1.0/subscriptions",

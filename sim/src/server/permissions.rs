@@ -9,7 +9,7 @@ use super::*;
 
 /// The Graph application permissions licensewatch documents (README, "Deploy to AWS"): a scenario that grants
 /// nothing else grants these.
-pub(super) const DOCUMENTED: [&str; 8] = [
+pub(super) const DOCUMENTED: [&str; 9] = [
     "User.Read.All",
     "Organization.Read.All",
     "GroupMember.Read.All",
@@ -18,6 +18,7 @@ pub(super) const DOCUMENTED: [&str; 8] = [
     "AuditLog.Read.All",
     "Reports.Read.All",
     "Mail.Send",
+    "AuditLogsQuery-Entra.Read.All",
 ];
 
 /// The permissions any of which lets a call through (the least privileged first), or `None` for a call the
@@ -30,6 +31,9 @@ pub(super) fn accepted(method: &str, path: &str, query: &str) -> Option<&'static
         _ if licence_write => &["LicenseAssignment.ReadWrite.All", "Directory.ReadWrite.All"],
         _ if p.ends_with("/sendmail") => &["Mail.Send"],
         _ if p.starts_with("/v1.0/auditlogs/") => &["AuditLog.Read.All"],
+        _ if p.starts_with("/v1.0/security/auditlog/") => {
+            &["AuditLogsQuery-Entra.Read.All", "AuditLogsQuery.Read.All"]
+        }
         _ if p.starts_with("/v1.0/reports/") => &["Reports.Read.All"],
         _ if p.starts_with("/v1.0/subscribedskus") => &[
             "Organization.Read.All",

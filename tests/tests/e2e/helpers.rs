@@ -49,13 +49,13 @@ pub fn compress_quota_windows(scenarios: &mut [Scenario]) {
     }
 }
 
-/// A tenant whose Management Activity API subscriptions were started a day ago (the state of every tenant after its
-/// first day: Microsoft publishes a new subscription's first content up to 12 hours after the start). A scenario
-/// that set its own start keeps it.
+/// A tenant whose Management Activity API subscriptions were started a month ago (the state of a tenant already
+/// watched: a new subscription publishes only what happens after its start, the first content up to 12 hours
+/// later). A scenario that set its own start keeps it.
 pub fn already_watched(scenarios: &mut [Scenario]) {
     for s in scenarios {
         if s.feeds_started_at.is_none() {
-            s.feeds_started_at = Some(s.now - chrono::Duration::days(1));
+            s.feeds_started_at = Some(s.now - chrono::Duration::days(30));
         }
     }
 }

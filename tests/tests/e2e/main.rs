@@ -3,6 +3,7 @@
 mod athena;
 mod audit;
 mod aws;
+mod backfill;
 mod crash;
 mod delta;
 mod doctor;

@@ -56,6 +56,16 @@ pub struct MemoryDirectory {
     error_groups: Mutex<Vec<(Group, Vec<DirectoryObject>)>>,
     audits: Mutex<Vec<Value>>,
     writes: Mutex<Vec<(String, Value)>>,
+    /// The Purview audit log's records (`auditLogRecord`s, `auditData` the Management API's record).
+    purview: Mutex<Vec<Value>>,
+    /// Purview queries created: (query, its window).
+    queries: Mutex<
+        Vec<(
+            crate::ports::audit_feed::AuditLogQuery,
+            DateTime<Utc>,
+            DateTime<Utc>,
+        )>,
+    >,
 }
 
 impl MemoryDirectory {
@@ -179,6 +189,94 @@ impl Directory for MemoryDirectory {
     async fn write(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
         lock(&self.writes).push((path.to_string(), body.clone()));
         Ok(Value::Null)
+    }
+}
+
+impl MemoryDirectory {
+    /// Adds a record to the Purview audit log (a Management API record; its `CreationTime` dates it).
+    pub fn add_purview_record(&self, record: Value) {
+        lock(&self.purview).push(serde_json::json!({"id": record["Id"], "auditData": record}));
+    }
+}
+
+/// The Purview audit log's query API in memory: a query succeeds at once.
+#[async_trait]
+impl crate::ports::audit_feed::AuditLogQueries for MemoryDirectory {
+    async fn audit_queries(
+        &self,
+    ) -> Result<Vec<crate::ports::audit_feed::AuditLogQuery>, ApiError> {
+        Ok(lock(&self.queries)
+            .iter()
+            .map(|(q, _, _)| q.clone())
+            .collect())
+    }
+
+    async fn create_audit_query(
+        &self,
+        query: &crate::ports::audit_feed::NewAuditLogQuery,
+    ) -> Result<crate::ports::audit_feed::AuditLogQuery, ApiError> {
+        let time = |t: &str| {
+            DateTime::parse_from_rfc3339(t)
+                .map(|t| t.to_utc())
+                .map_err(|e| ApiError::Rejected {
+                    service: Service::Graph,
+                    status: 400,
+                    code: "BadRequest".into(),
+                    message: e.to_string(),
+                    request_id: None,
+                })
+        };
+        let (from, until) = (
+            time(&query.filter_start_date_time)?,
+            time(&query.filter_end_date_time)?,
+        );
+        let mut queries = lock(&self.queries);
+        let q = crate::ports::audit_feed::AuditLogQuery {
+            id: format!("query-{}", queries.len() + 1),
+            display_name: Some(query.display_name.clone()),
+            status: Some("succeeded".into()),
+        };
+        queries.push((q.clone(), from, until));
+        Ok(q)
+    }
+
+    async fn audit_query(
+        &self,
+        id: &str,
+    ) -> Result<crate::ports::audit_feed::AuditLogQuery, ApiError> {
+        lock(&self.queries)
+            .iter()
+            .find(|(q, _, _)| q.id == id)
+            .map(|(q, _, _)| q.clone())
+            .ok_or_else(|| ApiError::NotFound {
+                service: Service::Graph,
+                code: "NotFound".into(),
+                message: format!("no query {id}"),
+                request_id: None,
+            })
+    }
+
+    fn audit_query_records(&self, id: &str) -> BoxPages<'_, Value> {
+        let window = lock(&self.queries)
+            .iter()
+            .find(|(q, _, _)| q.id == id)
+            .map(|(_, from, until)| (*from, *until));
+        let records = match window {
+            Some((from, until)) => lock(&self.purview)
+                .iter()
+                .filter(|r| {
+                    r["auditData"]["CreationTime"]
+                        .as_str()
+                        .and_then(|t| {
+                            chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S").ok()
+                        })
+                        .is_some_and(|t| (from..until).contains(&t.and_utc()))
+                })
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
+        Box::new(ListPages::new(records, 150))
     }
 }
 

@@ -22,14 +22,16 @@ use crate::domain::license_event::{
 use crate::error::{ApiError, CoreError};
 use crate::policy::Policy;
 use crate::ports::archive::AuditArchive;
-use crate::ports::audit_feed::{AuditFeed, ContentBlob, RETENTION, plan_windows};
+use crate::ports::audit_feed::{AuditFeed, AuditLogQueries, ContentBlob, RETENTION, plan_windows};
 use crate::ports::clock::Clock;
 use crate::ports::directory::Directory;
 use crate::ports::store::{AuditState, Gap, StateStore};
 use crate::usecases::lease::{self, RunLease};
 
 mod prepare;
+mod purview;
 use prepare::{Prepared, RecentIds, Shape};
+pub use purview::Backfill;
 
 /// How long Entra keeps directory audits (P1/P2).
 pub const DIRECTORY_RETENTION_DAYS: i64 = 30;
@@ -40,6 +42,8 @@ pub struct AuditDeps<'a> {
     pub graph: &'a dyn Directory,
     /// Management Activity API.
     pub management: &'a dyn AuditFeed,
+    /// The Purview audit log's query API (the first run's history).
+    pub purview: &'a dyn AuditLogQueries,
     /// Cursors, dedupe index, gaps.
     pub state: &'a dyn AuditState,
     /// Where licence events go.
@@ -121,9 +125,50 @@ pub struct AuditReport {
     /// later, so an empty listing until then is expected (what it publishes late is listed later, not lost).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub feeds_started: Vec<String>,
+    /// The Purview audit log backfill (until it is done; `[audit] backfill_days = 0` turns it off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<Backfill>,
     /// Set when the run did nothing because another audit-fetch run for the tenant was in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+}
+
+/// Runs only the Purview audit log backfill of `days` (`licensewatch backfill`), under audit-fetch's lease: one
+/// step (the query created, polled, or its records archived); `None` when another run holds the tenant.
+pub async fn backfill(
+    deps: &AuditDeps<'_>,
+    days: i64,
+) -> Result<(Option<Backfill>, AuditReport), CoreError> {
+    let tenant = deps.management_tenant();
+    let lease = match lease::take(deps.store, "audit-fetch", &tenant, deps.clock.now()).await? {
+        Ok(lease) => lease,
+        Err(why) => {
+            tracing::warn!(tenant = %tenant, "{why}");
+            return Ok((
+                None,
+                AuditReport {
+                    skipped: Some(why),
+                    ..Default::default()
+                },
+            ));
+        }
+    };
+    let now = deps.clock.now();
+    let mut report = AuditReport::default();
+    let result = async {
+        // What a dead run left is settled first, as audit-fetch does: claimed records never written are released.
+        deps.archive.clean_up().await?;
+        report.objects_recovered = recover_objects(deps, now).await?;
+        let step = purview::step(deps, days, now, &lease, &mut report).await?;
+        merge_license_changes(deps, &tenant, &mut report).await?;
+        Ok::<_, CoreError>(step)
+    }
+    .await;
+    let released = lease.release().await;
+    let step = result?;
+    released?;
+    report.backfill = Some(step.clone());
+    Ok((Some(step), report))
 }
 
 /// Runs audit-fetch for one tenant, unless another run for it is in progress.
@@ -196,6 +241,10 @@ async fn fetch_under(
             }
             other => other?,
         }
+    }
+    if policy.audit.backfill_days > 0 {
+        let step = purview::step(deps, policy.audit.backfill_days, now, lease, &mut report).await?;
+        report.backfill = Some(step);
     }
     merge_license_changes(deps, tenant, &mut report).await?;
     deps.state
