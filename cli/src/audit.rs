@@ -50,6 +50,78 @@ pub async fn fetch(json: bool, tenant: Option<String>) -> Result<(), String> {
     Ok(())
 }
 
+/// `licensewatch backfill`: one step of the Purview audit log backfill (the query created, polled, or its records
+/// archived); with `--wait`, steps every 30 seconds until Microsoft's search is done and its records archived.
+pub async fn backfill(
+    json: bool,
+    tenant: Option<String>,
+    days: i64,
+    wait: bool,
+) -> Result<(), String> {
+    let home = crate::runtime(None).await?;
+    let rt = crate::tenant_runtime(&home, tenant.as_deref()).await?;
+    let rt = rt.as_ref().unwrap_or(&home);
+    loop {
+        let (step, report) =
+            licensewatch_core::usecases::fetch_audit::backfill(&rt.audit_deps(), days)
+                .await
+                .map_err(|e| format!("{e} ({})", e.kind()))?;
+        let status = step.as_ref().map(|s| s.status.clone());
+        let pending = matches!(
+            status.as_deref(),
+            Some("requested" | "running" | "incomplete")
+        );
+        if !(wait && pending) || json {
+            print_backfill(json, &report)?;
+        }
+        if !(wait && pending) {
+            return match status.as_deref() {
+                Some("failed") => Err("the backfill failed (see above); run it again".into()),
+                _ => Ok(()),
+            };
+        }
+        eprintln!("licensewatch backfill: Microsoft is still searching; asking again in 30 s");
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    }
+}
+
+fn print_backfill(
+    json: bool,
+    report: &licensewatch_core::usecases::fetch_audit::AuditReport,
+) -> Result<(), String> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+    match (&report.skipped, &report.backfill) {
+        (Some(why), _) => println!("licensewatch backfill: skipped: {why}"),
+        (None, Some(b)) => {
+            let window = match (b.from, b.until) {
+                (Some(f), Some(u)) => {
+                    format!(" ({} .. {})", f.format("%Y-%m-%d"), u.format("%Y-%m-%d"))
+                }
+                _ => String::new(),
+            };
+            println!(
+                "licensewatch backfill: {}{window}: {} record(s) read, {} archived, {} new licence event(s){}",
+                b.status,
+                b.records_read,
+                report.records_archived,
+                report.license_events,
+                b.detail
+                    .as_ref()
+                    .map(|d| format!("; {d}"))
+                    .unwrap_or_default()
+            );
+        }
+        (None, None) => println!("licensewatch backfill: nothing to do"),
+    }
+    Ok(())
+}
+
 /// Lists licence-change events.
 pub async fn events(json: bool, user: Option<String>) -> Result<(), String> {
     let rt = crate::runtime(None).await?;

@@ -15,6 +15,7 @@ mod demo;
 mod demo_realtime;
 mod doctor;
 mod fleet;
+mod init;
 mod notify;
 mod progress;
 mod reclaim;
@@ -170,6 +171,53 @@ enum Command {
     },
     /// Create, renew or keep the Graph change-notification subscription (LICENSEWATCH_NOTIFICATION_URL).
     Subscribe,
+    /// Write a commented licensewatch.toml from these flags, asking on a terminal for what they leave out; never
+    /// overwrites a file.
+    Init {
+        /// Where to write it.
+        #[arg(long, default_value = "licensewatch.toml")]
+        output: PathBuf,
+        /// Tenant id or verified domain (for the environment lines it prints).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// The app registration's client id.
+        #[arg(long)]
+        client_id: Option<String>,
+        /// global, usgov, usgovdod or china.
+        #[arg(long)]
+        cloud: Option<String>,
+        /// Admins to notify, comma-separated.
+        #[arg(long)]
+        admins: Option<String>,
+        /// The mailbox notices are mailed as.
+        #[arg(long)]
+        sender: Option<String>,
+        /// IANA time zone of dates shown to people.
+        #[arg(long)]
+        time_zone: Option<String>,
+        /// Tell mailbox owners too (true or false).
+        #[arg(long)]
+        notify_users: Option<bool>,
+        /// Days before a deadline the admins are told, comma-separated (e.g. 21,14,7,3,1,0).
+        #[arg(long)]
+        admin_thresholds: Option<String>,
+        /// Never ask (scripts).
+        #[arg(long)]
+        no_prompt: bool,
+    },
+    /// Read the licence history Microsoft's other sources no longer hold from the Purview audit log (at most 180
+    /// days; audit-fetch does it on its first runs too): one step, or every step with --wait.
+    Backfill {
+        /// Days of history.
+        #[arg(long, default_value_t = 180, value_parser = clap::value_parser!(i64).range(1..=180))]
+        days: i64,
+        /// Read this tenant of the policy's [[tenants]] (GUID or domain) instead of the configured one.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Ask again every 30 seconds until Microsoft's search is done and its records are archived.
+        #[arg(long)]
+        wait: bool,
+    },
     /// Check the app registration and the tenant: the token, every permission each function needs (one harmless
     /// read each), the sender mailbox, the Management API feeds, Entra ID P1, delta, the state store and archive.
     /// Exits 0 only when nothing a function needs is missing.
@@ -302,6 +350,47 @@ async fn run(cli: Cli) -> Result<(), String> {
             .await
         }
         Command::History { user } => check::history(cli.json, &user).await,
+        Command::Init {
+            output,
+            tenant,
+            client_id,
+            cloud,
+            admins,
+            sender,
+            time_zone,
+            notify_users,
+            admin_thresholds,
+            no_prompt,
+        } => {
+            let admin_thresholds = match admin_thresholds {
+                Some(t) => Some(
+                    init::split_list(&t)
+                        .iter()
+                        .map(|d| {
+                            d.parse::<i64>().map_err(|_| {
+                                format!("--admin-thresholds: '{d}' is not a number of days")
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                ),
+                None => None,
+            };
+            init::run(init::Answers {
+                output,
+                tenant,
+                client_id,
+                cloud,
+                admins: admins.as_deref().map(init::split_list).unwrap_or_default(),
+                sender,
+                time_zone,
+                notify_users,
+                admin_thresholds,
+                no_prompt,
+            })
+        }
+        Command::Backfill { days, tenant, wait } => {
+            audit::backfill(cli.json, tenant, days, wait).await
+        }
         Command::Doctor {
             tenant,
             all_tenants,

@@ -31,6 +31,8 @@ fn help_lists_every_subcommand() {
         "license-events",
         "history",
         "doctor",
+        "init",
+        "backfill",
     ] {
         assert!(text.contains(sub), "--help lacks {sub}:\n{text}");
     }
@@ -787,4 +789,60 @@ fn all_tenants_checks_each_customer_and_names_the_one_whose_consent_is_gone() {
         "{fleet_csv}"
     );
     assert!(csv_dir.join(&ids[0]).join("sku_capacity.csv").exists());
+}
+
+#[test]
+fn init_writes_a_policy_the_loader_accepts_and_never_overwrites_one() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("licensewatch.toml");
+    let init = || {
+        licensewatch()
+            .args([
+                "init",
+                "--no-prompt",
+                "--output",
+                out.to_str().expect("path"),
+                "--tenant",
+                "contoso.onmicrosoft.com",
+                "--admins",
+                "it-team@contoso.com, helpdesk@contoso.com",
+                "--sender",
+                "licensing@contoso.com",
+                "--cloud",
+                "usgov",
+                "--admin-thresholds",
+                "14,7,1",
+            ])
+            .output()
+            .expect("runs")
+    };
+    let first = init();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let said = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        said.contains("LICENSEWATCH_CLOUD=usgov") && said.contains("licensewatch doctor"),
+        "{said}"
+    );
+    let written = std::fs::read_to_string(&out).expect("written");
+    let p = licensewatch_core::policy::Policy::parse(&written).expect("the loader accepts it");
+    assert_eq!(
+        p.notify.admins,
+        ["it-team@contoso.com", "helpdesk@contoso.com"]
+    );
+    assert_eq!(p.notify.sender, "licensing@contoso.com");
+    assert_eq!(p.notify.admin_thresholds_days, [14, 7, 1]);
+    // Run again: refused, the file untouched.
+    std::fs::write(&out, format!("{written}# edited by hand\n")).expect("edit");
+    let second = init();
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("never overwrites"));
+    assert!(
+        std::fs::read_to_string(&out)
+            .expect("kept")
+            .ends_with("# edited by hand\n")
+    );
 }

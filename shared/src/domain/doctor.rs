@@ -210,12 +210,20 @@ pub fn permissions(job: Job, mail: bool, alerts: bool) -> Vec<Permission> {
             }
             p
         }
-        Job::AuditFetch => vec![permission(
-            "AuditLog.Read.All",
-            Proof::Read("auditLogs/directoryAudits?$top=1"),
-            true,
-            "directory audits",
-        )],
+        Job::AuditFetch => vec![
+            permission(
+                "AuditLog.Read.All",
+                Proof::Read("auditLogs/directoryAudits?$top=1"),
+                true,
+                "directory audits",
+            ),
+            permission(
+                "AuditLogsQuery-Entra.Read.All",
+                Proof::Read("security/auditLog/queries"),
+                false,
+                "180 days of licence history from the Purview audit log on the first day",
+            ),
+        ],
         Job::GracePeriodNotify if mail => vec![
             users,
             permission("Mail.Send", Proof::Granted, true, "notices by mail"),
@@ -232,6 +240,66 @@ pub fn permissions(job: Job, mail: bool, alerts: bool) -> Vec<Permission> {
         ],
     }
 }
+
+/// Microsoft Graph's application id (the API whose permissions these are).
+pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
+/// The Office 365 Management APIs' application id.
+pub const MANAGEMENT_APP_ID: &str = "c5393580-f805-4401-95e8-94b7a6ef2fc2";
+
+/// Every application permission licensewatch uses, with Microsoft's id for it (`infra/app-registration.json`
+/// lists the same, for `az ad app create --required-resource-accesses`): (API, permission, id).
+pub const PERMISSION_IDS: [(&str, &str, &str); 10] = [
+    (
+        GRAPH_APP_ID,
+        "User.Read.All",
+        "df021288-bdef-4463-88db-98f22de89214",
+    ),
+    (
+        GRAPH_APP_ID,
+        "Organization.Read.All",
+        "498476ce-e0fe-48b0-b801-37ba7e2685c6",
+    ),
+    (
+        GRAPH_APP_ID,
+        "GroupMember.Read.All",
+        "98830695-27a2-44f7-8c18-0c3ebc9698f6",
+    ),
+    (
+        GRAPH_APP_ID,
+        "LicenseAssignment.Read.All",
+        "e2f98668-2877-4f38-a2f4-8202e0717aa1",
+    ),
+    (
+        GRAPH_APP_ID,
+        "LicenseAssignment.ReadWrite.All",
+        "5facf0c1-8979-4e95-abcf-ff3d079771c0",
+    ),
+    (
+        GRAPH_APP_ID,
+        "AuditLog.Read.All",
+        "b0afded3-3588-46d8-8b3d-9842eff778da",
+    ),
+    (
+        GRAPH_APP_ID,
+        "Reports.Read.All",
+        "230c1aed-a721-4c5d-9cb4-a90514e508ef",
+    ),
+    (
+        GRAPH_APP_ID,
+        "Mail.Send",
+        "b633e1c5-b582-4048-a93e-9f11b44c7e96",
+    ),
+    (
+        GRAPH_APP_ID,
+        "AuditLogsQuery-Entra.Read.All",
+        "7276d950-48fc-4269-8348-f22f2bb296d0",
+    ),
+    (
+        MANAGEMENT_APP_ID,
+        "ActivityFeed.Read",
+        "594c1fb6-4f81-4475-ae41-0c394909246c",
+    ),
+];
 
 /// Where a Graph permission is granted.
 pub fn grant_fix(permission: &str) -> String {
@@ -358,6 +426,35 @@ mod tests {
             Some(vec!["Mail.Send".to_string(), "User.Read.All".to_string()])
         );
         assert_eq!(token_roles("opaque"), None);
+    }
+
+    #[test]
+    fn every_permission_checked_has_an_id_and_the_app_registration_file_lists_exactly_them() {
+        let named: std::collections::BTreeSet<&str> =
+            PERMISSION_IDS.iter().map(|(_, n, _)| *n).collect();
+        for job in Job::ALL {
+            for p in permissions(job, true, true) {
+                assert!(named.contains(p.name), "{} has no id", p.name);
+            }
+        }
+        let file: Vec<serde_json::Value> =
+            serde_json::from_str(include_str!("../../../infra/app-registration.json"))
+                .expect("JSON");
+        let mut listed = std::collections::BTreeSet::new();
+        for api in &file {
+            for access in api["resourceAccess"].as_array().expect("resourceAccess") {
+                assert_eq!(access["type"], "Role", "application permissions only");
+                listed.insert((
+                    api["resourceAppId"].as_str().expect("app").to_string(),
+                    access["id"].as_str().expect("id").to_string(),
+                ));
+            }
+        }
+        let wanted: std::collections::BTreeSet<(String, String)> = PERMISSION_IDS
+            .iter()
+            .map(|(app, _, id)| (app.to_string(), id.to_string()))
+            .collect();
+        assert_eq!(listed, wanted);
     }
 
     #[test]

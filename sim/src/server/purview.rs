@@ -215,7 +215,7 @@ fn matching(t: &Tenant, q: &AuditQuery) -> Vec<Value> {
             out.push((at, r.clone()));
         }
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.sort_by_key(|(at, _)| *at);
     out.into_iter()
         .map(|(at, r)| {
             let mut data = r.clone();

@@ -47,6 +47,13 @@ impl<T: Send> Pages<T> for ListPages<T> {
     }
 }
 
+/// A Purview query of the memory directory: the query and its window.
+type MemoryQuery = (
+    crate::ports::audit_feed::AuditLogQuery,
+    DateTime<Utc>,
+    DateTime<Utc>,
+);
+
 /// A directory in memory. Users, SKUs and groups are Graph JSON (`serde_json::json!`), so tests state a tenant the
 /// way Graph would return it.
 #[derive(Debug, Default)]
@@ -58,14 +65,8 @@ pub struct MemoryDirectory {
     writes: Mutex<Vec<(String, Value)>>,
     /// The Purview audit log's records (`auditLogRecord`s, `auditData` the Management API's record).
     purview: Mutex<Vec<Value>>,
-    /// Purview queries created: (query, its window).
-    queries: Mutex<
-        Vec<(
-            crate::ports::audit_feed::AuditLogQuery,
-            DateTime<Utc>,
-            DateTime<Utc>,
-        )>,
-    >,
+    /// Purview queries created, with their windows.
+    queries: Mutex<Vec<MemoryQuery>>,
 }
 
 impl MemoryDirectory {
