@@ -106,13 +106,13 @@ fn lines(r: &DoctorReport) -> Vec<String> {
     )];
     for c in &r.checks {
         out.push(format!(
-            "  {:<8} {:<36} {}",
+            "  {:<8} {:<44} {}",
             label(c.verdict),
             c.name,
             c.detail
         ));
         if let Some(fix) = &c.fix {
-            out.push(format!("  {:<8} {:<36} fix: {fix}", "", ""));
+            out.push(format!("  {:<8} {:<44} fix: {fix}", "", ""));
         }
     }
     out.push(format!(
