@@ -320,8 +320,32 @@ pub async fn history(json: bool, user: &str) -> Result<(), String> {
         .history(&tenant, user)
         .await
         .map_err(|e| e.to_string())?;
+    // A licence already held on the first run is dated by the audit logs when they saw it assigned.
+    let events = store
+        .license_events(&tenant, Some(user))
+        .await
+        .map_err(|e| e.to_string())?;
+    let assigned = |e: &licensewatch_core::ports::store::HistoryEntry| {
+        e.baseline
+            .then(|| {
+                licensewatch_core::domain::license_event::assigned_before(&events, &e.sku_id, e.at)
+            })
+            .flatten()
+    };
     if json {
-        println!("{}", serde_json::json!({"user": user, "history": entries}));
+        let history: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| {
+                let mut v = serde_json::to_value(e).unwrap_or_default();
+                if let Some(a) = assigned(e) {
+                    v["assigned_at"] = serde_json::json!(a.at);
+                    v["assigned_by"] = serde_json::json!(a.actor);
+                    v["assigned_source"] = serde_json::json!(a.source);
+                }
+                v
+            })
+            .collect();
+        println!("{}", serde_json::json!({"user": user, "history": history}));
         return Ok(());
     }
     if entries.is_empty() {
@@ -329,11 +353,17 @@ pub async fn history(json: bool, user: &str) -> Result<(), String> {
         return Ok(());
     }
     let catalog = licensewatch_core::domain::catalog::Catalog::embedded();
-    for e in entries {
-        let since = if e.baseline {
-            format!("held before {} (first run)", e.at.to_rfc3339())
-        } else {
-            format!("{} {}", e.change, e.at.to_rfc3339())
+    for e in &entries {
+        let since = match (e.baseline, assigned(e)) {
+            (true, Some(a)) => format!(
+                "assigned {} by {} (audit log, {}); held on the first run {}",
+                a.at.to_rfc3339(),
+                a.actor.as_deref().unwrap_or("unknown"),
+                a.source,
+                e.at.to_rfc3339()
+            ),
+            (true, None) => format!("held before {} (first run)", e.at.to_rfc3339()),
+            (false, _) => format!("{} {}", e.change, e.at.to_rfc3339()),
         };
         println!(
             "{}  {}  {since}",

@@ -32,6 +32,24 @@ pub struct LicenseEvent {
     pub correlation_id: Option<String>,
 }
 
+/// When the audit logs say `sku_id` was last assigned to the user at or before `before` (a licence licensewatch
+/// found already held on its first run: the audit logs, the Purview history included, date it), and by whom.
+pub fn assigned_before<'e>(
+    events: &'e [LicenseEvent],
+    sku_id: &str,
+    before: DateTime<Utc>,
+) -> Option<&'e LicenseEvent> {
+    events
+        .iter()
+        .filter(|e| !e.failed() && e.at <= before)
+        .filter(|e| {
+            e.added_sku_ids
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(sku_id))
+        })
+        .max_by_key(|e| e.at)
+}
+
 impl LicenseEvent {
     /// True for a change that did not happen.
     pub fn failed(&self) -> bool {
@@ -646,6 +664,39 @@ mod tests {
 
     const E3: &str = "6fd2c87f-b296-42f0-b197-1e91e994b900";
     const PBI: &str = "a403ebcc-fae0-4ca2-8c8c-7a907fd6c235";
+
+    #[test]
+    fn a_licence_held_on_the_first_run_is_dated_by_its_last_successful_assignment_before_it() {
+        let at = |d: &str| DateTime::parse_from_rfc3339(d).expect("time").to_utc();
+        let event = |when: &str, added: &str, result: &str| LicenseEvent {
+            at: at(when),
+            actor: Some("admin@contoso.com".into()),
+            user_id: None,
+            user_principal_name: Some("adele@contoso.com".into()),
+            added_sku_ids: vec![added.to_string()],
+            removed_sku_ids: vec![],
+            result: result.into(),
+            reason: None,
+            source: "management_api".into(),
+            record_ids: vec![],
+            correlation_id: None,
+        };
+        let events = [
+            event("2026-06-01T10:00:00Z", E3, "success"),
+            event("2026-09-01T10:00:00Z", E3, "success"),
+            event("2026-10-01T10:00:00Z", E3, "failure"),
+            event("2026-10-15T10:00:00Z", PBI, "success"),
+            event("2026-12-01T10:00:00Z", E3, "success"),
+        ];
+        let first_run = at("2026-11-21T09:00:00Z");
+        let found = assigned_before(&events, E3, first_run).expect("dated");
+        assert_eq!(
+            found.at,
+            at("2026-09-01T10:00:00Z"),
+            "the last success before the first run"
+        );
+        assert!(assigned_before(&events, E3, at("2026-05-01T00:00:00Z")).is_none());
+    }
 
     #[test]
     fn every_record_the_licence_rules_read_passes_the_operation_filter() {

@@ -69,6 +69,9 @@ pub async fn doctor(deps: &DoctorDeps<'_>, req: &DoctorRequest) -> DoctorReport 
     }
     if wants(req, Job::LicenseCheck) {
         checks.push(delta_check(deps).await);
+        if req.alerts {
+            checks.push(subscription_check(deps, &req.tenant_id).await);
+        }
     }
     if wants(req, Job::AuditFetch) {
         checks.extend(feed_checks(deps, req).await);
@@ -251,6 +254,44 @@ async fn delta_check(deps: &DoctorDeps<'_>) -> Check {
             format!("/users/delta refused: {e}"),
             "license-check reads every user each run instead ([check] full_scan_hours = 0 makes that explicit)",
         ),
+    }
+}
+
+/// Real-time detection: Graph's subscriptions answer, and the tenant's subscription is recorded and alive.
+async fn subscription_check(deps: &DoctorDeps<'_>, tenant_id: &str) -> Check {
+    const NAME: &str = "change_notifications";
+    if let Err(e) = deps.probe.read("subscriptions").await {
+        return Check::missing(
+            NAME,
+            format!("Graph's subscriptions refused: {e}"),
+            grant_fix("User.Read.All"),
+        );
+    }
+    let now = deps.clock.now();
+    match deps.store.subscription(tenant_id).await {
+        Ok(Some(r)) if r.expires_at > now => Check::ok(
+            NAME,
+            format!(
+                "subscribed until {} (last notification: {})",
+                r.expires_at.to_rfc3339(),
+                r.last_notification_at
+                    .map_or("none yet".into(), |t| t.to_rfc3339())
+            ),
+        ),
+        Ok(Some(r)) => Check::missing(
+            NAME,
+            format!(
+                "the subscription expired at {}: no change reaches licensewatch in real time",
+                r.expires_at.to_rfc3339()
+            ),
+            "run licensewatch subscribe (on AWS the renewal schedule does it every 12 hours: check its invocations)",
+        ),
+        Ok(None) => Check::warning(
+            NAME,
+            "configured, not subscribed yet",
+            "run licensewatch subscribe, or start licensewatch serve (on AWS the renewal schedule subscribes within 12 hours)",
+        ),
+        Err(e) => Check::warning(NAME, format!("not checked: {e}"), "run doctor again"),
     }
 }
 

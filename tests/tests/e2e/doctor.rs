@@ -230,3 +230,50 @@ async fn any_function_answers_a_doctor_event_with_what_it_needs() {
         "audit-fetch does not send: {names:?}"
     );
 }
+
+#[tokio::test]
+async fn real_time_detection_is_checked_when_it_is_configured() {
+    use licensewatch_core::domain::change_notifications::SubscriptionRecord;
+    use licensewatch_core::ports::store::SubscriptionStore;
+    let env = TestEnv::with_vars(
+        Scenario::default_story(),
+        notify_policy(),
+        None,
+        &[
+            (
+                "LICENSEWATCH_NOTIFICATION_CLIENT_STATE",
+                "doctor-client-state-0123456789abcdef0123".into(),
+            ),
+            (
+                "LICENSEWATCH_NOTIFICATION_URL",
+                "https://licensewatch.example/graph/notifications".into(),
+            ),
+        ],
+    )
+    .await;
+    let r = run(&env, None).await;
+    assert_eq!(
+        verdict(&r, "change_notifications"),
+        Verdict::Warning,
+        "not subscribed yet"
+    );
+    let now = env.now();
+    let mut record = SubscriptionRecord {
+        tenant_id: env.sim.tenant_id.clone(),
+        subscription_id: "5d6c0f4e-0000-4000-8000-000000000001".into(),
+        notification_url: "https://licensewatch.example/graph/notifications".into(),
+        expires_at: now + chrono::Duration::days(20),
+        created_at: now - chrono::Duration::days(9),
+        renewed_at: None,
+        last_notification_at: None,
+    };
+    env.rt.store.save_subscription(&record).await.expect("save");
+    assert_eq!(
+        verdict(&run(&env, None).await, "change_notifications"),
+        Verdict::Ok
+    );
+    record.expires_at = now - chrono::Duration::hours(1);
+    env.rt.store.save_subscription(&record).await.expect("save");
+    let r = run(&env, None).await;
+    assert_eq!(missing(&r), ["change_notifications"], "{r:#?}");
+}
