@@ -14,6 +14,11 @@ pub trait MessageQueue: Send + Sync + std::fmt::Debug {
     async fn send_all(&self, bodies: &[String]) -> Result<(), StoreError>;
     /// Sends one message that consumers receive only after `delay` (SQS: at most 15 minutes).
     async fn send_after(&self, body: &str, delay: std::time::Duration) -> Result<(), StoreError>;
+    /// How many messages wait (SQS's approximate count), asked of the queue itself: proves it is reachable.
+    /// `None` where the queue cannot tell (in-process queues).
+    async fn waiting(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// SQS's longest per-message delay.

@@ -452,11 +452,27 @@ impl Runtime {
 
     /// doctor's ports.
     pub fn doctor_deps(&self) -> crate::usecases::doctor::DoctorDeps<'_> {
+        let remediations = build::queue(
+            crate::config::vars::QUEUE_URL,
+            self.settings.queue_url.as_deref(),
+            self.aws.as_ref(),
+        )
+        .ok()
+        .flatten();
+        let queues = [
+            ("remediations", remediations),
+            ("tenants", self.tenant_queue.clone()),
+            ("changes", self.change_queue.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(name, q)| q.map(|q| (name, q)))
+        .collect();
         crate::usecases::doctor::DoctorDeps {
             probe: &self.microsoft,
             store: self.store.as_ref(),
             archive: self.archive.as_ref(),
             clock: self.clock.as_ref(),
+            queues,
         }
     }
 

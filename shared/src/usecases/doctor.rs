@@ -24,6 +24,11 @@ pub struct DoctorDeps<'a> {
     pub archive: &'a dyn AuditArchive,
     /// Time.
     pub clock: &'a dyn Clock,
+    /// The queues the deployment uses (on AWS: the remediation, tenant and change queues), by name.
+    pub queues: Vec<(
+        &'static str,
+        std::sync::Arc<dyn crate::ports::queue::MessageQueue>,
+    )>,
 }
 
 /// What to check.
@@ -361,5 +366,17 @@ async fn storage_checks(deps: &DoctorDeps<'_>, tenant_id: &str) -> Vec<Check> {
             "check LICENSEWATCH_ARCHIVE (the bucket or directory, and the role's access to it)",
         ),
     };
-    vec![state, archive]
+    let mut checks = vec![state, archive];
+    for (name, queue) in &deps.queues {
+        checks.push(match queue.waiting().await {
+            Ok(Some(n)) => Check::ok(format!("queue:{name}"), format!("reachable; {n} message(s) waiting")),
+            Ok(None) => Check::ok(format!("queue:{name}"), "in process"),
+            Err(e) => Check::missing(
+                format!("queue:{name}"),
+                format!("the queue failed: {e}"),
+                "check its URL variable and the role's sqs:GetQueueAttributes, sqs:SendMessage access",
+            ),
+        });
+    }
+    checks
 }

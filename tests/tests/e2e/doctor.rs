@@ -234,7 +234,6 @@ async fn any_function_answers_a_doctor_event_with_what_it_needs() {
 #[tokio::test]
 async fn real_time_detection_is_checked_when_it_is_configured() {
     use licensewatch_core::domain::change_notifications::SubscriptionRecord;
-    use licensewatch_core::ports::store::SubscriptionStore;
     let env = TestEnv::with_vars(
         Scenario::default_story(),
         notify_policy(),
@@ -276,4 +275,30 @@ async fn real_time_detection_is_checked_when_it_is_configured() {
     env.rt.store.save_subscription(&record).await.expect("save");
     let r = run(&env, None).await;
     assert_eq!(missing(&r), ["change_notifications"], "{r:#?}");
+}
+
+#[tokio::test]
+async fn on_aws_the_table_bucket_and_queues_are_reached() {
+    let aws = AwsResources::create().await;
+    let env = TestEnv::on_aws(notify_policy(), &aws).await;
+    let r = run(&env, None).await;
+    for name in [
+        "state_store",
+        "archive",
+        "queue:remediations",
+        "queue:tenants",
+    ] {
+        assert_eq!(verdict(&r, name), Verdict::Ok, "{name}: {r:#?}");
+    }
+    // A queue that is not there (deleted, or a wrong URL) is named.
+    let gone = format!("{}-gone", aws.queue_url);
+    let broken = TestEnv::with_vars(
+        Scenario::default_story(),
+        notify_policy(),
+        Some(&aws),
+        &[("LICENSEWATCH_TENANT_QUEUE_URL", gone)],
+    )
+    .await;
+    let r = run(&broken, None).await;
+    assert_eq!(missing(&r), ["queue:tenants"], "{r:#?}");
 }

@@ -73,6 +73,23 @@ impl MessageQueue for SqsQueue {
         Ok(())
     }
 
+    async fn waiting(&self) -> Result<Option<u64>, StoreError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .map_err(|e| sdk_error("sqs GetQueueAttributes", e))?;
+        Ok(out
+            .attributes()
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            })
+            .and_then(|n| n.parse().ok()))
+    }
+
     /// Sends one message with SQS's per-message delay (whole seconds, at most 900).
     async fn send_after(&self, body: &str, delay: std::time::Duration) -> Result<(), StoreError> {
         let seconds = delay.min(crate::ports::queue::MAX_DELAY).as_secs() as i32;
