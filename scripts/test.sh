@@ -62,11 +62,13 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import msgraph, msal,
   echo "test.sh: installing msgraph-sdk and msal into $VENV" >&2
   "$VENV/bin/pip" install -q msgraph-sdk msal Deprecated
 fi
-cargo build -q -p licensewatch
-"$VENV/bin/python" tests/sdk/conformance.py "${CARGO_TARGET_DIR:-target}/debug/licensewatch"
-
 if command -v cargo-nextest >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast "$@"
+  runner=(cargo nextest run --workspace)
 else
-  cargo test --workspace --no-fail-fast "$@"
+  runner=(cargo test --workspace)
 fi
+# One build for everything: the test binaries and the `licensewatch` binary they start, with the features the tests
+# unify (a separate `cargo build` of the CLI would compile tokio and everything above it a second time).
+"${runner[@]}" --no-run "$@"
+"$VENV/bin/python" tests/sdk/conformance.py "${CARGO_TARGET_DIR:-target}/debug/licensewatch"
+"${runner[@]}" --no-fail-fast "$@"

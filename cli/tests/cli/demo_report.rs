@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-mod common;
+use crate::common;
 
 fn licensewatch() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_licensewatch"));

@@ -6,8 +6,7 @@ use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-mod common;
-use common::{Sim, against, archived_objects as walk, sim};
+use crate::common::{Sim, against, archived_objects as walk, sim};
 
 fn job(sim: &Sim, dir: &Path, args: &[&str]) -> Command {
     let policy = dir.join("licensewatch.toml");

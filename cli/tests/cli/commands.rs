@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-mod common;
+use crate::common;
 
 fn licensewatch() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_licensewatch"));

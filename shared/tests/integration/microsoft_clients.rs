@@ -448,7 +448,7 @@ async fn truncated_json_is_a_clear_error_not_a_panic() {
 
 #[tokio::test]
 async fn certificate_assertion_is_signed_with_the_key_and_names_the_certificate() {
-    let pem = include_str!("fixtures/test-client-cert.pem");
+    let pem = include_str!("../fixtures/test-client-cert.pem");
     let cred = CertificateCredential::from_pem(pem).expect("usable PEM");
     // x5t#S256 is the SHA-256 of the certificate's DER.
     let cert_b64: String = pem
@@ -506,9 +506,10 @@ async fn certificate_assertion_is_signed_with_the_key_and_names_the_certificate(
     let header = jsonwebtoken::decode_header(&jwt).expect("header");
     assert_eq!(header.alg, jsonwebtoken::Algorithm::PS256);
     assert_eq!(header.x5t_s256.as_deref(), Some(expected.as_str()));
-    let key =
-        jsonwebtoken::DecodingKey::from_rsa_pem(include_bytes!("fixtures/test-client-pubkey.pem"))
-            .expect("pubkey");
+    let key = jsonwebtoken::DecodingKey::from_rsa_pem(include_bytes!(
+        "../fixtures/test-client-pubkey.pem"
+    ))
+    .expect("pubkey");
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::PS256);
     let aud = format!("{}/{TENANT}/oauth2/v2.0/token", server.uri());
     validation.set_audience(&[aud.as_str()]);
