@@ -18,6 +18,8 @@ pub mod cloud;
 pub mod config;
 pub mod domain;
 pub mod error;
+#[cfg(test)]
+pub(crate) mod fuzzing;
 pub mod policy;
 pub mod ports;
 pub mod runtime;

@@ -800,6 +800,20 @@ mod tests {
     }
 
     #[test]
+    fn random_damage_to_a_snapshot_never_panics() {
+        let body = body(&varied()).expect("body");
+        let whole = encode(&varied()).expect("encode");
+        crate::fuzzing::run("snapshot body", 11, &[body], |b| {
+            let _ = read_snapshot(b);
+            let _ = read_previous(b);
+        });
+        crate::fuzzing::run("snapshot file", 12, &[whole], |b| {
+            let _ = decode(b);
+            let _ = decode_mark(b);
+        });
+    }
+
+    #[test]
     fn a_damaged_document_is_an_error_not_a_panic() {
         let bytes = encode(&varied()).expect("encode");
         for len in 0..bytes.len() {

@@ -655,6 +655,17 @@ mod tests {
     }
 
     #[test]
+    fn random_webhook_bodies_never_panic() {
+        let seeds = [
+            br#"{"user": "adele@contoso.com", "action": "assign", "sku_ids": ["6fd2c87f-b296-42f0-b197-1e91e994b900"], "ticket": {"system": "servicenow", "id": "INC1", "callback_url": "https://x.example/cb"}}"#.to_vec(),
+            br#"{"user": "u", "action": "copy_from", "template_user": "t", "dry_run": true, "remove_sku_ids": []}"#.to_vec(),
+        ];
+        crate::fuzzing::run("webhook bodies", 14, &seeds, |b| {
+            let _ = parse_body(b);
+        });
+    }
+
+    #[test]
     fn the_endpoint_fails_closed_without_a_usable_secret() {
         let none = WebhookAuth::from_policy(&policy(&[], ""), &|_| None)
             .expect_err("no secret configured");
