@@ -66,8 +66,25 @@ pub fn attempted(
     }
 }
 
-/// One line per finding, for people.
+/// A finding in one line, for people: its kind's own words, in the tenant's time zone.
 pub fn describe(rt: &Runtime, f: &Finding) -> String {
+    match &f.detail {
+        Detail::UnlicensedMailbox { .. } | Detail::LicenseAssignmentError { .. } => {
+            describe_user(rt, f)
+        }
+        Detail::LicenseRemoved { .. }
+        | Detail::LicenseAdded { .. }
+        | Detail::OverlappingLicenses { .. }
+        | Detail::LicensedDisabledAccount { .. } => describe_holding(rt, f),
+        Detail::SkuCapacity { .. }
+        | Detail::MassDelicensing { .. }
+        | Detail::SubscriptionLapsing { .. }
+        | Detail::UnusedSeatsBeforeRenewal { .. } => describe_tenant(rt, f),
+    }
+}
+
+/// A user's mailbox or licence error.
+fn describe_user(rt: &Runtime, f: &Finding) -> String {
     let day = |t: &chrono::DateTime<chrono::Utc>| rt.time_zone.format(t, "%Y-%m-%d %H:%M %Z");
     match &f.detail {
         Detail::UnlicensedMailbox {
@@ -114,17 +131,20 @@ pub fn describe(rt: &Runtime, f: &Finding) -> String {
                 label(rt, sku_id, sku_part_number)
             )
         }
-        Detail::SkuCapacity {
-            sku_id,
-            sku_part_number,
-            enabled,
-            consumed,
-            reason,
-            ..
-        } => format!(
-            "{}: {consumed}/{enabled} seats used; {reason}",
-            label(rt, sku_id, sku_part_number)
-        ),
+        Detail::LicenseRemoved { .. }
+        | Detail::LicenseAdded { .. }
+        | Detail::OverlappingLicenses { .. }
+        | Detail::LicensedDisabledAccount { .. } => describe_holding(rt, f),
+        Detail::SkuCapacity { .. }
+        | Detail::MassDelicensing { .. }
+        | Detail::SubscriptionLapsing { .. }
+        | Detail::UnusedSeatsBeforeRenewal { .. } => describe_tenant(rt, f),
+    }
+}
+
+/// What a user holds: a licence gained or lost, overlapping licences, a disabled account's licences.
+fn describe_holding(rt: &Runtime, f: &Finding) -> String {
+    match &f.detail {
         Detail::LicenseRemoved {
             user_principal_name,
             sku_id,
@@ -156,26 +176,6 @@ pub fn describe(rt: &Runtime, f: &Finding) -> String {
                 label(rt, sku_id, sku_part_number)
             )
         }
-        Detail::MassDelicensing {
-            removed_count,
-            threshold,
-            sample_users,
-        } => format!(
-            "{removed_count} users lost licences within the mass-delicensing window (threshold {threshold}), e.g. {}",
-            sample_users.join(", ")
-        ),
-        Detail::SubscriptionLapsing {
-            subscription_id,
-            sku_id,
-            sku_part_number,
-            total_licenses,
-            users_affected,
-            reason,
-            ..
-        } => format!(
-            "{} subscription {subscription_id} ({total_licenses} seats) {reason}; {users_affected} user(s) will have no seat",
-            label(rt, sku_id, sku_part_number)
-        ),
         Detail::OverlappingLicenses {
             user_principal_name,
             remove_sku_id,
@@ -196,18 +196,6 @@ pub fn describe(rt: &Runtime, f: &Finding) -> String {
                 .map(|g| format!(" (it comes from group {g}: leave the group)"))
                 .unwrap_or_default()
         ),
-        Detail::UnusedSeatsBeforeRenewal {
-            sku_id,
-            sku_part_number,
-            renews_at,
-            unassigned,
-            total_licenses,
-            ..
-        } => format!(
-            "{}: {unassigned} of {total_licenses} seats unassigned, renewing on {}: reduce the subscription before then",
-            label(rt, sku_id, sku_part_number),
-            renews_at.format("%Y-%m-%d")
-        ),
         Detail::LicensedDisabledAccount {
             user_principal_name,
             sku_ids,
@@ -220,6 +208,69 @@ pub fn describe(rt: &Runtime, f: &Finding) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+        Detail::UnlicensedMailbox { .. } | Detail::LicenseAssignmentError { .. } => {
+            describe_user(rt, f)
+        }
+        Detail::SkuCapacity { .. }
+        | Detail::MassDelicensing { .. }
+        | Detail::SubscriptionLapsing { .. }
+        | Detail::UnusedSeatsBeforeRenewal { .. } => describe_tenant(rt, f),
+    }
+}
+
+/// The tenant's seats and subscriptions, and mass delicensing.
+fn describe_tenant(rt: &Runtime, f: &Finding) -> String {
+    match &f.detail {
+        Detail::SkuCapacity {
+            sku_id,
+            sku_part_number,
+            enabled,
+            consumed,
+            reason,
+            ..
+        } => format!(
+            "{}: {consumed}/{enabled} seats used; {reason}",
+            label(rt, sku_id, sku_part_number)
+        ),
+        Detail::MassDelicensing {
+            removed_count,
+            threshold,
+            sample_users,
+        } => format!(
+            "{removed_count} users lost licences within the mass-delicensing window (threshold {threshold}), e.g. {}",
+            sample_users.join(", ")
+        ),
+        Detail::SubscriptionLapsing {
+            subscription_id,
+            sku_id,
+            sku_part_number,
+            total_licenses,
+            users_affected,
+            reason,
+            ..
+        } => format!(
+            "{} subscription {subscription_id} ({total_licenses} seats) {reason}; {users_affected} user(s) will have no seat",
+            label(rt, sku_id, sku_part_number)
+        ),
+        Detail::UnusedSeatsBeforeRenewal {
+            sku_id,
+            sku_part_number,
+            renews_at,
+            unassigned,
+            total_licenses,
+            ..
+        } => format!(
+            "{}: {unassigned} of {total_licenses} seats unassigned, renewing on {}: reduce the subscription before then",
+            label(rt, sku_id, sku_part_number),
+            renews_at.format("%Y-%m-%d")
+        ),
+        Detail::UnlicensedMailbox { .. } | Detail::LicenseAssignmentError { .. } => {
+            describe_user(rt, f)
+        }
+        Detail::LicenseRemoved { .. }
+        | Detail::LicenseAdded { .. }
+        | Detail::OverlappingLicenses { .. }
+        | Detail::LicensedDisabledAccount { .. } => describe_holding(rt, f),
     }
 }
 

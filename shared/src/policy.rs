@@ -480,8 +480,19 @@ impl Policy {
         }
     }
 
+    /// Every key's value in range; each problem named by its key.
     fn validate(&self, p: &mut Problems) {
         check_tz(p, "tenant.time_zone", &self.tenant.time_zone);
+        self.validate_suppressions(p);
+        self.validate_reclaim_and_prices(p);
+        self.validate_tenants(p);
+        self.validate_check_and_grace(p);
+        self.validate_notify(p);
+        self.check_closed_sets(p);
+        self.validate_audit_and_remediation(p);
+    }
+
+    fn validate_suppressions(&self, p: &mut Problems) {
         for (i, e) in self.suppressions.iter().enumerate() {
             let key = |k: &str| format!("suppressions[{i}].{k}");
             if e.sku.trim().is_empty() && e.kind.trim().is_empty() {
@@ -509,6 +520,9 @@ impl Policy {
                 );
             }
         }
+    }
+
+    fn validate_reclaim_and_prices(&self, p: &mut Problems) {
         if !(1..=3650).contains(&self.reclaim.inactive_days) {
             p.add("reclaim.inactive_days", "must be between 1 and 3650 days");
         }
@@ -529,6 +543,9 @@ impl Policy {
                 "is empty: name the currency of [prices.monthly]",
             );
         }
+    }
+
+    fn validate_tenants(&self, p: &mut Problems) {
         for (i, t) in self.tenants.iter().enumerate() {
             if !crate::config::is_valid_tenant(&t.id) {
                 p.add(
@@ -555,6 +572,9 @@ impl Policy {
                 );
             }
         }
+    }
+
+    fn validate_check_and_grace(&self, p: &mut Problems) {
         if !(0.0..=100.0).contains(&self.check.mass_delicensing_percent) {
             p.add(
                 "check.mass_delicensing_percent",
@@ -579,6 +599,9 @@ impl Policy {
                 p.add(k, "must be between 0 and 3650 days");
             }
         }
+    }
+
+    fn validate_notify(&self, p: &mut Problems) {
         for (i, a) in self.notify.admins.iter().enumerate() {
             if !looks_like_mail(a) {
                 p.add(
@@ -622,7 +645,9 @@ impl Policy {
                 );
             }
         }
-        self.check_closed_sets(p);
+    }
+
+    fn validate_audit_and_remediation(&self, p: &mut Problems) {
         if self.audit.first_run_days < 0 || self.audit.first_run_days > 365 {
             p.add("audit.first_run_days", "must be between 0 and 365");
         }

@@ -34,7 +34,7 @@ footer { color: var(--muted); font-size: .8rem; margin: 20px 0; }
 @media print { body { background: #fff; } section { border: none; padding: 0; } .scroll { overflow: visible; } }
 "#;
 
-/// The whole page.
+/// The whole page: the summary cards, then a section per table.
 pub fn render(data: &ReportData, tables: &[Table]) -> String {
     let mut h = String::new();
     let by_id = |id: &str| tables.iter().find(|t| t.id == id);
@@ -45,6 +45,49 @@ pub fn render(data: &ReportData, tables: &[Table]) -> String {
          <title>licensewatch report: {}</title><style>{STYLE}</style></head><body><main>",
         esc(&data.tenant_id)
     );
+    summary(&mut h, data, tables);
+    if let Some(t) = by_id("grace_cases") {
+        grace_section(&mut h, data, t);
+    }
+    if let Some(t) = by_id("license_errors") {
+        table_section(&mut h, t, "No licence assignment is in error.", &[3]);
+    }
+    if let Some(t) = by_id("sku_capacity") {
+        capacity_section(&mut h, data, t);
+    }
+    if let Some(t) = by_id("review") {
+        table_section(
+            &mut h,
+            t,
+            "No subscription at risk, no user paying twice, nothing suppressed.",
+            &[],
+        );
+    }
+    if let Some(t) = by_id("license_changes") {
+        changes_section(&mut h, data, t);
+    }
+    if let Some(t) = by_id("unexplained_changes") {
+        table_section(
+            &mut h,
+            t,
+            "Every licence change is explained by the audit log.",
+            &[],
+        );
+    }
+    if let Some(t) = by_id("reclaim") {
+        reclaim_section(&mut h, data, t, by_id("idle_seats"));
+    }
+    if let Some(t) = by_id("audit_gaps") {
+        gaps_section(&mut h, data, t);
+    }
+    h.push_str("<footer>Made by licensewatch from its state store. Days left are whole days until access ends; grace periods follow Microsoft's published rules.</footer></main></body></html>\n");
+    h
+}
+
+/// The header and its cards: mailboxes in a grace period and cut off, the next deadline, errors, full SKUs,
+/// unexplained changes, archive gaps.
+fn summary(h: &mut String, data: &ReportData, tables: &[Table]) {
+    let by_id = |id: &str| tables.iter().find(|t| t.id == id);
     let left: Vec<i64> = data
         .cases
         .iter()
@@ -72,7 +115,7 @@ pub fn render(data: &ReportData, tables: &[Table]) -> String {
         .map(|t| t.rows.len())
         .unwrap_or(0);
     let _ = write!(
-        h,
+        *h,
         "<header><h1>Microsoft 365 licence report</h1><p>Tenant {} · generated {} · {} license-check run(s)</p>\
          <div class=\"cards\" id=\"summary\">{}{}{}{}{}{}{}</div></header>",
         esc(&data.tenant_id),
@@ -94,147 +137,123 @@ pub fn render(data: &ReportData, tables: &[Table]) -> String {
         card(unexplained.to_string(), "unexplained licence changes"),
         card(data.gaps.len().to_string(), "audit archive gaps"),
     );
+}
 
-    // Grace cases with a countdown badge.
-    if let Some(t) = by_id("grace_cases") {
-        let _ = write!(h, "<section id=\"{}\"><h2>{}</h2>", t.id, t.title);
-        if t.rows.is_empty() {
-            h.push_str("<p class=\"empty\">No mailbox is in a grace period.</p>");
-        } else {
-            h.push_str("<div class=\"scroll\"><table><thead><tr><th>User</th><th>Case</th><th>Access ends</th><th class=\"num\">Days left</th><th>Data deleted</th><th>Blocked by</th></tr></thead><tbody>");
-            for (r, c) in t.rows.iter().zip(&data.cases) {
-                let left: i64 = r[5].parse().unwrap_or(0);
-                // Past the access deadline the mailbox is cut off; what remains is the countdown to data deletion.
-                let badge = if left < 0 {
-                    let deleted = days_left(c.deadlines.data_deleted_at, data.generated_at);
-                    format!(
-                        "<span class=\"badge bad\">cut off</span><br><small>data deleted in {} d</small>",
-                        deleted.max(0)
-                    )
+/// Grace cases with a countdown badge.
+fn grace_section(h: &mut String, data: &ReportData, t: &Table) {
+    let _ = write!(*h, "<section id=\"{}\"><h2>{}</h2>", t.id, t.title);
+    if t.rows.is_empty() {
+        h.push_str("<p class=\"empty\">No mailbox is in a grace period.</p>");
+    } else {
+        h.push_str("<div class=\"scroll\"><table><thead><tr><th>User</th><th>Case</th><th>Access ends</th><th class=\"num\">Days left</th><th>Data deleted</th><th>Blocked by</th></tr></thead><tbody>");
+        for (r, c) in t.rows.iter().zip(&data.cases) {
+            let left: i64 = r[5].parse().unwrap_or(0);
+            // Past the access deadline the mailbox is cut off; what remains is the countdown to data deletion.
+            let badge = if left < 0 {
+                let deleted = days_left(c.deadlines.data_deleted_at, data.generated_at);
+                format!(
+                    "<span class=\"badge bad\">cut off</span><br><small>data deleted in {} d</small>",
+                    deleted.max(0)
+                )
+            } else {
+                let class = if left <= 3 {
+                    "bad"
+                } else if left <= 14 {
+                    "warn"
                 } else {
-                    let class = if left <= 3 {
-                        "bad"
-                    } else if left <= 14 {
-                        "warn"
-                    } else {
-                        "ok"
-                    };
-                    format!("<span class=\"badge {class}\">{left} d</span>")
+                    "ok"
                 };
-                let _ = write!(
-                    h,
-                    "<tr><td>{}<br><small>{}</small></td><td>{}<br><small>{}</small></td><td>{}</td><td class=\"num\">{badge}</td><td>{}</td><td>{}</td></tr>",
-                    esc(&r[0]),
-                    esc(&r[1]),
-                    esc(&r[2]),
-                    esc(&r[3]),
-                    esc(&r[4]),
-                    esc(&r[6]),
-                    esc(&r[7])
-                );
+                format!("<span class=\"badge {class}\">{left} d</span>")
+            };
+            let _ = write!(
+                *h,
+                "<tr><td>{}<br><small>{}</small></td><td>{}<br><small>{}</small></td><td>{}</td><td class=\"num\">{badge}</td><td>{}</td><td>{}</td></tr>",
+                esc(&r[0]),
+                esc(&r[1]),
+                esc(&r[2]),
+                esc(&r[3]),
+                esc(&r[4]),
+                esc(&r[6]),
+                esc(&r[7])
+            );
+        }
+        h.push_str("</tbody></table></div>");
+    }
+    h.push_str("</section>");
+}
+
+/// Capacity bars and the table.
+fn capacity_section(h: &mut String, data: &ReportData, t: &Table) {
+    let _ = write!(*h, "<section id=\"{}\"><h2>{}</h2>", t.id, t.title);
+    if let Some(r) = latest(data).filter(|r| !r.skus.is_empty()) {
+        h.push_str(&capacity_svg(r));
+        h.push_str("<div class=\"legend\"><span><i style=\"background:#0b5cad\"></i>consumed</span><span><i style=\"background:#c62828\"></i>full</span><span><i style=\"background:#dfe6ee\"></i>available</span></div>");
+    }
+    table_body(h, t, "No SKU.", &[2, 3, 4, 5, 6]);
+    h.push_str("</section>");
+}
+
+/// Licence changes over time.
+fn changes_section(h: &mut String, data: &ReportData, t: &Table) {
+    let _ = write!(*h, "<section id=\"{}\"><h2>{}</h2>", t.id, t.title);
+    if data.runs.len() >= 2 {
+        h.push_str(&changes_svg(&data.runs, &data.time_zone));
+        h.push_str("<div class=\"legend\"><span><i style=\"background:#2e7d32\"></i>licences added</span><span><i style=\"background:#c62828\"></i>licences removed</span><span><i style=\"background:#0b5cad\"></i>licensed users</span></div>");
+    } else {
+        h.push_str("<p class=\"empty\">The chart needs two runs or more.</p>");
+    }
+    h.push_str("</section>");
+}
+
+/// The newest reclamation report and the idle seats.
+fn reclaim_section(h: &mut String, data: &ReportData, t: &Table, seats: Option<&Table>) {
+    let _ = write!(*h, "<section id=\"{}\"><h2>{}</h2>", t.id, t.title);
+    match &data.reclaim {
+        None => h.push_str("<p class=\"empty\">No reclamation report yet: run <code>licensewatch reclaim</code>.</p>"),
+        Some(r) => {
+            let _ = write!(
+                *h,
+                "<p>As of {}: {} licence(s) among {} users; inactive means no sign-in for {} days (activity from {}).{}</p>",
+                esc(&day(&r.generated_at, &data.time_zone)),
+                r.rows.len(),
+                r.users_read,
+                r.inactive_days,
+                match r.activity_source {
+                    ActivitySource::SignIn => "sign-in activity",
+                    ActivitySource::MailboxReport => "the Exchange mailbox usage report",
+                    ActivitySource::None => "nowhere: only disabled accounts, overlaps and idle seats are judged",
+                },
+                r.monthly_total
+                    .map(|_| format!(" Monthly cost of what is priced: <b>{}</b>.", esc(&crate::reclaim::money(r, r.monthly_total))))
+                    .unwrap_or_default()
+            );
+            for note in &r.activity_notes {
+                let _ = write!(*h, "<p><span class=\"badge bad\">NOTE</span> {}</p>", esc(note));
             }
-            h.push_str("</tbody></table></div>");
-        }
-        h.push_str("</section>");
-    }
-
-    if let Some(t) = by_id("license_errors") {
-        table_section(&mut h, t, "No licence assignment is in error.", &[3]);
-    }
-
-    // Capacity bars.
-    if let Some(t) = by_id("sku_capacity") {
-        let _ = write!(h, "<section id=\"{}\"><h2>{}</h2>", t.id, t.title);
-        if let Some(r) = latest(data).filter(|r| !r.skus.is_empty()) {
-            h.push_str(&capacity_svg(r));
-            h.push_str("<div class=\"legend\"><span><i style=\"background:#0b5cad\"></i>consumed</span><span><i style=\"background:#c62828\"></i>full</span><span><i style=\"background:#dfe6ee\"></i>available</span></div>");
-        }
-        table_body(&mut h, t, "No SKU.", &[2, 3, 4, 5, 6]);
-        h.push_str("</section>");
-    }
-
-    if let Some(t) = by_id("review") {
-        table_section(
-            &mut h,
-            t,
-            "No subscription at risk, no user paying twice, nothing suppressed.",
-            &[],
-        );
-    }
-
-    // Changes over time.
-    if let Some(t) = by_id("license_changes") {
-        let _ = write!(h, "<section id=\"{}\"><h2>{}</h2>", t.id, t.title);
-        if data.runs.len() >= 2 {
-            h.push_str(&changes_svg(&data.runs, &data.time_zone));
-            h.push_str("<div class=\"legend\"><span><i style=\"background:#2e7d32\"></i>licences added</span><span><i style=\"background:#c62828\"></i>licences removed</span><span><i style=\"background:#0b5cad\"></i>licensed users</span></div>");
-        } else {
-            h.push_str("<p class=\"empty\">The chart needs two runs or more.</p>");
-        }
-        h.push_str("</section>");
-    }
-
-    if let Some(t) = by_id("unexplained_changes") {
-        table_section(
-            &mut h,
-            t,
-            "Every licence change is explained by the audit log.",
-            &[],
-        );
-    }
-
-    // Reclamation.
-    if let Some(t) = by_id("reclaim") {
-        let _ = write!(h, "<section id=\"{}\"><h2>{}</h2>", t.id, t.title);
-        match &data.reclaim {
-            None => h.push_str("<p class=\"empty\">No reclamation report yet: run <code>licensewatch reclaim</code>.</p>"),
-            Some(r) => {
-                let _ = write!(
-                    h,
-                    "<p>As of {}: {} licence(s) among {} users; inactive means no sign-in for {} days (activity from {}).{}</p>",
-                    esc(&day(&r.generated_at, &data.time_zone)),
-                    r.rows.len(),
-                    r.users_read,
-                    r.inactive_days,
-                    match r.activity_source {
-                        ActivitySource::SignIn => "sign-in activity",
-                        ActivitySource::MailboxReport => "the Exchange mailbox usage report",
-                        ActivitySource::None => "nowhere: only disabled accounts, overlaps and idle seats are judged",
-                    },
-                    r.monthly_total
-                        .map(|_| format!(" Monthly cost of what is priced: <b>{}</b>.", esc(&crate::reclaim::money(r, r.monthly_total))))
-                        .unwrap_or_default()
-                );
-                for note in &r.activity_notes {
-                    let _ = write!(h, "<p><span class=\"badge bad\">NOTE</span> {}</p>", esc(note));
-                }
-                table_body(&mut h, t, "No licence to reclaim.", &[5]);
-                if let Some(seats) = by_id("idle_seats") {
-                    let _ = write!(h, "<h3>{}</h3>", seats.title);
-                    table_body(&mut h, seats, "Every seat bought is assigned.", &[1, 2]);
-                }
+            table_body(h, t, "No licence to reclaim.", &[5]);
+            if let Some(seats) = seats {
+                let _ = write!(*h, "<h3>{}</h3>", seats.title);
+                table_body(h, seats, "Every seat bought is assigned.", &[1, 2]);
             }
         }
-        h.push_str("</section>");
     }
+    h.push_str("</section>");
+}
 
-    // Audit archive health.
-    if let Some(t) = by_id("audit_gaps") {
-        let _ = write!(
-            h,
-            "<section id=\"{}\"><h2>Audit archive health</h2><p>{} licence event(s) derived from the archived audit logs.</p>",
-            t.id, data.license_events
-        );
-        if t.rows.is_empty() {
-            h.push_str("<p><span class=\"badge ok\">OK</span> No gap: every range Microsoft still served was archived.</p>");
-        } else {
-            h.push_str("<p><span class=\"badge bad\">GAPS</span> These ranges were no longer available from Microsoft when licensewatch asked; export them from the Purview portal if you still can.</p>");
-            table_body(&mut h, t, "", &[]);
-        }
-        h.push_str("</section>");
+/// Audit archive health: licence events derived and gaps.
+fn gaps_section(h: &mut String, data: &ReportData, t: &Table) {
+    let _ = write!(
+        *h,
+        "<section id=\"{}\"><h2>Audit archive health</h2><p>{} licence event(s) derived from the archived audit logs.</p>",
+        t.id, data.license_events
+    );
+    if t.rows.is_empty() {
+        h.push_str("<p><span class=\"badge ok\">OK</span> No gap: every range Microsoft still served was archived.</p>");
+    } else {
+        h.push_str("<p><span class=\"badge bad\">GAPS</span> These ranges were no longer available from Microsoft when licensewatch asked; export them from the Purview portal if you still can.</p>");
+        table_body(h, t, "", &[]);
     }
-    h.push_str("<footer>Made by licensewatch from its state store. Days left are whole days until access ends; grace periods follow Microsoft's published rules.</footer></main></body></html>\n");
-    h
+    h.push_str("</section>");
 }
 
 pub(super) fn card(value: String, label: &str) -> String {
