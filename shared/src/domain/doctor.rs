@@ -30,14 +30,23 @@ pub struct Check {
 }
 
 impl Check {
-    /// A passed check.
-    pub fn ok(name: impl Into<String>, detail: impl Into<String>) -> Self {
+    fn new(
+        verdict: Verdict,
+        name: impl Into<String>,
+        detail: impl Into<String>,
+        fix: Option<String>,
+    ) -> Self {
         Self {
             name: name.into(),
-            verdict: Verdict::Ok,
+            verdict,
             detail: detail.into(),
-            fix: None,
+            fix,
         }
+    }
+
+    /// A passed check.
+    pub fn ok(name: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(Verdict::Ok, name, detail, None)
     }
 
     /// A failed check with its fix.
@@ -46,12 +55,7 @@ impl Check {
         detail: impl Into<String>,
         fix: impl Into<String>,
     ) -> Self {
-        Self {
-            name: name.into(),
-            verdict: Verdict::Missing,
-            detail: detail.into(),
-            fix: Some(fix.into()),
-        }
+        Self::new(Verdict::Missing, name, detail, Some(fix.into()))
     }
 
     /// A warning with its fix.
@@ -60,12 +64,7 @@ impl Check {
         detail: impl Into<String>,
         fix: impl Into<String>,
     ) -> Self {
-        Self {
-            name: name.into(),
-            verdict: Verdict::Warning,
-            detail: detail.into(),
-            fix: Some(fix.into()),
-        }
+        Self::new(Verdict::Warning, name, detail, Some(fix.into()))
     }
 }
 

@@ -1,11 +1,9 @@
 //! audit-fetch end to end against the simulated tenant: both sources archived exactly once (read back from the
 //! archive), late blobs, duplicates, faults, an aborted run, gaps, and licence events used as grace evidence.
 
-use std::collections::HashMap;
 
 use chrono::Duration;
 use licensewatch_core::adapters::files::FileArchive;
-use licensewatch_core::ports::archive::{AuditArchive, decode_batch};
 use licensewatch_core::usecases::fetch_audit::{AuditReport, fetch_audit};
 use serde_json::json;
 
@@ -16,22 +14,6 @@ async fn fetch(
     archive: &FileArchive,
 ) -> Result<AuditReport, licensewatch_core::error::CoreError> {
     fetch_audit(&env.rt.audit_deps_with(archive), &env.rt.policy).await
-}
-
-/// Every archived record id with how many times it is in the archive.
-async fn archived(archive: &FileArchive, prefix: &str) -> HashMap<String, usize> {
-    let mut ids = HashMap::new();
-    for key in archive.keys(prefix).await.expect("keys") {
-        for r in decode_batch(&archive.get(&key).await.expect("object")).expect("gzip ndjson") {
-            let id = r["id"]
-                .as_str()
-                .or(r["Id"].as_str())
-                .expect("record id")
-                .to_string();
-            *ids.entry(id).or_default() += 1;
-        }
-    }
-    ids
 }
 
 async fn changes(env: &TestEnv, n: usize) {

@@ -10,7 +10,6 @@ use chrono::Duration;
 use licensewatch_core::adapters::files::FileArchive;
 use licensewatch_core::error::CoreError;
 use licensewatch_core::policy::Policy;
-use licensewatch_core::ports::archive::{AuditArchive, decode_batch};
 use licensewatch_core::usecases::fetch_audit::{AuditReport, AuditStep, backfill, fetch_audit};
 use licensewatch_sim::Scenario;
 use serde_json::json;
@@ -37,21 +36,6 @@ fn status(r: &AuditReport) -> String {
         .as_ref()
         .map(|b| b.status.clone())
         .unwrap_or_default()
-}
-
-async fn archived(archive: &FileArchive) -> HashMap<String, usize> {
-    let mut ids = HashMap::new();
-    for key in archive.keys("").await.expect("keys") {
-        for r in decode_batch(&archive.get(&key).await.expect("object")).expect("decode") {
-            let id = r["id"]
-                .as_str()
-                .or(r["Id"].as_str())
-                .expect("id")
-                .to_string();
-            *ids.entry(id).or_default() += 1;
-        }
-    }
-    ids
 }
 
 fn megan(report: &licensewatch_core::usecases::check_licenses::CheckReport) -> serde_json::Value {
@@ -110,7 +94,7 @@ async fn a_free_tenants_first_day_dates_a_case_from_a_failure_only_purview_still
         .filter(|r| r["method"] == "POST" && r["path"] == "/v1.0/security/auditLog/queries")
         .count();
     assert_eq!(queries, 1, "one query, found again by later runs");
-    let ids = archived(&archive).await;
+    let ids = archived(&archive, "").await;
     assert!(
         ids.values().all(|n| *n == 1),
         "each record once, whichever source read it: {:?}",
@@ -144,7 +128,7 @@ async fn crash_then_finish(step: Option<AuditStep>) -> HashMap<String, usize> {
         done == "archived" || (step.is_none() && done == "done"),
         "{step:?}: {done}"
     );
-    archived(&archive).await
+    archived(&archive, "").await
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::{DateTime, Duration, Utc};
 use licensewatch_core::adapters::files::FileArchive;
 use licensewatch_core::error::CoreError;
-use licensewatch_core::ports::archive::{AuditArchive, decode_batch};
+use licensewatch_core::ports::archive::decode_batch;
 use licensewatch_core::usecases::fetch_audit::{AuditReport, AuditStep, fetch_audit};
 use serde_json::{Value, json};
 
@@ -52,21 +52,6 @@ async fn run(
     let mut deps = env.rt.audit_deps_with(archive);
     deps.crash = crash;
     fetch_audit(&deps, &env.rt.policy).await
-}
-
-async fn archived(archive: &FileArchive) -> HashMap<String, usize> {
-    let mut ids = HashMap::new();
-    for key in archive.keys("").await.expect("keys") {
-        for r in decode_batch(&archive.get(&key).await.expect("object")).expect("decode") {
-            let id = r["id"]
-                .as_str()
-                .or(r["Id"].as_str())
-                .expect("id")
-                .to_string();
-            *ids.entry(id).or_default() += 1;
-        }
-    }
-    ids
 }
 
 /// One crash at the `nth` time the run reaches `step`, a changed source, a rerun; returns (lost, duplicated).
@@ -119,7 +104,7 @@ async fn crash_then_rerun(step: AuditStep, nth: usize) -> (usize, usize) {
     let settled = run(&env, &archive, &|_| Ok(())).await.expect("a third run");
     assert_eq!(settled.records_archived, 0, "{step:?} #{nth}: nothing left");
 
-    let ids = archived(&archive).await;
+    let ids = archived(&archive, "").await;
     let lost = expected.iter().filter(|id| !ids.contains_key(*id)).count();
     let duplicated = ids.values().filter(|&&n| n > 1).map(|n| n - 1).sum();
     (lost, duplicated)

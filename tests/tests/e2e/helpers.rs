@@ -466,3 +466,23 @@ pub fn function_url(method: &str, path: &str, body: &[u8], headers: &[(&str, Str
     }
     ev
 }
+
+/// Every archived record id under `prefix` with how many times it is in the archive.
+pub async fn archived(
+    archive: &licensewatch_core::adapters::files::FileArchive,
+    prefix: &str,
+) -> HashMap<String, usize> {
+    use licensewatch_core::ports::archive::{AuditArchive, decode_batch};
+    let mut ids = HashMap::new();
+    for key in archive.keys(prefix).await.expect("keys") {
+        for r in decode_batch(&archive.get(&key).await.expect("object")).expect("gzip ndjson") {
+            let id = r["id"]
+                .as_str()
+                .or(r["Id"].as_str())
+                .expect("record id")
+                .to_string();
+            *ids.entry(id).or_default() += 1;
+        }
+    }
+    ids
+}

@@ -738,12 +738,7 @@ async fn archive_blobs(
     report: &mut AuditReport,
 ) -> Result<(), CoreError> {
     let in_flight = policy.audit.max_parallel_blobs.max(1);
-    let shape = Shape {
-        source: "management_api",
-        content_type: content_type.to_string(),
-        id_field: "Id",
-        time_field: "CreationTime",
-    };
+    let shape = Shape::management(content_type);
     let today = now.format("%Y-%m-%d").to_string();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let held = std::sync::Arc::new(tokio::sync::Semaphore::new(2 * in_flight));

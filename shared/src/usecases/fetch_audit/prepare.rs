@@ -30,6 +30,18 @@ pub struct Shape {
     pub time_field: &'static str,
 }
 
+impl Shape {
+    /// The Management Activity API's records of `content_type` (the Purview audit log's are the same records).
+    pub fn management(content_type: &str) -> Self {
+        Shape {
+            source: "management_api",
+            content_type: content_type.to_string(),
+            id_field: "Id",
+            time_field: "CreationTime",
+        }
+    }
+}
+
 /// A record's line in the archive: a range of the downloaded body, or compacted bytes when the source wrote the
 /// record over several lines (NDJSON needs one line a record).
 #[derive(Debug)]
@@ -329,12 +341,7 @@ mod tests {
     use super::*;
 
     fn shape() -> Shape {
-        Shape {
-            source: "management_api",
-            content_type: "Audit.AzureActiveDirectory".into(),
-            id_field: "Id",
-            time_field: "CreationTime",
-        }
+        Shape::management("Audit.AzureActiveDirectory")
     }
 
     fn decode(bytes: &[u8]) -> Vec<Value> {

@@ -172,12 +172,8 @@ async fn archive(
     lease: &RunLease<'_>,
     report: &mut AuditReport,
 ) -> Result<Backfill, CoreError> {
-    let shape = Shape {
-        source: "management_api",
-        content_type: "Audit.AzureActiveDirectory".into(),
-        id_field: "Id",
-        time_field: "CreationTime",
-    };
+    // Licence records are Entra's: they belong with the Management API's Audit.AzureActiveDirectory content.
+    let shape = Shape::management("Audit.AzureActiveDirectory");
     let today = now.format("%Y-%m-%d").to_string();
     let mut pages = deps.purview.audit_query_records(id);
     let mut read = 0;
