@@ -1,7 +1,6 @@
 //! audit-fetch end to end against the simulated tenant: both sources archived exactly once (read back from the
 //! archive), late blobs, duplicates, faults, an aborted run, gaps, and licence events used as grace evidence.
 
-
 use chrono::Duration;
 use licensewatch_core::adapters::files::FileArchive;
 use licensewatch_core::usecases::fetch_audit::{AuditReport, fetch_audit};

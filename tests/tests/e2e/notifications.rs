@@ -193,6 +193,11 @@ impl Live {
     fn tenant(&self) -> &str {
         &self.sim.tenant_id
     }
+
+    /// A user's licence history as license-check recorded it.
+    async fn history(&self, user: &str) -> Vec<licensewatch_core::ports::store::HistoryEntry> {
+        (self.deps.home.store.history(self.tenant(), user).await).expect("history")
+    }
 }
 
 /// What a function URL does: the HTTP request as a payload-v2 event to the handler, its answer back as HTTP.
@@ -425,13 +430,7 @@ async fn forged_or_missing_client_state_is_refused_and_changes_nothing() {
         .expect("runs")
         .len();
     assert_eq!(runs_after, runs_before, "no run happened");
-    let history = live
-        .deps
-        .home
-        .store
-        .history(live.tenant(), user)
-        .await
-        .expect("history");
+    let history = live.history(user).await;
     assert!(
         history.iter().all(|h| h.change != "removed"),
         "the removal was not acted on: {history:?}"
@@ -443,13 +442,7 @@ async fn forged_or_missing_client_state_is_refused_and_changes_nothing() {
         .await;
     assert_eq!((status, body["accepted"].as_u64()), (202, Some(1)));
     assert!(live.drain().await.is_empty());
-    let history = live
-        .deps
-        .home
-        .store
-        .history(live.tenant(), user)
-        .await
-        .expect("history");
+    let history = live.history(user).await;
     assert!(
         history.iter().all(|h| h.change != "removed"),
         "not visible yet: {history:?}"
@@ -466,13 +459,7 @@ async fn forged_or_missing_client_state_is_refused_and_changes_nothing() {
         live.queue.delayed().is_empty(),
         "read again once, not asked a third time"
     );
-    let history = live
-        .deps
-        .home
-        .store
-        .history(live.tenant(), user)
-        .await
-        .expect("history");
+    let history = live.history(user).await;
     assert!(history.iter().any(|h| h.change == "removed"), "{history:?}");
 }
 
