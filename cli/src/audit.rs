@@ -61,8 +61,10 @@ pub async fn backfill(
     let home = crate::runtime(None).await?;
     let rt = crate::tenant_runtime(&home, tenant.as_deref()).await?;
     let rt = rt.as_ref().unwrap_or(&home);
+    // What earlier steps archived (a step the deadline cut short), added to the last step's figures.
+    let (mut archived, mut events) = (0, 0);
     loop {
-        let (step, report) =
+        let (step, mut report) =
             licensewatch_core::usecases::fetch_audit::backfill(&rt.audit_deps(), days)
                 .await
                 .map_err(|e| format!("{e} ({})", e.kind()))?;
@@ -71,16 +73,21 @@ pub async fn backfill(
             status.as_deref(),
             Some("requested" | "running" | "incomplete")
         );
-        if !(wait && pending) || json {
-            print_backfill(json, &report)?;
-        }
+        // One document (or line) at the end: the steps before it only say on stderr that Microsoft is still searching.
+        report.records_archived += archived;
+        report.license_events += events;
         if !(wait && pending) {
+            print_backfill(json, &report)?;
             return match status.as_deref() {
                 Some("failed") => Err("the backfill failed (see above); run it again".into()),
                 _ => Ok(()),
             };
         }
-        eprintln!("licensewatch backfill: Microsoft is still searching; asking again in 30 s");
+        (archived, events) = (report.records_archived, report.license_events);
+        eprintln!(
+            "licensewatch backfill: {}; asking again in 30 s",
+            status.as_deref().unwrap_or("pending")
+        );
         tokio::time::sleep(std::time::Duration::from_secs(30)).await;
     }
 }

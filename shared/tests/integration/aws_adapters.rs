@@ -786,3 +786,25 @@ async fn credentials_come_from_secrets_manager_and_never_leak() {
         "{missing}"
     );
 }
+
+/// A delayed message (a re-read after a lagging replica) is not delivered before its delay, then is; the queue
+/// says how many messages wait.
+#[tokio::test]
+async fn a_delayed_message_waits_its_delay_and_the_queue_counts_what_waits() {
+    use licensewatch_core::ports::queue::MessageQueue;
+    let aws = aws().await;
+    let queue = SqsQueue::new(&aws.conf, &aws.queue_url);
+    queue
+        .send_after("{\"later\": true}", std::time::Duration::from_secs(2))
+        .await
+        .expect("send");
+    assert!(
+        queue.receive(0).await.expect("receive").is_empty(),
+        "not before its delay"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    assert_eq!(queue.waiting().await.expect("count"), Some(1));
+    let got = queue.receive(1).await.expect("receive");
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].1, "{\"later\": true}");
+}

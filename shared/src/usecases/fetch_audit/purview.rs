@@ -61,6 +61,11 @@ impl Backfill {
             ..Default::default()
         }
     }
+
+    fn with_query(mut self, id: String) -> Self {
+        self.query_id = Some(id);
+        self
+    }
 }
 
 /// One step of the backfill of `days` (at most 180): whatever this run can do. Microsoft's refusals are reported,
@@ -103,13 +108,6 @@ pub(super) async fn step(
     out.until = Some(until);
     tracing::info!(status = %out.status, records = out.records_read, "Purview audit log backfill");
     Ok(out)
-}
-
-impl Backfill {
-    fn with_query(mut self, id: String) -> Self {
-        self.query_id = Some(id);
-        self
-    }
 }
 
 /// Why the query API cannot serve this tenant, in words.
