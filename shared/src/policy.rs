@@ -9,6 +9,11 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ConfigError, Problems};
 use crate::time_zone::TimeZone;
 
+mod ticketing;
+pub use ticketing::{
+    FieldMap, SignatureScheme, TicketChannel, TicketRoute, TicketSystemKind, WebhookSource,
+};
+
 /// The whole policy file. (`Serialize` lets a test list every key the file can hold.)
 #[derive(Debug, Clone, Deserialize, Serialize, Default, PartialEq)]
 #[serde(default)]
@@ -296,6 +301,8 @@ pub struct NotifyPolicy {
     pub user_thresholds_days: Vec<i64>,
     /// `[[notify.webhooks]]`
     pub webhooks: Vec<WebhookChannel>,
+    /// `[[notify.tickets]]`: a ticket per case in a service desk.
+    pub tickets: Vec<TicketChannel>,
 }
 
 impl Default for NotifyPolicy {
@@ -307,6 +314,7 @@ impl Default for NotifyPolicy {
             admin_thresholds_days: vec![21, 14, 7, 3, 1, 0],
             user_thresholds_days: vec![12, 7, 2],
             webhooks: vec![],
+            tickets: vec![],
         }
     }
 }
@@ -407,6 +415,9 @@ pub struct WebhookPolicy {
     pub github_style_secret_env: String,
     /// Allowed clock difference for `webhook-timestamp`.
     pub tolerance_seconds: i64,
+    /// `[[webhook.sources]]`: ticketing systems posting their own bodies, signed their own way, at
+    /// `/webhooks/{name}`.
+    pub sources: Vec<WebhookSource>,
 }
 
 impl Default for WebhookPolicy {
@@ -415,6 +426,7 @@ impl Default for WebhookPolicy {
             secrets_env: vec![],
             github_style_secret_env: String::new(),
             tolerance_seconds: 300,
+            sources: vec![],
         }
     }
 }
@@ -680,6 +692,8 @@ impl Policy {
         if !(1..=86_400).contains(&self.webhook.tolerance_seconds) {
             p.add("webhook.tolerance_seconds", "must be between 1 and 86400");
         }
+        ticketing::validate_sources(&self.webhook.sources, p);
+        ticketing::validate_tickets(&self.notify.tickets, p);
     }
 }
 

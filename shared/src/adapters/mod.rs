@@ -14,5 +14,6 @@ pub mod pacer;
 pub mod partition;
 pub mod probe;
 pub mod purview;
+pub mod signing_keys;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

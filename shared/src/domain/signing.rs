@@ -1,6 +1,8 @@
-//! HMAC-SHA256 request signing: Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature:
-//! v1,<base64>` over `id.timestamp.body`, `whsec_` secrets) and the GitHub/Jira `X-Hub-Signature-256: sha256=<hex>`
-//! scheme. Comparisons are constant-time; secrets print as `[REDACTED]`.
+//! Request signing: Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>` over
+//! `id.timestamp.body`, `whsec_` secrets), GitHub's `X-Hub-Signature-256: sha256=<hex>` (Jira Cloud sends the same
+//! value under `X-Hub-Signature`), ConnectWise PSA's `x-content-signature` (base64 HMAC-SHA256 keyed with the
+//! SHA-256 of its signing key), Autotask's `x-hook-signature` (base64 HMAC-SHA1) and a fixed shared secret.
+//! Comparisons are constant-time; secrets print as `[REDACTED]`.
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
@@ -163,12 +165,7 @@ pub fn verify_standard(
 
 /// `sha256=<hex HMAC-SHA256 of body>` with the secret's UTF-8 bytes (GitHub, Jira).
 pub fn sign_hub(secret: &[u8], body: &[u8]) -> String {
-    let mut m = <HmacSha256 as Mac>::new_from_slice(secret)
-        .unwrap_or_else(|_| unreachable!("any key length"));
-    m.update(body);
-    let hex: String = m
-        .finalize()
-        .into_bytes()
+    let hex: String = hmac_sha256(secret, body)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
@@ -177,8 +174,75 @@ pub fn sign_hub(secret: &[u8], body: &[u8]) -> String {
 
 /// Verifies an `X-Hub-Signature-256` header exactly (lower-case hex with the `sha256=` prefix).
 pub fn verify_hub(secret: &[u8], header: &str, body: &[u8]) -> Result<(), SignatureError> {
-    let expected = sign_hub(secret, body);
-    if header.len() == expected.len() && bool::from(header.as_bytes().ct_eq(expected.as_bytes())) {
+    if same(header, &sign_hub(secret, body)) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// True when `presented` equals `expected`, in time that does not depend on where they differ.
+fn same(presented: &str, expected: &str) -> bool {
+    presented.len() == expected.len() && bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+fn hmac_sha256(key: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut m =
+        <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("any key length"));
+    m.update(body);
+    m.finalize().into_bytes().to_vec()
+}
+
+/// ConnectWise PSA's `x-content-signature`: base64 of HMAC-SHA256 over the raw body, keyed with the SHA-256 digest
+/// of the callback's signing key (the key its `Metadata.key_url` serves).
+pub fn sign_connectwise(signing_key: &str, body: &[u8]) -> String {
+    use sha2::Digest;
+    let key = Sha256::digest(signing_key.as_bytes());
+    STANDARD.encode(hmac_sha256(&key, body))
+}
+
+/// Verifies ConnectWise's `x-content-signature` exactly.
+pub fn verify_connectwise(
+    signing_key: &str,
+    header: &str,
+    body: &[u8],
+) -> Result<(), SignatureError> {
+    if same(header.trim(), &sign_connectwise(signing_key, body)) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// Autotask's `x-hook-signature`: base64 of HMAC-SHA1 over the raw body with the webhook's secret key.
+pub fn sign_autotask(secret: &[u8], body: &[u8]) -> String {
+    let mut m = <Hmac<sha1::Sha1> as Mac>::new_from_slice(secret)
+        .unwrap_or_else(|_| unreachable!("any key length"));
+    m.update(body);
+    STANDARD.encode(m.finalize().into_bytes())
+}
+
+/// Verifies Autotask's `x-hook-signature`, with or without a `sha1=` prefix.
+pub fn verify_autotask(secret: &[u8], header: &str, body: &[u8]) -> Result<(), SignatureError> {
+    let presented = header.trim();
+    let presented = presented.strip_prefix("sha1=").unwrap_or(presented);
+    if same(presented, &sign_autotask(secret, body)) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// A fixed secret header (Jira Automation, HaloPSA, ServiceNow REST messages cannot compute an HMAC): the value must
+/// equal the secret, or `Bearer <secret>` in an `Authorization` header. Weaker than a signature: the body is not
+/// covered, and whoever sees one request can send others.
+pub fn verify_shared_secret(secret: &str, presented: &str) -> Result<(), SignatureError> {
+    let presented = presented.trim();
+    let bare = presented
+        .strip_prefix("Bearer ")
+        .or_else(|| presented.strip_prefix("bearer "))
+        .unwrap_or(presented);
+    if same(presented, secret) || same(bare, secret) {
         Ok(())
     } else {
         Err(SignatureError::Mismatch)
@@ -356,5 +420,43 @@ mod tests {
         assert!(verify_hub(secret, &sig.to_uppercase(), b"Hello, World!").is_err());
         assert!(verify_hub(secret, sig.trim_start_matches("sha256="), b"Hello, World!").is_err());
         assert!(verify_hub(secret, sig, b"Hello, World!\n").is_err());
+    }
+
+    #[test]
+    fn connectwise_autotask_and_shared_secret_schemes() {
+        // ConnectWise: key = SHA-256 of the signing key; HMAC-SHA256 of the body, base64 (TICKETING.md).
+        let body = br#"{"Action":"updated","ID":42}"#;
+        let sig = sign_connectwise("cw-signing-key", body);
+        assert!(verify_connectwise("cw-signing-key", &sig, body).is_ok());
+        assert!(verify_connectwise("another-key", &sig, body).is_err());
+        assert!(verify_connectwise("cw-signing-key", &sig, b"{}").is_err());
+        // The HMAC's key really is the digest, not the text (RFC 4231-style check against a plain keyed HMAC).
+        assert_ne!(sig, STANDARD.encode(hmac_sha256(b"cw-signing-key", body)));
+        // Autotask: HMAC-SHA1 of the body, base64. RFC 2202 test case 2 ("Jefe"), hex effcdf6a...
+        let rfc = sign_autotask(b"Jefe", b"what do ya want for nothing?");
+        assert_eq!(
+            STANDARD.decode(&rfc).expect("base64"),
+            [
+                0xef, 0xfc, 0xdf, 0x6a, 0xe5, 0xeb, 0x2f, 0xa2, 0xd2, 0x74, 0x16, 0xd5, 0xf1, 0x84,
+                0xdf, 0x9c, 0x25, 0x9a, 0x7c, 0x79
+            ]
+        );
+        assert!(verify_autotask(b"Jefe", &rfc, b"what do ya want for nothing?").is_ok());
+        assert!(
+            verify_autotask(
+                b"Jefe",
+                &format!("sha1={rfc}"),
+                b"what do ya want for nothing?"
+            )
+            .is_ok()
+        );
+        assert!(verify_autotask(b"jefe", &rfc, b"what do ya want for nothing?").is_err());
+        // A shared secret: the value, or a bearer token; nothing shorter, longer or different.
+        let secret = "s3cr3t-value-of-32-characters-ok";
+        assert!(verify_shared_secret(secret, secret).is_ok());
+        assert!(verify_shared_secret(secret, &format!("Bearer {secret}")).is_ok());
+        assert!(verify_shared_secret(secret, &secret[1..]).is_err());
+        assert!(verify_shared_secret(secret, &format!("{secret}x")).is_err());
+        assert!(verify_shared_secret(secret, "").is_err());
     }
 }

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod directory;
 pub mod probe;
 pub mod queue;
+pub mod signing_keys;
 pub mod snapshot_format;
 pub mod store;
 #[cfg(feature = "testing")]

@@ -432,7 +432,15 @@ impl Runtime {
 
     /// Webhook verification from `[webhook]` and the environment (fails closed without a secret).
     pub fn webhook_auth(&self) -> Result<crate::usecases::webhook::WebhookAuth, ConfigError> {
-        crate::usecases::webhook::WebhookAuth::from_policy(&self.policy, &|k| std::env::var(k).ok())
+        let mut auth = crate::usecases::webhook::WebhookAuth::from_policy(&self.policy, &|k| {
+            std::env::var(k).ok()
+        })?
+        .with_signing_keys(std::sync::Arc::new(
+            crate::adapters::signing_keys::HttpSigningKeys::new(self.microsoft.http.clone()),
+        ));
+        // Function URLs and API Gateway are HTTPS and say so in X-Forwarded-Proto; locally `serve` is plain HTTP.
+        auth.https_only = self.aws.is_some();
+        Ok(auth)
     }
 
     /// The endpoint's ports.

@@ -23,6 +23,9 @@ use crate::ports::store::{
 use crate::secret::SecretString;
 use crate::usecases::reprocess_user::{plan, policy_refusal};
 
+mod sources;
+pub use sources::{SigningKeys, SourceAuth};
+
 /// The largest body accepted (enforced while reading by the server adapters, and again here).
 pub const MAX_BODY: usize = 64 * 1024;
 
@@ -32,6 +35,11 @@ pub struct WebhookAuth {
     secrets: Vec<WebhookSecret>,
     hub_secret: Option<SecretString>,
     tolerance_seconds: i64,
+    sources: Vec<SourceAuth>,
+    keys: std::sync::Arc<dyn SigningKeys>,
+    /// Refuse shared-secret sources unless the request arrived over HTTPS (`X-Forwarded-Proto`): set on AWS, whose
+    /// function URLs and API Gateway always say.
+    pub https_only: bool,
 }
 
 impl std::fmt::Debug for WebhookAuth {
@@ -39,6 +47,7 @@ impl std::fmt::Debug for WebhookAuth {
         f.debug_struct("WebhookAuth")
             .field("secrets", &self.secrets.len())
             .field("hub", &self.hub_secret.is_some())
+            .field("sources", &self.sources)
             .finish()
     }
 }
@@ -77,7 +86,8 @@ impl WebhookAuth {
                 }
             },
         };
-        if secrets.is_empty() && hub_secret.is_none() && problems.is_empty() {
+        let sources = sources::resolve(&policy.webhook.sources, lookup, &mut problems);
+        if secrets.is_empty() && hub_secret.is_none() && sources.is_empty() && problems.is_empty() {
             problems.push(ConfigProblem {
                 name: "webhook.secrets_env".into(),
                 problem: "no webhook secret is configured: the endpoint refuses to run unsigned"
@@ -91,7 +101,17 @@ impl WebhookAuth {
             secrets,
             hub_secret,
             tolerance_seconds: policy.webhook.tolerance_seconds,
+            sources,
+            keys: std::sync::Arc::new(sources::NoKeys),
+            https_only: false,
         })
+    }
+
+    /// Where ConnectWise's callback signing keys are fetched from (by default nowhere: ConnectWise callbacks are
+    /// refused until the runtime gives an HTTP fetcher).
+    pub fn with_signing_keys(mut self, keys: std::sync::Arc<dyn SigningKeys>) -> Self {
+        self.keys = keys;
+        self
     }
 
     /// The secret callbacks are signed with.
@@ -215,6 +235,11 @@ pub async fn handle(deps: &WebhookDeps<'_>, req: &HttpRequest<'_>) -> HttpRespon
         ("POST", "/remediations") => match accept(deps, req).await {
             Ok(r) | Err(r) => r,
         },
+        ("POST", p) if p.starts_with("/webhooks/") => {
+            match accept_from_source(deps, req, &p["/webhooks/".len()..]).await {
+                Ok(r) | Err(r) => r,
+            }
+        }
         (_, "/remediations") | (_, "/healthz") => error(405, "method not allowed"),
         _ => error(404, "not found"),
     }
@@ -448,20 +473,63 @@ async fn accept(
         return Err(reject("too_large", error(413, "body larger than 64 KiB")));
     }
     let replay_key = authenticate(deps, req)?;
+    json_only(req)?;
+    let body = parse_body(req.body).map_err(|m| reject("bad_input", error(400, &m)))?;
+    proceed(deps, replay_key, body, req.body).await
+}
+
+fn json_only(req: &HttpRequest<'_>) -> Result<(), HttpResponse> {
     let content_type = req.header("content-type").ok().flatten().unwrap_or("");
-    if !is_json(content_type) {
-        return Err(reject(
+    if is_json(content_type) {
+        Ok(())
+    } else {
+        Err(reject(
             "content_type",
             error(415, "send Content-Type: application/json"),
-        ));
+        ))
     }
-    let body = parse_body(req.body).map_err(|m| reject("bad_input", error(400, &m)))?;
+}
+
+/// `POST /webhooks/{name}`: a request authenticated as `[[webhook.sources]]` `name` says, its body mapped by the
+/// source's fields when it has any. The body's hash is of the request it maps to, so a ticketing system that sends
+/// the same ask again with a different envelope (Jira's timestamps) is a duplicate, not a conflict.
+async fn accept_from_source(
+    deps: &WebhookDeps<'_>,
+    req: &HttpRequest<'_>,
+    name: &str,
+) -> Result<HttpResponse, HttpResponse> {
+    let Some(auth) = deps.auth.sources.iter().find(|s| s.source.name == name) else {
+        return Err(error(404, "no such webhook source"));
+    };
+    if req.body.len() > MAX_BODY {
+        return Err(reject("too_large", error(413, "body larger than 64 KiB")));
+    }
+    let replay_key = sources::authenticate(deps, auth, req).await?;
+    json_only(req)?;
+    let native = if auth.source.fields.is_empty() {
+        req.body.to_vec()
+    } else {
+        let mapped = sources::map_body(&auth.source, req.body)
+            .map_err(|m| reject("bad_input", error(400, &m)))?;
+        serde_json::to_vec(&mapped).map_err(|e| internal(&e))?
+    };
+    let body = parse_body(&native).map_err(|m| reject("bad_input", error(400, &m)))?;
+    proceed(deps, replay_key, body, &native).await
+}
+
+/// Rails, then a dry run or admission, for a request authenticated and parsed.
+async fn proceed(
+    deps: &WebhookDeps<'_>,
+    replay_key: Option<String>,
+    body: ParsedBody,
+    hashed: &[u8],
+) -> Result<HttpResponse, HttpResponse> {
     if let Some(reason) = policy_refusal(deps.policy, body.action, &body.sku_ids) {
         return Err(reject("policy", error(403, &reason)));
     }
     let dry_run = body.dry_run;
     let request = remediation_request(deps, body);
-    let body_hash = format!("{:x}", Sha256::digest(req.body));
+    let body_hash = format!("{:x}", Sha256::digest(hashed));
     if dry_run {
         dry_run_once(deps, replay_key.as_deref(), request, body_hash).await
     } else {

@@ -16,4 +16,5 @@ mod notify;
 mod real_records;
 mod reclaim;
 mod search;
+mod ticket_inbound;
 mod webhook;
