@@ -17,3 +17,4 @@ pub mod purview;
 pub mod signing_keys;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+pub mod tickets;

@@ -276,6 +276,12 @@ pub fn build_channels(
             secret,
         )));
     }
+    for (i, t) in policy.notify.tickets.iter().enumerate() {
+        match crate::adapters::tickets::build_desk(t, i, http, lookup) {
+            Ok(desk) => out.push(Box::new(desk)),
+            Err(p) => problems.extend(p),
+        }
+    }
     if problems.is_empty() {
         Ok(out)
     } else {

@@ -14,6 +14,7 @@ pub mod overlap;
 pub mod permissions;
 pub mod reclaim;
 pub mod retry;
+pub mod runbook;
 pub mod signing;
 pub mod snapshot;
 pub mod suppression;

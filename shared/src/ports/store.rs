@@ -238,6 +238,9 @@ pub struct LedgerEntry {
     /// The run that claimed it (`Sending`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claimed_by: Option<String>,
+    /// What the channel gave back, when it matters later: the ticket a case's notices go to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 /// The outcome of asking for a lease.
@@ -495,6 +498,8 @@ pub trait NoticeLedger: Send + Sync {
         &self,
         keys: &[String],
     ) -> Result<std::collections::HashMap<String, LedgerStatus>, StoreError>;
+    /// One entry as recorded, if it was.
+    async fn ledger_entry(&self, key: &str) -> Result<Option<LedgerEntry>, StoreError>;
     /// Records entries (insert or update), all or none.
     async fn ledger_put(&self, entries: &[LedgerEntry]) -> Result<(), StoreError>;
     /// Of these case ids, the ones that had an admin notice sent.

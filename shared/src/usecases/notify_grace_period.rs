@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::kinds::NoticeKind;
 use crate::domain::retry::RetryPolicy;
+use crate::domain::runbook::{self, Runbook};
 use crate::error::CoreError;
 use crate::policy::Policy;
 use crate::ports::channel::{Audience, Channel, Message, html_escape};
@@ -19,6 +20,8 @@ use crate::ports::store::{Alert, GraceCase, LedgerEntry, LedgerStatus, StateStor
 use crate::time_zone::TimeZone;
 use crate::usecases::lease::{self, RunLease};
 
+mod tickets;
+
 /// Points where a test can make the run die, to prove nothing is lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -26,6 +29,8 @@ pub enum Step {
     BeforeIntent,
     /// After recording intent, before sending.
     AfterIntent,
+    /// After a service desk created a ticket, before its id is recorded.
+    AfterCreate,
     /// After the channel accepted the message, before recording it as sent.
     AfterSend,
     /// After recording it as sent.
@@ -135,6 +140,45 @@ impl Due {
     }
 }
 
+impl Due {
+    /// `Name <upn>`, or the UPN.
+    fn who(&self) -> String {
+        match &self.display_name {
+            Some(n) => format!("{n} <{}>", self.upn),
+            None => self.upn.clone(),
+        }
+    }
+
+    /// Alerts, ended access and the last 3 days are critical.
+    fn critical(&self) -> bool {
+        self.kind == NoticeKind::Alert
+            || self.kind == NoticeKind::AccessGone
+            || self.threshold.is_some_and(|t| t <= 3)
+    }
+
+    /// Where case `c` stands, in the tenant's time zone.
+    fn state(&self, c: &GraceCase, tz: &TimeZone, now: DateTime<Utc>) -> String {
+        let day = |t: &DateTime<Utc>| tz.format(t, "%Y-%m-%d %H:%M %Z");
+        let dl = &c.deadlines;
+        match self.kind {
+            NoticeKind::Resolved => {
+                format!("resolved: {}", c.close_reason.clone().unwrap_or_default())
+            }
+            NoticeKind::AccessGone => format!(
+                "ACCESS ENDED {}; data deleted {} unless a licence is assigned",
+                day(&dl.access_ends_at),
+                day(&dl.data_deleted_at)
+            ),
+            _ => format!(
+                "{} day(s) left: access ends {}, data deleted {}",
+                dl.days_left(now),
+                day(&dl.access_ends_at),
+                day(&dl.data_deleted_at)
+            ),
+        }
+    }
+}
+
 /// The most urgent threshold reached: the smallest threshold that `days_left` is at or below.
 pub fn due_threshold(days_left: i64, thresholds: &[i64]) -> Option<i64> {
     thresholds.iter().copied().filter(|t| days_left <= *t).min()
@@ -229,14 +273,24 @@ fn plan(
     due
 }
 
-fn what_to_do(c: &GraceCase) -> String {
-    match &c.blocked_by {
-        Some(b) if b.contains("group") => {
-            format!("fix the group licensing error ({b}), then reprocess the user")
-        }
-        Some(b) => format!("resolve {b}, then assign a licence with Exchange Online"),
-        None => "assign a licence that includes Exchange Online".into(),
-    }
+/// A runbook as an HTML list with its links (steps are escaped: they hold user names).
+fn runbook_html(r: &Runbook) -> String {
+    let steps: String = r
+        .steps
+        .iter()
+        .map(|s| format!("<li>{}</li>", html_escape(s)))
+        .collect();
+    let links: String = r
+        .links
+        .iter()
+        .map(|(title, url)| format!(" <a href=\"{url}\">{}</a>", html_escape(title)))
+        .collect();
+    format!("<ol>{steps}</ol>{links}")
+}
+
+/// Indents a runbook's text under a notice's line.
+fn indented(r: &Runbook) -> String {
+    r.text().lines().map(|l| format!("    {l}\n")).collect()
 }
 
 fn render_admin(
@@ -244,12 +298,7 @@ fn render_admin(
     tz: &TimeZone,
     now: DateTime<Utc>,
 ) -> (String, String, String, serde_json::Value) {
-    let day = |t: &DateTime<Utc>| tz.format(t, "%Y-%m-%d %H:%M %Z");
-    let critical = items.iter().any(|d| {
-        d.kind == NoticeKind::Alert
-            || d.kind == NoticeKind::AccessGone
-            || d.threshold.is_some_and(|t| t <= 3)
-    });
+    let critical = items.iter().any(|d| d.critical());
     let subject = format!(
         "{}licensewatch: {} item(s) about Microsoft 365 mailboxes and licences",
         if critical { "[CRITICAL] " } else { "" },
@@ -260,58 +309,41 @@ fn render_admin(
     let mut data = Vec::new();
     for d in items {
         let (line, cells) = match (&d.case, &d.alert) {
-            (_, Some(a)) => (
-                format!("ALERT: {}", a.summary),
-                vec![
-                    html_escape("alert"),
-                    html_escape(&a.summary),
-                    String::new(),
-                    String::new(),
-                ],
-            ),
+            (_, Some(a)) => {
+                let todo = runbook::for_alert(a.kind);
+                (
+                    format!("ALERT: {}\n{}", a.summary, indented(&todo)),
+                    vec![
+                        html_escape("alert"),
+                        html_escape(&a.summary),
+                        String::new(),
+                        runbook_html(&todo),
+                    ],
+                )
+            }
             (Some(c), _) => {
-                let who = match &d.display_name {
-                    Some(n) => format!("{n} <{}>", d.upn),
-                    None => d.upn.clone(),
-                };
+                let who = d.who();
                 let dl = &c.deadlines;
-                let state = match d.kind {
-                    NoticeKind::Resolved => {
-                        format!("resolved: {}", c.close_reason.clone().unwrap_or_default())
-                    }
-                    NoticeKind::AccessGone => format!(
-                        "ACCESS ENDED {}; data deleted {} unless a licence is assigned",
-                        day(&dl.access_ends_at),
-                        day(&dl.data_deleted_at)
-                    ),
-                    _ => format!(
-                        "{} day(s) left: access ends {}, data deleted {}",
-                        dl.days_left(now),
-                        day(&dl.access_ends_at),
-                        day(&dl.data_deleted_at)
-                    ),
-                };
-                let todo = if d.kind == NoticeKind::Resolved {
-                    String::new()
-                } else {
-                    what_to_do(c)
-                };
+                let state = d.state(c, tz, now);
+                let todo = (d.kind != NoticeKind::Resolved).then(|| runbook::for_case(c, now));
                 (
                     format!(
-                        "{who}: {} ({} evidence) - {state}. {todo}",
-                        dl.case, dl.evidence.kind
+                        "{who}: {} ({} evidence) - {state}.\n{}",
+                        dl.case,
+                        dl.evidence.kind,
+                        todo.as_ref().map(indented).unwrap_or_default()
                     ),
                     vec![
                         html_escape(&who),
                         html_escape(&format!("{} / {}", dl.case, dl.evidence.kind)),
                         html_escape(&state),
-                        html_escape(&todo),
+                        todo.as_ref().map(runbook_html).unwrap_or_default(),
                     ],
                 )
             }
             _ => continue,
         };
-        text.push_str(&format!("- {line}\n"));
+        text.push_str(&format!("- {}\n", line.trim_end()));
         rows.push_str(&format!(
             "<tr>{}</tr>",
             cells
@@ -485,6 +517,17 @@ async fn notify_under(
     for delivery in deliveries(&due, deps.channels) {
         run.deliver(&delivery, &mut report).await?;
     }
+    // Service desks after mail and chat: a slow or failing PSA never delays a notice.
+    if deps.channels.iter().any(|c| c.tickets().is_some()) {
+        let open: HashSet<String> = deps
+            .store
+            .open_alerts(tenant_id)
+            .await?
+            .into_iter()
+            .map(|a| a.alert_id)
+            .collect();
+        run.file_tickets(&due, &open, &mut report).await?;
+    }
     Ok(report)
 }
 
@@ -634,6 +677,7 @@ impl Run<'_, '_> {
                 status,
                 updated_at: self.now,
                 claimed_by: Some(lease.owner.clone()),
+                reference: None,
             })
             .collect()
     }

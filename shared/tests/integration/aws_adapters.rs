@@ -256,6 +256,7 @@ fn ledger(key: &str, status: LedgerStatus) -> LedgerEntry {
         status,
         updated_at: at(9),
         claimed_by: None,
+        reference: None,
     }
 }
 

@@ -147,6 +147,7 @@ fn notice(key: &str, owner: &str, t: DateTime<Utc>) -> LedgerEntry {
         status: LedgerStatus::Sending,
         updated_at: t,
         claimed_by: Some(owner.into()),
+        reference: None,
     }
 }
 

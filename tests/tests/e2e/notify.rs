@@ -169,7 +169,7 @@ async fn a_crash_at_any_step_loses_nothing_and_repeats_at_most_the_message_in_fl
         );
         let mail = env.mail().await.len();
         let delivered_in_crash = match step {
-            Step::BeforeIntent | Step::AfterIntent => 0,
+            Step::BeforeIntent | Step::AfterIntent | Step::AfterCreate => 0,
             Step::AfterSend | Step::AfterRecord => 1,
         };
         // Nothing skipped: every expected notice went out in the crashed run or the rerun.

@@ -32,6 +32,20 @@ impl NoticeLedger for SqliteStore {
         Ok(out)
     }
 
+    async fn ledger_entry(&self, key: &str) -> Result<Option<LedgerEntry>, StoreError> {
+        let body: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT body FROM notice_ledger WHERE key = ?1",
+                params![key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.db(e))?;
+        body.map(|b| serde_json::from_str(&b).map_err(corrupt))
+            .transpose()
+    }
+
     async fn ledger_put(&self, entries: &[LedgerEntry]) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.db(e))?;

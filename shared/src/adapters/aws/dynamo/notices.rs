@@ -33,6 +33,13 @@ impl NoticeLedger for DynamoStore {
         Ok(out)
     }
 
+    async fn ledger_entry(&self, key: &str) -> Result<Option<LedgerEntry>, StoreError> {
+        self.get(&format!("ledger#{key}"), "-")
+            .await?
+            .map(|item| doc(&item))
+            .transpose()
+    }
+
     async fn ledger_put(&self, entries: &[LedgerEntry]) -> Result<(), StoreError> {
         for e in entries {
             let mut item = with_doc(key(format!("ledger#{}", e.key), "-"), e)?;

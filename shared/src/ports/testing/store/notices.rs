@@ -15,6 +15,10 @@ impl NoticeLedger for MemoryStore {
             .collect())
     }
 
+    async fn ledger_entry(&self, key: &str) -> Result<Option<LedgerEntry>, StoreError> {
+        Ok(self.lock().ledger.get(key).cloned())
+    }
+
     async fn ledger_put(&self, entries: &[LedgerEntry]) -> Result<(), StoreError> {
         let mut state = self.lock();
         for e in entries {

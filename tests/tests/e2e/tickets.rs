@@ -1,0 +1,305 @@
+//! Tickets in ServiceNow, Jira, HaloPSA, ConnectWise and Autotask (a local desk written from their documentation):
+//! one ticket per case across its life (created, commented at each later threshold, resolved when the licence is
+//! back), a crash at each boundary, two notify runs at once, and a desk that is down or throttles.
+
+use chrono::Duration;
+use licensewatch_core::adapters::notify::build_channels;
+use licensewatch_core::error::CoreError;
+use licensewatch_core::policy::Policy;
+use licensewatch_core::ports::channel::Channel;
+use licensewatch_core::usecases::notify_grace_period::{Step, no_crash};
+use serde_json::json;
+
+use crate::helpers::*;
+use crate::psa::{FakePsa, FakeTicket, credentials, ticket_toml};
+
+const SYSTEMS: [&str; 5] = ["servicenow", "jira", "halopsa", "connectwise", "autotask"];
+
+fn policy_with(systems: &[&str], url: &str) -> Policy {
+    let toml: String = systems.iter().map(|s| ticket_toml(s, url)).collect();
+    let mut p = notify_policy();
+    p.notify.tickets = Policy::parse(&toml).expect("ticket policy").notify.tickets;
+    p
+}
+
+fn desks(env: &TestEnv) -> Vec<Box<dyn Channel>> {
+    build_channels(
+        &env.rt.policy,
+        &env.rt.microsoft.graph,
+        &reqwest::Client::new(),
+        &credentials,
+    )
+    .expect("channels")
+    .into_iter()
+    .filter(|c| c.tickets().is_some())
+    .collect()
+}
+
+fn megans(tickets: &[FakeTicket], system: &str) -> Vec<FakeTicket> {
+    tickets
+        .iter()
+        .filter(|t| t.system == system && t.title.contains(&upn("megan.bowen")))
+        .cloned()
+        .collect()
+}
+
+/// Exactly one ticket per correlation key in each system.
+fn assert_one_ticket_per_case(tickets: &[FakeTicket], what: &str) {
+    let mut seen = std::collections::BTreeSet::new();
+    for t in tickets {
+        assert!(!t.correlation.is_empty(), "{what}: {t:?}");
+        assert!(
+            seen.insert((t.system, t.correlation.clone())),
+            "{what}: a second ticket for {} in {}",
+            t.correlation,
+            t.system
+        );
+    }
+}
+
+#[tokio::test]
+async fn each_desk_keeps_one_ticket_per_case_from_creation_to_resolution() {
+    let psa = FakePsa::start().await;
+    let env = TestEnv::with_policy(policy_with(&SYSTEMS, &psa.url)).await;
+    let channels = desks(&env);
+    assert_eq!(channels.len(), 5);
+    // Megan Bowen: access ends 2026-11-23 10:00; runs at 09:00 from 2026-11-21: thresholds 3, 1 and 0 days.
+    for day in 0..3 {
+        env.check().await;
+        let r = env
+            .notify_with(&channels, &no_crash, false)
+            .await
+            .expect("notify");
+        assert!(r.failed.is_empty(), "day {day}: {:?}", r.failed);
+        let again = env
+            .notify_with(&channels, &no_crash, false)
+            .await
+            .expect("rerun");
+        assert!(
+            again.sent.is_empty(),
+            "day {day}: a rerun files nothing: {:?}",
+            again.sent
+        );
+        env.advance(Duration::days(1)).await;
+    }
+    let tickets = psa.tickets();
+    assert_one_ticket_per_case(&tickets, "after three days");
+    for system in SYSTEMS {
+        let megan = megans(&tickets, system);
+        assert_eq!(megan.len(), 1, "{system}");
+        let t = &megan[0];
+        assert_eq!(
+            t.comments.len(),
+            2,
+            "{system}: commented at 1 and 0 days: {:?}",
+            t.comments
+        );
+        assert!(!t.resolved, "{system}");
+        assert!(
+            t.text.contains("What to do:") && t.text.contains("learn.microsoft.com"),
+            "{system}: {}",
+            t.text
+        );
+        assert!(t.comments[1].contains("What to do:"), "{system}");
+    }
+    // Routes from the policy reached the desks.
+    let route = |s: &str| megans(&tickets, s)[0].clone();
+    assert_eq!(route("servicenow").queue, "Service Desk");
+    assert_eq!(route("jira").queue, "IT");
+    assert_eq!(
+        (
+            route("halopsa").queue.as_str(),
+            route("halopsa").company.as_str()
+        ),
+        ("1st Line", "12")
+    );
+    assert_eq!(route("connectwise").company, "ContosoLtd");
+    assert_eq!(
+        (
+            route("autotask").queue.as_str(),
+            route("autotask").company.as_str()
+        ),
+        ("29682833", "174")
+    );
+    assert!(route("servicenow").critical, "3 days or fewer is critical");
+
+    // Megan gets a licence: the case closes and each ticket is resolved, once.
+    env.control(
+        &format!("/_sim/users/{}/licenses", upn("megan.bowen")),
+        json!({"add": [{"sku_id": E3}]}),
+    )
+    .await;
+    env.check().await;
+    let r = env
+        .notify_with(&channels, &no_crash, false)
+        .await
+        .expect("resolve");
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    let again = env
+        .notify_with(&channels, &no_crash, false)
+        .await
+        .expect("rerun");
+    assert!(again.sent.is_empty());
+    let tickets = psa.tickets();
+    assert_one_ticket_per_case(&tickets, "after resolution");
+    for system in SYSTEMS {
+        let t = &megans(&tickets, system)[0];
+        assert!(t.resolved, "{system}");
+        assert_eq!(
+            t.comments.len(),
+            3,
+            "{system}: the resolution note: {:?}",
+            t.comments
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_crash_at_each_boundary_never_opens_a_second_ticket_nor_repeats_the_opening() {
+    let steps = [
+        Step::BeforeIntent,
+        Step::AfterIntent,
+        Step::AfterCreate,
+        Step::AfterSend,
+        Step::AfterRecord,
+    ];
+    for (i, step) in steps.into_iter().enumerate() {
+        // Each boundary in another system, so every desk's find-again is exercised.
+        let system = SYSTEMS[i % SYSTEMS.len()];
+        let psa = FakePsa::start().await;
+        let env = TestEnv::with_policy(policy_with(&[system], &psa.url)).await;
+        let channels = desks(&env);
+        env.check().await;
+        let crash = move |s: Step| -> Result<(), CoreError> {
+            if s == step {
+                Err(CoreError::BadInput(format!("injected crash at {s:?}")))
+            } else {
+                Ok(())
+            }
+        };
+        assert!(
+            env.notify_with(&channels, &crash, false).await.is_err(),
+            "{step:?}"
+        );
+        let rerun = env
+            .notify_with(&channels, &no_crash, false)
+            .await
+            .expect("rerun");
+        assert!(rerun.failed.is_empty(), "{step:?}: {:?}", rerun.failed);
+        let third = env
+            .notify_with(&channels, &no_crash, false)
+            .await
+            .expect("third");
+        assert!(third.sent.is_empty(), "{step:?}: settled after the rerun");
+        let tickets = psa.tickets();
+        assert_one_ticket_per_case(&tickets, &format!("{step:?} in {system}"));
+        assert!(
+            tickets.len() >= 2,
+            "{step:?}: every open case has its ticket"
+        );
+        for t in &tickets {
+            assert!(
+                t.comments.is_empty(),
+                "{step:?} in {system}: the notice that opened a ticket is not repeated as a comment: {:?}",
+                t.comments
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_notify_runs_at_once_open_one_ticket_per_case() {
+    let psa = FakePsa::start().await;
+    psa.set_delay(150);
+    let env = TestEnv::with_policy(policy_with(&["jira"], &psa.url)).await;
+    let channels = desks(&env);
+    env.check().await;
+    let (a, b) = tokio::join!(
+        env.notify_with(&channels, &no_crash, false),
+        env.notify_with(&channels, &no_crash, false)
+    );
+    let (a, b) = (a.expect("a"), b.expect("b"));
+    assert!(
+        a.skipped.is_some() || b.skipped.is_some(),
+        "one run waits for the other's lease"
+    );
+    let tickets = psa.tickets();
+    assert_one_ticket_per_case(&tickets, "concurrent runs");
+    assert_eq!(tickets.len(), a.sent.len() + b.sent.len());
+}
+
+#[tokio::test]
+async fn a_desk_that_is_down_holds_back_no_mail_and_is_filed_when_it_is_back() {
+    let psa = FakePsa::start().await;
+    psa.set_down(true);
+    let env = TestEnv::with_policy(policy_with(&["servicenow"], &psa.url)).await;
+    let mut channels = env.mail_channels();
+    channels.extend(desks(&env));
+    env.check().await;
+    let r = env
+        .notify_with(&channels, &no_crash, false)
+        .await
+        .expect("runs");
+    assert!(r.sent.iter().any(|n| n.channel == "mail"), "mail went out");
+    assert!(
+        !r.failed.is_empty() && r.failed.iter().all(|f| f.channel == "ticket:servicenow"),
+        "{:?}",
+        r.failed
+    );
+    assert!(psa.tickets().is_empty());
+    assert!(!psa.requests().is_empty(), "the desk was tried");
+    let mail = env.mail().await.len();
+    // Back, but throttling its first answers: retried within the run.
+    psa.set_down(false);
+    psa.throttle_next(2);
+    let r = env
+        .notify_with(&channels, &no_crash, false)
+        .await
+        .expect("runs");
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    assert!(
+        r.sent.iter().all(|n| n.channel == "ticket:servicenow"),
+        "mail is not repeated"
+    );
+    assert_eq!(env.mail().await.len(), mail);
+    assert_one_ticket_per_case(&psa.tickets(), "after the outage");
+    assert!(!psa.tickets().is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_desk_credential_names_the_variable_and_the_key() {
+    let p = policy_with(&["autotask"], "https://webservices5.autotask.net");
+    let env = TestEnv::with_policy(p).await;
+    let err = build_channels(
+        &env.rt.policy,
+        &env.rt.microsoft.graph,
+        &reqwest::Client::new(),
+        &|k| {
+            if k == "AT_SECRET" {
+                None
+            } else {
+                credentials(k)
+            }
+        },
+    )
+    .err()
+    .expect("missing secret");
+    assert_eq!(err.problems[0].name, "AT_SECRET");
+    assert!(
+        err.problems[0]
+            .problem
+            .contains("notify.tickets[0].secret_env"),
+        "{err}"
+    );
+    let bad =
+        Policy::parse("[[notify.tickets]]\nsystem = 'jira'\nurl = 'not a url'\n").expect_err("bad");
+    let text = bad.to_string();
+    for key in [
+        "notify.tickets[0].url",
+        "notify.tickets[0].user_env",
+        "notify.tickets[0].token_env",
+        "notify.tickets[0].project",
+    ] {
+        assert!(text.contains(key), "{key} in {text}");
+    }
+}
