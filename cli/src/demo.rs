@@ -724,6 +724,7 @@ async fn setup(
         rt,
         auth: Some(auth),
         changes: None,
+        desks: Vec::new(),
     });
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await

@@ -66,6 +66,7 @@ pub async fn chapter(now: DateTime<Utc>, dir: &std::path::Path) -> Result<Realti
         rt,
         auth: None,
         changes,
+        desks: Vec::new(),
     });
     let server = app.clone();
     tokio::spawn(async move {

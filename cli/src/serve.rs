@@ -22,6 +22,8 @@ pub(crate) struct App {
     pub(crate) rt: Runtime,
     pub(crate) auth: Option<WebhookAuth>,
     pub(crate) changes: Option<crate::changes::Changes>,
+    /// Service desks the worker comments outcomes in.
+    pub(crate) desks: Vec<Box<dyn licensewatch_core::ports::channel::Channel>>,
 }
 
 /// The HTTP endpoint: Graph's change notifications on their own path, every other path to the shared webhook
@@ -69,7 +71,13 @@ pub async fn serve(port: u16, bind: &str, with_worker: bool, limits: Limits) -> 
         (Err(_), Some(_)) => None,
         (Err(e), None) => return Err(e.to_string()),
     };
-    let app = Arc::new(App { rt, auth, changes });
+    let desks = rt.ticket_desks().map_err(|e| e.to_string())?;
+    let app = Arc::new(App {
+        rt,
+        auth,
+        changes,
+        desks,
+    });
     let addr: SocketAddr = format!("{bind}:{port}")
         .parse()
         .map_err(|_| format!("cannot bind {bind}:{port}"))?;
@@ -199,7 +207,8 @@ pub(crate) async fn drain_once(app: &App, http: &reqwest::Client) -> Vec<(String
         Ok(requests) => {
             for r in requests {
                 let secret = app.auth.as_ref().and_then(|a| a.callback_secret());
-                let deps = app.rt.worker_deps(http, secret);
+                let mut deps = app.rt.worker_deps(http, secret);
+                deps.desks = &app.desks;
                 match process(&deps, &r, &app.rt.policy, false).await {
                     Ok(outcome) => {
                         tracing::info!(remediation = %r.remediation_id, status = %outcome.status, "remediation done");

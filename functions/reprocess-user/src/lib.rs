@@ -22,6 +22,8 @@ pub struct Deps {
     pub auth: WebhookAuth,
     /// HTTP client for ticket callbacks.
     pub http: reqwest::Client,
+    /// The service desks outcomes are commented in (`[[notify.tickets]]`).
+    pub desks: Vec<Box<dyn licensewatch_core::ports::channel::Channel>>,
 }
 
 /// Dispatches on the event shape.
@@ -32,7 +34,8 @@ pub async fn handle_event(deps: &Deps, payload: Value) -> Result<Value, CoreErro
     }
     if is_sqs(&payload) {
         let event: SqsEvent = parse_event(payload, "an SQS event")?;
-        let worker = deps.rt.worker_deps(&deps.http, deps.auth.callback_secret());
+        let mut worker = deps.rt.worker_deps(&deps.http, deps.auth.callback_secret());
+        worker.desks = &deps.desks;
         return to_json(&handle_sqs(&worker, &deps.rt, event).await);
     }
     let request: ApiGatewayV2httpRequest = parse_event(payload, "an HTTP event")?;

@@ -22,6 +22,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // Without a webhook secret the function fails here, at its cold start: closed.
     let auth = rt.webhook_auth()?;
     let http = rt.microsoft.http.clone();
-    let deps = reprocess_user::Deps { rt, auth, http };
+    // A desk that cannot be built (a credential missing) costs its comments, not the remediations: said at start.
+    let desks = rt.ticket_desks().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "service desks not available: outcomes go to callbacks only");
+        Vec::new()
+    });
+    let deps = reprocess_user::Deps {
+        rt,
+        auth,
+        http,
+        desks,
+    };
     serve("reprocess-user", &ReprocessUser(deps)).await
 }

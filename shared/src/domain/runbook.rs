@@ -105,8 +105,12 @@ mailbox instead of reconnecting the migrated one."
         .to_string()
 }
 
-/// The runbook for a grace case at `now`.
-pub fn for_case(case: &GraceCase, now: DateTime<Utc>) -> Runbook {
+/// The runbook for a grace case at `now`, its times written by `day` (the tenant's time zone).
+pub fn for_case(
+    case: &GraceCase,
+    now: DateTime<Utc>,
+    day: &dyn Fn(&DateTime<Utc>) -> String,
+) -> Runbook {
     let d = &case.deadlines;
     let mut steps = Vec::new();
     let mut links = vec![("Assign licenses to users", ASSIGN_LICENCES)];
@@ -120,7 +124,7 @@ pub fn for_case(case: &GraceCase, now: DateTime<Utc>) -> Runbook {
         Stage::Working => {
             steps.push(licence_step(
                 case,
-                &format!("before {}", d.access_ends_at.format("%Y-%m-%d %H:%M UTC")),
+                &format!("before {}", day(&d.access_ends_at)),
             ));
             if d.case == CaseKind::NeverLicensed {
                 steps.push(exchange_guid_step());
@@ -133,7 +137,7 @@ pub fn for_case(case: &GraceCase, now: DateTime<Utc>) -> Runbook {
                 case,
                 &format!(
                     "before {}: the mailbox reconnects with its data",
-                    d.data_deleted_at.format("%Y-%m-%d %H:%M UTC")
+                    day(&d.data_deleted_at)
                 ),
             ));
             steps.push(exchange_guid_step());
@@ -149,7 +153,7 @@ pub fn for_case(case: &GraceCase, now: DateTime<Utc>) -> Runbook {
             steps.push(format!(
                 "The mailbox data of {} was due for deletion on {}: a licence now gives an empty mailbox.",
                 case.user_principal_name,
-                d.data_deleted_at.format("%Y-%m-%d")
+                day(&d.data_deleted_at)
             ));
             steps.push("If a litigation hold or a retention policy applied before the licence went away, the mailbox is inactive, not deleted: recover or restore it from the inactive mailbox.".into());
             steps.push("If the user account was deleted, its soft-deleted mailbox can be restored for 30 days after the deletion (Get-Mailbox -SoftDeletedMailbox, New-MailboxRestoreRequest).".into());
@@ -232,7 +236,7 @@ mod tests {
             user_principal_name: "megan@contoso.com".into(),
             display_name: None,
             mail: None,
-            evidence: vec![evidence.clone()],
+            evidence: vec![evidence],
             deadlines: Deadlines {
                 case: kind.case(),
                 evidence,
@@ -248,6 +252,10 @@ mod tests {
         }
     }
 
+    fn utc(t: &DateTime<Utc>) -> String {
+        t.format("%Y-%m-%d %H:%M UTC").to_string()
+    }
+
     fn at(d: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(d)
             .expect("time")
@@ -260,7 +268,7 @@ mod tests {
             Some("group Sales: CountViolation"),
             EvidenceKind::AuditFailedAssignment,
         );
-        let working = for_case(&c, at("2026-11-20T00:00:00Z")).text();
+        let working = for_case(&c, at("2026-11-20T00:00:00Z"), &utc).text();
         assert!(
             working.contains("reprocess") && working.contains("before 2026-12-01"),
             "{working}"
@@ -270,12 +278,12 @@ mod tests {
             "a never-licensed (migrated) mailbox: {working}"
         );
         assert!(working.contains(GROUP_LICENSING_PROBLEMS));
-        let ended = for_case(&c, at("2026-12-10T00:00:00Z")).text();
+        let ended = for_case(&c, at("2026-12-10T00:00:00Z"), &utc).text();
         assert!(
             ended.contains("before 2026-12-31") && ended.contains("reconnects"),
             "{ended}"
         );
-        let gone = for_case(&c, at("2027-01-02T00:00:00Z")).text();
+        let gone = for_case(&c, at("2027-01-02T00:00:00Z"), &utc).text();
         assert!(
             gone.contains("inactive") && gone.contains("soft-deleted"),
             "{gone}"
@@ -284,6 +292,7 @@ mod tests {
         let removed = for_case(
             &case(None, EvidenceKind::AuditRemoval),
             at("2026-11-20T00:00:00Z"),
+            &utc,
         )
         .text();
         assert!(

@@ -265,6 +265,24 @@ impl TicketChannel {
     }
 }
 
+/// The remediation actions a source may default to (the webhook contract's `action` values).
+const ACTIONS: [&str; 4] = ["reprocess", "assign", "remove", "copy_from"];
+
+/// RFC 9110 token characters.
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+}
+
+/// A Jira project key: a capital letter, then capitals, digits or underscores.
+fn is_project_key(key: &str) -> bool {
+    let mut chars = key.chars();
+    chars.next().is_some_and(|c| c.is_ascii_uppercase())
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
 fn is_http_url(text: &str) -> bool {
     matches!(url::Url::parse(text), Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some())
 }
@@ -308,12 +326,19 @@ pub(super) fn validate_sources(sources: &[WebhookSource], p: &mut Problems) {
         }
         if !s.header.is_empty() && s.scheme != SignatureScheme::SharedSecret {
             p.add(key("header"), "only a shared-secret source reads a header");
+        } else if !s.header.is_empty() && !is_header_name(&s.header) {
+            p.add(
+                key("header"),
+                format!("'{}' is not an HTTP header name", s.header),
+            );
         }
-        if !s.action.is_empty()
-            && s.action
-                .parse::<crate::domain::kinds::RemediationAction>()
-                .is_err()
-        {
+        if !s.psa_url.is_empty() && s.scheme != SignatureScheme::Connectwise {
+            p.add(
+                key("psa_url"),
+                "only a connectwise source fetches signing keys",
+            );
+        }
+        if !s.action.is_empty() && !ACTIONS.contains(&s.action.as_str()) {
             p.add(
                 key("action"),
                 format!(
@@ -357,6 +382,15 @@ pub(super) fn validate_tickets(tickets: &[TicketChannel], p: &mut Problems) {
                 );
             }
         }
+        if !t.project.is_empty() && !is_project_key(&t.project) {
+            p.add(
+                key("project"),
+                format!(
+                    "'{}' is not a Jira project key (IT, HELP, OPS_2)",
+                    t.project
+                ),
+            );
+        }
         match t.system {
             TicketSystemKind::Jira if t.project.is_empty() && t.queue.is_empty() => {
                 p.add(key("project"), "jira needs the project key issues go to")
@@ -383,5 +417,57 @@ pub(super) fn validate_tickets(tickets: &[TicketChannel], p: &mut Problems) {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_customer_has_its_own_board_and_company_and_the_rest_share_the_defaults() {
+        let mut t = TicketChannel {
+            system: TicketSystemKind::Connectwise,
+            queue: "Help Desk".into(),
+            company: "MSP".into(),
+            ..Default::default()
+        };
+        t.tenants.insert(
+            "Fabrikam.onmicrosoft.com".into(),
+            TicketRoute {
+                queue: "Fabrikam Board".into(),
+                company: "Fabrikam".into(),
+            },
+        );
+        t.tenants.insert(
+            "11111111-2222-3333-4444-555555555555".into(),
+            TicketRoute {
+                queue: String::new(),
+                company: "Northwind".into(),
+            },
+        );
+        let route = |id: &str| {
+            let r = t.route(id);
+            (r.queue, r.company)
+        };
+        assert_eq!(
+            route("fabrikam.onmicrosoft.com"),
+            ("Fabrikam Board".into(), "Fabrikam".into())
+        );
+        assert_eq!(
+            route("11111111-2222-3333-4444-555555555555"),
+            ("Help Desk".into(), "Northwind".into()),
+            "an empty queue falls back to the default"
+        );
+        assert_eq!(
+            route("contoso.onmicrosoft.com"),
+            ("Help Desk".into(), "MSP".into())
+        );
+        let jira = TicketChannel {
+            system: TicketSystemKind::Jira,
+            project: "IT".into(),
+            ..Default::default()
+        };
+        assert_eq!(jira.route("x").queue, "IT", "Jira's project is its queue");
     }
 }

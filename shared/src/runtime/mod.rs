@@ -358,6 +358,18 @@ impl Runtime {
         Ok(channels)
     }
 
+    /// The service desks of `[[notify.tickets]]` (credentials read from the environment), for the worker's
+    /// comments.
+    pub fn ticket_desks(
+        &self,
+    ) -> Result<Vec<Box<dyn crate::ports::channel::Channel>>, ConfigError> {
+        Ok(self
+            .notify_channels(None)?
+            .into_iter()
+            .filter(|c| c.tickets().is_some())
+            .collect())
+    }
+
     /// The ports grace-period-notify uses.
     pub fn notify_deps<'a>(
         &'a self,
@@ -512,6 +524,7 @@ impl Runtime {
             clock: self.clock.as_ref(),
             http,
             callback_secret,
+            desks: &[],
             verify_attempts: self.verify_reads.0,
             verify_delay: self.verify_reads.1,
             verify_within_hours: self.policy.remediation.verify_within_hours,

@@ -325,7 +325,9 @@ fn render_admin(
                 let who = d.who();
                 let dl = &c.deadlines;
                 let state = d.state(c, tz, now);
-                let todo = (d.kind != NoticeKind::Resolved).then(|| runbook::for_case(c, now));
+                let day = |t: &DateTime<Utc>| tz.format(t, "%Y-%m-%d %H:%M %Z");
+                let todo =
+                    (d.kind != NoticeKind::Resolved).then(|| runbook::for_case(c, now, &day));
                 (
                     format!(
                         "{who}: {} ({} evidence) - {state}.\n{}",

@@ -10,6 +10,7 @@ use crate::domain::kinds::RemediationStatus;
 use crate::domain::signing::WebhookSecret;
 use crate::error::{ApiError, CoreError};
 use crate::policy::Policy;
+use crate::ports::channel::{Channel, TicketRef};
 use crate::ports::clock::Clock;
 use crate::ports::directory::types::{AssignedLicense, SubscribedSku, User};
 use crate::ports::directory::{Directory, path_segment};
@@ -50,6 +51,9 @@ pub struct WorkerDeps<'a> {
     pub http: &'a reqwest::Client,
     /// Signs callbacks (the first configured webhook secret).
     pub callback_secret: Option<&'a WebhookSecret>,
+    /// The configured service desks (`[[notify.tickets]]`): a request from a ticket in one of them gets its
+    /// outcome as a comment there.
+    pub desks: &'a [Box<dyn Channel>],
     /// How many times to re-read the user while licence states settle.
     pub verify_attempts: u32,
     /// Pause between re-reads.
@@ -304,9 +308,7 @@ pub async fn process(
             status: record.status,
             detail: record.detail,
         };
-        if done.detail["callback_delivered"] != json!(true) {
-            tell_ticket(deps, req, &done).await?;
-        }
+        tell_ticket(deps, req, &done).await?;
         return Ok(done);
     }
     let outcome = match plan(deps.graph, req, policy).await? {
@@ -338,19 +340,25 @@ pub async fn process(
     Ok(outcome)
 }
 
-/// Posts the outcome to the ticket's callback URL, then records that it was delivered, so a redelivered message
-/// neither skips nor repeats it.
+/// Tells the ticket the outcome, each way not yet done: the signed callback, then a comment in the service desk
+/// the ticket lives in; each is recorded in the outcome's detail once done, so a redelivered message neither skips
+/// nor repeats it.
 async fn tell_ticket(
     deps: &WorkerDeps<'_>,
     req: &RemediationRequest,
     outcome: &Outcome,
 ) -> Result<(), CoreError> {
-    if !callback(deps, req, outcome).await {
-        return Ok(());
-    }
     let mut detail = outcome.detail.clone();
-    if let Some(d) = detail.as_object_mut() {
-        d.insert("callback_delivered".into(), json!(true));
+    let mut told = false;
+    if detail["callback_delivered"] != json!(true) && callback(deps, req, outcome).await {
+        detail["callback_delivered"] = json!(true);
+        told = true;
+    }
+    if detail["desk_told"] != json!(outcome.status) && comment_on_desk(deps, req, outcome).await {
+        detail["desk_told"] = json!(outcome.status);
+        told = true;
+    }
+    if told && detail.is_object() {
         let now = deps.clock.now();
         if let Err(e) = deps
             .store
@@ -361,6 +369,45 @@ async fn tell_ticket(
         }
     }
     Ok(())
+}
+
+/// True when the ticket's own service desk took the outcome as a comment (false when the ticket's system is not a
+/// configured desk).
+async fn comment_on_desk(
+    deps: &WorkerDeps<'_>,
+    req: &RemediationRequest,
+    outcome: &Outcome,
+) -> bool {
+    let Some(ticket) = &req.ticket else {
+        return false;
+    };
+    let Some(desk) = deps
+        .desks
+        .iter()
+        .filter_map(|c| c.tickets())
+        .find(|d| d.kind().as_str().eq_ignore_ascii_case(&ticket.system))
+    else {
+        return false;
+    };
+    let reason = outcome.detail["reason"]
+        .as_str()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    let text = format!(
+        "licensewatch {} for {}: {}{reason} (remediation {})",
+        req.action, req.user, outcome.status, req.remediation_id
+    );
+    let target = TicketRef {
+        id: ticket.id.clone(),
+        number: ticket.id.clone(),
+    };
+    match desk.comment(&target, &text).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "the ticket's service desk did not take the outcome");
+            false
+        }
+    }
 }
 
 async fn execute(
@@ -447,8 +494,8 @@ fn state_errors(user: &User) -> Vec<Value> {
 /// is `failed`, the others stay pending. A user who is not visible yet (Graph's replication) is left for the next
 /// run. Returns how many were settled.
 ///
-/// A settled request that came from a ticket with a callback URL is queued again for reprocess-user, which holds
-/// the callback's secret: finding its record final and the ticket not yet told of that outcome, it posts the
+/// A settled request that came from a ticket is queued again for reprocess-user, which holds the callback's secret
+/// and the service desks' credentials: finding its record final and the ticket not yet told of that outcome, it posts the
 /// outcome and acts on nothing.
 pub async fn confirm_pending(
     graph: &dyn Directory,
@@ -488,12 +535,7 @@ pub async fn confirm_pending(
             .set_status(&record.request.remediation_id, status, &detail, now)
             .await?;
         tracing::info!(remediation = %record.request.remediation_id, %status, "pending remediation settled");
-        if record
-            .request
-            .ticket
-            .as_ref()
-            .is_some_and(|t| t.callback_url.is_some())
-        {
+        if record.request.ticket.is_some() {
             queue.enqueue(&record.request).await?;
         }
         settled += 1;

@@ -121,6 +121,24 @@ user_thresholds_days = [2]
 kind = "generic"
 url = "https://hooks.contoso.com/lw"
 secret_env = "LW_HOOK_SECRET"
+[[notify.tickets]]
+system = "jira"
+url = "https://contoso.atlassian.net"
+user_env = "LW_JIRA_USER"
+token_env = "LW_JIRA_TOKEN"
+password_env = "LW_UNUSED"
+client_id_env = "LW_UNUSED"
+client_secret_env = "LW_UNUSED"
+public_key_env = "LW_UNUSED"
+private_key_env = "LW_UNUSED"
+secret_env = "LW_UNUSED"
+integration_code_env = "LW_UNUSED"
+login_company = "contoso"
+project = "IT"
+queue = "IT"
+company = "Contoso"
+resolved_status = "Done"
+[notify.tickets.tenants]
 [audit]
 first_run_days = 30
 relist_hours = 24
@@ -138,6 +156,25 @@ verify_within_hours = 24
 secrets_env = ["LW_WEBHOOK"]
 github_style_secret_env = "LW_JIRA"
 tolerance_seconds = 300
+[[webhook.sources]]
+name = "halopsa"
+scheme = "shared-secret"
+secret_env = "LW_HALO"
+header = "Authorization"
+system = "halopsa"
+action = "reprocess"
+[webhook.sources.fields]
+user = "/ticket/user_emailaddress"
+action = "/ticket/customfields/action"
+sku_ids = "/ticket/customfields/skus"
+template_user = "/ticket/customfields/template"
+ticket_id = "/ticket/id"
+callback_url = "/ticket/callback"
+dry_run = "/ticket/dry_run"
+[[webhook.sources]]
+name = "connectwise"
+scheme = "connectwise"
+psa_url = "https://na.myconnectwise.net"
 [reclaim]
 inactive_days = 90
 [prices]
@@ -168,11 +205,26 @@ reason = "migration in progress"
 "#;
 
 /// Keys whose values are free text by nature (names of things the tenant or the deployment chooses).
-const FREE_TEXT: [&str; 8] = [
+const FREE_TEXT: [&str; 23] = [
     "notify.webhooks.secret_env",
+    "notify.tickets.user_env",
+    "notify.tickets.token_env",
+    "notify.tickets.password_env",
+    "notify.tickets.client_id_env",
+    "notify.tickets.client_secret_env",
+    "notify.tickets.public_key_env",
+    "notify.tickets.private_key_env",
+    "notify.tickets.secret_env",
+    "notify.tickets.integration_code_env",
+    "notify.tickets.login_company",
+    "notify.tickets.queue",
+    "notify.tickets.company",
+    "notify.tickets.resolved_status",
+    "webhook.sources.system",
     "remediation.sku_allow_list",
     "webhook.secrets_env",
     "webhook.github_style_secret_env",
+    "webhook.sources.secret_env",
     "prices.currency",
     "suppressions.sku",
     "suppressions.reason",
@@ -270,6 +322,14 @@ fn every_policy_value_from_a_closed_set_is_checked_when_the_policy_loads() {
     // The example holds every key the policy has (a new key must join it, and so this walk).
     let mut every = Policy::default();
     every.notify.webhooks.push(WebhookChannel::default());
+    every
+        .notify
+        .tickets
+        .push(licensewatch_core::policy::TicketChannel::default());
+    every
+        .webhook
+        .sources
+        .push(licensewatch_core::policy::WebhookSource::default());
     every.suppressions.push(SuppressionEntry::default());
     every.tenants.push(TenantEntry::default());
     let mut declared = Default::default();

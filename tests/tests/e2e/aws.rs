@@ -87,6 +87,7 @@ async fn the_four_functions_share_dynamodb_s3_and_sqs() {
         rt: env.into_runtime(),
         auth,
         http: reqwest::Client::new(),
+        desks: Vec::new(),
     };
     let body = br#"{"user":"teacher11@contoso.onmicrosoft.com","action":"reprocess","ticket":{"system":"servicenow","id":"INC77"}}"#;
     let secret = licensewatch_core::domain::signing::WebhookSecret::parse(SECRET).expect("secret");

@@ -112,6 +112,7 @@ fn reprocess_deps(env: TestEnv) -> (reprocess_user::Deps, licensewatch_sim::SimH
             rt: env.into_runtime(),
             auth,
             http: reqwest::Client::new(),
+            desks: Vec::new(),
         },
         sim,
     )

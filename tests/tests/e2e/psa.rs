@@ -148,6 +148,17 @@ impl FakePsa {
         self.lock().throttle_next = n;
     }
 
+    /// A ticket someone opened in the desk by hand (a request that will ask licensewatch for a remediation).
+    pub fn open(&self, system: &'static str, title: &str) -> FakeTicket {
+        self.lock().create(
+            system,
+            FakeTicket {
+                title: title.to_string(),
+                ..Default::default()
+            },
+        )
+    }
+
     pub fn set_delay(&self, ms: u64) {
         self.lock().delay_ms = ms;
     }
@@ -265,7 +276,7 @@ impl Desk {
         self.next_id += 1;
         let id = self.next_id;
         let key = match system {
-            "servicenow" => format!("sys{id:08x}"),
+            "servicenow" => format!("{id:032x}"),
             "jira" => format!("IT-{id}"),
             _ => id.to_string(),
         };
@@ -312,11 +323,19 @@ fn servicenow(desk: &mut Desk, method: &Method, path: &str, query: &str, body: &
     match (method.as_str(), rest) {
         ("GET", "") => {
             let q = param(query, "sysparm_query");
-            let corr = q.strip_prefix("correlation_id=").unwrap_or_default();
+            let number = |t: &FakeTicket| format!("INC{:07}", t.id);
             let found: Vec<Value> = desk
-                .by_correlation("servicenow", corr)
+                .tickets
                 .iter()
-                .map(|t| json!({"sys_id": t.key, "number": format!("INC{:07}", t.id)}))
+                .filter(|t| t.system == "servicenow")
+                .filter(
+                    |t| match (q.strip_prefix("correlation_id="), q.strip_prefix("number=")) {
+                        (Some(c), _) => !c.is_empty() && t.correlation == c,
+                        (_, Some(n)) => number(t) == n,
+                        _ => false,
+                    },
+                )
+                .map(|t| json!({"sys_id": t.key, "number": number(t)}))
                 .collect();
             Some((StatusCode::OK, json!({"result": found})))
         }

@@ -303,3 +303,93 @@ async fn a_missing_desk_credential_names_the_variable_and_the_key() {
         assert!(text.contains(key), "{key} in {text}");
     }
 }
+
+#[tokio::test]
+async fn a_remediation_asked_from_a_ticket_is_answered_in_that_ticket_once() {
+    use licensewatch_core::domain::signing::sign_hub;
+    use licensewatch_core::usecases::reprocess_user::process;
+    use licensewatch_core::usecases::webhook::{HttpRequest, WebhookAuth, handle};
+    let psa = FakePsa::start().await;
+    let mut p = policy_with(&["jira", "servicenow"], &psa.url);
+    let sources = Policy::parse(
+        "[[webhook.sources]]\nname = 'jira'\nscheme = 'jira'\nsecret_env = 'LW_JIRA'\n\
+         [webhook.sources.fields]\nuser = '/issue/fields/customfield_10050'\nticket_id = '/issue/key'\n\
+         [[webhook.sources]]\nname = 'servicenow'\nscheme = 'shared-secret'\nsecret_env = 'LW_SNOW'\n\
+         [webhook.sources.fields]\nuser = '/u_affected_user'\nticket_id = '/number'\n",
+    )
+    .expect("sources");
+    p.webhook.sources = sources.webhook.sources;
+    let env = TestEnv::with_policy(p).await;
+    let secret = "jira-admin-webhook-secret-2026";
+    let auth =
+        WebhookAuth::from_policy(&env.rt.policy, &|_| Some(secret.to_string())).expect("auth");
+    let issue = psa.open("jira", "Reprocess Adele's licence");
+    let incident = psa.open("servicenow", "Reprocess a teacher's licence");
+    let jira_body = serde_json::to_vec(&json!({"webhookEvent": "jira:issue_updated",
+        "issue": {"key": issue.key, "fields": {"customfield_10050": upn("teacher11")}}}))
+    .expect("json");
+    let snow_body = serde_json::to_vec(&json!({"number": format!("INC{:07}", incident.id),
+        "u_affected_user": upn("teacher12")}))
+    .expect("json");
+    let deps = env.rt.webhook_deps(&auth);
+    for (path, headers, body) in [
+        (
+            "/webhooks/jira",
+            vec![("x-hub-signature", sign_hub(secret.as_bytes(), &jira_body))],
+            &jira_body,
+        ),
+        (
+            "/webhooks/servicenow",
+            vec![("x-licensewatch-secret", secret.to_string())],
+            &snow_body,
+        ),
+    ] {
+        let mut all: Vec<(String, String)> =
+            vec![("content-type".into(), "application/json".into())];
+        all.extend(headers.into_iter().map(|(k, v)| (k.to_string(), v)));
+        let r = handle(
+            &deps,
+            &HttpRequest {
+                method: "POST",
+                path,
+                headers: all,
+                body,
+            },
+        )
+        .await;
+        assert_eq!(r.status, 202, "{path}: {:?}", r.body);
+    }
+    let desks = desks(&env);
+    let http = reqwest::Client::new();
+    let mut worker = env.rt.worker_deps(&http, None);
+    worker.desks = &desks;
+    let queued = env
+        .rt
+        .store
+        .pending(&env.sim.tenant_id)
+        .await
+        .expect("queue");
+    assert_eq!(queued.len(), 2);
+    for request in &queued {
+        let outcome = process(&worker, request, &env.rt.policy, false)
+            .await
+            .expect("worker");
+        // SQS delivers again: the ticket is not told twice.
+        process(&worker, request, &env.rt.policy, false)
+            .await
+            .expect("redelivery");
+        let ticket_id = &request.ticket.as_ref().expect("ticket").id;
+        let t = psa
+            .tickets()
+            .into_iter()
+            .find(|t| &t.key == ticket_id || &format!("INC{:07}", t.id) == ticket_id)
+            .expect("the ticket");
+        assert_eq!(t.comments.len(), 1, "{ticket_id}: {:?}", t.comments);
+        assert!(
+            t.comments[0].contains(outcome.status.as_str())
+                && t.comments[0].contains(&request.remediation_id),
+            "{ticket_id}: {:?}",
+            t.comments
+        );
+    }
+}

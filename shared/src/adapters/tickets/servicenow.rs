@@ -47,8 +47,29 @@ impl ServiceNow {
         })
     }
 
+    /// The sys_id of a ticket known by its number (INC0010042, what a request from ServiceNow names): the Table API
+    /// updates by sys_id only.
+    async fn sys_id(&self, t: &TicketRef) -> Result<String, ChannelError> {
+        let is_sys_id = t.id.len() == 32 && t.id.chars().all(|c| c.is_ascii_hexdigit());
+        if is_sys_id {
+            return Ok(t.id.clone());
+        }
+        let req = self
+            .request(reqwest::Method::GET, "/api/now/table/incident")
+            .query(&[
+                ("sysparm_query", format!("number={}", t.id)),
+                ("sysparm_fields", "sys_id,number".to_string()),
+                ("sysparm_limit", "1".to_string()),
+            ]);
+        let v = self.web.send(req, "find the incident by number").await?;
+        v["result"][0]["sys_id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| self.web.fail(format!("no incident {}", t.id), false))
+    }
+
     async fn patch(&self, t: &TicketRef, body: Value, what: &str) -> Result<(), ChannelError> {
-        let path = format!("/api/now/table/incident/{}", t.id);
+        let path = format!("/api/now/table/incident/{}", self.sys_id(t).await?);
         self.web
             .send(
                 self.request(reqwest::Method::PATCH, &path).json(&body),

@@ -322,7 +322,7 @@ impl Run<'_, '_> {
                 c.deadlines.case,
                 c.deadlines.evidence.kind,
                 d.state(c, &self.tz, self.now),
-                runbook::for_case(c, self.now).text(),
+                runbook::for_case(c, self.now, &|t| self.tz.format(t, "%Y-%m-%d %H:%M %Z")).text(),
                 d.case_id
             ),
             (_, Some(a)) => format!(
