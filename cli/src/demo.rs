@@ -13,12 +13,15 @@ use chrono::{DateTime, Duration, Utc};
 use licensewatch_core::adapters::auth::Credential;
 use licensewatch_core::adapters::credentials::Microsoft;
 use licensewatch_core::adapters::notify::{Channel, ConsoleChannel, MailChannel};
+use licensewatch_core::adapters::tickets::build_desk;
 use licensewatch_core::config::Settings;
 use licensewatch_core::domain::catalog::Catalog;
 use licensewatch_core::domain::findings::Detail;
 use licensewatch_core::domain::retry::RetryPolicy;
 use licensewatch_core::domain::signing::WebhookSecret;
-use licensewatch_core::policy::Policy;
+use licensewatch_core::policy::{
+    FieldMap, Policy, SignatureScheme, TicketChannel, TicketSystemKind, WebhookSource,
+};
 use licensewatch_core::ports::clock::{Clock, FixedClock};
 use licensewatch_core::runtime::Runtime;
 use licensewatch_core::secret::SecretString;
@@ -38,6 +41,8 @@ pub const DAYS: i64 = 35;
 const TICKET_DAY: i64 = 3;
 const CLIENT_ID: &str = "0f0f0f0f-1111-2222-3333-444455556666";
 const WEBHOOK_ENV: &str = "LICENSEWATCH_DEMO_WEBHOOK_SECRET";
+const DESK_USER_ENV: &str = "LICENSEWATCH_DEMO_SERVICENOW_USER";
+const DESK_PASSWORD_ENV: &str = "LICENSEWATCH_DEMO_SERVICENOW_PASSWORD";
 
 /// What `--json` prints.
 #[derive(Debug, Serialize)]
@@ -64,6 +69,8 @@ pub struct DemoOutput {
     pub audit_records_archived: usize,
     /// Remediations done through the signed webhook.
     pub remediations: Vec<Value>,
+    /// The service desk's incidents at the end (a simulated ServiceNow).
+    pub service_desk: Vec<crate::demo_desk::Incident>,
     /// Licences worth reclaiming at the end, by reason (`licensewatch reclaim` lists them).
     pub reclaim: BTreeMap<String, usize>,
     /// The real-time chapter: a bulk removal caught through Graph change notifications.
@@ -119,6 +126,8 @@ struct Demo {
     secret: WebhookSecret,
     http: reqwest::Client,
     channels: Vec<Box<dyn Channel>>,
+    /// The service desk (a simulated ServiceNow) licensewatch opens incidents in and the remediations come from.
+    desk: crate::demo_desk::DemoDesk,
 }
 
 /// How much faster than Microsoft's the demo's quota windows pass.
@@ -223,7 +232,7 @@ async fn story(
     say(format!(
         "licensewatch demo: a simulated Microsoft 365 tenant ({}) at {}, watched for {days} days.\n\
          Every function runs as in production: real HTTP to the simulated Graph and Management API, SQLite state,\n\
-         mail recorded by the simulated tenant, a signed webhook from a ticketing system.\n",
+         mail recorded by the simulated tenant, incidents in a simulated ServiceNow that asks for the fixes.\n",
         sim.tenant_id, sim.base_url
     ));
     let mut story = Story::default();
@@ -244,6 +253,8 @@ async fn story(
         .await
         .map_err(|e| format!("license-check: {e}"))?;
         if report.remediations_confirmed > 0 {
+            // The settled requests come back on the queue (SQS in production): the worker tells their tickets.
+            drain_once(&demo.app, &demo.http).await;
             demo.confirmed(&mut story.remediations, &mut today).await?;
         }
         let open_now = story.new_cases(&demo, &report.findings, now, &mut today);
@@ -483,28 +494,21 @@ impl Story {
         .await
         .map_err(|e| format!("grace-period-notify: {e}"))?;
         let mut per_case: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+        let mut ticketed: BTreeSet<(String, String)> = BTreeSet::new();
         for n in sent.sent.iter().filter(|n| n.channel != "console") {
+            let what = notice_words(n, &self.announced_lost);
+            if n.channel.starts_with("ticket:") {
+                today.events.push(
+                    json!({"type": "ticket_filed", "user_principal_name": n.user_principal_name,
+                    "kind": n.kind, "threshold_days": n.threshold_days, "channel": n.channel}),
+                );
+                ticketed.insert((n.user_principal_name.clone(), what));
+                continue;
+            }
             *self
                 .notices
                 .entry(n.audience.as_str().to_string())
                 .or_default() += 1;
-            let what = match (n.kind.as_str(), n.threshold_days) {
-                // After access ends, the thresholds count down to the deletion of the mailbox data.
-                ("threshold", Some(d)) if self.announced_lost.contains(&n.user_principal_name) => {
-                    format!("{d}-day data-deletion warning")
-                }
-                ("threshold", Some(d)) => format!("{d}-day warning"),
-                ("alert", _) => {
-                    let condition = n
-                        .case_id
-                        .split(':')
-                        .next()
-                        .unwrap_or_default()
-                        .replace('_', " ");
-                    format!("alert ({condition})")
-                }
-                (k, _) => k.replace('_', " "),
-            };
             *per_case
                 .entry((
                     n.user_principal_name.clone(),
@@ -526,8 +530,13 @@ impl Story {
             } else {
                 String::new()
             };
+            let desk = if audience == "admin" && ticketed.contains(&(upn.clone(), what.clone())) {
+                " and the service desk"
+            } else {
+                ""
+            };
             today.lines.push(format!(
-                "  notify        {what}{about} to the {audience}{recipients}"
+                "  notify        {what}{about} to the {audience}{recipients}{desk}"
             ));
         }
         Ok(())
@@ -563,11 +572,36 @@ impl Story {
             mail_recorded: mail.len(),
             audit_records_archived: self.archived,
             remediations: self.remediations,
+            service_desk: demo.desk.incidents(),
             reclaim: BTreeMap::new(),
             realtime: None,
             state_dir,
             elapsed_ms: started.elapsed().as_millis(),
         })
+    }
+}
+
+/// A notice in an administrator's words.
+fn notice_words(
+    n: &licensewatch_core::usecases::notify_grace_period::SentNotice,
+    lost: &BTreeSet<String>,
+) -> String {
+    match (n.kind.as_str(), n.threshold_days) {
+        // After access ends, the thresholds count down to the deletion of the mailbox data.
+        ("threshold", Some(d)) if lost.contains(&n.user_principal_name) => {
+            format!("{d}-day data-deletion warning")
+        }
+        ("threshold", Some(d)) => format!("{d}-day warning"),
+        ("alert", _) => {
+            let condition = n
+                .case_id
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .replace('_', " ");
+            format!("alert ({condition})")
+        }
+        (k, _) => k.replace('_', " "),
     }
 }
 
@@ -591,6 +625,16 @@ fn summary(output: &DemoOutput, html: Option<&std::path::Path>) -> Vec<String> {
             output.audit_records_archived
         ),
     ];
+    let resolved = output
+        .service_desk
+        .iter()
+        .filter(|i| i.state == "6")
+        .count();
+    lines.push(format!(
+        "The service desk (ServiceNow, simulated) holds {} incident(s) licensewatch opened, one per case or alert, {resolved} resolved; {} work note(s), the remediations' outcomes among them.",
+        output.service_desk.len(),
+        output.service_desk.iter().map(|i| i.work_notes.len()).sum::<usize>()
+    ));
     if !output.reclaim.is_empty() {
         let parts: Vec<String> = output
             .reclaim
@@ -695,6 +739,27 @@ async fn setup(
     policy.notify.admins = vec!["it-team@contoso.com".into()];
     policy.notify.sender = "it.admin@contoso.onmicrosoft.com".into();
     policy.webhook.secrets_env = vec![WEBHOOK_ENV.into()];
+    let desk = crate::demo_desk::DemoDesk::start().await?;
+    policy.notify.tickets = vec![TicketChannel {
+        system: TicketSystemKind::Servicenow,
+        url: desk.url.clone(),
+        user_env: DESK_USER_ENV.into(),
+        password_env: DESK_PASSWORD_ENV.into(),
+        queue: "Service Desk".into(),
+        ..Default::default()
+    }];
+    // The desk's flow posts the incident as ServiceNow holds it, signed per Standard Webhooks.
+    policy.webhook.sources = vec![WebhookSource {
+        name: "servicenow".into(),
+        scheme: SignatureScheme::StandardWebhooks,
+        secret_env: WEBHOOK_ENV.into(),
+        fields: FieldMap {
+            user: "/u_affected_user".into(),
+            ticket_id: "/number".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    }];
     let mut rt = sim_runtime(sim, dir, "state.db", "audit-archive", &[], policy).await?;
     let clock = Arc::new(FixedClock::at(start));
     rt.clock = clock.clone();
@@ -708,10 +773,17 @@ async fn setup(
         base64::engine::general_purpose::STANDARD.encode(raw)
     );
     let secret = WebhookSecret::parse(&secret_text).map_err(|e| e.to_string())?;
-    let auth = WebhookAuth::from_policy(&rt.policy, &|k| {
-        (k == WEBHOOK_ENV).then(|| secret_text.clone())
-    })
-    .map_err(|e| e.to_string())?;
+    let lookup = |k: &str| match k {
+        WEBHOOK_ENV => Some(secret_text.clone()),
+        DESK_USER_ENV => Some(crate::demo_desk::USER.to_string()),
+        DESK_PASSWORD_ENV => Some(crate::demo_desk::PASSWORD.to_string()),
+        _ => None,
+    };
+    let auth = WebhookAuth::from_policy(&rt.policy, &lookup).map_err(|e| e.to_string())?;
+    let desk_channel = || {
+        build_desk(&rt.policy.notify.tickets[0], 0, &rt.microsoft.http, &lookup)
+            .map_err(|p| format!("the demo's service desk: {p:?}"))
+    };
     let channels: Vec<Box<dyn Channel>> = vec![
         Box::new(MailChannel::new(
             rt.microsoft.graph.clone(),
@@ -719,12 +791,14 @@ async fn setup(
             rt.policy.notify.admins.clone(),
         )),
         Box::new(ConsoleChannel::new(true)),
+        Box::new(desk_channel()?),
     ];
+    let desks: Vec<Box<dyn Channel>> = vec![Box::new(desk_channel()?)];
     let app = Arc::new(App {
         rt,
         auth: Some(auth),
         changes: None,
-        desks: Vec::new(),
+        desks,
     });
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
@@ -742,6 +816,7 @@ async fn setup(
         secret,
         http: reqwest::Client::new(),
         channels,
+        desk,
     })
 }
 
@@ -838,6 +913,15 @@ impl Demo {
         Ok(())
     }
 
+    /// The incident licensewatch opened for `user`'s case (the desk's own, opened by hand, when there is none).
+    fn incident_of(&self, user: &str) -> crate::demo_desk::Incident {
+        self.desk
+            .incidents()
+            .into_iter()
+            .find(|i| i.short_description.contains(user))
+            .unwrap_or_else(|| self.desk.open(&format!("Reprocess the licences of {user}")))
+    }
+
     /// The service desk buys the missing seats for the failing group's SKU, then its ticketing system asks
     /// licensewatch (signed webhook) to reprocess each user in error.
     async fn ticketing_system(
@@ -876,23 +960,24 @@ impl Demo {
             .map_err(|e| e.to_string())?;
         events.push(json!({"type": "seats_bought", "sku_part_number": group.sku_part_number, "enabled": enabled}));
         lines.push(format!(
-            "  service desk  buys {} more {} seat(s) (ticket INC0042); its ticketing system calls licensewatch",
+            "  service desk  buys {} more {} seat(s); its flow asks licensewatch from each user's incident",
             group.users.len(),
             group.sku_part_number
         ));
         let mut users: HashMap<String, String> = HashMap::new();
         for (i, user) in group.users.iter().enumerate() {
+            let incident = self.incident_of(user);
             let body = serde_json::to_vec(&json!({
-                "user": user,
-                "action": "reprocess",
-                "ticket": {"system": "servicenow", "id": format!("INC0042-{}", i + 1)},
+                "number": incident.number,
+                "short_description": incident.short_description,
+                "u_affected_user": user,
             }))
             .map_err(|e| e.to_string())?;
             let id = format!("msg_demo_{}", i + 1);
             let ts = self.clock.now().timestamp();
             let resp = self
                 .http
-                .post(format!("{}/remediations", self.webhook_url))
+                .post(format!("{}/webhooks/servicenow", self.webhook_url))
                 .header("content-type", "application/json")
                 .header("webhook-id", &id)
                 .header("webhook-timestamp", ts.to_string())
@@ -907,9 +992,10 @@ impl Demo {
                 users.insert(id.to_string(), user.clone());
             }
             events.push(json!({"type": "webhook_received", "user_principal_name": user, "http_status": status,
-                "remediation_id": answer["remediation_id"], "status": answer["status"]}));
+                "remediation_id": answer["remediation_id"], "status": answer["status"], "incident": incident.number}));
             lines.push(format!(
-                "  webhook       signed POST /remediations for {user}: {status} {}",
+                "  webhook       signed POST /webhooks/servicenow for {user} ({}): {status} {}",
+                incident.number,
                 answer["status"].as_str().unwrap_or("")
             ));
         }

@@ -12,6 +12,7 @@ mod audit;
 mod changes;
 mod check;
 mod demo;
+mod demo_desk;
 mod demo_realtime;
 mod doctor;
 mod fleet;

@@ -97,6 +97,50 @@ fn the_demo_tells_the_whole_story_in_under_a_minute() {
             .iter()
             .all(|(day, e)| e["status"] == "succeeded" && *day == done[0].0 + 1)
     );
+    // The requests came from the service desk's incidents, which licensewatch had opened for the teachers' cases:
+    // one incident per case or alert; each teacher's carries both outcomes and is resolved once the licence is back.
+    assert!(
+        hooks
+            .iter()
+            .all(|(_, e)| e["incident"].as_str().is_some_and(|n| n.starts_with("INC")))
+    );
+    let desk = out["service_desk"].as_array().expect("service desk");
+    let correlations: std::collections::BTreeSet<&str> = desk
+        .iter()
+        .filter_map(|i| i["correlation_id"].as_str())
+        .collect();
+    assert_eq!(
+        correlations.len(),
+        desk.len(),
+        "one incident per case: {desk:?}"
+    );
+    for who in ["teacher11", "teacher12"] {
+        let incident = desk
+            .iter()
+            .find(|i| {
+                i["short_description"]
+                    .as_str()
+                    .is_some_and(|d| d.contains(who))
+            })
+            .expect(who);
+        assert_eq!(incident["state"], "6", "{who}: resolved");
+        let notes: Vec<&str> = incident["work_notes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_str())
+            .collect();
+        for status in ["pending", "succeeded"] {
+            assert_eq!(
+                notes
+                    .iter()
+                    .filter(|n| n.contains(&format!(": {status} (remediation")))
+                    .count(),
+                1,
+                "{who}: the {status} outcome once: {notes:?}"
+            );
+        }
+    }
     let records = out["remediations"].as_array().expect("remediations");
     assert!(
         records.iter().all(|r| r["status"] == "succeeded"),

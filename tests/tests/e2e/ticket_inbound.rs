@@ -482,3 +482,23 @@ async fn a_source_without_its_secret_stops_the_endpoint_naming_the_variable() {
         assert!(text.contains(key), "{key} in {text}");
     }
 }
+
+#[test]
+fn the_readme_recipes_are_valid_policy() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README");
+    let section = readme
+        .split("\n## Ticketing\n")
+        .nth(1)
+        .expect("a Ticketing section");
+    let section = section.split("\n## ").next().unwrap_or_default();
+    let blocks: Vec<&str> = section
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .collect();
+    assert_eq!(blocks.len(), 6, "one recipe per sender");
+    for block in blocks {
+        Policy::parse(block).unwrap_or_else(|e| panic!("{e}\n{block}"));
+    }
+}

@@ -400,24 +400,52 @@ async fn an_alert_is_one_ticket_resolved_when_the_condition_ends() {
     let env = TestEnv::with_policy(policy_with(&["autotask"], &psa.url)).await;
     let channels = desks(&env);
     env.check().await;
-    env.notify_with(&channels, &no_crash, false).await.expect("notify");
+    env.notify_with(&channels, &no_crash, false)
+        .await
+        .expect("notify");
     let alerts = |tickets: Vec<FakeTicket>| -> Vec<FakeTicket> {
-        tickets.into_iter().filter(|t| t.title.starts_with("licensewatch alert:")).collect()
+        tickets
+            .into_iter()
+            .filter(|t| t.title.starts_with("licensewatch alert:"))
+            .collect()
     };
     let open = alerts(psa.tickets());
-    assert_eq!(open.len(), 1, "the faculty SKU is exhausted: {:?}", psa.tickets());
+    assert_eq!(
+        open.len(),
+        1,
+        "the faculty SKU is exhausted: {:?}",
+        psa.tickets()
+    );
     assert!(open[0].critical && !open[0].resolved);
-    assert!(open[0].text.contains("Free seats"), "the runbook: {}", open[0].text);
+    assert!(
+        open[0].text.contains("Free seats"),
+        "the runbook: {}",
+        open[0].text
+    );
     // Seats are bought: the next check closes the occurrence and its ticket is resolved, once.
-    env.control(&format!("/_sim/skus/{FACULTY}/seats"), json!({"enabled": 12})).await;
+    env.control(
+        &format!("/_sim/skus/{FACULTY}/seats"),
+        json!({"enabled": 12}),
+    )
+    .await;
     env.advance(Duration::hours(1)).await;
     env.check().await;
-    let r = env.notify_with(&channels, &no_crash, false).await.expect("notify");
+    let r = env
+        .notify_with(&channels, &no_crash, false)
+        .await
+        .expect("notify");
     assert!(r.failed.is_empty(), "{:?}", r.failed);
-    env.notify_with(&channels, &no_crash, false).await.expect("rerun");
+    env.notify_with(&channels, &no_crash, false)
+        .await
+        .expect("rerun");
     let after = alerts(psa.tickets());
     assert_eq!(after.len(), 1, "no second ticket");
     assert!(after[0].resolved, "{:?}", after[0]);
-    assert_eq!(after[0].comments.len(), 1, "one resolution note: {:?}", after[0].comments);
+    assert_eq!(
+        after[0].comments.len(),
+        1,
+        "one resolution note: {:?}",
+        after[0].comments
+    );
     assert!(after[0].comments[0].contains("no longer holds"));
 }
