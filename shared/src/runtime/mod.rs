@@ -363,11 +363,20 @@ impl Runtime {
     pub fn ticket_desks(
         &self,
     ) -> Result<Vec<Box<dyn crate::ports::channel::Channel>>, ConfigError> {
-        Ok(self
-            .notify_channels(None)?
-            .into_iter()
-            .filter(|c| c.tickets().is_some())
-            .collect())
+        let lookup = |k: &str| std::env::var(k).ok();
+        let mut desks: Vec<Box<dyn crate::ports::channel::Channel>> = Vec::new();
+        let mut problems = Vec::new();
+        for (i, t) in self.policy.notify.tickets.iter().enumerate() {
+            match crate::adapters::tickets::build_desk(t, i, &self.microsoft.http, &lookup) {
+                Ok(desk) => desks.push(Box::new(desk)),
+                Err(p) => problems.extend(p),
+            }
+        }
+        if problems.is_empty() {
+            Ok(desks)
+        } else {
+            Err(ConfigError { problems })
+        }
     }
 
     /// The ports grace-period-notify uses.
@@ -493,6 +502,7 @@ impl Runtime {
             archive: self.archive.as_ref(),
             clock: self.clock.as_ref(),
             queues,
+            desks: self.ticket_desks().map_err(|e| e.to_string()),
         }
     }
 

@@ -29,6 +29,8 @@ pub struct DoctorDeps<'a> {
         &'static str,
         std::sync::Arc<dyn crate::ports::queue::MessageQueue>,
     )>,
+    /// The service desks of `[[notify.tickets]]`, or why they could not be built (a credential not set).
+    pub desks: Result<Vec<Box<dyn crate::ports::channel::Channel>>, String>,
 }
 
 /// What to check.
@@ -81,8 +83,40 @@ pub async fn doctor(deps: &DoctorDeps<'_>, req: &DoctorRequest) -> DoctorReport 
     if wants(req, Job::AuditFetch) {
         checks.extend(feed_checks(deps, req).await);
     }
+    if wants(req, Job::GracePeriodNotify) || wants(req, Job::ReprocessUser) {
+        checks.extend(desk_checks(deps, &req.tenant_id).await);
+    }
     checks.extend(storage_checks(deps, &req.tenant_id).await);
     report(req, checks)
+}
+
+/// Each service desk answers a search for a key no ticket holds: its URL, credentials and rights to read tickets
+/// (nothing is written).
+async fn desk_checks(deps: &DoctorDeps<'_>, tenant_id: &str) -> Vec<Check> {
+    let desks = match &deps.desks {
+        Ok(desks) => desks,
+        Err(e) => {
+            return vec![Check::missing(
+                "service_desk",
+                e.clone(),
+                "set the variables the [[notify.tickets]] *_env keys name",
+            )];
+        }
+    };
+    let mut checks = Vec::new();
+    for desk in desks.iter().filter_map(|c| c.tickets()) {
+        let name = format!("service_desk:{}", desk.kind());
+        let route = desk.route(tenant_id);
+        checks.push(match desk.find("lw-doctor-probe", &route).await {
+            Ok(_) => Check::ok(name, "the desk answers and accepts the credentials"),
+            Err(e) => Check::missing(
+                name,
+                e.detail,
+                "check the entry's url and the account its *_env credentials name (it must read and create tickets)",
+            ),
+        });
+    }
+    checks
 }
 
 fn report(req: &DoctorRequest, checks: Vec<Check>) -> DoctorReport {

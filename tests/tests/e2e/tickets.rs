@@ -449,3 +449,73 @@ async fn an_alert_is_one_ticket_resolved_when_the_condition_ends() {
     );
     assert!(after[0].comments[0].contains("no longer holds"));
 }
+
+#[tokio::test]
+async fn doctor_asks_each_desk_a_harmless_question_and_names_the_one_that_refuses() {
+    use licensewatch_core::domain::doctor::{Job, Verdict};
+    use licensewatch_core::usecases::doctor::doctor;
+    let psa = FakePsa::start().await;
+    let env = TestEnv::with_policy(policy_with(&["jira", "halopsa"], &psa.url)).await;
+    let req = env.rt.doctor_request(&[Job::GracePeriodNotify], None);
+    let mut deps = env.rt.doctor_deps();
+    let verdicts = |r: &licensewatch_core::domain::doctor::DoctorReport| -> Vec<(String, Verdict)> {
+        r.checks
+            .iter()
+            .filter(|c| c.name.starts_with("service_desk"))
+            .map(|c| (c.name.clone(), c.verdict))
+            .collect()
+    };
+    deps.desks = Ok(desks(&env));
+    let r = doctor(&deps, &req).await;
+    assert_eq!(
+        verdicts(&r),
+        [
+            ("service_desk:jira".to_string(), Verdict::Ok),
+            ("service_desk:halopsa".to_string(), Verdict::Ok)
+        ]
+    );
+    assert!(psa.tickets().is_empty(), "doctor opens no ticket");
+    // Jira's token revoked: that desk is named, with the fix.
+    deps.desks = Ok(build_channels(
+        &env.rt.policy,
+        &env.rt.microsoft.graph,
+        &reqwest::Client::new(),
+        &|k| {
+            if k == "JIRA_TOKEN" {
+                Some("revoked".into())
+            } else {
+                credentials(k)
+            }
+        },
+    )
+    .expect("channels")
+    .into_iter()
+    .filter(|c| c.tickets().is_some())
+    .collect());
+    let r = doctor(&deps, &req).await;
+    assert_eq!(
+        verdicts(&r),
+        [
+            ("service_desk:jira".to_string(), Verdict::Missing),
+            ("service_desk:halopsa".to_string(), Verdict::Ok)
+        ]
+    );
+    let jira = r
+        .checks
+        .iter()
+        .find(|c| c.name == "service_desk:jira")
+        .expect("jira");
+    assert!(
+        jira.detail.contains("401") && !jira.detail.contains("revoked"),
+        "{jira:?}"
+    );
+    // The environment lacks the credentials altogether (this process sets none): the variable is named.
+    let r = doctor(&env.rt.doctor_deps(), &req).await;
+    let desk = r
+        .checks
+        .iter()
+        .find(|c| c.name == "service_desk")
+        .expect("config check");
+    assert_eq!(desk.verdict, Verdict::Missing);
+    assert!(desk.detail.contains("JIRA_USER"), "{desk:?}");
+}
