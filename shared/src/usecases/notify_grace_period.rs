@@ -14,7 +14,7 @@ use crate::domain::retry::RetryPolicy;
 use crate::domain::runbook::{self, Runbook};
 use crate::error::CoreError;
 use crate::policy::Policy;
-use crate::ports::channel::{Audience, Channel, Message, html_escape};
+use crate::ports::channel::{Audience, Channel, ChannelError, Message, html_escape};
 use crate::ports::clock::Clock;
 use crate::ports::store::{Alert, GraceCase, LedgerEntry, LedgerStatus, StateStore};
 use crate::time_zone::TimeZone;
@@ -663,25 +663,38 @@ impl Run<'_, '_> {
         items: &[(&Due, &String)],
         status: LedgerStatus,
     ) -> Vec<LedgerEntry> {
+        let to = (delivery.channel.name(), delivery.recipient.as_str());
         items
             .iter()
-            .map(|(d, k)| LedgerEntry {
-                key: (*k).clone(),
-                tenant_id: self.tenant_id.to_string(),
-                case_id: d.case_id.clone(),
-                user_principal_name: d.upn.clone(),
-                audience: d.audience,
-                kind: d.kind,
-                threshold_days: d.threshold,
-                deadline: d.deadline,
-                channel: delivery.channel.name().into(),
-                recipient: delivery.recipient.clone(),
-                status,
-                updated_at: self.now,
-                claimed_by: Some(lease.owner.clone()),
-                reference: None,
-            })
+            .map(|(d, k)| self.entry(d, k, to, lease, status))
             .collect()
+    }
+
+    /// The ledger entry of notice `d` under `key` for `(channel, recipient)`, claimed by this run.
+    fn entry(
+        &self,
+        d: &Due,
+        key: &str,
+        (channel, recipient): (&str, &str),
+        lease: &RunLease<'_>,
+        status: LedgerStatus,
+    ) -> LedgerEntry {
+        LedgerEntry {
+            key: key.to_string(),
+            tenant_id: self.tenant_id.to_string(),
+            case_id: d.case_id.clone(),
+            user_principal_name: d.upn.clone(),
+            audience: d.audience,
+            kind: d.kind,
+            threshold_days: d.threshold,
+            deadline: d.deadline,
+            channel: channel.to_string(),
+            recipient: recipient.to_string(),
+            status,
+            updated_at: self.now,
+            claimed_by: Some(lease.owner.clone()),
+            reference: None,
+        }
     }
 
     /// The message for the claimed notices. Its id is derived from their keys, so a resend after a crash carries
@@ -717,16 +730,15 @@ impl Run<'_, '_> {
 }
 
 /// Up to three tries when the channel says a retry can help.
-async fn deliver_with_retry(
-    ch: &dyn Channel,
-    recipient: &str,
-    message: &Message,
-    retry: &RetryPolicy,
-) -> Result<(), crate::ports::channel::ChannelError> {
+async fn with_retries<T, F, Fut>(retry: &RetryPolicy, mut call: F) -> Result<T, ChannelError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ChannelError>>,
+{
     let mut attempt = 0;
     loop {
-        match ch.deliver(recipient, message).await {
-            Ok(()) => return Ok(()),
+        match call().await {
+            Ok(v) => return Ok(v),
             Err(e) if e.retryable && attempt < 2 => {
                 tokio::time::sleep(retry.backoff(attempt)).await;
                 attempt += 1;
@@ -734,6 +746,15 @@ async fn deliver_with_retry(
             Err(e) => return Err(e),
         }
     }
+}
+
+async fn deliver_with_retry(
+    ch: &dyn Channel,
+    recipient: &str,
+    message: &Message,
+    retry: &RetryPolicy,
+) -> Result<(), ChannelError> {
+    with_retries(retry, || ch.deliver(recipient, message)).await
 }
 
 #[cfg(test)]

@@ -5,9 +5,9 @@
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{DeskHttp, id_text};
-use crate::policy::{TicketChannel, TicketRoute, TicketSystemKind};
-use crate::ports::channel::{ChannelError, NewTicket, TicketRef, TicketSystem};
+use super::{DeskApi, DeskHttp, id_text};
+use crate::policy::{TicketChannel, TicketRoute};
+use crate::ports::channel::{ChannelError, NewTicket, TicketRef};
 use crate::secret::SecretString;
 
 const TICKETS: &str = "/ATServicesRest/V1.0/Tickets";
@@ -60,15 +60,7 @@ impl Autotask {
 }
 
 #[async_trait]
-impl TicketSystem for Autotask {
-    fn kind(&self) -> TicketSystemKind {
-        TicketSystemKind::Autotask
-    }
-
-    fn route(&self, tenant_id: &str) -> TicketRoute {
-        self.entry.route(tenant_id)
-    }
-
+impl DeskApi for Autotask {
     async fn find(
         &self,
         correlation: &str,

@@ -5,9 +5,9 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{DeskHttp, id_text};
-use crate::policy::{TicketChannel, TicketRoute, TicketSystemKind};
-use crate::ports::channel::{ChannelError, NewTicket, TicketRef, TicketSystem};
+use super::{DeskApi, DeskHttp, id_text};
+use crate::policy::{TicketChannel, TicketRoute};
+use crate::ports::channel::{ChannelError, NewTicket, TicketRef};
 use crate::secret::SecretString;
 
 const TICKETS: &str = "/v4_6_release/apis/3.0/service/tickets";
@@ -64,15 +64,7 @@ impl ConnectWise {
 }
 
 #[async_trait]
-impl TicketSystem for ConnectWise {
-    fn kind(&self) -> TicketSystemKind {
-        TicketSystemKind::Connectwise
-    }
-
-    fn route(&self, tenant_id: &str) -> TicketRoute {
-        self.entry.route(tenant_id)
-    }
-
+impl DeskApi for ConnectWise {
     async fn find(
         &self,
         correlation: &str,

@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use super::{DeskHttp, id_text};
-use crate::policy::{TicketChannel, TicketRoute, TicketSystemKind};
-use crate::ports::channel::{ChannelError, NewTicket, TicketRef, TicketSystem};
+use super::{DeskApi, DeskHttp, id_text};
+use crate::policy::{TicketChannel, TicketRoute};
+use crate::ports::channel::{ChannelError, NewTicket, TicketRef};
 use crate::secret::SecretString;
 
 pub(super) struct HaloPsa {
@@ -89,15 +89,7 @@ impl HaloPsa {
 }
 
 #[async_trait]
-impl TicketSystem for HaloPsa {
-    fn kind(&self) -> TicketSystemKind {
-        TicketSystemKind::Halopsa
-    }
-
-    fn route(&self, tenant_id: &str) -> TicketRoute {
-        self.entry.route(tenant_id)
-    }
-
+impl DeskApi for HaloPsa {
     async fn find(
         &self,
         correlation: &str,

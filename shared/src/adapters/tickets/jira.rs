@@ -5,9 +5,9 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{DeskHttp, id_text};
-use crate::policy::{TicketChannel, TicketRoute, TicketSystemKind};
-use crate::ports::channel::{ChannelError, NewTicket, TicketRef, TicketSystem};
+use super::{DeskApi, DeskHttp, id_text};
+use crate::policy::{TicketChannel, TicketRoute};
+use crate::ports::channel::{ChannelError, NewTicket, TicketRef};
 use crate::secret::SecretString;
 
 pub(super) struct Jira {
@@ -83,15 +83,7 @@ impl Jira {
 }
 
 #[async_trait]
-impl TicketSystem for Jira {
-    fn kind(&self) -> TicketSystemKind {
-        TicketSystemKind::Jira
-    }
-
-    fn route(&self, tenant_id: &str) -> TicketRoute {
-        self.entry.route(tenant_id)
-    }
-
+impl DeskApi for Jira {
     async fn find(
         &self,
         correlation: &str,

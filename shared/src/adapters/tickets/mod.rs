@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::config::ConfigProblem;
 use crate::policy::{TicketChannel, TicketSystemKind};
-use crate::ports::channel::{Channel, ChannelError, Message, TicketSystem};
+use crate::ports::channel::{Channel, ChannelError, Message, NewTicket, TicketRef, TicketSystem};
 use crate::secret::SecretString;
 
 /// The HTTP side every desk shares: one base URL, a timeout, and failures sorted into retryable or not, with no
@@ -84,6 +84,58 @@ impl DeskHttp {
     fn missing(&self, what: &str) -> ChannelError {
         self.fail(format!("the answer has no {what}"), false)
     }
+}
+
+/// What each system's API does; [`Desk`] adds what every desk shares (its kind, its routes).
+#[async_trait]
+trait DeskApi: Send + Sync {
+    async fn find(
+        &self,
+        correlation: &str,
+        route: &crate::policy::TicketRoute,
+    ) -> Result<Option<TicketRef>, ChannelError>;
+    async fn create(&self, ticket: &NewTicket) -> Result<TicketRef, ChannelError>;
+    async fn comment(&self, ticket: &TicketRef, text: &str) -> Result<(), ChannelError>;
+    async fn resolve(&self, ticket: &TicketRef, text: &str) -> Result<(), ChannelError>;
+}
+
+/// One configured desk: a system's API with the entry's kind and routes.
+struct Desk<A> {
+    entry: TicketChannel,
+    api: A,
+}
+
+#[async_trait]
+impl<A: DeskApi> TicketSystem for Desk<A> {
+    fn kind(&self) -> TicketSystemKind {
+        self.entry.system
+    }
+    fn route(&self, tenant_id: &str) -> crate::policy::TicketRoute {
+        self.entry.route(tenant_id)
+    }
+    async fn find(
+        &self,
+        correlation: &str,
+        route: &crate::policy::TicketRoute,
+    ) -> Result<Option<TicketRef>, ChannelError> {
+        self.api.find(correlation, route).await
+    }
+    async fn create(&self, ticket: &NewTicket) -> Result<TicketRef, ChannelError> {
+        self.api.create(ticket).await
+    }
+    async fn comment(&self, ticket: &TicketRef, text: &str) -> Result<(), ChannelError> {
+        self.api.comment(ticket, text).await
+    }
+    async fn resolve(&self, ticket: &TicketRef, text: &str) -> Result<(), ChannelError> {
+        self.api.resolve(ticket, text).await
+    }
+}
+
+fn desk<A: DeskApi + 'static>(entry: &TicketChannel, api: A) -> Box<dyn TicketSystem> {
+    Box::new(Desk {
+        entry: entry.clone(),
+        api,
+    })
 }
 
 /// `ticket:<system>`: the channel's name in reports and the ledger.
@@ -168,39 +220,54 @@ pub fn build_desk(
         problems: Vec::new(),
     };
     let web = DeskHttp::new(http.clone(), &entry.url, entry.system);
-    let desk: Box<dyn TicketSystem> = match entry.system {
-        TicketSystemKind::Servicenow => Box::new(servicenow::ServiceNow::new(
-            web,
-            entry.clone(),
-            creds.get("user_env"),
-            creds.get("password_env"),
-        )),
-        TicketSystemKind::Jira => Box::new(jira::Jira::new(
-            web,
-            entry.clone(),
-            creds.get("user_env"),
-            creds.get("token_env"),
-        )),
-        TicketSystemKind::Halopsa => Box::new(halopsa::HaloPsa::new(
-            web,
-            entry.clone(),
-            creds.get("client_id_env"),
-            creds.get("client_secret_env"),
-        )),
-        TicketSystemKind::Connectwise => Box::new(connectwise::ConnectWise::new(
-            web,
-            entry.clone(),
-            creds.get("public_key_env"),
-            creds.get("private_key_env"),
-            creds.get("client_id_env"),
-        )),
-        TicketSystemKind::Autotask => Box::new(autotask::Autotask::new(
-            web,
-            entry.clone(),
-            creds.get("user_env"),
-            creds.get("secret_env"),
-            creds.get("integration_code_env"),
-        )),
+    let desk = match entry.system {
+        TicketSystemKind::Servicenow => desk(
+            entry,
+            servicenow::ServiceNow::new(
+                web,
+                entry.clone(),
+                creds.get("user_env"),
+                creds.get("password_env"),
+            ),
+        ),
+        TicketSystemKind::Jira => desk(
+            entry,
+            jira::Jira::new(
+                web,
+                entry.clone(),
+                creds.get("user_env"),
+                creds.get("token_env"),
+            ),
+        ),
+        TicketSystemKind::Halopsa => desk(
+            entry,
+            halopsa::HaloPsa::new(
+                web,
+                entry.clone(),
+                creds.get("client_id_env"),
+                creds.get("client_secret_env"),
+            ),
+        ),
+        TicketSystemKind::Connectwise => desk(
+            entry,
+            connectwise::ConnectWise::new(
+                web,
+                entry.clone(),
+                creds.get("public_key_env"),
+                creds.get("private_key_env"),
+                creds.get("client_id_env"),
+            ),
+        ),
+        TicketSystemKind::Autotask => desk(
+            entry,
+            autotask::Autotask::new(
+                web,
+                entry.clone(),
+                creds.get("user_env"),
+                creds.get("secret_env"),
+                creds.get("integration_code_env"),
+            ),
+        ),
     };
     if creds.problems.is_empty() {
         Ok(DeskChannel {

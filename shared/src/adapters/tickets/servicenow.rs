@@ -4,9 +4,9 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{DeskHttp, id_text};
-use crate::policy::{TicketChannel, TicketRoute, TicketSystemKind};
-use crate::ports::channel::{ChannelError, NewTicket, TicketRef, TicketSystem};
+use super::{DeskApi, DeskHttp, id_text};
+use crate::policy::{TicketChannel, TicketRoute};
+use crate::ports::channel::{ChannelError, NewTicket, TicketRef};
 use crate::secret::SecretString;
 
 pub(super) struct ServiceNow {
@@ -81,15 +81,7 @@ impl ServiceNow {
 }
 
 #[async_trait]
-impl TicketSystem for ServiceNow {
-    fn kind(&self) -> TicketSystemKind {
-        TicketSystemKind::Servicenow
-    }
-
-    fn route(&self, tenant_id: &str) -> TicketRoute {
-        self.entry.route(tenant_id)
-    }
-
+impl DeskApi for ServiceNow {
     async fn find(
         &self,
         correlation: &str,

@@ -10,7 +10,7 @@
 
 use super::*;
 use crate::policy::TicketRoute;
-use crate::ports::channel::{ChannelError, NewTicket, TicketRef, TicketSystem, correlation};
+use crate::ports::channel::{NewTicket, TicketRef, TicketSystem, correlation};
 
 /// What a notice does to its ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,22 +40,12 @@ impl From<crate::error::StoreError> for Failure {
 }
 
 /// Up to three tries when the desk says a retry can help.
-async fn retried<T, F, Fut>(retry: &RetryPolicy, mut call: F) -> Result<T, Failure>
+async fn retried<T, F, Fut>(retry: &RetryPolicy, call: F) -> Result<T, Failure>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, ChannelError>>,
 {
-    let mut attempt = 0;
-    loop {
-        match call().await {
-            Ok(v) => return Ok(v),
-            Err(e) if e.retryable && attempt < 2 => {
-                tokio::time::sleep(retry.backoff(attempt)).await;
-                attempt += 1;
-            }
-            Err(e) => return Err(Failure::Desk(e)),
-        }
-    }
+    with_retries(retry, call).await.map_err(Failure::Desk)
 }
 
 /// One notice for one desk.
@@ -202,22 +192,9 @@ impl Run<'_, '_> {
         status: LedgerStatus,
         reference: Option<&TicketRef>,
     ) -> LedgerEntry {
-        let d = f.due;
         LedgerEntry {
-            key: key.to_string(),
-            tenant_id: self.tenant_id.to_string(),
-            case_id: d.case_id.clone(),
-            user_principal_name: d.upn.clone(),
-            audience: d.audience,
-            kind: d.kind,
-            threshold_days: d.threshold,
-            deadline: d.deadline,
-            channel: f.channel.to_string(),
-            recipient: recipient.to_string(),
-            status,
-            updated_at: self.now,
-            claimed_by: Some(lease.owner.clone()),
             reference: reference.and_then(|r| serde_json::to_string(r).ok()),
+            ..self.entry(f.due, key, (f.channel, recipient), lease, status)
         }
     }
 
