@@ -513,7 +513,11 @@ async fn accept_from_source(
             .map_err(|m| reject("bad_input", error(400, &m)))?;
         serde_json::to_vec(&mapped).map_err(|e| internal(&e))?
     };
-    let body = parse_body(&native).map_err(|m| reject("bad_input", error(400, &m)))?;
+    let mut body = parse_body(&native).map_err(|m| reject("bad_input", error(400, &m)))?;
+    // A ticket that does not say its system is the source's.
+    if let Some(t) = body.ticket.as_mut().filter(|t| t.system.trim().is_empty()) {
+        t.system = auth.source.system().to_string();
+    }
     proceed(deps, replay_key, body, &native).await
 }
 

@@ -19,6 +19,7 @@ const HALO_TOKEN: &str = "halo-bearer-token-0123456789";
 const SNOW_SECRET: &str = "servicenow-rest-message-secret";
 const AUTOTASK_SECRET: &str = "autotask-webhook-secret-key-01";
 const CW_KEY: &str = "connectwise-callback-signing-key";
+const SIGNED_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// The sources of the README's recipes; ConnectWise's PSA is `psa`.
 fn sources_toml(psa: &str) -> String {
@@ -68,6 +69,17 @@ user = "/Entity/contactEmailAddress"
 ticket_id = "/ID"
 
 [[webhook.sources]]
+name = "signed"
+scheme = "standard-webhooks"
+secret_env = "LW_SIGNED_SECRET"
+system = "freshservice"
+
+[[webhook.sources]]
+name = "github-style"
+scheme = "hub-sha256"
+secret_env = "LW_AUTOMATION_SECRET"
+
+[[webhook.sources]]
 name = "autotask"
 scheme = "autotask"
 secret_env = "LW_AUTOTASK_SECRET"
@@ -86,6 +98,7 @@ fn secret(name: &str) -> Option<String> {
             "LW_HALO_TOKEN" => HALO_TOKEN,
             "LW_SNOW_SECRET" => SNOW_SECRET,
             "LW_AUTOTASK_SECRET" => AUTOTASK_SECRET,
+            "LW_SIGNED_SECRET" => SIGNED_SECRET,
             _ => return None,
         }
         .to_string(),
@@ -447,6 +460,58 @@ async fn autotask_webhooks_are_verified_with_hmac_sha1() {
         "{:?}",
         r.body
     );
+}
+
+#[tokio::test]
+async fn standard_webhooks_and_hub_signatures_work_per_source_with_their_own_secrets() {
+    use licensewatch_core::domain::signing::WebhookSecret;
+    let desk = Desk::new().await;
+    let body =
+        raw(&json!({"user": upn("teacher11"), "action": "reprocess", "ticket": {"id": "SR-7"}}));
+    let now = desk.env.now().timestamp();
+    let sign = |secret: &str, id: &str, ts: i64| {
+        let s = WebhookSecret::parse(secret).expect("secret");
+        vec![
+            ("webhook-id", id.to_string()),
+            ("webhook-timestamp", ts.to_string()),
+            ("webhook-signature", s.sign(id, ts, &body)),
+        ]
+    };
+    let good = sign(SIGNED_SECRET, "msg_1", now);
+    // Signed with another source's whsec secret: refused.
+    let wrong = sign("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", "msg_2", now);
+    correct_wrong_replayed(
+        &desk,
+        "signed",
+        (&good, &body),
+        (&wrong, &body),
+        ("", "SR-7"),
+    )
+    .await;
+    // A stale timestamp is refused even with the right secret.
+    let stale = sign(SIGNED_SECRET, "msg_3", now - 301);
+    assert_eq!(desk.post_raw("signed", &stale, &body).await.status, 401);
+    let body2 = raw(&json!({"user": upn("teacher12"), "ticket": {"system": "github", "id": "42"}}));
+    correct_wrong_replayed(
+        &desk,
+        "github-style",
+        (
+            &[(
+                "x-hub-signature-256",
+                sign_hub(AUTOMATION_SECRET.as_bytes(), &body2),
+            )],
+            &body2,
+        ),
+        (
+            &[(
+                "x-hub-signature",
+                sign_hub(AUTOMATION_SECRET.as_bytes(), &body2),
+            )],
+            &body2,
+        ),
+        ("github", "42"),
+    )
+    .await;
 }
 
 #[tokio::test]

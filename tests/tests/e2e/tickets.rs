@@ -163,9 +163,7 @@ async fn a_crash_at_each_boundary_never_opens_a_second_ticket_nor_repeats_the_op
         Step::AfterSend,
         Step::AfterRecord,
     ];
-    for (i, step) in steps.into_iter().enumerate() {
-        // Each boundary in another system, so every desk's find-again is exercised.
-        let system = SYSTEMS[i % SYSTEMS.len()];
+    for (step, system) in steps.into_iter().flat_map(|s| SYSTEMS.map(|y| (s, y))) {
         let psa = FakePsa::start().await;
         let env = TestEnv::with_policy(policy_with(&[system], &psa.url)).await;
         let channels = desks(&env);
