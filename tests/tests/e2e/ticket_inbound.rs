@@ -485,7 +485,7 @@ async fn standard_webhooks_and_hub_signatures_work_per_source_with_their_own_sec
         "signed",
         (&good, &body),
         (&wrong, &body),
-        ("", "SR-7"),
+        ("freshservice", "SR-7"),
     )
     .await;
     // A stale timestamp is refused even with the right secret.
