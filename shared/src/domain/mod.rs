@@ -7,6 +7,7 @@ pub mod change_notifications;
 pub mod checks;
 pub mod doctor;
 pub mod findings;
+pub mod forecast;
 pub mod grace;
 pub mod kinds;
 pub mod license_event;

@@ -272,6 +272,33 @@ pub struct Alert {
     pub raised_at: DateTime<Utc>,
 }
 
+/// One SKU's seat counts at one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatSample {
+    /// SKU GUID (lower case).
+    pub sku_id: String,
+    /// The counts and when.
+    #[serde(flatten)]
+    pub point: crate::domain::forecast::SeatPoint,
+}
+
+impl SeatSample {
+    /// The samples of a run.
+    pub fn of_run(run: &RunRecord) -> Vec<SeatSample> {
+        run.skus
+            .iter()
+            .map(|s| SeatSample {
+                sku_id: s.sku_id.clone(),
+                point: crate::domain::forecast::SeatPoint {
+                    at: run.run_at,
+                    enabled: s.enabled,
+                    consumed: s.consumed,
+                },
+            })
+            .collect()
+    }
+}
+
 /// What one license-check run saw, kept for the report (capacity, errors and changes over time).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -383,6 +410,13 @@ pub trait RunStore: Send + Sync {
     async fn save_run(&self, run: &RunRecord) -> Result<(), StoreError>;
     /// Run records, oldest first; `limit` keeps the newest ones.
     async fn runs(&self, tenant_id: &str, limit: usize) -> Result<Vec<RunRecord>, StoreError>;
+    /// Each SKU's seat counts as every run since `since` saw them, oldest first (kept beside the runs, small, so a
+    /// forecast does not read whole runs back).
+    async fn seat_history(
+        &self,
+        tenant_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<SeatSample>, StoreError>;
     /// Whether the tenant has a run record (each run asks; a store can answer without reading one).
     async fn has_runs(&self, tenant_id: &str) -> Result<bool, StoreError> {
         Ok(!self.runs(tenant_id, 1).await?.is_empty())

@@ -846,3 +846,61 @@ async fn pending_remediations_are_listed_per_tenant_until_they_settle() {
         assert_eq!(ids(pending), ["p2"], "{name}");
     }
 }
+
+#[tokio::test]
+async fn each_runs_seat_counts_are_read_back_since_a_time_oldest_first() {
+    use licensewatch_core::domain::snapshot::SkuSnap;
+    use licensewatch_core::ports::store::RunRecord;
+    for (name, store) in stores().await {
+        for m in [5, 1, 3] {
+            let skus: Vec<SkuSnap> = ["e3", "ems"]
+                .iter()
+                .enumerate()
+                .map(|(i, id)| SkuSnap {
+                    sku_id: id.to_string(),
+                    part_number: id.to_uppercase(),
+                    enabled: 100 + i as i64,
+                    consumed: i64::from(m) * 10 + i as i64,
+                    warning: 0,
+                    suspended: 0,
+                    plans: vec![],
+                })
+                .collect();
+            store
+                .save_run(&RunRecord {
+                    tenant_id: TENANT.into(),
+                    run_at: at(m),
+                    users_scanned: 1,
+                    licensed_users: 1,
+                    skus,
+                    findings: vec![],
+                })
+                .await
+                .expect("run");
+        }
+        let history = store.seat_history(TENANT, at(2)).await.expect("history");
+        let seen: Vec<(DateTime<Utc>, i64, i64)> = history
+            .iter()
+            .map(|s| (s.point.at, s.point.enabled, s.point.consumed))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (at(3), 100, 30),
+                (at(3), 101, 31),
+                (at(5), 100, 50),
+                (at(5), 101, 51)
+            ],
+            "{name}"
+        );
+        assert_eq!(history[1].sku_id, "ems", "{name}");
+        assert!(
+            store
+                .seat_history("another-tenant", at(0))
+                .await
+                .expect("none")
+                .is_empty(),
+            "{name}"
+        );
+    }
+}

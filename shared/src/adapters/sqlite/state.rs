@@ -2,19 +2,49 @@
 
 use super::*;
 use crate::domain::tenant_status::JobStatus;
+use crate::ports::store::SeatSample;
 use crate::ports::store::{SubscriptionRecord, SubscriptionStore};
+use chrono::{DateTime, Utc};
 
 #[async_trait]
 impl RunStore for SqliteStore {
     async fn save_run(&self, run: &RunRecord) -> Result<(), StoreError> {
         let blob = crate::ports::store::gzip_json(run)?;
-        self.conn()
-            .execute(
-                "INSERT OR REPLACE INTO check_runs (tenant_id, run_at, body) VALUES (?1, ?2, ?3)",
-                params![run.tenant_id, ts(&run.run_at), blob],
-            )
+        let seats = serde_json::to_string(&SeatSample::of_run(run)).map_err(corrupt)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.db(e))?;
+        tx.execute(
+            "INSERT OR REPLACE INTO check_runs (tenant_id, run_at, body) VALUES (?1, ?2, ?3)",
+            params![run.tenant_id, ts(&run.run_at), blob],
+        )
+        .map_err(|e| self.db(e))?;
+        tx.execute(
+            "INSERT OR REPLACE INTO seat_counts (tenant_id, run_at, body) VALUES (?1, ?2, ?3)",
+            params![run.tenant_id, ts(&run.run_at), seats],
+        )
+        .map_err(|e| self.db(e))?;
+        tx.commit().map_err(|e| self.db(e))
+    }
+
+    async fn seat_history(
+        &self,
+        tenant_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<SeatSample>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare("SELECT body FROM seat_counts WHERE tenant_id = ?1 AND run_at >= ?2 ORDER BY run_at")
             .map_err(|e| self.db(e))?;
-        Ok(())
+        let rows = st
+            .query_map(params![tenant_id, ts(&since)], |r| r.get::<_, String>(0))
+            .map_err(|e| self.db(e))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let samples: Vec<SeatSample> =
+                serde_json::from_str(&r.map_err(|e| self.db(e))?).map_err(corrupt)?;
+            out.extend(samples);
+        }
+        Ok(out)
     }
 
     async fn runs(&self, tenant_id: &str, limit: usize) -> Result<Vec<RunRecord>, StoreError> {

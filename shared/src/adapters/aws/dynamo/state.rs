@@ -1,6 +1,7 @@
 //! Run records and snapshots (S3), history, grace cases and licence events (DynamoDB).
 
 use super::*;
+use crate::ports::store::SeatSample;
 
 #[async_trait]
 impl RunStore for DynamoStore {
@@ -10,7 +11,32 @@ impl RunStore for DynamoStore {
         self.put_gz_object(&object, run).await?;
         let mut item = key(format!("{}#run", run.tenant_id.to_ascii_lowercase()), at);
         item.insert("object".into(), s(object));
+        // The seat counts ride on the run's own item: a forecast reads them without the run objects.
+        let seats = serde_json::to_string(&SeatSample::of_run(run))
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        item.insert("seats".into(), s(seats));
         self.put(item, None).await.map(|_| ())
+    }
+
+    async fn seat_history(
+        &self,
+        tenant_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<SeatSample>, StoreError> {
+        let pk = format!("{}#run", tenant_id.to_ascii_lowercase());
+        let since = ts(&since);
+        let mut out = Vec::new();
+        for item in self.query(&pk, false, None).await? {
+            if attr_s(&item, "sk").is_none_or(|at| at < since.as_str()) {
+                continue;
+            }
+            if let Some(seats) = attr_s(&item, "seats") {
+                let samples: Vec<SeatSample> =
+                    serde_json::from_str(seats).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                out.extend(samples);
+            }
+        }
+        Ok(out)
     }
 
     async fn runs(&self, tenant_id: &str, limit: usize) -> Result<Vec<RunRecord>, StoreError> {

@@ -1,6 +1,7 @@
 //! Run records, snapshots, history, grace cases and licence events in memory.
 
 use super::*;
+use crate::ports::store::SeatSample;
 
 #[async_trait]
 impl RunStore for MemoryStore {
@@ -9,6 +10,20 @@ impl RunStore for MemoryStore {
             .runs
             .insert((run.tenant_id.clone(), run.run_at), run.clone());
         Ok(())
+    }
+
+    async fn seat_history(
+        &self,
+        tenant_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<SeatSample>, StoreError> {
+        Ok(self
+            .lock()
+            .runs
+            .iter()
+            .filter(|((t, at), _)| t == tenant_id && *at >= since)
+            .flat_map(|(_, r)| SeatSample::of_run(r))
+            .collect())
     }
 
     async fn runs(&self, tenant_id: &str, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
