@@ -79,7 +79,8 @@ pub fn describe(rt: &Runtime, f: &Finding) -> String {
         Detail::SkuCapacity { .. }
         | Detail::MassDelicensing { .. }
         | Detail::SubscriptionLapsing { .. }
-        | Detail::UnusedSeatsBeforeRenewal { .. } => describe_tenant(rt, f),
+        | Detail::UnusedSeatsBeforeRenewal { .. }
+        | Detail::SeatForecast { .. } => describe_tenant(rt, f),
     }
 }
 
@@ -138,7 +139,8 @@ fn describe_user(rt: &Runtime, f: &Finding) -> String {
         Detail::SkuCapacity { .. }
         | Detail::MassDelicensing { .. }
         | Detail::SubscriptionLapsing { .. }
-        | Detail::UnusedSeatsBeforeRenewal { .. } => describe_tenant(rt, f),
+        | Detail::UnusedSeatsBeforeRenewal { .. }
+        | Detail::SeatForecast { .. } => describe_tenant(rt, f),
     }
 }
 
@@ -214,7 +216,8 @@ fn describe_holding(rt: &Runtime, f: &Finding) -> String {
         Detail::SkuCapacity { .. }
         | Detail::MassDelicensing { .. }
         | Detail::SubscriptionLapsing { .. }
-        | Detail::UnusedSeatsBeforeRenewal { .. } => describe_tenant(rt, f),
+        | Detail::UnusedSeatsBeforeRenewal { .. }
+        | Detail::SeatForecast { .. } => describe_tenant(rt, f),
     }
 }
 
@@ -263,6 +266,28 @@ fn describe_tenant(rt: &Runtime, f: &Finding) -> String {
             "{}: {unassigned} of {total_licenses} seats unassigned, renewing on {}: reduce the subscription before then",
             label(rt, sku_id, sku_part_number),
             renews_at.format("%Y-%m-%d")
+        ),
+        Detail::SeatForecast {
+            sku_id,
+            sku_part_number,
+            available,
+            rate_per_day,
+            days_until_exhausted,
+            exhausted_at,
+            seats_to_buy,
+            horizon_days,
+            renewal_at,
+            ..
+        } => format!(
+            "{}: {available} seat(s) free run out in about {days_until_exhausted} day(s) ({}) at {rate_per_day} a day (net, last month); buy {seats_to_buy} to last {horizon_days} days{}",
+            label(rt, sku_id, sku_part_number),
+            rt.time_zone.format(exhausted_at, "%Y-%m-%d"),
+            renewal_at
+                .map(|r| format!(
+                    "; the subscription renews {}",
+                    rt.time_zone.format(&r, "%Y-%m-%d")
+                ))
+                .unwrap_or_default()
         ),
         Detail::UnlicensedMailbox { .. } | Detail::LicenseAssignmentError { .. } => {
             describe_user(rt, f)

@@ -242,6 +242,10 @@ pub struct CheckPolicy {
     /// Hours between full reads of every user; the runs between read only what changed (`/users/delta`). 0 reads
     /// every user on every run.
     pub full_scan_hours: u32,
+    /// Warn when a SKU's free seats run out sooner than this many days at the recent rate of assignments.
+    pub forecast_horizon_days: u32,
+    /// How many days of history the rate is measured over.
+    pub forecast_window_days: u32,
 }
 
 impl Default for CheckPolicy {
@@ -253,6 +257,8 @@ impl Default for CheckPolicy {
             sku_low_seats: 5,
             renewal_notice_days: 30,
             full_scan_hours: 24,
+            forecast_horizon_days: 14,
+            forecast_window_days: 30,
         }
     }
 }
@@ -595,6 +601,18 @@ impl Policy {
         }
         if self.check.sku_low_seats < 0 {
             p.add("check.sku_low_seats", "must not be negative");
+        }
+        if !(1..=365).contains(&self.check.forecast_horizon_days) {
+            p.add(
+                "check.forecast_horizon_days",
+                "must be between 1 and 365 days",
+            );
+        }
+        if !(7..=180).contains(&self.check.forecast_window_days) {
+            p.add(
+                "check.forecast_window_days",
+                "must be between 7 and 180 days (the rate needs a week of history)",
+            );
         }
         let g = &self.grace;
         for (k, v) in [

@@ -55,6 +55,20 @@ pub fn render(data: &ReportData, tables: &[Table]) -> String {
     if let Some(t) = by_id("sku_capacity") {
         capacity_section(&mut h, data, t);
     }
+    if let Some(t) = by_id("seat_forecast") {
+        let _ = write!(
+            h,
+            "<section id=\"{}\"><h2>{}</h2><p>{}; horizon {} days.</p>",
+            t.id,
+            t.title,
+            esc(&licensewatch_core::domain::forecast::Forecast::method(
+                &data.forecast
+            )),
+            data.forecast.horizon_days
+        );
+        table_body(&mut h, t, "No SKU has seats.", &[1, 2, 4]);
+        h.push_str("</section>");
+    }
     if let Some(t) = by_id("review") {
         table_section(
             &mut h,

@@ -42,6 +42,10 @@ pub struct ReportData {
     pub license_events: usize,
     /// The newest reclamation report (`licensewatch reclaim`), if any.
     pub reclaim: Option<licensewatch_core::domain::reclaim::ReclaimReport>,
+    /// Each SKU's seat counts over the forecast window (and a day).
+    pub seats: Vec<licensewatch_core::ports::store::SeatSample>,
+    /// The forecast's window and horizon (`[check] forecast_*`).
+    pub forecast: licensewatch_core::domain::forecast::ForecastRules,
 }
 
 /// Reads the report's data from the runtime's store.
@@ -63,6 +67,19 @@ pub async fn load(rt: &Runtime) -> Result<ReportData, String> {
             .map_err(err)?
             .len(),
         reclaim: store.latest_reclaim(&tenant).await.map_err(err)?,
+        seats: store
+            .seat_history(
+                &tenant,
+                rt.clock.now()
+                    - chrono::Duration::days(i64::from(rt.policy.check.forecast_window_days) + 1),
+            )
+            .await
+            .map_err(err)?,
+        forecast: licensewatch_core::domain::forecast::ForecastRules {
+            window_days: i64::from(rt.policy.check.forecast_window_days),
+            horizon_days: i64::from(rt.policy.check.forecast_horizon_days),
+            ..Default::default()
+        },
         tenant_id: tenant,
     })
 }
@@ -221,7 +238,47 @@ mod tests {
             }],
             license_events: 4,
             reclaim: Some(reclaim_report(upn)),
+            seats: vec![],
+            forecast: Default::default(),
         }
+    }
+
+    #[test]
+    fn the_seat_forecast_table_says_when_seats_run_out_or_why_it_cannot() {
+        use licensewatch_core::domain::forecast::SeatPoint;
+        use licensewatch_core::ports::store::SeatSample;
+        let mut data = data_with("a@contoso.example", "g");
+        let table = |d: &ReportData| {
+            tables(d)
+                .into_iter()
+                .find(|t| t.id == "seat_forecast")
+                .expect("table")
+        };
+        // Two days of history: said, not guessed.
+        assert!(
+            table(&data).rows[0][3].starts_with("not enough history"),
+            "{:?}",
+            table(&data).rows
+        );
+        // Ten seats, two free now, one assigned a day for eight days: two days left, twelve to buy for 14.
+        data.runs.last_mut().expect("run").skus[0].consumed = 8;
+        data.seats = (0..8)
+            .map(|d| SeatSample {
+                sku_id: "s1".into(),
+                point: SeatPoint {
+                    at: at(2) - chrono::Duration::days(8 - d),
+                    enabled: 10,
+                    consumed: d,
+                },
+            })
+            .collect();
+        let row = &table(&data).rows[0];
+        assert_eq!(
+            (row[1].as_str(), row[2].as_str(), row[4].as_str()),
+            ("2", "1", "12"),
+            "{row:?}"
+        );
+        assert!(row[3].starts_with("in 2 day(s), 2026-11-04"), "{row:?}");
     }
 
     fn reclaim_report(upn: &str) -> licensewatch_core::domain::reclaim::ReclaimReport {
@@ -279,6 +336,7 @@ mod tests {
             "grace_cases",
             "license_errors",
             "sku_capacity",
+            "seat_forecast",
             "capacity-chart",
             "license_changes",
             "changes-chart",

@@ -29,6 +29,7 @@ pub fn tables(data: &ReportData) -> Vec<Table> {
         grace_cases(data),
         license_errors(data),
         capacity(data),
+        seat_forecast(data),
         review(data),
         changes(data),
         unexplained(data),
@@ -174,6 +175,79 @@ fn capacity(data: &ReportData) -> Table {
                     .collect()
             })
             .unwrap_or_default(),
+    }
+}
+
+/// When each SKU's free seats run out at the recent rate, or why that cannot be said.
+fn seat_forecast(data: &ReportData) -> Table {
+    use licensewatch_core::domain::forecast::{Forecast, SeatPoint, forecast};
+    let rules = &data.forecast;
+    let rows = latest(data)
+        .map(|r| {
+            r.skus
+                .iter()
+                .filter(|s| s.enabled > 0)
+                .map(|s| {
+                    let mut points: Vec<SeatPoint> = (data.seats.iter())
+                        .filter(|p| p.sku_id.eq_ignore_ascii_case(&s.sku_id))
+                        .map(|p| p.point)
+                        .collect();
+                    points.push(SeatPoint {
+                        at: r.run_at,
+                        enabled: s.enabled,
+                        consumed: s.consumed,
+                    });
+                    let (rate, runs_out, buy) = match forecast(&points, r.run_at, rules) {
+                        Forecast::Exhausts {
+                            rate_per_day,
+                            days_left,
+                            exhausted_at,
+                            seats_to_buy,
+                            ..
+                        } => (
+                            format!("{rate_per_day}"),
+                            format!(
+                                "in {days_left} day(s), {}",
+                                day(&exhausted_at, &data.time_zone)
+                            ),
+                            seats_to_buy.to_string(),
+                        ),
+                        Forecast::NotGrowing { net_change, .. } => (
+                            "0".into(),
+                            format!("not in sight (net {net_change:+} over the window)"),
+                            "0".into(),
+                        ),
+                        Forecast::NotEnoughHistory {
+                            days_of_history,
+                            needed_days,
+                        } => (
+                            String::new(),
+                            format!("not enough history ({days_of_history} of {needed_days} days)"),
+                            String::new(),
+                        ),
+                    };
+                    vec![
+                        s.part_number.clone(),
+                        s.available().to_string(),
+                        rate,
+                        runs_out,
+                        buy,
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Table {
+        id: "seat_forecast",
+        title: "Seat forecast",
+        headers: vec![
+            "sku",
+            "free",
+            "assigned_per_day",
+            "runs_out",
+            "seats_to_buy_for_horizon",
+        ],
+        rows,
     }
 }
 

@@ -185,6 +185,26 @@ pub enum Detail {
         users_affected: i64,
         reason: String,
     },
+    /// A SKU's free seats run out within the horizon at the recent rate of assignments.
+    SeatForecast {
+        sku_id: String,
+        sku_part_number: String,
+        enabled: i64,
+        consumed: i64,
+        available: i64,
+        /// Seats assigned per day, net of removals, over the window.
+        rate_per_day: f64,
+        /// Whole days until no seat is free.
+        days_until_exhausted: i64,
+        exhausted_at: DateTime<Utc>,
+        /// Seats to buy so that the horizon is covered at the rate.
+        seats_to_buy: i64,
+        horizon_days: i64,
+        /// How the rate was measured.
+        method: String,
+        /// The earliest next lifecycle date of the SKU's subscriptions (`/directory/subscriptions`), when known.
+        renewal_at: Option<DateTime<Utc>>,
+    },
     /// Two of a user's SKUs give the same service: the one to remove is named.
     OverlappingLicenses {
         user_id: String,
@@ -279,6 +299,7 @@ impl Finding {
             Detail::SubscriptionLapsing { .. } => FindingKind::SubscriptionLapsing,
             Detail::UnusedSeatsBeforeRenewal { .. } => FindingKind::UnusedSeatsBeforeRenewal,
             Detail::OverlappingLicenses { .. } => FindingKind::OverlappingLicenses,
+            Detail::SeatForecast { .. } => FindingKind::SeatForecast,
         }
     }
 }

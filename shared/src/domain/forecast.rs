@@ -148,6 +148,72 @@ pub fn forecast(points: &[SeatPoint], now: DateTime<Utc>, rules: &ForecastRules)
     }
 }
 
+/// `seat_forecast` for each SKU whose free seats run out within the horizon. `history`: each SKU's earlier samples;
+/// `skus`: this run's counts (the newest sample); `commerce`: the subscriptions, for the renewal date.
+pub fn findings(
+    skus: &[crate::domain::snapshot::SkuSnap],
+    history: &[(String, SeatPoint)],
+    commerce: &[crate::domain::snapshot::CommerceSnap],
+    rules: &ForecastRules,
+    now: DateTime<Utc>,
+) -> Vec<crate::domain::findings::Finding> {
+    use crate::domain::findings::{Detail, Finding, Severity};
+    skus.iter()
+        // An exhausted SKU is `sku_capacity`'s; a SKU without seats is nobody's.
+        .filter(|s| s.enabled > 0 && s.available() > 0)
+        .filter_map(|s| {
+            let mut points: Vec<SeatPoint> = history
+                .iter()
+                .filter(|(id, _)| id.eq_ignore_ascii_case(&s.sku_id))
+                .map(|(_, p)| *p)
+                .collect();
+            points.push(SeatPoint {
+                at: now,
+                enabled: s.enabled,
+                consumed: s.consumed,
+            });
+            let Forecast::Exhausts {
+                rate_per_day,
+                days_left,
+                exhausted_at,
+                seats_to_buy,
+                ..
+            } = forecast(&points, now, rules)
+            else {
+                return None;
+            };
+            (days_left <= rules.horizon_days).then(|| Finding {
+                severity: if days_left <= 3 {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                },
+                detail: Detail::SeatForecast {
+                    sku_id: s.sku_id.clone(),
+                    sku_part_number: s.part_number.clone(),
+                    enabled: s.enabled,
+                    consumed: s.consumed,
+                    available: s.available(),
+                    rate_per_day,
+                    days_until_exhausted: days_left,
+                    exhausted_at,
+                    seats_to_buy,
+                    horizon_days: rules.horizon_days,
+                    method: Forecast::method(rules),
+                    renewal_at: commerce
+                        .iter()
+                        .filter(|c| {
+                            c.sku_id.eq_ignore_ascii_case(&s.sku_id) && c.status == "Enabled"
+                        })
+                        .filter_map(|c| c.next_lifecycle)
+                        .min(),
+                },
+                suppressed: None,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -139,6 +139,8 @@ spelled! {
         UnusedSeatsBeforeRenewal = "unused_seats_before_renewal",
         /// A user holding two SKUs that give the same service.
         OverlappingLicenses = "overlapping_licenses",
+        /// A SKU whose free seats run out within the forecast horizon at the recent rate of assignments.
+        SeatForecast = "seat_forecast",
     }
 }
 
@@ -159,6 +161,8 @@ spelled! {
         ConsentMissing = "consent_missing",
         /// A Management Activity API subscription is disabled (AF20023): the archive is no longer fed with it.
         AuditFeedDisabled = "audit_feed_disabled",
+        /// A SKU's free seats run out within the forecast horizon.
+        SeatsRunningOut = "seats_running_out",
     }
 }
 

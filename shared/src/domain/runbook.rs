@@ -190,6 +190,13 @@ pub fn for_alert(kind: AlertKind) -> Runbook {
                 ("Assign licenses to users", ASSIGN_LICENCES),
             ],
         ),
+        AlertKind::SeatsRunningOut => (
+            vec![
+                "Buy the seats the alert names before the date it gives (or free some: the reclamation report lists licences unused for months).",
+                "Seats bought in time mean no new starter waits in CountViolation without a mailbox.",
+            ],
+            vec![("Assign licenses to users", ASSIGN_LICENCES)],
+        ),
         AlertKind::SubscriptionLapsing => (
             vec![
                 "Renew the subscription, or move its users to another SKU before it is disabled: a lapsed subscription's users lose their mailboxes' licences.",

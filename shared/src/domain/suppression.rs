@@ -84,6 +84,11 @@ fn skus_of(d: &Detail) -> Vec<&str> {
             sku_part_number,
             ..
         }
+        | Detail::SeatForecast {
+            sku_id,
+            sku_part_number,
+            ..
+        }
         | Detail::LicenseRemoved {
             sku_id,
             sku_part_number,

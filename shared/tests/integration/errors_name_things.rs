@@ -105,6 +105,8 @@ mass_delicensing_window_minutes = 60
 sku_low_seats = 5
 renewal_notice_days = 30
 full_scan_hours = 24
+forecast_horizon_days = 14
+forecast_window_days = 30
 [grace]
 never_licensed_days = 30
 never_licensed_retention_days = 30

@@ -8,6 +8,7 @@ mod crash;
 mod delta;
 mod doctor;
 mod fleet;
+mod forecast;
 mod handlers;
 mod helpers;
 mod license_check;

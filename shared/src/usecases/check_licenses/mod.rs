@@ -218,6 +218,17 @@ async fn check_under(
         &users.count_violations,
         &policy.check,
     ));
+    findings.extend(
+        seat_forecasts(
+            deps,
+            &tenant.tenant_id,
+            snapshot,
+            seen.commerce.as_deref(),
+            policy,
+            now,
+        )
+        .await?,
+    );
     findings.extend(checks::overlap_findings(snapshot, &|sku| {
         policy.price_of(sku)
     }));
@@ -315,6 +326,40 @@ async fn check_under(
     };
     free_later((seen, state));
     Ok(report)
+}
+
+/// The SKUs whose free seats run out within `[check] forecast_horizon_days`, from the seat counts of the runs in
+/// the window and this run's.
+async fn seat_forecasts(
+    deps: &CheckDeps<'_>,
+    tenant_id: &str,
+    snapshot: &crate::domain::snapshot::Snapshot,
+    commerce: Option<&[crate::domain::snapshot::CommerceSnap]>,
+    policy: &Policy,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<crate::domain::findings::Finding>, CoreError> {
+    use crate::domain::forecast::{ForecastRules, findings};
+    let rules = ForecastRules {
+        window_days: i64::from(policy.check.forecast_window_days),
+        horizon_days: i64::from(policy.check.forecast_horizon_days),
+        ..ForecastRules::default()
+    };
+    // A day more than the window: the sample at or before the window's start is the rate's base.
+    let since = now - chrono::Duration::days(rules.window_days + 1);
+    let history: Vec<(String, crate::domain::forecast::SeatPoint)> = deps
+        .store
+        .seat_history(tenant_id, since)
+        .await?
+        .into_iter()
+        .map(|s| (s.sku_id, s.point))
+        .collect();
+    Ok(findings(
+        &snapshot.skus,
+        &history,
+        commerce.unwrap_or_default(),
+        &rules,
+        now,
+    ))
 }
 
 /// Frees what a run read on a thread of its own: a large tenant's users are hundreds of thousands of allocations,

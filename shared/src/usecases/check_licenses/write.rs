@@ -65,6 +65,29 @@ fn alert(deps: &CheckDeps<'_>, f: &Finding, now: DateTime<Utc>) -> Option<Alert>
                 raised_at: now,
             })
         }
+        Detail::SeatForecast {
+            sku_id,
+            sku_part_number,
+            days_until_exhausted,
+            exhausted_at,
+            rate_per_day,
+            seats_to_buy,
+            horizon_days,
+            ..
+        } => {
+            let condition = format!("seats_running_out:{sku_id}");
+            Some(Alert {
+                alert_id: format!("{condition}:{}", now.to_rfc3339()),
+                condition,
+                kind: AlertKind::SeatsRunningOut,
+                summary: format!(
+                    "{} runs out in about {days_until_exhausted} day(s) ({}) at {rate_per_day} seat(s) a day; buy {seats_to_buy} to last {horizon_days} days",
+                    deps.catalog.sku_label(sku_id, sku_part_number),
+                    exhausted_at.format("%Y-%m-%d")
+                ),
+                raised_at: now,
+            })
+        }
         Detail::SkuCapacity {
             sku_id,
             sku_part_number,
