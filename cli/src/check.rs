@@ -69,9 +69,9 @@ pub fn attempted(
 /// A finding in one line, for people: its kind's own words, in the tenant's time zone.
 pub fn describe(rt: &Runtime, f: &Finding) -> String {
     match &f.detail {
-        Detail::UnlicensedMailbox { .. } | Detail::LicenseAssignmentError { .. } => {
-            describe_user(rt, f)
-        }
+        Detail::UnlicensedMailbox { .. }
+        | Detail::LicenseAssignmentError { .. }
+        | Detail::SharedMailboxSignIn { .. } => describe_user(rt, f),
         Detail::LicenseRemoved { .. }
         | Detail::LicenseAdded { .. }
         | Detail::OverlappingLicenses { .. }
@@ -132,6 +132,13 @@ fn describe_user(rt: &Runtime, f: &Finding) -> String {
                 label(rt, sku_id, sku_part_number)
             )
         }
+        Detail::SharedMailboxSignIn {
+            user_principal_name,
+            mailbox_purpose,
+            ..
+        } => format!(
+            "{user_principal_name}: a {mailbox_purpose} mailbox needs no licence, but its account can sign in: block sign-in"
+        ),
         Detail::LicenseRemoved { .. }
         | Detail::LicenseAdded { .. }
         | Detail::OverlappingLicenses { .. }
@@ -210,9 +217,9 @@ fn describe_holding(rt: &Runtime, f: &Finding) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        Detail::UnlicensedMailbox { .. } | Detail::LicenseAssignmentError { .. } => {
-            describe_user(rt, f)
-        }
+        Detail::UnlicensedMailbox { .. }
+        | Detail::LicenseAssignmentError { .. }
+        | Detail::SharedMailboxSignIn { .. } => describe_user(rt, f),
         Detail::SkuCapacity { .. }
         | Detail::MassDelicensing { .. }
         | Detail::SubscriptionLapsing { .. }
@@ -289,9 +296,9 @@ fn describe_tenant(rt: &Runtime, f: &Finding) -> String {
                 ))
                 .unwrap_or_default()
         ),
-        Detail::UnlicensedMailbox { .. } | Detail::LicenseAssignmentError { .. } => {
-            describe_user(rt, f)
-        }
+        Detail::UnlicensedMailbox { .. }
+        | Detail::LicenseAssignmentError { .. }
+        | Detail::SharedMailboxSignIn { .. } => describe_user(rt, f),
         Detail::LicenseRemoved { .. }
         | Detail::LicenseAdded { .. }
         | Detail::OverlappingLicenses { .. }

@@ -270,6 +270,10 @@ pub struct UserSpec {
     /// none = never signed in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sign_in: Option<DateTime<Utc>>,
+    /// The mailbox's `userPurpose` (`mailboxSettings`): `user` (the default for a mailbox), `shared`, `room`,
+    /// `equipment`, `linked`, `others`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailbox_purpose: Option<String>,
 }
 
 fn yes() -> bool {

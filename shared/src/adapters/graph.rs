@@ -445,6 +445,27 @@ impl Directory for GraphClient {
         Ok(out)
     }
 
+    async fn mailbox_purpose(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<crate::domain::kinds::MailboxPurpose>, ApiError> {
+        #[derive(serde::Deserialize)]
+        struct Settings {
+            #[serde(rename = "userPurpose", default)]
+            user_purpose: Option<String>,
+        }
+        let path = format!(
+            "users/{}/mailboxSettings?$select=userPurpose",
+            path_segment(user_id)
+        );
+        match self.get::<Settings>(&path).await {
+            Ok(s) => Ok(s.user_purpose.and_then(|p| p.parse().ok())),
+            // No mailbox in Exchange Online (MailboxNotEnabledForRESTAPI), or no such user.
+            Err(ApiError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn user(&self, id_or_upn: &str) -> Result<Option<User>, ApiError> {
         let path = format!(
             "users/{}?$select={USER_LICENSE_SELECT}",

@@ -495,6 +495,24 @@ pub fn mass_delicensing(
 }
 
 /// `unlicensed_mailbox` for an open grace case: critical once access is gone or within 3 days of a deadline.
+/// `shared_mailbox_sign_in`: a shared, room or equipment mailbox whose account can sign in (it needs no licence,
+/// but anyone with its password uses a mailbox nobody is licensed for: block sign-in).
+pub fn shared_mailbox_sign_in(
+    user_id: &str,
+    upn: &str,
+    purpose: crate::domain::kinds::MailboxPurpose,
+) -> Finding {
+    Finding {
+        severity: Severity::Warning,
+        detail: Detail::SharedMailboxSignIn {
+            user_id: user_id.to_string(),
+            user_principal_name: upn.to_string(),
+            mailbox_purpose: purpose,
+        },
+        suppressed: None,
+    }
+}
+
 pub fn unlicensed_mailbox(case: &GraceCase, now: DateTime<Utc>) -> Finding {
     let d = case.deadlines;
     Finding {

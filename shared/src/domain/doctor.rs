@@ -198,6 +198,12 @@ pub fn permissions(job: Job, mail: bool, alerts: bool) -> Vec<Permission> {
                     false,
                     "mailbox sizes in the reclamation report",
                 ),
+                permission(
+                    "MailboxSettings.Read",
+                    Proof::Granted,
+                    false,
+                    "telling shared, room and equipment mailboxes from people's (userPurpose)",
+                ),
             ];
             if mail && alerts {
                 p.push(permission(
@@ -247,7 +253,7 @@ pub const MANAGEMENT_APP_ID: &str = "c5393580-f805-4401-95e8-94b7a6ef2fc2";
 
 /// Every application permission licensewatch uses, with Microsoft's id for it (`infra/app-registration.json`
 /// lists the same, for `az ad app create --required-resource-accesses`): (API, permission, id).
-pub const PERMISSION_IDS: [(&str, &str, &str); 10] = [
+pub const PERMISSION_IDS: [(&str, &str, &str); 11] = [
     (
         GRAPH_APP_ID,
         "User.Read.All",
@@ -292,6 +298,11 @@ pub const PERMISSION_IDS: [(&str, &str, &str); 10] = [
         GRAPH_APP_ID,
         "AuditLogsQuery-Entra.Read.All",
         "7276d950-48fc-4269-8348-f22f2bb296d0",
+    ),
+    (
+        GRAPH_APP_ID,
+        "MailboxSettings.Read",
+        "40f97065-369a-49f4-947c-6a255697ae91",
     ),
     (
         MANAGEMENT_APP_ID,

@@ -185,6 +185,12 @@ pub enum Detail {
         users_affected: i64,
         reason: String,
     },
+    /// A shared, room or equipment mailbox whose account can sign in: it should be blocked.
+    SharedMailboxSignIn {
+        user_id: String,
+        user_principal_name: String,
+        mailbox_purpose: crate::domain::kinds::MailboxPurpose,
+    },
     /// A SKU's free seats run out within the horizon at the recent rate of assignments.
     SeatForecast {
         sku_id: String,
@@ -259,6 +265,10 @@ impl Detail {
             | Detail::OverlappingLicenses {
                 user_principal_name,
                 ..
+            }
+            | Detail::SharedMailboxSignIn {
+                user_principal_name,
+                ..
             } => Some(user_principal_name),
             _ => None,
         }
@@ -300,6 +310,7 @@ impl Finding {
             Detail::UnusedSeatsBeforeRenewal { .. } => FindingKind::UnusedSeatsBeforeRenewal,
             Detail::OverlappingLicenses { .. } => FindingKind::OverlappingLicenses,
             Detail::SeatForecast { .. } => FindingKind::SeatForecast,
+            Detail::SharedMailboxSignIn { .. } => FindingKind::SharedMailboxSignIn,
         }
     }
 }

@@ -141,6 +141,8 @@ spelled! {
         OverlappingLicenses = "overlapping_licenses",
         /// A SKU whose free seats run out within the forecast horizon at the recent rate of assignments.
         SeatForecast = "seat_forecast",
+        /// A shared, room or equipment mailbox whose account can sign in.
+        SharedMailboxSignIn = "shared_mailbox_sign_in",
     }
 }
 
@@ -163,6 +165,32 @@ spelled! {
         AuditFeedDisabled = "audit_feed_disabled",
         /// A SKU's free seats run out within the forecast horizon.
         SeatsRunningOut = "seats_running_out",
+    }
+}
+
+spelled! {
+    /// What a mailbox is for (`mailboxSettings/userPurpose`).
+    MailboxPurpose {
+        /// One person's mailbox.
+        User = "user",
+        /// Linked to an account in another forest.
+        Linked = "linked",
+        /// Shared by several people: no licence needed under 50 GB.
+        Shared = "shared",
+        /// A meeting room.
+        Room = "room",
+        /// A piece of equipment.
+        Equipment = "equipment",
+        /// Another purpose.
+        Others = "others",
+    }
+}
+
+impl MailboxPurpose {
+    /// Shared, room and equipment mailboxes need no licence: they are never in a grace period, whatever the state
+    /// of their account.
+    pub fn needs_no_licence(self) -> bool {
+        matches!(self, Self::Shared | Self::Room | Self::Equipment)
     }
 }
 

@@ -124,7 +124,9 @@ fn skus_of(d: &Detail) -> Vec<&str> {
         Detail::LicensedDisabledAccount { sku_ids, .. } => {
             sku_ids.iter().map(String::as_str).collect()
         }
-        Detail::UnlicensedMailbox { .. } | Detail::MassDelicensing { .. } => Vec::new(),
+        Detail::UnlicensedMailbox { .. }
+        | Detail::MassDelicensing { .. }
+        | Detail::SharedMailboxSignIn { .. } => Vec::new(),
     }
 }
 

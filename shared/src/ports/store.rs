@@ -583,6 +583,41 @@ pub trait SubscriptionStore: Send + Sync {
     async fn save_subscription(&self, record: &SubscriptionRecord) -> Result<(), StoreError>;
 }
 
+/// A mailbox purpose as stored: what was read and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurposeRecord {
+    /// The purpose (`None`: no mailbox, or a purpose this version does not know).
+    pub purpose: Option<crate::domain::kinds::MailboxPurpose>,
+    /// When it was read.
+    pub read_at: DateTime<Utc>,
+}
+
+/// What each mailbox is for, as last read (`mailboxSettings/userPurpose`): read for the few users that would become
+/// grace cases, kept so each is read about once a day.
+#[async_trait]
+pub trait MailboxPurposeStore: Send + Sync {
+    /// The purposes recorded for these users (absent: never read), with when each was read; `None`: no mailbox or
+    /// a purpose this version does not know.
+    async fn mailbox_purposes(
+        &self,
+        tenant_id: &str,
+        user_ids: &[String],
+    ) -> Result<
+        std::collections::HashMap<
+            String,
+            (Option<crate::domain::kinds::MailboxPurpose>, DateTime<Utc>),
+        >,
+        StoreError,
+    >;
+    /// Records purposes read at `at`.
+    async fn put_mailbox_purposes(
+        &self,
+        tenant_id: &str,
+        read: &[(String, Option<crate::domain::kinds::MailboxPurpose>)],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+}
+
 /// Leases: one run of a job per tenant at a time.
 #[async_trait]
 pub trait LeaseStore: Send + Sync {
@@ -604,8 +639,8 @@ pub trait LeaseStore: Send + Sync {
 pub mod traits {
     pub use super::{
         AlertStore, AuditState, GraceStore, HistoryStore, JobStatusStore, LeaseStore,
-        LicenseEventStore, NoticeLedger, RemediationIntake, RemediationQueue, RemediationStore,
-        RunStore, StateStore, SubscriptionStore,
+        LicenseEventStore, MailboxPurposeStore, NoticeLedger, RemediationIntake, RemediationQueue,
+        RemediationStore, RunStore, StateStore, SubscriptionStore,
     };
 }
 
@@ -637,6 +672,7 @@ pub trait StateStore:
     + LeaseStore
     + SubscriptionStore
     + JobStatusStore
+    + MailboxPurposeStore
 {
 }
 
@@ -650,6 +686,7 @@ impl<T> StateStore for T where
         + LeaseStore
         + SubscriptionStore
         + JobStatusStore
+        + MailboxPurposeStore
 {
 }
 

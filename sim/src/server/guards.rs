@@ -198,7 +198,11 @@ pub(super) async fn mailbox_concurrency(
         .split("/users/")
         .nth(1)
         .and_then(|rest| rest.split_once('/'))
-        .filter(|(_, tail)| tail.starts_with("sendmail") || tail.starts_with("messages"))
+        .filter(|(_, tail)| {
+            ["sendmail", "messages", "mailboxsettings"]
+                .iter()
+                .any(|t| tail.starts_with(t))
+        })
         .map(|(m, _)| m.to_string());
     let Some(mailbox) = mailbox else {
         return next.run(req).await;

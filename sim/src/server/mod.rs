@@ -250,6 +250,7 @@ fn router(shared: Arc<Shared>) -> Router {
             post(user_reprocess),
         )
         .route("/v1.0/users/{id}/sendMail", post(send_mail))
+        .route("/v1.0/users/{id}/mailboxSettings", get(mailbox_settings))
         .route("/v1.0/subscribedSkus", get(subscribed_skus))
         .route(
             "/v1.0/directory/subscriptions",

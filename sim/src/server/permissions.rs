@@ -9,7 +9,7 @@ use super::*;
 
 /// The Graph application permissions licensewatch documents (README, "Deploy to AWS"): a scenario that grants
 /// nothing else grants these.
-pub(super) const DOCUMENTED: [&str; 9] = [
+pub(super) const DOCUMENTED: [&str; 10] = [
     "User.Read.All",
     "Organization.Read.All",
     "GroupMember.Read.All",
@@ -19,6 +19,7 @@ pub(super) const DOCUMENTED: [&str; 9] = [
     "Reports.Read.All",
     "Mail.Send",
     "AuditLogsQuery-Entra.Read.All",
+    "MailboxSettings.Read",
 ];
 
 /// The permissions any of which lets a call through (the least privileged first), or `None` for a call the
@@ -30,6 +31,9 @@ pub(super) fn accepted(method: &str, path: &str, query: &str) -> Option<&'static
     Some(match () {
         _ if licence_write => &["LicenseAssignment.ReadWrite.All", "Directory.ReadWrite.All"],
         _ if p.ends_with("/sendmail") => &["Mail.Send"],
+        _ if p.ends_with("/mailboxsettings") && !write => {
+            &["MailboxSettings.Read", "MailboxSettings.ReadWrite"]
+        }
         _ if p.starts_with("/v1.0/auditlogs/") => &["AuditLog.Read.All"],
         _ if p.starts_with("/v1.0/security/auditlog/") => {
             &["AuditLogsQuery-Entra.Read.All", "AuditLogsQuery.Read.All"]

@@ -594,6 +594,55 @@ pub(super) async fn user_reprocess(
     Json(render_user(&t, ui, None)).into_response()
 }
 
+/// `GET /users/{id}/mailboxSettings` (`$select=userPurpose` narrows it): the settings of a user's mailbox; a user
+/// without an Exchange Online mailbox is `MailboxNotEnabledForRESTAPI`.
+pub(super) async fn mailbox_settings(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let t = s.tenant();
+    let Some(ui) = t.find_user(&id) else {
+        return graph_error(
+            StatusCode::NOT_FOUND,
+            "ErrorInvalidUser",
+            &format!("The requested user '{id}' is invalid."),
+        );
+    };
+    let spec = &t.users[ui].spec;
+    if spec.mail.is_none() {
+        return graph_error(
+            StatusCode::NOT_FOUND,
+            "MailboxNotEnabledForRESTAPI",
+            "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+        );
+    }
+    let purpose = spec
+        .mailbox_purpose
+        .clone()
+        .unwrap_or_else(|| "user".into());
+    let context = format!(
+        "https://graph.microsoft.com/v1.0/$metadata#users('{}')/mailboxSettings",
+        spec.id
+    );
+    let all = json!({"@odata.context": context, "archiveFolder": "AAMkAGI2", "timeZone": "UTC",
+        "dateFormat": "M/d/yyyy", "timeFormat": "h:mm tt", "userPurpose": purpose,
+        "delegateMeetingMessageDeliveryOptions": "sendToDelegateOnly"});
+    match q.get("$select") {
+        Some(fields) => {
+            let mut out = serde_json::Map::new();
+            out.insert("@odata.context".into(), json!(context));
+            for f in fields.split(',').map(str::trim) {
+                if let Some(v) = all.get(f) {
+                    out.insert(f.to_string(), v.clone());
+                }
+            }
+            Json(Value::Object(out)).into_response()
+        }
+        None => Json(all).into_response(),
+    }
+}
+
 pub(super) async fn send_mail(
     State(s): State<Arc<Shared>>,
     Path(id): Path<String>,

@@ -12,6 +12,7 @@ mod forecast;
 mod handlers;
 mod helpers;
 mod license_check;
+mod mailbox_purpose;
 mod notifications;
 mod notify;
 mod psa;

@@ -163,6 +163,8 @@ PRAGMA cache_size = -16384;
 PRAGMA wal_autocheckpoint = 8000;
 CREATE TABLE IF NOT EXISTS check_runs (
     tenant_id TEXT NOT NULL, run_at TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY (tenant_id, run_at));
+CREATE TABLE IF NOT EXISTS mailbox_purposes (
+    tenant_id TEXT NOT NULL, user_id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (tenant_id, user_id));
 CREATE TABLE IF NOT EXISTS seat_counts (
     tenant_id TEXT NOT NULL, run_at TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (tenant_id, run_at));
 CREATE TABLE IF NOT EXISTS job_status (

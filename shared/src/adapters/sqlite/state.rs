@@ -511,3 +511,61 @@ impl crate::ports::store::JobStatusStore for SqliteStore {
         Ok(())
     }
 }
+
+#[async_trait]
+impl crate::ports::store::MailboxPurposeStore for SqliteStore {
+    async fn mailbox_purposes(
+        &self,
+        tenant_id: &str,
+        user_ids: &[String],
+    ) -> Result<
+        std::collections::HashMap<
+            String,
+            (Option<crate::domain::kinds::MailboxPurpose>, DateTime<Utc>),
+        >,
+        StoreError,
+    > {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT body FROM mailbox_purposes WHERE tenant_id = ?1 AND user_id = ?2",
+            )
+            .map_err(|e| self.db(e))?;
+        let mut out = std::collections::HashMap::new();
+        for id in user_ids {
+            let body: Option<String> = st
+                .query_row(params![tenant_id.to_ascii_lowercase(), id], |r| r.get(0))
+                .optional()
+                .map_err(|e| self.db(e))?;
+            if let Some(b) = body {
+                let r: crate::ports::store::PurposeRecord =
+                    serde_json::from_str(&b).map_err(corrupt)?;
+                out.insert(id.clone(), (r.purpose, r.read_at));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn put_mailbox_purposes(
+        &self,
+        tenant_id: &str,
+        read: &[(String, Option<crate::domain::kinds::MailboxPurpose>)],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.db(e))?;
+        for (id, purpose) in read {
+            let body = serde_json::to_string(&crate::ports::store::PurposeRecord {
+                purpose: *purpose,
+                read_at: at,
+            })
+            .map_err(corrupt)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO mailbox_purposes (tenant_id, user_id, body) VALUES (?1, ?2, ?3)",
+                params![tenant_id.to_ascii_lowercase(), id, body],
+            )
+            .map_err(|e| self.db(e))?;
+        }
+        tx.commit().map_err(|e| self.db(e))
+    }
+}

@@ -102,6 +102,16 @@ pub trait Directory: Send + Sync {
     }
     /// One user by id or UPN; `None` when there is no such user.
     async fn user(&self, id_or_upn: &str) -> Result<Option<User>, ApiError>;
+    /// What a user's mailbox is for (`mailboxSettings/userPurpose`, needs `MailboxSettings.Read`); `None` for a
+    /// user without an Exchange Online mailbox, or a purpose Graph added after this version. A directory without
+    /// mailbox settings knows none.
+    async fn mailbox_purpose(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<crate::domain::kinds::MailboxPurpose>, ApiError> {
+        let _ = user_id;
+        Ok(None)
+    }
     /// One user with every property a listing reads ([`types::USER_SELECT`]); `None` when there is no such user.
     async fn user_in_full(&self, id_or_upn: &str) -> Result<Option<User>, ApiError> {
         self.user(id_or_upn).await

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::read::{Earlier, Seen};
 use super::{CheckDeps, CheckStep, TenantRun};
 use crate::domain::grace::{self, GraceCase, MailboxFacts};
-use crate::domain::kinds::RemediationAction;
+use crate::domain::kinds::{MailboxPurpose, RemediationAction};
 use crate::error::CoreError;
 use crate::policy::Policy;
 use crate::ports::store::RemediationRequest;
@@ -31,6 +31,10 @@ pub(super) struct Followed {
     pub open: Vec<GraceCase>,
     /// Opened, open, closed.
     pub counts: CaseCounts,
+    /// Members whose mailbox needs no licence (shared, room, equipment) yet whose account can sign in.
+    pub signing_in: Vec<(String, String, MailboxPurpose)>,
+    /// Why mailbox purposes could not be read, when they could not.
+    pub purposes_unavailable: Option<String>,
 }
 
 /// Follows every case and writes those that changed in one transaction: a crash leaves the previous run's cases,
@@ -55,12 +59,25 @@ pub(super) async fn follow(
     let mut counts = CaseCounts::default();
     let mut open = Vec::new();
     let mut changed = Vec::new();
+    let candidates: Vec<String> = (seen.snapshot.users.iter())
+        .filter(|u| u.is_member_mailbox() && !u.exchange_enabled())
+        .map(|u| u.id().to_string())
+        .collect();
+    let purposes = super::purposes::of_candidates(deps, &tenant.tenant_id, candidates, now).await?;
+    let mut signing_in = Vec::new();
+    let mut no_licence_needed: HashMap<String, MailboxPurpose> = HashMap::new();
     for u in seen
         .snapshot
         .users
         .iter()
         .filter(|u| u.is_member_mailbox() && !u.exchange_enabled())
     {
+        if let Some(purpose) = purposes.needing_no_licence(u.id()) {
+            // Never a grace case; an open one (from before purposes were read) closes below.
+            signing_in.push((u.id().to_string(), u.upn().to_string(), purpose));
+            no_licence_needed.insert(u.id().to_string(), purpose);
+            continue;
+        }
         // What remains in `existing` after the loop are the cases whose user no longer qualifies: they close.
         let prior = existing.remove(u.id());
         let prior = prior.as_ref();
@@ -90,9 +107,12 @@ pub(super) async fn follow(
     let mut written: Vec<GraceCase> = existing
         .into_values()
         .map(|mut case| {
-            let reason = grace::close_reason(seen.snapshot.user(&case.user_id));
+            let reason = match no_licence_needed.get(&case.user_id) {
+                Some(p) => format!("a {p} mailbox, which needs no licence"),
+                None => grace::close_reason(seen.snapshot.user(&case.user_id)).to_string(),
+            };
             case.closed_at = Some(now);
-            case.close_reason = Some(reason.to_string());
+            case.close_reason = Some(reason);
             case.updated_at = now;
             case
         })
@@ -102,7 +122,12 @@ pub(super) async fn follow(
     deps.store.put_grace_cases(&written).await?;
     (deps.crash)(CheckStep::AfterCases)?;
     counts.open = open.len();
-    Ok(Followed { open, counts })
+    Ok(Followed {
+        open,
+        counts,
+        signing_in,
+        purposes_unavailable: purposes.unavailable,
+    })
 }
 
 /// The SKUs pending `assign` requests ask for the user (by id or UPN).

@@ -6,6 +6,7 @@
 //! [`grace_cases`], [`remediate`]).
 
 mod grace_cases;
+mod purposes;
 mod read;
 mod remediate;
 mod write;
@@ -104,6 +105,9 @@ pub struct CheckReport {
     /// Set when the run did nothing because another license-check run for the tenant was in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// Why the mailboxes' purposes (shared, room, equipment) could not be read, when they could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailbox_purposes_unavailable: Option<String>,
 }
 
 impl CheckReport {
@@ -123,6 +127,7 @@ impl CheckReport {
             remediations_confirmed: 0,
             unchanged_on_read: Vec::new(),
             skipped: Some(why),
+            mailbox_purposes_unavailable: None,
         }
     }
 }
@@ -275,6 +280,12 @@ async fn check_under(
             .iter()
             .map(|c| checks::unlicensed_mailbox(c, now)),
     );
+    findings.extend(
+        cases
+            .signing_in
+            .iter()
+            .map(|(id, upn, purpose)| checks::shared_mailbox_sign_in(id, upn, *purpose)),
+    );
     write::history(
         deps,
         &tenant.tenant_id,
@@ -323,6 +334,7 @@ async fn check_under(
         remediations_confirmed,
         unchanged_on_read: std::mem::take(&mut seen.unchanged),
         skipped: None,
+        mailbox_purposes_unavailable: cases.purposes_unavailable.clone(),
     };
     free_later((seen, state));
     Ok(report)

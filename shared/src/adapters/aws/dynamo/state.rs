@@ -431,3 +431,51 @@ impl crate::ports::store::JobStatusStore for DynamoStore {
         self.put(item, None).await.map(|_| ())
     }
 }
+
+#[async_trait]
+impl crate::ports::store::MailboxPurposeStore for DynamoStore {
+    async fn mailbox_purposes(
+        &self,
+        tenant_id: &str,
+        user_ids: &[String],
+    ) -> Result<
+        HashMap<String, (Option<crate::domain::kinds::MailboxPurpose>, DateTime<Utc>)>,
+        StoreError,
+    > {
+        let pk = format!("{}#purpose", tenant_id.to_ascii_lowercase());
+        let items = self
+            .batch_get(user_ids.iter().map(|id| key(pk.clone(), id)).collect())
+            .await?;
+        let mut out = HashMap::new();
+        for item in &items {
+            let (Some(id), Some(body)) = (attr_s(item, "sk"), attr_s(item, "body")) else {
+                continue;
+            };
+            let r: crate::ports::store::PurposeRecord =
+                serde_json::from_str(body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            out.insert(id.to_string(), (r.purpose, r.read_at));
+        }
+        Ok(out)
+    }
+
+    async fn put_mailbox_purposes(
+        &self,
+        tenant_id: &str,
+        read: &[(String, Option<crate::domain::kinds::MailboxPurpose>)],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let pk = format!("{}#purpose", tenant_id.to_ascii_lowercase());
+        let mut items = Vec::new();
+        for (id, purpose) in read {
+            let body = serde_json::to_string(&crate::ports::store::PurposeRecord {
+                purpose: *purpose,
+                read_at: at,
+            })
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let mut item = key(pk.clone(), id);
+            item.insert("body".into(), s(body));
+            items.push(item);
+        }
+        self.batch_put(items).await
+    }
+}

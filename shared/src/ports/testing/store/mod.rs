@@ -43,6 +43,7 @@ struct State {
     reclaims: BTreeMap<(String, DateTime<Utc>), ReclaimReport>,
     subscriptions: HashMap<String, crate::ports::store::SubscriptionRecord>,
     job_statuses: BTreeMap<(String, String), crate::domain::tenant_status::JobStatus>,
+    purposes: HashMap<(String, String), crate::ports::store::PurposeRecord>,
     history: Vec<(String, HistoryEntry)>,
     history_keys: HashSet<(String, String)>,
     cases: BTreeMap<String, GraceCase>,

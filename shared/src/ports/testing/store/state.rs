@@ -310,3 +310,45 @@ impl crate::ports::store::JobStatusStore for MemoryStore {
         Ok(())
     }
 }
+
+#[async_trait]
+impl crate::ports::store::MailboxPurposeStore for MemoryStore {
+    async fn mailbox_purposes(
+        &self,
+        tenant_id: &str,
+        user_ids: &[String],
+    ) -> Result<
+        HashMap<String, (Option<crate::domain::kinds::MailboxPurpose>, DateTime<Utc>)>,
+        StoreError,
+    > {
+        let state = self.lock();
+        Ok(user_ids
+            .iter()
+            .filter_map(|id| {
+                state
+                    .purposes
+                    .get(&(tenant_id.to_ascii_lowercase(), id.clone()))
+                    .map(|r| (id.clone(), (r.purpose, r.read_at)))
+            })
+            .collect())
+    }
+
+    async fn put_mailbox_purposes(
+        &self,
+        tenant_id: &str,
+        read: &[(String, Option<crate::domain::kinds::MailboxPurpose>)],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        for (id, purpose) in read {
+            state.purposes.insert(
+                (tenant_id.to_ascii_lowercase(), id.clone()),
+                crate::ports::store::PurposeRecord {
+                    purpose: *purpose,
+                    read_at: at,
+                },
+            );
+        }
+        Ok(())
+    }
+}
