@@ -18,6 +18,7 @@ pub mod retry;
 pub mod runbook;
 pub mod signing;
 pub mod snapshot;
+pub mod statement;
 pub mod suppression;
 pub mod tenant_status;
 
