@@ -57,11 +57,13 @@ if [ -z "${LICENSEWATCH_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1;
 fi
 
 # The simulated tenant answers Microsoft's own client libraries (tests/sdk/conformance.py).
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import msgraph, msal, deprecated' 2>/dev/null; then
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import msgraph, msal, deprecated, pypdf' 2>/dev/null; then
   ensure_venv
-  echo "test.sh: installing msgraph-sdk and msal into $VENV" >&2
-  "$VENV/bin/pip" install -q msgraph-sdk msal Deprecated
+  echo "test.sh: installing msgraph-sdk, msal and pypdf into $VENV" >&2
+  "$VENV/bin/pip" install -q msgraph-sdk msal Deprecated pypdf
 fi
+# A PDF reader other than our writer reads the statements back (cli/tests/cli/statement.rs).
+export LICENSEWATCH_TEST_PYTHON="$VENV/bin/python"
 if command -v cargo-nextest >/dev/null 2>&1; then
   runner=(cargo nextest run --workspace)
 else

@@ -23,6 +23,7 @@ mod reclaim;
 mod report;
 mod search;
 mod serve;
+mod statement;
 
 /// Watch Microsoft 365 licences: warn before mailboxes are cut off, explain every licence change, keep the audit
 /// trail, and fix licence errors from your ticketing system.
@@ -114,6 +115,9 @@ enum Command {
         #[arg(long)]
         csv: Option<PathBuf>,
     },
+    /// A customer's monthly licence statement (seats at month end and the peak, unassigned seats and their cost,
+    /// the month's changes and who made them) as CSV and PDF.
+    Statement(statement::StatementArgs),
     /// Search the archived audit trail by user, operation, actor, source and time (local or S3 archive).
     AuditSearch(search::SearchArgs),
     /// List licence-change events from the audit archive.
@@ -462,6 +466,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Subscribe => changes::subscribe(cli.json).await,
         Command::Reclaim { csv } => reclaim::run(cli.json, csv).await,
         Command::AuditSearch(args) => search::run(cli.json, args).await,
+        Command::Statement(args) => statement::run(cli.json, args).await,
         Command::LicenseEvents { user } => audit::events(cli.json, user).await,
         Command::AuditVerify { day } => audit::verify(cli.json, &day).await,
         Command::Demo {

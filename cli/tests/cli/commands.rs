@@ -33,6 +33,7 @@ fn help_lists_every_subcommand() {
         "doctor",
         "init",
         "backfill",
+        "statement",
     ] {
         assert!(text.contains(sub), "--help lacks {sub}:\n{text}");
     }

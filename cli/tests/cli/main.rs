@@ -5,3 +5,4 @@ mod common;
 mod concurrency;
 mod demo_report;
 mod endpoint;
+mod statement;

@@ -4,7 +4,8 @@
 //! Real-time detection lives here too, because it is license-check's rules on fewer users: an HTTP request
 //! (function URL) is Graph's change-notification endpoint (admitted notifications go to the change queue); an SQS
 //! message of Graph changes is a targeted re-check; a schedule whose `detail` is `{"action": "keep-subscriptions",
-//! "notification_url": ...}` creates or renews the Graph subscriptions.
+//! "notification_url": ...}` creates or renews the Graph subscriptions; one whose `detail` is `{"action":
+//! "statement"}` (the 1st of each month) writes every customer's licence statement to the bucket.
 
 use std::collections::BTreeMap;
 
@@ -39,6 +40,9 @@ pub struct Detail {
     /// For `keep-subscriptions`: the public URL Graph posts to (the function URL).
     #[serde(default)]
     pub notification_url: Option<String>,
+    /// For `statement`: the month stated, `YYYY-MM` (absent: the month before this one).
+    #[serde(default)]
+    pub month: Option<String>,
 }
 
 /// The handler's answer (visible in logs and to a direct invoke).
@@ -88,8 +92,9 @@ pub async fn handle_event(deps: &Deps, payload: Value) -> Result<Value, CoreErro
             "keep-subscriptions" => {
                 to_json(&notifications::keep_all(deps, detail.notification_url.as_deref()).await?)
             }
+            "statement" => to_json(&statements(&deps.home, detail.month.as_deref()).await?),
             other => Err(CoreError::BadInput(format!(
-                "detail.action '{other}': the only action is keep-subscriptions"
+                "detail.action '{other}': the actions are keep-subscriptions and statement"
             ))),
         };
     }
@@ -98,6 +103,33 @@ pub async fn handle_event(deps: &Deps, payload: Value) -> Result<Value, CoreErro
         None => deps.home.clone(),
     };
     to_json(&handle(&rt, event).await?)
+}
+
+/// The monthly schedule: every customer's statement of the month (the previous one unless `month` names one)
+/// written once each under the archive bucket's `statements/` prefix; a retried invocation writes only what is
+/// missing.
+pub async fn statements(
+    rt: &Runtime,
+    month: Option<&str>,
+) -> Result<licensewatch_core::usecases::statement::Published, CoreError> {
+    use licensewatch_core::domain::statement::Month;
+    use licensewatch_core::usecases::statement::{fleet_tenants, publish};
+    let month = match month {
+        Some(m) => {
+            Month::parse(m).map_err(|e| CoreError::BadInput(format!("detail.month: {e}")))?
+        }
+        None => Month::previous(rt.clock.now()),
+    };
+    let tenants = fleet_tenants(&rt.policy, &rt.microsoft.tenant_id);
+    let documents = rt.documents()?;
+    publish(
+        &rt.statement_deps(),
+        documents.as_ref(),
+        &tenants,
+        month,
+        &rt.policy,
+    )
+    .await
 }
 
 /// An HTTP request: Graph's change notifications (function URL).

@@ -1,4 +1,4 @@
-//! The audit archive in a local directory (`LICENSEWATCH_ARCHIVE=file:DIR`), the default.
+//! The audit archive in a local directory (`LICENSEWATCH_ARCHIVE=file:DIR`), the default, and the documents beside it.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -72,30 +72,65 @@ fn io(path: &std::path::Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
     move |e| StoreError::Archive(format!("'{}': {e}", path.display()))
 }
 
+/// Writes `bytes` at `path` unless a file is there; false when one is.
+fn write_new(path: &std::path::Path, bytes: &[u8]) -> Result<bool, StoreError> {
+    if path.exists() {
+        return Ok(false);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+    // Write beside the target, then link it in place: a crash leaves either nothing or the whole object, and of
+    // two writers at once exactly one creates the file (a link, unlike a rename, never replaces one). A partial
+    // temporary file (a crash, a full disk) is removed here or by the next run's sweep.
+    let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(&tmp)(e));
+    }
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+/// Documents (monthly statements) in a directory of their own, beside the archive.
+#[derive(Debug, Clone)]
+pub struct FileDocuments {
+    root: PathBuf,
+}
+
+impl FileDocuments {
+    /// Documents under `root` (created when needed).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+}
+
+#[async_trait]
+impl crate::ports::documents::Documents for FileDocuments {
+    async fn put_new(&self, key: &str, bytes: Vec<u8>) -> Result<bool, StoreError> {
+        if key.split('/').any(|part| part.is_empty() || part == "..") {
+            return Err(StoreError::Archive(format!(
+                "document key '{key}' is not a plain relative path"
+            )));
+        }
+        write_new(&self.root.join(key), &bytes)
+    }
+}
+
 #[async_trait]
 impl AuditArchive for FileArchive {
     async fn put_new(&self, key: &str, bytes: Vec<u8>) -> Result<bool, StoreError> {
-        let path = self.root.join(key);
-        if path.exists() {
-            return Ok(false);
-        }
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io(dir))?;
-        }
-        // Write beside the target and rename: a crash leaves either nothing or the whole object. A partial
-        // temporary file (a crash, a full disk) is removed here or by the next run's sweep.
-        let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
-        let written = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()
-        })();
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(io(&tmp)(e));
-        }
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
-        Ok(true)
+        write_new(&self.root.join(key), &bytes)
     }
 
     async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {

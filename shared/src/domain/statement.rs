@@ -120,6 +120,9 @@ pub struct ChangeLine {
     pub by: String,
     /// `success` or `failure`.
     pub result: String,
+    /// Why it failed (a failure's reason as Microsoft gave it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A customer's month.
@@ -198,10 +201,8 @@ pub fn build(input: &StatementInput<'_>) -> Statement {
         })
         .filter(|l| l.bought > 0 || l.peak_assigned > 0)
         .collect();
-    let mut changes: Vec<ChangeLine> = input
-        .events
-        .iter()
-        .filter(|e| e.at >= start && e.at < end)
+    let mut changes: Vec<ChangeLine> = one_per_change(input.events, start, end)
+        .into_iter()
         .map(|e| ChangeLine {
             at: e.at,
             user: e
@@ -213,6 +214,7 @@ pub fn build(input: &StatementInput<'_>) -> Statement {
             removed: e.removed_sku_ids.iter().map(|s| (input.name)(s)).collect(),
             by: e.actor.clone().unwrap_or_else(|| "unknown".into()),
             result: e.result.clone(),
+            reason: e.reason.clone().filter(|_| e.failed()),
         })
         .collect();
     changes.sort_by(|a, b| (a.at, &a.user).cmp(&(b.at, &b.user)));
@@ -225,6 +227,42 @@ pub fn build(input: &StatementInput<'_>) -> Statement {
         changes,
         currency: input.currency.to_string(),
     }
+}
+
+/// The month's events, one per change: both audit sources record most changes, under the same correlation
+/// (directory audit `correlationId`, Management API `InterSystemsId`), and the copy naming the most SKUs is kept.
+fn one_per_change(
+    events: &[LicenseEvent],
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Vec<&LicenseEvent> {
+    let mut month: Vec<&LicenseEvent> = events
+        .iter()
+        .filter(|e| e.at >= start && e.at < end)
+        .collect();
+    let skus = |e: &LicenseEvent| e.added_sku_ids.len() + e.removed_sku_ids.len();
+    month.sort_by_key(|e| std::cmp::Reverse(skus(e)));
+    let mut seen = std::collections::HashSet::new();
+    month.retain(|e| {
+        let who = e
+            .user_id
+            .as_deref()
+            .or(e.user_principal_name.as_deref())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let change = match e.correlation_id.as_deref().filter(|c| !c.is_empty()) {
+            Some(c) => c.to_ascii_lowercase(),
+            None => format!(
+                "{}|{:?}|{:?}|{}",
+                e.at.timestamp(),
+                e.added_sku_ids,
+                e.removed_sku_ids,
+                e.result
+            ),
+        };
+        seen.insert((who, change))
+    });
+    month
 }
 
 /// A CSV field, quoted when it must be (RFC 4180); a leading `=`, `+`, `-` or `@` is prefixed with `'` so a
@@ -270,7 +308,7 @@ impl Statement {
             skus.push_str(&row.join(","));
             skus.push('\n');
         }
-        let mut changes = String::from("tenant_id,month,at,user,added,removed,by,result\n");
+        let mut changes = String::from("tenant_id,month,at,user,added,removed,by,result,reason\n");
         for c in &self.changes {
             let row = [
                 field(&self.tenant_id),
@@ -281,6 +319,7 @@ impl Statement {
                 field(&c.removed.join("; ")),
                 field(&c.by),
                 field(&c.result),
+                field(c.reason.as_deref().unwrap_or("")),
             ];
             changes.push_str(&row.join(","));
             changes.push('\n');
@@ -295,10 +334,10 @@ impl Statement {
                 "Licence statement {} - tenant {}",
                 self.month, self.tenant_id
             ),
-            format!(
-                "From {} license-check run(s) in the month; prices from [prices].",
-                self.runs
-            ),
+            match self.runs {
+                0 => "No license-check run in this month: no seat figures to state.".to_string(),
+                n => format!("From {n} license-check run(s) in the month; prices from [prices]."),
+            },
             String::new(),
             format!(
                 "{:<34} {:>7} {:>8} {:>6} {:>10} {:>12}",
@@ -316,7 +355,10 @@ impl Statement {
                 money(l.monthly_cost)
             ));
         }
-        out.push(format!("Total: {:.2} {}", self.total_cost, self.currency));
+        out.push(match self.skus.iter().any(|l| l.unit_price.is_some()) {
+            true => format!("Total: {:.2} {}", self.total_cost, self.currency),
+            false => "Total: no SKU has a price in [prices.monthly]".to_string(),
+        });
         out.push(String::new());
         out.push(format!("Licence changes ({})", self.changes.len()));
         for c in &self.changes {
@@ -333,10 +375,10 @@ impl Statement {
                 c.at.format("%Y-%m-%d %H:%M"),
                 c.user,
                 c.by,
-                if c.result == "success" {
-                    ""
-                } else {
-                    " (failed)"
+                match (c.result.as_str(), &c.reason) {
+                    ("success", _) => String::new(),
+                    (_, Some(why)) => format!(" (failed: {why})"),
+                    _ => " (failed)".into(),
                 }
             ));
         }
@@ -348,8 +390,9 @@ impl Statement {
 /// cross-reference table exact. Characters outside Latin-1 print as `?` (the standard fonts have no others).
 pub fn pdf(pages: &[Vec<String>]) -> Vec<u8> {
     const LINES_PER_PAGE: usize = 70;
+    let pages: Vec<Vec<String>> = pages.iter().map(|p| wrap(p)).collect();
     let mut chunks: Vec<&[String]> = Vec::new();
-    for page in pages {
+    for page in &pages {
         if page.is_empty() {
             chunks.push(&[]);
         }
@@ -408,6 +451,22 @@ pub fn pdf(pages: &[Vec<String>]) -> Vec<u8> {
         )
         .as_bytes(),
     );
+    out
+}
+
+/// Lines longer than A4's width in Courier 9 pt (95 characters between the margins) continue on the next line,
+/// indented.
+fn wrap(lines: &[String]) -> Vec<String> {
+    const WIDTH: usize = 95;
+    let mut out = Vec::with_capacity(lines.len());
+    for line in lines {
+        let chars: Vec<char> = line.chars().collect();
+        let (first, rest) = chars.split_at(chars.len().min(WIDTH));
+        out.push(first.iter().collect());
+        for part in rest.chunks(WIDTH - 4) {
+            out.push(format!("    {}", part.iter().collect::<String>()));
+        }
+    }
     out
 }
 
@@ -496,6 +555,14 @@ mod tests {
                 ..event(1, "old@contoso.com", &["e3"], &[], "x")
             },
         ];
+        // Both audit sources record a change under one correlation: it is one change.
+        let mut events = events;
+        events[0].correlation_id = Some("C-1".into());
+        events.push(LicenseEvent {
+            source: "management_api".into(),
+            added_sku_ids: vec![],
+            ..events[0].clone()
+        });
         let name = |s: &str| match s {
             "e3" => "Office 365 E3".to_string(),
             other => other.to_uppercase(),
@@ -556,6 +623,9 @@ mod tests {
         let lines: Vec<String> = (0..150)
             .map(|i| format!("line {i} (Zoë) \\ done"))
             .collect();
+        let long = pdf(&[vec!["x".repeat(200)]]);
+        let shown = |b: &[u8]| b.windows(3).filter(|w| w == b") T").count();
+        assert_eq!(shown(&long), 3, "200 characters wrap onto three lines");
         let bytes = pdf(&[lines, vec!["second customer".into()]]);
         assert!(bytes.starts_with(b"%PDF-1.4"));
         let text = String::from_utf8_lossy(&bytes).to_string();
@@ -584,10 +654,7 @@ mod tests {
             );
         }
         assert!(text.contains("/Count 4"));
-        assert!(
-            bytes.windows(4).any(|w| w == b"Zo\xeb\\"),
-            "Latin-1 kept"
-        );
+        assert!(bytes.windows(4).any(|w| w == b"Zo\xeb\\"), "Latin-1 kept");
         assert!(text.contains("\\(Zo"), "parentheses escaped");
     }
 }

@@ -7,6 +7,7 @@ pub mod audit_feed;
 pub mod channel;
 pub mod clock;
 pub mod directory;
+pub mod documents;
 pub mod probe;
 pub mod queue;
 pub mod signing_keys;

@@ -38,6 +38,37 @@ pub(super) fn archive(
     }
 }
 
+/// Where documents (monthly statements) go: `statements/` beside the archive directory, or the archive's bucket
+/// under `statements/`.
+pub(super) fn documents(
+    settings: &Settings,
+    aws: Aws,
+) -> Result<Arc<dyn crate::ports::documents::Documents>, ConfigError> {
+    match &settings.archive {
+        ArchiveLocation::Directory(dir) => {
+            let beside = dir.parent().unwrap_or(dir.as_path()).join("statements");
+            Ok(Arc::new(crate::adapters::files::FileDocuments::new(beside)))
+        }
+        ArchiveLocation::S3 { bucket, .. } => s3_documents(aws, bucket),
+    }
+}
+
+#[cfg(feature = "aws")]
+fn s3_documents(
+    aws: Aws,
+    bucket: &str,
+) -> Result<Arc<dyn crate::ports::documents::Documents>, ConfigError> {
+    Ok(Arc::new(s3_objects(aws, bucket, "statements")?))
+}
+
+#[cfg(not(feature = "aws"))]
+fn s3_documents(
+    _: Aws,
+    _: &str,
+) -> Result<Arc<dyn crate::ports::documents::Documents>, ConfigError> {
+    Err(missing(vars::ARCHIVE, "S3 client"))
+}
+
 /// The state store: SQLite, or DynamoDB with snapshots in S3 beside the archive.
 pub(super) fn store(
     settings: &Settings,

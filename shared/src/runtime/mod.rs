@@ -319,6 +319,21 @@ impl Runtime {
         }
     }
 
+    /// The ports a statement reads.
+    pub fn statement_deps(&self) -> crate::usecases::statement::StatementDeps<'_> {
+        crate::usecases::statement::StatementDeps {
+            store: self.store.as_ref(),
+            catalog: &self.catalog,
+        }
+    }
+
+    /// Where published statements go (`statements/` beside the archive).
+    pub fn documents(
+        &self,
+    ) -> Result<std::sync::Arc<dyn crate::ports::documents::Documents>, ConfigError> {
+        build::documents(&self.settings, self.aws.as_ref())
+    }
+
     /// The ports reclaim uses.
     pub fn reclaim_deps(&self) -> crate::usecases::reclaim::ReclaimDeps<'_> {
         crate::usecases::reclaim::ReclaimDeps {

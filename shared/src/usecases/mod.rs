@@ -9,6 +9,7 @@ pub mod notify_grace_period;
 pub mod reclaim;
 pub mod reprocess_user;
 pub mod search_audit;
+pub mod statement;
 pub mod suppressions;
 pub mod tenant_status;
 pub mod webhook;

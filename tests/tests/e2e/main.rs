@@ -19,6 +19,7 @@ mod psa;
 mod real_records;
 mod reclaim;
 mod search;
+mod statement;
 mod ticket_inbound;
 mod tickets;
 mod webhook;

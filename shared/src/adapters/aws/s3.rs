@@ -141,6 +141,14 @@ impl S3Archive {
     }
 }
 
+/// Statements under the bucket's `statements/` prefix (see [`crate::ports::documents`]).
+#[async_trait]
+impl crate::ports::documents::Documents for S3Objects {
+    async fn put_new(&self, key: &str, bytes: Vec<u8>) -> Result<bool, StoreError> {
+        self.put_if_absent(key, bytes).await
+    }
+}
+
 #[async_trait]
 impl AuditArchive for S3Archive {
     async fn put_new(&self, key: &str, bytes: Vec<u8>) -> Result<bool, StoreError> {
