@@ -670,6 +670,7 @@ fn reclaim_counts(
             Reason::Inactive { .. } => "inactive",
             Reason::NeverUsed { .. } => "never_used",
             Reason::Disabled => "disabled",
+            Reason::SharedMailbox { .. } => "shared_mailbox",
             Reason::Overlapping { .. } => "overlapping",
         };
         *counts.entry(reason.to_string()).or_default() += 1;

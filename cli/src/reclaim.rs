@@ -37,6 +37,16 @@ pub fn reason(r: &Reason) -> String {
         Reason::Inactive { days } => format!("no sign-in for {days} days"),
         Reason::NeverUsed { days } => format!("never signed in ({days} days licensed)"),
         Reason::Disabled => "account disabled".into(),
+        Reason::SharedMailbox {
+            storage_bytes: Some(b),
+        } => format!(
+            "a shared mailbox of {}: none needed under 50 GB (check it is not on litigation hold)",
+            licensewatch_core::domain::reclaim::gigabytes(*b)
+        ),
+        Reason::SharedMailbox { storage_bytes: None } => {
+            "a shared mailbox: none needed under 50 GB (size unknown: check it, and that it is not on litigation hold)"
+                .into()
+        }
         Reason::Overlapping {
             covered_by,
             services,
@@ -65,7 +75,7 @@ fn print_human(report: &ReclaimReport) {
             .map(|_| format!(", {} a month", money(report, report.monthly_total)))
             .unwrap_or_default()
     );
-    for note in &report.activity_notes {
+    for note in report.activity_notes.iter().chain(&report.mailbox_notes) {
         println!("  note: {note}");
     }
     for r in &report.rows {

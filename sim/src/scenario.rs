@@ -274,6 +274,12 @@ pub struct UserSpec {
     /// `equipment`, `linked`, `others`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mailbox_purpose: Option<String>,
+    /// The mailbox's size in the usage reports (`Storage Used (Byte)`); none = 50 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailbox_storage_bytes: Option<u64>,
+    /// The mailbox has an online archive (`Has Archive`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mailbox_has_archive: bool,
 }
 
 fn yes() -> bool {

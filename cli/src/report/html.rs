@@ -241,7 +241,7 @@ fn reclaim_section(h: &mut String, data: &ReportData, t: &Table, seats: Option<&
                     .map(|_| format!(" Monthly cost of what is priced: <b>{}</b>.", esc(&crate::reclaim::money(r, r.monthly_total))))
                     .unwrap_or_default()
             );
-            for note in &r.activity_notes {
+            for note in r.activity_notes.iter().chain(&r.mailbox_notes) {
                 let _ = write!(*h, "<p><span class=\"badge bad\">NOTE</span> {}</p>", esc(note));
             }
             table_body(h, t, "No licence to reclaim.", &[5]);

@@ -290,6 +290,7 @@ mod tests {
             users_read: 2,
             activity_source: ActivitySource::MailboxReport,
             activity_notes: vec!["sign-in activity needs Entra ID P1 <P1>".into()],
+            mailbox_notes: vec![],
             rows: vec![ReclaimRow {
                 user_id: "u".into(),
                 user_principal_name: upn.into(),

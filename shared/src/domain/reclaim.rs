@@ -125,6 +125,12 @@ pub enum Reason {
     },
     /// The account cannot sign in.
     Disabled,
+    /// The mailbox is a shared one (`userPurpose`) under the 50 GB a shared mailbox holds without a licence and
+    /// without an archive: the licence pays for nothing.
+    SharedMailbox {
+        /// Its size from the mailbox usage report, when the report could be read.
+        storage_bytes: Option<u64>,
+    },
     /// Every service of this SKU comes with another SKU the user holds.
     Overlapping {
         /// The SKU that already gives them.
@@ -207,6 +213,10 @@ pub struct ReclaimReport {
     pub currency: Option<String>,
     /// The monthly cost of the rows and idle seats that have a price.
     pub monthly_total: Option<f64>,
+    /// What was found of shared mailboxes: those kept because they need their licence, or why purposes or sizes
+    /// could not be read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mailbox_notes: Vec<String>,
 }
 
 impl ReclaimReport {
@@ -249,6 +259,71 @@ pub fn service_of(plan_name: &str) -> Option<&'static str> {
         .iter()
         .find(|(prefix, _)| n.starts_with(prefix))
         .and_then(|(_, service)| (!service.is_empty()).then_some(*service))
+}
+
+/// What a shared mailbox can hold without a licence (Exchange Online limits: 50 GB).
+pub const SHARED_MAILBOX_FREE_BYTES: u64 = 50 * 1024 * 1024 * 1024;
+
+/// A licensed shared mailbox, as the usage report describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SharedMailbox {
+    /// Its size, when known.
+    pub storage_bytes: Option<u64>,
+    /// It has an online archive (which needs a licence).
+    pub has_archive: bool,
+}
+
+impl SharedMailbox {
+    /// Whether the mailbox needs its licence: over 50 GB, or with an archive.
+    pub fn needs_licence(&self) -> bool {
+        self.has_archive
+            || self
+                .storage_bytes
+                .is_some_and(|b| b > SHARED_MAILBOX_FREE_BYTES)
+    }
+}
+
+/// Applies what is known of licensed shared mailboxes to the rows: a shared mailbox that needs no licence has its
+/// rows' reason say so (its licence pays for nothing, whatever its account's state or activity); one that needs its
+/// licence (over 50 GB, or an archive) has its rows removed, and a note says why. `shared` is keyed by user id.
+pub fn with_shared_mailboxes(
+    rows: Vec<ReclaimRow>,
+    shared: &std::collections::HashMap<String, SharedMailbox>,
+) -> (Vec<ReclaimRow>, Vec<String>) {
+    let mut notes = Vec::new();
+    let mut kept = std::collections::BTreeSet::new();
+    let rows = rows
+        .into_iter()
+        .filter_map(|mut row| match shared.get(&row.user_id) {
+            None => Some(row),
+            Some(m) if m.needs_licence() => {
+                if kept.insert(row.user_principal_name.clone()) {
+                    notes.push(format!(
+                        "{} is a shared mailbox that needs its licence ({}): kept",
+                        row.user_principal_name,
+                        match m.storage_bytes {
+                            Some(b) if b > SHARED_MAILBOX_FREE_BYTES =>
+                                format!("{} over 50 GB", gigabytes(b)),
+                            _ => "it has an online archive".to_string(),
+                        }
+                    ));
+                }
+                None
+            }
+            Some(m) => {
+                row.reason = Reason::SharedMailbox {
+                    storage_bytes: m.storage_bytes,
+                };
+                Some(row)
+            }
+        })
+        .collect();
+    (rows, notes)
+}
+
+/// Bytes as gigabytes, one decimal.
+pub fn gigabytes(bytes: u64) -> String {
+    format!("{:.1} GB", bytes as f64 / (1024.0 * 1024.0 * 1024.0))
 }
 
 /// Units at which a SKU is a free, self-service one.

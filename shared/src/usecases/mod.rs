@@ -5,6 +5,7 @@ pub mod check_licenses;
 pub mod doctor;
 pub mod fetch_audit;
 pub mod lease;
+pub mod mailbox_purposes;
 pub mod notify_grace_period;
 pub mod reclaim;
 pub mod reprocess_user;

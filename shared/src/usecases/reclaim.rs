@@ -46,6 +46,7 @@ pub async fn reclaim(
     let mut users = std::mem::take(&mut read.users);
     add_history(deps.store, tenant_id, &mut users).await?;
     let (rows, idle_seats) = reclaimable(&users, &skus, rules, now);
+    let (rows, mailbox_notes) = shared_mailboxes(deps, tenant_id, rows, now).await?;
     let report = ReclaimReport {
         tenant_id: tenant_id.to_string(),
         generated_at: now,
@@ -57,9 +58,109 @@ pub async fn reclaim(
         currency: (!rules.prices.monthly.is_empty()).then(|| rules.prices.currency.clone()),
         rows,
         idle_seats,
+        mailbox_notes,
     };
     deps.store.save_reclaim(&report).await?;
     Ok(report)
+}
+
+/// Licensed shared, room and equipment mailboxes: among the users whose licences look unused (nobody signs in as a
+/// shared mailbox), those whose `userPurpose` says so have their rows say so, or are kept when they need their
+/// licence (over 50 GB or an archive, from the usage report). Purposes are read for those users only, and remembered.
+async fn shared_mailboxes(
+    deps: &ReclaimDeps<'_>,
+    tenant_id: &str,
+    rows: Vec<crate::domain::reclaim::ReclaimRow>,
+    now: DateTime<Utc>,
+) -> Result<(Vec<crate::domain::reclaim::ReclaimRow>, Vec<String>), CoreError> {
+    use crate::domain::reclaim::{Reason, with_shared_mailboxes};
+    let mut candidates: Vec<String> = rows
+        .iter()
+        .filter(|r| !matches!(r.reason, Reason::Overlapping { .. }))
+        .map(|r| r.user_id.clone())
+        .collect();
+    candidates.sort();
+    candidates.dedup();
+    let purposes = crate::usecases::mailbox_purposes::of_candidates(
+        deps.graph, deps.store, tenant_id, candidates, now,
+    )
+    .await?;
+    let mut notes: Vec<String> = purposes.unavailable.iter().cloned().collect();
+    let shared_ids: Vec<&String> = purposes
+        .by_user
+        .iter()
+        .filter(|(_, p)| p.needs_no_licence())
+        .map(|(id, _)| id)
+        .collect();
+    if shared_ids.is_empty() {
+        return Ok((rows, notes));
+    }
+    let sizes = match deps.graph.mailbox_usage("D7").await {
+        Ok(csv) => mailbox_sizes(&csv).unwrap_or_else(|why| {
+            notes.push(why);
+            HashMap::new()
+        }),
+        Err(e) => {
+            notes.push(format!(
+                "shared mailbox sizes unknown: the mailbox usage report was not read ({}); check each is under 50 GB before removing its licence",
+                match &e {
+                    ApiError::Forbidden { .. } => "grant the app Reports.Read.All".to_string(),
+                    other => other.to_string(),
+                }
+            ));
+            HashMap::new()
+        }
+    };
+    let upn_of: HashMap<&str, &str> = rows
+        .iter()
+        .map(|r| (r.user_id.as_str(), r.user_principal_name.as_str()))
+        .collect();
+    let shared = shared_ids
+        .into_iter()
+        .map(|id| {
+            let upn = upn_of.get(id.as_str()).copied().unwrap_or_default();
+            let size = sizes.get(&upn.to_lowercase()).copied().unwrap_or_default();
+            (id.clone(), size)
+        })
+        .collect();
+    let (rows, kept) = with_shared_mailboxes(rows, &shared);
+    notes.extend(kept);
+    Ok((rows, notes))
+}
+
+/// Each mailbox's size and archive from the usage report, by lower-cased UPN.
+fn mailbox_sizes(
+    csv_bytes: &[u8],
+) -> Result<HashMap<String, crate::domain::reclaim::SharedMailbox>, String> {
+    let text = String::from_utf8_lossy(csv_bytes);
+    let mut reader = csv::Reader::from_reader(text.trim_start_matches('\u{feff}').as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| format!("the mailbox usage report is not CSV: {e}"))?
+        .clone();
+    let column = |name: &str| headers.iter().position(|h| h.trim() == name);
+    let (Some(upn_at), Some(size_at)) =
+        (column("User Principal Name"), column("Storage Used (Byte)"))
+    else {
+        return Err(
+            "the mailbox usage report has no 'User Principal Name' or 'Storage Used (Byte)' column: shared mailbox sizes unknown"
+                .into(),
+        );
+    };
+    let archive_at = column("Has Archive");
+    let mut out = HashMap::new();
+    for row in reader.records() {
+        let row = row.map_err(|e| format!("the mailbox usage report: {e}"))?;
+        let field = |i: usize| row.get(i).unwrap_or_default().trim();
+        out.insert(
+            field(upn_at).to_lowercase(),
+            crate::domain::reclaim::SharedMailbox {
+                storage_bytes: field(size_at).parse().ok(),
+                has_archive: archive_at.is_some_and(|i| field(i).eq_ignore_ascii_case("true")),
+            },
+        );
+    }
+    Ok(out)
 }
 
 /// The users as read (each page distilled as it arrives, so memory holds the compact form only), and where their

@@ -540,6 +540,7 @@ async fn many_users_histories_equal_each_users_own_and_reclamation_reports_are_k
                 users_read: m as usize,
                 activity_source: licensewatch_core::domain::reclaim::ActivitySource::SignIn,
                 activity_notes: vec![],
+                mailbox_notes: vec!["kept".into()],
                 rows: vec![],
                 idle_seats: vec![],
                 currency: None,

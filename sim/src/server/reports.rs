@@ -74,9 +74,11 @@ fn mailbox_usage_csv(t: &Tenant, days: i64) -> String {
             .unwrap_or_default()
             .replace('"', "\"\"");
         out.push_str(&format!(
-            "{refreshed},{},\"{name}\",False,,{},{last},1200,52428800,105226698752,106300440576,107374182400,12,1048576,32212254720,False,{days}\n",
+            "{refreshed},{},\"{name}\",False,,{},{last},1200,{},105226698752,106300440576,107374182400,12,1048576,32212254720,{},{days}\n",
             s.upn,
             s.created.date_naive(),
+            s.mailbox_storage_bytes.unwrap_or(52_428_800),
+            if s.mailbox_has_archive { "True" } else { "False" },
         ));
     }
     out

@@ -63,7 +63,14 @@ pub(super) async fn follow(
         .filter(|u| u.is_member_mailbox() && !u.exchange_enabled())
         .map(|u| u.id().to_string())
         .collect();
-    let purposes = super::purposes::of_candidates(deps, &tenant.tenant_id, candidates, now).await?;
+    let purposes = crate::usecases::mailbox_purposes::of_candidates(
+        deps.graph,
+        deps.store,
+        &tenant.tenant_id,
+        candidates,
+        now,
+    )
+    .await?;
     let mut signing_in = Vec::new();
     let mut no_licence_needed: HashMap<String, MailboxPurpose> = HashMap::new();
     for u in seen

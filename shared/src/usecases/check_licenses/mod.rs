@@ -6,7 +6,6 @@
 //! [`grace_cases`], [`remediate`]).
 
 mod grace_cases;
-mod purposes;
 mod read;
 mod remediate;
 mod write;

@@ -1,23 +1,25 @@
-//! What the would-be grace cases' mailboxes are for (`mailboxSettings/userPurpose`): shared, room and equipment
-//! mailboxes need no licence, whatever their account's state. Only the few users without an enabled Exchange plan
-//! are read, each about once a day (the store keeps what was read), four at a time per mailbox as Outlook allows.
-//! Without `MailboxSettings.Read` the run says so and keeps telling shared mailboxes by their account state.
+//! What a few users' mailboxes are for (`mailboxSettings/userPurpose`): shared, room and equipment mailboxes need no
+//! licence, whatever their account's state. license-check asks for the users without an enabled Exchange plan (the
+//! would-be grace cases), reclaim for the licensed users nobody signs in as; each is read about once a day (the store
+//! keeps what was read), eight users at a time and never more than Outlook's four per mailbox. Without
+//! `MailboxSettings.Read` the caller says so and keeps its account-state rule.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
 
-use super::CheckDeps;
 use crate::domain::kinds::MailboxPurpose;
 use crate::error::{ApiError, CoreError};
+use crate::ports::directory::Directory;
+use crate::ports::store::StateStore;
 
 /// How long a purpose read is trusted: a mailbox converted to shared is seen the next day.
 const FRESH_FOR_HOURS: i64 = 24;
 
 /// The purposes known for this run's candidates.
 #[derive(Debug, Default)]
-pub(super) struct Purposes {
+pub struct Purposes {
     /// User id → purpose (users without a mailbox or with an unknown purpose are absent).
     pub by_user: HashMap<String, MailboxPurpose>,
     /// Why purposes could not be read, when they could not (the report says it).
@@ -35,8 +37,9 @@ impl Purposes {
 }
 
 /// Reads (or recalls) the purposes of `candidates`' mailboxes.
-pub(super) async fn of_candidates(
-    deps: &CheckDeps<'_>,
+pub async fn of_candidates(
+    graph: &dyn Directory,
+    store: &dyn StateStore,
     tenant_id: &str,
     candidates: Vec<String>,
     now: DateTime<Utc>,
@@ -45,7 +48,7 @@ pub(super) async fn of_candidates(
     if candidates.is_empty() {
         return Ok(out);
     }
-    let known = deps.store.mailbox_purposes(tenant_id, &candidates).await?;
+    let known = store.mailbox_purposes(tenant_id, &candidates).await?;
     let fresh = |at: &DateTime<Utc>| now - *at < Duration::hours(FRESH_FOR_HOURS);
     let stale: Vec<String> = candidates
         .iter()
@@ -60,7 +63,7 @@ pub(super) async fn of_candidates(
     let read: Vec<(String, Result<Option<MailboxPurpose>, ApiError>)> =
         futures::stream::iter(stale)
             .map(|id| async move {
-                let r = deps.graph.mailbox_purpose(&id).await;
+                let r = graph.mailbox_purpose(&id).await;
                 (id, r)
             })
             .buffer_unordered(8)
@@ -80,9 +83,7 @@ pub(super) async fn of_candidates(
             }
         }
     }
-    deps.store
-        .put_mailbox_purposes(tenant_id, &to_keep, now)
-        .await?;
+    store.put_mailbox_purposes(tenant_id, &to_keep, now).await?;
     if let Some(why) = &out.unavailable {
         tracing::warn!(tenant = tenant_id, "mailbox purposes: {why}");
     }
