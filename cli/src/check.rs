@@ -80,7 +80,8 @@ pub fn describe(rt: &Runtime, f: &Finding) -> String {
         | Detail::MassDelicensing { .. }
         | Detail::SubscriptionLapsing { .. }
         | Detail::UnusedSeatsBeforeRenewal { .. }
-        | Detail::SeatForecast { .. } => describe_tenant(rt, f),
+        | Detail::SeatForecast { .. }
+        | Detail::SeatWaitingRoom { .. } => describe_tenant(rt, f),
     }
 }
 
@@ -147,7 +148,8 @@ fn describe_user(rt: &Runtime, f: &Finding) -> String {
         | Detail::MassDelicensing { .. }
         | Detail::SubscriptionLapsing { .. }
         | Detail::UnusedSeatsBeforeRenewal { .. }
-        | Detail::SeatForecast { .. } => describe_tenant(rt, f),
+        | Detail::SeatForecast { .. }
+        | Detail::SeatWaitingRoom { .. } => describe_tenant(rt, f),
     }
 }
 
@@ -224,7 +226,8 @@ fn describe_holding(rt: &Runtime, f: &Finding) -> String {
         | Detail::MassDelicensing { .. }
         | Detail::SubscriptionLapsing { .. }
         | Detail::UnusedSeatsBeforeRenewal { .. }
-        | Detail::SeatForecast { .. } => describe_tenant(rt, f),
+        | Detail::SeatForecast { .. }
+        | Detail::SeatWaitingRoom { .. } => describe_tenant(rt, f),
     }
 }
 
@@ -295,6 +298,22 @@ fn describe_tenant(rt: &Runtime, f: &Finding) -> String {
                     rt.time_zone.format(&r, "%Y-%m-%d")
                 ))
                 .unwrap_or_default()
+        ),
+        Detail::SeatWaitingRoom {
+            sku_id,
+            sku_part_number,
+            waiting,
+            waiting_since,
+            longest_wait_hours,
+            seats_to_buy,
+        } => format!(
+            "{}: {waiting} user(s) wait for a seat, the first since {} ({longest_wait_hours} h); {}",
+            label(rt, sku_id, sku_part_number),
+            rt.time_zone.format(waiting_since, "%Y-%m-%d %H:%M"),
+            match seats_to_buy {
+                0 => "seats are free: they will be let in".to_string(),
+                n => format!("buy {n} seat(s) to let everyone in"),
+            }
         ),
         Detail::UnlicensedMailbox { .. }
         | Detail::LicenseAssignmentError { .. }

@@ -246,6 +246,9 @@ pub struct CheckPolicy {
     pub forecast_horizon_days: u32,
     /// How many days of history the rate is measured over.
     pub forecast_window_days: u32,
+    /// Read who waits for a seat from Graph's beta `cloudLicensing` API (`CloudLicensing.Read.All`; global cloud
+    /// only; off by default, as beta APIs change without notice).
+    pub cloud_licensing: bool,
 }
 
 impl Default for CheckPolicy {
@@ -259,6 +262,7 @@ impl Default for CheckPolicy {
             full_scan_hours: 24,
             forecast_horizon_days: 14,
             forecast_window_days: 30,
+            cloud_licensing: false,
         }
     }
 }

@@ -178,6 +178,19 @@ pub struct SkuSpec {
     pub locked_out: i64,
     /// Plans.
     pub service_plans: Vec<PlanSpec>,
+    /// Users waiting for a seat (the beta `cloudLicensing` waiting room of the SKU's allotment).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting_members: Vec<WaitingSpec>,
+}
+
+/// A member of an allotment's waiting room (`cloudLicensing.waitingMember`: an opaque id, and since when).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitingSpec {
+    /// Opaque id.
+    pub id: String,
+    /// `waitingSinceDateTime`.
+    pub since: DateTime<Utc>,
 }
 
 /// A service plan inside a SKU.

@@ -386,6 +386,22 @@ impl Directory for GraphClient {
         Ok(out)
     }
 
+    async fn allotments(&self) -> Result<Vec<crate::ports::directory::types::Allotment>, ApiError> {
+        // Beta: the same root, `/beta/` instead of `/v1.0/`.
+        let mut beta = self.clone();
+        beta.base
+            .set_path(&self.base.path().replace("/v1.0/", "/beta/"));
+        let mut pages = beta.pages::<crate::ports::directory::types::Allotment>(
+            "admin/cloudLicensing/allotments?$select=id,skuId,skuPartNumber,allottedUnits,consumedUnits\
+             &$expand=waitingMembers($select=id,waitingSinceDateTime)",
+        );
+        let mut out = Vec::new();
+        while let Some(page) = pages.next_page().await? {
+            out.extend(page);
+        }
+        Ok(out)
+    }
+
     fn users_delta(&self, link: Option<&str>) -> BoxPages<'_, DeltaUser> {
         // No link: `$deltatoken=latest` starts tracking from now without listing every user again.
         let start = format!("users/delta?$select={USER_SELECT}&$deltatoken=latest");

@@ -211,6 +211,19 @@ pub enum Detail {
         /// The earliest next lifecycle date of the SKU's subscriptions (`/directory/subscriptions`), when known.
         renewal_at: Option<DateTime<Utc>>,
     },
+    /// Users wait for a seat of a SKU (Graph beta `cloudLicensing` waiting room, `[check] cloud_licensing`).
+    SeatWaitingRoom {
+        sku_id: String,
+        sku_part_number: String,
+        /// How many wait.
+        waiting: usize,
+        /// Since when the first of them waits.
+        waiting_since: DateTime<Utc>,
+        /// How long that is.
+        longest_wait_hours: i64,
+        /// Seats to buy so that everyone waiting gets one (after the free ones).
+        seats_to_buy: i64,
+    },
     /// Two of a user's SKUs give the same service: the one to remove is named.
     OverlappingLicenses {
         user_id: String,
@@ -310,6 +323,7 @@ impl Finding {
             Detail::UnusedSeatsBeforeRenewal { .. } => FindingKind::UnusedSeatsBeforeRenewal,
             Detail::OverlappingLicenses { .. } => FindingKind::OverlappingLicenses,
             Detail::SeatForecast { .. } => FindingKind::SeatForecast,
+            Detail::SeatWaitingRoom { .. } => FindingKind::SeatWaitingRoom,
             Detail::SharedMailboxSignIn { .. } => FindingKind::SharedMailboxSignIn,
         }
     }

@@ -143,6 +143,8 @@ spelled! {
         SeatForecast = "seat_forecast",
         /// A shared, room or equipment mailbox whose account can sign in.
         SharedMailboxSignIn = "shared_mailbox_sign_in",
+        /// Users waiting for a seat in the beta cloudLicensing waiting room.
+        SeatWaitingRoom = "seat_waiting_room",
     }
 }
 

@@ -21,6 +21,7 @@ pub mod snapshot;
 pub mod statement;
 pub mod suppression;
 pub mod tenant_status;
+pub mod waiting_room;
 
 /// The id an audit record is archived and deduplicated under: its own id (`id` in directory audits, `Id` in the
 /// Management Activity API), which Microsoft documents as the way to drop its duplicates. A record that lacks one

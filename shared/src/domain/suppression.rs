@@ -89,6 +89,11 @@ fn skus_of(d: &Detail) -> Vec<&str> {
             sku_part_number,
             ..
         }
+        | Detail::SeatWaitingRoom {
+            sku_id,
+            sku_part_number,
+            ..
+        }
         | Detail::LicenseRemoved {
             sku_id,
             sku_part_number,

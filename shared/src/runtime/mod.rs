@@ -534,6 +534,7 @@ impl Runtime {
             sender: Some(self.policy.notify.sender.clone()).filter(|s| !s.is_empty()),
             content_types: self.policy.audit.content_types.clone(),
             send_test_mail,
+            cloud_licensing: self.policy.check.cloud_licensing,
         }
     }
 

@@ -48,6 +48,8 @@ pub struct DoctorRequest {
     pub content_types: Vec<String>,
     /// Send a test mail to this address (proves the application access policy).
     pub send_test_mail: Option<String>,
+    /// `[check] cloud_licensing`: license-check reads the beta waiting room.
+    pub cloud_licensing: bool,
 }
 
 /// Graph's answer to `signInActivity` on a tenant without Entra ID P1.
@@ -68,6 +70,9 @@ pub async fn doctor(deps: &DoctorDeps<'_>, req: &DoctorRequest) -> DoctorReport 
         }
     };
     checks.extend(permission_checks(deps, req, roles.as_deref()).await);
+    if req.cloud_licensing && wants(req, Job::LicenseCheck) {
+        checks.push(cloud_licensing_check(roles.as_deref()));
+    }
     if wants(req, Job::GracePeriodNotify) || (wants(req, Job::LicenseCheck) && req.alerts) {
         checks.extend(sender_checks(deps, req).await);
     }
@@ -200,6 +205,36 @@ async fn permission_checks(
         });
     }
     checks
+}
+
+/// `CloudLicensing.Read.All` for the beta waiting room: opt-in, so not in `infra/app-registration.json`; without
+/// it license-check says so in its report and goes on.
+fn cloud_licensing_check(roles: Option<&[String]>) -> Check {
+    const NAME: &str = "CloudLicensing.Read.All";
+    let check = format!("permission:{NAME}");
+    let what = format!(
+        "{NAME} (who waits for a seat: beta cloudLicensing, [check] cloud_licensing; license-check)"
+    );
+    let fix = format!(
+        "{} (it is not in infra/app-registration.json: the beta API is opt-in)",
+        grant_fix(NAME)
+    );
+    match roles.map(|r| {
+        r.iter()
+            .any(|x| x.eq_ignore_ascii_case(NAME) || x.eq_ignore_ascii_case("Directory.Read.All"))
+    }) {
+        Some(true) => Check::ok(check, format!("{what}: granted")),
+        Some(false) => Check::warning(
+            check,
+            format!("{what}: not granted; license-check reports the waiting room unavailable"),
+            fix,
+        ),
+        None => Check::warning(
+            check,
+            format!("{what}: cannot be told (the token does not list its roles)"),
+            fix,
+        ),
+    }
 }
 
 /// The sender mailbox exists; with `--send-test-mail`, mail goes out as it (an application access policy that

@@ -107,6 +107,7 @@ renewal_notice_days = 30
 full_scan_hours = 24
 forecast_horizon_days = 14
 forecast_window_days = 30
+cloud_licensing = false
 [grace]
 never_licensed_days = 30
 never_licensed_retention_days = 30

@@ -6,6 +6,7 @@
 mod assertion;
 mod audits;
 mod batch;
+mod cloud_licensing;
 mod control;
 pub(crate) mod delta;
 mod groups;
@@ -253,6 +254,14 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1.0/users/{id}/mailboxSettings", get(mailbox_settings))
         .route("/v1.0/subscribedSkus", get(subscribed_skus))
         .route(
+            "/beta/admin/cloudLicensing/allotments",
+            get(cloud_licensing::allotments),
+        )
+        .route(
+            "/beta/admin/cloudLicensing/allotments/{id}/waitingMembers",
+            get(cloud_licensing::waiting_members),
+        )
+        .route(
             "/v1.0/directory/subscriptions",
             get(directory_subscriptions),
         )
@@ -344,6 +353,10 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/_sim/users/{id}/usage-location", post(ctl_usage_location))
         .route("/_sim/skus/{id}/seats", post(ctl_seats))
+        .route(
+            "/_sim/skus/{id}/waiting",
+            post(cloud_licensing::ctl_waiting),
+        )
         .route("/_sim/groups/{id}/members", post(ctl_group_members))
         .route("/_sim/mail", get(ctl_mail))
         .route("/_sim/writes", get(ctl_writes))

@@ -9,7 +9,7 @@ use super::*;
 
 /// The Graph application permissions licensewatch documents (README, "Deploy to AWS"): a scenario that grants
 /// nothing else grants these.
-pub(super) const DOCUMENTED: [&str; 10] = [
+pub(super) const DOCUMENTED: [&str; 11] = [
     "User.Read.All",
     "Organization.Read.All",
     "GroupMember.Read.All",
@@ -20,6 +20,7 @@ pub(super) const DOCUMENTED: [&str; 10] = [
     "Mail.Send",
     "AuditLogsQuery-Entra.Read.All",
     "MailboxSettings.Read",
+    "CloudLicensing.Read.All",
 ];
 
 /// The permissions any of which lets a call through (the least privileged first), or `None` for a call the
@@ -39,6 +40,9 @@ pub(super) fn accepted(method: &str, path: &str, query: &str) -> Option<&'static
             &["AuditLogsQuery-Entra.Read.All", "AuditLogsQuery.Read.All"]
         }
         _ if p.starts_with("/v1.0/reports/") => &["Reports.Read.All"],
+        _ if p.starts_with("/beta/admin/cloudlicensing/") => {
+            &["CloudLicensing.Read.All", "Directory.Read.All"]
+        }
         _ if p.starts_with("/v1.0/subscribedskus") => &[
             "Organization.Read.All",
             "LicenseAssignment.Read.All",

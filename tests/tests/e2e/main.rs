@@ -22,4 +22,5 @@ mod search;
 mod statement;
 mod ticket_inbound;
 mod tickets;
+mod waiting_room;
 mod webhook;

@@ -80,6 +80,11 @@ pub trait Directory: Send + Sync {
     async fn company_subscriptions(&self) -> Result<Vec<types::CompanySubscription>, ApiError> {
         Ok(Vec::new())
     }
+    /// The seat pools of Graph's beta `cloudLicensing` API with their waiting rooms (`CloudLicensing.Read.All`;
+    /// global cloud only). A directory without it has none.
+    async fn allotments(&self) -> Result<Vec<types::Allotment>, ApiError> {
+        Ok(Vec::new())
+    }
     /// A `/users/delta` round: from `link` (the last round's `@odata.deltaLink`), or, without one, an empty round
     /// that only yields a link to start from. A directory without change tracking yields no link, so every check
     /// reads the whole tenant.

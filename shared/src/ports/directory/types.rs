@@ -717,6 +717,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn allotments_read_as_microsoft_documents_them_units_as_numbers_or_strings() {
+        let doc = include_str!(
+            "../../../../tests/fixtures/real/msgraph-docs__cloudlicensing_allotment_get_example.json"
+        );
+        let v: serde_json::Value = serde_json::from_str(doc).expect("sample");
+        let a: Allotment = serde_json::from_value(v["value"].clone()).expect("allotment");
+        assert_eq!((a.allotted_units, a.consumed_units), (100, 84));
+        assert_eq!(a.sku_part_number, "Teams_Ess");
+        assert!(a.waiting_members.is_empty(), "not expanded");
+        let s: Allotment = serde_json::from_value(serde_json::json!({
+            "id": "x", "skuId": "s", "allottedUnits": "250", "consumedUnits": null,
+            "waitingMembers": [{"id": "w", "waitingSinceDateTime": "2024-11-22T17:11:10.6635939+00:00"}]
+        }))
+        .expect("a string count");
+        assert_eq!((s.allotted_units, s.consumed_units), (250, 0));
+        assert_eq!(s.waiting_members.len(), 1);
+        let bad = serde_json::from_value::<Allotment>(
+            serde_json::json!({"id": "x", "allottedUnits": "many"}),
+        );
+        assert!(
+            bad.expect_err("not a number")
+                .to_string()
+                .contains("'many'")
+        );
+    }
+
+    #[test]
     fn a_delta_item_never_overwrites_the_untracked_assignment_states() {
         const E3: &str = "6fd2c87f-b296-42f0-b197-1e91e994b900";
         const A1: &str = "94763226-9b3c-4e75-a931-5c89701abe66";
@@ -914,5 +941,55 @@ mod tests {
             &a,
             &sku_id("c7df2760-2c81-4ef7-b578-5b5392b571df")
         ));
+    }
+}
+
+/// `cloudLicensing.allotment` (Graph beta, `GET /admin/cloudLicensing/allotments`): a pool of a SKU's seats, with
+/// its waiting room when `$expand=waitingMembers` asked for it.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Allotment {
+    /// Allotment id.
+    pub id: String,
+    /// The SKU.
+    #[serde(default)]
+    pub sku_id: String,
+    /// e.g. ENTERPRISEPACK.
+    #[serde(default)]
+    pub sku_part_number: String,
+    /// Seats in the pool (Graph has sent this as a string as well as a number).
+    #[serde(default, deserialize_with = "units")]
+    pub allotted_units: i64,
+    /// Seats assigned.
+    #[serde(default, deserialize_with = "units")]
+    pub consumed_units: i64,
+    /// Users waiting for a seat of this pool.
+    #[serde(default)]
+    pub waiting_members: Vec<WaitingMember>,
+}
+
+/// `cloudLicensing.waitingMember`: someone waiting for a seat (its id is opaque: Graph names no user).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitingMember {
+    /// Opaque id.
+    pub id: String,
+    /// Since when it waits.
+    pub waiting_since_date_time: DateTime<Utc>,
+}
+
+/// A count Graph sends as a number or as a string of digits (`null` or absent: 0).
+fn units<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    use serde::de::Error;
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(0),
+        Some(serde_json::Value::Number(n)) => n
+            .as_i64()
+            .ok_or_else(|| D::Error::custom(format!("units {n} is not a whole number"))),
+        Some(serde_json::Value::String(s)) => s
+            .trim()
+            .parse()
+            .map_err(|_| D::Error::custom(format!("units '{s}' is not a number"))),
+        Some(other) => Err(D::Error::custom(format!("units {other} is not a number"))),
     }
 }

@@ -8,6 +8,7 @@
 mod grace_cases;
 mod read;
 mod remediate;
+mod waiting;
 mod write;
 
 use std::collections::BTreeSet;
@@ -107,6 +108,9 @@ pub struct CheckReport {
     /// Why the mailboxes' purposes (shared, room, equipment) could not be read, when they could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mailbox_purposes_unavailable: Option<String>,
+    /// With `[check] cloud_licensing`: why the waiting room could not be read, when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_licensing_unavailable: Option<String>,
 }
 
 impl CheckReport {
@@ -127,6 +131,7 @@ impl CheckReport {
             unchanged_on_read: Vec::new(),
             skipped: Some(why),
             mailbox_purposes_unavailable: None,
+            cloud_licensing_unavailable: None,
         }
     }
 }
@@ -233,6 +238,11 @@ async fn check_under(
         )
         .await?,
     );
+    let (waiting, cloud_licensing_unavailable) = match policy.check.cloud_licensing {
+        true => waiting::waiting_room(deps, now).await,
+        false => (Vec::new(), None),
+    };
+    findings.extend(waiting);
     findings.extend(checks::overlap_findings(snapshot, &|sku| {
         policy.price_of(sku)
     }));
@@ -334,6 +344,7 @@ async fn check_under(
         unchanged_on_read: std::mem::take(&mut seen.unchanged),
         skipped: None,
         mailbox_purposes_unavailable: cases.purposes_unavailable.clone(),
+        cloud_licensing_unavailable,
     };
     free_later((seen, state));
     Ok(report)
