@@ -287,15 +287,25 @@ fn describe_tenant(rt: &Runtime, f: &Finding) -> String {
             seats_to_buy,
             horizon_days,
             renewal_at,
+            by_group,
             ..
         } => format!(
-            "{}: {available} seat(s) free run out in about {days_until_exhausted} day(s) ({}) at {rate_per_day} a day (net, last month); buy {seats_to_buy} to last {horizon_days} days{}",
+            "{}: {available} seat(s) free run out in about {days_until_exhausted} day(s) ({}) at {rate_per_day} a day (net, last month); buy {seats_to_buy} to last {horizon_days} days{}{}",
             label(rt, sku_id, sku_part_number),
             rt.time_zone.format(exhausted_at, "%Y-%m-%d"),
             renewal_at
                 .map(|r| format!(
                     "; the subscription renews {}",
                     rt.time_zone.format(&r, "%Y-%m-%d")
+                ))
+                .unwrap_or_default(),
+            by_group
+                .iter()
+                .find(|g| g.net_change > 0)
+                .map(|g| format!(
+                    "; most through group {} (+{} a day)",
+                    g.group_name.as_deref().unwrap_or(&g.group_id),
+                    g.rate_per_day
                 ))
                 .unwrap_or_default()
         ),

@@ -74,7 +74,10 @@ pub async fn load(rt: &Runtime) -> Result<ReportData, String> {
                     - chrono::Duration::days(i64::from(rt.policy.check.forecast_window_days) + 1),
             )
             .await
-            .map_err(err)?,
+            .map_err(err)?
+            .into_iter()
+            .filter(|s| s.group_id.is_none())
+            .collect(),
         forecast: licensewatch_core::domain::forecast::ForecastRules {
             window_days: i64::from(rt.policy.check.forecast_window_days),
             horizon_days: i64::from(rt.policy.check.forecast_horizon_days),
@@ -193,6 +196,7 @@ mod tests {
                 plans: vec![],
             }],
             findings,
+            group_seats: vec![],
         };
         ReportData {
             tenant_id: "t".into(),
@@ -265,6 +269,7 @@ mod tests {
         data.seats = (0..8)
             .map(|d| SeatSample {
                 sku_id: "s1".into(),
+                group_id: None,
                 point: SeatPoint {
                     at: at(2) - chrono::Duration::days(8 - d),
                     enabled: 10,

@@ -210,6 +210,9 @@ pub enum Detail {
         method: String,
         /// The earliest next lifecycle date of the SKU's subscriptions (`/directory/subscriptions`), when known.
         renewal_at: Option<DateTime<Utc>>,
+        /// The licensing groups whose seats of the SKU moved over the window, growing first.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        by_group: Vec<crate::domain::forecast::GroupTrend>,
     },
     /// Users wait for a seat of a SKU (Graph beta `cloudLicensing` waiting room, `[check] cloud_licensing`).
     SeatWaitingRoom {

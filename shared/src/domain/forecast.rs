@@ -207,11 +207,124 @@ pub fn findings(
                         })
                         .filter_map(|c| c.next_lifecycle)
                         .min(),
+                    by_group: Vec::new(),
                 },
                 suppressed: None,
             })
         })
         .collect()
+}
+
+/// Seats of a SKU that a licensing group assigns, at one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct GroupSeats {
+    /// The group.
+    pub group_id: String,
+    /// The SKU.
+    pub sku_id: String,
+    /// Members holding the SKU through the group (a member in error holds no seat).
+    pub assigned: i64,
+}
+
+/// Each (group, SKU)'s seats held through the group in `users`, sorted.
+pub fn group_seats(users: &crate::domain::snapshot::Users) -> Vec<GroupSeats> {
+    use crate::domain::assignment::AssignmentState;
+    let mut counts: std::collections::BTreeMap<(&str, &str), i64> = Default::default();
+    for u in users.iter() {
+        for s in u.states() {
+            let holds = matches!(
+                s.state,
+                AssignmentState::Active | AssignmentState::ActiveWithError
+            );
+            if let (Some(group), true) = (s.group, holds) {
+                *counts.entry((group, s.sku_id)).or_default() += 1;
+            }
+        }
+    }
+    counts
+        .into_iter()
+        .map(|((group, sku), assigned)| GroupSeats {
+            group_id: group.to_string(),
+            sku_id: sku.to_string(),
+            assigned,
+        })
+        .collect()
+}
+
+/// How one licensing group's seats of a SKU moved over the forecast's window.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct GroupTrend {
+    /// The group.
+    pub group_id: String,
+    /// Its name, when this run read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_name: Option<String>,
+    /// Seats it assigns now.
+    pub assigned: i64,
+    /// Net change over the window.
+    pub net_change: i64,
+    /// Net seats a day (negative: it shrinks).
+    pub rate_per_day: f64,
+}
+
+/// The groups' share of a SKU's trend: each group's seats measured as the SKU's are (same window, same base
+/// sample), those that moved, growing first. `history`: (group, SKU, sample) of earlier runs; `now`: this run's.
+pub fn group_trends(
+    sku_id: &str,
+    history: &[(String, String, SeatPoint)],
+    now_seats: &[GroupSeats],
+    names: &std::collections::HashMap<String, String>,
+    rules: &ForecastRules,
+    now: DateTime<Utc>,
+) -> Vec<GroupTrend> {
+    let mut out: Vec<GroupTrend> = now_seats
+        .iter()
+        .filter(|g| g.sku_id.eq_ignore_ascii_case(sku_id))
+        .filter_map(|g| {
+            let mut points: Vec<SeatPoint> = history
+                .iter()
+                .filter(|(group, sku, _)| *group == g.group_id && sku.eq_ignore_ascii_case(sku_id))
+                .map(|(_, _, p)| *p)
+                .collect();
+            points.push(SeatPoint {
+                at: now,
+                enabled: 0,
+                consumed: g.assigned,
+            });
+            let (net_change, rate_per_day) = match forecast(&points, now, rules) {
+                Forecast::Exhausts {
+                    net_change,
+                    rate_per_day,
+                    ..
+                } => (net_change, rate_per_day),
+                Forecast::NotGrowing {
+                    net_change,
+                    from,
+                    to,
+                } => {
+                    let days = ((to - from).num_seconds() as f64 / 86_400.0).max(1.0);
+                    (
+                        net_change,
+                        (net_change as f64 / days * 100.0).round() / 100.0,
+                    )
+                }
+                Forecast::NotEnoughHistory { .. } => return None,
+            };
+            (net_change != 0).then(|| GroupTrend {
+                group_id: g.group_id.clone(),
+                group_name: names.get(&g.group_id).filter(|n| !n.is_empty()).cloned(),
+                assigned: g.assigned,
+                net_change,
+                rate_per_day,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.net_change
+            .cmp(&a.net_change)
+            .then(a.group_id.cmp(&b.group_id))
+    });
+    out
 }
 
 #[cfg(test)]
@@ -349,5 +462,64 @@ mod tests {
             .collect();
         let f = forecast(&hourly, now(30), &ForecastRules::default());
         assert_eq!(exhausts(&f), (1.0, 10, 10, 4));
+    }
+
+    #[test]
+    fn each_licensing_group_s_trend_is_measured_as_the_sku_s_growing_first() {
+        let now = t0() + Duration::days(10);
+        let mut history = Vec::new();
+        for d in 0..10 {
+            let at = t0() + Duration::days(d);
+            let p = |consumed| SeatPoint {
+                at,
+                enabled: 0,
+                consumed,
+            };
+            history.push(("staff".to_string(), "e3".to_string(), p(20 + d)));
+            history.push(("interns".to_string(), "e3".to_string(), p(10 - d / 3)));
+            history.push(("board".to_string(), "e3".to_string(), p(5)));
+            history.push(("staff".to_string(), "visio".to_string(), p(d)));
+        }
+        let seats = |group: &str, sku: &str, assigned| GroupSeats {
+            group_id: group.into(),
+            sku_id: sku.into(),
+            assigned,
+        };
+        let now_seats = vec![
+            seats("staff", "e3", 30),
+            seats("interns", "e3", 7),
+            seats("board", "e3", 5),
+            seats("staff", "visio", 10),
+        ];
+        let names =
+            std::collections::HashMap::from([("staff".to_string(), "All staff".to_string())]);
+        let trends = group_trends(
+            "e3",
+            &history,
+            &now_seats,
+            &names,
+            &ForecastRules::default(),
+            now,
+        );
+        let seen: Vec<(&str, Option<&str>, i64, i64, f64)> = trends
+            .iter()
+            .map(|g| {
+                (
+                    g.group_id.as_str(),
+                    g.group_name.as_deref(),
+                    g.assigned,
+                    g.net_change,
+                    g.rate_per_day,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("staff", Some("All staff"), 30, 10, 1.0),
+                ("interns", None, 7, -3, -0.3),
+            ],
+            "the flat group is left out; only E3's groups"
+        );
     }
 }

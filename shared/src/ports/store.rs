@@ -277,6 +277,10 @@ pub struct Alert {
 pub struct SeatSample {
     /// SKU GUID (lower case).
     pub sku_id: String,
+    /// The licensing group whose seats these are (`consumed`: the members holding the SKU through it); `None`: the
+    /// whole SKU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
     /// The counts and when.
     #[serde(flatten)]
     pub point: crate::domain::forecast::SeatPoint,
@@ -285,17 +289,25 @@ pub struct SeatSample {
 impl SeatSample {
     /// The samples of a run.
     pub fn of_run(run: &RunRecord) -> Vec<SeatSample> {
-        run.skus
-            .iter()
-            .map(|s| SeatSample {
-                sku_id: s.sku_id.clone(),
-                point: crate::domain::forecast::SeatPoint {
-                    at: run.run_at,
-                    enabled: s.enabled,
-                    consumed: s.consumed,
-                },
-            })
-            .collect()
+        let skus = run.skus.iter().map(|s| SeatSample {
+            sku_id: s.sku_id.clone(),
+            group_id: None,
+            point: crate::domain::forecast::SeatPoint {
+                at: run.run_at,
+                enabled: s.enabled,
+                consumed: s.consumed,
+            },
+        });
+        let groups = run.group_seats.iter().map(|g| SeatSample {
+            sku_id: g.sku_id.clone(),
+            group_id: Some(g.group_id.clone()),
+            point: crate::domain::forecast::SeatPoint {
+                at: run.run_at,
+                enabled: 0,
+                consumed: g.assigned,
+            },
+        });
+        skus.chain(groups).collect()
     }
 }
 
@@ -314,6 +326,9 @@ pub struct RunRecord {
     pub skus: Vec<crate::domain::snapshot::SkuSnap>,
     /// The run's findings.
     pub findings: Vec<crate::domain::findings::Finding>,
+    /// Seats each licensing group assigns, per SKU (for the per-group forecast).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_seats: Vec<crate::domain::forecast::GroupSeats>,
 }
 
 /// Everything a deployment stores, behind one object: the SQLite file locally, DynamoDB + S3 + SQS on AWS.

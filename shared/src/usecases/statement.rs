@@ -29,6 +29,8 @@ pub async fn statement(
         .seat_history(tenant_id, month.start())
         .await?
         .into_iter()
+        // The SKUs' own counts; a licensing group's share is not a line of the statement.
+        .filter(|s| s.group_id.is_none())
         .map(|s| (s.sku_id, s.point))
         .collect();
     let events = deps.store.license_events(tenant_id, None).await?;

@@ -547,6 +547,7 @@ async fn snapshots_and_run_records_live_in_s3_behind_table_pointers() {
                 licensed_users: 1,
                 skus: snapshot(at(h), 3).skus,
                 findings: vec![],
+                group_seats: vec![],
             })
             .await
             .expect("run");

@@ -734,6 +734,7 @@ async fn snapshots_read_back_whole_and_in_part_and_an_earlier_versions_document_
             licensed_users: 7,
             skus: vec![],
             findings: vec![],
+            group_seats: vec![],
         };
         store.save_run(&run).await.expect("run");
         assert!(store.has_runs(TENANT).await.expect("runs"), "{name}");
@@ -875,11 +876,29 @@ async fn each_runs_seat_counts_are_read_back_since_a_time_oldest_first() {
                     licensed_users: 1,
                     skus,
                     findings: vec![],
+                    group_seats: vec![licensewatch_core::domain::forecast::GroupSeats {
+                        group_id: "all-staff".into(),
+                        sku_id: "e3".into(),
+                        assigned: m as i64,
+                    }],
                 })
                 .await
                 .expect("run");
         }
         let history = store.seat_history(TENANT, at(2)).await.expect("history");
+        let groups: Vec<(DateTime<Utc>, &str, i64)> = history
+            .iter()
+            .filter_map(|s| Some((s.point.at, s.group_id.as_deref()?, s.point.consumed)))
+            .collect();
+        assert_eq!(
+            groups,
+            [(at(3), "all-staff", 3), (at(5), "all-staff", 5)],
+            "{name}: each licensing group's seats beside the SKU's"
+        );
+        let history: Vec<_> = history
+            .into_iter()
+            .filter(|s| s.group_id.is_none())
+            .collect();
         let seen: Vec<(DateTime<Utc>, i64, i64)> = history
             .iter()
             .map(|s| (s.point.at, s.point.enabled, s.point.consumed))

@@ -107,3 +107,63 @@ async fn a_week_of_new_starters_forecasts_when_e3_runs_out_and_what_to_buy() {
         alert.summary
     );
 }
+
+/// Exchange Online (Plan 1): ten seats, none assigned; the "Kiosk Exchange Plan 1" group assigns it.
+const EXCHANGE_P1: &str = "4b9405b0-7788-4568-add1-99614e613b69";
+const KIOSK_GROUP: &str = "c7a1f1a2-0a4e-4d1c-9a3e-000000000f02";
+
+#[tokio::test]
+async fn a_licensing_group_that_grows_is_named_as_what_drives_the_forecast() {
+    let env = TestEnv::spawn().await;
+    env.check().await;
+    for starter in STARTERS {
+        let status = env
+            .control(
+                &format!("/_sim/groups/{KIOSK_GROUP}/members"),
+                json!({"add": [upn(starter)]}),
+            )
+            .await;
+        assert!(status < 300, "{starter}: {status}");
+        env.advance(Duration::days(1)).await;
+        env.check().await;
+    }
+    // A quiet day more: the group's week of history (it had no seat to sample before its first member).
+    env.advance(Duration::days(1)).await;
+    let report = env.check().await;
+    let forecast = report
+        .findings
+        .iter()
+        .find_map(|f| match &f.detail {
+            Detail::SeatForecast {
+                sku_id,
+                by_group,
+                rate_per_day,
+                days_until_exhausted,
+                ..
+            } if sku_id == EXCHANGE_P1 => {
+                Some((by_group.clone(), *rate_per_day, *days_until_exhausted))
+            }
+            _ => None,
+        })
+        .expect("Exchange Online (Plan 1) runs out: seven of ten taken in a week");
+    let (by_group, rate, days) = forecast;
+    assert_eq!((rate, days), (0.88, 3), "seven in eight days, three left");
+    assert_eq!(by_group.len(), 1, "{by_group:?}");
+    let g = &by_group[0];
+    // The group had no seat before its first member (nothing to sample): its trend starts at one, 7 days back.
+    assert_eq!(
+        (
+            g.group_id.as_str(),
+            g.assigned,
+            g.net_change,
+            g.rate_per_day
+        ),
+        (KIOSK_GROUP, 7, 6, 0.86)
+    );
+    let json = of_kind(&report, "seat_forecast");
+    assert!(
+        json.iter()
+            .any(|f| f["by_group"][0]["group_id"] == KIOSK_GROUP),
+        "{json:?}"
+    );
+}

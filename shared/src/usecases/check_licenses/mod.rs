@@ -233,6 +233,7 @@ async fn check_under(
             &tenant.tenant_id,
             snapshot,
             seen.commerce.as_deref(),
+            &seen.groups,
             policy,
             now,
         )
@@ -357,6 +358,7 @@ async fn seat_forecasts(
     tenant_id: &str,
     snapshot: &crate::domain::snapshot::Snapshot,
     commerce: Option<&[crate::domain::snapshot::CommerceSnap]>,
+    group_names: &std::collections::HashMap<String, String>,
     policy: &Policy,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<crate::domain::findings::Finding>, CoreError> {
@@ -368,20 +370,39 @@ async fn seat_forecasts(
     };
     // A day more than the window: the sample at or before the window's start is the rate's base.
     let since = now - chrono::Duration::days(rules.window_days + 1);
-    let history: Vec<(String, crate::domain::forecast::SeatPoint)> = deps
-        .store
-        .seat_history(tenant_id, since)
-        .await?
-        .into_iter()
-        .map(|s| (s.sku_id, s.point))
-        .collect();
-    Ok(findings(
+    let mut history = Vec::new();
+    let mut group_history = Vec::new();
+    for s in deps.store.seat_history(tenant_id, since).await? {
+        match s.group_id {
+            None => history.push((s.sku_id, s.point)),
+            Some(group) => group_history.push((group, s.sku_id, s.point)),
+        }
+    }
+    let mut found = findings(
         &snapshot.skus,
         &history,
         commerce.unwrap_or_default(),
         &rules,
         now,
-    ))
+    );
+    // Which licensing groups drive each SKU that runs out.
+    let groups_now = crate::domain::forecast::group_seats(&snapshot.users);
+    for f in &mut found {
+        if let crate::domain::findings::Detail::SeatForecast {
+            sku_id, by_group, ..
+        } = &mut f.detail
+        {
+            *by_group = crate::domain::forecast::group_trends(
+                sku_id,
+                &group_history,
+                &groups_now,
+                group_names,
+                &rules,
+                now,
+            );
+        }
+    }
+    Ok(found)
 }
 
 /// Frees what a run read on a thread of its own: a large tenant's users are hundreds of thousands of allocations,

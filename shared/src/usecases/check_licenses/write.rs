@@ -233,6 +233,7 @@ pub(super) async fn run_record(
             licensed_users: snapshot.users.iter().filter(|u| u.is_licensed()).count(),
             skus: snapshot.skus.clone(),
             findings: findings.to_vec(),
+            group_seats: crate::domain::forecast::group_seats(&snapshot.users),
         })
         .await?;
     Ok(())
