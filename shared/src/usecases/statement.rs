@@ -111,54 +111,36 @@ pub async fn publish(
         let st = statement(deps, tenant, month, policy).await?;
         let dir = format!("{}/{month}", tenant.to_ascii_lowercase());
         let (skus, changes) = st.csv();
-        put(
-            documents,
-            &mut out,
-            format!("{dir}/skus.csv"),
-            skus.into_bytes(),
-        )
-        .await?;
-        put(
-            documents,
-            &mut out,
-            format!("{dir}/changes.csv"),
-            changes.into_bytes(),
-        )
-        .await?;
-        put(
-            documents,
-            &mut out,
-            format!("{dir}/statement.pdf"),
-            pdf(&[st.lines()]),
-        )
-        .await?;
+        let set = [
+            ("skus.csv", skus.into_bytes()),
+            ("changes.csv", changes.into_bytes()),
+            ("statement.pdf", pdf(&[st.lines()])),
+        ];
+        put_all(documents, &mut out, &dir, set).await?;
         all.push(st);
     }
     let (skus, changes) = fleet_csv(&all);
-    let dir = format!("fleet/{month}");
-    put(
-        documents,
-        &mut out,
-        format!("{dir}/skus.csv"),
-        skus.into_bytes(),
-    )
-    .await?;
-    put(
-        documents,
-        &mut out,
-        format!("{dir}/changes.csv"),
-        changes.into_bytes(),
-    )
-    .await?;
     let pages: Vec<Vec<String>> = all.iter().map(Statement::lines).collect();
-    put(
-        documents,
-        &mut out,
-        format!("{dir}/statements.pdf"),
-        pdf(&pages),
-    )
-    .await?;
+    let set = [
+        ("skus.csv", skus.into_bytes()),
+        ("changes.csv", changes.into_bytes()),
+        ("statements.pdf", pdf(&pages)),
+    ];
+    put_all(documents, &mut out, &format!("fleet/{month}"), set).await?;
     Ok(out)
+}
+
+/// Writes each `(name, bytes)` under `dir`, in order, once.
+async fn put_all(
+    documents: &dyn Documents,
+    out: &mut Published,
+    dir: &str,
+    set: [(&str, Vec<u8>); 3],
+) -> Result<(), CoreError> {
+    for (name, bytes) in set {
+        put(documents, out, format!("{dir}/{name}"), bytes).await?;
+    }
+    Ok(())
 }
 
 async fn put(
