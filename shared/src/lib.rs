@@ -3,9 +3,7 @@
 //!
 //! - [`error`]: every area's error and [`error::CoreError`] with its retryable/permanent classification (the bottom).
 //! - [`config`], [`policy`], [`secret`], [`cloud`], [`time_zone`]: configuration from the environment and the policy
-//!   file.
-//! - [`domain`]: pure licensing rules and types: snapshots, grace-period maths and evidence, findings, licence
-//!   events, the SKU catalog, webhook signatures.
+//!   file; and [`domain`]: pure licensing rules and types. Both from the `licensewatch-domain` crate.
 //! - [`ports`]: the small traits the use cases need (stores, archive, clock, channels, the directory, the audit
 //!   feed), with in-memory fakes under the `testing` feature.
 //! - [`usecases`]: short coordinators: license-check, audit-fetch, grace-period-notify, reprocess-user and the
@@ -14,15 +12,12 @@
 //! - [`runtime`]: wiring: builds the adapters from configuration and lends use cases their ports; telemetry.
 
 pub mod adapters;
-pub mod cloud;
-pub mod config;
-pub mod domain;
 pub mod error;
 #[cfg(test)]
 pub(crate) mod fuzzing;
-pub mod policy;
 pub mod ports;
 pub mod runtime;
-pub mod secret;
-pub mod time_zone;
 pub mod usecases;
+// The bottom layers live in `licensewatch-domain` (cargo keeps them from naming anything above); here under their
+// own names, so that every `crate::domain::...` path reads as before.
+pub use licensewatch_domain::{cloud, config, domain, policy, secret, time_zone};

@@ -1,8 +1,9 @@
 //! The layering of the core, checked on its source: each layer names only the layers below it, so there is no
 //! circle and each part can be read (and replaced) without the ones above. docs/ARCHITECTURE.md draws it.
 //!
-//! config (`config`, `policy`, `secret`, `cloud`, `time_zone`) ← error ← domain ← ports ← use cases; adapters implement ports;
-//! runtime wires everything.
+//! config (`config`, `policy`, `secret`, `cloud`, `time_zone`) and domain are the `licensewatch-domain` crate: cargo
+//! keeps them from naming anything above, so this check walks only what cargo cannot see, the core's own layers:
+//! error ← ports ← use cases; adapters implement ports; runtime wires everything.
 
 use std::path::{Path, PathBuf};
 

@@ -448,7 +448,7 @@ mod tests {
             }
         }
         let file: Vec<serde_json::Value> =
-            serde_json::from_str(include_str!("../../../infra/app-registration.json"))
+            serde_json::from_str(include_str!("../../../../infra/app-registration.json"))
                 .expect("JSON");
         let mut listed = std::collections::BTreeSet::new();
         for api in &file {
