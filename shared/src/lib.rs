@@ -12,12 +12,9 @@
 //! - [`runtime`]: wiring: builds the adapters from configuration and lends use cases their ports; telemetry.
 
 pub mod adapters;
-pub mod error;
-#[cfg(test)]
-pub(crate) mod fuzzing;
-pub mod ports;
 pub mod runtime;
-pub mod usecases;
-// The bottom layers live in `licensewatch-domain` (cargo keeps them from naming anything above); here under their
-// own names, so that every `crate::domain::...` path reads as before.
+// The layers below live in crates of their own (cargo keeps each from naming anything above it): configuration and
+// the domain in `licensewatch-domain`, errors, ports and use cases in `licensewatch-app`. Here under their own names,
+// so that every `crate::domain::...` or `crate::usecases::...` path reads as before.
+pub use licensewatch_app::{error, ports, usecases};
 pub use licensewatch_domain::{cloud, config, domain, policy, secret, time_zone};

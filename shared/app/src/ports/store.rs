@@ -338,8 +338,7 @@ impl<T: StateStore + RemediationIntake + AuditState> Backend for T {}
 
 /// Gzipped JSON, as run records and reclamation reports are stored (and snapshots were, before
 /// [`crate::ports::snapshot_format`]).
-#[cfg(any(feature = "sqlite", feature = "aws", test))]
-pub(crate) fn gzip_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+pub fn gzip_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(e.to_string());
     // Buffered: serde_json writes token by token, and each unbuffered write would run the compressor.
     let mut enc = std::io::BufWriter::with_capacity(
@@ -355,7 +354,7 @@ pub(crate) fn gzip_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> 
 }
 
 /// Reads what [`gzip_json`] wrote.
-pub(crate) fn gunzip_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+pub fn gunzip_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     use std::io::Read;
     // Decompressed whole, then parsed from the slice: serde_json reads a slice several times faster than a reader
     // (which it reads a byte at a time), at the cost of holding the text while parsing.
@@ -368,8 +367,7 @@ pub(crate) fn gunzip_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Resul
 
 /// Decodes a stored document on a blocking thread, so that a large one (a 100,000-user snapshot) is decoded while
 /// the caller's other work (paging the directory) goes on.
-#[cfg(any(feature = "sqlite", feature = "aws"))]
-pub(crate) async fn decode_off_thread<T>(
+pub async fn decode_off_thread<T>(
     bytes: Vec<u8>,
     decode: fn(&[u8]) -> Result<T, StoreError>,
 ) -> Result<T, StoreError>

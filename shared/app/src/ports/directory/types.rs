@@ -719,7 +719,7 @@ mod tests {
     #[test]
     fn allotments_read_as_microsoft_documents_them_units_as_numbers_or_strings() {
         let doc = include_str!(
-            "../../../../tests/fixtures/real/msgraph-docs__cloudlicensing_allotment_get_example.json"
+            "../../../../../tests/fixtures/real/msgraph-docs__cloudlicensing_allotment_get_example.json"
         );
         let v: serde_json::Value = serde_json::from_str(doc).expect("sample");
         let a: Allotment = serde_json::from_value(v["value"].clone()).expect("allotment");
@@ -906,7 +906,7 @@ mod tests {
 
     #[test]
     fn documented_subscribed_skus_sample_parses() {
-        let text = include_str!("../../../tests/fixtures/graph_subscribedSkus.json");
+        let text = include_str!("../../../../tests/fixtures/graph_subscribedSkus.json");
         #[derive(Deserialize)]
         struct Page {
             value: Vec<SubscribedSku>,
