@@ -2,19 +2,15 @@
 //! Activity API, credentials), local state (SQLite, a directory archive), AWS (DynamoDB, S3, SQS, Secrets
 //! Manager) and notification channels.
 
-pub mod auth;
-pub mod aws;
-pub mod credentials;
-pub mod files;
-pub mod graph;
-pub mod http;
-pub mod mgmt;
-pub mod notify;
-pub mod pacer;
-pub mod partition;
-pub mod probe;
-pub mod purview;
-pub mod signing_keys;
+//!
+//! Each family is a crate of its own (`licensewatch-microsoft`, `licensewatch-local`, `licensewatch-aws`), here under
+//! the names they always had.
+
+pub use licensewatch_aws as aws;
+pub use licensewatch_local::files;
 #[cfg(feature = "sqlite")]
-pub mod sqlite;
-pub mod tickets;
+pub use licensewatch_local::sqlite;
+pub use licensewatch_microsoft::{
+    auth, credentials, graph, http, mgmt, notify, pacer, probe, purview, signing_keys, tickets,
+};
+pub mod partition;

@@ -109,6 +109,38 @@ fn each_layer_names_only_the_layers_below_it() {
     assert!(wrong.is_empty(), "layering broken:\n{}", wrong.join("\n"));
 }
 
+/// The adapter crates depend on `licensewatch-app` for its ports; cargo cannot keep them from its use cases, so this
+/// does: no adapter names a use case or the core (whose runtime wires them).
+#[test]
+fn no_adapter_crate_names_a_use_case_or_the_runtime() {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut wrong = Vec::new();
+    let mut seen = 0;
+    for krate in ["microsoft", "local", "aws"] {
+        let mut files = Vec::new();
+        rust_files(&here.join(krate).join("src"), &mut files);
+        seen += files.len();
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("read");
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or_default();
+                if ["usecases", "licensewatch_core", "runtime::"]
+                    .iter()
+                    .any(|banned| code.contains(banned))
+                {
+                    wrong.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(seen > 20, "the walk found the adapter crates ({seen})");
+    assert!(
+        wrong.is_empty(),
+        "an adapter names what is above it:\n{}",
+        wrong.join("\n")
+    );
+}
+
 #[test]
 fn the_check_sees_a_wrong_reference() {
     let names =

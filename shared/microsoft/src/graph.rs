@@ -1,4 +1,4 @@
-//! Microsoft Graph adapter: typed calls over [`crate::adapters::http::Caller`], and `@odata.nextLink` paging exposed one
+//! Microsoft Graph adapter: typed calls over [`crate::http::Caller`], and `@odata.nextLink` paging exposed one
 //! page at a time (never an unbounded collect), guarded against link loops, untrusted hosts and runaway listings.
 //! It is the [`Directory`] of the use cases.
 
@@ -13,9 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::adapters::http::{
-    ApiError, BodyProblem, Caller, RawResponse, Service, check_link, json_body,
-};
+use crate::http::{ApiError, BodyProblem, Caller, RawResponse, Service, check_link, json_body};
 use crate::ports::directory::types::{
     CompanySubscription, DeltaUser, DirectoryObject, Group, ListedUser, SubscribedSku,
     USER_LICENSE_SELECT, USER_SELECT, USER_SIGN_IN_SELECT, User,

@@ -4,6 +4,12 @@
 //! Endpoints, region and credentials come from the standard AWS chain (`AWS_REGION`, `AWS_ENDPOINT_URL`, the
 //! Lambda role), so the same code talks to AWS in a Lambda and to moto in tests.
 
+// The layers below under their own names, so that `crate::domain::...`, `crate::ports::...` read as in the core.
+#[allow(unused_imports)]
+pub(crate) use licensewatch_app::{error, ports};
+#[allow(unused_imports)]
+pub(crate) use licensewatch_domain::{cloud, config, domain, policy, secret, time_zone};
+
 #[cfg(feature = "aws")]
 pub mod dynamo;
 #[cfg(feature = "aws")]

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::adapters::graph::GraphClient;
 use crate::error::ApiError;
+use crate::graph::GraphClient;
 use crate::ports::audit_feed::{AuditLogQueries, AuditLogQuery, NewAuditLogQuery};
 use crate::ports::directory::{BoxPages, path_segment};
 

@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::adapters::auth::{Audience, CertificateCredential, Credential, TokenProvider};
-use crate::adapters::graph::GraphClient;
-use crate::adapters::http::{Caller, Service, build_http_client};
-use crate::adapters::mgmt::ManagementClient;
+use crate::auth::{Audience, CertificateCredential, Credential, TokenProvider};
 use crate::config::{ConfigError, CredentialSource, Settings, vars};
 use crate::domain::retry::RetryPolicy;
+use crate::graph::GraphClient;
+use crate::http::{Caller, Service, build_http_client};
+use crate::mgmt::ManagementClient;
 use crate::secret::SecretString;
 
 /// The Microsoft side of a run: one tenant, one app registration, its clients.
@@ -213,7 +213,7 @@ async fn read_secret(
 ) -> Result<SecretDocument, CredentialError> {
     let conf = match aws {
         Some(c) => c.clone(),
-        None => crate::adapters::aws::sdk_config().await,
+        None => licensewatch_aws::sdk_config().await,
     };
     let client = aws_sdk_secretsmanager::Client::new(&conf);
     let out = client

@@ -7,9 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::adapters::http::{
-    ApiError, BodyProblem, Caller, RawResponse, Service, check_link, json_body,
-};
+use crate::http::{ApiError, BodyProblem, Caller, RawResponse, Service, check_link, json_body};
 use crate::ports::audit_feed::{AuditFeed, ContentBlob, Window};
 use crate::ports::directory::{BoxPages, Pages};
 

@@ -11,7 +11,7 @@ use reqwest::{RequestBuilder, StatusCode};
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use crate::adapters::auth::{Audience, TokenProvider};
+use crate::auth::{Audience, TokenProvider};
 use crate::domain::retry::{Retrier, RetryKind, RetryPolicy, parse_retry_after};
 pub use crate::error::{ApiError, Service};
 
@@ -283,8 +283,8 @@ impl Caller {
 
     /// The quota pacer a request to `url` waits on (Graph's reports and audit logs), shared by every caller of the
     /// same app and tenant in this process.
-    fn pacer_for(&self, url: &url::Url) -> Option<std::sync::Arc<crate::adapters::pacer::Pacer>> {
-        use crate::adapters::pacer::{QuotaClass, pacer_for};
+    fn pacer_for(&self, url: &url::Url) -> Option<std::sync::Arc<crate::pacer::Pacer>> {
+        use crate::pacer::{QuotaClass, pacer_for};
         if self.service != Service::Graph {
             return None;
         }
@@ -298,11 +298,9 @@ impl Caller {
         if self.service != Service::Graph {
             return None;
         }
-        let mailbox = crate::adapters::pacer::mailbox_of(url.path())?;
+        let mailbox = crate::pacer::mailbox_of(url.path())?;
         let (client_id, tenant_id) = self.tokens.app_and_tenant();
-        Some(crate::adapters::pacer::mailbox_gate(
-            client_id, tenant_id, &mailbox,
-        ))
+        Some(crate::pacer::mailbox_gate(client_id, tenant_id, &mailbox))
     }
 
     /// Maps a non-2xx answer to an error and, when retrying can help, the kind of retry.

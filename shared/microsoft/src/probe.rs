@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use crate::adapters::auth::Audience;
-use crate::adapters::credentials::Microsoft;
+use crate::auth::Audience;
+use crate::credentials::Microsoft;
 use crate::error::ApiError;
 use crate::ports::audit_feed::Window;
 use crate::ports::directory::path_segment;

@@ -8,9 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use crate::adapters::graph::GraphClient;
 use crate::config::{ConfigError, ConfigProblem};
 use crate::domain::signing::WebhookSecret;
+use crate::graph::GraphClient;
 use crate::policy::{Policy, WebhookKind};
 
 /// Who a message is for.
@@ -277,7 +277,7 @@ pub fn build_channels(
         )));
     }
     for (i, t) in policy.notify.tickets.iter().enumerate() {
-        match crate::adapters::tickets::build_desk(t, i, http, lookup) {
+        match crate::tickets::build_desk(t, i, http, lookup) {
             Ok(desk) => out.push(Box::new(desk)),
             Err(p) => problems.extend(p),
         }
