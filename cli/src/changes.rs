@@ -2,26 +2,20 @@
 //! its worker (on AWS the queue is SQS and the worker is license-check), the subscription kept alive by `serve`,
 //! and `licensewatch subscribe`.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use licensewatch_core::domain::change_notifications::Notification;
-use licensewatch_core::error::{CoreError, StoreError};
-use licensewatch_core::ports::channel::Channel;
-use licensewatch_core::ports::queue::MessageQueue;
-use licensewatch_core::runtime::Runtime;
+use licensewatch_core::error::CoreError;
 use licensewatch_core::usecases::change_notifications::{
-    ChangeMessage, MAX_BODY, NotificationRequest, ProcessReport, SubscriptionSettings, endpoint,
-    follow_up, keep_subscription, process,
+    MAX_BODY, NotificationRequest, ProcessReport, endpoint, follow_up, keep_subscription, process,
 };
 use tokio::sync::mpsc;
 
-use crate::serve::{App, Limits};
+use crate::endpoint_state::{App, Changes, Limits};
 
 /// The path Graph posts to under the served base URL.
 pub const PATH: &str = "/graph/notifications";
@@ -30,126 +24,6 @@ const UPKEEP_EVERY: Duration = Duration::from_secs(6 * 3600);
 /// After the first message, the worker waits this long for the rest of a burst: Graph posts a bulk change as
 /// several batches within milliseconds, and one re-check of all of them is cheaper and gives the whole count.
 const GATHER: Duration = Duration::from_millis(250);
-
-/// The queue between the endpoint and the worker, in this process: what is waiting, merged per tenant and user
-/// (a user named twice is read once), so memory is bounded by the users that changed, however many notifications
-/// arrive. Lost with the process: Graph never says it missed notifications on users, so the scheduled checks cover
-/// what a restart drops; on AWS, SQS keeps it. Clones share the queue.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct LocalQueue {
-    waiting: Arc<Mutex<BTreeMap<String, Waiting>>>,
-    arrived: Arc<tokio::sync::Notify>,
-}
-
-/// One tenant's waiting notifications.
-#[derive(Debug, Default)]
-struct Waiting {
-    /// The last change notification per user.
-    changes: BTreeMap<String, Notification>,
-    /// Lifecycle notifications, each once.
-    lifecycle: Vec<Notification>,
-}
-
-impl LocalQueue {
-    fn merge(&self, message: ChangeMessage) {
-        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-        let w = waiting.entry(message.tenant_id).or_default();
-        for n in message.notifications {
-            match &n {
-                Notification::Change { user_id, .. } => {
-                    w.changes.insert(user_id.clone(), n);
-                }
-                // A change notification waiting for the same user reads it anyway (and may ask again).
-                Notification::Reread { user_id, .. } => {
-                    w.changes.entry(user_id.clone()).or_insert(n);
-                }
-                Notification::Lifecycle { .. } if !w.lifecycle.contains(&n) => w.lifecycle.push(n),
-                Notification::Lifecycle { .. } => {}
-            }
-        }
-    }
-
-    /// Everything waiting, per tenant (lifecycle first).
-    fn take(&self) -> BTreeMap<String, Vec<Notification>> {
-        let waiting = std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|p| p.into_inner()));
-        waiting
-            .into_iter()
-            .map(|(tenant, w)| {
-                let mut all = w.lifecycle;
-                all.extend(w.changes.into_values());
-                (tenant, all)
-            })
-            .collect()
-    }
-}
-
-#[async_trait]
-impl MessageQueue for LocalQueue {
-    async fn send(&self, body: &str) -> Result<(), StoreError> {
-        let message: ChangeMessage = serde_json::from_str(body)
-            .map_err(|e| StoreError::Corrupt(format!("a change message: {e}")))?;
-        self.merge(message);
-        self.arrived.notify_one();
-        Ok(())
-    }
-
-    async fn send_all(&self, bodies: &[String]) -> Result<(), StoreError> {
-        for b in bodies {
-            self.send(b).await?;
-        }
-        Ok(())
-    }
-
-    /// Merged once the delay has passed (a process that stops first loses it, as it loses everything waiting:
-    /// the scheduled run reads the tenant anyway).
-    async fn send_after(&self, body: &str, delay: Duration) -> Result<(), StoreError> {
-        let message: ChangeMessage = serde_json::from_str(body)
-            .map_err(|e| StoreError::Corrupt(format!("a change message: {e}")))?;
-        let me = self.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            me.merge(message);
-            me.arrived.notify_one();
-        });
-        Ok(())
-    }
-}
-
-/// The notification route's state.
-pub(crate) struct Changes {
-    pub(crate) settings: SubscriptionSettings,
-    /// Where the endpoint puts what it admits (SQS when `LICENSEWATCH_CHANGE_QUEUE_URL` is set).
-    pub(crate) queue: Arc<dyn MessageQueue>,
-    /// The in-process queue the local worker reads (unused when the queue is SQS).
-    local: Arc<LocalQueue>,
-    /// Alert channels (mail, webhooks), built once.
-    channels: Vec<Box<dyn Channel>>,
-}
-
-impl Changes {
-    /// From the runtime's configuration; `None` when change notifications are not configured.
-    pub(crate) async fn from_runtime(
-        rt: &Runtime,
-        console: Option<Box<dyn Channel>>,
-    ) -> Result<Option<Self>, String> {
-        let Some(settings) = (rt.subscription_settings(None).await).map_err(|e| e.to_string())?
-        else {
-            return Ok(None);
-        };
-        let channels = rt.notify_channels(console).map_err(|e| e.to_string())?;
-        let local = Arc::new(LocalQueue::default());
-        let queue: Arc<dyn MessageQueue> = match &rt.change_queue {
-            Some(q) => q.clone(),
-            None => local.clone(),
-        };
-        Ok(Some(Self {
-            settings,
-            queue,
-            local,
-            channels,
-        }))
-    }
-}
 
 /// `POST /graph/notifications` (and Graph's validation call).
 pub(crate) async fn route(

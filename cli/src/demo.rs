@@ -10,21 +10,14 @@ use std::sync::Arc;
 
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
-use licensewatch_core::adapters::auth::Credential;
-use licensewatch_core::adapters::credentials::Microsoft;
 use licensewatch_core::adapters::notify::{Channel, ConsoleChannel, MailChannel};
 use licensewatch_core::adapters::tickets::build_desk;
-use licensewatch_core::config::Settings;
-use licensewatch_core::domain::catalog::Catalog;
 use licensewatch_core::domain::findings::Detail;
-use licensewatch_core::domain::retry::RetryPolicy;
 use licensewatch_core::domain::signing::WebhookSecret;
 use licensewatch_core::policy::{
     FieldMap, Policy, SignatureScheme, TicketChannel, TicketSystemKind, WebhookSource,
 };
 use licensewatch_core::ports::clock::{Clock, FixedClock};
-use licensewatch_core::runtime::Runtime;
-use licensewatch_core::secret::SecretString;
 use licensewatch_core::usecases::check_licenses::check_licenses;
 use licensewatch_core::usecases::fetch_audit::fetch_audit;
 use licensewatch_core::usecases::notify_grace_period::notify_grace_period;
@@ -39,7 +32,6 @@ use crate::serve::{App, Limits, drain_once, serve_with_limits};
 pub const DAYS: i64 = 35;
 /// The day the service desk acts on the group-licensing error.
 const TICKET_DAY: i64 = 3;
-const CLIENT_ID: &str = "0f0f0f0f-1111-2222-3333-444455556666";
 const WEBHOOK_ENV: &str = "LICENSEWATCH_DEMO_WEBHOOK_SECRET";
 const DESK_USER_ENV: &str = "LICENSEWATCH_DEMO_SERVICENOW_USER";
 const DESK_PASSWORD_ENV: &str = "LICENSEWATCH_DEMO_SERVICENOW_PASSWORD";
@@ -761,7 +753,8 @@ async fn setup(
         },
         ..Default::default()
     }];
-    let mut rt = sim_runtime(sim, dir, "state.db", "audit-archive", &[], policy).await?;
+    let mut rt =
+        crate::sim_runtime::sim_runtime(sim, dir, "state.db", "audit-archive", &[], policy).await?;
     let clock = Arc::new(FixedClock::at(start));
     rt.clock = clock.clone();
     // The simulated tenant's clock moves a day at a time, not in real time: one read back after a reprocess shows
@@ -819,46 +812,6 @@ async fn setup(
         channels,
         desk,
     })
-}
-
-/// A runtime against a simulated tenant, configured as a user would (variables), with its state in `dir`.
-pub(crate) async fn sim_runtime(
-    sim: &licensewatch_sim::SimHandle,
-    dir: &std::path::Path,
-    db: &str,
-    archive: &str,
-    extra: &[(&'static str, String)],
-    policy: Policy,
-) -> Result<Runtime, String> {
-    let mut vars: HashMap<&str, String> = HashMap::from([
-        ("LICENSEWATCH_TENANT_ID", sim.tenant_id.clone()),
-        ("LICENSEWATCH_CLIENT_ID", CLIENT_ID.to_string()),
-        ("LICENSEWATCH_CLIENT_SECRET", "demo-client-secret".into()),
-        ("LICENSEWATCH_GRAPH_URL", sim.base_url.clone()),
-        ("LICENSEWATCH_LOGIN_URL", sim.base_url.clone()),
-        ("LICENSEWATCH_MANAGE_URL", sim.base_url.clone()),
-        (
-            "LICENSEWATCH_STATE",
-            format!("sqlite:{}", dir.join(db).display()),
-        ),
-        (
-            "LICENSEWATCH_ARCHIVE",
-            format!("file:{}", dir.join(archive).display()),
-        ),
-    ]);
-    vars.extend(extra.iter().cloned());
-    let settings = Settings::from_lookup(|k| vars.get(k).cloned()).map_err(|e| e.to_string())?;
-    let microsoft = Microsoft::build(
-        &settings,
-        RetryPolicy::default(),
-        &sim.tenant_id,
-        CLIENT_ID,
-        Credential::Secret(SecretString::new("demo-client-secret")),
-        "",
-    );
-    Runtime::with_microsoft(settings, policy, microsoft, Catalog::embedded())
-        .await
-        .map_err(|e| e.to_string())
 }
 
 fn rand_bytes() -> [u8; 24] {

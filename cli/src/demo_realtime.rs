@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::changes::Changes;
+use crate::endpoint_state::Changes;
 use crate::serve::{App, Limits, serve_with_limits};
 
 const TENANT: &str = "5b1e2f3a-4c5d-4e6f-8a7b-9c0d1e2f3a4b";
@@ -179,9 +179,15 @@ async fn runtime(
     policy.notify.admins = vec!["it-team@contoso.com".into()];
     // A mailbox of the generated tenant sends the alert.
     policy.notify.sender = "user000010@contoso.onmicrosoft.com".into();
-    let mut rt =
-        crate::demo::sim_runtime(sim, dir, "realtime.db", "realtime-archive", &extra, policy)
-            .await?;
+    let mut rt = crate::sim_runtime::sim_runtime(
+        sim,
+        dir,
+        "realtime.db",
+        "realtime-archive",
+        &extra,
+        policy,
+    )
+    .await?;
     rt.clock = Arc::new(FixedClock::at(now));
     Ok(rt)
 }

@@ -15,6 +15,7 @@ mod demo;
 mod demo_desk;
 mod demo_realtime;
 mod doctor;
+mod endpoint_state;
 mod fleet;
 mod init;
 mod notify;
@@ -23,6 +24,7 @@ mod reclaim;
 mod report;
 mod search;
 mod serve;
+mod sim_runtime;
 mod statement;
 
 /// Watch Microsoft 365 licences: warn before mailboxes are cut off, explain every licence change, keep the audit

@@ -10,21 +10,10 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use licensewatch_core::ports::store::{Admitted, RemediationRecord, RemediationRequest};
-use licensewatch_core::runtime::Runtime;
 use licensewatch_core::usecases::reprocess_user::process;
-use licensewatch_core::usecases::webhook::{
-    HttpRequest, MAX_BODY, WebhookAuth, handle, header_pairs,
-};
+use licensewatch_core::usecases::webhook::{HttpRequest, MAX_BODY, handle, header_pairs};
 
-/// The endpoint's state: the runtime, the webhook secrets and the change-notification route, each when
-/// configured.
-pub(crate) struct App {
-    pub(crate) rt: Runtime,
-    pub(crate) auth: Option<WebhookAuth>,
-    pub(crate) changes: Option<crate::changes::Changes>,
-    /// Service desks the worker comments outcomes in.
-    pub(crate) desks: Vec<Box<dyn licensewatch_core::ports::channel::Channel>>,
-}
+pub(crate) use crate::endpoint_state::{App, Limits};
 
 /// The HTTP endpoint: Graph's change notifications on their own path, every other path to the shared webhook
 /// handler.
@@ -39,32 +28,10 @@ fn router_with(app: Arc<App>, limits: Limits) -> axum::Router {
         .with_state(app)
 }
 
-/// Connection limits of the endpoint: a client that is slow or silent holds a connection (and a file descriptor)
-/// for a bounded time, and only so many at once.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// The whole request head must arrive within this time; an idle keep-alive connection is closed after it.
-    pub header_timeout: Duration,
-    /// The body must arrive within this time once the head has.
-    pub body_timeout: Duration,
-    /// Connections served at once; more are closed at once (the operating system queues the rest).
-    pub max_connections: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(20),
-            max_connections: 256,
-        }
-    }
-}
-
 /// Serves until Ctrl-C.
 pub async fn serve(port: u16, bind: &str, with_worker: bool, limits: Limits) -> Result<(), String> {
     let rt = crate::runtime(None).await?;
-    let changes = crate::changes::Changes::from_runtime(&rt, None).await?;
+    let changes = crate::endpoint_state::Changes::from_runtime(&rt, None).await?;
     // The webhook fails closed without a secret; a process serving only change notifications needs none.
     let auth = match (rt.webhook_auth(), &changes) {
         (Ok(auth), _) => Some(auth),

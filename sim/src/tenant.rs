@@ -254,7 +254,7 @@ pub struct Tenant {
     /// Seats in use per SKU (lower-case id), kept in step with every change.
     seats_used: HashMap<String, i64>,
     /// What `/users/delta` needs: baselines, per-user records, removals.
-    pub(crate) delta: crate::server::delta::DeltaState,
+    pub(crate) delta: DeltaState,
     /// Entra ID P1: `signInActivity` is readable.
     pub premium: bool,
     /// Users changed since the change notifier last looked: (id, `created` | `updated` | `soft_deleted` | `deleted`).
@@ -986,5 +986,64 @@ impl User {
         }
         out.sort_by(|a, b| a.sku_id.cmp(&b.sku_id));
         out
+    }
+}
+
+// What `/users/delta` keeps (`server::delta` serves it): the tenant's own state, so that the tenant names no
+// route.
+
+/// Fingerprints and the record map hash with foldhash: every round fingerprints every user of the tenant, and
+/// SipHash made a 100,000-user round take longer than Graph's answer (which the latency fault stands for).
+pub(crate) type Fast = foldhash::fast::FixedState;
+
+/// One user's state as of a baseline.
+#[derive(Debug, Clone)]
+pub(crate) struct Record {
+    pub(crate) baseline: u64,
+    pub(crate) fingerprint: u64,
+    pub(crate) user: Box<User>,
+}
+
+/// A round's answer, computed on its first page and served page by page.
+#[derive(Debug, Clone)]
+pub(crate) enum Entry {
+    /// A user created since the token: every selected property.
+    New(String),
+    /// A user updated since: the properties (bits of `USER_PROPS`) that changed, and the round compared from
+    /// (its record there holds what delta last saw of the untracked property).
+    Updated(String, u32, u64),
+    /// A user deleted since.
+    Removed(String, &'static str),
+}
+
+/// The delta state of the tenant.
+#[derive(Debug, Default)]
+pub(crate) struct DeltaState {
+    pub(crate) next: u64,
+    /// Baselines a token may name, with when each was taken.
+    pub(crate) baselines: BTreeMap<u64, DateTime<Utc>>,
+    pub(crate) records: HashMap<String, Vec<Record>, Fast>,
+    /// The ids recorded at each baseline.
+    pub(crate) recorded: BTreeMap<u64, Vec<String>>,
+    /// The SKUs' part of the fingerprints at the last baseline.
+    pub(crate) skus: Option<u64>,
+    /// Removed users: id → (the sequence number of the removal, permanent).
+    pub(crate) removed: Vec<(String, u64, bool)>,
+    pub(crate) rounds: BTreeMap<u64, Vec<Entry>>,
+}
+
+impl DeltaState {
+    /// Removes a user: soft (`changed`, restorable) or permanent (`deleted`).
+    pub(crate) fn note_removed(&mut self, id: &str, permanent: bool) {
+        self.next += 1;
+        self.removed.push((id.to_string(), self.next, permanent));
+    }
+
+    /// Every token issued so far stops working (as when Microsoft drops a tenant's sync state).
+    pub(crate) fn expire_all(&mut self) -> usize {
+        let n = self.baselines.len();
+        self.baselines.clear();
+        self.rounds.clear();
+        n
     }
 }

@@ -148,3 +148,121 @@ fn the_check_sees_a_wrong_reference() {
     assert_eq!(names, vec![(1, "adapters".to_string())]);
     assert!(!allowed("usecases").contains(&layer_of("adapters").expect("layer")));
 }
+
+/// A crate's modules, each with the modules it names through `crate::...` paths (outside comments). A module is a
+/// file: `a/b.rs` and `a/b/mod.rs` are `a::b`.
+fn module_graph(
+    src: &Path,
+) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    let module_of = |file: &Path| -> String {
+        let rel = file
+            .strip_prefix(src)
+            .expect("under src")
+            .with_extension("");
+        let parts: Vec<String> = rel
+            .components()
+            .filter_map(|c| c.as_os_str().to_str().map(str::to_string))
+            .filter(|c| c != "mod" && c != "lib" && c != "main")
+            .collect();
+        parts.join("::")
+    };
+    let modules: std::collections::BTreeSet<String> = files.iter().map(|f| module_of(f)).collect();
+    let mut graph = std::collections::BTreeMap::new();
+    for file in &files {
+        let me = module_of(file);
+        let text = std::fs::read_to_string(file).expect("read");
+        let mut names = std::collections::BTreeSet::new();
+        for line in text.lines() {
+            let code = line.split("//").next().unwrap_or_default();
+            let mut rest = code;
+            while let Some(i) = rest.find("crate::") {
+                let after = &rest[i + "crate::".len()..];
+                let path: Vec<&str> = after
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                    .next()
+                    .unwrap_or_default()
+                    .split("::")
+                    .collect();
+                // The longest module the path starts with.
+                let target = (1..=path.len())
+                    .rev()
+                    .map(|n| path[..n].join("::"))
+                    .find(|m| modules.contains(m));
+                if let Some(t) = target {
+                    let related = t == me
+                        || me.starts_with(&format!("{t}::"))
+                        || t.starts_with(&format!("{me}::"));
+                    if !related {
+                        names.insert(t);
+                    }
+                }
+                rest = after;
+            }
+        }
+        graph.insert(me, names);
+    }
+    graph
+}
+
+/// Every circle of modules naming each other (each found once, from its smallest name).
+fn circles(
+    graph: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+) -> Vec<Vec<String>> {
+    let mut found = Vec::new();
+    for start in graph.keys() {
+        // Paths from `start` back to it through modules named after it only (so each circle is found once).
+        let mut stack: Vec<(String, Vec<String>)> = vec![(start.clone(), vec![start.clone()])];
+        while let Some((at, path)) = stack.pop() {
+            for next in graph.get(&at).into_iter().flatten() {
+                if next == start {
+                    found.push(path.clone());
+                } else if next > start && !path.contains(next) && path.len() < 6 {
+                    let mut longer = path.clone();
+                    longer.push(next.clone());
+                    stack.push((next.clone(), longer));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn no_two_modules_name_each_other_in_any_crate() {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let crates = [
+        here.join("domain/src"),
+        here.join("app/src"),
+        here.join("microsoft/src"),
+        here.join("local/src"),
+        here.join("aws/src"),
+        here.join("src"),
+        here.join("lambda/src"),
+        here.join("../cli/src"),
+        here.join("../sim/src"),
+    ];
+    let mut all = Vec::new();
+    for src in &crates {
+        for c in circles(&module_graph(src)) {
+            all.push(format!("{}: {}", src.display(), c.join(" -> ")));
+        }
+    }
+    assert!(
+        all.is_empty(),
+        "modules that name each other:\n{}",
+        all.join("\n")
+    );
+}
+
+#[test]
+fn the_circle_check_finds_a_circle() {
+    let graph = std::collections::BTreeMap::from([
+        ("a".to_string(), ["b".to_string()].into()),
+        ("b".to_string(), ["c".to_string()].into()),
+        ("c".to_string(), ["a".to_string()].into()),
+        ("d".to_string(), ["a".to_string()].into()),
+    ]);
+    assert_eq!(circles(&graph), vec![vec!["a", "b", "c"]]);
+}

@@ -14,72 +14,16 @@
 // Route helpers return the ready error `Response` as their `Err`.
 #![allow(clippy::result_large_err)]
 
-use std::collections::BTreeMap;
 use std::hash::{BuildHasher, DefaultHasher, Hash, Hasher};
-
-/// Fingerprints and the record map hash with foldhash: every round fingerprints every user of the tenant, and
-/// SipHash made a 100,000-user round take longer than Graph's answer (which the latency fault stands for).
-type Fast = foldhash::fast::FixedState;
 
 use super::users::{USER_PROPS, UserFields, UserView};
 use super::*;
+use crate::tenant::{Entry, Fast, Record};
 
 /// How long Graph keeps a delta token for directory objects.
 const TOKEN_DAYS: i64 = 7;
 /// `licenseAssignmentStates` is not tracked by user delta.
 const UNTRACKED: &str = "licenseAssignmentStates";
-
-/// One user's state as of a baseline.
-#[derive(Debug, Clone)]
-struct Record {
-    baseline: u64,
-    fingerprint: u64,
-    user: Box<crate::tenant::User>,
-}
-
-/// A round's answer, computed on its first page and served page by page.
-#[derive(Debug, Clone)]
-enum Entry {
-    /// A user created since the token: every selected property.
-    New(String),
-    /// A user updated since: the properties (bits of [`USER_PROPS`]) that changed, and the round compared from
-    /// (its record there holds what delta last saw of the untracked property).
-    Updated(String, u32, u64),
-    /// A user deleted since.
-    Removed(String, &'static str),
-}
-
-/// The delta state of the tenant.
-#[derive(Debug, Default)]
-pub(crate) struct DeltaState {
-    next: u64,
-    /// Baselines a token may name, with when each was taken.
-    baselines: BTreeMap<u64, DateTime<Utc>>,
-    records: HashMap<String, Vec<Record>, Fast>,
-    /// The ids recorded at each baseline.
-    recorded: BTreeMap<u64, Vec<String>>,
-    /// The SKUs' part of the fingerprints at the last baseline.
-    skus: Option<u64>,
-    /// Removed users: id → (the sequence number of the removal, permanent).
-    removed: Vec<(String, u64, bool)>,
-    rounds: BTreeMap<u64, Vec<Entry>>,
-}
-
-impl DeltaState {
-    /// Removes a user: soft (`changed`, restorable) or permanent (`deleted`).
-    pub(crate) fn note_removed(&mut self, id: &str, permanent: bool) {
-        self.next += 1;
-        self.removed.push((id.to_string(), self.next, permanent));
-    }
-
-    /// Every token issued so far stops working (as when Microsoft drops a tenant's sync state).
-    pub(crate) fn expire_all(&mut self) -> usize {
-        let n = self.baselines.len();
-        self.baselines.clear();
-        self.rounds.clear();
-        n
-    }
-}
 
 /// A token's content: the baseline it names (a `$skiptoken`: the round being paged; a `$deltatoken`: the round
 /// the next one compares from), the `$select` of the round that made it, and the page's position.

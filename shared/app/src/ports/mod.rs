@@ -6,6 +6,7 @@ pub mod archive;
 pub mod audit_feed;
 pub mod channel;
 pub mod clock;
+pub mod codec;
 pub mod directory;
 pub mod documents;
 pub mod probe;

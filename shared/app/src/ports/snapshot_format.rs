@@ -80,7 +80,7 @@ pub fn encode(snapshot: &Snapshot) -> Result<Vec<u8>, StoreError> {
 pub fn decode(bytes: &[u8]) -> Result<Snapshot, StoreError> {
     match is_binary(bytes) {
         true => read_snapshot(&gunzip(&bytes[MAGIC.len()..])?),
-        false => crate::ports::store::gunzip_json(bytes),
+        false => crate::ports::codec::gunzip_json(bytes),
     }
 }
 
@@ -88,7 +88,7 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, StoreError> {
 pub fn decode_previous(bytes: &[u8]) -> Result<PreviousRun, StoreError> {
     match is_binary(bytes) {
         true => read_previous(&gunzip(&bytes[MAGIC.len()..])?),
-        false => crate::ports::store::gunzip_json(bytes),
+        false => crate::ports::codec::gunzip_json(bytes),
     }
 }
 
@@ -96,7 +96,7 @@ pub fn decode_previous(bytes: &[u8]) -> Result<PreviousRun, StoreError> {
 /// all that is decompressed.
 pub fn decode_mark(bytes: &[u8]) -> Result<SnapshotMark, StoreError> {
     if !is_binary(bytes) {
-        let previous: PreviousRun = crate::ports::store::gunzip_json(bytes)?;
+        let previous: PreviousRun = crate::ports::codec::gunzip_json(bytes)?;
         return Ok(SnapshotMark {
             taken_at: previous.taken_at,
             delta_link: previous.delta_link,
@@ -786,7 +786,7 @@ mod tests {
     #[test]
     fn a_snapshot_stored_by_an_earlier_version_is_still_read() {
         let snapshot = varied();
-        let legacy = crate::ports::store::gzip_json(&snapshot).expect("gzip json");
+        let legacy = crate::ports::codec::gzip_json(&snapshot).expect("gzip json");
         assert!(!is_binary(&legacy));
         assert_eq!(decode(&legacy).expect("decode"), snapshot);
         assert_eq!(

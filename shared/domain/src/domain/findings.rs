@@ -5,20 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::assignment::{AssignmentError, AssignmentState};
+pub use crate::domain::attempt::{Attempt, AttemptSource};
 use crate::domain::grace::{CaseKind, EvidenceKind};
-pub use crate::domain::kinds::FindingKind;
-
-/// How urgent a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Act now.
-    Critical,
-    /// Act soon.
-    Warning,
-    /// For the record.
-    Info,
-}
+pub use crate::domain::kinds::{FindingKind, Severity};
 
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,40 +40,6 @@ pub struct Cause {
     pub sku_part_number: String,
     /// Its error (CountViolation, MutuallyExclusiveViolation, ...).
     pub error: AssignmentError,
-}
-
-/// Where licensewatch learnt which SKU a failed assignment tried to add.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AttemptSource {
-    /// The failure record itself (its licence list or its reason).
-    AuditRecord,
-    /// The user's `licenseAssignmentStates` (a licence in `Error`).
-    LicenseAssignmentStates,
-    /// A remediation request for the user that asks for the SKU.
-    RemediationRequest,
-    /// No source names it.
-    Unknown,
-}
-
-impl std::fmt::Display for AttemptSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            AttemptSource::AuditRecord => "the audit record",
-            AttemptSource::LicenseAssignmentStates => "the user's licence assignment states",
-            AttemptSource::RemediationRequest => "a remediation request",
-            AttemptSource::Unknown => "unknown",
-        })
-    }
-}
-
-/// The SKUs a failed assignment tried to add, and where that is known from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Attempt {
-    /// SKU ids (lower case); empty when unknown.
-    pub sku_ids: Vec<String>,
-    /// The source.
-    pub source: AttemptSource,
 }
 
 /// The kinds of finding and their fields.
@@ -212,7 +167,7 @@ pub enum Detail {
         renewal_at: Option<DateTime<Utc>>,
         /// The licensing groups whose seats of the SKU moved over the window, growing first.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        by_group: Vec<crate::domain::forecast::GroupTrend>,
+        by_group: Vec<GroupTrend>,
     },
     /// Users wait for a seat of a SKU (Graph beta `cloudLicensing` waiting room, `[check] cloud_licensing`).
     SeatWaitingRoom {
@@ -330,4 +285,20 @@ impl Finding {
             Detail::SharedMailboxSignIn { .. } => FindingKind::SharedMailboxSignIn,
         }
     }
+}
+
+/// How one licensing group's seats of a SKU moved over the forecast's window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupTrend {
+    /// The group.
+    pub group_id: String,
+    /// Its name, when this run read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_name: Option<String>,
+    /// Seats it assigns now.
+    pub assigned: i64,
+    /// Net change over the window.
+    pub net_change: i64,
+    /// Net seats a day (negative: it shrinks).
+    pub rate_per_day: f64,
 }

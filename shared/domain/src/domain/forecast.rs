@@ -251,21 +251,7 @@ pub fn group_seats(users: &crate::domain::snapshot::Users) -> Vec<GroupSeats> {
         .collect()
 }
 
-/// How one licensing group's seats of a SKU moved over the forecast's window.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct GroupTrend {
-    /// The group.
-    pub group_id: String,
-    /// Its name, when this run read it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group_name: Option<String>,
-    /// Seats it assigns now.
-    pub assigned: i64,
-    /// Net change over the window.
-    pub net_change: i64,
-    /// Net seats a day (negative: it shrinks).
-    pub rate_per_day: f64,
-}
+pub use crate::domain::findings::GroupTrend;
 
 /// The groups' share of a SKU's trend: each group's seats measured as the SKU's are (same window, same base
 /// sample), those that moved, growing first. `history`: (group, SKU, sample) of earlier runs; `now`: this run's.

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::domain::assignment::AssignmentError;
-use crate::domain::findings::{Attempt, AttemptSource, Severity};
+use crate::domain::attempt::{Attempt, AttemptSource};
+use crate::domain::kinds::Severity;
 use crate::domain::license_event::LicenseEvent;
 use crate::domain::snapshot::UserRef;
 use crate::policy::GracePolicy;

@@ -249,3 +249,16 @@ mod tests {
         assert!(RemediationStatus::Failed == "failed");
     }
 }
+
+/// How urgent a finding is (here beside the kinds, so that the rules that judge severity need not name the
+/// findings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Act now.
+    Critical,
+    /// Act soon.
+    Warning,
+    /// For the record.
+    Info,
+}

@@ -1,6 +1,7 @@
 //! Pure licensing rules and types: no I/O, no clock of their own.
 
 pub mod assignment;
+pub mod attempt;
 pub mod audit_search;
 pub mod catalog;
 pub mod change_notifications;

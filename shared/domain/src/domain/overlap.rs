@@ -5,8 +5,28 @@
 
 use std::collections::BTreeSet;
 
-use crate::domain::reclaim::service_of;
 use crate::domain::snapshot::SkuSnap;
+
+/// The services a plan gives, by its name: plans of one service in different SKUs (Exchange Online Plan 1 in
+/// Business Basic and Business Standard, or Plan 2 in E3) pay for the same thing twice. Free components that
+/// many SKUs carry (`EXCHANGE_S_FOUNDATION`) are no service of their own.
+pub fn service_of(plan_name: &str) -> Option<&'static str> {
+    let n = plan_name.to_ascii_uppercase();
+    let table: [(&str, &str); 8] = [
+        ("EXCHANGE_S_FOUNDATION", ""),
+        ("EXCHANGE_S_", "Exchange Online mailbox"),
+        ("SHAREPOINTWAC", ""),
+        ("SHAREPOINT", "SharePoint Online"),
+        ("TEAMS1", "Microsoft Teams"),
+        ("OFFICESUBSCRIPTION", "Microsoft 365 Apps"),
+        ("AAD_PREMIUM", "Entra ID P1"),
+        ("INTUNE_A", "Intune"),
+    ];
+    table
+        .iter()
+        .find(|(prefix, _)| n.starts_with(prefix))
+        .and_then(|(_, service)| (!service.is_empty()).then_some(*service))
+}
 
 /// A SKU's plans, as an overlap needs them.
 #[derive(Debug, Clone, Copy)]
