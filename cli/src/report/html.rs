@@ -170,7 +170,7 @@ fn grace_section(h: &mut String, data: &ReportData, t: &Table) {
                     deleted.max(0)
                 )
             } else {
-                let class = if left <= 3 {
+                let class = if licensewatch_core::domain::grace::critical_days_left(left) {
                     "bad"
                 } else if left <= 14 {
                     "warn"

@@ -32,7 +32,7 @@ impl Purposes {
         self.by_user
             .get(user_id)
             .copied()
-            .filter(|p| p.needs_no_licence())
+            .filter(|p| !crate::domain::grace::needs_a_licence(*p))
     }
 }
 

@@ -9,6 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::domain::grace::{NoticeFor, NoticeRules, notice_is_critical, notices_due};
 use crate::domain::kinds::NoticeKind;
 use crate::domain::retry::RetryPolicy;
 use crate::domain::runbook::{self, Runbook};
@@ -149,11 +150,9 @@ impl Due {
         }
     }
 
-    /// Alerts, ended access and the last 3 days are critical.
+    /// The domain's rule ([`notice_is_critical`]).
     fn critical(&self) -> bool {
-        self.kind == NoticeKind::Alert
-            || self.kind == NoticeKind::AccessGone
-            || self.threshold.is_some_and(|t| t <= 3)
+        notice_is_critical(self.kind, self.threshold)
     }
 
     /// Where case `c` stands, in the tenant's time zone.
@@ -179,10 +178,7 @@ impl Due {
     }
 }
 
-/// The most urgent threshold reached: the smallest threshold that `days_left` is at or below.
-pub fn due_threshold(days_left: i64, thresholds: &[i64]) -> Option<i64> {
-    thresholds.iter().copied().filter(|t| days_left <= *t).min()
-}
+pub use crate::domain::grace::due_threshold;
 
 fn plan(
     cases: &[GraceCase],
@@ -191,62 +187,29 @@ fn plan(
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Vec<Due> {
-    let mut due = Vec::new();
-    let base = |c: &GraceCase, audience, kind, threshold, deadline| Due {
-        case_id: c.case_id.clone(),
-        upn: c.user_principal_name.clone(),
-        display_name: c.display_name.clone(),
-        mail: c.mail.clone(),
-        audience,
-        kind,
-        threshold,
-        deadline,
-        case: Some(c.clone()),
-        alert: None,
+    let rules = NoticeRules {
+        admin_thresholds_days: &policy.notify.admin_thresholds_days,
+        user_thresholds_days: &policy.notify.user_thresholds_days,
+        notify_users: policy.notify.notify_users,
     };
+    let mut due = Vec::new();
     for c in cases {
-        let d = &c.deadlines;
-        if let Some(closed) = c.closed_at {
-            if notified.contains(&c.case_id) && now - closed < Duration::days(30) {
-                due.push(base(c, Audience::Admin, NoticeKind::Resolved, None, None));
-            }
-            continue;
-        }
-        if d.access_gone(now) {
-            due.push(base(
-                c,
-                Audience::Admin,
-                NoticeKind::AccessGone,
-                None,
-                Some(d.access_ends_at),
-            ));
-        }
-        let Some(next) = d.next_deadline(now) else {
-            continue;
-        };
-        let days_left = d.days_left(now);
-        if let Some(t) = due_threshold(days_left, &policy.notify.admin_thresholds_days) {
-            due.push(base(
-                c,
-                Audience::Admin,
-                NoticeKind::Threshold,
-                Some(t),
-                Some(next),
-            ));
-        }
-        // Users are told only while they can still read their mailbox.
-        if policy.notify.notify_users
-            && !d.access_gone(now)
-            && c.mail.is_some()
-            && let Some(t) = due_threshold(days_left, &policy.notify.user_thresholds_days)
-        {
-            due.push(base(
-                c,
-                Audience::User,
-                NoticeKind::Threshold,
-                Some(t),
-                Some(next),
-            ));
+        for n in notices_due(c, notified.contains(&c.case_id), &rules, now) {
+            due.push(Due {
+                case_id: c.case_id.clone(),
+                upn: c.user_principal_name.clone(),
+                display_name: c.display_name.clone(),
+                mail: c.mail.clone(),
+                audience: match n.audience {
+                    NoticeFor::Admin => Audience::Admin,
+                    NoticeFor::User => Audience::User,
+                },
+                kind: n.kind,
+                threshold: n.threshold,
+                deadline: n.deadline,
+                case: Some(c.clone()),
+                alert: None,
+            });
         }
     }
     for a in alerts {

@@ -89,7 +89,7 @@ async fn shared_mailboxes(
     let shared_ids: Vec<&String> = purposes
         .by_user
         .iter()
-        .filter(|(_, p)| p.needs_no_licence())
+        .filter(|(_, p)| !crate::domain::grace::needs_a_licence(**p))
         .map(|(id, _)| id)
         .collect();
     if shared_ids.is_empty() {

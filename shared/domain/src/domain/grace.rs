@@ -425,6 +425,135 @@ pub fn close_reason(user: Option<UserRef<'_>>) -> &'static str {
     }
 }
 
+/// Whether a user's mailbox can be in a grace period, as far as the directory tells: a member's enabled account with
+/// a mailbox (a mail address or an SMTP proxy address) and no enabled Exchange plan. What the mailbox is for
+/// ([`needs_a_licence`]) is the other half, read for these users only.
+pub fn may_be_in_grace(user: UserRef<'_>) -> bool {
+    user.is_member_mailbox() && !user.exchange_enabled()
+}
+
+/// Whether a mailbox of this purpose needs a licence at all: shared, room and equipment mailboxes do not, and are
+/// never grace cases, whatever their account's state.
+pub fn needs_a_licence(purpose: crate::domain::kinds::MailboxPurpose) -> bool {
+    !purpose.needs_no_licence()
+}
+
+/// Who a notice is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeFor {
+    /// The tenant's admins (and service desks).
+    Admin,
+    /// The user whose mailbox it is.
+    User,
+}
+
+/// A notice a case is due, before channels and recipients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeDue {
+    /// For whom.
+    pub audience: NoticeFor,
+    /// What it says.
+    pub kind: crate::domain::kinds::NoticeKind,
+    /// The days-left threshold reached (threshold notices).
+    pub threshold: Option<i64>,
+    /// The deadline it is about (none for a resolution).
+    pub deadline: Option<DateTime<Utc>>,
+}
+
+/// When notices go out (`[notify]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeRules<'a> {
+    /// Days left at which admins are told.
+    pub admin_thresholds_days: &'a [i64],
+    /// Days left at which users are told.
+    pub user_thresholds_days: &'a [i64],
+    /// Users are told at all.
+    pub notify_users: bool,
+}
+
+/// The most urgent threshold reached: the smallest threshold that `days_left` is at or below.
+pub fn due_threshold(days_left: i64, thresholds: &[i64]) -> Option<i64> {
+    thresholds.iter().copied().filter(|t| days_left <= *t).min()
+}
+
+/// How long admins hear that a case they were told of was resolved.
+const RESOLVED_NOTICE_DAYS: i64 = 30;
+
+/// The notices case `c` is due at `now`: a closed case the admins were told of is a resolution (for 30 days); an
+/// open one, "access ended" once it has, and the most urgent threshold reached for the admins and (while the user
+/// can still read the mailbox, and has a mail address) the user. Which were already sent is the ledger's business.
+pub fn notices_due(
+    c: &GraceCase,
+    admins_were_told: bool,
+    rules: &NoticeRules<'_>,
+    now: DateTime<Utc>,
+) -> Vec<NoticeDue> {
+    use crate::domain::kinds::NoticeKind;
+    let notice = |audience, kind, threshold, deadline| NoticeDue {
+        audience,
+        kind,
+        threshold,
+        deadline,
+    };
+    let d = &c.deadlines;
+    if let Some(closed) = c.closed_at {
+        return match admins_were_told && now - closed < Duration::days(RESOLVED_NOTICE_DAYS) {
+            true => vec![notice(NoticeFor::Admin, NoticeKind::Resolved, None, None)],
+            false => Vec::new(),
+        };
+    }
+    let mut due = Vec::new();
+    if d.access_gone(now) {
+        due.push(notice(
+            NoticeFor::Admin,
+            NoticeKind::AccessGone,
+            None,
+            Some(d.access_ends_at),
+        ));
+    }
+    let Some(next) = d.next_deadline(now) else {
+        return due;
+    };
+    let days_left = d.days_left(now);
+    if let Some(t) = due_threshold(days_left, rules.admin_thresholds_days) {
+        due.push(notice(
+            NoticeFor::Admin,
+            NoticeKind::Threshold,
+            Some(t),
+            Some(next),
+        ));
+    }
+    if rules.notify_users
+        && !d.access_gone(now)
+        && c.mail.is_some()
+        && let Some(t) = due_threshold(days_left, rules.user_thresholds_days)
+    {
+        due.push(notice(
+            NoticeFor::User,
+            NoticeKind::Threshold,
+            Some(t),
+            Some(next),
+        ));
+    }
+    due
+}
+
+/// Days left at or below which a threshold notice is critical.
+const CRITICAL_DAYS: i64 = 3;
+
+/// Whether a notice is critical: alerts, ended access and the last three days are.
+pub fn notice_is_critical(kind: crate::domain::kinds::NoticeKind, threshold: Option<i64>) -> bool {
+    use crate::domain::kinds::NoticeKind;
+    kind == NoticeKind::Alert
+        || kind == NoticeKind::AccessGone
+        || threshold.is_some_and(critical_days_left)
+}
+
+/// Whether this few days left before a deadline is critical (the last three days).
+pub fn critical_days_left(days_left: i64) -> bool {
+    days_left <= CRITICAL_DAYS
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,5 +662,78 @@ mod tests {
         };
         let d = deadlines(ev(EvidenceKind::Created, t(11, 1, 0)), false, &g);
         assert_eq!(d.access_ends_at, t(12, 31, 0));
+    }
+
+    #[test]
+    fn which_notices_a_case_is_due_and_which_are_critical() {
+        use crate::domain::kinds::NoticeKind;
+        let d = deadlines(
+            ev(EvidenceKind::AuditFailedAssignment, t(10, 24, 10)),
+            false,
+            &GracePolicy::default(),
+        );
+        let case = GraceCase {
+            case_id: "c".into(),
+            tenant_id: "t".into(),
+            user_id: "u".into(),
+            user_principal_name: "u@contoso.com".into(),
+            display_name: None,
+            mail: Some("u@contoso.com".into()),
+            evidence: vec![d.evidence],
+            deadlines: d,
+            blocked_by: None,
+            attempted: None,
+            opened_at: t(10, 25, 9),
+            updated_at: t(10, 25, 9),
+            closed_at: None,
+            close_reason: None,
+        };
+        let rules = NoticeRules {
+            admin_thresholds_days: &[21, 14, 7, 3, 1],
+            user_thresholds_days: &[7, 1],
+            notify_users: true,
+        };
+        let kinds = |due: &[NoticeDue]| -> Vec<(NoticeFor, NoticeKind, Option<i64>)> {
+            due.iter()
+                .map(|n| (n.audience, n.kind, n.threshold))
+                .collect()
+        };
+        // 2 days before access ends (23 November): the 3-day threshold for admins, the 7-day one for the user.
+        assert_eq!(
+            kinds(&notices_due(&case, false, &rules, t(11, 21, 9))),
+            [
+                (NoticeFor::Admin, NoticeKind::Threshold, Some(3)),
+                (NoticeFor::User, NoticeKind::Threshold, Some(7)),
+            ]
+        );
+        // Without a mail address the user cannot be told.
+        let no_mail = GraceCase {
+            mail: None,
+            ..case.clone()
+        };
+        assert_eq!(notices_due(&no_mail, false, &rules, t(11, 21, 9)).len(), 1);
+        // After access ended: admins hear it, with the threshold towards deletion; the user no more.
+        assert_eq!(
+            kinds(&notices_due(&case, false, &rules, t(12, 20, 9))),
+            [
+                (NoticeFor::Admin, NoticeKind::AccessGone, None),
+                (NoticeFor::Admin, NoticeKind::Threshold, Some(3)),
+            ]
+        );
+        // Closed: a resolution only if admins were told, and for 30 days.
+        let closed = GraceCase {
+            closed_at: Some(t(11, 22, 9)),
+            ..case.clone()
+        };
+        assert!(notices_due(&closed, false, &rules, t(11, 23, 9)).is_empty());
+        assert_eq!(
+            kinds(&notices_due(&closed, true, &rules, t(11, 23, 9))),
+            [(NoticeFor::Admin, NoticeKind::Resolved, None)]
+        );
+        assert!(notices_due(&closed, true, &rules, t(12, 23, 9)).is_empty());
+        assert!(notice_is_critical(NoticeKind::Threshold, Some(3)));
+        assert!(!notice_is_critical(NoticeKind::Threshold, Some(7)));
+        assert!(notice_is_critical(NoticeKind::AccessGone, None));
+        assert!(notice_is_critical(NoticeKind::Alert, None));
     }
 }

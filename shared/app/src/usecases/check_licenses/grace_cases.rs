@@ -60,7 +60,7 @@ pub(super) async fn follow(
     let mut open = Vec::new();
     let mut changed = Vec::new();
     let candidates: Vec<String> = (seen.snapshot.users.iter())
-        .filter(|u| u.is_member_mailbox() && !u.exchange_enabled())
+        .filter(|u| grace::may_be_in_grace(*u))
         .map(|u| u.id().to_string())
         .collect();
     let purposes = crate::usecases::mailbox_purposes::of_candidates(
@@ -77,7 +77,7 @@ pub(super) async fn follow(
         .snapshot
         .users
         .iter()
-        .filter(|u| u.is_member_mailbox() && !u.exchange_enabled())
+        .filter(|u| grace::may_be_in_grace(*u))
     {
         if let Some(purpose) = purposes.needing_no_licence(u.id()) {
             // Never a grace case; an open one (from before purposes were read) closes below.
