@@ -317,7 +317,16 @@ fn what(d: &Detail) -> String {
             shared_services.join(", ")
         ),
         Detail::SkuCapacity { reason, .. } => reason.clone(),
-        _ => String::new(),
+        // Their own tables (cases, errors, changes, forecast) say the rest.
+        Detail::UnlicensedMailbox { .. }
+        | Detail::LicenseAssignmentError { .. }
+        | Detail::LicenseRemoved { .. }
+        | Detail::LicenseAdded { .. }
+        | Detail::MassDelicensing { .. }
+        | Detail::LicensedDisabledAccount { .. }
+        | Detail::SharedMailboxSignIn { .. }
+        | Detail::SeatForecast { .. }
+        | Detail::SeatWaitingRoom { .. } => String::new(),
     }
 }
 

@@ -106,7 +106,18 @@ fn alert(deps: &CheckDeps<'_>, f: &Finding, now: DateTime<Utc>) -> Option<Alert>
                 raised_at: now,
             })
         }
-        _ => None,
+        // Below critical, capacity and subscriptions are warnings in the report, not alerts.
+        Detail::SkuCapacity { .. } | Detail::SubscriptionLapsing { .. } => None,
+        // Per-user findings reach admins through grace cases and notices; these are reports, not alerts.
+        Detail::UnlicensedMailbox { .. }
+        | Detail::LicenseAssignmentError { .. }
+        | Detail::LicenseRemoved { .. }
+        | Detail::LicenseAdded { .. }
+        | Detail::LicensedDisabledAccount { .. }
+        | Detail::SharedMailboxSignIn { .. }
+        | Detail::SeatWaitingRoom { .. }
+        | Detail::OverlappingLicenses { .. }
+        | Detail::UnusedSeatsBeforeRenewal { .. } => None,
     }
 }
 
