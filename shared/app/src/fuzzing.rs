@@ -139,16 +139,20 @@ fn guarded(input: &[u8], target: &impl Fn(&[u8]), report: &impl Fn(&[u8])) {
     }
 }
 
-/// The parsers reachable from the crate's public surface; the private ones are fuzzed in their own modules' tests
-/// (the snapshot body, Management API blobs, webhook bodies).
+/// Every parser's fuzz target ([`crate::fuzz_targets`], the same the AFL++ project in `fuzz/` runs), over arbitrary
+/// bytes from its seeds, within the test run's budget.
 #[cfg(test)]
 mod targets {
-    use serde_json::json;
-
     use super::run;
 
-    fn seed(v: serde_json::Value) -> Vec<u8> {
-        serde_json::to_vec(&v).unwrap_or_default()
+    fn fuzz(name: &str, seed: u64) {
+        let (_, target) = crate::fuzz_targets::TARGETS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("no target {name}"));
+        let seeds = crate::fuzz_targets::seeds(name);
+        assert!(!seeds.is_empty(), "{name} has seeds");
+        run(name, seed, &seeds, target);
     }
 
     #[test]
@@ -162,132 +166,59 @@ mod targets {
     }
 
     #[test]
-    fn notification_batches_never_panic() {
-        use crate::domain::change_notifications::{ClientState, sort_batch};
-        let state = ClientState::new(crate::secret::SecretString::new(
-            "fuzz-client-state-0123456789abcdef0123",
-        ))
-        .expect("state");
-        let seeds = [
-            seed(
-                json!({"value": [{"subscriptionId": "s", "changeType": "updated", "resource": "Users/u",
-                "resourceData": {"id": "u"}, "clientState": "fuzz-client-state-0123456789abcdef0123", "tenantId": "t"}]}),
-            ),
-            seed(
-                json!({"value": [{"subscriptionId": "s", "lifecycleEvent": "reauthorizationRequired",
-                "clientState": "fuzz-client-state-0123456789abcdef0123", "tenantId": "t"}]}),
-            ),
-        ];
-        run("notification batches", 1, &seeds, |b| {
-            let _ = sort_batch(b, &state);
-        });
+    fn every_target_has_seeds_and_a_test() {
+        let here = include_str!("fuzzing.rs");
+        for (name, _) in crate::fuzz_targets::TARGETS {
+            assert!(!crate::fuzz_targets::seeds(name).is_empty(), "{name}");
+            assert!(
+                here.contains(&format!("fuzz(\"{name}\"")),
+                "{name} has no test here"
+            );
+        }
+    }
+
+    #[test]
+    fn snapshots_never_panic() {
+        fuzz("snapshot", 11);
     }
 
     #[test]
     fn licence_records_of_both_sources_never_panic() {
-        use crate::domain::license_event::{
-            from_directory_audit, from_management_record, group_licensing_run,
-        };
-        let lic = "[SkuName=ENTERPRISEPACK, AccountId=48a80680-7326-48cd-9935-b556b81d3a4e, SkuId=6fd2c87f-b296-42f0-b197-1e91e994b900, DisabledPlans=[]]";
-        let seeds = [
-            seed(
-                json!({"Id": "1", "CreationTime": "2026-11-20T10:00:00", "Operation": "Update user.",
-                "ResultStatus": "Success", "ObjectId": "adele@contoso.com", "UserId": "admin@contoso.com",
-                "Target": [{"ID": "User_0b9a7c1e-7b0a-4a56-9a3c-5c0f1d2e3f40", "Type": 2}],
-                "ModifiedProperties": [{"Name": "AssignedLicense", "NewValue": format!("[\"{lic}\"]"), "OldValue": "[]"}],
-                "ExtendedProperties": [{"Name": "additionalDetails", "Value": "{\"Succeeded\":1,\"Failed\":1}"}]}),
-            ),
-            seed(
-                json!({"id": "Directory_1", "activityDateTime": "2026-11-20T10:00:00Z", "activityDisplayName": "Update user",
-                "result": "success", "correlationId": "c", "initiatedBy": {"user": {"userPrincipalName": "admin@contoso.com"}},
-                "targetResources": [{"id": "u", "userPrincipalName": "adele@contoso.com", "modifiedProperties": [
-                    {"displayName": "AssignedLicense", "oldValue": "[]", "newValue": format!("[\"{lic}\"]")}]}],
-                "additionalDetails": [{"key": "seq", "value": "1"}, {"key": "c", "value": "2"}]}),
-            ),
-        ];
-        run("licence records", 2, &seeds, |b| {
-            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(b) {
-                let _ = from_management_record(&v);
-                let _ = from_directory_audit(&v);
-                let _ = group_licensing_run(&v);
-            }
-        });
+        fuzz("audit_records", 2);
+    }
+
+    #[test]
+    fn management_blobs_never_panic() {
+        fuzz("management_blob", 13);
     }
 
     #[test]
     fn graph_user_pages_and_delta_rounds_never_panic() {
-        use crate::ports::directory::types::{DeltaUser, ListedUser, User};
-        #[derive(serde::Deserialize)]
-        struct Page<T> {
-            #[allow(dead_code)]
-            value: Vec<T>,
-        }
-        let user = json!({"id": "u", "userPrincipalName": "adele@contoso.com", "accountEnabled": true,
-            "createdDateTime": "2026-01-01T00:00:00Z", "mail": "adele@contoso.com", "userType": "Member",
-            "assignedLicenses": [{"skuId": "6fd2c87f-b296-42f0-b197-1e91e994b900", "disabledPlans": []}],
-            "assignedPlans": [{"service": "exchange", "capabilityStatus": "Enabled", "servicePlanId": "p",
-                "assignedDateTime": "2026-01-01T00:00:00Z"}],
-            "licenseAssignmentStates": [{"skuId": "6fd2c87f-b296-42f0-b197-1e91e994b900", "state": "Error",
-                "error": "CountViolation", "assignedByGroup": "g", "disabledPlans": []}],
-            "signInActivity": {"lastSignInDateTime": "0001-01-01T00:00:00Z"}, "proxyAddresses": ["SMTP:adele@contoso.com"]});
-        let seeds = [
-            seed(
-                json!({"value": [user.clone()], "@odata.nextLink": "https://graph.microsoft.com/v1.0/users?$skiptoken=x"}),
-            ),
-            seed(
-                json!({"value": [user, {"id": "gone", "@removed": {"reason": "deleted"}}],
-                "@odata.deltaLink": "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=x"}),
-            ),
-        ];
-        run("graph pages", 3, &seeds, |b| {
-            let _ = serde_json::from_slice::<Page<User>>(b);
-            let _ = serde_json::from_slice::<Page<ListedUser>>(b);
-            let _ = serde_json::from_slice::<Page<DeltaUser>>(b);
-        });
+        fuzz("graph_pages", 3);
+    }
+
+    #[test]
+    fn webhook_bodies_never_panic() {
+        fuzz("webhook_body", 14);
+    }
+
+    #[test]
+    fn webhook_source_bodies_never_panic() {
+        fuzz("webhook_source_body", 15);
     }
 
     #[test]
     fn webhook_signature_headers_never_panic() {
-        use crate::domain::signing::{StandardHeaders, WebhookSecret, verify_hub, verify_standard};
-        let secret =
-            WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("secret");
-        let body = br#"{"user": "adele@contoso.com", "action": "reprocess"}"#;
-        let seeds = [
-            b"msg_1\n1700000000\nv1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=".to_vec(),
-            b"sha256=3b5e2f7c9d1a0e4f6b8c2d4e6f8a0b2c4d6e8f0a1b3c5d7e9f1a3b5c7d9e1f3a".to_vec(),
-        ];
-        run("webhook headers", 4, &seeds, |b| {
-            let text = String::from_utf8_lossy(b);
-            let mut parts = text.splitn(3, '\n');
-            let headers = StandardHeaders {
-                id: parts.next(),
-                timestamp: parts.next(),
-                signature: parts.next(),
-            };
-            let _ = verify_standard(
-                std::slice::from_ref(&secret),
-                &headers,
-                body,
-                1_700_000_000,
-                300,
-            );
-            let _ = verify_hub(b"secret", &text, body);
-            let _ = WebhookSecret::parse(&text);
-        });
+        fuzz("webhook_headers", 4);
+    }
+
+    #[test]
+    fn notification_batches_never_panic() {
+        fuzz("notification_batch", 1);
     }
 
     #[test]
     fn the_policy_file_never_panics() {
-        use crate::policy::Policy;
-        let mut every = Policy::default();
-        every.notify.admins = vec!["it-team@contoso.com".into()];
-        every.notify.sender = "licensing@contoso.com".into();
-        let seeds = [
-            toml::to_string(&every).unwrap_or_default().into_bytes(),
-            b"[[tenants]]\nid = \"contoso.onmicrosoft.com\"\n[tenants.check]\nsku_low_seats = 3\n[[tenants.suppressions]]\nkind = \"sku_capacity\"\nuntil = \"2027-01-31\"\n".to_vec(),
-        ];
-        run("policy", 5, &seeds, |b| {
-            let _ = Policy::parse(&String::from_utf8_lossy(b));
-        });
+        fuzz("policy", 5);
     }
 }

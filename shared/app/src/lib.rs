@@ -11,6 +11,8 @@
 //! it beside the adapters and the runtime.
 
 pub mod error;
+#[cfg(any(test, feature = "fuzz"))]
+pub mod fuzz_targets;
 #[cfg(test)]
 pub(crate) mod fuzzing;
 pub mod ports;

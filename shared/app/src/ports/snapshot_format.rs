@@ -145,7 +145,7 @@ fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
 }
 
 /// The uncompressed body: the header, the table of repeated strings, the users.
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzz"))]
 fn body(snapshot: &Snapshot) -> Result<Vec<u8>, StoreError> {
     let mut out = Vec::new();
     write_body(snapshot, Strings::of(snapshot), &mut out)
@@ -657,95 +657,116 @@ struct Assignment {
     error: Option<AssignmentError>,
 }
 
+#[cfg(any(test, feature = "fuzz"))]
+use crate::domain::snapshot::{AssignmentSnap, LicenseSnap, UserNames, UserSnapshot};
+
+#[cfg(any(test, feature = "fuzz"))]
+fn bare_user(id: &str) -> UserSnapshot {
+    UserSnapshot::bare(id, &format!("{id}@contoso.com"))
+}
+
+/// Every shape a field can take, in a few users (the tests' and the fuzz targets' sample).
+#[cfg(any(test, feature = "fuzz"))]
+pub(crate) fn varied() -> Snapshot {
+    let at = |s: &str| s.parse::<DateTime<Utc>>().expect("time");
+    let plain = bare_user("00000000-0000-0000-0000-000000000001");
+    let upn = "00000000-0000-0000-0000-000000000002@contoso.com";
+    let full = UserSnapshot {
+        names: UserNames::new(
+            "00000000-0000-0000-0000-000000000002",
+            upn,
+            Some("Zoë Ångström 山田"),
+            Some(upn),
+        ),
+        account_enabled: false,
+        guest: true,
+        mailbox: true,
+        exchange_enabled: true,
+        created: Some(at("2019-03-04T05:06:07.123456789Z")),
+        licenses: vec![
+            LicenseSnap {
+                sku_id: "6fd2c87f-b296-42f0-b197-1e91e994b900".into(),
+                disabled_plans: vec!["plan-a".into(), "plan-b".into()],
+            },
+            LicenseSnap {
+                sku_id: "sku-2".into(),
+                disabled_plans: vec![],
+            },
+        ],
+        states: vec![
+            AssignmentSnap {
+                sku_id: "6fd2c87f-b296-42f0-b197-1e91e994b900".into(),
+                group: Some("group-1".into()),
+                state: AssignmentState::Error,
+                error: Some(AssignmentError::CountViolation),
+            },
+            AssignmentSnap {
+                sku_id: "sku-2".into(),
+                group: None,
+                state: AssignmentState::Other("Pending".into()),
+                error: Some(AssignmentError::Code("SomethingNew".into())),
+            },
+            AssignmentSnap {
+                sku_id: "sku-2".into(),
+                group: Some("group-1".into()),
+                state: AssignmentState::ActiveWithError,
+                error: Some(AssignmentError::Other),
+            },
+        ],
+    };
+    let other_mail = UserSnapshot {
+        names: UserNames::new(
+            "00000000-0000-0000-0000-000000000003",
+            "00000000-0000-0000-0000-000000000003@contoso.com",
+            None,
+            Some("shared@contoso.com"),
+        ),
+        created: Some(at("1960-01-01T00:00:00Z")),
+        ..bare_user("")
+    };
+    Snapshot {
+        tenant_id: "tenant".into(),
+        taken_at: at("2026-11-21T09:00:00Z"),
+        users: [plain, full, other_mail].into_iter().collect(),
+        skus: vec![SkuSnap {
+            sku_id: "sku-2".into(),
+            part_number: "SPE_E3".into(),
+            enabled: 10,
+            consumed: 9,
+            warning: 0,
+            suspended: 1,
+            plans: vec![("plan-a".into(), "EXCHANGE_S_ENTERPRISE".into())],
+        }],
+        delta_link: Some("https://graph/users/delta?$deltatoken=x".into()),
+        full_scan_at: Some(at("2026-11-21T08:00:00Z")),
+        recent_removals: vec![RecentRemoval {
+            user_id: "u".into(),
+            upn: "u@contoso.com".into(),
+            at: at("2026-11-21T08:30:00Z"),
+        }],
+    }
+}
+
+/// The fuzz targets' seeds: a whole stored document and its uncompressed body.
+#[cfg(any(test, feature = "fuzz"))]
+pub(crate) fn fuzz_seeds() -> Vec<Vec<u8>> {
+    let sample = varied();
+    [encode(&sample), body(&sample)]
+        .into_iter()
+        .filter_map(Result::ok)
+        .collect()
+}
+
+/// The body readers, for the fuzz targets (the whole document's are public).
+#[cfg(any(test, feature = "fuzz"))]
+pub(crate) fn fuzz_body(b: &[u8]) {
+    let _ = read_snapshot(b);
+    let _ = read_previous(b);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::snapshot::{AssignmentSnap, LicenseSnap, UserNames, UserSnapshot};
-
-    fn user(id: &str) -> UserSnapshot {
-        UserSnapshot::bare(id, &format!("{id}@contoso.com"))
-    }
-
-    /// Every shape a field can take, in a few users.
-    fn varied() -> Snapshot {
-        let at = |s: &str| s.parse::<DateTime<Utc>>().expect("time");
-        let plain = user("00000000-0000-0000-0000-000000000001");
-        let upn = "00000000-0000-0000-0000-000000000002@contoso.com";
-        let full = UserSnapshot {
-            names: UserNames::new(
-                "00000000-0000-0000-0000-000000000002",
-                upn,
-                Some("Zoë Ångström 山田"),
-                Some(upn),
-            ),
-            account_enabled: false,
-            guest: true,
-            mailbox: true,
-            exchange_enabled: true,
-            created: Some(at("2019-03-04T05:06:07.123456789Z")),
-            licenses: vec![
-                LicenseSnap {
-                    sku_id: "6fd2c87f-b296-42f0-b197-1e91e994b900".into(),
-                    disabled_plans: vec!["plan-a".into(), "plan-b".into()],
-                },
-                LicenseSnap {
-                    sku_id: "sku-2".into(),
-                    disabled_plans: vec![],
-                },
-            ],
-            states: vec![
-                AssignmentSnap {
-                    sku_id: "6fd2c87f-b296-42f0-b197-1e91e994b900".into(),
-                    group: Some("group-1".into()),
-                    state: AssignmentState::Error,
-                    error: Some(AssignmentError::CountViolation),
-                },
-                AssignmentSnap {
-                    sku_id: "sku-2".into(),
-                    group: None,
-                    state: AssignmentState::Other("Pending".into()),
-                    error: Some(AssignmentError::Code("SomethingNew".into())),
-                },
-                AssignmentSnap {
-                    sku_id: "sku-2".into(),
-                    group: Some("group-1".into()),
-                    state: AssignmentState::ActiveWithError,
-                    error: Some(AssignmentError::Other),
-                },
-            ],
-        };
-        let other_mail = UserSnapshot {
-            names: UserNames::new(
-                "00000000-0000-0000-0000-000000000003",
-                "00000000-0000-0000-0000-000000000003@contoso.com",
-                None,
-                Some("shared@contoso.com"),
-            ),
-            created: Some(at("1960-01-01T00:00:00Z")),
-            ..user("")
-        };
-        Snapshot {
-            tenant_id: "tenant".into(),
-            taken_at: at("2026-11-21T09:00:00Z"),
-            users: [plain, full, other_mail].into_iter().collect(),
-            skus: vec![SkuSnap {
-                sku_id: "sku-2".into(),
-                part_number: "SPE_E3".into(),
-                enabled: 10,
-                consumed: 9,
-                warning: 0,
-                suspended: 1,
-                plans: vec![("plan-a".into(), "EXCHANGE_S_ENTERPRISE".into())],
-            }],
-            delta_link: Some("https://graph/users/delta?$deltatoken=x".into()),
-            full_scan_at: Some(at("2026-11-21T08:00:00Z")),
-            recent_removals: vec![RecentRemoval {
-                user_id: "u".into(),
-                upn: "u@contoso.com".into(),
-                at: at("2026-11-21T08:30:00Z"),
-            }],
-        }
-    }
 
     #[test]
     fn a_snapshot_reads_back_as_it_was_written() {
@@ -763,7 +784,7 @@ mod tests {
         );
         let mut many = varied();
         many.users = (0..3 * CHUNK + 7)
-            .map(|i| user(&format!("{i:08}-0000-4000-8000-000000000000")))
+            .map(|i| bare_user(&format!("{i:08}-0000-4000-8000-000000000000")))
             .collect();
         assert_eq!(
             decode(&encode(&many).expect("encode")).expect("decode"),
@@ -797,20 +818,6 @@ mod tests {
             decode_previous(&legacy).expect("previous"),
             PreviousRun::from(&snapshot)
         );
-    }
-
-    #[test]
-    fn random_damage_to_a_snapshot_never_panics() {
-        let body = body(&varied()).expect("body");
-        let whole = encode(&varied()).expect("encode");
-        crate::fuzzing::run("snapshot body", 11, &[body], |b| {
-            let _ = read_snapshot(b);
-            let _ = read_previous(b);
-        });
-        crate::fuzzing::run("snapshot file", 12, &[whole], |b| {
-            let _ = decode(b);
-            let _ = decode_mark(b);
-        });
     }
 
     #[test]

@@ -28,7 +28,7 @@ use crate::ports::directory::Directory;
 use crate::ports::store::{AuditState, Gap, StateStore};
 use crate::usecases::lease::{self, RunLease};
 
-mod prepare;
+pub(crate) mod prepare;
 mod purview;
 use prepare::{Prepared, RecentIds, Shape};
 pub use purview::Backfill;
