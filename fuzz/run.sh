@@ -7,8 +7,8 @@ target="${1:?target (snapshot, audit_records, management_blob, graph_pages, webh
 seconds="${2:-1200}"
 command -v cargo-afl >/dev/null 2>&1 || cargo install --locked cargo-afl
 cargo afl config --build >/dev/null 2>&1 || true
-cargo afl build --release --bin fuzz
-cargo run --release --bin seeds -- seeds >/dev/null
+cargo afl build --release
+target/release/seeds seeds
 mkdir -p out
 export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1
 LICENSEWATCH_FUZZ_TARGET="$target" cargo afl fuzz -V "$seconds" -i "seeds/$target" -o "out/$target" target/release/fuzz
