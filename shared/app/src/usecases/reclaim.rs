@@ -46,7 +46,8 @@ pub async fn reclaim(
     let mut users = std::mem::take(&mut read.users);
     add_history(deps.store, tenant_id, &mut users).await?;
     let (rows, idle_seats) = reclaimable(&users, &skus, rules, now);
-    let (rows, mailbox_notes) = shared_mailboxes(deps, tenant_id, rows, now).await?;
+    let (rows, mailbox_notes) =
+        shared_mailboxes(deps, tenant_id, rows, read.sizes.take(), now).await?;
     let report = ReclaimReport {
         tenant_id: tenant_id.to_string(),
         generated_at: now,
@@ -71,6 +72,7 @@ async fn shared_mailboxes(
     deps: &ReclaimDeps<'_>,
     tenant_id: &str,
     rows: Vec<crate::domain::reclaim::ReclaimRow>,
+    already_read: Option<HashMap<String, crate::domain::reclaim::SharedMailbox>>,
     now: DateTime<Utc>,
 ) -> Result<(Vec<crate::domain::reclaim::ReclaimRow>, Vec<String>), CoreError> {
     use crate::domain::reclaim::{Reason, with_shared_mailboxes};
@@ -95,21 +97,9 @@ async fn shared_mailboxes(
     if shared_ids.is_empty() {
         return Ok((rows, notes));
     }
-    let sizes = match deps.graph.mailbox_usage("D7").await {
-        Ok(csv) => mailbox_sizes(&csv).unwrap_or_else(|why| {
-            notes.push(why);
-            HashMap::new()
-        }),
-        Err(e) => {
-            notes.push(format!(
-                "shared mailbox sizes unknown: the mailbox usage report was not read ({}); check each is under 50 GB before removing its licence",
-                match &e {
-                    ApiError::Forbidden { .. } => "grant the app Reports.Read.All".to_string(),
-                    other => other.to_string(),
-                }
-            ));
-            HashMap::new()
-        }
+    let sizes = match already_read {
+        Some(sizes) => sizes,
+        None => report_sizes(deps, &mut notes).await,
     };
     let upn_of: HashMap<&str, &str> = rows
         .iter()
@@ -126,6 +116,30 @@ async fn shared_mailboxes(
     let (rows, kept) = with_shared_mailboxes(rows, &shared);
     notes.extend(kept);
     Ok((rows, notes))
+}
+
+/// The shared mailboxes' sizes from a fresh read of the usage report (D7); a report that cannot be read is a note
+/// and unknown sizes, never a failed run.
+async fn report_sizes(
+    deps: &ReclaimDeps<'_>,
+    notes: &mut Vec<String>,
+) -> HashMap<String, crate::domain::reclaim::SharedMailbox> {
+    match deps.graph.mailbox_usage("D7").await {
+        Ok(csv) => mailbox_sizes(&csv).unwrap_or_else(|why| {
+            notes.push(why);
+            HashMap::new()
+        }),
+        Err(e) => {
+            notes.push(format!(
+                "shared mailbox sizes unknown: the mailbox usage report was not read ({}); check each is under 50 GB before removing its licence",
+                match &e {
+                    ApiError::Forbidden { .. } => "grant the app Reports.Read.All".to_string(),
+                    other => other.to_string(),
+                }
+            ));
+            HashMap::new()
+        }
+    }
 }
 
 /// Each mailbox's size and archive from the usage report, by lower-cased UPN.
@@ -172,6 +186,9 @@ struct Read {
     listed: usize,
     source: ActivitySource,
     notes: Vec<String>,
+    /// The mailbox usage report's sizes, when this read fetched the report (the shared mailboxes' sizes come from
+    /// it then, not from a second download).
+    sizes: Option<HashMap<String, crate::domain::reclaim::SharedMailbox>>,
 }
 
 /// Where each user's activity is read from.
@@ -195,6 +212,7 @@ async fn users_and_activity(graph: &dyn Directory) -> Result<Read, CoreError> {
                 listed,
                 source: ActivitySource::SignIn,
                 notes,
+                sizes: None,
             });
         }
         Err(e) => match sign_in_refused(&e) {
@@ -202,9 +220,13 @@ async fn users_and_activity(graph: &dyn Directory) -> Result<Read, CoreError> {
             None => return Err(e.into()),
         },
     }
+    let mut sizes = None;
     let (source, from) = match graph.mailbox_usage(MAILBOX_PERIOD).await {
         Ok(csv) => match mailbox_activity(&csv) {
-            Ok(days) => (ActivitySource::MailboxReport, ActivityFrom::Mailbox(days)),
+            Ok(days) => {
+                sizes = mailbox_sizes(&csv).ok();
+                (ActivitySource::MailboxReport, ActivityFrom::Mailbox(days))
+            }
             Err(why) => {
                 notes.push(why);
                 (ActivitySource::None, ActivityFrom::Nowhere)
@@ -225,6 +247,7 @@ async fn users_and_activity(graph: &dyn Directory) -> Result<Read, CoreError> {
         listed,
         source,
         notes,
+        sizes,
     })
 }
 
