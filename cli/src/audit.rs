@@ -4,7 +4,7 @@ use licensewatch_core::domain::tenant_status::Job;
 use licensewatch_core::usecases::fetch_audit::fetch_audit;
 
 /// Archives new audit records and derives licence events, for the configured tenant or one of `[[tenants]]`.
-pub async fn fetch(json: bool, tenant: Option<String>) -> Result<(), String> {
+pub(crate) async fn fetch(json: bool, tenant: Option<String>) -> Result<(), String> {
     let home = crate::runtime(None).await?;
     let rt = crate::tenant_runtime(&home, tenant.as_deref()).await?;
     let rt = rt.as_ref().unwrap_or(&home);
@@ -52,7 +52,7 @@ pub async fn fetch(json: bool, tenant: Option<String>) -> Result<(), String> {
 
 /// `licensewatch backfill`: one step of the Purview audit log backfill (the query created, polled, or its records
 /// archived); with `--wait`, steps every 30 seconds until Microsoft's search is done and its records archived.
-pub async fn backfill(
+pub(crate) async fn backfill(
     json: bool,
     tenant: Option<String>,
     days: i64,
@@ -130,7 +130,7 @@ fn print_backfill(
 }
 
 /// Lists licence-change events.
-pub async fn events(json: bool, user: Option<String>) -> Result<(), String> {
+pub(crate) async fn events(json: bool, user: Option<String>) -> Result<(), String> {
     let rt = crate::runtime(None).await?;
     let tenant = rt.tenant_run().tenant_id;
     let events = rt
@@ -179,7 +179,7 @@ pub async fn events(json: bool, user: Option<String>) -> Result<(), String> {
 }
 
 /// Re-lists one day from the sources and compares it with the archive.
-pub async fn verify(json: bool, day: &str) -> Result<(), String> {
+pub(crate) async fn verify(json: bool, day: &str) -> Result<(), String> {
     let day = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
         .map_err(|_| format!("--day '{day}' is not YYYY-MM-DD"))?;
     let rt = crate::runtime(None).await?;

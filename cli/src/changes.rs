@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use crate::endpoint_state::{App, Changes, Limits};
 
 /// The path Graph posts to under the served base URL.
-pub const PATH: &str = "/graph/notifications";
+pub(crate) const PATH: &str = "/graph/notifications";
 /// How often `serve` makes sure its subscription is alive (the renewal itself happens when 3 days are left).
 const UPKEEP_EVERY: Duration = Duration::from_secs(6 * 3600);
 /// After the first message, the worker waits this long for the rest of a burst: Graph posts a bulk change as
@@ -169,7 +169,7 @@ pub(crate) async fn upkeep(app: Arc<App>) {
 }
 
 /// `licensewatch subscribe`: creates, renews or keeps the tenant's subscription once (the renewal timer's work).
-pub async fn subscribe(json: bool) -> Result<(), String> {
+pub(crate) async fn subscribe(json: bool) -> Result<(), String> {
     let rt = crate::runtime(None).await?;
     let Some(settings) = (rt.subscription_settings(None).await).map_err(|e| e.to_string())? else {
         return Err(format!(

@@ -9,7 +9,7 @@ use licensewatch_core::runtime::{Runtime, load_config};
 use licensewatch_core::usecases::check_licenses::{CheckReport, check_licenses};
 
 /// Runs license-check once.
-pub async fn run(
+pub(crate) async fn run(
     json: bool,
     csv: Option<PathBuf>,
     licensing_csv: Option<PathBuf>,
@@ -50,7 +50,7 @@ fn label(rt: &Runtime, sku_id: &str, part: &str) -> String {
 }
 
 /// ", SKU tried: ..." for a failed assignment: the SKUs with where they are known from, or that nobody knows.
-pub fn attempted(
+pub(crate) fn attempted(
     rt: &Runtime,
     skus: Option<&[String]>,
     source: Option<licensewatch_core::domain::findings::AttemptSource>,
@@ -67,7 +67,7 @@ pub fn attempted(
 }
 
 /// A finding in one line, for people: its kind's own words, in the tenant's time zone.
-pub fn describe(rt: &Runtime, f: &Finding) -> String {
+pub(crate) fn describe(rt: &Runtime, f: &Finding) -> String {
     match &f.detail {
         Detail::UnlicensedMailbox { .. }
         | Detail::LicenseAssignmentError { .. }
@@ -414,7 +414,7 @@ fn write_csv(path: &std::path::Path, report: &CheckReport) -> std::io::Result<()
 }
 
 /// Prints a user's licence history as licensewatch saw it.
-pub async fn history(json: bool, user: &str) -> Result<(), String> {
+pub(crate) async fn history(json: bool, user: &str) -> Result<(), String> {
     let (settings, policy) = load_config().map_err(|e| e.to_string())?;
     let tenant = settings.tenant_id.clone().unwrap_or_default();
     let store = match &settings.state {

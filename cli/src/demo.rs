@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use crate::serve::{App, Limits, drain_once, serve_with_limits};
 
 /// Simulated days by default.
-pub const DAYS: i64 = 35;
+pub(crate) const DAYS: i64 = 35;
 /// The day the service desk acts on the group-licensing error.
 const TICKET_DAY: i64 = 3;
 const WEBHOOK_ENV: &str = "LICENSEWATCH_DEMO_WEBHOOK_SECRET";
@@ -38,7 +38,7 @@ const DESK_PASSWORD_ENV: &str = "LICENSEWATCH_DEMO_SERVICENOW_PASSWORD";
 
 /// What `--json` prints.
 #[derive(Debug, Serialize)]
-pub struct DemoOutput {
+pub(crate) struct DemoOutput {
     /// Simulated tenant.
     pub tenant_id: String,
     /// First simulated day.
@@ -75,7 +75,7 @@ pub struct DemoOutput {
 
 /// One day of the story.
 #[derive(Debug, Serialize)]
-pub struct Day {
+pub(crate) struct Day {
     /// Day number (0 = the first).
     pub day: i64,
     /// Simulated date.
@@ -86,7 +86,7 @@ pub struct Day {
 
 /// A mailbox's fate.
 #[derive(Debug, Serialize, Clone)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// UPN.
     pub user_principal_name: String,
     /// Day it was saved or lost.
@@ -97,7 +97,7 @@ pub struct Outcome {
 
 /// A group's licensing error.
 #[derive(Debug, Serialize, Clone)]
-pub struct GroupError {
+pub(crate) struct GroupError {
     /// Group name.
     pub group: String,
     /// SKU that failed.
@@ -126,7 +126,7 @@ struct Demo {
 const DEMO_TIME_SCALE: f64 = 0.001;
 
 /// Runs the demo.
-pub async fn run(
+pub(crate) async fn run(
     json_out: bool,
     days: i64,
     state_dir: Option<PathBuf>,

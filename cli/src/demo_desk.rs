@@ -13,13 +13,13 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 /// The demo's ServiceNow account.
-pub const USER: &str = "licensewatch.integration";
+pub(crate) const USER: &str = "licensewatch.integration";
 /// Its password (the demo's own, generated nowhere else).
-pub const PASSWORD: &str = "demo-servicenow-password";
+pub(crate) const PASSWORD: &str = "demo-servicenow-password";
 
 /// One incident.
 #[derive(Debug, Clone, Serialize)]
-pub struct Incident {
+pub(crate) struct Incident {
     /// 32 hex digits.
     pub sys_id: String,
     /// INC0010001...
@@ -38,7 +38,7 @@ pub struct Incident {
 
 /// The running desk.
 #[derive(Clone)]
-pub struct DemoDesk {
+pub(crate) struct DemoDesk {
     /// Base URL.
     pub url: String,
     incidents: Arc<Mutex<Vec<Incident>>>,
@@ -46,7 +46,7 @@ pub struct DemoDesk {
 
 impl DemoDesk {
     /// Starts the desk on a free local port.
-    pub async fn start() -> Result<Self, String> {
+    pub(crate) async fn start() -> Result<Self, String> {
         let incidents: Arc<Mutex<Vec<Incident>>> = Arc::default();
         let shared = incidents.clone();
         let app = axum::Router::new().fallback(
@@ -69,7 +69,7 @@ impl DemoDesk {
     }
 
     /// Every incident, oldest first.
-    pub fn incidents(&self) -> Vec<Incident> {
+    pub(crate) fn incidents(&self) -> Vec<Incident> {
         self.incidents
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -77,7 +77,7 @@ impl DemoDesk {
     }
 
     /// An incident a person opens by hand.
-    pub fn open(&self, short_description: &str) -> Incident {
+    pub(crate) fn open(&self, short_description: &str) -> Incident {
         let mut all = self.incidents.lock().unwrap_or_else(|p| p.into_inner());
         create(&mut all, short_description, "", "")
     }

@@ -29,7 +29,7 @@ const E3: &str = "6fd2c87f-b296-42f0-b197-1e91e994b900";
 
 /// What the chapter shows (`demo --json`: `realtime`).
 #[derive(Debug, Serialize)]
-pub struct Realtime {
+pub(crate) struct Realtime {
     /// Users in the second tenant.
     pub tenant_users: usize,
     /// Users the administrator's script took E3 from.
@@ -45,7 +45,7 @@ pub struct Realtime {
 }
 
 /// Runs the chapter at `now` with its state under `dir`.
-pub async fn chapter(now: DateTime<Utc>, dir: &std::path::Path) -> Result<Realtime, String> {
+pub(crate) async fn chapter(now: DateTime<Utc>, dir: &std::path::Path) -> Result<Realtime, String> {
     let sim = licensewatch_sim::start(
         Scenario::generated(USERS, TENANT, now),
         ([127, 0, 0, 1], 0).into(),
@@ -141,7 +141,7 @@ pub async fn chapter(now: DateTime<Utc>, dir: &std::path::Path) -> Result<Realti
 }
 
 /// The lines people read.
-pub fn lines(r: &Realtime) -> Vec<String> {
+pub(crate) fn lines(r: &Realtime) -> Vec<String> {
     vec![
         String::new(),
         format!(

@@ -7,7 +7,7 @@ use licensewatch_core::runtime::Runtime;
 use licensewatch_core::usecases::doctor::doctor;
 
 /// Runs the checks for the configured tenant, one `--tenant`, or every tenant of the fleet (one row each).
-pub async fn run(
+pub(crate) async fn run(
     json: bool,
     tenant: Option<String>,
     all_tenants: bool,

@@ -27,7 +27,7 @@ pub(crate) struct App {
 /// Connection limits of the endpoint: a client that is slow or silent holds a connection (and a file descriptor)
 /// for a bounded time, and only so many at once.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// The whole request head must arrive within this time; an idle keep-alive connection is closed after it.
     pub header_timeout: Duration,
     /// The body must arrive within this time once the head has.

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 /// The job run for each tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Job {
+pub(crate) enum Job {
     /// license-check.
     Check,
     /// audit-fetch.
@@ -35,7 +35,7 @@ impl Job {
 
 /// One tenant's outcome.
 #[derive(Debug, Serialize)]
-pub struct TenantOutcome {
+pub(crate) struct TenantOutcome {
     /// Tenant.
     pub tenant_id: String,
     /// `ok`, `skipped` (another run held it), `consent_missing` (the app is not consented there: ask the customer's
@@ -61,7 +61,7 @@ pub struct TenantOutcome {
 }
 
 /// Runs `job` for every listed tenant with at most `concurrency` at once.
-pub async fn run_all(
+pub(crate) async fn run_all(
     json: bool,
     licensing_csv: Option<std::path::PathBuf>,
     concurrency: usize,

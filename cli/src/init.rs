@@ -10,7 +10,7 @@ use licensewatch_core::policy::Policy;
 
 /// What `init` was told.
 #[derive(Debug, Clone, Default)]
-pub struct Answers {
+pub(crate) struct Answers {
     /// Where to write the policy file.
     pub output: PathBuf,
     /// The tenant (GUID or verified domain).
@@ -34,7 +34,7 @@ pub struct Answers {
 }
 
 /// Writes the file, asking for what is missing when a person is at the terminal.
-pub fn run(mut a: Answers) -> Result<(), String> {
+pub(crate) fn run(mut a: Answers) -> Result<(), String> {
     if a.output.exists() {
         return Err(format!(
             "{} exists: licensewatch init never overwrites a policy (move it away, or edit it)",
@@ -105,7 +105,7 @@ fn ask_for_missing(a: &mut Answers) -> Result<(), String> {
 }
 
 /// `a, b` → `["a", "b"]`.
-pub fn split_list(text: &str) -> Vec<String> {
+pub(crate) fn split_list(text: &str) -> Vec<String> {
     text.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())

@@ -4,7 +4,7 @@ use licensewatch_core::adapters::notify::ConsoleChannel;
 use licensewatch_core::usecases::notify_grace_period::notify_grace_period;
 
 /// Sends the notices that are due (or, with `dry_run`, shows them).
-pub async fn run(json: bool, dry_run: bool) -> Result<(), String> {
+pub(crate) async fn run(json: bool, dry_run: bool) -> Result<(), String> {
     let rt = crate::runtime(None).await?;
     // The console shows every notice locally; with --json it stays quiet so stdout holds one JSON document.
     let channels = rt

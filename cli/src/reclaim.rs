@@ -6,7 +6,7 @@ use licensewatch_core::domain::reclaim::{Reason, ReclaimReport, ReclaimRow};
 use licensewatch_core::usecases::reclaim::reclaim;
 
 /// Builds the report, saves it for `licensewatch report`, and prints it (or writes CSV).
-pub async fn run(json: bool, csv: Option<PathBuf>) -> Result<(), String> {
+pub(crate) async fn run(json: bool, csv: Option<PathBuf>) -> Result<(), String> {
     let rt = crate::runtime(None).await?;
     let tenant = rt.tenant_run().tenant_id;
     let report = reclaim(
@@ -32,7 +32,7 @@ pub async fn run(json: bool, csv: Option<PathBuf>) -> Result<(), String> {
 }
 
 /// The reason in words.
-pub fn reason(r: &Reason) -> String {
+pub(crate) fn reason(r: &Reason) -> String {
     match r {
         Reason::Inactive { days } => format!("no sign-in for {days} days"),
         Reason::NeverUsed { days } => format!("never signed in ({days} days licensed)"),
@@ -55,7 +55,7 @@ pub fn reason(r: &Reason) -> String {
 }
 
 /// An amount with the report's currency.
-pub fn money(report: &ReclaimReport, amount: Option<f64>) -> String {
+pub(crate) fn money(report: &ReclaimReport, amount: Option<f64>) -> String {
     match (amount, &report.currency) {
         (Some(a), Some(c)) => format!("{a:.2} {c}"),
         (Some(a), None) => format!("{a:.2}"),

@@ -10,7 +10,7 @@ use licensewatch_core::usecases::search_audit::{AuditHit, SearchRequest, search_
 
 /// The command's options, as given.
 #[derive(Debug, clap::Args)]
-pub struct SearchArgs {
+pub(crate) struct SearchArgs {
     /// A user (UPN or object id) the record is about or was done by.
     #[arg(long)]
     pub user: Option<String>,
@@ -45,7 +45,7 @@ pub struct SearchArgs {
 
 impl SearchArgs {
     /// The search these options ask for; a bad value names its option.
-    pub fn request(&self) -> Result<SearchRequest, String> {
+    pub(crate) fn request(&self) -> Result<SearchRequest, String> {
         let text = |flag: &str, v: &Option<String>| -> Result<Option<String>, String> {
             match v.as_deref().map(str::trim) {
                 Some("") => Err(format!("--{flag} is empty")),
@@ -105,7 +105,7 @@ fn time(flag: &str, v: Option<String>) -> Result<Option<DateTime<Utc>>, String> 
 
 /// Runs the search: matches on stdout as they are found (one line each, or one JSON document a line with
 /// `--json`), or into the CSV file; a summary on stderr.
-pub async fn run(json: bool, args: SearchArgs) -> Result<(), String> {
+pub(crate) async fn run(json: bool, args: SearchArgs) -> Result<(), String> {
     let request = args.request()?;
     let rt = crate::runtime(None).await?;
     let mut csv = match &args.csv {

@@ -29,7 +29,12 @@ fn router_with(app: Arc<App>, limits: Limits) -> axum::Router {
 }
 
 /// Serves until Ctrl-C.
-pub async fn serve(port: u16, bind: &str, with_worker: bool, limits: Limits) -> Result<(), String> {
+pub(crate) async fn serve(
+    port: u16,
+    bind: &str,
+    with_worker: bool,
+    limits: Limits,
+) -> Result<(), String> {
     let rt = crate::runtime(None).await?;
     let changes = crate::endpoint_state::Changes::from_runtime(&rt, None).await?;
     // The webhook fails closed without a secret; a process serving only change notifications needs none.
@@ -203,7 +208,7 @@ async fn worker(app: Arc<App>) {
 }
 
 /// How `licensewatch reprocess` may act.
-pub struct ReprocessOptions {
+pub(crate) struct ReprocessOptions {
     /// Show the Graph request; change nothing.
     pub dry_run: bool,
     /// Act even when the action budget is spent (logged).
@@ -212,7 +217,7 @@ pub struct ReprocessOptions {
 
 /// `licensewatch reprocess`: one remediation, now, without the webhook, within the same rails: the policy
 /// (`allow_remove`, `sku_allow_list`) always, the shared action budget unless explicitly overridden.
-pub async fn reprocess(
+pub(crate) async fn reprocess(
     json: bool,
     user: String,
     action: String,

@@ -9,7 +9,7 @@ use licensewatch_core::usecases::statement::{fleet_csv, fleet_tenants, statement
 
 /// The command's arguments.
 #[derive(clap::Args, Debug)]
-pub struct StatementArgs {
+pub(crate) struct StatementArgs {
     /// The month, YYYY-MM (default: the month before this one).
     #[arg(long)]
     month: Option<String>,
@@ -28,7 +28,7 @@ pub struct StatementArgs {
 }
 
 /// Builds the statements, writes what was asked, prints a summary (or the statements as JSON).
-pub async fn run(json: bool, args: StatementArgs) -> Result<(), String> {
+pub(crate) async fn run(json: bool, args: StatementArgs) -> Result<(), String> {
     let rt = crate::runtime(None).await?;
     let month = match &args.month {
         Some(m) => Month::parse(m).map_err(|e| format!("--month: {e}"))?,

@@ -168,7 +168,7 @@ impl Tenant {
 
     /// Logs a licence change (or, with `failure`, a failed attempt to make it) in both audit sources. A failure
     /// record names no SKU and its reason names none either, as in real tenants.
-    pub fn audit_change(
+    pub(crate) fn audit_change(
         &mut self,
         at: DateTime<Utc>,
         ui: usize,
@@ -323,7 +323,12 @@ impl Tenant {
     }
 
     /// Logs a user created with licences: one "Add user" carrying `AssignedLicense` and `AssignedPlan`.
-    pub fn audit_add_user(&mut self, at: DateTime<Utc>, ui: usize, licences: &[LicenseSpec]) {
+    pub(crate) fn audit_add_user(
+        &mut self,
+        at: DateTime<Utc>,
+        ui: usize,
+        licences: &[LicenseSpec],
+    ) {
         let (n, correlation) = self.correlation();
         let admin = format!("admin@{}", self.domain);
         let actor = self.actor(Some(&admin));
@@ -371,7 +376,7 @@ impl Tenant {
     }
 
     /// Logs the start (`counts` None) or the finish of a group-licensing run over some members.
-    pub fn audit_group_run(
+    pub(crate) fn audit_group_run(
         &mut self,
         at: DateTime<Utc>,
         gi: usize,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// What a fault does.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum FaultKind {
+pub(crate) enum FaultKind {
     /// Answer normally, `latency_ms` after the request arrived (the simulator's own work counts within it).
     Latency,
     /// 429 Too Many Requests (with `retry_after` when set).
@@ -25,7 +25,7 @@ pub enum FaultKind {
 
 /// One injected fault.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Fault {
+pub(crate) struct Fault {
     /// Applies to requests whose path contains this text (e.g. `/v1.0/users`, `activity/feed`).
     pub route: String,
     /// What happens.
@@ -51,14 +51,14 @@ pub struct Fault {
 
 /// The active faults.
 #[derive(Debug, Default)]
-pub struct Faults {
+pub(crate) struct Faults {
     list: Vec<Fault>,
     rng: u64,
 }
 
 impl Faults {
     /// Seeds the random faults.
-    pub fn seeded(seed: u64) -> Self {
+    pub(crate) fn seeded(seed: u64) -> Self {
         Self {
             list: vec![],
             rng: seed.max(1),
@@ -66,23 +66,23 @@ impl Faults {
     }
 
     /// Adds a fault.
-    pub fn add(&mut self, f: Fault) {
+    pub(crate) fn add(&mut self, f: Fault) {
         self.list.push(f);
     }
 
     /// Removes every fault.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.list.clear();
     }
 
     /// Current faults.
-    pub fn list(&self) -> &[Fault] {
+    pub(crate) fn list(&self) -> &[Fault] {
         &self.list
     }
 
     /// The faults that hit this request (latency first, then at most one failure), consuming counts. `tenant`: the
     /// names (GUID and domain) of the tenant the request is for, when known.
-    pub fn take(&mut self, path: &str, tenant: &[String]) -> Vec<Fault> {
+    pub(crate) fn take(&mut self, path: &str, tenant: &[String]) -> Vec<Fault> {
         let mut hits = Vec::new();
         let mut failed = false;
         for i in 0..self.list.len() {

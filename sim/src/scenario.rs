@@ -417,7 +417,12 @@ impl Scenario {
     }
 
     /// A generated tenant of `n` users under `domain`.
-    pub fn generated_in(n: usize, tenant_id: &str, domain: &str, now: DateTime<Utc>) -> Self {
+    pub(crate) fn generated_in(
+        n: usize,
+        tenant_id: &str,
+        domain: &str,
+        now: DateTime<Utc>,
+    ) -> Self {
         let mut s = Self::default_story();
         s.tenant_id = tenant_id.to_string();
         s.domain = domain.to_string();

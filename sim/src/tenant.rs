@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::scenario::{AuditKind, LicenseSpec, PlanSpec, Scenario, SkuSpec, UserSpec};
 
 /// The display name Microsoft uses for group-based licensing changes.
-pub const GROUP_LICENSING_APP: &str = "Microsoft Azure AD Group-Based Licensing";
+pub(crate) const GROUP_LICENSING_APP: &str = "Microsoft Azure AD Group-Based Licensing";
 
 /// One licence assignment of a user (direct or through a group).
 #[derive(Debug, Clone)]
@@ -201,7 +201,7 @@ pub struct LicenseWrite {
 
 /// A Graph-style failure of a licence operation.
 #[derive(Debug, Clone)]
-pub struct LicenseError {
+pub(crate) struct LicenseError {
     /// HTTP status.
     pub status: u16,
     /// Graph error code.
@@ -428,7 +428,7 @@ impl Tenant {
     }
 
     /// The user as a read by id shows it: as it was before a change made less than the read lag ago.
-    pub fn as_read(&self, ui: usize) -> &User {
+    pub(crate) fn as_read(&self, ui: usize) -> &User {
         let id = self.users[ui].spec.id.to_ascii_lowercase();
         match self.replicas.get(&id) {
             Some((until, was)) if *until > self.now => was,
@@ -437,7 +437,7 @@ impl Tenant {
     }
 
     /// Adds a user; with `audit`, its licences are assigned now and logged.
-    pub fn insert_user(&mut self, mut spec: UserSpec, audit: bool) -> usize {
+    pub(crate) fn insert_user(&mut self, mut spec: UserSpec, audit: bool) -> usize {
         if spec.proxy_addresses.is_none() {
             spec.proxy_addresses = Some(spec.mail.iter().map(|m| format!("SMTP:{m}")).collect());
         }
@@ -471,7 +471,7 @@ impl Tenant {
     }
 
     /// Deletes a user (by id or UPN): its seats are released and it leaves its groups. Returns its id.
-    pub fn remove_user(&mut self, key: &str) -> Option<String> {
+    pub(crate) fn remove_user(&mut self, key: &str) -> Option<String> {
         let ui = self.find_user(key)?;
         let before = self.users[ui].active_licenses();
         self.count_seats(&before, &[]);
@@ -490,7 +490,7 @@ impl Tenant {
     }
 
     /// Finds a user by id or UPN (case-insensitive).
-    pub fn find_user(&self, key: &str) -> Option<usize> {
+    pub(crate) fn find_user(&self, key: &str) -> Option<usize> {
         self.index.get(&key.to_ascii_lowercase()).copied()
     }
 
@@ -510,7 +510,7 @@ impl Tenant {
     }
 
     /// Moves seat counts from the SKUs in `before` to those in `after` (one user's active licences).
-    pub fn count_seats(&mut self, before: &[LicenseSpec], after: &[LicenseSpec]) {
+    pub(crate) fn count_seats(&mut self, before: &[LicenseSpec], after: &[LicenseSpec]) {
         for l in before {
             if !after.iter().any(|a| a.sku_id == l.sku_id) {
                 *self
@@ -579,7 +579,7 @@ impl Tenant {
     }
 
     /// Direct assignment (`POST /users/{id}/assignLicense`): all of the request applies or none of it.
-    pub fn assign_direct(
+    pub(crate) fn assign_direct(
         &mut self,
         ui: usize,
         add: &[LicenseSpec],
@@ -706,7 +706,7 @@ impl Tenant {
     /// Runs group licensing for some members, logged as Microsoft logs it: "Start applying group based license to
     /// users", each member's licence change, then "Finish applying group based license to users" with the counts
     /// (there is no per-user failure record).
-    pub fn process_group(&mut self, gi: usize, members: &[usize], audit: bool) {
+    pub(crate) fn process_group(&mut self, gi: usize, members: &[usize], audit: bool) {
         let now = self.now;
         if audit {
             self.audit_group_run(now, gi, None);
@@ -790,7 +790,7 @@ impl Tenant {
     }
 
     /// Reprocesses every member of a group.
-    pub fn reprocess_group(&mut self, gi: usize) {
+    pub(crate) fn reprocess_group(&mut self, gi: usize) {
         let members: Vec<usize> = self.groups[gi]
             .members
             .iter()
@@ -833,7 +833,12 @@ impl Tenant {
 
     /// Places a record into a blob: blobs are per content type and hour of the event, available about an hour
     /// later. Some blobs show up in listings late, some records are also repeated in the next blob.
-    pub fn add_management_record(&mut self, content_type: &str, at: DateTime<Utc>, record: Value) {
+    pub(crate) fn add_management_record(
+        &mut self,
+        content_type: &str,
+        at: DateTime<Utc>,
+        record: Value,
+    ) {
         let bucket = at.duration_trunc(Duration::hours(1)).unwrap_or(at);
         let created = bucket + Duration::minutes(65);
         let x = lcg(self.seed ^ self.counter.wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -886,7 +891,7 @@ impl Tenant {
     }
 
     /// Records in a blob in a deterministic, non-chronological order.
-    pub fn blob_records<'b>(&self, blob: &'b Blob) -> Vec<&'b Value> {
+    pub(crate) fn blob_records<'b>(&self, blob: &'b Blob) -> Vec<&'b Value> {
         let mut r: Vec<&Value> = blob.records.iter().collect();
         let mut x = lcg(self.seed ^ blob.records.len() as u64);
         for i in (1..r.len()).rev() {
@@ -897,7 +902,7 @@ impl Tenant {
     }
 
     /// A blob's body as the API serves it: a JSON array of its records, in [`Tenant::blob_records`]' order.
-    pub fn blob_body(&self, blob: &Blob) -> axum::body::Bytes {
+    pub(crate) fn blob_body(&self, blob: &Blob) -> axum::body::Bytes {
         blob.body
             .get_or_init(|| {
                 serde_json::to_vec(&self.blob_records(blob))
@@ -915,7 +920,7 @@ impl Tenant {
 
     /// Queues a user's group-based licences for processing, as `reprocessLicenseAssignment` does: done once
     /// `group_processing_seconds` have passed on the simulated clock (at once when 0).
-    pub fn queue_reprocess(&mut self, ui: usize) {
+    pub(crate) fn queue_reprocess(&mut self, ui: usize) {
         let after = Duration::seconds(self.behaviour.group_processing_seconds as i64);
         if after.is_zero() {
             self.reprocess_user(ui);
@@ -927,7 +932,7 @@ impl Tenant {
 
     /// Queues every member of a group for processing, as a change to the group's licences does (asynchronous at
     /// Microsoft: members' states change only when processing ends).
-    pub fn queue_group(&mut self, gi: usize) {
+    pub(crate) fn queue_group(&mut self, gi: usize) {
         if self.behaviour.group_processing_seconds == 0 {
             self.reprocess_group(gi);
             return;
@@ -943,7 +948,7 @@ impl Tenant {
     }
 
     /// Whether processing is queued for a member of this group (its `licenseProcessingState`).
-    pub fn group_queued(&self, gi: usize) -> bool {
+    pub(crate) fn group_queued(&self, gi: usize) -> bool {
         let members = &self.groups[gi].members;
         self.queued_processing
             .iter()
@@ -974,7 +979,7 @@ impl User {
     }
 
     /// Active licences, one per SKU, sorted by SKU id.
-    pub fn active_licenses(&self) -> Vec<LicenseSpec> {
+    pub(crate) fn active_licenses(&self) -> Vec<LicenseSpec> {
         let mut out: Vec<LicenseSpec> = Vec::new();
         for a in self.assignments.iter().filter(|a| a.state == "Active") {
             if !out.iter().any(|l| l.sku_id == a.sku_id) {

@@ -37,7 +37,11 @@ const HEADERS: [&str; 11] = [
 ];
 
 /// Writes the fleet page, the tenants' pages and the CSV files; returns the tenants written.
-pub async fn run(home: &Runtime, html: &Path, csv: Option<&Path>) -> Result<Vec<String>, String> {
+pub(super) async fn run(
+    home: &Runtime,
+    html: &Path,
+    csv: Option<&Path>,
+) -> Result<Vec<String>, String> {
     let tenants: Vec<String> = home.policy.tenants.iter().map(|t| t.id.clone()).collect();
     if tenants.is_empty() {
         return Err("--all-tenants: the policy lists no [[tenants]]".into());

@@ -35,7 +35,7 @@ footer { color: var(--muted); font-size: .8rem; margin: 20px 0; }
 "#;
 
 /// The whole page: the summary cards, then a section per table.
-pub fn render(data: &ReportData, tables: &[Table]) -> String {
+pub(crate) fn render(data: &ReportData, tables: &[Table]) -> String {
     let mut h = String::new();
     let by_id = |id: &str| tables.iter().find(|t| t.id == id);
     let _ = write!(

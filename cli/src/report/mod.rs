@@ -12,12 +12,12 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-pub use html::render;
+pub(crate) use html::render;
 use licensewatch_core::domain::findings::Detail;
 use licensewatch_core::ports::store::{Gap, GraceCase, RunRecord};
 use licensewatch_core::runtime::Runtime;
 use licensewatch_core::time_zone::TimeZone;
-pub use tables::{Table, tables};
+pub(crate) use tables::{Table, tables};
 use tables::{added_removed, day, days_left, latest};
 
 /// How many runs the charts cover.
@@ -25,7 +25,7 @@ const RUNS: usize = 120;
 
 /// Everything the report shows.
 #[derive(Debug, Clone)]
-pub struct ReportData {
+pub(crate) struct ReportData {
     /// Tenant.
     pub tenant_id: String,
     /// "Now".
@@ -49,7 +49,7 @@ pub struct ReportData {
 }
 
 /// Reads the report's data from the runtime's store.
-pub async fn load(rt: &Runtime) -> Result<ReportData, String> {
+pub(crate) async fn load(rt: &Runtime) -> Result<ReportData, String> {
     let tenant = rt.tenant_run().tenant_id;
     let store = rt.store.as_ref();
     let err = |e: licensewatch_core::ports::store::StoreError| e.to_string();
@@ -88,7 +88,7 @@ pub async fn load(rt: &Runtime) -> Result<ReportData, String> {
 }
 
 /// `licensewatch report --all-tenants`: the fleet page and each tenant's.
-pub async fn run_fleet(json: bool, html: &Path, csv: Option<&Path>) -> Result<(), String> {
+pub(crate) async fn run_fleet(json: bool, html: &Path, csv: Option<&Path>) -> Result<(), String> {
     let rt = crate::runtime(None).await?;
     let tenants = fleet::run(&rt, html, csv).await?;
     match json {
@@ -106,7 +106,7 @@ pub async fn run_fleet(json: bool, html: &Path, csv: Option<&Path>) -> Result<()
 }
 
 /// `licensewatch report`.
-pub async fn run(json: bool, html: &Path, csv: Option<&Path>) -> Result<(), String> {
+pub(crate) async fn run(json: bool, html: &Path, csv: Option<&Path>) -> Result<(), String> {
     let rt = crate::runtime(None).await?;
     let data = load(&rt).await?;
     if data.runs.is_empty() {
@@ -131,7 +131,7 @@ pub async fn run(json: bool, html: &Path, csv: Option<&Path>) -> Result<(), Stri
 }
 
 /// Writes the page and/or the CSV files; returns the table names.
-pub fn write(
+pub(crate) fn write(
     data: &ReportData,
     html: Option<&Path>,
     csv: Option<&Path>,

@@ -4,7 +4,7 @@ use super::*;
 
 /// One table, shown on the page and written as CSV.
 #[derive(Debug)]
-pub struct Table {
+pub(crate) struct Table {
     /// File and element id.
     pub id: &'static str,
     /// Heading.
@@ -24,7 +24,7 @@ pub(super) fn latest(data: &ReportData) -> Option<&RunRecord> {
 }
 
 /// The report's tables, computed once for HTML and CSV.
-pub fn tables(data: &ReportData) -> Vec<Table> {
+pub(crate) fn tables(data: &ReportData) -> Vec<Table> {
     vec![
         grace_cases(data),
         license_errors(data),

@@ -141,7 +141,7 @@ pub async fn handle_http_event(deps: &Deps, payload: Value) -> Result<Value, Cor
 /// Runs one tenant per tenant message; the Graph changes of the batch are processed together, one re-check per
 /// tenant (a bulk removal arrives as several notification POSTs: one re-check sees it whole). Only retryable
 /// failures are redelivered.
-pub async fn handle_tenant_messages(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
+pub(crate) async fn handle_tenant_messages(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     let (changes, runs) = notifications::split(event);
     let mut response = notifications::process_records(deps, changes).await;
     let runs = sqs_batch(runs, "tenant run", async |message: TenantMessage| {

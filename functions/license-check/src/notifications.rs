@@ -18,7 +18,7 @@ use tracing::Instrument;
 use crate::Deps;
 
 /// The notification endpoint. Never lets an error escape: Graph only sees a status.
-pub async fn handle_http(
+pub(crate) async fn handle_http(
     rt: &Runtime,
     request: ApiGatewayV2httpRequest,
 ) -> ApiGatewayV2httpResponse {
@@ -50,7 +50,7 @@ pub async fn handle_http(
 }
 
 /// The change messages of an SQS batch (by message id) and the rest of the batch.
-pub fn split(event: SqsEvent) -> (Vec<(String, ChangeMessage)>, SqsEvent) {
+pub(crate) fn split(event: SqsEvent) -> (Vec<(String, ChangeMessage)>, SqsEvent) {
     let mut changes = Vec::new();
     let mut rest = SqsEvent::default();
     for record in event.records {
@@ -64,7 +64,7 @@ pub fn split(event: SqsEvent) -> (Vec<(String, ChangeMessage)>, SqsEvent) {
 
 /// Processes the change messages of a batch, one re-check per tenant; a retryable failure fails every message of
 /// that tenant (SQS delivers them again), a permanent one is logged.
-pub async fn process_records(
+pub(crate) async fn process_records(
     deps: &Deps,
     records: Vec<(String, ChangeMessage)>,
 ) -> SqsBatchResponse {
@@ -105,7 +105,7 @@ pub async fn process_records(
 
 /// A tenant's Graph changes: a targeted re-check. Busy (another run holds the tenant) is retryable, so SQS
 /// delivers the messages again.
-pub async fn process_message(
+pub(crate) async fn process_message(
     rt: &Runtime,
     notifications: &[Notification],
 ) -> Result<(), CoreError> {
@@ -142,7 +142,10 @@ pub async fn process_message(
 
 /// The renewal timer: the subscription of the configured tenant and of every `[[tenants]]` entry, to `url` (the
 /// event's `notification_url`: the function's own URL) or the configured one.
-pub async fn keep_all(deps: &Deps, url: Option<&str>) -> Result<Vec<UpkeepReport>, CoreError> {
+pub(crate) async fn keep_all(
+    deps: &Deps,
+    url: Option<&str>,
+) -> Result<Vec<UpkeepReport>, CoreError> {
     let home = &deps.home;
     let mut tenants = vec![home.microsoft.tenant_id.clone()];
     tenants.extend(home.policy.tenants.iter().map(|t| t.id.clone()));

@@ -59,7 +59,7 @@ pub async fn handle_http(
 }
 
 /// The SQS trigger: each record on its own; only retryable failures are reported back.
-pub async fn handle_sqs(
+pub(crate) async fn handle_sqs(
     worker: &WorkerDeps<'_>,
     rt: &Runtime,
     event: SqsEvent,

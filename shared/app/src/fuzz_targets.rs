@@ -31,7 +31,7 @@ pub fn snapshot(b: &[u8]) {
 }
 
 /// Licence records of both audit sources (directory audits, Management API records) and group-licensing runs.
-pub fn audit_records(b: &[u8]) {
+pub(crate) fn audit_records(b: &[u8]) {
     use crate::domain::license_event::{
         from_directory_audit, from_management_record, group_licensing_run,
     };
@@ -43,14 +43,14 @@ pub fn audit_records(b: &[u8]) {
 }
 
 /// A Management Activity API content blob, as audit-fetch prepares it for the archive.
-pub fn management_blob(b: &[u8]) {
+pub(crate) fn management_blob(b: &[u8]) {
     use crate::usecases::fetch_audit::prepare::{Shape, management_blob};
     let shape = Shape::management("Audit.AzureActiveDirectory");
     let _ = management_blob(b.to_vec(), &shape, "2026-11-21", None);
 }
 
 /// Graph user pages and delta rounds, in each shape they are read in.
-pub fn graph_pages(b: &[u8]) {
+pub(crate) fn graph_pages(b: &[u8]) {
     use crate::ports::directory::types::{Allotment, DeltaUser, ListedUser, User};
     #[derive(serde::Deserialize)]
     struct Page<T> {
@@ -64,17 +64,17 @@ pub fn graph_pages(b: &[u8]) {
 }
 
 /// The remediation endpoint's own request body.
-pub fn webhook_body(b: &[u8]) {
+pub(crate) fn webhook_body(b: &[u8]) {
     crate::usecases::webhook::fuzz_body(b);
 }
 
 /// A ticketing system's body mapped by a source's JSON pointers (into JSON strings too).
-pub fn webhook_source_body(b: &[u8]) {
+pub(crate) fn webhook_source_body(b: &[u8]) {
     crate::usecases::webhook::sources::fuzz_body(b);
 }
 
 /// Signature headers: Standard Webhooks (`id\ntimestamp\nsignatures`), `X-Hub-Signature(-256)`, a secret's text.
-pub fn webhook_headers(b: &[u8]) {
+pub(crate) fn webhook_headers(b: &[u8]) {
     use crate::domain::signing::{StandardHeaders, WebhookSecret, verify_hub, verify_standard};
     let Ok(secret) = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw") else {
         return;

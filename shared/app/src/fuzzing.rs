@@ -6,14 +6,14 @@
 use std::time::{Duration, Instant};
 
 /// A small deterministic generator (xorshift64*): the same seed gives the same inputs.
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Rng(seed.max(1))
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -23,7 +23,7 @@ impl Rng {
     }
 
     /// A number below `n` (`n` > 0).
-    pub fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
     }
 }
@@ -45,7 +45,7 @@ const INTERESTING: [&[u8]; 12] = [
 ];
 
 /// One mutation of `input` (other seeds may be spliced in).
-pub fn mutate(rng: &mut Rng, input: &[u8], seeds: &[Vec<u8>]) -> Vec<u8> {
+pub(crate) fn mutate(rng: &mut Rng, input: &[u8], seeds: &[Vec<u8>]) -> Vec<u8> {
     let mut out = input.to_vec();
     for _ in 0..=rng.below(4) {
         let at = rng.below(out.len() + 1);
@@ -85,7 +85,7 @@ pub fn mutate(rng: &mut Rng, input: &[u8], seeds: &[Vec<u8>]) -> Vec<u8> {
 }
 
 /// The time budget of each target.
-pub fn budget() -> Duration {
+pub(crate) fn budget() -> Duration {
     let seconds = std::env::var("LICENSEWATCH_FUZZ_SECONDS")
         .ok()
         .and_then(|s| s.parse::<f64>().ok())
@@ -95,7 +95,7 @@ pub fn budget() -> Duration {
 }
 
 /// Feeds `target` the seeds, then mutations of them, until the budget is spent; returns how many inputs it ran.
-pub fn run(name: &str, seed: u64, seeds: &[Vec<u8>], target: impl Fn(&[u8])) -> u64 {
+pub(crate) fn run(name: &str, seed: u64, seeds: &[Vec<u8>], target: impl Fn(&[u8])) -> u64 {
     let started = Instant::now();
     let mut rng = Rng::new(seed);
     let mut runs = 0u64;

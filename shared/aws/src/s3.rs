@@ -48,7 +48,11 @@ impl S3Objects {
     }
 
     /// Writes `bytes` at `key` only if nothing is there (`If-None-Match: *`); false when an object exists.
-    pub async fn put_if_absent(&self, key: &str, bytes: Vec<u8>) -> Result<bool, StoreError> {
+    pub(crate) async fn put_if_absent(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+    ) -> Result<bool, StoreError> {
         let res = self
             .client
             .put_object()

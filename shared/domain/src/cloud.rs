@@ -32,7 +32,7 @@ pub struct Endpoints {
 
 impl Cloud {
     /// Accepted spellings, for error messages.
-    pub const NAMES: &'static str = "global, usgov, usgovdod, china";
+    pub(crate) const NAMES: &'static str = "global, usgov, usgovdod, china";
 
     /// Service roots from Microsoft's national-cloud deployment tables.
     pub fn endpoints(self) -> Endpoints {

@@ -144,13 +144,13 @@ pub mod vars {
     pub const CLIENT_SECRET: &str = "LICENSEWATCH_CLIENT_SECRET";
     pub const CLIENT_CERT: &str = "LICENSEWATCH_CLIENT_CERT";
     pub const SECRET_ARN: &str = "LICENSEWATCH_SECRET_ARN";
-    pub const CLOUD: &str = "LICENSEWATCH_CLOUD";
-    pub const GRAPH_URL: &str = "LICENSEWATCH_GRAPH_URL";
-    pub const LOGIN_URL: &str = "LICENSEWATCH_LOGIN_URL";
-    pub const MANAGE_URL: &str = "LICENSEWATCH_MANAGE_URL";
+    pub(crate) const CLOUD: &str = "LICENSEWATCH_CLOUD";
+    pub(crate) const GRAPH_URL: &str = "LICENSEWATCH_GRAPH_URL";
+    pub(crate) const LOGIN_URL: &str = "LICENSEWATCH_LOGIN_URL";
+    pub(crate) const MANAGE_URL: &str = "LICENSEWATCH_MANAGE_URL";
     pub const STATE: &str = "LICENSEWATCH_STATE";
     pub const ARCHIVE: &str = "LICENSEWATCH_ARCHIVE";
-    pub const NOW: &str = "LICENSEWATCH_NOW";
+    pub(crate) const NOW: &str = "LICENSEWATCH_NOW";
     pub const CONFIG: &str = "LICENSEWATCH_CONFIG";
     pub const QUEUE_URL: &str = "LICENSEWATCH_QUEUE_URL";
     pub const POLICY_TOML: &str = "LICENSEWATCH_POLICY_TOML";
@@ -472,7 +472,7 @@ impl Reader<'_> {
 }
 
 /// A tenant is named by its GUID or one of its verified domains.
-pub fn is_valid_tenant(t: &str) -> bool {
+pub(crate) fn is_valid_tenant(t: &str) -> bool {
     uuid::Uuid::parse_str(t).is_ok()
         || (t.contains('.')
             && t.len() <= 253

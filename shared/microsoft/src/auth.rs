@@ -198,7 +198,7 @@ impl TokenProvider {
     }
 
     /// The v2 token endpoint of the tenant.
-    pub fn token_url(&self) -> String {
+    pub(crate) fn token_url(&self) -> String {
         format!(
             "{}/{}/oauth2/v2.0/token",
             self.login.as_str().trim_end_matches('/'),
@@ -212,7 +212,7 @@ impl TokenProvider {
     }
 
     /// The app (client id) and tenant the tokens are for: Microsoft's quotas are counted per both.
-    pub fn app_and_tenant(&self) -> (&str, &str) {
+    pub(crate) fn app_and_tenant(&self) -> (&str, &str) {
         (&self.client_id, &self.tenant_id)
     }
 
@@ -239,7 +239,7 @@ impl TokenProvider {
     }
 
     /// Forgets the cached token (after a 401).
-    pub async fn invalidate(&self, audience: Audience) {
+    pub(crate) async fn invalidate(&self, audience: Audience) {
         self.cache.lock().await.remove(&audience);
     }
 

@@ -62,12 +62,6 @@ impl GraphClient {
         self
     }
 
-    /// Stops retrying and waiting at `deadline` (e.g. the Lambda's remaining time).
-    pub fn with_deadline(mut self, deadline: tokio::time::Instant) -> Self {
-        self.caller.deadline = Some(deadline);
-        self
-    }
-
     /// The `/v1.0/` base URL.
     pub fn base(&self) -> &Url {
         &self.base

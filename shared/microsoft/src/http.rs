@@ -40,7 +40,7 @@ struct InnerError {
 
 /// The rule that keeps the bearer token on its own host: a paging link from `service` may only go back to `base`'s
 /// origin (same scheme, host and port). `what` names the link in the error.
-pub fn check_link(
+pub(crate) fn check_link(
     service: Service,
     base: &url::Url,
     link: &str,
@@ -96,7 +96,7 @@ impl fmt::Debug for Caller {
 }
 
 /// Builds the one reqwest client of a cold start (rustls, no proxy surprises, gzip off: bodies are JSON).
-pub fn build_http_client(policy: &RetryPolicy) -> reqwest::Client {
+pub(crate) fn build_http_client(policy: &RetryPolicy) -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(policy.request_timeout)
         .connect_timeout(Duration::from_secs(10))
@@ -421,7 +421,9 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 /// Parses a JSON body into `T`, describing the problem without echoing the body.
-pub fn json_body<T: serde::de::DeserializeOwned>(raw: &RawResponse) -> Result<T, BodyProblem> {
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
+    raw: &RawResponse,
+) -> Result<T, BodyProblem> {
     serde_json::from_slice(&raw.body).map_err(|e| BodyProblem(format!("invalid JSON: {e}")))
 }
 

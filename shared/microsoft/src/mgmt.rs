@@ -51,12 +51,6 @@ impl ManagementClient {
         }
     }
 
-    /// Stops retrying and waiting at `deadline`.
-    pub fn with_deadline(mut self, deadline: tokio::time::Instant) -> Self {
-        self.caller.deadline = Some(deadline);
-        self
-    }
-
     /// The tenant whose feed this is.
     pub fn tenant_id(&self) -> &str {
         &self.tenant_id
@@ -84,7 +78,7 @@ impl ManagementClient {
     }
 
     /// `GET subscriptions/list`.
-    pub async fn list_subscriptions(&self) -> Result<Vec<Subscription>, ApiError> {
+    pub(crate) async fn list_subscriptions(&self) -> Result<Vec<Subscription>, ApiError> {
         let url = self.op_url("subscriptions/list", &[]);
         let http = self.caller.http.clone();
         self.caller

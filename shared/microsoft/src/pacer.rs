@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 /// A quota Microsoft counts requests against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum QuotaClass {
+pub(crate) enum QuotaClass {
     /// Identity and access reports and audit logs (`/auditLogs/...`, `/reports/...`): 5 requests per 10 s per app
     /// and tenant.
     Reports,
@@ -20,13 +20,13 @@ pub enum QuotaClass {
 
 impl QuotaClass {
     /// The class of a Graph request path, when it is paced.
-    pub fn of_path(path: &str) -> Option<Self> {
+    pub(crate) fn of_path(path: &str) -> Option<Self> {
         let path = path.to_ascii_lowercase();
         (path.contains("/auditlogs/") || path.contains("/reports/")).then_some(QuotaClass::Reports)
     }
 
     /// Requests allowed in one window, and the window.
-    pub fn limit(self) -> (usize, Duration) {
+    pub(crate) fn limit(self) -> (usize, Duration) {
         match self {
             QuotaClass::Reports => (5, Duration::from_secs(10)),
         }
@@ -36,7 +36,7 @@ impl QuotaClass {
 /// The slots of one app, tenant and class: each of the last `limit` requests, stamped when it was sent and again
 /// when its answer came (Microsoft counts it on arrival, somewhere in between: the later stamp is the safe one).
 #[derive(Debug)]
-pub struct Pacer {
+pub(crate) struct Pacer {
     limit: usize,
     window: Duration,
     sent: Mutex<Slots>,
@@ -51,11 +51,11 @@ struct Slots {
 
 /// A slot taken: give it back to [`Pacer::answered`] when the answer arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Slot(u64);
+pub(crate) struct Slot(u64);
 
 impl Pacer {
     /// A pacer of `limit` requests per `window`.
-    pub fn new(limit: usize, window: Duration) -> Self {
+    pub(crate) fn new(limit: usize, window: Duration) -> Self {
         Self {
             limit: limit.max(1),
             window,
@@ -68,7 +68,7 @@ impl Pacer {
     }
 
     /// Waits for a slot and takes it; `None` (nothing taken) when none frees up before `deadline`.
-    pub async fn acquire(&self, deadline: Option<Instant>) -> Option<Slot> {
+    pub(crate) async fn acquire(&self, deadline: Option<Instant>) -> Option<Slot> {
         loop {
             let wait = {
                 let mut slots = self.slots();
@@ -93,7 +93,7 @@ impl Pacer {
     }
 
     /// The answer to `slot`'s request came: its window counts from now.
-    pub fn answered(&self, slot: Slot) {
+    pub(crate) fn answered(&self, slot: Slot) {
         let now = Instant::now();
         if let Some(entry) = self.slots().taken.iter_mut().find(|(n, _)| *n == slot.0) {
             entry.1 = now;
@@ -102,7 +102,7 @@ impl Pacer {
 
     /// Counts a 429 received anyway (another process of the same app, a quota Microsoft lowered): the window is
     /// taken as full from now, so the other tasks wait too instead of each meeting its own 429.
-    pub fn throttled(&self) {
+    pub(crate) fn throttled(&self) {
         let mut slots = self.slots();
         let now = Instant::now();
         let first = slots.next;
@@ -125,7 +125,7 @@ pub fn set_time_scale(scale: f64) {
 type Key = (String, String, QuotaClass);
 
 /// The pacer of an app (client id), tenant and class, the same for every caller in the process.
-pub fn pacer_for(client_id: &str, tenant_id: &str, class: QuotaClass) -> Arc<Pacer> {
+pub(crate) fn pacer_for(client_id: &str, tenant_id: &str, class: QuotaClass) -> Arc<Pacer> {
     static PACERS: OnceLock<Mutex<HashMap<Key, Arc<Pacer>>>> = OnceLock::new();
     let key = (
         client_id.to_ascii_lowercase(),
@@ -151,7 +151,7 @@ pub const MAILBOX_CONCURRENCY: usize = 4;
 
 /// The mailbox an Outlook request acts on (`/users/{mailbox}/sendMail`, `.../messages`, `.../mailboxSettings`),
 /// lower-cased; `None` for any other request.
-pub fn mailbox_of(path: &str) -> Option<String> {
+pub(crate) fn mailbox_of(path: &str) -> Option<String> {
     let lower = path.to_ascii_lowercase();
     let rest = lower.split("/users/").nth(1)?;
     let (mailbox, tail) = rest.split_once('/')?;
@@ -163,7 +163,7 @@ pub fn mailbox_of(path: &str) -> Option<String> {
 
 /// The concurrency gate of an app's requests to one mailbox, shared by every task of the process: a request holds
 /// one of [`MAILBOX_CONCURRENCY`] permits while it is in flight.
-pub fn mailbox_gate(
+pub(crate) fn mailbox_gate(
     client_id: &str,
     tenant_id: &str,
     mailbox: &str,

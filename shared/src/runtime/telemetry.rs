@@ -37,7 +37,7 @@ pub fn init(format: LogFormat, default_level: &str) {
 
 /// `RUST_LOG` as `target=level` directives (`info`, `licensewatch_core=debug,warn`), else `default_level`. Plain
 /// target filters need no regular-expression engine, which keeps a megabyte out of every Lambda binary.
-pub fn log_filter(rust_log: Option<&str>, default_level: &str) -> Targets {
+pub(crate) fn log_filter(rust_log: Option<&str>, default_level: &str) -> Targets {
     let parse = |s: &str| s.trim().parse::<Targets>().ok();
     rust_log
         .filter(|v| !v.trim().is_empty())
@@ -48,7 +48,10 @@ pub fn log_filter(rust_log: Option<&str>, default_level: &str) -> Targets {
 
 /// The Lambda log format: one JSON object per line, with the fields of the current span (the invocation's
 /// request id and tenant) on every line.
-pub fn json_subscriber<W>(filter: Targets, writer: W) -> impl tracing::Subscriber + Send + Sync
+pub(crate) fn json_subscriber<W>(
+    filter: Targets,
+    writer: W,
+) -> impl tracing::Subscriber + Send + Sync
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -83,7 +86,7 @@ pub struct Metrics {
 type Dimension = Option<(String, String)>;
 
 /// The metrics namespace in CloudWatch.
-pub const METRICS_NAMESPACE: &str = "licensewatch";
+pub(crate) const METRICS_NAMESPACE: &str = "licensewatch";
 
 impl Metrics {
     /// Metrics of `function` for `tenant`.

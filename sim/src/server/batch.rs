@@ -10,7 +10,7 @@ use tower::ServiceExt;
 use super::*;
 
 /// Graph's limit of requests in one batch.
-pub const MAX_REQUESTS: usize = 20;
+pub(super) const MAX_REQUESTS: usize = 20;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct BatchBody {

@@ -103,12 +103,12 @@ impl Shared {
         self.tenant_at(CURRENT.try_with(|i| *i).unwrap_or(0))
     }
     /// Locks one tenant by index (the home tenant when out of range).
-    pub fn tenant_at(&self, i: usize) -> MutexGuard<'_, Tenant> {
+    pub(crate) fn tenant_at(&self, i: usize) -> MutexGuard<'_, Tenant> {
         let m = self.tenants.get(i).unwrap_or(&self.tenants[0]);
         m.lock().unwrap_or_else(|p| p.into_inner())
     }
     /// The index of the tenant with this id or domain.
-    pub fn tenant_index(&self, key: &str) -> Option<usize> {
+    pub(crate) fn tenant_index(&self, key: &str) -> Option<usize> {
         (0..self.tenants.len()).find(|&i| {
             let t = self.tenant_at(i);
             t.tenant_id.eq_ignore_ascii_case(key) || t.domain.eq_ignore_ascii_case(key)

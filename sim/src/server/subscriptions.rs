@@ -24,9 +24,9 @@ use std::time::Instant;
 use super::*;
 
 /// Graph's longest lifetime for a subscription on users: 29 days.
-pub const MAX_MINUTES: i64 = 41_760;
+pub(crate) const MAX_MINUTES: i64 = 41_760;
 /// Notifications per POST.
-pub const BATCH: usize = 100;
+pub(crate) const BATCH: usize = 100;
 /// How often the notifier looks for changes.
 const TICK: StdDuration = StdDuration::from_millis(50);
 /// Graph expects a notification to be acknowledged within this time.
@@ -60,7 +60,7 @@ pub struct Subscription {
 
 /// Injected delivery faults.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct NotifyFaults {
+pub(crate) struct NotifyFaults {
     /// Extra delay before each batch leaves.
     #[serde(default)]
     pub delay_ms: u64,
@@ -77,7 +77,7 @@ pub struct NotifyFaults {
 
 /// What the notifier did.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct NotifyStats {
+pub(crate) struct NotifyStats {
     /// Batches acknowledged (2xx within the deadline).
     pub batches_delivered: u64,
     /// Notifications in those batches (duplicates counted).
@@ -98,7 +98,7 @@ pub struct NotifyStats {
 
 /// Subscriptions, faults and counters.
 #[derive(Debug, Default)]
-pub struct Notifier {
+pub(crate) struct Notifier {
     subs: BTreeMap<String, Subscription>,
     faults: NotifyFaults,
     stats: NotifyStats,
@@ -109,7 +109,7 @@ pub struct Notifier {
 
 impl Notifier {
     /// Seeds the random faults.
-    pub fn seeded(seed: u64) -> Self {
+    pub(crate) fn seeded(seed: u64) -> Self {
         Self {
             rng: seed.max(1),
             ..Self::default()

@@ -23,18 +23,18 @@ use licensewatch_core::usecases::notify_grace_period::{
 use licensewatch_sim::{Scenario, SimHandle};
 use serde_json::{Value, json};
 
-pub const E3: &str = "6fd2c87f-b296-42f0-b197-1e91e994b900";
-pub const FACULTY: &str = "94763226-9b3c-4e75-a931-5c89701abe66";
-pub const STUDENT: &str = "314c4481-f395-4525-be8b-2ec4bb1e9d91";
+pub(crate) const E3: &str = "6fd2c87f-b296-42f0-b197-1e91e994b900";
+pub(crate) const FACULTY: &str = "94763226-9b3c-4e75-a931-5c89701abe66";
+pub(crate) const STUDENT: &str = "314c4481-f395-4525-be8b-2ec4bb1e9d91";
 
 /// A policy that notifies `it-team@contoso.com` by mail from the IT admin's mailbox.
 /// Quota windows run this much faster in the tests, in the simulator and in licensewatch's pacer alike: the same
 /// 5 requests a window, so a product that does not pace is still throttled, without 10-s waits.
-pub const QUOTA_TIME_SCALE: f64 = 0.01;
+pub(crate) const QUOTA_TIME_SCALE: f64 = 0.01;
 
 /// Microsoft's quota windows (as the simulator defaults to them) shortened by [`QUOTA_TIME_SCALE`], and this
 /// process's pacer with them. A scenario that set its own window keeps it.
-pub fn compress_quota_windows(scenarios: &mut [Scenario]) {
+pub(crate) fn compress_quota_windows(scenarios: &mut [Scenario]) {
     licensewatch_core::adapters::pacer::set_time_scale(QUOTA_TIME_SCALE);
     let microsoft = licensewatch_sim::scenario::Behaviour::default();
     let scaled = |ms: u64| (ms as f64 * QUOTA_TIME_SCALE) as u64;
@@ -52,7 +52,7 @@ pub fn compress_quota_windows(scenarios: &mut [Scenario]) {
 /// A tenant whose Management Activity API subscriptions were started a month ago (the state of a tenant already
 /// watched: a new subscription publishes only what happens after its start, the first content up to 12 hours
 /// later). A scenario that set its own start keeps it.
-pub fn already_watched(scenarios: &mut [Scenario]) {
+pub(crate) fn already_watched(scenarios: &mut [Scenario]) {
     for s in scenarios {
         if s.feeds_started_at.is_none() {
             s.feeds_started_at = Some(s.now - chrono::Duration::days(30));
@@ -60,19 +60,19 @@ pub fn already_watched(scenarios: &mut [Scenario]) {
     }
 }
 
-pub fn notify_policy() -> Policy {
+pub(crate) fn notify_policy() -> Policy {
     let mut p = Policy::default();
     p.notify.admins = vec!["it-team@contoso.com".into()];
     p.notify.sender = upn("it.admin");
     p
 }
 
-pub fn upn(nick: &str) -> String {
+pub(crate) fn upn(nick: &str) -> String {
     format!("{nick}@contoso.onmicrosoft.com")
 }
 
 /// Receives and deletes every message on `queue`: (receipt handle, body).
-pub async fn drain(
+pub(crate) async fn drain(
     queue: &licensewatch_core::adapters::aws::sqs::SqsQueue,
 ) -> Vec<(String, String)> {
     let mut all = Vec::new();
@@ -89,7 +89,7 @@ pub async fn drain(
 }
 
 /// A table, a bucket and two queues in moto (`LICENSEWATCH_TEST_MOTO_URL`, started by `scripts/test.sh`).
-pub struct AwsResources {
+pub(crate) struct AwsResources {
     pub conf: aws_config::SdkConfig,
     pub table: String,
     pub bucket: String,
@@ -98,7 +98,7 @@ pub struct AwsResources {
 }
 
 impl AwsResources {
-    pub async fn create() -> Self {
+    pub(crate) async fn create() -> Self {
         let url = std::env::var("LICENSEWATCH_TEST_MOTO_URL").expect(
             "LICENSEWATCH_TEST_MOTO_URL is not set: run the tests with ./scripts/test.sh, which installs and starts moto",
         );
@@ -131,7 +131,7 @@ impl AwsResources {
     }
 }
 
-pub struct TestEnv {
+pub(crate) struct TestEnv {
     pub sim: SimHandle,
     pub rt: Runtime,
     pub clock: Arc<FixedClock>,
@@ -140,29 +140,29 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
-    pub async fn spawn() -> Self {
+    pub(crate) async fn spawn() -> Self {
         Self::with_policy(Policy::default()).await
     }
 
-    pub async fn with_policy(policy: Policy) -> Self {
+    pub(crate) async fn with_policy(policy: Policy) -> Self {
         Self::build(policy, None).await
     }
 
     /// The default story with the simulator's clock (and ours) at `now`.
-    pub async fn at(now: DateTime<Utc>, policy: Policy) -> Self {
+    pub(crate) async fn at(now: DateTime<Utc>, policy: Policy) -> Self {
         let mut scenario = Scenario::default_story();
         scenario.now = now;
         Self::from_scenario(scenario, policy, None).await
     }
 
     /// A scenario of the test's own, at its own time.
-    pub async fn with_scenario(scenario: Scenario, policy: Policy) -> Self {
+    pub(crate) async fn with_scenario(scenario: Scenario, policy: Policy) -> Self {
         Self::from_scenario(scenario, policy, None).await
     }
 
     /// The same environment with state in DynamoDB, snapshots and the archive in S3 and remediation messages on
     /// SQS, all in moto.
-    pub async fn on_aws(policy: Policy, aws: &AwsResources) -> Self {
+    pub(crate) async fn on_aws(policy: Policy, aws: &AwsResources) -> Self {
         Self::build(policy, Some(aws)).await
     }
 
@@ -175,7 +175,7 @@ impl TestEnv {
     }
 
     /// A scenario with more environment variables for the runtime (e.g. change notifications).
-    pub async fn with_vars(
+    pub(crate) async fn with_vars(
         scenario: Scenario,
         policy: Policy,
         aws: Option<&AwsResources>,
@@ -186,7 +186,7 @@ impl TestEnv {
 
     /// A managed-service provider's fleet: the simulator serves every scenario (the first is the deployment's own
     /// tenant, whose runtime this is).
-    pub async fn fleet(
+    pub(crate) async fn fleet(
         scenarios: Vec<Scenario>,
         policy: Policy,
         aws: Option<&AwsResources>,
@@ -220,7 +220,7 @@ impl TestEnv {
     }
 
     /// A control call for one tenant of a fleet (`x-sim-tenant`).
-    pub async fn control_for(&self, tenant: &str, path: &str, body: Value) -> u16 {
+    pub(crate) async fn control_for(&self, tenant: &str, path: &str, body: Value) -> u16 {
         self.http
             .post(format!("{}{path}", self.sim.base_url))
             .header("x-sim-tenant", tenant)
@@ -233,33 +233,33 @@ impl TestEnv {
     }
 
     /// The file archive's directory (when the archive is not in S3).
-    pub fn archive_dir(&self) -> std::path::PathBuf {
+    pub(crate) fn archive_dir(&self) -> std::path::PathBuf {
         self._dir.path().join("archive")
     }
 
     /// Gives up the test environment's runtime (the simulator keeps running in this process).
-    pub fn into_runtime(self) -> Runtime {
+    pub(crate) fn into_runtime(self) -> Runtime {
         std::mem::forget(self._dir);
         self.rt
     }
 
-    pub fn now(&self) -> DateTime<Utc> {
+    pub(crate) fn now(&self) -> DateTime<Utc> {
         use licensewatch_core::ports::clock::Clock;
         self.clock.now()
     }
 
     /// Moves the simulator's clock and ours together.
-    pub async fn advance(&self, by: Duration) {
+    pub(crate) async fn advance(&self, by: Duration) {
         self.control("/_sim/clock", json!({"advance_minutes": by.num_minutes()}))
             .await;
         self.clock.advance(by);
     }
 
-    pub async fn control(&self, path: &str, body: Value) -> u16 {
+    pub(crate) async fn control(&self, path: &str, body: Value) -> u16 {
         self.control_for(&self.sim.tenant_id, path, body).await
     }
 
-    pub async fn check(&self) -> CheckReport {
+    pub(crate) async fn check(&self) -> CheckReport {
         check_licenses(
             &self.rt.check_deps(),
             &self.rt.tenant_run(),
@@ -270,7 +270,7 @@ impl TestEnv {
         .expect("check runs")
     }
 
-    pub async fn get(&self, path: &str) -> Value {
+    pub(crate) async fn get(&self, path: &str) -> Value {
         self.http
             .get(format!("{}{}", self.sim.base_url, path))
             .send()
@@ -282,7 +282,7 @@ impl TestEnv {
     }
 
     /// Mail the simulator recorded through sendMail.
-    pub async fn mail(&self) -> Vec<Value> {
+    pub(crate) async fn mail(&self) -> Vec<Value> {
         self.get("/_sim/mail")
             .await
             .as_array()
@@ -291,7 +291,7 @@ impl TestEnv {
     }
 
     /// Runs grace-period-notify with these channels and crash hook.
-    pub async fn notify_with(
+    pub(crate) async fn notify_with(
         &self,
         channels: &[Box<dyn licensewatch_core::ports::channel::Channel>],
         crash: &(dyn Fn(Step) -> Result<(), licensewatch_core::error::CoreError> + Sync),
@@ -308,7 +308,7 @@ impl TestEnv {
     }
 
     /// The mail channel (sender = the IT admin's mailbox, admins = it-team@contoso.com) plus a quiet console.
-    pub fn mail_channels(&self) -> Vec<Box<dyn licensewatch_core::ports::channel::Channel>> {
+    pub(crate) fn mail_channels(&self) -> Vec<Box<dyn licensewatch_core::ports::channel::Channel>> {
         vec![Box::new(
             licensewatch_core::adapters::notify::MailChannel::new(
                 self.rt.microsoft.graph.clone(),
@@ -318,7 +318,7 @@ impl TestEnv {
         )]
     }
 
-    pub async fn requests(&self) -> Vec<Value> {
+    pub(crate) async fn requests(&self) -> Vec<Value> {
         self.http
             .get(format!("{}/_sim/requests", self.sim.base_url))
             .send()
@@ -331,7 +331,7 @@ impl TestEnv {
 }
 
 /// The findings of one kind, as JSON (the public contract).
-pub fn of_kind(report: &CheckReport, kind: &str) -> Vec<Value> {
+pub(crate) fn of_kind(report: &CheckReport, kind: &str) -> Vec<Value> {
     report
         .findings
         .iter()
@@ -340,7 +340,7 @@ pub fn of_kind(report: &CheckReport, kind: &str) -> Vec<Value> {
         .collect()
 }
 
-pub fn for_user(findings: &[Value], upn: &str) -> Vec<Value> {
+pub(crate) fn for_user(findings: &[Value], upn: &str) -> Vec<Value> {
     findings
         .iter()
         .filter(|f| f["user_principal_name"] == upn)
@@ -416,7 +416,7 @@ fn runtime_with(
 
 impl TestEnv {
     /// A second runtime against the same simulated tenant, with its own state and this environment's clock.
-    pub fn beside(&self, policy: Policy) -> (Runtime, tempfile::TempDir) {
+    pub(crate) fn beside(&self, policy: Policy) -> (Runtime, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tmp");
         let mut rt = runtime_for(&self.sim, dir.path(), policy, None);
         rt.clock = self.clock.clone();
@@ -426,7 +426,7 @@ impl TestEnv {
 
 // ---------- Lambda events, from the fixtures ----------
 
-pub fn schedule() -> EventBridgeEvent<Value> {
+pub(crate) fn schedule() -> EventBridgeEvent<Value> {
     serde_json::from_str(include_str!(
         "../../fixtures/events/eventbridge-schedule.json"
     ))
@@ -434,7 +434,7 @@ pub fn schedule() -> EventBridgeEvent<Value> {
 }
 
 /// Wraps received SQS messages in the event Lambda's event source mapping would deliver.
-pub fn sqs_event(messages: &[(String, String)]) -> Value {
+pub(crate) fn sqs_event(messages: &[(String, String)]) -> Value {
     let template: Value =
         serde_json::from_str(include_str!("../../fixtures/events/sqs-batch.json"))
             .expect("fixture");
@@ -451,7 +451,12 @@ pub fn sqs_event(messages: &[(String, String)]) -> Value {
     json!({ "Records": records })
 }
 
-pub fn function_url(method: &str, path: &str, body: &[u8], headers: &[(&str, String)]) -> Value {
+pub(crate) fn function_url(
+    method: &str,
+    path: &str,
+    body: &[u8],
+    headers: &[(&str, String)],
+) -> Value {
     let mut ev: Value =
         serde_json::from_str(include_str!("../../fixtures/events/function-url-post.json"))
             .expect("fixture");
@@ -468,7 +473,7 @@ pub fn function_url(method: &str, path: &str, body: &[u8], headers: &[(&str, Str
 }
 
 /// Every archived record id under `prefix` with how many times it is in the archive.
-pub async fn archived(
+pub(crate) async fn archived(
     archive: &licensewatch_core::adapters::files::FileArchive,
     prefix: &str,
 ) -> HashMap<String, usize> {

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 /// One ticket as the desk holds it.
 #[derive(Debug, Clone, Default)]
-pub struct FakeTicket {
+pub(crate) struct FakeTicket {
     pub system: &'static str,
     pub id: u64,
     pub key: String,
@@ -40,28 +40,28 @@ struct Desk {
 
 /// The running desk.
 #[derive(Clone)]
-pub struct FakePsa {
+pub(crate) struct FakePsa {
     pub url: String,
     state: Arc<Mutex<Desk>>,
 }
 
 /// Credentials the desk accepts (the tests' `*_env` variables hold these).
-pub const SNOW_USER: &str = "svc-licensewatch";
-pub const SNOW_PASSWORD: &str = "snow-password";
-pub const JIRA_USER: &str = "it@contoso.com";
-pub const JIRA_TOKEN: &str = "jira-api-token";
-pub const HALO_CLIENT: &str = "halo-client";
-pub const HALO_SECRET: &str = "halo-secret";
-pub const CW_COMPANY: &str = "contoso";
-pub const CW_PUBLIC: &str = "cw-public";
-pub const CW_PRIVATE: &str = "cw-private";
-pub const CW_CLIENT: &str = "cw-client-id";
-pub const AT_USER: &str = "api@contoso.com";
-pub const AT_SECRET: &str = "at-secret";
-pub const AT_CODE: &str = "at-integration-code";
+pub(crate) const SNOW_USER: &str = "svc-licensewatch";
+pub(crate) const SNOW_PASSWORD: &str = "snow-password";
+pub(crate) const JIRA_USER: &str = "it@contoso.com";
+pub(crate) const JIRA_TOKEN: &str = "jira-api-token";
+pub(crate) const HALO_CLIENT: &str = "halo-client";
+pub(crate) const HALO_SECRET: &str = "halo-secret";
+pub(crate) const CW_COMPANY: &str = "contoso";
+pub(crate) const CW_PUBLIC: &str = "cw-public";
+pub(crate) const CW_PRIVATE: &str = "cw-private";
+pub(crate) const CW_CLIENT: &str = "cw-client-id";
+pub(crate) const AT_USER: &str = "api@contoso.com";
+pub(crate) const AT_SECRET: &str = "at-secret";
+pub(crate) const AT_CODE: &str = "at-integration-code";
 
 /// The environment the tests give `build_channels`.
-pub fn credentials(name: &str) -> Option<String> {
+pub(crate) fn credentials(name: &str) -> Option<String> {
     Some(
         match name {
             "SNOW_USER" => SNOW_USER,
@@ -83,7 +83,7 @@ pub fn credentials(name: &str) -> Option<String> {
 }
 
 /// The `[[notify.tickets]]` entry for `system` on the desk at `url`.
-pub fn ticket_toml(system: &str, url: &str) -> String {
+pub(crate) fn ticket_toml(system: &str, url: &str) -> String {
     let specific = match system {
         "servicenow" => {
             "user_env = \"SNOW_USER\"\npassword_env = \"SNOW_PASSWORD\"\nqueue = \"Service Desk\""
@@ -103,7 +103,7 @@ pub fn ticket_toml(system: &str, url: &str) -> String {
 }
 
 impl FakePsa {
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let state = Arc::new(Mutex::new(Desk {
             next_id: 1000,
             ..Default::default()
@@ -132,24 +132,24 @@ impl FakePsa {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn tickets(&self) -> Vec<FakeTicket> {
+    pub(crate) fn tickets(&self) -> Vec<FakeTicket> {
         self.lock().tickets.clone()
     }
 
-    pub fn requests(&self) -> Vec<String> {
+    pub(crate) fn requests(&self) -> Vec<String> {
         self.lock().requests.clone()
     }
 
-    pub fn set_down(&self, down: bool) {
+    pub(crate) fn set_down(&self, down: bool) {
         self.lock().down = down;
     }
 
-    pub fn throttle_next(&self, n: u32) {
+    pub(crate) fn throttle_next(&self, n: u32) {
         self.lock().throttle_next = n;
     }
 
     /// A ticket someone opened in the desk by hand (a request that will ask licensewatch for a remediation).
-    pub fn open(&self, system: &'static str, title: &str) -> FakeTicket {
+    pub(crate) fn open(&self, system: &'static str, title: &str) -> FakeTicket {
         self.lock().create(
             system,
             FakeTicket {
@@ -159,7 +159,7 @@ impl FakePsa {
         )
     }
 
-    pub fn set_delay(&self, ms: u64) {
+    pub(crate) fn set_delay(&self, ms: u64) {
         self.lock().delay_ms = ms;
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 /// `licensewatch` with none of the developer's configuration.
-pub fn licensewatch() -> Command {
+pub(crate) fn licensewatch() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_licensewatch"));
     c.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
@@ -16,7 +16,7 @@ pub fn licensewatch() -> Command {
 }
 
 /// The first line a child prints, as JSON (`sim` and `serve` print their address that way).
-pub fn first_json(child: &mut Child) -> serde_json::Value {
+pub(crate) fn first_json(child: &mut Child) -> serde_json::Value {
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
@@ -25,7 +25,7 @@ pub fn first_json(child: &mut Child) -> serde_json::Value {
 }
 
 /// `licensewatch sim` on a free port, stopped when dropped.
-pub struct Sim {
+pub(crate) struct Sim {
     child: Child,
     /// `http://127.0.0.1:PORT`
     pub base: String,
@@ -41,7 +41,7 @@ impl Drop for Sim {
 }
 
 /// Starts the simulated tenant.
-pub fn sim() -> Sim {
+pub(crate) fn sim() -> Sim {
     let mut child = licensewatch()
         .args(["sim", "--port", "0"])
         .stdout(Stdio::piped())
@@ -58,7 +58,7 @@ pub fn sim() -> Sim {
 
 /// A command for `sim`'s tenant with a client secret, endpoints pointed at the simulator, the clock fixed at the
 /// default story's "now", and state under `dir`.
-pub fn against(sim: &Sim, dir: &std::path::Path) -> Command {
+pub(crate) fn against(sim: &Sim, dir: &std::path::Path) -> Command {
     let mut c = licensewatch();
     c.env("LICENSEWATCH_TENANT_ID", &sim.tenant)
         .env(
@@ -83,7 +83,7 @@ pub fn against(sim: &Sim, dir: &std::path::Path) -> Command {
 }
 
 /// The Chromium to render pages with (`LICENSEWATCH_CHROMIUM`, else the first on the PATH).
-pub fn chromium() -> String {
+pub(crate) fn chromium() -> String {
     if let Ok(c) = std::env::var("LICENSEWATCH_CHROMIUM") {
         return c;
     }
@@ -102,7 +102,7 @@ pub fn chromium() -> String {
 }
 
 /// A full-page screenshot of `html` into `png` by headless Chromium.
-pub fn screenshot(html: &Path, png: &Path, profile: &Path) {
+pub(crate) fn screenshot(html: &Path, png: &Path, profile: &Path) {
     let out = Command::new(chromium())
         .args([
             "--headless",
@@ -129,7 +129,7 @@ pub fn screenshot(html: &Path, png: &Path, profile: &Path) {
 }
 
 /// (share of pixels that are not near-white, distinct colours seen)
-pub fn ink(png_path: &Path) -> (f64, usize) {
+pub(crate) fn ink(png_path: &Path) -> (f64, usize) {
     let decoder = png::Decoder::new(std::io::BufReader::new(
         std::fs::File::open(png_path).expect("png"),
     ));
@@ -153,7 +153,7 @@ pub fn ink(png_path: &Path) -> (f64, usize) {
 }
 
 /// Every archive object (gzip NDJSON) under `dir`, however deep.
-pub fn archived_objects(dir: &Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn archived_objects(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

@@ -42,7 +42,7 @@ pub fn index_key(object_key: &str) -> String {
 }
 
 /// The object an index key describes.
-pub fn object_of_index(index_key: &str) -> Option<&str> {
+pub(crate) fn object_of_index(index_key: &str) -> Option<&str> {
     index_key
         .strip_prefix(INDEX_PREFIX)?
         .strip_suffix(".idx.json")
@@ -51,29 +51,6 @@ pub fn object_of_index(index_key: &str) -> Option<&str> {
 /// Whether a key names an archive object (gzip NDJSON, not an index).
 pub fn is_object_key(key: &str) -> bool {
     key.ends_with(".ndjson.gz") && !key.starts_with(INDEX_PREFIX)
-}
-
-/// Encodes records as gzip NDJSON and names the object (see [`object_key`]).
-pub fn encode_batch(
-    source: &str,
-    content_type: &str,
-    day: &str,
-    ids: &[String],
-    records: &[serde_json::Value],
-) -> (String, Vec<u8>) {
-    (
-        object_key(source, content_type, day, ids),
-        encode_records(records),
-    )
-}
-
-/// Gzip NDJSON, one record a line.
-pub fn encode_records(records: &[serde_json::Value]) -> Vec<u8> {
-    let lines: Vec<Vec<u8>> = records
-        .iter()
-        .map(|r| serde_json::to_vec(r).unwrap_or_default())
-        .collect();
-    encode_lines(lines.iter().map(Vec::as_slice))
 }
 
 /// Gzip NDJSON of records given as their JSON text, one a line (each must be one line already). Gzip at its fastest
@@ -89,7 +66,7 @@ pub fn encode_lines<'a>(lines: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
 }
 
 /// What [`encode_lines`] wrote, as NDJSON text.
-pub fn decode_text(gz: &[u8]) -> std::io::Result<Vec<u8>> {
+pub(crate) fn decode_text(gz: &[u8]) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut text = Vec::with_capacity(gz.len().saturating_mul(10));
     flate2::read::GzDecoder::new(gz).read_to_end(&mut text)?;

@@ -10,9 +10,9 @@ use crate::error::ApiError;
 use crate::ports::directory::BoxPages;
 
 /// How far back the API lists content.
-pub const RETENTION: Duration = Duration::days(7);
+pub(crate) const RETENTION: Duration = Duration::days(7);
 /// Longest window one `subscriptions/content` call may ask for.
-pub const MAX_WINDOW: Duration = Duration::hours(24);
+pub(crate) const MAX_WINDOW: Duration = Duration::hours(24);
 
 /// One entry of a content listing.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -121,7 +121,7 @@ mod tests {
 }
 
 /// How far back the Purview audit log (Audit Standard) holds records.
-pub const PURVIEW_RETENTION_DAYS: i64 = 180;
+pub(crate) const PURVIEW_RETENTION_DAYS: i64 = 180;
 
 /// A Purview audit log query (`/security/auditLog/queries`) as Graph shows it.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]

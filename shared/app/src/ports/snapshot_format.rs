@@ -60,7 +60,7 @@ struct Header {
 }
 
 /// True when `bytes` is a binary snapshot (else it is an earlier version's gzipped JSON).
-pub fn is_binary(bytes: &[u8]) -> bool {
+pub(crate) fn is_binary(bytes: &[u8]) -> bool {
     bytes.starts_with(MAGIC)
 }
 

@@ -713,7 +713,7 @@ pub trait RemediationIntake: RemediationStore + RemediationQueue {
 /// [`RemediationIntake::admit_and_queue`] in writes of their own: the admission, then [`queue_and_record`]. A
 /// request that could not be queued is forgotten, so the sender's retry is not taken for a duplicate (the budget it
 /// spent stays spent).
-pub async fn admit_then_queue<S: RemediationIntake + ?Sized>(
+pub(crate) async fn admit_then_queue<S: RemediationIntake + ?Sized>(
     store: &S,
     webhook_key: Option<&str>,
     record: &RemediationRecord,
@@ -732,7 +732,7 @@ pub async fn admit_then_queue<S: RemediationIntake + ?Sized>(
 /// Queues an admitted remediation's request, then records that it was queued. A failure to record is logged, not
 /// returned: the request is queued, and a later retry of its delivery would only queue it once more, which the
 /// worker acts on once.
-pub async fn queue_and_record<S: RemediationIntake + ?Sized>(
+pub(crate) async fn queue_and_record<S: RemediationIntake + ?Sized>(
     store: &S,
     request: &RemediationRequest,
 ) -> Result<(), StoreError> {

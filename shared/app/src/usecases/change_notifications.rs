@@ -32,7 +32,7 @@ use crate::usecases::notify_grace_period::{NotifyDeps, notify_alerts};
 pub const MAX_BODY: usize = 1024 * 1024;
 /// Above this many users, one Graph request a user costs more than a `/users/delta` round, which reads the same
 /// changes a page at a time: the worker runs the catch-up instead.
-pub const TARGETED_MAX: usize = 1_000;
+pub(crate) const TARGETED_MAX: usize = 1_000;
 
 /// A request to the notification endpoint, however it arrived.
 #[derive(Debug, Clone)]
@@ -235,7 +235,7 @@ pub async fn follow_up(
 }
 
 /// The follow-up message that reads these users once more (sent with a delay of [`REREAD_AFTER`]).
-pub fn reread_message(tenant_id: &str, users: &[String]) -> ChangeMessage {
+pub(crate) fn reread_message(tenant_id: &str, users: &[String]) -> ChangeMessage {
     ChangeMessage {
         kind: ChangeMessageKind::GraphChanges,
         tenant_id: tenant_id.to_ascii_lowercase(),

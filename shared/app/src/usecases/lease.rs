@@ -9,7 +9,7 @@ use crate::error::CoreError;
 use crate::ports::store::{Lease, StateStore, lease_name};
 
 /// How long a lease lasts without renewal: longer than a Lambda can run (15 minutes).
-pub const LEASE_TTL_MINUTES: i64 = 16;
+pub(crate) const LEASE_TTL_MINUTES: i64 = 16;
 
 /// A held lease.
 pub struct RunLease<'a> {

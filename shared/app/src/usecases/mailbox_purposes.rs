@@ -19,7 +19,7 @@ const FRESH_FOR_HOURS: i64 = 24;
 
 /// The purposes known for this run's candidates.
 #[derive(Debug, Default)]
-pub struct Purposes {
+pub(crate) struct Purposes {
     /// User id → purpose (users without a mailbox or with an unknown purpose are absent).
     pub by_user: HashMap<String, MailboxPurpose>,
     /// Why purposes could not be read, when they could not (the report says it).
@@ -28,7 +28,7 @@ pub struct Purposes {
 
 impl Purposes {
     /// The purpose that keeps `user_id` out of the grace rules, if any.
-    pub fn needing_no_licence(&self, user_id: &str) -> Option<MailboxPurpose> {
+    pub(crate) fn needing_no_licence(&self, user_id: &str) -> Option<MailboxPurpose> {
         self.by_user
             .get(user_id)
             .copied()
@@ -37,7 +37,7 @@ impl Purposes {
 }
 
 /// Reads (or recalls) the purposes of `candidates`' mailboxes.
-pub async fn of_candidates(
+pub(crate) async fn of_candidates(
     graph: &dyn Directory,
     store: &dyn StateStore,
     tenant_id: &str,

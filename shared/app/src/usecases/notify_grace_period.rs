@@ -380,7 +380,7 @@ pub async fn notify_grace_period(
 /// Sends the critical alerts not sent yet (a mass delicensing caught by a re-check after change notifications),
 /// and nothing else: grace notices keep their daily schedule. The same ledger as the daily run, so an alert goes
 /// out once whichever run sends it.
-pub async fn notify_alerts(
+pub(crate) async fn notify_alerts(
     deps: &NotifyDeps<'_>,
     tenant_id: &str,
     policy: &Policy,

@@ -497,7 +497,7 @@ fn state_errors(user: &User) -> Vec<Value> {
 /// A settled request that came from a ticket is queued again for reprocess-user, which holds the callback's secret
 /// and the service desks' credentials: finding its record final and the ticket not yet told of that outcome, it posts the
 /// outcome and acts on nothing.
-pub async fn confirm_pending(
+pub(crate) async fn confirm_pending(
     graph: &dyn Directory,
     store: &dyn RemediationStore,
     queue: &dyn RemediationQueue,

@@ -269,7 +269,10 @@ async fn read_index(
 
 /// Writes an object's index. An index already there is left alone: indexes are immutable like the objects, and
 /// one that could not be read is simply read around.
-pub async fn write_index(archive: &dyn AuditArchive, index: &ObjectIndex) -> Result<(), CoreError> {
+pub(crate) async fn write_index(
+    archive: &dyn AuditArchive,
+    index: &ObjectIndex,
+) -> Result<(), CoreError> {
     let bytes = serde_json::to_vec(index).map_err(|e| corrupt(&index.object, &e))?;
     archive.put_new(&index_key(&index.object), bytes).await?;
     Ok(())

@@ -24,7 +24,7 @@ pub enum AssignmentState {
 
 impl AssignmentState {
     /// True for the two states that carry an error (`Error`, `ActiveWithError`).
-    pub fn is_error(&self) -> bool {
+    pub(crate) fn is_error(&self) -> bool {
         matches!(self, Self::Error | Self::ActiveWithError)
     }
 
@@ -111,7 +111,7 @@ impl AssignmentError {
     }
 
     /// True for a root cause, false for `Other` (failed only because a sibling assignment failed).
-    pub fn is_root_cause(&self) -> bool {
+    pub(crate) fn is_root_cause(&self) -> bool {
         *self != Self::Other
     }
 }

@@ -360,7 +360,7 @@ fn name_key(name: &str) -> String {
 }
 
 /// An operation as matched: directory audits say `Update user`, the Management API `Update user.`.
-pub fn operation_key(op: &str) -> String {
+pub(crate) fn operation_key(op: &str) -> String {
     op.trim().trim_end_matches('.').trim_end().to_lowercase()
 }
 
@@ -592,7 +592,7 @@ impl Bloom {
     }
 
     /// False only when the name was never added.
-    pub fn may_contain(&self, name: &str) -> bool {
+    pub(crate) fn may_contain(&self, name: &str) -> bool {
         self.positions(Self::hashes(name))
             .all(|p| self.bits[p / 64] & (1 << (p % 64)) != 0)
     }

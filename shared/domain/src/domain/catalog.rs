@@ -102,8 +102,9 @@ impl Catalog {
             .map(String::as_str)
     }
 
+    #[cfg(test)] // only the tests read it
     /// Number of SKUs known.
-    pub fn sku_count(&self) -> usize {
+    pub(crate) fn sku_count(&self) -> usize {
         self.tables().skus.len()
     }
 }

@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 use crate::secret::SecretString;
 
 /// Graph's longest lifetime for a subscription on users (29 days), in minutes.
-pub const USERS_MAX_MINUTES: i64 = 41_760;
+pub(crate) const USERS_MAX_MINUTES: i64 = 41_760;
 /// A subscription is renewed once less than this is left, so that a daily renewal run that fails still has two
 /// more chances before notifications stop.
 pub const RENEW_WHEN_LEFT: Duration = Duration::days(3);

@@ -417,7 +417,7 @@ pub fn change_findings(
 }
 
 /// The audit event that accounts for a change seen between two snapshots, if any.
-pub fn explaining_event<'e>(
+pub(crate) fn explaining_event<'e>(
     events: &'e [LicenseEvent],
     change: &LicenseChange,
     previous_at: DateTime<Utc>,

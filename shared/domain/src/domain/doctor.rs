@@ -246,14 +246,17 @@ pub fn permissions(job: Job, mail: bool, alerts: bool) -> Vec<Permission> {
     }
 }
 
+#[cfg(test)] // only the tests read it
 /// Microsoft Graph's application id (the API whose permissions these are).
-pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
+pub(crate) const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
+#[cfg(test)] // only the tests read it
 /// The Office 365 Management APIs' application id.
-pub const MANAGEMENT_APP_ID: &str = "c5393580-f805-4401-95e8-94b7a6ef2fc2";
+pub(crate) const MANAGEMENT_APP_ID: &str = "c5393580-f805-4401-95e8-94b7a6ef2fc2";
 
+#[cfg(test)] // only the tests read it
 /// Every application permission licensewatch uses, with Microsoft's id for it (`infra/app-registration.json`
 /// lists the same, for `az ad app create --required-resource-accesses`): (API, permission, id).
-pub const PERMISSION_IDS: [(&str, &str, &str); 11] = [
+pub(crate) const PERMISSION_IDS: [(&str, &str, &str); 11] = [
     (
         GRAPH_APP_ID,
         "User.Read.All",

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::assignment::{AssignmentError, AssignmentState};
-pub use crate::domain::attempt::{Attempt, AttemptSource};
+pub use crate::domain::attempt::AttemptSource;
 use crate::domain::grace::{CaseKind, EvidenceKind};
 pub use crate::domain::kinds::{FindingKind, Severity};
 

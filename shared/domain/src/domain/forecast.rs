@@ -251,7 +251,7 @@ pub fn group_seats(users: &crate::domain::snapshot::Users) -> Vec<GroupSeats> {
         .collect()
 }
 
-pub use crate::domain::findings::GroupTrend;
+use crate::domain::findings::GroupTrend;
 
 /// The groups' share of a SKU's trend: each group's seats measured as the SKU's are (same window, same base
 /// sample), those that moved, growing first. `history`: (group, SKU, sample) of earlier runs; `now`: this run's.

@@ -97,7 +97,7 @@ impl EvidenceKind {
 
 /// Picks the strongest usable evidence. `created` counts only when the account was younger than the grace period at
 /// `reference` (when licensewatch first saw the case), so a case keeps its dates as time passes.
-pub fn strongest(
+pub(crate) fn strongest(
     candidates: &[Evidence],
     reference: DateTime<Utc>,
     grace: &GracePolicy,
@@ -151,7 +151,7 @@ pub fn deadlines(evidence: Evidence, delayed_delicensing: bool, grace: &GracePol
 
 impl Deadlines {
     /// The next deadline that has not passed at `now`, if any.
-    pub fn next_deadline(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_deadline(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         [self.access_ends_at, self.data_deleted_at]
             .into_iter()
             .find(|d| *d > now)
@@ -289,7 +289,7 @@ pub fn follow_case(
 }
 
 /// The user's licence events since they last successfully got a licence: only those can explain the current state.
-pub fn since_last_grant<'e>(
+pub(crate) fn since_last_grant<'e>(
     events: &'e [LicenseEvent],
     user: UserRef<'_>,
 ) -> Vec<&'e LicenseEvent> {
@@ -360,7 +360,7 @@ fn sorted_unique(mut v: Vec<String>) -> Vec<String> {
 
 /// Which SKUs a user's failed assignments tried to add: from the failure records when they say (rarely), else the
 /// user's licences in error, else a remediation request asking for SKUs, else unknown.
-pub fn attempted_skus(
+pub(crate) fn attempted_skus(
     since_grant: &[&LicenseEvent],
     user: UserRef<'_>,
     requested_sku_ids: &[String],

@@ -191,7 +191,7 @@ spelled! {
 impl MailboxPurpose {
     /// Shared, room and equipment mailboxes need no licence: they are never in a grace period, whatever the state
     /// of their account.
-    pub fn needs_no_licence(self) -> bool {
+    pub(crate) fn needs_no_licence(self) -> bool {
         matches!(self, Self::Shared | Self::Room | Self::Equipment)
     }
 }

@@ -70,7 +70,7 @@ impl LicenseEvent {
     }
 
     /// True when the event concerns this user (by id or UPN).
-    pub fn concerns(&self, user_id: &str, upn: &str) -> bool {
+    pub(crate) fn concerns(&self, user_id: &str, upn: &str) -> bool {
         self.user_id
             .as_deref()
             .is_some_and(|i| i.eq_ignore_ascii_case(user_id))
@@ -83,7 +83,7 @@ impl LicenseEvent {
 
 /// Licences named in an `AssignedLicense` value: a string holding a JSON array of strings shaped like
 /// `[SkuName=ENTERPRISEPACK, AccountId=<guid>, SkuId=<guid>, DisabledPlans=[<guid>, ...]]`.
-pub fn parse_assigned_license(value: &str) -> Vec<(String, Vec<String>)> {
+pub(crate) fn parse_assigned_license(value: &str) -> Vec<(String, Vec<String>)> {
     let items: Vec<String> = match serde_json::from_str::<Vec<String>>(value.trim()) {
         Ok(v) => v,
         // Some records carry the array of items without the JSON string wrapping.
@@ -119,7 +119,7 @@ fn field(item: &str, key: &str) -> Option<String> {
 }
 
 /// SKU GUIDs named in a licensing error message ("Subscription with SKU <guid> does not have ...").
-pub fn skus_in_message(message: &str) -> Vec<String> {
+pub(crate) fn skus_in_message(message: &str) -> Vec<String> {
     let mut out = Vec::new();
     for word in message.split(|c: char| !(c.is_ascii_hexdigit() || c == '-')) {
         if word.len() == 36
@@ -359,7 +359,7 @@ pub fn from_management_record(v: &serde_json::Value) -> Option<LicenseRecord> {
 /// The licences a complete set of chunks describes: the fragments, joined in `seq` order, form a JSON document (or
 /// its escaped text) whose `targetUpdatedProperties` hold `AssignedLicense` (or `LicenseAssignmentDetail`).
 /// `None` while a chunk is missing.
-pub fn assemble_chunks(chunks: &[&Chunk]) -> Option<(Licences, Licences)> {
+pub(crate) fn assemble_chunks(chunks: &[&Chunk]) -> Option<(Licences, Licences)> {
     let count = chunks.iter().map(|c| c.count).max()?;
     let mut ordered: Vec<&Chunk> = chunks.to_vec();
     ordered.sort_by_key(|c| c.seq);

@@ -10,7 +10,7 @@ use crate::domain::snapshot::SkuSnap;
 /// The services a plan gives, by its name: plans of one service in different SKUs (Exchange Online Plan 1 in
 /// Business Basic and Business Standard, or Plan 2 in E3) pay for the same thing twice. Free components that
 /// many SKUs carry (`EXCHANGE_S_FOUNDATION`) are no service of their own.
-pub fn service_of(plan_name: &str) -> Option<&'static str> {
+pub(crate) fn service_of(plan_name: &str) -> Option<&'static str> {
     let n = plan_name.to_ascii_uppercase();
     let table: [(&str, &str); 8] = [
         ("EXCHANGE_S_FOUNDATION", ""),

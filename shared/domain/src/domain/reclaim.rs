@@ -241,7 +241,7 @@ pub struct ReclaimRules {
 }
 
 /// What a shared mailbox can hold without a licence (Exchange Online limits: 50 GB).
-pub const SHARED_MAILBOX_FREE_BYTES: u64 = 50 * 1024 * 1024 * 1024;
+pub(crate) const SHARED_MAILBOX_FREE_BYTES: u64 = 50 * 1024 * 1024 * 1024;
 
 /// A licensed shared mailbox, as the usage report describes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -254,7 +254,7 @@ pub struct SharedMailbox {
 
 impl SharedMailbox {
     /// Whether the mailbox needs its licence: over 50 GB, or with an archive.
-    pub fn needs_licence(&self) -> bool {
+    pub(crate) fn needs_licence(&self) -> bool {
         self.has_archive
             || self
                 .storage_bytes

@@ -8,21 +8,21 @@ use crate::domain::grace::{CaseKind, GraceCase};
 use crate::domain::kinds::AlertKind;
 
 /// Assigning licences in the Microsoft 365 admin center.
-pub const ASSIGN_LICENCES: &str =
+pub(crate) const ASSIGN_LICENCES: &str =
     "https://learn.microsoft.com/en-us/microsoft-365/admin/manage/assign-licenses-to-users";
 /// Group-based licensing errors and how to resolve them (reprocessing included).
-pub const GROUP_LICENSING_PROBLEMS: &str =
+pub(crate) const GROUP_LICENSING_PROBLEMS: &str =
     "https://learn.microsoft.com/en-us/entra/identity/users/licensing-groups-resolve-problems";
 /// What happens to data when a licence is removed.
-pub const LICENCE_REMOVAL: &str =
+pub(crate) const LICENCE_REMOVAL: &str =
     "https://learn.microsoft.com/en-us/microsoft-365/commerce/licenses/remove-licenses-from-users";
 /// Soft-deleted mailboxes: restoring them.
-pub const RESTORE_MAILBOXES: &str = "https://learn.microsoft.com/en-us/exchange/recipients-in-exchange-online/delete-or-restore-mailboxes";
+pub(crate) const RESTORE_MAILBOXES: &str = "https://learn.microsoft.com/en-us/exchange/recipients-in-exchange-online/delete-or-restore-mailboxes";
 /// Inactive mailboxes (kept only under a hold).
-pub const INACTIVE_MAILBOXES: &str =
+pub(crate) const INACTIVE_MAILBOXES: &str =
     "https://learn.microsoft.com/en-us/purview/inactive-mailboxes-in-office-365";
 /// Set-RemoteMailbox (stamping the ExchangeGuid on a migrated user).
-pub const SET_REMOTE_MAILBOX: &str =
+pub(crate) const SET_REMOTE_MAILBOX: &str =
     "https://learn.microsoft.com/en-us/powershell/module/exchange/set-remotemailbox";
 
 /// Numbered steps and the pages behind them.

@@ -68,11 +68,6 @@ impl WebhookSecret {
         Ok(Self(bytes))
     }
 
-    /// A secret from raw bytes (tests, generated secrets).
-    pub fn from_bytes(bytes: Vec<u8>) -> Self {
-        Self(bytes)
-    }
-
     /// `v1,<base64 HMAC-SHA256 of "id.timestamp.body">`.
     pub fn sign(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
         format!("v1,{}", STANDARD.encode(self.mac(msg_id, timestamp, body)))

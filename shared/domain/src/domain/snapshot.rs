@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::assignment::{AssignmentError, AssignmentState};
 
 mod users;
-pub use users::{Kind, LicenseRef, StateRef, UserBuilder, UserHead, UserRef, Users, Word};
+pub use users::{Kind, StateRef, UserBuilder, UserHead, UserRef, Users, Word};
 
 /// `EXCHANGE_S_FOUNDATION`: an Exchange plan bundled with non-mailbox SKUs (Power BI, Teams Exploratory...). It is
 /// reported with `service = "exchange"` but gives no mailbox, so it must not count as a mailbox licence.

@@ -153,7 +153,7 @@ impl TicketSystemKind {
     }
 
     /// The credential keys this system needs (`*_env`, each naming an environment variable).
-    pub fn required_credentials(self) -> &'static [&'static str] {
+    pub(crate) fn required_credentials(self) -> &'static [&'static str] {
         match self {
             Self::Servicenow => &["user_env", "password_env"],
             Self::Jira => &["user_env", "token_env"],

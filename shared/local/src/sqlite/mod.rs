@@ -269,18 +269,6 @@ impl SqliteStore {
         })
     }
 
-    /// An in-memory database (tests).
-    pub fn in_memory() -> Result<Self, StoreError> {
-        let conn = Connection::open_in_memory().map_err(db)?;
-        conn.execute_batch(SCHEMA).map_err(db)?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-            path: ":memory:".into(),
-            writer: OnceLock::new(),
-            checkpointer: None,
-        })
-    }
-
     fn apply_alerts(
         &self,
         tenant_id: &str,

@@ -139,7 +139,7 @@ fn desk<A: DeskApi + 'static>(entry: &TicketChannel, api: A) -> Box<dyn TicketSy
 }
 
 /// `ticket:<system>`: the channel's name in reports and the ledger.
-pub fn channel_name(kind: TicketSystemKind) -> String {
+pub(crate) fn channel_name(kind: TicketSystemKind) -> String {
     format!("ticket:{kind}")
 }
 

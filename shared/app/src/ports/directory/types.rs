@@ -679,16 +679,6 @@ pub struct DirectoryObject {
     pub user_principal_name: Option<String>,
 }
 
-/// `assignLicense` request body.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct AssignLicenseRequest {
-    /// Licences to add (with disabled plans).
-    pub add_licenses: Vec<AssignedLicense>,
-    /// SKU GUIDs to remove.
-    pub remove_licenses: Vec<String>,
-}
-
 impl From<&SubscribedSku> for SkuSnap {
     fn from(s: &SubscribedSku) -> Self {
         SkuSnap {

@@ -193,13 +193,6 @@ impl Directory for MemoryDirectory {
     }
 }
 
-impl MemoryDirectory {
-    /// Adds a record to the Purview audit log (a Management API record; its `CreationTime` dates it).
-    pub fn add_purview_record(&self, record: Value) {
-        lock(&self.purview).push(serde_json::json!({"id": record["Id"], "auditData": record}));
-    }
-}
-
 /// The Purview audit log's query API in memory: a query succeeds at once.
 #[async_trait]
 impl crate::ports::audit_feed::AuditLogQueries for MemoryDirectory {

@@ -35,7 +35,7 @@ impl MemoryArchive {
     }
 
     /// Every key, in order.
-    pub fn keys_now(&self) -> Vec<String> {
+    pub(crate) fn keys_now(&self) -> Vec<String> {
         self.objects
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -151,7 +151,7 @@ pub struct TenantRun {
 
 /// What a run reads of the tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
+pub(crate) enum Scope {
     /// A scheduled run: every user, or what changed since the last run (`/users/delta`) between full reads.
     Scheduled,
     /// A targeted re-check after change notifications: these users (object ids) and the users in licence error,
@@ -171,7 +171,7 @@ pub async fn check_licenses(
 }
 
 /// Runs license-check over `scope`, unless another run holds the tenant (then the report says `skipped`).
-pub async fn check_scope(
+pub(crate) async fn check_scope(
     deps: &CheckDeps<'_>,
     tenant: &TenantRun,
     policy: &Policy,

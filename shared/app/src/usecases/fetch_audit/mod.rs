@@ -34,7 +34,7 @@ use prepare::{Prepared, RecentIds, Shape};
 pub use purview::Backfill;
 
 /// How long Entra keeps directory audits (P1/P2).
-pub const DIRECTORY_RETENTION_DAYS: i64 = 30;
+pub(crate) const DIRECTORY_RETENTION_DAYS: i64 = 30;
 
 /// The ports audit-fetch uses.
 pub struct AuditDeps<'a> {

@@ -19,7 +19,7 @@ use crate::ports::archive::{decode_text, encode_lines, object_key};
 
 /// Where a batch comes from and how its records name their id and time.
 #[derive(Debug, Clone)]
-pub struct Shape {
+pub(crate) struct Shape {
     /// `directory_audit` or `management_api`.
     pub source: &'static str,
     /// `directoryAudits` or the Management API content type.
@@ -32,7 +32,7 @@ pub struct Shape {
 
 impl Shape {
     /// The Management Activity API's records of `content_type` (the Purview audit log's are the same records).
-    pub fn management(content_type: &str) -> Self {
+    pub(crate) fn management(content_type: &str) -> Self {
         Shape {
             source: "management_api",
             content_type: content_type.to_string(),
@@ -52,7 +52,7 @@ enum Line {
 
 /// The records of one day of a batch: one archive object.
 #[derive(Debug)]
-pub struct PreparedObject {
+pub(crate) struct PreparedObject {
     /// The object's key (named from its record ids).
     pub key: String,
     /// Its record ids, unique.
@@ -67,7 +67,7 @@ pub struct PreparedObject {
 /// A batch ready to archive: its objects encoded, the downloaded body already let go (batches wait their turn to be
 /// archived, and a body is several times its compressed objects).
 #[derive(Debug, Default)]
-pub struct Prepared {
+pub(crate) struct Prepared {
     /// One object per day of the records.
     pub objects: Vec<PreparedObject>,
     /// Records repeated within the batch (the same id twice).
@@ -83,7 +83,7 @@ pub struct Prepared {
 impl PreparedObject {
     /// The object's bytes holding only `claimed` of its records (when some were archived before): its lines read
     /// back from `encoded`, which is rare enough not to keep the downloaded body for.
-    pub fn encode_only(&self, claimed: &HashSet<String>) -> Result<Vec<u8>, StoreError> {
+    pub(crate) fn encode_only(&self, claimed: &HashSet<String>) -> Result<Vec<u8>, StoreError> {
         let text = decode_text(&self.encoded)
             .map_err(|e| StoreError::Corrupt(format!("object {} being prepared: {e}", self.key)))?;
         let lines = text.split(|&b| b == b'\n');
@@ -118,7 +118,7 @@ struct Located {
 /// later one: blobs are archived in listing order, so the earlier holder is archived (or the run stops) before the
 /// later blob is marked done. The store's claims stay the authority; this only saves work, in bounded memory.
 #[derive(Debug)]
-pub struct RecentIds {
+pub(crate) struct RecentIds {
     holder: HashMap<String, usize>,
     blobs: VecDeque<(usize, Vec<String>)>,
     keep_blobs: usize,
@@ -126,7 +126,7 @@ pub struct RecentIds {
 
 impl RecentIds {
     /// Remembers the ids of the last `keep_blobs` blobs.
-    pub fn new(keep_blobs: usize) -> Self {
+    pub(crate) fn new(keep_blobs: usize) -> Self {
         Self {
             holder: HashMap::new(),
             blobs: VecDeque::new(),
@@ -168,7 +168,7 @@ impl RecentIds {
 }
 
 /// Prepares a Management Activity API content blob (a JSON array of records), the `position`-th of its listing.
-pub fn management_blob(
+pub(crate) fn management_blob(
     body: Vec<u8>,
     shape: &Shape,
     today: &str,
@@ -237,7 +237,7 @@ pub fn management_blob(
 }
 
 /// Prepares records already parsed (Graph's directory audits come page by page as trees).
-pub fn parsed_records(records: &[Value], shape: &Shape, today: &str) -> Prepared {
+pub(crate) fn parsed_records(records: &[Value], shape: &Shape, today: &str) -> Prepared {
     let located = records
         .iter()
         .map(|r| Located {
