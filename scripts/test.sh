@@ -28,9 +28,13 @@ fi
 
 # A PDF reader other than our writer reads the statements back (cli/tests/cli/statement.rs).
 export LICENSEWATCH_TEST_PYTHON="$VENV/bin/python"
+# Six tests at once on two cores: most of a test's time is spent waiting on a local server (the simulated tenant, moto,
+# the CLI it starts), so with one test a core the cores sit two-thirds idle (docs/BENCHMARKS.md).
+threads="${LICENSEWATCH_TEST_THREADS:-6}"
 if command -v cargo-nextest >/dev/null 2>&1; then
-  runner=(cargo nextest run --workspace)
+  runner=(cargo nextest run --workspace --test-threads "$threads")
 else
+  export RUST_TEST_THREADS="$threads"
   runner=(cargo test --workspace)
 fi
 # One build for everything: the test binaries and the `licensewatch` binary they start, with the features the tests
