@@ -26,7 +26,7 @@ ensure_venv() {
 if [ -z "${LICENSEWATCH_TEST_MOTO_URL:-}" ] && [ ! -x "$VENV/bin/moto_server" ]; then
   ensure_venv
   echo "test-deps.sh: installing moto[server] into $VENV" >&2
-  "$VENV/bin/pip" install -q 'moto[server]'
+  "$VENV/bin/pip" install -q --no-compile 'moto[server]'
 fi
 
 if [ -z "${LICENSEWATCH_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
@@ -43,5 +43,5 @@ fi
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import msgraph, msal, deprecated, pypdf' 2>/dev/null; then
   ensure_venv
   echo "test-deps.sh: installing msgraph-sdk, msal and pypdf into $VENV" >&2
-  "$VENV/bin/pip" install -q msgraph-sdk msal Deprecated pypdf
+  "$VENV/bin/pip" install -q --no-compile msgraph-sdk msal Deprecated pypdf
 fi

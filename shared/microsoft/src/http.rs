@@ -120,6 +120,29 @@ async fn read_body(mut resp: reqwest::Response) -> Result<Vec<u8>, reqwest::Erro
     Ok(body)
 }
 
+/// What one attempt at a call came to.
+enum Step<T> {
+    /// The answer, parsed.
+    Done(T),
+    /// Try again at once (the token was refreshed after a 401).
+    Again,
+    /// Retry by the policy, or give up with this error.
+    Retry(RetryKind, Option<Duration>, ApiError),
+    /// The body was cut off: wait as for a transient error and try again, else give up with this error.
+    CutOff(ApiError),
+    /// No retry can help.
+    Fail(ApiError),
+}
+
+/// A request on the wire and what its answer is judged with.
+struct Sent {
+    answer: Result<reqwest::Response, reqwest::Error>,
+    /// The quota pacer it went through (told about a 429).
+    pacer: Option<Arc<crate::pacer::Pacer>>,
+    /// What a 403 names the permission of.
+    target: Option<(reqwest::Method, url::Url)>,
+}
+
 impl Caller {
     /// Runs one logical call: `make` builds the request afresh for each attempt; `parse` turns a 2xx into `T`
     /// (a [`BodyProblem`] is retried like a transient error).
@@ -139,125 +162,21 @@ impl Caller {
                     service: self.service,
                 });
             }
-            let token = self.tokens.token(self.audience).await?;
-            let request_id = uuid::Uuid::new_v4().to_string();
-            let mut req = make()
-                .bearer_auth(token.expose())
-                .header("client-request-id", &request_id)
-                .timeout(self.policy.request_timeout);
-            if retrier.attempt() > 1 {
-                req = req.header("retry-attempt", (retrier.attempt() - 1).to_string());
-            }
-            let (client, request) = req.build_split();
-            let pacer = request.as_ref().ok().and_then(|r| self.pacer_for(r.url()));
-            // What a 403 names the permission of (the request itself goes to the client).
-            let target = request
-                .as_ref()
-                .ok()
-                .map(|r| (r.method().clone(), r.url().clone()));
-            let slot = match &pacer {
-                Some(p) => match p.acquire(self.deadline).await {
-                    Some(slot) => Some(slot),
-                    // The quota's next slot comes after the deadline: the caller resumes next time.
-                    None => {
-                        return Err(ApiError::DeadlineReached {
-                            service: self.service,
-                        });
-                    }
-                },
-                None => None,
+            let step = match self.send(&make, retrier.attempt()).await {
+                Ok(sent) => self.judge(what, sent, &parse, &mut refreshed).await,
+                Err(e) => Step::Fail(e),
             };
-            // Outlook counts concurrent requests per mailbox: wait for one of its permits, held until the answer.
-            let gate = request
-                .as_ref()
-                .ok()
-                .and_then(|r| self.mailbox_gate(r.url()));
-            let permit = match &gate {
-                Some(g) => g.clone().acquire_owned().await.ok(),
-                None => None,
-            };
-            let sent = match request {
-                Ok(request) => client.execute(request).await,
-                Err(e) => Err(e),
-            };
-            drop(permit);
-            if let (Some(p), Some(slot)) = (&pacer, slot) {
-                p.answered(slot);
-            }
-            let (kind, retry_after, err) = match sent {
-                Err(e) => {
-                    let err = if e.is_timeout() {
-                        ApiError::Timeout {
-                            service: self.service,
-                            url: e.url().map(|u| u.to_string()).unwrap_or_default(),
-                        }
-                    } else {
-                        ApiError::Transport {
-                            service: self.service,
-                            source: e,
-                        }
-                    };
-                    (RetryKind::Transient, None, err)
-                }
-                Ok(resp) => {
-                    let status = resp.status();
-                    let headers = resp.headers().clone();
-                    let body = match read_body(resp).await {
-                        Ok(b) => b,
-                        Err(e) => {
-                            tracing::warn!(service = %self.service, what, error = %e, "response body cut off");
-                            let err = ApiError::MalformedBody {
-                                service: self.service,
-                                what: what.to_string(),
-                                detail: "the connection closed before the body was complete".into(),
-                            };
-                            if retrier.wait(RetryKind::Transient, None).await {
-                                continue;
-                            }
-                            return Err(err);
-                        }
-                    };
-                    if status.is_success() {
-                        match parse(RawResponse {
-                            status,
-                            headers,
-                            body,
-                        }) {
-                            Ok(v) => return Ok(v),
-                            Err(BodyProblem(detail)) => (
-                                RetryKind::Transient,
-                                None,
-                                ApiError::MalformedBody {
-                                    service: self.service,
-                                    what: what.to_string(),
-                                    detail,
-                                },
-                            ),
-                        }
-                    } else if status == StatusCode::UNAUTHORIZED && !refreshed {
-                        // A token revoked or expired early: fetch a new one once, then try again at once.
-                        refreshed = true;
-                        self.tokens.invalidate(self.audience).await;
-                        tracing::info!(service = %self.service, what, "401: refreshing the token once");
+            let (kind, retry_after, err) = match step {
+                Step::Done(v) => return Ok(v),
+                Step::Again => continue,
+                Step::Fail(err) => return Err(err),
+                Step::CutOff(err) => {
+                    if retrier.wait(RetryKind::Transient, None).await {
                         continue;
-                    } else {
-                        if status == StatusCode::TOO_MANY_REQUESTS
-                            && let Some(p) = &pacer
-                        {
-                            p.throttled();
-                        }
-                        let mut classified = self.classify(status, &headers, &body);
-                        if let (ApiError::Forbidden { code, message, .. }, Some((method, url))) =
-                            (&mut classified.2, &target)
-                        {
-                            add_advice(self.service, code, message, method, url);
-                        }
-                        match classified {
-                            (Some(kind), ra, err) => (kind, ra, err),
-                            (None, _, err) => return Err(err),
-                        }
                     }
+                    return Err(err);
                 }
+                Step::Retry(kind, retry_after, err) => (kind, retry_after, err),
             };
             tracing::warn!(
                 service = %self.service,
@@ -268,15 +187,161 @@ impl Caller {
                 "call failed; applying retry policy"
             );
             if !retrier.wait(kind, retry_after).await {
-                if let Some(d) = self.deadline {
-                    let wait = retry_after.unwrap_or(Duration::ZERO);
-                    if Instant::now() + wait >= d && err.is_retryable() {
-                        return Err(ApiError::DeadlineReached {
-                            service: self.service,
-                        });
-                    }
+                return Err(self.given_up(retry_after, err));
+            }
+        }
+    }
+
+    /// The error a call that will not be retried ends with: a retryable one that only the deadline stops is
+    /// reported as the deadline (the caller resumes next time).
+    fn given_up(&self, retry_after: Option<Duration>, err: ApiError) -> ApiError {
+        if let Some(d) = self.deadline {
+            let wait = retry_after.unwrap_or(Duration::ZERO);
+            if Instant::now() + wait >= d && err.is_retryable() {
+                return ApiError::DeadlineReached {
+                    service: self.service,
+                };
+            }
+        }
+        err
+    }
+
+    /// Sends one attempt: a fresh token and request id, then the quota's slot and the mailbox's permit, each held
+    /// until the answer arrives.
+    async fn send(
+        &self,
+        make: &impl Fn() -> RequestBuilder,
+        attempt: u32,
+    ) -> Result<Sent, ApiError> {
+        let token = self.tokens.token(self.audience).await?;
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let mut req = make()
+            .bearer_auth(token.expose())
+            .header("client-request-id", &request_id)
+            .timeout(self.policy.request_timeout);
+        if attempt > 1 {
+            req = req.header("retry-attempt", (attempt - 1).to_string());
+        }
+        let (client, request) = req.build_split();
+        let pacer = request.as_ref().ok().and_then(|r| self.pacer_for(r.url()));
+        let target = request
+            .as_ref()
+            .ok()
+            .map(|r| (r.method().clone(), r.url().clone()));
+        let slot = match &pacer {
+            Some(p) => match p.acquire(self.deadline).await {
+                Some(slot) => Some(slot),
+                // The quota's next slot comes after the deadline: the caller resumes next time.
+                None => {
+                    return Err(ApiError::DeadlineReached {
+                        service: self.service,
+                    });
                 }
-                return Err(err);
+            },
+            None => None,
+        };
+        // Outlook counts concurrent requests per mailbox: wait for one of its permits, held until the answer.
+        let gate = request
+            .as_ref()
+            .ok()
+            .and_then(|r| self.mailbox_gate(r.url()));
+        let permit = match &gate {
+            Some(g) => g.clone().acquire_owned().await.ok(),
+            None => None,
+        };
+        let answer = match request {
+            Ok(request) => client.execute(request).await,
+            Err(e) => Err(e),
+        };
+        drop(permit);
+        if let (Some(p), Some(slot)) = (&pacer, slot) {
+            p.answered(slot);
+        }
+        Ok(Sent {
+            answer,
+            pacer,
+            target,
+        })
+    }
+
+    /// What an attempt's answer comes to: parsed, refreshed once on a 401, or an error typed for the retry policy.
+    async fn judge<T>(
+        &self,
+        what: &str,
+        sent: Sent,
+        parse: &impl Fn(RawResponse) -> Result<T, BodyProblem>,
+        refreshed: &mut bool,
+    ) -> Step<T> {
+        let resp = match sent.answer {
+            Ok(resp) => resp,
+            Err(e) => return Step::Retry(RetryKind::Transient, None, self.transport_error(e)),
+        };
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = match read_body(resp).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(service = %self.service, what, error = %e, "response body cut off");
+                return Step::CutOff(ApiError::MalformedBody {
+                    service: self.service,
+                    what: what.to_string(),
+                    detail: "the connection closed before the body was complete".into(),
+                });
+            }
+        };
+        if status.is_success() {
+            return match parse(RawResponse {
+                status,
+                headers,
+                body,
+            }) {
+                Ok(v) => Step::Done(v),
+                Err(BodyProblem(detail)) => Step::Retry(
+                    RetryKind::Transient,
+                    None,
+                    ApiError::MalformedBody {
+                        service: self.service,
+                        what: what.to_string(),
+                        detail,
+                    },
+                ),
+            };
+        }
+        if status == StatusCode::UNAUTHORIZED && !*refreshed {
+            // A token revoked or expired early: fetch a new one once, then try again at once.
+            *refreshed = true;
+            self.tokens.invalidate(self.audience).await;
+            tracing::info!(service = %self.service, what, "401: refreshing the token once");
+            return Step::Again;
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS
+            && let Some(p) = &sent.pacer
+        {
+            p.throttled();
+        }
+        let mut classified = self.classify(status, &headers, &body);
+        if let (ApiError::Forbidden { code, message, .. }, Some((method, url))) =
+            (&mut classified.2, &sent.target)
+        {
+            add_advice(self.service, code, message, method, url);
+        }
+        match classified {
+            (Some(kind), ra, err) => Step::Retry(kind, ra, err),
+            (None, _, err) => Step::Fail(err),
+        }
+    }
+
+    /// A request that got no answer: a timeout, or the connection failed.
+    fn transport_error(&self, e: reqwest::Error) -> ApiError {
+        if e.is_timeout() {
+            ApiError::Timeout {
+                service: self.service,
+                url: e.url().map(|u| u.to_string()).unwrap_or_default(),
+            }
+        } else {
+            ApiError::Transport {
+                service: self.service,
+                source: e,
             }
         }
     }
