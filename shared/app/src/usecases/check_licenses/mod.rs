@@ -218,57 +218,11 @@ async fn check_under(
     let snapshot = &seen.snapshot;
     // Encoded on a worker thread while the findings are judged and the writes before it are made.
     let mut pending = Some(write::PendingSnapshot::encode(snapshot));
-    let names = SkuNames::new(&snapshot.skus, deps.catalog);
-
-    let users = checks::user_findings(snapshot, &seen.groups, &names);
-    let mut findings = users.findings;
-    findings.extend(checks::capacity_findings(
-        &snapshot.skus,
-        &users.count_violations,
-        &policy.check,
-    ));
-    findings.extend(
-        seat_forecasts(
-            deps,
-            &tenant.tenant_id,
-            snapshot,
-            seen.commerce.as_deref(),
-            &seen.groups,
-            policy,
-            now,
-        )
-        .await?,
-    );
-    let (waiting, cloud_licensing_unavailable) = match policy.check.cloud_licensing {
-        true => waiting::waiting_room(deps, now).await,
-        false => (Vec::new(), None),
-    };
-    findings.extend(waiting);
-    findings.extend(checks::overlap_findings(snapshot, &|sku| {
-        policy.price_of(sku)
-    }));
-    if let Some(commerce) = &seen.commerce {
-        findings.extend(checks::subscription_findings(
-            commerce,
-            &snapshot.skus,
-            now,
-            &policy.check,
-        ));
-    }
-    if let Some(prev) = &state.previous {
-        findings.extend(checks::change_findings(
-            &changes,
-            &state.events,
-            prev.taken_at,
-            now,
-            &names,
-        ));
-        findings.extend(checks::mass_delicensing(
-            &snapshot.recent_removals,
-            prev,
-            &policy.check,
-        ));
-    }
+    let Judged {
+        users,
+        mut findings,
+        cloud_licensing_unavailable,
+    } = judge(deps, tenant, &seen, &state, &changes, policy, now).await?;
 
     let suppressions = crate::usecases::suppressions::of_policy(policy)?;
     suppression::mark(&mut findings, &suppressions, &tenant.tenant_id, now);
@@ -349,6 +303,84 @@ async fn check_under(
     };
     free_later((seen, state));
     Ok(report)
+}
+
+/// What this run's reading comes to before the grace cases are followed.
+struct Judged<'s> {
+    /// The users' findings, with the count violations remediation reads.
+    users: checks::UserFindings<'s>,
+    /// Every finding so far: the users', seats', forecasts', waiting rooms', overlaps', subscriptions' and changes'.
+    findings: Vec<Finding>,
+    /// Why the waiting rooms could not be read, when they could not.
+    cloud_licensing_unavailable: Option<String>,
+}
+
+/// Judges what the run read: every finding that does not need the grace cases.
+async fn judge<'s>(
+    deps: &CheckDeps<'_>,
+    tenant: &TenantRun,
+    seen: &'s read::Seen,
+    state: &read::Earlier,
+    changes: &[crate::domain::snapshot::LicenseChange],
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<Judged<'s>, CoreError> {
+    let snapshot = &seen.snapshot;
+    let names = SkuNames::new(&snapshot.skus, deps.catalog);
+    let mut users = checks::user_findings(snapshot, &seen.groups, &names);
+    let mut findings = std::mem::take(&mut users.findings);
+    findings.extend(checks::capacity_findings(
+        &snapshot.skus,
+        &users.count_violations,
+        &policy.check,
+    ));
+    findings.extend(
+        seat_forecasts(
+            deps,
+            &tenant.tenant_id,
+            snapshot,
+            seen.commerce.as_deref(),
+            &seen.groups,
+            policy,
+            now,
+        )
+        .await?,
+    );
+    let (waiting, cloud_licensing_unavailable) = match policy.check.cloud_licensing {
+        true => waiting::waiting_room(deps, now).await,
+        false => (Vec::new(), None),
+    };
+    findings.extend(waiting);
+    findings.extend(checks::overlap_findings(snapshot, &|sku| {
+        policy.price_of(sku)
+    }));
+    if let Some(commerce) = &seen.commerce {
+        findings.extend(checks::subscription_findings(
+            commerce,
+            &snapshot.skus,
+            now,
+            &policy.check,
+        ));
+    }
+    if let Some(prev) = &state.previous {
+        findings.extend(checks::change_findings(
+            changes,
+            &state.events,
+            prev.taken_at,
+            now,
+            &names,
+        ));
+        findings.extend(checks::mass_delicensing(
+            &snapshot.recent_removals,
+            prev,
+            &policy.check,
+        ));
+    }
+    Ok(Judged {
+        users,
+        findings,
+        cloud_licensing_unavailable,
+    })
 }
 
 /// The SKUs whose free seats run out within `[check] forecast_horizon_days`, from the seat counts of the runs in
