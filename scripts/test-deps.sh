@@ -4,6 +4,8 @@
 #  - moto in server mode (the local AWS for the DynamoDB, S3 and SQS adapters), from PyPI into ./.venv;
 #  - Microsoft's Graph SDK and MSAL for Python (the simulator's conformance suite) and pypdf, from PyPI into ./.venv;
 #  - headless Chromium (the report is rendered once), from Debian when missing and running as root.
+# Python packages go in with uv (from PyPI, the same index pip reads), which resolves and installs them in a tenth of
+# pip's time and CPU (docs/BENCHMARKS.md); pip installs them when uv cannot be had.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,16 +25,34 @@ ensure_venv() {
   fi
 }
 
-if [ -z "${LICENSEWATCH_TEST_MOTO_URL:-}" ] && [ ! -x "$VENV/bin/moto_server" ]; then
+# py_install PACKAGE...: into $VENV, by uv (on PATH, or installed into $VENV once), else by pip.
+py_install() {
   ensure_venv
+  local uv
+  uv="$(command -v uv || true)"
+  if [ -z "$uv" ] && { [ -x "$VENV/bin/uv" ] || "$VENV/bin/pip" install -q --no-compile uv >/dev/null 2>&1; }; then
+    uv="$VENV/bin/uv"
+  fi
+  if [ -n "$uv" ]; then
+    "$uv" pip install -q --python "$VENV/bin/python" "$@"
+  else
+    "$VENV/bin/pip" install -q --no-compile "$@"
+  fi
+}
+
+if [ -z "${LICENSEWATCH_TEST_MOTO_URL:-}" ] && [ ! -x "$VENV/bin/moto_server" ]; then
   echo "test-deps.sh: installing moto[server] into $VENV" >&2
-  "$VENV/bin/pip" install -q --no-compile 'moto[server]'
+  py_install 'moto[server]'
 fi
 
 if [ -z "${LICENSEWATCH_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
     echo "test-deps.sh: installing Debian's chromium for the report rendering test" >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    # Headless and without a GPU, Chromium needs none of what it recommends for a desktop (Mesa's drivers and LLVM,
+    # the printer settings' GTK stack, udev, upower), and apt follows recommendations recursively: without them the
+    # install is Chromium's own dependencies. The Liberation fonts stay, the fonts a desktop renders the report with.
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      chromium fonts-liberation >/dev/null
   else
     echo "test-deps.sh: chromium is missing; install Debian's chromium package (or set LICENSEWATCH_CHROMIUM)" >&2
     exit 1
@@ -41,7 +61,6 @@ fi
 
 # The simulated tenant answers Microsoft's own client libraries (tests/sdk/conformance.py).
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import msgraph, msal, deprecated, pypdf' 2>/dev/null; then
-  ensure_venv
   echo "test-deps.sh: installing msgraph-sdk, msal and pypdf into $VENV" >&2
-  "$VENV/bin/pip" install -q --no-compile msgraph-sdk msal Deprecated pypdf
+  py_install msgraph-sdk msal Deprecated pypdf
 fi
