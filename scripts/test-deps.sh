@@ -4,45 +4,15 @@
 #  - moto in server mode (the local AWS for the DynamoDB, S3 and SQS adapters), from PyPI into ./.venv;
 #  - Microsoft's Graph SDK and MSAL for Python (the simulator's conformance suite) and pypdf, from PyPI into ./.venv;
 #  - headless Chromium (the report is rendered once), from Debian when missing and running as root.
-# Python packages go in with uv (from PyPI, the same index pip reads), which resolves and installs them in a tenth of
-# pip's time and CPU (docs/BENCHMARKS.md); pip installs them when uv cannot be had.
+# Python packages go in by scripts/py-install.sh (uv, else pip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV="${LICENSEWATCH_VENV:-$PWD/.venv}"
 
-ensure_venv() {
-  if [ ! -x "$VENV/bin/pip" ]; then
-    if ! python3 -m venv "$VENV" 2>/dev/null; then
-      if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
-        python3 -m venv "$VENV"
-      else
-        echo "test-deps.sh: python3 -m venv failed; install python3-venv" >&2
-        exit 1
-      fi
-    fi
-  fi
-}
-
-# py_install PACKAGE...: into $VENV, by uv (on PATH, or installed into $VENV once), else by pip.
-py_install() {
-  ensure_venv
-  local uv
-  uv="$(command -v uv || true)"
-  if [ -z "$uv" ] && { [ -x "$VENV/bin/uv" ] || "$VENV/bin/pip" install -q --no-compile uv >/dev/null 2>&1; }; then
-    uv="$VENV/bin/uv"
-  fi
-  if [ -n "$uv" ]; then
-    "$uv" pip install -q --python "$VENV/bin/python" "$@"
-  else
-    "$VENV/bin/pip" install -q --no-compile "$@"
-  fi
-}
-
 if [ -z "${LICENSEWATCH_TEST_MOTO_URL:-}" ] && [ ! -x "$VENV/bin/moto_server" ]; then
   echo "test-deps.sh: installing moto[server] into $VENV" >&2
-  py_install 'moto[server]'
+  ./scripts/py-install.sh "$VENV" 'moto[server]'
 fi
 
 if [ -z "${LICENSEWATCH_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
@@ -62,5 +32,5 @@ fi
 # The simulated tenant answers Microsoft's own client libraries (tests/sdk/conformance.py).
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import msgraph, msal, deprecated, pypdf' 2>/dev/null; then
   echo "test-deps.sh: installing msgraph-sdk, msal and pypdf into $VENV" >&2
-  py_install msgraph-sdk msal Deprecated pypdf
+  ./scripts/py-install.sh "$VENV" msgraph-sdk msal Deprecated pypdf
 fi
